@@ -1,0 +1,5 @@
+"""Allows ``python -m netalert``."""
+
+from netalert.cli import main
+
+main()

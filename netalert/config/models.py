@@ -1,0 +1,343 @@
+"""Pydantic models of config.toml (SPEC.md). Defaults live here.
+
+Every model forbids unknown keys and is frozen: a loaded config is a value the
+service swaps atomically on reload, never edits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from netalert.config.types import (
+    Address,
+    AuthProtocol,
+    Duration,
+    HostPort,
+    PrivProtocol,
+    SnmpVersion,
+)
+
+__all__ = [
+    "AgentConfig",
+    "CollectGroup",
+    "Config",
+    "Credentials",
+    "Device",
+    "MibsConfig",
+    "Route",
+    "Rule",
+    "SmtpConfig",
+    "SnmpDefaults",
+    "TrapUser",
+    "TrapsConfig",
+]
+
+Severity = Literal["critical", "warning", "info"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Model(BaseModel):
+    """Base of every config model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+class AgentConfig(Model):
+    state_dir: Path = Path("var")
+    http: Address | None = HostPort("127.0.0.1", 9162)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("http", mode="before")
+    @classmethod
+    def _empty_disables(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class MibsConfig(Model):
+    paths: list[Path] = [Path("mibs")]
+    load: list[str] = []
+    system_paths: list[Path] = [
+        Path("/usr/share/snmp/mibs"),
+        Path("/usr/share/mibs/ietf"),
+        Path("/usr/share/mibs/iana"),
+    ]
+
+
+def _check_v3(
+    version: str,
+    user: str,
+    auth_protocol: str | None,
+    auth_password: SecretStr | None,
+    priv_protocol: str | None,
+    priv_password: SecretStr | None,
+) -> None:
+    if version == "3" and not user:
+        raise ValueError("SNMPv3 needs 'user'")
+    if auth_protocol and not auth_password:
+        raise ValueError("'auth_protocol' is set but 'auth_password' is missing")
+    if auth_password and not auth_protocol:
+        raise ValueError("'auth_password' is set but 'auth_protocol' is missing")
+    if priv_protocol and not priv_password:
+        raise ValueError("'priv_protocol' is set but 'priv_password' is missing")
+    if priv_password and not priv_protocol:
+        raise ValueError("'priv_password' is set but 'priv_protocol' is missing")
+    if priv_protocol and not auth_protocol:
+        raise ValueError("privacy needs authentication: set 'auth_protocol' too")
+    for secret in (auth_password, priv_password):
+        if secret is not None and len(secret.get_secret_value()) < 8:
+            raise ValueError("SNMPv3 passwords must be at least 8 characters (RFC 3414)")
+
+
+class SnmpDefaults(Model):
+    """``[snmp]``: defaults for every device."""
+
+    version: SnmpVersion = "2c"
+    community: SecretStr = SecretStr("public")
+    port: Port = 161
+    timeout: Duration = timedelta(seconds=2)
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    interval: Duration = timedelta(seconds=60)
+    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    max_repetitions: Annotated[int, Field(ge=1, le=1000)] = 25
+    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 256
+    backend: Literal["gufo", "pysnmp"] = "gufo"
+
+
+class Credentials(Model):
+    """``[credentials.NAME]``: named credentials a device refers to."""
+
+    version: SnmpVersion = "3"
+    community: SecretStr | None = None
+    user: str = ""
+    auth_protocol: AuthProtocol | None = None
+    auth_password: SecretStr | None = None
+    priv_protocol: PrivProtocol | None = None
+    priv_password: SecretStr | None = None
+    context: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Credentials:
+        _check_v3(
+            self.version,
+            self.user,
+            self.auth_protocol,
+            self.auth_password,
+            self.priv_protocol,
+            self.priv_password,
+        )
+        if self.version != "3" and self.community is None:
+            raise ValueError(f"SNMPv{self.version} credentials need 'community'")
+        return self
+
+
+class Device(Model):
+    """``[[devices]]``: one polled device."""
+
+    name: Name
+    address: Address
+    credentials: str | None = None
+    version: SnmpVersion | None = None
+    community: SecretStr | None = None
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    max_repetitions: Annotated[int, Field(ge=1, le=1000)] | None = None
+    backend: Literal["gufo", "pysnmp"] | None = None
+    collect: list[str] = []
+    labels: dict[str, str] = {}
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _not_both(self) -> Device:
+        if self.credentials is not None and (
+            self.version is not None or self.community is not None
+        ):
+            raise ValueError("give either 'credentials' or inline 'version'/'community', not both")
+        if self.version == "3":
+            raise ValueError(
+                "SNMPv3 needs named credentials: set 'credentials' to a [credentials.NAME]"
+            )
+        return self
+
+
+class CollectGroup(Model):
+    """``[collect.NAME]``: the OIDs a device group reads."""
+
+    get: list[str] = []
+    walk: list[str] = []
+
+
+class TrapUser(Model):
+    """``[[traps.users]]``: an SNMPv3 user allowed to send traps and informs."""
+
+    user: Name
+    auth_protocol: AuthProtocol | None = None
+    auth_password: SecretStr | None = None
+    priv_protocol: PrivProtocol | None = None
+    priv_password: SecretStr | None = None
+    engine_ids: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrapUser:
+        _check_v3(
+            "3",
+            self.user,
+            self.auth_protocol,
+            self.auth_password,
+            self.priv_protocol,
+            self.priv_password,
+        )
+        return self
+
+    @field_validator("engine_ids")
+    @classmethod
+    def _hex(cls, values: list[str]) -> list[str]:
+        out = []
+        for value in values:
+            text = value.lower().removeprefix("0x").replace(":", "")
+            try:
+                raw = bytes.fromhex(text)
+            except ValueError:
+                raise ValueError(f"engine ID {value!r} is not hexadecimal") from None
+            if not 5 <= len(raw) <= 32:
+                raise ValueError(f"engine ID {value!r} must be 5 to 32 bytes long")
+            out.append(text)
+        return out
+
+
+class TrapsConfig(Model):
+    """``[traps]``: the trap and inform receiver."""
+
+    enabled: bool = True
+    listen: list[Address] = [HostPort("0.0.0.0", 162)]
+    communities: list[SecretStr] = [SecretStr("public")]
+    allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
+        ipaddress.IPv4Network("0.0.0.0/0"),
+        ipaddress.IPv6Network("::/0"),
+    ]
+    users: list[TrapUser] = []
+    rcvbuf: Annotated[int, Field(ge=65536)] = 8 * 1024 * 1024
+    storm_rate: Annotated[float, Field(gt=0)] = 50.0
+    storm_burst: Annotated[int, Field(ge=1)] = 200
+    storm_interval: Duration = timedelta(seconds=60)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _networks(cls, values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        out: list[Any] = []
+        for value in values:
+            try:
+                out.append(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                raise ValueError(f"invalid network {value!r}: use e.g. 192.0.2.0/24") from None
+        return out
+
+
+class Rule(Model):
+    """``[[rules]]``: a poll rule (``expr``) or a trap rule (``trap``)."""
+
+    name: Name
+    expr: str | None = None
+    trap: str | None = None
+    where: str | None = None
+    clear_expr: str | None = None
+    clear_trap: str | None = None
+    key: list[str] | None = None
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    resolve_after: Duration | None = None
+    confirm: str | None = None
+    severity: Severity = "warning"
+    summary: str = ""
+    description: str = ""
+    labels: dict[str, str] = {}
+    devices: list[str] = []
+    match: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _kind(self) -> Rule:
+        if (self.expr is None) == (self.trap is None):
+            raise ValueError("a rule needs exactly one of 'expr' (poll rule) or 'trap' (trap rule)")
+        if self.trap is None:
+            for key in ("where", "clear_trap", "key", "resolve_after", "confirm"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"'{key}' belongs to trap rules (rules with 'trap')")
+        elif self.clear_expr is not None:
+            raise ValueError("'clear_expr' belongs to poll rules (rules with 'expr')")
+        return self
+
+    @property
+    def is_trap_rule(self) -> bool:
+        """True for a rule matching traps rather than polled values."""
+        return self.trap is not None
+
+
+class SmtpConfig(Model):
+    """``[smtp]``: the mail server netalert submits to."""
+
+    host: str = "localhost"
+    port: Port = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    from_: str = Field(default="netalert <netalert@localhost>", alias="from")
+    ca_file: Path | None = None
+    verify: bool = True
+    timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("from_")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError(f"invalid sender address {value!r}")
+        return value
+
+
+class Route(Model):
+    """``[[routes]]``: who gets which alerts; first match wins."""
+
+    match: dict[str, str] = {}
+    to: Annotated[list[str], Field(min_length=1)]
+    group_by: list[str] = ["device"]
+    group_wait: Duration = timedelta(seconds=30)
+    group_interval: Duration = timedelta(minutes=5)
+    repeat_interval: Duration = timedelta(hours=4)
+    send_resolved: bool = True
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "@" not in parseaddr(value)[1] or any(c in value for c in "\r\n"):
+                raise ValueError(f"invalid recipient address {value!r}")
+        return values
+
+
+class Config(Model):
+    """The whole config.toml."""
+
+    agent: AgentConfig = AgentConfig()
+    mibs: MibsConfig = MibsConfig()
+    snmp: SnmpDefaults = SnmpDefaults()
+    credentials: dict[str, Credentials] = {}
+    devices: list[Device] = []
+    collect: dict[str, CollectGroup] = {}
+    traps: TrapsConfig = TrapsConfig()
+    rules: list[Rule] = []
+    smtp: SmtpConfig = SmtpConfig()
+    routes: list[Route] = []

@@ -1,0 +1,81 @@
+"""Values the SNMP stages hand to the rules: small, frozen, slotted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Sample", "SnmpType", "TrapEvent", "Value", "VarBind"]
+
+# A decoded SNMP value in Python form: int for INTEGER/counters/gauges/ticks,
+# bytes for OCTET STRING and Opaque, str for IpAddress and OBJECT IDENTIFIER,
+# None for NULL and the exceptions (noSuchObject, noSuchInstance, endOfMibView).
+Value = int | bytes | str | None
+
+
+class SnmpType(StrEnum):
+    """The SMI type of a value as it came off the wire."""
+
+    INTEGER = "INTEGER"
+    OCTET_STRING = "OCTET STRING"
+    NULL = "NULL"
+    OID = "OBJECT IDENTIFIER"
+    IP_ADDRESS = "IpAddress"
+    COUNTER32 = "Counter32"
+    GAUGE32 = "Gauge32"
+    TIMETICKS = "TimeTicks"
+    OPAQUE = "Opaque"
+    COUNTER64 = "Counter64"
+    NO_SUCH_OBJECT = "noSuchObject"
+    NO_SUCH_INSTANCE = "noSuchInstance"
+    END_OF_MIB_VIEW = "endOfMibView"
+
+
+@dataclass(frozen=True, slots=True)
+class VarBind:
+    """One OID and its value, named through the MIB layer where possible.
+
+    ``name`` is ``MODULE::object`` (empty when unknown), ``index`` the instance
+    part after the object's OID (dotted, empty for a column-less OID), ``label``
+    the enum label or the DISPLAY-HINT rendering of ``value`` (empty when none).
+    """
+
+    oid: str
+    type: SnmpType
+    value: Value
+    name: str = ""
+    index: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One polled value of one device."""
+
+    device: str
+    oid: str
+    name: str
+    index: str
+    type: SnmpType
+    value: Value
+    label: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrapEvent:
+    """One accepted trap or inform, in its SNMPv2 form (RFC 3584 for v1)."""
+
+    source: str
+    source_port: int
+    version: str  # "1" | "2c" | "3"
+    trap_oid: str
+    trap_name: str
+    varbinds: tuple[VarBind, ...]
+    uptime: int | None
+    received: float
+    device: str = ""
+    community: str = ""
+    user: str = ""
+    inform: bool = False
+    storm_count: int = 1

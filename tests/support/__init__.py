@@ -1,0 +1,1 @@
+"""Shared test fixtures: real net-snmp daemons and a real aiosmtpd server."""
