@@ -41,7 +41,7 @@ def parse_duration(value: Any) -> timedelta:
     if not isinstance(value, str):
         raise ValueError(f"invalid duration {value!r}: use e.g. 500ms, 30s, 5m, 4h, 1d")
     text = value.strip()
-    if text in ("0", ""):
+    if text == "0":
         return timedelta(0)
     pos = 0
     total = 0.0
