@@ -1,0 +1,111 @@
+"""The alert value and the transition value (contract: /work/notes/ALERT-API.md).
+
+An :class:`Alert` is what the notify and mail stages see: a frozen snapshot of
+one alert's life, identified by a fingerprint of its rule and labels. A
+:class:`Transition` is what the rule engine says happened to one alert at one
+instant (it fired, it resolved, it started or stopped flapping); it carries the
+Alert snapshot taken right after the change so the next stage needs no lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from netalert.snmp.types import VarBind
+
+__all__ = [
+    "Alert",
+    "AlertState",
+    "Transition",
+    "TransitionKind",
+    "fingerprint",
+]
+
+
+class AlertState(StrEnum):
+    """Where an alert is in its life."""
+
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert as the notify and mail stages see it.
+
+    ``labels`` always holds ``rule``, ``severity`` and ``device`` plus the key or
+    index labels (``ifIndex``), the rule's static labels and the device's labels.
+    ``starts_at`` is when it became firing (for a pending alert: when its
+    condition was first true); ``ends_at`` is set once resolved. ``silenced`` is
+    true while a firing ``DeviceUnreachable`` of the same device inhibits it.
+    """
+
+    fingerprint: str
+    rule: str
+    severity: str
+    device: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    state: AlertState
+    starts_at: float
+    ends_at: float | None
+    updated_at: float
+    value: str
+    count: int
+    flapping: bool
+    silenced: bool
+    source: str  # "poll" | "trap" | "builtin"
+    varbinds: tuple[VarBind, ...] = ()
+
+
+class TransitionKind(StrEnum):
+    """What happened to an alert.
+
+    FIRING and RESOLVED are the two things an operator is told. FLAPPING says the
+    alert began to flap: from then on its FIRING/RESOLVED changes are held back
+    until it settles, and the settling is reported as one FIRING or RESOLVED
+    transition whose annotations carry ``flap_summary``.
+    """
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    FLAPPING = "flapping"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of one alert the next stage must act on (rules → alerts → notify)."""
+
+    rule: str
+    fingerprint: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    kind: TransitionKind
+    value: str
+    time: float
+    alert: Alert
+
+    @property
+    def firing(self) -> bool:
+        """True when the alert is firing after this transition."""
+        return self.alert.state is AlertState.FIRING
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Returns the stable 16-hex-digit identity of an alert from its labels.
+
+    The labels include ``rule``, so two rules never share a fingerprint. The
+    hash is over the sorted ``name=value`` pairs separated by NUL bytes, which
+    cannot occur in TOML keys, so no two label sets collide by concatenation.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(labels):
+        digest.update(name.encode("utf-8", "surrogateescape"))
+        digest.update(b"=")
+        digest.update(labels[name].encode("utf-8", "surrogateescape"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]

@@ -1,0 +1,176 @@
+"""Grouping and flushing: alerts in, :class:`Notification` values out.
+
+The dispatcher keeps one aggregation group per (route, group_by values). A new
+group is flushed ``group_wait`` after its first alert, then every
+``group_interval``; at each flush the mute stage (silences, maintenance,
+flapping, pending) and the dedup stage (:func:`netalert.notify.nflog.decide`)
+decide whether a mail goes out. Nothing here opens a socket: the caller turns
+each Notification into an outbox entry and calls :meth:`Dispatcher.sent` in
+the same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from netalert.alerts.model import Alert, AlertState
+from netalert.config.models import Maintenance, Route
+from netalert.notify.maintenance import in_maintenance
+from netalert.notify.model import Notification
+from netalert.notify.nflog import NotificationLog, decide
+from netalert.notify.routes import group_key, match_route, route_name
+from netalert.notify.silences import Silence, is_silenced
+
+__all__ = ["Dispatcher", "mute_reason"]
+
+
+def mute_reason(
+    alert: Alert,
+    silences: Sequence[Silence],
+    windows: Sequence[Maintenance],
+    now: float,
+) -> str | None:
+    """Why a firing alert must not be mailed now (None: it may be).
+
+    Returns ``"silence <id>"``, ``"maintenance <name>"`` or ``"flapping"``.
+    """
+    labels = alert.labels
+    silence = is_silenced(silences, labels, now)
+    if silence is not None:
+        return f"silence {silence}"
+    window = in_maintenance(windows, labels, now)
+    if window is not None:
+        return f"maintenance {window}"
+    if alert.flapping:
+        return "flapping"
+    return None
+
+
+@dataclass(slots=True)
+class _Group:
+    route_index: int
+    route: str
+    key: str
+    labels: dict[str, str]
+    next_flush: float
+    alerts: dict[str, Alert] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """Routes alerts into groups and says which groups to mail when."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        *,
+        nflog: NotificationLog,
+        maintenance: Sequence[Maintenance] = (),
+        silences: Callable[[float], Sequence[Silence]] = lambda now: (),
+    ) -> None:
+        self._routes = list(routes)
+        self._maintenance = list(maintenance)
+        self._silences = silences
+        self._nflog = nflog
+        self._groups: dict[tuple[int, str], _Group] = {}
+        self.unrouted = 0
+
+    def update(self, alert: Alert, now: float) -> None:
+        """Takes a new or changed alert into its group."""
+        if alert.state is AlertState.PENDING:
+            return
+        index = match_route(self._routes, alert.labels)
+        if index is None:
+            self.unrouted += 1
+            return
+        route = self._routes[index]
+        name = route_name(index, route)
+        key = group_key(name, route.group_by, alert.labels)
+        group = self._groups.get((index, key))
+        if group is None:
+            if alert.state is AlertState.RESOLVED and self._nflog.get(name, key) is None:
+                return  # resolved before anyone was told: nothing to say
+            labels = {n: alert.labels.get(n, "") for n in route.group_by if n != "..."}
+            group = _Group(index, name, key, labels, now + route.group_wait.total_seconds())
+            self._groups[(index, key)] = group
+        group.alerts[alert.fingerprint] = alert
+
+    def next_flush(self) -> float | None:
+        """When the earliest group is due, None when there is no group."""
+        return min((g.next_flush for g in self._groups.values()), default=None)
+
+    def flush(self, now: float) -> list[Notification]:
+        """Returns the notifications due at ``now``; advances the groups' timers.
+
+        The caller must persist each returned notification (outbox) and call
+        :meth:`sent` for it in the same transaction.
+        """
+        out: list[Notification] = []
+        silences = self._silences(now)
+        for gid, group in list(self._groups.items()):
+            if group.next_flush > now:
+                continue
+            route = self._routes[group.route_index]
+            group.next_flush = now + route.group_interval.total_seconds()
+            firing = {
+                fp: a
+                for fp, a in group.alerts.items()
+                if a.state is AlertState.FIRING
+                and mute_reason(a, silences, self._maintenance, now) is None
+            }
+            resolved = {fp: a for fp, a in group.alerts.items() if a.state is AlertState.RESOLVED}
+            prev = self._nflog.get(group.route, group.key)
+            reason = decide(
+                prev,
+                frozenset(firing),
+                frozenset(resolved),
+                send_resolved=route.send_resolved,
+                repeat_interval=route.repeat_interval.total_seconds(),
+                now=now,
+            )
+            told = prev.firing if prev else frozenset()
+            if reason is not None:
+                shown = list(firing.values())
+                if route.send_resolved:
+                    shown += [a for fp, a in resolved.items() if fp in told]
+                out.append(
+                    Notification(
+                        route=group.route,
+                        recipients=tuple(route.to),
+                        group_key=group.key,
+                        group_labels=dict(group.labels),
+                        alerts=tuple(sorted(shown, key=_order)),
+                        reason=reason,
+                        created=now,
+                    )
+                )
+            # Resolved alerts are said once (or never, without send_resolved): drop them.
+            for fp in resolved:
+                del group.alerts[fp]
+            if not group.alerts and reason is None:
+                del self._groups[gid]
+        return out
+
+    def sent(self, conn: sqlite3.Connection, notification: Notification) -> None:
+        """Records ``notification`` in the notification log, inside ``conn``'s transaction."""
+        firing = frozenset(a.fingerprint for a in notification.firing)
+        resolved = frozenset(a.fingerprint for a in notification.resolved)
+        NotificationLog.record(
+            conn, notification.route, notification.group_key, firing, resolved, notification.created
+        )
+
+    def muted(self, alerts: Sequence[Alert], now: float) -> Mapping[str, str]:
+        """For the status page: fingerprint → why it is muted, for the muted ones."""
+        silences = self._silences(now)
+        out = {}
+        for alert in alerts:
+            why = mute_reason(alert, silences, self._maintenance, now)
+            if why is not None:
+                out[alert.fingerprint] = why
+        return out
+
+
+def _order(alert: Alert) -> tuple[int, str, str]:
+    rank = {"critical": 0, "warning": 1, "info": 2}.get(alert.severity, 3)
+    return (rank, alert.device, alert.rule)

@@ -1,0 +1,49 @@
+"""Recurring maintenance windows from config: weekdays, a time span, a time zone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from netalert.config.models import Maintenance
+from netalert.notify.matchers import matches_all, parse_matcher
+
+__all__ = ["in_maintenance", "window_active"]
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def window_active(window: Maintenance, now: float) -> bool:
+    """True when ``now`` (unix seconds) falls inside the recurring window.
+
+    A window whose end is not after its start crosses midnight: it starts on a
+    listed day and ends on the next day. ``start == end`` means the whole day.
+    """
+    zone = ZoneInfo(window.timezone)
+    local = datetime.fromtimestamp(now, zone)
+    start = time.fromisoformat(window.start)
+    end = time.fromisoformat(window.end)
+    days = {DAYS.index(d) for d in window.days} if window.days else set(range(7))
+    clock = local.time().replace(tzinfo=None)
+    if start == end:
+        return local.weekday() in days
+    if start < end:
+        return local.weekday() in days and start <= clock < end
+    # Crosses midnight: the part after start belongs to today, the part before end to yesterday.
+    if clock >= start:
+        return local.weekday() in days
+    if clock < end:
+        return (local - timedelta(days=1)).weekday() in days
+    return False
+
+
+def in_maintenance(
+    windows: Sequence[Maintenance], labels: Mapping[str, str], now: float
+) -> str | None:
+    """Returns the name of an active window covering ``labels``, or None."""
+    for window in windows:
+        matchers = [parse_matcher(m) for m in window.match]
+        if window_active(window, now) and matches_all(matchers, labels):
+            return window.name
+    return None

@@ -1,0 +1,115 @@
+"""The notification log: what each group was last told, so nothing is mailed twice.
+
+The dedup decision is the pure function :func:`decide`; the log itself is a
+SQLite table written in the same transaction as the outbox entry, so after a
+crash either both the mail and its log entry exist, or neither.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from netalert.notify.model import Reason
+from netalert.state.db import Database
+
+__all__ = ["NflogEntry", "NotificationLog", "decide"]
+
+MIGRATIONS = [
+    """
+    CREATE TABLE nflog (
+        route TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        firing TEXT NOT NULL,
+        resolved TEXT NOT NULL,
+        sent_at REAL NOT NULL,
+        PRIMARY KEY (route, group_key)
+    )
+    """
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NflogEntry:
+    """What the last mail of a group said."""
+
+    firing: frozenset[str]
+    resolved: frozenset[str]
+    sent_at: float
+
+
+def decide(
+    prev: NflogEntry | None,
+    firing: frozenset[str],
+    resolved: frozenset[str],
+    *,
+    send_resolved: bool,
+    repeat_interval: float,
+    now: float,
+) -> Reason | None:
+    """Decides whether a group must be mailed now, and why.
+
+    Args:
+        prev: The group's last notification, None if it was never mailed.
+        firing: Fingerprints firing now (muted ones excluded).
+        resolved: Fingerprints resolved since they were last seen firing.
+        send_resolved: Whether the route mails resolutions.
+        repeat_interval: Seconds after which an unchanged firing group is re-sent.
+        now: Current time, unix seconds.
+
+    Returns:
+        The reason to send, or None to stay quiet.
+    """
+    told_firing = prev.firing if prev else frozenset()
+    newly_resolved = (resolved & told_firing) if send_resolved else frozenset()
+    if firing - told_firing:
+        return Reason.NEW if not told_firing else Reason.CHANGED
+    if newly_resolved:
+        return Reason.CHANGED if firing else Reason.RESOLVED
+    if firing and prev is not None and now - prev.sent_at >= repeat_interval:
+        return Reason.REPEAT
+    return None
+
+
+class NotificationLog:
+    """The ``nflog`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.migrate("nflog", MIGRATIONS)
+
+    def get(self, route: str, group_key: str) -> NflogEntry | None:
+        """The group's last notification, or None."""
+        row = self._db.conn.execute(
+            "SELECT firing, resolved, sent_at FROM nflog WHERE route = ? AND group_key = ?",
+            (route, group_key),
+        ).fetchone()
+        if row is None:
+            return None
+        return NflogEntry(
+            frozenset(json.loads(row[0])), frozenset(json.loads(row[1])), float(row[2])
+        )
+
+    @staticmethod
+    def record(
+        conn: sqlite3.Connection,
+        route: str,
+        group_key: str,
+        firing: frozenset[str],
+        resolved: frozenset[str],
+        now: float,
+    ) -> None:
+        """Records a sent notification inside the caller's transaction."""
+        conn.execute(
+            "INSERT INTO nflog(route, group_key, firing, resolved, sent_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(route, group_key) DO UPDATE SET firing = excluded.firing,"
+            " resolved = excluded.resolved, sent_at = excluded.sent_at",
+            (route, group_key, json.dumps(sorted(firing)), json.dumps(sorted(resolved)), now),
+        )
+
+    def forget_older_than(self, cutoff: float) -> int:
+        """Drops entries of groups idle since before ``cutoff``; returns how many."""
+        with self._db.transaction() as conn:
+            cur = conn.execute("DELETE FROM nflog WHERE sent_at < ? AND firing = '[]'", (cutoff,))
+        return cur.rowcount

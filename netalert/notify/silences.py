@@ -1,0 +1,149 @@
+"""Silences: time-bound mutes an operator sets with ``netalert silence add``.
+
+Stored in SQLite so the CLI and the running agent share them; the agent reads
+the table on each flush (it is tiny), so a silence added from the shell takes
+effect on the next group flush without any signal.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from netalert.errors import NetalertError
+from netalert.notify.matchers import Matcher, matches_all, parse_matcher
+from netalert.state.db import Database
+
+__all__ = ["Silence", "SilenceStore", "is_silenced"]
+
+MIGRATIONS = [
+    """
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        comment TEXT NOT NULL,
+        author TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX silences_ends ON silences(ends_at)
+    """
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A mute for the alerts whose labels match every matcher, between two times."""
+
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: float
+    ends_at: float
+    comment: str
+    author: str
+    created_at: float
+
+    def active(self, now: float) -> bool:
+        """True while the silence mutes alerts."""
+        return self.starts_at <= now < self.ends_at
+
+
+def is_silenced(silences: Sequence[Silence], labels: Mapping[str, str], now: float) -> str | None:
+    """Returns the id of an active silence covering ``labels``, or None."""
+    for silence in silences:
+        if silence.active(now) and matches_all(silence.matchers, labels):
+            return silence.id
+    return None
+
+
+class SilenceStore:
+    """The silences table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.migrate("silences", MIGRATIONS)
+
+    def add(
+        self,
+        matchers: Sequence[str],
+        *,
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        author: str,
+    ) -> Silence:
+        """Stores a new silence and returns it.
+
+        Raises:
+            NetalertError: No matcher, a malformed matcher, an empty comment, or
+                an end before the start.
+        """
+        if not matchers:
+            raise NetalertError("a silence needs at least one --match NAME=VALUE")
+        try:
+            parsed = tuple(parse_matcher(m) for m in matchers)
+        except ValueError as exc:
+            raise NetalertError(str(exc)) from None
+        if not comment.strip():
+            raise NetalertError("a silence needs a --comment saying why")
+        if ends_at <= starts_at:
+            raise NetalertError("a silence must end after it starts")
+        silence = Silence(
+            id=secrets.token_hex(4),
+            matchers=parsed,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            comment=comment,
+            author=author,
+            created_at=starts_at,
+        )
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO silences VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    silence.id,
+                    json.dumps([[m.name, m.op, m.value] for m in parsed]),
+                    silence.starts_at,
+                    silence.ends_at,
+                    comment,
+                    author,
+                    silence.created_at,
+                ),
+            )
+        return silence
+
+    def list(self, now: float, *, include_expired: bool = False) -> list[Silence]:
+        """Returns silences not yet ended (all with ``include_expired``), newest first."""
+        query = "SELECT * FROM silences"
+        params: tuple[float, ...] = ()
+        if not include_expired:
+            query += " WHERE ends_at > ?"
+            params = (now,)
+        rows = self._db.conn.execute(query + " ORDER BY created_at DESC", params).fetchall()
+        return [_row(r) for r in rows]
+
+    def expire(self, silence_id: str, now: float) -> bool:
+        """Ends a silence now; returns False when no active silence has that id."""
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?",
+                (now, silence_id, now),
+            )
+        return cur.rowcount > 0
+
+
+def _row(row: sqlite3.Row | tuple[object, ...]) -> Silence:
+    sid, matchers, starts, ends, comment, author, created = row
+    return Silence(
+        id=str(sid),
+        matchers=tuple(Matcher(n, o, v) for n, o, v in json.loads(str(matchers))),
+        starts_at=float(str(starts)),
+        ends_at=float(str(ends)),
+        comment=str(comment),
+        author=str(author),
+        created_at=float(str(created)),
+    )

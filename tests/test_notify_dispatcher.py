@@ -1,0 +1,200 @@
+"""Grouping, group_wait / group_interval / repeat_interval, muting and dedup across restarts."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+from netalert.alerts.model import Alert, AlertState, fingerprint
+from netalert.config.models import Maintenance, Route
+from netalert.notify.dispatcher import Dispatcher
+from netalert.notify.model import Notification, Reason
+from netalert.notify.nflog import NotificationLog
+from netalert.notify.silences import SilenceStore
+from netalert.state import open_database
+
+
+def alert(
+    device: str,
+    rule: str = "IfDown",
+    *,
+    state: AlertState = AlertState.FIRING,
+    severity: str = "critical",
+    ends: float | None = None,
+    flapping: bool = False,
+    **extra: str,
+) -> Alert:
+    labels = {"rule": rule, "device": device, "severity": severity, **extra}
+    return Alert(
+        fingerprint=fingerprint(labels),
+        rule=rule,
+        severity=severity,
+        device=device,
+        labels=labels,
+        annotations={"summary": f"{device} {rule}"},
+        state=state,
+        starts_at=0.0,
+        ends_at=ends,
+        updated_at=0.0,
+        value="down",
+        count=1,
+        flapping=flapping,
+        silenced=False,
+        source="poll",
+    )
+
+
+def resolved(a: Alert, at: float) -> Alert:
+    return dataclasses.replace(a, state=AlertState.RESOLVED, ends_at=at)
+
+
+ROUTE = Route(
+    to=["noc@example.org"],
+    group_by=["device"],
+    group_wait=timedelta(seconds=30),
+    group_interval=timedelta(minutes=5),
+    repeat_interval=timedelta(hours=4),
+)
+
+
+class Harness:
+    """A dispatcher whose notifications are committed like the service does."""
+
+    def __init__(
+        self,
+        path: Path,
+        routes: list[Route] | None = None,
+        maintenance: list[Maintenance] | None = None,
+    ) -> None:
+        self.db = open_database(path)
+        self.silences = SilenceStore(self.db)
+        self.d = Dispatcher(
+            routes or [ROUTE],
+            nflog=NotificationLog(self.db),
+            maintenance=maintenance or [],
+            silences=lambda now: self.silences.list(now),
+        )
+        self.mails: list[Notification] = []
+
+    def flush(self, now: float) -> list[Notification]:
+        out = self.d.flush(now)
+        for n in out:
+            with self.db.transaction() as conn:
+                self.d.sent(conn, n)
+        self.mails += out
+        return out
+
+
+def test_group_wait_then_one_mail_for_the_group(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    a, b, c = alert("sw1", "IfDown"), alert("sw1", "CpuHigh"), alert("sw2")
+    for x in (a, b, c):
+        h.d.update(x, now=0)
+    assert h.flush(29) == []
+    out = h.flush(30)
+    assert sorted(len(n.alerts) for n in out) == [1, 2]
+    assert {n.reason for n in out} == {Reason.NEW}
+    assert {n.group_labels["device"] for n in out} == {"sw1", "sw2"}
+    assert h.flush(31) == [] and h.flush(30 + 300) == []  # unchanged: deduplicated
+
+
+def test_change_waits_for_group_interval_and_resolve_is_mailed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    a = alert("sw1")
+    h.d.update(a, 0)
+    h.flush(30)
+    b = alert("sw1", "CpuHigh")
+    h.d.update(b, 40)
+    assert h.flush(100) == []  # next flush of this group is at 30 + 300
+    out = h.flush(330)
+    assert [n.reason for n in out] == [Reason.CHANGED]
+    assert len(out[0].firing) == 2
+    h.d.update(resolved(a, 400), 400)
+    h.d.update(resolved(b, 401), 401)
+    out = h.flush(630)
+    assert [n.reason for n in out] == [Reason.RESOLVED]
+    assert len(out[0].resolved) == 2 and out[0].firing == ()
+    assert h.flush(930) == [] and h.d.next_flush() is None  # group gone
+
+
+def test_repeat_interval(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.d.update(alert("sw1"), 0)
+    h.flush(30)
+    quiet = [h.flush(30 + 300 * k) for k in range(1, 48)]
+    assert all(q == [] for q in quiet)  # 30 + 300*47 = 14130 < 14430
+    out = h.flush(30 + 300 * 48)
+    assert [n.reason for n in out] == [Reason.REPEAT]
+
+
+def test_resolved_before_group_wait_sends_nothing(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    a = alert("sw1")
+    h.d.update(a, 0)
+    h.d.update(resolved(a, 10), 10)
+    assert h.flush(30) == []
+    assert h.d.next_flush() is None
+
+
+def test_no_dup_across_restart(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    a = alert("sw1")
+    h.d.update(a, 0)
+    assert len(h.flush(30)) == 1
+    again = Harness(tmp_path)  # a restart: same DB, groups rebuilt from active alerts
+    again.d.update(a, 100)
+    assert again.flush(130) == []
+    again.d.update(resolved(a, 140), 140)
+    assert [n.reason for n in again.flush(430)] == [Reason.RESOLVED]
+
+
+def test_silence_then_notified_when_it_ends(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    s = h.silences.add(["device=sw1"], starts_at=0, ends_at=1000, comment="work", author="me")
+    h.d.update(alert("sw1"), 0)
+    h.d.update(alert("sw2"), 0)
+    out = h.flush(30)
+    assert [n.group_labels["device"] for n in out] == ["sw2"]
+    assert h.d.muted([alert("sw1")], 30) == {alert("sw1").fingerprint: f"silence {s.id}"}
+    assert h.flush(330) == [] and h.flush(630) == [] and h.flush(930) == []
+    out = h.flush(1230)
+    assert [(n.group_labels["device"], n.reason) for n in out] == [("sw1", Reason.NEW)]
+
+
+def test_maintenance_and_flapping_mute(tmp_path: Path) -> None:
+    window = Maintenance(name="always", start="00:00", end="00:00", match=["device=sw1"])
+    h = Harness(tmp_path, maintenance=[window])
+    h.d.update(alert("sw1"), 0)
+    h.d.update(alert("sw3", flapping=True), 0)
+    assert h.flush(30) == []
+    h.d.update(alert("sw3", flapping=False), 40)
+    assert [n.group_labels["device"] for n in h.flush(330)] == ["sw3"]
+
+
+def test_routes_first_match_and_send_resolved_false(tmp_path: Path) -> None:
+    routes = [
+        Route(
+            match={"severity": "critical"},
+            to=["noc@example.org"],
+            send_resolved=False,
+            group_wait=timedelta(0),
+        ),
+        Route(to=["all@example.org"], group_wait=timedelta(0)),
+    ]
+    h = Harness(tmp_path, routes=routes)
+    crit, info = alert("sw1"), alert("sw1", "Temp", severity="info")
+    h.d.update(crit, 0)
+    h.d.update(info, 0)
+    out = h.flush(0)
+    assert sorted(n.recipients for n in out) == [("all@example.org",), ("noc@example.org",)]
+    h.d.update(resolved(crit, 5), 5)
+    h.d.update(resolved(info, 5), 5)
+    out = h.flush(300)
+    assert [(n.recipients, n.reason) for n in out] == [(("all@example.org",), Reason.RESOLVED)]
+
+
+def test_unrouted_counted(tmp_path: Path) -> None:
+    h = Harness(tmp_path, routes=[Route(match={"severity": "critical"}, to=["a@b.c"])])
+    h.d.update(alert("sw1", severity="info"), 0)
+    assert h.d.unrouted == 1 and h.d.next_flush() is None
