@@ -4,7 +4,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := snmpd snmp snmptrapd libsnmp-base
 
 .PHONY: test lint typecheck pytest venv debs bench fuzz soak clean
 
@@ -20,16 +19,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
-# Debian packages the tests talk to: net-snmp's snmpd (the device), snmptrap/snmpinform (the senders).
+# Debian packages the tests talk to: net-snmp's snmpd (the device), snmptrap/snmpinform
+# (the senders), snmptrapd (the bench's reference receiver) and headless Chromium for
+# the status page test. Installed with apt-get only when a command is missing.
+NEEDED := /usr/sbin/snmpd:snmpd /usr/bin/snmpget:snmp /usr/sbin/snmptrapd:snmptrapd \
+	/usr/share/snmp/mibs/UCD-SNMP-MIB.txt:libsnmp-base \
+	/usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 debs:
-	@missing=""; for p in snmpd snmptrap snmptrapd; do \
-	  command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing=1; done; \
+	@missing=""; for pair in $(NEEDED); do \
+	  [ -e "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
-	  if command -v apt-get >/dev/null 2>&1; then \
-	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
-	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS) >/dev/null || \
-	    { $$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS) >/dev/null; }; \
-	  else echo "net-snmp (snmpd, snmptrap, snmptrapd) is missing and apt-get is not usable" >&2; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "missing:$$missing and apt-get is not usable; install them by hand" >&2; exit 1; fi; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
 	fi
 
 lint: venv

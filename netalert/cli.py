@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from netalert.errors import ConfigError
+
+if TYPE_CHECKING:
+    from netalert.config.models import Config
+    from netalert.notify.silences import SilenceStore
 
 __all__ = ["app", "main"]
 
@@ -57,6 +63,29 @@ def config_path(option: Path | None) -> Path:
     return Path("config.toml")
 
 
+def config_problems(exc: ConfigError) -> typer.Exit:
+    """Prints a ConfigError's lines on stderr; returns the Exit(2) to raise."""
+    for line in exc.problems:
+        print(line, file=sys.stderr)
+    return typer.Exit(2)
+
+
+def load_or_exit(config: Path | None, *, optional: bool = False) -> Config | None:
+    """Loads the command's config file; on problems prints them and exits 2.
+
+    With ``optional``, a missing default file (no ``-c``) gives None instead.
+    """
+    from netalert.config import load_config
+
+    path = config_path(config)
+    if optional and config is None and not path.exists():
+        return None
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise config_problems(exc) from None
+
+
 def fail(message: str, code: int) -> typer.Exit:
     """Prints ``message`` on stderr and returns the Exit to raise."""
     print(message, file=sys.stderr)
@@ -73,19 +102,414 @@ def check_config(config: ConfigOption = None) -> None:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
-        raise typer.Exit(2) from None
+        raise config_problems(exc) from None
     # --- check-config: MIB and rule checks (mib, rules issues) ---
+    from netalert.mib import check_config_names, load_mibs
+
+    try:
+        mib_tree = load_mibs(cfg.mibs, cfg.agent.state_dir)
+    except OSError as exc:
+        raise fail(f"agent.state_dir: cannot write the MIB cache: {exc}", 2) from None
+    problems = check_config_names(cfg, mib_tree)
+    # rules (issue 6): compile every expression, trap, key and template against the MIBs;
+    # a field the MIB check already flagged is not reported twice.
+    from netalert.rules import check_rules
+
+    flagged = {line.split(": ", 1)[0] for line in problems}
+    problems += [p for p in check_rules(cfg, mib_tree) if p.split(": ", 1)[0] not in flagged]
+    from netalert.mail.errors import MailTemplateError
+    from netalert.mail.render import MailTemplates
+
+    try:
+        MailTemplates(cfg.smtp.templates_dir)
+    except MailTemplateError as exc:
+        text = str(exc)
+        problems.append(text if text.startswith("smtp.") else f"smtp.templates_dir: {text}")
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        raise typer.Exit(2)
     print(summary(cfg, path))
 
 
 # --- commands: mib (issue 3) ---
+mib_app = typer.Typer(
+    name="mib",
+    help="Translate MIB names and OIDs; compile MIB sources (the MIB doctor).",
+    no_args_is_help=True,
+)
+app.add_typer(mib_app, name="mib")
+
+if TYPE_CHECKING:
+    from netalert.mib import MibTree
+
+MibsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--mibs",
+        help="MIB source folder, used instead of the config's mibs.paths (repeatable)",
+        metavar="DIR",
+        show_default=False,
+    ),
+]
+
+
+def _mib_tree(config: Path | None, mibs: list[Path] | None) -> MibTree:
+    """Loads the MIB tree a ``mib`` command works on (exit 2 on a config error)."""
+    from netalert.errors import ConfigError
+    from netalert.mib import load_mibs
+    from netalert.mib.commands import mib_settings
+
+    explicit = config is not None or bool(os.environ.get("NETALERT_CONFIG"))
+    try:
+        mibs_config, state_dir = mib_settings(config_path(config), explicit, mibs)
+    except ConfigError as exc:
+        raise config_problems(exc) from None
+    try:
+        return load_mibs(mibs_config, state_dir)
+    except OSError as exc:
+        raise fail(f"agent.state_dir: cannot write the MIB cache: {exc}", 2) from None
+
+
+@mib_app.command("translate")
+def mib_translate(
+    name_or_oid: Annotated[str, typer.Argument(help="IF-MIB::ifOperStatus.3 or 1.3.6.1...")],
+    value: Annotated[
+        str | None, typer.Argument(help="a value: its enum label, number or rendering")
+    ] = None,
+    mibs: MibsOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Translate a name to its OID or an OID to its name; with VALUE, what it means."""
+    from netalert.errors import MibError
+    from netalert.mib.commands import translate
+
+    tree = _mib_tree(config, mibs)
+    try:
+        lines = translate(tree, name_or_oid, value)
+    except MibError as exc:
+        raise fail(str(exc), 1) from None
+    for line in lines:
+        print(line)
+
+
+@mib_app.command("compile")
+def mib_compile(mibs: MibsOption = None, config: ConfigOption = None) -> None:
+    """Compile MIB sources into the cache; one line per module (exit 1 if any failed)."""
+    tree = _mib_tree(config, mibs)
+    report = tree.report
+    if report is None:  # pragma: no cover - load_mibs always reports
+        raise typer.Exit(1)
+    for line in report.lines():
+        print(line)
+    if not report.ok or report.builtin_failed:
+        raise typer.Exit(1)
+
+
 # --- commands: poll (issue 4) ---
+@app.command("poll")
+def poll(
+    device: Annotated[
+        str, typer.Argument(help="a device name from the config, or an ADDRESS (host[:port])")
+    ],
+    config: ConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    community: Annotated[
+        str | None,
+        typer.Option("--community", help="v1/v2c community", envvar="NETALERT_COMMUNITY"),
+    ] = None,
+    snmp_version: Annotated[
+        str | None, typer.Option("--snmp-version", "-v", help="1, 2c or 3")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="SNMPv3 user")] = None,
+    auth_protocol: Annotated[
+        str | None, typer.Option("--auth-protocol", "-a", help="MD5 SHA SHA-224 SHA-256 ...")
+    ] = None,
+    auth_password: Annotated[
+        str | None,
+        typer.Option("--auth-password", "-A", help="v3 auth password", envvar="NETALERT_V3_AUTH"),
+    ] = None,
+    priv_protocol: Annotated[
+        str | None, typer.Option("--priv-protocol", "-x", help="DES AES-128 AES-192 AES-256")
+    ] = None,
+    priv_password: Annotated[
+        str | None,
+        typer.Option("--priv-password", "-X", help="v3 priv password", envvar="NETALERT_V3_PRIV"),
+    ] = None,
+    get: Annotated[
+        list[str] | None, typer.Option("--get", help="instance to GET (repeatable)")
+    ] = None,
+    walk: Annotated[
+        list[str] | None, typer.Option("--walk", help="subtree to walk (repeatable)")
+    ] = None,
+    timeout: Annotated[str | None, typer.Option("--timeout", help='e.g. "2s"')] = None,
+    retries: Annotated[int | None, typer.Option("--retries", help="retries per request")] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="gufo (default) or pysnmp")
+    ] = None,
+) -> None:
+    """Poll one device once and print its named values (exit 1 on SNMP error)."""
+    from netalert.snmp.client import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+    from netalert.snmp.pollcmd import PollOptions, run_poll
+
+    if auth_protocol is not None and auth_protocol.upper() not in AUTH_PROTOCOLS:
+        raise fail(f"--auth-protocol: use one of {', '.join(AUTH_PROTOCOLS)}", 2)
+    if priv_protocol is not None and priv_protocol.upper() not in PRIV_PROTOCOLS:
+        raise fail(f"--priv-protocol: use one of {', '.join(PRIV_PROTOCOLS)}", 2)
+    if backend not in (None, "gufo", "pysnmp"):
+        raise fail("--backend: use gufo or pysnmp", 2)
+    path = config_path(config)
+    cfg = load_or_exit(config, optional=True)
+    options = PollOptions(
+        device=device,
+        config=cfg,
+        config_path=path,
+        json=json_output,
+        version=snmp_version,
+        community=community,
+        user=user,
+        auth_protocol=auth_protocol.upper() if auth_protocol else None,
+        auth_password=auth_password,
+        priv_protocol=priv_protocol.upper() if priv_protocol else None,
+        priv_password=priv_password,
+        timeout=timeout,
+        retries=retries,
+        backend=backend,  # type: ignore[arg-type]
+        get=tuple(get or ()),
+        walk=tuple(walk or ()),
+    )
+    raise typer.Exit(run_poll(options))
+
+
 # --- commands: traps (issue 5) ---
+@app.command("traps")
+def traps_command(
+    config: ConfigOption = None,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", help="HOST:PORT to listen on instead of [traps].listen"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per trap")] = False,
+) -> None:
+    """Print decoded traps and informs as they arrive; sends no mail (0 on Ctrl-C)."""
+    from netalert.snmp.trapcli import run_traps
+
+    cfg = load_or_exit(config, optional=True)
+    raise typer.Exit(run_traps(cfg, listen=listen, as_json=as_json))
+
+
 # --- commands: alerts (issue 6) ---
+@app.command("alerts")
+def alerts_command(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """List active alerts (pending and firing) from the state database."""
+    import json
+
+    from netalert.alerts.show import alert_json, alert_table
+    from netalert.alerts.store import load_alerts
+    from netalert.config import load_config
+    from netalert.errors import ConfigError, StateError
+    from netalert.state import open_database
+    from netalert.state.db import DB_NAME
+
+    try:
+        cfg = load_config(config_path(config))
+    except ConfigError as exc:
+        raise config_problems(exc) from None
+    found = []
+    if (cfg.agent.state_dir / DB_NAME).exists():  # no state yet: nothing is active
+        try:
+            db = open_database(cfg.agent.state_dir)
+            try:
+                found = load_alerts(db)
+            finally:
+                db.close()
+        except StateError as exc:
+            raise fail(str(exc), 1) from None
+    if as_json:
+        print(json.dumps([alert_json(a) for a in found], indent=2))
+        return
+    print(alert_table(found) if found else "no active alerts")
+
+
 # --- commands: mail, silence (issue 7) ---
+mail_app = typer.Typer(help="E-mail: check the SMTP path.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("test")
+def mail_test(
+    to: Annotated[list[str], typer.Option("--to", help="recipient (repeat for more)")],
+    config: ConfigOption = None,
+) -> None:
+    """Send a test message through the configured SMTP server (exit 0 sent, 1 failed)."""
+    import asyncio
+
+    from netalert.config import load_config
+    from netalert.errors import ConfigError
+    from netalert.mail.check import mail_test as run_mail_test
+
+    try:
+        cfg = load_config(config_path(config))
+    except ConfigError as exc:
+        raise config_problems(exc) from None
+    ok, report = asyncio.run(run_mail_test(cfg.smtp, to))
+    if not ok:
+        raise fail(report, 1)
+    print(report)
+
+
+# --- commands: silence (notify) ---
+silence_app = typer.Typer(help="Mute alerts for a while: add, list, expire.", no_args_is_help=True)
+app.add_typer(silence_app, name="silence")
+
+
+def _silence_store(config: Path | None) -> SilenceStore:
+    from netalert.config import load_config
+    from netalert.errors import ConfigError, StateError
+    from netalert.notify.silences import SilenceStore
+    from netalert.state import open_database
+
+    try:
+        cfg = load_config(config_path(config))
+        db = open_database(cfg.agent.state_dir)
+    except ConfigError as exc:
+        raise config_problems(exc) from None
+    except StateError as exc:
+        raise fail(str(exc), 1) from None
+    return SilenceStore(db)
+
+
+@silence_app.command("add")
+def silence_add(
+    match: Annotated[
+        list[str], typer.Option("--match", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX")
+    ],
+    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h")],
+    comment: Annotated[str, typer.Option("--comment", help="why (shown on the status page)")],
+    author: Annotated[str, typer.Option("--author", help="who (default: $USER)")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Silence the alerts matching every --match for a duration."""
+    import time
+
+    from netalert.config.types import parse_duration
+    from netalert.errors import NetalertError
+
+    try:
+        length = parse_duration(duration).total_seconds()
+    except ValueError as exc:
+        raise fail(f"--for: {exc}", 2) from None
+    store = _silence_store(config)
+    now = time.time()
+    who = author or os.environ.get("USER", "") or "unknown"
+    try:
+        silence = store.add(match, starts_at=now, ends_at=now + length, comment=comment, author=who)
+    except NetalertError as exc:
+        raise fail(str(exc), 2) from None
+    print(silence.id)
+
+
+@silence_app.command("list")
+def silence_list(
+    config: ConfigOption = None,
+    show_all: Annotated[bool, typer.Option("--all", help="include expired silences")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """List active silences (with --all, expired ones too)."""
+    import json
+    import time
+    from datetime import UTC, datetime
+
+    store = _silence_store(config)
+    now = time.time()
+    silences = store.list(now, include_expired=show_all)
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": s.id,
+                        "matchers": [str(m) for m in s.matchers],
+                        "starts_at": s.starts_at,
+                        "ends_at": s.ends_at,
+                        "comment": s.comment,
+                        "author": s.author,
+                        "active": s.active(now),
+                    }
+                    for s in silences
+                ],
+                indent=2,
+            )
+        )
+        return
+    for s in silences:
+        ends = datetime.fromtimestamp(s.ends_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        state = "active" if s.active(now) else "expired"
+        matchers = " ".join(str(m) for m in s.matchers)
+        print(f"{s.id}  {state:7}  until {ends}  {matchers}  by {s.author}: {s.comment}")
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: str, config: ConfigOption = None) -> None:
+    """End a silence now."""
+    import time
+
+    store = _silence_store(config)
+    if not store.expire(silence_id, time.time()):
+        raise fail(f"no active silence with id {silence_id!r}", 1)
+    print(f"expired {silence_id}")
+
+
 # --- commands: run, demo (issue 8) ---
+@app.command("demo")
+def demo(
+    duration: Annotated[
+        float, typer.Option("--duration", min=1, help="seconds the scenario runs")
+    ] = 60.0,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="show the agent's log (info level)")
+    ] = False,
+) -> None:
+    """Run a self-contained demo: simulated devices, the real agent, a local mail sink."""
+    import asyncio
+
+    from netalert.demo import run_demo
+    from netalert.errors import ConfigError, NetalertError
+
+    try:
+        asyncio.run(run_demo(duration, verbose=verbose))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"demo config: {line}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except NetalertError as exc:
+        raise fail(f"netalert demo: {exc}", 1) from None
+
+
+@app.command("run")
+def run(config: ConfigOption = None) -> None:
+    """Run the agent in the foreground until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    import asyncio
+
+    from netalert.config import load_config
+    from netalert.errors import ConfigError, NetalertError
+    from netalert.logs import setup_logging
+    from netalert.service import prepare, run_agent
+
+    path = config_path(config)
+    try:
+        cfg = load_config(path)
+        setup_logging(cfg.agent.log_level, cfg.agent.log_format)
+        prepared = prepare(cfg)
+    except ConfigError as exc:
+        raise config_problems(exc) from None
+    try:
+        asyncio.run(run_agent(prepared, config_path=path))
+    except NetalertError as exc:
+        raise fail(f"netalert: {exc}", 1) from None
 
 
 def main() -> None:

@@ -198,3 +198,13 @@ def test_unrouted_counted(tmp_path: Path) -> None:
     h = Harness(tmp_path, routes=[Route(match={"severity": "critical"}, to=["a@b.c"])])
     h.d.update(alert("sw1", severity="info"), 0)
     assert h.d.unrouted == 1 and h.d.next_flush() is None
+
+
+def test_inhibited_alert_is_not_mailed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    inhibited = dataclasses.replace(alert("sw1"), silenced=True)
+    h.d.update(inhibited, 0)
+    assert h.flush(30) == []
+    assert h.d.muted([inhibited], 30) == {inhibited.fingerprint: "inhibited by DeviceUnreachable"}
+    h.d.update(dataclasses.replace(inhibited, silenced=False), 40)
+    assert [n.reason for n in h.flush(330)] == [Reason.NEW]

@@ -10,6 +10,7 @@ Alert snapshot taken right after the change so the next stage needs no lookup.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -99,13 +100,9 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     """Returns the stable 16-hex-digit identity of an alert from its labels.
 
     The labels include ``rule``, so two rules never share a fingerprint. The
-    hash is over the sorted ``name=value`` pairs separated by NUL bytes, which
-    cannot occur in TOML keys, so no two label sets collide by concatenation.
+    hash (SHA-256) is over the JSON array of the sorted ``[name, value]``
+    pairs, compact and not ASCII-escaped: unambiguous whatever characters
+    names and values hold. Persisted alerts depend on it: never change it.
     """
-    digest = hashlib.sha256()
-    for name in sorted(labels):
-        digest.update(name.encode("utf-8", "surrogateescape"))
-        digest.update(b"=")
-        digest.update(labels[name].encode("utf-8", "surrogateescape"))
-        digest.update(b"\x00")
-    return digest.hexdigest()[:16]
+    text = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]

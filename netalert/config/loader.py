@@ -296,6 +296,13 @@ def _anchor(config: Config, base: Path) -> Config:
     agent = config.agent.model_copy(update={"state_dir": at(config.agent.state_dir)})
     mibs = config.mibs.model_copy(update={"paths": [at(p) for p in config.mibs.paths]})
     smtp = config.smtp
+    update: dict[str, Any] = {}
     if smtp.ca_file is not None:
-        smtp = smtp.model_copy(update={"ca_file": at(smtp.ca_file)})
+        update["ca_file"] = at(smtp.ca_file)
+    if smtp.templates_dir is not None:
+        update["templates_dir"] = at(smtp.templates_dir)
+    if smtp.fallback is not None and smtp.fallback.ca_file is not None:
+        update["fallback"] = smtp.fallback.model_copy(update={"ca_file": at(smtp.fallback.ca_file)})
+    if update:
+        smtp = smtp.model_copy(update=update)
     return config.model_copy(update={"agent": agent, "mibs": mibs, "smtp": smtp})

@@ -7,10 +7,11 @@ service swaps atomically on reload, never edits.
 from __future__ import annotations
 
 import ipaddress
-from datetime import timedelta
+from datetime import time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -29,10 +30,12 @@ __all__ = [
     "Config",
     "Credentials",
     "Device",
+    "Maintenance",
     "MibsConfig",
     "Route",
     "Rule",
     "SmtpConfig",
+    "SmtpRelay",
     "SnmpDefaults",
     "TrapUser",
     "TrapsConfig",
@@ -54,6 +57,8 @@ class AgentConfig(Model):
     http: Address | None = HostPort("127.0.0.1", 9162)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    # rules issue: raise the built-in DeviceUnreachable alert when a device stops answering
+    device_unreachable: bool = True
 
     @field_validator("http", mode="before")
     @classmethod
@@ -62,6 +67,12 @@ class AgentConfig(Model):
 
 
 class MibsConfig(Model):
+    """``[mibs]``: where MIB sources are and which modules must be loaded.
+
+    ``paths`` are searched first, then ``system_paths``, then the modules built
+    into pysnmp and pysnmp-mibs; ``load`` names modules check-config insists on.
+    """
+
     paths: list[Path] = [Path("mibs")]
     load: list[str] = []
     system_paths: list[Path] = [
@@ -225,9 +236,24 @@ class TrapsConfig(Model):
     ]
     users: list[TrapUser] = []
     rcvbuf: Annotated[int, Field(ge=65536)] = 8 * 1024 * 1024
+    # Storm control: a token bucket per source (storm_rate/s, storm_burst) and
+    # one per source and trap OID (storm_trap_rate/s, storm_trap_burst); traps
+    # past either are counted and folded into one event per storm_interval.
     storm_rate: Annotated[float, Field(gt=0)] = 50.0
     storm_burst: Annotated[int, Field(ge=1)] = 200
+    storm_trap_rate: Annotated[float, Field(gt=0)] = 10.0
+    storm_trap_burst: Annotated[int, Field(ge=1)] = 50
     storm_interval: Duration = timedelta(seconds=60)
+    # This receiver's SNMPv3 engine ID (hex); senders of v3 informs discover it.
+    # Empty: derived from the host name, stable across restarts.
+    engine_id: str = ""
+
+    @field_validator("engine_id")
+    @classmethod
+    def _engine_hex(cls, value: str) -> str:
+        if not value:
+            return value
+        return TrapUser._hex([value])[0]
 
     @field_validator("allow", mode="before")
     @classmethod
@@ -263,6 +289,12 @@ class Rule(Model):
     labels: dict[str, str] = {}
     devices: list[str] = []
     match: dict[str, str] = {}
+    # rules issue: how often a trap alert with 'confirm' is polled again while it fires
+    confirm_every: Duration = timedelta(seconds=60)
+    # flap detection (Nagios/Icinga style): weighted % of state changes over the last 21 results
+    flap_detection: bool = True
+    flap_start: Annotated[float, Field(gt=0, le=100)] = 30.0
+    flap_stop: Annotated[float, Field(ge=0, le=100)] = 25.0
 
     @model_validator(mode="after")
     def _kind(self) -> Rule:
@@ -274,6 +306,11 @@ class Rule(Model):
                     raise ValueError(f"'{key}' belongs to trap rules (rules with 'trap')")
         elif self.clear_expr is not None:
             raise ValueError("'clear_expr' belongs to poll rules (rules with 'expr')")
+        if self.flap_stop > self.flap_start:
+            raise ValueError("'flap_stop' must not be above 'flap_start'")
+        for label in ("rule", "severity", "device"):
+            if label in self.labels:
+                raise ValueError(f"labels: {label!r} is set by netalert, choose another name")
         return self
 
     @property
@@ -282,8 +319,26 @@ class Rule(Model):
         return self.trap is not None
 
 
+class SmtpRelay(Model):
+    """``[smtp.fallback]``: a second smarthost used while the first cannot be reached."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Port = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    ca_file: Path | None = None
+    verify: bool = True
+    timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class SmtpConfig(Model):
-    """``[smtp]``: the mail server netalert submits to."""
+    """``[smtp]``: the mail server netalert submits to, the outbox and the mail look."""
 
     host: str = "localhost"
     port: Port = 25
@@ -294,11 +349,38 @@ class SmtpConfig(Model):
     ca_file: Path | None = None
     verify: bool = True
     timeout: Duration = timedelta(seconds=30)
+    # mail look: files subject.txt.j2 / body.txt.j2 / body.html.j2 here replace the defaults
+    templates_dir: Path | None = None
+    status_url: str = ""  # link in every mail; "" derives it from [agent].http
+    # outbox: retries back off exponentially up to retry_max; older messages are reported
+    retry_max: Duration = timedelta(seconds=60)
+    max_age: Duration = timedelta(hours=1)
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    fallback: SmtpRelay | None = None
+    # mail-path canary: a test message every canary_interval ("0s" disables) to canary_to;
+    # mail failing longer than canary_threshold raises the mail-path flag
+    canary_interval: Duration = timedelta(0)
+    canary_to: list[str] = []
+    canary_threshold: Duration = timedelta(minutes=10)
 
-    @field_validator("ca_file", mode="before")
+    @field_validator("ca_file", "templates_dir", mode="before")
     @classmethod
     def _empty_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("canary_to")
+    @classmethod
+    def _canary_addresses(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "@" not in parseaddr(value)[1] or any(c in value for c in "\r\n"):
+                raise ValueError(f"invalid recipient address {value!r}")
+        return values
+
+    @model_validator(mode="after")
+    def _canary_needs_recipients(self) -> SmtpConfig:
+        if self.canary_interval.total_seconds() > 0 and not self.canary_to:
+            raise ValueError("canary_interval is set but canary_to is empty")
+        return self
 
     @field_validator("from_")
     @classmethod
@@ -311,6 +393,7 @@ class SmtpConfig(Model):
 class Route(Model):
     """``[[routes]]``: who gets which alerts; first match wins."""
 
+    name: str = ""
     match: dict[str, str] = {}
     to: Annotated[list[str], Field(min_length=1)]
     group_by: list[str] = ["device"]
@@ -328,6 +411,47 @@ class Route(Model):
         return values
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Maintenance(Model):
+    """``[[maintenance]]``: a recurring window during which matching alerts send nothing."""
+
+    name: Name
+    days: list[Weekday] = []
+    start: str
+    end: str
+    timezone: str = "UTC"
+    match: list[str] = []
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        try:
+            time.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"invalid time {value!r}: use HH:MM, e.g. 22:00") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Rome or UTC") from None
+        return value
+
+    @field_validator("match")
+    @classmethod
+    def _matchers(cls, values: list[str]) -> list[str]:
+        from netalert.notify.matchers import parse_matcher
+
+        for value in values:
+            parse_matcher(value)
+        return values
+
+
 class Config(Model):
     """The whole config.toml."""
 
@@ -341,3 +465,4 @@ class Config(Model):
     rules: list[Rule] = []
     smtp: SmtpConfig = SmtpConfig()
     routes: list[Route] = []
+    maintenance: list[Maintenance] = []

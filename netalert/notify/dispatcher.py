@@ -34,8 +34,11 @@ def mute_reason(
 ) -> str | None:
     """Why a firing alert must not be mailed now (None: it may be).
 
-    Returns ``"silence <id>"``, ``"maintenance <name>"`` or ``"flapping"``.
+    Returns ``"inhibited"`` (a firing DeviceUnreachable of the same device),
+    ``"silence <id>"``, ``"maintenance <name>"`` or ``"flapping"``.
     """
+    if alert.silenced:
+        return "inhibited by DeviceUnreachable"
     labels = alert.labels
     silence = is_silenced(silences, labels, now)
     if silence is not None:
@@ -100,16 +103,18 @@ class Dispatcher:
         """When the earliest group is due, None when there is no group."""
         return min((g.next_flush for g in self._groups.values()), default=None)
 
-    def flush(self, now: float) -> list[Notification]:
+    def flush(self, now: float, *, force: bool = False) -> list[Notification]:
         """Returns the notifications due at ``now``; advances the groups' timers.
 
+        ``force`` flushes every group whatever its timer (the drain on stop: a
+        group still in its ``group_wait`` is told now rather than forgotten).
         The caller must persist each returned notification (outbox) and call
         :meth:`sent` for it in the same transaction.
         """
         out: list[Notification] = []
         silences = self._silences(now)
         for gid, group in list(self._groups.items()):
-            if group.next_flush > now:
+            if group.next_flush > now and not force:
                 continue
             route = self._routes[group.route_index]
             group.next_flush = now + route.group_interval.total_seconds()

@@ -1,0 +1,285 @@
+"""Poller throughput: netalert's poll path vs the net-snmp C library vs the pysnmp hlapi.
+
+One snmpd (on 0.0.0.0:PORT, communities limited to 127.0.0.0/8, so every
+127.x.y.z is a distinct "device" answering from the address asked) serves all
+three clients in the same run. One *poll* = GET sysUpTime.0 + sysName.0, then
+GETBULK walks (max-repetitions 25) of ifDescr, ifOperStatus and ifHCInOctets.
+
+* netalert: Poller(scheduler → gufo client → named Samples, rows, rates), every
+  device due at once, ``max_in_flight`` 50, distinct 127.0.x.y per device;
+* C: bench/nsbench.c (net-snmp library, async API, 50 sessions), built here
+  when a C compiler and libsnmp-dev are present;
+* pysnmp: hlapi v3arch asyncio, one SnmpEngine, 50 tasks, lookupMib=False.
+
+Rounds are interleaved; the ratios printed are medians of per-round ratios.
+``--scale`` adds the sizing run: N devices on their real schedule (interval,
+jitter, spread) for a while, reporting overruns, CPU and RSS.
+
+Run: .venv/bin/python -m bench.bench_poll [--rounds 3] [--polls 2000] [--scale 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from netalert.snmp.client import Target
+from netalert.snmp.plan import DevicePlan
+from netalert.snmp.poller import Poller
+from tests.support.snmpd import DEFAULT_USER, Snmpd
+
+GETS = ("1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0")
+WALKS = ("1.3.6.1.2.1.2.2.1.2", "1.3.6.1.2.1.2.2.1.8", "1.3.6.1.2.1.31.1.1.1.6")
+CONCURRENCY = 50
+
+
+def host_for(i: int) -> str:
+    return f"127.0.{(i // 250) % 250}.{i % 250 + 2}"
+
+
+def target(port: int, i: int, v3: bool) -> Target:
+    if v3:
+        return Target(
+            host_for(i),
+            port,
+            "3",
+            user=DEFAULT_USER.name,
+            auth_protocol="SHA-256",
+            auth_password=DEFAULT_USER.auth_password,
+            priv_protocol="AES-128",
+            priv_password=DEFAULT_USER.priv_password,
+        )
+    return Target(host_for(i), port, "2c", community="public")
+
+
+async def run_netalert(tree: object, port: int, polls: int, v3: bool) -> dict[str, float]:
+    plans = [
+        DevicePlan(f"d{i}", target(port, i, v3), "gufo", 3600.0, 0.0, GETS, WALKS)
+        for i in range(polls)
+    ]
+    done = asyncio.Event()
+    count = [0, 0]
+
+    def on_result(result: object) -> None:
+        count[0] += 1
+        count[1] += len(result.samples)  # type: ignore[attr-defined]
+        if count[0] == polls:
+            done.set()
+
+    poller = Poller(plans, tree, on_result=on_result, max_in_flight=CONCURRENCY)  # type: ignore[arg-type]
+    if v3:  # engine discovery once per device is set-up, not the steady state
+        await asyncio.gather(*(poller.poll(p.name) for p in plans))
+        count[:] = [0, 0]
+        done.clear()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    poller.start(spread=False)
+    await asyncio.wait_for(done.wait(), 600)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    await poller.stop()
+    bad = sum(v for k, v in poller.stats.polls.items() if k != "ok")
+    return {"polls": count[0], "seconds": secs, "cpu": cpu, "samples": count[1], "failed": bad}
+
+
+async def run_pysnmp(port: int, polls: int, v3: bool) -> dict[str, float]:
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        UsmUserData,
+        bulk_cmd,
+        get_cmd,
+    )
+    from pysnmp.hlapi.v3arch.asyncio import auth as hlauth
+
+    engine = SnmpEngine()
+    if v3:
+        creds = UsmUserData(
+            DEFAULT_USER.name,
+            DEFAULT_USER.auth_password,
+            DEFAULT_USER.priv_password,
+            authProtocol=hlauth.usmHMAC192SHA256AuthProtocol,
+            privProtocol=hlauth.usmAesCfb128Protocol,
+        )
+    else:
+        creds = CommunityData("public")
+    transports = [
+        await UdpTransportTarget.create((host_for(i), port), timeout=2, retries=1)
+        for i in range(CONCURRENCY)
+    ]
+    context = ContextData()
+    left = [polls]
+    varbinds = [0]
+
+    async def worker(transport: object) -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            err, status, _, vbs = await get_cmd(
+                engine,
+                creds,
+                transport,
+                context,
+                *[ObjectType(ObjectIdentity(o)) for o in GETS],
+                lookupMib=False,
+            )
+            assert not err and not status, err
+            varbinds[0] += len(vbs)
+            for root in WALKS:
+                cursor = root
+                while True:
+                    err, status, _, vbs = await bulk_cmd(
+                        engine,
+                        creds,
+                        transport,
+                        context,
+                        0,
+                        25,
+                        ObjectType(ObjectIdentity(cursor)),
+                        lookupMib=False,
+                    )
+                    assert not err and not status, err
+                    inside = [(str(n), v) for n, v in vbs if str(n).startswith(root + ".")]
+                    varbinds[0] += len(inside)
+                    if len(inside) < len(vbs) or not inside:
+                        break
+                    cursor = inside[-1][0]
+
+    await asyncio.gather(*(worker(t) for t in transports[:1]))  # warm-up: discovery
+    left[0], varbinds[0] = polls, 0
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(t) for t in transports))
+    secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    engine.close_dispatcher()
+    return {"polls": polls, "seconds": secs, "cpu": cpu, "samples": varbinds[0], "failed": 0}
+
+
+def build_c(workdir: Path) -> Path | None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or not Path("/usr/include/net-snmp").is_dir():
+        return None
+    exe = workdir / "nsbench"
+    source = Path(__file__).with_name("nsbench.c")
+    subprocess.run([cc, "-O2", "-o", str(exe), str(source), "-lnetsnmp"], check=True)
+    return exe
+
+
+def run_c(exe: Path, agent: Snmpd, polls: int, v3: bool) -> dict[str, float]:
+    args = [str(exe), "-p", f"127.0.0.1:{agent.port}", "-n", str(polls), "-c", str(CONCURRENCY)]
+    args += [x for o in GETS for x in ("-g", o)] + [x for o in WALKS for x in ("-w", o)]
+    if v3:
+        args += ["-v", "3", "-u", DEFAULT_USER.name, "-A", DEFAULT_USER.auth_password]
+        args += ["-X", DEFAULT_USER.priv_password]
+    else:
+        args += ["-C", "public"]
+    out = subprocess.run(
+        args, capture_output=True, text=True, env=agent.env, check=True, timeout=600
+    )
+    data = json.loads(out.stdout)
+    return {
+        "polls": data["polls"],
+        "seconds": data["seconds"],
+        "cpu": data["cpu"],
+        "samples": data["varbinds"],
+        "failed": 0,
+    }
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run_scale(
+    tree: object, port: int, devices: int, interval: float, duration: float
+) -> None:
+    plans = [
+        DevicePlan(f"d{i}", target(port, i, False), "gufo", interval, 0.1, GETS, WALKS)
+        for i in range(devices)
+    ]
+    results = [0]
+    poller = Poller(plans, tree, on_result=lambda r: results.__setitem__(0, results[0] + 1))  # type: ignore[arg-type]
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    poller.start()
+    await asyncio.sleep(duration)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    await poller.stop()
+    print(
+        f"scale: {devices} devices every {interval:g}s for {secs:.0f}s: {results[0]} polls "
+        f"(expected ~{devices * secs / interval:.0f}), overruns {poller.stats.overruns}, "
+        f"failed {sum(v for k, v in poller.stats.polls.items() if k != 'ok')}, "
+        f"CPU {cpu / secs:.2f} core avg, max RSS {rss_mb():.0f} MB"
+    )
+
+
+def line(name: str, r: dict[str, float]) -> str:
+    polls, values = r["polls"] / r["seconds"], r["samples"] / r["seconds"]
+    return (
+        f"  {name:<9} {polls:8.0f} polls/s  {values:9.0f} values/s"
+        f"  client CPU {r['cpu'] / r['polls'] * 1000:6.3f} ms/poll  failed {r['failed']:.0f}"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--polls", type=int, default=2000)
+    parser.add_argument("--pysnmp-polls", type=int, default=300)
+    parser.add_argument("--scale", type=int, default=0, help="devices for the sizing run")
+    parser.add_argument("--interval", type=float, default=60.0)
+    parser.add_argument("--duration", type=float, default=120.0)
+    args = parser.parse_args()
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # pysnmp_mibs, read by the MIB layer
+    from netalert.mib import MibTree
+
+    tree = MibTree.builtin()
+    work = Path(tempfile.mkdtemp(prefix="bench-poll-"))
+    agent = Snmpd(directory=work / "snmpd", users=[DEFAULT_USER])
+    agent.start(listen_host="0.0.0.0")
+    exe = build_c(work)
+    try:
+        for v3 in (False, True):
+            ratios_c, ratios_py = [], []
+            print(
+                f"{'SNMPv3 authPriv SHA-256/AES-128' if v3 else 'SNMPv2c'}: {args.polls} polls "
+                f"(pysnmp {args.pysnmp_polls}), concurrency {CONCURRENCY}, snmpd pid {agent.pid}"
+            )
+            for rnd in range(args.rounds):
+                ours = await run_netalert(tree, agent.port, args.polls, v3)
+                ref = await run_pysnmp(agent.port, args.pysnmp_polls, v3)
+                rate = ours["polls"] / ours["seconds"]
+                ratios_py.append(rate / (ref["polls"] / ref["seconds"]))
+                print(f" round {rnd + 1}")
+                print(line("netalert", ours))
+                print(line("pysnmp", ref))
+                if exe is not None:
+                    c = run_c(exe, agent, args.polls, v3)
+                    ratios_c.append(rate / (c["polls"] / c["seconds"]))
+                    print(line("net-snmp", c))
+            print(f" median ratio netalert/pysnmp: {statistics.median(ratios_py):.1f}x")
+            if ratios_c:
+                print(f" median ratio netalert/net-snmp C: {statistics.median(ratios_c):.2f}x")
+            else:
+                print(" net-snmp C reference skipped: needs cc and libsnmp-dev")
+        if args.scale:
+            await run_scale(tree, agent.port, args.scale, args.interval, args.duration)
+    finally:
+        agent.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

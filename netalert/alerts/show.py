@@ -1,0 +1,95 @@
+"""Alerts as ``netalert alerts`` prints them: an aligned table, or JSON objects."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from netalert.alerts.model import Alert
+
+__all__ = ["alert_json", "alert_table"]
+
+_FIXED = ("rule", "severity", "device")
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return ""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _clean(text: str) -> str:
+    # Device data may hold control characters: never let them reach the terminal.
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def alert_table(alerts: list[Alert]) -> str:
+    """One line per alert under a header; labels other than rule/severity/device last."""
+    header = ("STATE", "SEVERITY", "RULE", "DEVICE", "SINCE", "VALUE", "COUNT", "LABELS")
+    rows: list[tuple[str, ...]] = [header]
+    for a in alerts:
+        state = a.state.value
+        if a.flapping:
+            state += ",flapping"
+        if a.silenced:
+            state += ",inhibited"
+        labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _FIXED)
+        rows.append(
+            (
+                state,
+                a.severity,
+                a.rule,
+                a.device,
+                _when(a.starts_at),
+                a.value[:40],
+                str(a.count),
+                labels,
+            )
+        )
+    rows = [tuple(_clean(cell) for cell in row) for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """An alert as a JSON-ready dict (times as unix seconds and ISO 8601 UTC)."""
+    return {
+        "fingerprint": alert.fingerprint,
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "device": alert.device,
+        "state": alert.state.value,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": alert.starts_at,
+        "starts_at_iso": _when(alert.starts_at),
+        "ends_at": alert.ends_at,
+        "updated_at": alert.updated_at,
+        "value": alert.value,
+        "count": alert.count,
+        "flapping": alert.flapping,
+        "silenced": alert.silenced,
+        "source": alert.source,
+        "varbinds": [
+            {
+                "oid": vb.oid,
+                "name": vb.name,
+                "index": vb.index,
+                "type": vb.type.value,
+                "value": _value(vb.value),
+                "label": vb.label,
+            }
+            for vb in alert.varbinds
+        ],
+    }

@@ -1,0 +1,235 @@
+"""Connecting to an SMTP server with aiosmtplib: security modes, TLS trust, AUTH.
+
+``security``: ``none`` (plain, no STARTTLS attempted; port 25 to a local relay),
+``starttls`` (587: upgrade required, refused if not offered), ``tls`` (465:
+TLS from the first byte). Certificates are verified against the system CAs
+plus ``ca_file``; ``verify = false`` turns that off and logs a warning each
+time a target is built. Every failure is raised as a :class:`MailError`
+child naming the server and, when there was one, the SMTP reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+
+from netalert.config.models import SmtpConfig, SmtpRelay
+from netalert.mail.classify import describe
+from netalert.mail.errors import (
+    MailAuthError,
+    MailConnectionError,
+    MailError,
+    MailRefusedError,
+    MailTimeoutError,
+    MailTlsError,
+)
+
+__all__ = ["SendReport", "SmtpTarget", "connect", "local_hostname", "send_direct", "tls_context"]
+
+log = logging.getLogger("netalert.mail")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    """Where and how to submit mail; built from ``[smtp]`` or ``[smtp.fallback]``."""
+
+    host: str
+    port: int
+    security: str = "none"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_file: Path | None = None
+    verify: bool = True
+    timeout: float = 30.0
+
+    @classmethod
+    def from_config(cls, cfg: SmtpConfig | SmtpRelay) -> SmtpTarget:
+        """The target of a ``[smtp]`` or ``[smtp.fallback]`` table."""
+        return cls(
+            host=cfg.host,
+            port=cfg.port,
+            security=cfg.security,
+            username=cfg.username,
+            password=cfg.password.get_secret_value(),
+            ca_file=cfg.ca_file,
+            verify=cfg.verify,
+            timeout=cfg.timeout.total_seconds(),
+        )
+
+    @property
+    def label(self) -> str:
+        """``host:port`` for messages."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def tls_context(target: SmtpTarget) -> ssl.SSLContext | None:
+    """The client TLS context of ``target`` (None for ``security = "none"``).
+
+    Raises:
+        MailTlsError: ``ca_file`` cannot be read or holds no certificate.
+    """
+    if target.security == "none":
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if target.ca_file is not None:
+        try:
+            ctx.load_verify_locations(cafile=str(target.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise MailTlsError(
+                f"smtp.ca_file {target.ca_file}: cannot load it ({exc})", server=target.label
+            ) from exc
+    if not target.verify:
+        log.warning(
+            "event=smtp_tls_verify_off server=%s certificates are NOT verified "
+            "(verify = false): anyone on the path can read and change alert mail",
+            target.label,
+        )
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+@functools.cache
+def local_hostname() -> str:
+    """The name given in EHLO: this host's FQDN (looked up once per process)."""
+    return socket.getfqdn() or "localhost"
+
+
+async def connect(target: SmtpTarget, context: ssl.SSLContext | None) -> aiosmtplib.SMTP:
+    """Opens, secures and authenticates a connection to ``target``.
+
+    Raises:
+        MailTimeoutError: No answer within ``target.timeout``.
+        MailTlsError: TLS handshake or certificate check failed, or STARTTLS is
+            required but refused.
+        MailAuthError: The server refused the credentials or offers no AUTH.
+        MailConnectionError: The server cannot be reached or refused service.
+    """
+    name = await asyncio.to_thread(local_hostname)
+    client = aiosmtplib.SMTP(
+        hostname=target.host,
+        port=target.port,
+        use_tls=target.security == "tls",
+        # "none" means plain: no opportunistic upgrade that could fail verification
+        start_tls=target.security == "starttls",
+        tls_context=context,
+        timeout=target.timeout,
+        local_hostname=name,
+    )
+    where = target.label
+    try:
+        await client.connect()
+    except ssl.SSLError as exc:
+        raise MailTlsError(f"TLS with {where} failed: {exc}", server=where) from exc
+    except aiosmtplib.SMTPTimeoutError as exc:
+        raise MailTimeoutError(
+            f"{where}: no answer within {target.timeout:g}s", server=where
+        ) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        cls = (
+            MailTlsError
+            if target.security == "starttls" and exc.code != 421
+            else MailConnectionError
+        )
+        raise cls(
+            f"{where} refused the session: {describe(exc)}", server=where, code=exc.code
+        ) from exc
+    except aiosmtplib.SMTPConnectError as exc:
+        if isinstance(exc.__cause__, ssl.SSLError):
+            # implicit TLS: aiosmtplib wraps the handshake failure in a connect error
+            raise MailTlsError(f"TLS with {where} failed: {exc.__cause__}", server=where) from exc
+        raise MailConnectionError(
+            f"cannot connect to {where}: {describe(exc)}", server=where
+        ) from exc
+    except aiosmtplib.SMTPServerDisconnected as exc:
+        raise MailConnectionError(
+            f"{where} closed the connection: {describe(exc)}", server=where
+        ) from exc
+    except aiosmtplib.SMTPException as exc:
+        # e.g. "SMTP STARTTLS extension not supported by server."
+        raise MailTlsError(f"{where}: {describe(exc)}", server=where) from exc
+    except OSError as exc:
+        raise MailConnectionError(f"cannot connect to {where}: {exc}", server=where) from exc
+    if target.username:
+        try:
+            await client.login(target.username, target.password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
+            raise MailAuthError(
+                f"{where} refused the login of {target.username!r}: {describe(exc)}; "
+                "check [smtp].username and password",
+                server=where,
+                code=exc.code,
+            ) from exc
+        except aiosmtplib.SMTPTimeoutError as exc:
+            client.close()
+            raise MailTimeoutError(f"{where}: no answer to AUTH", server=where) from exc
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            raise MailConnectionError(
+                f"{where} closed the connection during AUTH", server=where
+            ) from exc
+        except aiosmtplib.SMTPException as exc:
+            client.close()
+            raise MailAuthError(f"{where}: {describe(exc)}", server=where) from exc
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class SendReport:
+    """The outcome of :func:`send_direct`: accepted recipients and refused ones."""
+
+    server: str
+    reply: str
+    accepted: tuple[str, ...]
+    refused: tuple[tuple[str, int, str], ...]
+
+
+async def send_direct(
+    target: SmtpTarget, message: EmailMessage, recipients: Sequence[str]
+) -> SendReport:
+    """Sends one message now, bypassing the outbox (``netalert mail test``).
+
+    Raises:
+        MailError: A child of it for connection, TLS, AUTH and timeout failures;
+            :class:`MailRefusedError` when the server refused the message or
+            every recipient (``code`` holds the reply code).
+    """
+    client = await connect(target, tls_context(target))
+    where = target.label
+    try:
+        errors, reply = await client.send_message(message, recipients=list(recipients))
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        first = exc.recipients[0]
+        raise MailRefusedError(
+            f"{where} refused every recipient: {describe(exc)}", server=where, code=first.code
+        ) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        raise MailRefusedError(
+            f"{where} refused the message: {describe(exc)}", server=where, code=exc.code
+        ) from exc
+    except aiosmtplib.SMTPTimeoutError as exc:
+        raise MailTimeoutError(
+            f"{where}: no answer within {target.timeout:g}s", server=where
+        ) from exc
+    except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
+        raise MailConnectionError(f"{where} dropped the connection: {exc}", server=where) from exc
+    except aiosmtplib.SMTPException as exc:
+        raise MailError(f"{where}: {describe(exc)}", server=where) from exc
+    finally:
+        if client.is_connected:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+    refused = tuple((addr, resp.code, resp.message) for addr, resp in errors.items())
+    accepted = tuple(r for r in recipients if r not in errors)
+    return SendReport(server=where, reply=reply, accepted=accepted, refused=refused)

@@ -1,0 +1,371 @@
+"""Prometheus metrics read from the stages' plain counters at scrape time.
+
+The live stages never call prometheus-client: a trap costs an ``int += 1`` in
+the receiver's own stats object, not a labelled-counter lookup with a lock.
+Each stage registers a *source*, a callable returning :class:`MetricSample`
+and :class:`HistogramSample` values; the :class:`Metrics` collector calls
+every source when ``/metrics`` is scraped and turns the samples into the
+families declared in :data:`FAMILIES` (SPEC.md names, fixed).
+
+Wiring, in ``service.py`` (the adapters are in :mod:`netalert.web.sources`)::
+
+    metrics = Metrics(mib_modules=lambda: len(tree.modules))
+    metrics.register_source("mail", mail_source(stage.stats, outbox_oldest_age))
+    metrics.register_source("alerts", alerts_source(store.active))
+    body, content_type = metrics.render()
+
+A source registered again under the same name replaces the old one, so a
+reload that builds new stage objects just registers them again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import platform
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from netalert import __version__
+
+__all__ = [
+    "FAMILIES",
+    "POLL_DURATION_BUCKETS",
+    "Family",
+    "HistogramCounts",
+    "HistogramSample",
+    "MetricSample",
+    "Metrics",
+    "Sample",
+    "Source",
+    "counter_samples",
+]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    """One value of a declared counter or gauge family.
+
+    ``labels`` must name exactly the family's label names. Samples of the same
+    family and label values coming from several sources are added up (two trap
+    listeners, two outboxes).
+    """
+
+    name: str
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramSample:
+    """A whole histogram: cumulative counts per upper bound, ``+Inf`` last."""
+
+    name: str
+    buckets: tuple[tuple[float, int], ...]
+    sum: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+Sample = MetricSample | HistogramSample
+Source = Callable[[], Iterable[Sample]]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A declared metric: its type, help text, label names and preset label values.
+
+    ``preset`` lists label values exported as 0 until a source reports them, so
+    ``rate()`` and alerting rules work from the first scrape (single-label
+    families only).
+    """
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    preset: tuple[str, ...] = ()
+
+
+_MAIL_KINDS = ("auth", "tls", "timeout", "connection", "temporary", "rejected", "other")
+_REJECT_REASONS = ("bad_community", "unknown_user", "bad_digest", "not_allowed", "malformed")
+
+FAMILIES: Mapping[str, Family] = {
+    f.name: f
+    for f in (
+        # SPEC.md: names and labels are a user-facing contract.
+        Family(
+            "netalert_traps_received_total",
+            "counter",
+            "Traps and informs accepted, by SNMP version.",
+            ("version",),
+            ("1", "2c", "3"),
+        ),
+        Family(
+            "netalert_traps_rejected_total",
+            "counter",
+            "Messages refused by the trap receiver, by reason.",
+            ("reason",),
+            _REJECT_REASONS,
+        ),
+        Family(
+            "netalert_polls_total",
+            "counter",
+            "Device polls finished, by result (ok, partial, timeout, auth, error).",
+            ("result",),
+            ("ok", "partial", "timeout", "auth", "error"),
+        ),
+        Family(
+            "netalert_alerts_active",
+            "gauge",
+            "Firing alerts, by severity (pending ones are not counted).",
+            ("severity",),
+            ("critical", "warning", "info"),
+        ),
+        Family("netalert_mail_sent_total", "counter", "Recipients accepted by an SMTP server."),
+        Family(
+            "netalert_mail_failed_total",
+            "counter",
+            "Failed delivery attempts, by kind.",
+            ("kind",),
+            _MAIL_KINDS,
+        ),
+        Family("netalert_outbox_pending", "gauge", "Messages waiting in the outbox."),
+        # Extras.
+        Family(
+            "netalert_trap_socket_drops",
+            "gauge",
+            "Datagrams the kernel dropped on the trap sockets (/proc/net/udp; resets on reopen).",
+        ),
+        Family(
+            "netalert_traps_dropped_total",
+            "counter",
+            "Accepted traps lost inside the agent (queue full, too many storm folds).",
+        ),
+        Family(
+            "netalert_storm_folded_total",
+            "counter",
+            "Traps folded into storm events instead of becoming an event each.",
+        ),
+        Family(
+            "netalert_poll_duration_seconds",
+            "histogram",
+            "Wall time of one device poll.",
+        ),
+        Family(
+            "netalert_poll_overruns_total",
+            "counter",
+            "Polls that came due while the previous poll of the device still ran.",
+        ),
+        Family("netalert_polls_in_flight", "gauge", "Polls running now."),
+        Family(
+            "netalert_mail_oldest_pending_seconds",
+            "gauge",
+            "Age of the oldest message waiting in the outbox (0 when empty).",
+        ),
+        Family(
+            "netalert_mail_path_healthy",
+            "gauge",
+            "1 while mail is delivered, 0 once it has failed longer than the canary threshold.",
+        ),
+        Family("netalert_mib_modules_loaded", "gauge", "MIB modules loaded into the tree."),
+        Family(
+            "netalert_build_info",
+            "gauge",
+            "Always 1; the labels carry the netalert and Python versions.",
+            ("version", "python"),
+        ),
+        Family(
+            "netalert_loop_lag_seconds",
+            "gauge",
+            "Largest event-loop lag seen in the health window (/healthz).",
+        ),
+    )
+}
+
+# Polls over loopback take milliseconds; over a WAN with retries, seconds.
+POLL_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+
+class HistogramCounts:
+    """A histogram a stage owns and feeds with plain ints (no locks, no labels).
+
+    Args:
+        bounds: Upper bounds of the buckets, ascending; ``+Inf`` is implicit.
+    """
+
+    __slots__ = ("_bounds", "_counts", "count", "sum")
+
+    def __init__(self, bounds: Iterable[float] = POLL_DURATION_BUCKETS) -> None:
+        self._bounds = tuple(sorted(bounds))
+        self._counts = [0] * (len(self._bounds) + 1)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Counts one observation."""
+        self._counts[bisect.bisect_left(self._bounds, value)] += 1
+        self.count += 1
+        self.sum += value
+
+    def sample(self, name: str, labels: Mapping[str, str] | None = None) -> HistogramSample:
+        """Returns the cumulative buckets as a :class:`HistogramSample` named ``name``."""
+        running = 0
+        buckets: list[tuple[float, int]] = []
+        for bound, n in zip((*self._bounds, float("inf")), self._counts, strict=True):
+            running += n
+            buckets.append((bound, running))
+        return HistogramSample(name, tuple(buckets), self.sum, dict(labels or {}))
+
+
+class _Collector(Collector):
+    def __init__(self, owner: Metrics) -> None:
+        self._owner = owner
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._owner.families())
+
+
+class Metrics:
+    """The agent's own registry and the sources it reads at scrape time.
+
+    Args:
+        families: The declared families (tests may pass their own).
+        mib_modules: Returns how many MIB modules are loaded (``None`` leaves it out).
+    """
+
+    def __init__(
+        self,
+        *,
+        families: Mapping[str, Family] = FAMILIES,
+        mib_modules: Callable[[], int] | None = None,
+    ) -> None:
+        self.families_declared = dict(families)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._sources: dict[str, Source] = {}
+        self._warned: set[str] = set()
+        self.register_source("build", _build_info)
+        if mib_modules is not None:
+            count = mib_modules
+            self.register_source(
+                "mib", lambda: [MetricSample("netalert_mib_modules_loaded", count())]
+            )
+        self.registry.register(_Collector(self))
+
+    def register_source(self, name: str, source: Source) -> None:
+        """Adds ``source`` under ``name``, replacing a source of that name."""
+        self._sources[name] = source
+
+    def unregister_source(self, name: str) -> None:
+        """Removes the source ``name`` (no error if there is none)."""
+        self._sources.pop(name, None)
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """Returns the exposition and its content type.
+
+        Args:
+            accept: The scraper's ``Accept`` header: OpenMetrics when it asks for
+                it, else the Prometheus text format 0.0.4.
+        """
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+    def families(self) -> list[Metric]:
+        """Calls every source and builds the metric families (the collector's work).
+
+        A source that raises is logged (once per source until it recovers) and
+        left out of this scrape; the others are still exported.
+        """
+        values: dict[str, dict[tuple[str, ...], float]] = {n: {} for n in self.families_declared}
+        histograms: dict[str, dict[tuple[str, ...], HistogramSample]] = {}
+        for source_name, source in list(self._sources.items()):
+            try:
+                samples = list(source())
+            except Exception:
+                self._warn(f"source:{source_name}", "metrics source %r failed", source_name)
+                continue
+            self._warned.discard(f"source:{source_name}")
+            for s in samples:
+                family = self.families_declared.get(s.name)
+                if family is None:
+                    self._warn(f"name:{s.name}", "metric %s is not declared", s.name)
+                    continue
+                key = self._key(family, s)
+                if key is None:
+                    continue
+                if isinstance(s, HistogramSample):
+                    histograms.setdefault(s.name, {})[key] = s
+                else:
+                    bucket = values[s.name]
+                    bucket[key] = bucket.get(key, 0.0) + float(s.value)
+        return [
+            self._family(f, values[f.name], histograms.get(f.name, {}))
+            for f in self.families_declared.values()
+        ]
+
+    def _key(self, family: Family, s: Sample) -> tuple[str, ...] | None:
+        if set(s.labels) != set(family.labels) or (
+            isinstance(s, HistogramSample) != (family.kind == "histogram")
+        ):
+            self._warn(f"shape:{s.name}", "metric %s: sample %r does not fit its family", s.name, s)
+            return None
+        return tuple(str(s.labels[n]) for n in family.labels)
+
+    def _warn(self, key: str, message: str, *args: object) -> None:
+        # Scrapes come every few seconds: say it once, not on every scrape.
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args, exc_info=key.startswith("source:"))
+
+    @staticmethod
+    def _family(
+        f: Family,
+        values: dict[tuple[str, ...], float],
+        histograms: dict[tuple[str, ...], HistogramSample],
+    ) -> Metric:
+        if f.kind == "histogram":
+            hist = HistogramMetricFamily(f.name, f.help, labels=f.labels)
+            for key, h in sorted(histograms.items()):
+                buckets = [("+Inf" if b == float("inf") else repr(b), n) for b, n in h.buckets]
+                hist.add_metric(list(key), buckets, h.sum)
+            return hist
+        for preset in f.preset:
+            values.setdefault((preset,), 0.0)
+        metric: CounterMetricFamily | GaugeMetricFamily
+        if f.kind == "counter":
+            metric = CounterMetricFamily(f.name, f.help, labels=f.labels)
+        else:
+            metric = GaugeMetricFamily(f.name, f.help, labels=f.labels)
+        if not f.labels and not values:
+            # A scalar nobody reported (stage not running): leave it out rather
+            # than claim 0 pending messages or 0 sent.
+            return metric
+        for key, value in sorted(values.items()):
+            metric.add_metric(list(key), value)
+        return metric
+
+
+def _build_info() -> list[Sample]:
+    labels = {"version": __version__, "python": platform.python_version()}
+    return [MetricSample("netalert_build_info", 1, labels)]
+
+
+def counter_samples(name: str, label: str, counts: Mapping[str, int]) -> list[Sample]:
+    """Turns ``{"2c": 10, "3": 1}`` into samples of ``name`` labelled ``label``."""
+    return [MetricSample(name, n, {label: key}) for key, n in counts.items()]

@@ -1,0 +1,32 @@
+"""The MIB layer: names, OIDs, enums, indexes and DISPLAY-HINTs for every stage.
+
+``load_mibs`` compiles what changed (pysmi, cached under ``state_dir/mibs``)
+and returns the :class:`MibTree` the rest of netalert reads; see MIB-API.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netalert.config.models import MibsConfig
+from netalert.mib.check import check_config_names
+from netalert.mib.loader import CompileReport, compile_mibs
+from netalert.mib.node import MibNode
+from netalert.mib.tree import MibTree
+
+__all__ = ["CompileReport", "MibNode", "MibTree", "check_config_names", "compile_mibs", "load_mibs"]
+
+
+def load_mibs(mibs_config: MibsConfig, state_dir: Path | None) -> MibTree:
+    """Compiles changed MIB sources, loads the rest from the cache, returns the tree.
+
+    ``mibs_config`` is the ``[mibs]`` section (``paths``, ``system_paths``). A
+    broken MIB never raises: it is left out and listed in ``tree.report``.
+    Call it at start, off the event loop: a first run compiles (seconds), later
+    runs read the cache.
+
+    Raises:
+        OSError: The cache under ``state_dir`` cannot be written.
+    """
+    facts, report = compile_mibs(mibs_config.paths, mibs_config.system_paths, state_dir)
+    return MibTree(facts, report)

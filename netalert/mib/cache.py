@@ -1,0 +1,109 @@
+"""The on-disk MIB cache under ``state_dir/mibs``.
+
+``builtin-<key>.json`` holds the facts of every built-in compiled module,
+keyed by the installed pysnmp/pysnmp-mibs versions. ``modules/<MODULE>.json``
+holds the facts (or the failure) of one module compiled from a source, with
+the key of the inputs it came from (its bytes and, recursively, its imports').
+Files are written to a temporary name and renamed, so a reader never sees half
+a file; an unreadable file is a cache miss, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from netalert.mib.compiler import CompileResult
+from netalert.mib.node import ModuleFacts
+
+__all__ = ["CACHE_FORMAT", "MibCache"]
+
+# Bump when ModuleFacts' JSON form or the conversion changes meaning.
+CACHE_FORMAT = 1
+
+
+class MibCache:
+    """Reads and writes the cache files of one state directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def has_builtin(self, key: str) -> bool:
+        """Whether built-in facts are stored under ``key``."""
+        return (self.root / f"builtin-{key}.json").is_file()
+
+    def read_builtin(self, key: str) -> list[ModuleFacts] | None:
+        """The built-in facts stored under ``key``, or None."""
+        data = self._read(self.root / f"builtin-{key}.json")
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            return None
+        try:
+            return [ModuleFacts.from_json(item) for item in data["modules"]]
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def write_builtin(self, key: str, facts: list[ModuleFacts]) -> None:
+        """Stores the built-in facts and removes those of older keys."""
+        data = {"format": CACHE_FORMAT, "modules": [f.to_json() for f in facts]}
+        self._write(self.root / f"builtin-{key}.json", data)
+        for old in self.root.glob("builtin-*.json"):
+            if old.name != f"builtin-{key}.json":
+                old.unlink(missing_ok=True)
+
+    def read_module(self, module: str) -> tuple[str, ModuleFacts | CompileResult] | None:
+        """The key and the cached facts or failure of a source module, or None."""
+        data = self._read(self.root / "modules" / f"{module}.json")
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            return None
+        try:
+            if "failed" in data:
+                fail = data["failed"]
+                return str(data["key"]), CompileResult(
+                    module=module,
+                    status="failed",
+                    path=Path(fail["path"]) if fail.get("path") else None,
+                    line=int(fail.get("line", 0)),
+                    reason=str(fail["reason"]),
+                )
+            return str(data["key"]), ModuleFacts.from_json(data["facts"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def write_module(self, module: str, key: str, result: ModuleFacts | CompileResult) -> None:
+        """Stores a module's facts or its failure under ``key``."""
+        data: dict[str, Any] = {"format": CACHE_FORMAT, "key": key}
+        if isinstance(result, ModuleFacts):
+            data["facts"] = result.to_json()
+        else:
+            data["failed"] = {
+                "path": str(result.path) if result.path else "",
+                "line": result.line,
+                "reason": result.reason,
+            }
+        self._write(self.root / "modules" / f"{module}.json", data)
+
+    @staticmethod
+    def _read(path: Path) -> Any:
+        try:
+            with path.open("rb") as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _write(path: Path, data: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+            # mkstemp makes 0600 files; the cache holds nothing secret, and the
+            # agent's user must read what an operator's `mib compile` wrote.
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,321 @@
+"""Putting the MIB layer together: built-in facts, sources, cache, compile.
+
+Precedence of a module name: a source in ``[mibs].paths`` (the operator's own
+MIBs) first, then a source in ``[mibs].system_paths`` (on Debian, net-snmp's
+UCD/NET-SNMP MIBs), then the built-in compiled modules (pysnmp and
+pysnmp-mibs, whose compilations date from 2016): a source is the more current
+text. A source that fails to compile falls back to its built-in twin, if any.
+Every source module is compiled once and cached under ``state_dir/mibs`` with a
+key over its bytes and, recursively, its imports', so editing a MIB recompiles
+it and its importers, and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from netalert.mib.builtin import builtin_version, extract_builtin
+from netalert.mib.cache import CACHE_FORMAT, MibCache
+from netalert.mib.compiler import CompileResult, compile_modules
+from netalert.mib.node import ModuleFacts, TypeFacts
+from netalert.mib.sources import MibSource, scan_sources
+from netalert.mib.standins import MACRO_MODULES, macro_module_text, standin_text
+
+__all__ = ["NET_SNMP_MODULES", "CompileReport", "compile_mibs", "rank_modules"]
+
+# What net-snmp's MIB files provide; their absence is worth a sentence.
+NET_SNMP_MODULES = ("UCD-SNMP-MIB", "NET-SNMP-AGENT-MIB")
+_BUILTIN_MEMO: dict[str, tuple[list[ModuleFacts], dict[str, str]]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class CompileReport:
+    """What a load or ``netalert mib compile`` did, module by module."""
+
+    results: tuple[CompileResult, ...]
+    builtin: int
+    builtin_failed: Mapping[str, str] = field(default_factory=dict)
+    skipped: tuple[tuple[Path, str], ...] = ()
+    folders: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when no source module failed."""
+        return all(r.ok for r in self.results)
+
+    def failed(self) -> list[CompileResult]:
+        """The modules that failed."""
+        return [r for r in self.results if not r.ok]
+
+    def lines(self) -> list[str]:
+        """The doctor's output: one line per module, then a summary and notes."""
+        out = [r.describe() for r in self.results]
+        out += [f"{path}: skipped: {reason}" for path, reason in self.skipped]
+        out += [
+            f"{name}: built-in module failed to load: {why}"
+            for name, why in sorted(self.builtin_failed.items())
+        ]
+        counts = {
+            s: sum(1 for r in self.results if r.status == s)
+            for s in ("compiled", "up to date", "failed")
+        }
+        out.append(
+            f"{len(self.results)} source modules: {counts['compiled']} compiled, "
+            f"{counts['up to date']} up to date, {counts['failed']} failed; "
+            f"{self.builtin} built-in modules (pysnmp, pysnmp-mibs)"
+        )
+        out += [f"note: {note}" for note in self.notes]
+        return out
+
+
+class _Known:
+    """Facts of the modules outside a compile run: lookups and stand-ins."""
+
+    def __init__(self, modules: Mapping[str, ModuleFacts]) -> None:
+        self.modules = modules
+        self._types: dict[str, dict[str, TypeFacts]] = {}
+
+    def type_facts(self, module: str, name: str) -> TypeFacts | None:
+        if module not in self.modules:
+            return None
+        if module not in self._types:
+            self._types[module] = {t.name: t for t in self.modules[module].types}
+        return self._types[module].get(name)
+
+    def row_index(self, module: str, name: str) -> tuple[tuple[str, ...], bool] | None:
+        facts = self.modules.get(module)
+        if facts is None or name not in facts.index_refs:
+            return None
+        row = next((n for n in facts.nodes if n.name == name), None)
+        return facts.index_refs[name], bool(row and row.implied)
+
+    def standin(self, name: str) -> str | None:
+        if name in self.modules:
+            return standin_text(self.modules[name])
+        if name in MACRO_MODULES:
+            return macro_module_text(name)
+        return None
+
+
+def _salt() -> str:
+    try:
+        pysmi = importlib.metadata.version("pysmi")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        pysmi = "none"
+    return f"format={CACHE_FORMAT};pysmi={pysmi}"
+
+
+def builtin_facts(cache: MibCache | None) -> tuple[list[ModuleFacts], dict[str, str]]:
+    """The built-in modules' facts: from memory, the cache, or pysnmp (seconds)."""
+    key = hashlib.sha256(f"{_salt()};{builtin_version()}".encode()).hexdigest()[:16]
+    if key in _BUILTIN_MEMO:
+        facts, failed = _BUILTIN_MEMO[key]
+        if cache is not None and not failed and not cache.has_builtin(key):
+            cache.write_builtin(key, facts)
+        return facts, failed
+    cached = cache.read_builtin(key) if cache is not None else None
+    if cached is not None:
+        _BUILTIN_MEMO[key] = (cached, {})
+        return cached, {}
+    facts, failed = extract_builtin()
+    _BUILTIN_MEMO[key] = (facts, failed)
+    # A failure depends on this process (warnings, memory): retry next time.
+    if cache is not None and not failed:
+        cache.write_builtin(key, facts)
+    return facts, failed
+
+
+def _keys(sources: Mapping[str, MibSource], builtin: Iterable[str]) -> dict[str, str]:
+    # A module's key covers its bytes and its imports' keys, so a change in an
+    # imported module (an OID, a TC) recompiles its importers too.
+    salt = _salt()
+    builtin_set = set(builtin)
+    memo: dict[str, str] = {}
+    visiting: set[str] = set()
+
+    def key(name: str) -> str:
+        if name in memo:
+            return memo[name]
+        if name not in sources:
+            if name in builtin_set:
+                return "builtin"
+            return "macro" if name in MACRO_MODULES else "missing"
+        source = sources[name]
+        if name in visiting:  # import cycles exist in the wild
+            return source.digest
+        visiting.add(name)
+        parts = [salt, source.digest] + [f"{d}={key(d)}" for d in sorted(source.imports)]
+        visiting.discard(name)
+        memo[name] = hashlib.sha256("|".join(parts).encode()).hexdigest()
+        return memo[name]
+
+    return {name: key(name) for name in sorted(sources)}
+
+
+def compile_mibs(
+    paths: Iterable[Path],
+    system_paths: Iterable[Path],
+    state_dir: Path | None,
+) -> tuple[list[ModuleFacts], CompileReport]:
+    """Compiles what changed, loads the rest from the cache, reports on each module.
+
+    Never raises for a broken MIB: a failure is a line of the report. A source
+    that fails while a built-in module of the same name exists falls back to
+    the built-in one.
+
+    Raises:
+        OSError: The cache folder cannot be written.
+    """
+    cache = MibCache(state_dir / "mibs") if state_dir is not None else None
+    builtin, builtin_failed = builtin_facts(cache)
+    builtin_by_name = {f.name: f for f in builtin}
+    user_paths, sys_paths = list(paths), list(system_paths)
+    user = scan_sources(user_paths)
+    system = scan_sources(sys_paths)
+    all_sources = {**system.modules, **user.modules}
+    folders = user_paths + sys_paths
+    searched = ", ".join(str(f) for f in folders) or "no folders"
+    searched += f" and {len(builtin_by_name)} built-in modules"
+
+    # A failed source with a built-in twin is left out and the pass redone, so
+    # its importers compile against the built-in facts instead.
+    fallback: dict[str, CompileResult] = {}
+    while True:
+        run = _Run(all_sources, fallback, builtin_by_name, cache, searched)
+        more = run.compile()
+        if not more:
+            break
+        fallback.update(more)
+
+    results = dict(run.results)
+    for name, failure in fallback.items():
+        results[name] = replace(failure, reason=failure.reason + " (using the built-in module)")
+    known = run.known
+    notes = []
+    absent = [m for m in NET_SNMP_MODULES if m not in run.sources]
+    if absent:
+        where = ", ".join(str(p) for p in sys_paths) or "no system folders"
+        older = [m for m in absent if m in known]
+        if older:
+            notes.append(
+                f"{', '.join(older)}: no source in {where}; using the older compiled copies "
+                "built in (pysnmp-mibs). For net-snmp's current MIBs install them "
+                "(Debian/Ubuntu: apt install libsnmp-base) or copy them into a [mibs].paths folder"
+            )
+        missing = [m for m in absent if m not in known]
+        if missing:
+            notes.append(
+                f"{', '.join(missing)} not available: no source in {where} and none built in "
+                "(Debian/Ubuntu: apt install libsnmp-base; or copy them into a [mibs].paths folder)"
+            )
+    report = CompileReport(
+        results=tuple(results[name] for name in sorted(results)),
+        builtin=sum(1 for name in builtin_by_name if name not in run.sources),
+        builtin_failed=builtin_failed,
+        skipped=tuple(user.skipped),
+        folders=tuple(folders),
+        notes=tuple(notes),
+    )
+    ordered = [known[name] for name in _source_first(known, user.modules)]
+    return ordered, report
+
+
+class _Run:
+    """One pass: cache lookups, then one pysmi run for what changed."""
+
+    def __init__(
+        self,
+        all_sources: Mapping[str, MibSource],
+        fallback: Mapping[str, CompileResult],
+        builtin: Mapping[str, ModuleFacts],
+        cache: MibCache | None,
+        searched: str,
+    ) -> None:
+        self.sources = {n: s for n, s in all_sources.items() if n not in fallback}
+        self.builtin = builtin
+        self.cache = cache
+        self.searched = searched
+        # Keys are computed with every source present, so a failed source's
+        # cached verdict is found again on the next start before it is left out.
+        self.keys = _keys(self.sources, builtin)
+        self.fallback_keys = _keys(all_sources, builtin)
+        self.known: dict[str, ModuleFacts] = {
+            name: facts for name, facts in builtin.items() if name not in self.sources
+        }
+        self.results: dict[str, CompileResult] = {}
+
+    def unavailable(self, dep: str) -> str | None:
+        if dep in self.sources:
+            previous = self.results.get(dep)
+            if previous is not None and not previous.ok:
+                return "which failed to compile (see its own line)"
+            return None
+        if dep in self.builtin or dep in MACRO_MODULES:
+            return None
+        return f"which was not found (searched {self.searched})"
+
+    def compile(self) -> dict[str, CompileResult]:
+        """Runs the pass; returns failed sources to replace by built-ins (then redo)."""
+        wanted: list[str] = []
+        for name in sorted(self.sources):
+            cached = self.cache.read_module(name) if self.cache is not None else None
+            if cached is not None and cached[0] == self.keys[name]:
+                entry = cached[1]
+                if isinstance(entry, ModuleFacts):
+                    self.known[name] = entry
+                    self.results[name] = CompileResult(name, "up to date", self.sources[name].path)
+                elif name in self.builtin and cached[0] == self.fallback_keys[name]:
+                    return {name: entry}
+                else:
+                    self.results[name] = entry
+            else:
+                wanted.append(name)
+        if not wanted:
+            return {}
+        lookup = _Known(self.known)
+        compiled, verdicts = compile_modules(
+            wanted, self.sources, lookup.standin, lookup, self.unavailable
+        )
+        redo: dict[str, CompileResult] = {}
+        for name in wanted:
+            verdict = verdicts[name]
+            result: ModuleFacts | CompileResult = verdict
+            if name in compiled and verdict.ok:
+                result = compiled[name]
+                self.known[name] = compiled[name]
+            elif name in self.builtin and self.keys[name] == self.fallback_keys[name]:
+                redo[name] = verdict
+            if self.cache is not None:
+                self.cache.write_module(name, self.keys[name], result)
+            self.results[name] = verdict
+        return redo
+
+
+def _source_first(known: Mapping[str, ModuleFacts], user: Mapping[str, MibSource]) -> list[str]:
+    return rank_modules(known, first=user)
+
+
+def rank_modules(names: Iterable[str], first: Iterable[str] = ()) -> list[str]:
+    """Module names in naming priority (the first module defining an OID names it).
+
+    The operator's own MIBs first, then the SNMPv2 core (so 0.0 is
+    SNMPv2-SMI::zeroDotZero), then the rest by name, then the SMIv1 modules
+    that SNMPv2 superseded.
+    """
+    own = set(first)
+    core = ("SNMPv2-SMI", "SNMPv2-TC", "SNMPv2-CONF", "SNMPv2-MIB")
+    legacy = ("RFC1213-MIB", "RFC1158-MIB", "RFC1155-SMI")
+
+    def rank(name: str) -> tuple[int, int, str]:
+        if name in own:
+            return 0, 0, name
+        if name in core:
+            return 1, core.index(name), name
+        return (3 if name in legacy else 2), 0, name
+
+    return sorted(names, key=rank)

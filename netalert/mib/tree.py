@@ -1,0 +1,336 @@
+"""The runtime MIB tree: name ⇄ OID, enum labels, DISPLAY-HINTs, row indexes.
+
+Built once from :class:`ModuleFacts` at start (from the cache: no parsing),
+then read-only. OID → name lookups go through a bounded memo, because the same
+few hundred OIDs come back on every poll and every trap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from netalert.errors import MibError
+from netalert.mib.hints import render_date_and_time, render_inet_address, render_int, render_octets
+from netalert.mib.indexes import IndexPart, IndexValue, decode_index
+from netalert.mib.node import MibNode, ModuleFacts
+
+if TYPE_CHECKING:
+    from netalert.mib.loader import CompileReport
+
+__all__ = ["MibTree"]
+
+_NUMERIC = re.compile(r"^\.?\d+(?:\.\d+)*$")
+_LEADING_ZERO = re.compile(r"(?:^|\.)0\d")
+_SUFFIX = re.compile(r"^\d+(?:\.\d+)*$")
+_MEMO_LIMIT = 50_000  # ~10 MB at most; polled OIDs repeat, trap OIDs rarely vary
+_INET = frozenset(
+    {"InetAddress", "InetAddressIPv4", "InetAddressIPv6", "InetAddressIPv4z", "InetAddressIPv6z"}
+)
+_NET_SNMP_MODULES = frozenset({"UCD-SNMP-MIB", "NET-SNMP-AGENT-MIB", "NET-SNMP-MIB"})
+_NET_SNMP_HINT = "its MIB comes with net-snmp (Debian/Ubuntu: apt install libsnmp-base)"
+
+
+class MibTree:
+    """Every loaded module's names, OIDs and types. Thread-compatible, read-only."""
+
+    def __init__(self, modules: Iterable[ModuleFacts], report: CompileReport | None = None) -> None:
+        """Indexes ``modules``; the first module naming an OID gives its name."""
+        self.report = report
+        self._by_oid: dict[tuple[int, ...], MibNode] = {}
+        self._by_full: dict[str, MibNode] = {}
+        self._by_short: dict[str, list[MibNode]] = {}
+        self._index_refs: dict[str, tuple[str, ...]] = {}
+        self._modules: list[str] = []
+        for facts in modules:
+            self._modules.append(facts.name)
+            module = facts.name
+            for name, refs in facts.index_refs.items():
+                self._index_refs[f"{module}::{name}"] = refs
+            for node in facts.nodes:
+                full = f"{module}::{node.name}"
+                if full in self._by_full:
+                    continue
+                self._by_full[full] = node
+                self._by_short.setdefault(node.name, []).append(node)
+                self._by_oid.setdefault(node.oid, node)
+        # An OBJECT IDENTIFIER value below a scalar or column (DISMAN-EVENT-MIB's
+        # sysUpTimeInstance is sysUpTime.0) names an instance: let the object
+        # name it, as "SNMPv2-MIB::sysUpTime.0".
+        for oid, node in list(self._by_oid.items()):
+            if node.kind == "node" and any(
+                self._by_oid.get(oid[:size]) is not None
+                and self._by_oid[oid[:size]].kind in ("scalar", "column")
+                for size in range(len(oid) - 1, 0, -1)
+            ):
+                del self._by_oid[oid]
+        self._depth = max((len(oid) for oid in self._by_oid), default=0)
+        self._by_text = {".".join(map(str, oid)): node for oid, node in self._by_oid.items()}
+        self._memo: dict[str | tuple[int, ...], tuple[MibNode | None, str]] = {}
+
+    @classmethod
+    def builtin(cls) -> MibTree:
+        """A tree of the built-in modules only (SNMPv2-MIB, IF-MIB, ...).
+
+        The facts are extracted once per process (a few seconds) and kept.
+        """
+        from netalert.mib.loader import builtin_facts, rank_modules
+
+        facts, _ = builtin_facts(None)
+        by_name = {f.name: f for f in facts}
+        return cls(by_name[name] for name in rank_modules(by_name))
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """Names of the loaded modules."""
+        return tuple(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._by_full)
+
+    # --- names to OIDs -------------------------------------------------------
+
+    def find(self, name: str) -> MibNode | None:
+        """The node ``MODULE::name`` or unambiguous ``name``, else None."""
+        try:
+            return self.node(name)
+        except MibError:
+            return None
+
+    def node(self, name: str) -> MibNode:
+        """The node ``MODULE::name`` or an unambiguous short ``name``.
+
+        Raises:
+            MibError: Unknown or ambiguous name.
+        """
+        module, sep, short = name.strip().rpartition("::")
+        if sep:
+            found = self._by_full.get(f"{module}::{short}")
+            if found is None:
+                raise MibError(self._unknown(name, module, short))
+            return found
+        candidates = self._by_short.get(short)
+        if not candidates:
+            raise MibError(self._unknown(name, "", short))
+        if len({n.oid for n in candidates}) > 1:
+            places = ", ".join(n.full_name for n in candidates[:4])
+            raise MibError(
+                f"ambiguous MIB name '{short}': defined in {places}; write MODULE::{short}"
+            )
+        return candidates[0]
+
+    def _unknown(self, text: str, module: str, short: str) -> str:
+        message = f"unknown MIB name '{text}'"
+        if module and module not in self._modules:
+            extra = (
+                f"; {_NET_SNMP_HINT}" if module in ("UCD-SNMP-MIB", "NET-SNMP-AGENT-MIB") else ""
+            )
+            return f"{message} (module {module} is not loaded{extra})"
+        pool = (
+            [n.name for n in self._by_full.values() if n.module == module]
+            if module
+            else list(self._by_short)
+        )
+        close = difflib.get_close_matches(short, pool, n=1, cutoff=0.8)
+        if close:
+            hint = f"{module}::{close[0]}" if module else close[0]
+            return f"{message} (did you mean '{hint}'?)"
+        return message
+
+    def oid(self, name: str) -> tuple[int, ...]:
+        """The numeric OID of ``IF-MIB::ifOperStatus.3``, ``ifOperStatus.3`` or ``1.3.6...``.
+
+        Raises:
+            MibError: Unknown name, ambiguous short name or a non-numeric index.
+        """
+        text = name.strip()
+        if _NUMERIC.match(text):
+            return tuple(int(x) for x in text.lstrip(".").split("."))
+        module, sep, rest = text.rpartition("::")
+        short, dot, suffix = rest.partition(".")
+        node = self.node(f"{module}::{short}" if sep else short)
+        if not dot:
+            return node.oid
+        if not _SUFFIX.match(suffix):
+            raise MibError(f"'{name}': the index after the name must be numeric, like .3 or .1.4")
+        return node.oid + tuple(int(x) for x in suffix.split("."))
+
+    def oid_str(self, name: str) -> str:
+        """The dotted numeric OID of a name, without a leading dot.
+
+        Raises:
+            MibError: As :meth:`oid`.
+        """
+        return ".".join(map(str, self.oid(name)))
+
+    # --- OIDs to names -------------------------------------------------------
+
+    def lookup(self, oid: str | tuple[int, ...]) -> tuple[MibNode | None, str]:
+        """The node of the longest known prefix of ``oid`` and the rest, dotted.
+
+        ``1.3.6.1.2.1.2.2.1.8.3`` gives (ifOperStatus, "3"); an OID no module
+        covers gives (None, the OID dotted).
+
+        Raises:
+            MibError: ``oid`` is a string but not a numeric OID.
+        """
+        hit = self._memo.get(oid)
+        if hit is not None:
+            return hit
+        if isinstance(oid, str):
+            text = oid[1:] if oid[:1] == "." else oid
+            # isascii + isdigit on the joined digits is the cheap exact check
+            # (int() would accept " 1", "+1" and "1_0").
+            digits = text.replace(".", "")
+            if not (digits.isascii() and digits.isdigit()) or ".." in text or text[-1] == ".":
+                raise MibError(f"not a numeric OID: {oid!r}")
+            if "0" in text and _LEADING_ZERO.search(text):  # "1.3.06": not a text key
+                result = self._lookup_parts(tuple(map(int, text.split("."))))
+            else:
+                result = self._lookup_text(text)
+        else:
+            result = self._lookup_parts(oid)
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[oid] = result
+        return result
+
+    def _lookup_text(self, text: str) -> tuple[MibNode | None, str]:
+        # Dotted-string prefixes, cut at the last dot each time: no int
+        # conversion and no tuple building on the hot path of trap naming.
+        by_text = self._by_text
+        end = len(text)
+        while end > 0:
+            node = by_text.get(text[:end] if end < len(text) else text)
+            if node is not None:
+                return node, text[end + 1 :]
+            end = text.rfind(".", 0, end)
+        return None, text
+
+    def _lookup_parts(self, parts: tuple[int, ...]) -> tuple[MibNode | None, str]:
+        by_oid = self._by_oid
+        for size in range(min(len(parts), self._depth), 0, -1):
+            node = by_oid.get(parts[:size])
+            if node is not None:
+                return node, ".".join(map(str, parts[size:]))
+        return None, ".".join(map(str, parts))
+
+    def name(self, oid: str | tuple[int, ...]) -> str:
+        """``IF-MIB::ifOperStatus.3`` for an OID; the numeric OID if no module covers it.
+
+        Raises:
+            MibError: As :meth:`lookup`.
+        """
+        node, suffix = self.lookup(oid)
+        if node is None:
+            return suffix
+        return f"{node.module}::{node.name}.{suffix}" if suffix else f"{node.module}::{node.name}"
+
+    def notification_objects(self, trap_oid: str | tuple[int, ...]) -> list[str]:
+        """The ``MODULE::object`` names a NOTIFICATION-TYPE lists, [] if unknown."""
+        if isinstance(trap_oid, str) and not _NUMERIC.match(trap_oid):
+            node = self.find(trap_oid)
+        else:
+            key = trap_oid if isinstance(trap_oid, tuple) else self.oid(trap_oid)
+            node = self._by_oid.get(key)
+        if node is None or node.kind != "notification":
+            return []
+        return list(node.objects)
+
+    # --- values --------------------------------------------------------------
+
+    def label(self, node: MibNode, value: int | bytes | str | None) -> str:
+        """The enum label or DISPLAY-HINT rendering of ``value``; "" if none applies."""
+        if value is None or isinstance(value, (str, bool)):
+            return ""
+        if isinstance(value, int):
+            if node.syntax == "BITS":
+                return ""
+            if node.enums:
+                return node.enums.get(value, "")
+            if node.display_hint:
+                text = render_int(node.display_hint, value)
+                return "" if text == str(value) else text
+            return ""
+        if node.syntax == "BITS" and node.enums:
+            return " ".join(
+                label
+                for bit, label in sorted(node.enums.items())
+                if bit // 8 < len(value) and value[bit // 8] & (0x80 >> (bit % 8))
+            )
+        if node.tc == "DateAndTime":
+            return render_date_and_time(value) or render_octets(node.display_hint, value)
+        if node.tc in _INET:
+            return render_inet_address(value)
+        if node.display_hint:
+            return render_octets(node.display_hint, value)
+        return ""
+
+    def enum_value(self, node: MibNode, label: str) -> int | None:
+        """The number of an enum label (``'down'`` → 2), None if not a label of ``node``."""
+        for value, name in node.enums.items():
+            if name == label:
+                return value
+        return None
+
+    def index_nodes(self, node: MibNode) -> tuple[MibNode, ...]:
+        """The INDEX objects of a table, row or column, in INDEX order.
+
+        Raises:
+            MibError: ``node`` has no INDEX, or an INDEX object is not loaded.
+        """
+        refs = self._index_refs.get(node.full_name)
+        if refs is None and node.kind == "table":
+            row = self._by_oid.get((*node.oid, 1))
+            if row is not None and row.kind == "row":
+                return self.index_nodes(row)
+        if not refs:
+            raise MibError(f"{node.full_name} is not a table row or column: it has no INDEX")
+        out = []
+        for ref in refs:
+            index_node = self._by_full.get(ref)
+            if index_node is None:
+                raise MibError(f"cannot decode the index of {node.full_name}: {ref} is not loaded")
+            out.append(index_node)
+        return tuple(out)
+
+    def index_parts(self, node: MibNode) -> tuple[tuple[IndexPart, ...], bool]:
+        """The INDEX objects of a row or column, ready for :func:`decode_index`.
+
+        Raises:
+            MibError: As :meth:`index_nodes`.
+        """
+        nodes = self.index_nodes(node)
+        if node.kind == "table":
+            node = self._by_oid.get((*node.oid, 1), node)
+        parts = tuple(
+            IndexPart(
+                name=n.name,
+                syntax=n.syntax,
+                fixed_size=n.fixed_size,
+                text=IndexPart.is_text(n.tc, n.display_hint),
+                network_address=n.tc == "NetworkAddress",
+            )
+            for n in nodes
+        )
+        return parts, node.implied
+
+    def decode_index(self, node: MibNode, index: str) -> dict[str, IndexValue]:
+        """The INDEX values of a row instance, by INDEX object short name.
+
+        Raises:
+            MibError: ``node`` has no INDEX, or ``index`` does not fit it.
+        """
+        parts, implied = self.index_parts(node)
+        if not _SUFFIX.match(index.strip(".")) and index.strip("."):
+            raise MibError(f"not a numeric index: {index!r}")
+        subids = [int(x) for x in index.strip(".").split(".")] if index.strip(".") else []
+        return decode_index(parts, subids, implied)
+
+    def nodes(self) -> Mapping[str, MibNode]:
+        """Every node by ``MODULE::name`` (read-only view)."""
+        from types import MappingProxyType
+
+        return MappingProxyType(self._by_full)

@@ -1,0 +1,131 @@
+"""The built-in DeviceUnreachable alert, fed by the poller's reachability callbacks.
+
+A mixin of :class:`netalert.rules.engine.RuleEngine`. While DeviceUnreachable
+fires for a device, the device's poll alerts are marked ``silenced``
+(inhibited): a device that cannot be read neither fires nor resolves them, and
+notify need not mail them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
+
+from netalert.alerts.flap import FlapSettings
+from netalert.alerts.lifecycle import INACTIVE, poll_step
+from netalert.alerts.model import Transition
+from netalert.alerts.store import AlertStore, make_key
+from netalert.rules.apply import Target, advance, alert_labels
+from netalert.rules.compile import UNREACHABLE, RuleSet
+from netalert.rules.templates import compile_template
+
+__all__ = ["DeviceReachability"]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_UNREACHABLE_SUMMARY = compile_template("{{ device }} does not answer SNMP ({{ value }})")
+_UNREACHABLE_DESCRIPTION = compile_template(
+    "netalert got no answer from {{ device }}: {{ value }}. Its other poll alerts are held"
+    " until it answers again."
+)
+
+
+class DeviceReachability:
+    """DeviceUnreachable; state lives in the attributes RuleEngine sets."""
+
+    store: AlertStore
+    rules: RuleSet
+    _signatures: dict[str, str]
+
+    def _unreachable_target(self, device: str) -> Target:
+        labels = self.rules.device_labels.get(device, _EMPTY)
+        own = alert_labels(UNREACHABLE, "critical", device, {}, {}, labels)
+        return Target(
+            UNREACHABLE,
+            "critical",
+            device,
+            own,
+            "builtin",
+            make_key("builtin", UNREACHABLE, device, ""),
+            self._signatures[UNREACHABLE],
+            FlapSettings(),
+            _UNREACHABLE_SUMMARY,
+            _UNREACHABLE_DESCRIPTION,
+        )
+
+    def device_unreachable(self, device: str, now: float, reason: str) -> list[Transition]:
+        """The poller got no answer from ``device``: fire (or keep firing) DeviceUnreachable.
+
+        While it fires, the device's poll alerts are marked ``silenced`` (inhibited).
+        Does nothing when ``[agent] device_unreachable = false``.
+        """
+        if not self.rules.unreachable:
+            return []
+        target = self._unreachable_target(device)
+        found = self.store.by_key(target.key)
+        record = found[0] if found else None
+        phase = poll_step(
+            record.phase if record else INACTIVE,
+            fire=True,
+            clear=None,
+            hysteresis=False,
+            now=now,
+            for_=0.0,
+            keep_firing_for=0.0,
+        )
+        change = advance(
+            self.store,
+            target,
+            record,
+            phase,
+            now=now,
+            sample=True,
+            value=reason,
+            context={"reason": reason},
+        )
+        self._inhibit(device, True)
+        self.store.flush()
+        return [change] if change is not None else []
+
+    def device_reachable(self, device: str, now: float) -> list[Transition]:
+        """The poller got an answer from ``device``: resolve its DeviceUnreachable."""
+        out = self._reachable(device, now)
+        if out:
+            self.store.flush()
+        return out
+
+    def _reachable(self, device: str, now: float) -> list[Transition]:
+        found = self.store.by_key(make_key("builtin", UNREACHABLE, device, ""))
+        if not found:
+            return []
+        record = found[0]
+        was = record.active
+        phase = poll_step(
+            record.phase,
+            fire=False,
+            clear=None,
+            hysteresis=False,
+            now=now,
+            for_=0.0,
+            keep_firing_for=0.0,
+        )
+        change = advance(
+            self.store,
+            self._unreachable_target(device),
+            record,
+            phase,
+            now=now,
+            sample=True,
+            value="answering",
+            context={},
+        )
+        if was and not record.active:
+            self._inhibit(device, False)
+        return [change] if change is not None else []
+
+    def _inhibit(self, device: str, on: bool) -> None:
+        for record in self.store.records():
+            alert = record.alert
+            if alert.device == device and alert.source == "poll" and alert.silenced != on:
+                record.alert = replace(alert, silenced=on)
+                self.store.put(record)

@@ -1,0 +1,56 @@
+"""Rule ``summary`` and ``description`` templates: Jinja2 in a sandbox.
+
+Device data is untrusted (an ``ifAlias`` or a trap varbind can be written by
+anyone who can send a packet), so templates run in Jinja2's immutable sandbox:
+no access to private attributes, no calls to unsafe methods, no mutation. A
+value containing ``{{`` is just text: templates are compiled from the config
+only, never from data. The output is capped in length, and a summary is kept
+to one line (it may end up in a mail subject).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2.environment import Template
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["TemplateProblem", "compile_template", "render"]
+
+_ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+MAX_SUMMARY = 500
+MAX_DESCRIPTION = 8000
+
+
+class TemplateProblem(Exception):  # becomes a config error line
+    """A template does not compile; the message names the line."""
+
+
+def compile_template(text: str) -> Template:
+    """Compiles one template.
+
+    Raises:
+        TemplateProblem: A Jinja2 syntax error, with its line number.
+    """
+    try:
+        return _ENV.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template error at line {exc.lineno}: {exc.message}") from None
+
+
+def render(template: Template, context: Mapping[str, Any], *, one_line: bool) -> str:
+    """Renders a template; a failure renders as a short note rather than raising.
+
+    A template that fails on some device's data (a filter on a missing value, a
+    sandbox refusal) must not stop the alert from being recorded and mailed.
+    """
+    try:
+        text = template.render(context)
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        text = f"(template failed: {type(exc).__name__}: {exc})"
+    if one_line:
+        text = " ".join(text.split())
+        return text[:MAX_SUMMARY]
+    return text[:MAX_DESCRIPTION]

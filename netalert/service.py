@@ -1,0 +1,475 @@
+"""The agent: every stage on one event loop, its lifecycle in one place.
+
+Start order follows the data's dependencies: state → MIBs → outbox and sender
+→ alerts and rules → notify → trap receiver → poller → web, then READY=1.
+SIGTERM/SIGINT drain (stop intake, flush notifications, give the outbox a
+bounded time, persist, one closing line of counters); SIGHUP reloads (the new
+config is validated completely before anything changes).
+
+This module wires; the decisions live in the stages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from netalert.alerts.model import Transition
+from netalert.alerts.store import AlertStore
+from netalert.config import load_config
+from netalert.config.models import Config
+from netalert.errors import ConfigError, NetalertError
+from netalert.logs import event
+from netalert.mail.wiring import MailStage, build_mail_stage
+from netalert.mib import MibTree, check_config_names, load_mibs
+from netalert.notify.dispatcher import Dispatcher
+from netalert.notify.nflog import NotificationLog
+from netalert.notify.silences import SilenceStore
+from netalert.rules import RuleEngine, RuleSet, compile_rules
+from netalert.rules.adapt import from_poller
+from netalert.snmp.engines import EngineIdRegistry
+from netalert.snmp.plan import build_plans
+from netalert.snmp.poller import Poller, Reachability
+from netalert.snmp.rows import PollResult
+from netalert.snmp.types import TrapEvent
+from netalert.state import Database, open_database
+from netalert.systemd import Notifier, watchdog_interval
+from netalert.web.wiring import AgentStatus
+
+__all__ = ["Agent", "Prepared", "prepare", "run_agent"]
+
+log = logging.getLogger("netalert.service")
+
+TICK = 1.0  # seconds between rule ticks (for, resolve_after) and group flushes
+DRAIN_TIMEOUT = 8.0  # seconds the outbox gets on stop before what is left waits for the next start
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A config validated completely: MIB names resolved, rules compiled."""
+
+    config: Config
+    tree: MibTree
+    rules: RuleSet
+
+
+def prepare(config: Config, *, tree: MibTree | None = None) -> Prepared:
+    """Validates everything a config refers to; nothing is started.
+
+    Raises:
+        ConfigError: One line per problem (unknown MIB names, rule errors).
+    """
+    if tree is None:
+        tree = load_mibs(config.mibs, config.agent.state_dir)
+    problems = check_config_names(config, tree)
+    if problems:
+        raise ConfigError(problems)
+    rules = compile_rules(config, tree)
+    build_plans(config, tree)  # raises ConfigError for names a collect group cannot resolve
+    return Prepared(config, tree, rules)
+
+
+class Agent:
+    """The running agent."""
+
+    def __init__(self, prepared: Prepared, *, config_path: Path | None = None) -> None:
+        self.prepared = prepared
+        self.config_path = config_path
+        self.started = time.time()
+        self.db: Database | None = None
+        self.mail: MailStage | None = None
+        self.store: AlertStore | None = None
+        self.engine: RuleEngine | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.silences: SilenceStore | None = None
+        self.engines = EngineIdRegistry()
+        self.poller: Poller | None = None
+        self.receiver: Any = None
+        self.status = AgentStatus(
+            started=self.started,
+            devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
+            alerts=lambda: self.store.active() if self.store is not None else [],
+            mib_modules=lambda: len(self.prepared.tree.modules),
+        )
+        self.counters: dict[str, int] = {
+            "traps": 0,
+            "polls": 0,
+            "transitions": 0,
+            "notifications": 0,
+            "reloads": 0,
+        }
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+        self._notifier = Notifier()
+        self._wakeup = asyncio.Event()
+
+    @property
+    def config(self) -> Config:
+        """The config in force."""
+        return self.prepared.config
+
+    # --- start ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Starts every stage in dependency order.
+
+        Raises:
+            NetalertError: A stage cannot start (state directory, trap port, web port).
+        """
+        config = self.config
+        self.db = open_database(config.agent.state_dir)
+        self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
+        self._spawn(self.mail.sender.run(), "mail-sender")
+        if self.mail.canary is not None:
+            self._spawn(self.mail.canary.run(), "mail-canary")
+        self.store = AlertStore(self.db)
+        self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
+        self.silences = SilenceStore(self.db)
+        self._new_dispatcher()
+        self.status.attach(
+            dispatcher=self.dispatcher, outbox=self.mail.outbox, mail=self.mail.stats
+        )
+        await self._start_intake()
+        await self._start_web()
+        self._spawn(self._ticker(), "ticker")
+        interval = watchdog_interval()
+        if interval is not None:
+            self._spawn(self._watchdog(interval), "watchdog")
+        self._notifier.ready(self._status_line())
+        log.info(
+            event(
+                "started",
+                devices=len(config.devices),
+                rules=len(config.rules),
+                routes=len(config.routes),
+                alerts=len(self.store.active()),
+                outbox=self.mail.outbox.pending(),
+                mib_modules=len(self.prepared.tree.modules),
+            )
+        )
+
+    def _base_dir(self) -> Path | None:
+        return self.config_path.resolve().parent if self.config_path else None
+
+    def _new_dispatcher(self) -> None:
+        assert self.db is not None and self.store is not None and self.silences is not None
+        silences = self.silences
+        self.dispatcher = Dispatcher(
+            self.config.routes,
+            nflog=NotificationLog(self.db),
+            maintenance=self.config.maintenance,
+            silences=lambda now: silences.list(now),
+        )
+        now = time.time()
+        # Rebuild the groups from the alerts kept across a restart or reload;
+        # the notification log keeps them from being mailed twice.
+        for alert in self.store.active():
+            self.dispatcher.update(alert, now)
+
+    async def _start_intake(self) -> None:
+        config = self.config
+        tree = self.prepared.tree
+        if config.traps.enabled:
+            from netalert.snmp.traps import TrapReceiver
+
+            self.receiver = TrapReceiver(
+                config.traps,
+                sink=self._on_trap,
+                tree=tree,
+                devices=config.devices,
+                engines=self.engines,
+            )
+            await self.receiver.start()
+            self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
+        plans = build_plans(config, tree)
+        self.poller = Poller(
+            plans,
+            tree,
+            on_result=self._on_poll,
+            on_reachability=self._on_reachability,
+            engines=self.engines,
+            max_in_flight=config.snmp.max_in_flight,
+        )
+        self.poller.start()
+        self.status.attach(poller=self.poller.stats)
+
+    async def _stop_intake(self) -> None:
+        if self.receiver is not None:
+            await self.receiver.stop()
+            self.receiver = None
+        if self.poller is not None:
+            await self.poller.stop()
+            self.poller = None
+
+    async def _start_web(self) -> None:
+        http = self.config.agent.http
+        if http is None:
+            return
+        try:
+            server = await self.status.serve(http.host, http.port or 9162)
+        except OSError as exc:
+            raise NetalertError(
+                f"[agent].http {http}: cannot listen ({exc.strerror}); "
+                'pick another address or set http = "" to disable the status page'
+            ) from None
+        log.info(event("web", url=server.url))
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error(event("task_failed", task=task.get_name(), error=repr(exc)))
+            self._stop.set()
+
+    # --- the data path ------------------------------------------------------------------
+
+    def _on_trap(self, trap: TrapEvent) -> None:
+        assert self.engine is not None
+        self.counters["traps"] += 1
+        self.status.live.history.record_trap(trap)
+        self._after(self.engine.on_trap(trap, trap.received))
+
+    def _on_poll(self, result: PollResult) -> None:
+        assert self.engine is not None
+        self.counters["polls"] += 1
+        self.status.live.board.record_poll(result)
+        if not result.ok:
+            return
+        self._after(self.engine.on_poll(from_poller(result), result.time or time.time()))
+
+    def _on_reachability(self, change: Reachability) -> None:
+        assert self.engine is not None
+        self.status.live.board.record_reachability(change)
+        if change.reachable:
+            transitions = self.engine.device_reachable(change.device, change.time)
+        else:
+            transitions = self.engine.device_unreachable(change.device, change.time, change.reason)
+        self._after(transitions)
+
+    def _after(self, transitions: list[Transition]) -> None:
+        """Persists the alerts' new state, then hands the changes to notify."""
+        if not transitions:
+            return
+        assert self.store is not None and self.dispatcher is not None
+        self.store.flush()
+        now = time.time()
+        for transition in transitions:
+            self.counters["transitions"] += 1
+            log.info(
+                event(
+                    "alert",
+                    state=transition.alert.state,
+                    kind=transition.kind,
+                    rule=transition.rule,
+                    device=transition.alert.device,
+                    fingerprint=transition.fingerprint,
+                    value=transition.value,
+                )
+            )
+            self.dispatcher.update(transition.alert, now)
+        self.status.live.sample_alerts(now)
+        self._flush_notifications(now)
+
+    def _flush_notifications(self, now: float, *, force: bool = False) -> None:
+        assert self.dispatcher is not None and self.mail is not None
+        dispatcher = self.dispatcher
+        for notification in dispatcher.flush(now, force=force):
+            try:
+                self.mail.mailer.submit(
+                    notification, also=partial(dispatcher.sent, notification=notification)
+                )
+            except NetalertError as exc:
+                log.error(event("notification_failed", group=notification.group_key, error=exc))
+                continue
+            self.counters["notifications"] += 1
+            log.info(
+                event(
+                    "notification",
+                    route=notification.route,
+                    reason=notification.reason,
+                    group=notification.group_key,
+                    alerts=len(notification.alerts),
+                    to=",".join(notification.recipients),
+                )
+            )
+
+    async def _ticker(self) -> None:
+        assert self.engine is not None
+        while not self._stop.is_set():
+            now = time.time()
+            try:
+                self._after(self.engine.tick(now))
+                for request in self.engine.confirm_requests(now):
+                    self._spawn(self._confirm(request), "confirm")
+                self._flush_notifications(now)
+            except NetalertError as exc:
+                log.error(event("tick_failed", error=exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=TICK)
+            self._wakeup.clear()
+
+    async def _confirm(self, request: Any) -> None:
+        """A trap rule's ``confirm``: GET the related instances now and feed the answer back."""
+        assert self.engine is not None
+        poller = self.poller
+        if poller is None:
+            return
+        try:
+            result = await poller.get_now(request.device, list(request.oids))
+        except (NetalertError, KeyError) as exc:
+            log.warning(event("confirm_failed", device=request.device, error=exc))
+            return
+        self._after(self.engine.on_confirm(request, from_poller(result), time.time()))
+
+    async def _watchdog(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self._notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _status_line(self) -> str:
+        active = len(self.store.active()) if self.store else 0
+        pending = self.mail.outbox.pending() if self.mail else 0
+        return f"{len(self.config.devices)} devices, {active} active alerts, {pending} mails queued"
+
+    # --- reload and stop ------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload at the next opportunity."""
+        self._reload_requested.set()
+
+    def request_stop(self) -> None:
+        """SIGTERM/SIGINT: drain and stop."""
+        self._stop.set()
+
+    async def reload(self) -> bool:
+        """Reloads the config file; returns False (old config kept) when the new one is bad."""
+        if self.config_path is None:
+            return False
+        self._notifier.reloading()
+        try:
+            loop = asyncio.get_running_loop()
+            new = await loop.run_in_executor(None, _load_prepared, self.config_path)
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error(event("reload_rejected", problem=line))
+            log.error(event("reload_failed", config=self.config_path, kept="old config"))
+            self._notifier.ready(self._status_line())
+            return False
+        assert self.engine is not None
+        old = self.prepared
+        self.prepared = new
+        await self._stop_intake()
+        self.engine.reload(new.config, new.tree, rules=new.rules)
+        self._new_dispatcher()
+        if new.config.smtp != old.config.smtp and self.mail is not None and self.db is not None:
+            await self.mail.sender.stop()
+            self.mail = build_mail_stage(new.config, self.db, base_dir=self._base_dir())
+            self._spawn(self.mail.sender.run(), "mail-sender")
+            self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+        self.status.attach(dispatcher=self.dispatcher)
+        await self._start_intake()
+        if new.config.agent.http != old.config.agent.http:
+            await self.status.stop()
+            await self._start_web()
+        self.counters["reloads"] += 1
+        log.info(event("reloaded", config=self.config_path, rules=len(new.config.rules)))
+        self._notifier.ready(self._status_line())
+        return True
+
+    async def run(self) -> None:
+        """Serves until a stop is requested; handles reload requests meanwhile."""
+        while not self._stop.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            reload = asyncio.ensure_future(self._reload_requested.wait())
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            for fut in (stop, reload):
+                fut.cancel()
+            if self._reload_requested.is_set() and not self._stop.is_set():
+                self._reload_requested.clear()
+                await self.reload()
+
+    async def drain(self, grace: float = DRAIN_TIMEOUT) -> None:
+        """Stops intake, flushes notifications, gives the outbox ``grace`` seconds, persists."""
+        self._notifier.stopping()
+        self._stop.set()
+        self._wakeup.set()
+        await self._stop_intake()
+        if self.store is not None and self.dispatcher is not None and self.mail is not None:
+            self.store.flush()
+            self._flush_notifications(time.time(), force=True)
+            self.mail.sender.wake()
+            deadline = time.monotonic() + grace
+            # The outbox is a table the sender empties: poll it, briefly and bounded.
+            while self.mail.outbox.pending() and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await self.mail.sender.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.status.stop()
+        if self.store is not None:
+            self.store.flush()
+        pending = self.mail.outbox.pending() if self.mail else 0
+        sent = self.mail.stats.sent_total if self.mail else 0
+        if self.db is not None:
+            self.db.close()
+        log.info(
+            event(
+                "stopped",
+                uptime=f"{time.time() - self.started:.0f}s",
+                traps=self.counters["traps"],
+                polls=self.counters["polls"],
+                transitions=self.counters["transitions"],
+                notifications=self.counters["notifications"],
+                mail_sent=sent,
+                outbox_pending=pending,
+                reloads=self.counters["reloads"],
+            )
+        )
+        self._notifier.close()
+
+
+def _load_prepared(path: Path) -> Prepared:
+    return prepare(load_config(path))
+
+
+async def run_agent(
+    prepared: Prepared,
+    *,
+    config_path: Path | None = None,
+    on_started: Callable[[Agent], None] | None = None,
+    install_signals: bool = True,
+) -> Agent:
+    """Runs the agent until SIGTERM/SIGINT (or :meth:`Agent.request_stop`), then drains."""
+    agent = Agent(prepared, config_path=config_path)
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
+        loop.add_signal_handler(signal.SIGINT, agent.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, agent.request_reload)
+    try:
+        await agent.start()
+        if on_started is not None:
+            on_started(agent)
+        await agent.run()
+    finally:
+        await agent.drain()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+    return agent

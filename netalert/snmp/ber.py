@@ -1,0 +1,400 @@
+"""A strict, fast BER decoder for SNMPv1/v2c messages, and the inform Response.
+
+pyasn1 spends ~0.5 ms on a six-varbind trap because it builds a typed object
+tree; the receiver needs plain values, so this module walks the bytes once.
+
+Strict means: definite lengths only, primitive encodings for simple types
+(RFC 3417 section 8), every length exactly filling its container, no bytes
+after the message, values inside their SMI ranges, OIDs of at most 128
+sub-identifiers below 2**32 (RFC 2578 section 3.5). Nesting is bounded by the
+fixed shape of an SNMP message. :func:`decode_message` never raises: it
+returns a :class:`Message` or a :class:`DecodeError` naming the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from netalert.snmp.types import SnmpType, Value
+
+__all__ = [
+    "MAX_MESSAGE",
+    "MAX_VARBINDS",
+    "DecodeError",
+    "Message",
+    "PduType",
+    "RawVarBind",
+    "V1Trap",
+    "decode_message",
+    "encode_inform_response",
+    "message_version",
+]
+
+MAX_MESSAGE = 65535  # the largest UDP payload; anything longer did not come off a socket
+MAX_VARBINDS = 1024  # far above any real trap; caps the work one datagram can cause
+_MAX_SUBIDS = 128
+_MAX_SUBID = 0xFFFFFFFF
+_I32_MIN, _I32_MAX = -0x80000000, 0x7FFFFFFF
+_U32_MAX = 0xFFFFFFFF
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+class PduType(IntEnum):
+    """Context tags of the SNMP PDUs (RFC 1157, RFC 3416)."""
+
+    GET = 0xA0
+    GET_NEXT = 0xA1
+    RESPONSE = 0xA2
+    SET = 0xA3
+    TRAP_V1 = 0xA4
+    GET_BULK = 0xA5
+    INFORM = 0xA6
+    TRAP_V2 = 0xA7
+    REPORT = 0xA8
+
+
+_V1_PDUS = frozenset({0xA0, 0xA1, 0xA2, 0xA3, 0xA4})
+_V2_PDUS = frozenset({0xA0, 0xA1, 0xA2, 0xA3, 0xA5, 0xA6, 0xA7, 0xA8})
+
+# (oid, type, value): the decoder's varbind, turned into a named VarBind later.
+RawVarBind = tuple[str, SnmpType, Value]
+
+
+@dataclass(frozen=True, slots=True)
+class V1Trap:
+    """The fields only an SNMPv1 Trap-PDU has (RFC 1157 section 4.1.6)."""
+
+    enterprise: str
+    agent_addr: str
+    generic: int
+    specific: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded SNMPv1 or v2c message.
+
+    ``version`` is the wire value (0 for v1, 1 for v2c). For GetBulk,
+    ``error_status`` and ``error_index`` hold non-repeaters and
+    max-repetitions. ``varbinds_at`` is the (start, end) of the encoded
+    VarBindList in the datagram, so a Response can echo it byte for byte.
+    """
+
+    version: int
+    community: bytes
+    pdu_type: int
+    request_id: int
+    error_status: int
+    error_index: int
+    varbinds: tuple[RawVarBind, ...]
+    v1_trap: V1Trap | None = None
+    varbinds_at: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeError:
+    """Why a datagram is not a well-formed SNMP message, and where."""
+
+    reason: str
+    offset: int
+
+
+class _Bad(Exception):
+    """Internal: aborts a decode; never leaves this module."""
+
+    def __init__(self, reason: str, offset: int) -> None:
+        self.reason = reason
+        self.offset = offset
+
+
+def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """Reads one tag and length at ``pos``; returns (tag, content start, content end)."""
+    if pos + 2 > end:
+        raise _Bad("truncated", pos)
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:
+        raise _Bad("bad_tag", pos)  # multi-byte tag numbers never occur in SNMP
+    first = data[pos + 1]
+    if first < 0x80:
+        start = pos + 2
+        stop = start + first
+    elif first == 0x80:
+        raise _Bad("indefinite_length", pos)
+    else:
+        count = first & 0x7F
+        start = pos + 2 + count
+        if start > end:
+            raise _Bad("truncated", pos)
+        stop = start + int.from_bytes(data[pos + 2 : start], "big")
+    if stop > end:
+        raise _Bad("bad_length", pos)
+    return tag, start, stop
+
+
+def _expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    got, start, stop = _header(data, pos, end)
+    if got != tag:
+        if got == tag | 0x20:
+            raise _Bad("constructed_primitive", pos)
+        raise _Bad("unexpected_tag", pos)
+    return start, stop
+
+
+def _integer(data: bytes, start: int, stop: int, low: int, high: int) -> int:
+    if start == stop:
+        raise _Bad("empty_integer", start)
+    value = int.from_bytes(data[start:stop], "big", signed=True)
+    if not low <= value <= high:
+        raise _Bad("integer_range", start)
+    return value
+
+
+def _int_field(data: bytes, pos: int, end: int, low: int, high: int) -> tuple[int, int]:
+    start, stop = _expect(data, pos, end, 0x02)
+    return _integer(data, start, stop, low, high), stop
+
+
+_OID_CACHE: dict[bytes, str] = {}
+_OID_CACHE_MAX = 8192
+
+
+def _oid(data: bytes, start: int, stop: int) -> str:
+    raw = data[start:stop]
+    text = _OID_CACHE.get(raw)
+    if text is not None:
+        return text
+    if not raw:
+        raise _Bad("bad_oid", start)
+    subids: list[int] = []
+    value = 0
+    fresh = True
+    for byte in raw:
+        if fresh and byte == 0x80:
+            raise _Bad("bad_oid", start)  # a non-minimal sub-identifier (X.690 8.19.2)
+        value = (value << 7) | (byte & 0x7F)
+        if byte & 0x80:
+            fresh = False
+            continue
+        subids.append(value)
+        value = 0
+        fresh = True
+    if not fresh:
+        raise _Bad("bad_oid", start)  # the last sub-identifier is cut short
+    first = subids[0]
+    if first < 40:
+        subids[0:1] = [0, first]
+    elif first < 80:
+        subids[0:1] = [1, first - 40]
+    else:
+        subids[0:1] = [2, first - 80]
+    if len(subids) > _MAX_SUBIDS or max(subids) > _MAX_SUBID:
+        raise _Bad("oid_limits", start)
+    text = ".".join(map(str, subids))
+    if len(_OID_CACHE) >= _OID_CACHE_MAX:
+        _OID_CACHE.clear()  # cheap bound; the working set of trap OIDs refills it at once
+    _OID_CACHE[raw] = text
+    return text
+
+
+_UNSIGNED = {
+    0x41: (SnmpType.COUNTER32, _U32_MAX),
+    0x42: (SnmpType.GAUGE32, _U32_MAX),
+    0x43: (SnmpType.TIMETICKS, _U32_MAX),
+    0x46: (SnmpType.COUNTER64, _U64_MAX),
+}
+_EXCEPTIONS = {
+    0x80: SnmpType.NO_SUCH_OBJECT,
+    0x81: SnmpType.NO_SUCH_INSTANCE,
+    0x82: SnmpType.END_OF_MIB_VIEW,
+}
+
+
+def _value(data: bytes, pos: int, end: int, v2: bool) -> tuple[SnmpType, Value, int]:
+    tag, start, stop = _header(data, pos, end)
+    if tag == 0x02:
+        return SnmpType.INTEGER, _integer(data, start, stop, _I32_MIN, _I32_MAX), stop
+    if tag == 0x04:
+        return SnmpType.OCTET_STRING, data[start:stop], stop
+    if tag == 0x06:
+        return SnmpType.OID, _oid(data, start, stop), stop
+    unsigned = _UNSIGNED.get(tag)
+    if unsigned is not None and (v2 or tag != 0x46):
+        return unsigned[0], _integer(data, start, stop, 0, unsigned[1]), stop
+    if tag == 0x40:
+        if stop - start != 4:
+            raise _Bad("bad_ip_address", start)
+        return SnmpType.IP_ADDRESS, ".".join(map(str, data[start:stop])), stop
+    if tag == 0x44:
+        return SnmpType.OPAQUE, data[start:stop], stop
+    exception = _EXCEPTIONS.get(tag) if v2 else None
+    if tag == 0x05 or exception is not None:
+        if start != stop:
+            raise _Bad("bad_null", start)
+        return exception or SnmpType.NULL, None, stop
+    if tag in (0x24, 0x26, 0x60, 0x64):
+        raise _Bad("constructed_primitive", pos)
+    raise _Bad("unexpected_tag", pos)
+
+
+def _varbinds(data: bytes, pos: int, end: int, v2: bool) -> tuple[tuple[RawVarBind, ...], int]:
+    start, stop = _expect(data, pos, end, 0x30)
+    out: list[RawVarBind] = []
+    oids = _OID_CACHE
+    pos = start
+    while pos < stop:
+        if len(out) == MAX_VARBINDS:
+            raise _Bad("too_many_varbinds", pos)
+        # Hot path: short-form VarBind and OID headers (nearly every trap), a known OID.
+        if (
+            pos + 4 <= stop
+            and data[pos] == 0x30
+            and data[pos + 1] < 0x80
+            and data[pos + 2] == 0x06
+            and data[pos + 3] < 0x80
+        ):
+            vb_stop = pos + 2 + data[pos + 1]
+            name_stop = pos + 4 + data[pos + 3]
+            if vb_stop > stop or name_stop > vb_stop:
+                raise _Bad("bad_length", pos)
+            oid = oids.get(data[pos + 4 : name_stop]) or _oid(data, pos + 4, name_stop)
+        else:
+            vb_start, vb_stop = _expect(data, pos, stop, 0x30)
+            name_start, name_stop = _expect(data, vb_start, vb_stop, 0x06)
+            oid = _oid(data, name_start, name_stop)
+        kind, value, pos = _value(data, name_stop, vb_stop, v2)
+        if pos != vb_stop:
+            raise _Bad("trailing_bytes", pos)
+        out.append((oid, kind, value))
+    return tuple(out), stop
+
+
+def _v1_trap(data: bytes, pos: int, end: int) -> tuple[V1Trap, int]:
+    start, stop = _expect(data, pos, end, 0x06)
+    enterprise = _oid(data, start, stop)
+    start, stop = _expect(data, stop, end, 0x40)
+    if stop - start != 4:
+        raise _Bad("bad_ip_address", start)
+    agent = ".".join(map(str, data[start:stop]))
+    generic, pos = _int_field(data, stop, end, 0, 6)
+    specific, pos = _int_field(data, pos, end, _I32_MIN, _I32_MAX)
+    start, stop = _expect(data, pos, end, 0x43)
+    timestamp = _integer(data, start, stop, 0, _U32_MAX)
+    return V1Trap(enterprise, agent, generic, specific, timestamp), stop
+
+
+def _decode(data: bytes) -> Message:
+    end = len(data)
+    if end > MAX_MESSAGE:
+        raise _Bad("too_large", 0)
+    start, stop = _expect(data, 0, end, 0x30)
+    if stop != end:
+        raise _Bad("trailing_bytes", stop)
+    version, pos = _int_field(data, start, stop, _I32_MIN, _I32_MAX)
+    if version not in (0, 1):
+        raise _Bad("bad_version", start)
+    c_start, c_stop = _expect(data, pos, stop, 0x04)
+    community = data[c_start:c_stop]
+    pdu_type, p_start, p_stop = _header(data, c_stop, stop)
+    if pdu_type not in (_V2_PDUS if version else _V1_PDUS):
+        raise _Bad("bad_pdu_type", c_stop)
+    if p_stop != stop:
+        raise _Bad("trailing_bytes", p_stop)
+    v1_trap = None
+    if pdu_type == 0xA4:
+        v1_trap, pos = _v1_trap(data, p_start, p_stop)
+        request_id = error_status = error_index = 0
+    else:
+        request_id, pos = _int_field(data, p_start, p_stop, _I32_MIN, _I32_MAX)
+        error_status, pos = _int_field(data, pos, p_stop, _I32_MIN, _I32_MAX)
+        low = 0 if version else _I32_MIN  # pysnmp's v2c PDUs bound error-index at 0
+        error_index, pos = _int_field(data, pos, p_stop, low, _I32_MAX)
+        if pdu_type == 0xA5 and error_status < 0:
+            raise _Bad("integer_range", pos)
+    vb_at = pos
+    varbinds, pos = _varbinds(data, pos, p_stop, version == 1)
+    if pos != p_stop:
+        raise _Bad("trailing_bytes", pos)
+    return Message(
+        version,
+        community,
+        pdu_type,
+        request_id,
+        error_status,
+        error_index,
+        varbinds,
+        v1_trap,
+        (vb_at, pos),
+    )
+
+
+def decode_message(data: bytes) -> Message | DecodeError:
+    """Decodes one SNMPv1 or SNMPv2c message; never raises.
+
+    Args:
+        data: the whole UDP payload.
+
+    Returns:
+        The message, or a DecodeError whose ``reason`` names the first problem
+        (``truncated``, ``bad_length``, ``indefinite_length``, ``bad_version``,
+        ``integer_range``, ``bad_oid``, ...). SNMPv3 gives ``bad_version``:
+        check :func:`message_version` first.
+    """
+    try:
+        return _decode(data)
+    except _Bad as bad:
+        return DecodeError(bad.reason, bad.offset)
+    except Exception as exc:  # a decoder bug must cost one datagram, not the receiver
+        return DecodeError(f"internal:{type(exc).__name__}", 0)
+
+
+def message_version(data: bytes) -> int | None:
+    """Returns the wire version of an SNMP message (0, 1, 3, ...), None if unreadable.
+
+    Only the outer SEQUENCE header and the version INTEGER are checked; the
+    outer length must match the datagram.
+    """
+    try:
+        start, stop = _expect(data, 0, len(data), 0x30)
+        if stop != len(data):
+            return None
+        return _int_field(data, start, stop, _I32_MIN, _I32_MAX)[0]
+    except _Bad:
+        return None
+    except Exception:  # never let a header peek raise into the receive loop
+        return None
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(raw))) + raw + content
+
+
+def _int_bytes(value: int) -> bytes:
+    return value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
+
+
+def encode_inform_response(data: bytes, message: Message) -> bytes:
+    """Encodes the Response to a v2c InformRequest (RFC 3416 section 4.2.7).
+
+    The Response carries the same request-id and, byte for byte, the same
+    variable bindings, with error-status and error-index 0.
+
+    Args:
+        data: the datagram ``message`` was decoded from.
+        message: the decoded InformRequest.
+
+    Returns:
+        The encoded Response message.
+    """
+    start, stop = message.varbinds_at
+    pdu = _tlv(
+        PduType.RESPONSE,
+        _tlv(0x02, _int_bytes(message.request_id)) + b"\x02\x01\x00\x02\x01\x00" + data[start:stop],
+    )
+    head = _tlv(0x02, _int_bytes(message.version)) + _tlv(0x04, message.community)
+    return _tlv(0x30, head + pdu)

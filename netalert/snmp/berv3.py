@@ -1,0 +1,124 @@
+"""The outer layers of an SNMPv3 message (RFC 3412 section 6, RFC 3414 section 2.4).
+
+The receiver reads them to name the user and engine of a v3 message (for
+counting and logging rejections precisely) and to route it; the security
+processing itself is pysnmp's. Never raises, like :func:`ber.decode_message`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netalert.snmp.ber import (
+    _I32_MAX,
+    DecodeError,
+    _Bad,
+    _expect,
+    _header,
+    _int_field,
+)
+
+__all__ = ["FLAG_AUTH", "FLAG_PRIV", "FLAG_REPORTABLE", "V3Header", "decode_v3_header"]
+
+FLAG_AUTH = 0x01
+FLAG_PRIV = 0x02
+FLAG_REPORTABLE = 0x04
+
+
+@dataclass(frozen=True, slots=True)
+class V3Header:
+    """Header and USM security parameters of an SNMPv3 message.
+
+    ``auth_at`` is the offset of the authentication parameters' contents in
+    the datagram (they are zeroed there to compute the digest); ``data_at``
+    the (start, end) of msgData: a plaintext ScopedPDU or, with ``priv``
+    set, the contents of the encrypted OCTET STRING.
+    """
+
+    msg_id: int
+    max_size: int
+    flags: int
+    security_model: int
+    engine_id: bytes
+    boots: int
+    time: int
+    user: bytes
+    auth_params: bytes
+    auth_at: int
+    priv_params: bytes
+    data_at: tuple[int, int]
+
+    @property
+    def level(self) -> str:
+        """``noAuthNoPriv``, ``authNoPriv`` or ``authPriv``."""
+        if self.flags & FLAG_PRIV:
+            return "authPriv"
+        return "authNoPriv" if self.flags & FLAG_AUTH else "noAuthNoPriv"
+
+
+def _string(data: bytes, pos: int, end: int) -> tuple[bytes, int, int]:
+    start, stop = _expect(data, pos, end, 0x04)
+    return data[start:stop], start, stop
+
+
+def _decode(data: bytes) -> V3Header:
+    end = len(data)
+    start, stop = _expect(data, 0, end, 0x30)
+    if stop != end:
+        raise _Bad("trailing_bytes", stop)
+    version, pos = _int_field(data, start, stop, 0, _I32_MAX)
+    if version != 3:
+        raise _Bad("bad_version", start)
+    g_start, g_stop = _expect(data, pos, stop, 0x30)
+    msg_id, pos = _int_field(data, g_start, g_stop, 0, _I32_MAX)
+    max_size, pos = _int_field(data, pos, g_stop, 484, _I32_MAX)
+    flags_raw, _, pos = _string(data, pos, g_stop)
+    if len(flags_raw) != 1:
+        raise _Bad("bad_flags", pos)
+    flags = flags_raw[0]
+    if flags & FLAG_PRIV and not flags & FLAG_AUTH:
+        raise _Bad("bad_flags", pos)  # privacy without authentication (RFC 3412 7.2 (5))
+    model, pos = _int_field(data, pos, g_stop, 1, _I32_MAX)
+    if pos != g_stop:
+        raise _Bad("trailing_bytes", pos)
+    s_start, s_stop = _expect(data, g_stop, stop, 0x04)
+    u_start, u_stop = _expect(data, s_start, s_stop, 0x30)
+    if u_stop != s_stop:
+        raise _Bad("trailing_bytes", u_stop)
+    engine_id, _, pos = _string(data, u_start, u_stop)
+    boots, pos = _int_field(data, pos, u_stop, 0, _I32_MAX)
+    time, pos = _int_field(data, pos, u_stop, 0, _I32_MAX)
+    user, _, pos = _string(data, pos, u_stop)
+    auth_params, auth_at, pos = _string(data, pos, u_stop)
+    priv_params, _, pos = _string(data, pos, u_stop)
+    if pos != u_stop:
+        raise _Bad("trailing_bytes", pos)
+    tag, d_start, d_stop = _header(data, s_stop, stop)
+    if tag != (0x04 if flags & FLAG_PRIV else 0x30):
+        raise _Bad("unexpected_tag", s_stop)
+    if d_stop != stop:
+        raise _Bad("trailing_bytes", d_stop)
+    return V3Header(
+        msg_id,
+        max_size,
+        flags,
+        model,
+        engine_id,
+        boots,
+        time,
+        user,
+        auth_params,
+        auth_at,
+        priv_params,
+        (d_start, d_stop),
+    )
+
+
+def decode_v3_header(data: bytes) -> V3Header | DecodeError:
+    """Decodes the header and USM parameters of an SNMPv3 message; never raises."""
+    try:
+        return _decode(data)
+    except _Bad as bad:
+        return DecodeError(bad.reason, bad.offset)
+    except Exception as exc:  # a bug here must cost one datagram, not the receiver
+        return DecodeError(f"internal:{type(exc).__name__}", 0)

@@ -1,0 +1,351 @@
+"""The gufo-snmp adapter of :class:`~netalert.snmp.client.SnmpClient` (the default).
+
+gufo-snmp's Rust core encodes, decodes and does USM crypto; one
+:class:`gufo.snmp.aio.client.SnmpSession` is one connected UDP socket with at most
+one request outstanding. This adapter keeps one session per target (reused
+across polls, so SNMPv3 discovery and key localisation happen once), guards each
+with a lock, and adds what gufo leaves to the caller: retries, per-OID
+noSuchObject reporting, SNMPv1 noSuchName handling and named v3 errors.
+
+What gufo cannot tell, and how the adapter copes:
+
+* Values arrive untyped (int, bytes, str): the type is inferred here
+  (int → INTEGER, bytes → OCTET STRING, "a.b.c.d" → IpAddress, other dotted → OID)
+  and the naming stage replaces it by the MIB's syntax (Counter32, TimeTicks...).
+* A missing object is simply absent: it is reported as noSuchInstance (gufo does
+  not distinguish noSuchObject).
+* A refused v3 request is "authentication failed": the adapter asks the pysnmp
+  reference engine once to learn the report's name (unknownUserName,
+  wrongDigest...). That slow path runs only on failure.
+* An unbounded GETNEXT is not in gufo's API (its iterators stay in a subtree), so
+  :meth:`GufoClient.get_next` goes through the shared pysnmp engine; the poll
+  path never calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from gufo.snmp import (
+    Aes128Key,
+    Aes192Key,
+    Aes256Key,
+    DesKey,
+    Md5Key,
+    NoSuchInstance,
+    Sha1Key,
+    Sha224Key,
+    Sha256Key,
+    Sha384Key,
+    Sha512Key,
+    SnmpVersion,
+    User,
+)
+from gufo.snmp import SnmpAuthError as GufoAuthError
+from gufo.snmp import SnmpError as GufoError
+from gufo.snmp._fast import GetIter
+from gufo.snmp.aio.client import SnmpSession
+
+from netalert.snmp.client import (
+    Backend,
+    EngineCallback,
+    SnmpAuthError,
+    SnmpClient,
+    SnmpProtocolError,
+    SnmpTimeoutError,
+    Target,
+    oid_in_subtree,
+)
+from netalert.snmp.types import SnmpType, Value, VarBind
+
+__all__ = ["GufoClient", "gufo_value"]
+
+T = TypeVar("T")
+
+_AUTH_KEYS: dict[str, Any] = {
+    "MD5": Md5Key,
+    "SHA": Sha1Key,
+    "SHA-224": Sha224Key,
+    "SHA-256": Sha256Key,
+    "SHA-384": Sha384Key,
+    "SHA-512": Sha512Key,
+}
+_PRIV_KEYS: dict[str, Any] = {
+    "DES": DesKey,
+    "AES-128": Aes128Key,
+    "AES-192": Aes192Key,
+    "AES-256": Aes256Key,
+}
+_VERSIONS = {"1": SnmpVersion.v1, "2c": SnmpVersion.v2c, "3": SnmpVersion.v3}
+# gufo's docs: refresh the v3 time window when idle longer than 150 s.
+_V3_IDLE_REFRESH = 140.0
+# OIDs per GET PDU: keeps responses well under a typical 1472-byte MTU-sized reply.
+_GET_CHUNK = 32
+
+
+def gufo_value(value: object) -> tuple[SnmpType, Value]:
+    """Infers a wire type for a gufo value (the MIB's syntax overrides it later)."""
+    if value is None:
+        return SnmpType.NULL, None
+    if isinstance(value, bool):
+        return SnmpType.INTEGER, int(value)
+    if isinstance(value, int):
+        return SnmpType.INTEGER, value
+    if isinstance(value, bytes):
+        return SnmpType.OCTET_STRING, value
+    if isinstance(value, float):  # an Opaque-wrapped float
+        return SnmpType.OPAQUE, repr(value)
+    text = str(value)
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):
+        return SnmpType.IP_ADDRESS, text
+    return SnmpType.OID, text
+
+
+class _Session:
+    __slots__ = ("lock", "session", "used", "worked")
+
+    def __init__(self, session: SnmpSession) -> None:
+        self.session = session
+        self.lock = asyncio.Lock()
+        self.used = time.monotonic()
+        self.worked = False
+
+
+class GufoClient(SnmpClient):
+    """gufo-snmp sessions shared by every device; see the module docstring."""
+
+    backend: Backend = "gufo"
+
+    def __init__(
+        self, *, on_engine_id: EngineCallback | None = None, max_sessions: int = 50_000
+    ) -> None:
+        self._sessions: OrderedDict[Target, _Session] = OrderedDict()
+        self._max_sessions = max_sessions
+        self._on_engine_id = on_engine_id
+        self._reference: SnmpClient | None = None
+
+    # --- sessions ---------------------------------------------------------------
+
+    async def _open(self, target: Target) -> _Session:
+        user = None
+        if target.version == "3":
+            auth = priv = None
+            if target.auth_protocol:
+                auth = _AUTH_KEYS[target.auth_protocol](target.auth_password.encode())
+                if target.priv_protocol:
+                    priv = _PRIV_KEYS[target.priv_protocol](target.priv_password.encode())
+            user = User(target.user, auth_key=auth, priv_key=priv)
+        session = SnmpSession(
+            target.host,
+            target.port,
+            community=target.community,
+            user=user,
+            version=_VERSIONS[target.version],
+            timeout=target.timeout,
+            max_repetitions=target.max_repetitions,
+        )
+        entry = _Session(session)
+        if target.version == "3":
+            # Engine discovery and time sync; retried like any request.
+            await self._retry(target, session.refresh)
+            if self._on_engine_id is not None:
+                self._on_engine_id(target, session.get_engine_id())
+        return entry
+
+    async def _call(self, target: Target, op: Callable[[SnmpSession], Awaitable[T]]) -> T:
+        """Runs ``op`` on the target's session with retries and v3 recovery."""
+        for attempt in (0, 1):
+            entry = self._sessions.get(target)
+            if entry is None:
+                entry = await self._open(target)
+                self._remember(target, entry)
+            else:
+                self._sessions.move_to_end(target)
+            async with entry.lock:
+                try:
+                    if target.version == "3" and time.monotonic() - entry.used > _V3_IDLE_REFRESH:
+                        await self._retry(target, entry.session.refresh)
+                    result = await self._retry(target, functools.partial(op, entry.session))
+                    entry.used = time.monotonic()
+                    entry.worked = True
+                    return result
+                except GufoAuthError:
+                    # A rebooted agent (new boots) or a replaced one (new engine ID)
+                    # refuses the old session: rediscover once before giving up.
+                    self._sessions.pop(target, None)
+                    if attempt == 0 and entry.worked:
+                        continue
+                    raise SnmpAuthError(target, await self._diagnose(target)) from None
+                except (SnmpTimeoutError, NoSuchInstance):
+                    raise
+                except GufoError as exc:
+                    raise SnmpProtocolError(target, str(exc) or type(exc).__name__) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _remember(self, target: Target, entry: _Session) -> None:
+        self._sessions[target] = entry
+        while len(self._sessions) > self._max_sessions:
+            self._sessions.popitem(last=False)
+
+    async def _retry(self, target: Target, op: Callable[[], Awaitable[T]]) -> T:
+        for _ in range(target.retries + 1):
+            try:
+                return await op()
+            except SnmpTimeoutError:
+                raise  # an inner retry loop already gave up
+            except TimeoutError:
+                continue
+        raise SnmpTimeoutError(target)
+
+    def _ref(self) -> SnmpClient:
+        if self._reference is None:
+            from netalert.snmp.client_pysnmp import PysnmpClient
+
+            self._reference = PysnmpClient(on_engine_id=self._on_engine_id)
+        return self._reference
+
+    async def _diagnose(self, target: Target) -> str:
+        try:
+            await self._ref().get(target, ["1.3.6.1.2.1.1.3.0"])
+        except SnmpAuthError as exc:
+            return exc.reason
+        except SnmpTimeoutError:
+            return "decryptionError"  # snmpd drops what it cannot decrypt
+        except Exception:
+            return "authenticationFailed"
+        return "authenticationFailed"
+
+    # --- operations -------------------------------------------------------------
+
+    async def get(self, target: Target, oids: Sequence[str]) -> list[VarBind]:
+        """See :meth:`SnmpClient.get`."""
+        clean = [o.lstrip(".") for o in oids]
+        found: dict[str, object] = {}
+        for start in range(0, len(clean), _GET_CHUNK):
+            chunk = clean[start : start + _GET_CHUNK]
+            got: dict[str, object] = await self._call(target, _get_many(chunk))
+            if target.version == "1" and len(got) < len(chunk):
+                # v1 answers noSuchName for the whole PDU: ask one by one.
+                got = {}
+                for oid in chunk:
+                    try:
+                        value = await self._call(target, _get_one(oid))
+                    except NoSuchInstance:
+                        continue
+                    if value is not None:  # gufo hands back NULL for v1's noSuchName
+                        got[oid] = value
+            found.update(got)
+        out = []
+        for oid in clean:
+            if oid in found:
+                kind, value = gufo_value(found[oid])
+                out.append(VarBind(oid, kind, value))
+            else:
+                missing = SnmpType.NO_SUCH_OBJECT if target.version == "1" else None
+                out.append(VarBind(oid, missing or SnmpType.NO_SUCH_INSTANCE, None))
+        return out
+
+    async def get_next(self, target: Target, oids: Sequence[str]) -> list[VarBind]:
+        """See :meth:`SnmpClient.get_next` (served by the pysnmp engine, see above)."""
+        return await self._ref().get_next(target, oids)
+
+    async def walk(self, target: Target, oid: str, *, max_varbinds: int = 100_000) -> list[VarBind]:
+        """See :meth:`SnmpClient.walk`."""
+        root = oid.lstrip(".")
+        v1 = target.version == "1"
+
+        async def run(session: SnmpSession) -> list[tuple[str, Any]]:
+            # One PDU per step (not gufo's per-varbind iterator): a 4-row column is
+            # one GETBULK and one await, whatever its size.
+            ctx = GetIter(root) if v1 else GetIter(root, target.max_repetitions)
+            sock = session._sock
+            send, recv = (
+                (sock.send_get_next, sock.recv_get_next)
+                if v1
+                else (sock.send_get_bulk, sock.recv_get_bulk)
+            )
+            step = functools.partial(_pdu, session, send, recv, ctx)
+            rows: list[tuple[str, Any]] = []
+            last: tuple[int, ...] = ()
+            while len(rows) < max_varbinds:
+                try:
+                    got = await self._retry(target, step)
+                except StopAsyncIteration:  # gufo: nothing left in the subtree
+                    break
+                batch = [got] if v1 else got
+                if not batch or batch[0] is None:
+                    break
+                # The walk must advance, or a broken agent would loop us forever.
+                first = _key(batch[0][0])
+                if first <= last:
+                    raise SnmpProtocolError(target, "OIDs not increasing", batch[0][0])
+                ended = False
+                for item in batch:
+                    if item is None:
+                        ended = True
+                        break
+                    rows.append(item)
+                last = _key(rows[-1][0])
+                if ended:
+                    break
+            return rows
+
+        # The session lock is held for the whole walk: one request at a time.
+        rows = await self._call(target, run)
+        out: list[VarBind] = []
+        for name, raw in rows[:max_varbinds]:
+            if not oid_in_subtree(name, root):
+                break
+            kind, value = gufo_value(raw)
+            out.append(VarBind(name, kind, value))
+        if not out:
+            # Like snmpwalk: a walk of an instance returns that instance.
+            got = await self.get(target, [root])
+            out = [vb for vb in got if vb.type not in _ABSENT]
+        return out
+
+    async def close(self) -> None:
+        """Drops every session (their sockets close) and the reference engine."""
+        self._sessions.clear()
+        if self._reference is not None:
+            await self._reference.close()
+            self._reference = None
+
+
+def _key(oid: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in oid.split("."))
+
+
+async def _pdu(
+    session: SnmpSession,
+    send: Callable[[GetIter], None],
+    recv: Callable[[GetIter], Any],
+    ctx: GetIter,
+) -> Any:
+    # gufo 0.13's session internals (_send/_recv): writable/readable waits with
+    # its timeout. Pinned by pyproject's gufo-snmp<0.14.
+    await session._send(functools.partial(send, ctx))
+    return await session._recv(functools.partial(recv, ctx))
+
+
+def _get_many(oids: list[str]) -> Callable[[SnmpSession], Awaitable[dict[str, Any]]]:
+    async def op(session: SnmpSession) -> dict[str, Any]:
+        return await session.get_many(oids)
+
+    return op
+
+
+def _get_one(oid: str) -> Callable[[SnmpSession], Awaitable[Any]]:
+    async def op(session: SnmpSession) -> Any:
+        return await session.get(oid)
+
+    return op
+
+
+_ABSENT = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW})

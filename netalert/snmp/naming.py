@@ -1,0 +1,149 @@
+"""Turning raw VarBinds into named, typed :class:`Sample` values through the MIB layer.
+
+Pure apart from the MIB tree's caches: no I/O. The type of a sample is the MIB's
+syntax when the object is known (so gufo's untyped ints become Counter32,
+TimeTicks...; both backends then agree), else the wire type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from netalert.mib.node import MibNode
+from netalert.snmp.types import Sample, SnmpType, Value, VarBind
+
+__all__ = ["MibTreeLike", "Namer", "syntax_type", "text_of"]
+
+
+class MibTreeLike(Protocol):
+    """The part of :class:`netalert.mib.MibTree` naming uses (see notes/MIB-API.md)."""
+
+    def lookup(self, oid: str | tuple[int, ...]) -> tuple[MibNode | None, str]: ...
+
+    def label(self, node: MibNode, value: Value) -> str: ...
+
+    def decode_index(self, node: MibNode, index: str) -> dict[str, int | str | bytes]: ...
+
+    def oid_str(self, name: str) -> str: ...
+
+
+_SYNTAX: Mapping[str, SnmpType] = {
+    "INTEGER": SnmpType.INTEGER,
+    "Integer32": SnmpType.INTEGER,
+    "Unsigned32": SnmpType.GAUGE32,
+    "Gauge32": SnmpType.GAUGE32,
+    "Counter32": SnmpType.COUNTER32,
+    "Counter64": SnmpType.COUNTER64,
+    "TimeTicks": SnmpType.TIMETICKS,
+    "IpAddress": SnmpType.IP_ADDRESS,
+    "Opaque": SnmpType.OPAQUE,
+    "OCTET STRING": SnmpType.OCTET_STRING,
+    "BITS": SnmpType.OCTET_STRING,
+    "OBJECT IDENTIFIER": SnmpType.OID,
+}
+_INTS = frozenset(
+    {
+        SnmpType.INTEGER,
+        SnmpType.GAUGE32,
+        SnmpType.COUNTER32,
+        SnmpType.COUNTER64,
+        SnmpType.TIMETICKS,
+    }
+)
+_TEXTS = frozenset({SnmpType.IP_ADDRESS, SnmpType.OID})
+_BYTES = frozenset({SnmpType.OCTET_STRING, SnmpType.OPAQUE})
+_EXCEPTIONS = frozenset(
+    {SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW, SnmpType.NULL}
+)
+
+
+def syntax_type(node: MibNode | None, wire: SnmpType, value: Value) -> SnmpType:
+    """The sample's type: the MIB syntax when known and compatible with ``value``."""
+    if node is None or wire in _EXCEPTIONS:
+        return wire
+    typed = _SYNTAX.get(node.syntax)
+    if typed is None:
+        return wire
+    # Trust the MIB only where the Python value fits it: a misbehaving agent
+    # sending a string for an integer keeps its wire type.
+    if isinstance(value, int) and typed in _INTS:
+        return typed
+    if isinstance(value, str) and typed in _TEXTS:
+        return typed
+    if isinstance(value, bytes) and typed in _BYTES:
+        return typed
+    return wire
+
+
+def text_of(value: bytes) -> str:
+    """An OCTET STRING as text when printable (UTF-8), else colon-separated hex."""
+    raw = value.rstrip(b"\x00")  # some agents NUL-terminate their strings
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.hex(":")
+    if all(ch.isprintable() or ch in "\t\r\n" for ch in text):
+        return text
+    return value.hex(":")
+
+
+class Namer:
+    """Names VarBinds of one MIB tree; keeps a small per-prefix cache of nodes."""
+
+    def __init__(self, tree: MibTreeLike) -> None:
+        self.tree = tree
+        self._index_cache: dict[tuple[tuple[int, ...], str], Mapping[str, int | str | bytes]] = {}
+        self._entries: dict[tuple[int, ...], str] = {}
+        self._labels: dict[tuple[tuple[int, ...], SnmpType, bytes], str] = {}
+
+    def entry_name(self, column: MibNode) -> str:
+        """The row object's name of a column (``IF-MIB::ifEntry`` for ifDescr)."""
+        parent = column.oid[:-1]
+        name = self._entries.get(parent)
+        if name is None:
+            node, index = self.tree.lookup(parent)
+            name = node.full_name if node is not None and not index else ""
+            self._entries[parent] = name
+        return name
+
+    def sample(self, device: str, vb: VarBind, timestamp: float) -> tuple[Sample, MibNode | None]:
+        """The named Sample of ``vb`` and the MIB node it belongs to (None if unknown)."""
+        node, index = self.tree.lookup(vb.oid)
+        kind = syntax_type(node, vb.type, vb.value)
+        label = ""
+        value = vb.value
+        if isinstance(value, bytes):
+            # Strings repeat poll after poll (ifDescr, sysName): render each once.
+            key = (node.oid if node is not None else (), kind, value)
+            cached = self._labels.get(key)
+            if cached is None:
+                if node is not None and kind not in _EXCEPTIONS:
+                    cached = self.tree.label(node, value)
+                if not cached and kind is SnmpType.OCTET_STRING:
+                    cached = text_of(value)
+                if len(self._labels) > 100_000:
+                    self._labels.clear()
+                self._labels[key] = cached = cached or ""
+            label = cached
+        elif node is not None and kind not in _EXCEPTIONS and (node.enums or node.display_hint):
+            label = self.tree.label(node, value)
+        name = node.full_name if node is not None else ""
+        if node is None:
+            index = ""
+        sample = Sample(device, vb.oid, name, index, kind, vb.value, label, timestamp)
+        return sample, node
+
+    def index_values(self, node: MibNode, index: str) -> Mapping[str, int | str | bytes]:
+        """The decoded INDEX of a row (``{"ifIndex": 2}``); empty when undecodable."""
+        key = (node.oid, index)
+        found = self._index_cache.get(key)
+        if found is None:
+            try:
+                found = self.tree.decode_index(node, index)
+            except Exception:
+                found = {}
+            if len(self._index_cache) > 200_000:
+                self._index_cache.clear()
+            self._index_cache[key] = found
+        return found

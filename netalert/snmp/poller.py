@@ -1,0 +1,392 @@
+"""The poller: per-device schedules, one poll at a time per device, results out.
+
+Flow per device: APScheduler 3.11 :class:`AsyncIOScheduler` fires an interval job
+(first run spread over the interval by device name, each run delayed by up to
+``jitter`` x interval) → :meth:`Poller.poll` takes a slot of the global in-flight
+limit → the device's backend client GETs ``plan.get`` (sysUpTime.0 first) and
+walks ``plan.walk`` → :class:`DeviceTracker` names the values through the MIB
+tree, joins rows and computes counter rates → ``on_result(PollResult)``.
+
+* A device is never polled twice at once. A run that comes due while the
+  previous one still runs is an *overrun*: counted (``stats.overruns``) and
+  logged once until the device keeps up again.
+* ``max_in_flight`` bounds concurrent polls, i.e. outstanding requests: one
+  gufo session carries one request at a time.
+* After a stall (suspended laptop, blocked loop), missed runs coalesce into one.
+* Reachability: a timeout (no answer within timeout x (retries + 1)) marks the
+  device unreachable and calls ``on_reachability`` once; the next answer
+  clears it the same way. The rules engine turns these into ``DeviceUnreachable``.
+* v3 engine IDs learned by the clients land in the :class:`EngineIdRegistry`.
+
+``PollResult`` and ``Row`` are defined in :mod:`netalert.snmp.rows` and
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from netalert.errors import SnmpError
+from netalert.snmp.client import (
+    Backend,
+    SnmpAuthError,
+    SnmpClient,
+    SnmpTimeoutError,
+    Target,
+    make_client,
+)
+from netalert.snmp.counters import Verdict
+from netalert.snmp.engines import EngineIdRegistry
+from netalert.snmp.naming import MibTreeLike, Namer
+from netalert.snmp.plan import SYS_UPTIME, DevicePlan
+from netalert.snmp.rows import DeviceTracker, PollResult, PollStatus, Row
+from netalert.snmp.types import VarBind
+
+__all__ = [
+    "PollResult",
+    "Poller",
+    "PollerStats",
+    "Reachability",
+    "Row",
+]
+
+log = logging.getLogger(__name__)
+
+ResultCallback = Callable[[PollResult], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """A device became unreachable (``reachable=False``) or answered again."""
+
+    device: str
+    address: str
+    reachable: bool
+    reason: str
+    time: float
+
+
+ReachabilityCallback = Callable[[Reachability], Awaitable[None] | None]
+
+
+@dataclass
+class PollerStats:
+    """Counters for /metrics and the closing log line (``netalert_polls_total{result}``)."""
+
+    polls: Counter[str] = field(default_factory=Counter)
+    overruns: int = 0
+    implausible_rates: int = 0
+    restarts: int = 0
+    in_flight: int = 0
+    max_in_flight_seen: int = 0
+
+
+class _DeviceState:
+    __slots__ = ("overrun_logged", "plan", "reachable", "running", "tracker")
+
+    def __init__(self, plan: DevicePlan, namer: Namer) -> None:
+        self.plan = plan
+        self.tracker = DeviceTracker(plan.name, namer)
+        self.running = False
+        self.overrun_logged = False
+        self.reachable: bool | None = None
+
+
+class Poller:
+    """Polls many devices on their schedules; see the module docstring."""
+
+    def __init__(
+        self,
+        plans: Sequence[DevicePlan],
+        tree: MibTreeLike,
+        *,
+        on_result: ResultCallback | None = None,
+        on_reachability: ReachabilityCallback | None = None,
+        engines: EngineIdRegistry | None = None,
+        max_in_flight: int = 256,
+        clients: Mapping[Backend, SnmpClient] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.namer = Namer(tree)
+        self.engines = engines if engines is not None else EngineIdRegistry()
+        self.stats = PollerStats()
+        self._on_result = on_result
+        self._on_reachability = on_reachability
+        self._clock = clock
+        self._limit = asyncio.Semaphore(max_in_flight)
+        self._devices: dict[str, _DeviceState] = {}
+        self._by_target: dict[Target, str] = {}
+        self._clients: dict[Backend, SnmpClient] = dict(clients or {})
+        self._own_clients = clients is None
+        self._scheduler: Any = None
+        self._running = 0  # polls in progress, for a bounded drain on stop
+        self._stopping = False
+        self._idle = asyncio.Event()
+        for plan in plans:
+            self._devices[plan.name] = _DeviceState(plan, self.namer)
+            self._by_target[plan.target] = plan.name
+
+    # --- clients and engine IDs ---------------------------------------------------
+
+    def _client(self, backend: Backend) -> SnmpClient:
+        client = self._clients.get(backend)
+        if client is None:
+            client = make_client(backend, on_engine_id=self._learn_engine)
+            self._clients[backend] = client
+        return client
+
+    def _learn_engine(self, target: Target, engine_id: bytes) -> None:
+        device = self._by_target.get(target)
+        if device is not None and engine_id:
+            self.engines.add(device, target.host, target.port, engine_id, target.user)
+
+    # --- one poll -----------------------------------------------------------------
+
+    @property
+    def devices(self) -> list[str]:
+        """Names of the devices this poller knows."""
+        return list(self._devices)
+
+    async def poll(self, name: str) -> PollResult:
+        """Polls device ``name`` once now and returns (and reports) the result.
+
+        Raises:
+            KeyError: no such device.
+            RuntimeError: the device is being polled right now.
+        """
+        state = self._devices[name]
+        if state.running:
+            raise RuntimeError(f"device {name!r} is being polled")
+        state.running = True
+        self._running += 1
+        self._idle.clear()
+        try:
+            async with self._limit:
+                self.stats.in_flight += 1
+                self.stats.max_in_flight_seen = max(
+                    self.stats.max_in_flight_seen, self.stats.in_flight
+                )
+                try:
+                    result = await self._poll(state)
+                finally:
+                    self.stats.in_flight -= 1
+        finally:
+            state.running = False
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
+        await self._report(state, result)
+        return result
+
+    async def get_now(self, name: str, oids: Sequence[str]) -> PollResult:
+        """GETs ``oids`` (dotted) from device ``name`` at once, outside its schedule.
+
+        Used to confirm a trap by polling (a trap rule's ``confirm``). The answer is
+        named like a poll's but feeds no rate history and no reachability.
+
+        Raises:
+            KeyError: no such device.
+            SnmpError: the device did not answer or refused the request.
+        """
+        state = self._devices[name]
+        plan = state.plan
+        client = self._client(plan.backend)
+        started = self._clock()
+        async with self._limit:
+            varbinds = await client.get(plan.target, [SYS_UPTIME, *oids])
+        answered = self._clock()
+        result, _ = DeviceTracker(plan.name, self.namer).assemble(
+            varbinds,
+            address=plan.target.address,
+            started=started,
+            answered=answered,
+            finished=answered,
+            labels=plan.labels,
+        )
+        return result
+
+    async def _poll(self, state: _DeviceState) -> PollResult:
+        plan = state.plan
+        target = plan.target
+        client = self._client(plan.backend)
+        started = self._clock()
+        status: PollStatus = "ok"
+        errors: list[str] = []
+        try:
+            varbinds: list[VarBind] = await client.get(target, plan.get)
+        except SnmpTimeoutError as exc:
+            return self._failed(state, "timeout", str(exc), started)
+        except SnmpAuthError as exc:
+            return self._failed(state, "auth", str(exc), started)
+        except SnmpError as exc:
+            return self._failed(state, "error", str(exc), started)
+        answered = self._clock()
+        for oid in plan.walk:
+            try:
+                varbinds += await client.walk(target, oid)
+            except SnmpTimeoutError as exc:
+                return self._failed(state, "timeout", str(exc), started)
+            except SnmpAuthError as exc:
+                return self._failed(state, "auth", str(exc), started)
+            except SnmpError as exc:  # one broken table must not hide the others
+                status = "partial"
+                errors.append(f"walk {oid}: {exc}")
+        result, verdicts = state.tracker.assemble(
+            varbinds,
+            address=target.address,
+            started=started,
+            answered=answered,
+            finished=self._clock(),
+            status=status,
+            error="; ".join(errors),
+            labels=plan.labels,
+        )
+        implausible = verdicts.get(Verdict.IMPLAUSIBLE, 0)
+        if implausible:
+            self.stats.implausible_rates += implausible
+            log.debug("event=implausible_rates device=%s count=%d", plan.name, implausible)
+        if result.restarted:
+            self.stats.restarts += 1
+            log.info("event=agent_restarted device=%s", plan.name)
+        return result
+
+    def _failed(
+        self, state: _DeviceState, status: PollStatus, error: str, started: float
+    ) -> PollResult:
+        now = self._clock()
+        plan = state.plan
+        return PollResult(
+            device=plan.name,
+            address=plan.target.address,
+            status=status,
+            started=started,
+            duration=now - started,
+            time=now,
+            error=error,
+            labels=plan.labels,
+        )
+
+    async def _report(self, state: _DeviceState, result: PollResult) -> None:
+        self.stats.polls[result.status] += 1
+        change: Reachability | None = None
+        if result.status == "timeout" and state.reachable is not False:
+            state.reachable = False
+            change = Reachability(result.device, result.address, False, result.error, self._clock())
+            log.warning(
+                "event=device_unreachable device=%s address=%s", result.device, result.address
+            )
+        elif result.status != "timeout":
+            if state.reachable is False:
+                change = Reachability(result.device, result.address, True, "", self._clock())
+                log.info(
+                    "event=device_reachable device=%s address=%s", result.device, result.address
+                )
+            state.reachable = True
+        if result.status in ("auth", "error"):
+            log.warning("event=poll_failed device=%s error=%r", result.device, result.error)
+        if change is not None and self._on_reachability is not None:
+            await _maybe_await(self._on_reachability(change))
+        if self._on_result is not None:
+            await _maybe_await(self._on_result(result))
+
+    # --- schedules ----------------------------------------------------------------
+
+    async def _job(self, name: str) -> None:
+        state = self._devices.get(name)
+        if state is None:
+            return
+        if state.running:
+            self.stats.overruns += 1
+            if not state.overrun_logged:
+                state.overrun_logged = True
+                log.warning(
+                    "event=poll_overrun device=%s interval=%gs (previous poll still running; "
+                    "logged once)",
+                    name,
+                    state.plan.interval,
+                )
+            return
+        state.overrun_logged = False
+        if self._stopping:
+            return
+        try:
+            await self.poll(name)
+        except asyncio.CancelledError:
+            # stop() gave up waiting for this poll (queued behind max_in_flight):
+            # end quietly instead of a traceback per device in APScheduler's log.
+            return
+        except Exception:  # a scheduler job must never die
+            log.exception("event=poll_crashed device=%s", name)
+
+    def start(self, *, spread: bool = True) -> None:
+        """Schedules every device on the running event loop.
+
+        With ``spread`` (the default) first polls are spread over each device's
+        interval; without, every device is polled at once (tests, benchmarks).
+        """
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        # APScheduler logs every run at INFO: 10,000 devices would flood the log.
+        for noisy in ("apscheduler.executors", "apscheduler.scheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        now = datetime.now(UTC)
+        for name, state in self._devices.items():
+            plan = state.plan
+            first = now + timedelta(seconds=plan.offset if spread else 0.0)
+            scheduler.add_job(
+                self._job,
+                IntervalTrigger(
+                    seconds=plan.interval,
+                    start_date=first,
+                    jitter=plan.jitter * plan.interval or None,
+                    timezone=UTC,
+                ),
+                args=[name],
+                id=name,
+                # 2, not 1: the second instance reaches _job and is counted as an
+                # overrun there, instead of APScheduler's per-run warning.
+                max_instances=2,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=first,
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+        self._stopping = False
+
+    async def stop(self) -> None:
+        """Stops scheduling, waits up to 5 s for running polls, closes the clients."""
+        self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 5.0)
+        if self._own_clients:
+            for client in self._clients.values():
+                await client.close()
+            self._clients.clear()
+        log.info(
+            "event=poller_stopped polls=%s overruns=%d implausible_rates=%d restarts=%d",
+            dict(self.stats.polls),
+            self.stats.overruns,
+            self.stats.implausible_rates,
+            self.stats.restarts,
+        )
+
+
+async def _maybe_await(value: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(value):
+        await value

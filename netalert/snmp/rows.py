@@ -1,0 +1,227 @@
+"""One poll's answer as the rules engine reads it: named samples joined into rows.
+
+:class:`PollResult` and :class:`Row` are re-exported by :mod:`netalert.snmp.poller`.
+:class:`DeviceTracker` keeps the little state one device needs between polls
+(previous counters and uptime) and turns VarBinds into a PollResult; apart from
+that state it is pure (``now`` is passed in), so it is tested without sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from netalert.mib.node import MibNode
+from netalert.snmp.counters import Point, Verdict, agent_restarted, max_rate_for, rate
+from netalert.snmp.naming import Namer
+from netalert.snmp.plan import SNMP_ENGINE_BOOTS, SNMP_ENGINE_TIME, SYS_UPTIME
+from netalert.snmp.types import Sample, SnmpType, VarBind
+
+__all__ = ["DeviceTracker", "PollResult", "PollStatus", "Row"]
+
+PollStatus = Literal["ok", "partial", "timeout", "auth", "error"]
+
+_EMPTY: Mapping[str, Sample] = MappingProxyType({})
+_COUNTERS = frozenset({SnmpType.COUNTER32, SnmpType.COUNTER64})
+_MISSING = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW})
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One table row (one index) of one poll, or the scalar row (``index == ""``).
+
+    ``columns`` maps short names (``ifOperStatus``) to this row's samples;
+    ``scalars`` is the poll's scalar samples (``sysName``), the same mapping in
+    every row, so a rule sees both. ``rates``/``deltas`` hold per-second rates
+    and increases of this row's counters; a counter is absent when no rate is
+    known (first poll, agent restart, discontinuity, implausible).
+    ``index_values`` is the decoded INDEX (``{"ifIndex": 2}``).
+    """
+
+    index: str
+    columns: Mapping[str, Sample]
+    scalars: Mapping[str, Sample] = field(default_factory=lambda: _EMPTY)
+    index_values: Mapping[str, int | str | bytes] = field(default_factory=dict)
+    rates: Mapping[str, float] = field(default_factory=dict)
+    deltas: Mapping[str, int] = field(default_factory=dict)
+    table: str = ""  # the row object's name, "IF-MIB::ifEntry"; "" for the scalar row
+
+    def get(self, name: str) -> Sample | None:
+        """The sample named ``name`` (short name): this row's column, else a scalar."""
+        found = self.columns.get(name)
+        return found if found is not None else self.scalars.get(name)
+
+    def names(self) -> list[str]:
+        """Every short name visible in this row (columns first, then scalars)."""
+        return [*self.columns, *(n for n in self.scalars if n not in self.columns)]
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """Everything one poll of one device produced (also when it failed).
+
+    ``status``: ok, partial (a walk failed; the rest is there), timeout (no
+    answer within timeout x retries: the device is unreachable), auth (a v3
+    report refused us), error (anything else). ``time`` is when the agent's
+    first answer arrived (the samples' timestamp; rates are taken between the
+    ``time`` of consecutive results). ``missing`` lists instances the agent does
+    not have, as (``"SNMPv2-MIB::sysFoo.0"`` or the numeric OID, ``"noSuchObject"``).
+    ``restarted`` is True when the agent restarted since the previous poll.
+    """
+
+    device: str
+    address: str
+    status: PollStatus
+    started: float
+    duration: float
+    time: float = 0.0
+    samples: tuple[Sample, ...] = ()
+    scalars: Row = field(default_factory=lambda: Row("", _EMPTY))
+    rows: tuple[Row, ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()
+    error: str = ""
+    restarted: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the device answered (ok or partial)."""
+        return self.status in ("ok", "partial")
+
+
+class DeviceTracker:
+    """Per-device memory between polls and the VarBinds → PollResult assembly."""
+
+    __slots__ = ("counters", "device", "namer", "uptime")
+
+    def __init__(self, device: str, namer: Namer) -> None:
+        self.device = device
+        self.namer = namer
+        self.counters: dict[str, Point] = {}
+        self.uptime: tuple[float, int | None, int | None] | None = None
+
+    def assemble(
+        self,
+        varbinds: Sequence[VarBind],
+        *,
+        address: str,
+        started: float,
+        answered: float,
+        finished: float,
+        status: PollStatus = "ok",
+        error: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[PollResult, dict[Verdict, int]]:
+        """Builds the PollResult of one successful poll and counts rate verdicts.
+
+        ``answered`` is when the agent's first answer arrived: the time counters
+        and sysUpTime are taken at.
+        """
+        namer, device = self.namer, self.device
+        samples: list[Sample] = []
+        missing: list[tuple[str, str]] = []
+        scalars: dict[str, Sample] = {}
+        scalar_nodes: dict[str, MibNode] = {}
+        rows: dict[tuple[object, str], tuple[MibNode, dict[str, Sample]]] = {}
+        for vb in varbinds:
+            sample, node = namer.sample(device, vb, answered)
+            if vb.type in _MISSING:
+                shown = f"{sample.name}.{sample.index}" if sample.name else vb.oid
+                missing.append((shown, vb.type.value))
+                continue
+            samples.append(sample)
+            if node is None:
+                continue
+            if node.kind == "scalar":
+                scalars[node.name] = sample
+                scalar_nodes[node.name] = node
+            elif node.kind == "column":
+                # Tables sharing an INDEX (ifEntry and its AUGMENTS ifXEntry) join.
+                key = (node.index or node.oid[:-1], sample.index)
+                found = rows.get(key)
+                if found is None:
+                    rows[key] = found = (node, {})
+                found[1][node.name] = sample
+
+        by_oid = {s.oid: s for s in samples}
+        uptime = _int(by_oid.get(SYS_UPTIME))
+        boots = _int(by_oid.get(SNMP_ENGINE_BOOTS))
+        if uptime is None:
+            engine_time = _int(by_oid.get(SNMP_ENGINE_TIME))
+            uptime = engine_time * 100 if engine_time is not None else None
+        restarted = False
+        if self.uptime is not None:
+            prev_time, prev_up, prev_boots = self.uptime
+            restarted = agent_restarted(prev_up, uptime, answered - prev_time, prev_boots, boots)
+        self.uptime = (answered, uptime, boots)
+
+        verdicts: dict[Verdict, int] = {}
+        counters: dict[str, Point] = {}
+        frozen_scalars = MappingProxyType(scalars)
+
+        def rates_of(
+            columns: Mapping[str, Sample], speed_row: Mapping[str, Sample]
+        ) -> tuple[dict[str, float], dict[str, int]]:
+            disc = _int(speed_row.get("ifCounterDiscontinuityTime"))
+            speed = _int(speed_row.get("ifSpeed"))
+            high = _int(speed_row.get("ifHighSpeed"))
+            out_rates: dict[str, float] = {}
+            out_deltas: dict[str, int] = {}
+            for name, sample in columns.items():
+                if sample.type not in _COUNTERS or not isinstance(sample.value, int):
+                    continue
+                cur = Point(sample.value, answered, uptime, boots, disc)
+                counters[sample.oid] = cur
+                result = rate(
+                    self.counters.get(sample.oid),
+                    cur,
+                    sample.type,
+                    max_rate=max_rate_for(name, speed, high),
+                )
+                verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+                if result.rate is not None and result.delta is not None:
+                    out_rates[name] = result.rate
+                    out_deltas[name] = result.delta
+            return out_rates, out_deltas
+
+        s_rates, s_deltas = rates_of(scalars, {})
+        scalar_row = Row("", frozen_scalars, frozen_scalars, {}, s_rates, s_deltas)
+        built: list[Row] = []
+        for (_, index), (node, columns) in rows.items():
+            r_rates, r_deltas = rates_of(columns, columns)
+            built.append(
+                Row(
+                    index,
+                    MappingProxyType(columns),
+                    frozen_scalars,
+                    namer.index_values(node, index),
+                    r_rates,
+                    r_deltas,
+                    table=namer.entry_name(node),
+                )
+            )
+        self.counters = counters
+        result = PollResult(
+            device=device,
+            address=address,
+            status=status,
+            started=started,
+            duration=finished - started,
+            time=answered,
+            samples=tuple(samples),
+            scalars=scalar_row,
+            rows=tuple(built),
+            missing=tuple(missing),
+            error=error,
+            restarted=restarted,
+            labels=labels or {},
+        )
+        return result, verdicts
+
+
+def _int(sample: Sample | None) -> int | None:
+    if sample is None or not isinstance(sample.value, int):
+        return None
+    return sample.value

@@ -1,0 +1,172 @@
+"""``netalert traps``: print decoded traps as they arrive, like ``snmptrapd -f -Lo``.
+
+Same receiver, access control and storm control as the agent; no rules, no mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from netalert.config.models import Config, TrapsConfig
+from netalert.config.types import parse_hostport
+from netalert.errors import NetalertError
+from netalert.snmp.trapnames import TrapTree
+from netalert.snmp.traps import TrapReceiver
+from netalert.snmp.types import SnmpType, TrapEvent, VarBind
+
+__all__ = ["format_event", "format_json", "run_traps"]
+
+_WIRE = {
+    SnmpType.INTEGER: "INTEGER",
+    SnmpType.OCTET_STRING: "STRING",
+    SnmpType.OID: "OID",
+    SnmpType.IP_ADDRESS: "IpAddress",
+    SnmpType.COUNTER32: "Counter32",
+    SnmpType.GAUGE32: "Gauge32",
+    SnmpType.TIMETICKS: "Timeticks",
+    SnmpType.OPAQUE: "Opaque",
+    SnmpType.COUNTER64: "Counter64",
+}
+
+
+def _ticks(value: int) -> str:
+    seconds, hundredths = divmod(value, 100)
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    text = f"{hours}:{minutes:02d}:{seconds:02d}.{hundredths:02d}"
+    return (
+        f"({value}) {days} day{'s' if days != 1 else ''}, {text}" if days else f"({value}) {text}"
+    )
+
+
+def _value(vb: VarBind, name_of: Callable[[str], str]) -> str:
+    kind = vb.type
+    if vb.value is None:
+        return "NULL" if kind is SnmpType.NULL else kind.value
+    head = _WIRE.get(kind, kind.value)
+    if kind is SnmpType.TIMETICKS and isinstance(vb.value, int):
+        return f"{head}: {_ticks(vb.value)}"
+    if kind is SnmpType.OID and isinstance(vb.value, str):
+        return f"{head}: {name_of(vb.value)}"
+    if isinstance(vb.value, bytes):
+        if vb.label and vb.label != vb.value.hex(":"):
+            return f"{head}: {json.dumps(vb.label, ensure_ascii=False)}"
+        return "Hex-STRING: " + vb.value.hex(" ").upper()
+    if vb.label:
+        return f"{head}: {vb.label}({vb.value})"
+    return f"{head}: {vb.value}"
+
+
+def format_event(event: TrapEvent, name_of: Callable[[str], str]) -> str:
+    """Two lines, as snmptrapd prints a trap: who sent it, then its varbinds tab-separated."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.received))
+    host = f"[{event.source}]" if ":" in event.source else event.source
+    who = event.device or event.source
+    kind = "INFORM" if event.inform else "TRAP"
+    security = f"user={event.user}" if event.user else f"v{event.version}"
+    storm = f" STORM x{event.storm_count}" if event.storm_count > 1 else ""
+    head = f"{stamp} {who} [UDP: {host}:{event.source_port}] {kind} {security}{storm}:"
+    body = "\t".join(
+        f"{(vb.name + '.' + vb.index) if vb.name and vb.index else (vb.name or vb.oid)}"
+        f" = {_value(vb, name_of)}"
+        for vb in event.varbinds
+    )
+    return f"{head}\n{body}"
+
+
+def format_json(event: TrapEvent) -> str:
+    """One JSON object per trap (bytes as text when printable, else hex)."""
+    return json.dumps(
+        {
+            "received": event.received,
+            "source": event.source,
+            "source_port": event.source_port,
+            "device": event.device,
+            "version": event.version,
+            "user": event.user,
+            "inform": event.inform,
+            "trap_oid": event.trap_oid,
+            "trap": event.trap_name,
+            "uptime": event.uptime,
+            "storm_count": event.storm_count,
+            "varbinds": [
+                {
+                    "oid": vb.oid,
+                    "name": vb.name,
+                    "index": vb.index,
+                    "type": vb.type.value,
+                    "value": vb.value.hex() if isinstance(vb.value, bytes) else vb.value,
+                    "label": vb.label,
+                }
+                for vb in event.varbinds
+            ],
+        },
+        ensure_ascii=False,
+    )
+
+
+async def _serve(
+    traps: TrapsConfig, tree: TrapTree, cfg: Config | None, as_json: bool, out: TextIO
+) -> None:
+    def name_of(oid: str) -> str:
+        return receiver.name(oid)
+
+    def show(event: TrapEvent) -> None:
+        out.write((format_json(event) if as_json else format_event(event, name_of)) + "\n")
+        out.flush()
+
+    receiver = TrapReceiver(traps, sink=show, tree=tree, devices=cfg.devices if cfg else ())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await receiver.start()
+    listening = ", ".join(f"{h}:{p}" for h, p in receiver.addresses)
+    print(f"netalert traps: listening on {listening} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        await stop.wait()
+    finally:
+        await receiver.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stats = receiver.stats
+        print(
+            f"netalert traps: received {sum(stats.received.values())}, "
+            f"rejected {sum(stats.rejected.values())} {dict(stats.rejected) or ''}".rstrip(),
+            file=sys.stderr,
+        )
+
+
+def run_traps(
+    cfg: Config | None, *, listen: str | None, as_json: bool, out: TextIO = sys.stdout
+) -> int:
+    """Runs the receiver until SIGINT/SIGTERM; returns the exit code (0, or 1 on error)."""
+    traps = cfg.traps if cfg is not None else TrapsConfig()
+    if listen is not None:
+        try:
+            address = parse_hostport(listen).with_default(162)
+        except ValueError as exc:
+            print(f"--listen: {exc}", file=sys.stderr)
+            return 2
+        traps = traps.model_copy(update={"listen": [address]})
+    from netalert.logs import setup_logging
+
+    setup_logging(cfg.agent.log_level if cfg is not None else "info")
+    try:
+        from netalert.mib import MibTree, load_mibs
+
+        tree = load_mibs(cfg.mibs, cfg.agent.state_dir) if cfg is not None else MibTree.builtin()
+        asyncio.run(_serve(traps, tree, cfg, as_json, out))
+    except NetalertError as exc:
+        print(f"netalert traps: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

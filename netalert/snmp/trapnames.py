@@ -1,0 +1,127 @@
+"""Naming a decoded trap through the MIB layer: trap name, varbind names, labels, index.
+
+This runs for every trap that passes storm control, so each OID's naming
+(node, ``MODULE::object``, index) is cached here; values are labelled per trap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from netalert.mib.node import MibNode
+from netalert.snmp.ber import RawVarBind
+from netalert.snmp.naming import text_of
+from netalert.snmp.types import SnmpType, TrapEvent, Value, VarBind
+
+__all__ = ["TrapNamer", "TrapTree"]
+
+
+class TrapTree(Protocol):
+    """The part of :class:`netalert.mib.MibTree` the trap receiver uses."""
+
+    def lookup(self, oid: str | tuple[int, ...]) -> tuple[MibNode | None, str]: ...
+
+    def label(self, node: MibNode, value: int | bytes | str | None) -> str: ...
+
+
+_TEXT_HINTS = frozenset({"255a", "255t"})  # DisplayString, SnmpAdminString
+_Named = tuple[MibNode | None, str, str]  # node, "MODULE::object", index
+
+
+class TrapNamer:
+    """Builds named :class:`TrapEvent` values; one per receiver."""
+
+    def __init__(self, tree: TrapTree, *, cache_size: int = 50_000) -> None:
+        self.tree = tree
+        self._cache: dict[str, _Named] = {}
+        self._cache_size = cache_size
+
+    def _named(self, oid: str) -> _Named:
+        hit = self._cache.get(oid)
+        if hit is not None:
+            return hit
+        try:
+            node, index = self.tree.lookup(oid)
+        except Exception:  # a naming failure must not cost the trap
+            node, index = None, ""
+        hit = (None, "", "") if node is None else (node, f"{node.module}::{node.name}", index)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[oid] = hit
+        return hit
+
+    def trap_name(self, trap_oid: str) -> str:
+        """``IF-MIB::linkDown``, ``MODULE::object.suffix``, or the numeric OID if unknown."""
+        node, name, index = self._named(trap_oid)
+        if node is None:
+            return trap_oid
+        return f"{name}.{index}" if index else name
+
+    def _label(self, node: MibNode | None, kind: SnmpType, value: Value) -> str:
+        if (
+            kind is SnmpType.OCTET_STRING
+            and type(value) is bytes
+            and (node is None or node.display_hint in _TEXT_HINTS)
+        ):
+            # DisplayString and friends: the common, printable case without the generic renderer.
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                text = ""
+            if text.isprintable() and text:
+                return text
+        if node is not None:
+            if node.enums and type(value) is int:
+                label = node.enums.get(value)
+                if label is not None:
+                    return label
+            elif node.display_hint or node.tc or node.enums:
+                try:
+                    label = self.tree.label(node, value)
+                except Exception:
+                    label = ""
+                if label:
+                    return label
+        if kind is SnmpType.OCTET_STRING and isinstance(value, bytes):
+            return text_of(value)
+        return ""
+
+    def varbinds(self, raw: Iterable[RawVarBind]) -> tuple[VarBind, ...]:
+        """The named VarBinds of a trap."""
+        out = []
+        for oid, kind, value in raw:
+            node, name, index = self._named(oid)
+            out.append(VarBind(oid, kind, value, name, index, self._label(node, kind, value)))
+        return tuple(out)
+
+    def event(
+        self,
+        *,
+        source: str,
+        port: int,
+        version: str,
+        trap_oid: str,
+        raw: Iterable[RawVarBind],
+        uptime: int | None,
+        received: float,
+        devices: Mapping[str, str],
+        community: str = "",
+        user: str = "",
+        inform: bool = False,
+    ) -> TrapEvent:
+        """The TrapEvent of one accepted trap, with the device name when ``source`` is known."""
+        return TrapEvent(
+            source=source,
+            source_port=port,
+            version=version,
+            trap_oid=trap_oid,
+            trap_name=self.trap_name(trap_oid),
+            varbinds=self.varbinds(raw),
+            uptime=uptime,
+            received=received,
+            device=devices.get(source, ""),
+            community=community,
+            user=user,
+            inform=inform,
+        )

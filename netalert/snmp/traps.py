@@ -1,0 +1,413 @@
+"""The trap and inform receiver: UDP sockets → access control → decode → storm control → events.
+
+v1 and v2c take the fast path (:mod:`netalert.snmp.ber`, ~10 µs a trap);
+v3 goes through pysnmp's engine (:mod:`netalert.snmp.trapv3`). Each accepted
+trap becomes a named :class:`TrapEvent` handed to the ``sink`` given at
+construction: a callable or an ``asyncio.Queue`` (never awaited: a full queue
+drops and counts). A readable socket is drained at most ``batch`` datagrams
+at a time, so a flood never stalls the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from netalert.config.models import Device, TrapsConfig
+from netalert.logs import RateLimiter
+from netalert.snmp.access import AccessPolicy, plain_address
+from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
+from netalert.snmp.berv3 import decode_v3_header
+from netalert.snmp.listen import open_udp_socket, socket_queue
+from netalert.snmp.storm import StormControl, StormLimits
+from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
+from netalert.snmp.trapnames import TrapNamer, TrapTree
+from netalert.snmp.trapstats import RejectReason, TrapStats
+from netalert.snmp.trapv3 import V3Engine, V3Notification, default_engine_id
+from netalert.snmp.types import TrapEvent
+
+__all__ = ["EngineSource", "TrapReceiver", "TrapSink"]
+
+log = logging.getLogger("netalert.traps")
+
+TrapSink = Callable[[TrapEvent], None] | asyncio.Queue[TrapEvent]
+_TRAP_PDUS = frozenset({0xA4, 0xA6, 0xA7})
+_VERSIONS = ("1", "2c")
+
+
+class EngineSource(Protocol):
+    """What the receiver needs of the poller's EngineIdRegistry."""
+
+    def engine_ids(self) -> list[bytes]: ...
+
+    def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
+
+
+@dataclass(slots=True)
+class _Listener:
+    sock: socket.socket
+    host: str
+    port: int
+    rcvbuf: int
+
+
+class TrapReceiver:
+    """Receives traps and informs on every ``[traps].listen`` address."""
+
+    def __init__(
+        self,
+        config: TrapsConfig,
+        *,
+        sink: TrapSink,
+        tree: TrapTree,
+        devices: Iterable[Device] = (),
+        engines: EngineSource | None = None,
+        batch: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Prepares the receiver; :meth:`start` opens the sockets."""
+        self.config = config
+        self.stats = TrapStats()
+        self._sink = sink
+        self._put = sink.put_nowait if isinstance(sink, asyncio.Queue) else sink
+        self._namer = TrapNamer(tree)
+        self._access = AccessPolicy(
+            config.allow, (c.get_secret_value().encode() for c in config.communities)
+        )
+        self._devices_cfg = list(devices)
+        self._devices: dict[str, str] = {}
+        self._storm = StormControl(
+            StormLimits(
+                config.storm_rate,
+                config.storm_burst,
+                config.storm_trap_rate,
+                config.storm_trap_burst,
+                config.storm_interval.total_seconds(),
+            )
+        )
+        self._engines = engines
+        self._unsubscribe: Callable[[], None] | None = None
+        self._v3: V3Engine | None = None
+        self._listeners: list[_Listener] = []
+        self._current: _Listener | None = None
+        self._log_limit = RateLimiter(60.0)
+        self._batch = batch
+        self._clock = clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._ticks = 0
+
+    # --- lifecycle ------------------------------------------------------------
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound (host, port) of each listener (ports resolved when 0 was asked)."""
+        return [(item.host, item.port) for item in self._listeners]
+
+    async def start(self) -> None:
+        """Opens every listen address and starts receiving.
+
+        Raises:
+            BindError: an address cannot be bound (the message names the fix).
+        """
+        loop = asyncio.get_running_loop()
+        await self._resolve_devices(loop)
+        if self.config.users:
+            engine_id = (
+                bytes.fromhex(self.config.engine_id)
+                if self.config.engine_id
+                else default_engine_id()
+            )
+            self._v3 = V3Engine(
+                self.config.users,
+                engine_id,
+                on_notification=self._on_v3,
+                send=self._send_current,
+            )
+            if self._engines is not None:
+                for engine_id in self._engines.engine_ids():
+                    self._v3.add_engine_id(engine_id)
+                self._unsubscribe = self._engines.subscribe(self._on_engine)
+        try:
+            for address in self.config.listen:
+                hostport = address.with_default(162)
+                sock, granted = open_udp_socket(
+                    hostport.host, hostport.port or 162, self.config.rcvbuf
+                )
+                bound = sock.getsockname()
+                listener = _Listener(sock, hostport.host, int(bound[1]), granted)
+                self._listeners.append(listener)
+                loop.add_reader(sock.fileno(), self._on_readable, listener)
+                log.info(
+                    "event=traps_listening address=%s rcvbuf_requested=%d rcvbuf_granted=%d",
+                    f"[{listener.host}]:{listener.port}"
+                    if ":" in listener.host
+                    else f"{listener.host}:{listener.port}",
+                    self.config.rcvbuf,
+                    granted,
+                )
+        except BaseException:
+            await self.stop()
+            raise
+        self._timer = loop.call_later(1.0, self._housekeeping)
+
+    async def stop(self) -> None:
+        """Stops receiving, emits pending storm events, closes the sockets."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.remove_reader(listener.sock.fileno())
+            listener.sock.close()
+        self._listeners.clear()
+        self._emit_storms(self._clock(), all_=True)
+        log.info(
+            "event=traps_stopped %s", " ".join(f"{k}={v}" for k, v in self.stats.as_dict().items())
+        )
+
+    async def _resolve_devices(self, loop: asyncio.AbstractEventLoop) -> None:
+        for device in self._devices_cfg:
+            host = device.address.host
+            try:
+                ipaddress.ip_address(host)
+                self._devices.setdefault(host, device.name)
+                continue
+            except ValueError:
+                pass
+            try:
+                infos = await asyncio.wait_for(loop.getaddrinfo(host, None), 2.0)
+            except (OSError, TimeoutError):
+                log.warning("event=traps_device_unresolved device=%s host=%s", device.name, host)
+                continue
+            for info in infos:
+                self._devices.setdefault(str(info[4][0]), device.name)
+
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped on the listening sockets (receive buffer full)."""
+        total = 0
+        for listener in self._listeners:
+            queue = socket_queue(listener.sock)
+            if queue is not None:
+                total += queue.drops
+        return total
+
+    # --- receiving -------------------------------------------------------------
+
+    def _on_readable(self, listener: _Listener) -> None:
+        sock = listener.sock
+        handle = self.handle
+        for _ in range(self._batch):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP errors surfacing on the socket
+                log.debug("event=traps_recv_error error=%s", exc)
+                return
+            handle(data, addr, listener)
+
+    def handle(self, data: bytes, addr: tuple[Any, ...], listener: Any = None) -> None:
+        """Processes one datagram from ``addr`` (public for the bench and tests)."""
+        stats = self.stats
+        stats.datagrams += 1
+        host = addr[0]
+        if ":" in host:
+            host = plain_address(host)
+        if not self._access.allowed(host):
+            self._reject(RejectReason.NOT_ALLOWED, host, "")
+            return
+        msg = decode_message(data)
+        if isinstance(msg, DecodeError):
+            if msg.reason == "bad_version":
+                self._other_version(data, addr, host, listener)
+                return
+            stats.malformed_detail[msg.reason] += 1
+            self._reject(RejectReason.MALFORMED, host, msg.reason)
+            return
+        if not self._access.community_ok(msg.community):
+            self._reject(RejectReason.BAD_COMMUNITY, host, "")
+            return
+        pdu_type = msg.pdu_type
+        if pdu_type not in _TRAP_PDUS:
+            self._reject(RejectReason.UNEXPECTED_PDU, host, hex(pdu_type))
+            return
+        raw: tuple[RawVarBind, ...] | list[RawVarBind]
+        uptime: int | None
+        if msg.v1_trap is not None:
+            trap = msg.v1_trap
+            raw = v1_to_v2(trap, msg.community, msg.varbinds)
+            trap_oid, uptime = v1_trap_oid(trap), trap.timestamp
+        else:
+            raw = msg.varbinds
+            trap_oid, uptime = v2_trap_oid(raw)
+            if not trap_oid:
+                stats.malformed_detail["no_trap_oid"] += 1
+                self._reject(RejectReason.MALFORMED, host, "no_trap_oid")
+                return
+        inform = pdu_type == 0xA6
+        if inform and listener is not None:
+            try:
+                listener.sock.sendto(encode_inform_response(data, msg), addr)
+                stats.informs_answered += 1
+            except OSError as exc:  # buffer full: the sender retries the inform
+                log.debug("event=traps_inform_reply_failed source=%s error=%s", host, exc)
+        version = _VERSIONS[msg.version]
+        community = msg.community.decode("utf-8", "replace")
+        self._accept(host, addr[1], version, trap_oid, raw, uptime, community, "", inform)
+
+    def _accept(
+        self,
+        host: str,
+        port: int,
+        version: str,
+        trap_oid: str,
+        raw: tuple[RawVarBind, ...] | list[RawVarBind],
+        uptime: int | None,
+        community: str,
+        user: str,
+        inform: bool,
+    ) -> None:
+        stats = self.stats
+        stats.received[version] += 1
+        now = self._clock()
+
+        def make() -> TrapEvent:
+            return self._namer.event(
+                source=host,
+                port=port,
+                version=version,
+                trap_oid=trap_oid,
+                raw=raw,
+                uptime=uptime,
+                received=now,
+                devices=self._devices,
+                community=community,
+                user=user,
+                inform=inform,
+            )
+
+        if not self._storm.admit(host, trap_oid, now):
+            stats.storm_folded += 1
+            if not self._storm.fold(host, trap_oid, make, now):
+                stats.dropped += 1
+            return
+        self._deliver(make())
+
+    def _deliver(self, event: TrapEvent) -> None:
+        try:
+            self._put(event)
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+            if self._log_limit.allow("queue_full", self._clock()):
+                log.warning("event=traps_queue_full dropped_total=%d", self.stats.dropped)
+
+    def _reject(self, reason: RejectReason, host: str, detail: str) -> None:
+        self.stats.rejected[reason.value] += 1
+        if self._log_limit.allow(host, self._clock()):
+            log.warning(
+                "event=trap_rejected source=%s reason=%s detail=%s",
+                host,
+                reason.value,
+                detail or "-",
+            )
+
+    # --- SNMPv3 ----------------------------------------------------------------
+
+    def _other_version(self, data: bytes, addr: tuple[Any, ...], host: str, listener: Any) -> None:
+        header = decode_v3_header(data)
+        if isinstance(header, DecodeError):
+            if header.reason == "bad_version":
+                self._reject(RejectReason.BAD_VERSION, host, "")
+            else:
+                self.stats.malformed_detail["v3:" + header.reason] += 1
+                self._reject(RejectReason.MALFORMED, host, "v3:" + header.reason)
+            return
+        if self._v3 is None:
+            self._reject(RejectReason.UNKNOWN_USER, host, "no [[traps.users]] configured")
+            return
+        if header.user and not self._v3.knows_user(header.user):
+            self._reject(RejectReason.UNKNOWN_USER, host, header.user.decode("utf-8", "replace"))
+            return
+        self._current = listener
+        try:
+            reason = self._v3.handle(data, addr, header)
+        finally:
+            self._current = None
+        if reason is not None:
+            self._reject(reason, host, header.user.decode("utf-8", "replace"))
+
+    def _send_current(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        listener = self._current
+        if listener is None:
+            return
+        try:
+            listener.sock.sendto(data, addr)
+            self.stats.v3_replies += 1
+        except OSError as exc:
+            log.debug("event=traps_v3_reply_failed error=%s", exc)
+
+    def _on_v3(self, note: V3Notification) -> None:
+        host = plain_address(str(note.source[0]))
+        trap_oid, uptime = v2_trap_oid(note.varbinds)
+        if not trap_oid:
+            self.stats.malformed_detail["no_trap_oid"] += 1
+            self._reject(RejectReason.MALFORMED, host, "no_trap_oid")
+            return
+        self._accept(
+            host,
+            int(note.source[1]),
+            "3",
+            trap_oid,
+            note.varbinds,
+            uptime,
+            "",
+            note.user,
+            note.inform,
+        )
+
+    def _on_engine(self, record: Any) -> None:
+        if self._v3 is not None:
+            self._v3.add_engine_id(bytes(record.engine_id))
+
+    # --- housekeeping -------------------------------------------------------------
+
+    def _emit_storms(self, now: float, *, all_: bool = False) -> None:
+        for event in self._storm.due(now, all_=all_):
+            self.stats.storm_events += 1
+            # One event stands for storm_count traps that found a bucket empty.
+            log.warning(
+                "event=trap_storm source=%s trap=%s folded=%d",
+                event.source,
+                event.trap_name,
+                event.storm_count,
+            )
+            self._deliver(event)
+
+    def _housekeeping(self) -> None:
+        now = self._clock()
+        try:
+            self._emit_storms(now)
+            self._ticks += 1
+            if self._ticks % 10 == 0:
+                self._storm.housekeeping(now)
+            if self._v3 is not None:
+                self._v3.tick(now)
+        finally:
+            self._timer = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
+
+    def name(self, oid: str) -> str:
+        """``IF-MIB::linkDown`` for an OID (numeric when no MIB knows it)."""
+        return self._namer.trap_name(oid)
+
+    def device_map(self) -> Mapping[str, str]:
+        """Source address → device name, as resolved at start."""
+        return dict(self._devices)

@@ -1,0 +1,62 @@
+"""Counters of the trap receiver, read by the metrics layer.
+
+``received[version]`` feeds ``netalert_traps_received_total{version}`` and
+``rejected[reason]`` feeds ``netalert_traps_rejected_total{reason}``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["RejectReason", "TrapStats"]
+
+
+class RejectReason(StrEnum):
+    """Why a datagram did not become a trap event (the ``reason`` label)."""
+
+    MALFORMED = "malformed"  # not a well-formed SNMP message, or a trap without snmpTrapOID.0
+    BAD_VERSION = "bad_version"  # an SNMP version this receiver does not speak
+    NOT_ALLOWED = "not_allowed"  # source outside [traps].allow
+    BAD_COMMUNITY = "bad_community"
+    UNKNOWN_USER = "unknown_user"  # v3 user not configured
+    UNKNOWN_ENGINE_ID = "unknown_engine_id"  # v3 trap from an engine ID no user is keyed for
+    BAD_DIGEST = "bad_digest"  # v3 authentication failed (wrong password or forged)
+    DECRYPT_ERROR = "decrypt_error"
+    NOT_IN_TIME_WINDOW = "not_in_time_window"
+    BAD_SECURITY_LEVEL = "bad_security_level"  # e.g. noAuth for a user that has a password
+    UNEXPECTED_PDU = "unexpected_pdu"  # a Get/Set/Response sent to the trap port
+
+
+@dataclass(slots=True)
+class TrapStats:
+    """Counters since start; plain ints, updated on the event loop only."""
+
+    received: Counter[str] = field(default_factory=Counter)  # by version: "1", "2c", "3"
+    rejected: Counter[str] = field(default_factory=Counter)  # by RejectReason value
+    malformed_detail: Counter[str] = field(default_factory=Counter)  # by decoder reason
+    informs_answered: int = 0  # v1/v2c inform Responses sent
+    v3_replies: int = 0  # v3 Responses and discovery Reports pysnmp sent
+    storm_folded: int = 0  # traps folded into storm events
+    storm_events: int = 0  # storm events emitted
+    dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
+    datagrams: int = 0
+
+    def reject(self, reason: RejectReason) -> None:
+        """Counts one rejected datagram."""
+        self.rejected[reason.value] += 1
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-able copy (for /api and the closing log line)."""
+        return {
+            "datagrams": self.datagrams,
+            "received": dict(self.received),
+            "rejected": dict(self.rejected),
+            "malformed_detail": dict(self.malformed_detail),
+            "informs_answered": self.informs_answered,
+            "v3_replies": self.v3_replies,
+            "storm_folded": self.storm_folded,
+            "storm_events": self.storm_events,
+            "dropped": self.dropped,
+        }

@@ -1,0 +1,319 @@
+"""SNMPv3 traps and informs through pysnmp's engine (USM, every auth/priv protocol).
+
+pysnmp owns the security work: key localization, digests, decryption, the
+engine-ID discovery Reports and the encrypted Response to an inform. This
+module feeds it datagrams without pysnmp's own transport, hands accepted
+notifications back as plain varbinds, and turns pysnmp's failure indications
+into rejection reasons.
+
+A v3 trap is keyed by the sender's engine ID: every configured user is
+registered for each engine ID in ``[[traps.users]].engine_ids`` and for each
+one the poller learns (:meth:`V3Engine.add_engine_id`, no restart needed).
+An inform is keyed by this receiver's own engine ID, which senders discover.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from netalert.config.models import TrapUser
+from netalert.snmp.ber import RawVarBind
+from netalert.snmp.berv3 import FLAG_AUTH, V3Header
+from netalert.snmp.trapstats import RejectReason
+from netalert.snmp.types import SnmpType
+
+with warnings.catch_warnings():
+    # pysnmp 7 imports pyasn1 modules that warn about deprecated APIs at import time.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from pysnmp.carrier.base import AbstractTransportDispatcher
+    from pysnmp.entity import config as pconfig
+    from pysnmp.entity import engine as pengine
+    from pysnmp.proto import rfc1902, rfc1905, rfc3411
+    from pysnmp.proto.api import v2c
+
+__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "V3Engine", "V3Notification", "default_engine_id"]
+
+log = logging.getLogger("netalert.traps")
+
+AUTH_PROTOCOLS: dict[str, Any] = {
+    "MD5": pconfig.USM_AUTH_HMAC96_MD5,
+    "SHA": pconfig.USM_AUTH_HMAC96_SHA,
+    "SHA-224": pconfig.USM_AUTH_HMAC128_SHA224,
+    "SHA-256": pconfig.USM_AUTH_HMAC192_SHA256,
+    "SHA-384": pconfig.USM_AUTH_HMAC256_SHA384,
+    "SHA-512": pconfig.USM_AUTH_HMAC384_SHA512,
+}
+# AES-192/256 as net-snmp does them: key extension of draft-blumenthal-aes-usm-04.
+PRIV_PROTOCOLS: dict[str, Any] = {
+    "DES": pconfig.USM_PRIV_CBC56_DES,
+    "AES-128": pconfig.USM_PRIV_CFB128_AES,
+    "AES-192": pconfig.USM_PRIV_CFB192_AES_BLUMENTHAL,
+    "AES-256": pconfig.USM_PRIV_CFB256_AES_BLUMENTHAL,
+}
+
+_UDP = pconfig.SNMP_UDP_DOMAIN
+_UDP6 = pconfig.SNMP_UDP6_DOMAIN
+
+# pysnmp's error indications (by class name) → our rejection reasons.
+_REASONS = {
+    "UnknownSecurityName": RejectReason.UNKNOWN_USER,
+    "UnknownUserName": RejectReason.UNKNOWN_USER,
+    "UnknownEngineID": RejectReason.UNKNOWN_ENGINE_ID,
+    "AuthenticationFailure": RejectReason.BAD_DIGEST,
+    "AuthenticationError": RejectReason.BAD_DIGEST,
+    "WrongDigest": RejectReason.BAD_DIGEST,
+    "DecryptionError": RejectReason.DECRYPT_ERROR,
+    "NotInTimeWindow": RejectReason.NOT_IN_TIME_WINDOW,
+    "UnsupportedSecurityLevel": RejectReason.BAD_SECURITY_LEVEL,
+}
+
+_TYPES = {
+    rfc1902.Integer32.tagSet: SnmpType.INTEGER,
+    rfc1902.OctetString.tagSet: SnmpType.OCTET_STRING,
+    rfc1902.ObjectIdentifier.tagSet: SnmpType.OID,
+    rfc1902.IpAddress.tagSet: SnmpType.IP_ADDRESS,
+    rfc1902.Counter32.tagSet: SnmpType.COUNTER32,
+    rfc1902.Gauge32.tagSet: SnmpType.GAUGE32,
+    rfc1902.TimeTicks.tagSet: SnmpType.TIMETICKS,
+    rfc1902.Opaque.tagSet: SnmpType.OPAQUE,
+    rfc1902.Counter64.tagSet: SnmpType.COUNTER64,
+    rfc1902.Null.tagSet: SnmpType.NULL,
+    rfc1905.NoSuchObject.tagSet: SnmpType.NO_SUCH_OBJECT,
+    rfc1905.NoSuchInstance.tagSet: SnmpType.NO_SUCH_INSTANCE,
+    rfc1905.EndOfMibView.tagSet: SnmpType.END_OF_MIB_VIEW,
+}
+
+
+def default_engine_id(hostname: str | None = None) -> bytes:
+    """An RFC 3411 text-format engine ID from the host name: stable across restarts."""
+    name = (hostname or socket.gethostname()).encode("utf-8", "replace")[:27] or b"netalert"
+    # 0x80 | enterprise 8072 (net-snmp's, the common choice for generated IDs), format 4 = text.
+    return b"\x80\x00\x1f\x88\x04" + name
+
+
+@dataclass(frozen=True, slots=True)
+class V3Notification:
+    """An accepted v3 trap or inform, in plain values."""
+
+    source: tuple[Any, ...]
+    user: str
+    engine_id: bytes
+    varbinds: tuple[RawVarBind, ...]
+    inform: bool
+
+
+def _plain(oid: Any, value: Any) -> RawVarBind:
+    while hasattr(value, "getComponent"):  # unwrap the CHOICE layers
+        value = value.getComponent()
+    kind = _TYPES.get(value.tagSet, SnmpType.OCTET_STRING)
+    text = ".".join(map(str, oid))
+    if kind in (SnmpType.INTEGER, SnmpType.COUNTER32, SnmpType.GAUGE32, SnmpType.TIMETICKS):
+        return text, kind, int(value)
+    if kind is SnmpType.COUNTER64:
+        return text, kind, int(value)
+    if kind is SnmpType.IP_ADDRESS:
+        return text, kind, ".".join(map(str, value.asNumbers()))
+    if kind is SnmpType.OID:
+        return text, kind, ".".join(map(str, value))
+    if kind in (SnmpType.OCTET_STRING, SnmpType.OPAQUE):
+        return text, kind, value.asOctets()
+    return text, kind, None
+
+
+class _Dispatcher(AbstractTransportDispatcher):  # type: ignore[misc]
+    """pysnmp's transport seam: its outgoing messages go to our sockets."""
+
+    def __init__(self, send: Callable[[bytes, tuple[Any, ...]], None]) -> None:
+        super().__init__()
+        self._send = send
+
+    def send_message(
+        self, outgoingMessage: Any, transportDomain: Any, transportAddress: Any
+    ) -> None:
+        self._send(bytes(outgoingMessage), tuple(transportAddress))
+
+
+class V3Engine:
+    """One pysnmp SnmpEngine receiving v3 notifications for the configured users."""
+
+    def __init__(
+        self,
+        users: Iterable[TrapUser],
+        engine_id: bytes,
+        *,
+        on_notification: Callable[[V3Notification], None],
+        send: Callable[[bytes, tuple[Any, ...]], None],
+    ) -> None:
+        """Creates the engine and registers every user for informs.
+
+        Raises:
+            ValueError: a user names a protocol pysnmp does not know.
+        """
+        self.engine_id = engine_id
+        self._on_notification = on_notification
+        # Not SnmpEngine(snmpEngineID=...): that persists engine boots under /tmp
+        # and leaks the file handle. snmpEngineBoots stays 1; inform senders that
+        # cached an older time are resynchronised by a notInTimeWindow Report.
+        self._engine = pengine.SnmpEngine()
+        (mib_engine_id,) = self._engine.get_mib_builder().import_symbols(
+            "__SNMP-FRAMEWORK-MIB", "snmpEngineID"
+        )
+        mib_engine_id.syntax = mib_engine_id.syntax.clone(engine_id)
+        self._engine.snmpEngineID = mib_engine_id.syntax
+        self._dispatcher = _Dispatcher(send)
+        self._engine.register_transport_dispatcher(self._dispatcher)
+        self._users: dict[bytes, tuple[Any, Any, Any, Any]] = {}
+        self._engine_ids: set[bytes] = set()
+        self._failure: str | None = None
+        self._accepted = False
+        self._source: tuple[Any, ...] = ()
+        self._engine.message_dispatcher.register_context_engine_id(
+            b"",  # any contextEngineID
+            (v2c.SNMPv2TrapPDU.tagSet, v2c.InformRequestPDU.tagSet),
+            self._process_pdu,
+        )
+        self._engine.observer.register_observer(
+            self._on_failure, "rfc3412.prepareDataElements:sm-failure"
+        )
+        for user in users:
+            self._add_user(user)
+        self.add_engine_id(engine_id)  # informs: the sender uses our engine ID
+
+    def _add_user(self, user: TrapUser) -> None:
+        auth = AUTH_PROTOCOLS[user.auth_protocol] if user.auth_protocol else pconfig.USM_AUTH_NONE
+        priv = PRIV_PROTOCOLS[user.priv_protocol] if user.priv_protocol else pconfig.USM_PRIV_NONE
+        auth_key = priv_key = None
+        # The 1 MB password hash is done once per user; each engine ID then only localizes.
+        if user.auth_password is not None:
+            secret = user.auth_password.get_secret_value()
+            auth_key = pconfig.AUTH_SERVICES[auth].hash_passphrase(secret)
+        if user.priv_password is not None:
+            secret = user.priv_password.get_secret_value()
+            priv_key = pconfig.PRIV_SERVICES[priv].hash_passphrase(auth, secret)
+        name = user.user.encode()
+        self._users[name] = (auth, auth_key, priv, priv_key)
+        for engine_id in self._engine_ids:
+            self._register(name, engine_id)
+        for text in user.engine_ids:
+            self.add_engine_id(bytes.fromhex(text))
+
+    def add_engine_id(self, engine_id: bytes) -> None:
+        """Registers every user for traps from ``engine_id``; idempotent, no restart."""
+        if engine_id in self._engine_ids:
+            return
+        self._engine_ids.add(engine_id)
+        for name in self._users:
+            self._register(name, engine_id)
+
+    def _register(self, name: bytes, engine_id: bytes) -> None:
+        auth, auth_key, priv, priv_key = self._users[name]
+        pconfig.add_v3_user(
+            self._engine,
+            name.decode(),
+            auth,
+            auth_key,
+            priv,
+            priv_key,
+            securityEngineId=v2c.OctetString(engine_id),
+            authKeyType=pconfig.USM_KEY_TYPE_MASTER,
+            privKeyType=pconfig.USM_KEY_TYPE_MASTER,
+        )
+
+    def knows_user(self, user: bytes) -> bool:
+        """True when ``user`` is configured."""
+        return user in self._users
+
+    def knows_engine(self, engine_id: bytes) -> bool:
+        """True when users are registered for ``engine_id``."""
+        return engine_id in self._engine_ids
+
+    def handle(self, data: bytes, source: tuple[Any, ...], header: V3Header) -> RejectReason | None:
+        """Runs one v3 datagram through pysnmp; returns why it was rejected, or None.
+
+        Accepted notifications reach ``on_notification`` before this returns.
+        Engine-ID discovery probes (empty engine ID, no authentication) are
+        answered by pysnmp and are not rejections.
+        """
+        self._failure = None
+        self._accepted = False
+        self._source = source
+        domain = _UDP6 if ":" in str(source[0]) else _UDP
+        try:
+            self._engine.message_dispatcher.receive_message(self._engine, domain, source, data)
+        except Exception:  # pysnmp bug or odd input: one datagram lost, counted, logged
+            log.debug("event=trap_v3_engine_error source=%s", source[0], exc_info=True)
+            return RejectReason.MALFORMED
+        if self._accepted:
+            return None
+        if self._failure is not None:
+            if self._failure == "UnknownEngineID" and not header.engine_id:
+                return None  # discovery probe of an inform sender: pysnmp sent the Report
+            if self._failure == "NotInTimeWindow" and header.flags & FLAG_AUTH and header.time == 0:
+                return None  # second discovery step (time synchronisation)
+            if self._failure == "UnknownSecurityName" and not self.knows_engine(header.engine_id):
+                return RejectReason.UNKNOWN_ENGINE_ID
+            return _REASONS.get(self._failure, RejectReason.MALFORMED)
+        return RejectReason.UNEXPECTED_PDU if header.flags else RejectReason.MALFORMED
+
+    def tick(self, now: float) -> None:
+        """Lets pysnmp expire its caches; call about once a second."""
+        self._dispatcher.handle_timer_tick(now)
+
+    def _on_failure(self, engine: Any, point: str, variables: Any, ctx: Any) -> None:
+        info = variables.get("statusInformation") or {}
+        indication = info.get("errorIndication") if hasattr(info, "get") else None
+        self._failure = type(indication).__name__ if indication is not None else "unknown"
+
+    def _process_pdu(
+        self,
+        snmpEngine: Any,
+        messageProcessingModel: Any,
+        securityModel: Any,
+        securityName: Any,
+        securityLevel: Any,
+        contextEngineId: Any,
+        contextName: Any,
+        pduVersion: Any,
+        PDU: Any,
+        maxSizeResponseScopedPDU: Any,
+        stateReference: Any,
+    ) -> None:
+        varbinds = v2c.apiPDU.get_varbinds(PDU)
+        inform = PDU.tagSet in rfc3411.CONFIRMED_CLASS_PDUS
+        if inform:
+            response = v2c.apiPDU.get_response(PDU)
+            v2c.apiPDU.set_error_status(response, 0)
+            v2c.apiPDU.set_error_index(response, 0)
+            v2c.apiPDU.set_varbinds(response, varbinds)
+            try:
+                snmpEngine.message_dispatcher.return_response_pdu(
+                    snmpEngine,
+                    messageProcessingModel,
+                    securityModel,
+                    securityName,
+                    securityLevel,
+                    contextEngineId,
+                    contextName,
+                    pduVersion,
+                    response,
+                    maxSizeResponseScopedPDU,
+                    stateReference,
+                    {},
+                )
+            except Exception:  # the sender will retry; the inform itself is still good
+                log.debug("event=trap_v3_response_failed", exc_info=True)
+        self._accepted = True
+        self._on_notification(
+            V3Notification(
+                source=self._source,
+                user=str(securityName),
+                engine_id=bytes(contextEngineId),
+                varbinds=tuple(_plain(oid, value) for oid, value in varbinds),
+                inform=inform,
+            )
+        )

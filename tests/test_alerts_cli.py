@@ -1,0 +1,120 @@
+"""``netalert alerts`` and the rule checks of ``netalert check-config``, run as commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netalert.alerts.store import AlertStore
+from netalert.config import load_config
+from netalert.mib import MibTree
+from netalert.rules import PollResult, Row, RuleEngine
+from netalert.state import open_database
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:importSymbols is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:exportSymbols is deprecated:DeprecationWarning"),
+]
+
+CONFIG = """
+[agent]
+state_dir = "state"
+
+[mibs]
+paths = []
+system_paths = []
+
+[[devices]]
+name = "sw1"
+address = "192.0.2.1"
+collect = ["if"]
+
+[collect.if]
+walk = ["IF-MIB::ifDescr", "IF-MIB::ifAdminStatus", "IF-MIB::ifOperStatus"]
+
+[[rules]]
+name = "InterfaceDown"
+expr = "{expr}"
+severity = "critical"
+summary = "{{{{ device }}}} {{{{ ifDescr }}}} is down"
+"""
+
+
+def netalert(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netalert", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def write(tmp_path: Path, expr: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG.format(expr=expr))
+    return path
+
+
+def test_check_config_reports_rule_errors(tmp_path: Path) -> None:
+    write(tmp_path, "ifOperStatu == 'down'")
+    result = netalert("check-config", "-c", "config.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "rules[0].expr: unknown name 'ifOperStatu' at column 1 (did you mean 'ifOperStatus'?)\n"
+    )
+    write(tmp_path, "ifOperStatus == 'down' and ifAdminStatus == 'up'")
+    result = netalert("check-config", "-c", "config.toml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "rules: 1 (1 poll, 0 trap)" in result.stdout
+
+
+def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
+    path = write(tmp_path, "ifOperStatus == 'down' and ifAdminStatus == 'up'")
+    assert netalert("alerts", "-c", str(path), cwd=tmp_path).stdout == "no active alerts\n"
+    assert not (tmp_path / "state").exists()  # listing does not create state
+
+    config = load_config(path)
+    engine = RuleEngine(
+        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    )
+    rows = (
+        Row("1", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0\x1b[31m"}),
+        Row("2", {"ifOperStatus": 1, "ifAdminStatus": 1, "ifDescr": b"eth1"}),
+    )
+    fired = engine.on_poll(PollResult("sw1", 1_800_000_000.0, Row("", {}), rows), 1_800_000_000.0)
+    assert len(fired) == 1
+
+    table = netalert("alerts", "-c", str(path), cwd=tmp_path)
+    assert table.returncode == 0
+    assert table.stdout.splitlines() == [
+        "STATE   SEVERITY  RULE           DEVICE  SINCE                 VALUE  COUNT  LABELS",
+        "firing  critical  InterfaceDown  sw1     2027-01-15 08:00:00Z  down   1      ifIndex=1",
+    ]
+    data = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
+    assert len(data) == 1
+    assert data[0]["fingerprint"] == fired[0].fingerprint
+    assert data[0]["labels"] == {
+        "rule": "InterfaceDown",
+        "severity": "critical",
+        "device": "sw1",
+        "ifIndex": "1",
+    }
+    # a control character makes the string binary: shown as hex, never sent to a terminal
+    assert data[0]["annotations"]["summary"] == "sw1 65:74:68:30:1b:5b:33:31:6d is down"
+    assert (data[0]["state"], data[0]["source"], data[0]["count"]) == ("firing", "poll", 1)
+
+    engine.on_poll(PollResult("sw1", 1_800_000_060.0, Row("", {}), rows[1:]), 1_800_000_060.0)
+    assert netalert("alerts", "-c", str(path), cwd=tmp_path).stdout == "no active alerts\n"
+
+
+def test_alerts_with_a_bad_config_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[agent]\nnope = 1\n")
+    result = netalert("alerts", "-c", "config.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("agent.nope: unknown key")

@@ -1,0 +1,136 @@
+"""``netalert poll``: configured devices and bare addresses, text and JSON, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netalert.config import load_config
+from netalert.snmp.pollcmd import PollOptions, run_poll
+from tests.support.ports import free_udp_port
+from tests.support.snmpd import DEFAULT_USER, Snmpd, SnmpdFactory
+
+# See tests/test_snmp_poller.py: pysnmp_mibs' modules use deprecated pysnmp calls.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:importSymbols is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:exportSymbols is deprecated:DeprecationWarning"),
+]
+
+
+@pytest.fixture
+def agent(snmpd_factory: SnmpdFactory) -> Snmpd:
+    return snmpd_factory(community="c0mm", users=[DEFAULT_USER], sys_name="edge-3")
+
+
+def run(options: PollOptions) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_poll(options, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_address_with_community(agent: Snmpd) -> None:
+    code, out, err = run(PollOptions(agent.address, community="c0mm"))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert "SNMPv2-MIB::sysName.0 = edge-3" in lines
+    assert "IF-MIB::ifDescr.1 = lo" in lines
+    assert "IF-MIB::ifOperStatus.1 = up" in lines
+    assert any(line.startswith("SNMPv2-MIB::sysUpTime.0 = ") for line in lines)
+
+
+def test_address_v3_json_and_explicit_oids(agent: Snmpd) -> None:
+    options = PollOptions(
+        agent.address,
+        json=True,
+        user="netalert",
+        auth_protocol="SHA-256",
+        auth_password=DEFAULT_USER.auth_password,
+        priv_protocol="AES-128",
+        priv_password=DEFAULT_USER.priv_password,
+        get=("SNMPv2-MIB::sysName", "1.3.6.1.2.1.1.99.0"),
+    )
+    code, out, _ = run(options)
+    assert code == 0
+    data = json.loads(out)
+    assert data["status"] == "ok"
+    names = {(s["name"], s["index"]): s for s in data["samples"]}
+    assert names[("SNMPv2-MIB::sysName", "0")]["label"] == "edge-3"
+    assert names[("SNMPv2-MIB::sysName", "0")]["value"] == b"edge-3".hex()
+    assert names[("SNMPv2-MIB::sysUpTime", "0")]["type"] == "TimeTicks"
+    # gufo (the default backend) cannot tell noSuchObject from noSuchInstance
+    assert data["missing"] == [{"name": "SNMPv2-MIB::system.99.0", "kind": "noSuchInstance"}]
+
+
+def test_timeout_and_auth_failure_exit_1(agent: Snmpd) -> None:
+    code, out, err = run(PollOptions(agent.address, community="wrong", timeout="300ms", retries=1))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"netalert: poll {agent.address}: timeout: {agent.address}: no answer within "
+        "0.3s x 2 attempts (check address, port, community)\n"
+    )
+    code, out, err = run(
+        PollOptions(
+            agent.address, user="netalert", auth_protocol="SHA-256", auth_password="bad-pass-1"
+        )
+    )
+    assert code == 1
+    assert "auth: " in err and "wrongDigest (wrong auth password or auth protocol)" in err
+
+
+def test_configured_device_from_the_command_line(agent: Snmpd, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[agent]
+state_dir = "var"
+
+[snmp]
+community = "c0mm"
+
+[[devices]]
+name = "edge"
+address = "{agent.address}"
+collect = ["ifs"]
+
+[collect.ifs]
+walk = ["IF-MIB::ifOperStatus"]
+"""
+    )
+    assert load_config(config).devices[0].name == "edge"
+    done = subprocess.run(
+        [sys.executable, "-m", "netalert", "poll", "edge", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "IF-MIB::ifOperStatus.1 = up" in done.stdout.splitlines()
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netalert",
+            "poll",
+            f"127.0.0.1:{free_udp_port()}",
+            "--community",
+            "x",
+            "--timeout",
+            "200ms",
+            "--retries",
+            "0",
+            "-c",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "no answer within 0.2s x 1 attempt" in bad.stderr

@@ -1,0 +1,469 @@
+"""The rule engine on poll results and traps (built-in MIB tree, real SQLite store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netalert.alerts.model import AlertState, Transition, TransitionKind
+from netalert.alerts.store import AlertStore
+from netalert.config import load_config_text
+from netalert.mib import MibTree
+from netalert.rules import PollResult, Row, RuleEngine
+from netalert.rules.adapt import from_poller
+from netalert.snmp import rows as poller
+from netalert.snmp.types import Sample, SnmpType, TrapEvent, VarBind
+from netalert.state import open_database
+
+TREE = MibTree.builtin()
+DEVICES = """
+[[devices]]
+name = "sw1"
+address = "192.0.2.1"
+collect = ["if", "sys"]
+labels = { site = "milano" }
+
+[[devices]]
+name = "sw2"
+address = "192.0.2.2"
+collect = ["if", "sys"]
+labels = { site = "roma" }
+
+[collect.sys]
+get = ["SNMPv2-MIB::sysUpTime.0", "SNMPv2-MIB::sysName.0"]
+
+[collect.if]
+walk = ["IF-MIB::ifDescr", "IF-MIB::ifAdminStatus", "IF-MIB::ifOperStatus",
+        "IF-MIB::ifInOctets", "IF-MIB::ifHCInOctets", "IF-MIB::ifHighSpeed", "IF-MIB::ifAlias"]
+"""
+IF_DOWN = """
+[[rules]]
+name = "InterfaceDown"
+expr = "ifOperStatus == 'down' and ifAdminStatus == 'up'"
+for = "30s"
+severity = "critical"
+summary = "{{ device }} {{ ifDescr }} is {{ ifOperStatus }}"
+"""
+LINK_DOWN = """
+[[rules]]
+name = "LinkDown"
+trap = "IF-MIB::linkDown"
+clear_trap = "IF-MIB::linkUp"
+where = "ifAdminStatus == 'up'"
+summary = "{{ device }} link {{ ifIndex }} down ({{ trap }} from {{ source }})"
+"""
+
+
+def make(rules: str, db_dir: Path | None = None, extra: str = "") -> RuleEngine:
+    config = load_config_text(extra + DEVICES + rules)
+    return RuleEngine(config, TREE, AlertStore(open_database(db_dir)))
+
+
+def poll(
+    device: str,
+    t: float,
+    rows: dict[str, dict[str, Any]],
+    *,
+    uptime: int | None = None,
+    scalars: dict[str, Any] | None = None,
+) -> PollResult:
+    values = dict(scalars or {})
+    if uptime is not None:
+        values["sysUpTime"] = uptime
+    return PollResult(
+        device=device,
+        time=t,
+        scalars=Row("", values),
+        rows=tuple(Row(index, dict(v)) for index, v in rows.items()),
+    )
+
+
+def iface(oper: int, admin: int = 1, descr: bytes = b"eth0", **more: Any) -> dict[str, Any]:
+    return {"ifOperStatus": oper, "ifAdminStatus": admin, "ifDescr": descr, **more}
+
+
+def kinds(changes: list[Transition]) -> list[str]:
+    return [f"{c.kind.value}:{c.labels.get('device')}:{c.rule}" for c in changes]
+
+
+# --- poll rules ----------------------------------------------------------------------
+
+
+def test_interface_down_fires_after_for_and_resolves_once() -> None:
+    engine = make(IF_DOWN)
+    up, down = iface(1), iface(2)
+    assert engine.on_poll(poll("sw1", 0, {"1": up, "2": down}), 0) == []
+    assert engine.store.active()[0].state is AlertState.PENDING
+    assert engine.on_poll(poll("sw1", 20, {"1": up, "2": down}), 20) == []
+    fired = engine.on_poll(poll("sw1", 30, {"1": up, "2": down}), 30)
+    assert kinds(fired) == ["firing:sw1:InterfaceDown"]
+    alert = fired[0].alert
+    assert dict(alert.labels) == {
+        "rule": "InterfaceDown",
+        "severity": "critical",
+        "device": "sw1",
+        "ifIndex": "2",
+        "site": "milano",
+    }
+    assert alert.annotations["summary"] == "sw1 eth0 is down"
+    assert (alert.value, alert.starts_at, alert.source) == ("down", 30, "poll")
+    assert engine.on_poll(poll("sw1", 60, {"1": up, "2": down}), 60) == []
+    resolved = engine.on_poll(poll("sw1", 90, {"1": up, "2": up}), 90)
+    assert kinds(resolved) == ["resolved:sw1:InterfaceDown"]
+    assert resolved[0].fingerprint == fired[0].fingerprint
+    assert resolved[0].alert.ends_at == 90 and resolved[0].alert.value == "up"
+    assert engine.on_poll(poll("sw1", 120, {"1": up, "2": up}), 120) == []
+    assert engine.store.active() == []
+
+
+def test_admin_down_interfaces_and_other_devices_do_not_fire() -> None:
+    engine = make(
+        IF_DOWN.replace('for = "30s"', "").replace("[[rules]]", '[[rules]]\ndevices = ["sw2"]')
+    )
+    assert engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0) == []  # not the rule's device
+    assert engine.on_poll(poll("sw2", 0, {"1": iface(2, admin=2)}), 0) == []  # admin down
+    assert kinds(engine.on_poll(poll("sw2", 10, {"1": iface(2)}), 10)) == [
+        "firing:sw2:InterfaceDown"
+    ]
+
+
+def test_match_restricts_by_device_label() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', 'match = { site = "roma" }'))
+    assert engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0) == []
+    assert len(engine.on_poll(poll("sw2", 0, {"1": iface(2)}), 0)) == 1
+
+
+def test_missing_values_are_unknown_not_recovery() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', ""))
+    assert len(engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)) == 1
+    # the row is there but ifOperStatus is missing (noSuchInstance): keep firing
+    assert engine.on_poll(poll("sw1", 10, {"1": {"ifAdminStatus": 1, "ifDescr": b"e"}}), 10) == []
+    assert engine.store.active()[0].state is AlertState.FIRING
+
+
+def test_a_row_that_disappears_resolves_its_alert() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', ""))
+    assert len(engine.on_poll(poll("sw1", 0, {"1": iface(1), "7": iface(2)}), 0)) == 1
+    gone = engine.on_poll(poll("sw1", 10, {"1": iface(1)}), 10)
+    assert kinds(gone) == ["resolved:sw1:InterfaceDown"]
+    assert gone[0].value == "(no longer reported)"
+
+
+UTIL = """
+[[rules]]
+name = "HighUtilisation"
+expr = "rate(ifHCInOctets) * 8 / (ifHighSpeed * 1e6) * 100 > 90"
+clear_expr = "rate(ifHCInOctets) * 8 / (ifHighSpeed * 1e6) * 100 < 80"
+summary = "{{ ifDescr }} at {{ value }}% of {{ ifHighSpeed }} Mb/s"
+"""
+
+
+def test_rate_with_hysteresis() -> None:
+    engine = make(UTIL)
+    speed = 100  # Mb/s: 12.5e6 bytes/s is 100 %
+    octets = 0
+
+    def at(t: float, percent: float) -> list[Transition]:
+        nonlocal octets
+        octets += int(12_500_000 * percent / 100 * 10)  # 10 s between polls
+        row = {"ifHCInOctets": octets, "ifHighSpeed": speed, "ifDescr": b"uplink"}
+        return engine.on_poll(poll("sw1", t, {"5": row}), t)
+
+    assert at(0, 0) == []  # first poll: no rate yet
+    fired = at(10, 95)
+    assert kinds(fired) == ["firing:sw1:HighUtilisation"]
+    assert fired[0].annotations["summary"] == "uplink at 95% of 100 Mb/s"
+    assert at(20, 85) == []  # between 80 and 90: still firing (hysteresis)
+    assert at(30, 91) == []
+    resolved = at(40, 70)
+    assert kinds(resolved) == ["resolved:sw1:HighUtilisation"]
+    assert resolved[0].value == "70"
+
+
+def test_counter32_wrap_and_agent_reboot() -> None:
+    engine = make('[[rules]]\nname = "Busy"\nexpr = "rate(ifInOctets) > 1000"\n')
+    assert (
+        engine.on_poll(poll("sw1", 0, {"1": {"ifInOctets": 2**32 - 5000}}, uptime=100_000), 0) == []
+    )
+    # wrapped: 5000 + 15000 = 20000 octets in 10 s = 2000/s
+    assert (
+        len(engine.on_poll(poll("sw1", 10, {"1": {"ifInOctets": 15_000}}, uptime=101_000), 10)) == 1
+    )
+    # agent rebooted (uptime went down): the drop is not a wrap, the rate is unknown: no change
+    assert engine.on_poll(poll("sw1", 20, {"1": {"ifInOctets": 10}}, uptime=500), 20) == []
+    assert engine.store.active()[0].state is AlertState.FIRING
+    # from there on, real rates again: 50/s resolves it
+    assert kinds(engine.on_poll(poll("sw1", 30, {"1": {"ifInOctets": 510}}, uptime=1500), 30)) == [
+        "resolved:sw1:Busy"
+    ]
+
+
+def test_scalar_rule_runs_once_per_device() -> None:
+    engine = make(
+        '[[rules]]\nname = "Rebooted"\nexpr = "sysUpTime < 30000"\nsummary = "{{ sysName }}"\n'
+    )
+    changes = engine.on_poll(
+        poll("sw1", 0, {"1": iface(1)}, uptime=500, scalars={"sysName": b"core"}), 0
+    )
+    assert kinds(changes) == ["firing:sw1:Rebooted"]
+    assert changes[0].annotations["summary"] == "core"
+    assert "ifIndex" not in changes[0].labels
+
+
+def test_keep_firing_for_rides_out_one_good_sample() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', 'keep_firing_for = "15s"'))
+    assert len(engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)) == 1
+    assert engine.on_poll(poll("sw1", 10, {"1": iface(1)}), 10) == []
+    assert engine.on_poll(poll("sw1", 20, {"1": iface(2)}), 20) == []
+    assert engine.on_poll(poll("sw1", 30, {"1": iface(1)}), 30) == []
+    assert len(engine.on_poll(poll("sw1", 40, {"1": iface(1)}), 40)) == 1
+
+
+def test_device_data_cannot_run_template_code() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', "").replace("{{ device }} ", ""))
+    changes = engine.on_poll(poll("sw1", 0, {"1": iface(2, descr=b"{{ 7*7 }}\r\nBcc: x")}), 0)
+    # literal text, on one line (a summary may become a mail subject)
+    assert changes[0].annotations["summary"] == "{{ 7*7 }} Bcc: x is down"
+
+
+def test_templates_run_in_a_sandbox() -> None:
+    rules = IF_DOWN.replace('for = "30s"', "").replace(
+        'summary = "{{ device }} {{ ifDescr }} is {{ ifOperStatus }}"',
+        'summary = "{{ ifDescr.__class__.__mro__ }}"',
+    )
+    engine = make(rules)
+    summary = engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)[0].annotations["summary"]
+    assert summary == (
+        "(template failed: SecurityError: access to attribute '__class__' of 'str' object"
+        " is unsafe.)"
+    )
+
+
+# --- DeviceUnreachable ---------------------------------------------------------------
+
+
+def test_device_unreachable_inhibits_and_resolves() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', ""))
+    assert len(engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)) == 1
+    fired = engine.device_unreachable("sw1", 10, "timeout after 2 retries")
+    assert kinds(fired) == ["firing:sw1:DeviceUnreachable"]
+    assert fired[0].alert.source == "builtin" and fired[0].alert.severity == "critical"
+    assert fired[0].annotations["summary"] == "sw1 does not answer SNMP (timeout after 2 retries)"
+    assert engine.device_unreachable("sw1", 20, "timeout") == []  # still firing, told once
+    by_rule = {a.rule: a for a in engine.store.active()}
+    assert by_rule["InterfaceDown"].silenced is True
+    assert by_rule["DeviceUnreachable"].silenced is False
+    back = engine.on_poll(poll("sw1", 30, {"1": iface(2)}), 30)
+    assert kinds(back) == ["resolved:sw1:DeviceUnreachable"]
+    assert engine.store.active()[0].silenced is False
+    assert engine.device_reachable("sw1", 40) == []
+
+
+def test_device_unreachable_can_be_disabled() -> None:
+    engine = make(IF_DOWN, extra="[agent]\ndevice_unreachable = false\n")
+    assert engine.device_unreachable("sw1", 0, "timeout") == []
+
+
+# --- traps ---------------------------------------------------------------------------
+
+LINK = "1.3.6.1.6.3.1.1.5"
+
+
+def trap(kind: str, if_index: int, t: float, *, admin: int = 1, device: str = "sw1") -> TrapEvent:
+    oid = {"linkDown": f"{LINK}.3", "linkUp": f"{LINK}.4", "coldStart": f"{LINK}.1"}[kind]
+    base = "1.3.6.1.2.1.2.2.1"
+    oper = 2 if kind == "linkDown" else 1
+    varbinds = (
+        VarBind(
+            f"{base}.1.{if_index}", SnmpType.INTEGER, if_index, "IF-MIB::ifIndex", str(if_index)
+        ),
+        VarBind(
+            f"{base}.7.{if_index}", SnmpType.INTEGER, admin, "IF-MIB::ifAdminStatus", str(if_index)
+        ),
+        VarBind(
+            f"{base}.8.{if_index}", SnmpType.INTEGER, oper, "IF-MIB::ifOperStatus", str(if_index)
+        ),
+    )
+    return TrapEvent(
+        source="192.0.2.1",
+        source_port=40000,
+        version="2c",
+        trap_oid=oid,
+        trap_name=f"{'SNMPv2-MIB' if kind == 'coldStart' else 'IF-MIB'}::{kind}",
+        varbinds=varbinds if kind != "coldStart" else (),
+        uptime=1234,
+        received=t,
+        device=device,
+        community="public",
+    )
+
+
+def test_link_down_then_up_for_the_same_index() -> None:
+    engine = make(LINK_DOWN)
+    fired = engine.on_trap(trap("linkDown", 3, 0), 0)
+    assert kinds(fired) == ["firing:sw1:LinkDown"]
+    alert = fired[0].alert
+    assert dict(alert.labels) == {
+        "rule": "LinkDown",
+        "severity": "warning",
+        "device": "sw1",
+        "ifIndex": "3",
+        "site": "milano",
+    }
+    assert alert.annotations["summary"] == "sw1 link 3 down (linkDown from 192.0.2.1)"
+    assert (alert.source, alert.count, alert.value, len(alert.varbinds)) == (
+        "trap",
+        1,
+        "linkDown",
+        3,
+    )
+    assert engine.on_trap(trap("linkDown", 3, 5), 5) == []  # folded
+    assert engine.store.get(alert.fingerprint).alert.count == 2  # type: ignore[union-attr]
+    assert engine.on_trap(trap("linkUp", 4, 6), 6) == []  # another interface
+    assert engine.on_trap(trap("linkDown", 4, 6, admin=2), 6) == []  # where: admin down
+    resolved = engine.on_trap(trap("linkUp", 3, 9), 9)
+    assert kinds(resolved) == ["resolved:sw1:LinkDown"]
+    assert resolved[0].fingerprint == alert.fingerprint and resolved[0].value == "linkUp"
+    assert engine.on_trap(trap("linkUp", 3, 10), 10) == []
+
+
+def test_trap_for_hides_a_bounce_and_resolve_after_expires() -> None:
+    engine = make(
+        LINK_DOWN.replace("where = \"ifAdminStatus == 'up'\"", 'for = "30s"\nresolve_after = "5m"')
+    )
+    assert engine.on_trap(trap("linkDown", 3, 0), 0) == []
+    assert engine.on_trap(trap("linkUp", 3, 3), 3) == []
+    assert engine.tick(40) == []
+    assert engine.on_trap(trap("linkDown", 5, 100), 100) == []
+    assert kinds(engine.tick(130)) == ["firing:sw1:LinkDown"]
+    assert engine.tick(399) == []
+    expired = engine.tick(400)
+    assert kinds(expired) == ["resolved:sw1:LinkDown"] and expired[0].value == "expired"
+
+
+def test_default_key_without_index_folds_per_device_and_glob_keys_on_trap() -> None:
+    engine = make('[[rules]]\nname = "Any"\ntrap = "SNMPv2-MIB::*"\n' + LINK_DOWN)
+    first = engine.on_trap(trap("coldStart", 0, 0), 0)
+    assert kinds(first) == ["firing:sw1:Any"] and first[0].labels["trap"] == "coldStart"
+    assert engine.on_trap(trap("coldStart", 0, 1), 1) == []
+    assert engine.on_trap(trap("coldStart", 0, 2, device="sw2"), 2) != []
+
+
+def test_confirm_polls_and_resolves_when_fine() -> None:
+    engine = make(LINK_DOWN.replace("where", "confirm = \"ifOperStatus != 'up'\"\nwhere"))
+    engine.on_trap(trap("linkDown", 3, 0), 0)
+    (request,) = engine.confirm_requests(0)
+    assert (request.device, request.index) == ("sw1", "3")
+    assert request.names == ("IF-MIB::ifOperStatus.3",)
+    assert request.oids == ("1.3.6.1.2.1.2.2.1.8.3",)
+    assert engine.confirm_requests(1) == []  # next one after confirm_every (60 s)
+    still_down = poll("sw1", 2, {"3": {"ifOperStatus": 2}})
+    assert engine.on_confirm(request, still_down, 2) == []
+    assert len(engine.confirm_requests(61)) == 1
+    fine = engine.on_confirm(request, poll("sw1", 62, {"3": {"ifOperStatus": 1}}), 62)
+    assert kinds(fine) == ["resolved:sw1:LinkDown"]
+    assert fine[0].value == "confirmed clear: up"
+    assert engine.confirm_requests(200) == []
+
+
+def test_confirm_from_a_regular_poll() -> None:
+    engine = make(IF_DOWN + LINK_DOWN.replace("where", "confirm = \"ifOperStatus != 'up'\"\nwhere"))
+    engine.on_trap(trap("linkDown", 3, 0), 0)
+    resolved = engine.on_poll(poll("sw1", 10, {"3": iface(1)}), 10)
+    assert kinds(resolved) == ["resolved:sw1:LinkDown"]
+
+
+# --- flapping, reload, persistence ----------------------------------------------------
+
+
+def test_flapping_poll_alert_is_held_then_summarised() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', ""))
+    told: list[tuple[int, TransitionKind]] = []
+    for i in range(60):
+        status = (2 if i % 2 == 0 else 1) if i < 20 else 2
+        for change in engine.on_poll(poll("sw1", i * 10, {"1": iface(status)}), i * 10):
+            told.append((i, change.kind))
+            last = change
+    flapping_at = [i for i, k in told if k is TransitionKind.FLAPPING]
+    assert len(flapping_at) == 1
+    after = [k for i, k in told if i > flapping_at[0]]
+    assert after == [TransitionKind.FIRING]  # held, then one summary when it settled
+    assert "flapped:" in last.annotations["flap_summary"]
+    assert last.alert.flapping is False
+
+
+def test_reload_resolves_alerts_of_removed_rules() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', ""))
+    engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)
+    engine.reload(load_config_text(DEVICES), TREE)
+    changes = engine.tick(5)
+    assert kinds(changes) == ["resolved:sw1:InterfaceDown"]
+    assert engine.store.alerts() == []
+
+
+def test_restart_keeps_state_and_does_not_resend(tmp_path: Path) -> None:
+    rules = IF_DOWN + LINK_DOWN
+    first = make(rules, tmp_path)
+    first.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)  # pending
+    assert first.on_trap(trap("linkDown", 3, 1), 1) != []
+    first.store._db.close()  # type: ignore[union-attr]  # the process ends
+
+    second = make(rules, tmp_path)
+    assert {a.rule: a.state for a in second.store.active()} == {
+        "InterfaceDown": AlertState.PENDING,
+        "LinkDown": AlertState.FIRING,
+    }
+    # the pending alert keeps counting `for` from t=0
+    assert kinds(second.on_poll(poll("sw1", 30, {"1": iface(2)}), 30)) == [
+        "firing:sw1:InterfaceDown"
+    ]
+    second.store._db.close()  # type: ignore[union-attr]
+
+    third = make(rules, tmp_path)
+    assert third.on_poll(poll("sw1", 40, {"1": iface(2)}), 40) == []  # no second FIRING
+    assert third.on_trap(trap("linkDown", 3, 41), 41) == []  # folded into the restored alert
+    assert kinds(third.on_trap(trap("linkUp", 3, 42), 42)) == ["resolved:sw1:LinkDown"]
+    restored = next(a for a in third.store.alerts() if a.rule == "LinkDown")
+    assert restored.count == 2 and restored.varbinds[0].name == "IF-MIB::ifIndex"
+
+
+def test_unknown_devices_and_config_errors() -> None:
+    with pytest.raises(Exception, match="unknown name"):
+        make('[[rules]]\nname = "X"\nexpr = "nope > 1"\n')
+
+
+def test_incomplete_poll_does_not_resolve_missing_rows() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', ""))
+    assert len(engine.on_poll(poll("sw1", 0, {"7": iface(2)}), 0)) == 1
+    partial = PollResult("sw1", 10, Row("", {}), (), complete=False)
+    assert engine.on_poll(partial, 10) == []
+    assert engine.store.active()[0].state is AlertState.FIRING
+
+
+def _sample(name: str, index: str, kind: SnmpType, value: Any, label: str = "") -> Sample:
+    return Sample("sw1", f"x.{index}", f"IF-MIB::{name}", index, kind, value, label, 0.0)
+
+
+def test_poller_results_and_their_rates() -> None:
+    """The poller's own rates (wraps, restarts, discontinuities) are what rate() returns."""
+    engine = make(UTIL)
+    columns = {
+        "ifHCInOctets": _sample("ifHCInOctets", "5", SnmpType.COUNTER64, 10**9),
+        "ifHighSpeed": _sample("ifHighSpeed", "5", SnmpType.GAUGE32, 100),
+        "ifDescr": _sample("ifDescr", "5", SnmpType.OCTET_STRING, b"uplink"),
+    }
+
+    def result(t: float, rates: dict[str, float]) -> poller.PollResult:
+        row = poller.Row("5", columns, {}, {"ifIndex": 5}, rates, {k: 1 for k in rates})
+        return poller.PollResult("sw1", "192.0.2.1:161", "ok", t, 0.01, t, rows=(row,))
+
+    # 12.1e6 bytes/s on a 100 Mb/s link: 96.8 %
+    fired = engine.on_poll(from_poller(result(0, {"ifHCInOctets": 12.1e6})), 0)
+    assert kinds(fired) == ["firing:sw1:HighUtilisation"]
+    assert fired[0].value == "96.8" and fired[0].labels["ifIndex"] == "5"
+    # the poller gave no rate (a discontinuity): unknown, the alert stays
+    assert engine.on_poll(from_poller(result(10, {})), 10) == []
+    resolved = engine.on_poll(from_poller(result(20, {"ifHCInOctets": 1e6})), 20)
+    assert kinds(resolved) == ["resolved:sw1:HighUtilisation"]

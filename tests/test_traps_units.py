@@ -1,0 +1,184 @@
+"""Pure parts of the trap receiver: RFC 3584 translation, storm buckets, access, sockets."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from netalert.snmp.access import AccessPolicy, plain_address
+from netalert.snmp.ber import V1Trap
+from netalert.snmp.listen import BindError, open_udp_socket, socket_queue
+from netalert.snmp.storm import StormControl, StormLimits, TokenBucket
+from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
+from netalert.snmp.types import SnmpType, TrapEvent
+
+
+@pytest.mark.parametrize(
+    ("generic", "specific", "oid"),
+    [
+        (0, 0, "1.3.6.1.6.3.1.1.5.1"),
+        (1, 0, "1.3.6.1.6.3.1.1.5.2"),
+        (2, 0, "1.3.6.1.6.3.1.1.5.3"),
+        (3, 0, "1.3.6.1.6.3.1.1.5.4"),
+        (4, 0, "1.3.6.1.6.3.1.1.5.5"),
+        (5, 0, "1.3.6.1.6.3.1.1.5.6"),
+        (6, 0, "1.3.6.1.4.1.9.0.0"),
+        (6, 77, "1.3.6.1.4.1.9.0.77"),
+    ],
+)
+def test_v1_trap_oid(generic: int, specific: int, oid: str) -> None:
+    assert v1_trap_oid(V1Trap("1.3.6.1.4.1.9", "192.0.2.1", generic, specific, 0)) == oid
+
+
+def test_v1_to_v2_appends_only_what_is_missing() -> None:
+    trap = V1Trap("1.3.6.1.4.1.9", "192.0.2.1", 6, 1, 99)
+    own = (("1.3.6.1.6.3.18.1.3.0", SnmpType.IP_ADDRESS, "198.51.100.1"),)
+    out = v1_to_v2(trap, b"pub", own)
+    assert out == [
+        ("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, 99),
+        ("1.3.6.1.6.3.1.1.4.1.0", SnmpType.OID, "1.3.6.1.4.1.9.0.1"),
+        ("1.3.6.1.6.3.18.1.3.0", SnmpType.IP_ADDRESS, "198.51.100.1"),
+        ("1.3.6.1.6.3.18.1.4.0", SnmpType.OCTET_STRING, b"pub"),
+        ("1.3.6.1.6.3.1.1.4.3.0", SnmpType.OID, "1.3.6.1.4.1.9"),
+    ]
+
+
+def test_v2_trap_oid_found_out_of_place() -> None:
+    varbinds = [
+        ("1.3.6.1.2.1.2.2.1.1.1", SnmpType.INTEGER, 1),
+        ("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, 7),
+        ("1.3.6.1.6.3.1.1.4.1.0", SnmpType.OID, "1.3.6.1.6.3.1.1.5.4"),
+    ]
+    assert v2_trap_oid(varbinds) == ("1.3.6.1.6.3.1.1.5.4", 7)
+    assert v2_trap_oid(varbinds[:2]) == ("", 7)
+
+
+@pytest.mark.parametrize(
+    ("takes", "gaps", "passed"),
+    [
+        (5, 0.0, 3),  # burst 3: three pass, the bucket is then empty
+        (5, 1.0, 5),  # one token a second, one take a second: all pass
+        (10, 0.25, 5),  # 3 + 2.25 s of refill
+    ],
+)
+def test_token_bucket(takes: int, gaps: float, passed: int) -> None:
+    bucket = TokenBucket(rate=1.0, burst=3, tokens=3, stamp=0.0)
+    assert sum(bucket.take(i * gaps) for i in range(takes)) == passed
+
+
+def _event(source: str, oid: str) -> TrapEvent:
+    return TrapEvent(source, 162, "2c", oid, oid, (), None, 0.0)
+
+
+def test_storm_folds_per_source_and_trap() -> None:
+    storm = StormControl(StormLimits(100.0, 100, 1.0, 2, interval=10.0))
+    passed = [storm.admit("a", "x", 0.0) for _ in range(5)]
+    assert passed == [True, True, False, False, False]
+    assert storm.admit("a", "y", 0.0)  # another trap of the same source has its own bucket
+    assert storm.admit("b", "x", 0.0)
+    for i in range(3):
+        assert storm.fold("a", "x", lambda i=i: _event("a", f"x{i}"), 1.0)
+    assert storm.pending() == 3
+    assert storm.due(5.0) == []
+    (event,) = storm.due(11.0)
+    assert (event.storm_count, event.trap_oid) == (3, "x2")  # the last folded trap
+    assert storm.pending() == 0
+
+
+def test_storm_source_bucket_limits_many_trap_oids() -> None:
+    storm = StormControl(StormLimits(1.0, 3, 100.0, 100))
+    assert [storm.admit("a", str(i), 0.0) for i in range(5)] == [True, True, True, False, False]
+
+
+def test_storm_memory_is_bounded() -> None:
+    storm = StormControl(StormLimits(1.0, 1, 1.0, 1, max_keys=10))
+    for i in range(100):
+        storm.admit(f"10.0.0.{i}", "x", 0.0)
+    assert len(storm._sources) <= 10
+    assert storm.admit("10.0.1.1", "x", 100.0)  # idle buckets were forgotten
+    for i in range(20):
+        storm.fold(f"s{i}", "x", lambda: _event("s", "x"), 0.0)
+    assert storm.overflow == 10
+
+
+def test_access_policy() -> None:
+    policy = AccessPolicy(
+        [ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8::/32")],
+        [b"public"],
+    )
+    assert policy.allowed("192.0.2.9")
+    assert not policy.allowed("198.51.100.1")
+    assert policy.allowed("2001:db8::1")
+    assert not policy.allowed("not-an-address")
+    assert policy.community_ok(b"public")
+    assert not policy.community_ok(b"Public")
+    assert plain_address("::ffff:192.0.2.9") == "192.0.2.9"
+    assert plain_address("2001:db8::1") == "2001:db8::1"
+
+
+def test_rcvbuf_is_raised_and_drops_are_read_from_proc() -> None:
+    sock, granted = open_udp_socket("127.0.0.1", 0, 65536)
+    try:
+        assert granted >= 65536
+        port = sock.getsockname()[1]
+        before = socket_queue(sock)
+        assert before is not None and before.drops == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(2000):  # nobody reads: a 64 KiB buffer overflows
+                sender.sendto(b"x" * 200, ("127.0.0.1", port))
+        after = socket_queue(sock)
+        assert after is not None
+        assert after.drops > 1000
+        assert after.rx_queue > 0
+    finally:
+        sock.close()
+
+
+def test_big_rcvbuf_is_granted() -> None:
+    sock, granted = open_udp_socket("127.0.0.1", 0, 8 * 1024 * 1024)
+    sock.close()
+    assert granted == 8 * 1024 * 1024  # rmem_max (or root's SO_RCVBUFFORCE) allows it here
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    sock, _ = open_udp_socket("127.0.0.1", 0, 65536)
+    try:
+        port = sock.getsockname()[1]
+        with pytest.raises(
+            BindError, match=rf"cannot listen on 127.0.0.1:{port}: Address already in use"
+        ):
+            open_udp_socket("127.0.0.1", port, 65536)
+    finally:
+        sock.close()
+
+
+def test_privileged_port_names_the_fixes() -> None:
+    # Run as an unprivileged user: binding port 162 must fail with the remedies spelled out.
+    code = (
+        "from netalert.snmp.listen import BindError, open_udp_socket\n"
+        "try:\n    open_udp_socket('127.0.0.1', 162, 65536)\n"
+        "except BindError as exc:\n    print(exc)\n"
+    )
+    if os.geteuid() == 0:
+        argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", code]  # fmt: skip
+    else:
+        argv = [sys.executable, "-c", code]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, cwd=os.getcwd(), check=True
+    ).stdout
+    assert "cannot listen on 127.0.0.1:162" in out
+    assert "CAP_NET_BIND_SERVICE" in out
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in out
+    assert "unprivileged port" in out
+
+
+def test_socket_queue_of_a_closed_socket_is_unknown() -> None:
+    sock, _ = open_udp_socket("127.0.0.1", 0, 65536)
+    sock.close()
+    assert socket_queue(sock) is None
