@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest venv debs bench fuzz soak clean
+.PHONY: test lint typecheck pytest venv debs bench fuzz soak clean demo run
 
 test: venv debs lint typecheck pytest
 
@@ -50,6 +50,12 @@ pytest: venv debs
 
 bench: venv debs
 	$(BIN)/python -m bench
+
+demo: venv
+	$(BIN)/netalert demo
+
+run: venv
+	$(BIN)/netalert run -c config.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
