@@ -49,7 +49,6 @@ __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
 log = logging.getLogger("netalert.service")
 
 TICK = 1.0  # seconds between rule ticks (for, resolve_after) and group flushes
-DRAIN_TIMEOUT = 8.0  # seconds the outbox gets on stop before what is left waits for the next start
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,25 +174,27 @@ class Agent:
         for alert in self.store.active():
             self.dispatcher.update(alert, now)
 
-    async def _start_intake(self) -> None:
+    async def _start_receiver(self) -> None:
         config = self.config
-        tree = self.prepared.tree
-        if config.traps.enabled:
-            from netalert.snmp.traps import TrapReceiver
+        if not config.traps.enabled:
+            return
+        from netalert.snmp.traps import TrapReceiver
 
-            self.receiver = TrapReceiver(
-                config.traps,
-                sink=self._on_trap,
-                tree=tree,
-                devices=config.devices,
-                engines=self.engines,
-            )
-            await self.receiver.start()
-            self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
-        plans = build_plans(config, tree)
+        self.receiver = TrapReceiver(
+            config.traps,
+            sink=self._on_trap,
+            tree=self.prepared.tree,
+            devices=config.devices,
+            engines=self.engines,
+        )
+        await self.receiver.start()
+        self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
+
+    def _start_poller(self) -> None:
+        config = self.config
         self.poller = Poller(
-            plans,
-            tree,
+            build_plans(config, self.prepared.tree),
+            self.prepared.tree,
             on_result=self._on_poll,
             on_reachability=self._on_reachability,
             engines=self.engines,
@@ -202,13 +203,23 @@ class Agent:
         self.poller.start()
         self.status.attach(poller=self.poller.stats)
 
-    async def _stop_intake(self) -> None:
+    async def _start_intake(self) -> None:
+        await self._start_receiver()
+        self._start_poller()
+
+    async def _stop_receiver(self) -> None:
         if self.receiver is not None:
             await self.receiver.stop()
             self.receiver = None
+
+    async def _stop_poller(self) -> None:
         if self.poller is not None:
             await self.poller.stop()
             self.poller = None
+
+    async def _stop_intake(self) -> None:
+        await self._stop_receiver()
+        await self._stop_poller()
 
     async def _start_web(self) -> None:
         http = self.config.agent.http
@@ -370,10 +381,21 @@ class Agent:
             log.error(event("reload_failed", config=self.config_path, kept="old config"))
             self._notifier.ready(self._status_line())
             return False
+        except (NetalertError, OSError) as exc:
+            log.error(event("reload_failed", config=self.config_path, kept="old config", error=exc))
+            self._notifier.ready(self._status_line())
+            return False
         assert self.engine is not None
         old = self.prepared
         self.prepared = new
-        await self._stop_intake()
+        # Restart only the intake whose settings changed: a trap socket closed
+        # for a reload would drop the traps sent meanwhile.
+        receiver_changed = _receiver_settings(old.config) != _receiver_settings(new.config)
+        poller_changed = _poller_settings(old.config) != _poller_settings(new.config)
+        if receiver_changed:
+            await self._stop_receiver()
+        if poller_changed:
+            await self._stop_poller()
         self.engine.reload(new.config, new.tree, rules=new.rules)
         self._new_dispatcher()
         if new.config.smtp != old.config.smtp and self.mail is not None and self.db is not None:
@@ -382,7 +404,10 @@ class Agent:
             self._spawn(self.mail.sender.run(), "mail-sender")
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
         self.status.attach(dispatcher=self.dispatcher)
-        await self._start_intake()
+        if receiver_changed:
+            await self._start_receiver()
+        if poller_changed:
+            self._start_poller()
         if new.config.agent.http != old.config.agent.http:
             await self.status.stop()
             await self._start_web()
@@ -403,8 +428,14 @@ class Agent:
                 self._reload_requested.clear()
                 await self.reload()
 
-    async def drain(self, grace: float = DRAIN_TIMEOUT) -> None:
-        """Stops intake, flushes notifications, gives the outbox ``grace`` seconds, persists."""
+    async def drain(self, grace: float | None = None) -> None:
+        """Stops intake, flushes notifications, gives the outbox ``grace`` seconds, persists.
+
+        ``grace`` defaults to ``[agent].drain_timeout``; mail still waiting then
+        stays in the outbox for the next start.
+        """
+        if grace is None:
+            grace = self.config.agent.drain_timeout.total_seconds()
         self._notifier.stopping()
         self._stop.set()
         self._wakeup.set()
@@ -442,6 +473,14 @@ class Agent:
             )
         )
         self._notifier.close()
+
+
+def _receiver_settings(config: Config) -> tuple[object, ...]:
+    return (config.traps, config.devices)
+
+
+def _poller_settings(config: Config) -> tuple[object, ...]:
+    return (config.snmp, config.credentials, config.devices, config.collect, config.mibs)
 
 
 def _load_prepared(path: Path) -> Prepared:

@@ -59,6 +59,8 @@ class AgentConfig(Model):
     log_format: Literal["text", "json"] = "text"
     # rules issue: raise the built-in DeviceUnreachable alert when a device stops answering
     device_unreachable: bool = True
+    # on SIGTERM: how long the outbox gets to deliver before what is left waits for the next start
+    drain_timeout: Duration = timedelta(seconds=5)
 
     @field_validator("http", mode="before")
     @classmethod
