@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from netalert.mib.hints import render_timeticks
 from netalert.mib.node import MibNode
 from netalert.snmp.types import Sample, SnmpType, Value, VarBind
 
@@ -128,6 +129,8 @@ class Namer:
             label = cached
         elif node is not None and kind not in _EXCEPTIONS and (node.enums or node.display_hint):
             label = self.tree.label(node, value)
+        elif kind is SnmpType.TIMETICKS and isinstance(value, int):
+            label = render_timeticks(value)
         name = node.full_name if node is not None else ""
         if node is None:
             index = ""

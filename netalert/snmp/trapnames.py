@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from netalert.mib.hints import render_timeticks
 from netalert.mib.node import MibNode
 from netalert.snmp.ber import RawVarBind
 from netalert.snmp.naming import text_of
@@ -85,6 +86,13 @@ class TrapNamer:
                     return label
         if kind is SnmpType.OCTET_STRING and isinstance(value, bytes):
             return text_of(value)
+        if kind is SnmpType.TIMETICKS and type(value) is int:
+            return render_timeticks(value)
+        if kind is SnmpType.OID and type(value) is str:
+            # snmpTrapOID.0 = IF-MIB::linkDown reads better than its number
+            _, name, index = self._named(value)
+            if name:
+                return f"{name}.{index}" if index else name
         return ""
 
     def varbinds(self, raw: Iterable[RawVarBind]) -> tuple[VarBind, ...]:
