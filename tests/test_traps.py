@@ -207,6 +207,7 @@ async def test_v3_authpriv_trap_and_inform(
     assert _by_name(trap)["IF-MIB::ifOperStatus"] == ("2", 2, "down")
     assert (inform.user, inform.trap_name, inform.inform) == (name, "IF-MIB::linkUp", True)
     assert harness.receiver.stats.received["3"] == 2
+    assert harness.receiver.stats.v3_fast == 1  # the trap took the fast path, the inform pysnmp
     assert not harness.receiver.stats.rejected
 
 

@@ -35,7 +35,7 @@ from netalert.mail.classify import (
 from netalert.mail.errors import MailError
 from netalert.mail.outbox import Outbox, OutboxEntry, RecipientResult, next_backoff
 from netalert.mail.stats import MailStats
-from netalert.mail.transport import SmtpTarget, connect, tls_context
+from netalert.mail.transport import SmtpTarget, close_client, connect, tls_context
 
 __all__ = ["Sender"]
 
@@ -119,11 +119,8 @@ class Sender:
     async def close(self) -> None:
         """Closes the SMTP connection politely (QUIT), if one is open."""
         client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit(timeout=5)
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+        if client is not None:
+            await close_client(client)
 
     # ---- one round -----------------------------------------------------------------
 
@@ -178,7 +175,9 @@ class Sender:
     async def _connection(self, now: float) -> tuple[aiosmtplib.SMTP, bool]:
         if self._client is not None and self._client.is_connected:
             return self._client, False
-        self._client = None
+        if self._client is not None:
+            self._client.close()  # dropped by the server: release the socket too
+            self._client = None
         last: MailError | None = None
         for target, context in self._targets:
             try:

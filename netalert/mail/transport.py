@@ -33,7 +33,15 @@ from netalert.mail.errors import (
     MailTlsError,
 )
 
-__all__ = ["SendReport", "SmtpTarget", "connect", "local_hostname", "send_direct", "tls_context"]
+__all__ = [
+    "SendReport",
+    "SmtpTarget",
+    "close_client",
+    "connect",
+    "local_hostname",
+    "send_direct",
+    "tls_context",
+]
 
 log = logging.getLogger("netalert.mail")
 
@@ -128,37 +136,11 @@ async def connect(target: SmtpTarget, context: ssl.SSLContext | None) -> aiosmtp
     where = target.label
     try:
         await client.connect()
-    except ssl.SSLError as exc:
-        raise MailTlsError(f"TLS with {where} failed: {exc}", server=where) from exc
-    except aiosmtplib.SMTPTimeoutError as exc:
-        raise MailTimeoutError(
-            f"{where}: no answer within {target.timeout:g}s", server=where
-        ) from exc
-    except aiosmtplib.SMTPResponseException as exc:
-        cls = (
-            MailTlsError
-            if target.security == "starttls" and exc.code != 421
-            else MailConnectionError
-        )
-        raise cls(
-            f"{where} refused the session: {describe(exc)}", server=where, code=exc.code
-        ) from exc
-    except aiosmtplib.SMTPConnectError as exc:
-        if isinstance(exc.__cause__, ssl.SSLError):
-            # implicit TLS: aiosmtplib wraps the handshake failure in a connect error
-            raise MailTlsError(f"TLS with {where} failed: {exc.__cause__}", server=where) from exc
-        raise MailConnectionError(
-            f"cannot connect to {where}: {describe(exc)}", server=where
-        ) from exc
-    except aiosmtplib.SMTPServerDisconnected as exc:
-        raise MailConnectionError(
-            f"{where} closed the connection: {describe(exc)}", server=where
-        ) from exc
-    except aiosmtplib.SMTPException as exc:
-        # e.g. "SMTP STARTTLS extension not supported by server."
-        raise MailTlsError(f"{where}: {describe(exc)}", server=where) from exc
-    except OSError as exc:
-        raise MailConnectionError(f"cannot connect to {where}: {exc}", server=where) from exc
+    except Exception as exc:
+        # aiosmtplib leaves the socket open when the handshake or STARTTLS fails:
+        # close it, or every retry against a broken server leaks a descriptor.
+        client.close()
+        raise _connect_error(exc, target) from exc
     if target.username:
         try:
             await client.login(target.username, target.password)
@@ -183,6 +165,32 @@ async def connect(target: SmtpTarget, context: ssl.SSLContext | None) -> aiosmtp
     return client
 
 
+def _connect_error(exc: Exception, target: SmtpTarget) -> Exception:
+    """The MailError a failed aiosmtplib ``connect()`` means (``exc`` itself if none)."""
+    where = target.label
+    if isinstance(exc, ssl.SSLError):
+        return MailTlsError(f"TLS with {where} failed: {exc}", server=where)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+        return MailTimeoutError(f"{where}: no answer within {target.timeout:g}s", server=where)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        tls_refused = target.security == "starttls" and exc.code != 421
+        cls = MailTlsError if tls_refused else MailConnectionError
+        return cls(f"{where} refused the session: {describe(exc)}", server=where, code=exc.code)
+    if isinstance(exc, aiosmtplib.SMTPConnectError):
+        if isinstance(exc.__cause__, ssl.SSLError):
+            # implicit TLS: aiosmtplib wraps the handshake failure in a connect error
+            return MailTlsError(f"TLS with {where} failed: {exc.__cause__}", server=where)
+        return MailConnectionError(f"cannot connect to {where}: {describe(exc)}", server=where)
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return MailConnectionError(f"{where} closed the connection: {describe(exc)}", server=where)
+    if isinstance(exc, aiosmtplib.SMTPException):
+        # e.g. "SMTP STARTTLS extension not supported by server."
+        return MailTlsError(f"{where}: {describe(exc)}", server=where)
+    if isinstance(exc, OSError):
+        return MailConnectionError(f"cannot connect to {where}: {exc}", server=where)
+    return exc
+
+
 @dataclass(frozen=True, slots=True)
 class SendReport:
     """The outcome of :func:`send_direct`: accepted recipients and refused ones."""
@@ -191,6 +199,17 @@ class SendReport:
     reply: str
     accepted: tuple[str, ...]
     refused: tuple[tuple[str, int, str], ...]
+
+
+async def close_client(client: aiosmtplib.SMTP) -> None:
+    """Says QUIT when the line is up, then always releases the socket."""
+    try:
+        if client.is_connected:
+            await client.quit(timeout=5)
+    except (aiosmtplib.SMTPException, OSError):
+        pass  # the server is gone or rude: closing below is all that is left
+    finally:
+        client.close()
 
 
 async def send_direct(
@@ -225,11 +244,7 @@ async def send_direct(
     except aiosmtplib.SMTPException as exc:
         raise MailError(f"{where}: {describe(exc)}", server=where) from exc
     finally:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except aiosmtplib.SMTPException:
-                client.close()
+        await close_client(client)
     refused = tuple((addr, resp.code, resp.message) for addr, resp in errors.items())
     accepted = tuple(r for r in recipients if r not in errors)
     return SendReport(server=where, reply=reply, accepted=accepted, refused=refused)

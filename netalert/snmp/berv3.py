@@ -1,8 +1,9 @@
 """The outer layers of an SNMPv3 message (RFC 3412 section 6, RFC 3414 section 2.4).
 
 The receiver reads them to name the user and engine of a v3 message (for
-counting and logging rejections precisely) and to route it; the security
-processing itself is pysnmp's. Never raises, like :func:`ber.decode_message`.
+counting and logging rejections precisely) and to route it. The trap fast path
+(:mod:`netalert.snmp.usmfast`) also decodes the ScopedPDU here, plaintext or
+decrypted. Neither function raises, like :func:`ber.decode_message`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,26 @@ from dataclasses import dataclass
 
 from netalert.snmp.ber import (
     _I32_MAX,
+    _I32_MIN,
+    _V2_PDUS,
     DecodeError,
+    RawVarBind,
     _Bad,
     _expect,
     _header,
     _int_field,
+    _varbinds,
 )
 
-__all__ = ["FLAG_AUTH", "FLAG_PRIV", "FLAG_REPORTABLE", "V3Header", "decode_v3_header"]
+__all__ = [
+    "FLAG_AUTH",
+    "FLAG_PRIV",
+    "FLAG_REPORTABLE",
+    "ScopedPdu",
+    "V3Header",
+    "decode_scoped_pdu",
+    "decode_v3_header",
+]
 
 FLAG_AUTH = 0x01
 FLAG_PRIV = 0x02
@@ -118,6 +131,68 @@ def decode_v3_header(data: bytes) -> V3Header | DecodeError:
     """Decodes the header and USM parameters of an SNMPv3 message; never raises."""
     try:
         return _decode(data)
+    except _Bad as bad:
+        return DecodeError(bad.reason, bad.offset)
+    except Exception as exc:  # a bug here must cost one datagram, not the receiver
+        return DecodeError(f"internal:{type(exc).__name__}", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedPdu:
+    """The ScopedPDU of an SNMPv3 message (RFC 3412 section 6.8), with a v2 PDU.
+
+    For GetBulk, ``error_status`` and ``error_index`` hold non-repeaters and
+    max-repetitions.
+    """
+
+    context_engine_id: bytes
+    context_name: bytes
+    pdu_type: int
+    request_id: int
+    error_status: int
+    error_index: int
+    varbinds: tuple[RawVarBind, ...]
+
+
+def _scoped(data: bytes, start: int, stop: int) -> ScopedPdu:
+    context_engine_id, _, pos = _string(data, start, stop)
+    context_name, _, pos = _string(data, pos, stop)
+    pdu_type, p_start, p_stop = _header(data, pos, stop)
+    if pdu_type not in _V2_PDUS:
+        raise _Bad("bad_pdu_type", pos)
+    if p_stop != stop:
+        raise _Bad("trailing_bytes", p_stop)
+    request_id, pos = _int_field(data, p_start, p_stop, _I32_MIN, _I32_MAX)
+    low = 0 if pdu_type == 0xA5 else _I32_MIN  # non-repeaters is never negative
+    error_status, pos = _int_field(data, pos, p_stop, low, _I32_MAX)
+    error_index, pos = _int_field(data, pos, p_stop, 0, _I32_MAX)
+    varbinds, pos = _varbinds(data, pos, p_stop, True)
+    if pos != p_stop:
+        raise _Bad("trailing_bytes", pos)
+    return ScopedPdu(
+        context_engine_id, context_name, pdu_type, request_id, error_status, error_index, varbinds
+    )
+
+
+def decode_scoped_pdu(data: bytes, span: tuple[int, int] | None = None) -> ScopedPdu | DecodeError:
+    """Decodes a ScopedPDU; never raises.
+
+    Args:
+        data: a decrypted ScopedPDU (``span`` None): bytes after its SEQUENCE
+            are ignored, as padding (RFC 3414 section 8.1.1.2) and as pysnmp
+            does; or a whole datagram whose plaintext ScopedPDU contents are
+            ``data[span[0]:span[1]]`` (:attr:`V3Header.data_at`).
+        span: see ``data``.
+
+    Returns:
+        The ScopedPDU, or a DecodeError naming the first problem.
+    """
+    try:
+        if span is None:
+            start, stop = _expect(data, 0, len(data), 0x30)
+        else:
+            start, stop = span
+        return _scoped(data, start, stop)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a bug here must cost one datagram, not the receiver

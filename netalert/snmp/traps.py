@@ -1,11 +1,12 @@
 """The trap and inform receiver: UDP sockets → access control → decode → storm control → events.
 
-v1 and v2c take the fast path (:mod:`netalert.snmp.ber`, ~10 µs a trap);
-v3 goes through pysnmp's engine (:mod:`netalert.snmp.trapv3`). Each accepted
-trap becomes a named :class:`TrapEvent` handed to the ``sink`` given at
-construction: a callable or an ``asyncio.Queue`` (never awaited: a full queue
-drops and counts). A readable socket is drained at most ``batch`` datagrams
-at a time, so a flood never stalls the loop.
+v1 and v2c take the fast path (:mod:`netalert.snmp.ber`, ~10 µs a trap); so do
+ordinary v3 traps, while informs and the unusual go through pysnmp's engine
+(:mod:`netalert.snmp.trapv3`). Each accepted trap becomes a named
+:class:`TrapEvent` handed to the ``sink`` given at construction: a callable or
+an ``asyncio.Queue`` (never awaited: a full queue drops and counts). A readable
+socket is drained at most ``batch`` datagrams at a time, so a flood never
+stalls the loop.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class TrapReceiver:
         engines: EngineSource | None = None,
         batch: int = 64,
         clock: Callable[[], float] = time.time,
+        v3_fast: bool = True,
     ) -> None:
-        """Prepares the receiver; :meth:`start` opens the sockets."""
+        """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine)."""
         self.config = config
         self.stats = TrapStats()
         self._sink = sink
@@ -94,6 +96,7 @@ class TrapReceiver:
         self._engines = engines
         self._unsubscribe: Callable[[], None] | None = None
         self._v3: V3Engine | None = None
+        self._v3_fast = v3_fast
         self._listeners: list[_Listener] = []
         self._current: _Listener | None = None
         self._log_limit = RateLimiter(60.0)
@@ -128,6 +131,7 @@ class TrapReceiver:
                 engine_id,
                 on_notification=self._on_v3,
                 send=self._send_current,
+                fast=self._v3_fast,
             )
             if self._engines is not None:
                 for engine_id in self._engines.engine_ids():
@@ -362,6 +366,7 @@ class TrapReceiver:
             self.stats.malformed_detail["no_trap_oid"] += 1
             self._reject(RejectReason.MALFORMED, host, "no_trap_oid")
             return
+        self.stats.v3_fast += note.fast
         self._accept(
             host,
             int(note.source[1]),

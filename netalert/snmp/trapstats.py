@@ -38,6 +38,7 @@ class TrapStats:
     malformed_detail: Counter[str] = field(default_factory=Counter)  # by decoder reason
     informs_answered: int = 0  # v1/v2c inform Responses sent
     v3_replies: int = 0  # v3 Responses and discovery Reports pysnmp sent
+    v3_fast: int = 0  # v3 traps accepted by the fast path (the rest of received["3"]: pysnmp)
     storm_folded: int = 0  # traps folded into storm events
     storm_events: int = 0  # storm events emitted
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
@@ -56,6 +57,7 @@ class TrapStats:
             "malformed_detail": dict(self.malformed_detail),
             "informs_answered": self.informs_answered,
             "v3_replies": self.v3_replies,
+            "v3_fast": self.v3_fast,
             "storm_folded": self.storm_folded,
             "storm_events": self.storm_events,
             "dropped": self.dropped,

@@ -1,10 +1,13 @@
-"""SNMPv3 traps and informs through pysnmp's engine (USM, every auth/priv protocol).
+"""SNMPv3 traps and informs: the fast path for traps, pysnmp's engine for the rest.
 
-pysnmp owns the security work: key localization, digests, decryption, the
-engine-ID discovery Reports and the encrypted Response to an inform. This
-module feeds it datagrams without pysnmp's own transport, hands accepted
-notifications back as plain varbinds, and turns pysnmp's failure indications
-into rejection reasons.
+A datagram first meets :class:`netalert.snmp.usmfast.UsmFast`, which accepts
+an ordinary authenticated trap itself (7-14 times cheaper) or refuses a wrong
+digest or a missing authentication. Everything it leaves goes to pysnmp, which owns the rest of the
+security work: informs and their encrypted Responses, engine-ID discovery
+Reports, unusual levels and every other failure. This module feeds pysnmp
+datagrams without pysnmp's own transport, hands accepted notifications back
+as plain varbinds, and turns pysnmp's failure indications into rejection
+reasons.
 
 A v3 trap is keyed by the sender's engine ID: every configured user is
 registered for each engine ID in ``[[traps.users]].engine_ids`` and for each
@@ -26,6 +29,7 @@ from netalert.snmp.ber import RawVarBind
 from netalert.snmp.berv3 import FLAG_AUTH, V3Header
 from netalert.snmp.trapstats import RejectReason
 from netalert.snmp.types import SnmpType
+from netalert.snmp.usmfast import FastTrap, UsmFast
 
 with warnings.catch_warnings():
     # pysnmp 7 imports pyasn1 modules that warn about deprecated APIs at import time.
@@ -105,6 +109,7 @@ class V3Notification:
     engine_id: bytes
     varbinds: tuple[RawVarBind, ...]
     inform: bool
+    fast: bool = False  # accepted by the fast path (for counting only)
 
 
 def _plain(oid: Any, value: Any) -> RawVarBind:
@@ -148,13 +153,19 @@ class V3Engine:
         *,
         on_notification: Callable[[V3Notification], None],
         send: Callable[[bytes, tuple[Any, ...]], None],
+        fast: bool = True,
     ) -> None:
         """Creates the engine and registers every user for informs.
+
+        With ``fast`` False every datagram passing the security-level check
+        goes through pysnmp (the reference path, for the bench and the tests).
 
         Raises:
             ValueError: a user names a protocol pysnmp does not know.
         """
+        users = list(users)
         self.engine_id = engine_id
+        self._usm = UsmFast(users, engine_id, enabled=fast)
         self._on_notification = on_notification
         # Not SnmpEngine(snmpEngineID=...): that persists engine boots under /tmp
         # and leaks the file handle. snmpEngineBoots stays 1; inform senders that
@@ -207,6 +218,7 @@ class V3Engine:
         if engine_id in self._engine_ids:
             return
         self._engine_ids.add(engine_id)
+        self._usm.add_engine_id(engine_id)
         for name in self._users:
             self._register(name, engine_id)
 
@@ -239,6 +251,16 @@ class V3Engine:
         Engine-ID discovery probes (empty engine ID, no authentication) are
         answered by pysnmp and are not rejections.
         """
+        outcome = self._usm.receive(data, header)
+        if isinstance(outcome, FastTrap):
+            self._on_notification(
+                V3Notification(
+                    source, outcome.user, outcome.context_engine_id, outcome.varbinds, False, True
+                )
+            )
+            return None
+        if outcome is not None:
+            return outcome
         self._failure = None
         self._accepted = False
         self._source = source

@@ -1,0 +1,358 @@
+"""USM fast path units: key derivation, the level rule, and fuzzing against pysnmp.
+
+The fuzz tests build authentic SNMPv3 traps (right digest, real encryption)
+around hypothesis-generated ScopedPDUs, and mutate such messages, then demand
+that the fast path and pysnmp reach the same outcome (same notification or same
+rejection) and that nothing raises out of the fast path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pyasn1.type.univ import OctetString
+from pysnmp.entity import config as pconfig
+
+from netalert.config.models import TrapUser
+from netalert.snmp.ber import DecodeError
+from netalert.snmp.berenc import encode_oid, encode_tlv
+from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, V3Header, decode_v3_header
+from netalert.snmp.trapstats import RejectReason
+from netalert.snmp.trapv3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, V3Engine, V3Notification
+from netalert.snmp.types import SnmpType
+from netalert.snmp.usmfast import (
+    AUTH_HASHES,
+    PRIV_KEY_SIZES,
+    FastTrap,
+    UsmFast,
+    extend_key,
+    localize_key,
+    password_to_master,
+    refuses_level,
+)
+
+ENGINE = bytes.fromhex("80000000c0ffee0102")
+OWN = bytes.fromhex("80001f88046f776e")
+SOURCE = ("127.0.0.1", 40162)
+USERS = {  # name: (auth, priv)
+    "shaaes": ("SHA", "AES-128"),
+    "md5des": ("MD5", "DES"),
+    "sha256": ("SHA-256", None),
+}
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _users() -> list[TrapUser]:
+    return [
+        TrapUser.model_validate(
+            {
+                "user": name,
+                "auth_protocol": auth,
+                "auth_password": f"auth-{name}",
+                "priv_protocol": priv,
+                "priv_password": f"priv-{name}" if priv else None,
+                "engine_ids": [ENGINE.hex()],
+            }
+        )
+        for name, (auth, priv) in USERS.items()
+    ]
+
+
+# --- key derivation ----------------------------------------------------------------
+
+
+def test_rfc3414_appendix_a3_vectors() -> None:
+    engine = bytes.fromhex("000000000000000000000002")
+    md5 = password_to_master(b"maplesyrup", "md5")
+    assert md5.hex() == "9faf3283884e92834ebc9847d8edd963"
+    assert localize_key(md5, engine, "md5").hex() == "526f5eed9fcce26f8964c2930787d82b"
+    sha = password_to_master(b"maplesyrup", "sha1")
+    assert sha.hex() == "9fb5cc0381497b3793528939ff788d5d79145211"
+    assert localize_key(sha, engine, "sha1").hex() == "6695febc9288e36282235fc7151f128497b38f3f"
+
+
+@pytest.mark.parametrize("auth", list(AUTH_HASHES))
+def test_auth_keys_match_pysnmp(auth: str) -> None:
+    service = pconfig.AUTH_SERVICES[AUTH_PROTOCOLS[auth]]
+    hash_name, digest_len = AUTH_HASHES[auth]
+    master = password_to_master(b"a-long-password", hash_name)
+    assert master == bytes(service.hash_passphrase(b"a-long-password"))
+    assert localize_key(master, ENGINE, hash_name) == bytes(
+        service.localize_key(master, OctetString(ENGINE))
+    )
+    assert digest_len == service.digest_length
+
+
+@pytest.mark.parametrize("auth", list(AUTH_HASHES))
+@pytest.mark.parametrize("priv", list(PRIV_KEY_SIZES))
+def test_priv_keys_match_pysnmp(auth: str, priv: str) -> None:
+    service = pconfig.PRIV_SERVICES[PRIV_PROTOCOLS[priv]]
+    hash_name, _ = AUTH_HASHES[auth]
+    master = password_to_master(b"priv-password", hash_name)
+    assert master == bytes(service.hash_passphrase(AUTH_PROTOCOLS[auth], b"priv-password"))
+    ours = extend_key(localize_key(master, ENGINE, hash_name), PRIV_KEY_SIZES[priv], hash_name)
+    theirs = service.localize_key(AUTH_PROTOCOLS[auth], master, OctetString(ENGINE))
+    assert ours == bytes(theirs)[: PRIV_KEY_SIZES[priv]]
+
+
+def test_extend_key_appends_digests_of_the_key_so_far() -> None:
+    short = bytes(range(16))
+    first = hashlib.md5(short).digest()
+    assert extend_key(short, 32, "md5") == short + first
+    second = hashlib.md5(short + first).digest()
+    assert extend_key(short, 40, "md5") == short + first + second[:8]
+    assert extend_key(bytes(range(28)), 24, "sha224") == bytes(range(24))
+
+
+def test_empty_password_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        password_to_master(b"", "sha1")
+
+
+@pytest.mark.parametrize(
+    ("flags", "has_auth", "refused"),
+    [
+        (0, True, True),
+        (FLAG_AUTH, True, False),
+        (FLAG_AUTH | FLAG_PRIV, True, False),
+        (0x04, True, True),  # reportable alone is no authentication
+        (0, False, False),
+        (FLAG_AUTH, False, False),  # pysnmp decides what an auth flag without a key means
+    ],
+)
+def test_refuses_level(flags: int, has_auth: bool, refused: bool) -> None:
+    assert refuses_level(flags, user_has_auth=has_auth) is refused
+
+
+# --- building authentic messages -----------------------------------------------------
+
+
+def _int(value: int) -> bytes:
+    return encode_tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
+def build(
+    user: str,
+    scoped: bytes,
+    *,
+    engine: bytes = ENGINE,
+    boots: int = 3,
+    time: int = 1234,
+    salt: bytes = b"saltsalt",
+    digest_len: int | None = None,
+) -> bytes:
+    """An authentic v3 message of ``user`` (its configured level) carrying ``scoped``."""
+    auth, priv = USERS[user]
+    hash_name, size = AUTH_HASHES[auth]
+    size = digest_len or size
+    auth_key = localize_key(
+        password_to_master(f"auth-{user}".encode(), hash_name), engine, hash_name
+    )
+    flags = FLAG_AUTH
+    data = scoped
+    if priv is not None:
+        flags |= FLAG_PRIV
+        master = password_to_master(f"priv-{user}".encode(), hash_name)
+        key = extend_key(localize_key(master, engine, hash_name), PRIV_KEY_SIZES[priv], hash_name)
+        if priv == "DES":
+            iv = bytes(a ^ b for a, b in zip(salt, key[8:16], strict=True))
+            padded = scoped + bytes(-len(scoped) % 8)
+            enc = Cipher(TripleDES(key[:8] * 3), modes.CBC(iv)).encryptor()
+            data = encode_tlv(0x04, enc.update(padded) + enc.finalize())
+        else:
+            iv = boots.to_bytes(4, "big") + time.to_bytes(4, "big") + salt
+            enc = Cipher(algorithms.AES(key), CFB(iv)).encryptor()
+            data = encode_tlv(0x04, enc.update(scoped) + enc.finalize())
+    usm = encode_tlv(
+        0x30,
+        encode_tlv(0x04, engine)
+        + _int(boots)
+        + _int(time)
+        + encode_tlv(0x04, user.encode())
+        + encode_tlv(0x04, bytes(size))
+        + encode_tlv(0x04, salt if priv else b""),
+    )
+    head = encode_tlv(0x30, _int(77) + _int(65507) + encode_tlv(0x04, bytes([flags])) + _int(3))
+    msg = encode_tlv(0x30, _int(3) + head + encode_tlv(0x04, usm) + data)
+    header = decode_v3_header(msg)
+    if isinstance(header, DecodeError):
+        return msg  # e.g. bytes after a plaintext ScopedPDU: the receiver stops at the header
+    digest = hmac.digest(auth_key, msg, hash_name)[:size]
+    return msg[: header.auth_at] + digest + msg[header.auth_at + size :]
+
+
+def scoped_pdu(varbinds: list[bytes], *, pdu: int = 0xA7, context: bytes = b"") -> bytes:
+    head = _int(4242) + _int(0) + _int(0)
+    body = encode_tlv(pdu, head + encode_tlv(0x30, b"".join(varbinds)))
+    return encode_tlv(0x30, encode_tlv(0x04, ENGINE) + encode_tlv(0x04, context) + body)
+
+
+def varbind(oid: str, value: bytes) -> bytes:
+    return encode_tlv(0x30, encode_tlv(0x06, encode_oid(oid)) + value)
+
+
+TRAP_VARBINDS = [
+    varbind("1.3.6.1.2.1.1.3.0", encode_tlv(0x43, b"\x01\x00")),
+    varbind("1.3.6.1.6.3.1.1.4.1.0", encode_tlv(0x06, encode_oid("1.3.6.1.6.3.1.1.5.3"))),
+    varbind("1.3.6.1.2.1.2.2.1.1.3", _int(3)),
+]
+
+
+class Engines:
+    """A fast and a pysnmp-only V3Engine with the same users."""
+
+    def __init__(self) -> None:
+        self.notes: dict[bool, list[V3Notification]] = {True: [], False: []}
+        self.replies = 0
+        self.accepted_fast = 0
+        self.engines = {
+            fast: V3Engine(
+                _users(), OWN, on_notification=self.notes[fast].append, send=self._send, fast=fast
+            )
+            for fast in (True, False)
+        }
+
+    def _send(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.replies += 1  # pysnmp may send a Report to a reportable message
+
+    def usm(self) -> UsmFast:
+        return self.engines[True]._usm
+
+    def outcome(self, data: bytes) -> tuple[Any, ...]:
+        """Runs ``data`` through both; asserts they agree; returns (reason, notes)."""
+        header = decode_v3_header(data)
+        if isinstance(header, DecodeError):
+            return (f"header:{header.reason}", [])  # the receiver stops here on both paths
+        seen = []
+        for fast, engine in self.engines.items():
+            self.notes[fast].clear()
+            reason = engine.handle(data, SOURCE, header)
+            self.accepted_fast += sum(note.fast for note in self.notes[fast])
+            seen.append((reason, [replace(note, fast=False) for note in self.notes[fast]]))
+        assert seen[0] == seen[1], f"fast {seen[0]} != pysnmp {seen[1]} for {data.hex()}"
+        assert self.usm().internal_errors == 0
+        return seen[0]
+
+
+@cache
+def engines() -> Engines:
+    return Engines()
+
+
+@pytest.mark.parametrize("user", list(USERS))
+def test_built_traps_are_accepted_by_both_paths(user: str) -> None:
+    data = build(user, scoped_pdu(TRAP_VARBINDS, context=b"ctx"))
+    header = decode_v3_header(data)
+    assert isinstance(header, V3Header)
+    assert isinstance(engines().usm().receive(data, header), FastTrap)
+    reason, (note,) = engines().outcome(data)
+    assert reason is None
+    assert (note.user, note.engine_id) == (user, ENGINE)
+    assert note.varbinds[2] == ("1.3.6.1.2.1.2.2.1.1.3", SnmpType.INTEGER, 3)
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("inform", RejectReason.UNEXPECTED_PDU),  # an inform must name our engine ID
+        ("own_engine", RejectReason.NOT_IN_TIME_WINDOW),  # authoritative checks: pysnmp's
+        ("latched_boots", RejectReason.NOT_IN_TIME_WINDOW),
+        ("short_digest", RejectReason.BAD_DIGEST),
+        ("long_digest", RejectReason.BAD_DIGEST),
+        ("no_trap_pdu", RejectReason.UNEXPECTED_PDU),  # a Get to the trap port
+    ],
+)
+def test_what_the_fast_path_leaves_to_pysnmp_ends_alike(case: str, reason: RejectReason) -> None:
+    good = scoped_pdu(TRAP_VARBINDS)
+    data = {
+        "inform": lambda: build("shaaes", scoped_pdu(TRAP_VARBINDS, pdu=0xA6)),
+        "own_engine": lambda: build("shaaes", good, engine=OWN),
+        "latched_boots": lambda: build("shaaes", good, boots=2**31 - 1),
+        "short_digest": lambda: build("md5des", good, digest_len=11),
+        "long_digest": lambda: build("sha256", good, digest_len=32),
+        "no_trap_pdu": lambda: build("sha256", scoped_pdu(TRAP_VARBINDS, pdu=0xA0)),
+    }[case]()
+    assert engines().outcome(data) == (reason, [])
+
+
+# --- fuzzing --------------------------------------------------------------------------
+
+OIDS = st.sampled_from(
+    ["1.3.6.1.2.1.1.3.0", "1.3.6.1.6.3.1.1.4.1.0", "1.3.6.1.2.1.2.2.1.8.3", "1.3.6.1.4.1.9.9.1"]
+)
+VALUES = st.one_of(
+    st.integers(-(2**33), 2**33).map(_int),
+    st.binary(max_size=20).map(lambda raw: encode_tlv(0x04, raw)),
+    st.sampled_from([b"\x05\x00", b"\x80\x00", b"\x81\x00", b"\x82\x00", b"\x05\x01\x00"]),
+    st.tuples(st.sampled_from([0x41, 0x42, 0x43, 0x46]), st.integers(0, 2**66)).map(
+        lambda tv: encode_tlv(tv[0], tv[1].to_bytes(tv[1].bit_length() // 8 + 1, "big"))
+    ),
+    st.binary(max_size=6).map(lambda raw: encode_tlv(0x40, raw)),
+    st.binary(max_size=6).map(lambda raw: encode_tlv(0x44, raw)),
+    OIDS.map(lambda oid: encode_tlv(0x06, encode_oid(oid))),
+    st.binary(max_size=8),  # not a TLV at all
+)
+VARBINDS = st.lists(st.tuples(OIDS, VALUES).map(lambda ov: varbind(*ov)), max_size=6)
+SCOPED = st.one_of(
+    st.tuples(
+        VARBINDS,
+        st.sampled_from([0xA7, 0xA7, 0xA7, 0xA6, 0xA8, 0xA2, 0xA4, 0x30]),
+        st.binary(max_size=4),
+        st.binary(max_size=8),
+    ).map(lambda t: scoped_pdu(TRAP_VARBINDS[:2] + t[0], pdu=t[1], context=t[2]) + t[3]),
+    st.binary(max_size=120),
+)
+
+
+@FUZZ
+@given(user=st.sampled_from(list(USERS)), scoped=SCOPED)
+def test_authentic_fuzzed_pdus_end_alike_on_both_paths(user: str, scoped: bytes) -> None:
+    """Right digest, right keys, anything inside: the fast path agrees with pysnmp or defers."""
+    if USERS[user][1] is None and not scoped.startswith(b"\x30"):
+        scoped = encode_tlv(0x30, scoped)  # a plaintext ScopedPDU must frame as a SEQUENCE
+    before = engines().accepted_fast
+    reason, notes = engines().outcome(build(user, scoped))
+    assert (reason is None) == bool(notes)
+    event(f"outcome: {reason}, fast path: {engines().accepted_fast > before}")
+
+
+@FUZZ
+@given(
+    user=st.sampled_from(list(USERS)),
+    edits=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.integers(0, 40),
+)
+def test_mutated_messages_end_alike_on_both_paths(
+    user: str, edits: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(build(user, scoped_pdu(TRAP_VARBINDS)))
+    for pos, byte in edits:
+        data[pos % len(data)] = byte
+    mutated = bytes(data[: len(data) - cut])
+    reason, notes = engines().outcome(mutated)
+    event(f"outcome: {reason}")
+    if mutated == build(user, scoped_pdu(TRAP_VARBINDS)):
+        assert (reason, len(notes)) == (None, 1)
+    else:
+        assert notes == []  # every byte is covered by the digest
+
+
+@FUZZ
+@given(garbage=st.binary(max_size=300), prefix=st.sampled_from([b"", b"\x30\x81", b"0\x82"]))
+def test_garbage_never_raises_out_of_the_fast_path(garbage: bytes, prefix: bytes) -> None:
+    data = prefix + garbage
+    header = decode_v3_header(data)
+    usm = engines().usm()
+    if isinstance(header, V3Header):
+        assert not isinstance(usm.receive(data, header), FastTrap)
+    assert usm.internal_errors == 0
