@@ -39,8 +39,8 @@ debs:
 	fi
 
 lint: venv
-	$(BIN)/ruff check netalert tests bench
-	$(BIN)/ruff format --check netalert tests bench
+	$(BIN)/ruff check netalert tests bench fuzz
+	$(BIN)/ruff format --check netalert tests bench fuzz
 
 typecheck: venv
 	$(BIN)/mypy --strict netalert
@@ -48,8 +48,23 @@ typecheck: venv
 pytest: venv debs
 	NETALERT_REQUIRE_SNMPD=1 $(BIN)/pytest -q
 
+# The bench also builds bench/nsbench.c (the net-snmp C library reference): it needs
+# libsnmp-dev and a C compiler, installed like `debs` does, only when missing.
+# `make bench QUICK=1` is a short run; BENCH_ARGS passes more (e.g. --only traps,latency).
+BENCH_DEBS := /usr/include/net-snmp/net-snmp-config.h:libsnmp-dev /usr/bin/cc:gcc
 bench: venv debs
-	$(BIN)/python -m bench
+	@$(MAKE) --no-print-directory debs NEEDED="$(BENCH_DEBS)"
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# atheris harnesses over the trap decoders, FUZZ_SECONDS each (all at once); see fuzz/run.py
+FUZZ_SECONDS ?= 60
+fuzz: venv debs
+	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'
+	$(BIN)/python fuzz/run.py $(FUZZ_SECONDS)
+
+# the slow fault tests (tests/soak/, minutes); `make test` does not collect them
+soak: venv debs
+	NETALERT_SOAK=1 NETALERT_REQUIRE_SNMPD=1 $(BIN)/pytest -q -s tests/soak
 
 demo: venv
 	$(BIN)/netalert demo

@@ -506,6 +506,8 @@ def run(config: ConfigOption = None) -> None:
         prepared = prepare(cfg)
     except ConfigError as exc:
         raise config_problems(exc) from None
+    except NetalertError as exc:  # e.g. an unusable state_dir: one line, no traceback
+        raise fail(f"netalert: {exc}", 1) from None
     try:
         asyncio.run(run_agent(prepared, config_path=path))
     except NetalertError as exc:

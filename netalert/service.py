@@ -26,7 +26,7 @@ from netalert.alerts.model import Transition
 from netalert.alerts.store import AlertStore
 from netalert.config import load_config
 from netalert.config.models import Config
-from netalert.errors import ConfigError, NetalertError
+from netalert.errors import ConfigError, NetalertError, StateError
 from netalert.logs import event
 from netalert.mail.wiring import MailStage, build_mail_stage
 from netalert.mib import MibTree, check_config_names, load_mibs
@@ -41,6 +41,7 @@ from netalert.snmp.poller import Poller, Reachability
 from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
+from netalert.state.db import check_state_dir
 from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
@@ -65,9 +66,18 @@ def prepare(config: Config, *, tree: MibTree | None = None) -> Prepared:
 
     Raises:
         ConfigError: One line per problem (unknown MIB names, rule errors).
+        StateError: The state directory cannot be created or written (read-only,
+            full, a file in the way); checked first, before the MIB cache is used.
     """
     if tree is None:
-        tree = load_mibs(config.mibs, config.agent.state_dir)
+        state_dir = check_state_dir(config.agent.state_dir)
+        try:
+            tree = load_mibs(config.mibs, state_dir)
+        except OSError as exc:  # the cache under state_dir filled the disk, or vanished
+            raise StateError(
+                f"state_dir {state_dir}: cannot write the MIB cache ({exc.strerror or exc}); "
+                "free space there or set [agent].state_dir to a writable folder"
+            ) from None
     problems = check_config_names(config, tree)
     if problems:
         raise ConfigError(problems)

@@ -162,20 +162,27 @@ def compile_expr(source: str, scope: Scope) -> Expr:
             other than rate/delta/changed/prev/abs/min/max, a construct that is
             not allowed, or an enum compared with a label it does not have; the
             message ends with the position (``at column 5``, or ``at line 2,
-            column 5`` for an expression over several lines).
+            column 5`` for an expression over several lines). Also nesting too
+            deep for Python's parser (no position).
     """
-    checker = _Checker(source, scope)
-    tree = checker.parse()
-    checker.visit(tree.body)
-    primary = _Rewriter().visit(copy.deepcopy(_primary(tree.body)))
-    body = _Rewriter().visit(tree.body)
-    return Expr(
-        source=source,
-        names=frozenset(checker.names),
-        history=frozenset(checker.history),
-        fn=_lambda(body, source),
-        value_fn=_lambda(primary, source),
-    )
+    try:
+        checker = _Checker(source, scope)
+        tree = checker.parse()
+        checker.visit(tree.body)
+        primary = _Rewriter().visit(copy.deepcopy(_primary(tree.body)))
+        body = _Rewriter().visit(tree.body)
+        return Expr(
+            source=source,
+            names=frozenset(checker.names),
+            history=frozenset(checker.history),
+            fn=_lambda(body, source),
+            value_fn=_lambda(primary, source),
+        )
+    except (RecursionError, MemoryError):
+        # Python's parser, the checker and compile() recurse once per nesting level:
+        # a few hundred chained operators ("a+a+...", "--...-1") exhaust the stack.
+        # A config error, not a crash of check-config, run or a SIGHUP reload.
+        raise ExprError("expression nests too deeply: split it into simpler rules") from None
 
 
 def _lambda(body: ast.expr, source: str) -> Evaluator:

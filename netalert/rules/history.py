@@ -72,6 +72,10 @@ def rebooted(prev_uptime: int | None, cur_uptime: int | None, elapsed: float) ->
         return False
     if cur_uptime < prev_uptime:
         return True
+    # Less uptime than the time since the previous poll: started after it, even
+    # when that poll came within the 5 s slack of an earlier start (crash loop).
+    if cur_uptime / 100.0 + 1.0 < 0.99 * elapsed:
+        return True
     return (cur_uptime - prev_uptime) / 100.0 + 5.0 < 0.9 * elapsed
 
 

@@ -50,6 +50,10 @@ RATE_SLACK = 1.25
 # interval) before we call it a restart: network delay, retries, clock drift.
 UPTIME_SLACK_S = 5.0
 UPTIME_SLACK_FRACTION = 0.01
+# An uptime shorter than the time since the previous poll means the agent started
+# after that poll, whatever the previous uptime was. Only the delay between the
+# agent reading its clock and our answer timestamp blurs this, hence a short slack.
+UPTIME_SINCE_SLACK_S = 1.0
 # Bytes on the wire per minimum Ethernet frame: 64 + preamble 8 + gap 12.
 MIN_FRAME_BYTES = 84
 
@@ -126,7 +130,11 @@ def agent_restarted(
     expected = prev_uptime + max(elapsed, 0.0) * 100
     if cur_uptime >= prev_uptime:
         # Advanced, but clearly less than the wall clock: reset and climbed again.
-        return cur_uptime < expected - slack
+        # The second test catches an agent whose previous poll came within the
+        # slack of its start (a crash loop, a quick snmpd restart): the fixed slack
+        # would hide that restart and its counters would make a huge false rate.
+        since = (max(elapsed, 0.0) * (1 - UPTIME_SLACK_FRACTION) - UPTIME_SINCE_SLACK_S) * 100
+        return cur_uptime < expected - slack or cur_uptime < since
     # Went backwards: a restart, unless the 32-bit TimeTicks wrapped on time.
     if expected >= TIMETICKS_MODULUS:
         return abs(cur_uptime + TIMETICKS_MODULUS - expected) > slack

@@ -12,6 +12,9 @@ agent runs; ``busy_timeout`` covers the short lock waits.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,9 +22,26 @@ from pathlib import Path
 
 from netalert.errors import StateError
 
-__all__ = ["Database", "open_database"]
+__all__ = ["Database", "check_state_dir", "open_database"]
 
 DB_NAME = "netalert.db"
+# Bytes the write probe needs: SQLite's WAL index alone takes 32 KiB, so a disk
+# with less room than this is as good as full for the agent.
+PROBE_BYTES = 64 * 1024
+
+# What to do about each reason a state directory cannot be written.
+_FIXES = {
+    errno.EROFS: "the filesystem is read-only: remount it read-write, or set "
+    "[agent].state_dir to a writable folder (systemd: StateDirectory=netalert)",
+    errno.ENOSPC: "the disk is full: free space on it, or set [agent].state_dir "
+    "to a folder on another disk",
+    errno.EDQUOT: "the disk quota is used up: free space, or set [agent].state_dir elsewhere",
+    errno.EACCES: "make it writable by the user netalert runs as, or set "
+    "[agent].state_dir to a writable folder",
+    errno.ENOTDIR: "part of the path is a file, not a folder: set [agent].state_dir to a folder",
+    errno.EEXIST: "a file is in the way: set [agent].state_dir to a folder",
+}
+_FIXES[errno.EPERM] = _FIXES[errno.EACCES]
 
 
 class Database:
@@ -86,6 +106,39 @@ def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
 
+def _unusable(directory: Path, what: str, exc: OSError) -> str:
+    fix = _FIXES.get(exc.errno or 0, "set [agent].state_dir to a writable folder")
+    return f"state_dir {directory}: {what} ({exc.strerror or exc}); {fix}"
+
+
+def check_state_dir(state_dir: Path | str) -> Path:
+    """Creates ``state_dir`` if needed and proves it can be written; returns it.
+
+    A probe file of :data:`PROBE_BYTES` is written, synced and removed, so a
+    read-only or full filesystem is found before anything starts.
+
+    Raises:
+        StateError: One line naming the folder, the system's reason and the fix.
+    """
+    directory = Path(state_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(_unusable(directory, "cannot create it", exc)) from None
+    probe = directory / f".netalert-probe-{os.getpid()}"
+    try:
+        with probe.open("wb") as fh:
+            fh.write(bytes(PROBE_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise StateError(_unusable(directory, "cannot write there", exc)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return directory
+
+
 def open_database(state_dir: Path | str | None) -> Database:
     """Opens (creating if needed) the state database in ``state_dir``.
 
@@ -102,10 +155,7 @@ def open_database(state_dir: Path | str | None) -> Database:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StateError(
-            f"state_dir {directory}: cannot create it ({exc.strerror}); "
-            "set [agent].state_dir to a writable folder"
-        ) from exc
+        raise StateError(_unusable(directory, "cannot create it", exc)) from None
     path = directory / DB_NAME
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
