@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import socket
 import statistics
 import subprocess
@@ -123,6 +124,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     port = free_port()
     sink = start_sink(port)
@@ -148,6 +150,12 @@ async def main() -> None:
     for name, rates in results.items():
         med = statistics.median(rates)
         print(f"{name:<14}{med:>9.0f}{f'{min(rates):.0f}-{max(rates):.0f}':>16}{med / ref:>8.2f}")
+    if args.json:
+        figures = {
+            name: {"median": statistics.median(rates), "rates": rates}
+            for name, rates in results.items()
+        }
+        args.json.write_text(json.dumps({"messages": args.messages} | figures, indent=1))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Prints operations/s (median of reps, min-max) and the ratio to the reference.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -101,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--oids", type=int, default=20_000)
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-mib-") as tmp:
@@ -156,11 +158,28 @@ def main() -> None:
         return len(names)
 
     tree.lookup(working[0])
-    show("lookup warm (memo)", rate(warm_run, args.reps), ref)
-    show("lookup cold (str)", rate(cold_run, args.reps), ref)
-    show("name cold (tuple)", rate(name_run, args.reps), ref)
-    show("oid (MODULE::name.i)", rate(oid_run, args.reps), None)
+    runs = {
+        "lookup_warm": rate(warm_run, args.reps),
+        "lookup_cold": rate(cold_run, args.reps),
+        "name_cold": rate(name_run, args.reps),
+        "oid": rate(oid_run, args.reps),
+    }
+    show("lookup warm (memo)", runs["lookup_warm"], ref)
+    show("lookup cold (str)", runs["lookup_cold"], ref)
+    show("name cold (tuple)", runs["name_cold"], ref)
+    show("oid (MODULE::name.i)", runs["oid"], None)
     show("pysnmp getNodeNameByOid", reference, None)
+    if args.json:
+        figures: dict[str, object] = {
+            "modules": len(tree.modules),
+            "names": len(tree),
+            "first_start_s": first,
+            "start_s": statistics.median(starts),
+            "starts_s": starts,
+            "pysnmp_per_s": ref,
+        }
+        figures |= {name: statistics.median(rates) for name, rates in runs.items()}
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

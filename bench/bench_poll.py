@@ -16,12 +16,15 @@ Rounds are interleaved; the ratios printed are medians of per-round ratios.
 jitter, spread) for a while, reporting overruns, CPU and RSS.
 
 Run: .venv/bin/python -m bench.bench_poll [--rounds 3] [--polls 2000] [--scale 10000]
+(``--rounds 0 --scale N``: the sizing run alone, so max RSS is that of the poller
+only; ``--json FILE`` writes the figures for ``python -m bench``.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import shutil
@@ -202,9 +205,18 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_now_mb() -> float:
+    """Resident memory now (VmRSS): the peak alone may still be the MIB load's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 async def run_scale(
     tree: object, port: int, devices: int, interval: float, duration: float
-) -> None:
+) -> dict[str, float]:
+    rss_before, now_before = rss_mb(), rss_now_mb()
     plans = [
         DevicePlan(f"d{i}", target(port, i, False), "gufo", interval, 0.1, GETS, WALKS)
         for i in range(devices)
@@ -215,13 +227,29 @@ async def run_scale(
     poller.start()
     await asyncio.sleep(duration)
     secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    now_after = rss_now_mb()
     await poller.stop()
+    failed = sum(v for k, v in poller.stats.polls.items() if k != "ok")
     print(
         f"scale: {devices} devices every {interval:g}s for {secs:.0f}s: {results[0]} polls "
         f"(expected ~{devices * secs / interval:.0f}), overruns {poller.stats.overruns}, "
-        f"failed {sum(v for k, v in poller.stats.polls.items() if k != 'ok')}, "
-        f"CPU {cpu / secs:.2f} core avg, max RSS {rss_mb():.0f} MB"
+        f"failed {failed}, CPU {cpu / secs:.2f} core avg, max RSS {rss_mb():.0f} MB, "
+        f"RSS {now_before:.0f} MB before start, {now_after:.0f} MB at the end"
     )
+    return {
+        "devices": devices,
+        "interval": interval,
+        "seconds": secs,
+        "polls": results[0],
+        "expected": devices * secs / interval,
+        "overruns": poller.stats.overruns,
+        "failed": failed,
+        "cpu_cores": cpu / secs,
+        "rss_mb": rss_mb(),
+        "rss_before_mb": rss_before,
+        "rss_now_before_mb": now_before,
+        "rss_now_after_mb": now_after,
+    }
 
 
 def line(name: str, r: dict[str, float]) -> str:
@@ -240,19 +268,25 @@ async def main() -> None:
     parser.add_argument("--scale", type=int, default=0, help="devices for the sizing run")
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--duration", type=float, default=120.0)
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    figures: dict[str, object] = {}
 
     warnings.simplefilter("ignore", DeprecationWarning)  # pysnmp_mibs, read by the MIB layer
     from netalert.mib import MibTree
 
     tree = MibTree.builtin()
+    # as netalert run does after start (service.freeze_heap): keep the MIB tree out of GC passes
+    gc.collect()
+    gc.freeze()
     work = Path(tempfile.mkdtemp(prefix="bench-poll-"))
     agent = Snmpd(directory=work / "snmpd", users=[DEFAULT_USER])
     agent.start(listen_host="0.0.0.0")
     exe = build_c(work)
     try:
-        for v3 in (False, True):
+        for v3 in (False, True) if args.rounds else ():
             ratios_c, ratios_py = [], []
+            rounds: list[dict[str, dict[str, float]]] = []
             print(
                 f"{'SNMPv3 authPriv SHA-256/AES-128' if v3 else 'SNMPv2c'}: {args.polls} polls "
                 f"(pysnmp {args.pysnmp_polls}), concurrency {CONCURRENCY}, snmpd pid {agent.pid}"
@@ -262,20 +296,31 @@ async def main() -> None:
                 ref = await run_pysnmp(agent.port, args.pysnmp_polls, v3)
                 rate = ours["polls"] / ours["seconds"]
                 ratios_py.append(rate / (ref["polls"] / ref["seconds"]))
+                rounds.append({"netalert": ours, "pysnmp": ref})
                 print(f" round {rnd + 1}")
                 print(line("netalert", ours))
                 print(line("pysnmp", ref))
                 if exe is not None:
                     c = run_c(exe, agent, args.polls, v3)
                     ratios_c.append(rate / (c["polls"] / c["seconds"]))
+                    rounds[-1]["net-snmp"] = c
                     print(line("net-snmp", c))
             print(f" median ratio netalert/pysnmp: {statistics.median(ratios_py):.1f}x")
             if ratios_c:
                 print(f" median ratio netalert/net-snmp C: {statistics.median(ratios_c):.2f}x")
             else:
                 print(" net-snmp C reference skipped: needs cc and libsnmp-dev")
+            figures["v3" if v3 else "v2c"] = {
+                "rounds": rounds,
+                "ratio_pysnmp": statistics.median(ratios_py),
+                "ratio_c": statistics.median(ratios_c) if ratios_c else None,
+            }
         if args.scale:
-            await run_scale(tree, agent.port, args.scale, args.interval, args.duration)
+            figures["scale"] = await run_scale(
+                tree, agent.port, args.scale, args.interval, args.duration
+            )
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=1))
     finally:
         agent.stop()
         shutil.rmtree(work, ignore_errors=True)

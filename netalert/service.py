@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -153,6 +154,7 @@ class Agent:
         interval = watchdog_interval()
         if interval is not None:
             self._spawn(self._watchdog(interval), "watchdog")
+        freeze_heap()
         self._notifier.ready(self._status_line())
         log.info(
             event(
@@ -421,6 +423,7 @@ class Agent:
         if new.config.agent.http != old.config.agent.http:
             await self.status.stop()
             await self._start_web()
+        freeze_heap()
         self.counters["reloads"] += 1
         log.info(event("reloaded", config=self.config_path, rules=len(new.config.rules)))
         self._notifier.ready(self._status_line())
@@ -483,6 +486,19 @@ class Agent:
             )
         )
         self._notifier.close()
+
+
+def freeze_heap() -> None:
+    """Moves everything alive now (the MIB tree above all) out of the collector's sight.
+
+    A full collection walks every tracked object; with hundreds of thousands
+    of long-lived MIB objects it blocked the loop for 30-200 ms every few
+    seconds, which set the trap-to-mail p99. Called after start and after each
+    reload (unfreezing first, so a replaced tree can still be freed).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _receiver_settings(config: Config) -> tuple[object, ...]:
