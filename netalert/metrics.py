@@ -102,7 +102,14 @@ class Family:
 
 
 _MAIL_KINDS = ("auth", "tls", "timeout", "connection", "temporary", "rejected", "other")
-_REJECT_REASONS = ("bad_community", "unknown_user", "bad_digest", "not_allowed", "malformed")
+_REJECT_REASONS = (
+    "bad_community",
+    "unknown_user",
+    "bad_digest",
+    "not_allowed",
+    "malformed",
+    "not_in_time_window",  # a replayed SNMPv3 trap: worth alerting on from the first scrape
+)
 
 FAMILIES: Mapping[str, Family] = {
     f.name: f

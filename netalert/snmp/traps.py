@@ -347,7 +347,7 @@ class TrapReceiver:
         finally:
             self._current = None
         if reason is not None:
-            self._reject(reason, host, header.user.decode("utf-8", "replace"))
+            self._reject(reason, host, self._v3.detail(header, reason))
 
     def _send_current(self, data: bytes, addr: tuple[Any, ...]) -> None:
         listener = self._current

@@ -13,12 +13,20 @@ A v3 trap is keyed by the sender's engine ID: every configured user is
 registered for each engine ID in ``[[traps.users]].engine_ids`` and for each
 one the poller learns (:meth:`V3Engine.add_engine_id`, no restart needed).
 An inform is keyed by this receiver's own engine ID, which senders discover.
+
+Replay protection (:mod:`netalert.snmp.timeliness`) covers authenticated traps
+on both paths with one table: the fast path checks the traps it takes, and a
+trap pysnmp accepts is checked after pysnmp authenticated it, with the engine
+ID, boots and time of the header the receiver already decoded (they are the
+ones pysnmp verified: the digest covers them). Informs name this receiver's
+engine ID, so pysnmp is the authoritative engine for them and checks itself.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,6 +35,7 @@ from typing import Any
 from netalert.config.models import TrapUser
 from netalert.snmp.ber import RawVarBind
 from netalert.snmp.berv3 import FLAG_AUTH, V3Header
+from netalert.snmp.timeliness import EngineClocks
 from netalert.snmp.trapstats import RejectReason
 from netalert.snmp.types import SnmpType
 from netalert.snmp.usmfast import FastTrap, UsmFast
@@ -154,18 +163,21 @@ class V3Engine:
         on_notification: Callable[[V3Notification], None],
         send: Callable[[bytes, tuple[Any, ...]], None],
         fast: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Creates the engine and registers every user for informs.
 
         With ``fast`` False every datagram passing the security-level check
         goes through pysnmp (the reference path, for the bench and the tests).
+        ``clock`` (monotonic seconds) times the senders' clocks for the time window.
 
         Raises:
             ValueError: a user names a protocol pysnmp does not know.
         """
         users = list(users)
         self.engine_id = engine_id
-        self._usm = UsmFast(users, engine_id, enabled=fast)
+        self.clocks = EngineClocks(clock=clock)
+        self._usm = UsmFast(users, engine_id, enabled=fast, clocks=self.clocks)
         self._on_notification = on_notification
         # Not SnmpEngine(snmpEngineID=...): that persists engine boots under /tmp
         # and leaks the file handle. snmpEngineBoots stays 1; inform senders that
@@ -182,7 +194,9 @@ class V3Engine:
         self._engine_ids: set[bytes] = set()
         self._failure: str | None = None
         self._accepted = False
+        self._stale = False
         self._source: tuple[Any, ...] = ()
+        self._header: V3Header | None = None
         self._engine.message_dispatcher.register_context_engine_id(
             b"",  # any contextEngineID
             (v2c.SNMPv2TrapPDU.tagSet, v2c.InformRequestPDU.tagSet),
@@ -262,8 +276,9 @@ class V3Engine:
         if outcome is not None:
             return outcome
         self._failure = None
-        self._accepted = False
+        self._accepted = self._stale = False
         self._source = source
+        self._header = header
         domain = _UDP6 if ":" in str(source[0]) else _UDP
         try:
             self._engine.message_dispatcher.receive_message(self._engine, domain, source, data)
@@ -272,6 +287,8 @@ class V3Engine:
             return RejectReason.MALFORMED
         if self._accepted:
             return None
+        if self._stale:
+            return RejectReason.NOT_IN_TIME_WINDOW
         if self._failure is not None:
             if self._failure == "UnknownEngineID" and not header.engine_id:
                 return None  # discovery probe of an inform sender: pysnmp sent the Report
@@ -281,6 +298,13 @@ class V3Engine:
                 return RejectReason.UNKNOWN_ENGINE_ID
             return _REASONS.get(self._failure, RejectReason.MALFORMED)
         return RejectReason.UNEXPECTED_PDU if header.flags else RejectReason.MALFORMED
+
+    def detail(self, header: V3Header, reason: RejectReason) -> str:
+        """The log detail of a rejected message: its user, and its clock if stale."""
+        user = header.user.decode("utf-8", "replace")
+        if reason is not RejectReason.NOT_IN_TIME_WINDOW:
+            return user
+        return f"{user} {self.clocks.describe(header.engine_id, header.boots, header.time)}"
 
     def tick(self, now: float) -> None:
         """Lets pysnmp expire its caches; call about once a second."""
@@ -305,6 +329,17 @@ class V3Engine:
         maxSizeResponseScopedPDU: Any,
         stateReference: Any,
     ) -> None:
+        header = self._header
+        if (
+            header is not None
+            and int(securityLevel) > 1  # authenticated: only then may the reference move
+            and header.engine_id != self.engine_id  # the sender is authoritative
+            and not self.clocks.admit(
+                header.engine_id, header.boots, header.time, header.auth_params
+            )
+        ):
+            self._stale = True
+            return
         varbinds = v2c.apiPDU.get_varbinds(PDU)
         inform = PDU.tagSet in rfc3411.CONFIRMED_CLASS_PDUS
         if inform:

@@ -19,9 +19,12 @@ which answers informs and names every other failure.
 Time window: for a notification the sender is authoritative and this receiver
 keeps an estimate of the sender's clock (RFC 3414 section 3.2.7 b). pysnmp
 replaces that estimate with the message's own boots and time as soon as the
-digest verifies and only then compares, so the only trap it refuses as
-``notInTimeWindow`` is one whose boots have latched at 2**31-1. The fast path
-accepts and refuses the same traps: it leaves that latched value to pysnmp.
+digest verifies and only then compares, so a recorded trap sent again is
+accepted again. The fast path checks an accepted trap against
+:class:`netalert.snmp.timeliness.EngineClocks` (shared with the pysnmp path in
+:mod:`netalert.snmp.trapv3`) and refuses a stale one itself
+(``not_in_time_window``), never handing it to pysnmp. The latched boots value
+2**31-1 it still leaves to pysnmp, which refuses it.
 
 One deliberate difference from pysnmp, applied to both paths: a trap without
 authentication that names a user configured with an authentication protocol
@@ -45,6 +48,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from netalert.config.models import TrapUser
 from netalert.snmp.ber import DecodeError, RawVarBind
 from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, V3Header, decode_scoped_pdu
+from netalert.snmp.timeliness import EngineClocks
 from netalert.snmp.trapstats import RejectReason
 
 __all__ = [
@@ -155,10 +159,16 @@ class UsmFast:
 
     With ``enabled`` False only the security-level check runs and every other
     datagram is left to pysnmp (the reference path, for the bench and tests).
+    ``clocks`` is the time-window table (a private one when None).
     """
 
     def __init__(
-        self, users: Iterable[TrapUser], own_engine_id: bytes, *, enabled: bool = True
+        self,
+        users: Iterable[TrapUser],
+        own_engine_id: bytes,
+        *,
+        enabled: bool = True,
+        clocks: EngineClocks | None = None,
     ) -> None:
         """Computes each user's master keys (two 1 MB hashes per user).
 
@@ -168,6 +178,7 @@ class UsmFast:
         self.enabled = enabled
         self.internal_errors = 0  # datagrams a bug here sent to pysnmp (tests expect 0)
         self._own = own_engine_id
+        self.clocks = clocks if clocks is not None else EngineClocks()
         self._users: dict[bytes, _User] = {}
         self._engines: set[bytes] = set()
         self._keys: dict[tuple[bytes, bytes], _Keys] = {}
@@ -208,8 +219,8 @@ class UsmFast:
 
         Returns:
             A FastTrap when the trap is accepted; a RejectReason
-            (``bad_digest``, ``bad_security_level``) when it is refused; None
-            when pysnmp must decide. Never raises.
+            (``bad_digest``, ``bad_security_level``, ``not_in_time_window``)
+            when it is refused; None when pysnmp must decide. Never raises.
         """
         try:
             return self._receive(data, header)
@@ -258,6 +269,10 @@ class UsmFast:
             scoped = decode_scoped_pdu(plain)
         if isinstance(scoped, DecodeError) or scoped.pdu_type != _TRAP_V2:
             return None
+        # Checked only for a trap taken here, so that what is deferred to pysnmp meets the
+        # same check there (trapv3) and both paths give the same reason for every message.
+        if not self.clocks.admit(engine_id, header.boots, header.time, given):
+            return RejectReason.NOT_IN_TIME_WINDOW
         return FastTrap(user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds)
 
     def _localize(self, user: _User, engine_id: bytes) -> _Keys:
