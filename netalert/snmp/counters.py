@@ -21,10 +21,11 @@ Rules, in the order :func:`rate` applies them:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from netalert.snmp.types import SnmpType
+from netalert.snmp.types import SnmpType, VarBind
 
 __all__ = [
     "COUNTER32_MODULUS",
@@ -36,6 +37,7 @@ __all__ = [
     "Verdict",
     "agent_restarted",
     "counter_delta",
+    "counter_went_back",
     "max_rate_for",
     "rate",
 ]
@@ -190,3 +192,18 @@ def rate(
     if max_rate is not None and per_second > max_rate:
         return RateResult(Verdict.IMPLAUSIBLE)
     return RateResult(Verdict.OK, delta, per_second)
+
+
+def counter_went_back(previous: Mapping[str, Point], varbinds: Iterable[VarBind]) -> bool:
+    """True when a counter reads lower than at the previous poll (wrap, reset or restart).
+
+    Args:
+        previous: The previous poll's counter readings by OID.
+        varbinds: This poll's answers.
+    """
+    for vb in varbinds:
+        if vb.type in (SnmpType.COUNTER32, SnmpType.COUNTER64) and isinstance(vb.value, int):
+            prev = previous.get(vb.oid)
+            if prev is not None and vb.value < prev.value:
+                return True
+    return False

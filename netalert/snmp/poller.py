@@ -44,7 +44,7 @@ from netalert.snmp.client import (
     Target,
     make_client,
 )
-from netalert.snmp.counters import Verdict
+from netalert.snmp.counters import Verdict, counter_went_back
 from netalert.snmp.engines import EngineIdRegistry
 from netalert.snmp.naming import MibTreeLike, Namer
 from netalert.snmp.plan import SYS_UPTIME, DevicePlan
@@ -240,6 +240,8 @@ class Poller:
             except SnmpError as exc:  # one broken table must not hide the others
                 status = "partial"
                 errors.append(f"walk {oid}: {exc}")
+        if plan.walk and counter_went_back(state.tracker.counters, varbinds):
+            varbinds = await self._recheck_uptime(client, target, varbinds)
         result, verdicts = state.tracker.assemble(
             varbinds,
             address=target.address,
@@ -258,6 +260,28 @@ class Poller:
             self.stats.restarts += 1
             log.info("event=agent_restarted device=%s", plan.name)
         return result
+
+    async def _recheck_uptime(
+        self, client: SnmpClient, target: Target, varbinds: list[VarBind]
+    ) -> list[VarBind]:
+        """Reads sysUpTime again after the walks when a counter went backwards.
+
+        sysUpTime is read by the GET before the walks: an agent that restarted
+        between the two shows the old uptime next to new (small) counters, which
+        would look like a wrap. Only in that rare case is the clock read again;
+        when it went back, that later reading stands for the poll, so the rates
+        are dropped as for any restart.
+        """
+        first = next((vb for vb in varbinds if vb.oid == SYS_UPTIME), None)
+        if first is None or not isinstance(first.value, int):
+            return varbinds
+        try:
+            (again,) = await client.get(target, [SYS_UPTIME])
+        except (SnmpError, ValueError):
+            return varbinds
+        if not isinstance(again.value, int) or again.value >= first.value:
+            return varbinds
+        return [again if vb is first else vb for vb in varbinds]
 
     def _failed(
         self, state: _DeviceState, status: PollStatus, error: str, started: float
