@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netalert.rules.values import Converter
+from netalert.snmp.counters import agent_restarted
 from netalert.snmp.types import Value
 
 __all__ = [
@@ -63,20 +64,10 @@ def counter_delta(prev: int, cur: int, *, bits: int | None, reboot: bool) -> int
 def rebooted(prev_uptime: int | None, cur_uptime: int | None, elapsed: float) -> bool:
     """Whether the agent restarted between two polls, from ``sysUpTime`` (centiseconds).
 
-    Uptime going down, or advancing clearly less than the time that passed
-    since the previous poll (restarted in between, after some uptime), both
-    mean a restart; the slack covers response-time jitter. Without uptimes
-    nothing can be told (False).
+    The poller's rule (:func:`netalert.snmp.counters.agent_restarted`), so rates
+    computed here and in the poller never disagree about a restart.
     """
-    if prev_uptime is None or cur_uptime is None:
-        return False
-    if cur_uptime < prev_uptime:
-        return True
-    # Less uptime than the time since the previous poll: started after it, even
-    # when that poll came within the 5 s slack of an earlier start (crash loop).
-    if cur_uptime / 100.0 + 1.0 < 0.99 * elapsed:
-        return True
-    return (cur_uptime - prev_uptime) / 100.0 + 5.0 < 0.9 * elapsed
+    return agent_restarted(prev_uptime, cur_uptime, elapsed)
 
 
 @dataclass(slots=True)

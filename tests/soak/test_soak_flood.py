@@ -6,24 +6,15 @@ The issue's scale of tests/test_faults_flood.py: 10,000 traps/s from one source
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.support.fault_checks import check_flood, flood_config
+from tests.support.fault_checks import check_flood
 from tests.support.faults import AgentProcess, flood
-from tests.support.ports import free_tcp_port, free_udp_port
-from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture
-def agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iterator[AgentProcess]:
-    http, traps = free_tcp_port(), free_udp_port()
-    text = flood_config(traps=traps, smtp=smtp_server.port, http=http)
-    proc = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
-    yield proc
-    proc.cleanup()
+def agent(flood_agent: AgentProcess) -> AgentProcess:
+    return flood_agent
 
 
 @pytest.mark.timeout(300)

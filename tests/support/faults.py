@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,3 +361,16 @@ def _main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+@pytest.fixture
+def flood_agent(tmp_path: Path, smtp_server: Any, mib_cache: Path) -> Iterator[AgentProcess]:
+    """A `netalert run` set up for trap floods (see fault_checks.flood_config), not started."""
+    from tests.support.fault_checks import flood_config
+    from tests.support.ports import free_tcp_port, free_udp_port
+
+    http, traps = free_tcp_port(), free_udp_port()
+    text = flood_config(traps=traps, smtp=smtp_server.port, http=http)
+    proc = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
+    yield proc
+    proc.cleanup()
