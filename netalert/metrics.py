@@ -109,6 +109,10 @@ _REJECT_REASONS = (
     "not_allowed",
     "malformed",
     "not_in_time_window",  # a replayed SNMPv3 trap: worth alerting on from the first scrape
+    "bad_security_level",  # a v3 user below (or above) its configured level: a downgrade
+    "unknown_engine_id",
+    "too_large",
+    "too_many_varbinds",
 )
 
 FAMILIES: Mapping[str, Family] = {
@@ -162,6 +166,16 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_traps_dropped_total",
             "counter",
             "Accepted traps lost inside the agent (queue full, too many storm folds).",
+        ),
+        Family(
+            "netalert_trap_reports_limited_total",
+            "counter",
+            "SNMPv3 discovery Reports not sent: past [traps].report_rate for their source.",
+        ),
+        Family(
+            "netalert_traps_shared_source_total",
+            "counter",
+            "Traps from an address two devices share, credited to the first of them.",
         ),
         Family(
             "netalert_storm_folded_total",

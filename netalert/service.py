@@ -198,6 +198,7 @@ class Agent:
             tree=self.prepared.tree,
             devices=config.devices,
             engines=self.engines,
+            state_dir=Path(config.agent.state_dir),
         )
         await self.receiver.start()
         self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)

@@ -235,3 +235,64 @@ def test_ten_thousand_junk_datagrams_never_raise() -> None:
     # Random bytes and truncations are never a message; flipped bytes may land in a string.
     assert all(isinstance(r, DecodeError) for mode, r in results if mode < 2)
     assert sum(isinstance(r, DecodeError) for mode, r in results if mode == 2) > 1_500
+
+
+def _trap_with_oid(oid_contents: bytes, community: bytes = b"public") -> bytes:
+    varbind = encode_tlv(0x30, encode_tlv(0x06, oid_contents) + b"\x05\x00")
+    body = b"\x02\x01\x01\x02\x01\x00\x02\x01\x00" + encode_tlv(0x30, varbind)
+    return encode_tlv(0x30, b"\x02\x01\x01" + encode_tlv(0x04, community) + encode_tlv(0xA7, body))
+
+
+@pytest.mark.parametrize(
+    ("contents", "reason"),
+    [
+        (b"\x2b" + b"\x81" * 60_000 + b"\x01", "oid_limits"),  # one 60 KB sub-identifier
+        (b"\x2b\x90\x80\x80\x80\x00", "oid_limits"),  # 2**32 in five bytes
+        (b"\x2b\x8f\xff\xff\xff\x7f", None),  # 2**32 - 1: the largest sub-identifier
+        (b"\x2b\x81\x80\x80\x80\x80\x00", "oid_limits"),  # a sixth byte
+        (b"\x2b" + b"\x01" * 128, "oid_limits"),  # 130 arcs
+        (b"\x2b" + b"\x01" * 126, None),  # 128 arcs: the RFC 2578 limit itself
+    ],
+)
+def test_oid_sub_identifiers_are_bounded_as_they_are_read(
+    contents: bytes, reason: str | None
+) -> None:
+    """A huge OID once cost quadratic time (a growing int per byte) before any check."""
+    msg = decode_message(_trap_with_oid(contents))
+    if reason is None:
+        assert isinstance(msg, Message), msg
+    else:
+        assert isinstance(msg, DecodeError) and msg.reason == reason
+
+
+def test_the_community_is_checked_before_the_varbinds_are_read() -> None:
+    broken = _trap_with_oid(b"\x2b\x80\x01", community=b"guess")  # a non-minimal OID inside
+    assert decode_message(broken) == DecodeError("bad_oid", 29)
+    refused = decode_message(broken, communities=frozenset({b"public"}))
+    assert refused == DecodeError("bad_community", 7)  # never looked at the bad OID
+    ok = decode_message(
+        encode_message(version=1, community=b"public", pdu_type=PduType.TRAP_V2, varbinds=LINK_DOWN)
+    )
+    assert isinstance(ok, Message)
+    again = decode_message(
+        encode_message(
+            version=1, community=b"public", pdu_type=PduType.TRAP_V2, varbinds=LINK_DOWN
+        ),
+        communities=frozenset({b"public"}),
+    )
+    assert again == ok
+
+
+def test_the_varbind_bound_is_a_parameter() -> None:
+    data = encode_message(
+        version=1, community=b"public", pdu_type=PduType.TRAP_V2, varbinds=LINK_DOWN
+    )
+    assert isinstance(decode_message(data, max_varbinds=6), Message)
+    error = decode_message(data, max_varbinds=5)
+    assert isinstance(error, DecodeError) and error.reason == "too_many_varbinds"
+
+
+def test_lengths_of_more_than_four_bytes_are_refused() -> None:
+    data = b"\x30\x85\x00\x00\x00\x00\x03\x02\x01\x01"
+    error = decode_message(data)
+    assert isinstance(error, DecodeError) and error.reason == "bad_length"

@@ -292,18 +292,22 @@ async def test_captured_trap_replayed_over_udp_is_refused(
 
 
 async def test_traps_pysnmp_takes_are_checked_too(live: Live, tmp_path: Path) -> None:
-    """authNoPriv from a user with privacy is left to pysnmp: the window applies there."""
-    newer = await asyncio.to_thread(_capture, tmp_path, "-Z", "5,1000", level="authNoPriv")
-    older = await asyncio.to_thread(_capture, tmp_path, "-Z", "5,700", level="authNoPriv")
-    older_priv = await asyncio.to_thread(_capture, tmp_path, "-Z", "5,700")
+    """What pysnmp takes (here: everything, the fast path off) meets the same window table."""
+    newer = await asyncio.to_thread(_capture, tmp_path, "-Z", "5,1000")
+    older = await asyncio.to_thread(_capture, tmp_path, "-Z", "5,700")
+    v3 = live.receiver._v3
+    assert v3 is not None
     stats = live.receiver.stats
+    v3._usm.enabled = False
     live.receiver.handle(newer, SOURCE)
     assert await live.outcome() == (1, {})
     live.receiver.handle(older, SOURCE)
     assert await live.outcome() == (0, {"not_in_time_window": 1})
     assert stats.v3_fast == 0  # both went through pysnmp
-    live.receiver.handle(older_priv, SOURCE)  # the fast path shares the table
+    v3._usm.enabled = True
+    live.receiver.handle(older, SOURCE)  # the fast path shares the table
     assert await live.outcome() == (0, {"not_in_time_window": 1})
+    v3._usm.enabled = False
     live.clock.now = 1000.0
     live.receiver.handle(newer, SOURCE)  # the reference itself, replayed late, via pysnmp
     assert await live.outcome() == (0, {"not_in_time_window": 1})

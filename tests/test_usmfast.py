@@ -9,15 +9,11 @@ rejection) and that nothing raises out of the fast path.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import replace
 from functools import cache
 from typing import Any
 
 import pytest
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.decrepit.ciphers.modes import CFB
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyasn1.type.univ import OctetString
@@ -40,6 +36,8 @@ from netalert.snmp.usmfast import (
     password_to_master,
     refuses_level,
 )
+from tests.support.v3build import build_v3, int_tlv, varbind
+from tests.support.v3build import scoped_pdu as _scoped_pdu
 
 ENGINE = bytes.fromhex("80000000c0ffee0102")
 OWN = bytes.fromhex("80001f88046f776e")
@@ -138,7 +136,7 @@ def test_refuses_level(flags: int, has_auth: bool, refused: bool) -> None:
 
 
 def _int(value: int) -> bytes:
-    return encode_tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    return int_tlv(value)
 
 
 def build(
@@ -153,52 +151,24 @@ def build(
 ) -> bytes:
     """An authentic v3 message of ``user`` (its configured level) carrying ``scoped``."""
     auth, priv = USERS[user]
-    hash_name, size = AUTH_HASHES[auth]
-    size = digest_len or size
-    auth_key = localize_key(
-        password_to_master(f"auth-{user}".encode(), hash_name), engine, hash_name
+    return build_v3(
+        user,
+        scoped,
+        engine=engine,
+        level="authPriv" if priv else "authNoPriv",
+        auth=auth,
+        auth_password=f"auth-{user}",
+        priv=priv,
+        priv_password=f"priv-{user}",
+        boots=boots,
+        time=time,
+        salt=salt,
+        digest_len=digest_len,
     )
-    flags = FLAG_AUTH
-    data = scoped
-    if priv is not None:
-        flags |= FLAG_PRIV
-        master = password_to_master(f"priv-{user}".encode(), hash_name)
-        key = extend_key(localize_key(master, engine, hash_name), PRIV_KEY_SIZES[priv], hash_name)
-        if priv == "DES":
-            iv = bytes(a ^ b for a, b in zip(salt, key[8:16], strict=True))
-            padded = scoped + bytes(-len(scoped) % 8)
-            enc = Cipher(TripleDES(key[:8] * 3), modes.CBC(iv)).encryptor()
-            data = encode_tlv(0x04, enc.update(padded) + enc.finalize())
-        else:
-            iv = boots.to_bytes(4, "big") + time.to_bytes(4, "big") + salt
-            enc = Cipher(algorithms.AES(key), CFB(iv)).encryptor()
-            data = encode_tlv(0x04, enc.update(scoped) + enc.finalize())
-    usm = encode_tlv(
-        0x30,
-        encode_tlv(0x04, engine)
-        + _int(boots)
-        + _int(time)
-        + encode_tlv(0x04, user.encode())
-        + encode_tlv(0x04, bytes(size))
-        + encode_tlv(0x04, salt if priv else b""),
-    )
-    head = encode_tlv(0x30, _int(77) + _int(65507) + encode_tlv(0x04, bytes([flags])) + _int(3))
-    msg = encode_tlv(0x30, _int(3) + head + encode_tlv(0x04, usm) + data)
-    header = decode_v3_header(msg)
-    if isinstance(header, DecodeError):
-        return msg  # e.g. bytes after a plaintext ScopedPDU: the receiver stops at the header
-    digest = hmac.digest(auth_key, msg, hash_name)[:size]
-    return msg[: header.auth_at] + digest + msg[header.auth_at + size :]
 
 
 def scoped_pdu(varbinds: list[bytes], *, pdu: int = 0xA7, context: bytes = b"") -> bytes:
-    head = _int(4242) + _int(0) + _int(0)
-    body = encode_tlv(pdu, head + encode_tlv(0x30, b"".join(varbinds)))
-    return encode_tlv(0x30, encode_tlv(0x04, ENGINE) + encode_tlv(0x04, context) + body)
-
-
-def varbind(oid: str, value: bytes) -> bytes:
-    return encode_tlv(0x30, encode_tlv(0x06, encode_oid(oid)) + value)
+    return _scoped_pdu(varbinds, pdu=pdu, context_engine=ENGINE, context=context)
 
 
 TRAP_VARBINDS = [

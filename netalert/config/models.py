@@ -22,6 +22,7 @@ from netalert.config.types import (
     HostPort,
     PrivProtocol,
     SnmpVersion,
+    parse_engine_id,
 )
 
 __all__ = [
@@ -167,6 +168,14 @@ class Device(Model):
     collect: list[str] = []
     labels: dict[str, str] = {}
     enabled: bool = True
+    # The device's SNMPv3 engine ID (hex), when known: its v3 traps are credited to it
+    # whatever address they come from. The poller learns it too for v3 devices.
+    engine_id: str = ""
+
+    @field_validator("engine_id")
+    @classmethod
+    def _engine_hex(cls, value: str) -> str:
+        return TrapUser._hex([value])[0] if value else value
 
     @model_validator(mode="after")
     def _not_both(self) -> Device:
@@ -213,17 +222,7 @@ class TrapUser(Model):
     @field_validator("engine_ids")
     @classmethod
     def _hex(cls, values: list[str]) -> list[str]:
-        out = []
-        for value in values:
-            text = value.lower().removeprefix("0x").replace(":", "")
-            try:
-                raw = bytes.fromhex(text)
-            except ValueError:
-                raise ValueError(f"engine ID {value!r} is not hexadecimal") from None
-            if not 5 <= len(raw) <= 32:
-                raise ValueError(f"engine ID {value!r} must be 5 to 32 bytes long")
-            out.append(text)
-        return out
+        return [parse_engine_id(value).hex() for value in values]
 
 
 class TrapsConfig(Model):
@@ -247,8 +246,22 @@ class TrapsConfig(Model):
     storm_trap_burst: Annotated[int, Field(ge=1)] = 50
     storm_interval: Duration = timedelta(seconds=60)
     # This receiver's SNMPv3 engine ID (hex); senders of v3 informs discover it.
-    # Empty: derived from the host name, stable across restarts.
+    # Empty: a random one, generated once and kept in state_dir (file engine_id).
     engine_id: str = ""
+    # Hostile-input bounds. A trap with more variable bindings is refused
+    # (too_many_varbinds); a v3 message the fast path cannot take (informs,
+    # noAuthNoPriv, discovery) larger than slow_path_max_bytes is refused
+    # (too_large) before the pysnmp engine sees it.
+    max_varbinds: Annotated[int, Field(ge=8, le=1024)] = 256
+    slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = 8192
+    # SNMPv3 discovery Reports: at most report_rate per second per source
+    # (report_burst at once); the rest go unanswered and are counted.
+    report_rate: Annotated[float, Field(gt=0)] = 2.0
+    report_burst: Annotated[int, Field(ge=1)] = 10
+    # Trap relays (forwarders such as snmptrapd or a load balancer): a trap
+    # from these networks is credited to the device named by its
+    # snmpTrapAddress.0 (v2c/v3) or agent-addr (v1), not to the relay.
+    relays: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
     @field_validator("engine_id")
     @classmethod
@@ -257,7 +270,7 @@ class TrapsConfig(Model):
             return value
         return TrapUser._hex([value])[0]
 
-    @field_validator("allow", mode="before")
+    @field_validator("allow", "relays", mode="before")
     @classmethod
     def _networks(cls, values: Any) -> Any:
         if not isinstance(values, list):

@@ -93,6 +93,22 @@ class HostPort:
         return host if self.port is None else f"{host}:{self.port}"
 
 
+def parse_engine_id(value: str) -> bytes:
+    """An SNMP engine ID from hex text (``0x`` prefix and colons allowed).
+
+    Raises:
+        ValueError: not hexadecimal, or not 5 to 32 bytes (RFC 3411).
+    """
+    text = value.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"engine ID {value!r} is not hexadecimal") from None
+    if not 5 <= len(raw) <= 32:
+        raise ValueError(f"engine ID {value!r} must be 5 to 32 bytes long")
+    return raw
+
+
 def _check_port(text: str, original: str) -> int:
     if not text.isdigit():
         raise ValueError(f"invalid port {text!r} in {original!r}")

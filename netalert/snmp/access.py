@@ -32,7 +32,7 @@ class AccessPolicy:
         cache_size: int = 65_536,
     ) -> None:
         self._networks = tuple(networks)
-        self._communities = frozenset(communities)
+        self.communities = frozenset(communities)
         self._cache: dict[str, bool] = {}
         self._cache_size = cache_size
 
@@ -54,4 +54,4 @@ class AccessPolicy:
     def community_ok(self, community: bytes) -> bool:
         """True when ``community`` is configured."""
         # Communities cross the network in clear text; a set lookup hides nothing worth hiding.
-        return community in self._communities
+        return community in self.communities

@@ -13,6 +13,7 @@ returns a :class:`Message` or a :class:`DecodeError` naming the reason.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -35,6 +36,8 @@ MAX_MESSAGE = 65535  # the largest UDP payload; anything longer did not come off
 MAX_VARBINDS = 1024  # far above any real trap; caps the work one datagram can cause
 _MAX_SUBIDS = 128
 _MAX_SUBID = 0xFFFFFFFF
+_MAX_SUBID_BYTES = 5  # 7 bits each: 35 bits hold any sub-identifier below 2**32
+_MAX_OID_BYTES = _MAX_SUBIDS * _MAX_SUBID_BYTES
 _I32_MIN, _I32_MAX = -0x80000000, 0x7FFFFFFF
 _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
@@ -124,6 +127,8 @@ def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
         raise _Bad("indefinite_length", pos)
     else:
         count = first & 0x7F
+        if count > 4:
+            raise _Bad("bad_length", pos)  # no SNMP message needs a length above 2**32
         start = pos + 2 + count
         if start > end:
             raise _Bad("truncated", pos)
@@ -167,20 +172,26 @@ def _oid(data: bytes, start: int, stop: int) -> str:
         return text
     if not raw:
         raise _Bad("bad_oid", start)
+    if len(raw) > _MAX_OID_BYTES:
+        raise _Bad("oid_limits", start)
+    # Each sub-identifier is bounded as it is read (at most 5 bytes: 2**32 needs 33 bits),
+    # so a hostile OID costs linear time, never a growing integer per byte.
     subids: list[int] = []
     value = 0
-    fresh = True
+    width = 0
     for byte in raw:
-        if fresh and byte == 0x80:
+        if width == 0 and byte == 0x80:
             raise _Bad("bad_oid", start)  # a non-minimal sub-identifier (X.690 8.19.2)
         value = (value << 7) | (byte & 0x7F)
+        width += 1
         if byte & 0x80:
-            fresh = False
+            if width == _MAX_SUBID_BYTES:
+                raise _Bad("oid_limits", start)
             continue
         subids.append(value)
         value = 0
-        fresh = True
-    if not fresh:
+        width = 0
+    if width:
         raise _Bad("bad_oid", start)  # the last sub-identifier is cut short
     first = subids[0]
     if first < 40:
@@ -238,13 +249,16 @@ def _value(data: bytes, pos: int, end: int, v2: bool) -> tuple[SnmpType, Value, 
     raise _Bad("unexpected_tag", pos)
 
 
-def _varbinds(data: bytes, pos: int, end: int, v2: bool) -> tuple[tuple[RawVarBind, ...], int]:
+def _varbinds(
+    data: bytes, pos: int, end: int, v2: bool, limit: int = 0
+) -> tuple[tuple[RawVarBind, ...], int]:
     start, stop = _expect(data, pos, end, 0x30)
     out: list[RawVarBind] = []
     oids = _OID_CACHE
     pos = start
+    limit = limit or MAX_VARBINDS
     while pos < stop:
-        if len(out) == MAX_VARBINDS:
+        if len(out) == limit:
             raise _Bad("too_many_varbinds", pos)
         # Hot path: short-form VarBind and OID headers (nearly every trap), a known OID.
         if (
@@ -284,7 +298,7 @@ def _v1_trap(data: bytes, pos: int, end: int) -> tuple[V1Trap, int]:
     return V1Trap(enterprise, agent, generic, specific, timestamp), stop
 
 
-def _decode(data: bytes) -> Message:
+def _decode(data: bytes, limit: int, communities: Container[bytes] | None) -> Message:
     end = len(data)
     if end > MAX_MESSAGE:
         raise _Bad("too_large", 0)
@@ -296,6 +310,9 @@ def _decode(data: bytes) -> Message:
         raise _Bad("bad_version", start)
     c_start, c_stop = _expect(data, pos, stop, 0x04)
     community = data[c_start:c_stop]
+    if communities is not None and community not in communities:
+        # Checked before the PDU is read: a stranger's datagram costs only its header.
+        raise _Bad("bad_community", c_start)
     pdu_type, p_start, p_stop = _header(data, c_stop, stop)
     if pdu_type not in (_V2_PDUS if version else _V1_PDUS):
         raise _Bad("bad_pdu_type", c_stop)
@@ -313,7 +330,7 @@ def _decode(data: bytes) -> Message:
         if pdu_type == 0xA5 and error_status < 0:
             raise _Bad("integer_range", pos)
     vb_at = pos
-    varbinds, pos = _varbinds(data, pos, p_stop, version == 1)
+    varbinds, pos = _varbinds(data, pos, p_stop, version == 1, limit)
     if pos != p_stop:
         raise _Bad("trailing_bytes", pos)
     return Message(
@@ -329,11 +346,19 @@ def _decode(data: bytes) -> Message:
     )
 
 
-def decode_message(data: bytes) -> Message | DecodeError:
+def decode_message(
+    data: bytes,
+    *,
+    max_varbinds: int = MAX_VARBINDS,
+    communities: Container[bytes] | None = None,
+) -> Message | DecodeError:
     """Decodes one SNMPv1 or SNMPv2c message; never raises.
 
     Args:
         data: the whole UDP payload.
+        max_varbinds: more variable bindings than this give ``too_many_varbinds``.
+        communities: when given, a community outside it gives ``bad_community``
+            before anything after the community is decoded.
 
     Returns:
         The message, or a DecodeError whose ``reason`` names the first problem
@@ -342,7 +367,7 @@ def decode_message(data: bytes) -> Message | DecodeError:
         check :func:`message_version` first.
     """
     try:
-        return _decode(data)
+        return _decode(data, max_varbinds, communities)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a decoder bug must cost one datagram, not the receiver

@@ -154,7 +154,7 @@ class ScopedPdu:
     varbinds: tuple[RawVarBind, ...]
 
 
-def _scoped(data: bytes, start: int, stop: int) -> ScopedPdu:
+def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
     context_engine_id, _, pos = _string(data, start, stop)
     context_name, _, pos = _string(data, pos, stop)
     pdu_type, p_start, p_stop = _header(data, pos, stop)
@@ -166,7 +166,7 @@ def _scoped(data: bytes, start: int, stop: int) -> ScopedPdu:
     low = 0 if pdu_type == 0xA5 else _I32_MIN  # non-repeaters is never negative
     error_status, pos = _int_field(data, pos, p_stop, low, _I32_MAX)
     error_index, pos = _int_field(data, pos, p_stop, 0, _I32_MAX)
-    varbinds, pos = _varbinds(data, pos, p_stop, True)
+    varbinds, pos = _varbinds(data, pos, p_stop, True, limit)
     if pos != p_stop:
         raise _Bad("trailing_bytes", pos)
     return ScopedPdu(
@@ -174,7 +174,9 @@ def _scoped(data: bytes, start: int, stop: int) -> ScopedPdu:
     )
 
 
-def decode_scoped_pdu(data: bytes, span: tuple[int, int] | None = None) -> ScopedPdu | DecodeError:
+def decode_scoped_pdu(
+    data: bytes, span: tuple[int, int] | None = None, *, max_varbinds: int = 0
+) -> ScopedPdu | DecodeError:
     """Decodes a ScopedPDU; never raises.
 
     Args:
@@ -183,6 +185,8 @@ def decode_scoped_pdu(data: bytes, span: tuple[int, int] | None = None) -> Scope
             does; or a whole datagram whose plaintext ScopedPDU contents are
             ``data[span[0]:span[1]]`` (:attr:`V3Header.data_at`).
         span: see ``data``.
+        max_varbinds: more variable bindings give ``too_many_varbinds`` (0: the
+            decoder's own bound, :data:`ber.MAX_VARBINDS`).
 
     Returns:
         The ScopedPDU, or a DecodeError naming the first problem.
@@ -192,7 +196,7 @@ def decode_scoped_pdu(data: bytes, span: tuple[int, int] | None = None) -> Scope
             start, stop = _expect(data, 0, len(data), 0x30)
         else:
             start, stop = span
-        return _scoped(data, start, stop)
+        return _scoped(data, start, stop, max_varbinds)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a bug here must cost one datagram, not the receiver

@@ -122,7 +122,13 @@ async def _serve(
         out.write((format_json(event) if as_json else format_event(event, name_of)) + "\n")
         out.flush()
 
-    receiver = TrapReceiver(traps, sink=show, tree=tree, devices=cfg.devices if cfg else ())
+    receiver = TrapReceiver(
+        traps,
+        sink=show,
+        tree=tree,
+        devices=cfg.devices if cfg else (),
+        state_dir=cfg.agent.state_dir if cfg else None,  # the engine ID `run` uses
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,7 +6,7 @@ This runs for every trap that passes storm control, so each OID's naming
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Protocol
 
 from netalert.mib.hints import render_timeticks
@@ -113,12 +113,12 @@ class TrapNamer:
         raw: Iterable[RawVarBind],
         uptime: int | None,
         received: float,
-        devices: Mapping[str, str],
+        device: str = "",
         community: str = "",
         user: str = "",
         inform: bool = False,
     ) -> TrapEvent:
-        """The TrapEvent of one accepted trap, with the device name when ``source`` is known."""
+        """The TrapEvent of one accepted trap, credited to ``device`` ("" when unknown)."""
         return TrapEvent(
             source=source,
             source_port=port,
@@ -128,7 +128,7 @@ class TrapNamer:
             varbinds=self.varbinds(raw),
             uptime=uptime,
             received=received,
-            device=devices.get(source, ""),
+            device=device,
             community=community,
             user=user,
             inform=inform,

@@ -16,8 +16,9 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from netalert.config.models import Device, TrapsConfig
@@ -26,11 +27,12 @@ from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
 from netalert.snmp.listen import open_udp_socket, socket_queue
+from netalert.snmp.reportlimit import ReportLimiter
 from netalert.snmp.storm import StormControl, StormLimits
 from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.snmp.trapnames import TrapNamer, TrapTree
 from netalert.snmp.trapstats import RejectReason, TrapStats
-from netalert.snmp.trapv3 import V3Engine, V3Notification, default_engine_id
+from netalert.snmp.trapv3 import V3Engine, V3Notification, load_engine_id, random_engine_id
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["EngineSource", "TrapReceiver", "TrapSink"]
@@ -40,6 +42,12 @@ log = logging.getLogger("netalert.traps")
 TrapSink = Callable[[TrapEvent], None] | asyncio.Queue[TrapEvent]
 _TRAP_PDUS = frozenset({0xA4, 0xA6, 0xA7})
 _VERSIONS = ("1", "2c")
+_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"  # snmpTrapAddress.0 (RFC 3584): set by relays
+# Decoder reasons that have a rejection reason of their own.
+_DECODE_REASONS = {
+    "bad_community": RejectReason.BAD_COMMUNITY,
+    "too_many_varbinds": RejectReason.TOO_MANY_VARBINDS,
+}
 
 
 class EngineSource(Protocol):
@@ -48,6 +56,8 @@ class EngineSource(Protocol):
     def engine_ids(self) -> list[bytes]: ...
 
     def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
+
+    def get_by_engine(self, engine_id: bytes) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -72,8 +82,14 @@ class TrapReceiver:
         batch: int = 64,
         clock: Callable[[], float] = time.time,
         v3_fast: bool = True,
+        state_dir: Path | None = None,
     ) -> None:
-        """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine)."""
+        """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine).
+
+        ``state_dir`` keeps the generated engine ID (file ``engine_id``) when
+        ``[traps].engine_id`` is empty; without it a random one lives as long
+        as the receiver.
+        """
         self.config = config
         self.stats = TrapStats()
         self._sink = sink
@@ -84,6 +100,12 @@ class TrapReceiver:
         )
         self._devices_cfg = list(devices)
         self._devices: dict[str, str] = {}
+        self._shared: dict[str, tuple[str, ...]] = {}  # address -> every device that has it
+        self._engine_devices = {
+            bytes.fromhex(d.engine_id): d.name for d in self._devices_cfg if d.engine_id
+        }
+        self._relays: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = tuple(config.relays)
+        self._state_dir = state_dir
         self._storm = StormControl(
             StormLimits(
                 config.storm_rate,
@@ -121,18 +143,25 @@ class TrapReceiver:
         loop = asyncio.get_running_loop()
         await self._resolve_devices(loop)
         if self.config.users:
-            engine_id = (
-                bytes.fromhex(self.config.engine_id)
-                if self.config.engine_id
-                else default_engine_id()
-            )
+            config = self.config
+            if config.engine_id:
+                engine_id = bytes.fromhex(config.engine_id)
+            elif self._state_dir is not None:
+                engine_id = load_engine_id(self._state_dir)
+            else:
+                engine_id = random_engine_id()
             self._v3 = V3Engine(
-                self.config.users,
+                config.users,
                 engine_id,
                 on_notification=self._on_v3,
                 send=self._send_current,
                 fast=self._v3_fast,
+                max_bytes=config.slow_path_max_bytes,
+                max_varbinds=config.max_varbinds,
+                reports=ReportLimiter(config.report_rate, config.report_burst),
             )
+            for engine_id in self._engine_devices:  # [[devices]].engine_id
+                self._v3.add_engine_id(engine_id)
             if self._engines is not None:
                 for engine_id in self._engines.engine_ids():
                     self._v3.add_engine_id(engine_id)
@@ -179,21 +208,36 @@ class TrapReceiver:
         )
 
     async def _resolve_devices(self, loop: asyncio.AbstractEventLoop) -> None:
+        owners: dict[str, list[str]] = {}
         for device in self._devices_cfg:
             host = device.address.host
             try:
                 ipaddress.ip_address(host)
-                self._devices.setdefault(host, device.name)
-                continue
+                addresses = [host]
             except ValueError:
-                pass
-            try:
-                infos = await asyncio.wait_for(loop.getaddrinfo(host, None), 2.0)
-            except (OSError, TimeoutError):
-                log.warning("event=traps_device_unresolved device=%s host=%s", device.name, host)
-                continue
-            for info in infos:
-                self._devices.setdefault(str(info[4][0]), device.name)
+                try:
+                    infos = await asyncio.wait_for(loop.getaddrinfo(host, None), 2.0)
+                except (OSError, TimeoutError):
+                    log.warning(
+                        "event=traps_device_unresolved device=%s host=%s", device.name, host
+                    )
+                    continue
+                addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            for address in addresses:
+                names = owners.setdefault(address, [])
+                if device.name not in names:
+                    names.append(device.name)
+        for address, names in owners.items():
+            self._devices[address] = names[0]
+            if len(names) > 1:
+                self._shared[address] = tuple(names)
+                # Traps carry no device name: the first device in the config gets them.
+                log.warning(
+                    "event=traps_shared_source address=%s devices=%s credited=%s",
+                    address,
+                    ",".join(names),
+                    names[0],
+                )
 
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped on the listening sockets (receive buffer full)."""
@@ -229,16 +273,19 @@ class TrapReceiver:
         if not self._access.allowed(host):
             self._reject(RejectReason.NOT_ALLOWED, host, "")
             return
-        msg = decode_message(data)
+        msg = decode_message(
+            data, max_varbinds=self.config.max_varbinds, communities=self._access.communities
+        )
         if isinstance(msg, DecodeError):
             if msg.reason == "bad_version":
                 self._other_version(data, addr, host, listener)
                 return
+            reason = _DECODE_REASONS.get(msg.reason)
+            if reason is not None:
+                self._reject(reason, host, "")
+                return
             stats.malformed_detail[msg.reason] += 1
             self._reject(RejectReason.MALFORMED, host, msg.reason)
-            return
-        if not self._access.community_ok(msg.community):
-            self._reject(RejectReason.BAD_COMMUNITY, host, "")
             return
         pdu_type = msg.pdu_type
         if pdu_type not in _TRAP_PDUS:
@@ -246,10 +293,12 @@ class TrapReceiver:
             return
         raw: tuple[RawVarBind, ...] | list[RawVarBind]
         uptime: int | None
+        agent = ""
         if msg.v1_trap is not None:
             trap = msg.v1_trap
             raw = v1_to_v2(trap, msg.community, msg.varbinds)
             trap_oid, uptime = v1_trap_oid(trap), trap.timestamp
+            agent = trap.agent_addr
         else:
             raw = msg.varbinds
             trap_oid, uptime = v2_trap_oid(raw)
@@ -266,7 +315,48 @@ class TrapReceiver:
                 log.debug("event=traps_inform_reply_failed source=%s error=%s", host, exc)
         version = _VERSIONS[msg.version]
         community = msg.community.decode("utf-8", "replace")
-        self._accept(host, addr[1], version, trap_oid, raw, uptime, community, "", inform)
+        device = self._credit(host, raw, agent, b"")
+        self._accept(host, addr[1], version, trap_oid, raw, uptime, community, "", inform, device)
+
+    def _credit(
+        self,
+        host: str,
+        raw: Sequence[RawVarBind],
+        agent: str,
+        engine_id: bytes,
+    ) -> str:
+        """The device a trap is credited to: by authenticated engine ID, by relay, by source.
+
+        ``engine_id`` is an authenticated v3 sender's (b"" otherwise); ``agent``
+        the v1 agent-addr. A relay's trap names its origin in snmpTrapAddress.0
+        (or agent-addr); from any other source those claims are ignored.
+        """
+        if engine_id:
+            name = self._engine_devices.get(engine_id)
+            if name is None and self._engines is not None:
+                record = self._engines.get_by_engine(engine_id)
+                name = record.device if record is not None else None
+            if name:
+                return name
+        if self._relays and self._is_relay(host):
+            origin = agent
+            for oid, _, value in raw:
+                if oid == _TRAP_ADDRESS and isinstance(value, str):
+                    origin = value
+                    break
+            name = self._devices.get(origin) if origin else None
+            if name:
+                return name
+        if host in self._shared:
+            self.stats.shared_source += 1
+        return self._devices.get(host, "")
+
+    def _is_relay(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            return False
+        return any(address in net for net in self._relays if net.version == address.version)
 
     def _accept(
         self,
@@ -279,6 +369,7 @@ class TrapReceiver:
         community: str,
         user: str,
         inform: bool,
+        device: str,
     ) -> None:
         stats = self.stats
         stats.received[version] += 1
@@ -293,7 +384,7 @@ class TrapReceiver:
                 raw=raw,
                 uptime=uptime,
                 received=now,
-                devices=self._devices,
+                device=device,
                 community=community,
                 user=user,
                 inform=inform,
@@ -338,14 +429,12 @@ class TrapReceiver:
         if self._v3 is None:
             self._reject(RejectReason.UNKNOWN_USER, host, "no [[traps.users]] configured")
             return
-        if header.user and not self._v3.knows_user(header.user):
-            self._reject(RejectReason.UNKNOWN_USER, host, header.user.decode("utf-8", "replace"))
-            return
         self._current = listener
         try:
             reason = self._v3.handle(data, addr, header)
         finally:
             self._current = None
+            self.stats.reports_limited = self._v3.reports_limited
         if reason is not None:
             self._reject(reason, host, self._v3.detail(header, reason))
 
@@ -367,6 +456,14 @@ class TrapReceiver:
             self._reject(RejectReason.MALFORMED, host, "no_trap_oid")
             return
         self.stats.v3_fast += note.fast
+        engine_id = b""
+        if note.authenticated:
+            # A trap's keys are localized to the sender's engine ID; an inform names ours
+            # in the header and the sender's as its (authenticated) contextEngineID.
+            own = self._v3.engine_id if self._v3 is not None else b""
+            engine_id = note.security_engine_id
+            if not engine_id or engine_id == own:
+                engine_id = note.engine_id
         self._accept(
             host,
             int(note.source[1]),
@@ -377,6 +474,7 @@ class TrapReceiver:
             "",
             note.user,
             note.inform,
+            self._credit(host, note.varbinds, "", engine_id),
         )
 
     def _on_engine(self, record: Any) -> None:

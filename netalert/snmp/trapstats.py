@@ -27,6 +27,8 @@ class RejectReason(StrEnum):
     NOT_IN_TIME_WINDOW = "not_in_time_window"
     BAD_SECURITY_LEVEL = "bad_security_level"  # e.g. noAuth for a user that has a password
     UNEXPECTED_PDU = "unexpected_pdu"  # a Get/Set/Response sent to the trap port
+    TOO_MANY_VARBINDS = "too_many_varbinds"  # more than [traps].max_varbinds
+    TOO_LARGE = "too_large"  # a v3 message for the slow path above slow_path_max_bytes
 
 
 @dataclass(slots=True)
@@ -38,6 +40,8 @@ class TrapStats:
     malformed_detail: Counter[str] = field(default_factory=Counter)  # by decoder reason
     informs_answered: int = 0  # v1/v2c inform Responses sent
     v3_replies: int = 0  # v3 Responses and discovery Reports pysnmp sent
+    reports_limited: int = 0  # v3 Reports not sent: past [traps].report_rate for the source
+    shared_source: int = 0  # traps from an address two devices share, credited to the first
     v3_fast: int = 0  # v3 traps accepted by the fast path (the rest of received["3"]: pysnmp)
     storm_folded: int = 0  # traps folded into storm events
     storm_events: int = 0  # storm events emitted
@@ -57,6 +61,8 @@ class TrapStats:
             "malformed_detail": dict(self.malformed_detail),
             "informs_answered": self.informs_answered,
             "v3_replies": self.v3_replies,
+            "reports_limited": self.reports_limited,
+            "shared_source": self.shared_source,
             "v3_fast": self.v3_fast,
             "storm_folded": self.storm_folded,
             "storm_events": self.storm_events,

@@ -25,16 +25,20 @@ engine ID, so pysnmp is the authoritative engine for them and checks itself.
 from __future__ import annotations
 
 import logging
-import socket
+import os
+import secrets
 import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from netalert.config.models import TrapUser
-from netalert.snmp.ber import RawVarBind
-from netalert.snmp.berv3 import FLAG_AUTH, V3Header
+from netalert.config.types import parse_engine_id
+from netalert.snmp.ber import DecodeError, RawVarBind
+from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, V3Header, decode_scoped_pdu
+from netalert.snmp.reportlimit import ReportLimiter
 from netalert.snmp.timeliness import EngineClocks
 from netalert.snmp.trapstats import RejectReason
 from netalert.snmp.types import SnmpType
@@ -49,7 +53,15 @@ with warnings.catch_warnings():
     from pysnmp.proto import rfc1902, rfc1905, rfc3411
     from pysnmp.proto.api import v2c
 
-__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "V3Engine", "V3Notification", "default_engine_id"]
+__all__ = [
+    "AUTH_PROTOCOLS",
+    "PRIV_PROTOCOLS",
+    "V3Engine",
+    "V3Notification",
+    "load_engine_id",
+    "random_engine_id",
+    "user_level",
+]
 
 log = logging.getLogger("netalert.traps")
 
@@ -102,11 +114,51 @@ _TYPES = {
 }
 
 
-def default_engine_id(hostname: str | None = None) -> bytes:
-    """An RFC 3411 text-format engine ID from the host name: stable across restarts."""
-    name = (hostname or socket.gethostname()).encode("utf-8", "replace")[:27] or b"netalert"
-    # 0x80 | enterprise 8072 (net-snmp's, the common choice for generated IDs), format 4 = text.
-    return b"\x80\x00\x1f\x88\x04" + name
+def random_engine_id() -> bytes:
+    """A new RFC 3411 engine ID: format 5 (octets) with 12 random bytes.
+
+    Random rather than derived from the host name, which would tell every
+    sender (and anyone probing for discovery Reports) what the host is called.
+    """
+    # 0x80 | enterprise 8072 (net-snmp's, the common choice for generated IDs), format 5.
+    return b"\x80\x00\x1f\x88\x05" + secrets.token_bytes(12)
+
+
+def load_engine_id(state_dir: Path) -> bytes:
+    """This receiver's engine ID, kept in ``state_dir/engine_id`` (hex), made on first use.
+
+    Stable across restarts, so inform senders keep what they discovered.
+
+    Raises:
+        OSError: the file cannot be read or written.
+        ValueError: the file does not hold a 5 to 32 byte hexadecimal engine ID.
+    """
+    path = state_dir / "engine_id"
+    try:
+        text = path.read_text("ascii").strip()
+    except FileNotFoundError:
+        engine_id = random_engine_id()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(engine_id.hex() + "\n")
+        return engine_id
+    try:
+        return parse_engine_id(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def user_level(user: TrapUser) -> int:
+    """The msgFlags security bits a user must send with: exactly these, no fewer, no more."""
+    if user.auth_protocol is None:
+        return 0
+    return FLAG_AUTH if user.priv_protocol is None else FLAG_AUTH | FLAG_PRIV
+
+
+# msgFlags security bits → pysnmp's securityLevel (1 noAuthNoPriv, 2 authNoPriv, 3 authPriv).
+_PYSNMP_LEVELS = {0: 1, FLAG_AUTH: 2, FLAG_AUTH | FLAG_PRIV: 3}
+_NOTIFICATION_PDUS = frozenset({0xA6, 0xA7})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +171,8 @@ class V3Notification:
     varbinds: tuple[RawVarBind, ...]
     inform: bool
     fast: bool = False  # accepted by the fast path (for counting only)
+    security_engine_id: bytes = b""  # msgAuthoritativeEngineID: the sender's for a trap
+    authenticated: bool = False  # authNoPriv or authPriv: the engine IDs are vouched for
 
 
 def _plain(oid: Any, value: Any) -> RawVarBind:
@@ -164,12 +218,18 @@ class V3Engine:
         send: Callable[[bytes, tuple[Any, ...]], None],
         fast: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = 8192,
+        max_varbinds: int = 256,
+        reports: ReportLimiter | None = None,
     ) -> None:
         """Creates the engine and registers every user for informs.
 
         With ``fast`` False every datagram passing the security-level check
         goes through pysnmp (the reference path, for the bench and the tests).
-        ``clock`` (monotonic seconds) times the senders' clocks for the time window.
+        ``clock`` (monotonic seconds) times the senders' clocks for the time window
+        and the Report rate limit. ``max_bytes`` bounds what pysnmp is handed,
+        ``max_varbinds`` every notification; ``reports`` limits the Reports sent
+        per source (None: no limit).
 
         Raises:
             ValueError: a user names a protocol pysnmp does not know.
@@ -177,8 +237,20 @@ class V3Engine:
         users = list(users)
         self.engine_id = engine_id
         self.clocks = EngineClocks(clock=clock)
-        self._usm = UsmFast(users, engine_id, enabled=fast, clocks=self.clocks)
+        self._usm = UsmFast(
+            users, engine_id, enabled=fast, clocks=self.clocks, max_varbinds=max_varbinds
+        )
         self._on_notification = on_notification
+        self._clock = clock
+        self._max_bytes = max_bytes
+        self._max_varbinds = max_varbinds
+        self._reports = reports
+        self._send = send
+        self._responding = False
+        self._refused: RejectReason | None = None
+        self.reports_limited = 0
+        # The security level each user must use: the one check every path shares.
+        self._levels = {user.user.encode(): user_level(user) for user in users}
         # Not SnmpEngine(snmpEngineID=...): that persists engine boots under /tmp
         # and leaks the file handle. snmpEngineBoots stays 1; inform senders that
         # cached an older time are resynchronised by a notInTimeWindow Report.
@@ -188,7 +260,7 @@ class V3Engine:
         )
         mib_engine_id.syntax = mib_engine_id.syntax.clone(engine_id)
         self._engine.snmpEngineID = mib_engine_id.syntax
-        self._dispatcher = _Dispatcher(send)
+        self._dispatcher = _Dispatcher(self._send_out)
         self._engine.register_transport_dispatcher(self._dispatcher)
         self._users: dict[bytes, tuple[Any, Any, Any, Any]] = {}
         self._engine_ids: set[bytes] = set()
@@ -262,20 +334,34 @@ class V3Engine:
         """Runs one v3 datagram through pysnmp; returns why it was rejected, or None.
 
         Accepted notifications reach ``on_notification`` before this returns.
-        Engine-ID discovery probes (empty engine ID, no authentication) are
-        answered by pysnmp and are not rejections.
+        Engine-ID discovery probes (empty user and engine ID, no authentication,
+        reportable) are answered by pysnmp (rate-limited) and are not rejections;
+        they never create a notification.
         """
+        refused = self._gate(data, header)
+        if refused is not None:
+            return refused
         outcome = self._usm.receive(data, header)
         if isinstance(outcome, FastTrap):
             self._on_notification(
                 V3Notification(
-                    source, outcome.user, outcome.context_engine_id, outcome.varbinds, False, True
+                    source,
+                    outcome.user,
+                    outcome.context_engine_id,
+                    outcome.varbinds,
+                    False,
+                    True,
+                    header.engine_id,
+                    True,
                 )
             )
             return None
         if outcome is not None:
             return outcome
+        if len(data) > self._max_bytes:
+            return RejectReason.TOO_LARGE  # bounded before pyasn1 spends on it
         self._failure = None
+        self._refused = None
         self._accepted = self._stale = False
         self._source = source
         self._header = header
@@ -287,6 +373,8 @@ class V3Engine:
             return RejectReason.MALFORMED
         if self._accepted:
             return None
+        if self._refused is not None:
+            return self._refused
         if self._stale:
             return RejectReason.NOT_IN_TIME_WINDOW
         if self._failure is not None:
@@ -298,6 +386,44 @@ class V3Engine:
                 return RejectReason.UNKNOWN_ENGINE_ID
             return _REASONS.get(self._failure, RejectReason.MALFORMED)
         return RejectReason.UNEXPECTED_PDU if header.flags else RejectReason.MALFORMED
+
+    def _gate(self, data: bytes, header: V3Header) -> RejectReason | None:
+        """Who may reach either path: a configured user at exactly its level.
+
+        The empty user name is only ever an engine-ID discovery probe; a
+        noAuthNoPriv message must carry a notification (its PDU is readable).
+        """
+        level = header.flags & (FLAG_AUTH | FLAG_PRIV)
+        if not header.user:
+            if not header.engine_id and not level and header.flags & FLAG_REPORTABLE:
+                return None if len(data) <= self._max_bytes else RejectReason.TOO_LARGE
+            return RejectReason.UNKNOWN_USER
+        required = self._levels.get(header.user)
+        if required is None:
+            return RejectReason.UNKNOWN_USER
+        if level != required:
+            return RejectReason.BAD_SECURITY_LEVEL
+        if not level:
+            scoped = decode_scoped_pdu(data, header.data_at, max_varbinds=self._max_varbinds)
+            if isinstance(scoped, DecodeError):
+                if scoped.reason == "too_many_varbinds":
+                    return RejectReason.TOO_MANY_VARBINDS
+                return RejectReason.MALFORMED
+            if scoped.pdu_type not in _NOTIFICATION_PDUS:
+                return RejectReason.UNEXPECTED_PDU
+        return None
+
+    def _send_out(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """pysnmp's outgoing messages: inform Responses, and Reports (rate-limited)."""
+        limited = (
+            not self._responding
+            and self._reports is not None
+            and not self._reports.allow(str(addr[0]), self._clock())
+        )
+        if limited:
+            self.reports_limited += 1
+            return
+        self._send(data, addr)
 
     def detail(self, header: V3Header, reason: RejectReason) -> str:
         """The log detail of a rejected message: its user, and its clock if stale."""
@@ -330,6 +456,15 @@ class V3Engine:
         stateReference: Any,
     ) -> None:
         header = self._header
+        # Defence in depth behind _gate: whatever pysnmp decided, only a configured
+        # user at exactly its level creates a notification.
+        required = self._levels.get(str(securityName).encode())
+        if required is None:
+            self._refused = RejectReason.UNKNOWN_USER
+            return
+        if _PYSNMP_LEVELS[required] != int(securityLevel):
+            self._refused = RejectReason.BAD_SECURITY_LEVEL
+            return
         if (
             header is not None
             and int(securityLevel) > 1  # authenticated: only then may the reference move
@@ -341,12 +476,16 @@ class V3Engine:
             self._stale = True
             return
         varbinds = v2c.apiPDU.get_varbinds(PDU)
+        if len(varbinds) > self._max_varbinds:
+            self._refused = RejectReason.TOO_MANY_VARBINDS
+            return
         inform = PDU.tagSet in rfc3411.CONFIRMED_CLASS_PDUS
         if inform:
             response = v2c.apiPDU.get_response(PDU)
             v2c.apiPDU.set_error_status(response, 0)
             v2c.apiPDU.set_error_index(response, 0)
             v2c.apiPDU.set_varbinds(response, varbinds)
+            self._responding = True
             try:
                 snmpEngine.message_dispatcher.return_response_pdu(
                     snmpEngine,
@@ -364,6 +503,8 @@ class V3Engine:
                 )
             except Exception:  # the sender will retry; the inform itself is still good
                 log.debug("event=trap_v3_response_failed", exc_info=True)
+            finally:
+                self._responding = False
         self._accepted = True
         self._on_notification(
             V3Notification(
@@ -372,5 +513,7 @@ class V3Engine:
                 engine_id=bytes(contextEngineId),
                 varbinds=tuple(_plain(oid, value) for oid, value in varbinds),
                 inform=inform,
+                security_engine_id=header.engine_id if header is not None else b"",
+                authenticated=int(securityLevel) > 1,
             )
         )

@@ -26,11 +26,12 @@ accepted again. The fast path checks an accepted trap against
 (``not_in_time_window``), never handing it to pysnmp. The latched boots value
 2**31-1 it still leaves to pysnmp, which refuses it.
 
-One deliberate difference from pysnmp, applied to both paths: a trap without
-authentication that names a user configured with an authentication protocol
-is refused as ``bad_security_level`` (RFC 3414 section 3.2.5). pysnmp checks
-the level only for messages to its own engine ID, so for traps it accepted an
-unauthenticated message from anyone who knew a user name and an engine ID.
+One deliberate difference from pysnmp, applied to both paths: a message at
+any other security level than its user is configured for is refused as
+``bad_security_level`` (RFC 3414 section 3.2.5, and what snmptrapd does). pysnmp
+checks the level only for messages to its own engine ID, so for traps it
+accepted an unauthenticated message from anyone who knew a user name and an
+engine ID, and a privacy user's trap at authNoPriv.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ def refuses_level(flags: int, *, user_has_auth: bool) -> bool:
     return user_has_auth and not flags & FLAG_AUTH
 
 
+def _too_many(error: DecodeError) -> RejectReason | None:
+    """A ScopedPDU over the varbind bound is refused here; other faults are pysnmp's to name."""
+    return RejectReason.TOO_MANY_VARBINDS if error.reason == "too_many_varbinds" else None
+
+
 @dataclass(frozen=True, slots=True)
 class FastTrap:
     """A v3 trap the fast path authenticated, decrypted and decoded."""
@@ -169,6 +175,7 @@ class UsmFast:
         *,
         enabled: bool = True,
         clocks: EngineClocks | None = None,
+        max_varbinds: int = 0,
     ) -> None:
         """Computes each user's master keys (two 1 MB hashes per user).
 
@@ -176,6 +183,7 @@ class UsmFast:
             ValueError: a user's password is empty.
         """
         self.enabled = enabled
+        self.max_varbinds = max_varbinds
         self.internal_errors = 0  # datagrams a bug here sent to pysnmp (tests expect 0)
         self._own = own_engine_id
         self.clocks = clocks if clocks is not None else EngineClocks()
@@ -238,20 +246,19 @@ class UsmFast:
         user = self._users.get(header.user)
         if user is None:
             return None  # not configured, or a user without authentication: pysnmp's
-        if refuses_level(header.flags, user_has_auth=True):
-            return RejectReason.BAD_SECURITY_LEVEL
         level = header.flags & (FLAG_AUTH | FLAG_PRIV)
-        # authNoPriv from a user with privacy is pysnmp's to accept (it does, authenticated).
-        if not self.enabled or level != user.flags or header.boots == _BOOTS_LATCHED:
+        if refuses_level(header.flags, user_has_auth=True) or level != user.flags:
+            return RejectReason.BAD_SECURITY_LEVEL  # no fewer bits than configured, no more
+        if not self.enabled or header.boots == _BOOTS_LATCHED:
             return None
         start, stop = header.data_at
         scoped = None
         if not level & FLAG_PRIV:
             # pysnmp decodes a plaintext ScopedPDU before it checks the digest: so do we,
             # to name a broken one as it does.
-            scoped = decode_scoped_pdu(data, (start, stop))
+            scoped = decode_scoped_pdu(data, (start, stop), max_varbinds=self.max_varbinds)
             if isinstance(scoped, DecodeError):
-                return None
+                return _too_many(scoped)
         keys = self._keys.get((header.user, engine_id)) or self._localize(user, engine_id)
         given = header.auth_params
         size = user.digest_len
@@ -266,8 +273,10 @@ class UsmFast:
             plain = self._decrypt(keys, header, data[start:stop])
             if plain is None:
                 return None
-            scoped = decode_scoped_pdu(plain)
-        if isinstance(scoped, DecodeError) or scoped.pdu_type != _TRAP_V2:
+            scoped = decode_scoped_pdu(plain, max_varbinds=self.max_varbinds)
+        if isinstance(scoped, DecodeError):
+            return _too_many(scoped)
+        if scoped.pdu_type != _TRAP_V2:
             return None
         # Checked only for a trap taken here, so that what is deferred to pysnmp meets the
         # same check there (trapv3) and both paths give the same reason for every message.

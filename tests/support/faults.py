@@ -73,8 +73,11 @@ SUMMARY = "fault-test ifIndex={{ ifIndex }}"
 SUMMARY_RE = re.compile(r"fault-test ifIndex=(\d+)")
 
 
-def link_down(index: int, *, uptime: int = 4200) -> bytes:
-    """A v2c linkDown for ``ifIndex`` = ``index`` (admin up, oper down), community public."""
+def link_down(
+    index: int, *, uptime: int = 4200, extra: tuple[tuple[str, SnmpType, Any], ...] = ()
+) -> bytes:
+    """A v2c linkDown for ``ifIndex`` = ``index`` (admin up, oper down), community public;
+    ``extra`` varbinds follow."""
     return encode_message(
         version=1,
         community=b"public",
@@ -86,6 +89,7 @@ def link_down(index: int, *, uptime: int = 4200) -> bytes:
             (f"{IF_INDEX}.{index}", SnmpType.INTEGER, index),
             (f"{IF_ADMIN}.{index}", SnmpType.INTEGER, 1),
             (f"{IF_OPER}.{index}", SnmpType.INTEGER, 2),
+            *extra,
         ],
     )
 

@@ -1,0 +1,378 @@
+"""Hostile datagrams against a real `netalert run`: the attacks of the security review.
+
+Each test sends the bytes an attacker would to the agent's trap port and
+checks what an operator would see: no alert, no mail, the refusal counted by
+reason in /metrics, and /healthz answering throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netalert.snmp.berenc import encode_tlv
+from netalert.snmp.berv3 import decode_v3_header
+from netalert.snmp.types import SnmpType
+from tests.support.faults import AgentProcess, link_down, metric_values, send_traps
+from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.smtp import SmtpServer
+from tests.support.v3build import build_v3, int_tlv, scoped_pdu, trap_varbinds, varbind
+
+ENGINE = bytes.fromhex("80000000c0ffee0102")
+ENGINE_A = bytes.fromhex("80000000aaaaaaaa01")
+ENGINE_B = bytes.fromhex("80000000bbbbbbbb02")
+
+_CONFIG = """
+[agent]
+state_dir = "state"
+http = "127.0.0.1:{http}"
+drain_timeout = "2s"
+device_unreachable = false
+
+[traps]
+listen = ["127.0.0.1:{traps}"]
+allow = ["127.0.0.0/8"]
+communities = ["public"]
+storm_rate = 1000000.0
+storm_burst = 1000000
+storm_trap_rate = 1000000.0
+storm_trap_burst = 1000000
+{extra}
+
+[[traps.users]]
+user = "privuser"
+auth_protocol = "SHA"
+auth_password = "auth-privuser"
+priv_protocol = "AES-128"
+priv_password = "priv-privuser"
+engine_ids = ["{engine}"]
+
+[[traps.users]]
+user = "nouser"
+engine_ids = ["{engine}"]
+
+{devices}
+
+[[rules]]
+name = "AnyLinkDown"
+trap = "IF-MIB::linkDown"
+key = ["ifIndex"]
+severity = "warning"
+summary = "link ifIndex={{{{ ifIndex }}}}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+from = "netalert <netalert@example.org>"
+
+[[routes]]
+to = ["noc@example.org"]
+group_by = ["..."]
+group_wait = "0s"
+"""
+
+
+def _agent(
+    tmp_path: Path, smtp: SmtpServer, mib_cache: Path, *, extra: str = "", devices: str = ""
+) -> AgentProcess:
+    http, traps = free_tcp_port(), free_udp_port()
+    text = _CONFIG.format(
+        http=http,
+        traps=traps,
+        smtp=smtp.port,
+        engine=ENGINE.hex(),
+        extra=extra,
+        devices=devices,
+    )
+    return AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
+
+
+@pytest.fixture
+def agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iterator[AgentProcess]:
+    proc = _agent(tmp_path, smtp_server, mib_cache)
+    proc.start()
+    yield proc
+    proc.cleanup()
+
+
+def _rejected(agent: AgentProcess) -> dict[str, float]:
+    status, body = agent.get("/metrics")
+    assert status == 200
+    values = metric_values(body, "netalert_traps_rejected_total")
+    return {labels.split('"')[1]: value for labels, value in values.items()}
+
+
+def _wait_rejected(agent: AgentProcess, reason: str, count: int, *, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while _rejected(agent).get(reason, 0) < count:
+        assert time.monotonic() < deadline, f"{reason}: {_rejected(agent)}\n{agent.log()[-3000:]}"
+        time.sleep(0.05)
+
+
+def _alert_indexes(agent: AgentProcess) -> dict[int, str]:
+    """ifIndex → device of every AnyLinkDown alert."""
+    rows = agent.query("SELECT device, labels FROM alerts WHERE rule = 'AnyLinkDown'")
+    return {int(json.loads(str(labels))["ifIndex"]): str(device) for device, labels in rows}
+
+
+def _wait_alert(agent: AgentProcess, index: int, *, within: float = 15.0) -> dict[int, str]:
+    deadline = time.monotonic() + within
+    while index not in (alerts := _alert_indexes(agent)):
+        assert time.monotonic() < deadline, f"no alert for ifIndex {index}:\n{agent.log()[-3000:]}"
+        time.sleep(0.05)
+    return alerts
+
+
+def _v3(user: str | bytes, index: int, *, level: str, engine: bytes = ENGINE, **kw: Any) -> bytes:
+    keyed = {"privuser": ("SHA", "AES-128")}.get(
+        user if isinstance(user, str) else "", (None, None)
+    )
+    auth, priv = keyed
+    return build_v3(
+        user,
+        scoped_pdu(trap_varbinds(index), context_engine=engine),
+        engine=engine,
+        level=level,
+        auth=auth or ("SHA" if level != "noAuthNoPriv" else None),
+        auth_password="auth-privuser",
+        priv=priv or ("AES-128" if level == "authPriv" else None),
+        priv_password="priv-privuser",
+        boots=1,
+        time=int(time.time()) % 100_000,
+        **kw,
+    )
+
+
+def _send_from(source: str, port: int, data: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.sendto(data, ("127.0.0.1", port))
+
+
+def test_forged_v3_traps_raise_no_alert(agent: AgentProcess, smtp_server: SmtpServer) -> None:
+    """The SNMPv3 bypass: an empty user name with an engine ID, and a downgraded user."""
+    forged = [
+        _v3(b"", 901, level="noAuthNoPriv"),  # the empty user, any engine ID
+        _v3(b"", 902, level="noAuthNoPriv", engine=ENGINE_B),
+        _v3("privuser", 903, level="authNoPriv"),  # right auth key, privacy dropped
+        _v3("mallory", 904, level="noAuthNoPriv"),
+    ]
+    send_traps(agent.traps_port, forged)
+    send_traps(agent.traps_port, [link_down(7)])  # a real trap behind them: proves delivery
+    _wait_alert(agent, 7)
+    _wait_rejected(agent, "unknown_user", 3)
+    _wait_rejected(agent, "bad_security_level", 1)
+    assert set(_alert_indexes(agent)) == {7}
+    time.sleep(0.3)  # the outbox sender had time to mail anything there was to mail
+    bodies = b"".join(message.data for message in smtp_server.messages)
+    assert b"ifIndex=7" in bodies
+    assert not any(f"ifIndex={i}".encode() in bodies for i in range(901, 905))
+
+
+def test_configured_levels_still_pass(agent: AgentProcess) -> None:
+    send_traps(agent.traps_port, [_v3("privuser", 11, level="authPriv")])
+    send_traps(agent.traps_port, [_v3("nouser", 12, level="noAuthNoPriv")])
+    _wait_alert(agent, 11)
+    _wait_alert(agent, 12)
+    assert _rejected(agent).get("bad_security_level", 0) == 0
+
+
+def _huge_oid_trap(community: bytes, size: int) -> bytes:
+    """A v2c trap whose one varbind's OID is ``size`` bytes of continuation (0x81 ...)."""
+    oid = encode_tlv(0x06, b"\x2b" + b"\x81" * (size - 2) + b"\x01")
+    body = (
+        int_tlv(1) + int_tlv(0) + int_tlv(0) + encode_tlv(0x30, encode_tlv(0x30, oid + b"\x05\x00"))
+    )
+    return encode_tlv(0x30, int_tlv(1) + encode_tlv(0x04, community) + encode_tlv(0xA7, body))
+
+
+def _probe(agent: AgentProcess, during: float) -> list[float]:
+    """/healthz latencies, one probe every 50 ms for ``during`` seconds."""
+    latencies = []
+    end = time.monotonic() + during
+    while time.monotonic() < end:
+        tick = time.monotonic()
+        try:
+            status = agent.get("/healthz", timeout=5.0)[0]
+        except OSError:
+            status = 0
+        latencies.append(time.monotonic() - tick if status == 200 else 99.0)
+        time.sleep(0.05)
+    return latencies
+
+
+def test_huge_oids_from_a_stranger_do_not_stall_the_loop(agent: AgentProcess) -> None:
+    """30 datagrams of 65 KB with a wrong community once stalled the loop for ~10 s."""
+    datagram = _huge_oid_trap(b"wrong", 65_000)
+    assert len(datagram) < 65_507
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(30):
+            sock.sendto(datagram, ("127.0.0.1", agent.traps_port))
+    latencies = _probe(agent, 1.0)
+    _wait_rejected(agent, "bad_community", 30)
+    assert max(latencies) < 1.0, latencies
+    # With the right community, the OID is refused by its bound, cheaply too.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(30):
+            sock.sendto(_huge_oid_trap(b"public", 65_000), ("127.0.0.1", agent.traps_port))
+    latencies = _probe(agent, 1.0)
+    _wait_rejected(agent, "malformed", 30)
+    assert max(latencies) < 1.0, latencies
+
+
+def _many_varbinds_v3(count: int, *, inform_to: bytes = b"") -> bytes:
+    """A noAuthNoPriv trap, or with ``inform_to`` an authPriv inform to that engine ID."""
+    extra = [varbind(f"1.3.6.1.4.1.99999.{i}", int_tlv(i)) for i in range(count)]
+    if not inform_to:
+        return build_v3(
+            "nouser",
+            scoped_pdu(trap_varbinds(31) + extra, context_engine=ENGINE),
+            engine=ENGINE,
+            level="noAuthNoPriv",
+        )
+    return build_v3(
+        "privuser",
+        scoped_pdu(trap_varbinds(32) + extra, pdu=0xA6, context_engine=ENGINE),
+        engine=inform_to,
+        level="authPriv",
+        auth="SHA",
+        auth_password="auth-privuser",
+        priv="AES-128",
+        priv_password="priv-privuser",
+        boots=1,
+        time=5,
+    )
+
+
+def test_the_pysnmp_path_is_bounded(agent: AgentProcess) -> None:
+    """A 63 KB v3 message with thousands of varbinds once cost ~270 ms in pysnmp."""
+    own = bytes.fromhex((agent.state / "engine_id").read_text().strip())
+    inform = _many_varbinds_v3(3_500, inform_to=own)  # informs go to pysnmp: bounded by size
+    assert 60_000 < len(inform) < 65_000
+    trap = _many_varbinds_v3(3_500)  # plaintext: the own decoder stops at max_varbinds (256)
+    many = _many_varbinds_v3(400)
+    send_traps(agent.traps_port, [inform] * 10 + [trap, many])
+    _wait_rejected(agent, "too_large", 10)
+    _wait_rejected(agent, "too_many_varbinds", 2)
+    latencies = _probe(agent, 0.3)
+    assert max(latencies) < 1.0, latencies
+    assert not {31, 32} & set(_alert_indexes(agent))
+
+
+def _discovery_probe(msg_id: int) -> bytes:
+    return build_v3(
+        b"",
+        scoped_pdu([], pdu=0xA0),
+        engine=b"",
+        level="noAuthNoPriv",
+        reportable=True,
+        boots=0,
+        time=0,
+        msg_id=msg_id,
+    )
+
+
+def test_discovery_reports_are_rate_limited_and_name_a_random_engine(
+    tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path
+) -> None:
+    agent = _agent(tmp_path, smtp_server, mib_cache, extra="report_rate = 1.0\nreport_burst = 3")
+    try:
+        agent.start()
+        stored = bytes.fromhex((agent.state / "engine_id").read_text().strip())
+        assert socket.gethostname().encode() not in stored
+        replies = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(0.5)
+            for number in range(20):
+                sock.sendto(_discovery_probe(1000 + number), ("127.0.0.1", agent.traps_port))
+            try:
+                while True:
+                    replies.append(sock.recv(65535))
+            except TimeoutError:
+                pass
+        assert 1 <= len(replies) <= 4, len(replies)  # the burst (3), one more token at most
+        header = decode_v3_header(replies[0])
+        assert not isinstance(header, Exception)
+        assert getattr(header, "engine_id", None) == stored
+        assert agent.metric("netalert_trap_reports_limited_total") >= 16
+        # The engine ID survives a restart: inform senders keep what they discovered.
+        agent.terminate()
+        agent.start()
+        assert bytes.fromhex((agent.state / "engine_id").read_text().strip()) == stored
+    finally:
+        agent.cleanup()
+
+
+_DEVICES = f"""
+[[devices]]
+name = "edge-a"
+address = "127.0.0.2"
+engine_id = "{ENGINE_A.hex()}"
+enabled = false
+
+[[devices]]
+name = "edge-b"
+address = "127.0.0.3"
+enabled = false
+
+[[devices]]
+name = "edge-c"
+address = "127.0.0.4"
+enabled = false
+
+[[devices]]
+name = "twin-1"
+address = "127.0.0.6"
+enabled = false
+
+[[devices]]
+name = "twin-2"
+address = "127.0.0.6"
+enabled = false
+"""
+
+
+def _relayed(index: int, origin: str) -> bytes:
+    """A v2c linkDown that names ``origin`` in snmpTrapAddress.0, as snmptrapd forwards it."""
+    return link_down(index, extra=(("1.3.6.1.6.3.18.1.3.0", SnmpType.IP_ADDRESS, origin),))
+
+
+def test_traps_are_credited_by_identity_then_relay_then_source(
+    tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path
+) -> None:
+    agent = _agent(
+        tmp_path, smtp_server, mib_cache, extra='relays = ["127.0.0.9/32"]', devices=_DEVICES
+    )
+    try:
+        agent.start()
+        port = agent.traps_port
+        # edge-a's authenticated trap, replayed from edge-b's address: still edge-a's.
+        _send_from("127.0.0.3", port, _v3("privuser", 21, level="authPriv", engine=ENGINE_A))
+        # A relay forwards edge-c's trap: credited to edge-c, not to the relay.
+        _send_from("127.0.0.9", port, _relayed(22, "127.0.0.4"))
+        # The same claim from a non-relay is ignored: credited by its source (no device).
+        _send_from("127.0.0.5", port, _relayed(23, "127.0.0.4"))
+        # A plain v2c trap from edge-b: its source.
+        _send_from("127.0.0.3", port, link_down(24))
+        # Two devices share an address: the first is credited, and it is said.
+        _send_from("127.0.0.6", port, link_down(25))
+        for index in (21, 22, 23, 24, 25):
+            alerts = _wait_alert(agent, index)
+        assert {i: alerts[i] for i in (21, 22, 23, 24, 25)} == {
+            21: "edge-a",
+            22: "edge-c",
+            23: "127.0.0.5",  # no device: the alert names the source
+            24: "edge-b",
+            25: "twin-1",
+        }
+        assert "event=traps_shared_source address=127.0.0.6 devices=twin-1,twin-2" in agent.log()
+        assert agent.metric("netalert_traps_shared_source_total") == 1
+    finally:
+        agent.cleanup()
