@@ -348,9 +348,15 @@ def mail_test(
     import asyncio
 
     from netalert.config import load_config
+    from netalert.config.types import mail_address
     from netalert.errors import ConfigError
     from netalert.mail.check import mail_test as run_mail_test
 
+    for address in to:
+        try:
+            mail_address(address, "recipient")
+        except ValueError as exc:
+            raise fail(f"--to: {exc}", 2) from None
     try:
         cfg = load_config(config_path(config))
     except ConfigError as exc:

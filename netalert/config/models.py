@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import time, timedelta
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +21,7 @@ from netalert.config.types import (
     HostPort,
     PrivProtocol,
     SnmpVersion,
+    mail_address,
 )
 
 __all__ = [
@@ -373,10 +373,7 @@ class SmtpConfig(Model):
     @field_validator("canary_to")
     @classmethod
     def _canary_addresses(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if "@" not in parseaddr(value)[1] or any(c in value for c in "\r\n"):
-                raise ValueError(f"invalid recipient address {value!r}")
-        return values
+        return [mail_address(value, "recipient") for value in values]
 
     @model_validator(mode="after")
     def _canary_needs_recipients(self) -> SmtpConfig:
@@ -387,9 +384,7 @@ class SmtpConfig(Model):
     @field_validator("from_")
     @classmethod
     def _address(cls, value: str) -> str:
-        if "@" not in parseaddr(value)[1]:
-            raise ValueError(f"invalid sender address {value!r}")
-        return value
+        return mail_address(value, "sender")
 
 
 class Route(Model):
@@ -407,10 +402,7 @@ class Route(Model):
     @field_validator("to")
     @classmethod
     def _addresses(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if "@" not in parseaddr(value)[1] or any(c in value for c in "\r\n"):
-                raise ValueError(f"invalid recipient address {value!r}")
-        return values
+        return [mail_address(value, "recipient") for value in values]
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
