@@ -129,6 +129,10 @@ def check_config(config: ConfigOption = None) -> None:
         for line in problems:
             print(line, file=sys.stderr)
         raise typer.Exit(2)
+    from netalert.config.risks import config_warnings
+
+    for warning in config_warnings(cfg):
+        print(f"warning: {warning}", file=sys.stderr)
     print(summary(cfg, path))
 
 
