@@ -129,6 +129,10 @@ def check_config(config: ConfigOption = None) -> None:
         for line in problems:
             print(line, file=sys.stderr)
         raise typer.Exit(2)
+    from netalert.config.risks import config_warnings
+
+    for warning in config_warnings(cfg):
+        print(f"warning: {warning}", file=sys.stderr)
     print(summary(cfg, path))
 
 
@@ -348,9 +352,15 @@ def mail_test(
     import asyncio
 
     from netalert.config import load_config
+    from netalert.config.types import mail_address
     from netalert.errors import ConfigError
     from netalert.mail.check import mail_test as run_mail_test
 
+    for address in to:
+        try:
+            mail_address(address, "recipient")
+        except ValueError as exc:
+            raise fail(f"--to: {exc}", 2) from None
     try:
         cfg = load_config(config_path(config))
     except ConfigError as exc:

@@ -27,6 +27,7 @@ from netalert.alerts.model import Transition
 from netalert.alerts.store import AlertStore
 from netalert.config import load_config
 from netalert.config.models import Config
+from netalert.config.risks import config_warnings
 from netalert.errors import ConfigError, NetalertError, StateError
 from netalert.logs import event
 from netalert.mail.wiring import MailStage, build_mail_stage
@@ -156,6 +157,7 @@ class Agent:
             self._spawn(self._watchdog(interval), "watchdog")
         freeze_heap()
         self._notifier.ready(self._status_line())
+        _log_warnings(config)
         log.info(
             event(
                 "started",
@@ -426,6 +428,7 @@ class Agent:
             await self._start_web()
         freeze_heap()
         self.counters["reloads"] += 1
+        _log_warnings(new.config)
         log.info(event("reloaded", config=self.config_path, rules=len(new.config.rules)))
         self._notifier.ready(self._status_line())
         return True
@@ -487,6 +490,12 @@ class Agent:
             )
         )
         self._notifier.close()
+
+
+def _log_warnings(config: Config) -> None:
+    """Logs each warning of ``config`` (the lines ``check-config`` prints), once per load."""
+    for warning in config_warnings(config):
+        log.warning(event("config_warning", path=warning.path, problem=warning.message))
 
 
 def freeze_heap() -> None:

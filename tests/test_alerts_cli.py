@@ -28,6 +28,9 @@ state_dir = "state"
 paths = []
 system_paths = []
 
+[traps]
+allow = ["192.0.2.0/24"]           # no "traps from anywhere" warning on stderr
+
 [[devices]]
 name = "sw1"
 address = "192.0.2.1"

@@ -109,7 +109,10 @@ async def test_untrusted_certificate_is_kept_and_retried(
 
 async def test_wrong_password_is_a_clear_recorded_error(smtp_factory: Any) -> None:
     server: SmtpServer = smtp_factory("plain", auth=("alice", "s3cret"))
-    outbox, sender, _ = make(target(server, username="alice", password="wrong"))
+    # a target built by hand: AUTH over a plain line needs the explicit permission
+    outbox, sender, _ = make(
+        target(server, username="alice", password="wrong", allow_plaintext_auth=True)
+    )
     outbox.enqueue(message(1))
     await sender.run_once()
     assert server.received() == []

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import time, timedelta
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from netalert.config.types import (
     Address,
@@ -22,6 +29,8 @@ from netalert.config.types import (
     HostPort,
     PrivProtocol,
     SnmpVersion,
+    is_loopback_host,
+    mail_address,
     parse_engine_id,
 )
 
@@ -334,12 +343,35 @@ class Rule(Model):
         return self.trap is not None
 
 
+def _no_auth_in_clear(username: str, info: ValidationInfo) -> str:
+    """Refuses a ``username`` that AUTH would send unencrypted to another host.
+
+    Runs after ``host``, ``security`` and ``allow_plaintext_auth`` (declared
+    before ``username``); a host that failed its own check is not judged here.
+    """
+    data = info.data
+    if (
+        username
+        and data.get("security") == "none"
+        and not data.get("allow_plaintext_auth", False)
+        and "host" in data
+        and not is_loopback_host(data["host"])
+    ):
+        raise ValueError(
+            f'AUTH with security = "none" would send the password in clear to {data["host"]!r}; '
+            'use security = "starttls" or "tls", or set allow_plaintext_auth = true'
+        )
+    return username
+
+
 class SmtpRelay(Model):
     """``[smtp.fallback]``: a second smarthost used while the first cannot be reached."""
 
     host: Annotated[str, Field(min_length=1)]
     port: Port = 25
     security: Literal["none", "starttls", "tls"] = "none"
+    # AUTH over a connection without TLS (security = "none"); loopback hosts never need it
+    allow_plaintext_auth: bool = False
     username: str = ""
     password: SecretStr = SecretStr("")
     ca_file: Path | None = None
@@ -351,6 +383,8 @@ class SmtpRelay(Model):
     def _empty_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    _username = field_validator("username")(_no_auth_in_clear)
+
 
 class SmtpConfig(Model):
     """``[smtp]``: the mail server netalert submits to, the outbox and the mail look."""
@@ -358,6 +392,8 @@ class SmtpConfig(Model):
     host: str = "localhost"
     port: Port = 25
     security: Literal["none", "starttls", "tls"] = "none"
+    # AUTH over a connection without TLS (security = "none"); loopback hosts never need it
+    allow_plaintext_auth: bool = False
     username: str = ""
     password: SecretStr = SecretStr("")
     from_: str = Field(default="netalert <netalert@localhost>", alias="from")
@@ -386,10 +422,9 @@ class SmtpConfig(Model):
     @field_validator("canary_to")
     @classmethod
     def _canary_addresses(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if "@" not in parseaddr(value)[1] or any(c in value for c in "\r\n"):
-                raise ValueError(f"invalid recipient address {value!r}")
-        return values
+        return [mail_address(value, "recipient") for value in values]
+
+    _username = field_validator("username")(_no_auth_in_clear)
 
     @model_validator(mode="after")
     def _canary_needs_recipients(self) -> SmtpConfig:
@@ -400,9 +435,7 @@ class SmtpConfig(Model):
     @field_validator("from_")
     @classmethod
     def _address(cls, value: str) -> str:
-        if "@" not in parseaddr(value)[1]:
-            raise ValueError(f"invalid sender address {value!r}")
-        return value
+        return mail_address(value, "sender")
 
 
 class Route(Model):
@@ -420,10 +453,7 @@ class Route(Model):
     @field_validator("to")
     @classmethod
     def _addresses(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if "@" not in parseaddr(value)[1] or any(c in value for c in "\r\n"):
-                raise ValueError(f"invalid recipient address {value!r}")
-        return values
+        return [mail_address(value, "recipient") for value in values]
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import parseaddr
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -17,6 +19,8 @@ __all__ = [
     "PrivProtocol",
     "SnmpVersion",
     "format_duration",
+    "is_loopback_host",
+    "mail_address",
     "parse_duration",
     "parse_hostport",
 ]
@@ -173,3 +177,39 @@ def _version(value: Any) -> Any:
 SnmpVersion = Annotated[Literal["1", "2c", "3"], BeforeValidator(_version)]
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
 PrivProtocol = Literal["DES", "AES-128", "AES-192", "AES-256"]
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` names this machine's loopback: ``localhost``, 127.0.0.0/8, ``::1``.
+
+    Decided from the text alone (no resolver): any other name is not loopback,
+    even one that happens to resolve to 127.0.0.1.
+    """
+    text = host.strip().removeprefix("[").removesuffix("]")
+    if text.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def mail_address(value: str, kind: str) -> str:
+    """Returns ``value`` when it can stand in a mail header as one address.
+
+    Raises:
+        ValueError: ``invalid {kind} address '...'`` when it holds a control
+            character (CR or LF would start a header of the value's choosing)
+            or no ``user@domain`` part.
+    """
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError(
+            f"invalid {kind} address {value!r}: "
+            "a mail header cannot hold control characters such as CR or LF"
+        )
+    if "@" not in parseaddr(value)[1]:
+        raise ValueError(f"invalid {kind} address {value!r}")
+    return value

@@ -4,7 +4,9 @@
 ``starttls`` (587: upgrade required, refused if not offered), ``tls`` (465:
 TLS from the first byte). Certificates are verified against the system CAs
 plus ``ca_file``; ``verify = false`` turns that off and logs a warning each
-time a target is built. Every failure is raised as a :class:`MailError`
+time a target is built. AUTH is sent only over TLS unless the target allows
+it in clear (``allow_plaintext_auth``, or a loopback host): aiosmtplib itself
+would log in over a plain line. Every failure is raised as a :class:`MailError`
 child naming the server and, when there was one, the SMTP reply.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 import aiosmtplib
 
 from netalert.config.models import SmtpConfig, SmtpRelay
+from netalert.config.types import is_loopback_host
 from netalert.mail.classify import describe
 from netalert.mail.errors import (
     MailAuthError,
@@ -58,10 +61,16 @@ class SmtpTarget:
     ca_file: Path | None = None
     verify: bool = True
     timeout: float = 30.0
+    # AUTH may go over a connection without TLS; from_config decides (loopback is exempt)
+    allow_plaintext_auth: bool = False
 
     @classmethod
     def from_config(cls, cfg: SmtpConfig | SmtpRelay) -> SmtpTarget:
-        """The target of a ``[smtp]`` or ``[smtp.fallback]`` table."""
+        """The target of a ``[smtp]`` or ``[smtp.fallback]`` table.
+
+        AUTH in clear is allowed when the table says so or its host is loopback
+        (the password then never leaves the machine).
+        """
         return cls(
             host=cfg.host,
             port=cfg.port,
@@ -71,6 +80,7 @@ class SmtpTarget:
             ca_file=cfg.ca_file,
             verify=cfg.verify,
             timeout=cfg.timeout.total_seconds(),
+            allow_plaintext_auth=cfg.allow_plaintext_auth or is_loopback_host(cfg.host),
         )
 
     @property
@@ -119,7 +129,9 @@ async def connect(target: SmtpTarget, context: ssl.SSLContext | None) -> aiosmtp
         MailTimeoutError: No answer within ``target.timeout``.
         MailTlsError: TLS handshake or certificate check failed, or STARTTLS is
             required but refused.
-        MailAuthError: The server refused the credentials or offers no AUTH.
+        MailAuthError: The server refused the credentials or offers no AUTH, or
+            the connection is not TLS and the target does not allow AUTH in clear
+            (nothing of the credentials is sent then).
         MailConnectionError: The server cannot be reached or refused service.
     """
     name = await asyncio.to_thread(local_hostname)
@@ -142,6 +154,13 @@ async def connect(target: SmtpTarget, context: ssl.SSLContext | None) -> aiosmtp
         client.close()
         raise _connect_error(exc, target) from exc
     if target.username:
+        if not target.allow_plaintext_auth and client.get_transport_info("sslcontext") is None:
+            client.close()
+            raise MailAuthError(
+                f"{where}: refusing to send the password of {target.username!r} without TLS; "
+                'use security = "starttls" or "tls", or set allow_plaintext_auth = true',
+                server=where,
+            )
         try:
             await client.login(target.username, target.password)
         except aiosmtplib.SMTPAuthenticationError as exc:

@@ -1,0 +1,46 @@
+"""Warnings about a valid config that exposes more than an operator likely meant.
+
+A warning does not stop anything: ``netalert check-config`` prints each one
+(exit status 0) and ``netalert run`` logs each at start and after a reload.
+Refusals are config errors instead and live on the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netalert.config.models import Config
+
+__all__ = ["ConfigWarning", "config_warnings"]
+
+_ALLOW_HINT = 'list the networks your devices send from, e.g. allow = ["192.0.2.0/24"]'
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigWarning:
+    """One warning: the config path it is about and what to do."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def config_warnings(config: Config) -> list[ConfigWarning]:
+    """Returns the warnings of ``config``, in a stable order; empty when there are none."""
+    warnings: list[ConfigWarning] = []
+    traps = config.traps
+    # A prefix length of 0 matches every address of its family: whoever reaches
+    # the port and guesses a community can raise alerts and send mail.
+    everywhere = [str(net) for net in traps.allow if net.prefixlen == 0]
+    if traps.enabled and everywhere:
+        nets = ", ".join(everywhere)
+        if "allow" not in traps.model_fields_set:
+            nets = f"the default {nets}"
+        warnings.append(
+            ConfigWarning(
+                "traps.allow", f"traps are accepted from anywhere ({nets}); {_ALLOW_HINT}"
+            )
+        )
+    return warnings
