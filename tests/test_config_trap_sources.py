@@ -169,3 +169,17 @@ def test_run_logs_open_trap_sources_once(
         assert code == 0, agent.log()
     finally:
         agent.cleanup()
+
+
+def test_devices_sharing_an_address_are_warned_about(tmp_path: Path, mib_cache: Path) -> None:
+    devices = "".join(
+        f'[[devices]]\nname = "{name}"\naddress = "{address}"\n'
+        for name, address in (("sw1", "192.0.2.1"), ("sw2", "192.0.2.2"), ("sw1b", "192.0.2.1"))
+    )
+    write_config(tmp_path, f'[traps]\nallow = ["192.0.2.0/24"]\n{devices}', mib_cache)
+    shared = netalert("check-config", "-c", "config.toml", cwd=tmp_path)
+    assert shared.returncode == 0, shared.stderr
+    assert shared.stderr.splitlines() == [
+        "warning: devices[2].address: 'sw1b' has the address of 'sw1' (192.0.2.1): traps "
+        "from it are credited to 'sw1'; give 'sw1b' an engine_id (SNMPv3) or its own address"
+    ]

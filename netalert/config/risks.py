@@ -43,4 +43,26 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
                 "traps.allow", f"traps are accepted from anywhere ({nets}); {_ALLOW_HINT}"
             )
         )
+    warnings.extend(_shared_addresses(config))
     return warnings
+
+
+def _shared_addresses(config: Config) -> list[ConfigWarning]:
+    """Devices that share an address: a trap from it is credited to the first of them."""
+    first: dict[str, int] = {}
+    out: list[ConfigWarning] = []
+    for number, device in enumerate(config.devices):
+        host = device.address.host.lower()
+        if host not in first:
+            first[host] = number
+            continue
+        owner = config.devices[first[host]]
+        out.append(
+            ConfigWarning(
+                f"devices[{number}].address",
+                f"{device.name!r} has the address of {owner.name!r} ({host}): traps from it "
+                f"are credited to {owner.name!r}; give {device.name!r} an engine_id (SNMPv3) "
+                "or its own address",
+            )
+        )
+    return out
