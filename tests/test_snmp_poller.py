@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -317,3 +318,27 @@ async def test_shared_client_serves_many_devices(agent: Snmpd, tree: MibTree) ->
         await poller.stop()
         await client.close()
     assert [r.status for r in results] == ["ok"] * 20
+
+
+async def test_jitter_spreads_starts_but_keeps_the_interval(agent: Snmpd, tree: MibTree) -> None:
+    """With jitter, devices on a 5 s interval were once polled every ~5.25 s (drift)."""
+    base = one_plan(agent, tree, interval=0.4, jitter=0.5, get=("1.3.6.1.2.1.1.3.0",), walk=())
+    plans = [replace(base, name=f"dev{i}") for i in range(10)]
+    seen: dict[str, list[float]] = {plan.name: [] for plan in plans}
+    loop = asyncio.get_running_loop()
+
+    def record(result: PollResult) -> None:
+        seen[result.device].append(loop.time())
+
+    poller = Poller(plans, tree, on_result=record)
+    poller.start()
+    await asyncio.sleep(4.5)
+    await poller.stop()
+    gaps = [b - a for times in seen.values() for a, b in itertools.pairwise(times)]
+    assert len(gaps) >= 60, seen
+    mean = sum(gaps) / len(gaps)
+    # APScheduler's own jitter delays each run from the previous *jittered* run: the
+    # interval grew by half the jitter on average (0.5 s here instead of 0.4 s).
+    assert 0.38 <= mean <= 0.42, (mean, gaps)
+    starts = sorted(times[0] for times in seen.values())
+    assert starts[-1] - starts[0] > 0.1  # first polls still spread out

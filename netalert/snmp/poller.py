@@ -1,11 +1,12 @@
 """The poller: per-device schedules, one poll at a time per device, results out.
 
 Flow per device: APScheduler 3.11 :class:`AsyncIOScheduler` fires an interval job
-(first run spread over the interval by device name, each run delayed by up to
-``jitter`` x interval) → :meth:`Poller.poll` takes a slot of the global in-flight
-limit → the device's backend client GETs ``plan.get`` (sysUpTime.0 first) and
-walks ``plan.walk`` → :class:`DeviceTracker` names the values through the MIB
-tree, joins rows and computes counter rates → ``on_result(PollResult)``.
+(first run spread over the interval by device name, plus a random delay of up
+to ``jitter`` x interval; later runs keep the interval exactly) →
+:meth:`Poller.poll` takes a slot of the global in-flight limit → the device's
+backend client GETs ``plan.get`` (sysUpTime.0 first) and walks ``plan.walk`` →
+:class:`DeviceTracker` names the values through the MIB tree, joins rows and
+computes counter rates → ``on_result(PollResult)``.
 
 * A device is never polled twice at once. A run that comes due while the
   previous one still runs is an *overrun*: counted (``stats.overruns``) and
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -367,15 +369,13 @@ class Poller:
         now = datetime.now(UTC)
         for name, state in self._devices.items():
             plan = state.plan
-            first = now + timedelta(seconds=plan.offset if spread else 0.0)
+            # Jitter moves the first poll only. APScheduler's own jitter delays each run
+            # from the previous *jittered* one, which stretched every interval.
+            start = plan.offset + plan.jitter * plan.interval * random.random() if spread else 0.0
+            first = now + timedelta(seconds=start)
             scheduler.add_job(
                 self._job,
-                IntervalTrigger(
-                    seconds=plan.interval,
-                    start_date=first,
-                    jitter=plan.jitter * plan.interval or None,
-                    timezone=UTC,
-                ),
+                IntervalTrigger(seconds=plan.interval, start_date=first, timezone=UTC),
                 args=[name],
                 id=name,
                 # 2, not 1: the second instance reaches _job and is counted as an
