@@ -158,7 +158,10 @@ def run_traps(
         traps = traps.model_copy(update={"listen": [address]})
     from netalert.logs import setup_logging
 
-    setup_logging(cfg.agent.log_level if cfg is not None else "info")
+    if cfg is not None:
+        setup_logging(cfg.agent.log_level, cfg.agent.log_format, line_max=cfg.agent.log_line_max)
+    else:
+        setup_logging("info")
     try:
         from netalert.mib import MibTree, load_mibs
 
