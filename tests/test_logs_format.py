@@ -3,6 +3,7 @@ the line bound cuts (and that is marked and counted)."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
@@ -10,6 +11,7 @@ import re
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,7 @@ from netalert.logs import (
 )
 from netalert.logtext import escape, quote
 
+ROOT = Path(__file__).resolve().parents[1]
 # Anything a terminal or a line reader could act on (the formatter output has no LF at all).
 UNSAFE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200b]")
 FIELD = re.compile(r' (\w+)=("(?:[^"\\]|\\.)*"|\S*)')
@@ -235,3 +238,47 @@ def test_library_lines_and_warnings_go_through_the_formatter(stderr: io.StringIO
     )
     assert lines[1].startswith("level=warning logger=py.warnings ")
     assert not any(UNSAFE.search(line) for line in lines)
+
+
+_LEVELS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
+
+
+def _not_events(source: str) -> list[int]:
+    """Line numbers of logger calls whose message is not one ``event(...)`` call."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _LEVELS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in {"log", "logger", "logging"}
+        ):
+            continue
+        args = node.args[1:] if node.func.attr == "log" else node.args
+        if not (
+            len(args) == 1
+            and isinstance(args[0], ast.Call)
+            and isinstance(args[0].func, ast.Name)
+            and args[0].func.id in {"event", "log_event"}
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_every_log_call_in_netalert_logs_an_event() -> None:
+    files = sorted((ROOT / "netalert").rglob("*.py"))
+    assert len(files) > 50
+    hits = [f"{p.relative_to(ROOT)}:{n}" for p in files for n in _not_events(p.read_text())]
+    assert hits == []
+
+
+def test_the_guard_finds_printf_calls() -> None:
+    source = (
+        'log.warning("event=x source=%s", host)\n'
+        'log.info(event("ok"), exc_info=True)\n'
+        'logging.error("plain")\n'
+        'log.log(logging.INFO, event("ok"))\n'
+        'log.debug(f"{x}")\n'
+    )
+    assert _not_events(source) == [1, 3, 5]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netalert.config.models import TrapUser
+from netalert.logs import event
 from netalert.snmp.ber import RawVarBind
 from netalert.snmp.berv3 import FLAG_AUTH, V3Header
 from netalert.snmp.timeliness import EngineClocks
@@ -283,7 +284,7 @@ class V3Engine:
         try:
             self._engine.message_dispatcher.receive_message(self._engine, domain, source, data)
         except Exception:  # pysnmp bug or odd input: one datagram lost, counted, logged
-            log.debug("event=trap_v3_engine_error source=%s", source[0], exc_info=True)
+            log.debug(event("trap_v3_engine_error", source=source[0]), exc_info=True)
             return RejectReason.MALFORMED
         if self._accepted:
             return None
@@ -363,7 +364,7 @@ class V3Engine:
                     {},
                 )
             except Exception:  # the sender will retry; the inform itself is still good
-                log.debug("event=trap_v3_response_failed", exc_info=True)
+                log.debug(event("trap_v3_response_failed"), exc_info=True)
         self._accepted = True
         self._on_notification(
             V3Notification(
