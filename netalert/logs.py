@@ -79,6 +79,10 @@ class Event(str):
         self.fields = fields
         return self
 
+    def __reduce__(self) -> tuple[type[Event], tuple[str, dict[str, object]]]:
+        # A record sent to another process (QueueHandler) keeps its fields.
+        return (Event, (self.name, self.fields))
+
 
 def event(name: str, /, **fields: object) -> Event:
     """Builds a log message ``event=name key=value key="two words"`` (fields in order).

@@ -7,6 +7,7 @@ import ast
 import io
 import json
 import logging
+import pickle
 import re
 import sys
 import warnings
@@ -197,6 +198,8 @@ def test_event_is_its_text() -> None:
     assert ev == 'event=alert state=firing summary="two words"'
     assert (ev.name, ev.fields) == ("alert", {"state": "firing", "summary": "two words"})
     assert event("x", name="a").fields == {"name": "a"}  # "name" may be a field
+    again = pickle.loads(pickle.dumps(ev))
+    assert (again, again.name, again.fields) == (ev, ev.name, ev.fields)
 
 
 def test_line_max_default_and_bounds() -> None:
