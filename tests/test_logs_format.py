@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netalert.config.models import AgentConfig
 from netalert.logs import (
@@ -75,6 +77,25 @@ def test_value_table(value: str, written: str) -> None:
     line = KeyValueFormatter().format(record(event("ev", v=value, after="x")))
     assert line == f"level=warning logger=netalert.test event=ev v={written} after=x"
     assert not UNSAFE.search(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(st.characters() | st.characters(categories=["Cc", "Cf", "Cs", "Zl", "Zp", "Zs"])),
+    st.integers(1024, 4096),
+)
+def test_any_text_round_trips_on_one_bounded_line(value: str, line_max: int) -> None:
+    written = quote(value)
+    assert all(c.isprintable() for c in written)
+    assert (json.loads(written) if written.startswith('"') else written) == value
+    stats = LogStats()
+    ev = event("ev", a=value, b=value * 40)
+    for formatter in (KeyValueFormatter(line_max, stats), JsonFormatter(line_max, stats)):
+        line = formatter.format(record(ev))
+        assert len(line) <= line_max and all(c.isprintable() for c in line)
+    data = json.loads(JsonFormatter(line_max, stats).format(record(ev)))
+    if len(json.dumps(value)) * 41 < line_max - 200:
+        assert data["a"] == value and data["b"] == value * 40 and stats.lines_cut == 0
 
 
 def test_free_text_is_escaped_without_quotes() -> None:
