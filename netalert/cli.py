@@ -512,7 +512,7 @@ def run(config: ConfigOption = None) -> None:
     path = config_path(config)
     try:
         cfg = load_config(path)
-        setup_logging(cfg.agent.log_level, cfg.agent.log_format)
+        setup_logging(cfg.agent.log_level, cfg.agent.log_format, line_max=cfg.agent.log_line_max)
         prepared = prepare(cfg)
     except ConfigError as exc:
         raise config_problems(exc) from None

@@ -1,5 +1,12 @@
 """Logging: one event per line with key=value context (or JSON lines), no secrets.
 
+The one way to log in netalert is ``log.<level>(event("name", key=value, ...))``.
+:func:`event` returns an :class:`Event`: a ``str`` (``event=name key=value``,
+every value quoted and escaped) that also keeps its name and fields, so the
+JSON format writes them as real keys. The formatters escape whatever else
+reaches them (a stray printf-style call, a library's message, exception
+text), so no log line can hold a line break or a terminal control sequence.
+
 journald stamps the time, so the text format carries none; run in a terminal
 it is still readable. Storm-prone events go through :class:`RateLimiter`.
 """
@@ -8,64 +15,210 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JsonFormatter", "KeyValueFormatter", "RateLimiter", "event", "setup_logging"]
+from netalert.logtext import Part, escape, fit, json_cost, quote, render_text
 
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/@[]+,")
+__all__ = [
+    "DEFAULT_LINE_MAX",
+    "STATS",
+    "Event",
+    "JsonFormatter",
+    "KeyValueFormatter",
+    "LogStats",
+    "RateLimiter",
+    "event",
+    "setup_logging",
+]
+
+DEFAULT_LINE_MAX = 16384  # characters; [agent] log_line_max (journald splits at 48K)
+
+# Keys of a JSON line that an event's fields may not take over.
+_RESERVED = frozenset({"time", "level", "logger", "event", "message", "exc"})
 
 
-def _quote(value: object) -> str:
-    text = str(value)
-    if text and all(c in _SAFE for c in text):
-        return text
-    # Device data is untrusted: escape quotes, backslashes and newlines so one
-    # event stays one line and cannot forge another.
-    return json.dumps(text, ensure_ascii=False)
+@dataclass(slots=True)
+class LogStats:
+    """Counters of the log formatters (exported in /metrics)."""
+
+    lines_cut: int = 0  # lines whose longest values were cut to fit log_line_max
 
 
-def event(name: str, **fields: object) -> str:
-    """Formats an event as ``name key=value key="two words"`` (fields in order)."""
-    parts = [name]
-    parts.extend(f"{key}={_quote(value)}" for key, value in fields.items())
-    return " ".join(parts)
+STATS = LogStats()
 
 
-class KeyValueFormatter(logging.Formatter):
-    """``level=info logger=netalert.traps <event ...>``."""
+def _text(value: object) -> str:
+    try:
+        return value if isinstance(value, str) else str(value)
+    except Exception:  # a broken __str__ must not lose the log line
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _event_parts(name: str, fields: dict[str, object]) -> list[Part]:
+    parts = [Part("event=", name)]
+    for key, value in fields.items():
+        # Keys come from code, but a key with a space or "=" would still confuse a reader.
+        prefix = key if key and all(c.isalnum() or c == "_" for c in key) else quote(key)
+        parts.append(Part(prefix + "=", _text(value)))
+    return parts
+
+
+class Event(str):
+    """A log message made by :func:`event`: its text, plus its name and fields."""
+
+    name: str
+    fields: dict[str, object]
+
+    def __new__(cls, name: str, fields: dict[str, object]) -> Event:
+        text, _ = render_text("", _event_parts(name, fields), DEFAULT_LINE_MAX)
+        self = super().__new__(cls, text[1:])  # no head: drop the joining space
+        self.name = name
+        self.fields = fields
+        return self
+
+    def __reduce__(self) -> tuple[type[Event], tuple[str, dict[str, object]]]:
+        # A record sent to another process (QueueHandler) keeps its fields.
+        return (Event, (self.name, self.fields))
+
+
+def event(name: str, /, **fields: object) -> Event:
+    """Builds a log message ``event=name key=value key="two words"`` (fields in order).
+
+    A value is ``str()`` of what is passed, written bare when it holds only
+    letters, digits and ``_-.:/@[]+,``; otherwise as a JSON string literal with
+    every control, format and separator character escaped
+    (:func:`netalert.logtext.escape`). The formatters render it again from its
+    fields, fitting the line to ``[agent] log_line_max``. Never raises.
+    """
+    return Event(name, fields)
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, line_max: int = DEFAULT_LINE_MAX, stats: LogStats = STATS) -> None:
+        super().__init__()
+        self.line_max = line_max
+        self.stats = stats
+
+    @staticmethod
+    def _event(record: logging.LogRecord) -> Event | None:
+        msg = record.msg
+        return msg if isinstance(msg, Event) and not record.args else None
+
+    @staticmethod
+    def _message(record: logging.LogRecord) -> str:
+        try:
+            return record.getMessage()
+        except Exception:  # bad printf arguments in a library: keep the line
+            return f"unformattable log message {_text(record.msg)!r} args={_text(record.args)}"
+
+    def _exception(self, record: logging.LogRecord) -> str | None:
+        parts = []
+        if record.exc_info:
+            parts.append(self.formatException(record.exc_info))
+        elif record.exc_text:
+            parts.append(record.exc_text)
+        if record.stack_info:
+            parts.append(self.formatStack(record.stack_info))
+        return "\n".join(parts) if parts else None
+
+
+class KeyValueFormatter(_Formatter):
+    """``level=info logger=netalert.traps event=name key=value ...``, one line per record.
+
+    Events are rendered from their fields; any other message is escaped
+    (:func:`netalert.logtext.escape`) and exception text is quoted, so a record
+    never makes two lines or a terminal escape. The longest values are cut so
+    a line stays within ``line_max`` characters.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
-        if record.exc_info:
-            line += " exc=" + _quote(self.formatException(record.exc_info))
+        ev = self._event(record)
+        if ev is not None:
+            parts = _event_parts(ev.name, ev.fields)
+        else:
+            parts = [Part("", self._message(record), "free")]
+        exc = self._exception(record)
+        if exc is not None:
+            parts.append(Part("exc=", exc, "tail"))
+        head = f"level={escape(record.levelname.lower())} logger={escape(record.name)}"
+        line, cut = render_text(head, parts, self.line_max)
+        self.stats.lines_cut += cut
         return line
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message."""
+class JsonFormatter(_Formatter):
+    """One JSON object per line: time, level, logger, then ``event`` and its fields as
+    keys (``message`` for a record that is not an event), and ``exc``.
+
+    Output is ASCII (``ensure_ascii``): every control, separator and non-ASCII
+    character is a ``\\u`` escape. Numbers, booleans and None stay JSON values,
+    anything else becomes its ``str()``; a field named like a fixed key gets a
+    ``field_`` prefix. The longest strings are cut to keep a line within
+    ``line_max`` characters.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "time": record.created,
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
         }
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        ev = self._event(record)
+        if ev is not None:
+            data["event"] = ev.name
+            for key, value in ev.fields.items():
+                data[f"field_{key}" if key in _RESERVED else key] = _json_value(value)
+        else:
+            data["message"] = self._message(record)
+        exc = self._exception(record)
+        if exc is not None:
+            data["exc"] = exc
+        strings = [k for k, v in data.items() if isinstance(v, str)]
+        fixed = len(json.dumps({k: "" if k in strings else v for k, v in data.items()}))
+        texts, cut = fit(
+            [data[k] for k in strings],
+            self.line_max - fixed,
+            [json_cost] * len(strings),
+            [k == "exc" for k in strings],
+        )
+        data.update(zip(strings, texts, strict=True))
+        line = json.dumps(data, ensure_ascii=True)
+        if len(line) > self.line_max:  # only with very many values: keep the head
+            cut = True
+            kept = {k: data[k] for k in ("time", "level", "logger", "event") if k in data}
+            line = json.dumps({**kept, "truncated": len(line)}, ensure_ascii=True)
+        self.stats.lines_cut += cut
+        return line
 
 
-def setup_logging(level: str = "info", fmt: str = "text") -> None:
-    """Sends netalert's logs to stderr in the chosen format."""
+def _json_value(value: object) -> object:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return _text(value)
+
+
+def setup_logging(
+    level: str = "info", fmt: str = "text", *, line_max: int = DEFAULT_LINE_MAX
+) -> None:
+    """Sends every log record (netalert's, the libraries', Python warnings) to stderr
+    in the chosen format, one line of at most ``line_max`` characters each."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
+    formatter = JsonFormatter if fmt == "json" else KeyValueFormatter
+    handler.setFormatter(formatter(line_max))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Python warnings are multi-line on stderr; through logging they are escaped too.
+    logging.captureWarnings(True)
     # Libraries are chatty at INFO (aiosmtpd logs every session); keep them at WARNING.
     for name in ("aiosmtpd", "mail.log", "apscheduler", "asyncio", "aiohttp.access"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

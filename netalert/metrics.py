@@ -38,6 +38,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from netalert import __version__
+from netalert.logs import event
 
 __all__ = [
     "FAMILIES",
@@ -211,6 +212,11 @@ FAMILIES: Mapping[str, Family] = {
             ("version", "python"),
         ),
         Family(
+            "netalert_log_lines_truncated_total",
+            "counter",
+            "Log lines whose longest values were cut to fit [agent] log_line_max.",
+        ),
+        Family(
             "netalert_loop_lag_seconds",
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",
@@ -319,13 +325,13 @@ class Metrics:
             try:
                 samples = list(source())
             except Exception:
-                self._warn(f"source:{source_name}", "metrics source %r failed", source_name)
+                self._warn(f"source:{source_name}", f"metrics source {source_name!r} failed")
                 continue
             self._warned.discard(f"source:{source_name}")
             for s in samples:
                 family = self.families_declared.get(s.name)
                 if family is None:
-                    self._warn(f"name:{s.name}", "metric %s is not declared", s.name)
+                    self._warn(f"name:{s.name}", f"metric {s.name} is not declared")
                     continue
                 key = self._key(family, s)
                 if key is None:
@@ -344,15 +350,17 @@ class Metrics:
         if set(s.labels) != set(family.labels) or (
             isinstance(s, HistogramSample) != (family.kind == "histogram")
         ):
-            self._warn(f"shape:{s.name}", "metric %s: sample %r does not fit its family", s.name, s)
+            self._warn(f"shape:{s.name}", f"metric {s.name}: sample {s!r} does not fit its family")
             return None
         return tuple(str(s.labels[n]) for n in family.labels)
 
-    def _warn(self, key: str, message: str, *args: object) -> None:
+    def _warn(self, key: str, problem: str) -> None:
         # Scrapes come every few seconds: say it once, not on every scrape.
         if key not in self._warned:
             self._warned.add(key)
-            log.warning(message, *args, exc_info=key.startswith("source:"))
+            log.warning(
+                event("metrics_problem", problem=problem), exc_info=key.startswith("source:")
+            )
 
     @staticmethod
     def _family(

@@ -124,7 +124,9 @@ listen = ["127.0.0.1:{traps}"]
 host = "127.0.0.1"
 port = {smtp}
 """
-WARNING_EVENT = re.compile(r"^level=warning logger=netalert\.service config_warning ", re.MULTILINE)
+WARNING_EVENT = re.compile(
+    r"^level=warning logger=netalert\.service event=config_warning ", re.MULTILINE
+)
 
 
 def wait_log(agent: AgentProcess, pattern: str, count: int, within: float = 15.0) -> None:
@@ -145,7 +147,7 @@ def test_run_logs_open_trap_sources_once(
     agent = AgentProcess(tmp_path, text(""), http, mib_cache, traps_port=traps)
     try:
         agent.start()
-        wait_log(agent, " started ", 1)
+        wait_log(agent, "event=started ", 1)
         warnings = WARNING_EVENT.findall(agent.log())
         assert len(warnings) == 1, agent.log()
         expected = (
@@ -158,11 +160,11 @@ def test_run_logs_open_trap_sources_once(
         agent.config.write_text(text('allow = ["127.0.0.0/8"]'))
         assert agent.proc is not None
         agent.proc.send_signal(signal.SIGHUP)
-        wait_log(agent, " reloaded ", 1)
+        wait_log(agent, "event=reloaded ", 1)
         assert len(WARNING_EVENT.findall(agent.log())) == 1, agent.log()
         agent.config.write_text(text('allow = ["127.0.0.0/8", "::/0"]'))
         agent.proc.send_signal(signal.SIGHUP)
-        wait_log(agent, " reloaded ", 2)
+        wait_log(agent, "event=reloaded ", 2)
         assert len(WARNING_EVENT.findall(agent.log())) == 2, agent.log()
         assert "traps are accepted from anywhere (::/0)" in agent.log()
         code, _ = agent.terminate()

@@ -135,7 +135,9 @@ def agent(
 
 def fired(agent: AgentProcess, rule: str) -> list[str]:
     return [
-        line for line in agent.log().splitlines() if " alert " in line and f"rule={rule}" in line
+        line
+        for line in agent.log().splitlines()
+        if " event=alert " in line and f"rule={rule}" in line
     ]
 
 

@@ -266,7 +266,7 @@ async def test_trap_to_mail_reload_and_drain(agent: Agent) -> None:
     code, took = agent.stop()
     assert code == 0, agent.log()
     assert took < 10
-    closing = [line for line in agent.log().splitlines() if " stopped " in line]
+    closing = [line for line in agent.log().splitlines() if " event=stopped " in line]
     assert len(closing) == 1 and "traps=3" in closing[0], closing
 
 

@@ -102,11 +102,11 @@ def test_run_speaks_sd_notify(tmp_path: Path, notify_socket: socket.socket) -> N
 @pytest.mark.parametrize(
     ("fields", "line"),
     [
-        ({"device": "sw1", "n": 3}, "alert device=sw1 n=3"),
-        ({"summary": "two words"}, 'alert summary="two words"'),
-        ({"x": "a\nlevel=error forged"}, 'alert x="a\\nlevel=error forged"'),
-        ({"x": ""}, 'alert x=""'),
-        ({"q": 'say "hi"'}, 'alert q="say \\"hi\\""'),
+        ({"device": "sw1", "n": 3}, "event=alert device=sw1 n=3"),
+        ({"summary": "two words"}, 'event=alert summary="two words"'),
+        ({"x": "a\nlevel=error forged"}, 'event=alert x="a\\nlevel=error forged"'),
+        ({"x": ""}, 'event=alert x=""'),
+        ({"q": 'say "hi"'}, 'event=alert q="say \\"hi\\""'),
     ],
 )
 def test_event_lines_stay_one_line(fields: dict[str, object], line: str) -> None:

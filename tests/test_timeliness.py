@@ -278,8 +278,8 @@ async def test_captured_trap_replayed_over_udp_is_refused(
         assert await live.outcome() == (0, {"not_in_time_window": 1})
     (line,) = [r.getMessage() for r in caplog.records if "not_in_time_window" in r.getMessage()]
     assert line == (
-        "event=trap_rejected source=127.0.0.1 reason=not_in_time_window detail=shaaes "
-        f"engine_id={ENGINE} boots=7 time=1000 known_boots=7 estimated_time=2000"
+        'event=trap_rejected source=127.0.0.1 reason=not_in_time_window detail="shaaes '
+        f'engine_id={ENGINE} boots=7 time=1000 known_boots=7 estimated_time=2000"'
     )  # one line: the later ones from this source fall in the log rate limit
     samples = {
         s.labels.get("reason"): s.value

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from netalert.snmp.trapcli import format_event
+from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.ports import free_udp_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,3 +70,29 @@ def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "missing.toml: no such file" in err
+
+
+def test_text_output_escapes_what_the_sender_chose() -> None:
+    hostile = "eth0\n\x1b[2K\rforged\x9b31m\u2028\x7f"
+    event = TrapEvent(
+        source="192.0.2.7",
+        source_port=40000,
+        version="3",
+        trap_oid="1.3.6.1.6.3.1.1.5.3",
+        trap_name="IF-MIB::linkDown",
+        varbinds=(
+            VarBind(
+                "1.3.6.1.2.1.2.2.1.2.4", SnmpType.OCTET_STRING, hostile.encode(), label=hostile
+            ),
+            VarBind("1.3.6.1.2.1.2.2.1.8.4", SnmpType.INTEGER, 2, label="down\x1b[0m"),
+        ),
+        uptime=None,
+        received=0.0,
+        user="ops\x1b]0;x\x07",
+    )
+    head, body = format_event(event, str).split("\n")
+    assert head.endswith("user=ops\\u001b]0;x\\u0007:")
+    first, second = body.split("\t")
+    assert json.loads(first.split("STRING: ", 1)[1]) == hostile
+    assert second.endswith("INTEGER: down\\u001b[0m(2)")
+    assert all(c.isprintable() for c in head + first + second)

@@ -33,6 +33,7 @@ from netalert.config.types import (
     mail_address,
     parse_engine_id,
 )
+from netalert.logs import DEFAULT_LINE_MAX
 
 __all__ = [
     "AgentConfig",
@@ -67,6 +68,8 @@ class AgentConfig(Model):
     http: Address | None = HostPort("127.0.0.1", 9162)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    # longest log line in characters; the longest values are cut to fit (journald splits at 48K)
+    log_line_max: Annotated[int, Field(ge=1024, le=1_048_576)] = DEFAULT_LINE_MAX
     # rules issue: raise the built-in DeviceUnreachable alert when a device stops answering
     device_unreachable: bool = True
     # on SIGTERM: how long the outbox gets to deliver before what is left waits for the next start

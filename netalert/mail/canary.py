@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from netalert.logs import event
 from netalert.mail.errors import MailError
 from netalert.mail.outbox import Outbox
 from netalert.mail.render import render_test_message
@@ -75,14 +76,17 @@ class Canary:
         down = mail_path_down(self.stats.failing_since, now, self.threshold)
         if down and not self.stats.canary_failing:
             log.error(
-                "event=mail_path_down since=%.0f error=%r: alert mail is not being delivered",
-                self.stats.failing_since or now,
-                self.stats.last_error,
+                event(
+                    "mail_path_down",
+                    since=f"{self.stats.failing_since or now:.0f}",
+                    error=self.stats.last_error,
+                    note="alert mail is not being delivered",
+                )
             )
             if self.fallback is not None and self.to:
                 self._notice_task = asyncio.get_running_loop().create_task(self._notice(now))
         elif not down and self.stats.canary_failing:
-            log.warning("event=mail_path_up: alert mail is being delivered again")
+            log.warning(event("mail_path_up", note="alert mail is being delivered again"))
         self.stats.canary_failing = down
 
     def _due(self, now: float) -> bool:
@@ -110,7 +114,7 @@ class Canary:
         try:
             await send_direct(self.fallback, message, self.to)
         except MailError as exc:
-            log.error("event=mail_path_notice_failed error=%r", str(exc))
+            log.error(event("mail_path_notice_failed", error=str(exc)))
 
     async def run(self, every: float = 5.0) -> None:
         """Calls :meth:`tick` every ``every`` seconds until cancelled."""

@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from netalert.logs import event
 from netalert.mail.errors import MailTemplateError
 from netalert.mail.headers import (
     body_text,
@@ -221,9 +222,12 @@ class MailTemplates:
                 return self._user.get_template(name).render(context)
             except Exception as exc:  # any error of a user's template: keep the alert
                 log.error(
-                    "event=mail_template_failed template=%s error=%r; using the default",
-                    name,
-                    str(exc),
+                    event(
+                        "mail_template_failed",
+                        template=name,
+                        error=str(exc),
+                        note="using the default",
+                    )
                 )
         return self._default.get_template(name).render(context)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from netalert.logs import event
 from netalert.mail.classify import (
     RetryClass,
     classify_smtp_error,
@@ -187,7 +188,9 @@ class Sender:
                     exc = type(exc)(f"{last}; fallback: {exc}", server=exc.server, code=exc.code)
                 last = exc
                 if len(self._targets) > 1 and target is self._targets[0][0]:
-                    log.warning("event=smtp_primary_failed error=%r; trying the fallback", str(exc))
+                    log.warning(
+                        event("smtp_primary_failed", error=str(exc), note="trying the fallback")
+                    )
                 continue
             self._client, self._target = client, target
             self._connect_failures = 0
@@ -205,11 +208,13 @@ class Sender:
         self._hold_until = now + hold
         self.stats.failure(kind, str(exc), now)
         log.error(
-            "event=smtp_connect_failed kind=%s error=%r waiting=%d retry_in=%.1fs",
-            kind,
-            str(exc),
-            len(entries),
-            hold,
+            event(
+                "smtp_connect_failed",
+                kind=kind,
+                error=str(exc),
+                waiting=len(entries),
+                retry_in=f"{hold:.1f}s",
+            )
         )
         for entry in entries:
             retry_at = now + next_backoff(entry.attempts + 1, cap=self.retry_max, rand=self.rand)
@@ -249,11 +254,13 @@ class Sender:
             kind = failure_kind(attempt.exc)
             self.stats.failure(kind, attempt.error, now)
             log.warning(
-                "event=mail_attempt_failed message_id=%s kind=%s permanent=%s error=%r",
-                entry.message_id,
-                kind,
-                classify_smtp_error(attempt.exc) is RetryClass.PERMANENT,
-                attempt.error,
+                event(
+                    "mail_attempt_failed",
+                    message_id=entry.message_id,
+                    kind=kind,
+                    permanent=classify_smtp_error(attempt.exc) is RetryClass.PERMANENT,
+                    error=attempt.error,
+                )
             )
         else:
             for r in attempt.results:
@@ -262,20 +269,24 @@ class Sender:
                 kind = "rejected" if r.permanent else failure_kind(MailError("", code=r.code))
                 self.stats.failure(kind, f"{r.address}: {r.error}", now)
                 log.warning(
-                    "event=mail_recipient_refused message_id=%s rcpt=%s permanent=%s reply=%r",
-                    entry.message_id,
-                    r.address,
-                    r.permanent,
-                    r.error,
+                    event(
+                        "mail_recipient_refused",
+                        message_id=entry.message_id,
+                        rcpt=r.address,
+                        permanent=r.permanent,
+                        reply=r.error,
+                    )
                 )
         for r in attempt.results:
             if r.permanent:
                 log.error(
-                    "event=mail_failed message_id=%s rcpt=%s reply=%r subject=%r",
-                    entry.message_id,
-                    r.address,
-                    r.error,
-                    entry.subject,
+                    event(
+                        "mail_failed",
+                        message_id=entry.message_id,
+                        rcpt=r.address,
+                        reply=r.error,
+                        subject=entry.subject,
+                    )
                 )
         retry_at = now + next_backoff(entry.attempts + 1, cap=self.retry_max, rand=self.rand)
         return self.outbox.record(
@@ -288,14 +299,16 @@ class Sender:
         self._next_stale_check = now + _STALE_CHECK_EVERY
         for entry in self.outbox.mark_stale(now, self.max_age):
             log.error(
-                "event=mail_stale message_id=%s age=%.0fs attempts=%d rcpt=%s last_error=%r "
-                "subject=%r: alert mail is NOT getting through; it stays queued",
-                entry.message_id,
-                now - entry.created,
-                entry.attempts,
-                ",".join(entry.recipients),
-                entry.last_error,
-                entry.subject,
+                event(
+                    "mail_stale",
+                    message_id=entry.message_id,
+                    age=f"{now - entry.created:.0f}s",
+                    attempts=entry.attempts,
+                    rcpt=",".join(entry.recipients),
+                    last_error=entry.last_error,
+                    subject=entry.subject,
+                    note="alert mail is NOT getting through; it stays queued",
+                )
             )
         self.stats.stale = self.outbox.stale_count()
 

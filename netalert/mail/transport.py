@@ -26,6 +26,7 @@ import aiosmtplib
 
 from netalert.config.models import SmtpConfig, SmtpRelay
 from netalert.config.types import is_loopback_host
+from netalert.logs import event
 from netalert.mail.classify import describe
 from netalert.mail.errors import (
     MailAuthError,
@@ -107,9 +108,12 @@ def tls_context(target: SmtpTarget) -> ssl.SSLContext | None:
             ) from exc
     if not target.verify:
         log.warning(
-            "event=smtp_tls_verify_off server=%s certificates are NOT verified "
-            "(verify = false): anyone on the path can read and change alert mail",
-            target.label,
+            event(
+                "smtp_tls_verify_off",
+                server=target.label,
+                note="certificates are NOT verified (verify = false): "
+                "anyone on the path can read and change alert mail",
+            )
         )
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

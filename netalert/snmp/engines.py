@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netalert.logs import event
+
 __all__ = ["EngineIdRegistry", "EngineRecord"]
 
 log = logging.getLogger(__name__)
@@ -77,10 +79,12 @@ class EngineIdRegistry:
             self._by_engine.pop(old.engine_id, None)
             self._by_address.pop((old.host, old.port), None)
             log.info(
-                "event=engine_id_changed device=%s old=%s new=%s",
-                device,
-                old.engine_id_hex,
-                record.engine_id_hex,
+                event(
+                    "engine_id_changed",
+                    device=device,
+                    old=old.engine_id_hex,
+                    new=record.engine_id_hex,
+                )
             )
         self._by_device[device] = record
         self._by_engine[engine_id] = record
@@ -89,7 +93,7 @@ class EngineIdRegistry:
             try:
                 listener(record)
             except Exception:  # one bad listener must not stop polling
-                log.exception("event=engine_listener_failed device=%s", device)
+                log.exception(event("engine_listener_failed", device=device))
         return True
 
     def get(self, device: str) -> EngineRecord | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netalert.errors import NetalertError
+from netalert.logs import event
 
 __all__ = ["BindError", "SocketQueue", "open_udp_socket", "socket_queue"]
 
@@ -97,12 +98,13 @@ def _raise_rcvbuf(sock: socket.socket, wanted: int) -> int:
         except OSError:
             limit = "?"
         log.warning(
-            "event=traps_rcvbuf_short requested=%d granted=%d rmem_max=%s "
-            'fix="sysctl -w net.core.rmem_max=%d"',
-            wanted,
-            granted,
-            limit,
-            wanted // 2,
+            event(
+                "traps_rcvbuf_short",
+                requested=wanted,
+                granted=granted,
+                rmem_max=limit,
+                fix=f"sysctl -w net.core.rmem_max={wanted // 2}",
+            )
         )
     return int(granted)
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from netalert.errors import SnmpError
+from netalert.logs import event
 from netalert.snmp.client import (
     Backend,
     SnmpAuthError,
@@ -257,10 +258,10 @@ class Poller:
         implausible = verdicts.get(Verdict.IMPLAUSIBLE, 0)
         if implausible:
             self.stats.implausible_rates += implausible
-            log.debug("event=implausible_rates device=%s count=%d", plan.name, implausible)
+            log.debug(event("implausible_rates", device=plan.name, count=implausible))
         if result.restarted:
             self.stats.restarts += 1
-            log.info("event=agent_restarted device=%s", plan.name)
+            log.info(event("agent_restarted", device=plan.name))
         return result
 
     async def _recheck_uptime(
@@ -307,18 +308,14 @@ class Poller:
         if result.status == "timeout" and state.reachable is not False:
             state.reachable = False
             change = Reachability(result.device, result.address, False, result.error, self._clock())
-            log.warning(
-                "event=device_unreachable device=%s address=%s", result.device, result.address
-            )
+            log.warning(event("device_unreachable", device=result.device, address=result.address))
         elif result.status != "timeout":
             if state.reachable is False:
                 change = Reachability(result.device, result.address, True, "", self._clock())
-                log.info(
-                    "event=device_reachable device=%s address=%s", result.device, result.address
-                )
+                log.info(event("device_reachable", device=result.device, address=result.address))
             state.reachable = True
         if result.status in ("auth", "error"):
-            log.warning("event=poll_failed device=%s error=%r", result.device, result.error)
+            log.warning(event("poll_failed", device=result.device, error=result.error))
         if change is not None and self._on_reachability is not None:
             await _maybe_await(self._on_reachability(change))
         if self._on_result is not None:
@@ -335,10 +332,12 @@ class Poller:
             if not state.overrun_logged:
                 state.overrun_logged = True
                 log.warning(
-                    "event=poll_overrun device=%s interval=%gs (previous poll still running; "
-                    "logged once)",
-                    name,
-                    state.plan.interval,
+                    event(
+                        "poll_overrun",
+                        device=name,
+                        interval=f"{state.plan.interval:g}s",
+                        note="previous poll still running; logged once",
+                    )
                 )
             return
         state.overrun_logged = False
@@ -351,7 +350,7 @@ class Poller:
             # end quietly instead of a traceback per device in APScheduler's log.
             return
         except Exception:  # a scheduler job must never die
-            log.exception("event=poll_crashed device=%s", name)
+            log.exception(event("poll_crashed", device=name))
 
     def start(self, *, spread: bool = True) -> None:
         """Schedules every device on the running event loop.
@@ -403,11 +402,13 @@ class Poller:
                 await client.close()
             self._clients.clear()
         log.info(
-            "event=poller_stopped polls=%s overruns=%d implausible_rates=%d restarts=%d",
-            dict(self.stats.polls),
-            self.stats.overruns,
-            self.stats.implausible_rates,
-            self.stats.restarts,
+            event(
+                "poller_stopped",
+                polls=dict(self.stats.polls),
+                overruns=self.stats.overruns,
+                implausible_rates=self.stats.implausible_rates,
+                restarts=self.stats.restarts,
+            )
         )
 
 

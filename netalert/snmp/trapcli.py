@@ -16,6 +16,7 @@ from typing import TextIO
 from netalert.config.models import Config, TrapsConfig
 from netalert.config.types import parse_hostport
 from netalert.errors import NetalertError
+from netalert.logtext import escape
 from netalert.snmp.trapnames import TrapTree
 from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
@@ -57,10 +58,10 @@ def _value(vb: VarBind, name_of: Callable[[str], str]) -> str:
         return f"{head}: {name_of(vb.value)}"
     if isinstance(vb.value, bytes):
         if vb.label and vb.label != vb.value.hex(":"):
-            return f"{head}: {json.dumps(vb.label, ensure_ascii=False)}"
+            return f'{head}: "{escape(vb.label, quoted=True)}"'
         return "Hex-STRING: " + vb.value.hex(" ").upper()
     if vb.label:
-        return f"{head}: {vb.label}({vb.value})"
+        return f"{head}: {escape(vb.label)}({vb.value})"
     return f"{head}: {vb.value}"
 
 
@@ -70,7 +71,8 @@ def format_event(event: TrapEvent, name_of: Callable[[str], str]) -> str:
     host = f"[{event.source}]" if ":" in event.source else event.source
     who = event.device or event.source
     kind = "INFORM" if event.inform else "TRAP"
-    security = f"user={event.user}" if event.user else f"v{event.version}"
+    # What the sender chose reaches a terminal: escaped like a log value.
+    security = f"user={escape(event.user)}" if event.user else f"v{event.version}"
     storm = f" STORM x{event.storm_count}" if event.storm_count > 1 else ""
     head = f"{stamp} {who} [UDP: {host}:{event.source_port}] {kind} {security}{storm}:"
     body = "\t".join(
@@ -164,7 +166,10 @@ def run_traps(
         traps = traps.model_copy(update={"listen": [address]})
     from netalert.logs import setup_logging
 
-    setup_logging(cfg.agent.log_level if cfg is not None else "info")
+    if cfg is not None:
+        setup_logging(cfg.agent.log_level, cfg.agent.log_format, line_max=cfg.agent.log_line_max)
+    else:
+        setup_logging("info")
     try:
         from netalert.mib import MibTree, load_mibs
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from netalert.config.models import Device, TrapsConfig
 from netalert.logs import RateLimiter
+from netalert.logs import event as log_event
 from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
@@ -177,12 +178,14 @@ class TrapReceiver:
                 self._listeners.append(listener)
                 loop.add_reader(sock.fileno(), self._on_readable, listener)
                 log.info(
-                    "event=traps_listening address=%s rcvbuf_requested=%d rcvbuf_granted=%d",
-                    f"[{listener.host}]:{listener.port}"
-                    if ":" in listener.host
-                    else f"{listener.host}:{listener.port}",
-                    self.config.rcvbuf,
-                    granted,
+                    log_event(
+                        "traps_listening",
+                        address=f"[{listener.host}]:{listener.port}"
+                        if ":" in listener.host
+                        else f"{listener.host}:{listener.port}",
+                        rcvbuf_requested=self.config.rcvbuf,
+                        rcvbuf_granted=granted,
+                    )
                 )
         except BaseException:
             await self.stop()
@@ -203,9 +206,7 @@ class TrapReceiver:
             listener.sock.close()
         self._listeners.clear()
         self._emit_storms(self._clock(), all_=True)
-        log.info(
-            "event=traps_stopped %s", " ".join(f"{k}={v}" for k, v in self.stats.as_dict().items())
-        )
+        log.info(log_event("traps_stopped", **self.stats.as_dict()))
 
     async def _resolve_devices(self, loop: asyncio.AbstractEventLoop) -> None:
         owners: dict[str, list[str]] = {}
@@ -218,9 +219,7 @@ class TrapReceiver:
                 try:
                     infos = await asyncio.wait_for(loop.getaddrinfo(host, None), 2.0)
                 except (OSError, TimeoutError):
-                    log.warning(
-                        "event=traps_device_unresolved device=%s host=%s", device.name, host
-                    )
+                    log.warning(log_event("traps_device_unresolved", device=device.name, host=host))
                     continue
                 addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
             for address in addresses:
@@ -233,10 +232,12 @@ class TrapReceiver:
                 self._shared[address] = tuple(names)
                 # Traps carry no device name: the first device in the config gets them.
                 log.warning(
-                    "event=traps_shared_source address=%s devices=%s credited=%s",
-                    address,
-                    ",".join(names),
-                    names[0],
+                    log_event(
+                        "traps_shared_source",
+                        address=address,
+                        devices=",".join(names),
+                        credited=names[0],
+                    )
                 )
 
     def kernel_drops(self) -> int:
@@ -259,7 +260,7 @@ class TrapReceiver:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. ICMP errors surfacing on the socket
-                log.debug("event=traps_recv_error error=%s", exc)
+                log.debug(log_event("traps_recv_error", error=exc))
                 return
             handle(data, addr, listener)
 
@@ -312,7 +313,7 @@ class TrapReceiver:
                 listener.sock.sendto(encode_inform_response(data, msg), addr)
                 stats.informs_answered += 1
             except OSError as exc:  # buffer full: the sender retries the inform
-                log.debug("event=traps_inform_reply_failed source=%s error=%s", host, exc)
+                log.debug(log_event("traps_inform_reply_failed", source=host, error=exc))
         version = _VERSIONS[msg.version]
         community = msg.community.decode("utf-8", "replace")
         device = self._credit(host, raw, agent, b"")
@@ -403,16 +404,13 @@ class TrapReceiver:
         except asyncio.QueueFull:
             self.stats.dropped += 1
             if self._log_limit.allow("queue_full", self._clock()):
-                log.warning("event=traps_queue_full dropped_total=%d", self.stats.dropped)
+                log.warning(log_event("traps_queue_full", dropped_total=self.stats.dropped))
 
     def _reject(self, reason: RejectReason, host: str, detail: str) -> None:
         self.stats.rejected[reason.value] += 1
         if self._log_limit.allow(host, self._clock()):
             log.warning(
-                "event=trap_rejected source=%s reason=%s detail=%s",
-                host,
-                reason.value,
-                detail or "-",
+                log_event("trap_rejected", source=host, reason=reason.value, detail=detail or "-")
             )
 
     # --- SNMPv3 ----------------------------------------------------------------
@@ -446,7 +444,7 @@ class TrapReceiver:
             listener.sock.sendto(data, addr)
             self.stats.v3_replies += 1
         except OSError as exc:
-            log.debug("event=traps_v3_reply_failed error=%s", exc)
+            log.debug(log_event("traps_v3_reply_failed", error=exc))
 
     def _on_v3(self, note: V3Notification) -> None:
         host = plain_address(str(note.source[0]))
@@ -488,10 +486,12 @@ class TrapReceiver:
             self.stats.storm_events += 1
             # One event stands for storm_count traps that found a bucket empty.
             log.warning(
-                "event=trap_storm source=%s trap=%s folded=%d",
-                event.source,
-                event.trap_name,
-                event.storm_count,
+                log_event(
+                    "trap_storm",
+                    source=event.source,
+                    trap=event.trap_name,
+                    folded=event.storm_count,
+                )
             )
             self._deliver(event)
 

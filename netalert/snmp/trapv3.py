@@ -36,6 +36,7 @@ from typing import Any
 
 from netalert.config.models import TrapUser
 from netalert.config.types import parse_engine_id
+from netalert.logs import event
 from netalert.snmp.ber import DecodeError, RawVarBind
 from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, V3Header, decode_scoped_pdu
 from netalert.snmp.reportlimit import ReportLimiter
@@ -369,7 +370,7 @@ class V3Engine:
         try:
             self._engine.message_dispatcher.receive_message(self._engine, domain, source, data)
         except Exception:  # pysnmp bug or odd input: one datagram lost, counted, logged
-            log.debug("event=trap_v3_engine_error source=%s", source[0], exc_info=True)
+            log.debug(event("trap_v3_engine_error", source=source[0]), exc_info=True)
             return RejectReason.MALFORMED
         if self._accepted:
             return None
@@ -502,7 +503,7 @@ class V3Engine:
                     {},
                 )
             except Exception:  # the sender will retry; the inform itself is still good
-                log.debug("event=trap_v3_response_failed", exc_info=True)
+                log.debug(event("trap_v3_response_failed"), exc_info=True)
             finally:
                 self._responding = False
         self._accepted = True

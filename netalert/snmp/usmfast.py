@@ -47,6 +47,7 @@ from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from netalert.config.models import TrapUser
+from netalert.logs import event
 from netalert.snmp.ber import DecodeError, RawVarBind
 from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, V3Header, decode_scoped_pdu
 from netalert.snmp.timeliness import EngineClocks
@@ -234,7 +235,7 @@ class UsmFast:
             return self._receive(data, header)
         except Exception:  # a bug here must not lose the datagram: pysnmp gets it
             self.internal_errors += 1
-            log.debug("event=trap_v3_fast_error", exc_info=True)
+            log.debug(event("trap_v3_fast_error"), exc_info=True)
             return None
 
     def _receive(self, data: bytes, header: V3Header) -> _Outcome:

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from netalert.logs import event
 from netalert.metrics import Metrics
 from netalert.web.health import LoopMonitor
 from netalert.web.model import StatusProvider, StatusSnapshot
@@ -104,7 +105,7 @@ def _snapshot(request: web.Request) -> StatusSnapshot:
     try:
         return app[PROVIDER_KEY].snapshot(app[_CLOCK_KEY]())
     except Exception as exc:
-        log.exception("status snapshot failed")
+        log.exception(event("status_snapshot_failed"))
         raise web.HTTPInternalServerError(
             text=json.dumps({"error": f"status unavailable: {type(exc).__name__}"}),
             content_type="application/json",

@@ -15,11 +15,12 @@ from netalert.metrics import HistogramCounts, MetricSample, Sample, Source, coun
 
 if TYPE_CHECKING:
     from netalert.alerts.model import Alert
+    from netalert.logs import LogStats
     from netalert.mail.stats import MailStats
     from netalert.snmp.poller import PollerStats
     from netalert.snmp.trapstats import TrapStats
 
-__all__ = ["alerts_source", "mail_source", "poller_source", "traps_source"]
+__all__ = ["alerts_source", "logs_source", "mail_source", "poller_source", "traps_source"]
 
 
 def mail_source(
@@ -93,5 +94,14 @@ def alerts_source(active: Callable[[], Iterable[Alert]]) -> Source:
             if alert.state == "firing":
                 counts[alert.severity] = counts.get(alert.severity, 0) + 1
         return counter_samples("netalert_alerts_active", "severity", counts)
+
+    return read
+
+
+def logs_source(stats: LogStats) -> Source:
+    """A source for the log formatters' :class:`~netalert.logs.LogStats`."""
+
+    def read() -> list[Sample]:
+        return [MetricSample("netalert_log_lines_truncated_total", stats.lines_cut)]
 
     return read

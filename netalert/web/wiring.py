@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from netalert.alerts.model import Alert
+from netalert.logs import STATS as LOG_STATS
 from netalert.mail.outbox import Outbox
 from netalert.mail.stats import MailStats
 from netalert.metrics import Metrics
@@ -19,7 +20,13 @@ from netalert.snmp.poller import PollerStats
 from netalert.snmp.trapstats import TrapStats
 from netalert.web.app import WebServer, create_app, start_web
 from netalert.web.live import LiveStatus
-from netalert.web.sources import alerts_source, mail_source, poller_source, traps_source
+from netalert.web.sources import (
+    alerts_source,
+    logs_source,
+    mail_source,
+    poller_source,
+    traps_source,
+)
 
 __all__ = ["AgentStatus"]
 
@@ -47,6 +54,7 @@ class AgentStatus:
         )
         self.metrics = Metrics(mib_modules=mib_modules)
         self.metrics.register_source("alerts", alerts_source(alerts))
+        self.metrics.register_source("logs", logs_source(LOG_STATS))
         self.server: WebServer | None = None
 
     def attach(
