@@ -14,8 +14,10 @@ import asyncio
 import errno
 import logging
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +29,7 @@ from netalert.errors import ConfigError
 from netalert.web.accept import AcceptErrorLog
 from netalert.web.guard import HttpStats
 from netalert.web.wiring import descriptors_short
-from tests.support.faults import AgentProcess, metric_values
+from tests.support.faults import ROOT, AgentProcess, metric_values
 from tests.support.ports import free_tcp_port
 
 HEADER = 2.0  # http_header_timeout of the test agent, seconds
@@ -334,7 +336,7 @@ def test_timeouts_must_be_positive() -> None:
     ]
 
 
-# --- reload ------------------------------------------------------------------------------
+# --- reload and the systemd unit ---------------------------------------------------------
 
 
 def test_reload_applies_a_new_cap(tmp_path: Path, mib_cache: Path) -> None:
@@ -353,3 +355,21 @@ def test_reload_applies_a_new_cap(tmp_path: Path, mib_cache: Path) -> None:
             eventually(lambda: healthy(agent), 3.0, "the new cap is not in force")
     finally:
         agent.cleanup()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_unit_raises_the_descriptor_limit(tmp_path: Path) -> None:
+    text = (ROOT / "contrib" / "netalert.service").read_text()
+    service = text.split("[Service]", 1)[1].split("[Install]", 1)[0]
+    assert re.search(r"(?m)^LimitNOFILE=65536$", service)
+    # verify it with a command that exists here (the unit's path is the installed one)
+    unit = tmp_path / "netalert.service"
+    unit.write_text(re.sub(r"(?m)^ExecStart=.*$", "ExecStart=/bin/true", text))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
