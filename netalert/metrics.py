@@ -221,6 +221,24 @@ FAMILIES: Mapping[str, Family] = {
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",
         ),
+        Family("netalert_http_connections", "gauge", "Open connections to the HTTP server."),
+        Family(
+            "netalert_http_connections_refused_total",
+            "counter",
+            "Connections answered 503 and closed at once: http_max_connections were open.",
+        ),
+        Family(
+            "netalert_http_timeouts_total",
+            "counter",
+            "HTTP connections aborted at a deadline, by phase (header, body, idle).",
+            ("phase",),
+            ("header", "body", "idle"),
+        ),
+        Family(
+            "netalert_http_accept_errors_total",
+            "counter",
+            "accept() failures on the HTTP port for want of resources (EMFILE: no descriptors).",
+        ),
     )
 }
 

@@ -45,6 +45,7 @@ from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
 from netalert.state.db import check_state_dir
 from netalert.systemd import Notifier, watchdog_interval
+from netalert.web.guard import HttpLimits
 from netalert.web.wiring import AgentStatus
 
 __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
@@ -241,7 +242,9 @@ class Agent:
         if http is None:
             return
         try:
-            server = await self.status.serve(http.host, http.port or 9162)
+            server = await self.status.serve(
+                http.host, http.port or 9162, HttpLimits.from_config(self.config.agent)
+            )
         except OSError as exc:
             raise NetalertError(
                 f"[agent].http {http}: cannot listen ({exc.strerror}); "
@@ -423,7 +426,7 @@ class Agent:
             await self._start_receiver()
         if poller_changed:
             self._start_poller()
-        if new.config.agent.http != old.config.agent.http:
+        if _web_settings(new.config) != _web_settings(old.config):
             await self.status.stop()
             await self._start_web()
         freeze_heap()
@@ -517,6 +520,10 @@ def _receiver_settings(config: Config) -> tuple[object, ...]:
 
 def _poller_settings(config: Config) -> tuple[object, ...]:
     return (config.snmp, config.credentials, config.devices, config.collect, config.mibs)
+
+
+def _web_settings(config: Config) -> tuple[object, ...]:
+    return (config.agent.http, HttpLimits.from_config(config.agent))
 
 
 def _load_prepared(path: Path) -> Prepared:

@@ -74,11 +74,34 @@ class AgentConfig(Model):
     device_unreachable: bool = True
     # on SIGTERM: how long the outbox gets to deliver before what is left waits for the next start
     drain_timeout: Duration = timedelta(seconds=5)
+    # HTTP server bounds (web/guard.py): a request's line and headers must arrive within
+    # http_header_timeout of its first byte (of the accept on a new connection); the rest of
+    # the exchange (handler, response write) gets http_body_timeout; a keep-alive connection
+    # waits http_idle_timeout for its next request; past http_max_connections open
+    # connections a new one gets a 503 and is closed at once.
+    http_header_timeout: Duration = timedelta(seconds=5)
+    http_body_timeout: Duration = timedelta(seconds=10)
+    http_idle_timeout: Duration = timedelta(seconds=15)
+    http_max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
+    # accept() failures (EMFILE: out of descriptors) and refusals: one log line per interval
+    http_log_interval: Duration = timedelta(seconds=60)
 
     @field_validator("http", mode="before")
     @classmethod
     def _empty_disables(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator(
+        "http_header_timeout",
+        "http_body_timeout",
+        "http_idle_timeout",
+        "http_log_interval",
+    )
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 class MibsConfig(Model):

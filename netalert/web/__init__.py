@@ -6,7 +6,9 @@ passes it with the :class:`~netalert.metrics.Metrics` registry to
 event loop.
 """
 
+from netalert.web.accept import AcceptErrorLog
 from netalert.web.app import WebServer, create_app, start_web
+from netalert.web.guard import ConnectionGuard, HttpLimits, HttpStats
 from netalert.web.health import LoopMonitor
 from netalert.web.history import DeviceBoard, History
 from netalert.web.live import LiveStatus, alert_view, outbox_status, trap_view
@@ -19,13 +21,23 @@ from netalert.web.model import (
     StatusSnapshot,
     TrapView,
 )
-from netalert.web.sources import alerts_source, mail_source, poller_source, traps_source
+from netalert.web.sources import (
+    alerts_source,
+    http_source,
+    mail_source,
+    poller_source,
+    traps_source,
+)
 
 __all__ = [
+    "AcceptErrorLog",
     "AlertView",
+    "ConnectionGuard",
     "DeviceBoard",
     "DeviceStatus",
     "History",
+    "HttpLimits",
+    "HttpStats",
     "LiveStatus",
     "LoopMonitor",
     "OutboxStatus",
@@ -37,6 +49,7 @@ __all__ = [
     "alert_view",
     "alerts_source",
     "create_app",
+    "http_source",
     "mail_source",
     "outbox_status",
     "poller_source",

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from netalert.logs import event
 from netalert.metrics import Metrics
+from netalert.web.guard import ConnectionGuard, GuardedSite, HttpLimits, HttpStats
 from netalert.web.health import LoopMonitor
 from netalert.web.model import StatusProvider, StatusSnapshot
 
@@ -211,17 +212,37 @@ class WebServer:
         await self.runner.cleanup()
 
 
-async def start_web(app: web.Application, host: str = "127.0.0.1", port: int = 9162) -> WebServer:
+async def start_web(
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 9162,
+    *,
+    limits: HttpLimits | None = None,
+    stats: HttpStats | None = None,
+) -> WebServer:
     """Serves ``app`` on ``host:port`` in the running loop (port 0 picks a free one).
 
-    Access logging is off: the page polls every few seconds.
+    Every connection goes through a :class:`~netalert.web.guard.ConnectionGuard`
+    (``limits``, default: the config's defaults; counted in ``stats``). Access
+    logging is off: the page polls every few seconds.
 
     Raises:
         OSError: The address cannot be bound (in use, not local, privileged).
     """
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    limits = limits if limits is not None else HttpLimits.from_config()
+    guard = ConnectionGuard(limits, stats if stats is not None else HttpStats())
+    app.middlewares.insert(0, guard.middleware())
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=2.0,
+        # The guard enforces the deadlines; aiohttp's own keep-alive timer is a later backstop.
+        keepalive_timeout=2 * max(limits.header_timeout, limits.idle_timeout),
+        # Never read an unread request body: answer, then close the connection.
+        lingering_time=0,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = GuardedSite(runner, host, port, guard)
     try:
         await site.start()
     except OSError:

@@ -19,8 +19,16 @@ if TYPE_CHECKING:
     from netalert.mail.stats import MailStats
     from netalert.snmp.poller import PollerStats
     from netalert.snmp.trapstats import TrapStats
+    from netalert.web.guard import HttpStats
 
-__all__ = ["alerts_source", "logs_source", "mail_source", "poller_source", "traps_source"]
+__all__ = [
+    "alerts_source",
+    "http_source",
+    "logs_source",
+    "mail_source",
+    "poller_source",
+    "traps_source",
+]
 
 
 def mail_source(
@@ -103,5 +111,20 @@ def logs_source(stats: LogStats) -> Source:
 
     def read() -> list[Sample]:
         return [MetricSample("netalert_log_lines_truncated_total", stats.lines_cut)]
+
+    return read
+
+
+def http_source(stats: HttpStats) -> Source:
+    """A source for the HTTP server's :class:`~netalert.web.guard.HttpStats`."""
+
+    def read() -> list[Sample]:
+        out: list[Sample] = [
+            MetricSample("netalert_http_connections", stats.open),
+            MetricSample("netalert_http_connections_refused_total", stats.refused),
+            MetricSample("netalert_http_accept_errors_total", stats.accept_errors),
+        ]
+        out += counter_samples("netalert_http_timeouts_total", "phase", stats.timeouts)
+        return out
 
     return read

@@ -7,28 +7,47 @@ re-registers the metric sources after the stages are (re)built.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 from netalert.alerts.model import Alert
 from netalert.logs import STATS as LOG_STATS
+from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.stats import MailStats
 from netalert.metrics import Metrics
 from netalert.notify.dispatcher import Dispatcher
 from netalert.snmp.poller import PollerStats
 from netalert.snmp.trapstats import TrapStats
+from netalert.web.accept import AcceptErrorLog
 from netalert.web.app import WebServer, create_app, start_web
+from netalert.web.guard import HttpLimits, HttpStats
 from netalert.web.live import LiveStatus
 from netalert.web.sources import (
     alerts_source,
+    http_source,
     logs_source,
     mail_source,
     poller_source,
     traps_source,
 )
 
-__all__ = ["AgentStatus"]
+__all__ = ["AgentStatus", "descriptors_short"]
+
+log = logging.getLogger(__name__)
+
+# Descriptors the agent needs besides HTTP connections: state, SMTP, trap sockets, imports.
+_FD_RESERVE = 64
+
+
+def descriptors_short(max_connections: int, soft_limit: int) -> bool:
+    """True when ``max_connections`` HTTP connections could leave the process
+    (``RLIMIT_NOFILE`` soft limit ``soft_limit``, negative for unlimited)
+    without descriptors for the rest: then the cap cannot prevent EMFILE."""
+    return 0 <= soft_limit < max_connections + _FD_RESERVE
 
 
 class AgentStatus:
@@ -55,7 +74,10 @@ class AgentStatus:
         self.metrics = Metrics(mib_modules=mib_modules)
         self.metrics.register_source("alerts", alerts_source(alerts))
         self.metrics.register_source("logs", logs_source(LOG_STATS))
+        self.http = HttpStats()  # outlives restarts of the server (reloads)
+        self.metrics.register_source("http", http_source(self.http))
         self.server: WebServer | None = None
+        self._accept_log: AcceptErrorLog | None = None
 
     def attach(
         self,
@@ -91,17 +113,35 @@ class AgentStatus:
             return "inhibited by DeviceUnreachable" if alert.silenced else ""
         return self._dispatcher.muted([alert], now).get(alert.fingerprint, "")
 
-    async def serve(self, host: str, port: int) -> WebServer:
-        """Starts the web server in the running loop.
+    async def serve(self, host: str, port: int, limits: HttpLimits | None = None) -> WebServer:
+        """Starts the web server in the running loop, and rate-limits the loop's
+        accept() failure reports (see :mod:`netalert.web.accept`) while it runs.
 
         Raises:
             OSError: The address cannot be bound.
         """
-        self.server = await start_web(create_app(self.live, self.metrics), host, port)
+        limits = limits if limits is not None else HttpLimits.from_config()
+        app = create_app(self.live, self.metrics)
+        self.server = await start_web(app, host, port, limits=limits, stats=self.http)
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if descriptors_short(limits.max_connections, soft):
+            log.warning(
+                event(
+                    "http_max_connections_high",
+                    max_connections=limits.max_connections,
+                    nofile=soft,
+                    fix="raise LimitNOFILE (ulimit -n) or lower [agent].http_max_connections",
+                )
+            )
+        self._accept_log = AcceptErrorLog(self.http, interval=limits.log_interval)
+        self._accept_log.install(asyncio.get_running_loop())
         return self.server
 
     async def stop(self) -> None:
-        """Stops the web server, if running."""
+        """Stops the web server, if running, and puts the loop's exception handler back."""
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        if self._accept_log is not None:
+            self._accept_log.uninstall()
+            self._accept_log = None

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -177,6 +178,7 @@ class AgentProcess:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    rlimit_nofile: int | None = None  # RLIMIT_NOFILE (soft and hard) of the agent process
 
     @property
     def config(self) -> Path:
@@ -213,6 +215,7 @@ class AgentProcess:
                 stderr=log,
                 cwd=self.directory,
                 env=env,
+                preexec_fn=None if self.rlimit_nofile is None else self._limit_files,
             )
         self.starts += 1
         deadline = time.monotonic() + within
@@ -223,6 +226,11 @@ class AgentProcess:
                     return
             assert time.monotonic() < deadline, f"/healthz never answered:\n{self.log()}"
             time.sleep(0.05)
+
+    def _limit_files(self) -> None:
+        # Runs in the child between fork and exec: only the async-signal-safe setrlimit.
+        assert self.rlimit_nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.rlimit_nofile, self.rlimit_nofile))
 
     def kill9(self) -> None:
         """SIGKILL, by PID: no drain, no flush, no closing line."""
