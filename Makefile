@@ -56,7 +56,8 @@ bench: venv debs
 	@$(MAKE) --no-print-directory debs NEEDED="$(BENCH_DEBS)"
 	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-# atheris harnesses over the trap decoders, FUZZ_SECONDS each (all at once); see fuzz/run.py
+# atheris harnesses over the trap decoders, pysnmp's v3 path and the receiver's access
+# control, FUZZ_SECONDS each (all at once); see fuzz/run.py
 FUZZ_SECONDS ?= 60
 fuzz: venv debs
 	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import atheris  # type: ignore[import-untyped]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `fuzz.*` when run alone
+
 with atheris.instrument_imports(include=["netalert"]):
+    from fuzz.slow import SlowWatch
     from netalert.snmp import ber, berenc
 
 
@@ -55,8 +59,7 @@ def check(data: bytes) -> None:
         assert (response.error_status, response.error_index) == (0, 0)
 
 
-def test_one_input(data: bytes) -> None:
-    check(data)
+test_one_input = SlowWatch("fuzz_ber", check)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,14 @@ Run by ``make fuzz`` (see fuzz/run.py).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import atheris  # type: ignore[import-untyped]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `fuzz.*` when run alone
+
 with atheris.instrument_imports(include=["netalert"]):
+    from fuzz.slow import SlowWatch
     from netalert.snmp import ber, berv3
 
 
@@ -41,8 +45,7 @@ def check(data: bytes) -> None:
         _no_bug(berv3.decode_scoped_pdu(data, header.data_at))
 
 
-def test_one_input(data: bytes) -> None:
-    check(data)
+test_one_input = SlowWatch("fuzz_berv3", check)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,14 @@ Run by ``make fuzz`` (see fuzz/run.py).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import atheris  # type: ignore[import-untyped]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `fuzz.*` when run alone
+
 with atheris.instrument_imports(include=["netalert"]):
+    from fuzz.slow import SlowWatch
     from netalert.config.models import TrapsConfig
     from netalert.mib import MibTree
     from netalert.snmp.traps import TrapReceiver
@@ -60,8 +64,7 @@ def check(data: bytes) -> None:
             str(varbind.name), str(varbind.value), str(varbind.label)
 
 
-def test_one_input(data: bytes) -> None:
-    check(data)
+test_one_input = SlowWatch("fuzz_receiver", check)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """The fuzzers' seed corpus, made at run time (nothing binary is committed).
 
-Two sources: messages built with :mod:`netalert.snmp.berenc` (every PDU type
-and value type, v1 and v2c), and what net-snmp's own senders put on the wire,
-captured on a loopback socket (snmptrap v1/v2c/v3 at each security level,
-snmpinform v2c). Missing net-snmp tools only shrink the corpus.
+Three sources: messages built with :mod:`netalert.snmp.berenc` (every PDU type
+and value type, v1 and v2c); authentic SNMPv3 traps and informs of the users
+in fuzz/v3build.py, at each level, and an engine-ID discovery probe; and what
+net-snmp's own senders put on the wire, captured on a loopback socket
+(snmptrap v1/v2c/v3 at each security level, as those users, snmpinform v2c).
+Missing net-snmp tools only shrink the corpus.
 
-Usage: ``python fuzz/seeds.py DIR`` writes one file per seed into DIR.
+Usage: ``python fuzz/seeds.py DIR`` writes one file per datagram into
+DIR/datagrams and, for fuzz/fuzz_access.py, each datagram framed with an
+allowed and with a refused source address into DIR/access.
 """
 
 from __future__ import annotations
@@ -16,19 +20,32 @@ import shutil
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from fuzz.fuzz_access import ALLOWED, REFUSED, frame
+from fuzz.v3build import (
+    OWN_ENGINE,
+    SENDER_ENGINE,
+    USERS,
+    FuzzUser,
+    build_v3,
+    discovery_probe,
+    scoped_pdu,
+    user,
+)
 from netalert.snmp.ber import PduType, RawVarBind, V1Trap
 from netalert.snmp.berenc import encode_message
+from netalert.snmp.berv3 import FLAG_AUTH, FLAG_REPORTABLE
 from netalert.snmp.types import SnmpType
 
-__all__ = ["built_seeds", "captured_seeds", "write_seeds"]
+__all__ = ["access_seeds", "built_seeds", "captured_seeds", "v3_seeds", "write_seeds"]
 
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
-ENGINE_ID = "0x80001f8880aabbccdd01"
+ENGINE_ID = "0x" + SENDER_ENGINE.hex()
 
 _VALUES: list[RawVarBind] = [
     ("1.3.6.1.2.1.2.2.1.1.3", SnmpType.INTEGER, 3),
@@ -121,14 +138,21 @@ def _tool_runs(port: int) -> Iterator[list[str]]:
     yield ["snmptrap", "-v", "2c", "-c", "public", target, "", LINK_DOWN, *vbs]
     yield ["snmpinform", "-r", "0", "-t", "0.2", "-v", "2c", "-c", "public", target, "",
            LINK_DOWN, *vbs[:6]]  # fmt: skip
-    v3 = ["snmptrap", "-v", "3", "-e", ENGINE_ID, "-u", "trapper"]
-    yield [*v3, "-l", "noAuthNoPriv", target, "", LINK_DOWN, *vbs[:3]]
-    yield [*v3, "-l", "authNoPriv", "-a", "SHA", "-A", "auth-pass-1", target, "", LINK_DOWN,
-           *vbs]  # fmt: skip
-    yield [*v3, "-l", "authPriv", "-a", "SHA-256", "-A", "auth-pass-1", "-x", "AES",
-           "-X", "priv-pass-1", target, "", LINK_DOWN, *vbs]  # fmt: skip
-    yield [*v3, "-l", "authPriv", "-a", "MD5", "-A", "auth-pass-1", "-x", "DES",
-           "-X", "priv-pass-1", target, "", LINK_DOWN, *vbs[:3]]  # fmt: skip
+    # as users of fuzz/v3build.py, so that the v3 harnesses accept them
+    yield [*_v3_args(user("plain")), target, "", LINK_DOWN, *vbs[:3]]
+    yield [*_v3_args(user("authsha")), target, "", LINK_DOWN, *vbs]
+    yield [*_v3_args(user("privaes")), target, "", LINK_DOWN, *vbs]
+    yield [*_v3_args(user("privdes")), target, "", LINK_DOWN, *vbs[:3]]
+
+
+def _v3_args(sender: FuzzUser) -> list[str]:
+    level, security = "noAuthNoPriv", []
+    if sender.auth is not None:
+        level, security = "authNoPriv", ["-a", sender.auth, "-A", sender.auth_password]
+    if sender.priv is not None:
+        level = "authPriv"
+        security += ["-x", sender.priv.removesuffix("-128"), "-X", sender.priv_password]
+    return ["snmptrap", "-v", "3", "-e", ENGINE_ID, "-u", sender.name, "-l", level, *security]
 
 
 def captured_seeds(workdir: Path) -> Iterator[bytes]:
@@ -152,15 +176,69 @@ def captured_seeds(workdir: Path) -> Iterator[bytes]:
                     break
 
 
-def write_seeds(directory: Path) -> int:
-    """Writes every seed into ``directory`` (named by content); returns how many."""
+def _own_engine_boots() -> int:
+    """snmpEngineBoots of a fresh pysnmp engine, as the harnesses' engine will have it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pysnmp.entity import engine as pengine
+
+    (boots,) = (
+        pengine.SnmpEngine()
+        .get_mib_builder()
+        .import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineBoots")
+    )
+    return int(boots.syntax)
+
+
+def v3_seeds() -> Iterator[bytes]:
+    """Authentic v3 traps and informs of fuzz/v3build.py's users, and the odd cases.
+
+    Informs carry this receiver's boots and engine time 0: pysnmp takes them in
+    the first 150 s of its engine (the harnesses rebuild theirs every 100 s).
+    """
+    boots = _own_engine_boots()
+    inform = scoped_pdu(pdu=0xA6, context_engine=OWN_ENGINE, context=b"ctx")
+    for sender in USERS:
+        yield build_v3(sender, scoped_pdu())
+        flags = sender.flags | FLAG_REPORTABLE
+        yield build_v3(sender, inform, flags=flags, engine=OWN_ENGINE, boots=boots, time=0)
+    yield discovery_probe()
+    privaes = user("privaes")
+    # accepted by design: authNoPriv from a privacy user
+    yield build_v3(privaes, scoped_pdu(), flags=FLAG_AUTH, msg_id=78)
+    # the second discovery step of an inform sender: authenticated, time unknown
+    yield build_v3(privaes, inform, flags=privaes.flags | FLAG_REPORTABLE, engine=OWN_ENGINE,
+                   boots=0, time=0)  # fmt: skip
+    yield build_v3(user("authsha"), scoped_pdu(), engine=bytes.fromhex("8000000001020304"))
+    yield build_v3(user("authsha"), scoped_pdu(pdu=0xA0))  # a Get to the trap port
+    yield build_v3(user("plain"), scoped_pdu(), name=b"nobody")
+
+
+def access_seeds(datagrams: list[bytes]) -> Iterator[bytes]:
+    """Each datagram framed with one allowed and one refused source, in turn."""
+    for i, datagram in enumerate(datagrams):
+        for kind, raw in (ALLOWED[i % len(ALLOWED)], REFUSED[i % len(REFUSED)]):
+            yield frame(kind, raw, 50162, datagram)
+
+
+def _write(directory: Path, seeds: list[bytes]) -> int:
     directory.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for seed in [*built_seeds(), *captured_seeds(directory.parent / "seed-tools")]:
+    for seed in seeds:
         name = hashlib.sha1(seed, usedforsecurity=False).hexdigest()
         (directory / name).write_bytes(seed)
-        count += 1
-    return count
+    return len(seeds)
+
+
+def write_seeds(directory: Path) -> str:
+    """Writes the datagrams into DIR/datagrams, the framed ones into DIR/access; says how many."""
+    datagrams = [
+        *built_seeds(),
+        *v3_seeds(),
+        *captured_seeds(directory.parent / "seed-tools"),
+    ]
+    count = _write(directory / "datagrams", datagrams)
+    framed = _write(directory / "access", list(access_seeds(datagrams)))
+    return f"{count} datagram and {framed} access"
 
 
 if __name__ == "__main__":
