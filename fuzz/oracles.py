@@ -38,9 +38,9 @@ __all__ = [
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Accepted by design (README, "SNMPv3 users and engine IDs"): an authNoPriv trap from a user
-# that also has a priv_protocol. Counted, never a failure.
-DOCUMENTED = frozenset({"priv_downgrade"})
+# Violations accepted by design: none. (An authNoPriv trap from a user with a
+# priv_protocol, "priv_downgrade", was once; it is refused like snmptrapd does.)
+DOCUMENTED: frozenset[str] = frozenset()
 
 # Auth protocol → (hashlib name, bytes of msgAuthenticationParameters): RFC 3414, RFC 7860.
 _DIGESTS = {

@@ -134,9 +134,9 @@ def test_pysnmp_harness_accepts_each_users_trap_and_inform(
 
 def test_pysnmp_harness_passes_every_seed(pysnmp_target: fuzz_pysnmp.Target) -> None:
     outcomes = Counter(pysnmp_target.run(seed) for seed in [*built_seeds(), *v3_seeds()])
-    # every user's trap and inform, and the privacy user's authNoPriv trap
-    assert outcomes["accepted"] == 2 * len(USERS) + 1, outcomes
-    assert pysnmp_target.counts == {"priv_downgrade": 1}
+    # every user's trap and inform; the privacy user's authNoPriv trap is refused
+    assert outcomes["accepted"] == 2 * len(USERS), outcomes
+    assert pysnmp_target.counts == {}
     assert outcomes["header"] >= 10  # the v1/v2c seeds stop at the v3 header
 
 
@@ -258,7 +258,11 @@ def test_access_harness_catches_a_log_line_with_a_line_break(
 ) -> None:
     access_target.run(fuzz_access.frame(*V4_IN, 162, _v2c(b"public")))
     assert access_target._judge_lines() == []
+    # The agent's formatter escapes even a stray printf-style call ...
     logging.getLogger("netalert.traps").warning("event=x detail=%s", "a\nlevel=error forged")
+    assert access_target._judge_lines() == []
+    # ... and a line that still carried a break would be caught.
+    access_target.lines.lines.append("level=warning event=x detail=a\nlevel=error forged")
     assert access_target._judge_lines() == ["log_control"]
 
 

@@ -175,6 +175,25 @@ def test_forged_v3_traps_raise_no_alert(agent: AgentProcess, smtp_server: SmtpSe
     assert not any(f"ifIndex={i}".encode() in bodies for i in range(901, 905))
 
 
+def test_a_forged_clock_cannot_lock_out_genuine_traps(agent: AgentProcess) -> None:
+    """Found by fuzzing: an unauthenticated empty-user message with boots 2**31 - 2 once
+    became the engine's clock reference, so every genuine trap was refused as stale."""
+    poison = build_v3(
+        b"",
+        scoped_pdu(trap_varbinds(41), context_engine=ENGINE),
+        engine=ENGINE,
+        level="authNoPriv",  # the flag, with no key behind it
+        boots=2**31 - 2,
+        time=2**31 - 1,
+    )
+    send_traps(agent.traps_port, [poison])
+    _wait_rejected(agent, "unknown_user", 1)
+    send_traps(agent.traps_port, [_v3("privuser", 42, level="authPriv")])
+    _wait_alert(agent, 42)
+    assert 41 not in _alert_indexes(agent)
+    assert _rejected(agent).get("not_in_time_window", 0) == 0
+
+
 def test_configured_levels_still_pass(agent: AgentProcess) -> None:
     send_traps(agent.traps_port, [_v3("privuser", 11, level="authPriv")])
     send_traps(agent.traps_port, [_v3("nouser", 12, level="noAuthNoPriv")])

@@ -260,6 +260,26 @@ TABLE = [
         lambda: _msg("nouser", level="noAuthNoPriv", pdu=0xA2),
         "unexpected_pdu",
     ),
+    (
+        "reportable trap with no user and no engine",
+        lambda: _msg("", level="noAuthNoPriv", engine=b"", reportable=True),
+        "unknown_user",
+    ),
+    (
+        "empty user, authNoPriv with no digest",
+        lambda: _msg("", level="authNoPriv", keys="wrong"),
+        "unknown_user",
+    ),
+    (
+        "user with a 3-byte engine ID",
+        lambda: _msg("nouser", level="noAuthNoPriv", engine=b"abc"),
+        "unknown_engine_id",
+    ),
+    (
+        "user with no engine ID",
+        lambda: _msg("nouser", level="noAuthNoPriv", engine=b""),
+        "unknown_engine_id",
+    ),
     # an inform sender's engine-ID discovery: answered with a Report, never an event
     (
         "discovery probe",

@@ -157,6 +157,22 @@ def user_level(user: TrapUser) -> int:
     return FLAG_AUTH if user.priv_protocol is None else FLAG_AUTH | FLAG_PRIV
 
 
+_PROBE_MAX_BYTES = 512  # a discovery probe is an empty GetRequest: ~60 bytes
+_GET = 0xA0
+
+
+def _is_probe(data: bytes, header: V3Header) -> bool:
+    """An inform sender's engine-ID discovery (RFC 3414 section 4): the only message
+    with an empty user name that pysnmp is shown. Unauthenticated, no engine ID,
+    reportable, small, and a GetRequest with at most one variable binding."""
+    if header.engine_id or header.flags & (FLAG_AUTH | FLAG_PRIV):
+        return False
+    if not header.flags & FLAG_REPORTABLE or len(data) > _PROBE_MAX_BYTES:
+        return False
+    scoped = decode_scoped_pdu(data, header.data_at, max_varbinds=1)
+    return not isinstance(scoped, DecodeError) and scoped.pdu_type == _GET
+
+
 # msgFlags security bits → pysnmp's securityLevel (1 noAuthNoPriv, 2 authNoPriv, 3 authPriv).
 _PYSNMP_LEVELS = {0: 1, FLAG_AUTH: 2, FLAG_AUTH | FLAG_PRIV: 3}
 _NOTIFICATION_PDUS = frozenset({0xA6, 0xA7})
@@ -248,6 +264,7 @@ class V3Engine:
         self._reports = reports
         self._send = send
         self._responding = False
+        self._probe = False
         self._refused: RejectReason | None = None
         self.reports_limited = 0
         # The security level each user must use: the one check every path shares.
@@ -342,6 +359,15 @@ class V3Engine:
         refused = self._gate(data, header)
         if refused is not None:
             return refused
+        if not header.user:  # a discovery probe: its Report is rate-limited before pysnmp works
+            if self._reports is not None and not self._reports.allow(str(source[0]), self._clock()):
+                self.reports_limited += 1
+                return None
+            self._probe = True
+            try:
+                return self._pysnmp(data, source, header)
+            finally:
+                self._probe = False
         outcome = self._usm.receive(data, header)
         if isinstance(outcome, FastTrap):
             self._on_notification(
@@ -359,6 +385,12 @@ class V3Engine:
             return None
         if outcome is not None:
             return outcome
+        return self._pysnmp(data, source, header)
+
+    def _pysnmp(
+        self, data: bytes, source: tuple[Any, ...], header: V3Header
+    ) -> RejectReason | None:
+        """Runs one datagram through pysnmp's engine; the reason it was refused, or None."""
         if len(data) > self._max_bytes:
             return RejectReason.TOO_LARGE  # bounded before pyasn1 spends on it
         self._failure = None
@@ -396,14 +428,19 @@ class V3Engine:
         """
         level = header.flags & (FLAG_AUTH | FLAG_PRIV)
         if not header.user:
-            if not header.engine_id and not level and header.flags & FLAG_REPORTABLE:
-                return None if len(data) <= self._max_bytes else RejectReason.TOO_LARGE
+            if _is_probe(data, header):
+                return None
             return RejectReason.UNKNOWN_USER
         required = self._levels.get(header.user)
         if required is None:
             return RejectReason.UNKNOWN_USER
         if level != required:
             return RejectReason.BAD_SECURITY_LEVEL
+        engine_id = header.engine_id
+        if engine_id != self.engine_id and engine_id not in self._engine_ids:
+            # Refused here, not by pysnmp: its unknown-engine path is costly (it formats
+            # the whole message into an error text) and answers with a Report.
+            return RejectReason.UNKNOWN_ENGINE_ID
         if not level:
             scoped = decode_scoped_pdu(data, header.data_at, max_varbinds=self._max_varbinds)
             if isinstance(scoped, DecodeError):
@@ -418,6 +455,7 @@ class V3Engine:
         """pysnmp's outgoing messages: inform Responses, and Reports (rate-limited)."""
         limited = (
             not self._responding
+            and not self._probe  # the probe took its token before pysnmp saw it
             and self._reports is not None
             and not self._reports.allow(str(addr[0]), self._clock())
         )
