@@ -169,6 +169,16 @@ FAMILIES: Mapping[str, Family] = {
             "Traps folded into storm events instead of becoming an event each.",
         ),
         Family(
+            "netalert_trap_storm_keys",
+            "gauge",
+            "Storm folds open now, one per source and trap OID ([traps].storm_max_keys at most).",
+        ),
+        Family(
+            "netalert_trap_storm_shed_total",
+            "counter",
+            "Traps neither passed nor folded: storm_max_keys folds were open (also in dropped).",
+        ),
+        Family(
             "netalert_poll_duration_seconds",
             "histogram",
             "Wall time of one device poll.",

@@ -246,6 +246,11 @@ class TrapsConfig(Model):
     storm_trap_rate: Annotated[float, Field(gt=0)] = 10.0
     storm_trap_burst: Annotated[int, Field(ge=1)] = 50
     storm_interval: Duration = timedelta(seconds=60)
+    # Memory of storm control: at most storm_max_keys buckets of each kind and open
+    # folds (one per source and trap OID); a fold keeps a counter and a sample of the
+    # trap's first varbinds of about storm_fold_bytes. Traps past the key cap are shed.
+    storm_max_keys: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    storm_fold_bytes: Annotated[int, Field(ge=128, le=65_536)] = 1024
     # This receiver's SNMPv3 engine ID (hex); senders of v3 informs discover it.
     # Empty: derived from the host name, stable across restarts.
     engine_id: str = ""

@@ -16,8 +16,9 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from netalert.config.models import Device, TrapsConfig
@@ -26,7 +27,7 @@ from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
 from netalert.snmp.listen import open_udp_socket, socket_queue
-from netalert.snmp.storm import StormControl, StormLimits
+from netalert.snmp.storm import StormControl, StormLimits, fold_sample
 from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.snmp.trapnames import TrapNamer, TrapTree
 from netalert.snmp.trapstats import RejectReason, TrapStats
@@ -84,15 +85,7 @@ class TrapReceiver:
         )
         self._devices_cfg = list(devices)
         self._devices: dict[str, str] = {}
-        self._storm = StormControl(
-            StormLimits(
-                config.storm_rate,
-                config.storm_burst,
-                config.storm_trap_rate,
-                config.storm_trap_burst,
-                config.storm_interval.total_seconds(),
-            )
-        )
+        self._storm = StormControl(StormLimits.from_config(config))
         self._engines = engines
         self._unsubscribe: Callable[[], None] | None = None
         self._v3: V3Engine | None = None
@@ -284,13 +277,13 @@ class TrapReceiver:
         stats.received[version] += 1
         now = self._clock()
 
-        def make() -> TrapEvent:
+        def make(varbinds: Sequence[RawVarBind]) -> TrapEvent:
             return self._namer.event(
                 source=host,
                 port=port,
                 version=version,
                 trap_oid=trap_oid,
-                raw=raw,
+                raw=varbinds,
                 uptime=uptime,
                 received=now,
                 devices=self._devices,
@@ -299,12 +292,17 @@ class TrapReceiver:
                 inform=inform,
             )
 
-        if not self._storm.admit(host, trap_oid, now):
+        storm = self._storm
+        if not storm.admit(host, trap_oid, now):
             stats.storm_folded += 1
-            if not self._storm.fold(host, trap_oid, make, now):
+            # The fold outlives this call: it keeps a small sample, never the datagram.
+            sample = fold_sample(raw, storm.limits.fold_bytes)
+            if not storm.fold(host, trap_oid, partial(make, sample), now):
+                stats.storm_shed += 1
                 stats.dropped += 1
+            stats.storm_keys = storm.keys()
             return
-        self._deliver(make())
+        self._deliver(make(raw))
 
     def _deliver(self, event: TrapEvent) -> None:
         try:
@@ -386,16 +384,16 @@ class TrapReceiver:
     # --- housekeeping -------------------------------------------------------------
 
     def _emit_storms(self, now: float, *, all_: bool = False) -> None:
-        for event in self._storm.due(now, all_=all_):
+        events = self._storm.due(now, all_=all_)
+        self.stats.storm_keys = self._storm.keys()
+        for event in events:
             self.stats.storm_events += 1
             # One event stands for storm_count traps that found a bucket empty.
-            log.warning(
-                "event=trap_storm source=%s trap=%s folded=%d",
-                event.source,
-                event.trap_name,
-                event.storm_count,
-            )
             self._deliver(event)
+        # One line per storm interval, however many keys stormed (the rest is counted in it).
+        line = self._storm.log_line(events, now)
+        if line is not None:
+            log.warning("event=%s", line)
 
     def _housekeeping(self) -> None:
         now = self._clock()

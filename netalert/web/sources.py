@@ -75,6 +75,8 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out += counter_samples("netalert_traps_rejected_total", "reason", stats.rejected)
         out.append(MetricSample("netalert_storm_folded_total", stats.storm_folded))
         out.append(MetricSample("netalert_traps_dropped_total", stats.dropped))
+        out.append(MetricSample("netalert_trap_storm_keys", stats.storm_keys))
+        out.append(MetricSample("netalert_trap_storm_shed_total", stats.storm_shed))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out
