@@ -199,6 +199,17 @@ FAMILIES: Mapping[str, Family] = {
             "gauge",
             "1 while mail is delivered, 0 once it has failed longer than the canary threshold.",
         ),
+        Family(
+            "netalert_mail_alerts_truncated_total",
+            "counter",
+            "Alerts of mailed groups not listed in full ([limits].max_alerts_per_mail, "
+            "max_mail_bytes); each mail counts them.",
+        ),
+        Family(
+            "netalert_mail_clipped_total",
+            "counter",
+            "Mails whose values, varbinds or alerts were cut to fit [limits].max_mail_bytes.",
+        ),
         Family("netalert_mib_modules_loaded", "gauge", "MIB modules loaded into the tree."),
         Family(
             "netalert_build_info",

@@ -29,7 +29,7 @@ from netalert.config import load_config
 from netalert.config.models import Config
 from netalert.errors import ConfigError, NetalertError, StateError
 from netalert.logs import event
-from netalert.mail.wiring import MailStage, build_mail_stage
+from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
 from netalert.mib import MibTree, check_config_names, load_mibs
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
@@ -415,6 +415,8 @@ class Agent:
             self.mail = build_mail_stage(new.config, self.db, base_dir=self._base_dir())
             self._spawn(self.mail.sender.run(), "mail-sender")
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+        if self.mail is not None:
+            self.mail.mailer.limits = mail_limits(new.config)
         self.status.attach(dispatcher=self.dispatcher)
         if receiver_changed:
             await self._start_receiver()

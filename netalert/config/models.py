@@ -30,6 +30,7 @@ __all__ = [
     "Config",
     "Credentials",
     "Device",
+    "LimitsConfig",
     "Maintenance",
     "MibsConfig",
     "Route",
@@ -459,6 +460,15 @@ class Maintenance(Model):
         return values
 
 
+class LimitsConfig(Model):
+    """``[limits]``: bounds past which netalert summarizes and counts (README: Limits)."""
+
+    # a group's mail lists this many alerts in full, the most important first; the rest as counts
+    max_alerts_per_mail: Annotated[int, Field(ge=0, le=100_000)] = 50
+    # a mail's size in bytes, as sent: varbinds and long values are cut to fit, then alerts
+    max_mail_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = 262_144
+
+
 class Config(Model):
     """The whole config.toml."""
 
@@ -473,3 +483,4 @@ class Config(Model):
     smtp: SmtpConfig = SmtpConfig()
     routes: list[Route] = []
     maintenance: list[Maintenance] = []
+    limits: LimitsConfig = LimitsConfig()

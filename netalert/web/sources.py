@@ -38,6 +38,8 @@ def mail_source(
             MetricSample("netalert_mail_sent_total", stats.sent_total),
             MetricSample("netalert_outbox_pending", stats.pending),
             MetricSample("netalert_mail_path_healthy", 0 if stats.canary_failing else 1),
+            MetricSample("netalert_mail_alerts_truncated_total", stats.alerts_truncated),
+            MetricSample("netalert_mail_clipped_total", stats.clipped),
         ]
         out += counter_samples("netalert_mail_failed_total", "kind", stats.failed_total)
         if oldest_pending_age is not None:
