@@ -1,7 +1,9 @@
 """The notify → mail hand-off: render a notification and commit it to the outbox.
 
-:meth:`Mailer.submit` is what ``notify/`` calls. It looks up the thread root of
-the group's open episode, renders the mail replying to it within ``[limits]`` (what the
+:meth:`Mailer.submit` is what ``notify/`` calls; :meth:`Mailer.submit_off_loop`
+does the same with the rendering in a worker thread, so a big group's mail
+does not stall the event loop. Either looks up the thread root of the group's
+open episode, renders the mail replying to it within ``[limits]`` (what the
 bounds left out is counted in :class:`~netalert.mail.stats.MailStats`), and
 enqueues the mail (recording a new root in the same transaction when the mail
 starts an episode). When it returns, the mail is durable; the sender is woken up.
@@ -9,6 +11,7 @@ starts an episode). When it returns, the mail is durable; the sender is woken up
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
@@ -59,6 +62,22 @@ class Mailer:
         """
         known = self._known_root(notification)
         return self._enqueue(notification, self._render(notification, known), known, also)
+
+    async def submit_off_loop(
+        self,
+        notification: NotificationLike,
+        *,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> int:
+        """:meth:`submit`, rendering in a worker thread; the database is used on the loop only.
+
+        Raises:
+            MailError: The notification has no recipient.
+            StateError: The database cannot be written.
+        """
+        known = self._known_root(notification)
+        rendered = await asyncio.to_thread(self._render, notification, known)
+        return self._enqueue(notification, rendered, known, also)
 
     def _known_root(self, notification: NotificationLike) -> str | None:
         if str(notification.reason) == "new":
