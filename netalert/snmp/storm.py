@@ -83,8 +83,8 @@ def fold_sample(raw: Sequence[RawVarBind], budget: int) -> tuple[RawVarBind, ...
     Each kept varbind costs its OID, its value and a fixed overhead. The first
     OCTET STRING that does not fit is cut to what is left, ending in ``…``,
     when at least a few bytes of it can stay; the varbinds after it are left
-    out. Kept values are copies, so the sample holds no reference to the
-    datagram they were decoded from.
+    out. The decoder's values are slices, not views of the datagram, so the
+    sample keeps nothing of it beyond what it shows.
     """
     out: list[RawVarBind] = []
     left = budget
@@ -92,8 +92,7 @@ def fold_sample(raw: Sequence[RawVarBind], budget: int) -> tuple[RawVarBind, ...
         cost = _VARBIND_COST + len(oid)
         size = len(value) if isinstance(value, bytes | str) else 8
         if cost + size <= left:
-            kept = bytes(value) if isinstance(value, bytes) else value
-            out.append((oid, kind, kept))
+            out.append((oid, kind, value))
             left -= cost + size
             continue
         room = left - cost - len(_CUT_MARK)
