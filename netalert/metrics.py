@@ -184,6 +184,16 @@ FAMILIES: Mapping[str, Family] = {
             "Traps folded into storm events instead of becoming an event each.",
         ),
         Family(
+            "netalert_trap_storm_keys",
+            "gauge",
+            "Storm folds open now, one per source and trap OID ([traps].storm_max_keys at most).",
+        ),
+        Family(
+            "netalert_trap_storm_shed_total",
+            "counter",
+            "Traps neither passed nor folded: storm_max_keys folds were open (also in dropped).",
+        ),
+        Family(
             "netalert_poll_duration_seconds",
             "histogram",
             "Wall time of one device poll.",
@@ -203,6 +213,17 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_mail_path_healthy",
             "gauge",
             "1 while mail is delivered, 0 once it has failed longer than the canary threshold.",
+        ),
+        Family(
+            "netalert_mail_alerts_truncated_total",
+            "counter",
+            "Alerts of mailed groups not listed in full ([limits].max_alerts_per_mail, "
+            "max_mail_bytes); each mail counts them.",
+        ),
+        Family(
+            "netalert_mail_clipped_total",
+            "counter",
+            "Mails whose values, varbinds or alerts were cut to fit [limits].max_mail_bytes.",
         ),
         Family("netalert_mib_modules_loaded", "gauge", "MIB modules loaded into the tree."),
         Family(

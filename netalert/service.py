@@ -30,7 +30,7 @@ from netalert.config.models import Config
 from netalert.config.risks import config_warnings
 from netalert.errors import ConfigError, NetalertError, StateError
 from netalert.logs import event
-from netalert.mail.wiring import MailStage, build_mail_stage
+from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
 from netalert.mib import MibTree, check_config_names, load_mibs
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
@@ -123,6 +123,7 @@ class Agent:
         self._reload_requested = asyncio.Event()
         self._notifier = Notifier()
         self._wakeup = asyncio.Event()
+        self._mailing: asyncio.Task[None] | None = None  # notifications being rendered and queued
 
     @property
     def config(self) -> Config:
@@ -315,11 +316,30 @@ class Agent:
         self._flush_notifications(now)
 
     def _flush_notifications(self, now: float, *, force: bool = False) -> None:
+        """Takes the notifications due at ``now`` and mails them, rendered off the loop.
+
+        One batch at a time: while a batch renders, the dispatcher is not asked
+        again (its notification log is written when each mail is queued, so a
+        second flush could tell a group twice); the batch wakes the ticker when done.
+        """
         assert self.dispatcher is not None and self.mail is not None
+        if self._mailing is not None:
+            return
         dispatcher = self.dispatcher
-        for notification in dispatcher.flush(now, force=force):
+        notifications = dispatcher.flush(now, force=force)
+        if notifications:
+            task = asyncio.get_running_loop().create_task(
+                self._mail_out(dispatcher, notifications), name="mail-out"
+            )
+            self._mailing = task
+            task.add_done_callback(self._mail_out_done)
+
+    async def _mail_out(self, dispatcher: Dispatcher, notifications: list[Any]) -> None:
+        assert self.mail is not None
+        mailer = self.mail.mailer
+        for notification in notifications:
             try:
-                self.mail.mailer.submit(
+                await mailer.submit_off_loop(
                     notification, also=partial(dispatcher.sent, notification=notification)
                 )
             except NetalertError as exc:
@@ -336,6 +356,18 @@ class Agent:
                     to=",".join(notification.recipients),
                 )
             )
+
+    def _mail_out_done(self, task: asyncio.Task[None]) -> None:
+        self._mailing = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error(event("notification_failed", error=repr(task.exception())))
+        self._wakeup.set()  # groups that came due meanwhile are flushed now
+
+    async def _mailed(self) -> None:
+        """Waits for the batch of notifications being rendered and queued, if any."""
+        while self._mailing is not None:
+            await asyncio.wait({self._mailing})
+            await asyncio.sleep(0)  # let its done callback run
 
     async def _ticker(self) -> None:
         assert self.engine is not None
@@ -415,12 +447,15 @@ class Agent:
         if poller_changed:
             await self._stop_poller()
         self.engine.reload(new.config, new.tree, rules=new.rules)
+        await self._mailed()  # the old dispatcher's last batch is in the notification log
         self._new_dispatcher()
         if new.config.smtp != old.config.smtp and self.mail is not None and self.db is not None:
             await self.mail.sender.stop()
             self.mail = build_mail_stage(new.config, self.db, base_dir=self._base_dir())
             self._spawn(self.mail.sender.run(), "mail-sender")
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+        if self.mail is not None:
+            self.mail.mailer.limits = mail_limits(new.config)
         self.status.attach(dispatcher=self.dispatcher)
         if receiver_changed:
             await self._start_receiver()
@@ -462,7 +497,9 @@ class Agent:
         await self._stop_intake()
         if self.store is not None and self.dispatcher is not None and self.mail is not None:
             self.store.flush()
+            await self._mailed()
             self._flush_notifications(time.time(), force=True)
+            await self._mailed()
             self.mail.sender.wake()
             deadline = time.monotonic() + grace
             # The outbox is a table the sender empties: poll it, briefly and bounded.

@@ -85,6 +85,15 @@ DEVICE = '[[devices]]\nname = "sw1"\naddress = "192.0.2.1"\n'
             "[credentials.c]\nuser = 'u'\nauth_protocol = 'SHA'\n",
             ["credentials.c: 'auth_protocol' is set but 'auth_password' is missing"],
         ),
+        (
+            "[limits]\nmax_mail_bytes = 1000\n",
+            ["limits.max_mail_bytes: must be at least 16384, got 1000"],
+        ),
+        (
+            "[limits]\nmax_alerts_per_mail = -1\n",
+            ["limits.max_alerts_per_mail: must be at least 0, got -1"],
+        ),
+        ("[traps]\nstorm_max_keys = 0\n", ["traps.storm_max_keys: must be at least 1, got 0"]),
     ],
 )
 def test_error_lines(text: str, expected: list[str]) -> None:
@@ -124,6 +133,8 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.agent.state_dir == tmp_path / "var"
     assert config.mibs.paths == [tmp_path / "mibs"]
     assert config.snmp.timeout == timedelta(seconds=2)
+    assert (config.limits.max_alerts_per_mail, config.limits.max_mail_bytes) == (50, 262_144)
+    assert (config.traps.storm_max_keys, config.traps.storm_fold_bytes) == (10_000, 1024)
     assert config.devices[0].address == HostPort("192.0.2.1")
     assert config.routes == []
     assert config.smtp.from_ == "netalert <netalert@localhost>"

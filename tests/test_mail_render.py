@@ -242,3 +242,13 @@ def test_test_message() -> None:
     msg = render_test_message(SENDER, ["a@example.net"], now=T0)
     assert msg["Subject"] == "[TEST] netalert mail test"
     assert "a@example.net" in msg.get_content()
+
+
+def test_ascii_fast_path_cleans_like_the_general_path() -> None:
+    # a non-ASCII character sends the same text through the character-by-character path
+    samples = ["".join(map(chr, range(128)))] + [f"a{chr(c)}b" for c in range(128)]
+    samples.append("x\x1b[31m\r\nBcc: y\x00\t z\x7f")
+    for text in samples:
+        assert "é" + body_text(text) == body_text("é" + text), repr(text)
+        inner = f"a{text}b"
+        assert header_text(f"é{inner}é", limit=999) == f"é{header_text(inner, limit=999)}é"

@@ -10,6 +10,7 @@ import pytest
 
 from netalert.config.loader import load_config_text
 from netalert.errors import ConfigError
+from netalert.mail.bounds import MailLimits
 from netalert.mail.canary import Canary, mail_path_down
 from netalert.mail.classify import RetryClass, classify_smtp_error, failure_kind
 from netalert.mail.errors import (
@@ -166,6 +167,32 @@ def test_mailer_threads_across_the_episode() -> None:
     assert f"Message-ID: {root}".encode() in first_mail.data
     assert f"In-Reply-To: {root}".encode() in repeat.data
     assert woken == [1, 1]
+
+
+async def test_mailer_off_loop_queues_a_bounded_mail_and_counts_what_it_left_out() -> None:
+    outbox = Outbox(open_database(None), clock=lambda: T0)
+    stats = MailStats()
+    mailer = Mailer(
+        outbox,
+        MailTemplates(),
+        sender="netalert <alerts@example.org>",
+        status_url="",
+        limits=MailLimits(max_alerts=2, max_bytes=16_384),
+        stats=stats,
+    )
+    alerts = [make_alert(fp=f"{i:016x}", summary=f"alert-{i}") for i in range(5)]
+    logged: list[str] = []
+
+    def also(conn: object) -> None:
+        logged.append("in the transaction")
+
+    await mailer.submit_off_loop(make_notification(*alerts), also=also)
+    (entry,) = outbox.entries()
+    assert logged == ["in the transaction"]
+    assert b"and 3 more: 3 firing, 0 resolved" in entry.data
+    assert (stats.alerts_truncated, stats.clipped) == (3, 0)
+    mailer.submit(make_notification(*alerts, reason=Reason.REPEAT, created=T0 + 60))
+    assert stats.alerts_truncated == 6 and len(outbox.entries()) == 2
 
 
 async def test_canary_sends_one_at_a_time_and_raises_the_flag() -> None:

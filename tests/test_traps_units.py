@@ -13,7 +13,7 @@ import pytest
 from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import V1Trap
 from netalert.snmp.listen import BindError, open_udp_socket, socket_queue
-from netalert.snmp.storm import StormControl, StormLimits, TokenBucket
+from netalert.snmp.storm import StormControl, StormLimits, TokenBucket, fold_sample
 from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.snmp.types import SnmpType, TrapEvent
 
@@ -104,6 +104,48 @@ def test_storm_memory_is_bounded() -> None:
     for i in range(20):
         storm.fold(f"s{i}", "x", lambda: _event("s", "x"), 0.0)
     assert storm.overflow == 10
+
+
+def test_fold_sample_keeps_the_first_varbinds_within_the_budget() -> None:
+    raw = [
+        ("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, 4200),
+        ("1.3.6.1.6.3.1.1.4.1.0", SnmpType.OID, "1.3.6.1.4.1.9.0.1"),
+        ("1.3.6.1.4.1.9.1.1.0", SnmpType.OCTET_STRING, b"x" * 60_000),
+        ("1.3.6.1.4.1.9.1.2.0", SnmpType.OCTET_STRING, b"never kept"),
+    ]
+    sample = fold_sample(raw, 1024)
+    assert sample[:2] == tuple(raw[:2])
+    oid, kind, value = sample[2]
+    assert (oid, kind) == raw[2][:2]
+    assert isinstance(value, bytes) and value.endswith("…".encode())
+    assert 16 < len(value) < 1024
+    assert len(sample) == 3  # what follows a cut value is left out
+    cost = sum(64 + len(o) + (len(v) if isinstance(v, bytes | str) else 8) for o, _, v in sample)
+    assert cost <= 1024
+    # a budget too small for even the header varbinds keeps what fits, never more
+    assert fold_sample(raw, 100) == tuple(raw[:1])
+    assert fold_sample(raw, 10) == ()
+
+
+def test_storm_keys_and_one_log_line_per_interval() -> None:
+    storm = StormControl(StormLimits(1.0, 1, 1.0, 1, interval=10.0, max_keys=3))
+    for i in range(5):
+        storm.fold("a", f"t{i}", lambda i=i: _event("a\nforged=1", f"t{i}"), 0.0)
+        storm.fold("a", f"t{i}", lambda i=i: _event("a\nforged=1", f"t{i}"), 0.0)
+    assert storm.keys() == 3
+    assert storm.overflow == 4  # t3 and t4, twice each: shed, not folded
+    first = storm.due(10.0)
+    assert storm.keys() == 0
+    line = storm.log_line(first, 10.0)
+    assert line is not None and "\n" not in line  # the source is escaped, one line
+    assert "folded=2" in line and "suppressed=2 suppressed_folded=4" in line
+    # a second emission within the interval is not logged but counted in the next line
+    storm.fold("b", "x", lambda: _event("b", "x"), 11.0)
+    assert storm.log_line(storm.due(0.0, all_=True), 12.0) is None
+    storm.fold("c", "y", lambda: _event("c", "y"), 21.0)
+    line = storm.log_line(storm.due(31.0), 31.0)
+    assert line is not None and "source=c" in line and "suppressed=1 suppressed_folded=1" in line
+    assert storm.log_line([], 100.0) is None
 
 
 def test_access_policy() -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "Config",
     "Credentials",
     "Device",
+    "LimitsConfig",
     "Maintenance",
     "MibsConfig",
     "Route",
@@ -280,6 +281,11 @@ class TrapsConfig(Model):
     storm_trap_rate: Annotated[float, Field(gt=0)] = 10.0
     storm_trap_burst: Annotated[int, Field(ge=1)] = 50
     storm_interval: Duration = timedelta(seconds=60)
+    # Memory of storm control: at most storm_max_keys buckets of each kind and open
+    # folds (one per source and trap OID); a fold keeps a counter and a sample of the
+    # trap's first varbinds of about storm_fold_bytes. Traps past the key cap are shed.
+    storm_max_keys: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    storm_fold_bytes: Annotated[int, Field(ge=128, le=65_536)] = 1024
     # This receiver's SNMPv3 engine ID (hex); senders of v3 informs discover it.
     # Empty: a random one, generated once and kept in state_dir (file engine_id).
     engine_id: str = ""
@@ -523,6 +529,15 @@ class Maintenance(Model):
         return values
 
 
+class LimitsConfig(Model):
+    """``[limits]``: bounds past which netalert summarizes and counts (README: Limits)."""
+
+    # a group's mail lists this many alerts in full, the most important first; the rest as counts
+    max_alerts_per_mail: Annotated[int, Field(ge=0, le=100_000)] = 50
+    # a mail's size in bytes, as sent: varbinds and long values are cut to fit, then alerts
+    max_mail_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = 262_144
+
+
 class Config(Model):
     """The whole config.toml."""
 
@@ -537,3 +552,4 @@ class Config(Model):
     smtp: SmtpConfig = SmtpConfig()
     routes: list[Route] = []
     maintenance: list[Maintenance] = []
+    limits: LimitsConfig = LimitsConfig()

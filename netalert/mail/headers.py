@@ -34,6 +34,11 @@ __all__ = [
 _BREAKING = frozenset({"Cc", "Zl", "Zp", "Cs"})
 _SPACES = re.compile(r"\s+")
 _DOMAIN = re.compile(r"[^A-Za-z0-9.-]")
+# In ASCII the only characters the rules above touch are the controls (category
+# Cc): a translation table does for ASCII text what the loop does, much faster.
+_ASCII_CONTROLS = (*range(0x20), 0x7F)
+_HEADER_ASCII = str.maketrans(dict.fromkeys(_ASCII_CONTROLS, " "))
+_BODY_ASCII = str.maketrans(dict.fromkeys((c for c in _ASCII_CONTROLS if c not in (9, 10)), " "))
 
 
 def header_text(value: object, *, limit: int = 200) -> str:
@@ -44,14 +49,18 @@ def header_text(value: object, *, limit: int = 200) -> str:
     collapse, and text longer than ``limit`` characters is cut with an ellipsis.
     """
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    out = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category in _BREAKING:
-            out.append(" ")
-        elif category != "Cf":
-            out.append(char)
-    cleaned = _SPACES.sub(" ", "".join(out)).strip()
+    if text.isascii():
+        joined = text.translate(_HEADER_ASCII)
+    else:
+        out = []
+        for char in text:
+            category = unicodedata.category(char)
+            if category in _BREAKING:
+                out.append(" ")
+            elif category != "Cf":
+                out.append(char)
+        joined = "".join(out)
+    cleaned = _SPACES.sub(" ", joined).strip()
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1].rstrip() + "…"
     return cleaned
@@ -66,6 +75,8 @@ def body_text(value: object) -> str:
     """
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii():
+        return text.translate(_BODY_ASCII)
     out = []
     for char in text:
         if char in "\n\t":

@@ -1,19 +1,25 @@
 """The notify → mail hand-off: render a notification and commit it to the outbox.
 
-:meth:`Mailer.submit` is what ``notify/`` calls. It looks up the thread root of
-the group's open episode, renders the mail replying to it, and enqueues the
-mail (recording a new root in the same transaction when the mail starts an
-episode). When it returns, the mail is durable; the sender is woken up.
+:meth:`Mailer.submit` is what ``notify/`` calls; :meth:`Mailer.submit_off_loop`
+does the same with the rendering in a worker thread, so a big group's mail
+does not stall the event loop. Either looks up the thread root of the group's
+open episode, renders the mail replying to it within ``[limits]`` (what the
+bounds left out is counted in :class:`~netalert.mail.stats.MailStats`), and
+enqueues the mail (recording a new root in the same transaction when the mail
+starts an episode). When it returns, the mail is durable; the sender is woken up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
 
+from netalert.mail.bounds import MailLimits
 from netalert.mail.outbox import Outbox
-from netalert.mail.render import MailTemplates, NotificationLike, render_notification
+from netalert.mail.render import MailTemplates, NotificationLike, RenderedMail, render_mail
+from netalert.mail.stats import MailStats
 
 __all__ = ["Mailer"]
 
@@ -30,6 +36,8 @@ class Mailer:
         status_url: str,
         on_enqueue: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        limits: MailLimits | None = None,
+        stats: MailStats | None = None,
     ) -> None:
         self.outbox = outbox
         self.templates = templates
@@ -37,6 +45,8 @@ class Mailer:
         self.status_url = status_url
         self.on_enqueue = on_enqueue
         self.clock = clock
+        self.limits = limits if limits is not None else MailLimits()
+        self.stats = stats if stats is not None else MailStats()
 
     def submit(
         self,
@@ -50,15 +60,49 @@ class Mailer:
             MailError: The notification has no recipient.
             StateError: The database cannot be written.
         """
-        new = str(notification.reason) == "new"
-        known = None if new else self.outbox.thread_root(notification.group_key)
-        message = render_notification(
+        known = self._known_root(notification)
+        return self._enqueue(notification, self._render(notification, known), known, also)
+
+    async def submit_off_loop(
+        self,
+        notification: NotificationLike,
+        *,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> int:
+        """:meth:`submit`, rendering in a worker thread; the database is used on the loop only.
+
+        Raises:
+            MailError: The notification has no recipient.
+            StateError: The database cannot be written.
+        """
+        known = self._known_root(notification)
+        rendered = await asyncio.to_thread(self._render, notification, known)
+        return self._enqueue(notification, rendered, known, also)
+
+    def _known_root(self, notification: NotificationLike) -> str | None:
+        if str(notification.reason) == "new":
+            return None
+        return self.outbox.thread_root(notification.group_key)
+
+    def _render(self, notification: NotificationLike, known: str | None) -> RenderedMail:
+        # pure: templates, the notification's frozen values and the limits; no database
+        return render_mail(
             notification,
             templates=self.templates,
             sender=self.sender,
             status_url=self.status_url,
             known_root=known,
+            limits=self.limits,
         )
+
+    def _enqueue(
+        self,
+        notification: NotificationLike,
+        rendered: RenderedMail,
+        known: str | None,
+        also: Callable[[sqlite3.Connection], None] | None,
+    ) -> int:
+        message = rendered.message
         thread = None
         if known is None:
             # this mail is (or acts as) the first of the episode: later ones reply to it
@@ -68,6 +112,8 @@ class Mailer:
         entry = self.outbox.enqueue(
             message, list(notification.recipients), now=self.clock(), thread=thread, also=also
         )
+        self.stats.alerts_truncated += rendered.omitted
+        self.stats.clipped += rendered.clipped
         if self.on_enqueue is not None:
             self.on_enqueue()
         return entry

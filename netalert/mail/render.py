@@ -8,13 +8,19 @@ the default is used instead: a typo in a template must not cost an alert.
 Every value a template prints passes :func:`~netalert.mail.headers.body_text`
 (controls removed) and, in HTML, autoescaping; the rendered subject passes
 :func:`~netalert.mail.headers.header_text` (one line, no CR/LF).
+
+A mail is bounded (:class:`~netalert.mail.bounds.MailLimits`, ``[limits]``): it
+lists at most ``max_alerts`` alerts of the group in full and counts the rest,
+and it is at most ``max_bytes`` long; values are cut to fit, marked
+``[truncated]`` (:func:`render_mail`). The work is bounded too: only the
+listed alerts are formatted, each within its budget.
 """
 
 from __future__ import annotations
 
 import email.policy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -26,14 +32,17 @@ import jinja2
 from markupsafe import Markup
 
 from netalert.logs import event
+from netalert.mail.bounds import MailLimits, Selection, importance, select_alerts, severity_rank
 from netalert.mail.errors import MailTemplateError
 from netalert.mail.headers import (
+    ThreadIds,
     body_text,
     header_text,
     message_domain,
     thread_ids,
 )
-from netalert.mail.model import AlertLike, NotificationLike, VarBindLike
+from netalert.mail.model import AlertLike, NotificationLike
+from netalert.mail.views import AlertView, VarBindView, alert_view, format_varbind_value, line, when
 
 __all__ = [
     "TEMPLATE_NAMES",
@@ -41,8 +50,10 @@ __all__ = [
     "AlertView",
     "MailTemplates",
     "NotificationLike",
+    "RenderedMail",
     "VarBindView",
     "format_varbind_value",
+    "render_mail",
     "render_notification",
     "render_test_message",
 ]
@@ -50,115 +61,16 @@ __all__ = [
 log = logging.getLogger("netalert.mail")
 
 TEMPLATE_NAMES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-# labels every alert has; shown in their own lines, not among "Labels"
-_OWN_LABELS = frozenset({"rule", "alertname", "severity", "device"})
+# A mail is rendered at most this many times to fit max_bytes, each time with a
+# smaller budget per alert; the last try lists no alert in full.
+_TRIES = 4
+_MIN_BUDGET = 200  # characters of device data per listed alert; fewer alerts are listed below it
 
 
-@dataclass(frozen=True, slots=True)
-class VarBindView:
-    """A varbind as templates print it: ``IF-MIB::ifOperStatus.3`` = ``down(2)``."""
-
-    name: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class AlertView:
-    """One alert prepared for templates (times formatted, labels ordered)."""
-
-    state: str
-    rule: str
-    severity: str
-    device: str
-    summary: str
-    description: str
-    value: str
-    since: str
-    duration: str
-    ended: str
-    count: int
-    flapping: bool
-    source: str
-    labels: tuple[tuple[str, str], ...]
-    varbinds: tuple[VarBindView, ...]
-    alert: Any
-
-
-def format_varbind_value(vb: VarBindLike) -> str:
-    """A varbind's value for humans: enum label with its number, text, or hex."""
-    value = vb.value
-    if vb.label:
-        return f"{vb.label}({value})" if isinstance(value, int) else vb.label
-    if value is None:
-        return "NULL"
-    if isinstance(value, bytes):
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            return "0x" + value.hex()
-        # binary that happens to decode (MAC addresses, counters) reads better as hex
-        if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
-            return "0x" + value.hex()
-        return f'"{text}"'
-    return str(value)
-
-
-def _varbind_name(vb: VarBindLike) -> str:
-    if vb.name:
-        return f"{vb.name}.{vb.index}" if vb.index else vb.name
-    return vb.oid
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _duration(seconds: float) -> str:
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    if secs or not parts:
-        parts.append(f"{secs}s")
-    return " ".join(parts[:2])
-
-
-def _line(value: object) -> str:
-    # one-line fields stay one line in the body too: a forged "x\r\nBcc: y" must not
-    # look like a line of its own to the reader
-    return header_text(value, limit=1000)
-
-
-def _view(alert: AlertLike, now: float) -> AlertView:
-    ended = alert.ends_at
-    extra = sorted((_line(k), _line(v)) for k, v in alert.labels.items() if k not in _OWN_LABELS)
-    return AlertView(
-        state="RESOLVED" if ended is not None else "FIRING",
-        rule=_line(alert.rule),
-        severity=_line(alert.severity),
-        device=_line(alert.device),
-        summary=_line(alert.annotations.get("summary", "")),
-        description=body_text(alert.annotations.get("description", "")).strip(),
-        value=_line(alert.value),
-        since=_when(alert.starts_at),
-        duration=_duration((ended if ended is not None else now) - alert.starts_at),
-        ended=_when(ended) if ended is not None else "",
-        count=alert.count,
-        flapping=alert.flapping,
-        source=alert.source,
-        labels=tuple(extra),
-        varbinds=tuple(
-            VarBindView(_line(_varbind_name(vb)), _line(format_varbind_value(vb)))
-            for vb in alert.varbinds
-        ),
-        alert=alert,
-    )
-
-
-def _one_or_more(values: Sequence[str]) -> str:
-    distinct = list(dict.fromkeys(v for v in values if v))
+def _one_or_more(values: Iterable[str]) -> str:
+    # distinct raw values first: a group of thousands has few rules and devices
+    distinct = list(dict.fromkeys(line(v) for v in dict.fromkeys(values) if v))
+    distinct = [v for v in distinct if v]
     if not distinct:
         return ""
     return distinct[0] if len(distinct) == 1 else f"{distinct[0]} (+{len(distinct) - 1} more)"
@@ -232,6 +144,21 @@ class MailTemplates:
         return self._default.get_template(name).render(context)
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedMail:
+    """A rendered mail and what its bounds left out.
+
+    Attributes:
+        message: The mail, at most ``max_bytes`` long once serialized.
+        omitted: Alerts of the group not listed in full (counted in the mail).
+        clipped: Values, varbinds or whole alerts were cut to fit ``max_bytes``.
+    """
+
+    message: EmailMessage
+    omitted: int
+    clipped: bool
+
+
 def render_notification(
     notification: NotificationLike,
     *,
@@ -239,8 +166,35 @@ def render_notification(
     sender: str,
     status_url: str,
     known_root: str | None = None,
+    limits: MailLimits | None = None,
 ) -> EmailMessage:
-    """Builds the multipart/alternative mail for one notification.
+    """Builds the multipart/alternative mail for one notification (see :func:`render_mail`)."""
+    return render_mail(
+        notification,
+        templates=templates,
+        sender=sender,
+        status_url=status_url,
+        known_root=known_root,
+        limits=limits,
+    ).message
+
+
+def render_mail(
+    notification: NotificationLike,
+    *,
+    templates: MailTemplates,
+    sender: str,
+    status_url: str,
+    known_root: str | None = None,
+    limits: MailLimits | None = None,
+) -> RenderedMail:
+    """Builds the multipart/alternative mail for one notification, within ``limits``.
+
+    The mail lists at most ``limits.max_alerts`` alerts (most important first)
+    and counts the rest. If it is longer than ``limits.max_bytes``, it is
+    rendered again with less device data per alert (a few times at most), then
+    with no alert listed in full, and as a last resort as a short text saying
+    how many alerts the group holds; so the result always fits.
 
     Args:
         notification: The group to mail.
@@ -249,60 +203,173 @@ def render_notification(
         status_url: Link to the status page ("" for none).
         known_root: The Message-ID this group's episode started with, when
             recorded (see :func:`~netalert.mail.headers.thread_ids`).
+        limits: The bounds; default :class:`~netalert.mail.bounds.MailLimits`.
     """
+    limits = limits if limits is not None else MailLimits()
     now = notification.created
-    views = sorted(
-        (_view(a, now) for a in notification.alerts),
-        key=lambda v: (v.state == "RESOLVED", _SEVERITY_ORDER.get(v.severity, 9), v.since),
+    alerts = notification.alerts
+    chosen = select_alerts(alerts, limits.max_alerts)
+    group = _group_context(notification, status_url)
+    ids = thread_ids(
+        group_key=notification.group_key,
+        reason=str(notification.reason),
+        episode_start=min((a.starts_at for a in alerts), default=now),
+        created=now,
+        alert_keys=[f"{a.fingerprint}:{a.starts_at}:{a.ends_at}" for a in alerts],
+        domain=message_domain(sender),
+        known_root=known_root,
     )
-    firing = [v for v in views if v.state == "FIRING"]
-    resolved = [v for v in views if v.state == "RESOLVED"]
-    headline = firing or resolved
-    severity = min(
-        (v.severity for v in headline), key=lambda s: _SEVERITY_ORDER.get(s, 9), default=""
+    # A first guess that fits most groups at once: the text and HTML parts both
+    # print each value, HTML adds markup and escapes, the transfer encoding a third.
+    listed = len(chosen.shown)
+    budget = limits.max_bytes // (5 * max(1, listed))
+    clipped = False
+    for attempt in range(_TRIES):
+        if attempt == _TRIES - 1:
+            listed = 0
+        elif budget < _MIN_BUDGET:
+            # too many alerts for the bytes: list fewer, each with a useful budget
+            listed = listed * budget // _MIN_BUDGET
+            budget = _MIN_BUDGET
+        shown = chosen.first(listed)
+        clipped |= len(shown.shown) < len(chosen.shown)
+        views: list[AlertView] = []
+        for alert in shown.shown:
+            view, cut = alert_view(alert, now, budget)
+            views.append(view)
+            clipped |= cut
+        message = _compose(
+            notification, templates, group, shown, views, sender=sender, ids=ids, now=now
+        )
+        size = len(message.as_bytes())
+        if size <= limits.max_bytes:
+            return RenderedMail(message, shown.more, clipped)
+        if not listed:
+            break
+        clipped = True
+        # shrink by more than the overshoot: part of each alert's size is markup
+        budget = int(budget * limits.max_bytes / size / 2)
+    chosen = chosen.first(0)
+    log.warning(
+        event(
+            "mail_too_big",
+            group=notification.group_key,
+            alerts=len(alerts),
+            max_mail_bytes=limits.max_bytes,
+        )
     )
-    context: dict[str, Any] = {
+    return RenderedMail(
+        _counts_only(notification, group, chosen, limits, sender=sender, ids=ids, now=now),
+        chosen.more,
+        True,
+    )
+
+
+def _group_context(notification: NotificationLike, status_url: str) -> dict[str, Any]:
+    """What the templates see of the whole group, whichever alerts are listed."""
+    alerts = notification.alerts
+    firing = [a for a in alerts if a.ends_at is None]
+    headline = firing or list(alerts)
+    severities = {line(s) for s in {a.severity for a in headline}}
+    severity = min(severities, key=severity_rank, default="")
+    # the most important alert names the group; the others are counted
+    top = [min(headline, key=importance)] if headline else []
+    return {
         "state": "FIRING" if firing else "RESOLVED",
         "severity": severity,
-        "rule": _one_or_more([v.rule for v in headline]),
-        "device": _one_or_more([v.device for v in headline]),
-        "alerts": views,
-        "firing": firing,
-        "resolved": resolved,
+        "rule": _one_or_more(a.rule for a in (*top, *headline)),
+        "device": _one_or_more(a.device for a in (*top, *headline)),
+        "alert_count": len(alerts),
+        "firing_count": len(firing),
+        "resolved_count": len(alerts) - len(firing),
         "route": notification.route,
-        "group_labels": sorted((_line(k), _line(v)) for k, v in notification.group_labels.items()),
+        "group_labels": sorted((line(k), line(v)) for k, v in notification.group_labels.items()),
         "reason": str(notification.reason),
         "status_url": status_url,
-        "created": _when(now),
+        "created": when(notification.created),
         "notification": notification,
+    }
+
+
+def _compose(
+    notification: NotificationLike,
+    templates: MailTemplates,
+    group: Mapping[str, Any],
+    chosen: Selection[AlertLike],
+    views: Sequence[AlertView],
+    *,
+    sender: str,
+    ids: ThreadIds,
+    now: float,
+) -> EmailMessage:
+    context: dict[str, Any] = {
+        **group,
+        "alerts": list(views),
+        "firing": [v for v in views if v.state == "FIRING"],
+        "resolved": [v for v in views if v.state == "RESOLVED"],
+        "more": chosen.more,
+        "more_firing": chosen.more_firing,
+        "more_resolved": chosen.more_resolved,
+        "more_line": chosen.more_line(),
     }
     subject = header_text(templates.render("subject.txt.j2", context)) or "netalert"
     context["subject"] = subject
     text = templates.render("body.txt.j2", context)
     html = templates.render("body.html.j2", context)
-    starts = [a.starts_at for a in notification.alerts]
-    ids = thread_ids(
-        group_key=notification.group_key,
-        reason=str(notification.reason),
-        episode_start=min(starts, default=now),
-        created=now,
-        alert_keys=[f"{a.fingerprint}:{a.starts_at}:{a.ends_at}" for a in notification.alerts],
-        domain=message_domain(sender),
-        known_root=known_root,
+    msg = _headed(notification, group, subject, sender=sender, ids=ids, now=now)
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg
+
+
+def _counts_only(
+    notification: NotificationLike,
+    group: Mapping[str, Any],
+    chosen: Selection[AlertLike],
+    limits: MailLimits,
+    *,
+    sender: str,
+    ids: ThreadIds,
+    now: float,
+) -> EmailMessage:
+    """The last resort: a short text mail with the group's counts and no device data."""
+    subject = header_text(
+        f"[{group['state']}:{group['alert_count']}] {group['severity']} {group['rule']}", limit=200
     )
+    msg = _headed(notification, group, subject, sender=sender, ids=ids, now=now)
+    body = (
+        f"{group['state']}: {group['firing_count']:,} firing, "
+        f"{group['resolved_count']:,} resolved - {group['rule']}\n\n"
+        f"{chosen.more_line()}\n\n"
+        f"The alerts of this group do not fit in [limits].max_mail_bytes "
+        f"({limits.max_bytes:,} bytes).\n"
+    )
+    if group["status_url"]:
+        body += f"Status page: {group['status_url']}\n"
+    msg.set_content(body_text(body))
+    return msg
+
+
+def _headed(
+    notification: NotificationLike,
+    group: Mapping[str, Any],
+    subject: str,
+    *,
+    sender: str,
+    ids: ThreadIds,
+    now: float,
+) -> EmailMessage:
     msg = _message(sender, notification.recipients, subject, now, ids.message_id)
     if ids.in_reply_to is not None:
         msg["In-Reply-To"] = ids.in_reply_to
         msg["References"] = " ".join(ids.references)
-    msg["X-Netalert-State"] = context["state"].lower()
-    if severity:
-        msg["X-Netalert-Severity"] = header_text(severity, limit=20)
-    if context["rule"]:
-        msg["X-Netalert-Rule"] = header_text(context["rule"], limit=120)
-    if context["device"]:
-        msg["X-Netalert-Device"] = header_text(context["device"], limit=120)
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    msg["X-Netalert-State"] = group["state"].lower()
+    if group["severity"]:
+        msg["X-Netalert-Severity"] = header_text(group["severity"], limit=20)
+    if group["rule"]:
+        msg["X-Netalert-Rule"] = header_text(group["rule"], limit=120)
+    if group["device"]:
+        msg["X-Netalert-Device"] = header_text(group["device"], limit=120)
     return msg
 
 
@@ -336,7 +403,7 @@ def render_test_message(
     msg["X-Netalert-State"] = "test"
     body = (
         "This is a test message from netalert.\n\n"
-        f"Sent {_when(now)} to {', '.join(recipients)}.\n"
+        f"Sent {when(now)} to {', '.join(recipients)}.\n"
         "If you read this, alert mail reaches this mailbox.\n"
     )
     if note:

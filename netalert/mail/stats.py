@@ -31,6 +31,11 @@ class MailStats:
         auth_failed: The last attempt failed at AUTH (wrong username/password).
         using_fallback: The last connection went to the fallback smarthost.
         canary_failing: The mail path has failed longer than ``canary_threshold``.
+        alerts_truncated: Alerts of mailed groups not listed in full because of
+            ``[limits].max_alerts_per_mail`` or ``max_mail_bytes``; the mail counts
+            them (``netalert_mail_alerts_truncated_total``).
+        clipped: Mails whose values, varbinds or alerts were cut to fit
+            ``[limits].max_mail_bytes`` (``netalert_mail_clipped_total``).
     """
 
     sent_total: int = 0
@@ -44,6 +49,8 @@ class MailStats:
     auth_failed: bool = False
     using_fallback: bool = False
     canary_failing: bool = False
+    alerts_truncated: int = 0
+    clipped: int = 0
 
     def success(self, now: float, count: int = 1) -> None:
         """Records ``count`` accepted recipients."""
@@ -76,4 +83,6 @@ class MailStats:
             "auth_failed": self.auth_failed,
             "using_fallback": self.using_fallback,
             "canary_failing": self.canary_failing,
+            "alerts_truncated": self.alerts_truncated,
+            "clipped": self.clipped,
         }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netalert.config.models import Config
+from netalert.mail.bounds import MailLimits
 from netalert.mail.canary import Canary
 from netalert.mail.mailer import Mailer
 from netalert.mail.outbox import Outbox
@@ -21,7 +22,7 @@ from netalert.mail.stats import MailStats
 from netalert.mail.transport import SmtpTarget
 from netalert.state.db import Database
 
-__all__ = ["MailStage", "build_mail_stage", "status_url"]
+__all__ = ["MailStage", "build_mail_stage", "mail_limits", "status_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,11 @@ def status_url(config: Config) -> str:
     host = "localhost" if http.host in ("0.0.0.0", "::") else http.host
     address = f"[{host}]" if ":" in host else host
     return f"http://{address}:{http.port}/" if http.port else f"http://{address}/"
+
+
+def mail_limits(config: Config) -> MailLimits:
+    """The ``[limits]`` that bound each mail."""
+    return MailLimits(config.limits.max_alerts_per_mail, config.limits.max_mail_bytes)
 
 
 def build_mail_stage(config: Config, db: Database, *, base_dir: Path | None = None) -> MailStage:
@@ -83,6 +89,8 @@ def build_mail_stage(config: Config, db: Database, *, base_dir: Path | None = No
         sender=smtp.from_,
         status_url=status_url(config),
         on_enqueue=sender.wake,
+        limits=mail_limits(config),
+        stats=stats,
     )
     canary = None
     if smtp.canary_to:

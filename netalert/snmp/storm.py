@@ -3,17 +3,28 @@
 A trap that finds both buckets with a token passes. Past either limit it is
 still counted, but folded: one storm event per (source, trap OID) and
 interval carries how many traps it stands for. Every decision takes ``now``;
-memory is bounded however many sources a spoofed flood invents.
+memory is bounded however many sources a spoofed flood invents: at most
+``max_keys`` buckets of each kind and folds, and a fold keeps a counter and a
+sample of at most ``fold_bytes`` of varbinds (:func:`fold_sample`), never the
+datagram. The storm events of an interval are logged as one rate-limited line
+(:meth:`StormControl.log_line`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from netalert.config.models import TrapsConfig
+from netalert.logs import Event, RateLimiter, event
+from netalert.snmp.ber import RawVarBind
 from netalert.snmp.types import TrapEvent
 
-__all__ = ["StormControl", "StormLimits", "TokenBucket"]
+__all__ = ["StormControl", "StormLimits", "TokenBucket", "fold_sample"]
+
+_VARBIND_COST = 64  # what a kept varbind costs besides its OID and value (tuple, objects)
+_MIN_CUT = 16  # a value is cut to fit only when at least this much of it can stay
+_CUT_MARK = "…".encode()
 
 
 @dataclass(slots=True)
@@ -49,7 +60,46 @@ class StormLimits:
     trap_rate: float = 10.0
     trap_burst: int = 50
     interval: float = 60.0
-    max_keys: int = 65_536  # buckets and folds each; a flood of spoofed sources hits this
+    max_keys: int = 10_000  # buckets and folds each; a flood of spoofed sources hits this
+    fold_bytes: int = 1024  # the varbind sample a fold keeps (see fold_sample)
+
+    @classmethod
+    def from_config(cls, config: TrapsConfig) -> StormLimits:
+        """The limits set in ``[traps]`` (``storm_*``)."""
+        return cls(
+            config.storm_rate,
+            config.storm_burst,
+            config.storm_trap_rate,
+            config.storm_trap_burst,
+            config.storm_interval.total_seconds(),
+            config.storm_max_keys,
+            config.storm_fold_bytes,
+        )
+
+
+def fold_sample(raw: Sequence[RawVarBind], budget: int) -> tuple[RawVarBind, ...]:
+    """The first varbinds of ``raw`` that fit in about ``budget`` bytes; never the datagram.
+
+    Each kept varbind costs its OID, its value and a fixed overhead. The first
+    OCTET STRING that does not fit is cut to what is left, ending in ``…``,
+    when at least a few bytes of it can stay; the varbinds after it are left
+    out. The decoder's values are slices, not views of the datagram, so the
+    sample keeps nothing of it beyond what it shows.
+    """
+    out: list[RawVarBind] = []
+    left = budget
+    for oid, kind, value in raw:
+        cost = _VARBIND_COST + len(oid)
+        size = len(value) if isinstance(value, bytes | str) else 8
+        if cost + size <= left:
+            out.append((oid, kind, value))
+            left -= cost + size
+            continue
+        room = left - cost - len(_CUT_MARK)
+        if isinstance(value, bytes) and room >= _MIN_CUT:
+            out.append((oid, kind, value[:room] + _CUT_MARK))
+        break
+    return tuple(out)
 
 
 @dataclass(slots=True)
@@ -68,6 +118,9 @@ class StormControl:
     _traps: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
     _folds: dict[tuple[str, str], _Fold] = field(default_factory=dict)
     overflow: int = 0  # traps neither passed nor folded because every fold slot was taken
+    _log_gate: RateLimiter | None = None
+    _unlogged: int = 0  # storm events emitted since the last log line and not named by it
+    _unlogged_traps: int = 0  # the traps those stand for
 
     def admit(self, source: str, trap_oid: str, now: float) -> bool:
         """True when a trap from ``source`` with ``trap_oid`` may pass at ``now``."""
@@ -102,7 +155,9 @@ class StormControl:
         """Counts a trap that did not pass; False if it had to be dropped (too many folds).
 
         ``make_event`` builds the trap's event; only the last one of an
-        interval is called, when the storm event is emitted.
+        interval is called, when the storm event is emitted. It is kept until
+        then, so it must hold a bounded sample (:func:`fold_sample`), not the
+        datagram.
         """
         key = (source, trap_oid)
         entry = self._folds.get(key)
@@ -133,6 +188,41 @@ class StormControl:
     def pending(self) -> int:
         """How many traps are folded and not yet emitted."""
         return sum(entry.count for entry in self._folds.values())
+
+    def keys(self) -> int:
+        """How many (source, trap OID) folds are open now (at most ``max_keys``)."""
+        return len(self._folds)
+
+    def log_line(self, events: Sequence[TrapEvent], now: float) -> Event | None:
+        """The ``trap_storm`` warning for storm events just emitted, or None to stay quiet.
+
+        One line per storm interval at most: it names the largest storm of
+        ``events`` and counts the storm events (and the traps they stand for)
+        it does not name, including those of intervals that were not logged.
+        Values are escaped (:func:`netalert.logs.event`).
+        """
+        if not events:
+            return None
+        if self._log_gate is None:
+            # a little under the interval, so emissions one interval apart are each logged
+            self._log_gate = RateLimiter(self.limits.interval * 0.9, max_keys=1)
+        top = max(events, key=lambda e: e.storm_count)
+        self._unlogged += len(events) - 1
+        self._unlogged_traps += sum(e.storm_count for e in events) - top.storm_count
+        if not self._log_gate.allow("trap_storm", now):
+            self._unlogged += 1
+            self._unlogged_traps += top.storm_count
+            return None
+        line = event(
+            "trap_storm",
+            source=top.source,
+            trap=top.trap_name,
+            folded=top.storm_count,
+            suppressed=self._unlogged,
+            suppressed_folded=self._unlogged_traps,
+        )
+        self._unlogged = self._unlogged_traps = 0
+        return line
 
     def _prune(self, now: float) -> None:
         # A full bucket is the same as a fresh one, so forgetting it changes nothing.

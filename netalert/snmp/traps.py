@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +30,7 @@ from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_in
 from netalert.snmp.berv3 import decode_v3_header
 from netalert.snmp.listen import open_udp_socket, socket_queue
 from netalert.snmp.reportlimit import ReportLimiter
-from netalert.snmp.storm import StormControl, StormLimits
+from netalert.snmp.storm import StormControl, StormLimits, fold_sample
 from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.snmp.trapnames import TrapNamer, TrapTree
 from netalert.snmp.trapstats import RejectReason, TrapStats
@@ -107,15 +108,7 @@ class TrapReceiver:
         }
         self._relays: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = tuple(config.relays)
         self._state_dir = state_dir
-        self._storm = StormControl(
-            StormLimits(
-                config.storm_rate,
-                config.storm_burst,
-                config.storm_trap_rate,
-                config.storm_trap_burst,
-                config.storm_interval.total_seconds(),
-            )
-        )
+        self._storm = StormControl(StormLimits.from_config(config))
         self._engines = engines
         self._unsubscribe: Callable[[], None] | None = None
         self._v3: V3Engine | None = None
@@ -376,13 +369,13 @@ class TrapReceiver:
         stats.received[version] += 1
         now = self._clock()
 
-        def make() -> TrapEvent:
+        def make(varbinds: Sequence[RawVarBind]) -> TrapEvent:
             return self._namer.event(
                 source=host,
                 port=port,
                 version=version,
                 trap_oid=trap_oid,
-                raw=raw,
+                raw=varbinds,
                 uptime=uptime,
                 received=now,
                 device=device,
@@ -391,12 +384,17 @@ class TrapReceiver:
                 inform=inform,
             )
 
-        if not self._storm.admit(host, trap_oid, now):
+        storm = self._storm
+        if not storm.admit(host, trap_oid, now):
             stats.storm_folded += 1
-            if not self._storm.fold(host, trap_oid, make, now):
+            # The fold outlives this call: it keeps a small sample, never the datagram.
+            sample = fold_sample(raw, storm.limits.fold_bytes)
+            if not storm.fold(host, trap_oid, partial(make, sample), now):
+                stats.storm_shed += 1
                 stats.dropped += 1
+            stats.storm_keys = storm.keys()
             return
-        self._deliver(make())
+        self._deliver(make(raw))
 
     def _deliver(self, event: TrapEvent) -> None:
         try:
@@ -482,18 +480,16 @@ class TrapReceiver:
     # --- housekeeping -------------------------------------------------------------
 
     def _emit_storms(self, now: float, *, all_: bool = False) -> None:
-        for event in self._storm.due(now, all_=all_):
+        events = self._storm.due(now, all_=all_)
+        self.stats.storm_keys = self._storm.keys()
+        for event in events:
             self.stats.storm_events += 1
             # One event stands for storm_count traps that found a bucket empty.
-            log.warning(
-                log_event(
-                    "trap_storm",
-                    source=event.source,
-                    trap=event.trap_name,
-                    folded=event.storm_count,
-                )
-            )
             self._deliver(event)
+        # One line per storm interval, however many keys stormed (the rest is counted in it).
+        line = self._storm.log_line(events, now)
+        if line is not None:
+            log.warning(log_event(line.name, **line.fields))
 
     def _housekeeping(self) -> None:
         now = self._clock()

@@ -45,6 +45,8 @@ class TrapStats:
     v3_fast: int = 0  # v3 traps accepted by the fast path (the rest of received["3"]: pysnmp)
     storm_folded: int = 0  # traps folded into storm events
     storm_events: int = 0  # storm events emitted
+    storm_shed: int = 0  # folds refused because storm_max_keys folds were open (also in dropped)
+    storm_keys: int = 0  # folds open now (a gauge, refreshed as traps fold and storms emit)
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
     datagrams: int = 0
 
@@ -66,5 +68,7 @@ class TrapStats:
             "v3_fast": self.v3_fast,
             "storm_folded": self.storm_folded,
             "storm_events": self.storm_events,
+            "storm_shed": self.storm_shed,
+            "storm_keys": self.storm_keys,
             "dropped": self.dropped,
         }

@@ -47,6 +47,8 @@ def mail_source(
             MetricSample("netalert_mail_sent_total", stats.sent_total),
             MetricSample("netalert_outbox_pending", stats.pending),
             MetricSample("netalert_mail_path_healthy", 0 if stats.canary_failing else 1),
+            MetricSample("netalert_mail_alerts_truncated_total", stats.alerts_truncated),
+            MetricSample("netalert_mail_clipped_total", stats.clipped),
         ]
         out += counter_samples("netalert_mail_failed_total", "kind", stats.failed_total)
         if oldest_pending_age is not None:
@@ -86,6 +88,8 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_traps_dropped_total", stats.dropped))
         out.append(MetricSample("netalert_trap_reports_limited_total", stats.reports_limited))
         out.append(MetricSample("netalert_traps_shared_source_total", stats.shared_source))
+        out.append(MetricSample("netalert_trap_storm_keys", stats.storm_keys))
+        out.append(MetricSample("netalert_trap_storm_shed_total", stats.storm_shed))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out
