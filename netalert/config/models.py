@@ -40,6 +40,7 @@ __all__ = [
     "Config",
     "Credentials",
     "Device",
+    "LimitsConfig",
     "Maintenance",
     "MibsConfig",
     "Route",
@@ -497,6 +498,16 @@ class Maintenance(Model):
         return values
 
 
+class LimitsConfig(Model):
+    """``[limits]``: bounds on alerts and on the state kept about them.
+
+    ``trap_resolve_after`` is the ``resolve_after`` of trap rules that set none
+    and have no ``clear_trap`` (``"0s"``: never).
+    """
+
+    trap_resolve_after: Duration = timedelta(hours=1)
+
+
 class Config(Model):
     """The whole config.toml."""
 
@@ -511,3 +522,4 @@ class Config(Model):
     smtp: SmtpConfig = SmtpConfig()
     routes: list[Route] = []
     maintenance: list[Maintenance] = []
+    limits: LimitsConfig = LimitsConfig()

@@ -1,0 +1,148 @@
+"""Fault tests, alerts without end: caps, a default resolve_after, retention.
+
+A real `netalert run` subprocess gets real v2c linkDown datagrams; the many
+"devices" of the cap test are loopback source addresses (127.0.x.y) the
+sending socket binds to, as spoofed sources would look. Mail goes to the
+aiosmtpd sink; what the agent keeps is read from its SQLite database.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.faults import AgentProcess, link_down, metric_values
+from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.smtp import SmtpServer
+
+_CONFIG = """
+[agent]
+state_dir = "state"
+http = "127.0.0.1:{http}"
+drain_timeout = "2s"
+
+[traps]
+listen = ["127.0.0.1:{traps}"]
+allow = ["127.0.0.0/8"]
+
+[limits]
+{limits}
+
+{rules}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+from = "netalert <netalert@example.org>"
+retry_max = "1s"
+
+[[routes]]
+to = ["noc@example.org"]
+group_by = {group_by}
+group_wait = "0s"
+group_interval = "1s"
+"""
+
+
+def _rule(name: str, extra: str = "") -> str:
+    return (
+        f'[[rules]]\nname = "{name}"\ntrap = "IF-MIB::linkDown"\nkey = ["ifIndex"]\n'
+        f'severity = "warning"\nsummary = "limits-test {name}"\n{extra}\n'
+    )
+
+
+AgentFactory = Callable[..., AgentProcess]
+
+
+@pytest.fixture
+def make_agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iterator[AgentFactory]:
+    made: list[AgentProcess] = []
+
+    def make(*, limits: str, rules: str, group_by: str = '["device"]') -> AgentProcess:
+        traps, http = free_udp_port(), free_tcp_port()
+        text = _CONFIG.format(
+            http=http,
+            traps=traps,
+            smtp=smtp_server.port,
+            limits=limits,
+            rules=rules,
+            group_by=group_by,
+        )
+        agent = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        agent.cleanup()
+
+
+def _sources(count: int) -> list[str]:
+    """``count`` loopback addresses from 127.0.1.1 on (Linux routes all of 127/8 to lo)."""
+    return [f"127.0.{1 + n // 250}.{1 + n % 250}" for n in range(count)]
+
+
+def send_from(port: int, data: bytes, sources: list[str]) -> None:
+    """Sends ``data`` to 127.0.0.1:``port`` once from each address in ``sources``."""
+    for address in sources:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((address, 0))
+            sock.sendto(data, ("127.0.0.1", port))
+
+
+def _rows(agent: AgentProcess, rule: str) -> list[tuple[dict[str, str], str, int]]:
+    rows = agent.query(f"SELECT labels, state, count FROM alerts WHERE rule = '{rule}'")
+    return [(json.loads(str(labels)), str(state), int(count)) for labels, state, count in rows]
+
+
+def _wait(what: str, check: Callable[[], bool], agent: AgentProcess, *, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert agent.proc is not None and agent.proc.poll() is None, agent.log()[-3000:]
+        assert time.monotonic() < deadline, f"not within {within}s: {what}\n{agent.log()[-3000:]}"
+        time.sleep(0.1)
+
+
+def _metrics(agent: AgentProcess, name: str) -> dict[str, float]:
+    status, body = agent.get("/metrics")
+    assert status == 200, body
+    return metric_values(body, name)
+
+
+def test_trap_alert_without_resolve_after_resolves_after_the_default(
+    make_agent: AgentFactory,
+) -> None:
+    agent = make_agent(
+        limits='trap_resolve_after = "2s"',
+        rules=(
+            _rule("Expires")
+            + _rule("Never", 'resolve_after = "0s"')
+            + _rule("Cleared", 'clear_trap = "IF-MIB::linkUp"')
+        ),
+    )
+    agent.start()
+    sent = time.monotonic()
+    send_from(agent.traps_port, link_down(7), ["127.0.0.1"])
+    _wait(
+        "three firing alerts",
+        lambda: len(agent.query("SELECT 1 FROM alerts")) == 3,
+        agent,
+        within=10,
+    )
+    _wait(
+        "Expires resolved",
+        lambda: [s for _, s, _ in _rows(agent, "Expires")] == ["resolved"],
+        agent,
+        within=10,
+    )
+    assert time.monotonic() - sent >= 2.0
+    # opting out ("0s") and a clearing trap keep the others firing
+    assert [s for _, s, _ in _rows(agent, "Never")] == ["firing"]
+    assert [s for _, s, _ in _rows(agent, "Cleared")] == ["firing"]
+    code, _ = agent.terminate()
+    assert code == 0, agent.log()[-3000:]
