@@ -211,6 +211,26 @@ FAMILIES: Mapping[str, Family] = {
             ("version", "python"),
         ),
         Family(
+            "netalert_alerts_suppressed_total",
+            "counter",
+            "Alerts not made because a [limits] cap was reached, by rule (counted once per key"
+            " while the rule's summary alert fires).",
+            ("rule",),
+        ),
+        Family(
+            "netalert_alerts_cap_used",
+            "gauge",
+            "Active (pending or firing) alerts counted against the [limits] caps, by rule.",
+            ("rule",),
+        ),
+        Family(
+            "netalert_alerts_cap",
+            "gauge",
+            "The [limits] alert caps: max_active_alerts (scope total) and"
+            " max_active_alerts_per_rule (scope per_rule).",
+            ("scope",),
+        ),
+        Family(
             "netalert_loop_lag_seconds",
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",

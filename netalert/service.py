@@ -45,6 +45,7 @@ from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
 from netalert.state.db import check_state_dir
 from netalert.systemd import Notifier, watchdog_interval
+from netalert.web.sources import limits_source
 from netalert.web.wiring import AgentStatus
 
 __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
@@ -144,6 +145,7 @@ class Agent:
             self._spawn(self.mail.canary.run(), "mail-canary")
         self.store = AlertStore(self.db)
         self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
+        self.status.metrics.register_source("limits", limits_source(self.engine.limits))
         self.silences = SilenceStore(self.db)
         self._new_dispatcher()
         self.status.attach(
@@ -289,7 +291,9 @@ class Agent:
 
     def _after(self, transitions: list[Transition]) -> None:
         """Persists the alerts' new state, then hands the changes to notify."""
-        if not transitions:
+        assert self.engine is not None
+        updates = self.engine.limits.take_updates()
+        if not transitions and not updates:
             return
         assert self.store is not None and self.dispatcher is not None
         self.store.flush()
@@ -308,6 +312,8 @@ class Agent:
                 )
             )
             self.dispatcher.update(transition.alert, now)
+        for alert in updates:  # a summary alert's new count: no transition, no log line
+            self.dispatcher.update(alert, now)
         self.status.live.sample_alerts(now)
         self._flush_notifications(now)
 

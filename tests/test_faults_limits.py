@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fault_checks import wait_mail
 from tests.support.faults import AgentProcess, link_down, metric_values
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
@@ -44,7 +45,7 @@ retry_max = "1s"
 [[routes]]
 to = ["noc@example.org"]
 group_by = {group_by}
-group_wait = "0s"
+group_wait = "{group_wait}"
 group_interval = "1s"
 """
 
@@ -63,7 +64,9 @@ AgentFactory = Callable[..., AgentProcess]
 def make_agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iterator[AgentFactory]:
     made: list[AgentProcess] = []
 
-    def make(*, limits: str, rules: str, group_by: str = '["device"]') -> AgentProcess:
+    def make(
+        *, limits: str, rules: str, group_by: str = '["device"]', group_wait: str = "0s"
+    ) -> AgentProcess:
         traps, http = free_udp_port(), free_tcp_port()
         text = _CONFIG.format(
             http=http,
@@ -72,6 +75,7 @@ def make_agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iter
             limits=limits,
             rules=rules,
             group_by=group_by,
+            group_wait=group_wait,
         )
         agent = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
         made.append(agent)
@@ -112,6 +116,79 @@ def _metrics(agent: AgentProcess, name: str) -> dict[str, float]:
     status, body = agent.get("/metrics")
     assert status == 200, body
     return metric_values(body, name)
+
+
+def test_per_rule_cap_makes_one_summary_alert_and_mail(
+    make_agent: AgentFactory, smtp_server: SmtpServer
+) -> None:
+    agent = make_agent(
+        limits=(
+            'max_active_alerts_per_rule = 20\ntrap_resolve_after = "6s"\n'
+            'suppressed_resolve_after = "1s"'
+        ),
+        rules=_rule("CapLinkDown"),
+        group_wait="2s",  # the summary's first mail then tells the count after the burst
+    )
+    agent.start()
+    send_from(agent.traps_port, link_down(1), _sources(300))
+
+    suppressed = 'netalert_alerts_suppressed_total{rule="CapLinkDown"}'
+    _wait(
+        "280 suppressed in /metrics",
+        lambda: (
+            _metrics(agent, "netalert_alerts_suppressed_total").get('rule="CapLinkDown"') == 280
+        ),
+        agent,
+        within=15,
+    )
+    rows = _rows(agent, "CapLinkDown")
+    alerts = [r for r in rows if "suppressed" not in r[0]]
+    summaries = [r for r in rows if r[0].get("suppressed") == "true"]
+    assert len(alerts) == 20, (len(alerts), suppressed)
+    assert all(state == "firing" for _, state, _ in alerts)
+    assert len(summaries) == 1, summaries
+    labels, state, count = summaries[0]
+    assert state == "firing" and count == 280, summaries
+    assert labels["rule"] == "CapLinkDown" and labels["severity"] == "warning"
+    used = _metrics(agent, "netalert_alerts_cap_used")
+    assert used == {'rule="CapLinkDown"': 20.0}, used
+    caps = _metrics(agent, "netalert_alerts_cap")
+    assert caps == {'scope="per_rule"': 20.0, 'scope="total"': 10000.0}, caps
+
+    # 20 alert mails (one group per device) and one summary mail, nothing more
+    wait_mail(smtp_server, 21, within=15)
+    time.sleep(1.5)
+    messages = smtp_server.received()
+    assert len(messages) == 21, len(messages)
+    texts = [m.parsed().get_body(("plain",)).get_content() for m in messages]  # type: ignore[union-attr]
+    summary = [text for text in texts if "suppressed" in text]
+    assert len(summary) == 1, texts[0]
+    assert "280 more alerts of rule CapLinkDown suppressed" in summary[0], summary[0]
+
+    # the 20 alerts expire (trap_resolve_after), the rule is under its cap, nothing
+    # more is suppressed for 1s: the summary resolves, each resolution is mailed once
+    _wait(
+        "every alert resolved",
+        lambda: all(state == "resolved" for _, state, _ in _rows(agent, "CapLinkDown")),
+        agent,
+        within=20,
+    )
+    wait_mail(smtp_server, 42, within=15)
+    time.sleep(1.5)
+    assert len(smtp_server.received()) == 42
+    # back under the cap: a new source makes a new alert again
+    send_from(agent.traps_port, link_down(1), ["127.0.9.9"])
+    _wait(
+        "an alert for a new source",
+        lambda: any(
+            labels.get("device") == "127.0.9.9" and state == "firing"
+            for labels, state, _ in _rows(agent, "CapLinkDown")
+        ),
+        agent,
+        within=10,
+    )
+    code, _ = agent.terminate()
+    assert code == 0, agent.log()[-3000:]
 
 
 def test_trap_alert_without_resolve_after_resolves_after_the_default(

@@ -501,10 +501,17 @@ class Maintenance(Model):
 class LimitsConfig(Model):
     """``[limits]``: bounds on alerts and on the state kept about them.
 
+    Past ``max_active_alerts`` (all rules) or ``max_active_alerts_per_rule``
+    no new alert is made: the rule gets one summary alert instead (label
+    ``suppressed="true"``), which resolves once the rule is under its caps and
+    nothing was suppressed for ``suppressed_resolve_after``.
     ``trap_resolve_after`` is the ``resolve_after`` of trap rules that set none
     and have no ``clear_trap`` (``"0s"``: never).
     """
 
+    max_active_alerts: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    max_active_alerts_per_rule: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    suppressed_resolve_after: Duration = timedelta(minutes=5)
     trap_resolve_after: Duration = timedelta(hours=1)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from netalert.alerts.caps import SUMMARY_SOURCE
 from netalert.alerts.flap import FlapSettings
 from netalert.alerts.lifecycle import INACTIVE, poll_step, trap_clear, trap_tick
 from netalert.alerts.model import AlertState, Transition
@@ -33,6 +34,7 @@ from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
 from netalert.rules.evaluate import applies, shown, truth
 from netalert.rules.history import DeviceHistory, RowHistory, rebooted
 from netalert.rules.inputs import PollResult, Row
+from netalert.rules.limits import AlertLimits
 from netalert.rules.mibview import MIB_ERRORS, MibTreeLike
 from netalert.rules.reachability import DeviceReachability
 from netalert.rules.trapflow import TrapFlow
@@ -65,6 +67,7 @@ class RuleEngine(TrapFlow, DeviceReachability):
         rules: RuleSet | None = None,
     ) -> None:
         self.store = store
+        self.limits = AlertLimits(store, config.limits)
         self._history: dict[str, DeviceHistory] = {}
         self.reload(config, tree, rules=rules)
 
@@ -75,6 +78,7 @@ class RuleEngine(TrapFlow, DeviceReachability):
             ConfigError: The rules do not compile (the old ones stay in force).
         """
         self.rules = rules if rules is not None else compile_rules(config, tree)
+        self.limits.configure(config.limits)
         self._devices = frozenset(d.name for d in config.devices)
         self._poll = {r.name: r for r in self.rules.poll}
         self._trap = {r.name: r for r in self.rules.trap}
@@ -275,6 +279,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
         if record is None and new.state is AlertState.RESOLVED:
             return None
         target = self._poll_target(rule, device, labels, record, row)
+        if not self.limits.admits(rule.name, record, new):
+            return self.limits.suppress(target, rule.labels, now)
         value = shown(rule.expr, env, ctx)
         context = {**self._decoded(rule, row), **env, "index": row.index}
         return advance(
@@ -290,6 +296,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
             change: Transition | None = None
             if self._obsolete(record):
                 change = self._retire(record, now)
+            elif alert.source == SUMMARY_SOURCE:
+                change = self.limits.step(record, now)
             elif alert.source == "trap":
                 rule = self._trap[alert.rule]
                 phase = trap_tick(
@@ -327,6 +335,9 @@ class RuleEngine(TrapFlow, DeviceReachability):
             return alert.rule not in self._trap
         if alert.source == "builtin":
             return not self.rules.unreachable or alert.device not in self._devices
+        if alert.source == SUMMARY_SOURCE:
+            unreachable = alert.rule == UNREACHABLE and self.rules.unreachable
+            return not (unreachable or alert.rule in self._trap or alert.rule in self._poll)
         return alert.rule not in self._poll or alert.device not in self._devices
 
     def _retire(self, record: AlertRecord, now: float) -> Transition | None:
@@ -357,6 +368,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
             )
         self.store.remove(alert.fingerprint)
         self._confirming.discard(alert.fingerprint)
+        if alert.source == SUMMARY_SOURCE:
+            self.limits.forget(alert.rule)
         return change
 
     def _collect(self, record: AlertRecord, now: float) -> None:

@@ -16,10 +16,11 @@ from netalert.metrics import HistogramCounts, MetricSample, Sample, Source, coun
 if TYPE_CHECKING:
     from netalert.alerts.model import Alert
     from netalert.mail.stats import MailStats
+    from netalert.rules.limits import AlertLimits
     from netalert.snmp.poller import PollerStats
     from netalert.snmp.trapstats import TrapStats
 
-__all__ = ["alerts_source", "mail_source", "poller_source", "traps_source"]
+__all__ = ["alerts_source", "limits_source", "mail_source", "poller_source", "traps_source"]
 
 
 def mail_source(
@@ -93,5 +94,18 @@ def alerts_source(active: Callable[[], Iterable[Alert]]) -> Source:
             if alert.state == "firing":
                 counts[alert.severity] = counts.get(alert.severity, 0) + 1
         return counter_samples("netalert_alerts_active", "severity", counts)
+
+    return read
+
+
+def limits_source(limits: AlertLimits) -> Source:
+    """A source for the alert caps: suppressions per rule, what is used, the caps."""
+
+    def read() -> list[Sample]:
+        out = counter_samples("netalert_alerts_suppressed_total", "rule", limits.suppressed_total)
+        out += counter_samples("netalert_alerts_cap_used", "rule", limits.store.active_by_rule())
+        out.append(MetricSample("netalert_alerts_cap", limits.caps.total, {"scope": "total"}))
+        out.append(MetricSample("netalert_alerts_cap", limits.caps.per_rule, {"scope": "per_rule"}))
+        return out
 
     return read
