@@ -231,6 +231,14 @@ FAMILIES: Mapping[str, Family] = {
             ("scope",),
         ),
         Family(
+            "netalert_pruned_rows_total",
+            "counter",
+            "Rows deleted by the clean-up, by table: resolved alerts, notification log"
+            " entries and mail thread roots past [limits] retention.",
+            ("table",),
+            ("alerts", "nflog", "mail_threads"),
+        ),
+        Family(
             "netalert_loop_lag_seconds",
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",

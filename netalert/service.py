@@ -30,11 +30,13 @@ from netalert.config.models import Config
 from netalert.config.risks import config_warnings
 from netalert.errors import ConfigError, NetalertError, StateError
 from netalert.logs import event
+from netalert.mail.outbox import Outbox
 from netalert.mail.wiring import MailStage, build_mail_stage
 from netalert.mib import MibTree, check_config_names, load_mibs
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
+from netalert.prune import Pruner, live_groups
 from netalert.rules import RuleEngine, RuleSet, compile_rules
 from netalert.rules.adapt import from_poller
 from netalert.snmp.engines import EngineIdRegistry
@@ -45,7 +47,7 @@ from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
 from netalert.state.db import check_state_dir
 from netalert.systemd import Notifier, watchdog_interval
-from netalert.web.sources import limits_source
+from netalert.web.sources import limits_source, pruned_source
 from netalert.web.wiring import AgentStatus
 
 __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
@@ -105,6 +107,7 @@ class Agent:
         self.engines = EngineIdRegistry()
         self.poller: Poller | None = None
         self.receiver: Any = None
+        self.pruner: Pruner | None = None
         self.status = AgentStatus(
             started=self.started,
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
@@ -154,6 +157,7 @@ class Agent:
         await self._start_intake()
         await self._start_web()
         self._spawn(self._ticker(), "ticker")
+        self._start_pruner()
         interval = watchdog_interval()
         if interval is not None:
             self._spawn(self._watchdog(interval), "watchdog")
@@ -171,6 +175,26 @@ class Agent:
                 mib_modules=len(self.prepared.tree.modules),
             )
         )
+
+    def _start_pruner(self) -> None:
+        assert self.db is not None and self.engine is not None
+        store, engine = self.store, self.engine
+        assert store is not None
+        self.pruner = Pruner(
+            nflog=NotificationLog(self.db),
+            outbox=self._outbox,
+            limits=lambda: self.config.limits,
+            live=lambda: live_groups(self.config.routes, store.alerts()),
+        )
+        pruner = self.pruner
+        self.status.metrics.register_source(
+            "prune", pruned_source(lambda: {"alerts": engine.pruned, **pruner.rows})
+        )
+        self._spawn(pruner.run(self._stop), "prune")
+
+    def _outbox(self) -> Outbox:
+        assert self.mail is not None
+        return self.mail.outbox
 
     def _base_dir(self) -> Path | None:
         return self.config_path.resolve().parent if self.config_path else None

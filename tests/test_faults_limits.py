@@ -223,3 +223,36 @@ def test_trap_alert_without_resolve_after_resolves_after_the_default(
     assert [s for _, s, _ in _rows(agent, "Cleared")] == ["firing"]
     code, _ = agent.terminate()
     assert code == 0, agent.log()[-3000:]
+
+
+def test_retention_prunes_resolved_alerts_nflog_and_threads_not_live_ones(
+    make_agent: AgentFactory, smtp_server: SmtpServer
+) -> None:
+    agent = make_agent(
+        limits='retention = "1s"\nprune_interval = "1s"',
+        rules=_rule("Gone", 'resolve_after = "1s"') + _rule("Stays", 'resolve_after = "0s"'),
+        group_by='["rule"]',
+    )
+    agent.start()
+    send_from(agent.traps_port, link_down(3), ["127.0.0.1"])
+    # a firing mail per rule, then Gone's resolved mail
+    wait_mail(smtp_server, 3, within=15)
+
+    def gone() -> bool:
+        alerts = {str(r[0]) for r in agent.query("SELECT rule FROM alerts")}
+        nflog = " ".join(str(r[0]) for r in agent.query("SELECT group_key FROM nflog"))
+        threads = " ".join(str(r[0]) for r in agent.query("SELECT group_key FROM mail_threads"))
+        return "Gone" not in alerts and "Gone" not in nflog and "Gone" not in threads
+
+    _wait("Gone's rows pruned", gone, agent, within=15)
+    # what a live group still needs is kept, however old
+    assert [s for _, s, _ in _rows(agent, "Stays")] == ["firing"]
+    assert "Stays" in " ".join(str(r[0]) for r in agent.query("SELECT group_key FROM nflog"))
+    threads = agent.query("SELECT group_key FROM mail_threads")
+    assert "Stays" in " ".join(str(r[0]) for r in threads)
+    pruned = _metrics(agent, "netalert_pruned_rows_total")
+    for table in ("alerts", "nflog", "mail_threads"):
+        assert pruned.get(f'table="{table}"', 0) >= 1, pruned
+    assert len(smtp_server.received()) == 3
+    code, _ = agent.terminate()
+    assert code == 0, agent.log()[-3000:]

@@ -1,4 +1,4 @@
-"""The alert caps in the rule engine: poll rows past a cap, the summary's life.
+"""The [limits] in the rule engine: poll rows past a cap, the summary's life, retention.
 
 Built-in MIB tree and an in-memory SQLite store; times are injected.
 """
@@ -88,3 +88,18 @@ def test_alerts_already_active_are_never_suppressed() -> None:
     assert engine.on_poll(poll("sw1", 60, {"1": iface(2), "2": iface(2)}), 60) == []
     assert _summary(engine) == []
     assert {a.state for a in engine.store.active()} == {AlertState.FIRING}
+
+
+def test_resolved_alerts_are_dropped_after_retention_a_batch_per_tick() -> None:
+    limits = '[limits]\nretention = "10s"\nprune_batch = 2\n'
+    engine = make(RULES, extra=limits)
+    down = {str(i): iface(2) for i in range(1, 4)}
+    engine.on_poll(poll("sw1", 0, down), 0)
+    up = {str(i): iface(1) for i in range(1, 4)}
+    assert len(engine.on_poll(poll("sw1", 5, up), 5)) == 3
+    engine.tick(15)  # resolved 10 s ago: kept
+    assert (len(engine.store.alerts()), engine.pruned) == (3, 0)
+    engine.tick(15.5)
+    assert (len(engine.store.alerts()), engine.pruned) == (1, 2)  # a batch of 2
+    engine.tick(16)
+    assert (len(engine.store.alerts()), engine.pruned) == (0, 3)

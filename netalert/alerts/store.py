@@ -7,9 +7,9 @@ alert that was firing is still firing (no second FIRING mail) and one that was
 pending keeps counting its ``for`` from when it began.
 
 Resolved records stay a while: their flap history must survive a quick
-re-fire, and the web page shows recent resolutions. They are dropped once
-their history holds no firing result and they are not flapping, or an hour
-after they resolved.
+re-fire. The rule engine drops them once their history holds no firing result
+and they are not flapping, or :data:`RESOLVED_KEPT` after they resolved
+(``[limits] retention`` when shorter).
 """
 
 from __future__ import annotations
@@ -28,9 +28,19 @@ from netalert.alerts.model import Alert, AlertState
 from netalert.snmp.types import SnmpType, VarBind
 from netalert.state.db import Database
 
-__all__ = ["MIGRATIONS", "SEP", "AlertRecord", "AlertStore", "group_of", "load_alerts", "make_key"]
+__all__ = [
+    "MIGRATIONS",
+    "RESOLVED_KEPT",
+    "SEP",
+    "AlertRecord",
+    "AlertStore",
+    "group_of",
+    "load_alerts",
+    "make_key",
+]
 
-RETENTION = 3600.0
+# Longest a resolved record is kept (memory and database): an hour of flap history.
+RESOLVED_KEPT = 3600.0
 # Separates the parts of a lookup key; the ASCII unit separator occurs in no name.
 SEP = "\x1f"
 

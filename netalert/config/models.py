@@ -506,13 +506,26 @@ class LimitsConfig(Model):
     ``suppressed="true"``), which resolves once the rule is under its caps and
     nothing was suppressed for ``suppressed_resolve_after``.
     ``trap_resolve_after`` is the ``resolve_after`` of trap rules that set none
-    and have no ``clear_trap`` (``"0s"``: never).
+    and have no ``clear_trap`` (``"0s"``: never). ``retention`` bounds how long
+    resolved alerts, notification log entries and mail thread roots no live
+    group needs are kept; the notification log and the threads are pruned every
+    ``prune_interval``, ``prune_batch`` rows per transaction.
     """
 
     max_active_alerts: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
     max_active_alerts_per_rule: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
     suppressed_resolve_after: Duration = timedelta(minutes=5)
     trap_resolve_after: Duration = timedelta(hours=1)
+    retention: Duration = timedelta(days=7)
+    prune_interval: Duration = timedelta(minutes=5)
+    prune_batch: Annotated[int, Field(ge=1, le=100_000)] = 500
+
+    @field_validator("retention", "prune_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 class Config(Model):

@@ -27,7 +27,7 @@ from netalert.alerts.caps import SUMMARY_SOURCE
 from netalert.alerts.flap import FlapSettings
 from netalert.alerts.lifecycle import INACTIVE, poll_step, trap_clear, trap_tick
 from netalert.alerts.model import AlertState, Transition
-from netalert.alerts.store import RETENTION, AlertRecord, AlertStore, group_of, make_key
+from netalert.alerts.store import RESOLVED_KEPT, AlertRecord, AlertStore, group_of, make_key
 from netalert.config.models import Config
 from netalert.rules.apply import Target, advance, alert_labels, signature
 from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
@@ -68,6 +68,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
     ) -> None:
         self.store = store
         self.limits = AlertLimits(store, config.limits)
+        # Resolved alerts dropped by the clean-up since the start (netalert_pruned_rows_total).
+        self.pruned = 0
         self._history: dict[str, DeviceHistory] = {}
         self.reload(config, tree, rules=rules)
 
@@ -79,6 +81,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
         """
         self.rules = rules if rules is not None else compile_rules(config, tree)
         self.limits.configure(config.limits)
+        self._kept = min(RESOLVED_KEPT, config.limits.retention.total_seconds())
+        self._batch = config.limits.prune_batch
         self._devices = frozenset(d.name for d in config.devices)
         self._poll = {r.name: r for r in self.rules.poll}
         self._trap = {r.name: r for r in self.rules.trap}
@@ -289,8 +293,10 @@ class RuleEngine(TrapFlow, DeviceReachability):
 
     def tick(self, now: float) -> list[Transition]:
         """Time-based changes: trap ``for`` and ``resolve_after``, quiet flap samples,
-        alerts of removed or changed rules and devices, and clean-up of old records."""
+        alerts of removed or changed rules and devices, summary alerts of the caps,
+        and clean-up of resolved records (at most ``[limits] prune_batch`` per tick)."""
         out: list[Transition] = []
+        budget = self._batch
         for record in self.store.records():
             alert = record.alert
             change: Transition | None = None
@@ -323,7 +329,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
                     )
             if change is not None:
                 out.append(change)
-            self._collect(record, now)
+            if budget > 0 and self._collect(record, now):
+                budget -= 1
         self.store.flush()
         return out
 
@@ -372,9 +379,13 @@ class RuleEngine(TrapFlow, DeviceReachability):
             self.limits.forget(alert.rule)
         return change
 
-    def _collect(self, record: AlertRecord, now: float) -> None:
+    def _collect(self, record: AlertRecord, now: float) -> bool:
+        """Drops a resolved record nobody needs any more; True when it did."""
         alert = record.alert
         if record.active or alert.flapping or self.store.get(alert.fingerprint) is None:
-            return
-        if "1" not in record.history or now - (alert.ends_at or now) > RETENTION:
-            self.store.remove(alert.fingerprint)
+            return False
+        if "1" in record.history and now - (alert.ends_at or now) <= self._kept:
+            return False
+        self.store.remove(alert.fingerprint)
+        self.pruned += 1
+        return True

@@ -8,7 +8,7 @@ Nothing is copied: every scrape reads the current counters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from netalert.metrics import HistogramCounts, MetricSample, Sample, Source, counter_samples
@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from netalert.snmp.poller import PollerStats
     from netalert.snmp.trapstats import TrapStats
 
-__all__ = ["alerts_source", "limits_source", "mail_source", "poller_source", "traps_source"]
+__all__ = [
+    "alerts_source",
+    "limits_source",
+    "mail_source",
+    "poller_source",
+    "pruned_source",
+    "traps_source",
+]
 
 
 def mail_source(
@@ -107,5 +114,14 @@ def limits_source(limits: AlertLimits) -> Source:
         out.append(MetricSample("netalert_alerts_cap", limits.caps.total, {"scope": "total"}))
         out.append(MetricSample("netalert_alerts_cap", limits.caps.per_rule, {"scope": "per_rule"}))
         return out
+
+    return read
+
+
+def pruned_source(rows: Callable[[], Mapping[str, int]]) -> Source:
+    """A source for the clean-up: ``rows()`` returns the rows deleted so far, by table."""
+
+    def read() -> list[Sample]:
+        return counter_samples("netalert_pruned_rows_total", "table", rows())
 
     return read
