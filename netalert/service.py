@@ -148,7 +148,10 @@ class Agent:
             self._spawn(self.mail.canary.run(), "mail-canary")
         self.store = AlertStore(self.db)
         self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
-        self.status.metrics.register_source("limits", limits_source(self.engine.limits))
+        engine = self.engine
+        self.status.metrics.register_source(
+            "limits", limits_source(engine.limits, lambda: engine.rule_names)
+        )
         self.silences = SilenceStore(self.db)
         self._new_dispatcher()
         self.status.attach(

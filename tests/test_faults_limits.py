@@ -151,7 +151,7 @@ def test_per_rule_cap_makes_one_summary_alert_and_mail(
     assert state == "firing" and count == 280, summaries
     assert labels["rule"] == "CapLinkDown" and labels["severity"] == "warning"
     used = _metrics(agent, "netalert_alerts_cap_used")
-    assert used == {'rule="CapLinkDown"': 20.0}, used
+    assert used == {'rule="CapLinkDown"': 20.0, 'rule="DeviceUnreachable"': 0.0}, used
     caps = _metrics(agent, "netalert_alerts_cap")
     assert caps == {'scope="per_rule"': 20.0, 'scope="total"': 10000.0}, caps
 

@@ -102,6 +102,11 @@ class RuleEngine(TrapFlow, DeviceReachability):
             r.alert.fingerprint for r in self.store.records() if r.confirm_next is not None
         }
 
+    @property
+    def rule_names(self) -> frozenset[str]:
+        """The names of the rules in force, ``DeviceUnreachable`` included."""
+        return frozenset(self._signatures)
+
     # --- polls ------------------------------------------------------------------------
 
     def on_poll(self, result: PollResult, now: float) -> list[Transition]:

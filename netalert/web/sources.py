@@ -105,12 +105,18 @@ def alerts_source(active: Callable[[], Iterable[Alert]]) -> Source:
     return read
 
 
-def limits_source(limits: AlertLimits) -> Source:
-    """A source for the alert caps: suppressions per rule, what is used, the caps."""
+def limits_source(limits: AlertLimits, rules: Callable[[], Iterable[str]]) -> Source:
+    """A source for the alert caps: suppressions per rule, what is used, the caps.
+
+    Args:
+        limits: The rule engine's caps and counters.
+        rules: Returns the names of the rules in force (their usage is exported, 0 included).
+    """
 
     def read() -> list[Sample]:
+        used = dict.fromkeys(rules(), 0) | limits.store.active_by_rule()
         out = counter_samples("netalert_alerts_suppressed_total", "rule", limits.suppressed_total)
-        out += counter_samples("netalert_alerts_cap_used", "rule", limits.store.active_by_rule())
+        out += counter_samples("netalert_alerts_cap_used", "rule", used)
         out.append(MetricSample("netalert_alerts_cap", limits.caps.total, {"scope": "total"}))
         out.append(MetricSample("netalert_alerts_cap", limits.caps.per_rule, {"scope": "per_rule"}))
         return out
