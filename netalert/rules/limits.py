@@ -39,11 +39,11 @@ _DESCRIPTION = compile_template(
     "New {{ labels.rule }} alerts are not made, nor mailed, while {{ cap }}:"
     " {{ suppressed }} so far, counted in netalert_alerts_suppressed_total. This alert"
     " resolves once the rule is under its caps and nothing more was suppressed for"
-    " [limits] suppressed_resolve_after."
+    " [limits].suppressed_resolve_after."
 )
 _CAP_TEXT = {
-    "per_rule": "the rule has {n} active alerts ([limits] max_active_alerts_per_rule)",
-    "total": "{n} alerts are active in all ([limits] max_active_alerts)",
+    "per_rule": "the rule has {n} active alerts ([limits].max_active_alerts_per_rule)",
+    "total": "{n} alerts are active in all ([limits].max_active_alerts)",
 }
 
 
