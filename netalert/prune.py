@@ -27,11 +27,9 @@ from netalert.mail.outbox import Outbox
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.routes import group_key, match_route, route_name
 
-__all__ = ["TABLES", "Pruner", "live_groups"]
+__all__ = ["Pruner", "live_groups"]
 
 log = logging.getLogger("netalert.prune")
-
-TABLES = ("alerts", "nflog", "mail_threads")
 
 
 def live_groups(routes: Sequence[Route], alerts: Iterable[Alert]) -> set[tuple[str, str]]:
