@@ -72,6 +72,11 @@ storm_burst = 1000000
 storm_trap_rate = 1000000.0
 storm_trap_burst = 1000000
 
+# every trap is a new alert: the alert caps are raised for the same reason
+[limits]
+max_active_alerts = 1000000
+max_active_alerts_per_rule = 1000000
+
 [[rules]]
 name = "BenchTrap"
 trap = "*"

@@ -238,6 +238,34 @@ FAMILIES: Mapping[str, Family] = {
             "Log lines whose longest values were cut to fit [agent] log_line_max.",
         ),
         Family(
+            "netalert_alerts_suppressed_total",
+            "counter",
+            "Alerts not made because a [limits] cap was reached, by rule (counted once per key"
+            " while the rule's summary alert fires).",
+            ("rule",),
+        ),
+        Family(
+            "netalert_alerts_cap_used",
+            "gauge",
+            "Active (pending or firing) alerts counted against the [limits] caps, by rule.",
+            ("rule",),
+        ),
+        Family(
+            "netalert_alerts_cap",
+            "gauge",
+            "The [limits] alert caps: max_active_alerts (scope total) and"
+            " max_active_alerts_per_rule (scope per_rule).",
+            ("scope",),
+        ),
+        Family(
+            "netalert_pruned_rows_total",
+            "counter",
+            "Rows deleted by the clean-up, by table: resolved alerts, notification log"
+            " entries and mail thread roots past [limits] retention.",
+            ("table",),
+            ("alerts", "nflog", "mail_threads"),
+        ),
+        Family(
             "netalert_loop_lag_seconds",
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",

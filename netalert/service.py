@@ -30,11 +30,13 @@ from netalert.config.models import Config
 from netalert.config.risks import config_warnings
 from netalert.errors import ConfigError, NetalertError, StateError
 from netalert.logs import event
+from netalert.mail.outbox import Outbox
 from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
 from netalert.mib import MibTree, check_config_names, load_mibs
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
+from netalert.prune import Pruner, live_groups
 from netalert.rules import RuleEngine, RuleSet, compile_rules
 from netalert.rules.adapt import from_poller
 from netalert.snmp.engines import EngineIdRegistry
@@ -46,6 +48,7 @@ from netalert.state import Database, open_database
 from netalert.state.db import check_state_dir
 from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.guard import HttpLimits
+from netalert.web.sources import limits_source, pruned_source
 from netalert.web.wiring import AgentStatus
 
 __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
@@ -105,6 +108,7 @@ class Agent:
         self.engines = EngineIdRegistry()
         self.poller: Poller | None = None
         self.receiver: Any = None
+        self.pruner: Pruner | None = None
         self.status = AgentStatus(
             started=self.started,
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
@@ -146,6 +150,10 @@ class Agent:
             self._spawn(self.mail.canary.run(), "mail-canary")
         self.store = AlertStore(self.db)
         self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
+        engine = self.engine
+        self.status.metrics.register_source(
+            "limits", limits_source(engine.limits, lambda: engine.rule_names)
+        )
         self.silences = SilenceStore(self.db)
         self._new_dispatcher()
         self.status.attach(
@@ -154,6 +162,7 @@ class Agent:
         await self._start_intake()
         await self._start_web()
         self._spawn(self._ticker(), "ticker")
+        self._start_pruner()
         interval = watchdog_interval()
         if interval is not None:
             self._spawn(self._watchdog(interval), "watchdog")
@@ -171,6 +180,26 @@ class Agent:
                 mib_modules=len(self.prepared.tree.modules),
             )
         )
+
+    def _start_pruner(self) -> None:
+        assert self.db is not None and self.engine is not None
+        store, engine = self.store, self.engine
+        assert store is not None
+        self.pruner = Pruner(
+            nflog=NotificationLog(self.db),
+            outbox=self._outbox,
+            limits=lambda: self.config.limits,
+            live=lambda: live_groups(self.config.routes, store.alerts()),
+        )
+        pruner = self.pruner
+        self.status.metrics.register_source(
+            "prune", pruned_source(lambda: {"alerts": engine.pruned, **pruner.rows})
+        )
+        self._spawn(pruner.run(self._stop), "prune")
+
+    def _outbox(self) -> Outbox:
+        assert self.mail is not None
+        return self.mail.outbox
 
     def _base_dir(self) -> Path | None:
         return self.config_path.resolve().parent if self.config_path else None
@@ -293,7 +322,9 @@ class Agent:
 
     def _after(self, transitions: list[Transition]) -> None:
         """Persists the alerts' new state, then hands the changes to notify."""
-        if not transitions:
+        assert self.engine is not None
+        updates = self.engine.limits.take_updates()
+        if not transitions and not updates:
             return
         assert self.store is not None and self.dispatcher is not None
         self.store.flush()
@@ -312,6 +343,8 @@ class Agent:
                 )
             )
             self.dispatcher.update(transition.alert, now)
+        for alert in updates:  # a summary alert's new count: no transition, no log line
+            self.dispatcher.update(alert, now)
         self.status.live.sample_alerts(now)
         self._flush_notifications(now)
 

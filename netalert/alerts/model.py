@@ -59,7 +59,7 @@ class Alert:
     count: int
     flapping: bool
     silenced: bool
-    source: str  # "poll" | "trap" | "builtin"
+    source: str  # "poll" | "trap" | "builtin" | "limit" (a rule's summary past its caps)
     varbinds: tuple[VarBind, ...] = ()
 
 

@@ -7,9 +7,9 @@ alert that was firing is still firing (no second FIRING mail) and one that was
 pending keeps counting its ``for`` from when it began.
 
 Resolved records stay a while: their flap history must survive a quick
-re-fire, and the web page shows recent resolutions. They are dropped once
-their history holds no firing result and they are not flapping, or an hour
-after they resolved.
+re-fire. The rule engine drops them once their history holds no firing result
+and they are not flapping, or :data:`RESOLVED_KEPT` after they resolved
+(``[limits] retention`` when shorter).
 """
 
 from __future__ import annotations
@@ -22,14 +22,25 @@ from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from netalert.alerts.caps import SUMMARY_SOURCE
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
 from netalert.snmp.types import SnmpType, VarBind
 from netalert.state.db import Database
 
-__all__ = ["MIGRATIONS", "SEP", "AlertRecord", "AlertStore", "group_of", "load_alerts", "make_key"]
+__all__ = [
+    "MIGRATIONS",
+    "RESOLVED_KEPT",
+    "SEP",
+    "AlertRecord",
+    "AlertStore",
+    "group_of",
+    "load_alerts",
+    "make_key",
+]
 
-RETENTION = 3600.0
+# Longest a resolved record is kept (memory and database): an hour of flap history.
+RESOLVED_KEPT = 3600.0
 # Separates the parts of a lookup key; the ASCII unit separator occurs in no name.
 SEP = "\x1f"
 
@@ -113,6 +124,9 @@ class AlertStore:
         self._by_group: dict[str, set[str]] = {}
         self._dirty: set[str] = set()
         self._deleted: set[str] = set()
+        # active records counted against the caps (summary alerts are not), by rule
+        self._counted: dict[str, set[str]] = {}
+        self._counted_total = 0
         if db is not None:
             db.migrate("alerts", MIGRATIONS)
             for record in _load(db.conn):
@@ -123,6 +137,36 @@ class AlertStore:
         self._records[fp] = record
         self._by_key.setdefault(record.key, set()).add(fp)
         self._by_group.setdefault(group_of(record.key), set()).add(fp)
+        self._count(record, record.active)
+
+    def _count(self, record: AlertRecord, active: bool) -> None:
+        fp = record.alert.fingerprint
+        rule = record.alert.rule
+        fps = self._counted.get(rule)
+        if active and record.alert.source != SUMMARY_SOURCE:
+            if fps is None:
+                fps = self._counted[rule] = set()
+            if fp not in fps:
+                fps.add(fp)
+                self._counted_total += 1
+        elif fps is not None and fp in fps:
+            fps.discard(fp)
+            self._counted_total -= 1
+            if not fps:
+                del self._counted[rule]
+
+    def active_count(self, rule: str) -> int:
+        """Active (pending or firing) alerts of ``rule``, summary alerts not counted."""
+        fps = self._counted.get(rule)
+        return len(fps) if fps else 0
+
+    def active_total(self) -> int:
+        """Active alerts of every rule, summary alerts not counted."""
+        return self._counted_total
+
+    def active_by_rule(self) -> dict[str, int]:
+        """:meth:`active_count` of every rule with an active alert."""
+        return {rule: len(fps) for rule, fps in self._counted.items()}
 
     def get(self, fingerprint: str) -> AlertRecord | None:
         """The record of ``fingerprint``, or None."""
@@ -151,6 +195,8 @@ class AlertStore:
         fp = record.alert.fingerprint
         if fp not in self._records:
             self._index(record)
+        else:
+            self._count(record, record.active)
         self._dirty.add(fp)
         self._deleted.discard(fp)
 
@@ -159,6 +205,7 @@ class AlertStore:
         record = self._records.pop(fingerprint, None)
         if record is None:
             return
+        self._count(record, False)
         for index, name in ((self._by_key, record.key), (self._by_group, group_of(record.key))):
             fps = index.get(name)
             if fps is not None:

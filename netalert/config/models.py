@@ -530,12 +530,41 @@ class Maintenance(Model):
 
 
 class LimitsConfig(Model):
-    """``[limits]``: bounds past which netalert summarizes and counts (README: Limits)."""
+    """``[limits]``: bounds past which netalert summarizes and counts (README: Limits).
+
+    Mails: a group's mail lists ``max_alerts_per_mail`` alerts in full, the most
+    important first (the rest as counts), and stays under ``max_mail_bytes``.
+
+    Past ``max_active_alerts`` (all rules) or ``max_active_alerts_per_rule``
+    no new alert is made: the rule gets one summary alert instead (label
+    ``suppressed="true"``), which resolves once the rule is under its caps and
+    nothing was suppressed for ``suppressed_resolve_after``.
+    ``trap_resolve_after`` is the ``resolve_after`` of trap rules that set none
+    and have no ``clear_trap`` (``"0s"``: never). ``retention`` bounds how long
+    resolved alerts, notification log entries and mail thread roots no live
+    group needs are kept; the notification log and the threads are pruned every
+    ``prune_interval``, ``prune_batch`` rows per transaction.
+    """
 
     # a group's mail lists this many alerts in full, the most important first; the rest as counts
     max_alerts_per_mail: Annotated[int, Field(ge=0, le=100_000)] = 50
     # a mail's size in bytes, as sent: varbinds and long values are cut to fit, then alerts
     max_mail_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = 262_144
+
+    max_active_alerts: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    max_active_alerts_per_rule: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    suppressed_resolve_after: Duration = timedelta(minutes=5)
+    trap_resolve_after: Duration = timedelta(hours=1)
+    retention: Duration = timedelta(days=7)
+    prune_interval: Duration = timedelta(minutes=5)
+    prune_batch: Annotated[int, Field(ge=1, le=100_000)] = 500
+
+    @field_validator("retention", "prune_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 class Config(Model):

@@ -10,7 +10,8 @@ resumes with what is due. Entries older than ``[smtp].max_age`` are flagged
 
 Also here, because it lives and dies with the outbox's database: the thread
 root of each group's open episode (``mail_threads``), so repeats and resolved
-mails reply to the first mail even across restarts.
+mails reply to the first mail even across restarts. Roots of groups no longer
+live are pruned after ``[limits] retention`` (:meth:`Outbox.prune_threads`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
@@ -410,6 +412,33 @@ class Outbox:
         """Records the first Message-ID of a group's episode."""
         with self.db.transaction() as conn:
             _upsert_thread(conn, group_key, root, now)
+
+    def prune_threads(
+        self, cutoff: float, *, live: AbstractSet[str], after: int, limit: int
+    ) -> tuple[int, int | None]:
+        """Deletes old thread roots among the next ``limit`` rows after rowid ``after``.
+
+        A root goes when its episode began before ``cutoff`` and its group key
+        is not in ``live`` (the groups notify holds now: their next mail still
+        replies to it). Each call scans at most ``limit`` rows, in one short
+        transaction.
+
+        Returns:
+            How many rows were deleted, and the rowid to continue after (None
+            once the scan reached the end of the table).
+
+        Raises:
+            sqlite3.Error: The database cannot be read or written.
+        """
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT rowid, group_key, updated FROM mail_threads WHERE rowid > ?"
+                " ORDER BY rowid LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            doomed = [(r[0],) for r in rows if r[2] < cutoff and r[1] not in live]
+            conn.executemany("DELETE FROM mail_threads WHERE rowid = ?", doomed)
+        return len(doomed), (int(rows[-1][0]) if len(rows) == limit else None)
 
 
 def _upsert_thread(conn: sqlite3.Connection, group_key: str, root: str, now: float) -> None:

@@ -2,13 +2,16 @@
 
 The dedup decision is the pure function :func:`decide`; the log itself is a
 SQLite table written in the same transaction as the outbox entry, so after a
-crash either both the mail and its log entry exist, or neither.
+crash either both the mail and its log entry exist, or neither. Entries of
+groups no longer live are pruned after ``[limits] retention``
+(:meth:`NotificationLog.prune`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from netalert.notify.model import Reason
@@ -108,8 +111,34 @@ class NotificationLog:
             (route, group_key, json.dumps(sorted(firing)), json.dumps(sorted(resolved)), now),
         )
 
-    def forget_older_than(self, cutoff: float) -> int:
-        """Drops entries of groups idle since before ``cutoff``; returns how many."""
+    def prune(
+        self,
+        cutoff: float,
+        *,
+        live: AbstractSet[tuple[str, str]],
+        after: int,
+        limit: int,
+    ) -> tuple[int, int | None]:
+        """Deletes old entries among the next ``limit`` rows after rowid ``after``.
+
+        An entry goes when its group was last mailed before ``cutoff`` and is
+        not in ``live`` (``(route, group_key)`` of the groups notify holds now,
+        whose dedup still needs it). Each call scans at most ``limit`` rows, in
+        one short transaction.
+
+        Returns:
+            How many entries were deleted, and the rowid to continue after
+            (None once the scan reached the end of the table).
+
+        Raises:
+            sqlite3.Error: The database cannot be read or written.
+        """
         with self._db.transaction() as conn:
-            cur = conn.execute("DELETE FROM nflog WHERE sent_at < ? AND firing = '[]'", (cutoff,))
-        return cur.rowcount
+            rows = conn.execute(
+                "SELECT rowid, route, group_key, sent_at FROM nflog WHERE rowid > ?"
+                " ORDER BY rowid LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            doomed = [(r[0],) for r in rows if r[3] < cutoff and (r[1], r[2]) not in live]
+            conn.executemany("DELETE FROM nflog WHERE rowid = ?", doomed)
+        return len(doomed), (int(rows[-1][0]) if len(rows) == limit else None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 
 from jinja2.environment import Template
@@ -35,6 +36,7 @@ __all__ = [
     "TrapRule",
     "check_rules",
     "compile_rules",
+    "trap_resolve_after",
 ]
 
 UNREACHABLE = "DeviceUnreachable"
@@ -147,7 +149,9 @@ def compile_rules(config: Config, tree: MibTreeLike) -> RuleSet:
     for position, rule in enumerate(config.rules):
         where = f"rules[{position}]"
         if rule.is_trap_rule:
-            compiled_trap = _trap_rule(position, rule, cache, where, problems)
+            compiled_trap = _trap_rule(
+                position, rule, cache, where, problems, config.limits.trap_resolve_after
+            )
             if compiled_trap is not None:
                 trap.append(compiled_trap)
         else:
@@ -272,8 +276,28 @@ def _matcher(
     return TrapMatcher(text, oid=oid), objects
 
 
+def trap_resolve_after(rule: Rule, default: timedelta) -> float | None:
+    """A trap rule's ``resolve_after`` in seconds; None means never by time.
+
+    The rule's own value wins, ``"0s"`` opting out. A rule that sets none and
+    has no ``clear_trap`` gets ``default`` (``[limits] trap_resolve_after``,
+    ``"0s"``: never), so an alert nothing else would end still ends. A rule
+    with a ``clear_trap`` and no ``resolve_after`` waits for its clearing trap.
+    """
+    value = rule.resolve_after
+    if value is None:
+        value = default if rule.clear_trap is None else timedelta(0)
+    seconds = value.total_seconds()
+    return seconds if seconds > 0 else None
+
+
 def _trap_rule(
-    position: int, rule: Rule, cache: NodeCache, where: str, problems: list[str]
+    position: int,
+    rule: Rule,
+    cache: NodeCache,
+    where: str,
+    problems: list[str],
+    default_resolve_after: timedelta,
 ) -> TrapRule | None:
     assert rule.trap is not None
     before = len(problems)
@@ -322,7 +346,7 @@ def _trap_rule(
         where=where_expr,
         key=key,
         for_=rule.for_.total_seconds(),
-        resolve_after=rule.resolve_after.total_seconds() if rule.resolve_after else None,
+        resolve_after=trap_resolve_after(rule, default_resolve_after),
         confirm=confirm,
         confirm_nodes=tuple(confirm_nodes),
         confirm_every=rule.confirm_every.total_seconds(),

@@ -23,16 +23,18 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from netalert.alerts.caps import SUMMARY_SOURCE
 from netalert.alerts.flap import FlapSettings
 from netalert.alerts.lifecycle import INACTIVE, poll_step, trap_clear, trap_tick
 from netalert.alerts.model import AlertState, Transition
-from netalert.alerts.store import RETENTION, AlertRecord, AlertStore, group_of, make_key
+from netalert.alerts.store import RESOLVED_KEPT, AlertRecord, AlertStore, group_of, make_key
 from netalert.config.models import Config
 from netalert.rules.apply import Target, advance, alert_labels, signature
 from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
 from netalert.rules.evaluate import applies, shown, truth
 from netalert.rules.history import DeviceHistory, RowHistory, rebooted
 from netalert.rules.inputs import PollResult, Row
+from netalert.rules.limits import AlertLimits
 from netalert.rules.mibview import MIB_ERRORS, MibTreeLike
 from netalert.rules.reachability import DeviceReachability
 from netalert.rules.trapflow import TrapFlow
@@ -65,6 +67,9 @@ class RuleEngine(TrapFlow, DeviceReachability):
         rules: RuleSet | None = None,
     ) -> None:
         self.store = store
+        self.limits = AlertLimits(store, config.limits)
+        # Resolved alerts dropped by the clean-up since the start (netalert_pruned_rows_total).
+        self.pruned = 0
         self._history: dict[str, DeviceHistory] = {}
         self.reload(config, tree, rules=rules)
 
@@ -75,6 +80,9 @@ class RuleEngine(TrapFlow, DeviceReachability):
             ConfigError: The rules do not compile (the old ones stay in force).
         """
         self.rules = rules if rules is not None else compile_rules(config, tree)
+        self.limits.configure(config.limits)
+        self._kept = min(RESOLVED_KEPT, config.limits.retention.total_seconds())
+        self._batch = config.limits.prune_batch
         self._devices = frozenset(d.name for d in config.devices)
         self._poll = {r.name: r for r in self.rules.poll}
         self._trap = {r.name: r for r in self.rules.trap}
@@ -93,6 +101,11 @@ class RuleEngine(TrapFlow, DeviceReachability):
         self._confirming = {
             r.alert.fingerprint for r in self.store.records() if r.confirm_next is not None
         }
+
+    @property
+    def rule_names(self) -> frozenset[str]:
+        """The names of the rules in force, ``DeviceUnreachable`` included."""
+        return frozenset(self._signatures)
 
     # --- polls ------------------------------------------------------------------------
 
@@ -275,6 +288,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
         if record is None and new.state is AlertState.RESOLVED:
             return None
         target = self._poll_target(rule, device, labels, record, row)
+        if not self.limits.admits(rule.name, record, new):
+            return self.limits.suppress(target, rule.labels, now)
         value = shown(rule.expr, env, ctx)
         context = {**self._decoded(rule, row), **env, "index": row.index}
         return advance(
@@ -283,13 +298,17 @@ class RuleEngine(TrapFlow, DeviceReachability):
 
     def tick(self, now: float) -> list[Transition]:
         """Time-based changes: trap ``for`` and ``resolve_after``, quiet flap samples,
-        alerts of removed or changed rules and devices, and clean-up of old records."""
+        alerts of removed or changed rules and devices, summary alerts of the caps,
+        and clean-up of resolved records (at most ``[limits] prune_batch`` per tick)."""
         out: list[Transition] = []
+        budget = self._batch
         for record in self.store.records():
             alert = record.alert
             change: Transition | None = None
             if self._obsolete(record):
                 change = self._retire(record, now)
+            elif alert.source == SUMMARY_SOURCE:
+                change = self.limits.step(record, now)
             elif alert.source == "trap":
                 rule = self._trap[alert.rule]
                 phase = trap_tick(
@@ -315,7 +334,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
                     )
             if change is not None:
                 out.append(change)
-            self._collect(record, now)
+            if budget > 0 and self._collect(record, now):
+                budget -= 1
         self.store.flush()
         return out
 
@@ -327,6 +347,9 @@ class RuleEngine(TrapFlow, DeviceReachability):
             return alert.rule not in self._trap
         if alert.source == "builtin":
             return not self.rules.unreachable or alert.device not in self._devices
+        if alert.source == SUMMARY_SOURCE:
+            unreachable = alert.rule == UNREACHABLE and self.rules.unreachable
+            return not (unreachable or alert.rule in self._trap or alert.rule in self._poll)
         return alert.rule not in self._poll or alert.device not in self._devices
 
     def _retire(self, record: AlertRecord, now: float) -> Transition | None:
@@ -357,11 +380,17 @@ class RuleEngine(TrapFlow, DeviceReachability):
             )
         self.store.remove(alert.fingerprint)
         self._confirming.discard(alert.fingerprint)
+        if alert.source == SUMMARY_SOURCE:
+            self.limits.forget(alert.rule)
         return change
 
-    def _collect(self, record: AlertRecord, now: float) -> None:
+    def _collect(self, record: AlertRecord, now: float) -> bool:
+        """Drops a resolved record nobody needs any more; True when it did."""
         alert = record.alert
         if record.active or alert.flapping or self.store.get(alert.fingerprint) is None:
-            return
-        if "1" not in record.history or now - (alert.ends_at or now) > RETENTION:
-            self.store.remove(alert.fingerprint)
+            return False
+        if "1" in record.history and now - (alert.ends_at or now) <= self._kept:
+            return False
+        self.store.remove(alert.fingerprint)
+        self.pruned += 1
+        return True

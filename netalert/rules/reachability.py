@@ -18,6 +18,7 @@ from netalert.alerts.model import Transition
 from netalert.alerts.store import AlertStore, make_key
 from netalert.rules.apply import Target, advance, alert_labels
 from netalert.rules.compile import UNREACHABLE, RuleSet
+from netalert.rules.limits import AlertLimits
 from netalert.rules.templates import compile_template
 
 __all__ = ["DeviceReachability"]
@@ -35,6 +36,7 @@ class DeviceReachability:
 
     store: AlertStore
     rules: RuleSet
+    limits: AlertLimits
     _signatures: dict[str, str]
 
     def _unreachable_target(self, device: str) -> Target:
@@ -73,6 +75,10 @@ class DeviceReachability:
             for_=0.0,
             keep_firing_for=0.0,
         )
+        if not self.limits.admits(UNREACHABLE, record, phase):
+            suppressed = self.limits.suppress(target, _EMPTY, now)
+            self.store.flush()
+            return [suppressed] if suppressed is not None else []
         change = advance(
             self.store,
             target,

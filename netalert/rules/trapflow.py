@@ -19,6 +19,7 @@ from netalert.rules.compile import RuleSet, TrapRule
 from netalert.rules.evaluate import applies, shown, truth
 from netalert.rules.history import NO_HISTORY
 from netalert.rules.inputs import ConfirmRequest, PollResult, Row
+from netalert.rules.limits import AlertLimits
 from netalert.rules.mibview import short_name
 from netalert.rules.trapenv import TrapView, clear_key, confirm_index, key_labels, view
 from netalert.snmp.types import TrapEvent
@@ -33,6 +34,7 @@ class TrapFlow:
 
     store: AlertStore
     rules: RuleSet
+    limits: AlertLimits
     _trap: dict[str, TrapRule]
     _signatures: dict[str, str]
     _confirming: set[str]
@@ -96,6 +98,8 @@ class TrapFlow:
         target = self._trap_target(rule, trap.device, all_labels, key)
         record = self.store.get(target.fingerprint)
         phase = trap_occurred(record.phase if record else INACTIVE, now=now, for_=rule.for_)
+        if not self.limits.admits(rule.name, record, phase):
+            return self.limits.suppress(target, rule.labels, now)
         count = record.alert.count + 1 if record is not None and record.active else 1
         context = {**trap.names, "varbinds": event.varbinds}
         change = advance(

@@ -8,7 +8,7 @@ Nothing is copied: every scrape reads the current counters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from netalert.metrics import HistogramCounts, MetricSample, Sample, Source, counter_samples
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from netalert.alerts.model import Alert
     from netalert.logs import LogStats
     from netalert.mail.stats import MailStats
+    from netalert.rules.limits import AlertLimits
     from netalert.snmp.poller import PollerStats
     from netalert.snmp.trapstats import TrapStats
     from netalert.web.guard import HttpStats
@@ -24,9 +25,11 @@ if TYPE_CHECKING:
 __all__ = [
     "alerts_source",
     "http_source",
+    "limits_source",
     "logs_source",
     "mail_source",
     "poller_source",
+    "pruned_source",
     "traps_source",
 ]
 
@@ -130,5 +133,33 @@ def http_source(stats: HttpStats) -> Source:
         ]
         out += counter_samples("netalert_http_timeouts_total", "phase", stats.timeouts)
         return out
+
+    return read
+
+
+def limits_source(limits: AlertLimits, rules: Callable[[], Iterable[str]]) -> Source:
+    """A source for the alert caps: suppressions per rule, what is used, the caps.
+
+    Args:
+        limits: The rule engine's caps and counters.
+        rules: Returns the names of the rules in force (their usage is exported, 0 included).
+    """
+
+    def read() -> list[Sample]:
+        used = dict.fromkeys(rules(), 0) | limits.store.active_by_rule()
+        out = counter_samples("netalert_alerts_suppressed_total", "rule", limits.suppressed_total)
+        out += counter_samples("netalert_alerts_cap_used", "rule", used)
+        out.append(MetricSample("netalert_alerts_cap", limits.caps.total, {"scope": "total"}))
+        out.append(MetricSample("netalert_alerts_cap", limits.caps.per_rule, {"scope": "per_rule"}))
+        return out
+
+    return read
+
+
+def pruned_source(rows: Callable[[], Mapping[str, int]]) -> Source:
+    """A source for the clean-up: ``rows()`` returns the rows deleted so far, by table."""
+
+    def read() -> list[Sample]:
+        return counter_samples("netalert_pruned_rows_total", "table", rows())
 
     return read
