@@ -52,6 +52,9 @@ storm_burst = 1000000
 storm_trap_rate = 1000000.0
 storm_trap_burst = 1000000
 
+[limits]
+max_active_alerts_per_rule = 5000  # the alert caps out of the way: this is about the mail
+
 [[rules]]
 name = "{rule}"
 trap = "*"
