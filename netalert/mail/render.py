@@ -34,6 +34,7 @@ from netalert.mail.headers import (
     thread_ids,
 )
 from netalert.mail.model import AlertLike, NotificationLike, VarBindLike
+from netalert.units import FILTERS, duration
 
 __all__ = [
     "TEMPLATE_NAMES",
@@ -114,17 +115,6 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _duration(seconds: float) -> str:
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    if secs or not parts:
-        parts.append(f"{secs}s")
-    return " ".join(parts[:2])
-
-
 def _line(value: object) -> str:
     # one-line fields stay one line in the body too: a forged "x\r\nBcc: y" must not
     # look like a line of its own to the reader
@@ -143,7 +133,7 @@ def _view(alert: AlertLike, now: float) -> AlertView:
         description=body_text(alert.annotations.get("description", "")).strip(),
         value=_line(alert.value),
         since=_when(alert.starts_at),
-        duration=_duration((ended if ended is not None else now) - alert.starts_at),
+        duration=duration((ended if ended is not None else now) - alert.starts_at),
         ended=_when(ended) if ended is not None else "",
         count=alert.count,
         flapping=alert.flapping,
@@ -172,7 +162,7 @@ def _finalize(value: Any) -> Any:
 
 
 def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=loader,
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2", "html"), default_for_string=False
@@ -182,6 +172,8 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters.update(FILTERS)
+    return env
 
 
 class MailTemplates:
