@@ -147,6 +147,16 @@ def _view(alert: AlertLike, now: float) -> AlertView:
     )
 
 
+def _newsworthy(view: AlertView) -> tuple[bool, int, float, str, str]:
+    """Sort key: firing before resolved, then the most severe, then the newest change
+    (firing: since it fired; resolved: since it resolved), so the subject names what
+    the reader must look at first."""
+    alert = view.alert
+    changed = alert.ends_at if alert.ends_at is not None else alert.starts_at
+    severity = _SEVERITY_ORDER.get(view.severity, 9)
+    return (view.state == "RESOLVED", severity, -changed, view.rule, view.device)
+
+
 def _one_or_more(values: Sequence[str]) -> str:
     distinct = list(dict.fromkeys(v for v in values if v))
     if not distinct:
@@ -243,10 +253,7 @@ def render_notification(
             recorded (see :func:`~netalert.mail.headers.thread_ids`).
     """
     now = notification.created
-    views = sorted(
-        (_view(a, now) for a in notification.alerts),
-        key=lambda v: (v.state == "RESOLVED", _SEVERITY_ORDER.get(v.severity, 9), v.since),
-    )
+    views = sorted((_view(a, now) for a in notification.alerts), key=_newsworthy)
     firing = [v for v in views if v.state == "FIRING"]
     resolved = [v for v in views if v.state == "RESOLVED"]
     headline = firing or resolved

@@ -30,7 +30,7 @@ from netalert.alerts.store import RETENTION, AlertRecord, AlertStore, group_of, 
 from netalert.config.models import Config
 from netalert.rules.apply import Target, advance, alert_labels, signature
 from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
-from netalert.rules.evaluate import applies, shown, truth
+from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import DeviceHistory, RowHistory, rebooted
 from netalert.rules.inputs import PollResult, Row
 from netalert.rules.mibview import MIB_ERRORS, MibTreeLike
@@ -87,7 +87,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
         self._signatures[UNREACHABLE] = signature("builtin", "critical", {})
         names: set[str] = set()
         for rule in self.rules.poll:
-            names |= rule.expr.history | (rule.clear.history if rule.clear else frozenset())
+            for expr in (rule.expr, rule.clear, rule.value):
+                names |= expr.history if expr is not None else frozenset()
         self._history_names = frozenset(names)
         self._bits = {n: self.rules.cache.bits(n) for n in names}
         self._confirming = {
@@ -227,6 +228,7 @@ class RuleEngine(TrapFlow, DeviceReachability):
             rule.flap,
             rule.summary,
             rule.description,
+            resolved_summary=rule.resolved_summary,
         )
 
     def _decoded(self, rule: PollRule, row: Row) -> Mapping[str, Any]:
@@ -276,6 +278,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
             return None
         target = self._poll_target(rule, device, labels, record, row)
         value = shown(rule.expr, env, ctx)
+        if rule.value is not None:
+            value = computed(rule.value, env, ctx)
         context = {**self._decoded(rule, row), **env, "index": row.index}
         return advance(
             self.store, target, record, new, now=now, sample=True, value=value, context=context

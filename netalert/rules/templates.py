@@ -21,12 +21,18 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from netalert.units import FILTERS
 
-__all__ = ["TemplateProblem", "compile_template", "render"]
+__all__ = ["DEFAULT_RESOLVED_SUMMARY", "TemplateProblem", "compile_template", "render"]
 
 _ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
 _ENV.filters.update(FILTERS)
 MAX_SUMMARY = 500
 MAX_DESCRIPTION = 8000
+# A resolved alert's summary when its rule has no resolved_summary: the firing claim is
+# said as past ("was: ..."), never as present truth next to the value that cleared it.
+DEFAULT_RESOLVED_SUMMARY = (
+    "resolved after {{ fired_for | duration }}{% if firing_summary %}; was: {{ firing_summary }}"
+    "{% endif %}"
+)
 
 
 class TemplateProblem(Exception):  # becomes a config error line
