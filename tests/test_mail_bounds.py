@@ -58,7 +58,8 @@ def test_group_mail_lists_at_most_max_alerts_and_counts_the_rest() -> None:
     )
     assert rendered.omitted == 1_150
     msg = reparse(rendered.message)
-    assert msg["Subject"] == "[FIRING:1200] warning LinkDown on core-sw1"
+    # the subject counts firing alerts only, and says how many resolved with them
+    assert msg["Subject"] == "[FIRING:1100] warning LinkDown on core-sw1 (100 resolved)"
     text, html = parts(msg)
     for body in (text, html):
         assert len(set(_listed(body))) == 50

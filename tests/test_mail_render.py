@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -209,6 +210,53 @@ def test_group_subject_counts_and_orders_by_severity() -> None:
     assert msg["Subject"] == "[FIRING:2] critical InterfaceDown (+1 more) on core-sw1"
     text, _ = parts(msg)
     assert text.index("InterfaceDown on core-sw1") < text.index("LinkDown on core-sw1")
+
+
+def test_subject_names_the_most_severe_then_the_newest_change() -> None:
+    disks = [
+        make_alert(rule="DiskFull", severity="critical", fp=f"{n}" * 16, summary=f"disk {n}")
+        for n in (1, 2)
+    ]
+    new = replace(
+        make_alert(rule="DeviceUnreachable", severity="critical", fp="3" * 16),
+        starts_at=T0 + 20,
+    )
+    msg = reparse(render(make_notification(*disks, new, reason=Reason.CHANGED)))
+    assert msg["Subject"] == "[FIRING:3] critical DeviceUnreachable (+1 more) on core-sw1"
+    text, _ = parts(msg)
+    assert text.index("DeviceUnreachable on") < text.index("DiskFull on")
+    # a newer warning does not go before an older critical alert
+    minor = replace(make_alert(rule="LinkDown", fp="4" * 16), starts_at=T0 + 25)
+    msg = reparse(render(make_notification(disks[0], minor, reason=Reason.CHANGED)))
+    assert msg["Subject"] == "[FIRING:2] critical DiskFull (+1 more) on core-sw1"
+
+
+def test_subject_counts_firing_alerts_only() -> None:
+    firing = make_alert(rule="DiskFull", severity="critical", fp="1" * 16)
+    gone = [
+        make_alert(rule="DiskFull", severity="critical", fp=f"{n}" * 16, ended=T0 + 20)
+        for n in (2, 3)
+    ]
+    msg = reparse(render(make_notification(*gone, firing, reason=Reason.CHANGED)))
+    assert msg["Subject"] == "[FIRING] critical DiskFull on core-sw1 (2 resolved)"
+    assert parts(msg)[0].startswith("FIRING: 1 firing, 2 resolved")
+    done = reparse(render(make_notification(*gone, reason=Reason.RESOLVED)))
+    assert done["Subject"] == "[RESOLVED:2] critical DiskFull on core-sw1"
+    assert done["X-Netalert-State"] == "resolved"
+
+
+def test_resolved_alert_shows_its_value_when_resolved_and_no_description() -> None:
+    alert = replace(
+        make_alert(ended=T0 + 600, summary="resolved after 10m; was: Gi0/1 is down"),
+        value="up",
+        annotations={"summary": "resolved after 10m; was: Gi0/1 is down", "description": "X"},
+    )
+    text, html = parts(reparse(render(make_notification(alert, reason=Reason.RESOLVED))))
+    text = text.replace("\r\n", "\n")
+    assert "  resolved after 10m; was: Gi0/1 is down\n" in text
+    assert "  Value:    up (when resolved)\n" in text and "up (when resolved)" in html
+    assert "\n  X\n" not in text and '<td colspan="2" style="white-space: pre-wrap;">X' not in html
+    assert "Since:    2026-09-21 14:13:20 UTC (for 10m)" in text
 
 
 def test_user_templates_override_and_fall_back(tmp_path: Path) -> None:

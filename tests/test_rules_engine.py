@@ -467,3 +467,80 @@ def test_poller_results_and_their_rates() -> None:
     assert engine.on_poll(from_poller(result(10, {})), 10) == []
     resolved = engine.on_poll(from_poller(result(20, {"ifHCInOctets": 1e6})), 20)
     assert kinds(resolved) == ["resolved:sw1:HighUtilisation"]
+
+
+# --- what resolved alerts say, and the value they show ---------------------------------------
+
+
+def test_resolved_summary_is_said_of_the_past_by_default() -> None:
+    engine = make(
+        IF_DOWN.replace('for = "30s"', 'description = "{{ ifDescr }} is {{ ifOperStatus }}"')
+    )
+    fired = engine.on_poll(poll("sw1", 0, {"2": iface(2)}), 0)
+    assert fired[0].annotations["summary"] == "sw1 eth0 is down"
+    resolved = engine.on_poll(poll("sw1", 725, {"2": iface(1)}), 725)
+    notes = resolved[0].annotations
+    # not "sw1 eth0 is up": the summary template is not rendered again with the cure
+    assert notes["summary"] == "resolved after 12m 5s; was: sw1 eth0 is down"
+    assert notes["firing_summary"] == "sw1 eth0 is down"
+    assert notes["description"] == "eth0 is down"  # as it read while firing
+    assert resolved[0].value == "up"
+    # it fires again: its own summary again, the old resolution forgotten
+    again = engine.on_poll(poll("sw1", 800, {"2": iface(2)}), 800)
+    assert dict(again[0].annotations) == {
+        "summary": "sw1 eth0 is down",
+        "description": "eth0 is down",
+    }
+
+
+def test_resolved_summary_of_the_rule_sees_the_clearing_values() -> None:
+    rule = IF_DOWN.replace(
+        'for = "30s"',
+        'resolved_summary = "{{ device }} {{ ifDescr }} is {{ ifOperStatus }} after {{ fired_for'
+        ' | duration }} (was: {{ firing_summary }})"',
+    )
+    engine = make(rule)
+    engine.on_poll(poll("sw1", 0, {"2": iface(2)}), 0)
+    resolved = engine.on_poll(poll("sw1", 90, {"2": iface(1)}), 90)
+    assert (
+        resolved[0].annotations["summary"] == "sw1 eth0 is up after 1m 30s (was: sw1 eth0 is down)"
+    )
+
+
+def test_device_unreachable_resolves_in_its_own_words() -> None:
+    engine = make(IF_DOWN)
+    engine.device_unreachable("sw1", 10, "timeout")
+    back = engine.device_reachable("sw1", 70)
+    assert back[0].annotations["summary"] == "sw1 answers SNMP again (no answer for 1m)"
+    assert back[0].value == "answering"
+
+
+def test_removed_rule_resolves_without_restating_the_problem() -> None:
+    engine = make(IF_DOWN.replace('for = "30s"', ""))
+    engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)
+    engine.reload(load_config_text(DEVICES), TREE)
+    (gone,) = engine.tick(5)
+    assert gone.annotations["summary"] == "resolved after 5s; was: sw1 eth0 is down"
+    assert gone.value == "rule or device removed"
+
+
+def test_value_expression_is_what_the_alert_shows() -> None:
+    engine = make(
+        '[[rules]]\nname = "Busy"\nexpr = "ifHighSpeed > 0 and rate(ifHCInOctets) * 8 /'
+        ' (ifHighSpeed * 1e6) * 100 > 90"\nvalue = "rate(ifHCInOctets) * 8"\n'
+        'summary = "{{ ifDescr }} receives {{ value | bits }}"\n'
+    )
+    row = {"ifHighSpeed": 1000, "ifDescr": b"uplink"}
+    assert engine.on_poll(poll("sw1", 0, {"1": {**row, "ifHCInOctets": 0}}), 0) == []
+    fired = engine.on_poll(poll("sw1", 10, {"1": {**row, "ifHCInOctets": 1_187_500_000}}), 10)
+    assert fired[0].value == "950000000"
+    assert fired[0].annotations["summary"] == "uplink receives 950 Mbit/s"
+
+
+def test_trap_rule_value_is_computed_from_the_trap() -> None:
+    engine = make(LINK_DOWN + 'value = "ifIndex * 10"\n')
+    fired = engine.on_trap(trap("linkDown", 3, 0), 0)
+    assert fired[0].value == "30"
+    cleared = engine.on_trap(trap("linkUp", 3, 5), 5)
+    assert cleared[0].value == "linkUp"
+    assert cleared[0].annotations["summary"].startswith("resolved after 5s; was: sw1 link 3 down")

@@ -258,10 +258,104 @@ def test_names_never_reach_python_namespaces() -> None:
         compile_expr("open", scope).fn({}, NO_HISTORY)
 
 
-def test_value_is_left_side_of_first_comparison() -> None:
+def test_value_is_the_operand_that_decided() -> None:
     expr = compile_expr("not (x / y * 100 > 90) and ifDescr == 'a'", SCOPE)
     assert expr.value_fn({"x": 95, "y": 100}, NO_HISTORY) == 95.0
     assert compile_expr("90 < x", SCOPE).value_fn({"x": 93}, NO_HISTORY) == 93
+
+
+class Rates:
+    """rate() of the table below: what the poller measured."""
+
+    def __init__(self, **rates: float) -> None:
+        self.rates = rates
+
+    def rate(self, name: str) -> float:
+        return self.rates[name]
+
+    def changed(self, name: str) -> bool:
+        return True
+
+
+DECIDING = Scope(lambda n: NameInfo("object", ENUMS.get(n, {})), ())
+ENUMS = {
+    "ifOperStatus": {1: "up", 2: "down"},
+    "ifAdminStatus": {1: "up", 2: "down"},
+    "fanStatus": {1: "ok", 2: "failed"},
+}
+FAN = converter_for("fanStatus", "INTEGER", ENUMS["fanStatus"], False)
+TICKS = converter_for("sysUpTime", "TimeTicks", {}, False)
+DISK = "hrStorageSize > 0 and hrStorageUsed * 100 / hrStorageSize > 90"
+PORT = "ifOperStatus == 'down' and ifAdminStatus == 'up'"
+HOT = "temperature > 70 or fanStatus == 'failed'"
+
+
+# The table of README.md, "The value an alert shows".
+@pytest.mark.parametrize(
+    ("source", "values", "rates", "shown"),
+    [
+        (DISK, {"hrStorageSize": 1952447, "hrStorageUsed": 1900000}, {}, "97.31"),
+        (DISK, {"hrStorageSize": 1952447, "hrStorageUsed": 976000}, {}, "49.99"),
+        (DISK, {"hrStorageSize": 0, "hrStorageUsed": 0}, {}, "0"),  # the guard decided
+        (
+            "ifHighSpeed > 0 and rate(ifHCInOctets) * 8 / (ifHighSpeed * 1e6) * 100 > 90",
+            {"ifHighSpeed": 1000, "ifHCInOctets": 0},
+            {"ifHCInOctets": 118_750_000},
+            "95",
+        ),
+        (PORT, {"ifOperStatus": STATUS(2, ""), "ifAdminStatus": STATUS(1, "")}, {}, "down"),
+        (PORT, {"ifOperStatus": STATUS(1, ""), "ifAdminStatus": STATUS(1, "")}, {}, "up"),
+        (HOT, {"temperature": 75, "fanStatus": FAN(1, "")}, {}, "75"),
+        (HOT, {"temperature": 40, "fanStatus": FAN(2, "")}, {}, "failed"),
+        (HOT, {"temperature": 40, "fanStatus": FAN(1, "")}, {}, "40"),  # all false: first
+        ("sysUpTime < 90000", {"sysUpTime": TICKS(4312, "")}, {}, "43s"),
+        ("x > 0 and (y > 5 or z == 1)", {"x": 1, "y": 9, "z": 0}, {}, "9"),
+        ("x > 0 and (y > 5 or z == 1)", {"x": 1, "y": 2, "z": 1}, {}, "1"),
+        (
+            "ifOperStatus != 'up' and changed(ifOperStatus)",
+            {"ifOperStatus": STATUS(2, "")},
+            {},
+            "down",
+        ),
+        ("x if x > 1 else y", {"x": 3, "y": 0}, {}, "3"),  # no comparison decided: its value
+    ],
+)
+def test_shown_value_table(
+    source: str, values: dict[str, Any], rates: dict[str, float], shown: str
+) -> None:
+    expr = compile_expr(source, DECIDING)
+    history = Rates(**rates)
+    assert render_value(expr.value_fn(values, history)) == shown
+
+
+def test_shown_value_short_circuits_like_the_expression() -> None:
+    # the guard is false: the division by zero behind it is never evaluated
+    expr = compile_expr("y > 0 and x / y > 1", DECIDING)
+    assert expr.value_fn({"x": 5, "y": 0}, NO_HISTORY) == 0
+    with pytest.raises(ZeroDivisionError):  # unknown, as the expression itself
+        compile_expr("x / y > 1 or y > 0", DECIDING).value_fn({"x": 5, "y": 0}, NO_HISTORY)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            'value = "ifOperStatu"',
+            "rules[0].value: unknown name 'ifOperStatu' at column 1 (did you mean 'ifOperStatus'?)",
+        ),
+        (
+            'value = "rate(ifDescr) +"',
+            "rules[0].value: syntax error: unexpected end of expression at column 16",
+        ),
+        (
+            'resolved_summary = "{{ x"',
+            "rules[0].resolved_summary: template error at line 1: unexpected end of template,"
+            " expected 'end of print statement'.",
+        ),
+    ],
+)
+def test_value_and_resolved_summary_errors(extra: str, expected: str) -> None:
+    assert problems(rule("ifOperStatus == 'down'", extra)) == [expected]
 
 
 def test_empty_expression() -> None:

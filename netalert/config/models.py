@@ -342,6 +342,11 @@ class Rule(Model):
     severity: Severity = "warning"
     summary: str = ""
     description: str = ""
+    # what mails and the web show as the alert's value (an expression); default: the
+    # operand of the comparison that decided the rule (netalert.rules.deciding)
+    value: str | None = None
+    # the summary of a resolved alert (Jinja2); default: "resolved after ...; was: <summary>"
+    resolved_summary: str = ""
     labels: dict[str, str] = {}
     devices: list[str] = []
     match: dict[str, str] = {}

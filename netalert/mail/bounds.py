@@ -49,8 +49,11 @@ def severity_rank(severity: str) -> int:
 
 
 def importance(alert: AlertLike) -> tuple[bool, int, float]:
-    """Sort key, most important first: firing before resolved, by severity, oldest first."""
-    return (alert.ends_at is not None, severity_rank(alert.severity), alert.starts_at)
+    """Sort key, most important first: firing before resolved, by severity, then the
+    newest change (firing: since it fired; resolved: since it resolved), so the subject
+    and the top of the mail name what the reader must look at first."""
+    changed = alert.ends_at if alert.ends_at is not None else alert.starts_at
+    return (alert.ends_at is not None, severity_rank(alert.severity), -changed)
 
 
 @dataclass(frozen=True, slots=True)

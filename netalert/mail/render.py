@@ -43,6 +43,7 @@ from netalert.mail.headers import (
 )
 from netalert.mail.model import AlertLike, NotificationLike
 from netalert.mail.views import AlertView, VarBindView, alert_view, format_varbind_value, line, when
+from netalert.units import FILTERS
 
 __all__ = [
     "TEMPLATE_NAMES",
@@ -84,7 +85,7 @@ def _finalize(value: Any) -> Any:
 
 
 def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=loader,
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2", "html"), default_for_string=False
@@ -94,6 +95,8 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters.update(FILTERS)
+    return env
 
 
 class MailTemplates:
@@ -333,8 +336,9 @@ def _counts_only(
     now: float,
 ) -> EmailMessage:
     """The last resort: a short text mail with the group's counts and no device data."""
+    count = group["firing_count"] if group["state"] == "FIRING" else group["resolved_count"]
     subject = header_text(
-        f"[{group['state']}:{group['alert_count']}] {group['severity']} {group['rule']}", limit=200
+        f"[{group['state']}:{count}] {group['severity']} {group['rule']}", limit=200
     )
     msg = _headed(notification, group, subject, sender=sender, ids=ids, now=now)
     body = (

@@ -20,6 +20,7 @@ from typing import Any
 from netalert.mail.bounds import CUT_MARK, clip
 from netalert.mail.headers import body_text, header_text
 from netalert.mail.model import AlertLike, VarBindLike
+from netalert.units import duration
 
 __all__ = ["AlertView", "VarBindView", "alert_view", "format_varbind_value", "line", "when"]
 
@@ -101,17 +102,6 @@ def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _duration(seconds: float) -> str:
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    if secs or not parts:
-        parts.append(f"{secs}s")
-    return " ".join(parts[:2])
-
-
 def line(value: object, limit: int = _LINE) -> str:
     """One line of at most ``limit`` characters (a forged CR/LF does not start a new one)."""
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
@@ -185,7 +175,7 @@ def alert_view(alert: AlertLike, now: float, budget: int) -> tuple[AlertView, bo
         description=clipper.text(alert.annotations.get("description", ""), 4, 80),
         value=clipper.one_line(alert.value, 8, 40),
         since=when(alert.starts_at),
-        duration=_duration((ended if ended is not None else now) - alert.starts_at),
+        duration=duration((ended if ended is not None else now) - alert.starts_at),
         ended=when(ended) if ended is not None else "",
         count=alert.count,
         flapping=alert.flapping,

@@ -22,10 +22,12 @@ from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState, Transition, fingerprint
 from netalert.alerts.report import decide
 from netalert.alerts.store import AlertRecord, AlertStore
-from netalert.rules.templates import render
+from netalert.rules.templates import DEFAULT_RESOLVED_SUMMARY, compile_template, render
 from netalert.snmp.types import VarBind
 
 __all__ = ["Target", "advance", "alert_labels", "signature"]
+
+_DEFAULT_RESOLVED = compile_template(DEFAULT_RESOLVED_SUMMARY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Target:
     flap: FlapSettings
     summary: Template | None
     description: Template | None
+    resolved_summary: Template | None = None  # None: DEFAULT_RESOLVED_SUMMARY
 
     @property
     def fingerprint(self) -> str:
@@ -152,12 +155,13 @@ def advance(
         varbinds=(varbinds if varbinds is not None else (base.varbinds if base else ())),
     )
     rendered = target.summary is not None or target.description is not None
-    if rendered and (
-        state is not AlertState.RESOLVED
-        or old is not AlertState.RESOLVED
-        or outcome.kind is not None
-    ):
+    annotations = None
+    if state is AlertState.RESOLVED:
+        if old is not AlertState.RESOLVED or outcome.kind is not None:
+            annotations = _resolved_annotations(target, alert, base, value, context)
+    elif rendered:
         annotations = _annotations(target, alert, value, context)
+    if annotations is not None:
         if outcome.settled:
             annotations["flap_summary"] = (
                 f"flapped: {outcome.flap_changes} state changes between "
@@ -187,6 +191,39 @@ def advance(
         time=now,
         alert=alert,
     )
+
+
+def _resolved_annotations(
+    target: Target, alert: Alert, base: Alert | None, value: str, context: Mapping[str, Any]
+) -> dict[str, str]:
+    """A resolved alert's summary, said as resolved, and what it said while firing.
+
+    The firing summary and description are kept as they were rendered while the
+    alert fired (``firing_summary``): rendered again with the values that
+    cleared it they would claim the problem next to its cure ("does not answer
+    SNMP (answering)"). The resolved summary sees the template names plus
+    ``firing_summary`` and ``fired_for`` (seconds from firing to resolution).
+    """
+    previous = dict(base.annotations) if base is not None else {}
+    if base is not None and base.state is AlertState.RESOLVED:
+        firing_summary = previous.get("firing_summary", previous.get("summary", ""))
+    else:
+        firing_summary = previous.get("summary", "")
+    ended = alert.ends_at if alert.ends_at is not None else alert.updated_at
+    names = {
+        **context,
+        "device": alert.device,
+        "labels": alert.labels,
+        "value": value,
+        "alert": alert,
+        "firing_summary": firing_summary,
+        "fired_for": max(0.0, ended - alert.starts_at),
+    }
+    template = target.resolved_summary or _DEFAULT_RESOLVED
+    out = {k: v for k, v in previous.items() if k not in ("summary", "flap_summary")}
+    out["firing_summary"] = firing_summary
+    out["summary"] = render(template, names, one_line=True)
+    return out
 
 
 def _annotations(

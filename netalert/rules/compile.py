@@ -27,7 +27,7 @@ from netalert.rules.scope import (
     poll_scope,
     trap_scope,
 )
-from netalert.rules.templates import TemplateProblem, compile_template
+from netalert.rules.templates import DEFAULT_RESOLVED_SUMMARY, TemplateProblem, compile_template
 
 __all__ = [
     "PollRule",
@@ -50,7 +50,9 @@ class PollRule:
     every row carrying at least one of them (once on the scalars when empty).
     ``index_node`` decodes a row index into labels (``ifIndex``);
     ``index_names`` are the INDEX columns the expressions read, which come from
-    the decoded index when the row does not carry them.
+    the decoded index when the row does not carry them. ``value`` is the rule's
+    ``value`` expression (None: the deciding operand of ``expr`` is shown);
+    ``resolved_summary`` is the template of a resolved alert's summary.
     """
 
     position: int
@@ -69,6 +71,8 @@ class PollRule:
     summary: Template
     description: Template
     flap: FlapSettings
+    value: Expr | None = None
+    resolved_summary: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,10 @@ class TrapMatcher:
 
 @dataclass(frozen=True, slots=True)
 class TrapRule:
-    """A compiled trap rule. ``key`` None means the default key (the varbinds' indexes)."""
+    """A compiled trap rule. ``key`` None means the default key (the varbinds' indexes).
+
+    ``value`` (None: the trap's name is shown) is evaluated over the firing trap's names.
+    """
 
     position: int
     name: str
@@ -113,6 +120,8 @@ class TrapRule:
     summary: Template
     description: Template
     flap: FlapSettings
+    value: Expr | None = None
+    resolved_summary: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +189,19 @@ def _expr(source: str, scope: Scope, where: str, problems: list[str]) -> Expr | 
 
 def _templates(
     rule: Rule, where: str, problems: list[str], default: str
-) -> tuple[Template, Template] | None:
+) -> tuple[Template, Template, Template] | None:
+    """The summary, description and resolved_summary templates (None: one failed)."""
     out = []
     for field_name, text in (
         ("summary", rule.summary or default),
         ("description", rule.description),
+        ("resolved_summary", rule.resolved_summary or DEFAULT_RESOLVED_SUMMARY),
     ):
         try:
             out.append(compile_template(text))
         except TemplateProblem as exc:
             problems.append(f"{where}.{field_name}: {exc}")
-    return (out[0], out[1]) if len(out) == 2 else None
+    return (out[0], out[1], out[2]) if len(out) == 3 else None
 
 
 def _flap(rule: Rule) -> FlapSettings:
@@ -208,9 +219,14 @@ def _poll_rule(
     clear = None
     if rule.clear_expr is not None:
         clear = _expr(rule.clear_expr, scope, f"{where}.clear_expr", problems)
-    if expr is None or (rule.clear_expr is not None and clear is None):
+    value = None
+    if rule.value is not None:
+        value = _expr(rule.value, scope, f"{where}.value", problems)
+    if len(problems) > before or expr is None:
         return None
-    names = expr.names | (clear.names if clear is not None else frozenset())
+    names = expr.names
+    for extra in (clear, value):
+        names |= extra.names if extra is not None else frozenset()
     columns: dict[str, MibNodeLike] = {}
     for name in sorted(names):
         node = cache.node(name)
@@ -250,6 +266,8 @@ def _poll_rule(
         summary=templates[0],
         description=templates[1],
         flap=_flap(rule),
+        value=value,
+        resolved_summary=templates[2],
     )
 
 
@@ -312,6 +330,9 @@ def _trap_rule(
     where_expr = None
     if rule.where is not None:
         where_expr = _expr(rule.where, scope, f"{where}.where", problems)
+    value = None
+    if rule.value is not None:
+        value = _expr(rule.value, scope, f"{where}.value", problems)
     key = None
     if rule.key is not None:
         for j, name in enumerate(rule.key):
@@ -356,4 +377,6 @@ def _trap_rule(
         summary=templates[0],
         description=templates[1],
         flap=_flap(rule),
+        value=value,
+        resolved_summary=templates[2],
     )

@@ -31,7 +31,7 @@ from netalert.alerts.store import RESOLVED_KEPT, AlertRecord, AlertStore, group_
 from netalert.config.models import Config
 from netalert.rules.apply import Target, advance, alert_labels, signature
 from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
-from netalert.rules.evaluate import applies, shown, truth
+from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import DeviceHistory, RowHistory, rebooted
 from netalert.rules.inputs import PollResult, Row
 from netalert.rules.limits import AlertLimits
@@ -95,7 +95,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
         self._signatures[UNREACHABLE] = signature("builtin", "critical", {})
         names: set[str] = set()
         for rule in self.rules.poll:
-            names |= rule.expr.history | (rule.clear.history if rule.clear else frozenset())
+            for expr in (rule.expr, rule.clear, rule.value):
+                names |= expr.history if expr is not None else frozenset()
         self._history_names = frozenset(names)
         self._bits = {n: self.rules.cache.bits(n) for n in names}
         self._confirming = {
@@ -240,6 +241,7 @@ class RuleEngine(TrapFlow, DeviceReachability):
             rule.flap,
             rule.summary,
             rule.description,
+            resolved_summary=rule.resolved_summary,
         )
 
     def _decoded(self, rule: PollRule, row: Row) -> Mapping[str, Any]:
@@ -291,6 +293,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
         if not self.limits.admits(rule.name, record, new):
             return self.limits.suppress(target, rule.labels, now)
         value = shown(rule.expr, env, ctx)
+        if rule.value is not None:
+            value = computed(rule.value, env, ctx)
         context = {**self._decoded(rule, row), **env, "index": row.index}
         return advance(
             self.store, target, record, new, now=now, sample=True, value=value, context=context

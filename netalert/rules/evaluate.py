@@ -10,7 +10,7 @@ from netalert.rules.expr import Expr
 from netalert.rules.history import Unknown
 from netalert.rules.values import render_value
 
-__all__ = ["applies", "shown", "truth"]
+__all__ = ["applies", "computed", "shown", "truth"]
 
 # What evaluating an expression on device data may raise: the answer is "unknown".
 _UNKNOWN = (KeyError, TypeError, ArithmeticError, ValueError, Unknown)
@@ -25,9 +25,18 @@ def truth(expr: Expr, names: Mapping[str, Any], history: Any) -> bool | None:
 
 
 def shown(expr: Expr, names: Mapping[str, Any], history: Any) -> str:
-    """The alert's value as people read it ("" when it cannot be computed)."""
+    """The operand of the comparison that decided ``expr``, as people read it
+    (see netalert.rules.deciding); "" when it cannot be computed."""
     try:
         return render_value(expr.value_fn(names, history))
+    except _UNKNOWN:
+        return ""
+
+
+def computed(expr: Expr, names: Mapping[str, Any], history: Any) -> str:
+    """The result of ``expr`` (a rule's ``value``) as people read it; "" when unknown."""
+    try:
+        return render_value(expr.fn(names, history))
     except _UNKNOWN:
         return ""
 

@@ -16,11 +16,12 @@ no expression can build a huge number or string from device data.
 from __future__ import annotations
 
 import ast
-import copy
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from netalert.rules.deciding import Evaluator, deciding_value
 
 __all__ = [
     "FUNCTIONS",
@@ -79,18 +80,16 @@ class Scope:
     candidates: Iterable[str] = ()
 
 
-Evaluator = Callable[[Mapping[str, Any], HistoryFunctions], Any]
-
-
 @dataclass(frozen=True, slots=True)
 class Expr:
     """A compiled expression.
 
     ``fn(values, history)`` evaluates it; it raises (KeyError, TypeError,
     ArithmeticError, ValueError) when a value is missing or of the wrong kind,
-    which the engine treats as "unknown". ``value_fn`` evaluates the part shown
-    to people as the alert's value: the left side of the first comparison
-    (``rate(ifHCInOctets) * 8 / ...`` of ``... > 90``).
+    which the engine treats as "unknown". ``value_fn`` evaluates what people
+    are shown as the alert's value: the operand of the comparison that decided
+    the expression (see :mod:`netalert.rules.deciding`), e.g. the percentage
+    of ``size > 0 and used * 100 / size > 90``.
     """
 
     source: str
@@ -169,14 +168,14 @@ def compile_expr(source: str, scope: Scope) -> Expr:
         checker = _Checker(source, scope)
         tree = checker.parse()
         checker.visit(tree.body)
-        primary = _Rewriter().visit(copy.deepcopy(_primary(tree.body)))
+        value_fn = deciding_value(tree.body, lambda part: _lambda(_Rewriter().visit(part), source))
         body = _Rewriter().visit(tree.body)
         return Expr(
             source=source,
             names=frozenset(checker.names),
             history=frozenset(checker.history),
             fn=_lambda(body, source),
-            value_fn=_lambda(primary, source),
+            value_fn=value_fn,
         )
     except (RecursionError, MemoryError):
         # Python's parser, the checker and compile() recurse once per nesting level:
@@ -197,33 +196,6 @@ def _lambda(body: ast.expr, source: str) -> Evaluator:
     code = compile(node, f"<rule {source[:40]!r}>", "eval")
     fn: Evaluator = eval(code, dict(_GLOBALS))  # noqa: S307 - a checked, rewritten tree
     return fn
-
-
-def _comparisons(node: ast.expr) -> list[ast.Compare]:
-    if isinstance(node, ast.BoolOp):
-        return [c for value in node.values for c in _comparisons(value)]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return _comparisons(node.operand)
-    return [node] if isinstance(node, ast.Compare) else []
-
-
-def _primary(node: ast.expr) -> ast.expr:
-    """The subexpression whose value an alert shows.
-
-    The first threshold comparison (``<``, ``>``...) wins over equalities, so
-    ``type == 'celsius' and value > 70`` shows the temperature; without one,
-    the first comparison (``ifOperStatus == 'down'`` shows ``down``). Of the
-    comparison, the first side that is not a constant.
-    """
-    found = _comparisons(node)
-    if not found:
-        return node
-    ordered = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
-    chosen = next((c for c in found if any(isinstance(op, ordered) for op in c.ops)), found[0])
-    for side in (chosen.left, *chosen.comparators):
-        if not isinstance(side, ast.Constant | ast.Tuple | ast.List | ast.Set):
-            return side
-    return chosen.left
 
 
 class _Checker:

@@ -25,6 +25,10 @@ __all__ = ["DeviceReachability"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _UNREACHABLE_SUMMARY = compile_template("{{ device }} does not answer SNMP ({{ value }})")
+# Said of the past, and never with the value that cleared it ("answering").
+_UNREACHABLE_RESOLVED = compile_template(
+    "{{ device }} answers SNMP again (no answer for {{ fired_for | duration }})"
+)
 _UNREACHABLE_DESCRIPTION = compile_template(
     "netalert got no answer from {{ device }}: {{ value }}. Its other poll alerts are held"
     " until it answers again."
@@ -53,6 +57,7 @@ class DeviceReachability:
             FlapSettings(),
             _UNREACHABLE_SUMMARY,
             _UNREACHABLE_DESCRIPTION,
+            resolved_summary=_UNREACHABLE_RESOLVED,
         )
 
     def device_unreachable(self, device: str, now: float, reason: str) -> list[Transition]:

@@ -5,7 +5,9 @@ anyone who can send a packet), so templates run in Jinja2's immutable sandbox:
 no access to private attributes, no calls to unsafe methods, no mutation. A
 value containing ``{{`` is just text: templates are compiled from the config
 only, never from data. The output is capped in length, and a summary is kept
-to one line (it may end up in a mail subject).
+to one line (it may end up in a mail subject). The unit filters of
+:mod:`netalert.units` (``bits``, ``bytes``, ``percent``, ``duration``,
+``uptime``) are available.
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["TemplateProblem", "compile_template", "render"]
+from netalert.units import FILTERS
+
+__all__ = ["DEFAULT_RESOLVED_SUMMARY", "TemplateProblem", "compile_template", "render"]
 
 _ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+_ENV.filters.update(FILTERS)
 MAX_SUMMARY = 500
 MAX_DESCRIPTION = 8000
+# A resolved alert's summary when its rule has no resolved_summary: the firing claim is
+# said as past ("was: ..."), never as present truth next to the value that cleared it.
+DEFAULT_RESOLVED_SUMMARY = (
+    "resolved after {{ fired_for | duration }}{% if firing_summary %}; was: {{ firing_summary }}"
+    "{% endif %}"
+)
 
 
 class TemplateProblem(Exception):  # becomes a config error line

@@ -16,7 +16,7 @@ from netalert.alerts.model import Transition
 from netalert.alerts.store import AlertRecord, AlertStore, make_key
 from netalert.rules.apply import Target, advance, alert_labels
 from netalert.rules.compile import RuleSet, TrapRule
-from netalert.rules.evaluate import applies, shown, truth
+from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import NO_HISTORY
 from netalert.rules.inputs import ConfirmRequest, PollResult, Row
 from netalert.rules.limits import AlertLimits
@@ -82,6 +82,7 @@ class TrapFlow:
             rule.flap,
             rule.summary,
             rule.description,
+            resolved_summary=rule.resolved_summary,
         )
 
     def _trap_fire(
@@ -102,6 +103,9 @@ class TrapFlow:
             return self.limits.suppress(target, rule.labels, now)
         count = record.alert.count + 1 if record is not None and record.active else 1
         context = {**trap.names, "varbinds": event.varbinds}
+        value = trap.trap
+        if rule.value is not None:
+            value = computed(rule.value, trap.names, NO_HISTORY)
         change = advance(
             self.store,
             target,
@@ -109,7 +113,7 @@ class TrapFlow:
             phase,
             now=now,
             sample=True,
-            value=trap.trap,
+            value=value,
             context=context,
             count=count,
             varbinds=event.varbinds,

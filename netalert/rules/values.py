@@ -4,8 +4,10 @@ An enumerated INTEGER becomes an :class:`EnumValue`: an ``int`` that also
 equals its label, so ``ifOperStatus == 'down'`` and ``ifOperStatus == 2`` both
 hold. An OCTET STRING becomes text where printable (``ifDescr``), its
 DISPLAY-HINT rendering when the MIB gives one (MacAddress), else colon-separated
-hex. Missing values (noSuchInstance and friends) are left out of the row, so
-an expression that reads one is "unknown" rather than false.
+hex. A TimeTicks value becomes :class:`Ticks`: a number of hundredths of a
+second in expressions and templates, shown as a duration (``3d 4h``) when it
+is an alert's value. Missing values (noSuchInstance and friends) are left out
+of the row, so an expression that reads one is "unknown" rather than false.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from netalert.snmp.types import Value
+from netalert.units import uptime
 
 __all__ = [
     "Converter",
     "EnumValue",
     "OidValue",
+    "Ticks",
     "converter_for",
     "enum_class",
     "octets_text",
@@ -94,6 +98,22 @@ class OidValue(str):
         return self.name or str.__str__(self)
 
 
+class Ticks(int):
+    """A TimeTicks value (``sysUpTime``): hundredths of a second.
+
+    It is an ``int`` everywhere (``sysUpTime < 90000``, ``{{ sysUpTime }}``
+    prints the number); only :func:`render_value`, which makes an alert's
+    shown value, writes it as a duration. Arithmetic gives plain numbers.
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return int.__repr__(self)
+
+    __repr__ = __str__
+
+
 def enum_class(name: str, labels: Mapping[int, str]) -> type[EnumValue]:
     """Returns an EnumValue subclass for one MIB object's enumeration."""
     return type(f"{name}Enum", (EnumValue,), {"__slots__": (), "labels": dict(labels)})
@@ -144,6 +164,12 @@ def converter_for(name: str, syntax: str, enums: Mapping[int, str], hinted: bool
             return value
 
         return enum
+    if syntax == "TimeTicks":
+
+        def ticks(raw: Value, label: str) -> Any:
+            return Ticks(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+
+        return ticks
     if syntax in ("OCTET STRING", "Opaque") or hinted:
 
         def octets(raw: Value, label: str) -> Any:
@@ -156,13 +182,16 @@ def converter_for(name: str, syntax: str, enums: Mapping[int, str], hinted: bool
 
 
 def render_value(value: Any) -> str:
-    """A value as people read it in a mail: ``down``, ``93.5``, ``1200``, ``eth0``."""
+    """A value as people read it in a mail: ``down``, ``93.5``, ``1200``, ``eth0``, ``3d 4h``
+    (TimeTicks)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, EnumValue):
         return value.label
+    if isinstance(value, Ticks):
+        return uptime(int(value))
     if isinstance(value, OidValue):
         return str(value)
     if isinstance(value, float):
