@@ -473,6 +473,23 @@ def silence_expire(silence_id: str, config: ConfigOption = None) -> None:
     print(f"expired {silence_id}")
 
 
+# --- commands: test rules (rule tests issue) ---
+test_app = typer.Typer(
+    help="Test rules in virtual time before they page anyone.", no_args_is_help=True
+)
+app.add_typer(test_app, name="test")
+
+
+@test_app.command("rules")
+def test_rules(
+    files: Annotated[list[Path], typer.Argument(help="rule test files (TOML)", metavar="FILE...")],
+) -> None:
+    """Run rule tests: PASS/FAIL per test with a diff (exit 0 pass, 1 fail, 2 bad file)."""
+    from netalert.ruletest.report import run_files
+
+    raise typer.Exit(run_files(files))
+
+
 # --- commands: run, demo (issue 8) ---
 @app.command("demo")
 def demo(
