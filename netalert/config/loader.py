@@ -318,4 +318,7 @@ def _anchor(config: Config, base: Path) -> Config:
         update["fallback"] = smtp.fallback.model_copy(update={"ca_file": at(smtp.fallback.ca_file)})
     if update:
         smtp = smtp.model_copy(update=update)
-    return config.model_copy(update={"agent": agent, "mibs": mibs, "smtp": smtp})
+    traps = config.traps
+    if traps.record is not None:
+        traps = traps.model_copy(update={"record": at(traps.record)})
+    return config.model_copy(update={"agent": agent, "mibs": mibs, "smtp": smtp, "traps": traps})

@@ -74,6 +74,7 @@ class Pipeline:
         silences: Sequence[Silence] = (),
         maintenance: Sequence[Maintenance] = (),
         on_notification: Callable[[Sent], None] | None = None,
+        on_transition: Callable[[Step], None] | None = None,
     ) -> None:
         """Builds the stages of ``prepared`` with an empty alert state.
 
@@ -97,6 +98,7 @@ class Pipeline:
         self._sender = config.smtp.from_
         self._status_url = status_url(config)
         self._on_notification = on_notification
+        self._on_transition = on_transition
         self.steps: list[Step] = []
         self.sent: list[Sent] = []
 
@@ -152,7 +154,10 @@ class Pipeline:
             return transitions
         self.store.flush()
         for transition in transitions:
-            self.steps.append(Step(now, transition))
+            step = Step(now, transition)
+            self.steps.append(step)
+            if self._on_transition is not None:
+                self._on_transition(step)
             self.dispatcher.update(transition.alert, now)
         self._flush(now)
         return transitions

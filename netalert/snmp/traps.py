@@ -28,6 +28,7 @@ from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
 from netalert.snmp.listen import open_udp_socket, socket_queue
+from netalert.snmp.pcap import PcapRecorder
 from netalert.snmp.reportlimit import ReportLimiter
 from netalert.snmp.storm import StormControl, StormLimits
 from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
@@ -134,6 +135,7 @@ class TrapReceiver:
         self._ticks = 0
         self._monotonic = monotonic
         self._relaxed_window = relaxed_window
+        self.recorder: PcapRecorder | None = None
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -181,6 +183,22 @@ class TrapReceiver:
                 self._unsubscribe = self._engines.subscribe(self._on_engine)
         if not listen:
             return
+        if self.config.record is not None:
+            self.recorder = PcapRecorder(
+                self.config.record,
+                max_bytes=self.config.record_max_bytes,
+                files=self.config.record_files,
+                stats=self.stats.record,
+            )
+            log.warning(
+                log_event(
+                    "traps_recording",
+                    path=self.config.record,
+                    max_bytes=self.config.record_max_bytes,
+                    files=self.config.record_files,
+                    note="every datagram, communities included",
+                )
+            )
         try:
             for address in self.config.listen:
                 hostport = address.with_default(162)
@@ -219,6 +237,9 @@ class TrapReceiver:
             loop.remove_reader(listener.sock.fileno())
             listener.sock.close()
         self._listeners.clear()
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
         self._emit_storms(self._clock(), all_=True)
         log.info(log_event("traps_stopped", **self.stats.as_dict()))
 
@@ -268,6 +289,7 @@ class TrapReceiver:
     def _on_readable(self, listener: _Listener) -> None:
         sock = listener.sock
         handle = self.handle
+        recorder = self.recorder
         for _ in range(self._batch):
             try:
                 data, addr = sock.recvfrom(65535)
@@ -276,6 +298,8 @@ class TrapReceiver:
             except OSError as exc:  # e.g. ICMP errors surfacing on the socket
                 log.debug(log_event("traps_recv_error", error=exc))
                 return
+            if recorder is not None:
+                recorder.write(data, addr[:2], (listener.host, listener.port), self._clock())
             handle(data, addr, listener)
 
     def handle(self, data: bytes, addr: tuple[Any, ...], listener: Any = None) -> None:
@@ -516,8 +540,11 @@ class TrapReceiver:
             self._timer = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
 
     def tick(self, now: float) -> None:
-        """The once-a-second chores: storm summaries due, bucket clean-up, v3 engine time."""
+        """The once-a-second chores: storm summaries due, bucket clean-up, v3 engine time,
+        the recording put on disk."""
         self._emit_storms(now)
+        if self.recorder is not None:
+            self.recorder.flush()
         self._ticks += 1
         if self._ticks % 10 == 0:
             self._storm.housekeeping(now)

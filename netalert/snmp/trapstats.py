@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from netalert.snmp.pcap import RecordStats
+
 __all__ = ["RejectReason", "TrapStats"]
 
 
@@ -47,6 +49,7 @@ class TrapStats:
     storm_events: int = 0  # storm events emitted
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
     datagrams: int = 0
+    record: RecordStats = field(default_factory=RecordStats)  # [traps] record
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -67,4 +70,5 @@ class TrapStats:
             "storm_folded": self.storm_folded,
             "storm_events": self.storm_events,
             "dropped": self.dropped,
+            "recorded": self.record.recorded,
         }

@@ -1,0 +1,180 @@
+"""Recording and replay against the real things: net-snmp's snmptrap, tcpdump, `netalert run`.
+
+A real agent receives real snmptrap traffic on a free loopback port while tcpdump
+captures that port on ``lo`` (and the agent records it itself, ``[traps] record``).
+``netalert replay`` of either capture must print the same transitions, in the same
+order, for the same alerts (fingerprints), as the live agent logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netalert.snmp.pcap import read_datagrams
+from tests.support.faults import AgentProcess
+from tests.support.ports import free_tcp_port, free_udp_port
+
+ROOT = Path(__file__).resolve().parents[1]
+LINK_DOWN, LINK_UP = "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4"
+IF_INDEX, IF_ADMIN, IF_OPER = "1.3.6.1.2.1.2.2.1.1", "1.3.6.1.2.1.2.2.1.7", "1.3.6.1.2.1.2.2.1.8"
+LIVE = re.compile(r"event=alert\b.*?\bkind=(\w+) rule=(\w+) .*?fingerprint=(\w+)")
+REPLAYED = re.compile(r" transition (\w+) (\w+) .*?fingerprint=(\w+)")
+
+CONFIG = """
+[agent]
+state_dir = "state"
+http = "127.0.0.1:{http}"
+
+[[devices]]
+name = "sw1"
+address = "127.0.0.1"
+
+[traps]
+listen = ["127.0.0.1:{traps}"]
+communities = ["public"]
+allow = ["127.0.0.0/8"]
+record = "own.pcap"
+record_max_bytes = 1048576
+record_files = 2
+
+[[rules]]
+name = "LinkDown"
+trap = "IF-MIB::linkDown"
+clear_trap = "IF-MIB::linkUp"
+key = ["ifIndex"]
+severity = "warning"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+
+[[routes]]
+to = ["netops@example.org"]
+group_wait = "1s"
+"""
+
+
+def snmptrap(port: int, community: str, trap: str, index: int, oper: int, home: Path) -> None:
+    """One v2c trap sent by net-snmp's snmptrap (numeric OIDs: no MIB files needed)."""
+    subprocess.run(
+        [
+            "snmptrap",
+            "-v",
+            "2c",
+            "-c",
+            community,
+            f"127.0.0.1:{port}",
+            "",
+            trap,
+            f"{IF_INDEX}.{index}",
+            "i",
+            str(index),
+            f"{IF_ADMIN}.{index}",
+            "i",
+            "1",
+            f"{IF_OPER}.{index}",
+            "i",
+            str(oper),
+        ],
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(home),
+            "MIBS": "",
+            "SNMP_PERSISTENT_DIR": str(home),
+        },
+        check=True,
+        timeout=10,
+        capture_output=True,
+    )
+
+
+def replay(config: Path, capture: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "netalert", "replay", str(capture)),
+            *("-c", str(config), "--as-fast-as-possible"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def wait_for(predicate, within: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(shutil.which("snmptrap") is None, reason="make debs installs net-snmp")
+def test_a_tcpdump_capture_replays_with_the_transitions_of_the_live_run(
+    tmp_path: Path, mib_cache: Path
+) -> None:
+    traps, http, smtp = free_udp_port(), free_tcp_port(), free_tcp_port()
+    agent = AgentProcess(
+        tmp_path, CONFIG.format(http=http, traps=traps, smtp=smtp), http, mib_cache, traps
+    )
+    capture = tmp_path / "tcpdump.pcap"
+    tcpdump = None
+    try:
+        agent.start()
+        if shutil.which("tcpdump") is not None:
+            tcpdump = subprocess.Popen(
+                [
+                    *("tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", str(capture)),
+                    *("udp and dst port", str(traps)),
+                ],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert tcpdump.stderr is not None
+            line = tcpdump.stderr.readline()  # "listening on lo, ..." once it captures
+            assert "listening on" in line, line
+        snmptrap(traps, "public", LINK_DOWN, 3, 2, tmp_path)
+        snmptrap(traps, "public", LINK_DOWN, 4, 2, tmp_path)
+        snmptrap(traps, "guessed", LINK_DOWN, 5, 2, tmp_path)  # refused: recorded all the same
+        snmptrap(traps, "public", LINK_UP, 3, 1, tmp_path)
+        wait_for(lambda: len(LIVE.findall(agent.log())) >= 3, 30, agent.log())
+        wait_for(lambda: agent.metric("netalert_traps_recorded_total") >= 4, 10, "not recorded")
+        if tcpdump is not None:  # -U: each packet is in the file once written
+            wait_for(lambda: len(list(read_datagrams(capture))) >= 4, 10, "tcpdump saw < 4")
+    finally:
+        if tcpdump is not None:
+            tcpdump.send_signal(signal.SIGINT)
+            tcpdump.wait(timeout=10)
+            assert tcpdump.stderr is not None
+            tcpdump.stderr.close()
+        if agent.proc is not None and agent.proc.poll() is None:
+            agent.terminate()
+        agent.cleanup()
+    live = LIVE.findall(agent.log())
+    assert [(kind, rule) for kind, rule, _ in live] == [
+        ("firing", "LinkDown"),
+        ("firing", "LinkDown"),
+        ("resolved", "LinkDown"),
+    ]
+    own = tmp_path / "own.pcap"
+    recorded = list(read_datagrams(own))
+    assert len(recorded) == 4  # the refused trap too
+    assert {d.destination for d in recorded} == {("127.0.0.1", traps)}
+    captures = [own]
+    if tcpdump is not None:
+        assert len(list(read_datagrams(capture))) == 4
+        captures.append(capture)
+    for path in captures:
+        result = replay(agent.config, path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert REPLAYED.findall(result.stdout) == live, result.stdout
+        assert "4 datagrams, 3 traps accepted, 1 refused (bad_community 1)" in result.stdout
+        assert "notification routes[0] new to=netops@example.org" in result.stdout
