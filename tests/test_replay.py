@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from netalert.snmp.pcap import read_datagrams
+from netalert.snmp.pcap import PcapRecorder, read_datagrams
 from tests.support.faults import AgentProcess
 from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.v3build import build_v3, scoped_pdu, trap_varbinds
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK_DOWN, LINK_UP = "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4"
@@ -110,6 +112,20 @@ def replay(config: Path, capture: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def on_disk(path: Path) -> int:
+    """Datagrams readable in ``path`` now (0 while not even its header is written)."""
+    try:
+        return len(list(read_datagrams(path)))
+    except (ValueError, OSError):
+        return 0
+
+
+def socket_to(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
 def wait_for(predicate, within: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
     while not predicate():
@@ -178,3 +194,112 @@ def test_a_tcpdump_capture_replays_with_the_transitions_of_the_live_run(
         assert REPLAYED.findall(result.stdout) == live, result.stdout
         assert "4 datagrams, 3 traps accepted, 1 refused (bad_community 1)" in result.stdout
         assert "notification routes[0] new to=netops@example.org" in result.stdout
+
+
+V3_CONFIG = """
+[agent]
+state_dir = "state"
+http = ""
+
+[[devices]]
+name = "sw1"
+address = "192.0.2.10"
+
+[traps]
+listen = ["127.0.0.1:10162"]
+allow = ["192.0.2.0/24"]
+
+[[traps.users]]
+user = "trapper"
+auth_protocol = "SHA"
+auth_password = "auth-secret-1"
+priv_protocol = "AES-128"
+priv_password = "priv-secret-1"
+engine_ids = ["{engine}"]
+
+[[rules]]
+name = "LinkDown"
+trap = "IF-MIB::linkDown"
+key = ["ifIndex"]
+
+[[routes]]
+to = ["netops@example.org"]
+"""
+
+
+def test_v3_traps_replay_with_the_configured_users_and_a_relaxed_window(
+    tmp_path: Path, mib_cache: Path
+) -> None:
+    engine = bytes.fromhex("80001f8880aabbccdd00112233")
+
+    def trap(index: int, time_: int, auth: str = "auth-secret-1") -> bytes:
+        return build_v3(
+            "trapper",
+            scoped_pdu(trap_varbinds(index), context_engine=engine),
+            engine=engine,
+            auth="SHA",
+            auth_password=auth,
+            priv="AES-128",
+            priv_password="priv-secret-1",
+            boots=3,
+            time=time_,
+        )
+
+    first = trap(3, 1000)
+    sent = [  # (seconds into the capture, datagram)
+        (0, first),
+        (200, first),  # the same message 200 s later: live refuses it (not_in_time_window)
+        (201, trap(4, 500)),  # 700 s behind the sender's clock: live refuses it too
+        (202, trap(5, 1202, auth="wrong-password")),  # forged: refused in replay as live
+    ]
+    shutil.copytree(mib_cache, tmp_path / "state" / "mibs")
+    config = tmp_path / "config.toml"
+    config.write_text(V3_CONFIG.format(engine=engine.hex()))
+    capture = tmp_path / "v3.pcap"
+    recorder = PcapRecorder(capture, max_bytes=1 << 20, files=1)
+    for offset, data in sent:
+        recorder.write(data, ("192.0.2.10", 40000), ("127.0.0.1", 10162), 1.9e9 + offset)
+    recorder.close()
+
+    result = replay(config, capture)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 datagrams, 3 traps accepted, 1 refused (bad_digest 1)" in result.stdout
+    assert "time window is relaxed for a recording: 2 traps accepted only because" in (
+        result.stdout
+    )
+    fired = re.findall(r"transition firing LinkDown device=sw1 ifIndex=(\d+)", result.stdout)
+    assert fired == ["3", "4"], result.stdout
+
+
+def test_netalert_traps_record_writes_accepted_and_refused_datagrams(tmp_path: Path) -> None:
+    port = free_udp_port()
+    capture = tmp_path / "cli.pcap"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "netalert", "traps", "--listen", f"127.0.0.1:{port}"),
+            *("--record", str(capture)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        while "recording every datagram" not in proc.stderr.readline():
+            assert time.monotonic() < deadline and proc.poll() is None
+        snmptrap(port, "public", LINK_DOWN, 3, 2, tmp_path)
+        with socket_to(port) as sock:
+            sock.send(b"\x30\x02junk")  # refused as malformed, recorded all the same
+        # the recorder puts its buffer on disk once a second
+        wait_for(lambda: on_disk(capture) >= 2, 10, "not on disk")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    got = list(read_datagrams(capture))
+    assert [d.destination for d in got] == [("127.0.0.1", port)] * 2
+    assert got[1].data == b"\x30\x02junk"
+    assert "received 1, rejected 1" in err
