@@ -230,6 +230,10 @@ def test_a_notification_expectation_that_differs_shows_what_was_sent(workdir: Pa
             "tests[0].polls.sw1.IF-MIB::ifAdminStatus.3: 'sideways' is not one of its labels",
         ),
         (("[tests.polls.sw1]", "[tests.polls.sw9]"), "tests[0].polls.sw9: unknown device"),
+        (
+            ('community = "guess"', 'version = "3"\nuser = "nobody"'),
+            "tests[2].traps[0].user: 'nobody' is not a [[traps.users]] user (the config has: none)",
+        ),
     ],
 )
 def test_a_broken_test_file_exits_2_with_path_and_message(

@@ -163,7 +163,14 @@ async def _run(
             raise _Problem(f"{where}.polls.{device}.{exc}") from None
         for step in steps:
             push(step.time, _POLL, (device, step))
+    users = {u.user for u in prepared.config.traps.users}
     for i, trap in enumerate(test.traps):
+        if trap.version == "3" and trap.user not in users:
+            known = ", ".join(sorted(users)) or "none"
+            raise _Problem(
+                f"{where}.traps[{i}].user: {trap.user!r} is not a [[traps.users]] user"
+                f" (the config has: {known})"
+            )
         try:
             payload: Any = (
                 trap_v3(tree, trap) if trap.version == "3" else trap_datagram(tree, trap, i + 1)
