@@ -17,11 +17,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from netalert.snmp.pcap import PcapRecorder, read_datagrams
-from tests.support.faults import AgentProcess
+from tests.support.faults import AgentProcess, link_down
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.v3build import build_v3, scoped_pdu, trap_varbinds
 
@@ -303,3 +304,35 @@ def test_netalert_traps_record_writes_accepted_and_refused_datagrams(tmp_path: P
     assert [d.destination for d in got] == [("127.0.0.1", port)] * 2
     assert got[1].data == b"\x30\x02junk"
     assert "received 1, rejected 1" in err
+
+
+def test_replay_mails_only_with_mail(tmp_path: Path, mib_cache: Path, smtp_server: Any) -> None:
+    shutil.copytree(mib_cache, tmp_path / "state" / "mibs")
+    config = tmp_path / "config.toml"
+    text = CONFIG.format(http=free_tcp_port(), traps=10162, smtp=smtp_server.port)
+    config.write_text(text.replace('record = "own.pcap"', 'record = ""'))
+    capture = tmp_path / "one.pcap"
+    recorder = PcapRecorder(capture, max_bytes=1 << 20, files=1)
+    recorder.write(link_down(3), ("127.0.0.1", 40000), ("127.0.0.1", 10162), 1.9e9)
+    recorder.close()
+
+    dry = replay(config, capture)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "notification routes[0] new to=netops@example.org alerts=1" in dry.stdout
+    assert smtp_server.received() == []
+
+    sent = subprocess.run(
+        [
+            *(sys.executable, "-m", "netalert", "replay", str(capture), "-c", str(config)),
+            *("--mail", "--as-fast-as-possible"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "replay: 1 mails sent, 0 left in the outbox" in sent.stdout
+    (message,) = smtp_server.received()
+    assert message.rcpt_tos == ("netops@example.org",)
+    assert "LinkDown" in str(message.parsed()["Subject"])
