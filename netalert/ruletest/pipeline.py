@@ -75,8 +75,12 @@ class Pipeline:
         maintenance: Sequence[Maintenance] = (),
         on_notification: Callable[[Sent], None] | None = None,
         on_transition: Callable[[Step], None] | None = None,
+        keep: bool = True,
     ) -> None:
         """Builds the stages of ``prepared`` with an empty alert state.
+
+        ``keep`` False keeps only the counts (``transitions``, ``notifications``)
+        instead of every step and notification: a long replay stays small.
 
         Raises:
             StateError: The in-memory notification log cannot be created.
@@ -101,6 +105,9 @@ class Pipeline:
         self._on_transition = on_transition
         self.steps: list[Step] = []
         self.sent: list[Sent] = []
+        self.transitions = 0
+        self.notifications = 0
+        self._keep = keep
 
     def close(self) -> None:
         """Releases the in-memory database."""
@@ -155,7 +162,9 @@ class Pipeline:
         self.store.flush()
         for transition in transitions:
             step = Step(now, transition)
-            self.steps.append(step)
+            self.transitions += 1
+            if self._keep:
+                self.steps.append(step)
             if self._on_transition is not None:
                 self._on_transition(step)
             self.dispatcher.update(transition.alert, now)
@@ -173,6 +182,8 @@ class Pipeline:
             with self._db.transaction() as conn:
                 self.dispatcher.sent(conn, notification)
             sent = Sent(now, notification, message)
-            self.sent.append(sent)
+            self.notifications += 1
+            if self._keep:
+                self.sent.append(sent)
             if self._on_notification is not None:
                 self._on_notification(sent)

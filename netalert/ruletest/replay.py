@@ -118,6 +118,7 @@ async def replay(
         on_transition=lambda step: print(
             transition_line(step.time, step.transition), file=out, flush=True
         ),
+        keep=False,
     )
     await receiver.start(listen=False)
     counts = {"datagrams": 0, "skipped": 0}
@@ -166,7 +167,7 @@ async def replay(
     print(
         f"replay: {counts['datagrams']} datagrams, {accepted} traps accepted,"
         f" {refused} refused{f' ({reasons})' if reasons else ''},"
-        f" {len(pipeline.steps)} transitions, {len(pipeline.sent)} notifications"
+        f" {pipeline.transitions} transitions, {pipeline.notifications} notifications"
         f"{', ' + str(counts['skipped']) + ' to other ports skipped' if counts['skipped'] else ''}",
         file=out,
     )
