@@ -557,7 +557,9 @@ def replay_command(
     ] = False,
     port: Annotated[
         list[int] | None,
-        typer.Option("--port", help="UDP port the traps were sent to (default: [traps].listen)"),
+        typer.Option(
+            "--port", help="UDP port the traps went to (default: the config's listen ports)"
+        ),
     ] = None,
     mail: Annotated[bool, typer.Option("--mail", help="send the notifications for real")] = False,
 ) -> None:
