@@ -21,10 +21,12 @@ venv: $(STAMP)
 
 # Debian packages the tests talk to: net-snmp's snmpd (the device), snmptrap/snmpinform
 # (the senders), snmptrapd (the bench's reference receiver) and headless Chromium for
-# the status page test. Installed with apt-get only when a command is missing.
+# the status page test and tcpdump (captures replayed by the replay test). Installed with
+# apt-get only when a command is missing.
 NEEDED := /usr/sbin/snmpd:snmpd /usr/bin/snmpget:snmp /usr/sbin/snmptrapd:snmptrapd \
 	/usr/share/snmp/mibs/UCD-SNMP-MIB.txt:libsnmp-base \
-	/usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
+	/usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
+	/usr/bin/tcpdump:tcpdump
 debs:
 	@missing=""; for pair in $(NEEDED); do \
 	  [ -e "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; done; \

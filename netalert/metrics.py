@@ -179,6 +179,21 @@ FAMILIES: Mapping[str, Family] = {
             "Traps from an address two devices share, credited to the first of them.",
         ),
         Family(
+            "netalert_traps_recorded_total",
+            "counter",
+            "Datagrams written to the [traps] record file (accepted and refused alike).",
+        ),
+        Family(
+            "netalert_trap_record_rotations_total",
+            "counter",
+            "Times the [traps] record file reached record_max_bytes and was rotated.",
+        ),
+        Family(
+            "netalert_trap_record_errors_total",
+            "counter",
+            "Recording failures (the file could not be written); the traps are unaffected.",
+        ),
+        Family(
             "netalert_storm_folded_total",
             "counter",
             "Traps folded into storm events instead of becoming an event each.",

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from netalert.config.models import Config
 from netalert.errors import ConfigError
 
-__all__ = ["SECRET_KEYS", "load_config", "load_config_text"]
+__all__ = ["SECRET_KEYS", "load_config", "load_config_text", "validation_problems"]
 
 # Keys whose value is a secret: each may instead be given as KEY_file.
 SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community"})
@@ -156,14 +156,25 @@ def _read_secret(
     return content.rstrip("\r\n")
 
 
-def _format_errors(exc: ValidationError, data: Any) -> list[str]:
+def validation_problems(
+    exc: ValidationError, data: Any, root: type[BaseModel] = Config
+) -> list[str]:
+    """One ``path.to.field: message`` line per error of a model validated from ``data``.
+
+    ``root`` is the model ``data`` was validated as (config.toml's :class:`Config`,
+    or another file's model such as a rule test file's), for "did you mean" hints.
+    """
+    return _format_errors(exc, data, root)
+
+
+def _format_errors(exc: ValidationError, data: Any, root: type[BaseModel] = Config) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(error["loc"])
         kind = error["type"]
         if kind == "extra_forbidden":
             message = "unknown key"
-            parent = _lookup_model(loc[:-1])
+            parent = _lookup_model(loc[:-1], root)
             if parent is not None and isinstance(loc[-1], str):
                 names = [f.alias or n for n, f in parent.model_fields.items()]
                 close = difflib.get_close_matches(loc[-1], names, n=1)
@@ -229,8 +240,10 @@ def _shown(data: Any, loc: tuple[int | str, ...]) -> str:
     return repr(node)
 
 
-def _lookup_model(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    model: Any = Config
+def _lookup_model(
+    loc: tuple[int | str, ...], root: type[BaseModel] = Config
+) -> type[BaseModel] | None:
+    model: Any = root
     for part in loc:
         if isinstance(part, int):
             continue
@@ -305,4 +318,7 @@ def _anchor(config: Config, base: Path) -> Config:
         update["fallback"] = smtp.fallback.model_copy(update={"ca_file": at(smtp.fallback.ca_file)})
     if update:
         smtp = smtp.model_copy(update=update)
-    return config.model_copy(update={"agent": agent, "mibs": mibs, "smtp": smtp})
+    traps = config.traps
+    if traps.record is not None:
+        traps = traps.model_copy(update={"record": at(traps.record)})
+    return config.model_copy(update={"agent": agent, "mibs": mibs, "smtp": smtp, "traps": traps})

@@ -303,6 +303,12 @@ class TrapsConfig(Model):
     # from these networks is credited to the device named by its
     # snmpTrapAddress.0 (v2c/v3) or agent-addr (v1), not to the relay.
     relays: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    # Recording (off unless set; sensitive: v1/v2c communities travel in clear): every
+    # datagram the trap sockets receive, accepted or refused, written to `record` as pcap.
+    # Past record_max_bytes the file rotates (record -> record.1 -> ...), record_files in all.
+    record: Path | None = None
+    record_max_bytes: Annotated[int, Field(ge=65536, le=1 << 40)] = 100 * 1024 * 1024
+    record_files: Annotated[int, Field(ge=1, le=1000)] = 5
 
     @field_validator("engine_id")
     @classmethod
@@ -310,6 +316,11 @@ class TrapsConfig(Model):
         if not value:
             return value
         return TrapUser._hex([value])[0]
+
+    @field_validator("record", mode="before")
+    @classmethod
+    def _empty_off(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("allow", "relays", mode="before")
     @classmethod

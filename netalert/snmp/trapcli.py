@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from netalert.config.models import Config, TrapsConfig
@@ -138,6 +139,12 @@ async def _serve(
     await receiver.start()
     listening = ", ".join(f"{h}:{p}" for h, p in receiver.addresses)
     print(f"netalert traps: listening on {listening} (Ctrl-C to stop)", file=sys.stderr)
+    if traps.record is not None:
+        print(
+            f"netalert traps: recording every datagram to {traps.record}"
+            " (sensitive: v1/v2c communities are in it)",
+            file=sys.stderr,
+        )
     try:
         await stop.wait()
     finally:
@@ -153,10 +160,21 @@ async def _serve(
 
 
 def run_traps(
-    cfg: Config | None, *, listen: str | None, as_json: bool, out: TextIO = sys.stdout
+    cfg: Config | None,
+    *,
+    listen: str | None,
+    as_json: bool,
+    out: TextIO = sys.stdout,
+    record: Path | None = None,
 ) -> int:
-    """Runs the receiver until SIGINT/SIGTERM; returns the exit code (0, or 1 on error)."""
+    """Runs the receiver until SIGINT/SIGTERM; returns the exit code (0, or 1 on error).
+
+    ``record`` writes every datagram received to that pcap file (with the
+    ``[traps] record_max_bytes`` / ``record_files`` bounds), instead of ``[traps] record``.
+    """
     traps = cfg.traps if cfg is not None else TrapsConfig()
+    if record is not None:
+        traps = traps.model_copy(update={"record": record})
     if listen is not None:
         try:
             address = parse_hostport(listen).with_default(162)

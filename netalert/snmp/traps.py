@@ -29,6 +29,7 @@ from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
 from netalert.snmp.listen import open_udp_socket, socket_queue
+from netalert.snmp.pcap import PcapRecorder
 from netalert.snmp.reportlimit import ReportLimiter
 from netalert.snmp.storm import StormControl, StormLimits, fold_sample
 from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
@@ -85,12 +86,17 @@ class TrapReceiver:
         clock: Callable[[], float] = time.time,
         v3_fast: bool = True,
         state_dir: Path | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        relaxed_window: bool = False,
     ) -> None:
         """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine).
 
         ``state_dir`` keeps the generated engine ID (file ``engine_id``) when
         ``[traps].engine_id`` is empty; without it a random one lives as long
-        as the receiver.
+        as the receiver. ``monotonic`` times the SNMPv3 senders' clocks;
+        ``relaxed_window`` accepts authenticated v3 traps outside the time
+        window, counting them (``netalert replay`` only: a recording is old
+        by nature).
         """
         self.config = config
         self.stats = TrapStats()
@@ -120,6 +126,9 @@ class TrapReceiver:
         self._clock = clock
         self._timer: asyncio.TimerHandle | None = None
         self._ticks = 0
+        self._monotonic = monotonic
+        self._relaxed_window = relaxed_window
+        self.recorder: PcapRecorder | None = None
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -128,8 +137,11 @@ class TrapReceiver:
         """The bound (host, port) of each listener (ports resolved when 0 was asked)."""
         return [(item.host, item.port) for item in self._listeners]
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
         """Opens every listen address and starts receiving.
+
+        With ``listen`` False nothing is bound and no timer runs: datagrams
+        are fed with :meth:`handle` and time with :meth:`tick` (replay, rule tests).
 
         Raises:
             BindError: an address cannot be bound (the message names the fix).
@@ -153,6 +165,8 @@ class TrapReceiver:
                 max_bytes=config.slow_path_max_bytes,
                 max_varbinds=config.max_varbinds,
                 reports=ReportLimiter(config.report_rate, config.report_burst),
+                clock=self._monotonic,
+                relaxed_window=self._relaxed_window,
             )
             for engine_id in self._engine_devices:  # [[devices]].engine_id
                 self._v3.add_engine_id(engine_id)
@@ -160,6 +174,24 @@ class TrapReceiver:
                 for engine_id in self._engines.engine_ids():
                     self._v3.add_engine_id(engine_id)
                 self._unsubscribe = self._engines.subscribe(self._on_engine)
+        if not listen:
+            return
+        if self.config.record is not None:
+            self.recorder = PcapRecorder(
+                self.config.record,
+                max_bytes=self.config.record_max_bytes,
+                files=self.config.record_files,
+                stats=self.stats.record,
+            )
+            log.warning(
+                log_event(
+                    "traps_recording",
+                    path=self.config.record,
+                    max_bytes=self.config.record_max_bytes,
+                    files=self.config.record_files,
+                    note="every datagram, communities included",
+                )
+            )
         try:
             for address in self.config.listen:
                 hostport = address.with_default(162)
@@ -198,6 +230,9 @@ class TrapReceiver:
             loop.remove_reader(listener.sock.fileno())
             listener.sock.close()
         self._listeners.clear()
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
         self._emit_storms(self._clock(), all_=True)
         log.info(log_event("traps_stopped", **self.stats.as_dict()))
 
@@ -247,6 +282,7 @@ class TrapReceiver:
     def _on_readable(self, listener: _Listener) -> None:
         sock = listener.sock
         handle = self.handle
+        recorder = self.recorder
         for _ in range(self._batch):
             try:
                 data, addr = sock.recvfrom(65535)
@@ -255,6 +291,8 @@ class TrapReceiver:
             except OSError as exc:  # e.g. ICMP errors surfacing on the socket
                 log.debug(log_event("traps_recv_error", error=exc))
                 return
+            if recorder is not None:
+                recorder.write(data, addr[:2], (listener.host, listener.port), self._clock())
             handle(data, addr, listener)
 
     def handle(self, data: bytes, addr: tuple[Any, ...], listener: Any = None) -> None:
@@ -492,16 +530,31 @@ class TrapReceiver:
             log.warning(log_event(line.name, **line.fields))
 
     def _housekeeping(self) -> None:
-        now = self._clock()
         try:
-            self._emit_storms(now)
-            self._ticks += 1
-            if self._ticks % 10 == 0:
-                self._storm.housekeeping(now)
-            if self._v3 is not None:
-                self._v3.tick(now)
+            self.tick(self._clock())
         finally:
             self._timer = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
+
+    def tick(self, now: float) -> None:
+        """The once-a-second chores: storm summaries due, bucket clean-up, v3 engine time,
+        the recording put on disk."""
+        self._emit_storms(now)
+        if self.recorder is not None:
+            self.recorder.flush()
+        self._ticks += 1
+        if self._ticks % 10 == 0:
+            self._storm.housekeeping(now)
+        if self._v3 is not None:
+            self._v3.tick(now)
+
+    def deliver_v3(self, note: V3Notification) -> None:
+        """Takes ``note`` as if the v3 engine had accepted it (rule tests: no keys, no crypto)."""
+        self._on_v3(note)
+
+    @property
+    def window_relaxed(self) -> int:
+        """Authenticated v3 traps accepted outside the time window (``relaxed_window``)."""
+        return self._v3.clocks.relaxed if self._v3 is not None else 0
 
     def name(self, oid: str) -> str:
         """``IF-MIB::linkDown`` for an OID (numeric when no MIB knows it)."""

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from netalert.snmp.pcap import RecordStats
+
 __all__ = ["RejectReason", "TrapStats"]
 
 
@@ -49,6 +51,7 @@ class TrapStats:
     storm_keys: int = 0  # folds open now (a gauge, refreshed as traps fold and storms emit)
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
     datagrams: int = 0
+    record: RecordStats = field(default_factory=RecordStats)  # [traps] record
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -71,4 +74,5 @@ class TrapStats:
             "storm_shed": self.storm_shed,
             "storm_keys": self.storm_keys,
             "dropped": self.dropped,
+            "recorded": self.record.recorded,
         }

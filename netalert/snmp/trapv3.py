@@ -238,6 +238,7 @@ class V3Engine:
         max_bytes: int = 8192,
         max_varbinds: int = 256,
         reports: ReportLimiter | None = None,
+        relaxed_window: bool = False,
     ) -> None:
         """Creates the engine and registers every user for informs.
 
@@ -253,7 +254,7 @@ class V3Engine:
         """
         users = list(users)
         self.engine_id = engine_id
-        self.clocks = EngineClocks(clock=clock)
+        self.clocks = EngineClocks(clock=clock, relaxed=relaxed_window)
         self._usm = UsmFast(
             users, engine_id, enabled=fast, clocks=self.clocks, max_varbinds=max_varbinds
         )

@@ -93,6 +93,9 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_traps_shared_source_total", stats.shared_source))
         out.append(MetricSample("netalert_trap_storm_keys", stats.storm_keys))
         out.append(MetricSample("netalert_trap_storm_shed_total", stats.storm_shed))
+        out.append(MetricSample("netalert_traps_recorded_total", stats.record.recorded))
+        out.append(MetricSample("netalert_trap_record_rotations_total", stats.record.rotations))
+        out.append(MetricSample("netalert_trap_record_errors_total", stats.record.errors))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out

@@ -1,0 +1,131 @@
+"""``netalert routes test LABEL=VALUE...``: the route an alert takes, its receivers,
+what mutes it now and its group, from a real `netalert` process over a real state database
+(the silence is added with ``netalert silence add``, as an operator would)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIG = """
+[agent]
+state_dir = "state"
+http = ""
+
+[[routes]]
+name = "pager"
+match = { severity = "critical", site = "milano" }
+to = ["pager@example.org"]
+group_by = ["device", "rule"]
+
+[[routes]]
+match = { severity = "critical" }
+to = ["noc@example.org", "oncall@example.org"]
+group_by = ["device"]
+group_wait = "45s"
+
+[[routes]]
+to = ["netops@example.org"]
+
+[[maintenance]]
+name = "always"
+start = "00:00"
+end = "00:00"
+match = ["site=lab"]
+
+[[maintenance]]
+name = "never-for-lab"
+start = "00:00"
+end = "00:00"
+match = ["site=elsewhere"]
+"""
+
+
+def _netalert(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netalert", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "USER": "tester"},
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, mib_cache: Path) -> Path:
+    shutil.copytree(mib_cache, tmp_path / "state" / "mibs")
+    (tmp_path / "config.toml").write_text(CONFIG)
+    return tmp_path
+
+
+def test_the_path_receivers_mutes_and_group_of_an_alert(workdir: Path) -> None:
+    added = _netalert(
+        "silence",
+        "add",
+        "--match",
+        "device=sw1",
+        "--for",
+        "1h",
+        "--comment",
+        "card swap",
+        cwd=workdir,
+    )
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.strip()
+    result = _netalert(
+        "routes",
+        "test",
+        "severity=critical",
+        "device=sw1",
+        "site=lab",
+        "rule=InterfaceDown",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "pager: no match (site='lab', wants 'milano')" in out
+    assert "routes[1]: MATCH" in out
+    assert "routes[2]: not reached" in out
+    assert "receivers: noc@example.org, oncall@example.org" in out
+    assert f"silence {silence_id} (device=sw1) by tester: card swap" in out
+    assert "maintenance always (site=lab)" in out
+    assert "never-for-lab" not in out
+    assert "group: routes[1]{device='sw1'}" in out
+    assert "group_wait 45s, group_interval 5m, repeat_interval 4h" in out
+
+    as_json = _netalert(
+        "routes",
+        "test",
+        "severity=critical",
+        "device=sw2",
+        "site=milano",
+        "--json",
+        cwd=workdir,
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["route"] == "pager"
+    assert data["receivers"] == ["pager@example.org"]
+    assert [step["route"] for step in data["path"]] == ["pager"]
+    assert data["muted_by"] == []
+    assert data["group"]["key"] == "pager{device='sw2',rule=''}"
+
+
+def test_no_route_and_bad_labels(workdir: Path) -> None:
+    (workdir / "config.toml").write_text(
+        CONFIG.replace('[[routes]]\nto = ["netops@example.org"]\n', "")
+    )
+    result = _netalert("routes", "test", "severity=info", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "no route matches: this alert is not mailed" in result.stdout
+    bad = _netalert("routes", "test", "severity", cwd=workdir)
+    assert bad.returncode == 2
+    assert "LABEL=VALUE" in bad.stderr

@@ -1,0 +1,53 @@
+"""tests/rules/: the rule tests of the shipped config.toml and of README's worked examples.
+
+``make test`` runs them here through the real command, ``netalert test rules``;
+a second test keeps tests/rules/configs/readme_examples.toml the same as the
+README's examples, so the examples the README shows are the ones tested.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "tests" / "rules"
+
+
+def test_every_rule_test_in_tests_rules_passes() -> None:
+    files = sorted(RULES.glob("*.toml"))
+    assert {f.name for f in files} >= {"shipped_config.toml", "readme_examples.toml"}
+    count = sum(len(tomllib.loads(f.read_text())["tests"]) for f in files)
+    result = subprocess.run(
+        [sys.executable, "-m", "netalert", "test", "rules", *map(str, files)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"rule tests: {count} passed, 0 failed" in result.stdout, result.stdout
+
+
+def _readme_rules() -> list[dict[str, object]]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Worked examples", 1)[1].split("\n## ", 1)[0]
+    rules: list[dict[str, object]] = []
+    for block in re.findall(r"```toml\n(.*?)```", section, re.DOTALL):
+        rules += tomllib.loads(block).get("rules", [])
+    return rules
+
+
+def test_the_tested_config_holds_every_readme_example_rule_unchanged() -> None:
+    readme = _readme_rules()
+    assert len(readme) >= 5
+    tested = tomllib.loads((RULES / "configs" / "readme_examples.toml").read_text())["rules"]
+    by_name = {rule["name"]: rule for rule in tested}
+    for rule in readme:
+        assert by_name.get(str(rule["name"])) == rule, f"README rule {rule['name']} differs"
+    tests = (RULES / "readme_examples.toml").read_text()
+    for rule in readme:
+        assert f'rule = "{rule["name"]}"' in tests, f"no test expects {rule['name']}"
