@@ -23,7 +23,9 @@ __all__ = ["alerts_source", "mail_source", "poller_source", "traps_source"]
 
 
 def mail_source(
-    stats: MailStats, oldest_pending_age: Callable[[], float | None] | None = None
+    stats: MailStats,
+    oldest_pending_age: Callable[[], float | None] | None = None,
+    pending: Callable[[], int] | None = None,
 ) -> Source:
     """A source for the mail stage's :class:`~netalert.mail.stats.MailStats`.
 
@@ -31,12 +33,15 @@ def mail_source(
         stats: The live stats object (read at each scrape, never copied).
         oldest_pending_age: Returns the age in seconds of the oldest waiting
             message, or None when the outbox is empty.
+        pending: Returns how many messages wait in the outbox (default: the
+            count the sender last noted).
     """
 
     def read() -> list[Sample]:
+        waiting = stats.pending if pending is None else pending()
         out: list[Sample] = [
             MetricSample("netalert_mail_sent_total", stats.sent_total),
-            MetricSample("netalert_outbox_pending", stats.pending),
+            MetricSample("netalert_outbox_pending", waiting),
             MetricSample("netalert_mail_path_healthy", 0 if stats.canary_failing else 1),
         ]
         out += counter_samples("netalert_mail_failed_total", "kind", stats.failed_total)

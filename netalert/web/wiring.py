@@ -44,6 +44,7 @@ class AgentStatus:
             alerts=alerts,
             oldest_pending_age=self._oldest_age,
             muted=self._muted,
+            pending=self._pending,
         )
         self.metrics = Metrics(mib_modules=mib_modules)
         self.metrics.register_source("alerts", alerts_source(alerts))
@@ -66,11 +67,14 @@ class AgentStatus:
             self._outbox = outbox
         if mail is not None:
             self.live.mail = mail
-            self.metrics.register_source("mail", mail_source(mail, self._oldest_age))
+            self.metrics.register_source("mail", mail_source(mail, self._oldest_age, self._pending))
         if poller is not None:
             self.metrics.register_source("poller", poller_source(poller))
         if traps is not None:
             self.metrics.register_source("traps", traps_source(traps, kernel_drops))
+
+    def _pending(self) -> int:
+        return 0 if self._outbox is None else self._outbox.pending()
 
     def _oldest_age(self) -> float | None:
         if self._outbox is None:
