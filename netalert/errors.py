@@ -6,7 +6,14 @@ context needed to act (file and line, device, OID, SMTP code).
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "MibError", "NetalertError", "SnmpError", "StateError"]
+__all__ = [
+    "ConfigError",
+    "MibError",
+    "NetalertError",
+    "SnmpError",
+    "StateCorruptError",
+    "StateError",
+]
 
 
 class NetalertError(Exception):
@@ -31,3 +38,10 @@ class SnmpError(NetalertError):
 
 class StateError(NetalertError):
     """The state directory or database is unusable."""
+
+
+class StateCorruptError(StateError):
+    """The state database file is damaged; netalert cannot go on with it.
+
+    The message names the file and what to do (``netalert run --recover``).
+    """

@@ -91,9 +91,12 @@ def prepare(config: Config, *, tree: MibTree | None = None) -> Prepared:
 class Agent:
     """The running agent."""
 
-    def __init__(self, prepared: Prepared, *, config_path: Path | None = None) -> None:
+    def __init__(
+        self, prepared: Prepared, *, config_path: Path | None = None, recover: bool = False
+    ) -> None:
         self.prepared = prepared
         self.config_path = config_path
+        self.recover = recover  # move a damaged state database aside (run --recover)
         self.started = time.time()
         self.db: Database | None = None
         self.mail: MailStage | None = None
@@ -137,7 +140,7 @@ class Agent:
             NetalertError: A stage cannot start (state directory, trap port, web port).
         """
         config = self.config
-        self.db = open_database(config.agent.state_dir)
+        self.db = open_database(config.agent.state_dir, recover=self.recover)
         self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
         self._spawn(self.mail.sender.run(), "mail-sender")
         if self.mail.canary is not None:
@@ -529,9 +532,13 @@ async def run_agent(
     config_path: Path | None = None,
     on_started: Callable[[Agent], None] | None = None,
     install_signals: bool = True,
+    recover: bool = False,
 ) -> Agent:
-    """Runs the agent until SIGTERM/SIGINT (or :meth:`Agent.request_stop`), then drains."""
-    agent = Agent(prepared, config_path=config_path)
+    """Runs the agent until SIGTERM/SIGINT (or :meth:`Agent.request_stop`), then drains.
+
+    ``recover``: move a damaged state database aside and start fresh (``--recover``).
+    """
+    agent = Agent(prepared, config_path=config_path, recover=recover)
     loop = asyncio.get_running_loop()
     if install_signals:
         loop.add_signal_handler(signal.SIGTERM, agent.request_stop)

@@ -8,21 +8,37 @@ component in ``schema_versions``, so stages evolve their schema independently.
 One process writes: the agent's event loop. SQLite runs in WAL mode so the CLI
 (``netalert alerts``, ``silence add``) can read and make small writes while the
 agent runs; ``busy_timeout`` covers the short lock waits.
+
+Opening checks the file first (:mod:`netalert.state.integrity`): a damaged or
+0-byte database is refused with one line saying what to do, or moved aside
+with ``recover``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from netalert.errors import StateError
+from netalert.errors import StateCorruptError, StateError
+from netalert.logs import event
+from netalert.state.integrity import (
+    SCHEMA_TABLE,
+    corrupt_message,
+    create_database,
+    damage,
+    is_corrupt,
+    move_aside,
+)
 
 __all__ = ["Database", "check_state_dir", "open_database"]
+
+log = logging.getLogger("netalert.state")
 
 DB_NAME = "netalert.db"
 # Bytes the write probe needs: SQLite's WAL index alone takes 32 KiB, so a disk
@@ -45,16 +61,21 @@ _FIXES[errno.EPERM] = _FIXES[errno.EACCES]
 
 
 class Database:
-    """A SQLite connection with per-component migrations."""
+    """A SQLite connection with per-component migrations.
+
+    Raises:
+        StateError: The first table cannot be created (``StateCorruptError`` when
+            the file is damaged).
+    """
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self.conn = conn
         self.path = path
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_versions ("
-            " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
-        self.conn.commit()
+        try:
+            self.conn.execute(SCHEMA_TABLE)
+            self.conn.commit()
+        except sqlite3.Error as exc:
+            raise _open_error(path, exc) from exc
 
     def migrate(self, component: str, migrations: Sequence[str]) -> None:
         """Applies the migrations of ``component`` not yet applied.
@@ -64,11 +85,15 @@ class Database:
             migrations: SQL scripts in order; never edit one that shipped, append.
 
         Raises:
-            StateError: A migration failed (the database is left as before it).
+            StateError: A migration failed (the database is left as before it);
+                ``StateCorruptError`` when the file is damaged.
         """
-        row = self.conn.execute(
-            "SELECT version FROM schema_versions WHERE component = ?", (component,)
-        ).fetchone()
+        try:
+            row = self.conn.execute(
+                "SELECT version FROM schema_versions WHERE component = ?", (component,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise _open_error(self.path, exc) from exc
         current = int(row[0]) if row else 0
         for number, script in enumerate(migrations[current:], start=current + 1):
             try:
@@ -81,6 +106,8 @@ class Database:
                         (component, number),
                     )
             except sqlite3.Error as exc:
+                if is_corrupt(exc):
+                    raise _open_error(self.path, exc) from exc
                 raise StateError(
                     f"{self.path or ':memory:'}: migration {component} #{number} failed: {exc}"
                 ) from exc
@@ -100,6 +127,15 @@ class Database:
     def close(self) -> None:
         """Closes the connection."""
         self.conn.close()
+
+
+def _open_error(path: Path | None, exc: sqlite3.Error) -> StateError:
+    if is_corrupt(exc):
+        return StateCorruptError(corrupt_message(path, str(exc)))
+    return StateError(
+        f"{path or ':memory:'}: cannot use the state database ({exc}); check that the folder "
+        "is writable by the netalert user and the disk is not full"
+    )
 
 
 def _statements(script: str) -> list[str]:
@@ -139,14 +175,23 @@ def check_state_dir(state_dir: Path | str) -> Path:
     return directory
 
 
-def open_database(state_dir: Path | str | None) -> Database:
+def open_database(state_dir: Path | str | None, *, recover: bool = False) -> Database:
     """Opens (creating if needed) the state database in ``state_dir``.
 
-    ``None`` opens a private in-memory database (tests, ``netalert demo``).
+    ``None`` opens a private in-memory database (tests, ``netalert demo``). An
+    existing file is checked first (``PRAGMA quick_check``; a 0-byte file counts
+    as damaged, see :mod:`netalert.state.integrity`).
+
+    Args:
+        state_dir: The folder of ``netalert.db``.
+        recover: Move a damaged file aside as ``netalert.db.corrupt-TIMESTAMP``
+            (logged, with the reason) and start with an empty database.
 
     Raises:
-        StateError: The directory cannot be created or written, or the file is
-            not a usable SQLite database; the message names the path and the fix.
+        StateCorruptError: The file is damaged and ``recover`` is false; the
+            message names the file and says what to do.
+        StateError: The directory cannot be created or written, or the file
+            cannot be opened; the message names the path and the fix.
     """
     if state_dir is None:
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -158,13 +203,19 @@ def open_database(state_dir: Path | str | None) -> Database:
         raise StateError(_unusable(directory, "cannot create it", exc)) from None
     path = directory / DB_NAME
     try:
+        problem = damage(path)
+        if problem is not None:
+            if not recover:
+                raise StateCorruptError(corrupt_message(path, problem))
+            moved = move_aside(path)
+            log.warning(event("state_recovered", path=path, moved_to=moved, problem=problem))
+        create_database(path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        return Database(conn, path)
+    except OSError as exc:
+        raise StateError(_unusable(directory, "cannot create the state database", exc)) from None
     except sqlite3.Error as exc:
-        raise StateError(
-            f"{path}: cannot open the state database ({exc}); check that the folder is "
-            "writable by the netalert user and the disk is not full"
-        ) from exc
+        raise _open_error(path, exc) from exc
+    return Database(conn, path)

@@ -177,6 +177,7 @@ class AgentProcess:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # extra `netalert run` options
 
     @property
     def config(self) -> Path:
@@ -208,7 +209,7 @@ class AgentProcess:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "netalert", "run", "-c", str(self.config)],
+                [sys.executable, "-m", "netalert", "run", "-c", str(self.config), *self.args],
                 stdout=log,
                 stderr=log,
                 cwd=self.directory,
