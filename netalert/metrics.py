@@ -102,6 +102,8 @@ class Family:
 
 
 _MAIL_KINDS = ("auth", "tls", "timeout", "connection", "temporary", "rejected", "other")
+# supervised tasks and stage callbacks (netalert.supervise), exported from the first scrape
+_TASKS = ("ticker", "mail-sender", "mail-canary", "watchdog", "confirm", "traps", "poller")
 _REJECT_REASONS = (
     "bad_community",
     "unknown_user",
@@ -214,6 +216,13 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_loop_lag_seconds",
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",
+        ),
+        Family(
+            "netalert_task_failures_total",
+            "counter",
+            "Failures of background tasks and stage callbacks, by task (each is retried).",
+            ("task",),
+            _TASKS,
         ),
     )
 }

@@ -71,11 +71,20 @@ class AgentConfig(Model):
     device_unreachable: bool = True
     # on SIGTERM: how long the outbox gets to deliver before what is left waits for the next start
     drain_timeout: Duration = timedelta(seconds=5)
+    # longest wait before a background task that failed is started again
+    task_retry_max: Duration = timedelta(seconds=60)
 
     @field_validator("http", mode="before")
     @classmethod
     def _empty_disables(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("task_retry_max")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 0.1:
+            raise ValueError("must be at least 100ms")
+        return value
 
 
 class MibsConfig(Model):

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from netalert.config.models import Device, TrapsConfig
 from netalert.logs import RateLimiter
+from netalert.logs import event as log_event
 from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
@@ -261,7 +262,24 @@ class TrapReceiver:
             except OSError as exc:  # e.g. ICMP errors surfacing on the socket
                 log.debug("event=traps_recv_error error=%s", exc)
                 return
-            handle(data, addr, listener)
+            try:
+                handle(data, addr, listener)
+            except Exception as exc:  # one datagram must not stop the socket
+                self._handle_failed(exc, addr)
+
+    def _handle_failed(self, exc: Exception, addr: tuple[Any, ...]) -> None:
+        # An exception escaping a reader callback lands in asyncio's "Exception in
+        # callback" with a traceback per datagram: count it, say it once a minute.
+        self.stats.errors += 1
+        if self._log_limit.allow(("handle_failed", type(exc).__name__), self._clock()):
+            log.error(
+                log_event(
+                    "trap_handling_failed",
+                    source=addr[0] if addr else "?",
+                    error=f"{type(exc).__name__}: {exc}",
+                    failures=self.stats.errors,
+                )
+            )
 
     def handle(self, data: bytes, addr: tuple[Any, ...], listener: Any = None) -> None:
         """Processes one datagram from ``addr`` (public for the bench and tests)."""

@@ -47,6 +47,7 @@ class TrapStats:
     storm_events: int = 0  # storm events emitted
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
     datagrams: int = 0
+    errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -67,4 +68,5 @@ class TrapStats:
             "storm_folded": self.storm_folded,
             "storm_events": self.storm_events,
             "dropped": self.dropped,
+            "errors": self.errors,
         }

@@ -82,6 +82,7 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_traps_dropped_total", stats.dropped))
         out.append(MetricSample("netalert_trap_reports_limited_total", stats.reports_limited))
         out.append(MetricSample("netalert_traps_shared_source_total", stats.shared_source))
+        out.append(MetricSample("netalert_task_failures_total", stats.errors, {"task": "traps"}))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out

@@ -49,6 +49,15 @@ class AgentStatus:
         self.metrics = Metrics(mib_modules=mib_modules)
         self.metrics.register_source("alerts", alerts_source(alerts))
         self.server: WebServer | None = None
+        self._checks: list[Callable[[], Iterable[str]]] = []
+
+    def add_health_check(self, check: Callable[[], Iterable[str]]) -> None:
+        """Adds a check whose lines (what is wrong) make ``/healthz`` answer 503."""
+        self._checks.append(check)
+
+    def problems(self) -> list[str]:
+        """Every line the health checks report now."""
+        return [line for check in self._checks for line in check()]
 
     def attach(
         self,
@@ -93,7 +102,8 @@ class AgentStatus:
         Raises:
             OSError: The address cannot be bound.
         """
-        self.server = await start_web(create_app(self.live, self.metrics), host, port)
+        app = create_app(self.live, self.metrics, problems=self.problems)
+        self.server = await start_web(app, host, port)
         return self.server
 
     async def stop(self) -> None:
