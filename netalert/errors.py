@@ -13,6 +13,7 @@ __all__ = [
     "SnmpError",
     "StateCorruptError",
     "StateError",
+    "StateWriteError",
 ]
 
 
@@ -38,6 +39,11 @@ class SnmpError(NetalertError):
 
 class StateError(NetalertError):
     """The state directory or database is unusable."""
+
+
+class StateWriteError(StateError):
+    """A write to the state database failed for a reason that may pass (disk full,
+    I/O error, a lock held too long); retrying the same write later can succeed."""
 
 
 class StateCorruptError(StateError):

@@ -224,6 +224,26 @@ FAMILIES: Mapping[str, Family] = {
             ("task",),
             _TASKS,
         ),
+        Family(
+            "netalert_state_writable",
+            "gauge",
+            "1 while the state database takes writes, 0 while writes are held in memory.",
+        ),
+        Family(
+            "netalert_state_writes_held",
+            "gauge",
+            "State writes waiting in memory for the database (bound: [agent].state_hold_max).",
+        ),
+        Family(
+            "netalert_state_writes_shed_total",
+            "counter",
+            "Held state writes dropped, oldest first, past [agent].state_hold_max.",
+        ),
+        Family(
+            "netalert_state_write_failures_total",
+            "counter",
+            "Failed attempts to commit a state write (each held write is retried).",
+        ),
     )
 }
 

@@ -10,7 +10,8 @@ Every background task runs under a :class:`~netalert.supervise.Supervisor`
 (counted, logged, restarted with backoff), and so do the stage callbacks (a
 trap, a poll result): a failing stage does not take the agent down. Only a
 damaged state database does: the agent drains and ``netalert run`` exits 1
-with one line saying what to do.
+with one line saying what to do. State writes go through the database's writer,
+which holds them in memory while the disk cannot take them; the ticker retries.
 
 This module wires; the decisions live in the stages.
 """
@@ -107,6 +108,7 @@ class Agent:
         self.recover = recover
         self.started = time.time()
         self.db: Database | None = None
+        self.nflog: NotificationLog | None = None
         # why the agent must stop with exit 1 (a failure it cannot recover from), if any
         self.fatal: str | None = None
         self.supervisor = Supervisor(
@@ -155,13 +157,19 @@ class Agent:
         """
         config = self.config
         self.db = open_database(config.agent.state_dir, recover=self.recover)
+        writer = self.db.writer
+        writer.max_held = config.agent.state_hold_max
+        writer.retry_max = config.agent.state_retry_max.total_seconds()
+        self.status.add_health_check(lambda: [p] if (p := writer.problem()) else [])
         self.status.add_health_check(self.supervisor.problems)
+        self.status.metrics.register_source("state", writer.source())
         self.status.metrics.register_source("tasks", self.supervisor.source())
         self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
         self._spawn(self.mail.sender.run, "mail-sender")
         if self.mail.canary is not None:
             self._spawn(self.mail.canary.run, "mail-canary")
         self.store = AlertStore(self.db)
+        self.nflog = NotificationLog(self.db)
         self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
         self.silences = SilenceStore(self.db)
         self._new_dispatcher()
@@ -193,11 +201,11 @@ class Agent:
         return self.config_path.resolve().parent if self.config_path else None
 
     def _new_dispatcher(self) -> None:
-        assert self.db is not None and self.store is not None and self.silences is not None
+        assert self.nflog is not None and self.store is not None and self.silences is not None
         silences = self.silences
         self.dispatcher = Dispatcher(
             self.config.routes,
-            nflog=NotificationLog(self.db),
+            nflog=self.nflog,  # one log across reloads: it answers for held writes too
             maintenance=self.config.maintenance,
             silences=lambda now: silences.list(now),
         )
@@ -329,7 +337,8 @@ class Agent:
             self.supervisor.failed("poller", exc, then="next poll")
 
     def _after(self, transitions: list[Transition]) -> None:
-        """Persists the alerts' new state, then hands the changes to notify."""
+        """Persists the alerts' new state (or holds it, see StateWriter), then hands the
+        changes to notify."""
         if not transitions:
             return
         assert self.store is not None and self.dispatcher is not None
@@ -353,18 +362,28 @@ class Agent:
         self._flush_notifications(now)
 
     def _flush_notifications(self, now: float, *, force: bool = False) -> None:
-        assert self.dispatcher is not None and self.mail is not None
-        dispatcher = self.dispatcher
+        assert self.dispatcher is not None and self.mail is not None and self.nflog is not None
+        dispatcher, nflog = self.dispatcher, self.nflog
         for notification in dispatcher.flush(now, force=force):
+            # Until the mail and its log entry are committed (at once, or after a
+            # disk-full outage), the log answers as if they were: no second mail.
+            token = nflog.hold(notification)
+            release = partial(_release, nflog, token, notification.route, notification.group_key)
             try:
                 self.mail.mailer.submit(
-                    notification, also=partial(dispatcher.sent, notification=notification)
+                    notification,
+                    also=partial(dispatcher.sent, notification=notification),
+                    on_done=release,
                 )
             except NetalertError as exc:
+                release(False)
                 if isinstance(exc, StateCorruptError):
                     raise
                 log.error(event("notification_failed", group=notification.group_key, error=exc))
                 continue
+            except BaseException:  # not written: the group is decided again at its next flush
+                release(False)
+                raise
             self.counters["notifications"] += 1
             log.info(
                 event(
@@ -378,10 +397,11 @@ class Agent:
             )
 
     async def _ticker(self) -> None:
-        assert self.engine is not None
+        assert self.engine is not None and self.db is not None and self.store is not None
         while not self._stop.is_set():
             now = time.time()
             try:
+                self._retry_state()
                 self._after(self.engine.tick(now))
                 for request in self.engine.confirm_requests(now):
                     self._spawn(partial(self._confirm, request), "confirm", restart=False)
@@ -393,6 +413,18 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=TICK)
             self._wakeup.clear()
+
+    def _retry_state(self) -> None:
+        """Writes what the state writer holds, when it can; then what the store re-marked."""
+        assert self.db is not None and self.store is not None
+        writer = self.db.writer
+        if not writer.holding:
+            self.store.flush()  # records a shed write left changed
+            return
+        if writer.retry():
+            self.store.flush()
+            if self.mail is not None:
+                self.mail.sender.wake()  # mails committed just now
 
     async def _confirm(self, request: Any) -> None:
         """A trap rule's ``confirm``: GET the related instances now and feed the answer back."""
@@ -460,7 +492,9 @@ class Agent:
         self._new_dispatcher()
         if new.config.smtp != old.config.smtp and self.mail is not None and self.db is not None:
             await self.mail.sender.stop()
-            self.mail = build_mail_stage(new.config, self.db, base_dir=self._base_dir())
+            self.mail = build_mail_stage(
+                new.config, self.db, base_dir=self._base_dir(), outbox=self.mail.outbox
+            )
             self._spawn(self.mail.sender.run, "mail-sender")
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
         self.status.attach(dispatcher=self.dispatcher)
@@ -494,8 +528,10 @@ class Agent:
         """Stops intake, flushes notifications, gives the outbox ``grace`` seconds, persists.
 
         ``grace`` defaults to ``[agent].drain_timeout``; mail still waiting then
-        stays in the outbox for the next start. Never raises: each step that
-        fails is logged and the next one runs.
+        stays in the outbox for the next start. Writes the state writer still
+        holds get the same grace; what is left is counted in :attr:`unsaved`
+        (``run_agent`` then fails). Never raises: each step that fails is logged
+        and the next one runs.
         """
         if grace is None:
             grace = self.config.agent.drain_timeout.total_seconds()
@@ -512,7 +548,7 @@ class Agent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._step("web", self.status.stop())
-        await self._step("state", self._final_state())
+        await self._step("state", self._final_state(deadline))
         pending = sent = 0
         if self.mail is not None:
             sent = self.mail.stats.sent_total
@@ -532,9 +568,15 @@ class Agent:
                 mail_sent=sent,
                 outbox_pending=pending,
                 reloads=self.counters["reloads"],
+                state_unsaved=self.unsaved,
             )
         )
         self._notifier.close()
+
+    @property
+    def unsaved(self) -> int:
+        """State writes still held in memory (lost if the process ends now)."""
+        return self.db.writer.held if self.db is not None else 0
 
     async def _step(self, name: str, step: Awaitable[None]) -> None:
         try:
@@ -549,14 +591,41 @@ class Agent:
         self.mail.sender.wake()
 
     async def _wait_outbox(self, deadline: float) -> None:
-        assert self.mail is not None
+        assert self.mail is not None and self.db is not None
         # The outbox is a table the sender empties: poll it, briefly and bounded.
-        while self.mail.outbox.pending() and time.monotonic() < deadline:  # noqa: ASYNC110
+        while time.monotonic() < deadline:
+            self._retry_state()
+            if not self.mail.outbox.pending() and not self.db.writer.holding:
+                return
             await asyncio.sleep(0.05)
 
-    async def _final_state(self) -> None:
-        if self.store is not None:
+    async def _final_state(self, deadline: float) -> None:
+        if self.db is None or self.store is None:
+            return
+        writer = self.db.writer
+        while writer.holding and time.monotonic() < deadline:
+            self._retry_state()
+            await asyncio.sleep(0.05)
+        writer.retry(force=True)
+        if writer.holding:
+            log.error(
+                event(
+                    "state_unsaved",
+                    path=writer.path,
+                    held=writer.held,
+                    error=writer.last_error,
+                    lost="alert changes and mails not yet written",
+                )
+            )
+        else:
             self.store.flush()
+
+
+def _release(
+    nflog: NotificationLog, token: int, route: str, group_key: str, _committed: bool
+) -> None:
+    # committed or shed, the table answers for the group again
+    nflog.release(token, route, group_key)
 
 
 def _log_warnings(config: Config) -> None:
@@ -605,7 +674,8 @@ async def run_agent(
 
     Raises:
         NetalertError: The agent could not start, or stopped on a failure it cannot
-            recover from (a damaged database); one line saying what to do.
+            recover from (a damaged database), or stopped with state writes unsaved;
+            one line saying what to do.
     """
     agent = Agent(prepared, config_path=config_path, recover=recover)
     loop = asyncio.get_running_loop()
@@ -625,4 +695,10 @@ async def run_agent(
                 loop.remove_signal_handler(sig)
     if agent.fatal is not None:
         raise NetalertError(agent.fatal)
+    if agent.unsaved:
+        assert agent.db is not None
+        raise StateError(
+            f"stopped with {agent.unsaved} state writes not saved to {agent.db.path} "
+            f"({agent.db.writer.last_error}): the alert changes and mails they held are lost"
+        )
     return agent

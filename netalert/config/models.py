@@ -71,6 +71,11 @@ class AgentConfig(Model):
     device_unreachable: bool = True
     # on SIGTERM: how long the outbox gets to deliver before what is left waits for the next start
     drain_timeout: Duration = timedelta(seconds=5)
+    # state writes (alert changes, mails, delivery results) kept in memory while the state
+    # database cannot be written (disk full); past it the oldest is dropped and counted
+    state_hold_max: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
+    # longest wait between two attempts to write what is held
+    state_retry_max: Duration = timedelta(seconds=5)
     # longest wait before a background task that failed is started again
     task_retry_max: Duration = timedelta(seconds=60)
 
@@ -79,7 +84,7 @@ class AgentConfig(Model):
     def _empty_disables(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("task_retry_max")
+    @field_validator("state_retry_max", "task_retry_max")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value.total_seconds() < 0.1:

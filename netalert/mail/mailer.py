@@ -43,8 +43,13 @@ class Mailer:
         notification: NotificationLike,
         *,
         also: Callable[[sqlite3.Connection], None] | None = None,
-    ) -> int:
+        on_done: Callable[[bool], None] | None = None,
+    ) -> int | None:
         """Renders ``notification`` and enqueues it; returns the outbox entry id.
+
+        While the state database cannot be written the mail waits in memory
+        (None is returned); ``on_done`` is called once with True when it is
+        committed, False if it was shed (see :meth:`Outbox.enqueue`).
 
         Raises:
             MailError: The notification has no recipient.
@@ -66,7 +71,12 @@ class Mailer:
             root = references[0] if references else str(message["Message-ID"])
             thread = (notification.group_key, root)
         entry = self.outbox.enqueue(
-            message, list(notification.recipients), now=self.clock(), thread=thread, also=also
+            message,
+            list(notification.recipients),
+            now=self.clock(),
+            thread=thread,
+            also=also,
+            on_done=on_done,
         )
         if self.on_enqueue is not None:
             self.on_enqueue()

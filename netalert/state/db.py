@@ -7,11 +7,17 @@ component in ``schema_versions``, so stages evolve their schema independently.
 
 One process writes: the agent's event loop. SQLite runs in WAL mode so the CLI
 (``netalert alerts``, ``silence add``) can read and make small writes while the
-agent runs; ``busy_timeout`` covers the short lock waits.
+agent runs; ``busy_timeout`` covers the short lock waits. Commits run with
+``synchronous=NORMAL`` (the WAL is synced at checkpoints: the last commits may
+be lost on a power cut, never the database). A durable write (a new mail in the
+outbox) is followed by :meth:`Database.sync`, which fsyncs the WAL: that commit
+and every one before it are then on disk. The writer groups these syncs (one
+per event-loop turn), and the sender syncs before any SMTP attempt.
 
-Opening checks the file first (:mod:`netalert.state.integrity`): a damaged or
-0-byte database is refused with one line saying what to do, or moved aside
-with ``recover``.
+Stages write through :attr:`Database.writer` (:mod:`netalert.state.writer`),
+which holds writes in memory while the disk cannot take them. Opening checks
+the file first (:mod:`netalert.state.integrity`): a damaged or 0-byte database
+is refused with one line saying what to do, or moved aside with ``recover``.
 """
 
 from __future__ import annotations
@@ -35,12 +41,18 @@ from netalert.state.integrity import (
     is_corrupt,
     move_aside,
 )
+from netalert.state.writer import StateWriter
 
 __all__ = ["Database", "check_state_dir", "open_database"]
 
 log = logging.getLogger("netalert.state")
 
 DB_NAME = "netalert.db"
+# Test hook (tests/support/disk.py): a file holding a page count caps the database
+# at that size (PRAGMA max_page_count), which SQLite reports as a full disk; an
+# empty file lifts the cap. Read before each write transaction when set.
+PAGE_LIMIT_ENV = "NETALERT_TEST_DB_PAGE_LIMIT_FILE"
+_NO_PAGE_LIMIT = 4294967294
 # Bytes the write probe needs: SQLite's WAL index alone takes 32 KiB, so a disk
 # with less room than this is as good as full for the agent.
 PROBE_BYTES = 64 * 1024
@@ -63,6 +75,9 @@ _FIXES[errno.EPERM] = _FIXES[errno.EACCES]
 class Database:
     """A SQLite connection with per-component migrations.
 
+    ``writer`` commits the stages' writes; it holds nothing until the agent
+    enables it (:meth:`StateWriter.max_held <netalert.state.writer.StateWriter>`).
+
     Raises:
         StateError: The first table cannot be created (``StateCorruptError`` when
             the file is damaged).
@@ -71,6 +86,10 @@ class Database:
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self.conn = conn
         self.path = path
+        self.writer = StateWriter(self.transaction, path, sync=self.sync)
+        limit_file = os.environ.get(PAGE_LIMIT_ENV) if path is not None else None
+        self._limit_file = Path(limit_file) if limit_file else None
+        self._limit_seen: tuple[float, int] | None = None
         try:
             self.conn.execute(SCHEMA_TABLE)
             self.conn.commit()
@@ -114,19 +133,59 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Runs the block in one transaction: committed on success, rolled back on error."""
+        """Runs the block in one transaction: committed on success, rolled back on error.
+
+        Raises:
+            sqlite3.Error: The transaction could not start or commit (stages write
+                through :attr:`writer`, which turns this into a ``StateError``).
+        """
+        if self._limit_file is not None:
+            self._apply_page_limit(self._limit_file)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
-        except BaseException:
-            self.conn.rollback()
-            raise
-        else:
             self.conn.commit()
+        except BaseException:
+            # a failed COMMIT (disk full, busy) may leave the transaction open: end it,
+            # so the next write (a retry) can begin
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.rollback()
+            raise
+
+    def sync(self) -> None:
+        """Puts every commit so far on disk (fsync of the WAL, as ``synchronous=FULL`` would).
+
+        Raises:
+            OSError: The disk reported an error.
+        """
+        if self.path is None:
+            return
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed and removed: the database file holds it all
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         """Closes the connection."""
         self.conn.close()
+
+    def _apply_page_limit(self, limit_file: Path) -> None:
+        try:
+            stat = limit_file.stat()
+            seen = (stat.st_mtime, stat.st_size)
+            if seen == self._limit_seen:
+                return
+            text = limit_file.read_text().strip()
+        except OSError:
+            return
+        self._limit_seen = seen
+        pages = int(text) if text.isdigit() else _NO_PAGE_LIMIT
+        self.conn.execute(f"PRAGMA max_page_count = {pages}")
 
 
 def _open_error(path: Path | None, exc: sqlite3.Error) -> StateError:
