@@ -615,7 +615,17 @@ def demo(
 
 
 @app.command("run")
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    recover: Annotated[
+        bool,
+        typer.Option(
+            "--recover",
+            help="if the state database is damaged, move it aside as "
+            "netalert.db.corrupt-TIMESTAMP and start with an empty one",
+        ),
+    ] = False,
+) -> None:
     """Run the agent in the foreground until SIGTERM/SIGINT; SIGHUP reloads the config."""
     import asyncio
 
@@ -634,7 +644,7 @@ def run(config: ConfigOption = None) -> None:
     except NetalertError as exc:  # e.g. an unusable state_dir: one line, no traceback
         raise fail(f"netalert: {exc}", 1) from None
     try:
-        asyncio.run(run_agent(prepared, config_path=path))
+        asyncio.run(run_agent(prepared, config_path=path, recover=recover))
     except NetalertError as exc:
         raise fail(f"netalert: {exc}", 1) from None
 

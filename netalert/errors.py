@@ -6,7 +6,15 @@ context needed to act (file and line, device, OID, SMTP code).
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "MibError", "NetalertError", "SnmpError", "StateError"]
+__all__ = [
+    "ConfigError",
+    "MibError",
+    "NetalertError",
+    "SnmpError",
+    "StateCorruptError",
+    "StateError",
+    "StateWriteError",
+]
 
 
 class NetalertError(Exception):
@@ -31,3 +39,15 @@ class SnmpError(NetalertError):
 
 class StateError(NetalertError):
     """The state directory or database is unusable."""
+
+
+class StateWriteError(StateError):
+    """A write to the state database failed for a reason that may pass (disk full,
+    I/O error, a lock held too long); retrying the same write later can succeed."""
+
+
+class StateCorruptError(StateError):
+    """The state database file is damaged; netalert cannot go on with it.
+
+    The message names the file and what to do (``netalert run --recover``).
+    """

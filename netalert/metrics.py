@@ -103,6 +103,8 @@ class Family:
 
 
 _MAIL_KINDS = ("auth", "tls", "timeout", "connection", "temporary", "rejected", "other")
+# supervised tasks and stage callbacks (netalert.supervise), exported from the first scrape
+_TASKS = ("ticker", "mail-sender", "mail-canary", "watchdog", "confirm", "traps", "poller")
 _REJECT_REASONS = (
     "bad_community",
     "unknown_user",
@@ -302,6 +304,33 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_http_accept_errors_total",
             "counter",
             "accept() failures on the HTTP port for want of resources (EMFILE: no descriptors).",
+        ),
+        Family(
+            "netalert_task_failures_total",
+            "counter",
+            "Failures of background tasks and stage callbacks, by task (each is retried).",
+            ("task",),
+            _TASKS,
+        ),
+        Family(
+            "netalert_state_writable",
+            "gauge",
+            "1 while the state database takes writes, 0 while writes are held in memory.",
+        ),
+        Family(
+            "netalert_state_writes_held",
+            "gauge",
+            "State writes waiting in memory for the database (bound: [agent].state_hold_max).",
+        ),
+        Family(
+            "netalert_state_writes_shed_total",
+            "counter",
+            "Held state writes dropped, oldest first, past [agent].state_hold_max.",
+        ),
+        Family(
+            "netalert_state_write_failures_total",
+            "counter",
+            "Failed attempts to commit a state write (each held write is retried).",
         ),
     )
 }

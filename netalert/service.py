@@ -6,6 +6,13 @@ SIGTERM/SIGINT drain (stop intake, flush notifications, give the outbox a
 bounded time, persist, one closing line of counters); SIGHUP reloads (the new
 config is validated completely before anything changes).
 
+Every background task runs under a :class:`~netalert.supervise.Supervisor`
+(counted, logged, restarted with backoff), and so do the stage callbacks (a
+trap, a poll result): a failing stage does not take the agent down. Only a
+damaged state database does: the agent drains and ``netalert run`` exits 1
+with one line saying what to do. State writes go through the database's writer,
+which holds them in memory while the disk cannot take them; the ticker retries.
+
 This module wires; the decisions live in the stages.
 """
 
@@ -17,7 +24,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,7 +35,7 @@ from netalert.alerts.store import AlertStore
 from netalert.config import load_config
 from netalert.config.models import Config
 from netalert.config.risks import config_warnings
-from netalert.errors import ConfigError, NetalertError, StateError
+from netalert.errors import ConfigError, NetalertError, StateCorruptError, StateError
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
@@ -46,6 +53,8 @@ from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
 from netalert.state.db import check_state_dir
+from netalert.state.integrity import corrupt_message
+from netalert.supervise import Supervisor
 from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.guard import HttpLimits
 from netalert.web.sources import limits_source, pruned_source
@@ -95,11 +104,21 @@ def prepare(config: Config, *, tree: MibTree | None = None) -> Prepared:
 class Agent:
     """The running agent."""
 
-    def __init__(self, prepared: Prepared, *, config_path: Path | None = None) -> None:
+    def __init__(
+        self, prepared: Prepared, *, config_path: Path | None = None, recover: bool = False
+    ) -> None:
         self.prepared = prepared
         self.config_path = config_path
+        self.recover = recover
         self.started = time.time()
         self.db: Database | None = None
+        self.nflog: NotificationLog | None = None
+        # why the agent must stop with exit 1 (a failure it cannot recover from), if any
+        self.fatal: str | None = None
+        self.supervisor = Supervisor(
+            on_fatal=self._on_fatal,
+            retry_max=prepared.config.agent.task_retry_max.total_seconds(),
+        )
         self.mail: MailStage | None = None
         self.store: AlertStore | None = None
         self.engine: RuleEngine | None = None
@@ -122,7 +141,7 @@ class Agent:
             "notifications": 0,
             "reloads": 0,
         }
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._notifier = Notifier()
@@ -143,12 +162,20 @@ class Agent:
             NetalertError: A stage cannot start (state directory, trap port, web port).
         """
         config = self.config
-        self.db = open_database(config.agent.state_dir)
+        self.db = open_database(config.agent.state_dir, recover=self.recover)
+        writer = self.db.writer
+        writer.max_held = config.agent.state_hold_max
+        writer.retry_max = config.agent.state_retry_max.total_seconds()
+        self.status.add_health_check(lambda: [p] if (p := writer.problem()) else [])
+        self.status.add_health_check(self.supervisor.problems)
+        self.status.metrics.register_source("state", writer.source())
+        self.status.metrics.register_source("tasks", self.supervisor.source())
         self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
-        self._spawn(self.mail.sender.run(), "mail-sender")
+        self._spawn(self.mail.sender.run, "mail-sender")
         if self.mail.canary is not None:
-            self._spawn(self.mail.canary.run(), "mail-canary")
+            self._spawn(self.mail.canary.run, "mail-canary")
         self.store = AlertStore(self.db)
+        self.nflog = NotificationLog(self.db)
         self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
         engine = self.engine
         self.status.metrics.register_source(
@@ -161,11 +188,11 @@ class Agent:
         )
         await self._start_intake()
         await self._start_web()
-        self._spawn(self._ticker(), "ticker")
+        self._spawn(self._ticker, "ticker")
         self._start_pruner()
         interval = watchdog_interval()
         if interval is not None:
-            self._spawn(self._watchdog(interval), "watchdog")
+            self._spawn(partial(self._watchdog, interval), "watchdog")
         freeze_heap()
         self._notifier.ready(self._status_line())
         _log_warnings(config)
@@ -195,7 +222,7 @@ class Agent:
         self.status.metrics.register_source(
             "prune", pruned_source(lambda: {"alerts": engine.pruned, **pruner.rows})
         )
-        self._spawn(pruner.run(self._stop), "prune")
+        self._spawn(partial(pruner.run, self._stop), "prune")
 
     def _outbox(self) -> Outbox:
         assert self.mail is not None
@@ -205,11 +232,11 @@ class Agent:
         return self.config_path.resolve().parent if self.config_path else None
 
     def _new_dispatcher(self) -> None:
-        assert self.db is not None and self.store is not None and self.silences is not None
+        assert self.nflog is not None and self.store is not None and self.silences is not None
         silences = self.silences
         self.dispatcher = Dispatcher(
             self.config.routes,
-            nflog=NotificationLog(self.db),
+            nflog=self.nflog,  # one log across reloads: it answers for held writes too
             maintenance=self.config.maintenance,
             silences=lambda now: silences.list(now),
         )
@@ -233,7 +260,14 @@ class Agent:
             engines=self.engines,
             state_dir=Path(config.agent.state_dir),
         )
-        await self.receiver.start()
+        try:
+            await self.receiver.start()
+        except ValueError as exc:  # a malformed engine_id file in state_dir
+            self.receiver = None
+            raise NetalertError(
+                f"trap receiver: {exc}; fix the file, or delete it to make a new engine ID "
+                "(SNMPv3 senders then discover it again)"
+            ) from None
         self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
 
     def _start_poller(self) -> None:
@@ -282,46 +316,62 @@ class Agent:
             ) from None
         log.info(event("web", url=server.url))
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
+    def _spawn(self, factory: Callable[[], Any], name: str, *, restart: bool = True) -> None:
+        """Runs ``factory()`` as a supervised task (restarted after a failure if ``restart``)."""
+        task = self.supervisor.spawn(name, factory, restart=restart)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error(event("task_failed", task=task.get_name(), error=repr(exc)))
-            self._stop.set()
+    def _on_fatal(self, exc: BaseException) -> None:
+        """A failure the agent cannot recover from: stop, and exit 1 with one line."""
+        if isinstance(exc, StateCorruptError):
+            self.fatal = str(exc)
+        else:
+            self.fatal = corrupt_message(self.db.path if self.db else None, str(exc))
+        self._stop.set()
 
     # --- the data path ------------------------------------------------------------------
+
+    # The callbacks below are stage boundaries: whatever a stage raises is counted
+    # and logged by the supervisor, and the next trap or poll is handled as usual.
 
     def _on_trap(self, trap: TrapEvent) -> None:
         assert self.engine is not None
         self.counters["traps"] += 1
-        self.status.live.history.record_trap(trap)
-        self._after(self.engine.on_trap(trap, trap.received))
+        try:
+            self.status.live.history.record_trap(trap)
+            self._after(self.engine.on_trap(trap, trap.received))
+        except Exception as exc:
+            self.supervisor.failed("traps", exc, then="next trap")
 
     def _on_poll(self, result: PollResult) -> None:
         assert self.engine is not None
         self.counters["polls"] += 1
-        self.status.live.board.record_poll(result)
-        if not result.ok:
-            return
-        self._after(self.engine.on_poll(from_poller(result), result.time or time.time()))
+        try:
+            self.status.live.board.record_poll(result)
+            if not result.ok:
+                return
+            self._after(self.engine.on_poll(from_poller(result), result.time or time.time()))
+        except Exception as exc:
+            self.supervisor.failed("poller", exc, then="next poll")
 
     def _on_reachability(self, change: Reachability) -> None:
         assert self.engine is not None
-        self.status.live.board.record_reachability(change)
-        if change.reachable:
-            transitions = self.engine.device_reachable(change.device, change.time)
-        else:
-            transitions = self.engine.device_unreachable(change.device, change.time, change.reason)
-        self._after(transitions)
+        try:
+            self.status.live.board.record_reachability(change)
+            if change.reachable:
+                transitions = self.engine.device_reachable(change.device, change.time)
+            else:
+                transitions = self.engine.device_unreachable(
+                    change.device, change.time, change.reason
+                )
+            self._after(transitions)
+        except Exception as exc:
+            self.supervisor.failed("poller", exc, then="next poll")
 
     def _after(self, transitions: list[Transition]) -> None:
-        """Persists the alerts' new state, then hands the changes to notify."""
+        """Persists the alerts' new state (or holds it, see StateWriter), then hands the
+        changes to notify."""
         assert self.engine is not None
         updates = self.engine.limits.take_updates()
         if not transitions and not updates:
@@ -368,16 +418,28 @@ class Agent:
             task.add_done_callback(self._mail_out_done)
 
     async def _mail_out(self, dispatcher: Dispatcher, notifications: list[Any]) -> None:
-        assert self.mail is not None
-        mailer = self.mail.mailer
+        assert self.mail is not None and self.nflog is not None
+        mailer, nflog = self.mail.mailer, self.nflog
         for notification in notifications:
+            # Until the mail and its log entry are committed (at once, or after a
+            # disk-full outage), the log answers as if they were: no second mail.
+            token = nflog.hold(notification)
+            release = partial(_release, nflog, token, notification.route, notification.group_key)
             try:
                 await mailer.submit_off_loop(
-                    notification, also=partial(dispatcher.sent, notification=notification)
+                    notification,
+                    also=partial(dispatcher.sent, notification=notification),
+                    on_done=release,
                 )
             except NetalertError as exc:
+                release(False)
+                if isinstance(exc, StateCorruptError):
+                    raise
                 log.error(event("notification_failed", group=notification.group_key, error=exc))
                 continue
+            except BaseException:  # not written: the group is decided again at its next flush
+                release(False)
+                raise
             self.counters["notifications"] += 1
             log.info(
                 event(
@@ -392,8 +454,11 @@ class Agent:
 
     def _mail_out_done(self, task: asyncio.Task[None]) -> None:
         self._mailing = None
-        if not task.cancelled() and task.exception() is not None:
-            log.error(event("notification_failed", error=repr(task.exception())))
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, StateCorruptError):
+            self._on_fatal(exc)
+        elif exc is not None:
+            log.error(event("notification_failed", error=repr(exc)))
         self._wakeup.set()  # groups that came due meanwhile are flushed now
 
     async def _mailed(self) -> None:
@@ -403,19 +468,34 @@ class Agent:
             await asyncio.sleep(0)  # let its done callback run
 
     async def _ticker(self) -> None:
-        assert self.engine is not None
+        assert self.engine is not None and self.db is not None and self.store is not None
         while not self._stop.is_set():
             now = time.time()
             try:
+                self._retry_state()
                 self._after(self.engine.tick(now))
                 for request in self.engine.confirm_requests(now):
-                    self._spawn(self._confirm(request), "confirm")
+                    self._spawn(partial(self._confirm, request), "confirm", restart=False)
                 self._flush_notifications(now)
-            except NetalertError as exc:
-                log.error(event("tick_failed", error=exc))
+            except StateCorruptError:
+                raise
+            except NetalertError as exc:  # counted and said once a minute, not every tick
+                self.supervisor.failed("ticker", exc, then="next tick")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=TICK)
             self._wakeup.clear()
+
+    def _retry_state(self) -> None:
+        """Writes what the state writer holds, when it can; then what the store re-marked."""
+        assert self.db is not None and self.store is not None
+        writer = self.db.writer
+        if not writer.holding:
+            self.store.flush()  # records a shed write left changed
+            return
+        if writer.retry():
+            self.store.flush()
+            if self.mail is not None:
+                self.mail.sender.wake()  # mails committed just now
 
     async def _confirm(self, request: Any) -> None:
         """A trap rule's ``confirm``: GET the related instances now and feed the answer back."""
@@ -484,8 +564,10 @@ class Agent:
         self._new_dispatcher()
         if new.config.smtp != old.config.smtp and self.mail is not None and self.db is not None:
             await self.mail.sender.stop()
-            self.mail = build_mail_stage(new.config, self.db, base_dir=self._base_dir())
-            self._spawn(self.mail.sender.run(), "mail-sender")
+            self.mail = build_mail_stage(
+                new.config, self.db, base_dir=self._base_dir(), outbox=self.mail.outbox
+            )
+            self._spawn(self.mail.sender.run, "mail-sender")
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
         if self.mail is not None:
             self.mail.mailer.limits = mail_limits(new.config)
@@ -520,35 +602,35 @@ class Agent:
         """Stops intake, flushes notifications, gives the outbox ``grace`` seconds, persists.
 
         ``grace`` defaults to ``[agent].drain_timeout``; mail still waiting then
-        stays in the outbox for the next start.
+        stays in the outbox for the next start. Writes the state writer still
+        holds get the same grace; what is left is counted in :attr:`unsaved`
+        (``run_agent`` then fails). Never raises: each step that fails is logged
+        and the next one runs.
         """
         if grace is None:
             grace = self.config.agent.drain_timeout.total_seconds()
         self._notifier.stopping()
         self._stop.set()
         self._wakeup.set()
-        await self._stop_intake()
+        await self._step("intake", self._stop_intake())
+        deadline = time.monotonic() + grace
         if self.store is not None and self.dispatcher is not None and self.mail is not None:
-            self.store.flush()
-            await self._mailed()
-            self._flush_notifications(time.time(), force=True)
-            await self._mailed()
-            self.mail.sender.wake()
-            deadline = time.monotonic() + grace
-            # The outbox is a table the sender empties: poll it, briefly and bounded.
-            while self.mail.outbox.pending() and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            await self.mail.sender.stop()
+            await self._step("notifications", self._final_notifications())
+            await self._step("outbox", self._wait_outbox(deadline))
+            await self._step("mail-sender", self.mail.sender.stop())
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.status.stop()
-        if self.store is not None:
-            self.store.flush()
-        pending = self.mail.outbox.pending() if self.mail else 0
-        sent = self.mail.stats.sent_total if self.mail else 0
+        await self._step("web", self.status.stop())
+        await self._step("state", self._final_state(deadline))
+        pending = sent = 0
+        if self.mail is not None:
+            sent = self.mail.stats.sent_total
+            with contextlib.suppress(Exception):  # the closing line must come out
+                pending = self.mail.outbox.pending()
         if self.db is not None:
-            self.db.close()
+            with contextlib.suppress(Exception):
+                self.db.close()
         log.info(
             event(
                 "stopped",
@@ -560,9 +642,66 @@ class Agent:
                 mail_sent=sent,
                 outbox_pending=pending,
                 reloads=self.counters["reloads"],
+                state_unsaved=self.unsaved,
             )
         )
         self._notifier.close()
+
+    @property
+    def unsaved(self) -> int:
+        """State writes still held in memory (lost if the process ends now)."""
+        return self.db.writer.held if self.db is not None else 0
+
+    async def _step(self, name: str, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except Exception as exc:  # one failing step must not keep the others from running
+            log.error(event("drain_step_failed", step=name, error=f"{type(exc).__name__}: {exc}"))
+
+    async def _final_notifications(self) -> None:
+        assert self.store is not None and self.mail is not None
+        self.store.flush()
+        await self._mailed()
+        self._flush_notifications(time.time(), force=True)
+        await self._mailed()
+        self.mail.sender.wake()
+
+    async def _wait_outbox(self, deadline: float) -> None:
+        assert self.mail is not None and self.db is not None
+        # The outbox is a table the sender empties: poll it, briefly and bounded.
+        while time.monotonic() < deadline:
+            self._retry_state()
+            if not self.mail.outbox.pending() and not self.db.writer.holding:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _final_state(self, deadline: float) -> None:
+        if self.db is None or self.store is None:
+            return
+        writer = self.db.writer
+        while writer.holding and time.monotonic() < deadline:
+            self._retry_state()
+            await asyncio.sleep(0.05)
+        writer.retry(force=True)
+        if writer.holding:
+            log.error(
+                event(
+                    "state_unsaved",
+                    path=writer.path,
+                    held=writer.held,
+                    error=writer.last_error,
+                    lost="alert changes and mails not yet written",
+                )
+            )
+        else:
+            self.store.flush()
+
+
+def _release(
+    nflog: NotificationLog, token: int, route: str, group_key: str, _committed: bool
+) -> None:
+    # committed or shed, the table answers for the group again
+    nflog.release(token, route, group_key)
 
 
 def _log_warnings(config: Config) -> None:
@@ -606,9 +745,19 @@ async def run_agent(
     config_path: Path | None = None,
     on_started: Callable[[Agent], None] | None = None,
     install_signals: bool = True,
+    recover: bool = False,
 ) -> Agent:
-    """Runs the agent until SIGTERM/SIGINT (or :meth:`Agent.request_stop`), then drains."""
-    agent = Agent(prepared, config_path=config_path)
+    """Runs the agent until SIGTERM/SIGINT (or :meth:`Agent.request_stop`), then drains.
+
+    Args:
+        recover: Move a damaged state database aside and start fresh (``--recover``).
+
+    Raises:
+        NetalertError: The agent could not start, or stopped on a failure it cannot
+            recover from (a damaged database), or stopped with state writes unsaved;
+            one line saying what to do.
+    """
+    agent = Agent(prepared, config_path=config_path, recover=recover)
     loop = asyncio.get_running_loop()
     if install_signals:
         loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
@@ -624,4 +773,12 @@ async def run_agent(
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+    if agent.fatal is not None:
+        raise NetalertError(agent.fatal)
+    if agent.unsaved:
+        assert agent.db is not None
+        raise StateError(
+            f"stopped with {agent.unsaved} state writes not saved to {agent.db.path} "
+            f"({agent.db.writer.last_error}): the alert changes and mails they held are lost"
+        )
     return agent

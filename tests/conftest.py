@@ -12,6 +12,7 @@ pytest_plugins: list[str] = [
     "tests.support.snmpd",  # net-snmp snmpd on a free loopback port
     "tests.support.smtp",  # aiosmtpd: plain, STARTTLS, implicit TLS, AUTH, faults
     "tests.support.faults",  # mib_cache: a compiled MIB cache for `netalert run` subprocesses
+    "tests.support.tarpit",  # an SMTP server that accepts and never answers
 ]
 
 # tests/soak/ (minutes of load each) runs only with `make soak`, which sets NETALERT_SOAK=1.

@@ -229,17 +229,35 @@ class AlertStore:
     def flush(self) -> None:
         """Writes the changed and removed records in one transaction.
 
+        The rows are taken now; the write goes through the database's writer, so
+        while the disk cannot take it the write waits in memory (in order, with
+        the outbox's writes). If the writer has to shed it, the records it held
+        are marked changed again and go with the next flush.
+
         Raises:
-            sqlite3.Error: The write failed; the records stay dirty for the next flush.
+            StateWriteError: The write failed and the writer holds nothing (the
+                CLI); the records stay changed for the next flush.
+            StateCorruptError: The database is damaged.
         """
         if self._db is None or not (self._dirty or self._deleted):
             self._dirty.clear()
             self._deleted.clear()
             return
-        with self._db.transaction() as conn:
-            for fp in self._deleted:
+        deleted = list(self._deleted)
+        rows = [_row(self._records[fp]) for fp in self._dirty]
+        changed = list(self._dirty)
+
+        def apply(conn: sqlite3.Connection) -> None:
+            for fp in deleted:
                 conn.execute("DELETE FROM alerts WHERE fingerprint = ?", (fp,))
-            conn.executemany(_UPSERT, [_row(self._records[fp]) for fp in self._dirty])
+            conn.executemany(_UPSERT, rows)
+
+        def shed() -> None:
+            # the newest state of these records is in memory: write it again next time
+            self._dirty.update(fp for fp in changed if fp in self._records)
+            self._deleted.update(fp for fp in deleted if fp not in self._records)
+
+        self._db.writer.write("alerts", apply, on_shed=shed)
         self._dirty.clear()
         self._deleted.clear()
 

@@ -86,6 +86,13 @@ class AgentConfig(Model):
     http_max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
     # accept() failures (EMFILE: out of descriptors) and refusals: one log line per interval
     http_log_interval: Duration = timedelta(seconds=60)
+    # state writes (alert changes, mails, delivery results) kept in memory while the state
+    # database cannot be written (disk full); past it the oldest is dropped and counted
+    state_hold_max: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
+    # longest wait between two attempts to write what is held
+    state_retry_max: Duration = timedelta(seconds=5)
+    # longest wait before a background task that failed is started again
+    task_retry_max: Duration = timedelta(seconds=60)
 
     @field_validator("http", mode="before")
     @classmethod
@@ -102,6 +109,13 @@ class AgentConfig(Model):
     def _positive(cls, value: timedelta) -> timedelta:
         if value.total_seconds() <= 0:
             raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("state_retry_max", "task_retry_max")
+    @classmethod
+    def _at_least_100ms(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 0.1:
+            raise ValueError("must be at least 100ms")
         return value
 
 

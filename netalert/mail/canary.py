@@ -107,7 +107,7 @@ class Canary:
                 "ALERT: netalert cannot deliver mail through its primary SMTP server "
                 f"since {since}.\n"
                 f"Last error: {self.stats.last_error}\n"
-                f"Messages waiting in the outbox: {self.stats.pending}"
+                f"Messages waiting in the outbox: {self.outbox.pending()}"
             ),
         )
         message.replace_header("Subject", "[FIRING] critical MailPathDown on netalert")

@@ -53,22 +53,29 @@ class Mailer:
         notification: NotificationLike,
         *,
         also: Callable[[sqlite3.Connection], None] | None = None,
-    ) -> int:
+        on_done: Callable[[bool], None] | None = None,
+    ) -> int | None:
         """Renders ``notification`` and enqueues it; returns the outbox entry id.
+
+        While the state database cannot be written the mail waits in memory
+        (None is returned); ``on_done`` is called once with True when it is
+        committed, False if it was shed (see :meth:`Outbox.enqueue`).
 
         Raises:
             MailError: The notification has no recipient.
             StateError: The database cannot be written.
         """
         known = self._known_root(notification)
-        return self._enqueue(notification, self._render(notification, known), known, also)
+        rendered = self._render(notification, known)
+        return self._enqueue(notification, rendered, known, also, on_done)
 
     async def submit_off_loop(
         self,
         notification: NotificationLike,
         *,
         also: Callable[[sqlite3.Connection], None] | None = None,
-    ) -> int:
+        on_done: Callable[[bool], None] | None = None,
+    ) -> int | None:
         """:meth:`submit`, rendering in a worker thread; the database is used on the loop only.
 
         Raises:
@@ -77,7 +84,7 @@ class Mailer:
         """
         known = self._known_root(notification)
         rendered = await asyncio.to_thread(self._render, notification, known)
-        return self._enqueue(notification, rendered, known, also)
+        return self._enqueue(notification, rendered, known, also, on_done)
 
     def _known_root(self, notification: NotificationLike) -> str | None:
         if str(notification.reason) == "new":
@@ -101,7 +108,8 @@ class Mailer:
         rendered: RenderedMail,
         known: str | None,
         also: Callable[[sqlite3.Connection], None] | None,
-    ) -> int:
+        on_done: Callable[[bool], None] | None,
+    ) -> int | None:
         message = rendered.message
         thread = None
         if known is None:
@@ -110,7 +118,12 @@ class Mailer:
             root = references[0] if references else str(message["Message-ID"])
             thread = (notification.group_key, root)
         entry = self.outbox.enqueue(
-            message, list(notification.recipients), now=self.clock(), thread=thread, also=also
+            message,
+            list(notification.recipients),
+            now=self.clock(),
+            thread=thread,
+            also=also,
+            on_done=on_done,
         )
         self.stats.alerts_truncated += rendered.omitted
         self.stats.clipped += rendered.clipped

@@ -12,21 +12,33 @@ Also here, because it lives and dies with the outbox's database: the thread
 root of each group's open episode (``mail_threads``), so repeats and resolved
 mails reply to the first mail even across restarts. Roots of groups no longer
 live are pruned after ``[limits] retention`` (:meth:`Outbox.prune_threads`).
+
+Writes go through the database's writer (:mod:`netalert.state.writer`). While
+the disk cannot take them they wait in memory, and the outbox answers as if
+they were written (:class:`~netalert.mail.held.HeldView`): a held message counts
+as pending, and an entry whose delivery result is held is not attempted again.
 """
 
 from __future__ import annotations
 
 import email.policy
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 
+from netalert.mail.entries import (
+    Failure,
+    OutboxEntry,
+    RecipientResult,
+    is_due,
+    is_stale,
+    next_backoff,
+)
 from netalert.mail.errors import MailError
+from netalert.mail.held import HeldView
 from netalert.state.db import Database
 
 __all__ = [
@@ -82,79 +94,6 @@ MIGRATIONS = [
 _FAILURES_KEPT = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """One message waiting in the outbox; ``recipients`` are the pending ones."""
-
-    id: int
-    message_id: str
-    sender: str
-    recipients: tuple[str, ...]
-    data: bytes
-    subject: str
-    created: float
-    attempts: int
-    next_attempt: float
-    last_error: str
-    stale: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RecipientResult:
-    """What the server said about one recipient of one attempt.
-
-    ``accepted`` true: delivered. Otherwise ``permanent`` tells whether the
-    refusal is final (5xx) or the recipient stays pending (4xx, connection).
-    """
-
-    address: str
-    accepted: bool
-    permanent: bool = False
-    code: int | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A permanent refusal, kept for the status page."""
-
-    at: float
-    message_id: str
-    subject: str
-    address: str
-    code: int | None
-    error: str
-
-
-def is_due(entry: OutboxEntry, now: float) -> bool:
-    """Whether ``entry`` should be attempted at ``now``."""
-    return entry.next_attempt <= now
-
-
-def is_stale(entry: OutboxEntry, now: float, max_age: float) -> bool:
-    """Whether ``entry`` has waited longer than ``max_age`` seconds."""
-    return now - entry.created > max_age
-
-
-def next_backoff(
-    attempts: int,
-    *,
-    cap: float = 60.0,
-    base: float = 1.0,
-    jitter: float = 0.2,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt.
-
-    Doubles from ``base`` (1 s, 2 s, 4 s...) up to ``cap``, then takes off up
-    to ``jitter`` of it at random so a burst does not retry in lockstep. The
-    result never exceeds ``cap`` and is at least ``base * (1 - jitter)``.
-    """
-    exponent = max(0, min(attempts - 1, 62))
-    delay = min(cap, base * (2.0**exponent))
-    return delay * (1.0 - jitter * rand())
-
-
 def _envelope_sender(message: EmailMessage) -> str:
     sender = parseaddr(str(message.get("Sender") or message.get("From") or ""))[1]
     if "@" not in sender:
@@ -173,6 +112,7 @@ class Outbox:
         """
         self.db = db
         self.clock = clock
+        self.held = HeldView()
         db.migrate("outbox", MIGRATIONS)
 
     # ---- writing ---------------------------------------------------------------
@@ -185,8 +125,9 @@ class Outbox:
         now: float | None = None,
         thread: tuple[str, str] | None = None,
         also: Callable[[sqlite3.Connection], None] | None = None,
-    ) -> int:
-        """Stores ``message`` for delivery; committed when this returns.
+        on_done: Callable[[bool], None] | None = None,
+    ) -> int | None:
+        """Stores ``message`` for delivery: committed when this returns, or held.
 
         Args:
             message: The mail; its From gives the envelope sender.
@@ -196,12 +137,15 @@ class Outbox:
                 transaction, when the message starts a group's episode.
             also: Called with the connection inside the same transaction (the
                 notification log records the send there: both or neither).
+            on_done: Called once with True when the entry is committed (now or
+                later), with False if the held write was shed.
 
         Returns:
-            The entry id.
+            The entry id; None while the write is held in memory.
 
         Raises:
             MailError: No sender or no recipient.
+            StateError: The write failed and cannot be held.
         """
         if recipients is None:
             fields = [str(v) for v in (*message.get_all("To", []), *message.get_all("Cc", []))]
@@ -216,6 +160,7 @@ class Outbox:
             now=now,
             thread=thread,
             also=also,
+            on_done=on_done,
         )
 
     def enqueue_raw(
@@ -229,17 +174,21 @@ class Outbox:
         now: float | None = None,
         thread: tuple[str, str] | None = None,
         also: Callable[[sqlite3.Connection], None] | None = None,
-    ) -> int:
-        """Stores an already flattened message (CRLF line ends); committed on return.
+        on_done: Callable[[bool], None] | None = None,
+    ) -> int | None:
+        """Stores an already flattened message (CRLF line ends); see :meth:`enqueue`.
 
         Raises:
             MailError: No recipient.
+            StateError: The write failed and cannot be held.
         """
         unique = list(dict.fromkeys(r.strip() for r in recipients if r.strip()))
         if not unique:
             raise MailError(f"message {message_id or subject!r} has no recipient")
         at = self.clock() if now is None else now
-        with self.db.transaction() as conn:
+        ids: list[int] = []
+
+        def apply(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
                 "INSERT INTO outbox(message_id, sender, subject, data, created, next_attempt)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -254,7 +203,28 @@ class Outbox:
                 _upsert_thread(conn, thread[0], thread[1], at)
             if also is not None:
                 also(conn)
-        return entry_id
+            ids.append(entry_id)
+
+        token = self.held.add_message(message_id, thread)
+
+        def done(committed: bool) -> None:
+            self.held.drop_message(token)
+            if on_done is not None:
+                on_done(committed)
+
+        try:
+            # durable: an alert mail committed here must survive a power cut
+            committed = self.db.writer.write(
+                "outbox",
+                apply,
+                durable=True,
+                on_commit=lambda: done(True),
+                on_shed=lambda: done(False),
+            )
+        except BaseException:
+            self.held.drop_message(token)
+            raise
+        return ids[-1] if committed else None
 
     def record(
         self,
@@ -269,9 +239,20 @@ class Outbox:
 
         Recipients without a result stay pending. ``retry_at`` is the next
         attempt for what is still pending, ``error`` its last error ("" when none).
+        While the write is held the entry is not attempted again; if it is shed,
+        the entry is attempted again as stored (delivery stays at least once).
+
+        Raises:
+            StateError: The write failed and cannot be held.
         """
         at = self.clock() if now is None else now
-        with self.db.transaction() as conn:
+        pending = set(entry.recipients)
+        for result in results:
+            if result.accepted or result.permanent:
+                pending.discard(result.address)
+        leaves = not pending
+
+        def apply(conn: sqlite3.Connection) -> None:
             for result in results:
                 if result.accepted:
                     status = "sent"
@@ -307,48 +288,80 @@ class Outbox:
                     "DELETE FROM mail_failures WHERE id <= (SELECT MAX(id) FROM mail_failures) - ?",
                     (_FAILURES_KEPT,),
                 )
-                return True
+                return
             conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
                 " WHERE id = ?",
                 (retry_at, error, entry.id),
             )
-            return False
+
+        # while held, the entry is not attempted again: a delivered mail is not re-sent
+        self.held.settle(entry.id, leaves=leaves)
+        try:
+            self.db.writer.write(
+                "outbox",
+                apply,
+                on_commit=lambda: self.held.settled(entry.id),
+                # shed: the entry waits again as it is in the database (at least once)
+                on_shed=lambda: self.held.settled(entry.id),
+            )
+        except BaseException:
+            self.held.settled(entry.id)
+            raise
+        return leaves
 
     def mark_stale(self, now: float, max_age: float) -> list[OutboxEntry]:
-        """Flags entries older than ``max_age`` seconds; returns the newly flagged ones."""
+        """Flags entries older than ``max_age`` seconds; returns the newly flagged ones.
+
+        Does nothing while writes are held (the flags would be held too and the
+        same entries reported again): the next check after the outage flags them.
+        """
+        if self.db.writer.holding:
+            return []
         cutoff = now - max_age
         fresh = self._select("WHERE o.stale = 0 AND o.created < ?", (cutoff,))
         if fresh:
-            with self.db.transaction() as conn:
-                conn.executemany(
-                    "UPDATE outbox SET stale = 1 WHERE id = ?", [(e.id,) for e in fresh]
-                )
+            ids = [(e.id,) for e in fresh]
+            self.db.writer.write(
+                "outbox",
+                lambda conn: conn.executemany("UPDATE outbox SET stale = 1 WHERE id = ?", ids),
+            )
         return fresh
 
     # ---- reading ---------------------------------------------------------------
 
     def due(self, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Entries whose next attempt has come, oldest first."""
-        return self._select(
-            "WHERE o.next_attempt <= ? ORDER BY o.next_attempt, o.id LIMIT ?", (now, limit)
+        """Entries whose next attempt has come, oldest first (not those whose result is held)."""
+        skip = self.held.settling
+        found = self._select(
+            "WHERE o.next_attempt <= ? ORDER BY o.next_attempt, o.id LIMIT ?",
+            (now, limit + len(skip)),
         )
+        return [e for e in found if e.id not in skip][:limit]
 
     def entries(self) -> list[OutboxEntry]:
         """Every entry still in the outbox, oldest first."""
         return self._select("ORDER BY o.id", ())
 
     def holds(self, message_id: str) -> bool:
-        """Whether a message with this Message-ID still waits in the outbox."""
+        """Whether a message with this Message-ID still waits in the outbox (or in memory)."""
+        if self.held.has_message(message_id):
+            return True
         row = self.db.conn.execute(
             "SELECT 1 FROM outbox WHERE message_id = ? LIMIT 1", (message_id,)
         ).fetchone()
         return row is not None
 
     def next_due(self) -> float | None:
-        """When the earliest pending entry is due (None when the outbox is empty)."""
-        row = self.db.conn.execute("SELECT MIN(next_attempt) FROM outbox").fetchone()
-        return None if row[0] is None else float(row[0])
+        """When the earliest entry that can be attempted is due (None when there is none)."""
+        skip = self.held.settling
+        if not skip:
+            row = self.db.conn.execute("SELECT MIN(next_attempt) FROM outbox").fetchone()
+            return None if row[0] is None else float(row[0])
+        rows = self.db.conn.execute(
+            "SELECT id, next_attempt FROM outbox ORDER BY next_attempt LIMIT ?", (len(skip) + 1,)
+        ).fetchall()
+        return next((float(r[1]) for r in rows if int(r[0]) not in skip), None)
 
     def oldest_created(self) -> float | None:
         """When the oldest waiting message was enqueued (None when the outbox is empty)."""
@@ -356,8 +369,9 @@ class Outbox:
         return None if row[0] is None else float(row[0])
 
     def pending(self) -> int:
-        """How many messages are waiting."""
-        return int(self.db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        """How many messages are waiting: read from the database, corrected for held writes."""
+        stored = int(self.db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return max(0, stored + self.held.messages - self.held.leaving)
 
     def stale_count(self) -> int:
         """How many waiting messages are older than the configured age."""
@@ -403,15 +417,17 @@ class Outbox:
 
     def thread_root(self, group_key: str) -> str | None:
         """The Message-ID the open episode of ``group_key`` started with, if recorded."""
+        held = self.held.thread_root(group_key)
+        if held is not None:
+            return held
         row = self.db.conn.execute(
             "SELECT root FROM mail_threads WHERE group_key = ?", (group_key,)
         ).fetchone()
         return None if row is None else str(row[0])
 
     def set_thread_root(self, group_key: str, root: str, now: float) -> None:
-        """Records the first Message-ID of a group's episode."""
-        with self.db.transaction() as conn:
-            _upsert_thread(conn, group_key, root, now)
+        """Records the first Message-ID of a group's episode (held while the disk is full)."""
+        self.db.writer.write("outbox", lambda conn: _upsert_thread(conn, group_key, root, now))
 
     def prune_threads(
         self, cutoff: float, *, live: AbstractSet[str], after: int, limit: int

@@ -149,6 +149,8 @@ class Sender:
         return attempted
 
     async def _send_batch(self, entries: Sequence[OutboxEntry]) -> int:
+        # a mail goes out only once its outbox row is on disk (group commit, see StateWriter)
+        self.outbox.db.writer.sync()
         for index, entry in enumerate(entries):
             now = self.clock()
             try:

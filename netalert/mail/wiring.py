@@ -53,13 +53,17 @@ def mail_limits(config: Config) -> MailLimits:
     return MailLimits(config.limits.max_alerts_per_mail, config.limits.max_mail_bytes)
 
 
-def build_mail_stage(config: Config, db: Database, *, base_dir: Path | None = None) -> MailStage:
+def build_mail_stage(
+    config: Config, db: Database, *, base_dir: Path | None = None, outbox: Outbox | None = None
+) -> MailStage:
     """Creates the outbox, sender, mailer and canary of ``config``.
 
     Args:
         config: The loaded config.
         db: The state database.
         base_dir: The config file's folder, to anchor a relative ``templates_dir``.
+        outbox: The outbox to keep (a reload): it knows the writes still held
+            in memory, which a new one would not.
 
     Raises:
         MailTemplateError: A user template does not compile.
@@ -72,7 +76,8 @@ def build_mail_stage(config: Config, db: Database, *, base_dir: Path | None = No
         templates_dir = base_dir / templates_dir
     templates = MailTemplates(templates_dir)
     stats = MailStats()
-    outbox = Outbox(db)
+    if outbox is None:
+        outbox = Outbox(db)
     fallback = SmtpTarget.from_config(smtp.fallback) if smtp.fallback is not None else None
     sender = Sender(
         outbox,

@@ -5,16 +5,24 @@ SQLite table written in the same transaction as the outbox entry, so after a
 crash either both the mail and its log entry exist, or neither. Entries of
 groups no longer live are pruned after ``[limits] retention``
 (:meth:`NotificationLog.prune`).
+
+
+While that transaction waits in memory (the disk is full, see
+:mod:`netalert.state.writer`), :meth:`NotificationLog.hold` makes :meth:`get`
+answer what the log will say once it is written, so a group is not mailed a
+second time meanwhile; :meth:`NotificationLog.release` ends that when the write
+is committed or shed (shed: the group is decided again at its next flush).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from netalert.notify.model import Reason
+from netalert.notify.model import Notification, Reason
 from netalert.state.db import Database
 
 __all__ = ["NflogEntry", "NotificationLog", "decide"]
@@ -80,10 +88,15 @@ class NotificationLog:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._tokens = itertools.count(1)
+        self._held: dict[tuple[str, str], tuple[int, NflogEntry]] = {}
         db.migrate("nflog", MIGRATIONS)
 
     def get(self, route: str, group_key: str) -> NflogEntry | None:
-        """The group's last notification, or None."""
+        """The group's last notification (a held one first), or None."""
+        held = self._held.get((route, group_key))
+        if held is not None:
+            return held[1]
         row = self._db.conn.execute(
             "SELECT firing, resolved, sent_at FROM nflog WHERE route = ? AND group_key = ?",
             (route, group_key),
@@ -93,6 +106,25 @@ class NotificationLog:
         return NflogEntry(
             frozenset(json.loads(row[0])), frozenset(json.loads(row[1])), float(row[2])
         )
+
+    def hold(self, notification: Notification) -> int:
+        """Answers for ``notification`` as if it were recorded; returns a token for
+        :meth:`release`. Call it before the write that records it."""
+        token = next(self._tokens)
+        entry = NflogEntry(
+            frozenset(a.fingerprint for a in notification.firing),
+            frozenset(a.fingerprint for a in notification.resolved),
+            notification.created,
+        )
+        self._held[(notification.route, notification.group_key)] = (token, entry)
+        return token
+
+    def release(self, token: int, route: str, group_key: str) -> None:
+        """The write behind ``token`` is committed or shed: the table answers again
+        (unless a later notification of the group is held)."""
+        held = self._held.get((route, group_key))
+        if held is not None and held[0] == token:
+            del self._held[(route, group_key)]
 
     @staticmethod
     def record(

@@ -293,7 +293,24 @@ class TrapReceiver:
                 return
             if recorder is not None:
                 recorder.write(data, addr[:2], (listener.host, listener.port), self._clock())
-            handle(data, addr, listener)
+            try:
+                handle(data, addr, listener)
+            except Exception as exc:  # one datagram must not stop the socket
+                self._handle_failed(exc, addr)
+
+    def _handle_failed(self, exc: Exception, addr: tuple[Any, ...]) -> None:
+        # An exception escaping a reader callback lands in asyncio's "Exception in
+        # callback" with a traceback per datagram: count it, say it once a minute.
+        self.stats.errors += 1
+        if self._log_limit.allow(("handle_failed", type(exc).__name__), self._clock()):
+            log.error(
+                log_event(
+                    "trap_handling_failed",
+                    source=addr[0] if addr else "?",
+                    error=f"{type(exc).__name__}: {exc}",
+                    failures=self.stats.errors,
+                )
+            )
 
     def handle(self, data: bytes, addr: tuple[Any, ...], listener: Any = None) -> None:
         """Processes one datagram from ``addr`` (public for the bench and tests)."""

@@ -52,6 +52,7 @@ class TrapStats:
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
     datagrams: int = 0
     record: RecordStats = field(default_factory=RecordStats)  # [traps] record
+    errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -75,4 +76,5 @@ class TrapStats:
             "storm_keys": self.storm_keys,
             "dropped": self.dropped,
             "recorded": self.record.recorded,
+            "errors": self.errors,
         }

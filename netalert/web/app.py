@@ -46,6 +46,7 @@ PROVIDER_KEY = web.AppKey("provider", StatusProvider)
 MONITOR_KEY = web.AppKey("monitor", LoopMonitor)
 _METRICS_KEY = web.AppKey("metrics", Metrics)
 _CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+_PROBLEMS_KEY: web.AppKey[Callable[[], list[str]]] = web.AppKey("problems")
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -146,10 +147,17 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR_KEY]
-    if monitor.healthy():
-        return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
-    text = f"event loop lag {monitor.lag:.3f}s exceeds {monitor.max_lag:g}s\n"
-    return web.Response(status=503, text=text, headers={"Cache-Control": "no-store"})
+    if not monitor.healthy():
+        text = f"event loop lag {monitor.lag:.3f}s exceeds {monitor.max_lag:g}s\n"
+        return web.Response(status=503, text=text, headers={"Cache-Control": "no-store"})
+    try:
+        problems = request.app[_PROBLEMS_KEY]()
+    except Exception as exc:  # a broken check is itself a reason to look
+        problems = [f"health check failed: {type(exc).__name__}"]
+    if problems:
+        text = "".join(f"{line}\n" for line in problems)
+        return web.Response(status=503, text=text, headers={"Cache-Control": "no-store"})
+    return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
 
 
 def create_app(
@@ -158,6 +166,7 @@ def create_app(
     *,
     monitor: LoopMonitor | None = None,
     clock: Callable[[], float] = time.time,
+    problems: Callable[[], list[str]] = list,
 ) -> web.Application:
     """Builds the web application (GET routes only).
 
@@ -169,12 +178,15 @@ def create_app(
         metrics: The registry ``/metrics`` exports.
         monitor: Loop-lag monitor for ``/healthz`` (default: 0.25 s ticks, 1 s limit).
         clock: Wall clock passed to ``provider.snapshot``.
+        problems: Returns what is wrong besides the loop (one line each); any
+            makes ``/healthz`` answer 503 with those lines.
     """
     app = web.Application()
     app[PROVIDER_KEY] = provider
     app[_METRICS_KEY] = metrics
     app[MONITOR_KEY] = monitor if monitor is not None else LoopMonitor()
     app[_CLOCK_KEY] = clock
+    app[_PROBLEMS_KEY] = problems
     metrics.register_source("loop", app[MONITOR_KEY].source())
 
     async def monitor_ctx(app: web.Application) -> Any:

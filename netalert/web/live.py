@@ -83,10 +83,12 @@ def trap_view(event: TrapEvent) -> TrapView:
     )
 
 
-def outbox_status(stats: MailStats, oldest_pending_age: float | None = None) -> OutboxStatus:
-    """The status-page form of the mail stage's stats."""
+def outbox_status(
+    stats: MailStats, oldest_pending_age: float | None = None, pending: int | None = None
+) -> OutboxStatus:
+    """The status-page form of the mail stage's stats (``pending``: the outbox's own count)."""
     return OutboxStatus(
-        pending=stats.pending,
+        pending=stats.pending if pending is None else pending,
         failed=sum(stats.failed_total.values()),
         rejected=stats.failed_total.get("rejected", 0),
         sent=stats.sent_total,
@@ -110,6 +112,8 @@ class LiveStatus:
         mail: The mail stage's stats; None when mail is not running.
         oldest_pending_age: Returns the age of the oldest outbox message, or None.
         muted: Returns why ``alert`` gets no mail at ``now`` ("" if it does).
+        pending: Returns how many messages wait in the outbox (read from it, not
+            from the sender's progress, which stalls while a server stalls).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class LiveStatus:
         mail: MailStats | None = None,
         oldest_pending_age: Callable[[], float | None] | None = None,
         muted: Callable[[Alert, float], str] | None = None,
+        pending: Callable[[], int] | None = None,
     ) -> None:
         self.started = started
         self.board = board if board is not None else DeviceBoard()
@@ -132,6 +137,7 @@ class LiveStatus:
         self._alerts = alerts
         self._oldest = oldest_pending_age
         self._muted = muted
+        self._pending = pending
 
     def sample_alerts(self, now: float) -> list[Alert]:
         """Records the active alert counts in the history and returns the alerts.
@@ -156,7 +162,11 @@ class LiveStatus:
         )
         traps = tuple(trap_view(e) for e in reversed(self.history.recent_traps))
         outbox = (
-            outbox_status(self.mail, self._oldest() if self._oldest else None)
+            outbox_status(
+                self.mail,
+                self._oldest() if self._oldest else None,
+                self._pending() if self._pending else None,
+            )
             if self.mail is not None
             else OutboxStatus()
         )

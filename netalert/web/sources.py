@@ -35,7 +35,9 @@ __all__ = [
 
 
 def mail_source(
-    stats: MailStats, oldest_pending_age: Callable[[], float | None] | None = None
+    stats: MailStats,
+    oldest_pending_age: Callable[[], float | None] | None = None,
+    pending: Callable[[], int] | None = None,
 ) -> Source:
     """A source for the mail stage's :class:`~netalert.mail.stats.MailStats`.
 
@@ -43,12 +45,15 @@ def mail_source(
         stats: The live stats object (read at each scrape, never copied).
         oldest_pending_age: Returns the age in seconds of the oldest waiting
             message, or None when the outbox is empty.
+        pending: Returns how many messages wait in the outbox (default: the
+            count the sender last noted).
     """
 
     def read() -> list[Sample]:
+        waiting = stats.pending if pending is None else pending()
         out: list[Sample] = [
             MetricSample("netalert_mail_sent_total", stats.sent_total),
-            MetricSample("netalert_outbox_pending", stats.pending),
+            MetricSample("netalert_outbox_pending", waiting),
             MetricSample("netalert_mail_path_healthy", 0 if stats.canary_failing else 1),
             MetricSample("netalert_mail_alerts_truncated_total", stats.alerts_truncated),
             MetricSample("netalert_mail_clipped_total", stats.clipped),
@@ -96,6 +101,7 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_traps_recorded_total", stats.record.recorded))
         out.append(MetricSample("netalert_trap_record_rotations_total", stats.record.rotations))
         out.append(MetricSample("netalert_trap_record_errors_total", stats.record.errors))
+        out.append(MetricSample("netalert_task_failures_total", stats.errors, {"task": "traps"}))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out

@@ -70,6 +70,7 @@ class AgentStatus:
             alerts=alerts,
             oldest_pending_age=self._oldest_age,
             muted=self._muted,
+            pending=self._pending,
         )
         self.metrics = Metrics(mib_modules=mib_modules)
         self.metrics.register_source("alerts", alerts_source(alerts))
@@ -78,6 +79,15 @@ class AgentStatus:
         self.metrics.register_source("http", http_source(self.http))
         self.server: WebServer | None = None
         self._accept_log: AcceptErrorLog | None = None
+        self._checks: list[Callable[[], Iterable[str]]] = []
+
+    def add_health_check(self, check: Callable[[], Iterable[str]]) -> None:
+        """Adds a check whose lines (what is wrong) make ``/healthz`` answer 503."""
+        self._checks.append(check)
+
+    def problems(self) -> list[str]:
+        """Every line the health checks report now."""
+        return [line for check in self._checks for line in check()]
 
     def attach(
         self,
@@ -96,11 +106,14 @@ class AgentStatus:
             self._outbox = outbox
         if mail is not None:
             self.live.mail = mail
-            self.metrics.register_source("mail", mail_source(mail, self._oldest_age))
+            self.metrics.register_source("mail", mail_source(mail, self._oldest_age, self._pending))
         if poller is not None:
             self.metrics.register_source("poller", poller_source(poller))
         if traps is not None:
             self.metrics.register_source("traps", traps_source(traps, kernel_drops))
+
+    def _pending(self) -> int:
+        return 0 if self._outbox is None else self._outbox.pending()
 
     def _oldest_age(self) -> float | None:
         if self._outbox is None:
@@ -121,7 +134,7 @@ class AgentStatus:
             OSError: The address cannot be bound.
         """
         limits = limits if limits is not None else HttpLimits.from_config()
-        app = create_app(self.live, self.metrics)
+        app = create_app(self.live, self.metrics, problems=self.problems)
         self.server = await start_web(app, host, port, limits=limits, stats=self.http)
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if descriptors_short(limits.max_connections, soft):

@@ -179,6 +179,7 @@ class AgentProcess:
     starts: int = 0
     env: dict[str, str] = field(default_factory=dict)
     rlimit_nofile: int | None = None  # RLIMIT_NOFILE (soft and hard) of the agent process
+    args: list[str] = field(default_factory=list)  # extra `netalert run` options
 
     @property
     def config(self) -> Path:
@@ -210,7 +211,7 @@ class AgentProcess:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "netalert", "run", "-c", str(self.config)],
+                [sys.executable, "-m", "netalert", "run", "-c", str(self.config), *self.args],
                 stdout=log,
                 stderr=log,
                 cwd=self.directory,

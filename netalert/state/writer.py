@@ -1,0 +1,338 @@
+"""Every write the agent makes to the state database, held in memory while it cannot be written.
+
+A write is a function that applies SQL to the connection inside one transaction.
+While the database takes writes, :meth:`StateWriter.write` commits at once. When
+a commit fails for a reason that may pass (the disk is full, an I/O error, a lock
+held too long), the write is kept in a bounded queue, and so is every write after
+it, so the database never sees them out of order. :meth:`StateWriter.retry`,
+called by the agent once a second, commits what is held, oldest first, with a
+capped backoff between failed attempts. Past ``max_held`` writes the oldest one is
+dropped (its ``on_shed`` runs; the caller can redo it from memory) and counted.
+
+A damaged database (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``) is never held: it raises
+:class:`~netalert.errors.StateCorruptError`, which stops the agent. A write that
+breaks a constraint or misuses the API is a bug, not a condition: it raises
+:class:`~netalert.errors.StateError` and is not retried.
+
+With ``max_held = 0`` (the CLI, tests) nothing is held: a failed write raises
+:class:`~netalert.errors.StateWriteError` at once.
+
+Durable writes (a new alert mail) must be on disk before anything acts on them.
+Commits run with ``synchronous=NORMAL``; after a durable one the writer fsyncs
+the WAL (``sync``), once per event-loop turn however many durable commits the
+turn made (group commit: a burst of traps costs one sync, not one each), or at
+once outside an event loop. The mail sender calls :meth:`StateWriter.sync`
+before every SMTP attempt, so no mail is sent before it is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from netalert.errors import StateCorruptError, StateError, StateWriteError
+from netalert.logs import event
+from netalert.metrics import MetricSample, Source
+from netalert.state.integrity import corrupt_message, is_corrupt, sqlite_code
+
+__all__ = ["StateWriter", "WriteFn", "state_error"]
+
+log = logging.getLogger("netalert.state")
+
+WriteFn = Callable[[sqlite3.Connection], object]
+Begin = Callable[[], AbstractContextManager[sqlite3.Connection]]
+_FULL = 13  # SQLITE_FULL
+_LOG_EVERY = 60.0  # seconds between repeated lines about the same outage
+_RETRY_BASE = 0.5
+
+_FIXES = {
+    _FULL: "free space on the disk holding it (or set [agent].state_dir to another disk)",
+    8: "make it writable by the user netalert runs as",  # SQLITE_READONLY
+    10: "check the disk (dmesg) and the filesystem",  # SQLITE_IOERR
+    5: "another program holds a lock on it: stop it",  # SQLITE_BUSY
+}
+
+
+def state_error(exc: sqlite3.Error, path: Path | None) -> StateError:
+    """The netalert error for a failed write: corrupt, retryable, or a bug."""
+    if is_corrupt(exc):
+        return StateCorruptError(corrupt_message(path, str(exc)))
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return StateError(f"{path or ':memory:'}: write refused: {exc}")
+    return StateWriteError(f"{exc}")
+
+
+@dataclass(slots=True)
+class _Held:
+    what: str
+    apply: WriteFn
+    durable: bool
+    on_commit: Callable[[], None] | None
+    on_shed: Callable[[], None] | None
+
+
+class StateWriter:
+    """Commits writes in order, holding them while the database cannot take them.
+
+    Args:
+        begin: Opens one transaction (``Database.transaction``).
+        path: The database file, for messages.
+        sync: Puts every commit so far on disk (``Database.sync``).
+        max_held: Writes kept in memory at most (0: hold nothing, raise at once).
+        retry_max: Longest wait in seconds between two attempts while failing.
+        clock: Monotonic clock.
+    """
+
+    def __init__(
+        self,
+        begin: Begin,
+        path: Path | None,
+        *,
+        sync: Callable[[], None] = lambda: None,
+        max_held: int = 0,
+        retry_max: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._begin = begin
+        self.path = path
+        self._sync = sync
+        self.unsynced = False  # a durable commit is not on disk yet
+        self._sync_scheduled = False
+        self.syncs = 0
+        self.max_held = max_held
+        self.retry_max = retry_max
+        self._clock = clock
+        self._queue: deque[_Held] = deque()
+        self.shed_total = 0
+        self.failures_total = 0
+        self.failing_since: float | None = None  # wall clock, for the health line
+        self.last_error = ""
+        self._attempts = 0
+        self._next_try = 0.0
+        self._last_log = -_LOG_EVERY
+        self._last_shed_log = -_LOG_EVERY
+        self._shed_logged = 0
+
+    # ---- state --------------------------------------------------------------------
+
+    @property
+    def held(self) -> int:
+        """Writes waiting in memory."""
+        return len(self._queue)
+
+    @property
+    def holding(self) -> bool:
+        """True while writes wait (a new write then queues behind them)."""
+        return bool(self._queue)
+
+    def problem(self) -> str | None:
+        """One line for /healthz while writes are held, else None."""
+        if not self._queue:
+            return None
+        since = time.strftime("%H:%M:%S", time.localtime(self.failing_since or time.time()))
+        return (
+            f"state database {self.path} cannot be written since {since}: {self.last_error}; "
+            f"{self.held} writes held in memory, {self.shed_total} shed"
+        )
+
+    # ---- writing ------------------------------------------------------------------
+
+    def write(
+        self,
+        what: str,
+        apply: WriteFn,
+        *,
+        durable: bool = False,
+        on_commit: Callable[[], None] | None = None,
+        on_shed: Callable[[], None] | None = None,
+    ) -> bool:
+        """Commits ``apply`` now, or holds it behind earlier held writes.
+
+        Args:
+            what: What is written (``"alerts"``, ``"outbox"``), for the log.
+            apply: Runs the SQL; called inside one transaction, maybe later.
+            durable: The commit must survive a power cut (a mail): it is synced
+                before the event loop runs anything else (see the module docstring).
+            on_commit: Called once ``apply`` is committed (now or later).
+            on_shed: Called if the write is dropped past ``max_held``.
+
+        Returns:
+            True when committed now, False when held.
+
+        Raises:
+            StateWriteError: The write failed and nothing may be held (``max_held`` 0).
+            StateCorruptError: The database is damaged.
+            StateError: The write is refused for good (a constraint, a bug).
+        """
+        if not self._queue:
+            try:
+                self._commit(apply)
+            except StateWriteError as exc:
+                if self.max_held <= 0:
+                    raise
+                self._failed(what, exc)
+            else:
+                if durable:
+                    self._needs_sync()
+                if on_commit is not None:
+                    on_commit()
+                return True
+        self._hold(_Held(what, apply, durable, on_commit, on_shed))
+        return False
+
+    def retry(self, *, force: bool = False) -> bool:
+        """Commits the held writes, oldest first, unless the backoff says wait (or ``force``).
+
+        Returns:
+            True when nothing is held any more.
+
+        Raises:
+            StateCorruptError: The database is damaged.
+        """
+        if not self._queue:
+            return True
+        if not force and self._clock() < self._next_try:
+            return False
+        written = 0
+        while self._queue:
+            item = self._queue[0]
+            try:
+                self._commit(item.apply)
+            except StateWriteError as exc:
+                self._failed(item.what, exc)
+                return False
+            except StateCorruptError:
+                raise
+            except StateError as exc:  # refused for good: drop it, or it blocks the rest
+                self._queue.popleft()
+                self.shed_total += 1
+                log.error(event("state_write_refused", what=item.what, error=exc))
+                if item.on_shed is not None:
+                    item.on_shed()
+                continue
+            self._queue.popleft()
+            written += 1
+            if item.durable:
+                self._needs_sync()
+            if item.on_commit is not None:
+                item.on_commit()
+        outage = time.time() - (self.failing_since or time.time())
+        log.warning(
+            event(
+                "state_writable",
+                path=self.path,
+                written=written,
+                shed=self.shed_total,
+                outage=f"{outage:.0f}s",
+            )
+        )
+        self.failing_since = None
+        self._attempts = 0
+        self._next_try = 0.0
+        self._last_log = -_LOG_EVERY
+        return True
+
+    def pending_writes(self) -> Iterator[str]:
+        """What each held write is, oldest first (for the closing log line)."""
+        return (item.what for item in self._queue)
+
+    def sync(self) -> None:
+        """Puts the durable commits made so far on disk, if one is not yet."""
+        if not self.unsynced:
+            return
+        self.unsynced = False
+        self.syncs += 1
+        try:
+            self._sync()
+        except OSError as exc:  # committed, maybe not on disk: say so, it may be lost
+            self.failures_total += 1
+            log.error(event("state_sync_failed", path=self.path, error=exc))
+
+    def _needs_sync(self) -> None:
+        self.unsynced = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (the CLI, tests): now
+            self.sync()
+            return
+        if not self._sync_scheduled:
+            self._sync_scheduled = True
+            loop.call_soon(self._scheduled_sync)
+
+    def _scheduled_sync(self) -> None:
+        self._sync_scheduled = False
+        self.sync()
+
+    def _commit(self, apply: WriteFn) -> None:
+        try:
+            with self._begin() as conn:
+                apply(conn)
+        except sqlite3.Error as exc:
+            raise state_error(exc, self.path) from exc
+
+    def _failed(self, what: str, exc: StateWriteError) -> None:
+        now = self._clock()
+        self.failures_total += 1
+        self.last_error = str(exc)
+        if self.failing_since is None:
+            self.failing_since = time.time()
+        self._attempts += 1
+        self._next_try = now + min(self.retry_max, _RETRY_BASE * 2.0 ** (self._attempts - 1))
+        if now - self._last_log >= _LOG_EVERY:
+            self._last_log = now
+            cause = exc.__cause__
+            code = sqlite_code(cause) if isinstance(cause, sqlite3.Error) else 0
+            log.error(
+                event(
+                    "state_write_failed",
+                    path=self.path,
+                    what=what,
+                    error=exc,
+                    held=self.held + 1,
+                    limit=self.max_held,
+                    fix=_FIXES.get(code, "check the disk and the file's permissions"),
+                )
+            )
+
+    def _hold(self, item: _Held) -> None:
+        self._queue.append(item)
+        while len(self._queue) > self.max_held:
+            oldest = self._queue.popleft()
+            self.shed_total += 1
+            if oldest.on_shed is not None:
+                oldest.on_shed()
+        now = self._clock()
+        if self.shed_total > self._shed_logged and now - self._last_shed_log >= _LOG_EVERY:
+            self._last_shed_log = now
+            self._shed_logged = self.shed_total
+            log.error(
+                event(
+                    "state_writes_shed",
+                    path=self.path,
+                    shed=self.shed_total,
+                    limit=self.max_held,
+                    kept="the newest writes; alerts stay in memory",
+                )
+            )
+
+    # ---- metrics ------------------------------------------------------------------
+
+    def source(self) -> Source:
+        """A metrics source: held writes, shed writes, failed commits, writable or not."""
+
+        def read() -> list[MetricSample]:
+            return [
+                MetricSample("netalert_state_writes_held", self.held),
+                MetricSample("netalert_state_writes_shed_total", self.shed_total),
+                MetricSample("netalert_state_write_failures_total", self.failures_total),
+                MetricSample("netalert_state_writable", 0 if self._queue else 1),
+            ]
+
+        return read
