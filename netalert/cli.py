@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from netalert.cliformat import Command, Group
 from netalert.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
 
 ConfigOption = Annotated[
@@ -36,21 +38,31 @@ ConfigOption = Annotated[
         "-c",
         "--config",
         help="config file (default: $NETALERT_CONFIG, then ./config.toml)",
+        metavar="FILE",
         show_default=False,
     ),
 ]
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
-) -> None:
-    """SNMP-to-e-mail alerting agent: SNMP watches devices, SMTP tells people."""
-    if version:
+def _print_version(wanted: bool) -> None:
+    # Eager: runs while the options are parsed, before a missing command is an error.
+    if wanted:
         from netalert import __version__
 
         print(f"netalert {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """SNMP-to-e-mail alerting agent: SNMP watches devices, SMTP tells people."""
 
 
 def config_path(option: Path | None) -> Path:
@@ -92,7 +104,7 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.command("check-config")
+@app.command(cls=Command, name="check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate the config, resolve every MIB name it uses, print a summary."""
     from netalert.config import load_config, summary
@@ -141,6 +153,7 @@ mib_app = typer.Typer(
     name="mib",
     help="Translate MIB names and OIDs; compile MIB sources (the MIB doctor).",
     no_args_is_help=True,
+    cls=Group,
 )
 app.add_typer(mib_app, name="mib")
 
@@ -175,11 +188,14 @@ def _mib_tree(config: Path | None, mibs: list[Path] | None) -> MibTree:
         raise fail(f"agent.state_dir: cannot write the MIB cache: {exc}", 2) from None
 
 
-@mib_app.command("translate")
+@mib_app.command(cls=Command, name="translate")
 def mib_translate(
-    name_or_oid: Annotated[str, typer.Argument(help="IF-MIB::ifOperStatus.3 or 1.3.6.1...")],
+    name_or_oid: Annotated[
+        str, typer.Argument(help="IF-MIB::ifOperStatus.3 or 1.3.6.1...", metavar="NAME_OR_OID")
+    ],
     value: Annotated[
-        str | None, typer.Argument(help="a value: its enum label, number or rendering")
+        str | None,
+        typer.Argument(help="a value: its enum label, number or rendering", metavar="VALUE"),
     ] = None,
     mibs: MibsOption = None,
     config: ConfigOption = None,
@@ -197,7 +213,7 @@ def mib_translate(
         print(line)
 
 
-@mib_app.command("compile")
+@mib_app.command(cls=Command, name="compile")
 def mib_compile(mibs: MibsOption = None, config: ConfigOption = None) -> None:
     """Compile MIB sources into the cache; one line per module (exit 1 if any failed)."""
     tree = _mib_tree(config, mibs)
@@ -211,45 +227,79 @@ def mib_compile(mibs: MibsOption = None, config: ConfigOption = None) -> None:
 
 
 # --- commands: poll (issue 4) ---
-@app.command("poll")
+@app.command(cls=Command, name="poll")
 def poll(
     device: Annotated[
-        str, typer.Argument(help="a device name from the config, or an ADDRESS (host[:port])")
+        str,
+        typer.Argument(
+            help="a device name from the config, or an ADDRESS (host\\[:port])", metavar="DEVICE"
+        ),
     ],
     config: ConfigOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     community: Annotated[
         str | None,
-        typer.Option("--community", help="v1/v2c community", envvar="NETALERT_COMMUNITY"),
+        typer.Option(
+            "--community",
+            help="v1/v2c community",
+            envvar="NETALERT_COMMUNITY",
+            metavar="COMMUNITY",
+        ),
     ] = None,
     snmp_version: Annotated[
-        str | None, typer.Option("--snmp-version", "-v", help="1, 2c or 3")
+        str | None, typer.Option("--snmp-version", "-v", help="1, 2c or 3", metavar="VERSION")
     ] = None,
-    user: Annotated[str | None, typer.Option("--user", "-u", help="SNMPv3 user")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="SNMPv3 user", metavar="USER")
+    ] = None,
     auth_protocol: Annotated[
-        str | None, typer.Option("--auth-protocol", "-a", help="MD5 SHA SHA-224 SHA-256 ...")
+        str | None,
+        typer.Option(
+            "--auth-protocol", "-a", help="MD5 SHA SHA-224 SHA-256 ...", metavar="PROTOCOL"
+        ),
     ] = None,
     auth_password: Annotated[
         str | None,
-        typer.Option("--auth-password", "-A", help="v3 auth password", envvar="NETALERT_V3_AUTH"),
+        typer.Option(
+            "--auth-password",
+            "-A",
+            help="v3 auth password",
+            envvar="NETALERT_V3_AUTH",
+            metavar="PASSWORD",
+        ),
     ] = None,
     priv_protocol: Annotated[
-        str | None, typer.Option("--priv-protocol", "-x", help="DES AES-128 AES-192 AES-256")
+        str | None,
+        typer.Option(
+            "--priv-protocol", "-x", help="DES AES-128 AES-192 AES-256", metavar="PROTOCOL"
+        ),
     ] = None,
     priv_password: Annotated[
         str | None,
-        typer.Option("--priv-password", "-X", help="v3 priv password", envvar="NETALERT_V3_PRIV"),
+        typer.Option(
+            "--priv-password",
+            "-X",
+            help="v3 priv password",
+            envvar="NETALERT_V3_PRIV",
+            metavar="PASSWORD",
+        ),
     ] = None,
     get: Annotated[
-        list[str] | None, typer.Option("--get", help="instance to GET (repeatable)")
+        list[str] | None,
+        typer.Option("--get", help="instance to GET (repeatable)", metavar="NAME_OR_OID"),
     ] = None,
     walk: Annotated[
-        list[str] | None, typer.Option("--walk", help="subtree to walk (repeatable)")
+        list[str] | None,
+        typer.Option("--walk", help="subtree to walk (repeatable)", metavar="NAME_OR_OID"),
     ] = None,
-    timeout: Annotated[str | None, typer.Option("--timeout", help='e.g. "2s"')] = None,
-    retries: Annotated[int | None, typer.Option("--retries", help="retries per request")] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="per request, e.g. 2s", metavar="DURATION")
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", help="retries per request", metavar="N")
+    ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="gufo (default) or pysnmp")
+        str | None, typer.Option("--backend", help="gufo (default) or pysnmp", metavar="BACKEND")
     ] = None,
 ) -> None:
     """Poll one device once and print its named values (exit 1 on SNMP error)."""
@@ -286,12 +336,17 @@ def poll(
 
 
 # --- commands: traps (issue 5) ---
-@app.command("traps")
+@app.command(cls=Command, name="traps")
 def traps_command(
     config: ConfigOption = None,
     listen: Annotated[
         str | None,
-        typer.Option("--listen", help="HOST:PORT to listen on instead of [traps].listen"),
+        typer.Option(
+            "--listen",
+            # "\\[": a bracket rich's markup keeps as text
+            help="address to listen on instead of \\[traps].listen",
+            metavar="HOST:PORT",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per trap")] = False,
 ) -> None:
@@ -303,7 +358,7 @@ def traps_command(
 
 
 # --- commands: alerts (issue 6) ---
-@app.command("alerts")
+@app.command(cls=Command, name="alerts")
 def alerts_command(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
@@ -339,13 +394,15 @@ def alerts_command(
 
 
 # --- commands: mail, silence (issue 7) ---
-mail_app = typer.Typer(help="E-mail: check the SMTP path.", no_args_is_help=True)
+mail_app = typer.Typer(help="E-mail: check the SMTP path.", no_args_is_help=True, cls=Group)
 app.add_typer(mail_app, name="mail")
 
 
-@mail_app.command("test")
+@mail_app.command(cls=Command, name="test")
 def mail_test(
-    to: Annotated[list[str], typer.Option("--to", help="recipient (repeat for more)")],
+    to: Annotated[
+        list[str], typer.Option("--to", help="recipient (repeat for more)", metavar="ADDR")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Send a test message through the configured SMTP server (exit 0 sent, 1 failed)."""
@@ -372,7 +429,9 @@ def mail_test(
 
 
 # --- commands: silence (notify) ---
-silence_app = typer.Typer(help="Mute alerts for a while: add, list, expire.", no_args_is_help=True)
+silence_app = typer.Typer(
+    help="Mute alerts for a while: add, list, expire.", no_args_is_help=True, cls=Group
+)
 app.add_typer(silence_app, name="silence")
 
 
@@ -392,14 +451,21 @@ def _silence_store(config: Path | None) -> SilenceStore:
     return SilenceStore(db)
 
 
-@silence_app.command("add")
+@silence_app.command(cls=Command, name="add")
 def silence_add(
     match: Annotated[
-        list[str], typer.Option("--match", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX")
+        list[str],
+        typer.Option(
+            "--match", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX", metavar="MATCHER"
+        ),
     ],
-    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h")],
-    comment: Annotated[str, typer.Option("--comment", help="why (shown on the status page)")],
-    author: Annotated[str, typer.Option("--author", help="who (default: $USER)")] = "",
+    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h", metavar="DURATION")],
+    comment: Annotated[
+        str, typer.Option("--comment", help="why (shown on the status page)", metavar="TEXT")
+    ],
+    author: Annotated[
+        str, typer.Option("--author", help="who (default: $USER)", metavar="NAME")
+    ] = "",
     config: ConfigOption = None,
 ) -> None:
     """Silence the alerts matching every --match for a duration."""
@@ -422,7 +488,7 @@ def silence_add(
     print(silence.id)
 
 
-@silence_app.command("list")
+@silence_app.command(cls=Command, name="list")
 def silence_list(
     config: ConfigOption = None,
     show_all: Annotated[bool, typer.Option("--all", help="include expired silences")] = False,
@@ -462,8 +528,11 @@ def silence_list(
         print(f"{s.id}  {state:7}  until {ends}  {matchers}  by {s.author}: {s.comment}")
 
 
-@silence_app.command("expire")
-def silence_expire(silence_id: str, config: ConfigOption = None) -> None:
+@silence_app.command(cls=Command, name="expire")
+def silence_expire(
+    silence_id: Annotated[str, typer.Argument(help="the silence's id", metavar="ID")],
+    config: ConfigOption = None,
+) -> None:
     """End a silence now."""
     import time
 
@@ -474,10 +543,11 @@ def silence_expire(silence_id: str, config: ConfigOption = None) -> None:
 
 
 # --- commands: run, demo (issue 8) ---
-@app.command("demo")
+@app.command(cls=Command, name="demo")
 def demo(
     duration: Annotated[
-        float, typer.Option("--duration", min=1, help="seconds the scenario runs")
+        float,
+        typer.Option("--duration", min=1, help="seconds the scenario runs", metavar="SECONDS"),
     ] = 60.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="show the agent's log (info level)")
@@ -499,7 +569,7 @@ def demo(
         raise fail(f"netalert demo: {exc}", 1) from None
 
 
-@app.command("run")
+@app.command(cls=Command, name="run")
 def run(config: ConfigOption = None) -> None:
     """Run the agent in the foreground until SIGTERM/SIGINT; SIGHUP reloads the config."""
     import asyncio
