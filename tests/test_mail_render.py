@@ -242,3 +242,14 @@ def test_test_message() -> None:
     msg = render_test_message(SENDER, ["a@example.net"], now=T0)
     assert msg["Subject"] == "[TEST] netalert mail test"
     assert "a@example.net" in msg.get_content()
+
+
+def test_rule_header_names_every_rule_once_for_mail_filters() -> None:
+    a = make_alert(rule="LinkDown", severity="warning", fp="1" * 16)
+    b = make_alert(rule="InterfaceDown", severity="critical", fp="2" * 16)
+    c = make_alert(rule="LinkDown", severity="warning", fp="3" * 16)
+    msg = reparse(render(make_notification(a, b, c)))
+    # one header per rule, each the exact rule name: Sieve's header test and procmail see each
+    assert msg.get_all("X-Netalert-Rule") == ["InterfaceDown", "LinkDown"]
+    single = reparse(render(make_notification(a)))
+    assert single.get_all("X-Netalert-Rule") == ["LinkDown"]

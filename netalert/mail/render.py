@@ -297,8 +297,10 @@ def render_notification(
     msg["X-Netalert-State"] = context["state"].lower()
     if severity:
         msg["X-Netalert-Severity"] = header_text(severity, limit=20)
-    if context["rule"]:
-        msg["X-Netalert-Rule"] = header_text(context["rule"], limit=120)
+    # One header per rule, each the exact name, so filters match any rule of the mail
+    # (rule names come from the config: at most one per configured rule).
+    for rule in dict.fromkeys(v.rule for v in views if v.rule):
+        msg["X-Netalert-Rule"] = header_text(rule, limit=200)
     if context["device"]:
         msg["X-Netalert-Device"] = header_text(context["device"], limit=120)
     msg.set_content(text)
