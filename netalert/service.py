@@ -276,7 +276,7 @@ class Agent:
     def _on_poll(self, result: PollResult) -> None:
         assert self.engine is not None
         self.counters["polls"] += 1
-        self.status.live.board.record_poll(result)
+        self.status.record_poll(result)
         if not result.ok:
             return
         self._after(self.engine.on_poll(from_poller(result), result.time or time.time()))
@@ -287,7 +287,9 @@ class Agent:
         if change.reachable:
             transitions = self.engine.device_reachable(change.device, change.time)
         else:
-            transitions = self.engine.device_unreachable(change.device, change.time, change.reason)
+            transitions = self.engine.device_unreachable(
+                change.device, change.time, change.reason, failures=change.failures
+            )
         self._after(transitions)
 
     def _after(self, transitions: list[Transition]) -> None:

@@ -6,7 +6,7 @@ The service wires it like this (every method takes ``now`` and never reads a clo
     for alert in engine.store.active():      # at start: feed notify what was firing
         dispatcher.update(alert, now)
     engine.on_poll(result, now)              # per device poll (rules.inputs.PollResult)
-    engine.device_unreachable(device, now, "timeout")   # the poller's reachability callbacks
+    engine.device_unreachable(device, now, "timeout", failures=2)  # poller's reachability
     engine.device_reachable(device, now)
     engine.on_trap(event, now)               # per accepted trap (snmp.types.TrapEvent)
     engine.tick(now)                         # every second or so: for, resolve_after, clean-up
@@ -84,7 +84,7 @@ class RuleEngine(TrapFlow, DeviceReachability):
         self._signatures |= {
             r.name: signature("trap", r.severity, r.labels) for r in self.rules.trap
         }
-        self._signatures[UNREACHABLE] = signature("builtin", "critical", {})
+        self._signatures[UNREACHABLE] = signature("builtin", self.rules.unreachable_severity, {})
         names: set[str] = set()
         for rule in self.rules.poll:
             names |= rule.expr.history | (rule.clear.history if rule.clear else frozenset())

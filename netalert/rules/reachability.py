@@ -1,6 +1,9 @@
 """The built-in DeviceUnreachable alert, fed by the poller's reachability callbacks.
 
-A mixin of :class:`netalert.rules.engine.RuleEngine`. While DeviceUnreachable
+A mixin of :class:`netalert.rules.engine.RuleEngine`. The poller reports every
+poll without an answer with the count of such polls in a row; the alert fires
+once that count reaches ``[agent] unreachable_after`` (one lost poll pages
+nobody), with ``[agent] unreachable_severity``. While DeviceUnreachable
 fires for a device, the device's poll alerts are marked ``silenced``
 (inhibited): a device that cannot be read neither fires nor resolves them, and
 notify need not mail them.
@@ -23,7 +26,10 @@ from netalert.rules.templates import compile_template
 __all__ = ["DeviceReachability"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-_UNREACHABLE_SUMMARY = compile_template("{{ device }} does not answer SNMP ({{ value }})")
+_UNREACHABLE_SUMMARY = compile_template(
+    "{{ device }} did not answer {{ failures }} SNMP poll{{ 's' if failures != 1 else '' }}"
+    "{{ ' in a row' if failures != 1 else '' }} ({{ value }})"
+)
 _UNREACHABLE_DESCRIPTION = compile_template(
     "netalert got no answer from {{ device }}: {{ value }}. Its other poll alerts are held"
     " until it answers again."
@@ -39,10 +45,11 @@ class DeviceReachability:
 
     def _unreachable_target(self, device: str) -> Target:
         labels = self.rules.device_labels.get(device, _EMPTY)
-        own = alert_labels(UNREACHABLE, "critical", device, {}, {}, labels)
+        severity = self.rules.unreachable_severity
+        own = alert_labels(UNREACHABLE, severity, device, {}, {}, labels)
         return Target(
             UNREACHABLE,
-            "critical",
+            severity,
             device,
             own,
             "builtin",
@@ -53,13 +60,17 @@ class DeviceReachability:
             _UNREACHABLE_DESCRIPTION,
         )
 
-    def device_unreachable(self, device: str, now: float, reason: str) -> list[Transition]:
-        """The poller got no answer from ``device``: fire (or keep firing) DeviceUnreachable.
+    def device_unreachable(
+        self, device: str, now: float, reason: str, *, failures: int
+    ) -> list[Transition]:
+        """A poll of ``device`` got no answer, the ``failures``-th in a row.
 
-        While it fires, the device's poll alerts are marked ``silenced`` (inhibited).
-        Does nothing when ``[agent] device_unreachable = false``.
+        From ``[agent] unreachable_after`` polls in a row on, DeviceUnreachable
+        fires (or keeps firing) and the device's poll alerts are marked
+        ``silenced`` (inhibited). Does nothing when ``[agent] device_unreachable
+        = false``.
         """
-        if not self.rules.unreachable:
+        if not self.rules.unreachable or failures < self.rules.unreachable_after:
             return []
         target = self._unreachable_target(device)
         found = self.store.by_key(target.key)
@@ -81,7 +92,7 @@ class DeviceReachability:
             now=now,
             sample=True,
             value=reason,
-            context={"reason": reason},
+            context={"reason": reason, "failures": failures},
         )
         self._inhibit(device, True)
         self.store.flush()

@@ -18,9 +18,9 @@ from netalert.logs import STATS as LOG_STATS
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.stats import MailStats
-from netalert.metrics import Metrics
+from netalert.metrics import HistogramCounts, Metrics
 from netalert.notify.dispatcher import Dispatcher
-from netalert.snmp.poller import PollerStats
+from netalert.snmp.poller import PollerStats, PollResult
 from netalert.snmp.trapstats import TrapStats
 from netalert.web.accept import AcceptErrorLog
 from netalert.web.app import WebServer, create_app, start_web
@@ -78,6 +78,13 @@ class AgentStatus:
         self.metrics.register_source("http", http_source(self.http))
         self.server: WebServer | None = None
         self._accept_log: AcceptErrorLog | None = None
+        # netalert_poll_duration_seconds: every poll, answered or not; outlives reloads
+        self.poll_durations = HistogramCounts()
+
+    def record_poll(self, result: PollResult) -> None:
+        """Takes one poll's outcome: the device board and the poll duration histogram."""
+        self.poll_durations.observe(result.duration)
+        self.live.board.record_poll(result)
 
     def attach(
         self,
@@ -98,7 +105,7 @@ class AgentStatus:
             self.live.mail = mail
             self.metrics.register_source("mail", mail_source(mail, self._oldest_age))
         if poller is not None:
-            self.metrics.register_source("poller", poller_source(poller))
+            self.metrics.register_source("poller", poller_source(poller, self.poll_durations))
         if traps is not None:
             self.metrics.register_source("traps", traps_source(traps, kernel_drops))
 
