@@ -74,7 +74,31 @@ def rule(expr: str, extra: str = "") -> str:
         (
             rule("__import__('os')"),
             "rules[0].expr: unknown function '__import__' (use rate, delta, changed, prev, abs,"
-            " min, max) at column 1",
+            " min, max, value) at column 1",
+        ),
+        (
+            rule("value('1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1') > 200"),
+            "rules[0].expr: '1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1' is not collected by any device"
+            " (add it, or a subtree holding it, as a numeric OID to a [collect.*] group)"
+            " at column 7",
+        ),
+        (
+            rule("value('1.3.6.1.2.1.1.5.0') == 'sw1'"),
+            "rules[0].expr: 1.3.6.1.2.1.1.5.0 is SNMPv2-MIB::sysName.0: use sysName at column 7",
+        ),
+        (
+            rule("value(sysName) == 'sw1'"),
+            "rules[0].expr: value() takes one numeric OID in quotes, e.g."
+            " value('1.3.6.1.4.1.9.2.1.58.0') at column 1",
+        ),
+        (
+            rule("value('sysName.0') == 'sw1'"),
+            "rules[0].expr: value() takes a numeric OID, not 'sysName.0' at column 7",
+        ),
+        (
+            '[[rules]]\nname = "T"\ntrap = "IF-MIB::linkDown"\n'
+            "where = \"value('1.3.6.1.4.1.9.9.1.0') > 1\"\n",
+            "rules[0].where: value('...') reads polled instances: use it in poll rules at column 7",
         ),
         (rule("2 ** 64 > 1"), "rules[0].expr: '**' is not allowed at column 1"),
         (rule("[x for x in ifDescr]"), "rules[0].expr: a comprehension is not allowed at column 1"),

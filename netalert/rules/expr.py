@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -33,7 +34,9 @@ __all__ = [
 ]
 
 HISTORY = ("rate", "delta", "changed", "prev")
-FUNCTIONS = (*HISTORY, "abs", "min", "max")
+FUNCTIONS = (*HISTORY, "abs", "min", "max", "value")
+# value('1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1'): a polled instance by number (no MIB needed)
+NUMERIC_OID = re.compile(r"[0-9]+(\.[0-9]+)+")
 
 
 class ExprError(Exception):
@@ -159,7 +162,7 @@ def compile_expr(source: str, scope: Scope) -> Expr:
 
     Raises:
         ExprError: A syntax error, an unknown or unusable name, a function
-            other than rate/delta/changed/prev/abs/min/max, a construct that is
+            other than rate/delta/changed/prev/abs/min/max/value, a construct that is
             not allowed, or an enum compared with a label it does not have; the
             message ends with the position (``at column 5``, or ``at line 2,
             column 5`` for an expression over several lines). Also nesting too
@@ -381,6 +384,9 @@ class _Checker:
             raise self.fail(node, f"{what} (use {', '.join(FUNCTIONS)})")
         if node.keywords:
             raise self.fail(node, f"{func.id}() takes no keyword arguments")
+        if func.id == "value":
+            self._value_call(node)
+            return
         if func.id in HISTORY:
             arg = node.args[0] if len(node.args) == 1 else None
             if not isinstance(arg, ast.Name):
@@ -395,6 +401,22 @@ class _Checker:
             raise self.fail(node, f"{func.id}() needs arguments")
         for arg in node.args:
             self.visit(arg)
+
+    def _value_call(self, node: ast.Call) -> None:
+        """``value('1.3.6...')``: one quoted numeric OID, which the scope must allow."""
+        arg = node.args[0] if len(node.args) == 1 else None
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            raise self.fail(
+                node,
+                "value() takes one numeric OID in quotes, e.g. value('1.3.6.1.4.1.9.2.1.58.0')",
+            )
+        oid = arg.value.strip().lstrip(".")
+        if not NUMERIC_OID.fullmatch(oid):
+            raise self.fail(arg, f"value() takes a numeric OID, not {arg.value!r}")
+        info = self.scope.lookup(oid)
+        if isinstance(info, str):
+            raise self.fail(arg, info)
+        self.names.add(oid)
 
 
 class _Rewriter(ast.NodeTransformer):
@@ -417,6 +439,13 @@ class _Rewriter(ast.NodeTransformer):
                 [],
             )
             return ast.copy_location(call, node)
+        if name == "value":  # the row mapping holds polled instances by their number too
+            arg = node.args[0]
+            assert isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            key = ast.Constant(arg.value.strip().lstrip("."))
+            return ast.copy_location(
+                ast.Subscript(ast.Name("_v", ast.Load()), key, ast.Load()), node
+            )
         node.func = ast.Name(f"_{name}", ast.Load())
         node.args = [self.visit(a) for a in node.args]
         return node

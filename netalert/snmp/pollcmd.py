@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import math
 import socket
 import sys
 from dataclasses import dataclass, field, replace
@@ -219,6 +220,8 @@ def result_json(result: PollResult) -> dict[str, Any]:
     """The result as JSON-ready data (bytes as hex, text in ``label``)."""
 
     def value(v: object) -> object:
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)  # JSON has no NaN or infinity
         return v.hex() if isinstance(v, bytes) else v
 
     return {
