@@ -110,45 +110,23 @@ def fail(message: str, code: int) -> typer.Exit:
 @app.command(cls=Command, name="check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate the config, resolve every MIB name it uses, print a summary."""
-    from netalert.config import load_config, summary
-    from netalert.errors import ConfigError
+    from netalert.config import summary
+    from netalert.config.risks import config_warnings
+    from netalert.configcheck import check_config_file
+    from netalert.errors import StateError
 
     path = config_path(config)
     try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        raise config_problems(exc) from None
-    # --- check-config: MIB and rule checks (mib, rules issues) ---
-    from netalert.mib import check_config_names, load_mibs
-
-    try:
-        mib_tree = load_mibs(cfg.mibs, cfg.agent.state_dir)
-    except OSError as exc:
-        raise fail(f"agent.state_dir: cannot write the MIB cache: {exc}", 2) from None
-    problems = check_config_names(cfg, mib_tree)
-    # rules (issue 6): compile every expression, trap, key and template against the MIBs;
-    # a field the MIB check already flagged is not reported twice.
-    from netalert.rules import check_rules
-
-    flagged = {line.split(": ", 1)[0] for line in problems}
-    problems += [p for p in check_rules(cfg, mib_tree) if p.split(": ", 1)[0] not in flagged]
-    from netalert.mail.errors import MailTemplateError
-    from netalert.mail.render import MailTemplates
-
-    try:
-        MailTemplates(cfg.smtp.templates_dir)
-    except MailTemplateError as exc:
-        text = str(exc)
-        problems.append(text if text.startswith("smtp.") else f"smtp.templates_dir: {text}")
-    if problems:
-        for line in problems:
+        result = check_config_file(path)
+    except StateError as exc:
+        raise fail(str(exc), 2) from None
+    if result.config is None:
+        for line in result.problems:
             print(line, file=sys.stderr)
         raise typer.Exit(2)
-    from netalert.config.risks import config_warnings
-
-    for warning in config_warnings(cfg):
+    for warning in config_warnings(result.config):
         print(f"warning: {warning}", file=sys.stderr)
-    print(summary(cfg, path))
+    print(summary(result.config, path))
 
 
 # --- commands: mib (issue 3) ---

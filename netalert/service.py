@@ -28,14 +28,15 @@ from netalert.alerts.store import AlertStore
 from netalert.config import load_config
 from netalert.config.models import Config
 from netalert.config.risks import config_warnings
+from netalert.configcheck import names_and_rules
 from netalert.errors import ConfigError, NetalertError, StateError
 from netalert.logs import event
 from netalert.mail.wiring import MailStage, build_mail_stage
-from netalert.mib import MibTree, check_config_names, load_mibs
+from netalert.mib import MibTree, load_mibs
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
-from netalert.rules import RuleEngine, RuleSet, compile_rules
+from netalert.rules import RuleEngine, RuleSet
 from netalert.rules.adapt import from_poller
 from netalert.snmp.engines import EngineIdRegistry
 from netalert.snmp.plan import build_plans
@@ -81,10 +82,9 @@ def prepare(config: Config, *, tree: MibTree | None = None) -> Prepared:
                 f"state_dir {state_dir}: cannot write the MIB cache ({exc.strerror or exc}); "
                 "free space there or set [agent].state_dir to a writable folder"
             ) from None
-    problems = check_config_names(config, tree)
-    if problems:
+    problems, rules = names_and_rules(config, tree)
+    if rules is None:
         raise ConfigError(problems)
-    rules = compile_rules(config, tree)
     build_plans(config, tree)  # raises ConfigError for names a collect group cannot resolve
     return Prepared(config, tree, rules)
 

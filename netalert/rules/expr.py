@@ -18,13 +18,15 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from netalert.rules.exprtypes import NUMERIC_OID, Kind, TypeChecker
+
 __all__ = [
     "FUNCTIONS",
+    "NUMERIC_OID",
     "Expr",
     "ExprError",
     "HistoryFunctions",
@@ -35,8 +37,6 @@ __all__ = [
 
 HISTORY = ("rate", "delta", "changed", "prev")
 FUNCTIONS = (*HISTORY, "abs", "min", "max", "value")
-# value('1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1'): a polled instance by number (no MIB needed)
-NUMERIC_OID = re.compile(r"[0-9]+(\.[0-9]+)+")
 
 
 class ExprError(Exception):
@@ -62,11 +62,14 @@ class NameInfo:
 
     ``kind`` is ``"object"`` for a MIB object (history functions accept only
     these), ``"special"`` for ``device``/``source``/``trap``..., ``"label"``
-    for a device label. ``enums`` lets the compiler reject misspelt enum labels.
+    for a device label. ``enums`` lets the compiler reject misspelt enum labels;
+    ``value`` and ``syntax`` let it refuse text compared with a number.
     """
 
     kind: Literal["object", "special", "label"]
     enums: Mapping[int, str] = field(default_factory=dict)
+    value: Kind = "any"  # number, text or any (exprtypes): text never compares with a number
+    syntax: str = ""  # how messages name its type: "DisplayString", "Integer32"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,8 @@ def compile_expr(source: str, scope: Scope) -> Expr:
     Raises:
         ExprError: A syntax error, an unknown or unusable name, a function
             other than rate/delta/changed/prev/abs/min/max/value, a construct that is
-            not allowed, or an enum compared with a label it does not have; the
+            not allowed, an enum compared with a label it does not have, or
+            text compared with (or computed with) a number; the
             message ends with the position (``at column 5``, or ``at line 2,
             column 5`` for an expression over several lines). Also nesting too
             deep for Python's parser (no position).
@@ -172,6 +176,7 @@ def compile_expr(source: str, scope: Scope) -> Expr:
         checker = _Checker(source, scope)
         tree = checker.parse()
         checker.visit(tree.body)
+        TypeChecker(checker.kind_of_name, checker.fail).check(tree.body)
         primary = _Rewriter().visit(copy.deepcopy(_primary(tree.body)))
         body = _Rewriter().visit(tree.body)
         return Expr(
@@ -280,6 +285,13 @@ class _Checker:
 
     def fail(self, node: ast.AST, what: str, hint: str = "") -> ExprError:
         return ExprError(f"{what} {self.at(node)}{hint}")
+
+    def kind_of_name(self, name: str) -> tuple[Kind, str] | None:
+        """The kind of value a name holds and its type's name, for :class:`TypeChecker`."""
+        info = self.scope.lookup(name)
+        if isinstance(info, str):
+            return None
+        return info.value, info.syntax
 
     def visit(self, node: ast.AST) -> None:
         method = getattr(self, f"visit_{type(node).__name__}", None)

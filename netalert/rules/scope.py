@@ -18,6 +18,7 @@ from typing import Any
 
 from netalert.config.models import Config, Rule
 from netalert.rules.expr import NUMERIC_OID, NameInfo, Scope
+from netalert.rules.exprtypes import kind_of_syntax
 from netalert.rules.mibview import MIB_ERRORS, MibNodeLike, MibTreeLike, short_name
 from netalert.rules.values import Converter, OidValue, converter_for
 from netalert.snmp.types import Value
@@ -39,6 +40,16 @@ TRAP_SPECIALS = ("source", "community", "user", "version", "trap", "device")
 _HINTED_TCS = frozenset(
     {"MacAddress", "PhysAddress", "DateAndTime", "InetAddress", "TAddress", "DisplayString"}
 )
+
+
+# device, source, community, user, version, trap: all text
+_TEXT_SPECIAL = NameInfo("special", value="text")
+
+
+def object_info(node: MibNodeLike) -> NameInfo:
+    """A MIB object as expressions see it: its enums and the kind of value it holds."""
+    kind = kind_of_syntax(node.syntax, node.tc, bool(node.enums))
+    return NameInfo("object", node.enums, value=kind, syntax=node.tc or node.syntax)
 
 
 @dataclass(slots=True)
@@ -123,7 +134,7 @@ class NodeCache:
         node = self.node(name)
         if node is None or node.kind not in ("scalar", "column"):
             return None
-        return NameInfo("object", node.enums)
+        return object_info(node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,16 +209,16 @@ def poll_scope(config: Config, rule: Rule, cache: NodeCache, collected: Collecte
 
     def lookup(name: str) -> NameInfo | str:
         if name in POLL_SPECIALS:
-            return NameInfo("special")
+            return _TEXT_SPECIAL
         if NUMERIC_OID.fullmatch(name):
             return _numeric(name, cache, collected, where)
         node = cache.node(name)
         if node is not None and node.kind in ("scalar", "column"):
             if collected.has(node) or name in collected.index_names:
-                return NameInfo("object", node.enums)
+                return object_info(node)
             return f"{name!r} is not collected by {where} (add it to a [collect.*] group)"
         if name in labels:
-            return NameInfo("label")
+            return NameInfo("label", value="text", syntax="a device label")
         if node is not None:
             return f"{name!r} is a MIB {node.kind}, not a value"
         return f"unknown name {name!r}"
@@ -240,7 +251,7 @@ def trap_scope(cache: NodeCache, objects: Iterable[str]) -> Scope:
 
     def lookup(name: str) -> NameInfo | str:
         if name in TRAP_SPECIALS:
-            return NameInfo("special")
+            return _TEXT_SPECIAL
         if NUMERIC_OID.fullmatch(name):
             return _POLL_ONLY
         info = cache.info(name)
@@ -259,7 +270,7 @@ def confirm_scope(cache: NodeCache, hints: Mapping[str, str] | Iterable[str] = (
 
     def lookup(name: str) -> NameInfo | str:
         if name == "device":
-            return NameInfo("special")
+            return _TEXT_SPECIAL
         if NUMERIC_OID.fullmatch(name):
             return _POLL_ONLY
         info = cache.info(name)
