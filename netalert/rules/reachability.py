@@ -65,16 +65,19 @@ class DeviceReachability:
     ) -> list[Transition]:
         """A poll of ``device`` got no answer, the ``failures``-th in a row.
 
-        From ``[agent] unreachable_after`` polls in a row on, DeviceUnreachable
-        fires (or keeps firing) and the device's poll alerts are marked
-        ``silenced`` (inhibited). Does nothing when ``[agent] device_unreachable
-        = false``.
+        At ``[agent] unreachable_after`` polls in a row, DeviceUnreachable
+        fires and the device's poll alerts are marked ``silenced``
+        (inhibited); later lost polls of the same outage change nothing (no
+        store write, no scan of the alerts per poll). Does nothing when
+        ``[agent] device_unreachable = false``.
         """
         if not self.rules.unreachable or failures < self.rules.unreachable_after:
             return []
         target = self._unreachable_target(device)
         found = self.store.by_key(target.key)
         record = found[0] if found else None
+        if record is not None and record.active:
+            return []  # firing since an earlier lost poll of this outage: told once
         phase = poll_step(
             record.phase if record else INACTIVE,
             fire=True,
