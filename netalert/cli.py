@@ -18,10 +18,7 @@ from netalert.cliformat import Command, Group
 from netalert.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from netalert.config.models import Config
-    from netalert.notify.matchers import Matcher
     from netalert.notify.silences import SilenceStore
 
 __all__ = ["app", "main"]
@@ -466,35 +463,11 @@ def silence_add(
         silence = store.add(match, starts_at=now, ends_at=now + length, comment=comment, author=who)
     except NetalertError as exc:
         raise fail(str(exc), 2) from None
-    for warning in _silence_warnings(config, silence.matchers):
+    from netalert.notify.labelnames import silence_warnings
+
+    for warning in silence_warnings(config_path(config), silence.matchers):
         print(f"warning: {warning}", file=sys.stderr)
     print(silence.id)
-
-
-def _silence_warnings(config: Path | None, matchers: Sequence[Matcher]) -> list[str]:
-    """Warnings for matchers on labels no alert has and the config cannot give.
-
-    Empty when the config's rules cannot be compiled (no guess is better than a wrong one).
-    """
-    from netalert.alerts.store import load_alerts
-    from netalert.config import load_config
-    from netalert.errors import NetalertError
-    from netalert.mib import load_mibs
-    from netalert.notify.labelnames import label_names, matcher_warnings
-    from netalert.rules import compile_rules
-    from netalert.state import open_database
-
-    try:
-        cfg = load_config(config_path(config))
-        rules = compile_rules(cfg, load_mibs(cfg.mibs, cfg.agent.state_dir))
-        db = open_database(cfg.agent.state_dir)
-        try:
-            active = [a.labels for a in load_alerts(db)]
-        finally:
-            db.close()
-    except (NetalertError, OSError):
-        return []
-    return matcher_warnings(matchers, label_names(cfg, rules), active)
 
 
 @silence_app.command(cls=Command, name="list")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from netalert.config.models import Config
 from netalert.notify.matchers import Matcher
 from netalert.rules.compile import RuleSet
 from netalert.rules.mibview import MIB_ERRORS
 
-__all__ = ["LabelNames", "label_names", "matcher_warnings"]
+__all__ = ["LabelNames", "label_names", "matcher_warnings", "silence_warnings"]
 
 FIXED = ("rule", "severity", "device")
 
@@ -110,3 +111,29 @@ def matcher_warnings(
             f" (labels: {shown}); {effect}"
         )
     return out
+
+
+def silence_warnings(config_file: Path, matchers: Sequence[Matcher]) -> list[str]:
+    """:func:`matcher_warnings` for ``netalert silence add``: reads the config, its MIBs
+    (from the cache) and the active alerts of the state database.
+
+    Empty when the config or its rules cannot be loaded: no guess beats a wrong warning.
+    """
+    from netalert.alerts.store import load_alerts
+    from netalert.config import load_config
+    from netalert.errors import NetalertError
+    from netalert.mib import load_mibs
+    from netalert.rules import compile_rules
+    from netalert.state import open_database
+
+    try:
+        config = load_config(config_file)
+        rules = compile_rules(config, load_mibs(config.mibs, config.agent.state_dir))
+        db = open_database(config.agent.state_dir)
+        try:
+            active = [alert.labels for alert in load_alerts(db)]
+        finally:
+            db.close()
+    except (NetalertError, OSError):
+        return []
+    return matcher_warnings(matchers, label_names(config, rules), active)
