@@ -8,9 +8,10 @@ decide whether a mail goes out.
 
 Muting follows Alertmanager: a muted alert sends nothing, its resolution
 included, unless a mail already told it firing; then it stays told while
-muted, and its resolution is mailed. Nothing here opens a socket: the caller turns
-each Notification into an outbox entry and calls :meth:`Dispatcher.sent` in
-the same transaction.
+muted, and its resolution is mailed.
+
+Nothing here opens a socket: the caller turns each Notification into an
+outbox entry and calls :meth:`Dispatcher.sent` in the same transaction.
 """
 
 from __future__ import annotations
