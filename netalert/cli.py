@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from netalert.cliformat import Command, Group
 from netalert.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
 
 ConfigOption = Annotated[
@@ -36,21 +38,31 @@ ConfigOption = Annotated[
         "-c",
         "--config",
         help="config file (default: $NETALERT_CONFIG, then ./config.toml)",
+        metavar="FILE",
         show_default=False,
     ),
 ]
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
-) -> None:
-    """SNMP-to-e-mail alerting agent: SNMP watches devices, SMTP tells people."""
-    if version:
+def _print_version(wanted: bool) -> None:
+    # Eager: runs while the options are parsed, before a missing command is an error.
+    if wanted:
         from netalert import __version__
 
         print(f"netalert {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """SNMP-to-e-mail alerting agent: SNMP watches devices, SMTP tells people."""
 
 
 def config_path(option: Path | None) -> Path:
@@ -92,48 +104,26 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.command("check-config")
+@app.command(cls=Command, name="check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate the config, resolve every MIB name it uses, print a summary."""
-    from netalert.config import load_config, summary
-    from netalert.errors import ConfigError
+    from netalert.config import summary
+    from netalert.config.risks import config_warnings
+    from netalert.configcheck import check_config_file
+    from netalert.errors import StateError
 
     path = config_path(config)
     try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        raise config_problems(exc) from None
-    # --- check-config: MIB and rule checks (mib, rules issues) ---
-    from netalert.mib import check_config_names, load_mibs
-
-    try:
-        mib_tree = load_mibs(cfg.mibs, cfg.agent.state_dir)
-    except OSError as exc:
-        raise fail(f"agent.state_dir: cannot write the MIB cache: {exc}", 2) from None
-    problems = check_config_names(cfg, mib_tree)
-    # rules (issue 6): compile every expression, trap, key and template against the MIBs;
-    # a field the MIB check already flagged is not reported twice.
-    from netalert.rules import check_rules
-
-    flagged = {line.split(": ", 1)[0] for line in problems}
-    problems += [p for p in check_rules(cfg, mib_tree) if p.split(": ", 1)[0] not in flagged]
-    from netalert.mail.errors import MailTemplateError
-    from netalert.mail.render import MailTemplates
-
-    try:
-        MailTemplates(cfg.smtp.templates_dir)
-    except MailTemplateError as exc:
-        text = str(exc)
-        problems.append(text if text.startswith("smtp.") else f"smtp.templates_dir: {text}")
-    if problems:
-        for line in problems:
+        result = check_config_file(path)
+    except StateError as exc:
+        raise fail(str(exc), 2) from None
+    if result.config is None:
+        for line in result.problems:
             print(line, file=sys.stderr)
         raise typer.Exit(2)
-    from netalert.config.risks import config_warnings
-
-    for warning in config_warnings(cfg):
+    for warning in config_warnings(result.config):
         print(f"warning: {warning}", file=sys.stderr)
-    print(summary(cfg, path))
+    print(summary(result.config, path))
 
 
 # --- commands: mib (issue 3) ---
@@ -141,6 +131,7 @@ mib_app = typer.Typer(
     name="mib",
     help="Translate MIB names and OIDs; compile MIB sources (the MIB doctor).",
     no_args_is_help=True,
+    cls=Group,
 )
 app.add_typer(mib_app, name="mib")
 
@@ -175,11 +166,14 @@ def _mib_tree(config: Path | None, mibs: list[Path] | None) -> MibTree:
         raise fail(f"agent.state_dir: cannot write the MIB cache: {exc}", 2) from None
 
 
-@mib_app.command("translate")
+@mib_app.command(cls=Command, name="translate")
 def mib_translate(
-    name_or_oid: Annotated[str, typer.Argument(help="IF-MIB::ifOperStatus.3 or 1.3.6.1...")],
+    name_or_oid: Annotated[
+        str, typer.Argument(help="IF-MIB::ifOperStatus.3 or 1.3.6.1...", metavar="NAME_OR_OID")
+    ],
     value: Annotated[
-        str | None, typer.Argument(help="a value: its enum label, number or rendering")
+        str | None,
+        typer.Argument(help="a value: its enum label, number or rendering", metavar="VALUE"),
     ] = None,
     mibs: MibsOption = None,
     config: ConfigOption = None,
@@ -197,7 +191,7 @@ def mib_translate(
         print(line)
 
 
-@mib_app.command("compile")
+@mib_app.command(cls=Command, name="compile")
 def mib_compile(mibs: MibsOption = None, config: ConfigOption = None) -> None:
     """Compile MIB sources into the cache; one line per module (exit 1 if any failed)."""
     tree = _mib_tree(config, mibs)
@@ -211,45 +205,79 @@ def mib_compile(mibs: MibsOption = None, config: ConfigOption = None) -> None:
 
 
 # --- commands: poll (issue 4) ---
-@app.command("poll")
+@app.command(cls=Command, name="poll")
 def poll(
     device: Annotated[
-        str, typer.Argument(help="a device name from the config, or an ADDRESS (host[:port])")
+        str,
+        typer.Argument(
+            help="a device name from the config, or an ADDRESS (host\\[:port])", metavar="DEVICE"
+        ),
     ],
     config: ConfigOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     community: Annotated[
         str | None,
-        typer.Option("--community", help="v1/v2c community", envvar="NETALERT_COMMUNITY"),
+        typer.Option(
+            "--community",
+            help="v1/v2c community",
+            envvar="NETALERT_COMMUNITY",
+            metavar="COMMUNITY",
+        ),
     ] = None,
     snmp_version: Annotated[
-        str | None, typer.Option("--snmp-version", "-v", help="1, 2c or 3")
+        str | None, typer.Option("--snmp-version", "-v", help="1, 2c or 3", metavar="VERSION")
     ] = None,
-    user: Annotated[str | None, typer.Option("--user", "-u", help="SNMPv3 user")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="SNMPv3 user", metavar="USER")
+    ] = None,
     auth_protocol: Annotated[
-        str | None, typer.Option("--auth-protocol", "-a", help="MD5 SHA SHA-224 SHA-256 ...")
+        str | None,
+        typer.Option(
+            "--auth-protocol", "-a", help="MD5 SHA SHA-224 SHA-256 ...", metavar="PROTOCOL"
+        ),
     ] = None,
     auth_password: Annotated[
         str | None,
-        typer.Option("--auth-password", "-A", help="v3 auth password", envvar="NETALERT_V3_AUTH"),
+        typer.Option(
+            "--auth-password",
+            "-A",
+            help="v3 auth password",
+            envvar="NETALERT_V3_AUTH",
+            metavar="PASSWORD",
+        ),
     ] = None,
     priv_protocol: Annotated[
-        str | None, typer.Option("--priv-protocol", "-x", help="DES AES-128 AES-192 AES-256")
+        str | None,
+        typer.Option(
+            "--priv-protocol", "-x", help="DES AES-128 AES-192 AES-256", metavar="PROTOCOL"
+        ),
     ] = None,
     priv_password: Annotated[
         str | None,
-        typer.Option("--priv-password", "-X", help="v3 priv password", envvar="NETALERT_V3_PRIV"),
+        typer.Option(
+            "--priv-password",
+            "-X",
+            help="v3 priv password",
+            envvar="NETALERT_V3_PRIV",
+            metavar="PASSWORD",
+        ),
     ] = None,
     get: Annotated[
-        list[str] | None, typer.Option("--get", help="instance to GET (repeatable)")
+        list[str] | None,
+        typer.Option("--get", help="instance to GET (repeatable)", metavar="NAME_OR_OID"),
     ] = None,
     walk: Annotated[
-        list[str] | None, typer.Option("--walk", help="subtree to walk (repeatable)")
+        list[str] | None,
+        typer.Option("--walk", help="subtree to walk (repeatable)", metavar="NAME_OR_OID"),
     ] = None,
-    timeout: Annotated[str | None, typer.Option("--timeout", help='e.g. "2s"')] = None,
-    retries: Annotated[int | None, typer.Option("--retries", help="retries per request")] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="per request, e.g. 2s", metavar="DURATION")
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", help="retries per request", metavar="N")
+    ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="gufo (default) or pysnmp")
+        str | None, typer.Option("--backend", help="gufo (default) or pysnmp", metavar="BACKEND")
     ] = None,
 ) -> None:
     """Poll one device once and print its named values (exit 1 on SNMP error)."""
@@ -286,12 +314,17 @@ def poll(
 
 
 # --- commands: traps (issue 5) ---
-@app.command("traps")
+@app.command(cls=Command, name="traps")
 def traps_command(
     config: ConfigOption = None,
     listen: Annotated[
         str | None,
-        typer.Option("--listen", help="HOST:PORT to listen on instead of [traps].listen"),
+        typer.Option(
+            "--listen",
+            # "\\[": a bracket rich's markup keeps as text
+            help="address to listen on instead of \\[traps].listen",
+            metavar="HOST:PORT",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per trap")] = False,
     record: Annotated[
@@ -311,7 +344,7 @@ def traps_command(
 
 
 # --- commands: alerts (issue 6) ---
-@app.command("alerts")
+@app.command(cls=Command, name="alerts")
 def alerts_command(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
@@ -347,13 +380,15 @@ def alerts_command(
 
 
 # --- commands: mail, silence (issue 7) ---
-mail_app = typer.Typer(help="E-mail: check the SMTP path.", no_args_is_help=True)
+mail_app = typer.Typer(help="E-mail: check the SMTP path.", no_args_is_help=True, cls=Group)
 app.add_typer(mail_app, name="mail")
 
 
-@mail_app.command("test")
+@mail_app.command(cls=Command, name="test")
 def mail_test(
-    to: Annotated[list[str], typer.Option("--to", help="recipient (repeat for more)")],
+    to: Annotated[
+        list[str], typer.Option("--to", help="recipient (repeat for more)", metavar="ADDR")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Send a test message through the configured SMTP server (exit 0 sent, 1 failed)."""
@@ -380,7 +415,9 @@ def mail_test(
 
 
 # --- commands: silence (notify) ---
-silence_app = typer.Typer(help="Mute alerts for a while: add, list, expire.", no_args_is_help=True)
+silence_app = typer.Typer(
+    help="Mute alerts for a while: add, list, expire.", no_args_is_help=True, cls=Group
+)
 app.add_typer(silence_app, name="silence")
 
 
@@ -400,14 +437,21 @@ def _silence_store(config: Path | None) -> SilenceStore:
     return SilenceStore(db)
 
 
-@silence_app.command("add")
+@silence_app.command(cls=Command, name="add")
 def silence_add(
     match: Annotated[
-        list[str], typer.Option("--match", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX")
+        list[str],
+        typer.Option(
+            "--match", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX", metavar="MATCHER"
+        ),
     ],
-    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h")],
-    comment: Annotated[str, typer.Option("--comment", help="why (shown on the status page)")],
-    author: Annotated[str, typer.Option("--author", help="who (default: $USER)")] = "",
+    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h", metavar="DURATION")],
+    comment: Annotated[
+        str, typer.Option("--comment", help="why (shown on the status page)", metavar="TEXT")
+    ],
+    author: Annotated[
+        str, typer.Option("--author", help="who (default: $USER)", metavar="NAME")
+    ] = "",
     config: ConfigOption = None,
 ) -> None:
     """Silence the alerts matching every --match for a duration."""
@@ -427,10 +471,14 @@ def silence_add(
         silence = store.add(match, starts_at=now, ends_at=now + length, comment=comment, author=who)
     except NetalertError as exc:
         raise fail(str(exc), 2) from None
+    from netalert.notify.labelnames import silence_warnings
+
+    for warning in silence_warnings(config_path(config), silence.matchers):
+        print(f"warning: {warning}", file=sys.stderr)
     print(silence.id)
 
 
-@silence_app.command("list")
+@silence_app.command(cls=Command, name="list")
 def silence_list(
     config: ConfigOption = None,
     show_all: Annotated[bool, typer.Option("--all", help="include expired silences")] = False,
@@ -470,8 +518,11 @@ def silence_list(
         print(f"{s.id}  {state:7}  until {ends}  {matchers}  by {s.author}: {s.comment}")
 
 
-@silence_app.command("expire")
-def silence_expire(silence_id: str, config: ConfigOption = None) -> None:
+@silence_app.command(cls=Command, name="expire")
+def silence_expire(
+    silence_id: Annotated[str, typer.Argument(help="the silence's id", metavar="ID")],
+    config: ConfigOption = None,
+) -> None:
     """End a silence now."""
     import time
 
@@ -483,12 +534,12 @@ def silence_expire(silence_id: str, config: ConfigOption = None) -> None:
 
 # --- commands: test rules (rule tests issue) ---
 test_app = typer.Typer(
-    help="Test rules in virtual time before they page anyone.", no_args_is_help=True
+    help="Test rules in virtual time before they page anyone.", no_args_is_help=True, cls=Group
 )
 app.add_typer(test_app, name="test")
 
 
-@test_app.command("rules")
+@test_app.command(cls=Command, name="rules")
 def test_rules(
     files: Annotated[list[Path], typer.Argument(help="rule test files (TOML)", metavar="FILE...")],
 ) -> None:
@@ -498,11 +549,11 @@ def test_rules(
     raise typer.Exit(run_files(files))
 
 
-routes_app = typer.Typer(help="Routes: where an alert would go.", no_args_is_help=True)
+routes_app = typer.Typer(help="Routes: where an alert would go.", no_args_is_help=True, cls=Group)
 app.add_typer(routes_app, name="routes")
 
 
-@routes_app.command("test")
+@routes_app.command(cls=Command, name="test")
 def routes_test(
     labels: Annotated[
         list[str], typer.Argument(help="the alert's labels", metavar="LABEL=VALUE...")
@@ -545,7 +596,7 @@ def routes_test(
         print(line)
 
 
-@app.command("replay")
+@app.command(cls=Command, name="replay")
 def replay_command(
     capture: Annotated[Path, typer.Argument(help="pcap or pcapng file", metavar="FILE.pcap")],
     config: ConfigOption = None,
@@ -589,10 +640,11 @@ def replay_command(
 
 
 # --- commands: run, demo (issue 8) ---
-@app.command("demo")
+@app.command(cls=Command, name="demo")
 def demo(
     duration: Annotated[
-        float, typer.Option("--duration", min=1, help="seconds the scenario runs")
+        float,
+        typer.Option("--duration", min=1, help="seconds the scenario runs", metavar="SECONDS"),
     ] = 60.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="show the agent's log (info level)")
@@ -614,7 +666,7 @@ def demo(
         raise fail(f"netalert demo: {exc}", 1) from None
 
 
-@app.command("run")
+@app.command(cls=Command, name="run")
 def run(
     config: ConfigOption = None,
     recover: Annotated[

@@ -35,16 +35,17 @@ from netalert.alerts.store import AlertStore
 from netalert.config import load_config
 from netalert.config.models import Config
 from netalert.config.risks import config_warnings
+from netalert.configcheck import names_and_rules
 from netalert.errors import ConfigError, NetalertError, StateCorruptError, StateError
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
-from netalert.mib import MibTree, check_config_names, load_mibs
+from netalert.mib import MibTree, load_mibs
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
 from netalert.prune import Pruner, live_groups
-from netalert.rules import RuleEngine, RuleSet, compile_rules
+from netalert.rules import RuleEngine, RuleSet
 from netalert.rules.adapt import from_poller
 from netalert.snmp.engines import EngineIdRegistry
 from netalert.snmp.plan import build_plans
@@ -93,10 +94,9 @@ def prepare(config: Config, *, tree: MibTree | None = None) -> Prepared:
                 f"state_dir {state_dir}: cannot write the MIB cache ({exc.strerror or exc}); "
                 "free space there or set [agent].state_dir to a writable folder"
             ) from None
-    problems = check_config_names(config, tree)
-    if problems:
+    problems, rules = names_and_rules(config, tree)
+    if rules is None:
         raise ConfigError(problems)
-    rules = compile_rules(config, tree)
     build_plans(config, tree)  # raises ConfigError for names a collect group cannot resolve
     return Prepared(config, tree, rules)
 
@@ -348,7 +348,7 @@ class Agent:
         assert self.engine is not None
         self.counters["polls"] += 1
         try:
-            self.status.live.board.record_poll(result)
+            self.status.record_poll(result)
             if not result.ok:
                 return
             self._after(self.engine.on_poll(from_poller(result), result.time or time.time()))
@@ -363,7 +363,7 @@ class Agent:
                 transitions = self.engine.device_reachable(change.device, change.time)
             else:
                 transitions = self.engine.device_unreachable(
-                    change.device, change.time, change.reason
+                    change.device, change.time, change.reason, failures=change.failures
                 )
             self._after(transitions)
         except Exception as exc:

@@ -121,3 +121,25 @@ def test_alerts_with_a_bad_config_exits_2(tmp_path: Path) -> None:
     result = netalert("alerts", "-c", "config.toml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("agent.nope: unknown key")
+
+
+def test_alerts_marks_a_cut_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "ifDescr != '' and ifOperStatus == 'down'")
+    config = load_config(path)
+    engine = RuleEngine(
+        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    )
+    long = "GigabitEthernet0/0/1 uplink to core router 7, building B"
+    short = "Gi0/0/2 uplink"
+    rows = (
+        Row("1", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": long.encode()}),
+        Row("2", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": short.encode()}),
+    )
+    assert len(engine.on_poll(PollResult("sw1", 1.8e9, Row("", {}), rows), 1.8e9)) == 2
+    lines = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
+    cut, whole = lines[1], lines[2]
+    assert long[:39] + "…" in cut and long not in cut
+    assert f"  {short}  " in whole and "…" not in whole
+    # the full value is in the JSON
+    data = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
+    assert sorted(a["value"] for a in data) == sorted([long, short])

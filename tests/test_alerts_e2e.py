@@ -122,7 +122,9 @@ class Harness:
         if change.reachable:
             self.told += self.engine.device_reachable(change.device, change.time)
         else:
-            self.told += self.engine.device_unreachable(change.device, change.time, change.reason)
+            self.told += self.engine.device_unreachable(
+                change.device, change.time, change.reason, failures=change.failures
+            )
 
     def restart(self) -> None:
         self.engine.store._db.close()  # type: ignore[union-attr]  # the process ends
@@ -178,8 +180,10 @@ async def test_temperature_fires_once_survives_restart_and_resolves_once(
         assert resolved[0].value == "50"
         assert await harness.poll("srv1") == []
 
-        # The agent stops answering: DeviceUnreachable fires once, then resolves once.
+        # The agent stops answering: DeviceUnreachable fires once (at the second poll
+        # without an answer), then resolves once.
         agent.stop()
+        assert await harness.poll("srv1") == []
         down = await harness.poll("srv1")
         assert told(down) == ["firing:DeviceUnreachable"]
         assert "no answer within" in down[0].value

@@ -50,6 +50,20 @@ DEVICE = '[[devices]]\nname = "sw1"\naddress = "192.0.2.1"\n'
         ),
         ("[snmp]\nport = 70000\n", ["snmp.port: must be at most 65535, got 70000"]),
         (
+            '[[rules]]\nname = "R"\nexpr = "ifIndex > 0"\nfor = 30\n',
+            [
+                'rules[0].for: invalid duration 30: a number needs a unit, e.g. "30s" (or 500ms,'
+                " 5m, 4h, 1d)"
+            ],
+        ),
+        (
+            "[snmp]\ntimeout = 1.5\n",
+            [
+                'snmp.timeout: invalid duration 1.5: a number needs a unit, e.g. "1.5s" (or 500ms,'
+                " 5m, 4h, 1d)"
+            ],
+        ),
+        (
             '[[devices]]\nname = "a"\naddress = "192.0.2.1:99999"\n',
             ["devices[0].address: port 99999 out of range 1-65535 in '192.0.2.1:99999'"],
         ),

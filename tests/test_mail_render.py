@@ -300,3 +300,14 @@ def test_ascii_fast_path_cleans_like_the_general_path() -> None:
         assert "é" + body_text(text) == body_text("é" + text), repr(text)
         inner = f"a{text}b"
         assert header_text(f"é{inner}é", limit=999) == f"é{header_text(inner, limit=999)}é"
+
+
+def test_rule_header_names_every_rule_once_for_mail_filters() -> None:
+    a = make_alert(rule="LinkDown", severity="warning", fp="1" * 16)
+    b = make_alert(rule="InterfaceDown", severity="critical", fp="2" * 16)
+    c = make_alert(rule="LinkDown", severity="warning", fp="3" * 16)
+    msg = reparse(render(make_notification(a, b, c)))
+    # one header per rule, each the exact rule name: Sieve's header test and procmail see each
+    assert msg.get_all("X-Netalert-Rule") == ["InterfaceDown", "LinkDown"]
+    single = reparse(render(make_notification(a)))
+    assert single.get_all("X-Netalert-Rule") == ["LinkDown"]

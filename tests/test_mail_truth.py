@@ -377,7 +377,7 @@ def test_resolved_device_unreachable_does_not_claim_it_still_fails(
         got = mails(lambda got: len(got) >= 1, 30)
         assert subjects(got) == ["[FIRING] critical DeviceUnreachable on srv1"]
         (firing,) = blocks(text_of(got[0])).values()
-        assert firing[0].startswith("srv1 does not answer SNMP ("), firing
+        assert firing[0].startswith("srv1 did not answer 2 SNMP polls in a row ("), firing
 
         snmpd.start()
         got = mails(lambda got: len(got) >= 2, 30)

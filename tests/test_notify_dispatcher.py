@@ -208,3 +208,35 @@ def test_inhibited_alert_is_not_mailed(tmp_path: Path) -> None:
     assert h.d.muted([inhibited], 30) == {inhibited.fingerprint: "inhibited by DeviceUnreachable"}
     h.d.update(dataclasses.replace(inhibited, silenced=False), 40)
     assert [n.reason for n in h.flush(330)] == [Reason.NEW]
+
+
+def test_alert_mailed_before_a_silence_gets_its_resolved_mail(tmp_path: Path) -> None:
+    # Alertmanager's rule: a silenced alert sends nothing, resolved included, unless its
+    # firing mail already went out; then its resolution is told, silence or not.
+    h = Harness(tmp_path)
+    a, b = alert("sw1", "IfDown"), alert("sw1", "CpuHigh")
+    h.d.update(a, 0)
+    h.d.update(b, 0)
+    assert [len(n.firing) for n in h.flush(30)] == [2]
+    h.silences.add(["rule=IfDown"], starts_at=40, ends_at=10_000, comment="work", author="me")
+    # another mail of the group while IfDown is silenced must not make it "never told"
+    h.d.update(resolved(b, 50), 50)
+    out = h.flush(330)
+    assert [(n.reason, [x.rule for x in n.alerts]) for n in out] == [(Reason.RESOLVED, ["CpuHigh"])]
+    h.d.update(resolved(a, 400), 400)
+    out = h.flush(630)
+    assert [(n.reason, [x.rule for x in n.resolved]) for n in out] == [
+        (Reason.RESOLVED, ["IfDown"])
+    ]
+
+
+def test_alert_silenced_before_it_was_mailed_sends_nothing_resolved_included(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    h.silences.add(["rule=IfDown"], starts_at=0, ends_at=10_000, comment="work", author="me")
+    a = alert("sw1", "IfDown")
+    h.d.update(a, 0)
+    assert h.flush(30) == []
+    h.d.update(resolved(a, 100), 100)
+    assert h.flush(330) == [] and h.flush(630) == []

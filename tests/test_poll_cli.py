@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from netalert.config import load_config
 from netalert.snmp.pollcmd import PollOptions, run_poll
+from tests.support.faults import ROOT
 from tests.support.ports import free_udp_port
 from tests.support.snmpd import DEFAULT_USER, Snmpd, SnmpdFactory
 
@@ -134,3 +136,31 @@ walk = ["IF-MIB::ifOperStatus"]
     )
     assert bad.returncode == 1
     assert "no answer within 0.2s x 1 attempt" in bad.stderr
+
+
+def test_quick_start_poll_of_an_unknown_device_names_the_configured_ones(
+    tmp_path: Path, mib_cache: Path
+) -> None:
+    # the README's quick start, with the config.toml the repository ships
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    shutil.copytree(mib_cache, tmp_path / "var" / "mibs")
+    done = subprocess.run(
+        [sys.executable, "-m", "netalert", "poll", "core-sw1", "-c", "config.toml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == (
+        "poll: no device named 'core-sw1' in config.toml (devices: localhost),"
+        " and no host of that name\n"
+    )
+
+
+def test_address_by_host_name(agent: Snmpd) -> None:
+    # gufo takes IP addresses only: the name is resolved first
+    code, out, err = run(PollOptions(f"localhost:{agent.port}", community="c0mm"))
+    assert (code, err) == (0, "")
+    assert "SNMPv2-MIB::sysName.0 = edge-3" in out.splitlines()

@@ -247,11 +247,16 @@ def test_templates_run_in_a_sandbox() -> None:
 def test_device_unreachable_inhibits_and_resolves() -> None:
     engine = make(IF_DOWN.replace('for = "30s"', ""))
     assert len(engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)) == 1
-    fired = engine.device_unreachable("sw1", 10, "timeout after 2 retries")
+    # one lost poll pages nobody: [agent] unreachable_after = 2 by default
+    assert engine.device_unreachable("sw1", 5, "timeout after 2 retries", failures=1) == []
+    assert {a.rule for a in engine.store.active()} == {"InterfaceDown"}
+    fired = engine.device_unreachable("sw1", 10, "timeout after 2 retries", failures=2)
     assert kinds(fired) == ["firing:sw1:DeviceUnreachable"]
     assert fired[0].alert.source == "builtin" and fired[0].alert.severity == "critical"
-    assert fired[0].annotations["summary"] == "sw1 does not answer SNMP (timeout after 2 retries)"
-    assert engine.device_unreachable("sw1", 20, "timeout") == []  # still firing, told once
+    assert fired[0].annotations["summary"] == (
+        "sw1 did not answer 2 SNMP polls in a row (timeout after 2 retries)"
+    )
+    assert engine.device_unreachable("sw1", 20, "timeout", failures=3) == []  # told once
     by_rule = {a.rule: a for a in engine.store.active()}
     assert by_rule["InterfaceDown"].silenced is True
     assert by_rule["DeviceUnreachable"].silenced is False
@@ -263,7 +268,15 @@ def test_device_unreachable_inhibits_and_resolves() -> None:
 
 def test_device_unreachable_can_be_disabled() -> None:
     engine = make(IF_DOWN, extra="[agent]\ndevice_unreachable = false\n")
-    assert engine.device_unreachable("sw1", 0, "timeout") == []
+    assert engine.device_unreachable("sw1", 0, "timeout", failures=5) == []
+
+
+def test_device_unreachable_threshold_and_severity_from_the_config() -> None:
+    extra = '[agent]\nunreachable_after = 3\nunreachable_severity = "warning"\n'
+    engine = make(IF_DOWN, extra=extra)
+    assert engine.device_unreachable("sw1", 0, "timeout", failures=2) == []
+    (fired,) = engine.device_unreachable("sw1", 10, "timeout", failures=3)
+    assert fired.alert.severity == "warning" and fired.labels["severity"] == "warning"
 
 
 # --- traps ---------------------------------------------------------------------------
@@ -509,7 +522,7 @@ def test_resolved_summary_of_the_rule_sees_the_clearing_values() -> None:
 
 def test_device_unreachable_resolves_in_its_own_words() -> None:
     engine = make(IF_DOWN)
-    engine.device_unreachable("sw1", 10, "timeout")
+    engine.device_unreachable("sw1", 10, "timeout", failures=2)
     back = engine.device_reachable("sw1", 70)
     assert back[0].annotations["summary"] == "sw1 answers SNMP again (no answer for 1m)"
     assert back[0].value == "answering"

@@ -74,7 +74,31 @@ def rule(expr: str, extra: str = "") -> str:
         (
             rule("__import__('os')"),
             "rules[0].expr: unknown function '__import__' (use rate, delta, changed, prev, abs,"
-            " min, max) at column 1",
+            " min, max, value) at column 1",
+        ),
+        (
+            rule("value('1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1') > 200"),
+            "rules[0].expr: '1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1' is not collected by any device"
+            " (add it, or a subtree holding it, as a numeric OID to a [collect.*] group)"
+            " at column 7",
+        ),
+        (
+            rule("value('1.3.6.1.2.1.1.5.0') == 'sw1'"),
+            "rules[0].expr: 1.3.6.1.2.1.1.5.0 is SNMPv2-MIB::sysName.0: use sysName at column 7",
+        ),
+        (
+            rule("value(sysName) == 'sw1'"),
+            "rules[0].expr: value() takes one numeric OID in quotes, e.g."
+            " value('1.3.6.1.4.1.9.2.1.58.0') at column 1",
+        ),
+        (
+            rule("value('sysName.0') == 'sw1'"),
+            "rules[0].expr: value() takes a numeric OID, not 'sysName.0' at column 7",
+        ),
+        (
+            '[[rules]]\nname = "T"\ntrap = "IF-MIB::linkDown"\n'
+            "where = \"value('1.3.6.1.4.1.9.9.1.0') > 1\"\n",
+            "rules[0].where: value('...') reads polled instances: use it in poll rules at column 7",
         ),
         (rule("2 ** 64 > 1"), "rules[0].expr: '**' is not allowed at column 1"),
         (rule("[x for x in ifDescr]"), "rules[0].expr: a comprehension is not allowed at column 1"),
@@ -464,3 +488,84 @@ def test_object_identifier_values_compare_by_name_or_number() -> None:
     assert disk != "hrStorageRam" and disk in ("hrStorageRam", "hrStorageFixedDisk")
     assert render_value(disk) == "HOST-RESOURCES-TYPES::hrStorageFixedDisk"
     assert cache.converter("hrStorageType")("1.3.6.1.2.1.25.2.1.4", "") is disk  # cached
+
+
+UCD = BASE.replace('collect = ["if", "sys"]', 'collect = ["if", "sys", "ucd", "apc"]') + (
+    '[collect.ucd]\nwalk = ["UCD-SNMP-MIB::laLoad", "UCD-SNMP-MIB::laLoadFloat",'
+    ' "HOST-RESOURCES-MIB::hrStorageType"]\n'
+    '[collect.apc]\nwalk = ["1.3.6.1.4.1.318.1.1.12.2.3.1.1.2"]\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        (
+            "laLoad > 4",
+            "laLoad (text, DisplayString) is compared with the number 4 at column 1:"
+            " that is never true",
+        ),
+        (
+            "'1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1' > 250",
+            "the text '1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1' is compared with the number 250"
+            " at column 1: that is never true (to read a polled instance by its OID, use"
+            " value('1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1'))",
+        ),
+        (
+            "ifDescr != 5",
+            "ifDescr (text, DisplayString) is compared with the number 5 at column 1:"
+            " that is always true",
+        ),
+        (
+            "ifHighSpeed == 'fast'",
+            "ifHighSpeed (a number, Gauge32) is compared with the text 'fast' at column 1:"
+            " that is never true",
+        ),
+        (
+            "10 < sysName < 20",
+            "the number 10 is compared with sysName (text, DisplayString) at column 1:"
+            " that is never true",
+        ),
+        (
+            "laLoad in (1, 2, 3)",
+            "laLoad (text, DisplayString) is compared with the number 1 at column 1:"
+            " that is never true",
+        ),
+        (
+            "site == 3",
+            "site (text, a device label) is compared with the number 3 at column 1:"
+            " that is never true",
+        ),
+        (
+            "laLoad * 2 > 8",
+            "'*' needs numbers, not laLoad (text, DisplayString) at column 1"
+            " (the result would never be known)",
+        ),
+        (
+            "rate(ifHCInOctets) > '10'",
+            "rate(ifHCInOctets) (a number) is compared with the text '10' at column 1:"
+            " that is never true",
+        ),
+    ],
+)
+def test_text_compared_with_a_number_is_refused(expr: str, expected: str) -> None:
+    config = load_config_text(UCD + rule(expr))
+    assert check_rules(config, TREE) == [f"rules[0].expr: {expected}"]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "laLoadFloat > 4",  # an Opaque float is a number
+        "laLoad == '4.00'",
+        "ifOperStatus == 2 or ifOperStatus == 'down'",  # an enum equals both
+        "hrStorageType == 'hrStorageFixedDisk'",
+        "value('1.3.6.1.4.1.318.1.1.12.2.3.1.1.2.1') > 250",
+        "ifDescr + '-x' == 'eth0-x' and 'eth' in ifDescr",
+        "(ifHighSpeed if ifHighSpeed > 0 else 1) * 2 > 10",
+        "max(ifHighSpeed, 1) > 5 and abs(-ifHighSpeed) >= 0",
+        "ifOperStatus in ('down', 3)",
+    ],
+)
+def test_comparisons_of_matching_kinds_compile(expr: str) -> None:
+    assert check_rules(load_config_text(UCD + rule(expr)), TREE) == []

@@ -192,7 +192,11 @@ async def test_unreachable_then_back(agent: Snmpd, tree: MibTree) -> None:
         agent.stop()
         assert (await poller.poll("sw1")).status == "timeout"
         assert (await poller.poll("sw1")).status == "timeout"
-        assert [(c.reachable, c.device) for c in changes] == [(False, "sw1")]
+        # every poll without an answer is reported, with the count of them in a row
+        assert [(c.reachable, c.device, c.failures) for c in changes] == [
+            (False, "sw1", 1),
+            (False, "sw1", 2),
+        ]
         assert "no answer within" in changes[0].reason
         agent.start()
         again = await poller.poll("sw1")
@@ -200,7 +204,7 @@ async def test_unreachable_then_back(agent: Snmpd, tree: MibTree) -> None:
         await poller.stop()
     assert again.ok and again.restarted  # sysUpTime went back: no counter spike
     assert all(row.rates == {} for row in again.rows)
-    assert [c.reachable for c in changes] == [False, True]
+    assert [(c.reachable, c.failures) for c in changes] == [(False, 1), (False, 2), (True, 0)]
     assert [r.status for r in results] == ["ok", "timeout", "timeout", "ok"]
     assert poller.stats.polls == {"ok": 2, "timeout": 2}
 

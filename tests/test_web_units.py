@@ -138,10 +138,10 @@ def test_device_board_follows_polls_and_reachability() -> None:
     assert sw2.reachable is None
     board.record_poll(PollResult("sw1", "192.0.2.1", "timeout", T0 + 30, 4.0, error="no answer"))
     sw1 = board.devices(configured)[0]
-    # the last answered poll's time stays; the error is kept with its time
+    # no response time for a device that does not answer; the error is kept with its time
     assert (sw1.reachable, sw1.response_ms, sw1.last_error, sw1.last_error_at) == (
         False,
-        12.5,
+        None,
         "no answer",
         T0 + 34.0,
     )

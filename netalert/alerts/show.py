@@ -11,6 +11,7 @@ from netalert.alerts.model import Alert
 __all__ = ["alert_json", "alert_table"]
 
 _FIXED = ("rule", "severity", "device")
+_VALUE_WIDTH = 40  # characters of VALUE in the table; a longer value ends in "…"
 
 
 def _when(t: float | None) -> str:
@@ -24,8 +25,16 @@ def _clean(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
+def _cut(text: str, width: int) -> str:
+    """``text`` if it fits in ``width`` characters, else its start and "…" (``width`` in all)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def alert_table(alerts: list[Alert]) -> str:
-    """One line per alert under a header; labels other than rule/severity/device last."""
+    """One line per alert under a header; labels other than rule/severity/device last.
+
+    A VALUE longer than 40 characters is cut and ends in "…" (``--json`` has it whole).
+    """
     header = ("STATE", "SEVERITY", "RULE", "DEVICE", "SINCE", "VALUE", "COUNT", "LABELS")
     rows: list[tuple[str, ...]] = [header]
     for a in alerts:
@@ -42,7 +51,7 @@ def alert_table(alerts: list[Alert]) -> str:
                 a.rule,
                 a.device,
                 _when(a.starts_at),
-                a.value[:40],
+                _cut(_clean(a.value), _VALUE_WIDTH),
                 str(a.count),
                 labels,
             )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from netalert.config.models import Config
 from netalert.errors import ConfigError
 
-__all__ = ["SECRET_KEYS", "load_config", "load_config_text", "validation_problems"]
+__all__ = ["SECRET_KEYS", "load_config", "load_config_text", "read_toml", "validation_problems"]
 
 # Keys whose value is a secret: each may instead be given as KEY_file.
 SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community"})
@@ -38,8 +38,21 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
         ConfigError: With one ``path: message`` line per problem.
     """
     path = Path(path)
+    return load_config_text(_read(path), source=path, env=env)
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], Path]:
+    """The file's TOML as a dict, and the folder its relative paths are relative to.
+
+    Raises:
+        ConfigError: The file cannot be read, or is not TOML (as :func:`load_config`).
+    """
+    return _parse(_read(path), path), path.resolve().parent
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             [f"{path}: no such file (give one with -c FILE or $NETALERT_CONFIG)"]
@@ -47,16 +60,11 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError([f"{path}: cannot read it: {reason}"]) from None
-    return load_config_text(text, source=path, env=env)
 
 
-def load_config_text(
-    text: str, *, source: Path | str = "config.toml", env: Mapping[str, str] | None = None
-) -> Config:
-    """Validates config text; ``source`` names it in messages and anchors relative paths."""
-    source = Path(source)
+def _parse(text: str, source: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         pos = _TOML_POS.search(message)
@@ -66,6 +74,14 @@ def load_config_text(
         else:
             where = str(source)
         raise ConfigError([f"{where}: TOML syntax error: {message}"]) from None
+
+
+def load_config_text(
+    text: str, *, source: Path | str = "config.toml", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validates config text; ``source`` names it in messages and anchors relative paths."""
+    source = Path(source)
+    raw = _parse(text, source)
     base = source.resolve().parent
     problems: list[str] = []
     data = _expand(raw, (), os.environ if env is None else env, base, problems)

@@ -73,6 +73,10 @@ class AgentConfig(Model):
     log_line_max: Annotated[int, Field(ge=1024, le=1_048_576)] = DEFAULT_LINE_MAX
     # rules issue: raise the built-in DeviceUnreachable alert when a device stops answering
     device_unreachable: bool = True
+    # ... after this many consecutive polls without an answer (one lost poll pages nobody),
+    # with this severity
+    unreachable_after: Annotated[int, Field(ge=1, le=1000)] = 2
+    unreachable_severity: Severity = "critical"
     # on SIGTERM: how long the outbox gets to deliver before what is left waits for the next start
     drain_timeout: Duration = timedelta(seconds=5)
     # HTTP server bounds (web/guard.py): a request's line and headers must arrive within

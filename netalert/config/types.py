@@ -18,6 +18,7 @@ __all__ = [
     "HostPort",
     "PrivProtocol",
     "SnmpVersion",
+    "config_duration",
     "format_duration",
     "is_loopback_host",
     "mail_address",
@@ -74,9 +75,26 @@ def format_duration(value: timedelta) -> str:
     return "".join(out)
 
 
+def config_duration(value: Any) -> timedelta:
+    """A duration as config.toml must write it: a string with a unit (``"30s"``).
+
+    A bare TOML number (``for = 30``) is refused: seconds or minutes, the file
+    does not say.
+
+    Raises:
+        ValueError: A number, or text :func:`parse_duration` refuses.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f'invalid duration {value!r}: a number needs a unit, e.g. "{value}s"'
+            " (or 500ms, 5m, 4h, 1d)"
+        )
+    return parse_duration(value)
+
+
 Duration = Annotated[
     timedelta,
-    BeforeValidator(parse_duration),
+    BeforeValidator(config_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
 

@@ -370,8 +370,12 @@ def _headed(
     msg["X-Netalert-State"] = group["state"].lower()
     if group["severity"]:
         msg["X-Netalert-Severity"] = header_text(group["severity"], limit=20)
-    if group["rule"]:
-        msg["X-Netalert-Rule"] = header_text(group["rule"], limit=120)
+    # One header per rule, each the exact name, so filters match any rule of the mail
+    # (rule names come from the config: at most one per configured rule).
+    for rule in dict.fromkeys(
+        a.rule for a in sorted(notification.alerts, key=importance) if a.rule
+    ):
+        msg["X-Netalert-Rule"] = header_text(rule, limit=200)
     if group["device"]:
         msg["X-Netalert-Device"] = header_text(group["device"], limit=120)
     return msg

@@ -241,9 +241,9 @@ class MibTree:
 
     # --- values --------------------------------------------------------------
 
-    def label(self, node: MibNode, value: int | bytes | str | None) -> str:
+    def label(self, node: MibNode, value: int | float | bytes | str | None) -> str:
         """The enum label or DISPLAY-HINT rendering of ``value``; "" if none applies."""
-        if value is None or isinstance(value, (str, bool)):
+        if value is None or isinstance(value, (str, bool, float)):
             return ""
         if isinstance(value, int):
             if node.syntax == "BITS":

@@ -4,9 +4,14 @@ The dispatcher keeps one aggregation group per (route, group_by values). A new
 group is flushed ``group_wait`` after its first alert, then every
 ``group_interval``; at each flush the mute stage (silences, maintenance,
 flapping, pending) and the dedup stage (:func:`netalert.notify.nflog.decide`)
-decide whether a mail goes out. Nothing here opens a socket: the caller turns
-each Notification into an outbox entry and calls :meth:`Dispatcher.sent` in
-the same transaction.
+decide whether a mail goes out.
+
+Muting follows Alertmanager: a muted alert sends nothing, its resolution
+included, unless a mail already told it firing; then it stays told while
+muted, and its resolution is mailed.
+
+Nothing here opens a socket: the caller turns each Notification into an
+outbox entry and calls :meth:`Dispatcher.sent` in the same transaction.
 """
 
 from __future__ import annotations
@@ -118,14 +123,18 @@ class Dispatcher:
                 continue
             route = self._routes[group.route_index]
             group.next_flush = now + route.group_interval.total_seconds()
-            firing = {
-                fp: a
-                for fp, a in group.alerts.items()
-                if a.state is AlertState.FIRING
-                and mute_reason(a, silences, self._maintenance, now) is None
-            }
-            resolved = {fp: a for fp, a in group.alerts.items() if a.state is AlertState.RESOLVED}
             prev = self._nflog.get(group.route, group.key)
+            told = prev.firing if prev else frozenset()
+            firing: dict[str, Alert] = {}
+            held: set[str] = set()
+            for fp, a in group.alerts.items():
+                if a.state is not AlertState.FIRING:
+                    continue
+                if mute_reason(a, silences, self._maintenance, now) is None:
+                    firing[fp] = a
+                elif fp in told:
+                    held.add(fp)  # told before it was muted: its resolution is still due
+            resolved = {fp: a for fp, a in group.alerts.items() if a.state is AlertState.RESOLVED}
             reason = decide(
                 prev,
                 frozenset(firing),
@@ -134,7 +143,6 @@ class Dispatcher:
                 repeat_interval=route.repeat_interval.total_seconds(),
                 now=now,
             )
-            told = prev.firing if prev else frozenset()
             if reason is not None:
                 shown = list(firing.values())
                 if route.send_resolved:
@@ -148,6 +156,7 @@ class Dispatcher:
                         alerts=tuple(sorted(shown, key=_order)),
                         reason=reason,
                         created=now,
+                        held=frozenset(held),
                     )
                 )
             # Resolved alerts are said once (or never, without send_resolved): drop them.
@@ -158,8 +167,11 @@ class Dispatcher:
         return out
 
     def sent(self, conn: sqlite3.Connection, notification: Notification) -> None:
-        """Records ``notification`` in the notification log, inside ``conn``'s transaction."""
-        firing = frozenset(a.fingerprint for a in notification.firing)
+        """Records ``notification`` in the notification log, inside ``conn``'s transaction.
+
+        Alerts it holds back (told before, muted now) stay recorded as told.
+        """
+        firing = frozenset(a.fingerprint for a in notification.firing) | notification.held
         resolved = frozenset(a.fingerprint for a in notification.resolved)
         NotificationLog.record(
             conn, notification.route, notification.group_key, firing, resolved, notification.created

@@ -23,7 +23,13 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """One e-mail's worth: a group of alerts for one route's recipients."""
+    """One e-mail's worth: a group of alerts for one route's recipients.
+
+    ``held`` are the fingerprints of alerts of the group that an earlier mail
+    told as firing, that still fire, and that are muted now (a silence, a
+    maintenance window): not listed in this mail, but still told, so their
+    resolution is mailed when it comes.
+    """
 
     route: str
     recipients: tuple[str, ...]
@@ -32,6 +38,7 @@ class Notification:
     alerts: tuple[Alert, ...]
     reason: Reason
     created: float
+    held: frozenset[str] = frozenset()
 
     @property
     def firing(self) -> tuple[Alert, ...]:

@@ -53,4 +53,7 @@ def from_poller(result: poller.PollResult) -> PollResult:
         scalars=_row("", result.scalars.columns, result.scalars),
         rows=tuple(_row(r.index, r.columns, r) for r in result.rows),
         complete=result.status == "ok",
+        by_oid=MappingProxyType(
+            {oid: s.value for oid, s in result.unnamed.items() if s.value is not None}
+        ),
     )

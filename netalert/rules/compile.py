@@ -133,6 +133,8 @@ class RuleSet:
     cache: NodeCache
     device_labels: Mapping[str, Mapping[str, str]]
     unreachable: bool
+    unreachable_after: int = 2
+    unreachable_severity: str = "critical"
 
 
 def check_rules(config: Config, tree: MibTreeLike) -> list[str]:
@@ -176,6 +178,8 @@ def compile_rules(config: Config, tree: MibTreeLike) -> RuleSet:
         cache=cache,
         device_labels=MappingProxyType(labels),
         unreachable=config.agent.device_unreachable,
+        unreachable_after=config.agent.unreachable_after,
+        unreachable_severity=config.agent.unreachable_severity,
     )
 
 

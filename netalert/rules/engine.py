@@ -6,7 +6,7 @@ The service wires it like this (every method takes ``now`` and never reads a clo
     for alert in engine.store.active():      # at start: feed notify what was firing
         dispatcher.update(alert, now)
     engine.on_poll(result, now)              # per device poll (rules.inputs.PollResult)
-    engine.device_unreachable(device, now, "timeout")   # the poller's reachability callbacks
+    engine.device_unreachable(device, now, "timeout", failures=2)  # poller's reachability
     engine.device_reachable(device, now)
     engine.on_trap(event, now)               # per accepted trap (snmp.types.TrapEvent)
     engine.tick(now)                         # every second or so: for, resolve_after, clean-up
@@ -32,13 +32,14 @@ from netalert.config.models import Config
 from netalert.rules.apply import Target, advance, alert_labels, signature
 from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
 from netalert.rules.evaluate import applies, computed, shown, truth
+from netalert.rules.expr import NUMERIC_OID
 from netalert.rules.history import DeviceHistory, RowHistory, rebooted
 from netalert.rules.inputs import PollResult, Row
 from netalert.rules.limits import AlertLimits
 from netalert.rules.mibview import MIB_ERRORS, MibTreeLike
 from netalert.rules.reachability import DeviceReachability
 from netalert.rules.trapflow import TrapFlow
-from netalert.rules.values import render_value
+from netalert.rules.values import plain_value, render_value
 
 __all__ = ["IDLE_SAMPLE", "RuleEngine"]
 
@@ -92,12 +93,18 @@ class RuleEngine(TrapFlow, DeviceReachability):
         self._signatures |= {
             r.name: signature("trap", r.severity, r.labels) for r in self.rules.trap
         }
-        self._signatures[UNREACHABLE] = signature("builtin", "critical", {})
+        self._signatures[UNREACHABLE] = signature("builtin", self.rules.unreachable_severity, {})
         names: set[str] = set()
         for rule in self.rules.poll:
             for expr in (rule.expr, rule.clear, rule.value):
                 names |= expr.history if expr is not None else frozenset()
         self._history_names = frozenset(names)
+        # value('1.3.6...') in poll rules: the instances to take from PollResult.by_oid
+        oids: set[str] = set()
+        for rule in self.rules.poll:
+            used = rule.expr.names | (rule.clear.names if rule.clear else frozenset())
+            oids.update(n for n in used if NUMERIC_OID.fullmatch(n))
+        self._value_oids = frozenset(oids)
         self._bits = {n: self.rules.cache.bits(n) for n in names}
         self._confirming = {
             r.alert.fingerprint for r in self.store.records() if r.confirm_next is not None
@@ -126,6 +133,8 @@ class RuleEngine(TrapFlow, DeviceReachability):
         previous = last if last is not None else DeviceHistory()
         scalars = self._convert(result.scalars)
         base: dict[str, Any] = {**labels, **scalars, "device": device}
+        for oid in self._value_oids.intersection(result.by_oid):
+            base[oid] = plain_value(result.by_oid[oid])
         envs: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         for rule in self.rules.poll:
             if not applies(rule, device, labels):

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from netalert.rules.deciding import Evaluator, deciding_value
+from netalert.rules.exprtypes import NUMERIC_OID, Kind, TypeChecker
 
 __all__ = [
     "FUNCTIONS",
+    "NUMERIC_OID",
     "Expr",
     "ExprError",
     "HistoryFunctions",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 HISTORY = ("rate", "delta", "changed", "prev")
-FUNCTIONS = (*HISTORY, "abs", "min", "max")
+FUNCTIONS = (*HISTORY, "abs", "min", "max", "value")
 
 
 class ExprError(Exception):
@@ -60,11 +62,14 @@ class NameInfo:
 
     ``kind`` is ``"object"`` for a MIB object (history functions accept only
     these), ``"special"`` for ``device``/``source``/``trap``..., ``"label"``
-    for a device label. ``enums`` lets the compiler reject misspelt enum labels.
+    for a device label. ``enums`` lets the compiler reject misspelt enum labels;
+    ``value`` and ``syntax`` let it refuse text compared with a number.
     """
 
     kind: Literal["object", "special", "label"]
     enums: Mapping[int, str] = field(default_factory=dict)
+    value: Kind = "any"  # number, text or any (exprtypes): text never compares with a number
+    syntax: str = ""  # how messages name its type: "DisplayString", "Integer32"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +163,9 @@ def compile_expr(source: str, scope: Scope) -> Expr:
 
     Raises:
         ExprError: A syntax error, an unknown or unusable name, a function
-            other than rate/delta/changed/prev/abs/min/max, a construct that is
-            not allowed, or an enum compared with a label it does not have; the
+            other than rate/delta/changed/prev/abs/min/max/value, a construct that is
+            not allowed, an enum compared with a label it does not have, or
+            text compared with (or computed with) a number; the
             message ends with the position (``at column 5``, or ``at line 2,
             column 5`` for an expression over several lines). Also nesting too
             deep for Python's parser (no position).
@@ -168,6 +174,7 @@ def compile_expr(source: str, scope: Scope) -> Expr:
         checker = _Checker(source, scope)
         tree = checker.parse()
         checker.visit(tree.body)
+        TypeChecker(checker.kind_of_name, checker.fail).check(tree.body)
         value_fn = deciding_value(tree.body, lambda part: _lambda(_Rewriter().visit(part), source))
         body = _Rewriter().visit(tree.body)
         return Expr(
@@ -249,6 +256,13 @@ class _Checker:
 
     def fail(self, node: ast.AST, what: str, hint: str = "") -> ExprError:
         return ExprError(f"{what} {self.at(node)}{hint}")
+
+    def kind_of_name(self, name: str) -> tuple[Kind, str] | None:
+        """The kind of value a name holds and its type's name, for :class:`TypeChecker`."""
+        info = self.scope.lookup(name)
+        if isinstance(info, str):
+            return None
+        return info.value, info.syntax
 
     def visit(self, node: ast.AST) -> None:
         method = getattr(self, f"visit_{type(node).__name__}", None)
@@ -353,6 +367,9 @@ class _Checker:
             raise self.fail(node, f"{what} (use {', '.join(FUNCTIONS)})")
         if node.keywords:
             raise self.fail(node, f"{func.id}() takes no keyword arguments")
+        if func.id == "value":
+            self._value_call(node)
+            return
         if func.id in HISTORY:
             arg = node.args[0] if len(node.args) == 1 else None
             if not isinstance(arg, ast.Name):
@@ -367,6 +384,22 @@ class _Checker:
             raise self.fail(node, f"{func.id}() needs arguments")
         for arg in node.args:
             self.visit(arg)
+
+    def _value_call(self, node: ast.Call) -> None:
+        """``value('1.3.6...')``: one quoted numeric OID, which the scope must allow."""
+        arg = node.args[0] if len(node.args) == 1 else None
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            raise self.fail(
+                node,
+                "value() takes one numeric OID in quotes, e.g. value('1.3.6.1.4.1.9.2.1.58.0')",
+            )
+        oid = arg.value.strip().lstrip(".")
+        if not NUMERIC_OID.fullmatch(oid):
+            raise self.fail(arg, f"value() takes a numeric OID, not {arg.value!r}")
+        info = self.scope.lookup(oid)
+        if isinstance(info, str):
+            raise self.fail(arg, info)
+        self.names.add(oid)
 
 
 class _Rewriter(ast.NodeTransformer):
@@ -389,6 +422,13 @@ class _Rewriter(ast.NodeTransformer):
                 [],
             )
             return ast.copy_location(call, node)
+        if name == "value":  # the row mapping holds polled instances by their number too
+            arg = node.args[0]
+            assert isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            key = ast.Constant(arg.value.strip().lstrip("."))
+            return ast.copy_location(
+                ast.Subscript(ast.Name("_v", ast.Load()), key, ast.Load()), node
+            )
         node.func = ast.Name(f"_{name}", ast.Load())
         node.args = [self.visit(a) for a in node.args]
         return node

@@ -24,6 +24,7 @@ from netalert.snmp.types import Sample, Value
 __all__ = ["ConfirmRequest", "PollResult", "Row", "join_samples"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+_EMPTY_VALUES: Mapping[str, Value] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,8 @@ class PollResult:
     ``time`` is when the poll's answers arrived (unix seconds); rates are
     computed between the ``time`` of consecutive results. ``complete`` is False
     when part of the poll failed (a walk timed out): rows missing from such a
-    result are not taken as gone.
+    result are not taken as gone. ``by_oid`` holds the values no MIB object
+    names, by numeric OID (``value('1.3.6...')`` reads them).
     """
 
     device: str
@@ -65,6 +67,7 @@ class PollResult:
     scalars: Row
     rows: tuple[Row, ...] = ()
     complete: bool = True
+    by_oid: Mapping[str, Value] = field(default_factory=lambda: _EMPTY_VALUES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,9 @@
 """The built-in DeviceUnreachable alert, fed by the poller's reachability callbacks.
 
-A mixin of :class:`netalert.rules.engine.RuleEngine`. While DeviceUnreachable
+A mixin of :class:`netalert.rules.engine.RuleEngine`. The poller reports every
+poll without an answer with the count of such polls in a row; the alert fires
+once that count reaches ``[agent] unreachable_after`` (one lost poll pages
+nobody), with ``[agent] unreachable_severity``. While DeviceUnreachable
 fires for a device, the device's poll alerts are marked ``silenced``
 (inhibited): a device that cannot be read neither fires nor resolves them, and
 notify need not mail them.
@@ -24,7 +27,10 @@ from netalert.rules.templates import compile_template
 __all__ = ["DeviceReachability"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-_UNREACHABLE_SUMMARY = compile_template("{{ device }} does not answer SNMP ({{ value }})")
+_UNREACHABLE_SUMMARY = compile_template(
+    "{{ device }} did not answer {{ failures }} SNMP poll{{ 's' if failures != 1 else '' }}"
+    "{{ ' in a row' if failures != 1 else '' }} ({{ value }})"
+)
 # Said of the past, and never with the value that cleared it ("answering").
 _UNREACHABLE_RESOLVED = compile_template(
     "{{ device }} answers SNMP again (no answer for {{ fired_for | duration }})"
@@ -45,10 +51,11 @@ class DeviceReachability:
 
     def _unreachable_target(self, device: str) -> Target:
         labels = self.rules.device_labels.get(device, _EMPTY)
-        own = alert_labels(UNREACHABLE, "critical", device, {}, {}, labels)
+        severity = self.rules.unreachable_severity
+        own = alert_labels(UNREACHABLE, severity, device, {}, {}, labels)
         return Target(
             UNREACHABLE,
-            "critical",
+            severity,
             device,
             own,
             "builtin",
@@ -60,17 +67,24 @@ class DeviceReachability:
             resolved_summary=_UNREACHABLE_RESOLVED,
         )
 
-    def device_unreachable(self, device: str, now: float, reason: str) -> list[Transition]:
-        """The poller got no answer from ``device``: fire (or keep firing) DeviceUnreachable.
+    def device_unreachable(
+        self, device: str, now: float, reason: str, *, failures: int
+    ) -> list[Transition]:
+        """A poll of ``device`` got no answer, the ``failures``-th in a row.
 
-        While it fires, the device's poll alerts are marked ``silenced`` (inhibited).
-        Does nothing when ``[agent] device_unreachable = false``.
+        At ``[agent] unreachable_after`` polls in a row, DeviceUnreachable
+        fires and the device's poll alerts are marked ``silenced``
+        (inhibited); later lost polls of the same outage change nothing (no
+        store write, no scan of the alerts per poll). Does nothing when
+        ``[agent] device_unreachable = false``.
         """
-        if not self.rules.unreachable:
+        if not self.rules.unreachable or failures < self.rules.unreachable_after:
             return []
         target = self._unreachable_target(device)
         found = self.store.by_key(target.key)
         record = found[0] if found else None
+        if record is not None and record.active:
+            return []  # firing since an earlier lost poll of this outage: told once
         phase = poll_step(
             record.phase if record else INACTIVE,
             fire=True,
@@ -92,7 +106,7 @@ class DeviceReachability:
             now=now,
             sample=True,
             value=reason,
-            context={"reason": reason},
+            context={"reason": reason, "failures": failures},
         )
         self._inhibit(device, True)
         self.store.flush()

@@ -2,7 +2,9 @@
 
 A poll rule sees the short names of the MIB objects the config collects from
 the devices it applies to, the index columns of those tables (decoded from the
-row index when not collected), ``device`` and the devices' label names. A trap
+row index when not collected), ``device`` and the devices' label names, and,
+through ``value('1.3.6...')``, any collected instance no MIB names (a vendor
+OID whose MIB the operator does not have). A trap
 rule sees any MIB object (varbinds vary by vendor and firmware), the index
 columns of its varbinds, and ``source``, ``community``, ``user``, ``version``,
 ``trap`` and ``device``. ``confirm`` sees any MIB object (it polls them itself).
@@ -15,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netalert.config.models import Config, Rule
-from netalert.rules.expr import NameInfo, Scope
+from netalert.rules.expr import NUMERIC_OID, NameInfo, Scope
+from netalert.rules.exprtypes import kind_of_syntax
 from netalert.rules.mibview import MIB_ERRORS, MibNodeLike, MibTreeLike, short_name
 from netalert.rules.values import Converter, OidValue, converter_for
 from netalert.snmp.types import Value
@@ -37,6 +40,16 @@ TRAP_SPECIALS = ("source", "community", "user", "version", "trap", "device")
 _HINTED_TCS = frozenset(
     {"MacAddress", "PhysAddress", "DateAndTime", "InetAddress", "TAddress", "DisplayString"}
 )
+
+
+# device, source, community, user, version, trap: all text
+_TEXT_SPECIAL = NameInfo("special", value="text")
+
+
+def object_info(node: MibNodeLike) -> NameInfo:
+    """A MIB object as expressions see it: its enums and the kind of value it holds."""
+    kind = kind_of_syntax(node.syntax, node.tc, bool(node.enums))
+    return NameInfo("object", node.enums, value=kind, syntax=node.tc or node.syntax)
 
 
 @dataclass(slots=True)
@@ -121,7 +134,7 @@ class NodeCache:
         node = self.node(name)
         if node is None or node.kind not in ("scalar", "column"):
             return None
-        return NameInfo("object", node.enums)
+        return object_info(node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +144,15 @@ class Collected:
     prefixes: tuple[tuple[int, ...], ...]
     index_names: frozenset[str]
     written: tuple[str, ...]  # short names as the config writes them (for hints)
+    numeric: tuple[tuple[int, ...], ...] = ()  # get/walk entries written as numeric OIDs
 
     def has(self, node: MibNodeLike) -> bool:
         """True when ``node`` lies under one of the collected prefixes."""
         return any(node.oid[: len(p)] == p for p in self.prefixes)
+
+    def has_oid(self, oid: tuple[int, ...]) -> bool:
+        """True when an entry written as a numeric OID is ``oid`` or a subtree holding it."""
+        return any(oid[: len(p)] == p for p in self.numeric)
 
 
 def collected_for(config: Config, rule: Rule, cache: NodeCache) -> Collected:
@@ -146,18 +164,22 @@ def collected_for(config: Config, rule: Rule, cache: NodeCache) -> Collected:
     prefixes: list[tuple[int, ...]] = []
     index_names: set[str] = set()
     written: list[str] = []
+    numeric: list[tuple[int, ...]] = []
     for group_name in sorted(groups):
         group = config.collect.get(group_name)
         if group is None:
             continue
         for item in (*group.get, *group.walk):
+            text = item.strip().lstrip(".")
+            if NUMERIC_OID.fullmatch(text):
+                numeric.append(tuple(int(arc) for arc in text.split(".")))
             node = cache.resolve(item)
             if node is None:
                 continue  # the MIB checks of check-config report it
             written.append(node.name)
             prefixes.append(node.oid)
             index_names.update(_index_of(node, cache))
-    return Collected(tuple(prefixes), frozenset(index_names), tuple(written))
+    return Collected(tuple(prefixes), frozenset(index_names), tuple(written), tuple(numeric))
 
 
 def _index_of(node: MibNodeLike, cache: NodeCache) -> tuple[str, ...]:
@@ -187,14 +209,16 @@ def poll_scope(config: Config, rule: Rule, cache: NodeCache, collected: Collecte
 
     def lookup(name: str) -> NameInfo | str:
         if name in POLL_SPECIALS:
-            return NameInfo("special")
+            return _TEXT_SPECIAL
+        if NUMERIC_OID.fullmatch(name):
+            return _numeric(name, cache, collected, where)
         node = cache.node(name)
         if node is not None and node.kind in ("scalar", "column"):
             if collected.has(node) or name in collected.index_names:
-                return NameInfo("object", node.enums)
+                return object_info(node)
             return f"{name!r} is not collected by {where} (add it to a [collect.*] group)"
         if name in labels:
-            return NameInfo("label")
+            return NameInfo("label", value="text", syntax="a device label")
         if node is not None:
             return f"{name!r} is a MIB {node.kind}, not a value"
         return f"unknown name {name!r}"
@@ -203,13 +227,33 @@ def poll_scope(config: Config, rule: Rule, cache: NodeCache, collected: Collecte
     return Scope(lookup, candidates)
 
 
+def _numeric(oid: str, cache: NodeCache, collected: Collected, where: str) -> NameInfo | str:
+    """What ``value('1.3.6...')`` may read: a collected instance no MIB object names."""
+    arcs = tuple(int(arc) for arc in oid.split("."))
+    node = cache.resolve_oid(arcs)
+    if node is not None and node.kind in ("scalar", "column"):
+        named = f"{node.module}::{node.name}" if node.module else node.name
+        return f"{oid} is {named}.{'.'.join(map(str, arcs[len(node.oid) :]))}: use {node.name}"
+    if not collected.has_oid(arcs):
+        return (
+            f"{oid!r} is not collected by {where}"
+            " (add it, or a subtree holding it, as a numeric OID to a [collect.*] group)"
+        )
+    return NameInfo("special")
+
+
+_POLL_ONLY = "value('...') reads polled instances: use it in poll rules"
+
+
 def trap_scope(cache: NodeCache, objects: Iterable[str]) -> Scope:
     """The names a trap rule's ``where`` and ``key`` may use; ``objects`` feed the hints."""
     short = [short_name(o) for o in objects]
 
     def lookup(name: str) -> NameInfo | str:
         if name in TRAP_SPECIALS:
-            return NameInfo("special")
+            return _TEXT_SPECIAL
+        if NUMERIC_OID.fullmatch(name):
+            return _POLL_ONLY
         info = cache.info(name)
         if info is not None:
             return info
@@ -226,7 +270,9 @@ def confirm_scope(cache: NodeCache, hints: Mapping[str, str] | Iterable[str] = (
 
     def lookup(name: str) -> NameInfo | str:
         if name == "device":
-            return NameInfo("special")
+            return _TEXT_SPECIAL
+        if NUMERIC_OID.fullmatch(name):
+            return _POLL_ONLY
         info = cache.info(name)
         if info is not None:
             return info

@@ -26,6 +26,7 @@ __all__ = [
     "converter_for",
     "enum_class",
     "octets_text",
+    "plain_value",
     "render_value",
 ]
 
@@ -139,6 +140,11 @@ def _plain(raw: Value, label: str) -> Any:
     if isinstance(raw, bytes):
         return octets_text(raw, label)
     return raw
+
+
+def plain_value(raw: Value) -> Any:
+    """A value no MIB describes, as expressions see it: numbers as numbers, octets as text."""
+    return _plain(raw, "")
 
 
 def converter_for(name: str, syntax: str, enums: Mapping[int, str], hinted: bool) -> Converter:

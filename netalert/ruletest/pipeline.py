@@ -119,9 +119,17 @@ class Pipeline:
         """A device answered a poll."""
         return self._after(self.engine.on_poll(result, now), now)
 
-    def unreachable(self, device: str, now: float, reason: str = "timeout") -> list[Transition]:
-        """A device did not answer a poll (after its retries)."""
-        return self._after(self.engine.device_unreachable(device, now, reason), now)
+    def unreachable(
+        self, device: str, now: float, reason: str = "timeout", *, failures: int = 1
+    ) -> list[Transition]:
+        """A device did not answer a poll (after its retries), the ``failures``-th in a row."""
+        return self._after(
+            self.engine.device_unreachable(device, now, reason, failures=failures), now
+        )
+
+    def reachable(self, device: str, now: float) -> list[Transition]:
+        """A device answered again after unanswered polls."""
+        return self._after(self.engine.device_reachable(device, now), now)
 
     def trap(self, event: TrapEvent, now: float) -> list[Transition]:
         """The receiver accepted a trap."""

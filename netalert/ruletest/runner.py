@@ -184,6 +184,7 @@ async def _run(
         push(start + expect.at.total_seconds(), _EXPECT, expect)
 
     checks: list[Check] = []
+    misses: dict[str, int] = {}
     told = 0
     try:
         while queue:
@@ -192,8 +193,12 @@ async def _run(
             if kind == _POLL:
                 device, step = payload
                 if step.timeout:
-                    pipeline.unreachable(device, at)
+                    # as the poller: every unanswered poll, with how many in a row
+                    misses[device] = misses.get(device, 0) + 1
+                    pipeline.unreachable(device, at, failures=misses[device])
                 else:
+                    if misses.pop(device, 0):
+                        pipeline.reachable(device, at)
                     pipeline.poll(step.result, at)
             elif kind == _TRAP:
                 trap, data = payload

@@ -77,6 +77,8 @@ def encode_value(kind: SnmpType, value: Value) -> bytes:
         return encode_tlv(tag, value)
     if value is None:
         return encode_tlv(tag, b"")
+    if not isinstance(value, str):  # a float: only decoded from Opaque, never encoded
+        raise ValueError(f"cannot encode {value!r} as {kind}")
     if kind is SnmpType.IP_ADDRESS:
         return encode_tlv(tag, bytes(int(x) for x in value.split(".")))
     if kind is SnmpType.OID:

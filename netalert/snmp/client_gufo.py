@@ -98,8 +98,8 @@ def gufo_value(value: object) -> tuple[SnmpType, Value]:
         return SnmpType.INTEGER, value
     if isinstance(value, bytes):
         return SnmpType.OCTET_STRING, value
-    if isinstance(value, float):  # an Opaque-wrapped float
-        return SnmpType.OPAQUE, repr(value)
+    if isinstance(value, float):  # an Opaque-wrapped float gufo decoded itself
+        return SnmpType.OPAQUE, value
     text = str(value)
     parts = text.split(".")
     if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):

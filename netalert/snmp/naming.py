@@ -3,6 +3,10 @@
 Pure apart from the MIB tree's caches: no I/O. The type of a sample is the MIB's
 syntax when the object is known (so gufo's untyped ints become Counter32,
 TimeTicks...; both backends then agree), else the wire type.
+
+Every value gets a name where one exists: an enum its label, an OBJECT
+IDENTIFIER value its MIB name (``HOST-RESOURCES-TYPES::hrStorageFixedDisk``),
+an Opaque-wrapped float or double its number (the value becomes that float).
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from netalert.errors import MibError
 from netalert.mib.hints import render_timeticks
 from netalert.mib.node import MibNode
+from netalert.snmp.opaque import decode_opaque, format_float, render_opaque
 from netalert.snmp.types import Sample, SnmpType, Value, VarBind
 
-__all__ = ["MibTreeLike", "Namer", "syntax_type", "text_of"]
+__all__ = ["MibTreeLike", "Namer", "oid_label", "opaque_value", "syntax_type", "text_of"]
 
 
 class MibTreeLike(Protocol):
@@ -27,6 +33,8 @@ class MibTreeLike(Protocol):
     def decode_index(self, node: MibNode, index: str) -> dict[str, int | str | bytes]: ...
 
     def oid_str(self, name: str) -> str: ...
+
+    def name(self, oid: str | tuple[int, ...]) -> str: ...
 
 
 _SYNTAX: Mapping[str, SnmpType] = {
@@ -74,7 +82,34 @@ def syntax_type(node: MibNode | None, wire: SnmpType, value: Value) -> SnmpType:
         return typed
     if isinstance(value, bytes) and typed in _BYTES:
         return typed
+    if isinstance(value, float) and typed is SnmpType.OPAQUE:
+        return typed
     return wire
+
+
+def opaque_value(kind: SnmpType, value: Value) -> tuple[Value, str]:
+    """An Opaque's float or double as ``(number, "2.08")``; other values unchanged, label "".
+
+    A backend that decoded the float itself hands a float: it is labelled as well.
+    """
+    if kind is not SnmpType.OPAQUE:
+        return value, ""
+    if isinstance(value, bytes):
+        number = decode_opaque(value)
+        return (number, render_opaque(value)) if number is not None else (value, "")
+    if isinstance(value, float):
+        return value, format_float(value, single=True)
+    return value, ""
+
+
+def oid_label(tree: MibTreeLike, value: str) -> str:
+    """An OBJECT IDENTIFIER value's MIB name (``NET-SNMP-TC::linux``); "" when no MIB names
+    any part of it or it is not an OID."""
+    try:
+        name = tree.name(value.lstrip("."))
+    except (MibError, LookupError, ValueError, TypeError):  # a malformed OID from the device
+        return ""
+    return "" if name.replace(".", "").isdigit() else name
 
 
 def text_of(value: bytes) -> str:
@@ -96,7 +131,7 @@ class Namer:
         self.tree = tree
         self._index_cache: dict[tuple[tuple[int, ...], str], Mapping[str, int | str | bytes]] = {}
         self._entries: dict[tuple[int, ...], str] = {}
-        self._labels: dict[tuple[tuple[int, ...], SnmpType, bytes], str] = {}
+        self._labels: dict[tuple[tuple[int, ...], SnmpType, bytes | str], str] = {}
 
     def entry_name(self, column: MibNode) -> str:
         """The row object's name of a column (``IF-MIB::ifEntry`` for ifDescr)."""
@@ -113,10 +148,16 @@ class Namer:
         node, index = self.tree.lookup(vb.oid)
         kind = syntax_type(node, vb.type, vb.value)
         label = ""
-        value = vb.value
-        if isinstance(value, bytes):
+        value, opaque = opaque_value(kind, vb.value)
+        if opaque:
+            label = opaque
+        elif isinstance(value, bytes):
             # Strings repeat poll after poll (ifDescr, sysName): render each once.
-            key = (node.oid if node is not None else (), kind, value)
+            key: tuple[tuple[int, ...], SnmpType, bytes | str] = (
+                node.oid if node is not None else (),
+                kind,
+                value,
+            )
             cached = self._labels.get(key)
             if cached is None:
                 if node is not None and kind not in _EXCEPTIONS:
@@ -127,6 +168,15 @@ class Namer:
                     self._labels.clear()
                 self._labels[key] = cached = cached or ""
             label = cached
+        elif kind is SnmpType.OID and isinstance(value, str):
+            # the same OID values (sysObjectID, hrStorageType) repeat poll after poll
+            key = ((), kind, value)
+            cached = self._labels.get(key)
+            if cached is None:
+                if len(self._labels) > 100_000:
+                    self._labels.clear()
+                self._labels[key] = cached = oid_label(self.tree, value)
+            label = cached
         elif node is not None and kind not in _EXCEPTIONS and (node.enums or node.display_hint):
             label = self.tree.label(node, value)
         elif kind is SnmpType.TIMETICKS and isinstance(value, int):
@@ -134,7 +184,7 @@ class Namer:
         name = node.full_name if node is not None else ""
         if node is None:
             index = ""
-        sample = Sample(device, vb.oid, name, index, kind, vb.value, label, timestamp)
+        sample = Sample(device, vb.oid, name, index, kind, value, label, timestamp)
         return sample, node
 
     def index_values(self, node: MibNode, index: str) -> Mapping[str, int | str | bytes]:

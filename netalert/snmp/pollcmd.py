@@ -9,8 +9,11 @@ reads the system group and the interfaces' names and states.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import math
+import socket
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -80,6 +83,7 @@ def _address_plan(options: PollOptions, tree: MibTreeLike) -> DevicePlan:
         address = parse_hostport(options.device)
     except ValueError as exc:
         raise ConfigError([f"address: {exc}"]) from None
+    host = _numeric_host(address.host, options)
     version = options.version or (
         "3" if options.user else (snmp.version if snmp is not None else "2c")
     )
@@ -97,7 +101,7 @@ def _address_plan(options: PollOptions, tree: MibTreeLike) -> DevicePlan:
     else:
         timeout = snmp.timeout if snmp is not None else timedelta(seconds=2)
     target = Target(
-        host=address.host,
+        host=host,
         port=address.port or (snmp.port if snmp is not None else 161),
         version=version,  # type: ignore[arg-type]
         community=community,
@@ -114,6 +118,38 @@ def _address_plan(options: PollOptions, tree: MibTreeLike) -> DevicePlan:
         name=options.device,
         target=target,
         backend=options.backend or (snmp.backend if snmp is not None else "gufo"),
+    )
+
+
+def _numeric_host(host: str, options: PollOptions) -> str:
+    """``host`` as an IP address (the gufo backend takes no names).
+
+    Raises:
+        ConfigError: The name is neither a configured device nor a host that
+            resolves; the message lists the config's devices.
+    """
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError):
+        infos = []
+    # IPv4 first: "localhost" often resolves to both, and agents listen on 127.0.0.1.
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for info in infos:
+            if info[0] == family:
+                return str(info[4][0])
+    if options.config is None:
+        path = options.config_path or Path("config.toml")
+        raise ConfigError(
+            [f"poll: no host named {host!r}, and no config file {path} to find a device in"]
+        )
+    names = ", ".join(d.name for d in options.config.devices) or "none"
+    path = options.config_path or Path("config.toml")
+    raise ConfigError(
+        [f"poll: no device named {host!r} in {path} (devices: {names}), and no host of that name"]
     )
 
 
@@ -184,6 +220,8 @@ def result_json(result: PollResult) -> dict[str, Any]:
     """The result as JSON-ready data (bytes as hex, text in ``label``)."""
 
     def value(v: object) -> object:
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)  # JSON has no NaN or infinity
         return v.hex() if isinstance(v, bytes) else v
 
     return {

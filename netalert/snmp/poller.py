@@ -15,8 +15,10 @@ computes counter rates → ``on_result(PollResult)``.
   gufo session carries one request at a time.
 * After a stall (suspended laptop, blocked loop), missed runs coalesce into one.
 * Reachability: a timeout (no answer within timeout x (retries + 1)) marks the
-  device unreachable and calls ``on_reachability`` once; the next answer
-  clears it the same way. The rules engine turns these into ``DeviceUnreachable``.
+  device unreachable and calls ``on_reachability`` with the number of polls in
+  a row without an answer, at every such poll (logged once); the next answer
+  clears it with one call. The rules engine turns these into ``DeviceUnreachable``
+  once the count reaches ``[agent] unreachable_after``.
 * v3 engine IDs learned by the clients land in the :class:`EngineIdRegistry`.
 
 ``PollResult`` and ``Row`` are defined in :mod:`netalert.snmp.rows` and
@@ -69,13 +71,17 @@ ResultCallback = Callable[[PollResult], Awaitable[None] | None]
 
 @dataclass(frozen=True, slots=True)
 class Reachability:
-    """A device became unreachable (``reachable=False``) or answered again."""
+    """A poll of a device got no answer (``reachable=False``), or it answered again.
+
+    ``failures`` counts the polls in a row without an answer (0 when reachable).
+    """
 
     device: str
     address: str
     reachable: bool
     reason: str
     time: float
+    failures: int = 0
 
 
 ReachabilityCallback = Callable[[Reachability], Awaitable[None] | None]
@@ -94,7 +100,7 @@ class PollerStats:
 
 
 class _DeviceState:
-    __slots__ = ("overrun_logged", "plan", "reachable", "running", "tracker")
+    __slots__ = ("failures", "overrun_logged", "plan", "reachable", "running", "tracker")
 
     def __init__(self, plan: DevicePlan, namer: Namer) -> None:
         self.plan = plan
@@ -102,6 +108,7 @@ class _DeviceState:
         self.running = False
         self.overrun_logged = False
         self.reachable: bool | None = None
+        self.failures = 0  # polls in a row without an answer
 
 
 class Poller:
@@ -305,11 +312,23 @@ class Poller:
     async def _report(self, state: _DeviceState, result: PollResult) -> None:
         self.stats.polls[result.status] += 1
         change: Reachability | None = None
-        if result.status == "timeout" and state.reachable is not False:
+        if result.status == "timeout":
+            state.failures += 1
+            if state.reachable is not False:
+                log.warning(
+                    event("device_unreachable", device=result.device, address=result.address)
+                )
             state.reachable = False
-            change = Reachability(result.device, result.address, False, result.error, self._clock())
-            log.warning(event("device_unreachable", device=result.device, address=result.address))
-        elif result.status != "timeout":
+            change = Reachability(
+                result.device,
+                result.address,
+                False,
+                result.error,
+                self._clock(),
+                failures=state.failures,
+            )
+        else:
+            state.failures = 0
             if state.reachable is False:
                 change = Reachability(result.device, result.address, True, "", self._clock())
                 log.info(event("device_reachable", device=result.device, address=result.address))

@@ -69,6 +69,8 @@ class PollResult:
     ``time`` of consecutive results). ``missing`` lists instances the agent does
     not have, as (``"SNMPv2-MIB::sysFoo.0"`` or the numeric OID, ``"noSuchObject"``).
     ``restarted`` is True when the agent restarted since the previous poll.
+    ``unnamed`` holds the samples no MIB object names (a vendor OID without its
+    MIB), by their numeric OID: rules read them with ``value('1.3.6...')``.
     """
 
     device: str
@@ -84,6 +86,7 @@ class PollResult:
     error: str = ""
     restarted: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    unnamed: Mapping[str, Sample] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -125,6 +128,7 @@ class DeviceTracker:
         scalars: dict[str, Sample] = {}
         scalar_nodes: dict[str, MibNode] = {}
         rows: dict[tuple[object, str], tuple[MibNode, dict[str, Sample]]] = {}
+        unnamed: dict[str, Sample] = {}
         for vb in varbinds:
             sample, node = namer.sample(device, vb, answered)
             if vb.type in _MISSING:
@@ -132,7 +136,8 @@ class DeviceTracker:
                 missing.append((shown, vb.type.value))
                 continue
             samples.append(sample)
-            if node is None:
+            if node is None or node.kind not in ("scalar", "column"):
+                unnamed[vb.oid.lstrip(".")] = sample
                 continue
             if node.kind == "scalar":
                 scalars[node.name] = sample
@@ -217,6 +222,7 @@ class DeviceTracker:
             error=error,
             restarted=restarted,
             labels=labels or {},
+            unnamed=unnamed,
         )
         return result, verdicts
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import sys
 import time
@@ -57,6 +58,8 @@ def _value(vb: VarBind, name_of: Callable[[str], str]) -> str:
         return f"{head}: {_ticks(vb.value)}"
     if kind is SnmpType.OID and isinstance(vb.value, str):
         return f"{head}: {name_of(vb.value)}"
+    if isinstance(vb.value, float):  # an Opaque-wrapped float or double, decoded
+        return f"{head}: {vb.label or vb.value}"
     if isinstance(vb.value, bytes):
         if vb.label and vb.label != vb.value.hex(":"):
             return f'{head}: "{escape(vb.label, quoted=True)}"'
@@ -84,6 +87,14 @@ def format_event(event: TrapEvent, name_of: Callable[[str], str]) -> str:
     return f"{head}\n{body}"
 
 
+def _json_value(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity
+    return value
+
+
 def format_json(event: TrapEvent) -> str:
     """One JSON object per trap (bytes as text when printable, else hex)."""
     return json.dumps(
@@ -105,7 +116,7 @@ def format_json(event: TrapEvent) -> str:
                     "name": vb.name,
                     "index": vb.index,
                     "type": vb.type.value,
-                    "value": vb.value.hex() if isinstance(vb.value, bytes) else vb.value,
+                    "value": _json_value(vb.value),
                     "label": vb.label,
                 }
                 for vb in event.varbinds

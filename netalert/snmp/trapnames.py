@@ -12,7 +12,7 @@ from typing import Protocol
 from netalert.mib.hints import render_timeticks
 from netalert.mib.node import MibNode
 from netalert.snmp.ber import RawVarBind
-from netalert.snmp.naming import text_of
+from netalert.snmp.naming import opaque_value, text_of
 from netalert.snmp.types import SnmpType, TrapEvent, Value, VarBind
 
 __all__ = ["TrapNamer", "TrapTree"]
@@ -23,7 +23,7 @@ class TrapTree(Protocol):
 
     def lookup(self, oid: str | tuple[int, ...]) -> tuple[MibNode | None, str]: ...
 
-    def label(self, node: MibNode, value: int | bytes | str | None) -> str: ...
+    def label(self, node: MibNode, value: Value) -> str: ...
 
 
 _TEXT_HINTS = frozenset({"255a", "255t"})  # DisplayString, SnmpAdminString
@@ -98,9 +98,11 @@ class TrapNamer:
     def varbinds(self, raw: Iterable[RawVarBind]) -> tuple[VarBind, ...]:
         """The named VarBinds of a trap."""
         out = []
-        for oid, kind, value in raw:
+        for oid, kind, raw_value in raw:
             node, name, index = self._named(oid)
-            out.append(VarBind(oid, kind, value, name, index, self._label(node, kind, value)))
+            value, number = opaque_value(kind, raw_value)  # an Opaque float: its number
+            label = number or self._label(node, kind, value)
+            out.append(VarBind(oid, kind, value, name, index, label))
         return tuple(out)
 
     def event(

@@ -461,7 +461,9 @@ class TrapReceiver:
 
     def _reject(self, reason: RejectReason, host: str, detail: str) -> None:
         self.stats.rejected[reason.value] += 1
-        if self._log_limit.allow(host, self._clock()):
+        # Per source and reason: a source refused for one reason (a wrong community)
+        # must not hide that it is also refused for another (malformed datagrams).
+        if self._log_limit.allow((host, reason), self._clock()):
             log.warning(
                 log_event("trap_rejected", source=host, reason=reason.value, detail=detail or "-")
             )

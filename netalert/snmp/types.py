@@ -10,7 +10,7 @@ __all__ = ["Sample", "SnmpType", "TrapEvent", "Value", "VarBind"]
 # A decoded SNMP value in Python form: int for INTEGER/counters/gauges/ticks,
 # bytes for OCTET STRING and Opaque, str for IpAddress and OBJECT IDENTIFIER,
 # None for NULL and the exceptions (noSuchObject, noSuchInstance, endOfMibView).
-Value = int | bytes | str | None
+Value = int | float | bytes | str | None
 
 
 class SnmpType(StrEnum):

@@ -110,13 +110,17 @@ class DeviceBoard:
         old = self._state.get(result.device) or DeviceStatus(result.device, result.address)
         answered = result.status in ("ok", "partial", "auth")
         reachable = True if answered else False if result.status == "timeout" else old.reachable
+        # The last answer's time says nothing about a device that stopped answering.
+        response_ms = round(result.duration * 1000, 1) if answered else old.response_ms
+        if reachable is False:
+            response_ms = None
         failed = result.status != "ok" and bool(result.error)
         self._state[result.device] = DeviceStatus(
             name=result.device,
             address=result.address,
             reachable=reachable,
             last_poll=result.started + result.duration,
-            response_ms=round(result.duration * 1000, 1) if answered else old.response_ms,
+            response_ms=response_ms,
             result=result.status,
             last_error=result.error if failed else old.last_error,
             last_error_at=result.started + result.duration if failed else old.last_error_at,
@@ -130,7 +134,7 @@ class DeviceBoard:
             address=change.address or old.address,
             reachable=change.reachable,
             last_poll=old.last_poll,
-            response_ms=old.response_ms,
+            response_ms=old.response_ms if change.reachable else None,
             result=old.result,
             last_error=old.last_error if change.reachable else change.reason,
             last_error_at=old.last_error_at if change.reachable else change.time,

@@ -30,7 +30,8 @@ class DeviceStatus:
     """One configured device as the poller last saw it.
 
     ``reachable`` is None until the first poll finished. ``response_ms`` is the
-    wall time of the last answered poll. ``last_error`` is the latest failure
+    wall time of the last answered poll, None while the device does not answer
+    (a stale time would read as a healthy device). ``last_error`` is the latest failure
     (kept after the device recovers; compare ``last_error_at`` with
     ``last_poll``). ``result`` is the last poll's result (ok, partial, timeout,
     auth, error; "" before the first poll).

@@ -18,9 +18,9 @@ from netalert.logs import STATS as LOG_STATS
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.stats import MailStats
-from netalert.metrics import Metrics
+from netalert.metrics import HistogramCounts, Metrics
 from netalert.notify.dispatcher import Dispatcher
-from netalert.snmp.poller import PollerStats
+from netalert.snmp.poller import PollerStats, PollResult
 from netalert.snmp.trapstats import TrapStats
 from netalert.web.accept import AcceptErrorLog
 from netalert.web.app import WebServer, create_app, start_web
@@ -80,6 +80,8 @@ class AgentStatus:
         self.server: WebServer | None = None
         self._accept_log: AcceptErrorLog | None = None
         self._checks: list[Callable[[], Iterable[str]]] = []
+        # netalert_poll_duration_seconds: every poll, answered or not; outlives reloads
+        self.poll_durations = HistogramCounts()
 
     def add_health_check(self, check: Callable[[], Iterable[str]]) -> None:
         """Adds a check whose lines (what is wrong) make ``/healthz`` answer 503."""
@@ -88,6 +90,11 @@ class AgentStatus:
     def problems(self) -> list[str]:
         """Every line the health checks report now."""
         return [line for check in self._checks for line in check()]
+
+    def record_poll(self, result: PollResult) -> None:
+        """Takes one poll's outcome: the device board and the poll duration histogram."""
+        self.poll_durations.observe(result.duration)
+        self.live.board.record_poll(result)
 
     def attach(
         self,
@@ -108,7 +115,7 @@ class AgentStatus:
             self.live.mail = mail
             self.metrics.register_source("mail", mail_source(mail, self._oldest_age, self._pending))
         if poller is not None:
-            self.metrics.register_source("poller", poller_source(poller))
+            self.metrics.register_source("poller", poller_source(poller, self.poll_durations))
         if traps is not None:
             self.metrics.register_source("traps", traps_source(traps, kernel_drops))
 
