@@ -7,6 +7,8 @@ reason in /metrics, and /healthz answering throughout.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import socket
 import time
@@ -147,6 +149,20 @@ def _v3(user: str | bytes, index: int, *, level: str, engine: bytes = ENGINE, **
         time=int(time.time()) % 100_000,
         **kw,
     )
+
+
+def _mail_text(smtp: SmtpServer, marker: str, *, within: float = 15.0) -> str:
+    """The text part of the first mail whose body holds ``marker``."""
+    deadline = time.monotonic() + within
+    while True:
+        for message in list(smtp.messages):
+            parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+            part = parsed.get_body(("plain",))
+            text = part.get_content() if part is not None else ""
+            if marker in text:
+                return str(text)
+        assert time.monotonic() < deadline, f"no mail with {marker!r}"
+        time.sleep(0.05)
 
 
 def _send_from(source: str, port: int, data: bytes) -> None:
@@ -393,5 +409,9 @@ def test_traps_are_credited_by_identity_then_relay_then_source(
         }
         assert "event=traps_shared_source address=127.0.0.6 devices=twin-1,twin-2" in agent.log()
         assert agent.metric("netalert_traps_shared_source_total") == 1
+        # The mail names the device credited and the address the trap came from.
+        body = _mail_text(smtp_server, "ifIndex=21")
+        assert "Device:   edge-a" in body, body
+        assert "Source:   127.0.0.3:" in body and "(SNMPv3 user privuser)" in body, body
     finally:
         agent.cleanup()

@@ -59,6 +59,7 @@ class AlertView:
     labels: tuple[tuple[str, str], ...]
     varbinds: tuple[VarBindView, ...]
     alert: Any
+    trap_source: str = ""  # a trap alert's sender: "192.0.2.9:50162 (SNMPv2c)"
 
 
 def format_varbind_value(vb: VarBindLike, limit: int | None = None) -> str:
@@ -180,6 +181,7 @@ def alert_view(alert: AlertLike, now: float, budget: int) -> tuple[AlertView, bo
         count=alert.count,
         flapping=alert.flapping,
         source=alert.source,
+        trap_source=line(alert.annotations.get("trap_source", "")),
         labels=tuple(extra),
         varbinds=clipper.varbinds(alert.varbinds),
         alert=alert,

@@ -241,4 +241,8 @@ def _annotations(
         out["summary"] = render(target.summary, names, one_line=True)
     if target.description is not None:
         out["description"] = render(target.description, names, one_line=False)
+    origin = context.get("trap_source")
+    if origin:
+        # where the trap came from, whichever device it was credited to (kept when resolved)
+        out["trap_source"] = str(origin)
     return out

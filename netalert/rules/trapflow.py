@@ -102,7 +102,7 @@ class TrapFlow:
         if not self.limits.admits(rule.name, record, phase):
             return self.limits.suppress(target, rule.labels, now)
         count = record.alert.count + 1 if record is not None and record.active else 1
-        context = {**trap.names, "varbinds": event.varbinds}
+        context = {**trap.names, "varbinds": event.varbinds, "trap_source": trap_origin(event)}
         value = trap.trap
         if rule.value is not None:
             value = computed(rule.value, trap.names, NO_HISTORY)
@@ -259,3 +259,10 @@ class TrapFlow:
         names.update(record.extra.get("trap", {}))
         names.update(device=record.alert.device, varbinds=record.alert.varbinds)
         return names
+
+
+def trap_origin(event: TrapEvent) -> str:
+    """Where a trap came from, for the mail: ``192.0.2.9:50162 (SNMPv2c)``, v3 with its user."""
+    host = f"[{event.source}]" if ":" in event.source else event.source
+    kind = f"SNMPv3 user {event.user}" if event.version == "3" else f"SNMPv{event.version}"
+    return f"{host}:{event.source_port} ({kind}{', inform' if event.inform else ''})"
