@@ -1,7 +1,9 @@
 """Pydantic models of config.toml (SPEC.md). Defaults live here.
 
 Every model forbids unknown keys and is frozen: a loaded config is a value the
-service swaps atomically on reload, never edits.
+service swaps atomically on reload, never edits. Every key carries its
+``Field(description=...)``: docs/configuration.md is generated from these
+models (:mod:`netalert.config.docs`), and a test fails when the two differ.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from netalert.config.types import (
 from netalert.logs import DEFAULT_LINE_MAX
 
 __all__ = [
+    "DOC_DEFAULT",
     "AgentConfig",
     "CollectGroup",
     "Config",
@@ -51,11 +54,21 @@ __all__ = [
     "SnmpDefaults",
     "TrapUser",
     "TrapsConfig",
+    "shown_default",
 ]
 
 Severity = Literal["critical", "warning", "info"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
+
+# The default the reference shows when the value in the model is not what a
+# reader needs (an unset per-device key means "the [snmp] value").
+DOC_DEFAULT = "doc_default"
+
+
+def shown_default(text: str) -> dict[str, Any]:
+    """``json_schema_extra`` that makes docs/configuration.md show ``text`` as the default."""
+    return {DOC_DEFAULT: text}
 
 
 class Model(BaseModel):
@@ -65,38 +78,87 @@ class Model(BaseModel):
 
 
 class AgentConfig(Model):
-    state_dir: Path = Path("var")
-    http: Address | None = HostPort("127.0.0.1", 9162)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
-    # longest log line in characters; the longest values are cut to fit (journald splits at 48K)
-    log_line_max: Annotated[int, Field(ge=1024, le=1_048_576)] = DEFAULT_LINE_MAX
-    # rules issue: raise the built-in DeviceUnreachable alert when a device stops answering
-    device_unreachable: bool = True
-    # ... after this many consecutive polls without an answer (one lost poll pages nobody),
-    # with this severity
-    unreachable_after: Annotated[int, Field(ge=1, le=1000)] = 2
-    unreachable_severity: Severity = "critical"
-    # on SIGTERM: how long the outbox gets to deliver before what is left waits for the next start
-    drain_timeout: Duration = timedelta(seconds=5)
-    # HTTP server bounds (web/guard.py): a request's line and headers must arrive within
-    # http_header_timeout of its first byte (of the accept on a new connection); the rest of
-    # the exchange (handler, response write) gets http_body_timeout; a keep-alive connection
-    # waits http_idle_timeout for its next request; past http_max_connections open
-    # connections a new one gets a 503 and is closed at once.
-    http_header_timeout: Duration = timedelta(seconds=5)
-    http_body_timeout: Duration = timedelta(seconds=10)
-    http_idle_timeout: Duration = timedelta(seconds=15)
-    http_max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
-    # accept() failures (EMFILE: out of descriptors) and refusals: one log line per interval
-    http_log_interval: Duration = timedelta(seconds=60)
-    # state writes (alert changes, mails, delivery results) kept in memory while the state
-    # database cannot be written (disk full); past it the oldest is dropped and counted
-    state_hold_max: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
-    # longest wait between two attempts to write what is held
-    state_retry_max: Duration = timedelta(seconds=5)
-    # longest wait before a background task that failed is started again
-    task_retry_max: Duration = timedelta(seconds=60)
+    """``[agent]``: state, the web port, logs and the agent's own bounds."""
+
+    state_dir: Path = Field(
+        Path("var"),
+        description="SQLite state (alerts, outbox, silences) and the compiled MIB cache",
+    )
+    http: Address | None = Field(
+        HostPort("127.0.0.1", 9162),
+        description='status page, `/metrics`, `/healthz`, `/api`; `""` disables',
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="the least severe log lines written"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text` (key=value) or `json` (one JSON object per line); "
+        "see [Logs](operations.md#logs)",
+    )
+    log_line_max: Annotated[int, Field(ge=1024, le=1_048_576)] = Field(
+        DEFAULT_LINE_MAX,
+        description="longest log line in characters; the longest values are cut to fit "
+        "(journald splits lines at 48K)",
+    )
+    device_unreachable: bool = Field(
+        True,
+        description="raise the built-in `DeviceUnreachable` alert when a device stops answering",
+    )
+    unreachable_after: Annotated[int, Field(ge=1, le=1000)] = Field(
+        2,
+        description="consecutive polls without an answer before `DeviceUnreachable` fires; "
+        "one lost poll pages nobody",
+    )
+    unreachable_severity: Severity = Field(
+        "critical", description="the severity of `DeviceUnreachable`"
+    )
+    drain_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="on stop, how long the outbox may deliver before the rest waits for "
+        "the next start",
+    )
+    # HTTP server bounds: web/guard.py.
+    http_header_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="a request's line and headers must arrive within this time of its first "
+        "byte (of the connect, on a new connection), or the connection is closed",
+    )
+    http_body_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="from a complete request head until its answer is written; a client too "
+        "slow to read the answer is cut off. Request bodies are never read",
+    )
+    http_idle_timeout: Duration = Field(
+        timedelta(seconds=15),
+        description="how long a keep-alive connection may wait for its next request",
+    )
+    http_max_connections: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        256,
+        description="open connections to the web port; past it a new one is answered `503` "
+        "and closed at once",
+    )
+    http_log_interval: Duration = Field(
+        timedelta(seconds=60),
+        description="refused connections and failed `accept()` calls (out of file "
+        "descriptors) are logged at most once per interval, with the count of what was left out",
+    )
+    state_hold_max: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        2000,
+        description="state writes (alert changes, mails, delivery results) kept in memory "
+        "while the state database cannot be written (disk full); past it the oldest is "
+        "dropped and counted",
+    )
+    state_retry_max: Duration = Field(
+        timedelta(seconds=5),
+        description="longest wait between two attempts to write what is held (the wait "
+        "doubles from 0.5 s)",
+    )
+    task_retry_max: Duration = Field(
+        timedelta(seconds=60),
+        description="longest wait before a background task that failed is started again "
+        "(the wait doubles from 1 s)",
+    )
 
     @field_validator("http", mode="before")
     @classmethod
@@ -130,13 +192,26 @@ class MibsConfig(Model):
     into pysnmp and pysnmp-mibs; ``load`` names modules check-config insists on.
     """
 
-    paths: list[Path] = [Path("mibs")]
-    load: list[str] = []
-    system_paths: list[Path] = [
-        Path("/usr/share/snmp/mibs"),
-        Path("/usr/share/mibs/ietf"),
-        Path("/usr/share/mibs/iana"),
-    ]
+    paths: list[Path] = Field(
+        [Path("mibs")],
+        description="folders of MIB sources (vendor MIBs), searched first, sub-folders too; "
+        "see [Adding vendor MIBs](mibs.md#adding-vendor-mibs)",
+    )
+    load: list[str] = Field(
+        [],
+        description="modules that must load: `check-config`, `run` and a reload refuse the "
+        "config when one is missing or failed to compile. Modules the config's names need "
+        "load by themselves",
+    )
+    system_paths: list[Path] = Field(
+        [
+            Path("/usr/share/snmp/mibs"),
+            Path("/usr/share/mibs/ietf"),
+            Path("/usr/share/mibs/iana"),
+        ],
+        description="folders of MIB sources searched after `paths`, before the built-in "
+        "compiled modules",
+    )
 
 
 def _check_v3(
@@ -167,29 +242,46 @@ def _check_v3(
 class SnmpDefaults(Model):
     """``[snmp]``: defaults for every device."""
 
-    version: SnmpVersion = "2c"
-    community: SecretStr = SecretStr("public")
-    port: Port = 161
-    timeout: Duration = timedelta(seconds=2)
-    retries: Annotated[int, Field(ge=0, le=10)] = 1
-    interval: Duration = timedelta(seconds=60)
-    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
-    max_repetitions: Annotated[int, Field(ge=1, le=1000)] = 25
-    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 256
-    backend: Literal["gufo", "pysnmp"] = "gufo"
+    version: SnmpVersion = Field("2c", description="SNMP version")
+    community: SecretStr = Field(SecretStr("public"), description="v1/v2c community")
+    port: Port = Field(161, description="agent UDP port")
+    timeout: Duration = Field(timedelta(seconds=2), description="per request attempt")
+    retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        1, description="retries after the first attempt"
+    )
+    interval: Duration = Field(timedelta(seconds=60), description="poll interval")
+    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.1,
+        description="random delay of the first poll, as a fraction of the interval, so polls "
+        "spread out; later polls keep the interval exactly",
+    )
+    max_repetitions: Annotated[int, Field(ge=1, le=1000)] = Field(
+        25, description="GETBULK max-repetitions for walks"
+    )
+    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        256, description="requests in flight across all devices"
+    )
+    backend: Literal["gufo", "pysnmp"] = Field(
+        "gufo",
+        description="`gufo` (gufo-snmp, fast) or `pysnmp`; see [Backends](polling.md#backends)",
+    )
 
 
 class Credentials(Model):
     """``[credentials.NAME]``: named credentials a device refers to."""
 
-    version: SnmpVersion = "3"
-    community: SecretStr | None = None
-    user: str = ""
-    auth_protocol: AuthProtocol | None = None
-    auth_password: SecretStr | None = None
-    priv_protocol: PrivProtocol | None = None
-    priv_password: SecretStr | None = None
-    context: str = ""
+    version: SnmpVersion = Field("3", description="SNMP version")
+    community: SecretStr | None = Field(None, description="for v1/v2c credentials")
+    user: str = Field("", description="SNMPv3 user (required for v3)")
+    auth_protocol: AuthProtocol | None = Field(None, description="SNMPv3 authentication")
+    auth_password: SecretStr | None = Field(None, description="at least 8 characters")
+    priv_protocol: PrivProtocol | None = Field(
+        None,
+        description="SNMPv3 privacy (needs auth); AES-192 and AES-256 with Blumenthal keys, "
+        "as net-snmp",
+    )
+    priv_password: SecretStr | None = Field(None, description="at least 8 characters")
+    context: str = Field("", description="SNMPv3 context name")
 
     @model_validator(mode="after")
     def _consistent(self) -> Credentials:
@@ -209,22 +301,47 @@ class Credentials(Model):
 class Device(Model):
     """``[[devices]]``: one polled device."""
 
-    name: Name
-    address: Address
-    credentials: str | None = None
-    version: SnmpVersion | None = None
-    community: SecretStr | None = None
-    interval: Duration | None = None
-    timeout: Duration | None = None
-    retries: Annotated[int, Field(ge=0, le=10)] | None = None
-    max_repetitions: Annotated[int, Field(ge=1, le=1000)] | None = None
-    backend: Literal["gufo", "pysnmp"] | None = None
-    collect: list[str] = []
-    labels: dict[str, str] = {}
-    enabled: bool = True
-    # The device's SNMPv3 engine ID (hex), when known: its v3 traps are credited to it
-    # whatever address they come from. The poller learns it too for v3 devices.
-    engine_id: str = ""
+    name: Name = Field(description="unique device name, used in alerts and mail")
+    address: Address = Field(description="`host`, `host:port`, `[v6]:port`")
+    credentials: str | None = Field(
+        None,
+        description="name of a `[credentials.NAME]` table",
+        json_schema_extra=shown_default("`[snmp]`"),
+    )
+    version: SnmpVersion | None = Field(
+        None,
+        description="inline v1/v2c setting instead of `credentials` (v3 needs `credentials`)",
+        json_schema_extra=shown_default("`[snmp]`"),
+    )
+    community: SecretStr | None = Field(
+        None,
+        description="inline v1/v2c setting instead of `credentials`",
+        json_schema_extra=shown_default("`[snmp]`"),
+    )
+    interval: Duration | None = Field(
+        None, description="per-device override", json_schema_extra=shown_default("`[snmp]`")
+    )
+    timeout: Duration | None = Field(
+        None, description="per-device override", json_schema_extra=shown_default("`[snmp]`")
+    )
+    retries: Annotated[int, Field(ge=0, le=10)] | None = Field(
+        None, description="per-device override", json_schema_extra=shown_default("`[snmp]`")
+    )
+    max_repetitions: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        None, description="per-device override", json_schema_extra=shown_default("`[snmp]`")
+    )
+    backend: Literal["gufo", "pysnmp"] | None = Field(
+        None, description="per-device override", json_schema_extra=shown_default("`[snmp]`")
+    )
+    collect: list[str] = Field([], description="names of `[collect.NAME]` groups to poll")
+    labels: dict[str, str] = Field({}, description="extra labels carried by the device's alerts")
+    enabled: bool = Field(True, description="`false` keeps the device configured but unpolled")
+    engine_id: str = Field(
+        "",
+        description="the device's SNMPv3 engine ID (hex), when known: its authenticated v3 "
+        "traps are credited to it from any address, and its traps are accepted for every "
+        "`[[traps.users]]` user (v3 devices that are polled have it learned)",
+    )
 
     @field_validator("engine_id")
     @classmethod
@@ -247,19 +364,29 @@ class Device(Model):
 class CollectGroup(Model):
     """``[collect.NAME]``: the OIDs a device group reads."""
 
-    get: list[str] = []
-    walk: list[str] = []
+    get: list[str] = Field(
+        [], description='instances read with GET, e.g. `"SNMPv2-MIB::sysUpTime.0"`'
+    )
+    walk: list[str] = Field(
+        [],
+        description="columns or subtrees walked with GETBULK (GETNEXT for v1), e.g. "
+        '`"IF-MIB::ifOperStatus"`',
+    )
 
 
 class TrapUser(Model):
     """``[[traps.users]]``: an SNMPv3 user allowed to send traps and informs."""
 
-    user: Name
-    auth_protocol: AuthProtocol | None = None
-    auth_password: SecretStr | None = None
-    priv_protocol: PrivProtocol | None = None
-    priv_password: SecretStr | None = None
-    engine_ids: list[str] = []
+    user: Name = Field(description="SNMPv3 user name")
+    auth_protocol: AuthProtocol | None = Field(None, description="as for credentials")
+    auth_password: SecretStr | None = Field(None, description="at least 8 characters")
+    priv_protocol: PrivProtocol | None = Field(None, description="as for credentials")
+    priv_password: SecretStr | None = Field(None, description="at least 8 characters")
+    engine_ids: list[str] = Field(
+        [],
+        description="engine IDs (hex, `0x` optional) of the senders of v3 traps (informs "
+        "need none; polled v3 devices are learned)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrapUser:
@@ -282,51 +409,103 @@ class TrapUser(Model):
 class TrapsConfig(Model):
     """``[traps]``: the trap and inform receiver."""
 
-    enabled: bool = True
-    listen: list[Address] = [HostPort("0.0.0.0", 162)]
-    communities: list[SecretStr] = [SecretStr("public")]
-    allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
-        ipaddress.IPv4Network("0.0.0.0/0"),
-        ipaddress.IPv6Network("::/0"),
-    ]
-    users: list[TrapUser] = []
-    rcvbuf: Annotated[int, Field(ge=65536)] = 8 * 1024 * 1024
-    # Storm control: a token bucket per source (storm_rate/s, storm_burst) and
-    # one per source and trap OID (storm_trap_rate/s, storm_trap_burst); traps
-    # past either are counted and folded into one event per storm_interval.
-    storm_rate: Annotated[float, Field(gt=0)] = 50.0
-    storm_burst: Annotated[int, Field(ge=1)] = 200
-    storm_trap_rate: Annotated[float, Field(gt=0)] = 10.0
-    storm_trap_burst: Annotated[int, Field(ge=1)] = 50
-    storm_interval: Duration = timedelta(seconds=60)
-    # Memory of storm control: at most storm_max_keys buckets of each kind and open
-    # folds (one per source and trap OID); a fold keeps a counter and a sample of the
-    # trap's first varbinds of about storm_fold_bytes. Traps past the key cap are shed.
-    storm_max_keys: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
-    storm_fold_bytes: Annotated[int, Field(ge=128, le=65_536)] = 1024
-    # This receiver's SNMPv3 engine ID (hex); senders of v3 informs discover it.
-    # Empty: a random one, generated once and kept in state_dir (file engine_id).
-    engine_id: str = ""
-    # Hostile-input bounds. A trap with more variable bindings is refused
-    # (too_many_varbinds); a v3 message the fast path cannot take (informs,
-    # noAuthNoPriv, discovery) larger than slow_path_max_bytes is refused
-    # (too_large) before the pysnmp engine sees it.
-    max_varbinds: Annotated[int, Field(ge=8, le=1024)] = 256
-    slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = 8192
-    # SNMPv3 discovery Reports: at most report_rate per second per source
-    # (report_burst at once); the rest go unanswered and are counted.
-    report_rate: Annotated[float, Field(gt=0)] = 2.0
-    report_burst: Annotated[int, Field(ge=1)] = 10
-    # Trap relays (forwarders such as snmptrapd or a load balancer): a trap
-    # from these networks is credited to the device named by its
-    # snmpTrapAddress.0 (v2c/v3) or agent-addr (v1), not to the relay.
-    relays: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    # Recording (off unless set; sensitive: v1/v2c communities travel in clear): every
-    # datagram the trap sockets receive, accepted or refused, written to `record` as pcap.
-    # Past record_max_bytes the file rotates (record -> record.1 -> ...), record_files in all.
-    record: Path | None = None
-    record_max_bytes: Annotated[int, Field(ge=65536, le=1 << 40)] = 100 * 1024 * 1024
-    record_files: Annotated[int, Field(ge=1, le=1000)] = 5
+    enabled: bool = Field(True, description="run the trap and inform receiver")
+    listen: list[Address] = Field(
+        [HostPort("0.0.0.0", 162)],
+        description="addresses to listen on (IPv4 and IPv6); IPv6 sockets are IPv6-only",
+    )
+    communities: list[SecretStr] = Field(
+        [SecretStr("public")], description="accepted v1/v2c communities (secrets)"
+    )
+    allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        [ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0")],
+        description="accepted source networks: set it to your devices' networks. While any "
+        "entry has prefix length 0 (as the default does), `check-config` prints a warning "
+        "and `run` logs `config_warning path=traps.allow` at start and after each reload",
+    )
+    users: list[TrapUser] = Field(
+        [], description="SNMPv3 users allowed to send traps and informs: `[[traps.users]]`"
+    )
+    rcvbuf: Annotated[int, Field(ge=65536)] = Field(
+        8 * 1024 * 1024, description="socket receive buffer requested, bytes"
+    )
+    # Storm control: a token bucket per source and one per source and trap OID;
+    # traps past either are counted and folded into one event per storm_interval.
+    storm_rate: Annotated[float, Field(gt=0)] = Field(
+        50.0, description="per source: sustained traps/s before folding"
+    )
+    storm_burst: Annotated[int, Field(ge=1)] = Field(
+        200, description="per source: burst before folding"
+    )
+    storm_trap_rate: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="the same, per source and trap OID: sustained traps/s"
+    )
+    storm_trap_burst: Annotated[int, Field(ge=1)] = Field(
+        50, description="the same, per source and trap OID: burst"
+    )
+    storm_interval: Duration = Field(
+        timedelta(seconds=60), description="how often a storm summary event is emitted"
+    )
+    storm_max_keys: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        10_000,
+        description="open folds (one per source and trap OID) and token buckets of each kind; "
+        "past it traps are shed (see [Limits](limits.md))",
+    )
+    storm_fold_bytes: Annotated[int, Field(ge=128, le=65_536)] = Field(
+        1024,
+        description="about how many bytes of the trap's first varbinds a fold keeps for its "
+        "storm event",
+    )
+    engine_id: str = Field(
+        "",
+        description="this receiver's SNMPv3 engine ID (hex), which inform senders discover",
+        json_schema_extra=shown_default("random, kept in `state_dir/engine_id`"),
+    )
+    # Hostile-input bounds, checked before the values are decoded.
+    max_varbinds: Annotated[int, Field(ge=8, le=1024)] = Field(
+        256,
+        description="a trap or inform with more variable bindings is refused "
+        "(`too_many_varbinds`) before its values are decoded",
+    )
+    slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = Field(
+        8192,
+        description="a v3 message the fast path cannot take (informs, unusual messages) "
+        "larger than this is refused (`too_large`) before pysnmp's engine sees it",
+    )
+    report_rate: Annotated[float, Field(gt=0)] = Field(
+        2.0,
+        description="SNMPv3 discovery Reports per second per source; past it no Report is "
+        "sent (`netalert_trap_reports_limited_total`)",
+    )
+    report_burst: Annotated[int, Field(ge=1)] = Field(
+        10, description="SNMPv3 discovery Reports at once per source"
+    )
+    relays: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        [],
+        description="networks of trap forwarders (snmptrapd, a load balancer): their traps are "
+        "credited to the device named by `snmpTrapAddress.0` (v1: agent-addr)",
+    )
+    record: Path | None = Field(
+        None,
+        description="a pcap file that receives every datagram the trap sockets get, accepted "
+        "or refused, with its source, destination and time (tcpdump, tshark and Wireshark "
+        "open it; `netalert replay` replays it). **Sensitive**: v1/v2c communities travel in "
+        "clear and are in the file (created mode 0600). An existing file is rotated, not "
+        "overwritten. The destination of a datagram received on a wildcard address "
+        "(`0.0.0.0`) is recorded as that address",
+        json_schema_extra=shown_default('`""` (off)'),
+    )
+    record_max_bytes: Annotated[int, Field(ge=65536, le=1 << 40)] = Field(
+        100 * 1024 * 1024,
+        description="past this size (100 MiB by default) the file rotates: `record` → "
+        "`record.1` → … (`netalert_trap_record_rotations_total`)",
+    )
+    record_files: Annotated[int, Field(ge=1, le=1000)] = Field(
+        5,
+        description="files kept, the current one included; the oldest is deleted. A file "
+        "that cannot be written stops the recording (logged, "
+        "`netalert_trap_record_errors_total`), never the traps",
+    )
 
     @field_validator("engine_id")
     @classmethod
@@ -357,34 +536,86 @@ class TrapsConfig(Model):
 class Rule(Model):
     """``[[rules]]``: a poll rule (``expr``) or a trap rule (``trap``)."""
 
-    name: Name
-    expr: str | None = None
-    trap: str | None = None
-    where: str | None = None
-    clear_expr: str | None = None
-    clear_trap: str | None = None
-    key: list[str] | None = None
-    for_: Duration = Field(default=timedelta(0), alias="for")
-    keep_firing_for: Duration = timedelta(0)
-    resolve_after: Duration | None = None
-    confirm: str | None = None
-    severity: Severity = "warning"
-    summary: str = ""
-    description: str = ""
-    # what mails and the web show as the alert's value (an expression); default: the
-    # operand of the comparison that decided the rule (netalert.rules.deciding)
-    value: str | None = None
-    # the summary of a resolved alert (Jinja2); default: "resolved after ...; was: <summary>"
-    resolved_summary: str = ""
-    labels: dict[str, str] = {}
-    devices: list[str] = []
-    match: dict[str, str] = {}
-    # rules issue: how often a trap alert with 'confirm' is polled again while it fires
-    confirm_every: Duration = timedelta(seconds=60)
-    # flap detection (Nagios/Icinga style): weighted % of state changes over the last 21 results
-    flap_detection: bool = True
-    flap_start: Annotated[float, Field(gt=0, le=100)] = 30.0
-    flap_stop: Annotated[float, Field(ge=0, le=100)] = 25.0
+    name: Name = Field(description="unique; `DeviceUnreachable` is reserved")
+    expr: str | None = Field(
+        None, description="poll rule expression (exactly one of `expr`, `trap`)"
+    )
+    trap: str | None = Field(
+        None, description="trap rule: trap name, numeric OID or glob (`IF-MIB::*`)"
+    )
+    where: str | None = Field(None, description="trap rules: condition over the trap's varbinds")
+    clear_expr: str | None = Field(
+        None, description="poll rules: resolve only when this is true (hysteresis)"
+    )
+    clear_trap: str | None = Field(
+        None, description="trap rules: this trap with the same key resolves the alert"
+    )
+    key: list[str] | None = Field(
+        None,
+        description="trap rules: varbinds that identify one alert",
+        json_schema_extra=shown_default("device, trap, index"),
+    )
+    for_: Duration = Field(
+        default=timedelta(0),
+        alias="for",
+        description="how long the condition must hold before firing",
+    )
+    keep_firing_for: Duration = Field(
+        timedelta(0), description="keep firing this long after the condition clears"
+    )
+    resolve_after: Duration | None = Field(
+        None,
+        description='trap rules: resolve when no new trap came for this long; `"0s"` never',
+        json_schema_extra=shown_default(
+            '`[limits].trap_resolve_after` (`"1h"`) without `clear_trap`, else never'
+        ),
+    )
+    confirm: str | None = Field(
+        None,
+        description="trap rules: expression polled at once on the trap; the alert resolves "
+        "when it is false",
+    )
+    severity: Severity = Field("warning", description="the alert's severity")
+    summary: str = Field(
+        "",
+        description="Jinja2 template, one line; see [Templates](rules.md#templates)",
+    )
+    description: str = Field("", description="Jinja2 template")
+    value: str | None = Field(
+        None,
+        description="an expression over the same names as `expr` (or the trap's): what mails, "
+        "the web and `netalert alerts` show as the alert's value (see "
+        "[The value an alert shows](rules.md#the-value-an-alert-shows))",
+        json_schema_extra=shown_default("the deciding operand"),
+    )
+    resolved_summary: str = Field(
+        "",
+        description="Jinja2 template of a resolved alert's summary (see "
+        "[Templates](rules.md#templates))",
+        json_schema_extra=shown_default('`"resolved after ...; was: ..."`'),
+    )
+    labels: dict[str, str] = Field({}, description="extra labels")
+    devices: list[str] = Field(
+        [],
+        description="restrict the rule to these devices",
+        json_schema_extra=shown_default("all"),
+    )
+    match: dict[str, str] = Field({}, description="restrict the rule to devices with these labels")
+    confirm_every: Duration = Field(
+        timedelta(seconds=60),
+        description="how often a confirmed trap alert is polled again while it fires",
+    )
+    flap_detection: bool = Field(
+        True,
+        description="hold notifications of an alert that flaps (Nagios-style weighted state "
+        "changes over the last 21 results); see [Flapping](rules.md#flapping)",
+    )
+    flap_start: Annotated[float, Field(gt=0, le=100)] = Field(
+        30.0, description="percent of weighted state changes that starts flapping"
+    )
+    flap_stop: Annotated[float, Field(ge=0, le=100)] = Field(
+        25.0, description="percent of weighted state changes that ends flapping"
+    )
 
     @model_validator(mode="after")
     def _kind(self) -> Rule:
@@ -433,16 +664,17 @@ def _no_auth_in_clear(username: str, info: ValidationInfo) -> str:
 class SmtpRelay(Model):
     """``[smtp.fallback]``: a second smarthost used while the first cannot be reached."""
 
-    host: Annotated[str, Field(min_length=1)]
-    port: Port = 25
-    security: Literal["none", "starttls", "tls"] = "none"
-    # AUTH over a connection without TLS (security = "none"); loopback hosts never need it
-    allow_plaintext_auth: bool = False
-    username: str = ""
-    password: SecretStr = SecretStr("")
-    ca_file: Path | None = None
-    verify: bool = True
-    timeout: Duration = timedelta(seconds=30)
+    host: Annotated[str, Field(min_length=1)] = Field(description="mail server")
+    port: Port = Field(25, description="25, 587 (`starttls`), 465 (`tls`)")
+    security: Literal["none", "starttls", "tls"] = Field("none", description="as in `[smtp]`")
+    allow_plaintext_auth: bool = Field(
+        False, description="its own, as in `[smtp]`: loopback hosts never need it"
+    )
+    username: str = Field("", description="AUTH user, as in `[smtp]`")
+    password: SecretStr = Field(SecretStr(""), description="AUTH password")
+    ca_file: Path | None = Field(None, description="extra CA bundle to trust")
+    verify: bool = Field(True, description="certificate verification")
+    timeout: Duration = Field(timedelta(seconds=30), description="per SMTP operation")
 
     @field_validator("ca_file", mode="before")
     @classmethod
@@ -455,30 +687,71 @@ class SmtpRelay(Model):
 class SmtpConfig(Model):
     """``[smtp]``: the mail server netalert submits to, the outbox and the mail look."""
 
-    host: str = "localhost"
-    port: Port = 25
-    security: Literal["none", "starttls", "tls"] = "none"
-    # AUTH over a connection without TLS (security = "none"); loopback hosts never need it
-    allow_plaintext_auth: bool = False
-    username: str = ""
-    password: SecretStr = SecretStr("")
-    from_: str = Field(default="netalert <netalert@localhost>", alias="from")
-    ca_file: Path | None = None
-    verify: bool = True
-    timeout: Duration = timedelta(seconds=30)
-    # mail look: files subject.txt.j2 / body.txt.j2 / body.html.j2 here replace the defaults
-    templates_dir: Path | None = None
-    status_url: str = ""  # link in every mail; "" derives it from [agent].http
-    # outbox: retries back off exponentially up to retry_max; older messages are reported
-    retry_max: Duration = timedelta(seconds=60)
-    max_age: Duration = timedelta(hours=1)
-    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
-    fallback: SmtpRelay | None = None
-    # mail-path canary: a test message every canary_interval ("0s" disables) to canary_to;
-    # mail failing longer than canary_threshold raises the mail-path flag
-    canary_interval: Duration = timedelta(0)
-    canary_to: list[str] = []
-    canary_threshold: Duration = timedelta(minutes=10)
+    host: str = Field("localhost", description="mail server")
+    port: Port = Field(25, description="25, 587 (`starttls`), 465 (`tls`)")
+    security: Literal["none", "starttls", "tls"] = Field(
+        "none",
+        description="`none` (plain, no STARTTLS attempted), `starttls` (required), `tls` "
+        "(implicit TLS); see [Choosing port and security](email.md#choosing-port-and-security)",
+    )
+    allow_plaintext_auth: bool = Field(
+        False,
+        description="allow AUTH over a connection without TLS to a host that is not loopback "
+        "(`localhost`, 127.0.0.0/8, `::1` never need it); the password then crosses the "
+        "network in clear",
+    )
+    username: str = Field(
+        "",
+        description='AUTH user; with `security = "none"` a config error unless the host is '
+        "loopback or `allow_plaintext_auth = true`",
+    )
+    password: SecretStr = Field(SecretStr(""), description="AUTH password (secret)")
+    from_: str = Field(
+        default="netalert <netalert@localhost>",
+        alias="from",
+        description="sender; one line: control characters (CR, LF) are a config error, as in "
+        "`to` and `canary_to`",
+    )
+    ca_file: Path | None = Field(None, description="extra CA bundle to trust")
+    verify: bool = Field(
+        True, description="certificate verification; `false` logs a warning at start"
+    )
+    timeout: Duration = Field(timedelta(seconds=30), description="per SMTP operation")
+    templates_dir: Path | None = Field(
+        None,
+        description="folder with `subject.txt.j2`, `body.txt.j2`, `body.html.j2` overriding "
+        "the defaults; see [Templates](email.md#templates)",
+    )
+    status_url: str = Field(
+        "",
+        description="link to the status page put in every mail",
+        json_schema_extra=shown_default("from `[agent].http`"),
+    )
+    retry_max: Duration = Field(
+        timedelta(seconds=60), description="cap of the exponential retry backoff"
+    )
+    max_age: Duration = Field(
+        timedelta(hours=1),
+        description="a message waiting longer is reported loudly (log, status page, metrics), "
+        "never dropped",
+    )
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        100, description="messages sent over one connection before it is recycled"
+    )
+    fallback: SmtpRelay | None = Field(
+        None,
+        description="a second smarthost used while the first cannot be reached: `[smtp.fallback]`",
+    )
+    canary_interval: Duration = Field(
+        timedelta(0),
+        description='periodic test mail to `canary_to`; `"0s"` is off',
+    )
+    canary_to: list[str] = Field([], description="recipients of the test mail")
+    canary_threshold: Duration = Field(
+        timedelta(minutes=10),
+        description="mail failing longer than this raises an alarm (status page, metrics, a "
+        "`MailPathDown` notice through the fallback)",
+    )
 
     @field_validator("ca_file", "templates_dir", mode="before")
     @classmethod
@@ -507,14 +780,32 @@ class SmtpConfig(Model):
 class Route(Model):
     """``[[routes]]``: who gets which alerts; first match wins."""
 
-    name: str = ""
-    match: dict[str, str] = {}
-    to: Annotated[list[str], Field(min_length=1)]
-    group_by: list[str] = ["device"]
-    group_wait: Duration = timedelta(seconds=30)
-    group_interval: Duration = timedelta(minutes=5)
-    repeat_interval: Duration = timedelta(hours=4)
-    send_resolved: bool = True
+    name: str = Field(
+        "",
+        description="name in logs and the notification log",
+        json_schema_extra=shown_default("`routes[N]`"),
+    )
+    match: dict[str, str] = Field(
+        {},
+        description="labels an alert must carry (`severity`, `rule`, `device`, any label); "
+        "`{}` matches all",
+    )
+    to: Annotated[list[str], Field(min_length=1)] = Field(description="recipients")
+    group_by: list[str] = Field(
+        ["device"],
+        description='labels that split alerts into one e-mail per group; `["..."]` makes '
+        "every alert its own group",
+    )
+    group_wait: Duration = Field(
+        timedelta(seconds=30), description="wait before the first mail of a new group"
+    )
+    group_interval: Duration = Field(
+        timedelta(minutes=5), description="wait before mailing changes of a group"
+    )
+    repeat_interval: Duration = Field(
+        timedelta(hours=4), description="re-send a still-firing group"
+    )
+    send_resolved: bool = Field(True, description="mail when alerts resolve")
 
     @field_validator("to")
     @classmethod
@@ -528,12 +819,22 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 class Maintenance(Model):
     """``[[maintenance]]``: a recurring window during which matching alerts send nothing."""
 
-    name: Name
-    days: list[Weekday] = []
-    start: str
-    end: str
-    timezone: str = "UTC"
-    match: list[str] = []
+    name: Name = Field(description="shown on the status page")
+    days: list[Weekday] = Field(
+        [],
+        description="the days the window starts on",
+        json_schema_extra=shown_default("every day"),
+    )
+    start: str = Field(description='`"HH:MM"`')
+    end: str = Field(
+        description='`"HH:MM"`; an end before the start crosses midnight; equal means the whole day'
+    )
+    timezone: str = Field("UTC", description='IANA zone, e.g. `"Europe/Rome"`')
+    match: list[str] = Field(
+        [],
+        description="matchers `name=value`, `name!=value`, `name=~regex`, `name!~regex`",
+        json_schema_extra=shown_default("all alerts"),
+    )
 
     @field_validator("start", "end")
     @classmethod
@@ -564,34 +865,53 @@ class Maintenance(Model):
 
 
 class LimitsConfig(Model):
-    """``[limits]``: bounds past which netalert summarizes and counts (README: Limits).
+    """``[limits]``: bounds past which netalert summarizes and counts (docs/limits.md)."""
 
-    Mails: a group's mail lists ``max_alerts_per_mail`` alerts in full, the most
-    important first (the rest as counts), and stays under ``max_mail_bytes``.
-
-    Past ``max_active_alerts`` (all rules) or ``max_active_alerts_per_rule``
-    no new alert is made: the rule gets one summary alert instead (label
-    ``suppressed="true"``), which resolves once the rule is under its caps and
-    nothing was suppressed for ``suppressed_resolve_after``.
-    ``trap_resolve_after`` is the ``resolve_after`` of trap rules that set none
-    and have no ``clear_trap`` (``"0s"``: never). ``retention`` bounds how long
-    resolved alerts, notification log entries and mail thread roots no live
-    group needs are kept; the notification log and the threads are pruned every
-    ``prune_interval``, ``prune_batch`` rows per transaction.
-    """
-
-    # a group's mail lists this many alerts in full, the most important first; the rest as counts
-    max_alerts_per_mail: Annotated[int, Field(ge=0, le=100_000)] = 50
-    # a mail's size in bytes, as sent: varbinds and long values are cut to fit, then alerts
-    max_mail_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = 262_144
-
-    max_active_alerts: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
-    max_active_alerts_per_rule: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
-    suppressed_resolve_after: Duration = timedelta(minutes=5)
-    trap_resolve_after: Duration = timedelta(hours=1)
-    retention: Duration = timedelta(days=7)
-    prune_interval: Duration = timedelta(minutes=5)
-    prune_batch: Annotated[int, Field(ge=1, le=100_000)] = 500
+    max_alerts_per_mail: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        50,
+        description="alerts a group's mail lists in full, the most important first (firing, "
+        "then by severity, then the oldest); the rest are counted: `and 1,150 more: 1,100 "
+        "firing, 50 resolved`. `0` lists none",
+    )
+    max_mail_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = Field(
+        262_144,
+        description="size of one mail as sent (text, HTML and headers): long values and "
+        "varbind lists are cut and marked `[truncated]`, then fewer alerts are listed",
+    )
+    max_active_alerts: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        10_000,
+        description="active (pending or firing) alerts of all rules together; past it no new "
+        "alert is made (see [Caps](rules.md#caps))",
+    )
+    max_active_alerts_per_rule: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        1000,
+        description="active alerts of one rule; past it no new alert of that rule is made "
+        '(the rule gets one summary alert, label `suppressed="true"`)',
+    )
+    suppressed_resolve_after: Duration = Field(
+        timedelta(minutes=5),
+        description="a rule's summary alert resolves once the rule is under its caps and "
+        "nothing was suppressed for this long",
+    )
+    trap_resolve_after: Duration = Field(
+        timedelta(hours=1),
+        description='`resolve_after` of trap rules that set none and have no `clear_trap`; `"0s"`: '
+        "such alerts never end by time",
+    )
+    retention: Duration = Field(
+        timedelta(days=7),
+        description="longest a resolved alert (at most an hour anyway), a notification log "
+        "entry or a mail thread root is kept once no live group needs it",
+    )
+    prune_interval: Duration = Field(
+        timedelta(minutes=5),
+        description="how often the notification log and mail threads are pruned",
+    )
+    prune_batch: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        500,
+        description="rows per pruning transaction (between two, the agent does its other "
+        "work); also resolved alerts dropped per second at most",
+    )
 
     @field_validator("retention", "prune_interval")
     @classmethod
