@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest venv debs bench fuzz soak clean demo run
+.PHONY: test lint typecheck pytest venv debs bench fuzz soak clean demo run docs
 
 test: venv debs lint typecheck pytest
 
@@ -74,6 +74,13 @@ demo: venv
 
 run: venv
 	$(BIN)/netalert run -c config.toml
+
+# the generated pages: docs/configuration.md from the config models (and
+# docs/configuration.md.in), docs/performance.md from bench/results/ (and
+# docs/performance.md.in); tests/test_docs.py fails when either is out of date
+docs: venv
+	$(BIN)/python -m netalert.config.docs
+	$(BIN)/python -m bench.docs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -3,7 +3,7 @@
 Each test runs the real agent (`netalert run`) against net-snmp's snmpd, whose
 tables are served by pass_persist scripts reading a file the test rewrites
 (tests/support/tables.py), and reads the mails as an aiosmtpd server accepted
-them. The rules are the README's "Worked examples", taken from README.md
+them. The rules are the "Worked examples" of docs/rules.md, taken from that page
 itself so the documentation cannot drift from what the agent does; only their
 ``for`` is set to "0s" so the test takes seconds, not minutes.
 """
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.support.faults import ROOT, AgentProcess
+from tests.support.markdown import section
 from tests.support.ports import free_tcp_port
 from tests.support.smtp import SmtpServer
 from tests.support.snmpd import Snmpd, SnmpdFactory
@@ -43,14 +44,13 @@ SUBTREES = [
 
 
 def readme_examples(*rules: str) -> str:
-    """The README's worked-example TOML blocks that define ``rules``, with ``for = "0s"``."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Worked examples", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```toml\n(.*?)```", section, re.DOTALL)
+    """The docs' worked-example TOML blocks that define ``rules``, with ``for = "0s"``."""
+    examples = section((ROOT / "docs" / "rules.md").read_text(), "Worked examples")
+    blocks = re.findall(r"```toml\n(.*?)```", examples, re.DOTALL)
     chosen = []
     for name in rules:
         found = [b for b in blocks if f'name = "{name}"' in b]
-        assert len(found) == 1, f"README worked examples define {name!r} {len(found)} times"
+        assert len(found) == 1, f"the worked examples define {name!r} {len(found)} times"
         if found[0] not in chosen:
             chosen.append(found[0])
     return "\n".join(re.sub(r'^for = "[^"]*"', 'for = "0s"', b, flags=re.M) for b in chosen)

@@ -314,7 +314,7 @@ PORT = "ifOperStatus == 'down' and ifAdminStatus == 'up'"
 HOT = "temperature > 70 or fanStatus == 'failed'"
 
 
-# The table of README.md, "The value an alert shows".
+# The table of docs/rules.md, "The value an alert shows".
 @pytest.mark.parametrize(
     ("source", "values", "rates", "shown"),
     [

@@ -1,8 +1,10 @@
-"""tests/rules/: the rule tests of the shipped config.toml and of README's worked examples.
+"""tests/rules/: the rule tests of the shipped config.toml and of the docs' worked examples.
 
 ``make test`` runs them here through the real command, ``netalert test rules``;
 a second test keeps tests/rules/configs/readme_examples.toml the same as the
-README's examples, so the examples the README shows are the ones tested.
+examples of docs/rules.md ("Worked examples"), so the examples the docs show
+are the ones tested. (The files keep their names from when the examples were
+in the README.)
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tests.support.markdown import section
+
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "tests" / "rules"
+EXAMPLES = ROOT / "docs" / "rules.md"
 
 
 def test_every_rule_test_in_tests_rules_passes() -> None:
@@ -33,10 +38,9 @@ def test_every_rule_test_in_tests_rules_passes() -> None:
 
 
 def _readme_rules() -> list[dict[str, object]]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Worked examples", 1)[1].split("\n## ", 1)[0]
+    examples = section(EXAMPLES.read_text(), "Worked examples")
     rules: list[dict[str, object]] = []
-    for block in re.findall(r"```toml\n(.*?)```", section, re.DOTALL):
+    for block in re.findall(r"```toml\n(.*?)```", examples, re.DOTALL):
         rules += tomllib.loads(block).get("rules", [])
     return rules
 
@@ -47,7 +51,7 @@ def test_the_tested_config_holds_every_readme_example_rule_unchanged() -> None:
     tested = tomllib.loads((RULES / "configs" / "readme_examples.toml").read_text())["rules"]
     by_name = {rule["name"]: rule for rule in tested}
     for rule in readme:
-        assert by_name.get(str(rule["name"])) == rule, f"README rule {rule['name']} differs"
+        assert by_name.get(str(rule["name"])) == rule, f"docs rule {rule['name']} differs"
     tests = (RULES / "readme_examples.toml").read_text()
     for rule in readme:
         assert f'rule = "{rule["name"]}"' in tests, f"no test expects {rule['name']}"
