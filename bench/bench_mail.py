@@ -2,8 +2,8 @@
 
 Usage: ``.venv/bin/python bench/bench_mail.py [--messages 1000] [--reps 5]``
 
-An aiosmtpd ``Sink`` runs in its own process on a free 127.0.0.1 port (as in
-BASELINES.md §3). Each rep sends the same small pre-built messages:
+An aiosmtpd ``Sink`` runs in its own process on a free 127.0.0.1 port. Each rep
+sends the same small pre-built messages:
 
 * ``bare``   - aiosmtplib ``send_message`` over one connection (the reference);
 * ``outbox`` - ``Outbox.enqueue`` (one committed SQLite transaction each, WAL,

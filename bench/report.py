@@ -144,7 +144,7 @@ def rows_latency(fig: list[dict[str, Any]]) -> list[Row]:
                 f"trap -> mail accepted, {rate:g} traps/s for {run['traps'] / rate:g} s",
                 f"p50 {_ms(run['p50_ms'])} / p99 {_ms(run['p99_ms'])} ms, "
                 f"{run['mails']}/{run['traps']} mails, {run['mails_per_s']:.0f}/s",
-                "BASELINES: p99 ~6.4 ms (not this run)" if rate <= 100 else "-",
+                "anchor survey: p99 ~6.4 ms (not this run)" if rate <= 100 else "-",
                 "-",
                 target,
                 _verdict(ok),
