@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 
 from netalert.mail.errors import MailError
+from netalert.mail.mime import Draft
 from netalert.state.db import Database
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "Outbox",
     "OutboxEntry",
     "RecipientResult",
+    "envelope_recipients",
+    "envelope_sender",
     "is_due",
     "is_stale",
     "next_backoff",
@@ -153,7 +156,24 @@ def next_backoff(
     return delay * (1.0 - jitter * rand())
 
 
-def _envelope_sender(message: EmailMessage) -> str:
+def envelope_recipients(recipients: Sequence[str], what: str) -> list[str]:
+    """The distinct, stripped addresses of ``recipients``, in order.
+
+    Raises:
+        MailError: None is left (``what`` names the message in the error).
+    """
+    unique = list(dict.fromkeys(r.strip() for r in recipients if r.strip()))
+    if not unique:
+        raise MailError(f"message {what!r} has no recipient")
+    return unique
+
+
+def envelope_sender(message: EmailMessage | Draft) -> str:
+    """The envelope sender of ``message``: its Sender, else its From address.
+
+    Raises:
+        MailError: Neither holds an address.
+    """
     sender = parseaddr(str(message.get("Sender") or message.get("From") or ""))[1]
     if "@" not in sender:
         raise MailError(f"message has no usable From address: {message.get('From')!r}")
@@ -207,7 +227,7 @@ class Outbox:
         data = message.as_bytes(policy=email.policy.SMTP)
         return self.enqueue_raw(
             data,
-            sender=_envelope_sender(message),
+            sender=envelope_sender(message),
             recipients=recipients,
             message_id=str(message.get("Message-ID", "")),
             subject=str(message.get("Subject", "")),
@@ -233,25 +253,56 @@ class Outbox:
         Raises:
             MailError: No recipient.
         """
-        unique = list(dict.fromkeys(r.strip() for r in recipients if r.strip()))
-        if not unique:
-            raise MailError(f"message {message_id or subject!r} has no recipient")
+        unique = envelope_recipients(recipients, message_id or subject)
         at = self.clock() if now is None else now
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO outbox(message_id, sender, subject, data, created, next_attempt)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (message_id, sender, subject, data, at, at),
+            entry_id = self.insert(
+                conn,
+                data,
+                sender=sender,
+                recipients=unique,
+                message_id=message_id,
+                subject=subject,
+                at=at,
+                thread=thread,
             )
-            entry_id = int(cur.lastrowid or 0)
-            conn.executemany(
-                "INSERT INTO outbox_recipients(entry_id, address) VALUES (?, ?)",
-                [(entry_id, address) for address in unique],
-            )
-            if thread is not None:
-                _upsert_thread(conn, thread[0], thread[1], at)
             if also is not None:
                 also(conn)
+        return entry_id
+
+    @staticmethod
+    def insert(
+        conn: sqlite3.Connection,
+        data: bytes,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        message_id: str,
+        subject: str,
+        at: float,
+        thread: tuple[str, str] | None = None,
+    ) -> int:
+        """Adds one entry inside the caller's open transaction; returns its id.
+
+        ``recipients`` as :func:`envelope_recipients` returns them. The entry is
+        durable once the caller commits (the agent commits a loop turn's mails,
+        their notification-log entries and their alerts together).
+
+        Raises:
+            sqlite3.Error: The insert failed (the caller rolls back).
+        """
+        cur = conn.execute(
+            "INSERT INTO outbox(message_id, sender, subject, data, created, next_attempt)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (message_id, sender, subject, data, at, at),
+        )
+        entry_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO outbox_recipients(entry_id, address) VALUES (?, ?)",
+            [(entry_id, address) for address in recipients],
+        )
+        if thread is not None:
+            _upsert_thread(conn, thread[0], thread[1], at)
         return entry_id
 
     def record(
