@@ -16,10 +16,10 @@ import contextlib
 import gc
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ class Agent:
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
             alerts=lambda: self.store.active() if self.store is not None else [],
             mib_modules=lambda: len(self.prepared.tree.modules),
+            firing_counts=lambda: self.store.firing_counts() if self.store is not None else {},
         )
         self.counters: dict[str, int] = {
             "traps": 0,
@@ -124,6 +125,7 @@ class Agent:
         self._notifier = Notifier()
         self._wakeup = asyncio.Event()
         self._mailing: asyncio.Task[None] | None = None  # notifications being rendered and queued
+        self._turn_pending = False  # _end_turn is scheduled for the end of this loop turn
 
     @property
     def config(self) -> Config:
@@ -144,7 +146,8 @@ class Agent:
         self._spawn(self.mail.sender.run(), "mail-sender")
         if self.mail.canary is not None:
             self._spawn(self.mail.canary.run(), "mail-canary")
-        self.store = AlertStore(self.db)
+        # deferred: the engine's changes are committed once per loop turn (_end_turn)
+        self.store = AlertStore(self.db, deferred=True)
         self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
         self.silences = SilenceStore(self.db)
         self._new_dispatcher()
@@ -292,11 +295,16 @@ class Agent:
         self._after(transitions)
 
     def _after(self, transitions: list[Transition]) -> None:
-        """Persists the alerts' new state, then hands the changes to notify."""
+        """Hands the changes to notify; the end of the loop turn persists them.
+
+        Whatever the engine changed (a transition or only bookkeeping, such as
+        a trap's count) is committed by :meth:`_end_turn`, once for every trap,
+        poll and tick handled in this turn of the event loop.
+        """
+        self._end_turn_soon()
         if not transitions:
             return
         assert self.store is not None and self.dispatcher is not None
-        self.store.flush()
         now = time.time()
         for transition in transitions:
             self.counters["transitions"] += 1
@@ -312,8 +320,29 @@ class Agent:
                 )
             )
             self.dispatcher.update(transition.alert, now)
-        self.status.live.sample_alerts(now)
-        self._flush_notifications(now)
+        self.status.live.record_counts(now)
+
+    def _end_turn_soon(self) -> None:
+        if not self._turn_pending:
+            self._turn_pending = True
+            asyncio.get_running_loop().call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        """The end of a loop turn: mails the groups now due and commits the turn's alerts.
+
+        When mails go out, the alerts are written in their transaction (see
+        :meth:`_mail_out`): a mail is never committed without the alert it tells
+        of. While a batch of mails renders, the alerts changed meanwhile wait
+        for it (milliseconds) and join its transaction.
+        """
+        self._turn_pending = False
+        assert self.store is not None
+        try:
+            self._flush_notifications(time.time())
+            if self._mailing is None and self.store.dirty:
+                self.store.commit()
+        except (NetalertError, sqlite3.Error) as exc:
+            log.error(event("state_write_failed", error=exc, retry="next turn"))
 
     def _flush_notifications(self, now: float, *, force: bool = False) -> None:
         """Takes the notifications due at ``now`` and mails them, rendered off the loop.
@@ -335,15 +364,23 @@ class Agent:
             task.add_done_callback(self._mail_out_done)
 
     async def _mail_out(self, dispatcher: Dispatcher, notifications: list[Any]) -> None:
-        assert self.mail is not None
-        mailer = self.mail.mailer
-        for notification in notifications:
-            try:
-                await mailer.submit_off_loop(
-                    notification, also=partial(dispatcher.sent, notification=notification)
-                )
-            except NetalertError as exc:
-                log.error(event("notification_failed", group=notification.group_key, error=exc))
+        """Renders the batch (see :meth:`Mailer.submit_many`) and commits it in one
+        transaction with the alerts changed so far and the notification-log entries."""
+        assert self.mail is not None and self.store is not None
+        store = self.store
+
+        def alerts(conn: sqlite3.Connection) -> Callable[[], None]:
+            done = store.write(conn)
+            return lambda: store.written(done)
+
+        results = await self.mail.mailer.submit_many(
+            notifications,
+            before=alerts,
+            also=lambda conn, notification: dispatcher.sent(conn, notification),
+        )
+        for notification, result in zip(notifications, results, strict=True):
+            if isinstance(result, NetalertError):
+                log.error(event("notification_failed", group=notification.group_key, error=result))
                 continue
             self.counters["notifications"] += 1
             log.info(
@@ -361,7 +398,8 @@ class Agent:
         self._mailing = None
         if not task.cancelled() and task.exception() is not None:
             log.error(event("notification_failed", error=repr(task.exception())))
-        self._wakeup.set()  # groups that came due meanwhile are flushed now
+        # groups that came due meanwhile are flushed now, with the alerts changed meanwhile
+        self._end_turn_soon()
 
     async def _mailed(self) -> None:
         """Waits for the batch of notifications being rendered and queued, if any."""
@@ -377,7 +415,7 @@ class Agent:
                 self._after(self.engine.tick(now))
                 for request in self.engine.confirm_requests(now):
                     self._spawn(self._confirm(request), "confirm")
-                self._flush_notifications(now)
+                self._end_turn_soon()  # confirm bookkeeping, and the groups due now
             except NetalertError as exc:
                 log.error(event("tick_failed", error=exc))
             with contextlib.suppress(TimeoutError):
@@ -496,8 +534,8 @@ class Agent:
         self._wakeup.set()
         await self._stop_intake()
         if self.store is not None and self.dispatcher is not None and self.mail is not None:
-            self.store.flush()
             await self._mailed()
+            self.store.commit()
             self._flush_notifications(time.time(), force=True)
             await self._mailed()
             self.mail.sender.wake()
@@ -511,7 +549,7 @@ class Agent:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.status.stop()
         if self.store is not None:
-            self.store.flush()
+            self.store.commit()
         pending = self.mail.outbox.pending() if self.mail else 0
         sent = self.mail.stats.sent_total if self.mail else 0
         if self.db is not None:

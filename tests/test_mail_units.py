@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import email
+import email.policy
+import sqlite3
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 
 from netalert.config.loader import load_config_text
-from netalert.errors import ConfigError
+from netalert.errors import ConfigError, StateError
 from netalert.mail.bounds import MailLimits
 from netalert.mail.canary import Canary, mail_path_down
 from netalert.mail.classify import RetryClass, classify_smtp_error, failure_kind
@@ -26,7 +31,7 @@ from netalert.mail.outbox import Outbox, OutboxEntry, RecipientResult, is_due, n
 from netalert.mail.render import MailTemplates
 from netalert.mail.stats import MailStats
 from netalert.mail.wiring import build_mail_stage, status_url
-from netalert.notify.model import Reason
+from netalert.notify.model import Notification, Reason
 from netalert.state.db import open_database
 from tests.test_mail_render import T0, make_alert, make_notification
 
@@ -249,3 +254,91 @@ host = "relay.example.net"
 def test_config_rejects_canary_without_recipients() -> None:
     with pytest.raises(ConfigError, match="canary_to is empty"):
         load_config_text('[smtp]\ncanary_interval = "5m"\n')
+
+
+async def test_submit_many_queues_a_batch_in_one_transaction(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    outbox = Outbox(db, clock=lambda: T0)
+    stats = MailStats()
+    woken: list[int] = []
+    mailer = Mailer(
+        outbox,
+        MailTemplates(),
+        sender="netalert <alerts@example.org>",
+        status_url="",
+        on_enqueue=lambda: woken.append(1),
+        limits=MailLimits(max_alerts=12),
+        stats=stats,
+    )
+    small = [make_notification(make_alert(fp=f"{i:016x}")) for i in range(3)]
+    nobody = dataclasses.replace(small[0], recipients=(" ",))
+    # 20 alerts: listed 12 in full, more than render on the loop: a worker thread renders it
+    big = make_notification(*(make_alert(fp=f"{100 + i:016x}") for i in range(20)))
+    batch = [small[0], nobody, big, *small[1:]]
+    seen: list[tuple[str, bool]] = []
+    db.conn.execute("CREATE TABLE turn (what TEXT)")
+
+    committed: list[bool] = []
+
+    def before(conn: sqlite3.Connection) -> Callable[[], None]:
+        assert conn.in_transaction
+        conn.execute("INSERT INTO turn VALUES ('alerts')")
+        return lambda: committed.append(not db.conn.in_transaction)
+
+    def also(conn: sqlite3.Connection, notification: Notification) -> None:
+        seen.append((notification.group_key, conn.in_transaction))
+
+    results = await mailer.submit_many(batch, before=before, also=also)
+    assert isinstance(results[1], MailError) and "no recipient" in str(results[1])
+    entries = outbox.entries()
+    assert [e.id for e in entries] == [r for r in results if isinstance(r, int)]
+    assert len(entries) == 4 and len(seen) == 4 and all(inside for _, inside in seen)
+    assert db.conn.execute("SELECT what FROM turn").fetchall() == [("alerts",)]
+    assert committed == [True]
+    assert all(e.data == render_bytes(e.data) for e in entries)  # stored as rendered
+    assert b"and 8 more" in entries[1].data
+    assert (stats.alerts_truncated, woken) == (8, [1])
+
+
+async def test_submit_many_stores_nothing_when_the_transaction_fails(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    outbox = Outbox(db, clock=lambda: T0)
+    mailer = Mailer(outbox, MailTemplates(), sender="a@example.org", status_url="")
+    committed: list[int] = []
+
+    def before(conn: sqlite3.Connection) -> Callable[[], None]:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+        return lambda: committed.append(1)
+
+    batch = [make_notification(make_alert(fp=f"{i:016x}")) for i in range(2)]
+    results = await mailer.submit_many(batch, before=before)
+    assert all(isinstance(r, StateError) and "no_such_table" in str(r) for r in results)
+    assert outbox.entries() == [] and outbox.thread_root("core:device=core-sw1") is None
+    assert committed == []
+
+
+async def test_submit_many_commits_a_long_batch_in_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("netalert.mail.mailer.SLICE", 0.0)  # every mail its own slice
+    db = open_database(tmp_path)
+    outbox = Outbox(db, clock=lambda: T0)
+    mailer = Mailer(outbox, MailTemplates(), sender="a@example.org", status_url="")
+    commits: list[int] = []
+    batch = [
+        dataclasses.replace(make_notification(make_alert(fp=f"{i:016x}")), group_key=f"g{i}")
+        for i in range(4)
+    ]
+
+    def also(conn: sqlite3.Connection, notification: Notification) -> None:
+        commits.append(int(db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]))
+
+    results = await mailer.submit_many(batch, also=also)
+    assert all(isinstance(r, int) for r in results) and len(outbox.entries()) == 4
+    assert commits == [1, 2, 3, 4]  # each saw only its own slice's row uncommitted
+
+
+def render_bytes(data: bytes) -> bytes:
+    """``data`` parsed and flattened again by the email package (the same for its own bytes)."""
+    parsed = email.message_from_bytes(data, policy=email.policy.SMTP)
+    return parsed.as_bytes()

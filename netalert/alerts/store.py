@@ -2,9 +2,12 @@
 
 The engine changes :class:`AlertRecord` values in memory and calls
 :meth:`AlertStore.flush` once per poll, trap or tick, which writes every
-changed record in one transaction. A restart loads the records back, so an
-alert that was firing is still firing (no second FIRING mail) and one that was
-pending keeps counting its ``for`` from when it began.
+changed record in one transaction. The agent's store is *deferred*: there
+``flush`` writes nothing and the agent commits the changes of a whole loop
+turn at once (:meth:`AlertStore.commit`, or :meth:`AlertStore.write` inside
+the transaction that also queues the turn's mails). A restart loads the
+records back, so an alert that was firing is still firing (no second FIRING
+mail) and one that was pending keeps counting its ``for`` from when it began.
 
 Resolved records stay a while: their flap history must survive a quick
 re-fire, and the web page shows recent resolutions. They are dropped once
@@ -18,7 +21,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -104,15 +107,21 @@ class AlertStore:
     """All alert records by fingerprint and by lookup key, persisted in ``db``.
 
     ``db`` None keeps everything in memory (tests of pure parts, ``netalert demo``).
+    ``deferred`` True makes :meth:`flush` a no-op: the owner commits instead.
     """
 
-    def __init__(self, db: Database | None) -> None:
+    def __init__(self, db: Database | None, *, deferred: bool = False) -> None:
         self._db = db
+        self.deferred = deferred
         self._records: dict[str, AlertRecord] = {}
         self._by_key: dict[str, set[str]] = {}
         self._by_group: dict[str, set[str]] = {}
         self._dirty: set[str] = set()
         self._deleted: set[str] = set()
+        # firing alerts' severities, kept up to date by put/remove: the status page's
+        # chart reads the counts on every change without walking every alert
+        self._firing: dict[str, str] = {}
+        self._firing_counts: dict[str, int] = {}
         if db is not None:
             db.migrate("alerts", MIGRATIONS)
             for record in _load(db.conn):
@@ -123,6 +132,26 @@ class AlertStore:
         self._records[fp] = record
         self._by_key.setdefault(record.key, set()).add(fp)
         self._by_group.setdefault(group_of(record.key), set()).add(fp)
+        self._count(fp, record)
+
+    def _count(self, fp: str, record: AlertRecord | None) -> None:
+        firing = record is not None and record.active and record.alert.state is AlertState.FIRING
+        new = record.alert.severity if firing and record is not None else None
+        old = self._firing.get(fp)
+        if old == new:
+            return
+        if old is not None:
+            del self._firing[fp]
+            self._firing_counts[old] -= 1
+            if not self._firing_counts[old]:
+                del self._firing_counts[old]
+        if new is not None:
+            self._firing[fp] = new
+            self._firing_counts[new] = self._firing_counts.get(new, 0) + 1
+
+    def firing_counts(self) -> dict[str, int]:
+        """Firing alerts per severity (pending ones not counted); O(severities)."""
+        return dict(self._firing_counts)
 
     def get(self, fingerprint: str) -> AlertRecord | None:
         """The record of ``fingerprint``, or None."""
@@ -151,6 +180,8 @@ class AlertStore:
         fp = record.alert.fingerprint
         if fp not in self._records:
             self._index(record)
+        else:
+            self._count(fp, record)
         self._dirty.add(fp)
         self._deleted.discard(fp)
 
@@ -165,6 +196,7 @@ class AlertStore:
                 fps.discard(fingerprint)
                 if not fps:
                     del index[name]
+        self._count(fingerprint, None)
         self._dirty.discard(fingerprint)
         self._deleted.add(fingerprint)
 
@@ -179,22 +211,56 @@ class AlertStore:
         """Every alert kept, resolved ones included."""
         return [r.alert for r in self._records.values()]
 
+    @property
+    def dirty(self) -> bool:
+        """True while changed or removed records wait to be written."""
+        return bool(self._dirty or self._deleted)
+
     def flush(self) -> None:
-        """Writes the changed and removed records in one transaction.
+        """Writes the changed and removed records in one transaction (:meth:`commit`),
+        unless the store is ``deferred``: then the owner commits them.
 
         Raises:
             sqlite3.Error: The write failed; the records stay dirty for the next flush.
         """
-        if self._db is None or not (self._dirty or self._deleted):
+        if not self.deferred:
+            self.commit()
+
+    def commit(self) -> None:
+        """Writes the changed and removed records in one transaction, deferred or not.
+
+        Raises:
+            sqlite3.Error: The write failed; the records stay dirty for the next commit.
+        """
+        if self._db is None or not self.dirty:
             self._dirty.clear()
             self._deleted.clear()
             return
         with self._db.transaction() as conn:
-            for fp in self._deleted:
-                conn.execute("DELETE FROM alerts WHERE fingerprint = ?", (fp,))
-            conn.executemany(_UPSERT, [_row(self._records[fp]) for fp in self._dirty])
-        self._dirty.clear()
-        self._deleted.clear()
+            written = self.write(conn)
+        self.written(written)
+
+    def write(self, conn: sqlite3.Connection) -> tuple[frozenset[str], frozenset[str]]:
+        """Writes the changed and removed records inside the caller's open transaction.
+
+        Returns what was written; pass it to :meth:`written` once the transaction
+        committed (until then the records stay dirty: a rollback loses nothing).
+
+        Raises:
+            sqlite3.Error: The write failed.
+        """
+        dirty, deleted = frozenset(self._dirty), frozenset(self._deleted)
+        if self._db is None:
+            return dirty, deleted
+        for fp in deleted:
+            conn.execute("DELETE FROM alerts WHERE fingerprint = ?", (fp,))
+        conn.executemany(_UPSERT, [_row(self._records[fp]) for fp in dirty])
+        return dirty, deleted
+
+    def written(self, done: tuple[frozenset[str], frozenset[str]]) -> None:
+        """Marks what :meth:`write` returned as stored (its transaction committed)."""
+        self._dirty -= done[0]
+        self._deleted -= done[1]
 
 
 _COLUMNS = (
@@ -208,11 +274,18 @@ _UPSERT = (
 
 
 def _varbind_json(vb: VarBind) -> dict[str, Any]:
-    out = asdict(vb)
-    out["type"] = vb.type.value
-    if isinstance(vb.value, bytes):
-        out["value"] = {"b64": base64.b64encode(vb.value).decode("ascii")}
-    return out
+    # the fields by hand: dataclasses.asdict deep-copies, and cost a third of a trap's write
+    value: Any = vb.value
+    if isinstance(value, bytes):
+        value = {"b64": base64.b64encode(value).decode("ascii")}
+    return {
+        "oid": vb.oid,
+        "type": vb.type.value,
+        "value": value,
+        "name": vb.name,
+        "index": vb.index,
+        "label": vb.label,
+    }
 
 
 def _varbind(data: dict[str, Any]) -> VarBind:
