@@ -242,6 +242,22 @@ FAMILIES: Mapping[str, Family] = {
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",
         ),
+        Family(
+            "netalert_state_checkpoints_total",
+            "counter",
+            "WAL checkpoints that copied pages into the state database, in a worker thread.",
+        ),
+        Family(
+            "netalert_state_checkpoint_failures_total",
+            "counter",
+            "WAL checkpoints that failed (logged); the log grows until one succeeds.",
+        ),
+        Family(
+            "netalert_state_wal_pages",
+            "gauge",
+            "Pages in the state database's write-ahead log at the last checkpoint "
+            "([agent].wal_max_pages at most before the event loop checkpoints itself).",
+        ),
         Family("netalert_http_connections", "gauge", "Open connections to the HTTP server."),
         Family(
             "netalert_http_connections_refused_total",

@@ -43,6 +43,7 @@ from netalert.snmp.poller import Poller, Reachability
 from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
+from netalert.state.checkpoint import Checkpointer
 from netalert.state.db import check_state_dir
 from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.guard import HttpLimits
@@ -98,6 +99,7 @@ class Agent:
         self.started = time.time()
         self.db: Database | None = None
         self.mail: MailStage | None = None
+        self.checkpointer: Checkpointer | None = None
         self.store: AlertStore | None = None
         self.engine: RuleEngine | None = None
         self.dispatcher: Dispatcher | None = None
@@ -142,6 +144,7 @@ class Agent:
         """
         config = self.config
         self.db = open_database(config.agent.state_dir)
+        self._start_checkpoints()
         self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
         self._spawn(self.mail.sender.run(), "mail-sender")
         if self.mail.canary is not None:
@@ -174,6 +177,25 @@ class Agent:
                 mib_modules=len(self.prepared.tree.modules),
             )
         )
+
+    def _start_checkpoints(self) -> None:
+        """WAL checkpoints in a worker thread; the loop's own only past ``wal_max_pages``."""
+        assert self.db is not None
+        if self.db.path is None:
+            return  # in memory: no log
+        agent = self.config.agent
+        self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(agent.wal_max_pages)}")
+        if self.checkpointer is None:
+            interval = agent.wal_checkpoint_interval.total_seconds()
+            try:
+                self.checkpointer = Checkpointer(self.db.path, interval=interval)
+            except sqlite3.Error as exc:  # the loop's commits still checkpoint past the limit
+                log.error(event("wal_checkpoints_off", db=self.db.path, error=exc))
+                return
+            self._spawn(self.checkpointer.run(), "state-checkpoint")
+            self.status.metrics.register_source("state", self.checkpointer.source())
+        else:  # a reload
+            self.checkpointer.interval = agent.wal_checkpoint_interval.total_seconds()
 
     def _base_dir(self) -> Path | None:
         return self.config_path.resolve().parent if self.config_path else None
@@ -494,6 +516,8 @@ class Agent:
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
         if self.mail is not None:
             self.mail.mailer.limits = mail_limits(new.config)
+        if self.db is not None:
+            self._start_checkpoints()
         self.status.attach(dispatcher=self.dispatcher)
         if receiver_changed:
             await self._start_receiver()

@@ -86,6 +86,11 @@ class AgentConfig(Model):
     http_max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
     # accept() failures (EMFILE: out of descriptors) and refusals: one log line per interval
     http_log_interval: Duration = timedelta(seconds=60)
+    # SQLite's write-ahead log (state/checkpoint.py): a worker thread copies it back into
+    # the database every wal_checkpoint_interval; past wal_max_pages pages (4 KiB each)
+    # the commit on the event loop checkpoints the rest itself (SQLite's default: 1,000)
+    wal_checkpoint_interval: Duration = timedelta(milliseconds=200)
+    wal_max_pages: Annotated[int, Field(ge=1_000, le=1_000_000)] = 10_000
 
     @field_validator("http", mode="before")
     @classmethod
@@ -97,6 +102,7 @@ class AgentConfig(Model):
         "http_body_timeout",
         "http_idle_timeout",
         "http_log_interval",
+        "wal_checkpoint_interval",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
