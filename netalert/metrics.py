@@ -258,6 +258,16 @@ FAMILIES: Mapping[str, Family] = {
             "Pages in the state database's write-ahead log at the last checkpoint "
             "([agent].wal_max_pages at most before the event loop checkpoints itself).",
         ),
+        Family(
+            "netalert_gc_pause_seconds",
+            "histogram",
+            "Pauses of the cyclic garbage collector (the event loop waits for each).",
+        ),
+        Family(
+            "netalert_gc_frozen_objects",
+            "gauge",
+            "Objects frozen out of the collector's sight ([agent].gc_freeze_interval).",
+        ),
         Family("netalert_http_connections", "gauge", "Open connections to the HTTP server."),
         Family(
             "netalert_http_connections_refused_total",

@@ -29,6 +29,7 @@ from netalert.config import load_config
 from netalert.config.models import Config
 from netalert.config.risks import config_warnings
 from netalert.errors import ConfigError, NetalertError, StateError
+from netalert.heap import HeapKeeper
 from netalert.logs import event
 from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
 from netalert.mib import MibTree, check_config_names, load_mibs
@@ -128,6 +129,7 @@ class Agent:
         self._wakeup = asyncio.Event()
         self._mailing: asyncio.Task[None] | None = None  # notifications being rendered and queued
         self._turn_pending = False  # _end_turn is scheduled for the end of this loop turn
+        self.heap = HeapKeeper(interval=prepared.config.agent.gc_freeze_interval.total_seconds())
 
     @property
     def config(self) -> Config:
@@ -164,6 +166,8 @@ class Agent:
         if interval is not None:
             self._spawn(self._watchdog(interval), "watchdog")
         freeze_heap()
+        self.heap.install()
+        self.status.metrics.register_source("heap", self.heap.source())
         self._notifier.ready(self._status_line())
         _log_warnings(config)
         log.info(
@@ -438,6 +442,7 @@ class Agent:
                 for request in self.engine.confirm_requests(now):
                     self._spawn(self._confirm(request), "confirm")
                 self._end_turn_soon()  # confirm bookkeeping, and the groups due now
+                self.heap.tick()
             except NetalertError as exc:
                 log.error(event("tick_failed", error=exc))
             with contextlib.suppress(TimeoutError):
@@ -518,6 +523,7 @@ class Agent:
             self.mail.mailer.limits = mail_limits(new.config)
         if self.db is not None:
             self._start_checkpoints()
+        self.heap.interval = new.config.agent.gc_freeze_interval.total_seconds()
         self.status.attach(dispatcher=self.dispatcher)
         if receiver_changed:
             await self._start_receiver()
@@ -571,6 +577,7 @@ class Agent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.heap.uninstall()
         await self.status.stop()
         if self.store is not None:
             self.store.commit()

@@ -91,6 +91,9 @@ class AgentConfig(Model):
     # the commit on the event loop checkpoints the rest itself (SQLite's default: 1,000)
     wal_checkpoint_interval: Duration = timedelta(milliseconds=200)
     wal_max_pages: Annotated[int, Field(ge=1_000, le=1_000_000)] = 10_000
+    # heap.py: every gc_freeze_interval the objects made since the last time are collected
+    # and frozen, so the collector's full passes walk only what is new; "0s": never
+    gc_freeze_interval: Duration = timedelta(seconds=1)
 
     @field_validator("http", mode="before")
     @classmethod
