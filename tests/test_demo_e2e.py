@@ -12,6 +12,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # `netalert demo` as a subprocess
+
 SUBJECT = re.compile(r"^\| Subject: \[(FIRING|RESOLVED)(?::\d+)?\] \w+ (\w+) on ([\w-]+)$")
 
 

@@ -97,6 +97,7 @@ def trapd() -> str:
     return path
 
 
+@pytest.mark.daemon
 async def test_traps_are_standard_v2c_traps_snmptrapd_accepts(tmp_path: Path, trapd: str) -> None:
     conf = tmp_path / "snmptrapd.conf"
     conf.write_text("disableAuthorization yes\nformat2 TRAP %V| %v\\n\n")

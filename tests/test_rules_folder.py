@@ -13,10 +13,13 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "tests" / "rules"
 
 
+@pytest.mark.daemon
 def test_every_rule_test_in_tests_rules_passes() -> None:
     files = sorted(RULES.glob("*.toml"))
     assert {f.name for f in files} >= {"shipped_config.toml", "readme_examples.toml"}

@@ -114,6 +114,7 @@ def _by_name(event: TrapEvent) -> dict[str, Any]:
     return {vb.name: (vb.index, vb.value, vb.label) for vb in event.varbinds}
 
 
+@pytest.mark.daemon
 async def test_v2c_trap_is_named(harness: Harness) -> None:
     rc = await harness.run(
         "snmptrap", "-v", "2c", "-c", "public", harness.target, "", "1.3.6.1.6.3.1.1.5.3", *LINK
@@ -139,6 +140,7 @@ async def test_v2c_trap_is_named(harness: Harness) -> None:
     assert harness.receiver.stats.received["2c"] == 1
 
 
+@pytest.mark.daemon
 async def test_v1_generic_trap_is_translated(harness: Harness) -> None:
     rc = await harness.run(
         "snmptrap", "-v", "1", "-c", "second", harness.target,
@@ -154,6 +156,7 @@ async def test_v1_generic_trap_is_translated(harness: Harness) -> None:
     assert [vb.oid for vb in event.varbinds[:2]] == ["1.3.6.1.2.1.1.3.0", "1.3.6.1.6.3.1.1.4.1.0"]
 
 
+@pytest.mark.daemon
 async def test_v1_enterprise_specific_trap(harness: Harness) -> None:
     rc = await harness.run(
         "snmptrap", "-v", "1", "-c", "public", harness.target,
@@ -165,6 +168,7 @@ async def test_v1_enterprise_specific_trap(harness: Harness) -> None:
     assert event.varbinds[2].oid == "1.3.6.1.4.1.8072.2.3.2.1"
 
 
+@pytest.mark.daemon
 async def test_v2c_inform_gets_its_response(harness: Harness) -> None:
     rc = await harness.run(
         "snmpinform", "-v", "2c", "-c", "public", "-t", "3", "-r", "0", harness.target,
@@ -185,6 +189,7 @@ def _v3(name: str, auth: str, priv: str, *, password: str | None = None) -> list
 
 
 @pytest.mark.parametrize(("name", "auth", "priv"), V3_USERS)
+@pytest.mark.daemon
 async def test_v3_authpriv_trap_and_inform(
     harness: Harness, name: str, auth: str, priv: str
 ) -> None:
@@ -211,6 +216,7 @@ async def test_v3_authpriv_trap_and_inform(
     assert not harness.receiver.stats.rejected
 
 
+@pytest.mark.daemon
 async def test_rejections_are_counted_and_produce_nothing(harness: Harness) -> None:
     stats = harness.receiver.stats
     send = harness.run
@@ -265,6 +271,7 @@ async def test_rejections_are_counted_and_produce_nothing(harness: Harness) -> N
     assert not stats.received
 
 
+@pytest.mark.daemon
 async def test_disallowed_source_is_counted(tree: MibTree) -> None:
     port = free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
@@ -284,6 +291,7 @@ async def test_disallowed_source_is_counted(tree: MibTree) -> None:
         await receiver.stop()
 
 
+@pytest.mark.daemon
 async def test_ipv6_listener(tree: MibTree) -> None:
     port6, port4 = free_udp_port("::1"), free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
@@ -303,6 +311,7 @@ async def test_ipv6_listener(tree: MibTree) -> None:
         await receiver.stop()
 
 
+@pytest.mark.daemon
 async def test_learned_engine_id_needs_no_restart(tree: MibTree) -> None:
     port = free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
