@@ -597,6 +597,12 @@ def demo(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="show the agent's log (info level)")
     ] = False,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed", min=1, max=10, help="run the scenario and the agent's intervals N x faster"
+        ),
+    ] = 1.0,
 ) -> None:
     """Run a self-contained demo: simulated devices, the real agent, a local mail sink."""
     import asyncio
@@ -605,7 +611,7 @@ def demo(
     from netalert.errors import ConfigError, NetalertError
 
     try:
-        asyncio.run(run_demo(duration, verbose=verbose))
+        asyncio.run(run_demo(duration, verbose=verbose, speed=speed))
     except ConfigError as exc:
         for line in exc.problems:
             print(f"demo config: {line}", file=sys.stderr)

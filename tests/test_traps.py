@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -378,7 +379,9 @@ async def test_a_flood_from_one_source_is_folded(tree: MibTree) -> None:
     port = free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
     config = _config(port, storm_interval="1s")
-    receiver = TrapReceiver(config, sink=queue, tree=tree)
+    # The receiver's clock stands still during the flood, then one storm interval passes.
+    now = [float(int(time.time()))]  # whole seconds: the half seconds below add up exactly
+    receiver = TrapReceiver(config, sink=queue, tree=tree, clock=lambda: now[0])
     await receiver.start()
     trap = encode_message(
         version=1,
@@ -401,15 +404,21 @@ async def test_a_flood_from_one_source_is_folded(tree: MibTree) -> None:
         await harness.settle(lambda: stats.datagrams == 20_000, wait=20)
         assert receiver.kernel_drops() == 0
         assert stats.received["2c"] == 20_000
-        await asyncio.sleep(1.2)  # one storm interval passes: the storm event is emitted
+        before = [queue.get_nowait() for _ in range(queue.qsize())]
+        now[0] += 0.5
+        receiver.tick(now[0])
+        assert queue.empty()  # the storm interval has not ended yet
+        now[0] += 0.5
+        receiver.tick(now[0])  # the interval ends: the storm event is emitted
+        events = before + [queue.get_nowait() for _ in range(queue.qsize())]
     finally:
         await receiver.stop()
-    events = [queue.get_nowait() for _ in range(queue.qsize())]
     single = [e for e in events if e.storm_count == 1]
     storms = [e for e in events if e.storm_count > 1]
-    # The per-trap bucket (burst 50, 10/s) lets the first ~50 through, the rest are folded.
-    assert 50 <= len(single) <= 120
-    assert 1 <= len(storms) <= 4
+    # With no time passing, the per-trap bucket (burst 50) lets exactly 50 through.
+    assert len(single) == len(before) == 50
+    assert len(storms) == 1
     assert sum(e.storm_count for e in events) == 20_000
-    assert stats.storm_folded == sum(e.storm_count for e in storms)
-    assert all(e.trap_name == "IF-MIB::linkDown" for e in storms)
+    assert stats.storm_folded == storms[0].storm_count == 19_950
+    assert storms[0].trap_name == "IF-MIB::linkDown"
+    assert queue.empty()  # stop() had nothing left to emit
