@@ -41,16 +41,25 @@ ConfigOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    # Eager: runs while the options are parsed, before typer asks for a command.
+    if value:
+        from netalert import version
+
+        print(f"netalert {version()}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """SNMP-to-e-mail alerting agent: SNMP watches devices, SMTP tells people."""
-    if version:
-        from netalert import __version__
-
-        print(f"netalert {__version__}")
-        raise typer.Exit(0)
 
 
 def config_path(option: Path | None) -> Path:

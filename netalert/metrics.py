@@ -37,7 +37,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from netalert import __version__
+from netalert import version
 from netalert.logs import event
 
 __all__ = [
@@ -473,7 +473,7 @@ class Metrics:
 
 
 def _build_info() -> list[Sample]:
-    labels = {"version": __version__, "python": platform.python_version()}
+    labels = {"version": version(), "python": platform.python_version()}
     return [MetricSample("netalert_build_info", 1, labels)]
 
 

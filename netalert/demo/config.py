@@ -43,19 +43,19 @@ class DemoEndpoints:
 
 
 def demo_mib_dir() -> Path:
-    """The folder holding NETALERT-DEMO-MIB's source.
+    """The folder holding NETALERT-DEMO-MIB's source: ``mibs/`` inside the package, in a
+    wheel as in a checkout.
 
     Raises:
-        DemoSetupError: The MIB is not where a checkout or an editable install keeps it.
+        DemoSetupError: The MIB is missing (a broken installation).
     """
-    package = Path(netalert.__file__).resolve().parent
-    for folder in (package / "mibs", package.parent / "mibs"):
-        if (folder / DEMO_MIB_FILE).is_file():
-            return folder
-    raise DemoSetupError(
-        f"cannot find {DEMO_MIB_FILE} next to the netalert package ({package.parent / 'mibs'}); "
-        "run the demo from a source checkout (pip install -e .)"
-    )
+    folder = Path(netalert.__file__).resolve().parent / "mibs"
+    if not (folder / DEMO_MIB_FILE).is_file():
+        raise DemoSetupError(
+            f"cannot find {DEMO_MIB_FILE} in {folder}: this netalert installation is "
+            "incomplete; reinstall it (pip install --force-reinstall netalert)"
+        )
+    return folder
 
 
 def _hp(address: tuple[str, int]) -> str:
