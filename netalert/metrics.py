@@ -287,6 +287,11 @@ FAMILIES: Mapping[str, Family] = {
         ),
         Family("netalert_http_connections", "gauge", "Open connections to the HTTP server."),
         Family(
+            "netalert_http_max_connections",
+            "gauge",
+            "[agent].http_max_connections: open connections past which a new one gets 503.",
+        ),
+        Family(
             "netalert_http_connections_refused_total",
             "counter",
             "Connections answered 503 and closed at once: http_max_connections were open.",
