@@ -12,7 +12,7 @@ test: venv debs lint typecheck pytest
 # The fast tier: lint, types and the unit tests (in-process, no Debian package, no daemon;
 # tests/support/tiers.py), spread over the cores. `make test` runs every tier.
 check: venv lint typecheck
-	$(BIN)/pytest -q -m unit -n auto -p no:cacheprovider
+	$(BIN)/pytest -q -m unit -n auto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
