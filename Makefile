@@ -5,9 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest venv debs bench fuzz soak clean demo run docs
+.PHONY: test check lint typecheck pytest venv debs bench fuzz soak clean demo run docs
 
 test: venv debs lint typecheck pytest
+
+# The fast tier: lint, types and the unit tests (in-process, no Debian package, no daemon;
+# tests/support/tiers.py), spread over the cores. `make test` runs every tier.
+check: venv lint typecheck
+	$(BIN)/pytest -q -m unit -n auto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)

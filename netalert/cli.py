@@ -47,9 +47,9 @@ ConfigOption = Annotated[
 def _print_version(wanted: bool) -> None:
     # Eager: runs while the options are parsed, before a missing command is an error.
     if wanted:
-        from netalert import __version__
+        from netalert import version
 
-        print(f"netalert {__version__}")
+        print(f"netalert {version()}")
         raise typer.Exit(0)
 
 
@@ -649,6 +649,12 @@ def demo(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="show the agent's log (info level)")
     ] = False,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed", min=1, max=10, help="run the scenario and the agent's intervals N x faster"
+        ),
+    ] = 1.0,
 ) -> None:
     """Run a self-contained demo: simulated devices, the real agent, a local mail sink."""
     import asyncio
@@ -657,7 +663,7 @@ def demo(
     from netalert.errors import ConfigError, NetalertError
 
     try:
-        asyncio.run(run_demo(duration, verbose=verbose))
+        asyncio.run(run_demo(duration, verbose=verbose, speed=speed))
     except ConfigError as exc:
         for line in exc.problems:
             print(f"demo config: {line}", file=sys.stderr)

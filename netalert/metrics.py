@@ -37,7 +37,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from netalert import __version__
+from netalert import version
 from netalert.logs import event
 
 __all__ = [
@@ -289,6 +289,11 @@ FAMILIES: Mapping[str, Family] = {
         ),
         Family("netalert_http_connections", "gauge", "Open connections to the HTTP server."),
         Family(
+            "netalert_http_max_connections",
+            "gauge",
+            "[agent].http_max_connections: open connections past which a new one gets 503.",
+        ),
+        Family(
             "netalert_http_connections_refused_total",
             "counter",
             "Connections answered 503 and closed at once: http_max_connections were open.",
@@ -502,7 +507,7 @@ class Metrics:
 
 
 def _build_info() -> list[Sample]:
-    labels = {"version": __version__, "python": platform.python_version()}
+    labels = {"version": version(), "python": platform.python_version()}
     return [MetricSample("netalert_build_info", 1, labels)]
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Iterator
-
-import pytest
 
 pytest_plugins: list[str] = [
+    "pytester",  # tests/test_tiers.py runs small sessions of its own
+    "tests.support.tiers",  # unit / daemon / e2e: every test gets one, `make check` runs unit
     "tests.support.snmpd",  # net-snmp snmpd on a free loopback port
     "tests.support.smtp",  # aiosmtpd: plain, STARTTLS, implicit TLS, AUTH, faults
     "tests.support.faults",  # mib_cache: a compiled MIB cache for `netalert run` subprocesses
@@ -17,11 +15,3 @@ pytest_plugins: list[str] = [
 
 # tests/soak/ (minutes of load each) runs only with `make soak`, which sets NETALERT_SOAK=1.
 collect_ignore: list[str] = [] if os.environ.get("NETALERT_SOAK") else ["soak"]
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    """Collects garbage after each test, so a leaked socket or file fails the test
-    that leaked it (filterwarnings=error) instead of whichever test runs next."""
-    yield
-    gc.collect()

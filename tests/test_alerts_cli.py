@@ -16,6 +16,7 @@ from netalert.rules import PollResult, Row, RuleEngine
 from netalert.state import open_database
 
 pytestmark = [
+    pytest.mark.daemon,  # one `netalert` command per test
     pytest.mark.filterwarnings("ignore:importSymbols is deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:exportSymbols is deprecated:DeprecationWarning"),
 ]

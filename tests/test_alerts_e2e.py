@@ -105,14 +105,27 @@ summary = "{{{{ device }}}} sensor {{{{ entPhysicalIndex }}}} at {{{{ value }}}}
 
 
 class Harness:
-    """A poller and an engine over one state directory; :meth:`restart` swaps the engine."""
+    """A poller and an engine over one state directory; :meth:`restart` swaps the engine.
+
+    Both read the harness's clock, which moves only when the test calls :meth:`advance`:
+    a rule's ``for`` passes without waiting for it.
+    """
 
     def __init__(self, config: Config, tree: MibTree) -> None:
         self.config = config
         self.tree = tree
+        self.now = time.time()
         self.told: list[Transition] = []
         self.engine = self._engine()
-        self.poller = Poller(build_plans(config, tree), tree, on_reachability=self._reach)
+        self.poller = Poller(
+            build_plans(config, tree), tree, on_reachability=self._reach, clock=self.clock
+        )
+
+    def clock(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
     def _engine(self) -> RuleEngine:
         db = open_database(self.config.agent.state_dir)
@@ -134,7 +147,7 @@ class Harness:
         before = len(self.told)
         result = await self.poller.poll(device)
         if result.ok:
-            self.told += self.engine.on_poll(from_poller(result), time.time())
+            self.told += self.engine.on_poll(from_poller(result), self.now)
         return self.told[before:]
 
 
@@ -154,7 +167,8 @@ async def test_temperature_fires_once_survives_restart_and_resolves_once(
         assert await harness.poll("srv1") == []  # 75 °C: pending for 1 s
         (pending,) = harness.engine.store.active()
         assert pending.state is AlertState.PENDING
-        await asyncio.sleep(1.1)
+        assert await harness.poll("srv1") == []  # still pending: the 1 s has not passed
+        harness.advance(1.1)
         fired = await harness.poll("srv1")
         assert told(fired) == ["firing:TooHot"]
         alert = fired[0].alert

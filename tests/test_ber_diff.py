@@ -11,6 +11,7 @@ import socket
 import subprocess
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -96,6 +97,7 @@ def _capture(options: str, *params: str) -> bytes:
     return data
 
 
+@pytest.mark.daemon
 def test_samples_from_net_snmp_senders() -> None:
     link = ["1.3.6.1.2.1.2.2.1.1.2", "i", "2", "1.3.6.1.2.1.2.2.1.2.2", "s", "eth0"]
     samples = [

@@ -182,6 +182,7 @@ def test_secret_and_file_both_given(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.daemon
 def test_secrets_never_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "pw").write_text("file-secret-XYZ\n")
     (tmp_path / "c.toml").write_text(
@@ -210,6 +211,7 @@ def test_secrets_never_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         assert secret not in caplog.text
 
 
+@pytest.mark.daemon
 def test_check_config_cli(tmp_path: Path) -> None:
     good = run_cli("check-config", "-c", str(ROOT / "config.toml"))
     assert good.returncode == 0, good.stderr
@@ -225,6 +227,7 @@ def test_check_config_cli(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.daemon
 def test_help_lists_commands() -> None:
     out = run_cli("--help")
     assert out.returncode == 0

@@ -89,6 +89,7 @@ async def switch() -> AsyncIterator[tuple[DemoSwitch, FakeClock, str]]:
 V2 = ("-v2c", "-c", "public", "-On", "-Ot", "-OQ")
 
 
+@pytest.mark.daemon
 async def test_get_answers_values_and_exceptions(switch, tool_env) -> None:
     _, _, address = switch
     got = values(
@@ -123,6 +124,7 @@ async def test_get_answers_values_and_exceptions(switch, tool_env) -> None:
     assert "No Such Instance" in lines[1]
 
 
+@pytest.mark.daemon
 async def test_getnext_steps_in_oid_order(switch, tool_env) -> None:
     _, _, address = switch
     got = values(await snmp(tool_env, "snmpgetnext", *V2, address, SYS_UPTIME, f"{IF_OPER}.4"))
@@ -132,6 +134,7 @@ async def test_getnext_steps_in_oid_order(switch, tool_env) -> None:
 
 
 @pytest.mark.parametrize("repetitions", ["25", "3"])
+@pytest.mark.daemon
 async def test_bulkwalk_of_iftable(switch, tool_env, repetitions: str) -> None:
     _, _, address = switch
     got = values(await snmp(tool_env, "snmpbulkwalk", *V2, f"-Cr{repetitions}", address, IF_TABLE))
@@ -145,6 +148,7 @@ async def test_bulkwalk_of_iftable(switch, tool_env, repetitions: str) -> None:
     assert got[f"{IF_TABLE}.1.5.1"] == "1000000000"
 
 
+@pytest.mark.daemon
 async def test_getbulk_answer_is_capped(switch, tool_env) -> None:
     _, _, address = switch
     lines = await snmp(tool_env, "snmpbulkget", *V2, "-Cn0", "-Cr500", address, "1.3.6.1.2.1")
@@ -153,6 +157,7 @@ async def test_getbulk_answer_is_capped(switch, tool_env) -> None:
     assert oids == sorted(oids) and len(set(oids)) == len(oids)
 
 
+@pytest.mark.daemon
 async def test_counters_grow_with_the_clock_and_wrap(switch, tool_env) -> None:
     model, clock, address = switch
     before = values(await snmp(tool_env, "snmpbulkwalk", *V2, address, IF_HC_IN_OCTETS))
@@ -169,6 +174,7 @@ async def test_counters_grow_with_the_clock_and_wrap(switch, tool_env) -> None:
     assert int(after32[f"{IF_IN_OCTETS}.1"]) < int(before32[f"{IF_IN_OCTETS}.1"])
 
 
+@pytest.mark.daemon
 async def test_a_port_the_scenario_takes_down(switch, tool_env) -> None:
     model, clock, address = switch
     clock.now += 5.0
@@ -195,6 +201,7 @@ async def test_a_port_the_scenario_takes_down(switch, tool_env) -> None:
     assert back[f"{IF_OPER}.3"] == "1"
 
 
+@pytest.mark.daemon
 async def test_v1_walk_skips_counter64(switch, tool_env) -> None:
     _, _, address = switch
     lines = await snmp(tool_env, "snmpwalk", "-v1", "-c", "public", "-On", address, IFX_TABLE)
@@ -202,12 +209,14 @@ async def test_v1_walk_skips_counter64(switch, tool_env) -> None:
     assert sum("Gauge32: 1000" in line for line in lines) == 4  # ifHighSpeed still there
 
 
+@pytest.mark.daemon
 async def test_wrong_community_gets_no_answer(switch, tool_env) -> None:
     _, _, address = switch
     lines = await snmp(tool_env, "snmpget", "-v2c", "-c", "private", address, SYS_NAME, ok=False)
     assert any("Timeout" in line for line in lines)
 
 
+@pytest.mark.daemon
 async def test_env_monitor_temperature_drifts_and_sensor_table(tool_env) -> None:
     clock = FakeClock()
     model = DemoEnvMonitor(clock=clock, temperature=42.0)

@@ -97,6 +97,7 @@ def trapd() -> str:
     return path
 
 
+@pytest.mark.daemon
 async def test_traps_are_standard_v2c_traps_snmptrapd_accepts(tmp_path: Path, trapd: str) -> None:
     conf = tmp_path / "snmptrapd.conf"
     conf.write_text("disableAuthorization yes\nformat2 TRAP %V| %v\\n\n")
@@ -227,6 +228,24 @@ def test_demo_config_is_valid_and_resolves_every_name(tmp_path: Path) -> None:
     assert len(prepared.rules.poll) == 2 and len(prepared.rules.trap) == 1
 
 
+def test_demo_config_at_a_faster_speed_shrinks_every_interval(tmp_path: Path) -> None:
+    endpoints = DemoEndpoints(
+        switch=("127.0.0.1", 16101),
+        env=("127.0.0.2", 16102),
+        traps=("127.0.0.1", 16162),
+        smtp=("127.0.0.1", 16025),
+        web=("127.0.0.1", 16180),
+    )
+    text = demo_config_text(endpoints, tmp_path / "state", demo_mib_dir(), speed=4)
+    config = load_config_text(text, source=tmp_path / "config.toml")
+    assert config.snmp.interval.total_seconds() == 1.25
+    route = config.routes[0]
+    assert route.group_wait.total_seconds() == 0.5 and route.group_interval.total_seconds() == 2.5
+    assert config.smtp.retry_max.total_seconds() == 0.5
+    assert {r.name: r.for_ for r in config.rules}["InterfaceDown"].total_seconds() == 1.25
+    assert 'interval = "1250ms"' in text and 'group_wait = "500ms"' in text
+
+
 # --- scenario ------------------------------------------------------------------------------
 
 
@@ -256,6 +275,24 @@ async def test_steps_run_in_time_order_until_the_duration() -> None:
     assert ran == ["a", "b", "c"] and done == 3
     assert [at for at, _ in seen] == [0.1, 0.15, 0.2]
     assert 0.19 <= took < 1.0  # returns after the last step that fits, not at the duration
+
+
+async def test_steps_at_a_faster_speed_run_sooner_and_say_scenario_times() -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[float, str]] = []
+    steps = [Step(0.4, "a", lambda: None), Step(0.8, "b", lambda: None), Step(5.0, "c", print)]
+    start = loop.time()
+    done = await run_steps(
+        steps,
+        start=start,
+        duration=2.0,  # scenario seconds: "c" is past it
+        stop=asyncio.Event(),
+        say=lambda at, text: seen.append((at, text)),
+        speed=4.0,
+    )
+    took = loop.time() - start
+    assert done == 2 and seen == [(0.4, "a"), (0.8, "b")]
+    assert 0.19 <= took < 0.6  # 0.8 s of scenario at 4x: 0.2 s
 
 
 async def test_stop_ends_the_scenario_early() -> None:

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from netalert.state import open_database
 from tests.support.faults import ROOT
 from tests.support.ports import free_udp_port
@@ -85,6 +87,7 @@ def check_failure(done: subprocess.CompletedProcess[str], took: float, path: Pat
     return line
 
 
+@pytest.mark.e2e
 def test_state_dir_under_a_regular_file(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where a folder should be\n")

@@ -215,6 +215,7 @@ def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
 
 
+@pytest.mark.daemon
 def test_mail_test_refuses_plaintext_auth_to_a_remote_host(tmp_path: Path) -> None:
     # refused at load: the host is never contacted, the password never printed
     (tmp_path / "config.toml").write_text(

@@ -263,6 +263,7 @@ def test_a_failed_source_falls_back_to_the_built_in_module(tmp_path: Path) -> No
         assert tree.oid_str("demoPortPoePower") == "1.3.6.1.4.1.32473.1.1.2.1.3"
 
 
+@pytest.mark.daemon  # reads net-snmp's MIB files (Debian libsnmp-base)
 def test_net_snmp_mibs_resolve_and_their_absence_is_explained(tmp_path: Path) -> None:
     tree = load_mibs(mibs_config(), tmp_path / "state")
     assert verdicts(tree)["UCD-SNMP-MIB"] == "compiled"
@@ -349,6 +350,7 @@ def test_check_config_cli_exits_2_on_unknown_names(tmp_path: Path) -> None:
     assert "collect.ports.walk[0]: unknown MIB name 'demoPortPoeStat'" in result.output
 
 
+@pytest.mark.daemon  # reads net-snmp's MIB files (Debian libsnmp-base)
 def test_mib_compile_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no ./config.toml: defaults and a per-user cache
     vendor = tmp_path / "vendor"

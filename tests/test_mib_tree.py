@@ -82,6 +82,7 @@ def test_known_translations(tree: MibTree, name: str, oid: str) -> None:
     assert tree.name(tuple(int(x) for x in oid.split("."))) == name
 
 
+@pytest.mark.daemon  # reads net-snmp's MIB files (Debian libsnmp-base)
 def test_short_names_and_their_failures(tree: MibTree) -> None:
     assert tree.oid_str("ifOperStatus.3") == "1.3.6.1.2.1.2.2.1.8.3"
     assert tree.node("sysDescr").full_name == "SNMPv2-MIB::sysDescr"  # not RFC1213-MIB's twin

@@ -218,6 +218,7 @@ def test_nflog_persists(tmp_path: Path) -> None:
     assert again.get("r", "other") is None
 
 
+@pytest.mark.daemon
 def test_silence_cli(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[agent]\nstate_dir = 'state'\n")

@@ -46,6 +46,7 @@ def test_a_recording_reads_back_with_addresses_ports_and_times(tmp_path: Path) -
 
 
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="make debs installs tcpdump")
+@pytest.mark.daemon
 def test_tcpdump_lists_the_recording_as_udp_datagrams(tmp_path: Path) -> None:
     path = tmp_path / "traps.pcap"
     _record(path)

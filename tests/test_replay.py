@@ -272,6 +272,7 @@ def test_v3_traps_replay_with_the_configured_users_and_a_relaxed_window(
     assert fired == ["3", "4"], result.stdout
 
 
+@pytest.mark.daemon
 def test_netalert_traps_record_writes_accepted_and_refused_datagrams(tmp_path: Path) -> None:
     port = free_udp_port()
     capture = tmp_path / "cli.pcap"

@@ -15,6 +15,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.support.markdown import section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +24,7 @@ RULES = ROOT / "tests" / "rules"
 EXAMPLES = ROOT / "docs" / "rules.md"
 
 
+@pytest.mark.daemon
 def test_every_rule_test_in_tests_rules_passes() -> None:
     files = sorted(RULES.glob("*.toml"))
     assert {f.name for f in files} >= {"shipped_config.toml", "readme_examples.toml"}

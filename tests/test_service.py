@@ -28,6 +28,8 @@ from tests.support.smtp import SmtpServer
 from tests.support.snmpd import Snmpd, SnmpdFactory
 from tests.test_web_browser import WebDriver, browser  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.e2e  # `netalert run` processes (and Chromium on the status page)
+
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 LINK_UP = "1.3.6.1.6.3.1.1.5.4"
 IF_INDEX = "1.3.6.1.2.1.2.2.1.1"

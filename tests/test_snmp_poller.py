@@ -286,10 +286,22 @@ async def test_schedule_overruns_and_in_flight_limit(
     fast = [replace(base, name=f"fast{i}") for i in range(3)]
     results: list[PollResult] = []
     poller = Poller([slow_plan, *fast], tree, on_result=results.append, max_in_flight=2)
+
+    def counts() -> dict[str, int]:
+        return {name: sum(r.device == name for r in results) for name in poller.devices}
+
     poller.start()
-    await asyncio.sleep(2.0)
+    # APScheduler runs on the wall clock: wait (bounded) for what the test needs, no longer.
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while not (
+        all(counts()[f"fast{i}"] >= 3 for i in range(3))
+        and counts()["slow"] >= 1
+        and poller.stats.overruns >= 1
+    ):
+        assert asyncio.get_running_loop().time() < deadline, (counts(), poller.stats)
+        await asyncio.sleep(0.02)
     await poller.stop()
-    per_device = {name: sum(r.device == name for r in results) for name in poller.devices}
+    per_device = counts()
     assert all(per_device[f"fast{i}"] >= 3 for i in range(3)), per_device
     assert 1 <= per_device["slow"] < per_device["fast0"]
     assert poller.stats.overruns >= 1  # the slow device's runs came due while it ran

@@ -57,6 +57,7 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     assert watchdog_interval() is None
 
 
+@pytest.mark.e2e
 def test_run_speaks_sd_notify(tmp_path: Path, notify_socket: socket.socket) -> None:
     config = tmp_path / "c.toml"
     config.write_text(

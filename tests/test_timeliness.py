@@ -244,6 +244,7 @@ async def live() -> AsyncIterator[Live]:
     await receiver.stop()
 
 
+@pytest.mark.daemon
 async def test_repeated_snmptrap_runs_pass(live: Live, tmp_path: Path) -> None:
     """Plain snmptrap sends boots 1 and the host uptime in 1/100 s: always newer."""
     for _ in range(3):
@@ -255,6 +256,7 @@ async def test_repeated_snmptrap_runs_pass(live: Live, tmp_path: Path) -> None:
     assert live.receiver.stats.v3_fast == 4
 
 
+@pytest.mark.daemon
 async def test_captured_trap_replayed_over_udp_is_refused(
     live: Live, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -291,6 +293,7 @@ async def test_captured_trap_replayed_over_udp_is_refused(
     assert b'netalert_traps_rejected_total{reason="not_in_time_window"} 0.0' in preset
 
 
+@pytest.mark.daemon
 async def test_traps_pysnmp_takes_are_checked_too(live: Live, tmp_path: Path) -> None:
     """What pysnmp takes (here: everything, the fast path off) meets the same window table."""
     newer = await asyncio.to_thread(_capture, tmp_path, "-Z", "5,1000")

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -114,6 +115,7 @@ def _by_name(event: TrapEvent) -> dict[str, Any]:
     return {vb.name: (vb.index, vb.value, vb.label) for vb in event.varbinds}
 
 
+@pytest.mark.daemon
 async def test_v2c_trap_is_named(harness: Harness) -> None:
     rc = await harness.run(
         "snmptrap", "-v", "2c", "-c", "public", harness.target, "", "1.3.6.1.6.3.1.1.5.3", *LINK
@@ -139,6 +141,7 @@ async def test_v2c_trap_is_named(harness: Harness) -> None:
     assert harness.receiver.stats.received["2c"] == 1
 
 
+@pytest.mark.daemon
 async def test_v1_generic_trap_is_translated(harness: Harness) -> None:
     rc = await harness.run(
         "snmptrap", "-v", "1", "-c", "second", harness.target,
@@ -154,6 +157,7 @@ async def test_v1_generic_trap_is_translated(harness: Harness) -> None:
     assert [vb.oid for vb in event.varbinds[:2]] == ["1.3.6.1.2.1.1.3.0", "1.3.6.1.6.3.1.1.4.1.0"]
 
 
+@pytest.mark.daemon
 async def test_v1_enterprise_specific_trap(harness: Harness) -> None:
     rc = await harness.run(
         "snmptrap", "-v", "1", "-c", "public", harness.target,
@@ -165,6 +169,7 @@ async def test_v1_enterprise_specific_trap(harness: Harness) -> None:
     assert event.varbinds[2].oid == "1.3.6.1.4.1.8072.2.3.2.1"
 
 
+@pytest.mark.daemon
 async def test_v2c_inform_gets_its_response(harness: Harness) -> None:
     rc = await harness.run(
         "snmpinform", "-v", "2c", "-c", "public", "-t", "3", "-r", "0", harness.target,
@@ -185,6 +190,7 @@ def _v3(name: str, auth: str, priv: str, *, password: str | None = None) -> list
 
 
 @pytest.mark.parametrize(("name", "auth", "priv"), V3_USERS)
+@pytest.mark.daemon
 async def test_v3_authpriv_trap_and_inform(
     harness: Harness, name: str, auth: str, priv: str
 ) -> None:
@@ -211,6 +217,7 @@ async def test_v3_authpriv_trap_and_inform(
     assert not harness.receiver.stats.rejected
 
 
+@pytest.mark.daemon
 async def test_rejections_are_counted_and_produce_nothing(harness: Harness) -> None:
     stats = harness.receiver.stats
     send = harness.run
@@ -265,6 +272,7 @@ async def test_rejections_are_counted_and_produce_nothing(harness: Harness) -> N
     assert not stats.received
 
 
+@pytest.mark.daemon
 async def test_disallowed_source_is_counted(tree: MibTree) -> None:
     port = free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
@@ -284,6 +292,7 @@ async def test_disallowed_source_is_counted(tree: MibTree) -> None:
         await receiver.stop()
 
 
+@pytest.mark.daemon
 async def test_ipv6_listener(tree: MibTree) -> None:
     port6, port4 = free_udp_port("::1"), free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
@@ -303,6 +312,7 @@ async def test_ipv6_listener(tree: MibTree) -> None:
         await receiver.stop()
 
 
+@pytest.mark.daemon
 async def test_learned_engine_id_needs_no_restart(tree: MibTree) -> None:
     port = free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
@@ -369,7 +379,9 @@ async def test_a_flood_from_one_source_is_folded(tree: MibTree) -> None:
     port = free_udp_port()
     queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
     config = _config(port, storm_interval="1s")
-    receiver = TrapReceiver(config, sink=queue, tree=tree)
+    # The receiver's clock stands still during the flood, then one storm interval passes.
+    now = [float(int(time.time()))]  # whole seconds: the half seconds below add up exactly
+    receiver = TrapReceiver(config, sink=queue, tree=tree, clock=lambda: now[0])
     await receiver.start()
     trap = encode_message(
         version=1,
@@ -392,15 +404,21 @@ async def test_a_flood_from_one_source_is_folded(tree: MibTree) -> None:
         await harness.settle(lambda: stats.datagrams == 20_000, wait=20)
         assert receiver.kernel_drops() == 0
         assert stats.received["2c"] == 20_000
-        await asyncio.sleep(1.2)  # one storm interval passes: the storm event is emitted
+        before = [queue.get_nowait() for _ in range(queue.qsize())]
+        now[0] += 0.5
+        receiver.tick(now[0])
+        assert queue.empty()  # the storm interval has not ended yet
+        now[0] += 0.5
+        receiver.tick(now[0])  # the interval ends: the storm event is emitted
+        events = before + [queue.get_nowait() for _ in range(queue.qsize())]
     finally:
         await receiver.stop()
-    events = [queue.get_nowait() for _ in range(queue.qsize())]
     single = [e for e in events if e.storm_count == 1]
     storms = [e for e in events if e.storm_count > 1]
-    # The per-trap bucket (burst 50, 10/s) lets the first ~50 through, the rest are folded.
-    assert 50 <= len(single) <= 120
-    assert 1 <= len(storms) <= 4
+    # With no time passing, the per-trap bucket (burst 50) lets exactly 50 through.
+    assert len(single) == len(before) == 50
+    assert len(storms) == 1
     assert sum(e.storm_count for e in events) == 20_000
-    assert stats.storm_folded == sum(e.storm_count for e in storms)
-    assert all(e.trap_name == "IF-MIB::linkDown" for e in storms)
+    assert stats.storm_folded == storms[0].storm_count == 19_950
+    assert storms[0].trap_name == "IF-MIB::linkDown"
+    assert queue.empty()  # stop() had nothing left to emit

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from netalert.snmp.trapcli import format_event
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.ports import free_udp_port
@@ -38,6 +40,7 @@ def _trap(port: int, community: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.daemon
 def test_prints_json_lines_and_exits_0_on_sigint(tmp_path: Path) -> None:
     port = free_udp_port()
     proc = _netalert(tmp_path, "--listen", f"127.0.0.1:{port}", "--json")
@@ -65,6 +68,7 @@ def test_prints_json_lines_and_exits_0_on_sigint(tmp_path: Path) -> None:
     assert "received 1, rejected 1" in err
 
 
+@pytest.mark.daemon
 def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
     proc = _netalert(tmp_path, "-c", str(tmp_path / "missing.toml"))
     _, err = proc.communicate(timeout=60)

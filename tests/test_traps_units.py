@@ -199,6 +199,7 @@ def test_port_in_use_is_a_clear_error() -> None:
         sock.close()
 
 
+@pytest.mark.daemon
 def test_privileged_port_names_the_fixes() -> None:
     # Run as an unprivileged user: binding port 162 must fail with the remedies spelled out.
     code = (

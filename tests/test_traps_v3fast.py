@@ -29,6 +29,8 @@ from netalert.snmp.usmfast import FastTrap, UsmFast
 from tests.support.ports import free_udp_port
 from tests.test_traps import ENGINE, LINK, NET_SNMP_PRIV, V3_USERS
 
+pytestmark = pytest.mark.daemon  # net-snmp's snmptrap sends every trap
+
 OWN_ENGINE = bytes.fromhex("80001f8804746573742d7472617073")
 AUTH_ONLY = [("md5only", "MD5"), ("sha512only", "SHA-512")]
 SOURCE = ("127.0.0.1", 40162)

@@ -26,6 +26,8 @@ from netalert.web import AlertView, TrapView, WebServer, create_app, start_web
 from tests.support.ports import free_tcp_port
 from tests.test_web import XSS, FakeStatus
 
+pytestmark = pytest.mark.e2e  # headless Chromium
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -356,6 +356,7 @@ def test_reload_applies_a_new_cap(tmp_path: Path, mib_cache: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+@pytest.mark.daemon
 def test_unit_raises_the_descriptor_limit(tmp_path: Path) -> None:
     text = (ROOT / "contrib" / "netalert.service").read_text()
     service = text.split("[Service]", 1)[1].split("[Install]", 1)[0]

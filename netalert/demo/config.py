@@ -15,6 +15,7 @@ from netalert.errors import NetalertError
 
 __all__ = [
     "DEMO_RECIPIENT",
+    "MAX_SPEED",
     "DemoEndpoints",
     "DemoSetupError",
     "demo_config_text",
@@ -23,6 +24,7 @@ __all__ = [
 
 DEMO_RECIPIENT = "demo@localhost"
 DEMO_MIB_FILE = "NETALERT-DEMO-MIB.mib"
+MAX_SPEED = 10.0  # past it the polls (every 0.5 s) would outpace the agent's own timeouts
 
 
 class DemoSetupError(NetalertError):
@@ -41,27 +43,44 @@ class DemoEndpoints:
 
 
 def demo_mib_dir() -> Path:
-    """The folder holding NETALERT-DEMO-MIB's source.
+    """The folder holding NETALERT-DEMO-MIB's source: ``mibs/`` inside the package, in a
+    wheel as in a checkout.
 
     Raises:
-        DemoSetupError: The MIB is not where a checkout or an editable install keeps it.
+        DemoSetupError: The MIB is missing (a broken installation).
     """
-    package = Path(netalert.__file__).resolve().parent
-    for folder in (package / "mibs", package.parent / "mibs"):
-        if (folder / DEMO_MIB_FILE).is_file():
-            return folder
-    raise DemoSetupError(
-        f"cannot find {DEMO_MIB_FILE} next to the netalert package ({package.parent / 'mibs'}); "
-        "run the demo from a source checkout (pip install -e .)"
-    )
+    folder = Path(netalert.__file__).resolve().parent / "mibs"
+    if not (folder / DEMO_MIB_FILE).is_file():
+        raise DemoSetupError(
+            f"cannot find {DEMO_MIB_FILE} in {folder}: this netalert installation is "
+            "incomplete; reinstall it (pip install --force-reinstall netalert)"
+        )
+    return folder
 
 
 def _hp(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-def demo_config_text(endpoints: DemoEndpoints, state_dir: Path, mib_dir: Path) -> str:
-    """The demo's config.toml: two devices every 5 s, three rules, one fast route."""
+def _duration(seconds: float) -> str:
+    """A config duration: ``"5s"`` for whole seconds, else milliseconds (``"1250ms"``)."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+def demo_config_text(
+    endpoints: DemoEndpoints, state_dir: Path, mib_dir: Path, *, speed: float = 1.0
+) -> str:
+    """The demo's config.toml: two devices every 5 s, three rules, one fast route.
+
+    At ``speed`` N every interval the scenario depends on (polls, ``for``, group
+    waits, the mail retry cap) is N times shorter.
+    """
+
+    def every(seconds: float) -> str:
+        return _duration(seconds / speed)
+
     return f"""\
 # Written by `netalert demo`: everything on loopback, nothing leaves this machine.
 
@@ -79,7 +98,7 @@ version = "2c"
 community = "public"
 timeout = "1s"
 retries = 1
-interval = "5s"
+interval = "{every(5)}"
 
 [[devices]]
 name = "demo-sw1"
@@ -112,7 +131,7 @@ allow = ["127.0.0.0/8"]
 [[rules]]                          # poll rule, one alert per interface row
 name = "InterfaceDown"
 expr = "ifOperStatus == 'down' and ifAdminStatus == 'up'"
-for = "5s"
+for = "{every(5)}"
 severity = "critical"
 devices = ["demo-sw1"]
 summary = "{{{{ device }}}} {{{{ ifDescr }}}} is down"
@@ -139,13 +158,13 @@ port = {endpoints.smtp[1]}
 security = "none"
 from = "netalert demo <netalert@localhost>"
 timeout = "5s"
-retry_max = "2s"
+retry_max = "{every(2)}"
 
 [[routes]]
 name = "demo"
 to = ["{DEMO_RECIPIENT}"]
 group_by = ["rule", "device"]
-group_wait = "2s"
-group_interval = "10s"
+group_wait = "{every(2)}"
+group_interval = "{every(10)}"
 repeat_interval = "1h"
 """

@@ -13,13 +13,20 @@ import contextlib
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netalert.config import load_config
-from netalert.demo.config import DemoEndpoints, DemoSetupError, demo_config_text, demo_mib_dir
+from netalert.demo.config import (
+    MAX_SPEED,
+    DemoEndpoints,
+    DemoSetupError,
+    demo_config_text,
+    demo_mib_dir,
+)
 from netalert.demo.devices import DemoEnvMonitor, DemoSwitch
 from netalert.demo.responder import SimulatedAgent
 from netalert.demo.scenario import Step, run_steps, timeline
@@ -72,16 +79,29 @@ def _second_loopback() -> str:
     return "127.0.0.2"
 
 
+def _scaled_clock(speed: float) -> Callable[[], float]:
+    """A monotonic clock running ``speed`` times faster (the simulated devices' time)."""
+    base = time.monotonic()
+    return lambda: base + (time.monotonic() - base) * speed
+
+
 async def run_demo(
-    duration: float = 60.0, *, say: Say = _print, verbose: bool = False
+    duration: float = 60.0, *, say: Say = _print, verbose: bool = False, speed: float = 1.0
 ) -> DemoResult:
     """Runs the demo for ``duration`` seconds of scenario time (Ctrl-C ends it early).
 
+    At ``speed`` N (1 to :data:`MAX_SPEED`) the scenario, the devices' clocks and
+    the agent's intervals run N times faster: the same mails in 1/N of the time.
+
     Raises:
-        DemoSetupError: The demo MIB cannot be found or a part cannot start.
+        DemoSetupError: ``speed`` is out of range, the demo MIB cannot be found or a
+            part cannot start.
         NetalertError: The agent cannot start (as ``netalert run`` would report).
     """
     from netalert.logs import setup_logging
+
+    if not 1.0 <= speed <= MAX_SPEED:
+        raise DemoSetupError(f"speed must be between 1 and {MAX_SPEED:g}, got {speed:g}")
 
     setup_logging("info" if verbose else "warning")
     loop = asyncio.get_running_loop()
@@ -90,13 +110,15 @@ async def run_demo(
         loop.add_signal_handler(sig, stop.set)
     try:
         with tempfile.TemporaryDirectory(prefix="netalert-demo-") as tmp:
-            return await _run(Path(tmp), duration, stop, say)
+            return await _run(Path(tmp), duration, stop, say, speed)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-async def _run(tmp: Path, duration: float, stop: asyncio.Event, say: Say) -> DemoResult:
+async def _run(
+    tmp: Path, duration: float, stop: asyncio.Event, say: Say, speed: float
+) -> DemoResult:
     loop = asyncio.get_running_loop()
     start = loop.time()  # reset when the agent is up
     counts = {"FIRING": 0, "RESOLVED": 0}
@@ -104,16 +126,20 @@ async def _run(tmp: Path, duration: float, stop: asyncio.Event, say: Say) -> Dem
     def stamp(at: float, text: str) -> None:
         say(f"[t+{at:4.0f}s] {text}")
 
+    def scenario_time() -> float:
+        return (loop.time() - start) * speed
+
     def on_mail(mail: ReceivedMail) -> None:
         if mail.state:
             counts[mail.state] += 1
-        stamp(loop.time() - start, f"e-mail arrived: {mail.subject}")
+        stamp(scenario_time(), f"e-mail arrived: {mail.subject}")
         for line in format_mail(mail, len(sink.received)):
             say(line)
 
     say("netalert demo: simulated devices, the real agent, a local mail sink (all on loopback)")
     mib_dir = demo_mib_dir()
-    switch, env = DemoSwitch(), DemoEnvMonitor()
+    clock = _scaled_clock(speed)
+    switch, env = DemoSwitch(clock=clock), DemoEnvMonitor(clock=clock)
     devices = [SimulatedAgent(switch.table), SimulatedAgent(env.table)]
     sink = MailSink(on_mail)
     traps: TrapSender | None = None
@@ -132,7 +158,8 @@ async def _run(tmp: Path, duration: float, stop: asyncio.Event, say: Say) -> Dem
             web=(LOOPBACK, _free_port(socket.SOCK_STREAM, LOOPBACK)),
         )
         path = tmp / "config.toml"
-        path.write_text(demo_config_text(endpoints, tmp / "state", mib_dir), encoding="utf-8")
+        text = demo_config_text(endpoints, tmp / "state", mib_dir, speed=speed)
+        path.write_text(text, encoding="utf-8")
         traps = TrapSender(endpoints.traps, source=devices[0].host)
         say(
             f"  {switch.name:10} SNMPv2c device on {devices[0].host}:{devices[0].port} "
@@ -151,20 +178,23 @@ async def _run(tmp: Path, duration: float, stop: asyncio.Event, say: Say) -> Dem
             return DemoResult(0, 0, 0, 0, 0)
         say(f"status page: http://{endpoints.web[0]}:{endpoints.web[1]}/")
         say(f"trap receiver: {endpoints.traps[0]}:{endpoints.traps[1]}/udp")
-        say(f"the scenario runs for {duration:.0f} s; press Ctrl-C to stop earlier")
+        pace = f" at {speed:g}x speed ({duration / speed:.0f} s)" if speed != 1 else ""
+        say(f"the scenario runs for {duration:.0f} s{pace}; press Ctrl-C to stop earlier")
         start = loop.time()
-        steps: list[Step] = timeline(switch, env, traps)
+        steps: list[Step] = timeline(switch, env, traps, speed=speed)
         ran = await run_steps(
             steps,
             start=start,
             duration=duration,
             stop=stop,
             say=stamp,
+            speed=speed,
         )
+        end = start + duration / speed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(start + duration - loop.time(), 0))
+            await asyncio.wait_for(stop.wait(), timeout=max(end - loop.time(), 0))
         why = "Ctrl-C" if stop.is_set() else "time is up"
-        stamp(loop.time() - start, f"{why}: stopping the agent (it sends what is still queued)")
+        stamp(scenario_time(), f"{why}: stopping the agent (it sends what is still queued)")
         agent = await _stop_agent(running)
         running = None
     finally:

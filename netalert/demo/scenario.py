@@ -34,15 +34,20 @@ class Step:
     action: Action
 
 
-def timeline(switch: DemoSwitch, env: DemoEnvMonitor, traps: TrapSender) -> list[Step]:
-    """The scenario, about 40 s of events; the rest of the run lets the mails arrive."""
+def timeline(
+    switch: DemoSwitch, env: DemoEnvMonitor, traps: TrapSender, *, speed: float = 1.0
+) -> list[Step]:
+    """The scenario, about 40 s of events; the rest of the run lets the mails arrive.
+
+    Times stay in scenario seconds; the storm is sent ``speed`` times faster.
+    """
 
     def send(index: int, up: bool) -> Action:
         return lambda: traps.send(link_trap(switch, index, up=up))
 
     async def storm() -> None:
         await traps.storm(
-            lambda: poe_fault_trap(switch, 3), count=STORM_COUNT, seconds=STORM_SECONDS
+            lambda: poe_fault_trap(switch, 3), count=STORM_COUNT, seconds=STORM_SECONDS / speed
         )
 
     port2, port3 = switch.ports[2].descr, switch.ports[3].descr
@@ -98,9 +103,11 @@ async def run_steps(
     duration: float,
     stop: asyncio.Event,
     say: Callable[[float, str], None],
+    speed: float = 1.0,
 ) -> int:
-    """Runs the steps at their times (loop clock ``start`` + ``at``).
+    """Runs the steps at their times (loop clock ``start`` + ``at`` / ``speed``).
 
+    ``at`` and ``duration`` are scenario seconds; ``say`` gets the step's ``at``.
     Stops early when ``stop`` is set; steps later than ``duration`` do not run.
     Returns how many steps ran.
     """
@@ -109,7 +116,7 @@ async def run_steps(
     for step in sorted(steps, key=lambda s: s.at):
         if step.at > duration:
             break
-        delay = start + step.at - loop.time()
+        delay = start + step.at / speed - loop.time()
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -92,6 +92,7 @@ class HttpStats:
     """Plain counters of the HTTP server, read by /metrics (they outlive a restart of it)."""
 
     open: int = 0
+    max_connections: int = 0  # the cap in force (HttpLimits), exported next to ``open``
     refused: int = 0
     timeouts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PHASES, 0))
     accept_errors: int = 0
@@ -115,6 +116,7 @@ class ConnectionGuard:
     ) -> None:
         self.limits = limits
         self.stats = stats
+        stats.max_connections = limits.max_connections  # a reload's new cap shows at once
         self._clock = clock
         self._by_transport: dict[asyncio.BaseTransport, _GuardedProtocol] = {}
         self._refusal_log = RateLimiter(limits.log_interval)

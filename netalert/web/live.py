@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from netalert import __version__
+from netalert import version
 from netalert.web.history import DeviceBoard, History
 from netalert.web.model import AlertView, OutboxStatus, StatusSnapshot, TrapView
 
@@ -173,7 +173,7 @@ class LiveStatus:
         return StatusSnapshot(
             generated=now,
             started=self.started,
-            version=__version__,
+            version=version(),
             devices=self.board.devices(self._devices()),
             alerts=tuple(views),
             traps=traps,

@@ -137,6 +137,7 @@ def http_source(stats: HttpStats) -> Source:
     def read() -> list[Sample]:
         out: list[Sample] = [
             MetricSample("netalert_http_connections", stats.open),
+            MetricSample("netalert_http_max_connections", stats.max_connections),
             MetricSample("netalert_http_connections_refused_total", stats.refused),
             MetricSample("netalert_http_accept_errors_total", stats.accept_errors),
         ]
