@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from netalert.config.salvage import salvage_config
 from tests.support.faults import ROOT
 
@@ -99,6 +101,7 @@ def test_check_config_reports_every_stage_at_once(tmp_path: Path, mib_cache: Pat
     ]
 
 
+@pytest.mark.daemon  # runs `netalert` as a process
 def test_a_config_that_cannot_be_parsed_stops_at_the_first_stage(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[agent\n")

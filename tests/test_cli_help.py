@@ -34,6 +34,7 @@ def _commands() -> Iterator[tuple[str, ...]]:
     yield from walk(root, ())
 
 
+@pytest.mark.daemon  # runs `netalert` as a process
 def test_version_alone_prints_the_version() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "netalert", "--version"],
