@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from netalert.alerts.model import Alert
+from netalert.tables import format_table
 
 __all__ = ["alert_json", "alert_table"]
 
@@ -36,7 +37,7 @@ def alert_table(alerts: list[Alert]) -> str:
     A VALUE longer than 40 characters is cut and ends in "…" (``--json`` has it whole).
     """
     header = ("STATE", "SEVERITY", "RULE", "DEVICE", "SINCE", "VALUE", "COUNT", "LABELS")
-    rows: list[tuple[str, ...]] = [header]
+    rows: list[tuple[str, ...]] = []
     for a in alerts:
         state = a.state.value
         if a.flapping:
@@ -56,13 +57,7 @@ def alert_table(alerts: list[Alert]) -> str:
                 labels,
             )
         )
-    rows = [tuple(_clean(cell) for cell in row) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
+    return format_table(header, rows)
 
 
 def _value(value: Any) -> Any:
