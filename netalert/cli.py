@@ -27,7 +27,7 @@ app = typer.Typer(
     name="netalert",
     help="SNMP-to-e-mail alerting agent: SNMP watches devices, SMTP tells people.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     cls=Group,
 )
@@ -489,6 +489,8 @@ def silence_list(
     import time
     from datetime import UTC, datetime
 
+    from netalert.tables import print_table
+
     store = _silence_store(config)
     now = time.time()
     silences = store.list(now, include_expired=show_all)
@@ -511,11 +513,21 @@ def silence_list(
             )
         )
         return
-    for s in silences:
-        ends = datetime.fromtimestamp(s.ends_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        state = "active" if s.active(now) else "expired"
-        matchers = " ".join(str(m) for m in s.matchers)
-        print(f"{s.id}  {state:7}  until {ends}  {matchers}  by {s.author}: {s.comment}")
+    if not silences:
+        print("no silences" if show_all else "no active silences")
+        return
+    rows = [
+        (
+            s.id,
+            "active" if s.active(now) else "expired",
+            datetime.fromtimestamp(s.ends_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+            s.author,
+            " ".join(str(m) for m in s.matchers),
+            s.comment,
+        )
+        for s in silences
+    ]
+    print_table(("ID", "STATE", "UNTIL", "AUTHOR", "MATCHERS", "COMMENT"), rows)
 
 
 @silence_app.command(cls=Command, name="expire")
@@ -707,6 +719,47 @@ def run(
         raise fail(f"netalert: {exc}", 1) from None
 
 
+def _one_line(text: str) -> str:
+    from netalert.logtext import escape
+
+    return escape(" ".join(text.split()))
+
+
+def run_cli(args: list[str] | None = None) -> int:
+    """Runs one ``netalert`` command; returns its exit code.
+
+    Every error ends as one line on stderr: a usage error (unknown command or
+    option, missing argument) as ``netalert COMMAND: what`` with exit 2, any
+    other unexpected exception as ``netalert: what`` with exit 1 (its
+    traceback only when ``NETALERT_DEBUG=1``). Commands print their own
+    documented errors and codes. Never raises, except with ``NETALERT_DEBUG=1``.
+    """
+    # typer vendors click: its exceptions live here (typer's public Abort is its own).
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(args=args, prog_name="netalert", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `netalert mib`: the help (typer has printed it), exit 2
+        if exc.format_message():
+            print(exc.format_message(), file=sys.stderr)
+        return 2
+    except ClickException as exc:
+        where = getattr(getattr(exc, "ctx", None), "command_path", None) or "netalert"
+        hint = f" (see '{where} --help')" if isinstance(exc, UsageError) else ""
+        print(f"{_one_line(where)}: {_one_line(exc.format_message())}{hint}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:
+        print("netalert: aborted", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("NETALERT_DEBUG") == "1":
+            raise
+        what = str(exc) or type(exc).__name__
+        print(f"netalert: {_one_line(what)} (NETALERT_DEBUG=1 shows where)", file=sys.stderr)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
-    """Entry point of the ``netalert`` console script."""
-    app()
+    """Entry point of the ``netalert`` console script: exits with :func:`run_cli`'s code."""
+    sys.exit(run_cli())
