@@ -99,8 +99,15 @@ def load_or_exit(config: Path | None, *, optional: bool = False) -> Config | Non
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    """Prints ``message`` on stderr and returns the Exit to raise."""
-    print(message, file=sys.stderr)
+    """Prints ``message`` on stderr and returns the Exit to raise.
+
+    Each line of ``message`` is escaped (:func:`netalert.logtext.escape`): it may
+    carry a server's reply or a file's text, so no control character reaches
+    the terminal. Never raises.
+    """
+    from netalert.logtext import escape
+
+    print("\n".join(escape(line) for line in message.splitlines()), file=sys.stderr)
     return typer.Exit(code)
 
 

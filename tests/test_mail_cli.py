@@ -72,3 +72,13 @@ def test_mail_test_server_down_exits_1(smtp_server: SmtpServer, tmp_path: Path) 
     result = CliRunner().invoke(app, ["mail", "test", "--to", "noc@example.net", "-c", str(cfg)])
     assert result.exit_code == 1
     assert "cannot connect" in result.output
+
+
+def test_mail_test_escapes_a_hostile_server_reply(smtp_server: SmtpServer, tmp_path: Path) -> None:
+    # The server's reply text is network data: an escape sequence must not reach the terminal.
+    smtp_server.fail("rcpt", "550 5.1.1 no\x1b[2J such user", recipient="gone@example.net")
+    cfg = write_config(tmp_path, smtp_server)
+    result = CliRunner().invoke(app, ["mail", "test", "--to", "gone@example.net", "-c", str(cfg)])
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output
+    assert "gone@example.net: 550 5.1.1 no\\u001b[2J such user" in result.output
