@@ -252,8 +252,10 @@ class SnmpDefaults(Model):
     interval: Duration = Field(timedelta(seconds=60), description="poll interval")
     jitter: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         0.1,
-        description="random delay of the first poll, as a fraction of the interval, so polls "
-        "spread out; later polls keep the interval exactly",
+        description="random extra delay of the first poll, as a fraction of the interval; "
+        "each device's first poll also falls at a fixed point of its interval (from its "
+        "name), so 10,000 devices do not start at once: the first poll of a device comes "
+        "up to one interval after start. Later polls keep the interval exactly",
     )
     max_repetitions: Annotated[int, Field(ge=1, le=1000)] = Field(
         25, description="GETBULK max-repetitions for walks"
