@@ -287,6 +287,16 @@ FAMILIES: Mapping[str, Family] = {
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",
         ),
+        Family(
+            "netalert_gc_pause_seconds",
+            "histogram",
+            "Pauses of the cyclic garbage collector (the event loop waits for each).",
+        ),
+        Family(
+            "netalert_gc_frozen_objects",
+            "gauge",
+            "Objects frozen out of the collector's sight ([agent].gc_freeze_interval).",
+        ),
         Family("netalert_http_connections", "gauge", "Open connections to the HTTP server."),
         Family(
             "netalert_http_connections_refused_total",

@@ -37,6 +37,7 @@ from netalert.config.models import Config
 from netalert.config.risks import config_warnings
 from netalert.configcheck import names_and_rules
 from netalert.errors import ConfigError, NetalertError, StateCorruptError, StateError
+from netalert.heap import HeapKeeper
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
@@ -147,6 +148,7 @@ class Agent:
         self._notifier = Notifier()
         self._wakeup = asyncio.Event()
         self._mailing: asyncio.Task[None] | None = None  # notifications being rendered and queued
+        self.heap = HeapKeeper(interval=prepared.config.agent.gc_freeze_interval.total_seconds())
 
     @property
     def config(self) -> Config:
@@ -194,6 +196,8 @@ class Agent:
         if interval is not None:
             self._spawn(partial(self._watchdog, interval), "watchdog")
         freeze_heap()
+        self.heap.install()
+        self.status.metrics.register_source("heap", self.heap.source())
         self._notifier.ready(self._status_line())
         _log_warnings(config)
         log.info(
@@ -477,6 +481,7 @@ class Agent:
                 for request in self.engine.confirm_requests(now):
                     self._spawn(partial(self._confirm, request), "confirm", restart=False)
                 self._flush_notifications(now)
+                self.heap.tick()
             except StateCorruptError:
                 raise
             except NetalertError as exc:  # counted and said once a minute, not every tick
@@ -580,6 +585,7 @@ class Agent:
             await self.status.stop()
             await self._start_web()
         freeze_heap()
+        self.heap.interval = new.config.agent.gc_freeze_interval.total_seconds()
         self.counters["reloads"] += 1
         _log_warnings(new.config)
         log.info(event("reloaded", config=self.config_path, rules=len(new.config.rules)))
@@ -621,6 +627,7 @@ class Agent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.heap.uninstall()
         await self._step("web", self.status.stop())
         await self._step("state", self._final_state(deadline))
         pending = sent = 0

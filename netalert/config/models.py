@@ -160,6 +160,12 @@ class AgentConfig(Model):
         "(the wait doubles from 1 s)",
     )
 
+    gc_freeze_interval: Duration = Field(
+        timedelta(seconds=1),
+        description="every interval the objects made since the last one are collected and "
+        "frozen, so the garbage collector's full passes walk only what is new; `0s`: never",
+    )
+
     @field_validator("http", mode="before")
     @classmethod
     def _empty_disables(cls, value: Any) -> Any:
