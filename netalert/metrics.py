@@ -288,6 +288,22 @@ FAMILIES: Mapping[str, Family] = {
             "Largest event-loop lag seen in the health window (/healthz).",
         ),
         Family(
+            "netalert_state_checkpoints_total",
+            "counter",
+            "WAL checkpoints that copied pages into the state database, in a worker thread.",
+        ),
+        Family(
+            "netalert_state_checkpoint_failures_total",
+            "counter",
+            "WAL checkpoints that failed (logged); the log grows until one succeeds.",
+        ),
+        Family(
+            "netalert_state_wal_pages",
+            "gauge",
+            "Pages in the state database's write-ahead log at the last checkpoint "
+            "([agent].wal_max_pages at most before the event loop checkpoints itself).",
+        ),
+        Family(
             "netalert_gc_pause_seconds",
             "histogram",
             "Pauses of the cyclic garbage collector (the event loop waits for each).",

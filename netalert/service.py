@@ -23,6 +23,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from netalert.snmp.poller import Poller, Reachability
 from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
+from netalert.state.checkpoint import Checkpointer
 from netalert.state.db import check_state_dir
 from netalert.state.integrity import corrupt_message
 from netalert.supervise import Supervisor
@@ -121,6 +123,7 @@ class Agent:
             retry_max=prepared.config.agent.task_retry_max.total_seconds(),
         )
         self.mail: MailStage | None = None
+        self.checkpointer: Checkpointer | None = None
         self.store: AlertStore | None = None
         self.engine: RuleEngine | None = None
         self.dispatcher: Dispatcher | None = None
@@ -172,6 +175,7 @@ class Agent:
         self.status.add_health_check(self.supervisor.problems)
         self.status.metrics.register_source("state", writer.source())
         self.status.metrics.register_source("tasks", self.supervisor.source())
+        self._start_checkpoints()
         self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
         self._spawn(self.mail.sender.run, "mail-sender")
         if self.mail.canary is not None:
@@ -211,6 +215,30 @@ class Agent:
                 mib_modules=len(self.prepared.tree.modules),
             )
         )
+
+    def _start_checkpoints(self) -> None:
+        """WAL checkpoints in a worker thread; the loop's own only past ``wal_max_pages``.
+
+        Called at start and after each reload (new interval and page limit). A
+        checkpointer that cannot open its connection is logged; the loop's commits
+        then checkpoint past the limit as SQLite does. Never raises.
+        """
+        assert self.db is not None
+        if self.db.path is None:
+            return  # in memory: no log
+        agent = self.config.agent
+        self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(agent.wal_max_pages)}")
+        interval = agent.wal_checkpoint_interval.total_seconds()
+        if self.checkpointer is not None:  # a reload
+            self.checkpointer.interval = interval
+            return
+        try:
+            self.checkpointer = Checkpointer(self.db.path, interval=interval)
+        except sqlite3.Error as exc:
+            log.error(event("wal_checkpoints_off", db=self.db.path, error=exc))
+            return
+        self._spawn(self.checkpointer.run, "state-checkpoint", restart=False)
+        self.status.metrics.register_source("checkpoint", self.checkpointer.source())
 
     def _start_pruner(self) -> None:
         assert self.db is not None and self.engine is not None
@@ -576,6 +604,8 @@ class Agent:
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
         if self.mail is not None:
             self.mail.mailer.limits = mail_limits(new.config)
+        if self.db is not None:
+            self._start_checkpoints()
         self.status.attach(dispatcher=self.dispatcher)
         if receiver_changed:
             await self._start_receiver()

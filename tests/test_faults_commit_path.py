@@ -136,3 +136,21 @@ def test_a_burst_of_alerts_is_frozen_out_of_the_collectors_walk(agent: AgentProc
     assert counts is not None and float(counts.group(1)) >= 1, body[-2000:]
     code, _ = agent.terminate()
     assert code == 0, agent.log()[-3000:]
+
+
+def test_the_wal_is_checkpointed_when_the_agent_is_idle(agent: AgentProcess) -> None:
+    agent.start()
+    db = agent.state / "netalert.db"
+    send_traps(agent.traps_port, [link_down(1 + i) for i in range(BURST)])
+    wait_rows(agent, BURST, within=60)
+    deadline = time.monotonic() + 5
+    frames, backfilled = wal_backlog(db)
+    while backfilled < frames and time.monotonic() < deadline:
+        time.sleep(0.1)
+        frames, backfilled = wal_backlog(db)
+    print(f"WAL: {frames} frames, {backfilled} checkpointed")
+    # before: SQLite checkpoints only inside a commit, once 1,000 pages are waiting
+    assert frames > 0 and backfilled == frames, (frames, backfilled)
+    assert agent.metric("netalert_state_checkpoints_total") >= 1
+    code, _ = agent.terminate()
+    assert code == 0, agent.log()[-3000:]

@@ -160,6 +160,16 @@ class AgentConfig(Model):
         "(the wait doubles from 1 s)",
     )
 
+    wal_checkpoint_interval: Duration = Field(
+        timedelta(milliseconds=200),
+        description="how often a worker thread copies the state database's write-ahead log "
+        "back into the database (a passive checkpoint), so commits on the event loop never do",
+    )
+    wal_max_pages: Annotated[int, Field(ge=1_000, le=1_000_000)] = Field(
+        10_000,
+        description="pages (4 KiB each) the write-ahead log may hold before a commit on the "
+        "event loop checkpoints what the worker thread has not copied yet",
+    )
     gc_freeze_interval: Duration = Field(
         timedelta(seconds=1),
         description="every interval the objects made since the last one are collected and "
@@ -176,6 +186,7 @@ class AgentConfig(Model):
         "http_body_timeout",
         "http_idle_timeout",
         "http_log_interval",
+        "wal_checkpoint_interval",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
