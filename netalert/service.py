@@ -137,6 +137,7 @@ class Agent:
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
             alerts=lambda: self.store.active() if self.store is not None else [],
             mib_modules=lambda: len(self.prepared.tree.modules),
+            firing_counts=lambda: self.store.firing_counts() if self.store is not None else {},
         )
         self.counters: dict[str, int] = {
             "traps": 0,
@@ -427,7 +428,7 @@ class Agent:
             self.dispatcher.update(transition.alert, now)
         for alert in updates:  # a summary alert's new count: no transition, no log line
             self.dispatcher.update(alert, now)
-        self.status.live.sample_alerts(now)
+        self.status.live.record_counts(now)
         self._flush_notifications(now)
 
     def _flush_notifications(self, now: float, *, force: bool = False) -> None:
