@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from netalert.mail.bounds import MailLimits
-from netalert.mail.outbox import Outbox
+from netalert.mail.outbox import Outbox, envelope_sender
 from netalert.mail.render import MailTemplates, NotificationLike, RenderedMail, render_mail
 from netalert.mail.stats import MailStats
 
@@ -86,6 +86,18 @@ class Mailer:
         rendered = await asyncio.to_thread(self._render, notification, known)
         return self._enqueue(notification, rendered, known, also, on_done)
 
+    @staticmethod
+    def _thread(
+        notification: NotificationLike, rendered: RenderedMail, known: str | None
+    ) -> tuple[str, str] | None:
+        if known is not None:
+            return None
+        # this mail is (or acts as) the first of the episode: later ones reply to it
+        draft = rendered.draft
+        references = draft.get("References").split()
+        root = references[0] if references else draft.get("Message-ID")
+        return (notification.group_key, root)
+
     def _known_root(self, notification: NotificationLike) -> str | None:
         if str(notification.reason) == "new":
             return None
@@ -110,18 +122,15 @@ class Mailer:
         also: Callable[[sqlite3.Connection], None] | None,
         on_done: Callable[[bool], None] | None,
     ) -> int | None:
-        message = rendered.message
-        thread = None
-        if known is None:
-            # this mail is (or acts as) the first of the episode: later ones reply to it
-            references = str(message.get("References", "")).split()
-            root = references[0] if references else str(message["Message-ID"])
-            thread = (notification.group_key, root)
-        entry = self.outbox.enqueue(
-            message,
-            list(notification.recipients),
+        draft = rendered.draft
+        entry = self.outbox.enqueue_raw(
+            rendered.data,
+            sender=envelope_sender(draft),
+            recipients=notification.recipients,
+            message_id=draft.get("Message-ID"),
+            subject=draft.get("Subject"),
             now=self.clock(),
-            thread=thread,
+            thread=self._thread(notification, rendered, known),
             also=also,
             on_done=on_done,
         )
