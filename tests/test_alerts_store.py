@@ -1,17 +1,21 @@
-"""The alert store's counts kept as records change: firing per severity, and the caps."""
+"""The alert store: counts kept as records change (firing per severity, the caps); row JSON."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
-from netalert.alerts.store import AlertRecord, AlertStore
+from netalert.alerts.store import AlertRecord, AlertStore, _varbind_json
+from netalert.snmp.types import SnmpType, VarBind
 from netalert.state import open_database
 
 T0 = 1_790_000_000.0
@@ -85,3 +89,31 @@ def test_counts_of_the_records_loaded_at_start(tmp_path: Path) -> None:
     store.flush()
     again = AlertStore(open_database(tmp_path))
     assert again.firing_counts() == {"warning": 1, "critical": 1} == recount(again)
+
+
+def _reference_json(vb: VarBind) -> dict[str, Any]:
+    # the encoding the rows were written with before (dataclasses.asdict), kept as the oracle
+    out = dataclasses.asdict(vb)
+    out["type"] = vb.type.value
+    if isinstance(vb.value, bytes):
+        out["value"] = {"b64": base64.b64encode(vb.value).decode("ascii")}
+    return out
+
+
+_VALUES = st.one_of(st.none(), st.integers(-(2**64), 2**64), st.binary(max_size=40), st.text())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    oid=st.text(max_size=30),
+    kind=st.sampled_from(list(SnmpType)),
+    value=_VALUES,
+    name=st.text(max_size=20),
+    index=st.text(max_size=10),
+    label=st.text(max_size=10),
+)
+def test_varbind_json_is_the_same_as_before(
+    oid: str, kind: SnmpType, value: Any, name: str, index: str, label: str
+) -> None:
+    vb = VarBind(oid, kind, value, name, index, label)
+    assert json.dumps(_varbind_json(vb)) == json.dumps(_reference_json(vb))

@@ -18,7 +18,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -252,6 +252,11 @@ class AlertStore:
         """Every alert kept, resolved ones included."""
         return [r.alert for r in self._records.values()]
 
+    @property
+    def dirty(self) -> bool:
+        """True while changed or removed records wait to be written."""
+        return bool(self._dirty or self._deleted)
+
     def flush(self) -> None:
         """Writes the changed and removed records in one transaction.
 
@@ -299,11 +304,18 @@ _UPSERT = (
 
 
 def _varbind_json(vb: VarBind) -> dict[str, Any]:
-    out = asdict(vb)
-    out["type"] = vb.type.value
-    if isinstance(vb.value, bytes):
-        out["value"] = {"b64": base64.b64encode(vb.value).decode("ascii")}
-    return out
+    # the fields by hand: dataclasses.asdict deep-copies, and cost a third of a trap's write
+    value: Any = vb.value
+    if isinstance(value, bytes):
+        value = {"b64": base64.b64encode(value).decode("ascii")}
+    return {
+        "oid": vb.oid,
+        "type": vb.type.value,
+        "value": value,
+        "name": vb.name,
+        "index": vb.index,
+        "label": vb.label,
+    }
 
 
 def _varbind(data: dict[str, Any]) -> VarBind:
