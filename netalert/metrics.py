@@ -242,6 +242,14 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Mails whose values, varbinds or alerts were cut to fit [limits].max_mail_bytes.",
         ),
+        Family(
+            "netalert_mail_rendered_total",
+            "counter",
+            "Notification mails rendered, on the event loop (groups of at most"
+            " [agent].mail_render_on_loop_max_alerts alerts) or in a worker thread.",
+            ("where",),
+            ("loop", "thread"),
+        ),
         Family("netalert_mib_modules_loaded", "gauge", "MIB modules loaded into the tree."),
         Family(
             "netalert_build_info",

@@ -453,7 +453,13 @@ class Agent:
     async def _mail_out(self, dispatcher: Dispatcher, notifications: list[Any]) -> None:
         assert self.mail is not None and self.nflog is not None
         mailer, nflog = self.mail.mailer, self.nflog
+        # small mails render on the loop: after each slice of them, traps and the web get a turn
+        slice_seconds = self.config.agent.mail_render_slice.total_seconds()
+        began = time.perf_counter()
         for notification in notifications:
+            if time.perf_counter() - began >= slice_seconds:
+                await asyncio.sleep(0)
+                began = time.perf_counter()
             # Until the mail and its log entry are committed (at once, or after a
             # disk-full outage), the log answers as if they were: no second mail.
             token = nflog.hold(notification)
@@ -605,6 +611,7 @@ class Agent:
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
         if self.mail is not None:
             self.mail.mailer.limits = mail_limits(new.config)
+            self.mail.mailer.on_loop_max_alerts = new.config.agent.mail_render_on_loop_max_alerts
         if self.db is not None:
             self._start_checkpoints()
         self.status.attach(dispatcher=self.dispatcher)
