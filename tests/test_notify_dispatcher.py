@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from netalert.alerts.model import Alert, AlertState, fingerprint
 from netalert.config.models import Maintenance, Route
@@ -307,3 +310,27 @@ def test_a_flush_with_nothing_due_reads_no_silences(tmp_path: Path) -> None:
         assert h.flush(now) == []
     assert reads == []
     assert len(h.flush(30)) == 50 and reads == [30]
+
+
+def test_a_flush_that_fails_keeps_the_timers_of_the_groups_it_did_not_reach(
+    tmp_path: Path,
+) -> None:
+    # the notification log unreadable for one flush (a renamed table, a locked file):
+    # every group due then must still be told once the log reads again
+    h = Harness(tmp_path)
+    for device in ("sw1", "sw2", "sw3"):
+        h.d.update(alert(device), 0)
+    nflog = h.d._nflog
+    read = nflog.get
+
+    def unreadable(route: str, key: str) -> None:
+        raise sqlite3.OperationalError("no such table: nflog")
+
+    nflog.get = unreadable  # type: ignore[method-assign,assignment]
+    with pytest.raises(sqlite3.OperationalError):
+        h.d.flush(30)
+    nflog.get = read  # type: ignore[method-assign]
+    told = [n.group_labels["device"] for n in h.flush(31)] + [
+        n.group_labels["device"] for n in h.flush(330)
+    ]
+    assert sorted(told) == ["sw1", "sw2", "sw3"]

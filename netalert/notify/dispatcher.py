@@ -128,52 +128,62 @@ class Dispatcher:
         """
         out: list[Notification] = []
         due = self._due(now, force)
-        silences = self._silences(now) if due else ()
-        for gid, group in due:
-            route = self._routes[group.route_index]
-            group.next_flush = now + route.group_interval.total_seconds()
-            heapq.heappush(self._timers, (group.next_flush, group.order, gid))
-            prev = self._nflog.get(group.route, group.key)
-            told = prev.firing if prev else frozenset()
-            firing: dict[str, Alert] = {}
-            held: set[str] = set()
-            for fp, a in group.alerts.items():
-                if a.state is not AlertState.FIRING:
-                    continue
-                if mute_reason(a, silences, self._maintenance, now) is None:
-                    firing[fp] = a
-                elif fp in told:
-                    held.add(fp)  # told before it was muted: its resolution is still due
-            resolved = {fp: a for fp, a in group.alerts.items() if a.state is AlertState.RESOLVED}
-            reason = decide(
-                prev,
-                frozenset(firing),
-                frozenset(resolved),
-                send_resolved=route.send_resolved,
-                repeat_interval=route.repeat_interval.total_seconds(),
-                now=now,
-            )
-            if reason is not None:
-                shown = list(firing.values())
-                if route.send_resolved:
-                    shown += [a for fp, a in resolved.items() if fp in told]
-                out.append(
-                    Notification(
-                        route=group.route,
-                        recipients=tuple(route.to),
-                        group_key=group.key,
-                        group_labels=dict(group.labels),
-                        alerts=tuple(sorted(shown, key=_order)),
-                        reason=reason,
-                        created=now,
-                        held=frozenset(held),
-                    )
+        done = 0  # due groups given their next timer so far
+        try:
+            silences = self._silences(now) if due else ()
+            for gid, group in due:
+                route = self._routes[group.route_index]
+                group.next_flush = now + route.group_interval.total_seconds()
+                heapq.heappush(self._timers, (group.next_flush, group.order, gid))
+                done += 1
+                prev = self._nflog.get(group.route, group.key)
+                told = prev.firing if prev else frozenset()
+                firing: dict[str, Alert] = {}
+                held: set[str] = set()
+                for fp, a in group.alerts.items():
+                    if a.state is not AlertState.FIRING:
+                        continue
+                    if mute_reason(a, silences, self._maintenance, now) is None:
+                        firing[fp] = a
+                    elif fp in told:
+                        held.add(fp)  # told before it was muted: its resolution is still due
+                resolved = {
+                    fp: a for fp, a in group.alerts.items() if a.state is AlertState.RESOLVED
+                }
+                reason = decide(
+                    prev,
+                    frozenset(firing),
+                    frozenset(resolved),
+                    send_resolved=route.send_resolved,
+                    repeat_interval=route.repeat_interval.total_seconds(),
+                    now=now,
                 )
-            # Resolved alerts are said once (or never, without send_resolved): drop them.
-            for fp in resolved:
-                del group.alerts[fp]
-            if not group.alerts and reason is None:
-                del self._groups[gid]
+                if reason is not None:
+                    shown = list(firing.values())
+                    if route.send_resolved:
+                        shown += [a for fp, a in resolved.items() if fp in told]
+                    out.append(
+                        Notification(
+                            route=group.route,
+                            recipients=tuple(route.to),
+                            group_key=group.key,
+                            group_labels=dict(group.labels),
+                            alerts=tuple(sorted(shown, key=_order)),
+                            reason=reason,
+                            created=now,
+                            held=frozenset(held),
+                        )
+                    )
+                # Resolved alerts are said once (or never, without send_resolved): drop them.
+                for fp in resolved:
+                    del group.alerts[fp]
+                if not group.alerts and reason is None:
+                    del self._groups[gid]
+        except BaseException:
+            # the due groups not reached keep their timers: they are due again next flush
+            for gid, group in due[done:]:
+                heapq.heappush(self._timers, (group.next_flush, group.order, gid))
+            raise
         return out
 
     def _due(self, now: float, force: bool) -> list[tuple[tuple[int, str], _Group]]:
