@@ -12,7 +12,7 @@ busy the machine was are written to bench/results/latest.json and a
 timestamped copy (run-YYYYmmddTHHMMSSZ.json, git-ignored).
 
 Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR]
-Steps: poll, traps, latency, mail, rules, mib, scale_1k, scale_10k.
+Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k.
 Exit status 1 when a step failed to produce figures (not when a target is missed).
 """
 
@@ -52,6 +52,10 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
         400,
     ),
     "latency": ("bench.latency", "--run 100:10 --run 1000:3", "--run 100:3 --run 1000:1", 300),
+    # perf: CPU per trap -> committed outbox row (in process), then through `netalert run`:
+    # p99 trap -> committed outbox at 1,000 traps/s, and new alerts/s committed with grouping
+    "pipeline": ("bench.bench_pipeline", "--traps 3000 --reps 3", "--traps 1000 --reps 2", 300),
+    "commit": ("bench.commit_path", "--seconds 3", "--seconds 1", 300),
     "mail": ("bench.bench_mail", "--reps 3", "--messages 500 --reps 1", 200),
     "rules": ("bench.bench_rules", "--reps 5", "--reps 2 --seconds 0.3", 120),
     "mib": ("bench.bench_mib", "--reps 5", "--reps 2 --oids 5000", 120),

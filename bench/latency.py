@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +192,12 @@ class Sink:
 class AgentProcess:
     """`netalert run` with the bench config, started and ready (/healthz answers)."""
 
-    def __init__(self, workdir: Path, smtp_port: int) -> None:
+    def __init__(self, workdir: Path, smtp_port: int, template: str = CONFIG) -> None:
         self.http = free_port(socket.SOCK_STREAM)
         self.traps = free_port(socket.SOCK_DGRAM)
+        self.workdir = workdir
         config = workdir / "config.toml"
-        config.write_text(CONFIG.format(http=self.http, traps=self.traps, smtp=smtp_port))
+        config.write_text(template.format(http=self.http, traps=self.traps, smtp=smtp_port))
         self.log_path = workdir / "agent.log"
         started = time.monotonic()
         with self.log_path.open("ab") as log:
@@ -238,8 +240,10 @@ class AgentProcess:
 # --- one run --------------------------------------------------------------------------
 
 
-def blast(port: int, count: int, rate: float, first: int) -> list[float]:
-    """Sends ``count`` traps paced at ``rate``/s; returns each one's send time."""
+def blast(
+    port: int, count: int, rate: float, first: int, clock: Callable[[], float] = time.monotonic
+) -> list[float]:
+    """Sends ``count`` traps paced at ``rate``/s; returns each one's send time by ``clock``."""
     data = [trap(first + i) for i in range(count)]
     sent = [0.0] * count
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -249,7 +253,7 @@ def blast(port: int, count: int, rate: float, first: int) -> list[float]:
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            sent[i] = time.monotonic()
+            sent[i] = clock()
             sock.sendto(datagram, target)
     return sent
 
@@ -277,6 +281,7 @@ def run_latency(rate: float, seconds: float, settle: float = 60.0) -> dict[str, 
             cpu0 = cpu_ns(agent.pid)
             sent = blast(agent.traps, count, rate, first=1)
             blast_end = time.monotonic()
+            lag = _metric(agent, "netalert_loop_lag_seconds")  # the largest of the last 10 s
             deadline = blast_end + settle
             # the agent logs one "notification" line per mail it queued; the sink's
             # count is only known at the end, so wait on the outbox via /metrics
@@ -300,6 +305,7 @@ def run_latency(rate: float, seconds: float, settle: float = 60.0) -> dict[str, 
         "agent_start_s": round(start_seconds, 2),
         "agent_cpu_ms_per_trap": cpu_ms / count,
         "mails_per_s": len(lat) / max(last - sent[0], 1e-9),
+        "loop_lag_ms": lag * 1000,
     }
     if lat:
         out |= {
@@ -355,7 +361,7 @@ def main() -> None:
             f"{spec}: {res['mails']}/{res['traps']} mails, p50 {res.get('p50_ms', nan):.1f} ms, "
             f"p99 {res.get('p99_ms', nan):.1f} ms, max {res.get('max_ms', nan):.1f} ms, "
             f"{res['mails_per_s']:.0f} mails/s, agent CPU {res['agent_cpu_ms_per_trap']:.2f} "
-            f"ms/trap, agent start {res['agent_start_s']} s",
+            f"ms/trap, loop lag {res['loop_lag_ms']:.0f} ms, agent start {res['agent_start_s']} s",
             flush=True,
         )
     if args.json:

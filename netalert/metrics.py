@@ -242,6 +242,14 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Mails whose values, varbinds or alerts were cut to fit [limits].max_mail_bytes.",
         ),
+        Family(
+            "netalert_mail_rendered_total",
+            "counter",
+            "Notification mails rendered, on the event loop (groups of at most"
+            " [agent].mail_render_on_loop_max_alerts alerts) or in a worker thread.",
+            ("where",),
+            ("loop", "thread"),
+        ),
         Family("netalert_mib_modules_loaded", "gauge", "MIB modules loaded into the tree."),
         Family(
             "netalert_build_info",
@@ -286,6 +294,32 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_loop_lag_seconds",
             "gauge",
             "Largest event-loop lag seen in the health window (/healthz).",
+        ),
+        Family(
+            "netalert_state_checkpoints_total",
+            "counter",
+            "WAL checkpoints that copied pages into the state database, in a worker thread.",
+        ),
+        Family(
+            "netalert_state_checkpoint_failures_total",
+            "counter",
+            "WAL checkpoints that failed (logged); the log grows until one succeeds.",
+        ),
+        Family(
+            "netalert_state_wal_pages",
+            "gauge",
+            "Pages in the state database's write-ahead log at the last checkpoint "
+            "([agent].wal_max_pages at most before the event loop checkpoints itself).",
+        ),
+        Family(
+            "netalert_gc_pause_seconds",
+            "histogram",
+            "Pauses of the cyclic garbage collector (the event loop waits for each).",
+        ),
+        Family(
+            "netalert_gc_frozen_objects",
+            "gauge",
+            "Objects frozen out of the collector's sight ([agent].gc_freeze_interval).",
         ),
         Family("netalert_http_connections", "gauge", "Open connections to the HTTP server."),
         Family(

@@ -23,6 +23,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from netalert.config.models import Config
 from netalert.config.risks import config_warnings
 from netalert.configcheck import names_and_rules
 from netalert.errors import ConfigError, NetalertError, StateCorruptError, StateError
+from netalert.heap import HeapKeeper
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
@@ -53,6 +55,7 @@ from netalert.snmp.poller import Poller, Reachability
 from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 from netalert.state import Database, open_database
+from netalert.state.checkpoint import Checkpointer
 from netalert.state.db import check_state_dir
 from netalert.state.integrity import corrupt_message
 from netalert.supervise import Supervisor
@@ -120,6 +123,7 @@ class Agent:
             retry_max=prepared.config.agent.task_retry_max.total_seconds(),
         )
         self.mail: MailStage | None = None
+        self.checkpointer: Checkpointer | None = None
         self.store: AlertStore | None = None
         self.engine: RuleEngine | None = None
         self.dispatcher: Dispatcher | None = None
@@ -133,6 +137,7 @@ class Agent:
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
             alerts=lambda: self.store.active() if self.store is not None else [],
             mib_modules=lambda: len(self.prepared.tree.modules),
+            firing_counts=lambda: self.store.firing_counts() if self.store is not None else {},
         )
         self.counters: dict[str, int] = {
             "traps": 0,
@@ -147,6 +152,7 @@ class Agent:
         self._notifier = Notifier()
         self._wakeup = asyncio.Event()
         self._mailing: asyncio.Task[None] | None = None  # notifications being rendered and queued
+        self.heap = HeapKeeper(interval=prepared.config.agent.gc_freeze_interval.total_seconds())
 
     @property
     def config(self) -> Config:
@@ -170,6 +176,7 @@ class Agent:
         self.status.add_health_check(self.supervisor.problems)
         self.status.metrics.register_source("state", writer.source())
         self.status.metrics.register_source("tasks", self.supervisor.source())
+        self._start_checkpoints()
         self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
         self._spawn(self.mail.sender.run, "mail-sender")
         if self.mail.canary is not None:
@@ -194,6 +201,8 @@ class Agent:
         if interval is not None:
             self._spawn(partial(self._watchdog, interval), "watchdog")
         freeze_heap()
+        self.heap.install()
+        self.status.metrics.register_source("heap", self.heap.source())
         self._notifier.ready(self._status_line())
         _log_warnings(config)
         log.info(
@@ -207,6 +216,30 @@ class Agent:
                 mib_modules=len(self.prepared.tree.modules),
             )
         )
+
+    def _start_checkpoints(self) -> None:
+        """WAL checkpoints in a worker thread; the loop's own only past ``wal_max_pages``.
+
+        Called at start and after each reload (new interval and page limit). A
+        checkpointer that cannot open its connection is logged; the loop's commits
+        then checkpoint past the limit as SQLite does. Never raises.
+        """
+        assert self.db is not None
+        if self.db.path is None:
+            return  # in memory: no log
+        agent = self.config.agent
+        self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(agent.wal_max_pages)}")
+        interval = agent.wal_checkpoint_interval.total_seconds()
+        if self.checkpointer is not None:  # a reload
+            self.checkpointer.interval = interval
+            return
+        try:
+            self.checkpointer = Checkpointer(self.db.path, interval=interval)
+        except sqlite3.Error as exc:
+            log.error(event("wal_checkpoints_off", db=self.db.path, error=exc))
+            return
+        self._spawn(self.checkpointer.run, "state-checkpoint", restart=False)
+        self.status.metrics.register_source("checkpoint", self.checkpointer.source())
 
     def _start_pruner(self) -> None:
         assert self.db is not None and self.engine is not None
@@ -395,7 +428,7 @@ class Agent:
             self.dispatcher.update(transition.alert, now)
         for alert in updates:  # a summary alert's new count: no transition, no log line
             self.dispatcher.update(alert, now)
-        self.status.live.sample_alerts(now)
+        self.status.live.record_counts(now)
         self._flush_notifications(now)
 
     def _flush_notifications(self, now: float, *, force: bool = False) -> None:
@@ -420,7 +453,13 @@ class Agent:
     async def _mail_out(self, dispatcher: Dispatcher, notifications: list[Any]) -> None:
         assert self.mail is not None and self.nflog is not None
         mailer, nflog = self.mail.mailer, self.nflog
+        # small mails render on the loop: after each slice of them, traps and the web get a turn
+        slice_seconds = self.config.agent.mail_render_slice.total_seconds()
+        began = time.perf_counter()
         for notification in notifications:
+            if time.perf_counter() - began >= slice_seconds:
+                await asyncio.sleep(0)
+                began = time.perf_counter()
             # Until the mail and its log entry are committed (at once, or after a
             # disk-full outage), the log answers as if they were: no second mail.
             token = nflog.hold(notification)
@@ -477,6 +516,7 @@ class Agent:
                 for request in self.engine.confirm_requests(now):
                     self._spawn(partial(self._confirm, request), "confirm", restart=False)
                 self._flush_notifications(now)
+                self.heap.tick()
             except StateCorruptError:
                 raise
             except NetalertError as exc:  # counted and said once a minute, not every tick
@@ -571,6 +611,9 @@ class Agent:
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
         if self.mail is not None:
             self.mail.mailer.limits = mail_limits(new.config)
+            self.mail.mailer.on_loop_max_alerts = new.config.agent.mail_render_on_loop_max_alerts
+        if self.db is not None:
+            self._start_checkpoints()
         self.status.attach(dispatcher=self.dispatcher)
         if receiver_changed:
             await self._start_receiver()
@@ -580,6 +623,7 @@ class Agent:
             await self.status.stop()
             await self._start_web()
         freeze_heap()
+        self.heap.interval = new.config.agent.gc_freeze_interval.total_seconds()
         self.counters["reloads"] += 1
         _log_warnings(new.config)
         log.info(event("reloaded", config=self.config_path, rules=len(new.config.rules)))
@@ -621,6 +665,7 @@ class Agent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.heap.uninstall()
         await self._step("web", self.status.stop())
         await self._step("state", self._final_state(deadline))
         pending = sent = 0

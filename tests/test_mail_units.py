@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ssl
+import threading
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -193,6 +195,34 @@ async def test_mailer_off_loop_queues_a_bounded_mail_and_counts_what_it_left_out
     assert (stats.alerts_truncated, stats.clipped) == (3, 0)
     mailer.submit(make_notification(*alerts, reason=Reason.REPEAT, created=T0 + 60))
     assert stats.alerts_truncated == 6 and len(outbox.entries()) == 2
+
+
+async def test_mailer_renders_small_groups_on_the_loop_and_big_ones_in_a_thread() -> None:
+    # a thread hand-off per mail cost more CPU than rendering a one-alert mail
+    outbox = Outbox(open_database(None), clock=lambda: T0)
+    stats = MailStats()
+    mailer = Mailer(
+        outbox, MailTemplates(), sender="alerts@example.org", status_url="", stats=stats
+    )
+    mailer.on_loop_max_alerts = 2
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    render = mailer._render
+
+    def spy(notification: Any, known: str | None) -> Any:
+        threads.append(threading.get_ident())
+        return render(notification, known)
+
+    mailer._render = spy  # type: ignore[method-assign]
+    alerts = [make_alert(fp=f"{i:016x}", summary=f"alert-{i}") for i in range(3)]
+    await mailer.submit_off_loop(make_notification(alerts[0]))
+    await mailer.submit_off_loop(make_notification(*alerts[:2], created=T0 + 1))
+    await mailer.submit_off_loop(make_notification(*alerts, created=T0 + 2))
+    assert threads[:2] == [loop_thread, loop_thread] and threads[2] != loop_thread
+    assert stats.rendered == {"loop": 2, "thread": 1} and len(outbox.entries()) == 3
+    mailer.on_loop_max_alerts = 0  # every mail in a thread
+    await mailer.submit_off_loop(make_notification(alerts[0], created=T0 + 3))
+    assert threads[3] != loop_thread and stats.rendered["thread"] == 2
 
 
 async def test_canary_sends_one_at_a_time_and_raises_the_flag() -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from netalert.alerts.model import Alert, AlertState, fingerprint
 from netalert.config.models import Maintenance, Route
@@ -240,3 +243,94 @@ def test_alert_silenced_before_it_was_mailed_sends_nothing_resolved_included(
     assert h.flush(30) == []
     h.d.update(resolved(a, 100), 100)
     assert h.flush(330) == [] and h.flush(630) == []
+
+
+def test_due_groups_in_creation_order_and_only_those(tmp_path: Path) -> None:
+    # two routes, their groups made in turn: a flush tells the groups due, oldest group
+    # first, and leaves the others alone (the timers are a heap, not a walk over groups)
+    fast = ROUTE.model_copy(update={"match": {"site": "fast"}, "group_wait": timedelta(0)})
+    h = Harness(tmp_path, [fast, ROUTE])
+    for n in range(40):
+        h.d.update(alert(f"sw{n:02}", site="fast" if n % 2 else "slow"), now=0)
+    out = h.flush(0)
+    assert [x.group_labels["device"] for x in out] == [f"sw{n:02}" for n in range(1, 40, 2)]
+    assert h.flush(29) == []
+    out = h.flush(30)
+    assert [x.group_labels["device"] for x in out] == [f"sw{n:02}" for n in range(0, 40, 2)]
+    for n in (33, 5, 21):  # changes, told at each group's next flush, in group order
+        h.d.update(alert(f"sw{n:02}", "CpuHigh", site="fast"), now=100)
+    assert h.flush(299) == []
+    out = h.flush(300)
+    assert [(x.group_labels["device"], x.reason) for x in out] == [
+        ("sw05", Reason.CHANGED),
+        ("sw21", Reason.CHANGED),
+        ("sw33", Reason.CHANGED),
+    ]
+    assert h.flush(330) == []  # the slow groups are due again, with nothing new
+
+
+def test_a_group_made_again_keeps_only_its_new_timer(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    a = alert("sw1")
+    h.d.update(resolved(a, 5), 5)  # never told: no group
+    h.d.update(a, 10)
+    assert h.flush(39) == [] and [n.reason for n in h.flush(40)] == [Reason.NEW]
+    h.d.update(resolved(a, 50), 50)
+    assert [n.reason for n in h.flush(340)] == [Reason.RESOLVED]
+    assert h.flush(640) == [] and h.d.next_flush() is None  # group gone, its timer stale
+    h.d.update(alert("sw1"), 700)  # a new episode: its own group_wait, not the old timer
+    assert h.flush(729) == [] and [n.reason for n in h.flush(730)] == [Reason.NEW]
+
+
+def test_forced_flush_tells_every_group_then_timers_restart(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    for device in ("sw1", "sw2", "sw3"):
+        h.d.update(alert(device), 0)
+    out = h.d.flush(1, force=True)
+    assert [n.group_labels["device"] for n in out] == ["sw1", "sw2", "sw3"]
+    assert h.flush(30) == []  # the old group_wait timers are gone
+    assert h.d.next_flush() == 1 + 300
+
+
+def test_a_flush_with_nothing_due_reads_no_silences(tmp_path: Path) -> None:
+    # the agent flushes after every loop turn: with thousands of groups waiting, a turn
+    # with nothing due must not walk them nor read the silences
+    h = Harness(tmp_path)
+    reads: list[float] = []
+    inner = h.silences.list
+    h.d = Dispatcher(
+        [ROUTE],
+        nflog=NotificationLog(h.db),
+        maintenance=[],
+        silences=lambda now: reads.append(now) or inner(now),
+    )
+    for n in range(50):
+        h.d.update(alert(f"sw{n:02}"), 0)
+    for now in (1, 10, 29):
+        assert h.flush(now) == []
+    assert reads == []
+    assert len(h.flush(30)) == 50 and reads == [30]
+
+
+def test_a_flush_that_fails_keeps_the_timers_of_the_groups_it_did_not_reach(
+    tmp_path: Path,
+) -> None:
+    # the notification log unreadable for one flush (a renamed table, a locked file):
+    # every group due then must still be told once the log reads again
+    h = Harness(tmp_path)
+    for device in ("sw1", "sw2", "sw3"):
+        h.d.update(alert(device), 0)
+    nflog = h.d._nflog
+    read = nflog.get
+
+    def unreadable(route: str, key: str) -> None:
+        raise sqlite3.OperationalError("no such table: nflog")
+
+    nflog.get = unreadable  # type: ignore[method-assign,assignment]
+    with pytest.raises(sqlite3.OperationalError):
+        h.d.flush(30)
+    nflog.get = read  # type: ignore[method-assign]
+    told = [n.group_labels["device"] for n in h.flush(31)] + [
+        n.group_labels["device"] for n in h.flush(330)
+    ]
+    assert sorted(told) == ["sw1", "sw2", "sw3"]

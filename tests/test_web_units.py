@@ -264,6 +264,26 @@ def test_live_status_orders_alerts_and_samples_history() -> None:
     assert snap.outbox == OutboxStatus() and snap.devices == ()
 
 
+def test_record_counts_reads_the_stores_counts_not_every_alert() -> None:
+    walks: list[int] = []
+
+    def alerts() -> list[Alert]:
+        walks.append(1)
+        return [alert("crit", "critical")]
+
+    counts = {"critical": 3, "warning": 1}
+    live = LiveStatus(started=T0, devices=list, alerts=alerts, firing_counts=lambda: counts)
+    live.record_counts(T0)
+    counts = {"critical": 2}
+    live.record_counts(T0 + 1)  # the same minute: the peak stays, the last count moves on
+    assert walks == []
+    by_name = {s.name: s.values[-1] for s in live.history.alerts_by_severity(T0 + 1)}
+    assert by_name == {"critical": 3.0, "warning": 1.0, "info": 0.0}
+    plain = LiveStatus(started=T0, devices=list, alerts=alerts)
+    plain.record_counts(T0)  # without the store's counts it counts the alerts
+    assert walks == [1]
+
+
 # --- health -------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -127,6 +127,10 @@ class AlertStore:
         # active records counted against the caps (summary alerts are not), by rule
         self._counted: dict[str, set[str]] = {}
         self._counted_total = 0
+        # firing alerts' severities, kept current by put/remove: the status page's
+        # chart reads the counts on every change without walking every alert
+        self._firing: dict[str, str] = {}
+        self._firing_counts: dict[str, int] = {}
         if db is not None:
             db.migrate("alerts", MIGRATIONS)
             for record in _load(db.conn):
@@ -138,6 +142,26 @@ class AlertStore:
         self._by_key.setdefault(record.key, set()).add(fp)
         self._by_group.setdefault(group_of(record.key), set()).add(fp)
         self._count(record, record.active)
+        self._count_firing(fp, record)
+
+    def _count_firing(self, fp: str, record: AlertRecord | None) -> None:
+        firing = record is not None and record.active and record.alert.state is AlertState.FIRING
+        new = record.alert.severity if firing and record is not None else None
+        old = self._firing.get(fp)
+        if old == new:
+            return
+        if old is not None:
+            del self._firing[fp]
+            self._firing_counts[old] -= 1
+            if not self._firing_counts[old]:
+                del self._firing_counts[old]
+        if new is not None:
+            self._firing[fp] = new
+            self._firing_counts[new] = self._firing_counts.get(new, 0) + 1
+
+    def firing_counts(self) -> dict[str, int]:
+        """Firing alerts per severity (pending ones not counted); O(severities)."""
+        return dict(self._firing_counts)
 
     def _count(self, record: AlertRecord, active: bool) -> None:
         fp = record.alert.fingerprint
@@ -197,6 +221,7 @@ class AlertStore:
             self._index(record)
         else:
             self._count(record, record.active)
+            self._count_firing(fp, record)
         self._dirty.add(fp)
         self._deleted.discard(fp)
 
@@ -206,6 +231,7 @@ class AlertStore:
         if record is None:
             return
         self._count(record, False)
+        self._count_firing(fingerprint, None)
         for index, name in ((self._by_key, record.key), (self._by_group, group_of(record.key))):
             fps = index.get(name)
             if fps is not None:
@@ -225,6 +251,11 @@ class AlertStore:
     def alerts(self) -> list[Alert]:
         """Every alert kept, resolved ones included."""
         return [r.alert for r in self._records.values()]
+
+    @property
+    def dirty(self) -> bool:
+        """True while changed or removed records wait to be written."""
+        return bool(self._dirty or self._deleted)
 
     def flush(self) -> None:
         """Writes the changed and removed records in one transaction.
@@ -273,11 +304,18 @@ _UPSERT = (
 
 
 def _varbind_json(vb: VarBind) -> dict[str, Any]:
-    out = asdict(vb)
-    out["type"] = vb.type.value
-    if isinstance(vb.value, bytes):
-        out["value"] = {"b64": base64.b64encode(vb.value).decode("ascii")}
-    return out
+    # the fields by hand: dataclasses.asdict deep-copies, and cost a third of a trap's write
+    value: Any = vb.value
+    if isinstance(value, bytes):
+        value = {"b64": base64.b64encode(value).decode("ascii")}
+    return {
+        "oid": vb.oid,
+        "type": vb.type.value,
+        "value": value,
+        "name": vb.name,
+        "index": vb.index,
+        "label": vb.label,
+    }
 
 
 def _varbind(data: dict[str, Any]) -> VarBind:

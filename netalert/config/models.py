@@ -160,6 +160,33 @@ class AgentConfig(Model):
         "(the wait doubles from 1 s)",
     )
 
+    wal_checkpoint_interval: Duration = Field(
+        timedelta(milliseconds=200),
+        description="how often a worker thread copies the state database's write-ahead log "
+        "back into the database (a passive checkpoint), so commits on the event loop never do",
+    )
+    wal_max_pages: Annotated[int, Field(ge=1_000, le=1_000_000)] = Field(
+        10_000,
+        description="pages (4 KiB each) the write-ahead log may hold before a commit on the "
+        "event loop checkpoints what the worker thread has not copied yet",
+    )
+    mail_render_on_loop_max_alerts: Annotated[int, Field(ge=0, le=1000)] = Field(
+        10,
+        description="a notification mail listing at most this many alerts is rendered on the "
+        "event loop (a hand-off to a worker thread costs more than the render); bigger groups "
+        "render in a thread; `0`: every mail in a thread",
+    )
+    mail_render_slice: Duration = Field(
+        timedelta(milliseconds=5),
+        description="longest run of mails rendered and queued on the event loop before it "
+        "lets other work (traps, the web page) run",
+    )
+    gc_freeze_interval: Duration = Field(
+        timedelta(seconds=1),
+        description="every interval the objects made since the last one are collected and "
+        "frozen, so the garbage collector's full passes walk only what is new; `0s`: never",
+    )
+
     @field_validator("http", mode="before")
     @classmethod
     def _empty_disables(cls, value: Any) -> Any:
@@ -170,6 +197,8 @@ class AgentConfig(Model):
         "http_body_timeout",
         "http_idle_timeout",
         "http_log_interval",
+        "wal_checkpoint_interval",
+        "mail_render_slice",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:

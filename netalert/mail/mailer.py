@@ -1,8 +1,9 @@
 """The notify → mail hand-off: render a notification and commit it to the outbox.
 
 :meth:`Mailer.submit` is what ``notify/`` calls; :meth:`Mailer.submit_off_loop`
-does the same with the rendering in a worker thread, so a big group's mail
-does not stall the event loop. Either looks up the thread root of the group's
+does the same with a big group's rendering in a worker thread, so its mail
+does not stall the event loop (a small one renders on the loop: the hand-off
+to a thread costs more than its render). Either looks up the thread root of the group's
 open episode, renders the mail replying to it within ``[limits]`` (what the
 bounds left out is counted in :class:`~netalert.mail.stats.MailStats`), and
 enqueues the mail (recording a new root in the same transaction when the mail
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from netalert.mail.bounds import MailLimits
-from netalert.mail.outbox import Outbox
+from netalert.mail.outbox import Outbox, envelope_sender
 from netalert.mail.render import MailTemplates, NotificationLike, RenderedMail, render_mail
 from netalert.mail.stats import MailStats
 
@@ -47,6 +48,8 @@ class Mailer:
         self.clock = clock
         self.limits = limits if limits is not None else MailLimits()
         self.stats = stats if stats is not None else MailStats()
+        # mails listing at most this many alerts render on the loop ([agent] key)
+        self.on_loop_max_alerts = 10
 
     def submit(
         self,
@@ -76,15 +79,33 @@ class Mailer:
         also: Callable[[sqlite3.Connection], None] | None = None,
         on_done: Callable[[bool], None] | None = None,
     ) -> int | None:
-        """:meth:`submit`, rendering in a worker thread; the database is used on the loop only.
+        """:meth:`submit`, rendering a group of more than :attr:`on_loop_max_alerts`
+        alerts in a worker thread; the database is used on the loop only.
 
         Raises:
             MailError: The notification has no recipient.
             StateError: The database cannot be written.
         """
         known = self._known_root(notification)
-        rendered = await asyncio.to_thread(self._render, notification, known)
+        if len(notification.alerts) <= self.on_loop_max_alerts:
+            self.stats.rendered["loop"] += 1
+            rendered = self._render(notification, known)
+        else:
+            self.stats.rendered["thread"] += 1
+            rendered = await asyncio.to_thread(self._render, notification, known)
         return self._enqueue(notification, rendered, known, also, on_done)
+
+    @staticmethod
+    def _thread(
+        notification: NotificationLike, rendered: RenderedMail, known: str | None
+    ) -> tuple[str, str] | None:
+        if known is not None:
+            return None
+        # this mail is (or acts as) the first of the episode: later ones reply to it
+        draft = rendered.draft
+        references = draft.get("References").split()
+        root = references[0] if references else draft.get("Message-ID")
+        return (notification.group_key, root)
 
     def _known_root(self, notification: NotificationLike) -> str | None:
         if str(notification.reason) == "new":
@@ -110,18 +131,15 @@ class Mailer:
         also: Callable[[sqlite3.Connection], None] | None,
         on_done: Callable[[bool], None] | None,
     ) -> int | None:
-        message = rendered.message
-        thread = None
-        if known is None:
-            # this mail is (or acts as) the first of the episode: later ones reply to it
-            references = str(message.get("References", "")).split()
-            root = references[0] if references else str(message["Message-ID"])
-            thread = (notification.group_key, root)
-        entry = self.outbox.enqueue(
-            message,
-            list(notification.recipients),
+        draft = rendered.draft
+        entry = self.outbox.enqueue_raw(
+            rendered.data,
+            sender=envelope_sender(draft),
+            recipients=notification.recipients,
+            message_id=draft.get("Message-ID"),
+            subject=draft.get("Subject"),
             now=self.clock(),
-            thread=thread,
+            thread=self._thread(notification, rendered, known),
             also=also,
             on_done=on_done,
         )

@@ -39,6 +39,7 @@ from netalert.mail.entries import (
 )
 from netalert.mail.errors import MailError
 from netalert.mail.held import HeldView
+from netalert.mail.mime import Draft
 from netalert.state.db import Database
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Outbox",
     "OutboxEntry",
     "RecipientResult",
+    "envelope_sender",
     "is_due",
     "is_stale",
     "next_backoff",
@@ -94,7 +96,12 @@ MIGRATIONS = [
 _FAILURES_KEPT = 1000
 
 
-def _envelope_sender(message: EmailMessage) -> str:
+def envelope_sender(message: EmailMessage | Draft) -> str:
+    """The envelope sender of ``message``: its Sender, else its From address.
+
+    Raises:
+        MailError: Neither holds an address.
+    """
     sender = parseaddr(str(message.get("Sender") or message.get("From") or ""))[1]
     if "@" not in sender:
         raise MailError(f"message has no usable From address: {message.get('From')!r}")
@@ -153,7 +160,7 @@ class Outbox:
         data = message.as_bytes(policy=email.policy.SMTP)
         return self.enqueue_raw(
             data,
-            sender=_envelope_sender(message),
+            sender=envelope_sender(message),
             recipients=recipients,
             message_id=str(message.get("Message-ID", "")),
             subject=str(message.get("Subject", "")),

@@ -36,6 +36,9 @@ class MailStats:
             them (``netalert_mail_alerts_truncated_total``).
         clipped: Mails whose values, varbinds or alerts were cut to fit
             ``[limits].max_mail_bytes`` (``netalert_mail_clipped_total``).
+        rendered: Notification mails rendered, by where: ``loop`` (small groups,
+            ``[agent].mail_render_on_loop_max_alerts``) or ``thread``
+            (``netalert_mail_rendered_total{where}``).
     """
 
     sent_total: int = 0
@@ -51,6 +54,7 @@ class MailStats:
     canary_failing: bool = False
     alerts_truncated: int = 0
     clipped: int = 0
+    rendered: Counter[str] = field(default_factory=Counter)
 
     def success(self, now: float, count: int = 1) -> None:
         """Records ``count`` accepted recipients."""

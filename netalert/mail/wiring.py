@@ -97,6 +97,7 @@ def build_mail_stage(
         limits=mail_limits(config),
         stats=stats,
     )
+    mailer.on_loop_max_alerts = config.agent.mail_render_on_loop_max_alerts
     canary = None
     if smtp.canary_to:
         canary = Canary(

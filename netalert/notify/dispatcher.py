@@ -16,6 +16,8 @@ outbox entry and calls :meth:`Dispatcher.sent` in the same transaction.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +65,7 @@ class _Group:
     key: str
     labels: dict[str, str]
     next_flush: float
+    order: int  # creation order: due groups are told in the order they were made
     alerts: dict[str, Alert] = field(default_factory=dict)
 
 
@@ -82,6 +85,11 @@ class Dispatcher:
         self._silences = silences
         self._nflog = nflog
         self._groups: dict[tuple[int, str], _Group] = {}
+        # (next_flush, order, group id) of every timer set; an entry whose time is no
+        # longer its group's is stale and skipped. A flush then costs what is due,
+        # not a walk over every group (thousands in a storm of distinct alerts).
+        self._timers: list[tuple[float, int, tuple[int, str]]] = []
+        self._orders = itertools.count()
         self.unrouted = 0
 
     def update(self, alert: Alert, now: float) -> None:
@@ -100,8 +108,10 @@ class Dispatcher:
             if alert.state is AlertState.RESOLVED and self._nflog.get(name, key) is None:
                 return  # resolved before anyone was told: nothing to say
             labels = {n: alert.labels.get(n, "") for n in route.group_by if n != "..."}
-            group = _Group(index, name, key, labels, now + route.group_wait.total_seconds())
+            due = now + route.group_wait.total_seconds()
+            group = _Group(index, name, key, labels, due, next(self._orders))
             self._groups[(index, key)] = group
+            heapq.heappush(self._timers, (due, group.order, (index, key)))
         group.alerts[alert.fingerprint] = alert
 
     def next_flush(self) -> float | None:
@@ -117,54 +127,79 @@ class Dispatcher:
         :meth:`sent` for it in the same transaction.
         """
         out: list[Notification] = []
-        silences = self._silences(now)
-        for gid, group in list(self._groups.items()):
-            if group.next_flush > now and not force:
-                continue
-            route = self._routes[group.route_index]
-            group.next_flush = now + route.group_interval.total_seconds()
-            prev = self._nflog.get(group.route, group.key)
-            told = prev.firing if prev else frozenset()
-            firing: dict[str, Alert] = {}
-            held: set[str] = set()
-            for fp, a in group.alerts.items():
-                if a.state is not AlertState.FIRING:
-                    continue
-                if mute_reason(a, silences, self._maintenance, now) is None:
-                    firing[fp] = a
-                elif fp in told:
-                    held.add(fp)  # told before it was muted: its resolution is still due
-            resolved = {fp: a for fp, a in group.alerts.items() if a.state is AlertState.RESOLVED}
-            reason = decide(
-                prev,
-                frozenset(firing),
-                frozenset(resolved),
-                send_resolved=route.send_resolved,
-                repeat_interval=route.repeat_interval.total_seconds(),
-                now=now,
-            )
-            if reason is not None:
-                shown = list(firing.values())
-                if route.send_resolved:
-                    shown += [a for fp, a in resolved.items() if fp in told]
-                out.append(
-                    Notification(
-                        route=group.route,
-                        recipients=tuple(route.to),
-                        group_key=group.key,
-                        group_labels=dict(group.labels),
-                        alerts=tuple(sorted(shown, key=_order)),
-                        reason=reason,
-                        created=now,
-                        held=frozenset(held),
-                    )
+        due = self._due(now, force)
+        done = 0  # due groups given their next timer so far
+        try:
+            silences = self._silences(now) if due else ()
+            for gid, group in due:
+                route = self._routes[group.route_index]
+                group.next_flush = now + route.group_interval.total_seconds()
+                heapq.heappush(self._timers, (group.next_flush, group.order, gid))
+                done += 1
+                prev = self._nflog.get(group.route, group.key)
+                told = prev.firing if prev else frozenset()
+                firing: dict[str, Alert] = {}
+                held: set[str] = set()
+                for fp, a in group.alerts.items():
+                    if a.state is not AlertState.FIRING:
+                        continue
+                    if mute_reason(a, silences, self._maintenance, now) is None:
+                        firing[fp] = a
+                    elif fp in told:
+                        held.add(fp)  # told before it was muted: its resolution is still due
+                resolved = {
+                    fp: a for fp, a in group.alerts.items() if a.state is AlertState.RESOLVED
+                }
+                reason = decide(
+                    prev,
+                    frozenset(firing),
+                    frozenset(resolved),
+                    send_resolved=route.send_resolved,
+                    repeat_interval=route.repeat_interval.total_seconds(),
+                    now=now,
                 )
-            # Resolved alerts are said once (or never, without send_resolved): drop them.
-            for fp in resolved:
-                del group.alerts[fp]
-            if not group.alerts and reason is None:
-                del self._groups[gid]
+                if reason is not None:
+                    shown = list(firing.values())
+                    if route.send_resolved:
+                        shown += [a for fp, a in resolved.items() if fp in told]
+                    out.append(
+                        Notification(
+                            route=group.route,
+                            recipients=tuple(route.to),
+                            group_key=group.key,
+                            group_labels=dict(group.labels),
+                            alerts=tuple(sorted(shown, key=_order)),
+                            reason=reason,
+                            created=now,
+                            held=frozenset(held),
+                        )
+                    )
+                # Resolved alerts are said once (or never, without send_resolved): drop them.
+                for fp in resolved:
+                    del group.alerts[fp]
+                if not group.alerts and reason is None:
+                    del self._groups[gid]
+        except BaseException:
+            # the due groups not reached keep their timers: they are due again next flush
+            for gid, group in due[done:]:
+                heapq.heappush(self._timers, (group.next_flush, group.order, gid))
+            raise
         return out
+
+    def _due(self, now: float, force: bool) -> list[tuple[tuple[int, str], _Group]]:
+        """The groups to flush at ``now`` (every group with ``force``), in creation order."""
+        if force:
+            self._timers.clear()  # each group gets its new timer in flush
+            return list(self._groups.items())
+        due: list[tuple[int, tuple[int, str], _Group]] = []
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, order, gid = heapq.heappop(timers)
+            group = self._groups.get(gid)
+            if group is not None and group.order == order and group.next_flush == at:
+                due.append((order, gid, group))
+        due.sort(key=lambda item: item[0])
+        return [(gid, group) for _, gid, group in due]
 
     def sent(self, conn: sqlite3.Connection, notification: Notification) -> None:
         """Records ``notification`` in the notification log, inside ``conn``'s transaction.

@@ -8,7 +8,7 @@ web layer only ever calls :meth:`LiveStatus.snapshot`. The converters
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from netalert import version
@@ -114,6 +114,8 @@ class LiveStatus:
         muted: Returns why ``alert`` gets no mail at ``now`` ("" if it does).
         pending: Returns how many messages wait in the outbox (read from it, not
             from the sender's progress, which stalls while a server stalls).
+        firing_counts: Returns the firing alerts per severity, kept current by
+            the store; without it :meth:`record_counts` counts ``alerts()``.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class LiveStatus:
         oldest_pending_age: Callable[[], float | None] | None = None,
         muted: Callable[[Alert, float], str] | None = None,
         pending: Callable[[], int] | None = None,
+        firing_counts: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.started = started
         self.board = board if board is not None else DeviceBoard()
@@ -138,12 +141,25 @@ class LiveStatus:
         self._oldest = oldest_pending_age
         self._muted = muted
         self._pending = pending
+        self._firing_counts = firing_counts
+
+    def record_counts(self, now: float) -> None:
+        """Records the firing alerts per severity in the history.
+
+        Call it on every alert transition so the "alerts over time" chart
+        follows the store; with ``firing_counts`` it costs O(severities), not a
+        walk over every active alert.
+        """
+        if self._firing_counts is None:
+            self.sample_alerts(now)
+        else:
+            self.history.record_alerts(self._firing_counts(), now)
 
     def sample_alerts(self, now: float) -> list[Alert]:
         """Records the active alert counts in the history and returns the alerts.
 
-        Call it on every alert transition (and it runs on every snapshot) so the
-        "alerts over time" chart follows the store.
+        It runs on every snapshot; on transitions, :meth:`record_counts` is the
+        cheaper call.
         """
         active = list(self._alerts())
         counts: dict[str, int] = {}

@@ -59,6 +59,7 @@ def mail_source(
             MetricSample("netalert_mail_clipped_total", stats.clipped),
         ]
         out += counter_samples("netalert_mail_failed_total", "kind", stats.failed_total)
+        out += counter_samples("netalert_mail_rendered_total", "where", stats.rendered)
         if oldest_pending_age is not None:
             age = oldest_pending_age()
             out.append(MetricSample("netalert_mail_oldest_pending_seconds", age or 0.0))

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import resource
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from netalert.alerts.model import Alert
 from netalert.logs import STATS as LOG_STATS
@@ -60,6 +60,7 @@ class AgentStatus:
         devices: Callable[[], Iterable[tuple[str, str]]],
         alerts: Callable[[], Sequence[Alert]],
         mib_modules: Callable[[], int] | None = None,
+        firing_counts: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._dispatcher: Dispatcher | None = None
         self._outbox: Outbox | None = None
@@ -71,6 +72,7 @@ class AgentStatus:
             oldest_pending_age=self._oldest_age,
             muted=self._muted,
             pending=self._pending,
+            firing_counts=firing_counts,
         )
         self.metrics = Metrics(mib_modules=mib_modules)
         self.metrics.register_source("alerts", alerts_source(alerts))
