@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from netalert.config.docs import write_page
+
 __all__ = ["PAGE", "TEMPLATE", "machine_paragraph", "main", "render"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,17 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         (results / "latest.md").read_text(encoding="utf-8"),
         json.loads((results / "latest.json").read_text(encoding="utf-8")),
     )
-    target = ROOT / PAGE
-    current = target.read_text(encoding="utf-8") if target.exists() else ""
-    if args.check:
-        if current != page:
-            print(f"{PAGE} is out of date: run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    if current != page:
-        target.write_text(page, encoding="utf-8")
-        print(f"wrote {PAGE}")
-    return 0
+    return write_page(ROOT, PAGE, page, check=args.check)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Each command resolves its config file the same way (``-c``, then
 ``$NETALERT_CONFIG``, then ``./config.toml``) and returns the exit codes of
-SPEC.md. Logic lives in the stage packages, never here.
+docs/ (the command table in README.md). Logic lives in the stage packages, never here.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the receiver's own stats object, not a labelled-counter lookup with a lock.
 Each stage registers a *source*, a callable returning :class:`MetricSample`
 and :class:`HistogramSample` values; the :class:`Metrics` collector calls
 every source when ``/metrics`` is scraped and turns the samples into the
-families declared in :data:`FAMILIES` (SPEC.md names, fixed).
+families declared in :data:`FAMILIES` (names listed in docs/metrics.md, fixed).
 
 Wiring, in ``service.py`` (the adapters are in :mod:`netalert.web.sources`)::
 
@@ -121,7 +121,7 @@ _REJECT_REASONS = (
 FAMILIES: Mapping[str, Family] = {
     f.name: f
     for f in (
-        # SPEC.md: names and labels are a user-facing contract.
+        # docs/metrics.md: names and labels are a user-facing contract.
         Family(
             "netalert_traps_received_total",
             "counter",

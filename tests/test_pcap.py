@@ -9,6 +9,7 @@ Rotation keeps at most ``record_files`` files of at most ``record_max_bytes``.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,7 +46,10 @@ def test_a_recording_reads_back_with_addresses_ports_and_times(tmp_path: Path) -
     assert recorder.stats.errors == 0
 
 
-@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="make debs installs tcpdump")
+@pytest.mark.skipif(
+    shutil.which("tcpdump") is None and not os.environ.get("NETALERT_REQUIRE_SNMPD"),
+    reason="make debs installs tcpdump (in CI a missing tool fails)",
+)
 @pytest.mark.daemon
 def test_tcpdump_lists_the_recording_as_udp_datagrams(tmp_path: Path) -> None:
     path = tmp_path / "traps.pcap"

@@ -1,4 +1,4 @@
-"""The alert value and the transition value (contract: /work/notes/ALERT-API.md).
+"""The alert value and the transition value (docs/architecture.md).
 
 An :class:`Alert` is what the notify and mail stages see: a frozen snapshot of
 one alert's life, identified by a fingerprint of its rule and labels. A

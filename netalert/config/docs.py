@@ -283,16 +283,24 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, DocsError) as exc:
         print(f"netalert.config.docs: {exc}", file=sys.stderr)
         return 2
-    target = args.root / PAGE
+    return write_page(args.root, PAGE, page, check=args.check)
+
+
+def write_page(root: Path, name: str, page: str, *, check: bool) -> int:
+    """Writes a generated page ``root/name`` if it changed; with ``check``, only compares.
+
+    Returns the exit status: 0 up to date (or written), 1 out of date (``check``).
+    """
+    target = root / name
     current = target.read_text(encoding="utf-8") if target.exists() else ""
-    if args.check:
+    if check:
         if current != page:
-            print(f"{PAGE} is out of date: run `make docs`", file=sys.stderr)
+            print(f"{name} is out of date: run `make docs`", file=sys.stderr)
             return 1
         return 0
     if current != page:
         target.write_text(page, encoding="utf-8")
-        print(f"wrote {PAGE}")
+        print(f"wrote {name}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Pydantic models of config.toml (SPEC.md). Defaults live here.
+"""Pydantic models of config.toml (docs/configuration.md is made from them). Defaults here.
 
 Every model forbids unknown keys and is frozen: a loaded config is a value the
 service swaps atomically on reload, never edits. Every key carries its

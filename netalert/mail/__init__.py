@@ -1,1 +1,1 @@
-"""E-mail: rendering, the durable outbox and the SMTP sender (DESIGN.md, ``mail/``)."""
+"""E-mail: rendering, the durable outbox and the SMTP sender (docs/architecture.md)."""

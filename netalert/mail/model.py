@@ -1,7 +1,7 @@
 """What the mail stage reads of the values it is handed (structural types).
 
 ``render_notification`` accepts ``netalert.notify.model.Notification`` and
-``netalert.alerts.model.Alert`` (ALERT-API.md) through these protocols, so the
+``netalert.alerts.model.Alert`` through these protocols, so the
 mail package depends on the contract, not on the other stages' modules.
 """
 
@@ -29,7 +29,7 @@ class VarBindLike(Protocol):
 
 
 class AlertLike(Protocol):
-    """What rendering reads of ``netalert.alerts.model.Alert`` (see ALERT-API.md)."""
+    """What rendering reads of ``netalert.alerts.model.Alert``."""
 
     @property
     def fingerprint(self) -> str: ...
