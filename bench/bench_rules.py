@@ -12,7 +12,7 @@ Workloads, each timed in interleaved rounds (median of the rounds, min-max):
   plain ints: the ceiling (ratio = netalert / python);
 * ``eval``      - the first rule as source text run by ``eval`` on each
   call: what "interpreting" the text would cost (ratio = netalert / eval);
-* ``on_poll``   - ``RuleEngine.on_poll`` on a 48-interface device with three
+* ``on_poll``   - ``Alerting.on_poll`` on a 48-interface device with three
   rules (interface down, utilisation with hysteresis, a scalar rule), nothing
   firing: rows evaluated per second through the real engine, store included.
 
@@ -32,10 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netalert.alerts.store import AlertStore
+from netalert.alerting import Alerting
+from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
 from netalert.mib import MibTree
-from netalert.rules import PollResult, Row, RuleEngine, compile_rules
+from netalert.rules import PollResult, Row, compile_rules
 from netalert.rules.history import DeviceHistory, RowHistory
 from netalert.state.db import open_database
 
@@ -117,7 +118,7 @@ def main() -> None:
     python = lambda v: v["ifOperStatus"] == 2 and v["ifAdminStatus"] == 1  # noqa: E731
     source = "ifOperStatus == 2 and ifAdminStatus == 1"
 
-    engine = RuleEngine(config, tree, AlertStore(open_database(None)), rules=rules)
+    engine = Alerting(config, tree, SqliteAlertStore(open_database(None)), rules=rules)
     octets = [0]
 
     def one_poll() -> None:

@@ -31,8 +31,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from netalert.alerting import Alerting
 from netalert.alerts.model import Transition
-from netalert.alerts.store import AlertStore
+from netalert.alerts.store import SqliteAlertStore
+from netalert.alerts.table import AlertTable
 from netalert.config import load_config
 from netalert.config.models import Config
 from netalert.config.risks import config_warnings
@@ -47,7 +49,7 @@ from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
 from netalert.prune import Pruner, live_groups
-from netalert.rules import RuleEngine, RuleSet
+from netalert.rules import RuleSet
 from netalert.rules.adapt import from_poller
 from netalert.snmp.engines import EngineIdRegistry
 from netalert.snmp.plan import build_plans
@@ -124,8 +126,8 @@ class Agent:
         )
         self.mail: MailStage | None = None
         self.checkpointer: Checkpointer | None = None
-        self.store: AlertStore | None = None
-        self.engine: RuleEngine | None = None
+        self.store: AlertTable | None = None
+        self.engine: Alerting | None = None
         self.dispatcher: Dispatcher | None = None
         self.silences: SilenceStore | None = None
         self.engines = EngineIdRegistry()
@@ -181,10 +183,12 @@ class Agent:
         self._spawn(self.mail.sender.run, "mail-sender")
         if self.mail.canary is not None:
             self._spawn(self.mail.canary.run, "mail-canary")
-        self.store = AlertStore(self.db)
         self.nflog = NotificationLog(self.db)
-        self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
+        self.engine = Alerting(
+            config, self.prepared.tree, SqliteAlertStore(self.db), rules=self.prepared.rules
+        )
         engine = self.engine
+        self.store = engine.table
         self.status.metrics.register_source(
             "limits", limits_source(engine.limits, lambda: engine.rule_names)
         )
@@ -410,7 +414,6 @@ class Agent:
         if not transitions and not updates:
             return
         assert self.store is not None and self.dispatcher is not None
-        self.store.flush()
         now = time.time()
         for transition in transitions:
             self.counters["transitions"] += 1
@@ -529,11 +532,12 @@ class Agent:
         """Writes what the state writer holds, when it can; then what the store re-marked."""
         assert self.db is not None and self.store is not None
         writer = self.db.writer
+        assert self.engine is not None
         if not writer.holding:
-            self.store.flush()  # records a shed write left changed
+            self.engine.commit()  # records a shed write left changed
             return
         if writer.retry():
-            self.store.flush()
+            self.engine.commit()
             if self.mail is not None:
                 self.mail.sender.wake()  # mails committed just now
 
@@ -704,8 +708,8 @@ class Agent:
             log.error(event("drain_step_failed", step=name, error=f"{type(exc).__name__}: {exc}"))
 
     async def _final_notifications(self) -> None:
-        assert self.store is not None and self.mail is not None
-        self.store.flush()
+        assert self.engine is not None and self.mail is not None
+        self.engine.commit()
         await self._mailed()
         self._flush_notifications(time.time(), force=True)
         await self._mailed()
@@ -738,8 +742,8 @@ class Agent:
                     lost="alert changes and mails not yet written",
                 )
             )
-        else:
-            self.store.flush()
+        elif self.engine is not None:
+            self.engine.commit()
 
 
 def _release(

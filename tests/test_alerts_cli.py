@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from netalert.alerts.store import AlertStore
+from netalert.alerting import Alerting
+from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config
 from netalert.mib import MibTree
-from netalert.rules import PollResult, Row, RuleEngine
+from netalert.rules import PollResult, Row
 from netalert.state import open_database
 
 pytestmark = [
@@ -84,8 +85,8 @@ def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()  # listing does not create state
 
     config = load_config(path)
-    engine = RuleEngine(
-        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    engine = Alerting(
+        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
     )
     rows = (
         Row("1", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0\x1b[31m"}),
@@ -127,8 +128,8 @@ def test_alerts_with_a_bad_config_exits_2(tmp_path: Path) -> None:
 def test_alerts_marks_a_cut_value(tmp_path: Path) -> None:
     path = write(tmp_path, "ifDescr != '' and ifOperStatus == 'down'")
     config = load_config(path)
-    engine = RuleEngine(
-        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    engine = Alerting(
+        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
     )
     long = "GigabitEthernet0/0/1 uplink to core router 7, building B"
     short = "Gi0/0/2 uplink"

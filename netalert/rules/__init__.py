@@ -1,9 +1,10 @@
-"""Rules: expressions compiled once, evaluated on polls and traps, turned into alert transitions.
+"""Rules: expressions compiled once, evaluated on polls and traps, turned into observations.
 
 Entry points: :func:`compile_rules` / :func:`check_rules` (config load, check-config),
-:class:`RuleEngine` (the service), :class:`PollResult` / :class:`Row` (what
-the engine reads; :func:`from_poller` converts the poller's result,
-:func:`join_samples` builds one from Samples), :class:`ConfirmRequest`.
+:class:`RuleEngine` (evaluates; the alert stage of :mod:`netalert.alerts` owns
+the alerts), :class:`PollResult` / :class:`Row` (what the engine reads;
+:func:`from_poller` converts the poller's result, :func:`join_samples` builds
+one from Samples), :class:`ConfirmRequest`.
 """
 
 from __future__ import annotations
