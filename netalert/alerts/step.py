@@ -112,29 +112,21 @@ def _copy(record: AlertRecord, **changes: Any) -> AlertRecord:
 
 
 def _outcome(record: AlertRecord | None, obs: Observation, phase: Phase, now: float) -> Outcome:
+    """What to report, and the flap bookkeeping afterwards (a new alert has none yet)."""
     flap = _NO_FLAP if obs.event is Event.RETIRED else obs.policy.flap
-    if record is None:
-        return decide(
-            old=AlertState.RESOLVED,
-            new=phase.state,
-            sample=obs.sample,
-            history="",
-            flapping=False,
-            flap_since=None,
-            flap_changes=0,
-            notified="",
-            flap=flap,
-            now=now,
-        )
+    old, history, flapping, since, changes, notified = AlertState.RESOLVED, "", False, None, 0, ""
+    if record is not None:
+        old, history, flapping = record.phase.state, record.history, record.alert.flapping
+        since, changes, notified = record.flap_since, record.flap_changes, record.notified
     return decide(
-        old=record.phase.state,
+        old=old,
         new=phase.state,
         sample=obs.sample,
-        history=record.history,
-        flapping=record.alert.flapping,
-        flap_since=record.flap_since,
-        flap_changes=record.flap_changes,
-        notified=record.notified,
+        history=history,
+        flapping=flapping,
+        flap_since=since,
+        flap_changes=changes,
+        notified=notified,
         flap=flap,
         now=now,
     )
@@ -154,18 +146,17 @@ def _advance(
     alert = _snapshot(record, obs, phase, outcome, now, value, context)
     if record is None:
         record = AlertRecord(alert=alert, key=obs.key, phase=phase, signature=obs.policy.signature)
-    new = replace(
+    new = _recorded(
         record,
+        obs,
+        now,
+        outcome,
         alert=alert,
         phase=phase,
-        history=outcome.history,
-        sampled_at=now if obs.sample else record.sampled_at,
         flap_since=outcome.flap_since,
         flap_changes=outcome.flap_changes,
         notified=outcome.notified,
-        extra={**record.extra, **(obs.extra or {})},
     )
-    new = _confirm(new, obs, now)
     if outcome.kind is None:
         return new, []
     return new, [
@@ -191,12 +182,19 @@ def _bookkeeping(
         alert = replace(alert, flapping=outcome.flapping)
     if record.active:
         alert = replace(alert, value=value, updated_at=now)
+    return _recorded(record, obs, now, outcome, alert=alert)
+
+
+def _recorded(
+    record: AlertRecord, obs: Observation, now: float, outcome: Outcome, **changes: Any
+) -> AlertRecord:
+    """``record`` with ``changes``, the flap window, the observation's extra data and confirm."""
     new = replace(
         record,
-        alert=alert,
         history=outcome.history,
         sampled_at=now if obs.sample else record.sampled_at,
         extra={**record.extra, **(obs.extra or {})},
+        **changes,
     )
     return _confirm(new, obs, now)
 
@@ -223,41 +221,16 @@ def _snapshot(
     context: Mapping[str, Any],
 ) -> Alert:
     """The Alert after the change, its annotations rendered when they change."""
-    policy = obs.policy
     base = record.alert if record is not None else None
     old = record.phase.state if record is not None else AlertState.RESOLVED
+    alert = _alert(base, old, obs, phase, outcome.flapping, now, value)
     state = phase.state
-    ends_at = None
-    if state is AlertState.RESOLVED:
-        ends_at = now if old is not AlertState.RESOLVED or base is None else base.ends_at
-    starts_at = (
-        phase.since if state is not AlertState.RESOLVED else (base.starts_at if base else now)
-    )
-    labels = base.labels if base is not None else MappingProxyType(dict(obs.labels or {}))
-    alert = Alert(
-        fingerprint=base.fingerprint if base is not None else fingerprint(labels),
-        rule=policy.name,
-        severity=policy.severity,
-        device=obs.device,
-        labels=labels,
-        annotations=base.annotations if base else MappingProxyType({}),
-        state=state,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        updated_at=now,
-        value=value,
-        count=_count(base, obs),
-        flapping=outcome.flapping,
-        silenced=base.silenced if base else False,
-        source=policy.source,
-        varbinds=(obs.varbinds if obs.varbinds is not None else (base.varbinds if base else ())),
-    )
     annotations = None
     if state is AlertState.RESOLVED:
         if old is not AlertState.RESOLVED or outcome.kind is not None:
-            annotations = _resolved_annotations(policy, alert, base, value, context)
+            annotations = _resolved_annotations(obs.policy, alert, base, value, context)
     elif obs.event is not Event.RETIRED:
-        annotations = policy.describer.firing(alert, value, context)
+        annotations = obs.policy.describer.firing(alert, value, context)
     if annotations is None:
         return alert
     if outcome.settled:
@@ -268,12 +241,66 @@ def _snapshot(
     return replace(alert, annotations=MappingProxyType(annotations))
 
 
-def _count(base: Alert | None, obs: Observation) -> int:
+def _alert(
+    base: Alert | None,
+    old: AlertState,
+    obs: Observation,
+    phase: Phase,
+    flapping: bool,
+    now: float,
+    value: str,
+) -> Alert:
+    """The Alert after the change, with the annotations it had."""
+    if base is None:
+        labels: Mapping[str, str] = MappingProxyType(dict(obs.labels or {}))
+        return Alert(
+            fingerprint=fingerprint(labels),
+            rule=obs.policy.name,
+            severity=obs.policy.severity,
+            device=obs.device,
+            labels=labels,
+            annotations=MappingProxyType({}),
+            state=phase.state,
+            starts_at=now if phase.state is AlertState.RESOLVED else phase.since,
+            ends_at=now if phase.state is AlertState.RESOLVED else None,
+            updated_at=now,
+            value=value,
+            count=obs.count if obs.count is not None else 1,
+            flapping=flapping,
+            silenced=False,
+            source=obs.policy.source,
+            varbinds=obs.varbinds if obs.varbinds is not None else (),
+        )
+    starts_at, ends_at = base.starts_at, None
+    if phase.state is not AlertState.RESOLVED:
+        starts_at = phase.since
+    elif old is AlertState.RESOLVED:
+        ends_at = base.ends_at
+    else:
+        ends_at = now
+    return replace(
+        base,
+        rule=obs.policy.name,
+        severity=obs.policy.severity,
+        device=obs.device,
+        state=phase.state,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        updated_at=now,
+        value=value,
+        count=_count(base, obs),
+        flapping=flapping,
+        source=obs.policy.source,
+        varbinds=obs.varbinds if obs.varbinds is not None else base.varbinds,
+    )
+
+
+def _count(base: Alert, obs: Observation) -> int:
     if obs.count is not None:
         return obs.count
     if obs.event is Event.OCCURRED:
-        return base.count + 1 if base is not None and base.state is not AlertState.RESOLVED else 1
-    return base.count if base is not None else 1
+        return base.count + 1 if base.state is not AlertState.RESOLVED else 1
+    return base.count
 
 
 def _resolved_annotations(

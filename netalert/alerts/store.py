@@ -59,6 +59,10 @@ MIGRATIONS = [
 ]
 
 
+Records = Sequence[AlertRecord]
+Lost = Callable[[], None]
+
+
 class AlertStore(Protocol):
     """Where the alert stage's records persist: read once at start, saved once per call.
 
@@ -71,13 +75,7 @@ class AlertStore(Protocol):
         """Every stored record (at start)."""
         ...
 
-    def save(
-        self,
-        changed: Sequence[AlertRecord],
-        removed: Sequence[str],
-        *,
-        on_lost: Callable[[], None],
-    ) -> None:
+    def save(self, changed: Records, removed: Sequence[str], *, on_lost: Lost) -> None:
         """Writes ``changed`` records and deletes ``removed`` fingerprints in one transaction.
 
         The write may be held while the database cannot take it (in order with
@@ -95,13 +93,7 @@ class MemoryAlertStore:
         """Nothing is stored."""
         return []
 
-    def save(
-        self,
-        changed: Sequence[AlertRecord],
-        removed: Sequence[str],
-        *,
-        on_lost: Callable[[], None],
-    ) -> None:
+    def save(self, changed: Records, removed: Sequence[str], *, on_lost: Lost) -> None:
         """Nothing to write."""
 
 
@@ -121,13 +113,7 @@ class SqliteAlertStore:
         """Every row of ``alerts``."""
         return list(_load(self._db.conn))
 
-    def save(
-        self,
-        changed: Sequence[AlertRecord],
-        removed: Sequence[str],
-        *,
-        on_lost: Callable[[], None],
-    ) -> None:
+    def save(self, changed: Records, removed: Sequence[str], *, on_lost: Lost) -> None:
         """Upserts ``changed`` and deletes ``removed`` in one write of the state writer.
 
         Raises:
