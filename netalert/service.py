@@ -174,6 +174,8 @@ class Agent:
         writer = self.db.writer
         writer.max_held = config.agent.state_hold_max
         writer.retry_max = config.agent.state_retry_max.total_seconds()
+        writer.per_turn = True  # one transaction per loop turn
+        writer.on_fatal = self._on_fatal
         self.status.add_health_check(lambda: [p] if (p := writer.problem()) else [])
         self.status.add_health_check(self.supervisor.problems)
         self.status.metrics.register_source("state", writer.source())
