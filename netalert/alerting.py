@@ -6,7 +6,7 @@ and never reads a clock)::
     alerting = Alerting(config, tree, SqliteAlertStore(db))
     for alert in alerting.table.active():      # at start: feed notify what was firing
         dispatcher.update(alert, now)
-    alerting.on_poll(result, now)              # per device poll (rules.inputs.PollResult)
+    alerting.on_poll(result, now)              # per answered poll (snmp.rows.PollResult)
     alerting.device_unreachable(device, now, "timeout", failures=2)  # poller's reachability
     alerting.device_reachable(device, now)
     alerting.on_trap(event, now)               # per accepted trap (snmp.types.TrapEvent)
@@ -33,8 +33,9 @@ from netalert.alerts.table import AlertTable
 from netalert.config.models import Config
 from netalert.rules.compile import RuleSet
 from netalert.rules.engine import RuleEngine
-from netalert.rules.inputs import ConfirmRequest, PollResult
+from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.mibview import MibTreeLike
+from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["Alerting"]

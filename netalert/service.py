@@ -50,7 +50,6 @@ from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
 from netalert.prune import Pruner, live_groups
 from netalert.rules import RuleSet
-from netalert.rules.adapt import from_poller
 from netalert.snmp.engines import EngineIdRegistry
 from netalert.snmp.plan import build_plans
 from netalert.snmp.poller import Poller, Reachability
@@ -390,7 +389,7 @@ class Agent:
             self.status.record_poll(result)
             if not result.ok:
                 return
-            self._after(self.engine.on_poll(from_poller(result), result.time or time.time()))
+            self._after(self.engine.on_poll(result, result.time or time.time()))
         except Exception as exc:
             self.supervisor.failed("poller", exc, then="next poll")
 
@@ -554,7 +553,7 @@ class Agent:
         except (NetalertError, KeyError) as exc:
             log.warning(event("confirm_failed", device=request.device, error=exc))
             return
-        self._after(self.engine.on_confirm(request, from_poller(result), time.time()))
+        self._after(self.engine.on_confirm(request, result, time.time()))
 
     async def _watchdog(self, interval: float) -> None:
         while not self._stop.is_set():

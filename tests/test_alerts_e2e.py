@@ -26,7 +26,6 @@ from netalert.alerts.store import SqliteAlertStore
 from netalert.config import Config, load_config_text
 from netalert.mib import MibTree
 from netalert.rules import ConfirmRequest
-from netalert.rules.adapt import from_poller
 from netalert.snmp.plan import SYS_UPTIME, build_plans
 from netalert.snmp.poller import Poller, Reachability
 from netalert.snmp.traps import TrapReceiver
@@ -148,7 +147,7 @@ class Harness:
         before = len(self.told)
         result = await self.poller.poll(device)
         if result.ok:
-            self.told += self.engine.on_poll(from_poller(result), self.now)
+            self.told += self.engine.on_poll(result, self.now)
         return self.told[before:]
 
 
@@ -315,7 +314,7 @@ async def test_link_down_then_up_one_alert_across_a_restart(
         finally:
             await poller.stop()
         assert answer.ok, answer.error
-        return engine.on_confirm(request, from_poller(answer), time.time())
+        return engine.on_confirm(request, answer, time.time())
 
     try:
         (request,) = engine.confirm_requests(time.time())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,11 @@ from netalert.alerts.model import AlertState, Transition, TransitionKind
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
 from netalert.mib import MibTree
-from netalert.rules import PollResult, Row
-from netalert.rules.adapt import from_poller
 from netalert.snmp import rows as poller
+from netalert.snmp.rows import PollResult, PollStatus
 from netalert.snmp.types import Sample, SnmpType, TrapEvent, VarBind
 from netalert.state import open_database
+from tests.support.polls import Device
 
 TREE = MibTree.builtin()
 DEVICES = """
@@ -62,6 +63,17 @@ def make(rules: str, db_dir: Path | None = None, extra: str = "") -> Alerting:
     return Alerting(config, TREE, SqliteAlertStore(open_database(db_dir)))
 
 
+_DEVICES: dict[str, Device] = {}
+
+
+@pytest.fixture(autouse=True)
+def fresh_devices() -> Iterator[None]:
+    """Each test polls its own devices (their counters do not carry over)."""
+    _DEVICES.clear()
+    yield
+    _DEVICES.clear()
+
+
 def poll(
     device: str,
     t: float,
@@ -69,16 +81,16 @@ def poll(
     *,
     uptime: int | None = None,
     scalars: dict[str, Any] | None = None,
+    status: PollStatus = "ok",
 ) -> PollResult:
+    """One poll of ``device`` through the poller's own tracker (rates across polls)."""
     values = dict(scalars or {})
     if uptime is not None:
         values["sysUpTime"] = uptime
-    return PollResult(
-        device=device,
-        time=t,
-        scalars=Row("", values),
-        rows=tuple(Row(index, dict(v)) for index, v in rows.items()),
-    )
+    found = _DEVICES.get(device)
+    if found is None:
+        found = _DEVICES[device] = Device(device)
+    return found.poll(t, rows, scalars=values, status=status)
 
 
 def iface(oper: int, admin: int = 1, descr: bytes = b"eth0", **more: Any) -> dict[str, Any]:
@@ -451,7 +463,7 @@ def test_unknown_devices_and_config_errors() -> None:
 def test_incomplete_poll_does_not_resolve_missing_rows() -> None:
     engine = make(IF_DOWN.replace('for = "30s"', ""))
     assert len(engine.on_poll(poll("sw1", 0, {"7": iface(2)}), 0)) == 1
-    partial = PollResult("sw1", 10, Row("", {}), (), complete=False)
+    partial = poll("sw1", 10, {}, status="partial")
     assert engine.on_poll(partial, 10) == []
     assert engine.table.active()[0].state is AlertState.FIRING
 
@@ -474,12 +486,12 @@ def test_poller_results_and_their_rates() -> None:
         return poller.PollResult("sw1", "192.0.2.1:161", "ok", t, 0.01, t, rows=(row,))
 
     # 12.1e6 bytes/s on a 100 Mb/s link: 96.8 %
-    fired = engine.on_poll(from_poller(result(0, {"ifHCInOctets": 12.1e6})), 0)
+    fired = engine.on_poll(result(0, {"ifHCInOctets": 12.1e6}), 0)
     assert kinds(fired) == ["firing:sw1:HighUtilisation"]
     assert fired[0].value == "96.8" and fired[0].labels["ifIndex"] == "5"
     # the poller gave no rate (a discontinuity): unknown, the alert stays
-    assert engine.on_poll(from_poller(result(10, {})), 10) == []
-    resolved = engine.on_poll(from_poller(result(20, {"ifHCInOctets": 1e6})), 20)
+    assert engine.on_poll(result(10, {}), 10) == []
+    resolved = engine.on_poll(result(20, {"ifHCInOctets": 1e6}), 20)
     assert kinds(resolved) == ["resolved:sw1:HighUtilisation"]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from netalert.alerting import Alerting
 from netalert.alerts.model import AlertState
-from tests.test_rules_engine import iface, kinds, make, poll
+from tests.test_rules_engine import fresh_devices, iface, kinds, make, poll  # noqa: F401
 
 RULES = """
 [[rules]]

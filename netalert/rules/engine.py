@@ -31,13 +31,14 @@ from netalert.config.models import Config
 from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
 from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.expr import NUMERIC_OID
-from netalert.rules.history import DeviceHistory, RowHistory, rebooted
-from netalert.rules.inputs import ConfirmRequest, PollResult, Row
+from netalert.rules.history import DeviceHistory, RowHistory
+from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.mibview import MIB_ERRORS, MibTreeLike
 from netalert.rules.policy import build_policy
 from netalert.rules.reachability import reachable, unreachable
 from netalert.rules.trapflow import TrapRules
 from netalert.rules.values import plain_value, render_value
+from netalert.snmp.rows import PollResult, Row
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["RuleEngine"]
@@ -46,18 +47,16 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 _GONE = "(no longer reported)"
 
 
-def _merged(
-    scalars: Mapping[str, Any] | None, row: Mapping[str, Any] | None
-) -> Mapping[str, Any] | None:
-    if row is None or scalars is None:
-        return row if scalars is None else scalars
+def _merged(scalars: Mapping[str, Any], row: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not scalars or not row:
+        return row or scalars
     return {**scalars, **row}
 
 
 class _Poll:
     """One poll of one device being evaluated: its names, computed once per row."""
 
-    __slots__ = ("base", "device", "envs", "labels", "previous", "reboot", "result")
+    __slots__ = ("base", "device", "envs", "labels", "previous", "result")
 
     def __init__(
         self,
@@ -65,14 +64,12 @@ class _Poll:
         labels: Mapping[str, str],
         base: dict[str, Any],
         previous: DeviceHistory,
-        reboot: bool,
     ) -> None:
         self.result = result
         self.device = result.device
         self.labels = labels
         self.base = base
         self.previous = previous
-        self.reboot = reboot
         self.envs: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
 
@@ -97,7 +94,7 @@ class RuleEngine:
             for expr in (rule.expr, rule.clear, rule.value):
                 names |= expr.history if expr is not None else frozenset()
         self._history_names = frozenset(names)
-        # value('1.3.6...') in poll rules: the instances to take from PollResult.by_oid
+        # value('1.3.6...') in poll rules: the instances to take from PollResult.unnamed
         oids: set[str] = set()
         for rule in self.rules.poll:
             used = rule.expr.names | (rule.clear.names if rule.clear else frozenset())
@@ -134,15 +131,13 @@ class RuleEngine:
     def _start(self, result: PollResult) -> _Poll:
         device = result.device
         labels = self.rules.device_labels.get(device, _EMPTY)
-        last = self._history.get(device)
-        uptime = result.scalars.values.get("sysUpTime")
-        uptime = uptime if isinstance(uptime, int) else None
-        reboot = last is not None and rebooted(last.uptime, uptime, result.time - last.time)
         base: dict[str, Any] = {**labels, **self._traps.convert(result.scalars), "device": device}
-        for oid in self._value_oids.intersection(result.by_oid):
-            base[oid] = plain_value(result.by_oid[oid])
-        previous = last if last is not None else DeviceHistory()
-        return _Poll(result, labels, base, previous, reboot)
+        for oid in self._value_oids.intersection(result.unnamed):
+            value = result.unnamed[oid].value
+            if value is not None:
+                base[oid] = plain_value(value)
+        previous = self._history.get(device) or DeviceHistory()
+        return _Poll(result, labels, base, previous)
 
     def _rule(self, rule: PollRule, poll: _Poll, view: AlertView, now: float) -> list[Observation]:
         result = poll.result
@@ -223,7 +218,6 @@ class RuleEngine:
             result.scalars.values,
             poll.previous,
             result.time,
-            poll.reboot,
             self._bits,
             self.rules.cache.converters,
             _merged(result.scalars.rates, row.rates),
@@ -239,13 +233,11 @@ class RuleEngine:
         for row in result.rows:
             for name in names.intersection(row.values):
                 values[(row.index, name)] = row.values[name]
-        uptime = result.scalars.values.get("sysUpTime")
-        uptime = uptime if isinstance(uptime, int) else None
-        self._history[result.device] = DeviceHistory(result.time, uptime, values)
+        self._history[result.device] = DeviceHistory(result.time, values)
 
     def _decoded(self, rule: PollRule, row: Row) -> Mapping[str, Any]:
         """The row's INDEX columns by name (``{"ifIndex": 3}``), {} when unknown."""
-        if row.index_values is not None:
+        if row.index_values:
             return row.index_values
         if rule.index_node is None or not row.index:
             return {}
