@@ -14,7 +14,7 @@ from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config
 from netalert.mib import MibTree
 from netalert.state import open_database
-from tests.support.polls import Device
+from tests.support.polls import Device, unlabelled
 
 pytestmark = [
     pytest.mark.daemon,  # one `netalert` command per test
@@ -93,7 +93,8 @@ def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
         "2": {"ifOperStatus": 1, "ifAdminStatus": 1, "ifDescr": b"eth1"},
     }
     sw1 = Device("sw1")
-    fired = engine.on_poll(sw1.poll(1_800_000_000.0, rows), 1_800_000_000.0)
+    # raw values without the DISPLAY-HINT rendering: the control character stays in the bytes
+    fired = engine.on_poll(unlabelled(sw1.poll(1_800_000_000.0, rows)), 1_800_000_000.0)
     assert len(fired) == 1
 
     table = netalert("alerts", "-c", str(path), cwd=tmp_path)

@@ -10,14 +10,15 @@ restarts from ``sysUpTime``. No sockets.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from netalert.mib import MibTree
 from netalert.snmp.naming import Namer
-from netalert.snmp.rows import DeviceTracker, PollResult, PollStatus
+from netalert.snmp.rows import DeviceTracker, PollResult, PollStatus, Row
 from netalert.snmp.types import SnmpType, VarBind
 
-__all__ = ["Device"]
+__all__ = ["Device", "unlabelled"]
 
 _TREE = MibTree.builtin()
 
@@ -55,3 +56,13 @@ class Device:
             varbinds, address="192.0.2.1:161", started=t, answered=t, finished=t, status=status
         )
         return result
+
+
+def unlabelled(result: PollResult) -> PollResult:
+    """``result`` as from a device whose MIB gives no label or DISPLAY-HINT (raw values only)."""
+
+    def bare(row: Row) -> Row:
+        columns = {name: replace(s, label="") for name, s in row.columns.items()}
+        return replace(row, columns=columns)
+
+    return replace(result, scalars=bare(result.scalars), rows=tuple(bare(r) for r in result.rows))
