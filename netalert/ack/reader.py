@@ -98,7 +98,7 @@ class ImapReader:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except (ImapError, aioimaplib.AioImapException, OSError, TimeoutError) as exc:
+            except Exception as exc:  # any failure ends the session; the next one starts clean
                 self._failed(exc)
             self.stats.connected = False
             self.stats.idle = False
@@ -134,10 +134,14 @@ class ImapReader:
             conn_lost_cb=lambda exc: lost.set(),
             ssl_context=context if imap.security == "tls" else None,
         )
-        await client.wait_hello_from_server()
-        if imap.security == "starttls":
-            await self._starttls(client, context)
-        _ok(await client.login(imap.username, imap.password.get_secret_value()), "LOGIN")
+        try:
+            await client.wait_hello_from_server()
+            if imap.security == "starttls":
+                await self._starttls(client, context)
+            _ok(await client.login(imap.username, imap.password.get_secret_value()), "LOGIN")
+        except BaseException:
+            _close(client)
+            raise
         return client
 
     async def _starttls(self, client: aioimaplib.IMAP4, context: ssl.SSLContext) -> None:
@@ -145,7 +149,8 @@ class ImapReader:
         protocol = client.protocol
         if "STARTTLS" not in protocol.capabilities:
             raise ImapError("the server does not offer STARTTLS ([ack.imap].security)")
-        response = await asyncio.wait_for(protocol.simple_command("STARTTLS"), timeout)
+        command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        response = await asyncio.wait_for(protocol.execute(command), timeout)
         _ok(response, "STARTTLS")
         loop = asyncio.get_running_loop()
         transport = await asyncio.wait_for(
@@ -179,8 +184,7 @@ class ImapReader:
                     _ok(await client.noop(), "NOOP")
         finally:
             self.stats.connected = False
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.logout(), 2.0)
+            _close(client)
 
     async def _pause(self, seconds: float) -> None:
         waits = {
@@ -258,3 +262,12 @@ def _uidvalidity(lines: list[Any]) -> int:
         if found:
             return int(found.group(1))
     raise ImapError("SELECT did not say the folder's UIDVALIDITY")
+
+
+def _close(client: aioimaplib.IMAP4) -> None:
+    """Closes the session's connection (no LOGOUT: it ends on a failure or a stop)."""
+    transport = getattr(client.protocol, "transport", None)
+    if transport is not None:
+        transport.close()
+    for task in (*client.tasks, *client.protocol.tasks, client._client_task):
+        task.cancel()

@@ -84,7 +84,7 @@ def parse_token(text: str) -> ParsedToken | None:
     if len(text) != TOKEN_CHARS:
         return None
     try:
-        raw = base64.b32decode(text.upper() + "=" * 8, casefold=False)[:_RAW]
+        raw = base64.b32decode(text.upper() + "=" * (-len(text) % 8), casefold=False)
     except (binascii.Error, ValueError):
         return None
     if len(raw) != _RAW:

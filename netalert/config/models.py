@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from netalert.ack.config import AckConfig  # [ack] (issue 17): its own package
+from netalert.config.ack import AckConfig  # [ack] (issue 17)
 from netalert.config.types import (
     Address,
     AuthProtocol,
