@@ -74,7 +74,7 @@ class Mailer:
         """
         known = self._known_root(notification)
         reply = self._reply(notification)
-        rendered = self._render(notification, known, reply)
+        rendered = self._render(notification, known, *_extra(reply))
         return self._enqueue(notification, rendered, known, also, on_done, reply)
 
     async def submit_off_loop(
@@ -95,10 +95,10 @@ class Mailer:
         reply = self._reply(notification)
         if len(notification.alerts) <= self.on_loop_max_alerts:
             self.stats.rendered["loop"] += 1
-            rendered = self._render(notification, known, reply)
+            rendered = self._render(notification, known, *_extra(reply))
         else:
             self.stats.rendered["thread"] += 1
-            rendered = await asyncio.to_thread(self._render, notification, known, reply)
+            rendered = await asyncio.to_thread(self._render, notification, known, *_extra(reply))
         return self._enqueue(notification, rendered, known, also, on_done, reply)
 
     def _reply(self, notification: NotificationLike) -> Any:
@@ -185,3 +185,8 @@ def _with_reply(
         reply.record(conn, message_id, subject, now)
 
     return both
+
+
+def _extra(reply: Any) -> tuple[Any, ...]:
+    # without [ack], _render is called exactly as before
+    return () if reply is None else (reply,)
