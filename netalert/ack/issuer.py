@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netalert.ack.config import TOKEN_FIELD, AckConfig
 from netalert.ack.stats import AckStats
-from netalert.ack.store import AckStore, TokenAlert
+from netalert.ack.store import AckStore, TokenAlert, ack_text, is_acked
 from netalert.ack.token import make_token
 from netalert.alerts.model import Alert
 
@@ -55,12 +55,21 @@ class TokenIssuer:
         key: bytes,
         *,
         stats: AckStats | None = None,
+        store: AckStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.key = key
         self.stats = stats
+        self.store = store
         self.clock = clock
+
+    def ack_lines(self, firing: Sequence[Alert]) -> dict[str, str]:
+        """Who acknowledged which of ``firing``, by fingerprint (for the mail's templates)."""
+        if self.store is None or not firing:
+            return {}
+        acks = self.store.acks()
+        return {a.fingerprint: ack_text(acks[a.fingerprint]) for a in firing if is_acked(a, acks)}
 
     def issue(self, firing: tuple[Alert, ...], domain: str) -> ReplyHeaders | None:
         """The headers for a mail listing ``firing``; None when nothing fires."""

@@ -95,7 +95,7 @@ class AckStage:
         self.store = AckStore(db)
         self.hooks = hooks
         key = load_secret(secret_path(config, state_dir))
-        self.issuer = TokenIssuer(config, key, stats=self.stats)
+        self.issuer = TokenIssuer(config, key, stats=self.stats, store=self.store)
         self.handler = ReplyHandler(
             config,
             key=key,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from netalert.mail.bounds import MailLimits
@@ -73,9 +74,9 @@ class Mailer:
             StateError: The database cannot be written.
         """
         known = self._known_root(notification)
-        reply = self._reply(notification)
-        rendered = self._render(notification, known, *_extra(reply))
-        return self._enqueue(notification, rendered, known, also, on_done, reply)
+        extra = self._ack_extra(notification)
+        rendered = self._render(notification, known, **extra)
+        return self._enqueue(notification, rendered, known, also, on_done, extra.get("reply"))
 
     async def submit_off_loop(
         self,
@@ -92,21 +93,25 @@ class Mailer:
             StateError: The database cannot be written.
         """
         known = self._known_root(notification)
-        reply = self._reply(notification)
+        extra = self._ack_extra(notification)
         if len(notification.alerts) <= self.on_loop_max_alerts:
             self.stats.rendered["loop"] += 1
-            rendered = self._render(notification, known, *_extra(reply))
+            rendered = self._render(notification, known, **extra)
         else:
             self.stats.rendered["thread"] += 1
-            rendered = await asyncio.to_thread(self._render, notification, known, *_extra(reply))
-        return self._enqueue(notification, rendered, known, also, on_done, reply)
+            rendered = await asyncio.to_thread(partial(self._render, notification, known, **extra))
+        return self._enqueue(notification, rendered, known, also, on_done, extra.get("reply"))
 
-    def _reply(self, notification: NotificationLike) -> Any:
-        """[ack] (issue 17): the token headers of a mail with firing alerts, else None."""
+    def _ack_extra(self, notification: NotificationLike) -> dict[str, Any]:
+        """[ack] (issue 17): the token headers of a mail with firing alerts and who acked
+        which of its alerts; nothing without ``[ack]``."""
         if self.ack is None:
-            return None
+            return {}
         firing = tuple(a for a in notification.alerts if a.ends_at is None)
-        return self.ack.issue(firing, message_domain(self.sender))
+        return {
+            "reply": self.ack.issue(firing, message_domain(self.sender)),
+            "acks": self.ack.ack_lines(firing),
+        }
 
     @staticmethod
     def _thread(
@@ -125,7 +130,11 @@ class Mailer:
         return self.outbox.thread_root(notification.group_key)
 
     def _render(
-        self, notification: NotificationLike, known: str | None, reply: Any = None
+        self,
+        notification: NotificationLike,
+        known: str | None,
+        reply: Any = None,
+        acks: Mapping[str, str] | None = None,
     ) -> RenderedMail:
         # pure: templates, the notification's frozen values and the limits; no database
         return render_mail(
@@ -136,6 +145,7 @@ class Mailer:
             known_root=known,
             limits=self.limits,
             reply=None if reply is None else (reply.reply_to, reply.reference),
+            acks=acks,
         )
 
     def _enqueue(
@@ -185,8 +195,3 @@ def _with_reply(
         reply.record(conn, message_id, subject, now)
 
     return both
-
-
-def _extra(reply: Any) -> tuple[Any, ...]:
-    # without [ack], _render is called exactly as before
-    return () if reply is None else (reply,)

@@ -199,6 +199,7 @@ def render_mail(
     known_root: str | None = None,
     limits: MailLimits | None = None,
     reply: tuple[str, str] | None = None,
+    acks: Mapping[str, str] | None = None,
 ) -> RenderedMail:
     """Builds the multipart/alternative mail for one notification, within ``limits``.
 
@@ -218,12 +219,15 @@ def render_mail(
         limits: The bounds; default :class:`~netalert.mail.bounds.MailLimits`.
         reply: ``[ack]`` (issue 17): the ``Reply-To`` address and the token's
             reference added to ``References`` (see :mod:`netalert.ack.issuer`).
+        acks: ``[ack]``: who acknowledged which alert, by fingerprint (the
+            templates' ``acks``).
     """
     limits = limits if limits is not None else MailLimits()
     now = notification.created
     alerts = notification.alerts
     chosen = select_alerts(alerts, limits.max_alerts)
     group = _group_context(notification, status_url)
+    group["acks"] = dict(acks or {})  # [ack] (issue 17)
     ids = thread_ids(
         group_key=notification.group_key,
         reason=str(notification.reason),
