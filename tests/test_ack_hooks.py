@@ -143,3 +143,23 @@ def test_prune_drops_expired_tokens_and_acks_of_ended_episodes(tmp_path: Path) -
     assert store.prune(now, {"2" * 16: T0}) == 3
     assert store.token(old.nid) is None and not store.used(old.nid, "ack")
     assert list(store.acks()) == ["2" * 16]
+
+
+def test_resolve_by_hand_only_for_trap_alerts_without_a_clear_trap() -> None:
+    from tests.test_rules_engine import LINK_DOWN, kinds, make, trap
+
+    no_clear = LINK_DOWN.replace('clear_trap = "IF-MIB::linkUp"\n', "")
+    engine = make(no_clear)
+    [fired] = engine.on_trap(trap("linkDown", 3, 0), 0)
+    assert engine.resolvable_by_hand(fired.fingerprint)
+    [resolved] = engine.resolve_by_hand(fired.fingerprint, 60, by="oncall@example.org")
+    assert kinds([resolved]) == ["resolved:sw1:LinkDown"]
+    assert resolved.value == "resolved by oncall@example.org"
+    assert not engine.resolvable_by_hand(fired.fingerprint)  # resolved now
+    assert engine.resolve_by_hand(fired.fingerprint, 61, by="x") == []
+
+    with_clear = make(LINK_DOWN)  # a linkUp ends it: not by hand
+    [other] = with_clear.on_trap(trap("linkDown", 3, 0), 0)
+    assert not with_clear.resolvable_by_hand(other.fingerprint)
+    assert with_clear.resolve_by_hand(other.fingerprint, 60, by="x") == []
+    assert not engine.resolvable_by_hand("0" * 16)

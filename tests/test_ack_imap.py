@@ -345,3 +345,25 @@ async def test_imap_restart_mid_idle_reconnects_and_handles_each_message_once(
         harness.stage.stats.connections["failed"] >= 1 or harness.stage.stats.connections["ok"] >= 2
     )
     assert len(harness.confirmations()) == 2
+
+
+async def test_unknown_commands_get_help_and_confirmations_are_rate_limited(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca_file: Path
+) -> None:
+    h = Harness(tmp_path, dovecot, dovecot_ca_file, confirm_per_sender=2, processed_folder="Done")
+    try:
+        headers, mid = h.mail()
+        for body in ("thanks, looking", "resolve", "ack", "unack"):
+            h.dovecot.deliver(h.reply(headers, mid, body))
+        h.start()
+        await h.handled(4)
+        assert h.stage.stats.replies == {"help": 1, "not_applicable": 1, "ack": 1, "unack": 1}
+        assert h.stage.stats.confirmations == {"queued": 2, "rate_limited": 2}
+        help_mail, resolve_mail = h.confirmations()
+        assert b"did not understand" in help_mail
+        assert b"Nothing resolved" in resolve_mail
+        assert not h.stage.all_acked(sw1(h))  # acked, then unacked
+        # moved out of the folder read
+        await h.until(lambda: len(h.dovecot.messages("Done")) == 4 and not h.dovecot.messages())
+    finally:
+        await h.stop()

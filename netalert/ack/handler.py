@@ -107,7 +107,9 @@ class ReplyHandler:
         self.mail_from = mail_from
         self.stats = stats
         self.limiter = SenderLimiter(
-            config.confirm_per_sender, config.confirm_window.total_seconds()
+            config.confirm_per_sender,
+            config.confirm_window.total_seconds(),
+            config.confirm_senders_max,
         )
         self._pattern = token_pattern(config.reply_to)
 

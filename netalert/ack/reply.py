@@ -22,15 +22,16 @@ netalert did not understand the first line of your reply. Reply to an alert mail
 The command is the first line that is not quoted; case does not matter.
 """
 
-_SENDERS_MAX = 10_000  # senders tracked by the limiter; the least recent are forgotten
-
 
 class SenderLimiter:
-    """At most ``per_sender`` confirmations to one address per ``window`` seconds."""
+    """At most ``per_sender`` confirmations to one address per ``window`` seconds,
+    remembering at most ``senders_max`` senders (the least recent are forgotten)."""
 
-    def __init__(self, per_sender: int, window: float) -> None:
+    def __init__(self, per_sender: int, window: float, senders_max: int = 10_000) -> None:
         self.per_sender = per_sender
         self.window = window
+        self.senders_max = senders_max
+        self.forgotten = 0
         self._sent: OrderedDict[str, deque[float]] = OrderedDict()
 
     def allow(self, sender: str, now: float) -> bool:
@@ -42,8 +43,9 @@ class SenderLimiter:
         if allowed:
             times.append(now)
         self._sent[sender] = times
-        while len(self._sent) > _SENDERS_MAX:
+        while len(self._sent) > self.senders_max:
             self._sent.popitem(last=False)
+            self.forgotten += 1
         return allowed
 
 

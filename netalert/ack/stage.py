@@ -33,6 +33,7 @@ __all__ = ["AckStage", "AgentHooks", "secret_path"]
 log = logging.getLogger("netalert.ack")
 
 PRUNE_EVERY = 300.0  # seconds between clean-ups of expired tokens and ended acks
+ACKS_TTL = 1.0  # seconds a read of the acks table is reused
 
 
 def secret_path(config: AckConfig, state_dir: Path) -> Path:
@@ -53,8 +54,9 @@ class AgentHooks:
 
 
 class _Target:
-    def __init__(self, hooks: AgentHooks) -> None:
+    def __init__(self, hooks: AgentHooks, on_change: Callable[[], None]) -> None:
         self._hooks = hooks
+        self._on_change = on_change
 
     def alert(self, fingerprint: str) -> Alert | None:
         return self._hooks.alert(fingerprint)
@@ -68,6 +70,7 @@ class _Target:
         return bool(transitions)
 
     def changed(self) -> None:
+        self._on_change()
         self._hooks.changed()
 
 
@@ -101,7 +104,7 @@ class AckStage:
             key=key,
             store=self.store,
             silences=SilenceStore(db),
-            target=_Target(hooks),
+            target=_Target(hooks, self.changed),
             outbox=outbox,
             mail_from=mail_from,
             stats=self.stats,
@@ -110,6 +113,7 @@ class AckStage:
             config, store=self.store, handle=self.handler.handle, stats=self.stats
         )
         self._acks: dict[str, Ack] = {}
+        self._acks_read = -ACKS_TTL
 
     async def run(self) -> None:
         """The reader, and the clean-up every few minutes."""
@@ -132,14 +136,27 @@ class AckStage:
             except Exception as exc:  # a busy or full disk: the next round tries again
                 log.warning(event("ack_prune_failed", error=exc))
 
+    def _current(self) -> dict[str, Ack]:
+        # The table is read at most once per ACKS_TTL: a status page of thousands of
+        # alerts costs one query; `netalert ack` from a shell shows within it.
+        now = time.monotonic()
+        if now - self._acks_read >= ACKS_TTL:
+            self._acks = self.store.acks()
+            self._acks_read = now
+        return self._acks
+
+    def changed(self) -> None:
+        """Acks changed in this process: the next read sees them."""
+        self._acks_read = -ACKS_TTL
+
     def all_acked(self, alerts: Sequence[Alert]) -> bool:
         """For the dispatcher: True when every one of ``alerts`` is acknowledged now."""
         if not alerts:
             return False
-        acks = self.store.acks()
+        acks = self._current()
         return all(is_acked(a, acks) for a in alerts)
 
     def ack_line(self, alert: Alert) -> str:
         """For the status page and the JSON API: who acked ``alert`` ("" if nobody)."""
-        ack = self.store.acks().get(alert.fingerprint)
-        return ack_text(ack) if ack is not None and is_acked(alert, {ack.fingerprint: ack}) else ""
+        acks = self._current()
+        return ack_text(acks[alert.fingerprint]) if is_acked(alert, acks) else ""

@@ -123,6 +123,11 @@ class AckConfig(_Model):
     confirm_per_sender: Annotated[int, Field(ge=0, le=10_000)] = Field(
         10, description="confirmations mailed to one sender per `confirm_window`; 0: none"
     )
+    confirm_senders_max: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        10_000,
+        description="senders the confirmation limit remembers; past it the least recent are "
+        "forgotten",
+    )
     confirm_window: Duration = Field(
         timedelta(hours=1), description="the window of `confirm_per_sender`"
     )
