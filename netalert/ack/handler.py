@@ -165,7 +165,7 @@ class ReplyHandler:
     def _token_text(self, msg: Message) -> str | None:
         values = [str(v) for name in _ADDRESS_HEADERS for v in msg.get_all(name) or []]
         for _, address in getaddresses(values):
-            found = self._pattern.search(address + "@") or self._pattern.search(address)
+            found = self._pattern.search(address)
             if found:
                 return found.group(1).lower()
         for name in ("In-Reply-To", "References"):
