@@ -31,7 +31,8 @@ venv: $(STAMP)
 NEEDED := /usr/sbin/snmpd:snmpd /usr/bin/snmpget:snmp /usr/sbin/snmptrapd:snmptrapd \
 	/usr/share/snmp/mibs/UCD-SNMP-MIB.txt:libsnmp-base \
 	/usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
-	/usr/bin/tcpdump:tcpdump
+	/usr/bin/tcpdump:tcpdump \
+	/usr/sbin/dovecot:dovecot-core /usr/lib/dovecot/imap:dovecot-imapd
 debs:
 	@missing=""; for pair in $(NEEDED); do \
 	  [ -e "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; done; \

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from netalert.config.ack import AckConfig  # [ack] (issue 17)
 from netalert.config.types import (
     Address,
     AuthProtocol,
@@ -967,3 +968,4 @@ class Config(Model):
     routes: list[Route] = []
     maintenance: list[Maintenance] = []
     limits: LimitsConfig = LimitsConfig()
+    ack: AckConfig | None = None  # [ack] (issue 17): replying to an alert mail acts on it
