@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import Any
 
 from netalert.alerts.model import Alert
+from netalert.present import json_value
 from netalert.tables import format_table
 
 __all__ = ["alert_json", "alert_table"]
@@ -60,12 +60,6 @@ def alert_table(alerts: list[Alert]) -> str:
     return format_table(header, rows)
 
 
-def _value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"base64": base64.b64encode(value).decode("ascii")}
-    return value
-
-
 def alert_json(alert: Alert) -> dict[str, Any]:
     """An alert as a JSON-ready dict (times as unix seconds and ISO 8601 UTC)."""
     return {
@@ -91,7 +85,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
                 "name": vb.name,
                 "index": vb.index,
                 "type": vb.type.value,
-                "value": _value(vb.value),
+                "value": json_value(vb.value),
                 "label": vb.label,
             }
             for vb in alert.varbinds

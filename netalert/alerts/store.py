@@ -14,7 +14,6 @@ and they are not flapping, or :data:`RESOLVED_KEPT` after they resolved
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from typing import Any
 from netalert.alerts.caps import SUMMARY_SOURCE
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
+from netalert.present import json_value, value_from_json
 from netalert.snmp.types import SnmpType, VarBind
 from netalert.state.db import Database
 
@@ -305,13 +305,10 @@ _UPSERT = (
 
 def _varbind_json(vb: VarBind) -> dict[str, Any]:
     # the fields by hand: dataclasses.asdict deep-copies, and cost a third of a trap's write
-    value: Any = vb.value
-    if isinstance(value, bytes):
-        value = {"b64": base64.b64encode(value).decode("ascii")}
     return {
         "oid": vb.oid,
         "type": vb.type.value,
-        "value": value,
+        "value": json_value(vb.value),
         "name": vb.name,
         "index": vb.index,
         "label": vb.label,
@@ -319,13 +316,10 @@ def _varbind_json(vb: VarBind) -> dict[str, Any]:
 
 
 def _varbind(data: dict[str, Any]) -> VarBind:
-    value = data.get("value")
-    if isinstance(value, dict):
-        value = base64.b64decode(value["b64"])
     return VarBind(
         oid=data["oid"],
         type=SnmpType(data["type"]),
-        value=value,
+        value=value_from_json(data.get("value")),
         name=data.get("name", ""),
         index=data.get("index", ""),
         label=data.get("label", ""),
