@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
-from netalert.alerts.store import AlertRecord, AlertStore, _varbind, _varbind_json
+from netalert.alerts.store import AlertRecord, AlertStore
+from netalert.present import varbind_from_json as _varbind
+from netalert.present import varbind_json as _varbind_json
 from netalert.snmp.types import SnmpType, VarBind
 from netalert.state import open_database
 

@@ -112,7 +112,7 @@ walk = ["IF-MIB::ifOperStatus"]
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "IF-MIB::ifOperStatus.1 = up" in done.stdout.splitlines()
+    assert "IF-MIB::ifOperStatus.1 = up(1)" in done.stdout.splitlines()
     bad = subprocess.run(
         [
             sys.executable,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from netalert.alerts.model import Alert
-from netalert.present import json_value
+from netalert.present import varbind_json
 from netalert.tables import format_table
 
 __all__ = ["alert_json", "alert_table"]
@@ -79,15 +79,5 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "flapping": alert.flapping,
         "silenced": alert.silenced,
         "source": alert.source,
-        "varbinds": [
-            {
-                "oid": vb.oid,
-                "name": vb.name,
-                "index": vb.index,
-                "type": vb.type.value,
-                "value": json_value(vb.value),
-                "label": vb.label,
-            }
-            for vb in alert.varbinds
-        ],
+        "varbinds": [varbind_json(vb) for vb in alert.varbinds],
     }

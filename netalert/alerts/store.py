@@ -24,8 +24,7 @@ from typing import Any
 from netalert.alerts.caps import SUMMARY_SOURCE
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
-from netalert.present import json_value, value_from_json
-from netalert.snmp.types import SnmpType, VarBind
+from netalert.present import varbind_from_json, varbind_json
 from netalert.state.db import Database
 
 __all__ = [
@@ -303,29 +302,6 @@ _UPSERT = (
 )
 
 
-def _varbind_json(vb: VarBind) -> dict[str, Any]:
-    # the fields by hand: dataclasses.asdict deep-copies, and cost a third of a trap's write
-    return {
-        "oid": vb.oid,
-        "type": vb.type.value,
-        "value": json_value(vb.value),
-        "name": vb.name,
-        "index": vb.index,
-        "label": vb.label,
-    }
-
-
-def _varbind(data: dict[str, Any]) -> VarBind:
-    return VarBind(
-        oid=data["oid"],
-        type=SnmpType(data["type"]),
-        value=value_from_json(data.get("value")),
-        name=data.get("name", ""),
-        index=data.get("index", ""),
-        label=data.get("label", ""),
-    )
-
-
 def _row(record: AlertRecord) -> tuple[Any, ...]:
     a = record.alert
     engine = {
@@ -357,7 +333,7 @@ def _row(record: AlertRecord) -> tuple[Any, ...]:
         int(a.flapping),
         int(a.silenced),
         a.source,
-        json.dumps([_varbind_json(vb) for vb in a.varbinds]),
+        json.dumps([varbind_json(vb) for vb in a.varbinds]),
         json.dumps(engine),
     )
 
@@ -379,7 +355,7 @@ def _alert(row: sqlite3.Row | tuple[Any, ...]) -> Alert:
         flapping=bool(row[13]),
         silenced=bool(row[14]),
         source=row[15],
-        varbinds=tuple(_varbind(v) for v in json.loads(row[16])),
+        varbinds=tuple(varbind_from_json(v) for v in json.loads(row[16])),
     )
 
 

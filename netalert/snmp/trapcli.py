@@ -18,7 +18,7 @@ from netalert.config.models import Config, TrapsConfig
 from netalert.config.types import parse_hostport
 from netalert.errors import NetalertError
 from netalert.logtext import escape
-from netalert.present import hex_text, json_value, value_text
+from netalert.present import hex_text, value_text, varbind_json
 from netalert.snmp.trapnames import TrapTree
 from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
@@ -89,17 +89,7 @@ def format_json(event: TrapEvent) -> str:
             "trap": event.trap_name,
             "uptime": event.uptime,
             "storm_count": event.storm_count,
-            "varbinds": [
-                {
-                    "oid": vb.oid,
-                    "name": vb.name,
-                    "index": vb.index,
-                    "type": vb.type.value,
-                    "value": json_value(vb.value),
-                    "label": vb.label,
-                }
-                for vb in event.varbinds
-            ],
+            "varbinds": [varbind_json(vb) for vb in event.varbinds],
         },
         ensure_ascii=False,
     )
