@@ -8,9 +8,10 @@ import logging
 import pytest
 
 from netalert.alerts.model import Alert, AlertState
-from netalert.alerts.show import alert_json
+from netalert.alerts.show import alert_json, alert_table
 from netalert.logs import JsonFormatter, KeyValueFormatter, event
-from netalert.mail.views import format_varbind_value
+from netalert.mail.headers import body_text, header_text
+from netalert.mail.views import format_varbind_value, line
 from netalert.present import json_value, value_text
 from netalert.snmp.pollcmd import format_lines, result_json
 from netalert.snmp.rows import PollResult
@@ -102,3 +103,17 @@ def test_the_log_writes_bytes_as_text_or_hex_and_as_json() -> None:
     assert line(KeyValueFormatter(1000), b"eth0").endswith("seen value=eth0")
     assert line(KeyValueFormatter(1000), b"\x00\xff").endswith("seen value=00:ff")
     assert json.loads(line(JsonFormatter(1000), b"\x00\xff"))["value"] == {"hex": "00ff"}
+
+
+def test_the_alerts_table_escapes_like_every_terminal_output() -> None:
+    alert = Alert(
+        "fp", "R", "warning", "sw1", {}, {}, AlertState.FIRING, 0.0, None, 0.0,
+        "a\x1b[2Jb" + "x" * 60, 1, False, False, "poll",
+    )  # fmt: skip
+    row = alert_table([alert]).splitlines()[1]
+    assert "a\\u001b[2Jb" + "x" * 33 + "…" in row  # escaped as in the log, cut at 40
+
+
+def test_mail_text_reads_octets_as_the_one_renderer() -> None:
+    assert header_text(b"\x00\xff") == body_text(b"\x00\xff") == line(b"\x00\xff") == "00:ff"
+    assert header_text(b"eth0\r\n") == line(b"eth0") == "eth0"

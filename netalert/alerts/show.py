@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from netalert.alerts.model import Alert
-from netalert.present import varbind_json
+from netalert.present import clip, varbind_json
 from netalert.tables import format_table
 
 __all__ = ["alert_json", "alert_table"]
@@ -19,16 +19,6 @@ def _when(t: float | None) -> str:
     if t is None:
         return ""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _clean(text: str) -> str:
-    # Device data may hold control characters: never let them reach the terminal.
-    return "".join(c if c.isprintable() else "?" for c in text)
-
-
-def _cut(text: str, width: int) -> str:
-    """``text`` if it fits in ``width`` characters, else its start and "…" (``width`` in all)."""
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def alert_table(alerts: list[Alert]) -> str:
@@ -52,7 +42,7 @@ def alert_table(alerts: list[Alert]) -> str:
                 a.rule,
                 a.device,
                 _when(a.starts_at),
-                _cut(_clean(a.value), _VALUE_WIDTH),
+                clip(a.value, _VALUE_WIDTH),
                 str(a.count),
                 labels,
             )

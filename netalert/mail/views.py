@@ -18,7 +18,7 @@ from typing import Any
 from netalert.mail.bounds import CUT_MARK, clip
 from netalert.mail.headers import body_text, header_text
 from netalert.mail.model import AlertLike, VarBindLike
-from netalert.present import value_text
+from netalert.present import octets_text, value_text
 from netalert.units import duration
 
 __all__ = ["AlertView", "VarBindView", "alert_view", "format_varbind_value", "line", "when"]
@@ -83,10 +83,10 @@ def when(ts: float) -> str:
 
 def line(value: object, limit: int = _LINE) -> str:
     """One line of at most ``limit`` characters (a forged CR/LF does not start a new one)."""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     # cut before cleaning (cleaning looks at every character); the slack covers
     # the white space cleaning collapses
     room = 4 * limit + 64
+    text = octets_text(value, limit=room) if isinstance(value, bytes) else str(value)
     cleaned = header_text(text[:room], limit=room)
     return clip(cleaned, limit, cut=len(text) > room)
 
