@@ -27,6 +27,7 @@ from aiohttp import web
 
 from netalert.logs import event
 from netalert.metrics import Metrics
+from netalert.present import json_value
 from netalert.web.guard import ConnectionGuard, GuardedSite, HttpLimits, HttpStats
 from netalert.web.health import LoopMonitor
 from netalert.web.model import StatusProvider, StatusSnapshot
@@ -81,6 +82,7 @@ def to_jsonable(value: Any) -> Any:
     """Turns snapshot values (dataclasses, mappings, tuples, enums) into JSON types.
 
     Non-finite floats become null: JSON has no NaN and browsers reject it.
+    Bytes become hex (:func:`netalert.present.json_value`).
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -92,6 +94,8 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, bytes):
+        return json_value(value)
     return value
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from netalert import version
+from netalert.present import value_text
 from netalert.web.history import DeviceBoard, History
 from netalert.web.model import AlertView, OutboxStatus, StatusSnapshot, TrapView
 
@@ -53,21 +54,12 @@ def alert_view(alert: Alert, muted: str = "", ack: str = "") -> AlertView:
 
 
 def format_varbind(vb: VarBind) -> str:
-    """``ifDescr.3 = eth0`` — short name, index, and the label or a readable value."""
+    """``ifOperStatus.3 = down(2)``: short name, index, and the value as
+    :func:`netalert.present.value_text` writes it, cut at 120 characters."""
     name = vb.name.rpartition("::")[2] if vb.name else vb.oid
     if vb.name and vb.index:
         name = f"{name}.{vb.index}"
-    if vb.label:
-        text = vb.label
-    elif isinstance(vb.value, bytes):
-        decoded = vb.value.decode("utf-8", "replace")
-        printable = decoded.isprintable() and "\ufffd" not in decoded
-        text = decoded if printable else "0x" + vb.value.hex()
-    else:
-        text = "" if vb.value is None else str(vb.value)
-    if len(text) > _VALUE_CHARS:
-        text = text[: _VALUE_CHARS - 1] + "…"
-    return f"{name} = {text}"
+    return f"{name} = {value_text(vb.type, vb.value, vb.label, limit=_VALUE_CHARS)}"
 
 
 def trap_view(event: TrapEvent) -> TrapView:
