@@ -11,7 +11,8 @@ Fixtures:
 * ``postgres_factory``: servers of the test's own, for tests that stop or restart
   one (:meth:`PostgresServer.restart`); stopped after the test.
 
-With ``NETALERT_TEST_POSTGRES`` set to a DSN (a role allowed to create databases),
+With ``NETALERT_TEST_POSTGRES`` set to a ``postgresql://`` URI (a role allowed to
+create databases),
 ``postgres`` creates its databases there and no server is started. A missing
 PostgreSQL skips the test, except in CI (``NETALERT_REQUIRE_SNMPD=1``), where it
 fails. Every server is stopped by its PID (SIGINT: a fast shutdown, then SIGKILL).
@@ -37,6 +38,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -243,7 +245,7 @@ def create_database(admin_dsn: str) -> str:
     name = f"netalert_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return str(psycopg.conninfo.make_conninfo(admin_dsn, dbname=name))
+    return urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
 
 
 def drop_database(admin_dsn: str, dsn: str) -> None:

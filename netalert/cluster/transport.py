@@ -1,0 +1,277 @@
+"""Traps between nodes over NATS JetStream.
+
+The node that receives a trap authenticates and decodes it, then publishes it to
+``<prefix>.traps.<shard>`` with ``Nats-Msg-Id`` = :func:`message_id`: the same trap
+received by two nodes is stored once (within :data:`DUPLICATE_WINDOW`). The
+stream keeps each message until the shard's consumer acknowledges it (work-queue
+retention), so what it holds per subject is that shard's lag.
+
+The shard's owner reads it through a durable pull consumer (``shard-<n>``, one
+per shard, explicit acknowledgement): it acknowledges a trap only after its own
+commit (:meth:`Delivery.ack`); a trap not acknowledged within ``ack_wait`` is
+delivered again, to whichever node owns the shard by then. Only the owner may
+fetch: a node that loses a shard closes its consumer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError
+
+from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode
+from netalert.cluster.errors import CodecError
+from netalert.cluster.leases import ClusterStats
+from netalert.logs import event
+from netalert.snmp.types import TrapEvent
+
+__all__ = [
+    "DUPLICATE_WINDOW",
+    "STREAM_MAX_AGE",
+    "STREAM_MAX_MESSAGES",
+    "Delivery",
+    "ShardConsumer",
+    "TrapTransport",
+    "pending_per_shard",
+    "read_pending",
+]
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers a Nats-Msg-Id
+STREAM_MAX_AGE = 24 * 3600.0  # a trap nobody consumed for a day is dropped by the stream
+STREAM_MAX_MESSAGES = 1_000_000  # past it a publish is refused (discard new), never silently
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One trap fetched from a shard's consumer; :meth:`ack` it after committing it."""
+
+    trap: TrapEvent
+    shard: int
+    msg_id: str
+    delivered: int  # 1 the first time, more on redelivery
+    _msg: Msg = field(repr=False, compare=False)
+
+    async def ack(self) -> None:
+        """Acknowledges the trap and waits for the server to confirm: it is not
+        delivered again."""
+        await self._msg.ack_sync()
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Hands the trap back for redelivery (after ``delay`` seconds)."""
+        await self._msg.nak(delay=delay)
+
+
+class ShardConsumer:
+    """The durable pull consumer of one shard."""
+
+    def __init__(self, shard: int, sub: JetStreamContext.PullSubscription) -> None:
+        self.shard = shard
+        self._sub = sub
+
+    async def fetch(self, batch: int = 64, wait: float = 1.0) -> list[Delivery]:
+        """Up to ``batch`` traps, waiting at most ``wait`` seconds for the first.
+
+        A message that is not a trap this version reads is terminated (never
+        redelivered) and logged.
+        """
+        try:
+            messages = await self._sub.fetch(batch, timeout=wait)
+        except NatsTimeoutError:
+            return []
+        out = []
+        for msg in messages:
+            try:
+                trap = decode(msg.data)
+            except CodecError as exc:
+                log.warning(event("trap_message_refused", shard=self.shard, error=exc))
+                await msg.term()
+                continue
+            headers = msg.headers or {}
+            out.append(
+                Delivery(
+                    trap=trap,
+                    shard=self.shard,
+                    msg_id=headers.get("Nats-Msg-Id", ""),
+                    delivered=msg.metadata.num_delivered,
+                    _msg=msg,
+                )
+            )
+        return out
+
+    async def close(self) -> None:
+        """Stops fetching; the durable consumer stays for the shard's next owner."""
+        with contextlib.suppress(nats.errors.Error):
+            await self._sub.unsubscribe()
+
+
+class TrapTransport:
+    """One node's connection to the trap stream.
+
+    Args:
+        servers: NATS URLs (``[cluster] nats``).
+        shards: The cluster's shard count.
+        prefix: Subject prefix (``<prefix>.traps.<shard>``) and stream name
+            (``<PREFIX>_TRAPS``): one cluster per prefix.
+        ack_wait: Seconds before an unacknowledged trap is delivered again.
+        stats: Where the stream lag is kept (shared with the lease manager).
+    """
+
+    def __init__(
+        self,
+        servers: list[str],
+        *,
+        shards: int,
+        prefix: str = "netalert",
+        ack_wait: float = 30.0,
+        name: str = "netalert",
+        stats: ClusterStats | None = None,
+    ) -> None:
+        self.servers = servers
+        self.shards = shards
+        self.prefix = prefix
+        self.stream = f"{prefix.upper()}_TRAPS"
+        self.ack_wait = ack_wait
+        self.name = name
+        self.stats = stats if stats is not None else ClusterStats()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    def subject(self, shard: int) -> str:
+        """The subject of ``shard``'s traps."""
+        if not 0 <= shard < self.shards:
+            raise ValueError(f"shard {shard} is not in 0..{self.shards - 1}")
+        return f"{self.prefix}.traps.{shard}"
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("TrapTransport.connect() first")
+        return self._js
+
+    async def connect(self) -> None:
+        """Connects (reconnecting by itself afterwards) and makes sure the stream
+        exists with this version's settings.
+
+        Raises:
+            nats.errors.Error: The servers cannot be reached, or have no JetStream.
+        """
+        self._nc = await nats.connect(
+            servers=self.servers,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            error_cb=self._error,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
+        )
+        self._js = self._nc.jetstream()
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.traps.*"],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW,
+            max_age=STREAM_MAX_AGE,
+            max_msgs=STREAM_MAX_MESSAGES,
+            max_msg_size=MAX_MESSAGE_BYTES,
+            discard=api.DiscardPolicy.NEW,
+        )
+        try:
+            await self._js.add_stream(config)
+        except BadRequestError:  # it exists with other settings: make them this version's
+            await self._js.update_stream(config)
+
+    async def close(self) -> None:
+        """Drains and closes the connection."""
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await nc.drain()
+
+    async def publish(self, trap: TrapEvent, *, shard: int, msg_id: str) -> bool:
+        """Stores ``trap`` on ``shard``'s subject; False when JetStream already had
+        ``msg_id`` (a duplicate, stored once).
+
+        Raises:
+            nats.errors.Error: Not stored (no server, stream full): the caller keeps it.
+        """
+        ack = await self.js.publish(
+            self.subject(shard), encode(trap), timeout=5.0, headers={"Nats-Msg-Id": msg_id}
+        )
+        return not ack.duplicate
+
+    async def consumer(self, shard: int) -> ShardConsumer:
+        """The durable consumer of ``shard`` (created the first time)."""
+        durable = f"shard-{shard}"
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=-1,  # a trap is never dropped for being redelivered often
+            filter_subject=self.subject(shard),
+        )
+        sub = await self.js.pull_subscribe(
+            self.subject(shard), durable=durable, stream=self.stream, config=config
+        )
+        return ShardConsumer(shard, sub)
+
+    async def pending(self) -> dict[int, int]:
+        """Traps stored and not yet acknowledged, per shard (shards with none left out)."""
+        return await pending_per_shard(self.js, self.prefix)
+
+    async def refresh_lag(self, shards: Iterable[int]) -> int:
+        """Sums the pending traps of ``shards`` (this node's) into ``stats.stream_lag``."""
+        pending = await self.pending()
+        self.stats.stream_lag = sum(pending.get(shard, 0) for shard in shards)
+        return self.stats.stream_lag
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning(event("nats_error", error=exc))
+
+    async def _disconnected(self) -> None:
+        log.warning(event("nats_disconnected"))
+
+    async def _reconnected(self) -> None:
+        log.info(event("nats_reconnected"))
+
+
+async def pending_per_shard(js: JetStreamContext, prefix: str) -> dict[int, int]:
+    """Traps stored and not yet acknowledged on ``prefix``'s stream, per shard."""
+    stream = f"{prefix.upper()}_TRAPS"
+    info = await js.stream_info(stream, subjects_filter=f"{prefix}.traps.*")
+    out: dict[int, int] = {}
+    for subject, count in (info.state.subjects or {}).items():
+        tail = subject.rsplit(".", 1)[-1]
+        if tail.isdigit():
+            out[int(tail)] = count
+    return out
+
+
+async def read_pending(
+    servers: list[str], *, prefix: str = "netalert", within: float = 5.0
+) -> dict[int, int]:
+    """:func:`pending_per_shard` over a connection of its own, changing nothing (for
+    ``netalert cluster status``).
+
+    Raises:
+        nats.errors.Error: The servers cannot be reached, or there is no such stream.
+    """
+    nc = await nats.connect(
+        servers=servers, connect_timeout=within, allow_reconnect=False, max_reconnect_attempts=0
+    )
+    try:
+        return await pending_per_shard(nc.jetstream(timeout=within), prefix)
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await nc.close()
