@@ -119,19 +119,16 @@ async def test_a_node_that_stops_renewing_loses_its_shards_within_the_lease(
     lost = a.owned()
     stopped = time.monotonic()
     await a.suspend()  # hangs: no renewal, no release
-
-    async def a_forgot() -> bool:
-        return not a.owned()
-
-    await _until(a_forgot, within=2 * LEASE)
-    assert time.monotonic() - stopped <= LEASE  # it stopped acting within the lease
+    await asyncio.sleep(stopped + LEASE - time.monotonic())
+    assert not a.owned()  # it stopped acting on its shards within the lease
 
     async def taken_over() -> bool:
         return b.owned() | c.owned() == set(range(SHARDS))
 
     # The others see the rows expire (lease) and take them at their next tick (lease / 3).
-    took = await _until(taken_over, within=4 * LEASE)
-    assert took <= LEASE + LEASE / 3 + 0.5
+    await _until(taken_over, within=4 * LEASE)
+    # the lease, a renewal interval of the others, and slack for a loaded machine
+    assert time.monotonic() - stopped <= LEASE + LEASE / 3 + 1.0
     table = await _table(postgres)
     assert not {s for s, node in table.items() if node == "nms-a"}
     assert all(table[s] in ("nms-b", "nms-c") for s in lost)
@@ -266,7 +263,7 @@ async def test_graceful_stop_hands_shards_over_at_once(
         return len(b.owned()) == SHARDS
 
     # released, not expired: b takes them at its next tick
-    assert await _until(b_has_all, within=3 * LEASE) <= 2 * LEASE / 3 + 0.5
+    assert await _until(b_has_all, within=3 * LEASE) < LEASE  # not waiting for expiry
     assert b.stats.lease_lost == 0
 
 

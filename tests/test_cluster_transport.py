@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from netalert.cluster.codec import message_id
 from netalert.cluster.leases import LeaseManager
 from netalert.cluster.shards import shard_of
-from netalert.cluster.transport import TrapTransport
+from netalert.cluster.transport import Delivery, ShardConsumers, TrapTransport
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.nats import NatsServer, unique_prefix
 
@@ -209,5 +210,96 @@ async def test_cluster_status_command(
         assert "stream lag unknown" in down.stdout and "\nnats: " in down.stdout
     finally:
         await transport.close()
+        for manager in managers:
+            await manager.stop()
+
+
+async def test_traps_go_to_the_shards_owner_and_follow_the_shard(
+    postgres: str, nats_url: str
+) -> None:
+    prefix = unique_prefix()
+    handled: list[tuple[str, str, int]] = []  # (node, trap source, delivery count)
+    refuse_once = {"192.0.2.99"}  # a trap nms-a will fail to commit the first time
+
+    def handler_of(manager: LeaseManager) -> Callable[[Delivery], Awaitable[None]]:
+        async def handle(delivery: Delivery) -> None:
+            # "the commit": only the shard's current owner may take it
+            assert delivery.shard in manager.owned()
+            if manager.node == "nms-a" and delivery.trap.source in refuse_once:
+                refuse_once.clear()
+                raise RuntimeError("commit failed")
+            handled.append((manager.node, delivery.trap.source, delivery.delivered))
+            await delivery.ack()
+
+        return handle
+
+    managers = [
+        LeaseManager(postgres, node=name, shards=SHARDS, lease=1.5) for name in ("nms-a", "nms-b")
+    ]
+    transports = [TrapTransport([nats_url], shards=SHARDS, prefix=prefix, ack_wait=1.0)]
+    transports.append(TrapTransport([nats_url], shards=SHARDS, prefix=prefix, ack_wait=1.0))
+    consumers: list[ShardConsumers] = []
+    for manager, transport in zip(managers, transports, strict=True):
+        await manager.start()
+        await transport.connect()
+        consumers.append(ShardConsumers(transport, handler_of(manager), wait=0.2))
+
+    async def follow() -> None:  # what the service will do at each lease change
+        while True:
+            for manager, shard_consumers in zip(managers, consumers, strict=True):
+                await shard_consumers.sync(manager.owned())
+            await asyncio.sleep(0.05)
+
+    follower = asyncio.create_task(follow())
+    try:
+        for _ in range(60):
+            if sorted(len(m.owned()) for m in managers) == [4, 4]:
+                break
+            await asyncio.sleep(0.1)
+        a, b = managers
+        a_shards = sorted(a.owned())
+        sources = [f"192.0.2.{n}" for n in range(1, 9)] + ["192.0.2.99"]
+        for n, source in enumerate(sources):  # every trap, published by either node
+            shard = a_shards[0] if source == "192.0.2.99" else n % SHARDS
+            trap = _trap(source=source)
+            await transports[n % 2].publish(trap, shard=shard, msg_id=message_id(source, b"", PDU))
+        for _ in range(100):
+            if len(handled) == len(sources):
+                break
+            await asyncio.sleep(0.1)
+        owner = {s: m.node for m in managers for s in m.owned()}
+        assert sorted(src for _, src, _ in handled) == sorted(sources)  # each once
+        for node, source, count in handled:
+            if source == "192.0.2.99":
+                assert (node, count) == ("nms-a", 2)  # redelivered after the failed commit
+            else:
+                assert node == owner[sources.index(source) % SHARDS]
+        # nms-a hangs: its shards go to nms-b, and so do the traps published to them
+        await a.suspend()
+        for _ in range(100):
+            if b.owned() == set(range(SHARDS)):
+                break
+            await asyncio.sleep(0.1)
+        assert b.owned() == set(range(SHARDS))
+        handled.clear()
+        for shard in a_shards:
+            trap = _trap(source=f"203.0.113.{shard}")
+            await transports[1].publish(trap, shard=shard, msg_id=message_id(trap.source, b"", PDU))
+        for _ in range(100):
+            if len(handled) == len(a_shards):
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(handled) == sorted(("nms-b", f"203.0.113.{s}", 1) for s in a_shards)
+        assert consumers[0].shards == frozenset() and consumers[1].shards == set(range(SHARDS))
+        # the one failed commit; an assertion failing in a handler would count here too
+        assert [c.handler_failures for c in consumers] == [1, 0]
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        for shard_consumers in consumers:
+            await shard_consumers.close()
+        for transport in transports:
+            await transport.close()
         for manager in managers:
             await manager.stop()

@@ -198,7 +198,9 @@ class LeaseManager:
         """Heartbeat, renewal and rebalance, once; a database error is logged and the
         connection closed (the next tick connects again)."""
         try:
-            async with asyncio.timeout(self.renew_every):
+            # Safety does not depend on this bound (a renewal counts from when it was
+            # sent); it only stops a hung connection from delaying the next tick long.
+            async with asyncio.timeout(self.lease / 2):
                 await self._tick()
         except (psycopg.Error, OSError, TimeoutError) as exc:
             if self.stats.connected:

@@ -15,9 +15,10 @@ fetch: a node that loses a shard closes its consumer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import nats
@@ -39,6 +40,7 @@ __all__ = [
     "STREAM_MAX_MESSAGES",
     "Delivery",
     "ShardConsumer",
+    "ShardConsumers",
     "TrapTransport",
     "pending_per_shard",
     "read_pending",
@@ -86,7 +88,7 @@ class ShardConsumer:
         """
         try:
             messages = await self._sub.fetch(batch, timeout=wait)
-        except NatsTimeoutError:
+        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
             return []
         out = []
         for msg in messages:
@@ -112,6 +114,80 @@ class ShardConsumer:
         """Stops fetching; the durable consumer stays for the shard's next owner."""
         with contextlib.suppress(nats.errors.Error):
             await self._sub.unsubscribe()
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class ShardConsumers:
+    """One fetching task per shard this node owns, each handing traps to ``handler``.
+
+    Call :meth:`sync` with the owned shards (:meth:`LeaseManager.owned`) at each
+    change: it starts the tasks of new shards and stops those of lost ones, so only
+    a shard's owner fetches its traps. ``handler`` commits a trap, then calls
+    :meth:`Delivery.ack`; a trap it does not acknowledge (it raised, the node died)
+    is delivered again after ``ack_wait``, to whichever node owns the shard then.
+    """
+
+    def __init__(
+        self, transport: TrapTransport, handler: Handler, *, batch: int = 64, wait: float = 1.0
+    ) -> None:
+        self.transport = transport
+        self.handler = handler
+        self.batch = batch
+        self.wait = wait
+        self.handler_failures = 0
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    @property
+    def shards(self) -> frozenset[int]:
+        """The shards being consumed."""
+        return frozenset(s for s, task in self._tasks.items() if not task.done())
+
+    async def sync(self, owned: Iterable[int]) -> None:
+        """Starts and stops tasks so that exactly the ``owned`` shards are consumed."""
+        wanted = set(owned)
+        for shard in sorted(set(self._tasks) - wanted):
+            await _cancel(self._tasks.pop(shard))
+        for shard in sorted(wanted):
+            task = self._tasks.get(shard)
+            if task is None or task.done():
+                self._tasks[shard] = asyncio.create_task(
+                    self._consume(shard), name=f"traps-shard-{shard}"
+                )
+
+    async def close(self) -> None:
+        """Stops every task (the durable consumers stay for the next owner)."""
+        await self.sync(())
+
+    async def _consume(self, shard: int) -> None:
+        consumer: ShardConsumer | None = None
+        try:
+            while True:
+                try:
+                    if consumer is None:
+                        consumer = await self.transport.consumer(shard)
+                    deliveries = await consumer.fetch(self.batch, wait=self.wait)
+                except nats.errors.Error as exc:  # disconnected: the client reconnects
+                    log.warning(event("trap_consumer_failed", shard=shard, error=exc))
+                    await asyncio.sleep(self.wait)
+                    continue
+                for delivery in deliveries:
+                    try:
+                        await self.handler(delivery)
+                    except Exception as exc:
+                        # not acknowledged: delivered again after ack_wait
+                        self.handler_failures += 1
+                        log.warning(event("trap_handler_failed", shard=shard, error=exc))
+        finally:
+            if consumer is not None:
+                await consumer.close()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class TrapTransport:
