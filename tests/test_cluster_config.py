@@ -99,3 +99,14 @@ def test_postgres_is_required() -> None:
 def test_dsn_and_file_both_given() -> None:
     problems = _problems(f'[cluster]\npostgres = "{DSN}"\npostgres_file = "x"\n')
     assert problems == ["cluster.postgres_file: give either postgres or postgres_file, not both"]
+
+
+def test_check_config_warns_that_run_does_not_use_cluster_yet() -> None:
+    from netalert.config.risks import config_warnings
+
+    assert not [w for w in config_warnings(load_config_text("", env={})) if w.path == "cluster"]
+    config = load_config_text(f'[cluster]\npostgres = "{DSN}"\n', env={})
+    assert [str(w) for w in config_warnings(config) if w.path == "cluster"] == [
+        "cluster: `netalert run` does not use [cluster] yet: this node runs alone on its "
+        "SQLite state (docs/cluster.md)"
+    ]
