@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test check lint typecheck pytest venv debs bench fuzz soak clean demo run docs
+.PHONY: test check lint typecheck pytest venv debs bench fuzz soak clean demo run docs test-cluster
 
 test: venv debs lint typecheck pytest
 
@@ -72,6 +72,10 @@ FUZZ_SECONDS ?= 60
 fuzz: venv debs
 	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'
 	$(BIN)/python fuzz/run.py $(FUZZ_SECONDS)
+
+# the cluster tests alone (real PostgreSQL and nats-server; `make test` runs them too)
+test-cluster: venv debs
+	NETALERT_REQUIRE_SNMPD=1 $(BIN)/pytest -q tests/test_cluster_*.py
 
 # the slow fault tests (tests/soak/, minutes); `make test` does not collect them
 soak: venv debs

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from netalert.cluster.fence import fenced
 from netalert.cluster.leases import Lease, LeaseManager
 from netalert.cluster.schema import MIGRATIONS_TABLE, applied_versions, migrate, migrations
 from tests.support.postgres import PostgresFactory
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.daemon
 
@@ -312,3 +314,61 @@ async def test_postgres_restart_the_lease_manager_reconnects(
         assert set(table.values()) == {"nms-a"}
     finally:
         await manager.stop()
+
+
+async def test_a_partitioned_node_stops_within_its_lease_and_its_late_write_is_refused(
+    postgres: str, nodes: Callable[..., Awaitable[LeaseManager]]
+) -> None:
+    url = urlsplit(postgres)
+    proxy = await TcpProxy.start(url.hostname or "127.0.0.1", url.port or 5432)
+    userinfo = url.netloc.rpartition("@")[0]
+    through_proxy = urlunsplit(url._replace(netloc=f"{userinfo}@127.0.0.1:{proxy.port}"))
+    a = LeaseManager(through_proxy, node="nms-a", shards=8, lease=LEASE)
+    await a.start()
+    try:
+        b = await nodes("nms-b", shards=8)
+        await _until(_pair_balanced_of(a, b, shards=8), within=10 * LEASE)
+        shard = min(a.owned())
+        old = a.lease_of(shard)
+        assert old is not None
+        cut = time.monotonic()
+        proxy.cut()  # a's connection hangs: no error, no answer
+        await asyncio.sleep(cut + LEASE - time.monotonic())
+        assert not a.owned()  # it stopped acting on its shards within the lease
+
+        async def a_gave_up_the_connection() -> bool:
+            return not a.stats.connected
+
+        # a hung connection is dropped (not waited on), so a reconnects when the link is back
+        await _until(a_gave_up_the_connection, within=LEASE)
+
+        async def b_has_all() -> bool:
+            return len(b.owned()) == 8
+
+        await _until(b_has_all, within=4 * LEASE)
+        new = b.lease_of(shard)
+        assert new is not None and new.epoch == old.epoch + 1
+        await proxy.heal()
+        # What a's state writer would send once the link is back: refused by the database.
+        async with await AsyncConnection.connect(postgres, autocommit=True) as conn:
+            await conn.execute("CREATE TABLE probe (shard int)")
+            with pytest.raises(StaleLeaseError, match=f"epoch {old.epoch} of nms-a"):
+                async with fenced(conn, old) as tx:
+                    await tx.execute("INSERT INTO probe VALUES (%s)", (shard,))
+            cur = await conn.execute("SELECT count(*) FROM probe")
+            assert await cur.fetchone() == (0,)
+        # a reconnects by itself and gets its share back, under new epochs
+        await _until(_pair_balanced_of(a, b, shards=8), within=10 * LEASE)
+        assert a.stats.reconnects >= 1 and a.stats.lease_lost >= 4
+        assert all(lease.epoch > 0 for lease in map(a.lease_of, a.owned()) if lease)
+    finally:
+        await a.stop()
+        await proxy.close()
+
+
+def _pair_balanced_of(*managers: LeaseManager, shards: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        counts = sorted(len(m.owned()) for m in managers)
+        return sum(counts) == shards and counts[-1] - counts[0] <= 1
+
+    return check

@@ -198,16 +198,36 @@ class LeaseManager:
         """Heartbeat, renewal and rebalance, once; a database error is logged and the
         connection closed (the next tick connects again)."""
         try:
-            # Safety does not depend on this bound (a renewal counts from when it was
-            # sent); it only stops a hung connection from delaying the next tick long.
-            async with asyncio.timeout(self.lease / 2):
-                await self._tick()
+            await self._bounded_tick()
         except (psycopg.Error, OSError, TimeoutError) as exc:
             if self.stats.connected:
                 log.warning(event("cluster_db_lost", node=self.node, error=exc))
             self.stats.connected = False
             await self._close()
         self.stats.shards_owned = len(self.owned())
+
+    async def _bounded_tick(self) -> None:
+        """:meth:`_tick` within ``lease / 2``, else the connection is dropped.
+
+        Safety does not depend on this bound (a renewal counts from when it was sent);
+        it keeps a hung connection (a partition: no error, no answer) from stalling
+        the node. psycopg answers a first cancellation by asking the server to cancel
+        the query, over the same dead network; a second one makes it drop the
+        connection at once.
+        """
+        task = asyncio.create_task(self._tick(), name=f"lease-tick-{self.node}")
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.lease / 2)
+        finally:
+            if not task.done():
+                for _ in range(3):
+                    task.cancel()
+                    done, _ = await asyncio.wait({task}, timeout=0.1)
+                    if done:
+                        break
+        if task.cancelled():
+            raise TimeoutError(f"no answer within {self.lease / 2:g}s")
+        task.result()
 
     async def _tick(self) -> None:
         conn = await self._connection()
