@@ -247,7 +247,7 @@ async def test_a_returning_node_rebalances_without_double_ownership(
         watcher.cancel()
         with pytest.raises(asyncio.CancelledError):
             await watcher
-    assert polls > 50
+    assert polls > 20
     assert violations == []
 
 
