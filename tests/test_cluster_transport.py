@@ -207,7 +207,8 @@ async def test_cluster_status_command(
         nats_server.stop()  # NATS gone: the lag is unknown, the exit status 1
         down = await _status(config)
         assert down.returncode == 1
-        assert "stream lag unknown" in down.stdout and "\nnats: " in down.stdout
+        assert "stream lag unknown" in down.stdout
+        assert down.stdout.splitlines()[-1] == "nats: no servers available for connection"
     finally:
         await transport.close()
         for manager in managers:
@@ -303,3 +304,26 @@ async def test_traps_go_to_the_shards_owner_and_follow_the_shard(
             await transport.close()
         for manager in managers:
             await manager.stop()
+
+
+async def test_cluster_status_before_any_trap_stream(
+    postgres: str, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    manager = LeaseManager(postgres, node="nms-a", shards=SHARDS, lease=3.0)
+    await manager.start()
+    try:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[cluster]\npostgres = "{postgres}"\nnats = "{nats_server.url}"\n')
+        done = await _status(config, "--json")  # NATS up, no node made the stream yet
+        assert done.returncode == 0, done.stdout + done.stderr
+        status = json.loads(done.stdout)
+        assert (status["lag"], status["nats_error"]) == (0, "")
+        assert [(n["node"], n["shards"], n["lag"]) for n in status["nodes"]] == [
+            ("nms-a", SHARDS, 0)
+        ]
+        nats_server.stop()
+        down = await _status(config)
+        assert down.returncode == 1
+        assert down.stdout.splitlines()[-1] == "nats: no servers available for connection"
+    finally:
+        await manager.stop()

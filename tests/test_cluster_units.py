@@ -209,3 +209,25 @@ def test_format_status() -> None:
     ]
     empty = ClusterStatus(schema=0, shards=0, free=0, nodes=(), lag=None)
     assert format_status(empty) == "no cluster yet: no node has started against this database"
+
+
+async def test_nats_errors_are_logged_once_until_they_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from netalert.cluster.transport import TrapTransport
+
+    transport = TrapTransport(["nats://127.0.0.1:1"], shards=4)
+    caplog.set_level("INFO", logger="netalert.cluster.transport")
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    for _ in range(5):  # nats-py retries twice a second while the server is away
+        await transport._error(refused)
+    await transport._error(TimeoutError())
+    await transport._reconnected()
+    await transport._error(refused)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        'event=nats_error error="[Errno 111] Connect call failed"',
+        "event=nats_error error=TimeoutError",
+        "event=nats_reconnected",
+        'event=nats_error error="[Errno 111] Connect call failed"',
+    ]

@@ -83,7 +83,7 @@ async def gather(
         async with asyncio.timeout(within):
             pending = await read_pending(nats_servers, prefix=prefix, within=within)
     except (nats.errors.Error, OSError, TimeoutError) as exc:
-        error = str(exc) or type(exc).__name__
+        error = (str(exc) or type(exc).__name__).removeprefix("nats: ")
     nodes = tuple(
         NodeStatus(
             node=str(node),

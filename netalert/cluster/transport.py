@@ -26,7 +26,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode
 from netalert.cluster.errors import CodecError
@@ -221,6 +221,7 @@ class TrapTransport:
         self.stats = stats if stats is not None else ClusterStats()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._last_error = ""
 
     def subject(self, shard: int) -> str:
         """The subject of ``shard``'s traps."""
@@ -235,11 +236,13 @@ class TrapTransport:
         return self._js
 
     async def connect(self) -> None:
-        """Connects (reconnecting by itself afterwards) and makes sure the stream
-        exists with this version's settings.
+        """Connects and makes sure the stream exists with this version's settings.
+
+        Waits (retrying twice a second) until a server answers: bound it with
+        ``asyncio.timeout``. Reconnects by itself afterwards.
 
         Raises:
-            nats.errors.Error: The servers cannot be reached, or have no JetStream.
+            nats.errors.Error: The server has no JetStream, or refused the stream.
         """
         self._nc = await nats.connect(
             servers=self.servers,
@@ -313,19 +316,29 @@ class TrapTransport:
         return self.stats.stream_lag
 
     async def _error(self, exc: Exception) -> None:
-        log.warning(event("nats_error", error=exc))
+        # nats-py calls this at every failed attempt (twice a second while a server is
+        # away): log an error once, until another error or a reconnection.
+        text = str(exc) or type(exc).__name__
+        if text != self._last_error:
+            self._last_error = text
+            log.warning(event("nats_error", error=text))
 
     async def _disconnected(self) -> None:
         log.warning(event("nats_disconnected"))
 
     async def _reconnected(self) -> None:
+        self._last_error = ""
         log.info(event("nats_reconnected"))
 
 
 async def pending_per_shard(js: JetStreamContext, prefix: str) -> dict[int, int]:
-    """Traps stored and not yet acknowledged on ``prefix``'s stream, per shard."""
+    """Traps stored and not yet acknowledged on ``prefix``'s stream, per shard (none
+    when the stream does not exist yet)."""
     stream = f"{prefix.upper()}_TRAPS"
-    info = await js.stream_info(stream, subjects_filter=f"{prefix}.traps.*")
+    try:
+        info = await js.stream_info(stream, subjects_filter=f"{prefix}.traps.*")
+    except NotFoundError:  # no node has connected yet: nothing waits
+        return {}
     out: dict[int, int] = {}
     for subject, count in (info.state.subjects or {}).items():
         tail = subject.rsplit(".", 1)[-1]
@@ -344,10 +357,19 @@ async def read_pending(
         nats.errors.Error: The servers cannot be reached, or there is no such stream.
     """
     nc = await nats.connect(
-        servers=servers, connect_timeout=within, allow_reconnect=False, max_reconnect_attempts=0
+        servers=servers,
+        connect_timeout=within,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,  # 0 would mean "for ever" to nats-py's first connect
+        reconnect_time_wait=0.1,
+        error_cb=_quiet,  # the caller reports the error it gets
     )
     try:
         return await pending_per_shard(nc.jetstream(timeout=within), prefix)
     finally:
         with contextlib.suppress(nats.errors.Error):
             await nc.close()
+
+
+async def _quiet(exc: Exception) -> None:
+    pass
