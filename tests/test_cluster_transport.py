@@ -18,6 +18,7 @@ from netalert.cluster.shards import shard_of
 from netalert.cluster.transport import Delivery, ShardConsumers, TrapTransport
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.nats import NatsServer, unique_prefix
+from tests.support.ports import free_tcp_port
 
 pytestmark = pytest.mark.daemon
 
@@ -327,3 +328,18 @@ async def test_cluster_status_before_any_trap_stream(
         assert down.stdout.splitlines()[-1] == "nats: no servers available for connection"
     finally:
         await manager.stop()
+
+
+async def test_cluster_status_without_postgres_or_without_cluster(tmp_path: Path) -> None:
+    port = free_tcp_port()  # nothing listens there
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[cluster]\npostgres = "postgresql://netalert:pw@127.0.0.1:{port}/netalert"\n'
+    )
+    done = await _status(config)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("cannot read the cluster database: ")
+    assert "pw" not in done.stderr
+    config.write_text("")
+    alone = await _status(config)
+    assert (alone.returncode, alone.stderr) == (2, f"{config}: no [cluster] section\n")
