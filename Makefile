@@ -28,13 +28,15 @@ venv: $(STAMP)
 # (the senders), snmptrapd (the bench's reference receiver) and headless Chromium for
 # the status page test and tcpdump (captures replayed by the replay test); PostgreSQL and
 # nats-server for the cluster tests (Debian keeps initdb/postgres in
-# /usr/lib/postgresql/<version>/bin, off PATH: hence a pattern). Installed with apt-get
+# /usr/lib/postgresql/<version>/bin, off PATH: hence a pattern); Dovecot for the [ack]
+# tests. Installed with apt-get
 # only when a file is missing (each entry: a path or glob pattern, a colon, the package).
 NEEDED := /usr/sbin/snmpd:snmpd /usr/bin/snmpget:snmp /usr/sbin/snmptrapd:snmptrapd \
 	/usr/share/snmp/mibs/UCD-SNMP-MIB.txt:libsnmp-base \
 	/usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
 	/usr/bin/tcpdump:tcpdump \
-	'/usr/lib/postgresql/*/bin/initdb':postgresql /usr/sbin/nats-server:nats-server
+	'/usr/lib/postgresql/*/bin/initdb':postgresql /usr/sbin/nats-server:nats-server \
+	/usr/sbin/dovecot:dovecot-core /usr/lib/dovecot/imap:dovecot-imapd
 debs:
 	@missing=""; for pair in $(NEEDED); do \
 	  compgen -G "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \

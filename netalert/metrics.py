@@ -282,6 +282,39 @@ FAMILIES: Mapping[str, Family] = {
             " max_active_alerts_per_rule (scope per_rule).",
             ("scope",),
         ),
+        # [ack] (issue 17): replies to alert mails, read over IMAP
+        Family(
+            "netalert_ack_replies_total",
+            "counter",
+            "Replies read from the [ack] mailbox, by result: the command applied, or why the"
+            " reply was refused (never answered).",
+            ("result",),
+            ("ack", "auto_reply", "not_operator", "bad_token", "expired_token", "replayed"),
+        ),
+        Family(
+            "netalert_ack_confirmations_total",
+            "counter",
+            "Confirmations of accepted replies: queued, or not sent (rate_limited).",
+            ("result",),
+            ("queued", "rate_limited"),
+        ),
+        Family(
+            "netalert_ack_imap_connections_total",
+            "counter",
+            "IMAP sessions of the [ack] reader: ok (logged in, folder selected) or failed.",
+            ("result",),
+            ("ok", "failed"),
+        ),
+        Family(
+            "netalert_ack_imap_connected",
+            "gauge",
+            "1 while the [ack] reader has a working IMAP session.",
+        ),
+        Family(
+            "netalert_ack_tokens_issued_total",
+            "counter",
+            "Alert mails signed with a reply token.",
+        ),
         Family(
             "netalert_pruned_rows_total",
             "counter",

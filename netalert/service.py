@@ -132,6 +132,8 @@ class Agent:
         self.poller: Poller | None = None
         self.receiver: Any = None
         self.pruner: Pruner | None = None
+        self.ack: Any = None  # [ack] (issue 17): netalert.ack.stage.AckStage when configured
+        self._ack_task: asyncio.Task[Any] | None = None
         self.status = AgentStatus(
             started=self.started,
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
@@ -189,6 +191,7 @@ class Agent:
             "limits", limits_source(engine.limits, lambda: engine.rule_names)
         )
         self.silences = SilenceStore(self.db)
+        self._start_ack()
         self._new_dispatcher()
         self.status.attach(
             dispatcher=self.dispatcher, outbox=self.mail.outbox, mail=self.mail.stats
@@ -216,6 +219,58 @@ class Agent:
                 mib_modules=len(self.prepared.tree.modules),
             )
         )
+
+    # --- [ack] (issue 17): replies to alert mails, read over IMAP ----------------------------
+
+    def _start_ack(self) -> None:
+        """Builds the ack stage of ``[ack]`` (if any), signs the mails, starts its reader."""
+        from netalert.ack.stage import AckStage, AgentHooks
+        from netalert.ack.stats import ack_source
+
+        config = self.config
+        assert self.db is not None and self.mail is not None and self.engine is not None
+        if config.ack is None:
+            self.ack = None
+            self.mail.mailer.ack = None
+            self.status.live.acked = None
+            return
+        store, engine = self.store, self.engine
+        assert store is not None
+
+        def alert(fingerprint: str) -> Any:
+            record = store.get(fingerprint)
+            return record.alert if record is not None else None
+
+        def resolve(fingerprint: str, now: float, by: str) -> list[Transition]:
+            return engine.resolve_by_hand(fingerprint, now, by=by)
+
+        self.ack = AckStage(
+            config.ack,
+            self.db,
+            state_dir=Path(config.agent.state_dir),
+            outbox=self.mail.outbox,
+            mail_from=config.smtp.from_,
+            hooks=AgentHooks(
+                alert=alert,
+                alerts=store.active,
+                resolvable=engine.resolvable_by_hand,
+                resolve=resolve,
+                after=self._after,
+                changed=self._wakeup.set,
+            ),
+        )
+        self.mail.mailer.ack = self.ack.issuer
+        self.status.live.acked = self.ack.ack_line
+        self.status.metrics.register_source("ack", ack_source(self.ack.stats))
+        self._ack_task = self.supervisor.spawn("ack-reader", self.ack.run)
+        self._tasks.add(self._ack_task)
+        self._ack_task.add_done_callback(self._tasks.discard)
+
+    async def _stop_ack(self) -> None:
+        task, self._ack_task = self._ack_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     def _start_checkpoints(self) -> None:
         """WAL checkpoints in a worker thread; the loop's own only past ``wal_max_pages``.
@@ -267,11 +322,13 @@ class Agent:
     def _new_dispatcher(self) -> None:
         assert self.nflog is not None and self.store is not None and self.silences is not None
         silences = self.silences
+        ack = self.ack
         self.dispatcher = Dispatcher(
             self.config.routes,
             nflog=self.nflog,  # one log across reloads: it answers for held writes too
             maintenance=self.config.maintenance,
             silences=lambda now: silences.list(now),
+            acked=ack.all_acked if ack is not None else lambda alerts: False,  # [ack]
         )
         now = time.time()
         # Rebuild the groups from the alerts kept across a restart or reload;
@@ -601,7 +658,9 @@ class Agent:
             await self._stop_poller()
         self.engine.reload(new.config, new.tree, rules=new.rules)
         await self._mailed()  # the old dispatcher's last batch is in the notification log
-        self._new_dispatcher()
+        ack_changed = (new.config.ack, new.config.smtp) != (old.config.ack, old.config.smtp)
+        if ack_changed:  # [ack] (issue 17)
+            await self._stop_ack()
         if new.config.smtp != old.config.smtp and self.mail is not None and self.db is not None:
             await self.mail.sender.stop()
             self.mail = build_mail_stage(
@@ -609,6 +668,15 @@ class Agent:
             )
             self._spawn(self.mail.sender.run, "mail-sender")
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+        if ack_changed:
+            try:
+                self._start_ack()
+            except NetalertError as exc:  # its key file: the rest of the reload goes on
+                self.ack = None
+                log.error(event("ack_failed", error=exc))
+        elif self.mail is not None and self.ack is not None:
+            self.mail.mailer.ack = self.ack.issuer  # a new mail stage signs as the old did
+        self._new_dispatcher()
         if self.mail is not None:
             self.mail.mailer.limits = mail_limits(new.config)
             self.mail.mailer.on_loop_max_alerts = new.config.agent.mail_render_on_loop_max_alerts
@@ -657,6 +725,7 @@ class Agent:
         self._stop.set()
         self._wakeup.set()
         await self._step("intake", self._stop_intake())
+        await self._step("ack", self._stop_ack())
         deadline = time.monotonic() + grace
         if self.store is not None and self.dispatcher is not None and self.mail is not None:
             await self._step("notifications", self._final_notifications())

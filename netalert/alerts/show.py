@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def alert_table(alerts: list[Alert]) -> str:
+def alert_table(alerts: list[Alert], *, acked: Collection[str] = ()) -> str:
     """One line per alert under a header; labels other than rule/severity/device last.
 
     A VALUE longer than 40 characters is cut and ends in "…" (``--json`` has it whole).
@@ -44,6 +45,8 @@ def alert_table(alerts: list[Alert]) -> str:
             state += ",flapping"
         if a.silenced:
             state += ",inhibited"
+        if a.fingerprint in acked:  # [ack] (issue 17)
+            state += ",acked"
         labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _FIXED)
         rows.append(
             (

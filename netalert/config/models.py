@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from netalert.config.ack import AckConfig  # [ack] (issue 17)
 from netalert.config.types import (
     Address,
     AuthProtocol,
@@ -1054,3 +1055,4 @@ class Config(Model):
     maintenance: list[Maintenance] = []
     limits: LimitsConfig = LimitsConfig()
     cluster: ClusterConfig | None = None
+    ack: AckConfig | None = None  # [ack] (issue 17): replying to an alert mail acts on it

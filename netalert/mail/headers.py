@@ -105,6 +105,7 @@ class ThreadIds:
     in_reply_to: str | None
     references: tuple[str, ...]
     root: str
+    reply_to: str | None = None  # [ack] (issue 17): the signed reply address
 
 
 def _digest(*parts: str) -> str:

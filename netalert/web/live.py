@@ -29,8 +29,9 @@ _VALUE_CHARS = 120
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
-def alert_view(alert: Alert, muted: str = "") -> AlertView:
-    """The status-page form of ``alert``; ``muted`` says why no mail goes out ("" if none)."""
+def alert_view(alert: Alert, muted: str = "", ack: str = "") -> AlertView:
+    """The status-page form of ``alert``; ``muted`` says why no mail goes out ("" if none),
+    ``ack`` who acknowledged it ("" if nobody)."""
     if not muted and alert.silenced:
         muted = "inhibited"
     return AlertView(
@@ -47,6 +48,7 @@ def alert_view(alert: Alert, muted: str = "") -> AlertView:
         count=alert.count,
         source=alert.source,
         labels=dict(alert.labels),
+        ack=ack,
     )
 
 
@@ -142,6 +144,8 @@ class LiveStatus:
         self._muted = muted
         self._pending = pending
         self._firing_counts = firing_counts
+        # [ack] (issue 17): who acknowledged an alert ("" if nobody); set by the agent
+        self.acked: Callable[[Alert], str] | None = None
 
     def record_counts(self, now: float) -> None:
         """Records the firing alerts per severity in the history.
@@ -172,7 +176,11 @@ class LiveStatus:
     def snapshot(self, now: float) -> StatusSnapshot:
         """Assembles the status at ``now``."""
         active = self.sample_alerts(now)
-        views = [alert_view(a, self._muted(a, now) if self._muted else "") for a in active]
+        acked = self.acked
+        views = [
+            alert_view(a, self._muted(a, now) if self._muted else "", acked(a) if acked else "")
+            for a in active
+        ]
         views.sort(
             key=lambda v: (_SEVERITY_ORDER.get(v.severity, 9), v.state != "firing", -v.since)
         )
