@@ -404,6 +404,19 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Failed attempts to commit a state write (each held write is retried).",
         ),
+        # [cluster] only (docs/cluster.md): left out of the exposition without it
+        Family("netalert_cluster_nodes", "gauge", "Live cluster nodes this node sees."),
+        Family("netalert_shards_owned", "gauge", "Shards this node holds a lease on."),
+        Family(
+            "netalert_lease_lost_total",
+            "counter",
+            "Shard leases this node lost without releasing them (expired or taken over).",
+        ),
+        Family(
+            "netalert_stream_lag",
+            "gauge",
+            "Traps waiting on the JetStream subjects of this node's shards.",
+        ),
     )
 }
 

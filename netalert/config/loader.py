@@ -23,7 +23,7 @@ from netalert.errors import ConfigError
 __all__ = ["SECRET_KEYS", "load_config", "load_config_text", "read_toml", "validation_problems"]
 
 # Keys whose value is a secret: each may instead be given as KEY_file.
-SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community"})
+SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community", "postgres"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 

@@ -47,6 +47,8 @@ _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 FIXTURE_TIERS: dict[str, str] = {
     "tests.support.snmpd": "daemon",  # snmpd processes
     "tests.support.smtp": "daemon",  # aiosmtpd servers (threads of this process)
+    "tests.support.postgres": "daemon",  # PostgreSQL servers
+    "tests.support.nats": "daemon",  # nats-server processes
     "tests.support.dovecot": "daemon",  # Dovecot IMAP server processes
     "tests.support.faults": "e2e",  # `netalert run` processes and their MIB cache
 }
