@@ -571,8 +571,8 @@ class Agent:
             new = await loop.run_in_executor(None, _load_prepared, self.config_path)
         except ConfigError as exc:
             return self._rejected(exc.problems)
-        except (NetalertError, OSError) as exc:
-            return self._rejected([str(exc)])
+        except Exception as exc:  # whatever failed, the running config stays
+            return self._rejected([_reason(exc)])
         old = self.prepared
         built: list[Stage] = []
         receiver = poller = mail = web = None
@@ -596,8 +596,8 @@ class Agent:
             built.append(web)
         try:
             await open_all(built)
-        except (NetalertError, OSError) as exc:
-            return self._rejected([str(exc)])
+        except Exception as exc:
+            return self._rejected([_reason(exc)])
         await self._swap(new, receiver=receiver, poller=poller, mail=mail, web=web)
         return True
 
@@ -780,6 +780,13 @@ class Agent:
             )
         else:
             self.store.flush()
+
+
+def _reason(exc: Exception) -> str:
+    """A failure's text: a NetalertError or OSError says enough; anything else gets its type."""
+    if isinstance(exc, NetalertError | OSError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _release(

@@ -104,7 +104,11 @@ class ReceiverStage(BaseStage):
         )
         old = self._previous.receiver if self._previous is not None else None
         try:
-            await receiver.open(inherit=old.sockets if old is not None else None)
+            await receiver.open(
+                inherit=old.sockets if old is not None else None,
+                # the running receiver writes the recording until the swap
+                record_later=old is not None and old.recorder is not None,
+            )
         except ValueError as exc:  # a malformed engine_id file in state_dir
             raise NetalertError(
                 f"trap receiver: {exc}; fix the file, or delete it to make a new engine ID "

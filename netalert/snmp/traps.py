@@ -130,6 +130,7 @@ class TrapReceiver:
         self._monotonic = monotonic
         self._relaxed_window = relaxed_window
         self.recorder: PcapRecorder | None = None
+        self._record_pending = False
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -157,14 +158,46 @@ class TrapReceiver:
             self.begin()
 
     def begin(self) -> None:
-        """Starts reading the sockets :meth:`open` bound, and the housekeeping timer."""
+        """Starts reading the sockets :meth:`open` bound, and the housekeeping timer.
+
+        A recording :meth:`open` left for later starts now; if its file cannot
+        be opened, that is logged and the receiver runs without it.
+        """
+        if self._record_pending:
+            self._record_pending = False
+            try:
+                self._open_recorder()
+            except OSError as exc:
+                log.error(log_event("traps_recording_failed", path=self.config.record, error=exc))
         loop = asyncio.get_running_loop()
         for listener in self._listeners:
             loop.add_reader(listener.sock.fileno(), self._on_readable, listener)
         self._timer = loop.call_later(1.0, self._housekeeping)
 
+    def _open_recorder(self) -> None:
+        assert self.config.record is not None
+        self.recorder = PcapRecorder(
+            self.config.record,
+            max_bytes=self.config.record_max_bytes,
+            files=self.config.record_files,
+            stats=self.stats.record,
+        )
+        log.warning(
+            log_event(
+                "traps_recording",
+                path=self.config.record,
+                max_bytes=self.config.record_max_bytes,
+                files=self.config.record_files,
+                note="every datagram, communities included",
+            )
+        )
+
     async def open(
-        self, *, listen: bool = True, inherit: Mapping[str, socket.socket] | None = None
+        self,
+        *,
+        listen: bool = True,
+        inherit: Mapping[str, socket.socket] | None = None,
+        record_later: bool = False,
     ) -> None:
         """Prepares receiving: devices, the SNMPv3 engine, the recorder, every socket bound.
 
@@ -172,7 +205,9 @@ class TrapReceiver:
         (another receiver's :attr:`sockets`, a reload) shares that bound socket
         instead of binding again: no moment without a socket, no datagram lost,
         and no SO_REUSEPORT that would let another process share the port.
-        :meth:`stop` closes only this receiver's own descriptor.
+        :meth:`stop` closes only this receiver's own descriptor. With
+        ``record_later`` the ``[traps].record`` file is opened by :meth:`begin`
+        (a reload: the running receiver still writes it until then).
 
         Raises:
             BindError: an address cannot be bound (the message names the fix);
@@ -208,22 +243,9 @@ class TrapReceiver:
                 self._unsubscribe = self._engines.subscribe(self._on_engine)
         if not listen:
             return
-        if self.config.record is not None:
-            self.recorder = PcapRecorder(
-                self.config.record,
-                max_bytes=self.config.record_max_bytes,
-                files=self.config.record_files,
-                stats=self.stats.record,
-            )
-            log.warning(
-                log_event(
-                    "traps_recording",
-                    path=self.config.record,
-                    max_bytes=self.config.record_max_bytes,
-                    files=self.config.record_files,
-                    note="every datagram, communities included",
-                )
-            )
+        if self.config.record is not None and not record_later:
+            self._open_recorder()
+        self._record_pending = record_later and self.config.record is not None
         inherit = inherit or {}
         try:
             for address in self.config.listen:
