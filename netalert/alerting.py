@@ -137,6 +137,22 @@ class Alerting:
         observed = self.engine.on_confirm(watch, result) if watch is not None else []
         return self._apply(observed, now)
 
+    def resolvable_by_hand(self, fingerprint: str) -> bool:
+        """True for an active trap alert whose rule has no clear trap (nothing else ends it)."""
+        record = self.stage.table.get(fingerprint)
+        return record is not None and record.active and self.engine.by_hand(record.alert.rule)
+
+    def resolve_by_hand(self, fingerprint: str, now: float, *, by: str) -> list[Transition]:
+        """Resolves such an alert ([ack], a reply to its mail), as a clear trap would;
+        [] when it is not one."""
+        record = self.stage.table.get(fingerprint)
+        if record is None or not self.resolvable_by_hand(fingerprint):
+            return []
+        alert = record.alert
+        return self._apply(
+            [self.engine.resolved_by_hand(fingerprint, alert.device, alert.rule, by)], now
+        )
+
     def commit(self) -> None:
         """Hands the alerts changed and not yet saved to the store (after a shed write)."""
         self.stage.commit()

@@ -44,7 +44,43 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
             )
         )
     warnings.extend(_shared_addresses(config))
+    if config.cluster is not None:
+        # The cluster's parts exist (docs/cluster.md), the agent does not run them yet:
+        # nobody should believe this node is highly available.
+        warnings.append(
+            ConfigWarning(
+                "cluster",
+                "`netalert run` does not use [cluster] yet: this node runs alone on its "
+                "SQLite state (docs/cluster.md)",
+            )
+        )
+    warnings.extend(_ack_risks(config))
     return warnings
+
+
+def _ack_risks(config: Config) -> list[ConfigWarning]:
+    """[ack] (issue 17): settings that weaken who may act on a reply."""
+    ack = config.ack
+    if ack is None:
+        return []
+    out = []
+    if not ack.imap.verify:
+        out.append(
+            ConfigWarning(
+                "ack.imap.verify",
+                "the IMAP server's certificate is not verified: whoever sits on the path can "
+                "read the password and the replies",
+            )
+        )
+    if not ack.authserv_id:
+        out.append(
+            ConfigWarning(
+                "ack.authserv_id",
+                "replies are trusted on their From address and token alone; set authserv_id to "
+                "require DKIM or DMARC from your mail server's Authentication-Results",
+            )
+        )
+    return out
 
 
 def _shared_addresses(config: Config) -> list[ConfigWarning]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from netalert.alerts.model import Alert, AlertState
 from netalert.config.models import Maintenance, Route
 from netalert.notify.maintenance import in_maintenance
-from netalert.notify.model import Notification
+from netalert.notify.model import Notification, Reason
 from netalert.notify.nflog import NotificationLog, decide
 from netalert.notify.routes import group_key, match_route, route_name
 from netalert.notify.silences import Silence, is_silenced
@@ -79,8 +79,11 @@ class Dispatcher:
         nflog: NotificationLog,
         maintenance: Sequence[Maintenance] = (),
         silences: Callable[[float], Sequence[Silence]] = lambda now: (),
+        acked: Callable[[Sequence[Alert]], bool] = lambda alerts: False,
     ) -> None:
         self._routes = list(routes)
+        # [ack] (issue 17): True when every one of these firing alerts is acknowledged
+        self._acked = acked
         self._maintenance = list(maintenance)
         self._silences = silences
         self._nflog = nflog
@@ -158,6 +161,8 @@ class Dispatcher:
                     repeat_interval=route.repeat_interval.total_seconds(),
                     now=now,
                 )
+                if reason is Reason.REPEAT and self._acked(list(firing.values())):
+                    reason = None  # [ack] (issue 17): acknowledged alerts do not repeat
                 if reason is not None:
                     shown = list(firing.values())
                     if route.send_resolved:

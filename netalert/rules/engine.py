@@ -269,6 +269,15 @@ class RuleEngine:
         """The poller got an answer from ``device``."""
         return reachable(self.policy.rules[UNREACHABLE], view, device)
 
+    def by_hand(self, rule: str) -> bool:
+        """True when only a person can resolve the alerts of ``rule`` (a trap rule
+        without a clear trap)."""
+        return self._traps.by_hand(rule)
+
+    def resolved_by_hand(self, fingerprint: str, device: str, rule: str, by: str) -> Observation:
+        """A person resolved an alert of such a rule."""
+        return self._traps.resolved_by_hand(fingerprint, device, rule, by)
+
     def confirm_requests(self, due: list[Watch], now: float) -> list[ConfirmRequest]:
         """What to GET for the confirm polls the alert stage says are due."""
         out = []

@@ -103,6 +103,25 @@ class TrapRules:
             varbinds=event.varbinds,
         )
 
+    # --- resolve by hand ([ack], issue 17) ----------------------------------------------
+
+    def by_hand(self, rule: str) -> bool:
+        """True for a trap rule without a clear trap: nothing but a person ends its alerts."""
+        found = self._rules.get(rule)
+        return found is not None and found.clear_trap is None
+
+    def resolved_by_hand(self, fingerprint: str, device: str, rule: str, by: str) -> Observation:
+        """A person resolved an alert of such a rule (a reply to its mail): a clear trap."""
+        return Observation(
+            self._policies[rule],
+            "",
+            device,
+            Event.CLEARED,
+            fingerprint=fingerprint,
+            value=f"resolved by {by}",
+            context=None,
+        )
+
     # --- confirm polls -------------------------------------------------------------------
 
     def confirm_request(self, watch: Watch, now: float) -> ConfirmRequest | None:
