@@ -2,7 +2,7 @@
 
 An :class:`Alert` is what the notify and mail stages see: a frozen snapshot of
 one alert's life, identified by a fingerprint of its rule and labels. A
-:class:`Transition` is what the rule engine says happened to one alert at one
+:class:`Transition` is what the alert stage says happened to one alert at one
 instant (it fired, it resolved, it started or stopped flapping); it carries the
 Alert snapshot taken right after the change so the next stage needs no lookup.
 """

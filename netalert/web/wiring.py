@@ -136,7 +136,7 @@ class AgentStatus:
     ) -> None:
         """Points the page and the metrics at the current stages (start and reload).
 
-        ``limits`` is the rule engine's caps with the rule names; ``pruned``
+        ``limits`` is the alert stage's caps with the rule names; ``pruned``
         returns the rows deleted so far, by table.
         """
         if limits is not None:
