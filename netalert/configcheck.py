@@ -45,5 +45,5 @@ def check_config_file(path: Path) -> CheckResult:
         prepare(config)
     except ConfigError as exc:
         later = exc.problems
-    problems = salvaged.problems + salvaged.later(later)
+    problems = salvaged.problems + [p for p in salvaged.later(later) if p not in salvaged.problems]
     return CheckResult(None if problems else config, problems)
