@@ -13,7 +13,8 @@ timestamped copy (run-YYYYmmddTHHMMSSZ.json, git-ignored).
 
 Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR]
 Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k.
-Exit status 1 when a step failed to produce figures (not when a target is missed).
+Exit status 1 when a row misses its target (FAIL) or a step produced no figures (ERROR);
+the last line names those rows.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import CpuWatch, describe  # noqa: E402
-from bench.report import NOTES, Row, format_markdown, format_table, rows_for  # noqa: E402
+from bench.report import NOTES, Row, exit_status, format_markdown, format_table, rows_for  # noqa: E402
 
 # step -> (module, full-run arguments, --quick arguments, timeout in seconds)
 STEPS: dict[str, tuple[str, str, str, int]] = {
@@ -159,7 +160,9 @@ def main() -> int:
     (args.out / f"run-{stamp}.json").write_text(text)
     shutil.copyfile(log_path, args.out / f"run-{stamp}.log")
     print(f"figures: {args.out / 'latest.json'} (and run-{stamp}.json)")
-    return 1 if any(r.verdict == "ERROR" for r in rows) else 0
+    status, summary = exit_status(rows)
+    print(summary)
+    return status
 
 
 if __name__ == "__main__":

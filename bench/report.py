@@ -11,7 +11,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["NOTES", "ROWS", "Row", "format_markdown", "format_table", "rows_for"]
+__all__ = [
+    "NOTES",
+    "ROWS",
+    "Row",
+    "exit_status",
+    "format_markdown",
+    "format_table",
+    "rows_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +369,21 @@ NOTES = (
     "against the loopback snmpd; RSS = the poller process's max RSS, MIB tree included; "
     "CPU = the process's CPU time / wall time.",
 )
+
+
+def exit_status(rows: list[Row]) -> tuple[int, str]:
+    """The exit status of ``python -m bench`` for ``rows`` and its summary line.
+
+    1 when a row missed its target (FAIL), a step produced no figures (ERROR) or
+    there is no row at all, so a regression cannot pass unnoticed; else 0.
+    """
+    if not rows:
+        return 1, "bench: FAILED: no rows (no step produced figures)"
+    bad = [r for r in rows if r.verdict in ("FAIL", "ERROR")]
+    if not bad:
+        return 0, f"bench: every target met ({len(rows)} rows)"
+    named = "; ".join(f"{r.measurement} [{r.verdict}]" for r in bad)
+    return 1, f"bench: FAILED {len(bad)} of {len(rows)} rows: {named}"
 
 
 def format_markdown(rows: list[Row]) -> str:

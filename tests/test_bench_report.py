@@ -1,0 +1,53 @@
+"""The bench's verdict: `python -m bench` exits 1 when a row with a target fails or a step errs.
+
+A regression must not pass unnoticed: a FAIL row (a target missed) and an ERROR
+row (a step that produced no figures) both make the exit status 1, and the
+summary line names every such row; PASS and info rows leave it 0.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.report import Row, exit_status, rows_for
+
+pytestmark = pytest.mark.unit
+
+
+def row(measurement: str, verdict: str, target: str = ">= 1x") -> Row:
+    return Row(measurement, "1", "-", "-", target, verdict)
+
+
+def test_pass_and_info_rows_exit_0() -> None:
+    status, summary = exit_status([row("a", "PASS"), row("b", "info", target="-")])
+    assert status == 0
+    assert "FAILED" not in summary
+
+
+def test_a_failed_target_exits_1_and_names_the_row() -> None:
+    rows = [row("poll v2c", "PASS"), row("trap loss", "FAIL"), row("mib", "info", "-")]
+    status, summary = exit_status(rows)
+    assert status == 1
+    assert "trap loss" in summary
+    assert "poll v2c" not in summary and "mib" not in summary
+    assert "1 of 3" in summary
+
+
+def test_every_failed_and_erred_row_is_named() -> None:
+    rows = [
+        row("trap CPU", "FAIL"),
+        *rows_for("latency", {"error": "timed out after 300 s"}),
+        row("outbox", "PASS"),
+        row("scale", "FAIL"),
+    ]
+    status, summary = exit_status(rows)
+    assert status == 1
+    for name in ("trap CPU", "latency", "scale"):
+        assert name in summary
+    assert "outbox" not in summary
+
+
+def test_no_rows_at_all_is_a_failure() -> None:
+    status, summary = exit_status([])
+    assert status == 1
+    assert "no rows" in summary
