@@ -11,8 +11,11 @@ step while it runs, then the table. Figures, the machine description and how
 busy the machine was are written to bench/results/latest.json and a
 timestamped copy (run-YYYYmmddTHHMMSSZ.json, git-ignored).
 
-Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR]
-Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k.
+Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR] [--instructions]
+Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k;
+``--instructions`` runs only the step ``instructions``: the trap and poll workloads under
+``perf stat -e instructions:u`` (or callgrind where perf cannot count), instructions per
+trap and per poll for netalert and net-snmp side by side (bench/instructions.py).
 Exit status 1 when a row misses its target (FAIL) or a step produced no figures (ERROR);
 the last line names those rows.
 """
@@ -73,7 +76,17 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
         "--rounds 0 --scale 10000 --interval 15 --duration 18",
         300,
     ),
+    # --instructions only (not in the default run): instructions per trap / poll, netalert
+    # beside net-snmp, under perf stat or callgrind (bench/instructions.py)
+    "instructions": (
+        "bench.instructions",
+        "--traps 2000 --polls 300",
+        "--traps 1000 --polls 150",
+        1800,
+    ),
 }
+# the steps of a plain `python -m bench`
+DEFAULT_STEPS = [s for s in STEPS if s != "instructions"]
 
 
 def run_step(name: str, quick: bool, work: Path, log: Any) -> tuple[Any, float]:
@@ -102,8 +115,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (~2 min), rougher figures")
     parser.add_argument("--only", help="comma-separated steps: " + ", ".join(STEPS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per trap and per poll beside net-snmp (perf stat, else callgrind)",
+    )
     args = parser.parse_args()
-    steps = list(STEPS) if not args.only else [s.strip() for s in args.only.split(",")]
+    steps = DEFAULT_STEPS if not args.only else [s.strip() for s in args.only.split(",")]
+    if args.instructions:
+        steps = ["instructions"]
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         parser.error(f"unknown step(s): {', '.join(unknown)}; known: {', '.join(STEPS)}")

@@ -29,11 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.window import Window  # noqa: E402
 from netalert.snmp.ber import PduType  # noqa: E402
 from netalert.snmp.berenc import encode_message  # noqa: E402
 from netalert.snmp.types import SnmpType  # noqa: E402
@@ -168,6 +170,15 @@ def serve(port: int, users: bool, v3_fast: bool = True) -> None:
             )
 
         loop.add_signal_handler(signal.SIGUSR1, report)
+        # python -m bench.instructions: SIGUSR2 opens, then closes, the counted window
+        window, counting = Window(), [False]
+
+        def toggle() -> None:
+            (window.stop if counting[0] else window.start)()
+            counting[0] = not counting[0]
+            print("window", flush=True)
+
+        loop.add_signal_handler(signal.SIGUSR2, toggle)
         print("ready", flush=True)
         await stop.wait()
         await receiver.stop()
@@ -183,20 +194,35 @@ def serve(port: int, users: bool, v3_fast: bool = True) -> None:
 class Netalert:
     name = "netalert"
 
-    def __init__(self, port: int, users: bool = False, v3_fast: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        users: bool = False,
+        v3_fast: bool = True,
+        wrap: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``wrap``: a command the receiver runs under (perf stat, valgrind), with ``env``."""
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(port)]
+            [*wrap, sys.executable, __file__, "--serve", str(port)]
             + (["--users"] if users else [])
             + ([] if v3_fast else ["--v3-pysnmp"]),
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.strip() == "ready", line
         self.pid = self.proc.pid
         self.v3_fast = 0  # v3 traps the fast path accepted, as of the last received()
+
+    def window(self) -> None:
+        """Opens, then closes, the counted window (:mod:`bench.window`)."""
+        assert self.proc.stdout is not None
+        self.proc.send_signal(signal.SIGUSR2)
+        assert self.proc.stdout.readline().strip() == "window"
 
     def received(self) -> tuple[int, int]:
         """(events, kernel drops)."""
@@ -214,7 +240,10 @@ class Netalert:
 class Snmptrapd:
     name = "snmptrapd"
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(
+        self, port: int, workdir: Path, wrap: Sequence[str] = (), settle: float = 1.0
+    ) -> None:
+        """``wrap``: a command snmptrapd runs under; ``settle``: seconds it gets to start."""
         self.port = port
         conf = workdir / "snmptrapd.conf"
         conf.write_text(
@@ -223,13 +252,13 @@ class Snmptrapd:
         )
         self.log = workdir / f"traps-{port}.log"
         self.proc = subprocess.Popen(
-            ["snmptrapd", "-f", "-C", "-c", str(conf), "-n", "-Lf", str(self.log),
+            [*wrap, "snmptrapd", "-f", "-C", "-c", str(conf), "-n", "-Lf", str(self.log),
              "-F", "%V %a %N %W %v\n", f"udp:127.0.0.1:{port}"],
             env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir), MIBS=""),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.pid = self.proc.pid
-        time.sleep(1.0)
+        time.sleep(settle)
 
     def received(self) -> tuple[int, int]:
         try:

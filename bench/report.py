@@ -313,6 +313,35 @@ def _scale(fig: dict[str, Any], big: bool) -> list[Row]:
     ]
 
 
+def rows_instructions(fig: dict[str, Any]) -> list[Row]:
+    """Instructions per trap / poll: stable where time ratios move with the load."""
+    tool = f"{fig['tool']} {fig['event']}"
+    out = []
+    labels = {
+        "traps": ("trap v2c, instructions per trap", "snmptrapd", "trap"),
+        "poll_v2c": ("poll v2c, instructions per poll", "net-snmp", "poll"),
+        "poll_v3": ("poll v3 authPriv, instructions per poll", "net-snmp", "poll"),
+        "informs": ("inform v3 authPriv, instructions per inform", "snmptrapd", "inform"),
+    }
+    for key, (what, ref_key, _) in labels.items():
+        data = fig.get(key)
+        if not data:
+            continue
+        ref = data.get(ref_key)
+        name = "net-snmp C" if ref_key == "net-snmp" else ref_key
+        out.append(
+            Row(
+                f"{what} ({tool}, {_n(data['count'])})",
+                _n(data["netalert"]),
+                f"{name} {_n(ref)}" if ref else "-",
+                f"{data['ratio']:.2f}x" if ref else "-",
+                "-",
+                "info",
+            )
+        )
+    return out
+
+
 def _ms(value: float) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
@@ -334,6 +363,7 @@ ROWS: dict[str, Callable[[Any], list[Row]]] = {
     "mib": rows_mib,
     "scale_1k": lambda fig: _scale(fig, big=False),
     "scale_10k": lambda fig: _scale(fig, big=True),
+    "instructions": rows_instructions,
 }
 
 

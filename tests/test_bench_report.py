@@ -51,3 +51,21 @@ def test_no_rows_at_all_is_a_failure() -> None:
     status, summary = exit_status([])
     assert status == 1
     assert "no rows" in summary
+
+
+def test_instruction_counts_are_rows_beside_net_snmp() -> None:
+    figures = {
+        "tool": "callgrind",
+        "event": "Ir",
+        "traps": {"count": 1000, "netalert": 300_000.0, "snmptrapd": 150_000.0, "ratio": 2.0},
+        "poll_v2c": {"count": 200, "netalert": 2_000_000.0, "netalert_failed": 0},
+    }
+    traps, poll = rows_for("instructions", figures)
+    assert (traps.netalert, traps.reference, traps.ratio) == (
+        "300,000",
+        "snmptrapd 150,000",
+        "2.00x",
+    )
+    assert "callgrind" in traps.measurement and "1,000" in traps.measurement
+    assert (poll.reference, poll.ratio) == ("-", "-")
+    assert exit_status([traps, poll])[0] == 0  # information, no target
