@@ -15,7 +15,8 @@ Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR] [--inst
 Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k;
 ``--instructions`` runs only the step ``instructions``: the trap and poll workloads under
 ``perf stat -e instructions:u`` (or callgrind where perf cannot count), instructions per
-trap and per poll for netalert and net-snmp side by side (bench/instructions.py).
+trap and per poll for netalert and net-snmp side by side (bench/instructions.py), written
+to bench/results/instructions.{json,md,log} instead of latest.*.
 Exit status 1 when a row misses its target (FAIL) or a step produced no figures (ERROR);
 the last line names those rows.
 """
@@ -52,7 +53,8 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
     "traps": (
         "bench.trap_ingest",
         "--rounds 3",
-        "--rounds 1 --count 10000 --py-count 2000 --loss-count 20000 --v3-count 4000",
+        "--rounds 1 --count 10000 --py-count 2000 --loss-count 20000 --v3-count 4000 "
+        "--inform-count 4000",
         400,
     ),
     "latency": ("bench.latency", "--run 100:10 --run 1000:3", "--run 100:3 --run 1000:1", 300),
@@ -135,7 +137,9 @@ def main() -> int:
     figures: dict[str, Any] = {}
     timings: dict[str, float] = {}
     rows: list[Row] = []
-    log_path = args.out / "latest.log"
+    # --instructions keeps its own files, so the time table of the last full run stays
+    name = "instructions" if args.instructions else "latest"
+    log_path = args.out / f"{name}.log"
     print(
         f"netalert bench{' (quick)' if args.quick else ''}: {machine['cpu_model']}, "
         f"{machine['cores']} cores, load {watch.load_before}; step output in {log_path}",
@@ -175,11 +179,11 @@ def main() -> int:
         "figures": figures,
     }
     text = json.dumps(result, indent=1)
-    (args.out / "latest.json").write_text(text)
-    (args.out / "latest.md").write_text(format_markdown(rows) + "\n")
+    (args.out / f"{name}.json").write_text(text)
+    (args.out / f"{name}.md").write_text(format_markdown(rows) + "\n")
     (args.out / f"run-{stamp}.json").write_text(text)
     shutil.copyfile(log_path, args.out / f"run-{stamp}.log")
-    print(f"figures: {args.out / 'latest.json'} (and run-{stamp}.json)")
+    print(f"figures: {args.out / f'{name}.json'} (and run-{stamp}.json)")
     status, summary = exit_status(rows)
     print(summary)
     return status

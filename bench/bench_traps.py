@@ -36,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.window import Window  # noqa: E402
-from netalert.snmp.ber import PduType  # noqa: E402
-from netalert.snmp.berenc import encode_message  # noqa: E402
+from netalert.snmp.ber import PduType, decode_message  # noqa: E402
+from netalert.snmp.berenc import encode_message, encode_value  # noqa: E402
+from netalert.snmp.berv3 import V3Header, decode_v3_header  # noqa: E402
 from netalert.snmp.types import SnmpType  # noqa: E402
+from tests.support.v3build import build_v3, scoped_pdu, varbind  # noqa: E402
 
 V3_ENGINE = "8000000001020304"
 V3_ARGS = [
@@ -248,7 +250,10 @@ class Snmptrapd:
         conf = workdir / "snmptrapd.conf"
         conf.write_text(
             f"authCommunity log public\ncreateUser -e 0x{V3_ENGINE} benchuser SHA bench-auth-pw "
-            "AES bench-priv-pw\nauthUser log benchuser\n"
+            "AES bench-priv-pw\n"
+            # informs: the same user for snmptrapd's own engine ID
+            "createUser benchuser SHA bench-auth-pw AES bench-priv-pw\n"
+            "authUser log benchuser\n"
         )
         self.log = workdir / f"traps-{port}.log"
         self.proc = subprocess.Popen(
@@ -336,6 +341,49 @@ def capture_v3(workdir: Path) -> bytes:
             check=True, env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir)),
         )  # fmt: skip
         return sock.recv(65535)
+
+
+def discover(port: int, timeout: float = 30.0) -> tuple[bytes, int, int]:
+    """The receiver's engine ID, boots and time, from the Report to a discovery probe
+    (RFC 3414 section 4), as an inform sender learns them."""
+    probe = build_v3(
+        b"",
+        scoped_pdu([], pdu=PduType.GET),
+        engine=b"",
+        level="noAuthNoPriv",
+        reportable=True,
+        boots=0,
+        time=0,
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(probe, ("127.0.0.1", port))
+        header = decode_v3_header(sock.recv(65535))
+    assert isinstance(header, V3Header), header
+    return header.engine_id, header.boots, header.time
+
+
+def v3_inform(port: int) -> bytes:
+    """An authPriv (SHA/AES-128) v3 inform, 6 varbinds, for the receiver on ``port``: its
+    engine ID, boots and time discovered first; sent again and again within 150 s of that,
+    each copy is authentic and in time."""
+    engine, boots, now = discover(port)
+    varbinds = [
+        varbind(oid, encode_value(kind, value))
+        for oid, kind, value in decode_message(v2c_trap()).varbinds  # type: ignore[union-attr]
+    ]
+    return build_v3(
+        "benchuser",
+        scoped_pdu(varbinds, pdu=PduType.INFORM, context_engine=engine),
+        engine=engine,
+        level="authPriv",
+        auth="SHA",
+        auth_password="bench-auth-pw",
+        priv="AES-128",
+        priv_password="bench-priv-pw",
+        boots=boots,
+        time=now,
+    )
 
 
 def main() -> None:

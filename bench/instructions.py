@@ -17,7 +17,8 @@ and per trap or poll = (instructions of the large run - of the small one) /
 falls out.
 
 Run: .venv/bin/python -m bench.instructions [--tool perf|callgrind] [--traps 2000]
-     [--polls 300] [--only traps,poll_v2c,poll_v3] [--json FILE]
+     [--polls 300] [--only traps,informs,poll_v2c,poll_v3] [--json FILE]
+(informs: v3 authPriv SHA/AES-128, each answered; ``--traps`` of them.)
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_traps import Netalert, Snmptrapd, free_port, measure, v2c_trap  # noqa: E402
+from bench.bench_traps import (  # noqa: E402
+    Netalert,
+    Snmptrapd,
+    free_port,
+    measure,
+    v2c_trap,
+    v3_inform,
+)
 from bench.window import ENV, LIB_SOURCE  # noqa: E402
 
 __all__ = ["Counter", "detect", "main", "read_callgrind", "read_perf"]
@@ -150,13 +158,15 @@ def _difference(runs: list[tuple[int, float]]) -> float:
     return (i2 - i1) / (n2 - n1)
 
 
-def traps(counter: Counter, count: int, rate: float) -> dict[str, Any]:
-    """Instructions per v2c trap: netalert's receiver (windowed), snmptrapd (differenced)."""
-    data = v2c_trap()
+def traps(counter: Counter, count: int, rate: float, informs: bool = False) -> dict[str, Any]:
+    """Instructions per v2c trap (or v3 authPriv inform, answered): netalert's receiver
+    (windowed), snmptrapd (differenced)."""
     slow = counter.tool == "callgrind"
     prefix, env, out = counter.windowed()
-    rec = Netalert(free_port(), wrap=prefix, env=env)
+    port = free_port()
+    rec = Netalert(port, users=informs, wrap=prefix, env=env)
     try:
+        data = v3_inform(port) if informs else v2c_trap()
         measure(rec, data, max(count // 10, 10), rate)  # first-trap costs (caches) uncounted
         rec.window()
         res = measure(rec, data, count, rate)
@@ -167,9 +177,10 @@ def traps(counter: Counter, count: int, rate: float) -> dict[str, Any]:
     runs = []
     for n in (count // 4, count):
         prefix, out = counter.whole()
-        ref = Snmptrapd(free_port(), counter.workdir, wrap=prefix, settle=8.0 if slow else 1.0)
+        port = free_port()
+        ref = Snmptrapd(port, counter.workdir, wrap=prefix, settle=8.0 if slow else 1.0)
         try:
-            got = measure(ref, data, n, rate)
+            got = measure(ref, v3_inform(port) if informs else v2c_trap(), n, rate)
         finally:
             ref.close()
         runs.append((counter.read(out), got["received"]))
@@ -242,6 +253,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     slow = tool == "callgrind"
     steps: dict[str, Callable[[Counter], dict[str, Any]]] = {
         "traps": lambda c: traps(c, args.traps, 300.0 if slow else 5_000.0),
+        "informs": lambda c: traps(c, args.traps, 200.0 if slow else 2_000.0, informs=True),
         "poll_v2c": lambda c: polls(c, args.polls, v3=False),
         "poll_v3": lambda c: polls(c, args.polls, v3=True),
     }
@@ -255,7 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ref = fig.get("snmptrapd", fig.get("net-snmp"))
             print(
                 f"{name} ({tool}): netalert {fig['netalert']:,.0f} instructions per "
-                f"{'trap' if name == 'traps' else 'poll'}"
+                f"{ {'traps': 'trap', 'informs': 'inform'}.get(name, 'poll') }"
                 + (f", net-snmp {ref:,.0f}, ratio {fig['ratio']:.2f}x" if ref else ""),
                 flush=True,
             )
@@ -267,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tool", choices=("perf", "callgrind"), help="default: detected")
     parser.add_argument("--traps", type=int, default=2_000, help="v2c traps to netalert")
     parser.add_argument("--polls", type=int, default=300, help="polls per side")
-    parser.add_argument("--only", help="comma-separated: traps, poll_v2c, poll_v3")
+    parser.add_argument("--only", help="comma-separated: traps, informs, poll_v2c, poll_v3")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--poll-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--v3", action="store_true", help=argparse.SUPPRESS)
