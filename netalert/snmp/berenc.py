@@ -1,8 +1,9 @@
 """A small BER encoder for SNMP messages: the inverse of :mod:`netalert.snmp.ber`.
 
-The receiver answers a v2c inform in ``ber``; it builds the Response to a v3
-inform here (:func:`encode_response_scoped_pdu`, :func:`encode_v3_message`:
-the fast path of :mod:`netalert.snmp.usmfast` then encrypts and signs it).
+The receiver's inform Responses are built here: a v2c one whole
+(:func:`encode_inform_response`), a v3 one's ScopedPDU and message
+(:func:`encode_response_scoped_pdu`, :func:`encode_v3_message`; the fast path
+of :mod:`netalert.snmp.usmfast` encrypts and signs it).
 The rest builds whole messages for tests, the bench blaster and the demo's
 trap sender.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from netalert.snmp.ber import PduType, RawVarBind, V1Trap
+from netalert.snmp.ber import Message, PduType, RawVarBind, V1Trap
 from netalert.snmp.types import SnmpType, Value
 
 __all__ = [
+    "encode_inform_response",
     "encode_message",
     "encode_oid",
     "encode_response_scoped_pdu",
@@ -205,3 +207,24 @@ def encode_v3_message(
     at += len(usm) - len(usm_body)  # the USM SEQUENCE's
     at += len(before_auth) + len(auth) - auth_len  # the authentication parameters' header
     return message, at
+
+
+def encode_inform_response(data: bytes, message: Message) -> bytes:
+    """Encodes the Response to a v2c InformRequest (RFC 3416 section 4.2.7).
+
+    The Response carries the same request-id and, byte for byte, the same
+    variable bindings, with error-status and error-index 0.
+
+    Args:
+        data: the datagram ``message`` was decoded from.
+        message: the decoded InformRequest.
+
+    Returns:
+        The encoded Response message.
+    """
+    start, stop = message.varbinds_at
+    pdu = encode_tlv(
+        _RESPONSE, encode_tlv(0x02, _int(message.request_id)) + _NO_ERROR + data[start:stop]
+    )
+    head = encode_tlv(0x02, _int(message.version)) + encode_tlv(0x04, message.community)
+    return encode_tlv(0x30, head + pdu)
