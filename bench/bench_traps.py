@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,6 +72,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def target_pid(proc: subprocess.Popen[Any], wrap: Sequence[str]) -> int:
+    """The process measured: ``proc`` itself, or under ``perf stat`` the child it started
+    (valgrind runs its program in its own process)."""
+    if not wrap or Path(wrap[0]).name != "perf":
+        return proc.pid
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    for _ in range(200):
+        with contextlib.suppress(OSError):
+            if text := children.read_text().split():
+                return int(text[0])
+        time.sleep(0.05)
+    raise RuntimeError("perf started no child")
 
 
 def cpu_ns(pid: int) -> int:
@@ -217,26 +232,27 @@ class Netalert:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.strip() == "ready", line
-        self.pid = self.proc.pid
+        self.pid = target_pid(self.proc, wrap)
         self.v3_fast = 0  # v3 traps the fast path accepted, as of the last received()
 
     def window(self) -> None:
         """Opens, then closes, the counted window (:mod:`bench.window`)."""
         assert self.proc.stdout is not None
-        self.proc.send_signal(signal.SIGUSR2)
+        os.kill(self.pid, signal.SIGUSR2)
         assert self.proc.stdout.readline().strip() == "window"
 
     def received(self) -> tuple[int, int]:
         """(events, kernel drops)."""
         assert self.proc.stdout is not None
-        self.proc.send_signal(signal.SIGUSR1)
+        os.kill(self.pid, signal.SIGUSR1)
         events, _, drops, _, fast = self.proc.stdout.readline().split()
         self.v3_fast = int(fast)
         return int(events), int(drops)
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)  # the measured one: perf then writes its count
+        self.proc.wait(30)
 
 
 class Snmptrapd:
@@ -262,7 +278,7 @@ class Snmptrapd:
             env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir), MIBS=""),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        self.pid = self.proc.pid
+        self.pid = target_pid(self.proc, wrap)
         time.sleep(settle)
 
     def received(self) -> tuple[int, int]:
@@ -273,8 +289,9 @@ class Snmptrapd:
         return text.count(b"\n") - text.count(b"NET-SNMP version"), 0
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)  # the measured one: perf then writes its count
+        self.proc.wait(30)
 
 
 # --- the blaster ----------------------------------------------------------------------

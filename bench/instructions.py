@@ -247,7 +247,7 @@ def polls(counter: Counter, count: int, v3: bool) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    tool = args.tool or detect()
+    tool = args.tool or detect(args.perf_event)
     if tool is None:
         raise SystemExit("neither `perf stat -e instructions:u` nor valgrind works here")
     slow = tool == "callgrind"
@@ -258,9 +258,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "poll_v3": lambda c: polls(c, args.polls, v3=True),
     }
     only = args.only.split(",") if args.only else list(steps)
-    out: dict[str, Any] = {"tool": tool, "event": PERF_EVENT if tool == "perf" else "Ir"}
+    out: dict[str, Any] = {"tool": tool, "event": args.perf_event if tool == "perf" else "Ir"}
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
-        counter = Counter(tool, Path(tmp))
+        counter = Counter(tool, Path(tmp), args.perf_event)
         for name in only:
             out[name] = steps[name](counter)
             fig = out[name]
@@ -281,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--polls", type=int, default=300, help="polls per side")
     parser.add_argument("--only", help="comma-separated: traps, informs, poll_v2c, poll_v3")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--perf-event", default=PERF_EVENT, help="perf's event (e.g. task-clock where no PMU)"
+    )
     parser.add_argument("--poll-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--v3", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
