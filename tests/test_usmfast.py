@@ -504,3 +504,40 @@ def test_an_inform_the_fast_path_cannot_answer_ends_as_with_pysnmp(
             header = decode_v3_header(message)
             assert isinstance(header, V3Header)
             assert header.flags & FLAG_PRIV == 0  # a Report is never encrypted
+
+
+@cache
+def replies() -> Replies:
+    return Replies()
+
+
+INFORMS = st.tuples(VARBINDS, st.binary(max_size=4), st.sampled_from([b"", b"\x00" * 3])).map(
+    lambda t: scoped_pdu(TRAP_VARBINDS[:2] + t[0], pdu=0xA6, context=t[1]) + t[2]
+)
+
+
+@FUZZ
+@given(user=st.sampled_from(list(USERS)), scoped=st.one_of(INFORMS, SCOPED))
+def test_authentic_fuzzed_informs_end_alike_on_both_paths(user: str, scoped: bytes) -> None:
+    """Right digest, right keys, the receiver's engine and clock, anything inside: the fast
+    path answers exactly what pysnmp answers, with the same notification, or defers."""
+    if USERS[user][1] is None and not scoped.startswith(b"\x30"):
+        scoped = encode_tlv(0x30, scoped)
+    engines = replies()
+    boots, now = engines.engines[True].engine_time()
+    data = build(user, scoped, engine=OWN, boots=boots, time=now + 1)
+    if isinstance(decode_v3_header(data), DecodeError):
+        event("outcome: header refused")  # the receiver stops there on both paths
+        return
+    out = engines.run(data)
+    (reason, notes, sent), (slow_reason, slow_notes, slow_sent) = out[True], out[False]
+    assert (reason, [replace(n, fast=False) for n in notes]) == (slow_reason, slow_notes)
+    assert len(sent) == len(slow_sent)
+    for response, theirs in zip(sent, slow_sent, strict=True):
+        ours_pdu, their_pdu = _open_response(user, response)[1], _open_response(user, theirs)[1]
+        assert (ours_pdu.pdu_type, ours_pdu.request_id, ours_pdu.varbinds) == (
+            their_pdu.pdu_type,
+            their_pdu.request_id,
+            their_pdu.varbinds,
+        )
+    event(f"outcome: {reason}, answered: {bool(sent)}, fast: {any(n.fast for n in notes)}")
