@@ -63,7 +63,10 @@ pytest: venv debs
 # The bench also builds bench/nsbench.c (the net-snmp C library reference): it needs
 # libsnmp-dev and a C compiler, installed like `debs` does, only when missing.
 # `make bench QUICK=1` is a short run; BENCH_ARGS passes more (e.g. --only traps,latency).
-BENCH_DEBS := /usr/include/net-snmp/net-snmp-config.h:libsnmp-dev /usr/bin/cc:gcc
+# BENCH_ARGS=--instructions counts instructions instead, under perf stat or, where the
+# kernel exposes no hardware counter, valgrind's callgrind (hence valgrind).
+BENCH_DEBS := /usr/include/net-snmp/net-snmp-config.h:libsnmp-dev /usr/bin/cc:gcc \
+	/usr/include/valgrind/callgrind.h:valgrind
 bench: venv debs
 	@$(MAKE) --no-print-directory debs NEEDED="$(BENCH_DEBS)"
 	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)

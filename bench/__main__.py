@@ -11,9 +11,14 @@ step while it runs, then the table. Figures, the machine description and how
 busy the machine was are written to bench/results/latest.json and a
 timestamped copy (run-YYYYmmddTHHMMSSZ.json, git-ignored).
 
-Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR]
-Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k.
-Exit status 1 when a step failed to produce figures (not when a target is missed).
+Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR] [--instructions]
+Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k;
+``--instructions`` runs only the step ``instructions``: the trap and poll workloads under
+``perf stat -e instructions:u`` (or callgrind where perf cannot count), instructions per
+trap and per poll for netalert and net-snmp side by side (bench/instructions.py), written
+to bench/results/instructions.{json,md,log} instead of latest.*.
+Exit status 1 when a row misses its target (FAIL) or a step produced no figures (ERROR);
+the last line names those rows.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import CpuWatch, describe  # noqa: E402
-from bench.report import NOTES, Row, format_markdown, format_table, rows_for  # noqa: E402
+from bench.report import NOTES, Row, exit_status, format_markdown, format_table, rows_for  # noqa: E402
 
 # step -> (module, full-run arguments, --quick arguments, timeout in seconds)
 STEPS: dict[str, tuple[str, str, str, int]] = {
@@ -48,7 +53,8 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
     "traps": (
         "bench.trap_ingest",
         "--rounds 3",
-        "--rounds 1 --count 10000 --py-count 2000 --loss-count 20000 --v3-count 4000",
+        "--rounds 1 --count 10000 --py-count 2000 --loss-count 20000 --v3-count 4000 "
+        "--inform-count 4000",
         400,
     ),
     "latency": ("bench.latency", "--run 100:10 --run 1000:3", "--run 100:3 --run 1000:1", 300),
@@ -72,7 +78,17 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
         "--rounds 0 --scale 10000 --interval 15 --duration 18",
         300,
     ),
+    # --instructions only (not in the default run): instructions per trap / poll, netalert
+    # beside net-snmp, under perf stat or callgrind (bench/instructions.py)
+    "instructions": (
+        "bench.instructions",
+        "--traps 2000 --polls 300",
+        "--traps 1000 --polls 150",
+        1800,
+    ),
 }
+# the steps of a plain `python -m bench`
+DEFAULT_STEPS = [s for s in STEPS if s != "instructions"]
 
 
 def run_step(name: str, quick: bool, work: Path, log: Any) -> tuple[Any, float]:
@@ -101,8 +117,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (~2 min), rougher figures")
     parser.add_argument("--only", help="comma-separated steps: " + ", ".join(STEPS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per trap and per poll beside net-snmp (perf stat, else callgrind)",
+    )
     args = parser.parse_args()
-    steps = list(STEPS) if not args.only else [s.strip() for s in args.only.split(",")]
+    steps = DEFAULT_STEPS if not args.only else [s.strip() for s in args.only.split(",")]
+    if args.instructions:
+        steps = ["instructions"]
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         parser.error(f"unknown step(s): {', '.join(unknown)}; known: {', '.join(STEPS)}")
@@ -114,7 +137,9 @@ def main() -> int:
     figures: dict[str, Any] = {}
     timings: dict[str, float] = {}
     rows: list[Row] = []
-    log_path = args.out / "latest.log"
+    # --instructions keeps its own files, so the time table of the last full run stays
+    name = "instructions" if args.instructions else "latest"
+    log_path = args.out / f"{name}.log"
     print(
         f"netalert bench{' (quick)' if args.quick else ''}: {machine['cpu_model']}, "
         f"{machine['cores']} cores, load {watch.load_before}; step output in {log_path}",
@@ -154,12 +179,14 @@ def main() -> int:
         "figures": figures,
     }
     text = json.dumps(result, indent=1)
-    (args.out / "latest.json").write_text(text)
-    (args.out / "latest.md").write_text(format_markdown(rows) + "\n")
+    (args.out / f"{name}.json").write_text(text)
+    (args.out / f"{name}.md").write_text(format_markdown(rows) + "\n")
     (args.out / f"run-{stamp}.json").write_text(text)
     shutil.copyfile(log_path, args.out / f"run-{stamp}.log")
-    print(f"figures: {args.out / 'latest.json'} (and run-{stamp}.json)")
-    return 1 if any(r.verdict == "ERROR" for r in rows) else 0
+    print(f"figures: {args.out / f'{name}.json'} (and run-{stamp}.json)")
+    status, summary = exit_status(rows)
+    print(summary)
+    return status
 
 
 if __name__ == "__main__":

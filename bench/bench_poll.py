@@ -34,10 +34,12 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.window import Window
 from netalert.snmp.client import Target
 from netalert.snmp.plan import DevicePlan
 from netalert.snmp.poller import Poller
@@ -67,7 +69,10 @@ def target(port: int, i: int, v3: bool) -> Target:
     return Target(host_for(i), port, "2c", community="public")
 
 
-async def run_netalert(tree: object, port: int, polls: int, v3: bool) -> dict[str, float]:
+async def run_netalert(
+    tree: object, port: int, polls: int, v3: bool, window: Window | None = None
+) -> dict[str, float]:
+    """``window``: counts the instructions of the polls only (:mod:`bench.window`)."""
     plans = [
         DevicePlan(f"d{i}", target(port, i, v3), "gufo", 3600.0, 0.0, GETS, WALKS)
         for i in range(polls)
@@ -86,10 +91,14 @@ async def run_netalert(tree: object, port: int, polls: int, v3: bool) -> dict[st
         await asyncio.gather(*(poller.poll(p.name) for p in plans))
         count[:] = [0, 0]
         done.clear()
+    if window is not None:
+        window.start()
     cpu0, t0 = time.process_time(), time.perf_counter()
     poller.start(spread=False)
     await asyncio.wait_for(done.wait(), 600)
     secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if window is not None:
+        window.stop()
     await poller.stop()
     bad = sum(v for k, v in poller.stats.polls.items() if k != "ok")
     return {"polls": count[0], "seconds": secs, "cpu": cpu, "samples": count[1], "failed": bad}
@@ -180,8 +189,12 @@ def build_c(workdir: Path) -> Path | None:
     return exe
 
 
-def run_c(exe: Path, agent: Snmpd, polls: int, v3: bool) -> dict[str, float]:
-    args = [str(exe), "-p", f"127.0.0.1:{agent.port}", "-n", str(polls), "-c", str(CONCURRENCY)]
+def run_c(
+    exe: Path, agent: Snmpd, polls: int, v3: bool, wrap: Sequence[str] = ()
+) -> dict[str, float]:
+    """``wrap``: a command nsbench runs under (perf stat, valgrind)."""
+    args = [*wrap, str(exe), "-p", f"127.0.0.1:{agent.port}", "-n", str(polls)]
+    args += ["-c", str(CONCURRENCY)]
     args += [x for o in GETS for x in ("-g", o)] + [x for o in WALKS for x in ("-w", o)]
     if v3:
         args += ["-v", "3", "-u", DEFAULT_USER.name, "-A", DEFAULT_USER.auth_password]

@@ -29,14 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from netalert.snmp.ber import PduType  # noqa: E402
-from netalert.snmp.berenc import encode_message  # noqa: E402
+from bench.window import Window  # noqa: E402
+from netalert.snmp.ber import PduType, decode_message  # noqa: E402
+from netalert.snmp.berenc import encode_message, encode_value  # noqa: E402
+from netalert.snmp.berv3 import V3Header, decode_v3_header  # noqa: E402
 from netalert.snmp.types import SnmpType  # noqa: E402
+from tests.support.v3build import build_v3, scoped_pdu, varbind  # noqa: E402
 
 V3_ENGINE = "8000000001020304"
 V3_ARGS = [
@@ -67,6 +72,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def target_pid(proc: subprocess.Popen[Any], wrap: Sequence[str]) -> int:
+    """The process measured: ``proc`` itself, or under ``perf stat`` the child it started
+    (valgrind runs its program in its own process)."""
+    if not wrap or Path(wrap[0]).name != "perf":
+        return proc.pid
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    for _ in range(200):
+        with contextlib.suppress(OSError):
+            if text := children.read_text().split():
+                return int(text[0])
+        time.sleep(0.05)
+    raise RuntimeError("perf started no child")
 
 
 def cpu_ns(pid: int) -> int:
@@ -168,6 +187,15 @@ def serve(port: int, users: bool, v3_fast: bool = True) -> None:
             )
 
         loop.add_signal_handler(signal.SIGUSR1, report)
+        # python -m bench.instructions: SIGUSR2 opens, then closes, the counted window
+        window, counting = Window(), [False]
+
+        def toggle() -> None:
+            (window.stop if counting[0] else window.start)()
+            counting[0] = not counting[0]
+            print("window", flush=True)
+
+        loop.add_signal_handler(signal.SIGUSR2, toggle)
         print("ready", flush=True)
         await stop.wait()
         await receiver.stop()
@@ -183,53 +211,75 @@ def serve(port: int, users: bool, v3_fast: bool = True) -> None:
 class Netalert:
     name = "netalert"
 
-    def __init__(self, port: int, users: bool = False, v3_fast: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        users: bool = False,
+        v3_fast: bool = True,
+        wrap: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``wrap``: a command the receiver runs under (perf stat, valgrind), with ``env``."""
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(port)]
+            [*wrap, sys.executable, __file__, "--serve", str(port)]
             + (["--users"] if users else [])
             + ([] if v3_fast else ["--v3-pysnmp"]),
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.strip() == "ready", line
-        self.pid = self.proc.pid
+        self.pid = target_pid(self.proc, wrap)
         self.v3_fast = 0  # v3 traps the fast path accepted, as of the last received()
+
+    def window(self) -> None:
+        """Opens, then closes, the counted window (:mod:`bench.window`)."""
+        assert self.proc.stdout is not None
+        os.kill(self.pid, signal.SIGUSR2)
+        assert self.proc.stdout.readline().strip() == "window"
 
     def received(self) -> tuple[int, int]:
         """(events, kernel drops)."""
         assert self.proc.stdout is not None
-        self.proc.send_signal(signal.SIGUSR1)
+        os.kill(self.pid, signal.SIGUSR1)
         events, _, drops, _, fast = self.proc.stdout.readline().split()
         self.v3_fast = int(fast)
         return int(events), int(drops)
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)  # the measured one: perf then writes its count
+        self.proc.wait(30)
 
 
 class Snmptrapd:
     name = "snmptrapd"
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(
+        self, port: int, workdir: Path, wrap: Sequence[str] = (), settle: float = 1.0
+    ) -> None:
+        """``wrap``: a command snmptrapd runs under; ``settle``: seconds it gets to start."""
         self.port = port
         conf = workdir / "snmptrapd.conf"
         conf.write_text(
             f"authCommunity log public\ncreateUser -e 0x{V3_ENGINE} benchuser SHA bench-auth-pw "
-            "AES bench-priv-pw\nauthUser log benchuser\n"
+            "AES bench-priv-pw\n"
+            # informs: the same user for snmptrapd's own engine ID
+            "createUser benchuser SHA bench-auth-pw AES bench-priv-pw\n"
+            "authUser log benchuser\n"
         )
         self.log = workdir / f"traps-{port}.log"
         self.proc = subprocess.Popen(
-            ["snmptrapd", "-f", "-C", "-c", str(conf), "-n", "-Lf", str(self.log),
+            [*wrap, "snmptrapd", "-f", "-C", "-c", str(conf), "-n", "-Lf", str(self.log),
              "-F", "%V %a %N %W %v\n", f"udp:127.0.0.1:{port}"],
             env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir), MIBS=""),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        self.pid = self.proc.pid
-        time.sleep(1.0)
+        self.pid = target_pid(self.proc, wrap)
+        time.sleep(settle)
 
     def received(self) -> tuple[int, int]:
         try:
@@ -239,8 +289,9 @@ class Snmptrapd:
         return text.count(b"\n") - text.count(b"NET-SNMP version"), 0
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)  # the measured one: perf then writes its count
+        self.proc.wait(30)
 
 
 # --- the blaster ----------------------------------------------------------------------
@@ -307,6 +358,49 @@ def capture_v3(workdir: Path) -> bytes:
             check=True, env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir)),
         )  # fmt: skip
         return sock.recv(65535)
+
+
+def discover(port: int, timeout: float = 30.0) -> tuple[bytes, int, int]:
+    """The receiver's engine ID, boots and time, from the Report to a discovery probe
+    (RFC 3414 section 4), as an inform sender learns them."""
+    probe = build_v3(
+        b"",
+        scoped_pdu([], pdu=PduType.GET),
+        engine=b"",
+        level="noAuthNoPriv",
+        reportable=True,
+        boots=0,
+        time=0,
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(probe, ("127.0.0.1", port))
+        header = decode_v3_header(sock.recv(65535))
+    assert isinstance(header, V3Header), header
+    return header.engine_id, header.boots, header.time
+
+
+def v3_inform(port: int) -> bytes:
+    """An authPriv (SHA/AES-128) v3 inform, 6 varbinds, for the receiver on ``port``: its
+    engine ID, boots and time discovered first; sent again and again within 150 s of that,
+    each copy is authentic and in time."""
+    engine, boots, now = discover(port)
+    varbinds = [
+        varbind(oid, encode_value(kind, value))
+        for oid, kind, value in decode_message(v2c_trap()).varbinds  # type: ignore[union-attr]
+    ]
+    return build_v3(
+        "benchuser",
+        scoped_pdu(varbinds, pdu=PduType.INFORM, context_engine=engine),
+        engine=engine,
+        level="authPriv",
+        auth="SHA",
+        auth_password="bench-auth-pw",
+        priv="AES-128",
+        priv_password="bench-priv-pw",
+        boots=boots,
+        time=now,
+    )
 
 
 def main() -> None:

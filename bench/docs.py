@@ -4,7 +4,9 @@ The table is bench/results/latest.md as `python -m bench` wrote it; the paragrap
 about the machine (CPU, memory, system, library versions, how busy it was) comes
 from bench/results/latest.json of the same run. The rest of the page is prose in
 docs/performance.md.in, where ``<!-- bench machine -->`` and ``<!-- bench table -->``
-stand for those two parts.
+stand for those two parts, and ``<!-- bench instructions -->`` for the table of
+`python -m bench --instructions` (bench/results/instructions.md) with its date,
+tool and machine load from instructions.json.
 
 Usage: python -m bench.docs [--check]   (``make docs``)
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 from netalert.config.docs import write_page
 
-__all__ = ["PAGE", "TEMPLATE", "machine_paragraph", "main", "render"]
+__all__ = ["PAGE", "TEMPLATE", "machine_paragraph", "main", "read_instructions", "render"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "docs/performance.md.in"
@@ -32,6 +34,7 @@ NOTICE = (
 )
 MACHINE = "<!-- bench machine -->"
 TABLE = "<!-- bench table -->"
+INSTRUCTIONS = "<!-- bench instructions -->"
 
 
 def machine_paragraph(result: Mapping[str, Any]) -> str:
@@ -66,8 +69,29 @@ def machine_paragraph(result: Mapping[str, Any]) -> str:
     )
 
 
-def render(template: str, table: str, result: Mapping[str, Any]) -> str:
-    """The page: ``template`` with the machine paragraph and ``table`` in their places.
+def instructions_part(table: str | None, result: Mapping[str, Any] | None) -> str:
+    """The instruction-count table with when and how it was counted (or that it was not)."""
+    if table is None or result is None:
+        return "Not counted yet: run `python -m bench --instructions`.\n"
+    machine, noise = result["machine"], result["noise"]
+    day = machine["date"].split()[0]
+    return (
+        f"Counted with `python -m bench --instructions{' --quick' if result.get('quick') else ''}`"
+        f" on {day}, same machine and versions as above\n(load {noise['loadavg_1m_before']}"
+        f" -> {noise['loadavg_1m_after']}: instruction counts do not depend on it).\n\n"
+        + table.rstrip("\n")
+        + "\n"
+    )
+
+
+def render(
+    template: str,
+    table: str,
+    result: Mapping[str, Any],
+    instructions: tuple[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """The page: ``template`` with the machine paragraph and ``table`` in their places,
+    and the ``instructions`` table (Markdown, its run's JSON) where the template asks.
 
     Raises:
         ValueError: The template does not hold each marker exactly once.
@@ -76,7 +100,16 @@ def render(template: str, table: str, result: Mapping[str, Any]) -> str:
         if template.count(marker + "\n") != 1:
             raise ValueError(f"{TEMPLATE}: needs one line {marker}")
     page = template.replace(MACHINE + "\n", machine_paragraph(result))
+    page = page.replace(INSTRUCTIONS + "\n", instructions_part(*(instructions or (None, None))))
     return NOTICE + page.replace(TABLE + "\n", table.rstrip("\n") + "\n")
+
+
+def read_instructions(results: Path) -> tuple[str, Mapping[str, Any]] | None:
+    """The table and JSON of the last `python -m bench --instructions`, when there is one."""
+    table, figures = results / "instructions.md", results / "instructions.json"
+    if not table.is_file() or not figures.is_file():
+        return None
+    return table.read_text(encoding="utf-8"), json.loads(figures.read_text(encoding="utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         (ROOT / TEMPLATE).read_text(encoding="utf-8"),
         (results / "latest.md").read_text(encoding="utf-8"),
         json.loads((results / "latest.json").read_text(encoding="utf-8")),
+        read_instructions(results),
     )
     return write_page(ROOT, PAGE, page, check=args.check)
 

@@ -11,7 +11,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["NOTES", "ROWS", "Row", "format_markdown", "format_table", "rows_for"]
+__all__ = [
+    "NOTES",
+    "ROWS",
+    "Row",
+    "exit_status",
+    "format_markdown",
+    "format_table",
+    "rows_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,20 @@ def rows_traps(fig: dict[str, Any]) -> list[Row]:
             _verdict(v3["per_core"] >= 1500),
         )
     )
+    informs = fig.get("informs")
+    if informs:
+        ours, slow, ref = informs["netalert"], informs["pysnmp"], informs["snmptrapd"]
+        out.append(
+            Row(
+                "inform v3 authPriv, answered, informs/s per core",
+                f"{_n(ours['per_core'])} ({ours['loss_pct']:.2f}% lost at {_n(informs['rate'])}/s)",
+                f"via pysnmp engine {_n(slow['per_core'])}; snmptrapd {_n(ref['per_core'])}",
+                f"{ours['per_core'] / slow['per_core']:.1f}x; "
+                f"{ours['per_core'] / ref['per_core']:.2f}x",
+                ">= 8,000/s",
+                _verdict(ours["per_core"] >= 8000),
+            )
+        )
     return out
 
 
@@ -305,6 +327,35 @@ def _scale(fig: dict[str, Any], big: bool) -> list[Row]:
     ]
 
 
+def rows_instructions(fig: dict[str, Any]) -> list[Row]:
+    """Instructions per trap / poll: stable where time ratios move with the load."""
+    tool = f"{fig['tool']} {fig['event']}"
+    out = []
+    labels = {
+        "traps": ("trap v2c, instructions per trap", "snmptrapd", "trap"),
+        "poll_v2c": ("poll v2c, instructions per poll", "net-snmp", "poll"),
+        "poll_v3": ("poll v3 authPriv, instructions per poll", "net-snmp", "poll"),
+        "informs": ("inform v3 authPriv, instructions per inform", "snmptrapd", "inform"),
+    }
+    for key, (what, ref_key, _) in labels.items():
+        data = fig.get(key)
+        if not data:
+            continue
+        ref = data.get(ref_key)
+        name = "net-snmp C" if ref_key == "net-snmp" else ref_key
+        out.append(
+            Row(
+                f"{what} ({tool}, {_n(data['count'])})",
+                _n(data["netalert"]),
+                f"{name} {_n(ref)}" if ref else "-",
+                f"{data['ratio']:.2f}x" if ref else "-",
+                "-",
+                "info",
+            )
+        )
+    return out
+
+
 def _ms(value: float) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
@@ -326,6 +377,7 @@ ROWS: dict[str, Callable[[Any], list[Row]]] = {
     "mib": rows_mib,
     "scale_1k": lambda fig: _scale(fig, big=False),
     "scale_10k": lambda fig: _scale(fig, big=True),
+    "instructions": rows_instructions,
 }
 
 
@@ -361,6 +413,21 @@ NOTES = (
     "against the loopback snmpd; RSS = the poller process's max RSS, MIB tree included; "
     "CPU = the process's CPU time / wall time.",
 )
+
+
+def exit_status(rows: list[Row]) -> tuple[int, str]:
+    """The exit status of ``python -m bench`` for ``rows`` and its summary line.
+
+    1 when a row missed its target (FAIL), a step produced no figures (ERROR) or
+    there is no row at all, so a regression cannot pass unnoticed; else 0.
+    """
+    if not rows:
+        return 1, "bench: FAILED: no rows (no step produced figures)"
+    bad = [r for r in rows if r.verdict in ("FAIL", "ERROR")]
+    if not bad:
+        return 0, f"bench: every target met ({len(rows)} rows)"
+    named = "; ".join(f"{r.measurement} [{r.verdict}]" for r in bad)
+    return 1, f"bench: FAILED {len(bad)} of {len(rows)} rows: {named}"
 
 
 def format_markdown(rows: list[Row]) -> str:

@@ -11,7 +11,10 @@ round, then the median.
   its CPU is divided by what it received, after its backlog drained);
 * loss: ``--loss-count`` v2c traps at 5,000/s into netalert with default settings;
 * v3 authPriv (SHA/AES-128): 10,000 at 2,000/s; the rate one core sustains is
-  1000 / (CPU ms per trap).
+  1000 / (CPU ms per trap);
+* v3 authPriv informs (SHA/AES-128), ``--inform-count`` at 2,000/s, each answered:
+  netalert's fast path, netalert through pysnmp's engine, and snmptrapd; the
+  sender discovers each receiver's engine ID, boots and time first.
 
 Run: .venv/bin/python -m bench.trap_ingest [--rounds 3] [--json FILE]
 """
@@ -26,7 +29,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.bench_traps import Netalert, Snmptrapd, capture_v3, free_port, measure, v2c_trap
+from bench.bench_traps import (
+    Netalert,
+    Snmptrapd,
+    capture_v3,
+    free_port,
+    measure,
+    v2c_trap,
+    v3_inform,
+)
 from bench.ref_ntfrcv import PysnmpReceiver
 
 __all__ = ["run"]
@@ -115,6 +126,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{per_core:,.0f} traps/s per core",
                 flush=True,
             )
+        # v3 authPriv informs, answered: the fast path, pysnmp's engine, snmptrapd
+        informs: dict[str, Any] = {}
+        for key in ("netalert", "pysnmp", "snmptrapd"):
+            port = free_port()
+            receiver: Any = (
+                Snmptrapd(port, workdir)
+                if key == "snmptrapd"
+                else Netalert(port, users=True, v3_fast=key == "netalert")
+            )
+            try:
+                res = measure(receiver, v3_inform(port), args.inform_count, 2_000)
+            finally:
+                receiver.close()
+            per_core = 1e6 / max(res["cpu_ms_per_1000"], 1e-9)
+            informs[key] = {"per_core": per_core} | res
+            print(
+                f"{key}: v3 authPriv SHA/AES-128 informs, {args.inform_count:,} at 2,000/s: "
+                f"answered {res['received']:.0f}, CPU {res['cpu_ms_per_1000']:.0f} ms/1000 => "
+                f"{per_core:,.0f} informs/s per core",
+                flush=True,
+            )
+        out["informs"] = {"count": args.inform_count, "rate": 2_000} | informs
     return out
 
 
@@ -127,6 +160,7 @@ def main() -> None:
     parser.add_argument("--py-rate", type=float, default=5_000)
     parser.add_argument("--loss-count", type=int, default=100_000)
     parser.add_argument("--v3-count", type=int, default=10_000)
+    parser.add_argument("--inform-count", type=int, default=10_000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     result = run(args)

@@ -51,7 +51,7 @@ def check(data: bytes) -> None:
     assert isinstance(again, ber.Message), f"re-encoded message does not decode: {again}"
     assert dataclasses.replace(again, varbinds_at=msg.varbinds_at) == msg, (msg, again)
     if msg.pdu_type == ber.PduType.INFORM:
-        response = ber.decode_message(ber.encode_inform_response(data, msg))
+        response = ber.decode_message(berenc.encode_inform_response(data, msg))
         assert isinstance(response, ber.Message), f"inform Response does not decode: {response}"
         assert response.pdu_type == ber.PduType.RESPONSE
         assert response.request_id == msg.request_id

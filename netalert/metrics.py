@@ -181,6 +181,11 @@ FAMILIES: Mapping[str, Family] = {
             "Traps from an address two devices share, credited to the first of them.",
         ),
         Family(
+            "netalert_traps_v3_fast_total",
+            "counter",
+            "SNMPv3 traps and informs accepted by the receiver's fast path (not pysnmp's engine).",
+        ),
+        Family(
             "netalert_traps_recorded_total",
             "counter",
             "Datagrams written to the [traps] record file (accepted and refused alike).",

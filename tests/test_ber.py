@@ -14,10 +14,9 @@ from netalert.snmp.ber import (
     PduType,
     V1Trap,
     decode_message,
-    encode_inform_response,
     message_version,
 )
-from netalert.snmp.berenc import encode_message, encode_oid, encode_tlv
+from netalert.snmp.berenc import encode_inform_response, encode_message, encode_oid, encode_tlv
 from netalert.snmp.types import SnmpType
 
 UPTIME = "1.3.6.1.2.1.1.3.0"

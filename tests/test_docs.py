@@ -211,13 +211,14 @@ def test_configuration_generator_refuses_a_key_without_description() -> None:
 
 
 def test_performance_page_is_the_bench_results_rendered() -> None:
-    from bench.docs import PAGE, TEMPLATE, render
+    from bench.docs import PAGE, TEMPLATE, read_instructions, render
 
     results = ROOT / "bench" / "results"
     expected = render(
         read(ROOT / TEMPLATE),
         read(results / "latest.md"),
         json.loads(read(results / "latest.json")),
+        read_instructions(results),
     )
     assert read(ROOT / PAGE) == expected, f"{PAGE} differs from bench/results/: {MAKE_DOCS}"
     assert read(results / "latest.md").strip() in expected

@@ -11,6 +11,7 @@ import email
 import email.policy
 import json
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -415,3 +416,36 @@ def test_traps_are_credited_by_identity_then_relay_then_source(
         assert "Source:   127.0.0.3:" in body and "(SNMPv3 user privuser)" in body, body
     finally:
         agent.cleanup()
+
+
+def _snmpinform(agent: AgentProcess, index: int, auth_password: str) -> int:
+    """net-snmp's snmpinform of a linkDown (ifIndex ``index``) as privuser: its exit status
+    (0 only when an authentic Response came back)."""
+    argv = [
+        "snmpinform", "-v", "3", "-u", "privuser", "-l", "authPriv",
+        "-a", "SHA", "-A", auth_password, "-x", "AES", "-X", "priv-privuser",
+        "-t", "2", "-r", "0", f"127.0.0.1:{agent.traps_port}", "", "1.3.6.1.6.3.1.1.5.3",
+        f"1.3.6.1.2.1.2.2.1.1.{index}", "i", str(index),
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, timeout=20, check=False).returncode
+
+
+def _v3_fast(agent: AgentProcess) -> float:
+    status, body = agent.get("/metrics")
+    assert status == 200
+    return sum(metric_values(body, "netalert_traps_v3_fast_total").values())
+
+
+def test_v3_informs_are_answered_on_the_fast_path_and_forged_ones_are_not(
+    agent: AgentProcess,
+) -> None:
+    before = _v3_fast(agent)
+    assert _snmpinform(agent, 61, "auth-privuser") == 0  # it got the Response
+    _wait_alert(agent, 61)
+    assert _v3_fast(agent) == before + 1  # answered on the fast path, not by pysnmp
+    # A forged inform (wrong key): no Response (snmpinform fails), no alert, counted.
+    assert _snmpinform(agent, 62, "not-the-password") != 0
+    _wait_rejected(agent, "bad_digest", 1)
+    time.sleep(0.3)
+    assert 62 not in _alert_indexes(agent)
+    assert _v3_fast(agent) == before + 1

@@ -213,8 +213,54 @@ async def test_v3_authpriv_trap_and_inform(
     assert _by_name(trap)["IF-MIB::ifOperStatus"] == ("2", 2, "down")
     assert (inform.user, inform.trap_name, inform.inform) == (name, "IF-MIB::linkUp", True)
     assert harness.receiver.stats.received["3"] == 2
-    assert harness.receiver.stats.v3_fast == 1  # the trap took the fast path, the inform pysnmp
+    assert harness.receiver.stats.v3_fast == 2  # the trap and the inform took the fast path
+    assert harness.receiver.stats.v3_replies >= 2  # the discovery Report, the Response
     assert not harness.receiver.stats.rejected
+
+
+# Informs answered on the fast path, at both levels, with the other hash/cipher pairs
+INFORM_USERS = [
+    ("md5auth", "MD5", None),
+    ("shaauth", "SHA", None),
+    ("sha256auth", "SHA-256", None),
+    ("shades", "SHA", "DES"),
+    ("sha256des", "SHA-256", "DES"),
+    ("md5aes", "MD5", "AES-128"),
+    ("sha256aes", "SHA-256", "AES-128"),
+]
+
+
+@pytest.mark.daemon
+async def test_v3_informs_are_answered_on_the_fast_path(tree: MibTree) -> None:
+    port = free_udp_port()
+    queue: asyncio.Queue[TrapEvent] = asyncio.Queue()
+    users = [
+        {"user": name, "auth_protocol": auth, "auth_password": f"auth-{name}"}
+        | ({"priv_protocol": priv, "priv_password": f"priv-{name}"} if priv else {})
+        for name, auth, priv in INFORM_USERS
+    ]
+    receiver = TrapReceiver(_config(port, users=users), sink=queue, tree=tree)
+    await receiver.start()
+    try:
+        harness = Harness(receiver, queue, port)
+        for n, (name, auth, priv) in enumerate(INFORM_USERS, 1):
+            sec = ["-v", "3", "-u", name, "-a", auth, "-A", f"auth-{name}"]
+            if priv:
+                sec += ["-l", "authPriv", "-x", NET_SNMP_PRIV[priv], "-X", f"priv-{name}"]
+            else:
+                sec += ["-l", "authNoPriv"]
+            rc = await harness.run(
+                "snmpinform", *sec, "-t", "3", "-r", "0", harness.target,
+                "", "1.3.6.1.6.3.1.1.5.4", *LINK,
+            )  # fmt: skip
+            assert rc == 0, f"{name}: snmpinform got no Response"
+            (event,) = await harness.events(1)
+            assert (event.user, event.trap_name, event.inform) == (name, "IF-MIB::linkUp", True)
+            assert _by_name(event)["IF-MIB::ifDescr"][1] == b"eth0 uplink"
+            assert receiver.stats.v3_fast == n, f"{name}: not answered on the fast path"
+        assert not receiver.stats.rejected
+    finally:
+        await receiver.stop()
 
 
 @pytest.mark.daemon

@@ -9,11 +9,15 @@ rejection) and that nothing raises out of the fast path.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import replace
 from functools import cache
 from typing import Any
 
 import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyasn1.type.univ import OctetString
@@ -22,7 +26,13 @@ from pysnmp.entity import config as pconfig
 from netalert.config.models import TrapUser
 from netalert.snmp.ber import DecodeError
 from netalert.snmp.berenc import encode_oid, encode_tlv
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, V3Header, decode_v3_header
+from netalert.snmp.berv3 import (
+    FLAG_AUTH,
+    FLAG_PRIV,
+    V3Header,
+    decode_scoped_pdu,
+    decode_v3_header,
+)
 from netalert.snmp.trapstats import RejectReason
 from netalert.snmp.trapv3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, V3Engine, V3Notification
 from netalert.snmp.types import SnmpType
@@ -333,3 +343,201 @@ def test_garbage_never_raises_out_of_the_fast_path(garbage: bytes, prefix: bytes
     if isinstance(header, V3Header):
         assert not isinstance(usm.receive(data, header), FastTrap)
     assert usm.internal_errors == 0
+
+
+# --- informs: the fast path answers them as pysnmp does ---------------------------------
+
+
+def _open_response(user: str, data: bytes) -> tuple[V3Header, Any]:
+    """A Response's header and ScopedPDU, after checking its digest with ``user``'s keys
+    localized to the receiver's engine ID (what the inform sender does)."""
+    auth, priv = USERS[user]
+    hash_name, size = AUTH_HASHES[auth]
+    header = decode_v3_header(data)
+    assert isinstance(header, V3Header)
+    key = localize_key(password_to_master(f"auth-{user}".encode(), hash_name), OWN, hash_name)
+    zeroed = data[: header.auth_at] + bytes(size) + data[header.auth_at + size :]
+    assert hmac.digest(key, zeroed, hash_name)[:size] == header.auth_params, "bad digest"
+    start, stop = header.data_at
+    if priv is None:
+        return header, decode_scoped_pdu(data, (start, stop))
+    master = password_to_master(f"priv-{user}".encode(), hash_name)
+    pkey = extend_key(localize_key(master, OWN, hash_name), PRIV_KEY_SIZES[priv], hash_name)
+    salt = header.priv_params
+    if priv == "DES":
+        iv = bytes(a ^ b for a, b in zip(salt, pkey[8:16], strict=True))
+        dec = Cipher(TripleDES(pkey[:8] * 3), modes.CBC(iv)).decryptor()
+    else:
+        iv = header.boots.to_bytes(4, "big") + header.time.to_bytes(4, "big") + salt
+        dec = Cipher(algorithms.AES(pkey), CFB(iv)).decryptor()
+    return header, decode_scoped_pdu(dec.update(data[start:stop]) + dec.finalize())
+
+
+class Replies:
+    """A fast and a pysnmp-only V3Engine (real clock) that keep what they send."""
+
+    def __init__(self) -> None:
+        self.sent: dict[bool, list[bytes]] = {True: [], False: []}
+        self.notes: dict[bool, list[V3Notification]] = {True: [], False: []}
+        self.engines = {
+            fast: V3Engine(
+                _users(),
+                OWN,
+                on_notification=self.notes[fast].append,
+                send=lambda data, _addr, fast=fast: self.sent[fast].append(data),
+                fast=fast,
+            )
+            for fast in (True, False)
+        }
+
+    def inform(self, user: str, *, skew: int = 0, **kwargs: Any) -> bytes:
+        boots, now = self.engines[True].engine_time()
+        return build(
+            user,
+            scoped_pdu(TRAP_VARBINDS, pdu=0xA6, context=b"ctx"),
+            engine=OWN,
+            boots=boots,
+            time=now + skew,
+            **kwargs,
+        )
+
+    def run(self, data: bytes) -> dict[bool, tuple[Any, ...]]:
+        header = decode_v3_header(data)
+        assert isinstance(header, V3Header)
+        out = {}
+        for fast, engine in self.engines.items():
+            self.sent[fast].clear()
+            self.notes[fast].clear()
+            reason = engine.handle(data, SOURCE, header)
+            out[fast] = (reason, list(self.notes[fast]), list(self.sent[fast]))
+        assert self.engines[True]._usm.internal_errors == 0
+        return out
+
+
+@pytest.mark.parametrize("user", list(USERS))
+def test_an_inform_is_answered_by_the_fast_path_as_by_pysnmp(user: str) -> None:
+    replies = Replies()
+    data = replies.inform(user)
+    header = decode_v3_header(data)
+    assert isinstance(header, V3Header)
+    taken = replies.engines[True]._usm.receive(data, header)
+    assert isinstance(taken, FastTrap) and taken.response
+    out = replies.run(data)
+    answers = {}
+    for fast, (reason, notes, sent) in out.items():
+        assert reason is None
+        (note,) = notes
+        assert (note.fast, note.inform, note.user, note.engine_id) == (fast, True, user, ENGINE)
+        (response,) = sent
+        answers[fast] = _open_response(user, response)
+    (ours, our_pdu), (theirs, their_pdu) = answers[True], answers[False]
+    boots = replies.engines[True].engine_time()[0]
+    assert (ours.engine_id, ours.user, ours.msg_id, ours.boots) == (OWN, user.encode(), 77, boots)
+    assert (ours.engine_id, ours.user, ours.msg_id, ours.boots, ours.flags) == (
+        theirs.engine_id,
+        theirs.user,
+        theirs.msg_id,
+        theirs.boots,
+        theirs.flags,
+    )
+    assert abs(ours.time - theirs.time) <= 1
+    assert our_pdu.pdu_type == their_pdu.pdu_type == 0xA2
+    assert (our_pdu.request_id, our_pdu.error_status, our_pdu.error_index) == (4242, 0, 0)
+    assert (our_pdu.context_engine_id, our_pdu.context_name) == (ENGINE, b"ctx")
+    assert (our_pdu.varbinds, our_pdu.request_id) == (their_pdu.varbinds, their_pdu.request_id)
+    assert (our_pdu.context_engine_id, our_pdu.context_name) == (
+        their_pdu.context_engine_id,
+        their_pdu.context_name,
+    )
+
+
+def test_responses_never_reuse_a_salt() -> None:
+    replies = Replies()
+    salts = set()
+    for _ in range(5):
+        (_, _, (response,)) = replies.run(replies.inform("shaaes"))[True]
+        salts.add(_open_response("shaaes", response)[0].priv_params)
+    assert len(salts) == 5
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("forged", RejectReason.BAD_DIGEST),  # a wrong digest: no Response, no notification
+        ("stale", RejectReason.NOT_IN_TIME_WINDOW),  # outside +-150 s: pysnmp's Report
+        ("wrong_boots", RejectReason.NOT_IN_TIME_WINDOW),
+        ("short_digest", RejectReason.BAD_DIGEST),
+    ],
+)
+def test_an_inform_the_fast_path_cannot_answer_ends_as_with_pysnmp(
+    case: str, reason: RejectReason
+) -> None:
+    replies = Replies()
+    if case == "forged":
+        good = bytearray(replies.inform("md5des"))
+        header = decode_v3_header(bytes(good))
+        assert isinstance(header, V3Header)
+        good[header.auth_at] ^= 0x01
+        data = bytes(good)
+    elif case == "wrong_boots":
+        boots, now = replies.engines[True].engine_time()
+        scoped = scoped_pdu(TRAP_VARBINDS, pdu=0xA6)
+        data = build("shaaes", scoped, engine=OWN, boots=boots + 1, time=now + 10)
+    else:
+        data = {
+            "stale": lambda: replies.inform("sha256", skew=400),
+            "short_digest": lambda: replies.inform("sha256", digest_len=11),
+        }[case]()
+    header = decode_v3_header(data)
+    assert isinstance(header, V3Header)
+    assert replies.engines[True]._usm.receive(data, header) is None  # left to pysnmp
+    out = replies.run(data)
+    for fast in (True, False):
+        got, notes, sent = out[fast]
+        assert (got, notes) == (reason, [])
+        # no Response: at most pysnmp's Report, the same on both paths
+        assert [decode_v3_header(m).flags for m in sent] == [  # type: ignore[union-attr]
+            decode_v3_header(m).flags  # type: ignore[union-attr]
+            for m in out[False][2]
+        ]
+        for message in sent:
+            header = decode_v3_header(message)
+            assert isinstance(header, V3Header)
+            assert header.flags & FLAG_PRIV == 0  # a Report is never encrypted
+
+
+@cache
+def replies() -> Replies:
+    return Replies()
+
+
+INFORMS = st.tuples(VARBINDS, st.binary(max_size=4), st.sampled_from([b"", b"\x00" * 3])).map(
+    lambda t: scoped_pdu(TRAP_VARBINDS[:2] + t[0], pdu=0xA6, context=t[1]) + t[2]
+)
+
+
+@FUZZ
+@given(user=st.sampled_from(list(USERS)), scoped=st.one_of(INFORMS, SCOPED))
+def test_authentic_fuzzed_informs_end_alike_on_both_paths(user: str, scoped: bytes) -> None:
+    """Right digest, right keys, the receiver's engine and clock, anything inside: the fast
+    path answers exactly what pysnmp answers, with the same notification, or defers."""
+    if USERS[user][1] is None and not scoped.startswith(b"\x30"):
+        scoped = encode_tlv(0x30, scoped)
+    engines = replies()
+    boots, now = engines.engines[True].engine_time()
+    data = build(user, scoped, engine=OWN, boots=boots, time=now + 1)
+    if isinstance(decode_v3_header(data), DecodeError):
+        event("outcome: header refused")  # the receiver stops there on both paths
+        return
+    out = engines.run(data)
+    (reason, notes, sent), (slow_reason, slow_notes, slow_sent) = out[True], out[False]
+    assert (reason, [replace(n, fast=False) for n in notes]) == (slow_reason, slow_notes)
+    assert len(sent) == len(slow_sent)
+    for response, theirs in zip(sent, slow_sent, strict=True):
+        ours_pdu, their_pdu = _open_response(user, response)[1], _open_response(user, theirs)[1]
+        assert (ours_pdu.pdu_type, ours_pdu.request_id, ours_pdu.varbinds) == (
+            their_pdu.pdu_type,
+            their_pdu.request_id,
+            their_pdu.varbinds,
+        )
+    event(f"outcome: {reason}, answered: {bool(sent)}, fast: {any(n.fast for n in notes)}")

@@ -504,7 +504,8 @@ class TrapsConfig(Model):
     )
     slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = Field(
         8192,
-        description="a v3 message the fast path cannot take (informs, unusual messages) "
+        description="a v3 message the fast path cannot take (an inform it cannot answer, "
+        "unusual messages) "
         "larger than this is refused (`too_large`) before pysnmp's engine sees it",
     )
     report_rate: Annotated[float, Field(gt=0)] = Field(

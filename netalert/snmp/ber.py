@@ -1,4 +1,4 @@
-"""A strict, fast BER decoder for SNMPv1/v2c messages, and the inform Response.
+"""A strict, fast BER decoder for SNMPv1/v2c messages (the encoder is :mod:`netalert.snmp.berenc`).
 
 pyasn1 spends ~0.5 ms on a six-varbind trap because it builds a typed object
 tree; the receiver needs plain values, so this module walks the bytes once.
@@ -28,7 +28,6 @@ __all__ = [
     "RawVarBind",
     "V1Trap",
     "decode_message",
-    "encode_inform_response",
     "message_version",
 ]
 
@@ -389,37 +388,3 @@ def message_version(data: bytes) -> int | None:
         return None
     except Exception:  # never let a header peek raise into the receive loop
         return None
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes((tag, size)) + content
-    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(raw))) + raw + content
-
-
-def _int_bytes(value: int) -> bytes:
-    return value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
-
-
-def encode_inform_response(data: bytes, message: Message) -> bytes:
-    """Encodes the Response to a v2c InformRequest (RFC 3416 section 4.2.7).
-
-    The Response carries the same request-id and, byte for byte, the same
-    variable bindings, with error-status and error-index 0.
-
-    Args:
-        data: the datagram ``message`` was decoded from.
-        message: the decoded InformRequest.
-
-    Returns:
-        The encoded Response message.
-    """
-    start, stop = message.varbinds_at
-    pdu = _tlv(
-        PduType.RESPONSE,
-        _tlv(0x02, _int_bytes(message.request_id)) + b"\x02\x01\x00\x02\x01\x00" + data[start:stop],
-    )
-    head = _tlv(0x02, _int_bytes(message.version)) + _tlv(0x04, message.community)
-    return _tlv(0x30, head + pdu)

@@ -1,17 +1,29 @@
-"""A small BER encoder for SNMPv1/v2c messages: the inverse of :mod:`netalert.snmp.ber`.
+"""A small BER encoder for SNMP messages: the inverse of :mod:`netalert.snmp.ber`.
 
-The receiver itself only needs the inform Response (in ``ber``); this encoder
-builds whole messages for tests, the bench blaster and the demo's trap sender.
+The receiver's inform Responses are built here: a v2c one whole
+(:func:`encode_inform_response`), a v3 one's ScopedPDU and message
+(:func:`encode_response_scoped_pdu`, :func:`encode_v3_message`; the fast path
+of :mod:`netalert.snmp.usmfast` encrypts and signs it).
+The rest builds whole messages for tests, the bench blaster and the demo's
+trap sender.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from netalert.snmp.ber import PduType, RawVarBind, V1Trap
+from netalert.snmp.ber import Message, PduType, RawVarBind, V1Trap
 from netalert.snmp.types import SnmpType, Value
 
-__all__ = ["encode_message", "encode_oid", "encode_tlv", "encode_value"]
+__all__ = [
+    "encode_inform_response",
+    "encode_message",
+    "encode_oid",
+    "encode_response_scoped_pdu",
+    "encode_tlv",
+    "encode_v3_message",
+    "encode_value",
+]
 
 
 def encode_tlv(tag: int, content: bytes) -> bytes:
@@ -129,3 +141,90 @@ def encode_message(
         )
     pdu = encode_tlv(pdu_type, head + _varbinds(varbinds))
     return encode_tlv(0x30, encode_tlv(0x02, _int(version)) + encode_tlv(0x04, community) + pdu)
+
+
+_RESPONSE = 0xA2
+_NO_ERROR = b"\x02\x01\x00\x02\x01\x00"  # error-status 0, error-index 0
+
+
+def encode_response_scoped_pdu(
+    context_engine_id: bytes, context_name: bytes, request_id: int, varbind_list: bytes
+) -> bytes:
+    """The ScopedPDU of a Response (RFC 3416 section 4.2.7, RFC 3412 section 6.8).
+
+    ``varbind_list`` is the request's VarBindList TLV, byte for byte: an inform's
+    Response carries the same variable bindings.
+    """
+    pdu = encode_tlv(_RESPONSE, encode_tlv(0x02, _int(request_id)) + _NO_ERROR + varbind_list)
+    return encode_tlv(
+        0x30, encode_tlv(0x04, context_engine_id) + encode_tlv(0x04, context_name) + pdu
+    )
+
+
+def encode_v3_message(
+    *,
+    msg_id: int,
+    max_size: int,
+    flags: int,
+    engine_id: bytes,
+    boots: int,
+    time: int,
+    user: bytes,
+    auth_len: int,
+    priv_params: bytes,
+    msg_data: bytes,
+) -> tuple[bytes, int]:
+    """An SNMPv3 message with the USM (RFC 3412 section 6, RFC 3414 section 2.4).
+
+    The authentication parameters are ``auth_len`` zero bytes, to be replaced
+    by the digest computed over the message as returned. ``msg_data`` is the
+    encoded ScopedPDU, or the encrypted one's OCTET STRING TLV.
+
+    Returns:
+        The message and the offset of its authentication parameters' contents.
+    """
+    before_auth = (
+        encode_tlv(0x04, engine_id)
+        + encode_tlv(0x02, _int(boots))
+        + encode_tlv(0x02, _int(time))
+        + encode_tlv(0x04, user)
+    )
+    auth = encode_tlv(0x04, bytes(auth_len))
+    usm_body = before_auth + auth + encode_tlv(0x04, priv_params)
+    usm = encode_tlv(0x30, usm_body)
+    params = encode_tlv(0x04, usm)
+    head = encode_tlv(0x02, b"\x03") + encode_tlv(
+        0x30,
+        encode_tlv(0x02, _int(msg_id))
+        + encode_tlv(0x02, _int(max_size))
+        + encode_tlv(0x04, bytes((flags,)))
+        + encode_tlv(0x02, b"\x03"),  # msgSecurityModel: USM
+    )
+    body = head + params + msg_data
+    message = encode_tlv(0x30, body)
+    at = len(message) - len(body) + len(head)  # the OCTET STRING of the security parameters
+    at += len(params) - len(usm)  # its tag and length
+    at += len(usm) - len(usm_body)  # the USM SEQUENCE's
+    at += len(before_auth) + len(auth) - auth_len  # the authentication parameters' header
+    return message, at
+
+
+def encode_inform_response(data: bytes, message: Message) -> bytes:
+    """Encodes the Response to a v2c InformRequest (RFC 3416 section 4.2.7).
+
+    The Response carries the same request-id and, byte for byte, the same
+    variable bindings, with error-status and error-index 0.
+
+    Args:
+        data: the datagram ``message`` was decoded from.
+        message: the decoded InformRequest.
+
+    Returns:
+        The encoded Response message.
+    """
+    start, stop = message.varbinds_at
+    pdu = encode_tlv(
+        _RESPONSE, encode_tlv(0x02, _int(message.request_id)) + _NO_ERROR + data[start:stop]
+    )
+    head = encode_tlv(0x02, _int(message.version)) + encode_tlv(0x04, message.community)
+    return encode_tlv(0x30, head + pdu)

@@ -142,7 +142,8 @@ class ScopedPdu:
     """The ScopedPDU of an SNMPv3 message (RFC 3412 section 6.8), with a v2 PDU.
 
     For GetBulk, ``error_status`` and ``error_index`` hold non-repeaters and
-    max-repetitions.
+    max-repetitions. ``varbinds_at`` is the (start, end) of the VarBindList TLV
+    in the bytes decoded (an inform's Response copies it).
     """
 
     context_engine_id: bytes
@@ -152,6 +153,7 @@ class ScopedPdu:
     error_status: int
     error_index: int
     varbinds: tuple[RawVarBind, ...]
+    varbinds_at: tuple[int, int] = (0, 0)
 
 
 def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
@@ -166,11 +168,19 @@ def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
     low = 0 if pdu_type == 0xA5 else _I32_MIN  # non-repeaters is never negative
     error_status, pos = _int_field(data, pos, p_stop, low, _I32_MAX)
     error_index, pos = _int_field(data, pos, p_stop, 0, _I32_MAX)
+    list_at = pos
     varbinds, pos = _varbinds(data, pos, p_stop, True, limit)
     if pos != p_stop:
         raise _Bad("trailing_bytes", pos)
     return ScopedPdu(
-        context_engine_id, context_name, pdu_type, request_id, error_status, error_index, varbinds
+        context_engine_id,
+        context_name,
+        pdu_type,
+        request_id,
+        error_status,
+        error_index,
+        varbinds,
+        (list_at, pos),
     )
 
 

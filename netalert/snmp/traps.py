@@ -26,7 +26,8 @@ from netalert.config.models import Device, TrapsConfig
 from netalert.logs import RateLimiter
 from netalert.logs import event as log_event
 from netalert.snmp.access import AccessPolicy, plain_address
-from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
+from netalert.snmp.ber import DecodeError, RawVarBind, decode_message
+from netalert.snmp.berenc import encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
 from netalert.snmp.listen import open_udp_socket, share_udp_socket, socket_queue
 from netalert.snmp.pcap import PcapRecorder

@@ -44,7 +44,7 @@ class TrapStats:
     v3_replies: int = 0  # v3 Responses and discovery Reports pysnmp sent
     reports_limited: int = 0  # v3 Reports not sent: past [traps].report_rate for the source
     shared_source: int = 0  # traps from an address two devices share, credited to the first
-    v3_fast: int = 0  # v3 traps accepted by the fast path (the rest of received["3"]: pysnmp)
+    v3_fast: int = 0  # v3 traps and informs taken by the fast path (rest of received["3"]: pysnmp)
     storm_folded: int = 0  # traps folded into storm events
     storm_events: int = 0  # storm events emitted
     storm_shed: int = 0  # folds refused because storm_max_keys folds were open (also in dropped)

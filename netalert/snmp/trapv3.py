@@ -1,10 +1,11 @@
-"""SNMPv3 traps and informs: the fast path for traps, pysnmp's engine for the rest.
+"""SNMPv3 traps and informs: the fast path for the ordinary ones, pysnmp's engine for the rest.
 
 A datagram first meets :class:`netalert.snmp.usmfast.UsmFast`, which accepts
 an ordinary authenticated trap itself (7-14 times cheaper) or refuses a wrong
-digest or a missing authentication. Everything it leaves goes to pysnmp, which owns the rest of the
-security work: informs and their encrypted Responses, engine-ID discovery
-Reports, unusual levels and every other failure. This module feeds pysnmp
+digest or a missing authentication, and accepts and answers an authentic
+inform inside the time window. Everything it leaves goes to pysnmp, which owns
+the rest of the security work: engine-ID discovery and time-window Reports,
+informs it cannot take, unusual levels and every other failure. This module feeds pysnmp
 datagrams without pysnmp's own transport, hands accepted notifications back
 as plain varbinds, and turns pysnmp's failure indications into rejection
 reasons.
@@ -19,7 +20,9 @@ on both paths with one table: the fast path checks the traps it takes, and a
 trap pysnmp accepts is checked after pysnmp authenticated it, with the engine
 ID, boots and time of the header the receiver already decoded (they are the
 ones pysnmp verified: the digest covers them). Informs name this receiver's
-engine ID, so pysnmp is the authoritative engine for them and checks itself.
+engine ID: it is the authoritative engine for them, and both paths check them
+against the one clock, pysnmp's snmpEngineBoots and snmpEngineTime (the ones
+its Reports tell senders).
 """
 
 from __future__ import annotations
@@ -255,8 +258,14 @@ class V3Engine:
         users = list(users)
         self.engine_id = engine_id
         self.clocks = EngineClocks(clock=clock, relaxed=relaxed_window)
+        self._boots, self._started = 1, int(time.time())  # pysnmp's, read below
         self._usm = UsmFast(
-            users, engine_id, enabled=fast, clocks=self.clocks, max_varbinds=max_varbinds
+            users,
+            engine_id,
+            enabled=fast,
+            clocks=self.clocks,
+            max_varbinds=max_varbinds,
+            engine_time=self.engine_time,
         )
         self._on_notification = on_notification
         self._clock = clock
@@ -279,6 +288,12 @@ class V3Engine:
         )
         mib_engine_id.syntax = mib_engine_id.syntax.clone(engine_id)
         self._engine.snmpEngineID = mib_engine_id.syntax
+        boots, started = self._engine.get_mib_builder().import_symbols(
+            "__SNMP-FRAMEWORK-MIB", "snmpEngineBoots", "snmpEngineTime"
+        )
+        # snmpEngineTime's value is the wall-clock second pysnmp's engine started; pysnmp
+        # answers with (now - that) seconds, so does engine_time().
+        self._boots, self._started = int(boots.syntax), int(started.syntax)
         self._dispatcher = _Dispatcher(self._send_out)
         self._engine.register_transport_dispatcher(self._dispatcher)
         self._users: dict[bytes, tuple[Any, Any, Any, Any]] = {}
@@ -341,6 +356,10 @@ class V3Engine:
             privKeyType=pconfig.USM_KEY_TYPE_MASTER,
         )
 
+    def engine_time(self) -> tuple[int, int]:
+        """This receiver's snmpEngineBoots and snmpEngineTime, as pysnmp's engine tells them."""
+        return self._boots, int(time.time() - self._started)
+
     def knows_user(self, user: bytes) -> bool:
         """True when ``user`` is configured."""
         return user in self._users
@@ -371,13 +390,15 @@ class V3Engine:
                 self._probe = False
         outcome = self._usm.receive(data, header)
         if isinstance(outcome, FastTrap):
+            if outcome.response:  # an inform: answered first, never rate-limited (a Response)
+                self._send(outcome.response, source)
             self._on_notification(
                 V3Notification(
                     source,
                     outcome.user,
                     outcome.context_engine_id,
                     outcome.varbinds,
-                    False,
+                    bool(outcome.response),
                     True,
                     header.engine_id,
                     True,

@@ -10,11 +10,17 @@ ScopedPDU with :func:`berv3.decode_scoped_pdu`.
 
 It takes only what it can answer exactly as pysnmp would: an SNMPv2-Trap at
 the security level its user is configured for (authNoPriv or authPriv), from
-an engine ID the users are keyed for that is not this receiver's own. It
-rejects a wrong digest itself (``bad_digest``, as pysnmp). Anything else
-(informs, Reports, unknown engine IDs, other levels, undecodable plaintext,
-odd salts) returns None: the caller hands the datagram to pysnmp unchanged,
-which answers informs and names every other failure.
+an engine ID the users are keyed for that is not this receiver's own, and an
+InformRequest to this receiver's own engine ID at its user's level, with the
+right digest and inside the time window. It rejects a trap's wrong digest
+itself (``bad_digest``, as pysnmp). It answers an inform it takes with a
+Response built with :mod:`netalert.snmp.berenc`, encrypted and signed with the
+user's keys localized to the receiver's engine ID, carrying the receiver's
+(authoritative) engine ID, boots and time, as pysnmp's would. Anything else
+(Reports, unknown engine IDs, other levels, an inform with a wrong digest or
+out of the time window, undecodable plaintext, odd salts) returns None: the
+caller hands the datagram to pysnmp unchanged, which sends the Reports and
+names every failure.
 
 Time window: for a notification the sender is authoritative and this receiver
 keeps an estimate of the sender's clock (RFC 3414 section 3.2.7 b). pysnmp
@@ -39,7 +45,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -49,7 +56,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from netalert.config.models import TrapUser
 from netalert.logs import event
 from netalert.snmp.ber import DecodeError, RawVarBind
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, V3Header, decode_scoped_pdu
+from netalert.snmp.berenc import encode_response_scoped_pdu, encode_tlv, encode_v3_message
+from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, ScopedPdu, V3Header, decode_scoped_pdu
 from netalert.snmp.timeliness import EngineClocks
 from netalert.snmp.trapstats import RejectReason
 
@@ -80,8 +88,11 @@ log = logging.getLogger("netalert.traps")
 
 _MEGABYTE = 1_048_576
 _TRAP_V2 = 0xA7
+_INFORM = 0xA6
 _BOOTS_LATCHED = 0x7FFFFFFF
 _USM = 3
+_TIME_WINDOW = 150  # seconds (RFC 3414 section 3.2.7 a)
+_MAX_SIZE = 65507  # msgMaxSize of a Response: what one UDP datagram carries
 
 
 def password_to_master(password: bytes, hash_name: str) -> bytes:
@@ -129,12 +140,16 @@ def _too_many(error: DecodeError) -> RejectReason | None:
 
 @dataclass(frozen=True, slots=True)
 class FastTrap:
-    """A v3 trap the fast path authenticated, decrypted and decoded."""
+    """A v3 trap or inform the fast path authenticated, decrypted and decoded.
+
+    ``response`` is an inform's Response, ready to send (b"" for a trap).
+    """
 
     user: str
     context_engine_id: bytes
     context_name: bytes
     varbinds: tuple[RawVarBind, ...]
+    response: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +182,9 @@ class UsmFast:
     With ``enabled`` False only the security-level check runs and every other
     datagram is left to pysnmp (the reference path, for the bench and tests).
     ``clocks`` is the time-window table (a private one when None).
+    ``engine_time`` gives this receiver's (snmpEngineBoots, snmpEngineTime),
+    the ones pysnmp's Reports tell inform senders; without it informs stay
+    with pysnmp.
     """
 
     def __init__(
@@ -177,6 +195,7 @@ class UsmFast:
         enabled: bool = True,
         clocks: EngineClocks | None = None,
         max_varbinds: int = 0,
+        engine_time: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         """Computes each user's master keys (two 1 MB hashes per user).
 
@@ -191,6 +210,8 @@ class UsmFast:
         self._users: dict[bytes, _User] = {}
         self._engines: set[bytes] = set()
         self._keys: dict[tuple[bytes, bytes], _Keys] = {}
+        self._engine_time = engine_time
+        self._salt = secrets.randbits(64)  # privParameters of our Responses: a counter
         for user in users:
             self._add_user(user)
 
@@ -240,8 +261,10 @@ class UsmFast:
 
     def _receive(self, data: bytes, header: V3Header) -> _Outcome:
         engine_id = header.engine_id
-        if header.security_model != _USM or engine_id == self._own:
-            return None  # the own engine ID: an inform (or a probe); pysnmp answers those
+        if header.security_model != _USM:
+            return None
+        if engine_id == self._own:
+            return self._inform(data, header)
         if engine_id not in self._engines:
             return None
         user = self._users.get(header.user)
@@ -284,6 +307,98 @@ class UsmFast:
         if not self.clocks.admit(engine_id, header.boots, header.time, given):
             return RejectReason.NOT_IN_TIME_WINDOW
         return FastTrap(user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds)
+
+    def _inform(self, data: bytes, header: V3Header) -> _Outcome:
+        """An inform to this receiver (the authoritative engine): taken and answered only
+        when everything is right; anything else is pysnmp's, which sends the Report."""
+        user = self._users.get(header.user)
+        if user is None or not self.enabled or self._engine_time is None:
+            return None
+        level = header.flags & (FLAG_AUTH | FLAG_PRIV)
+        if level != user.flags:
+            return None  # refused before this by the level gate; pysnmp's otherwise
+        boots, now = self._engine_time()
+        # RFC 3414 section 3.2.7 a, as pysnmp checks it: our boots, our time +-150 s
+        if boots == _BOOTS_LATCHED or header.boots != boots:
+            return None
+        if abs(now - header.time) > _TIME_WINDOW:
+            return None
+        start, stop = header.data_at
+        keys = self._keys.get((header.user, self._own)) or self._localize(user, self._own)
+        given = header.auth_params
+        size = user.digest_len
+        if len(given) != size:
+            return None
+        at = header.auth_at
+        zeroed = b"".join((data[:at], bytes(size), data[at + size :]))
+        if not hmac.compare_digest(hmac.digest(keys.auth, zeroed, user.hash_name)[:size], given):
+            return None  # pysnmp counts it and answers a reportable one with a Report
+        if level & FLAG_PRIV:
+            plain = self._decrypt(keys, header, data[start:stop])
+            if plain is None:
+                return None
+            scoped = decode_scoped_pdu(plain, max_varbinds=self.max_varbinds)
+        else:
+            plain = data
+            scoped = decode_scoped_pdu(data, (start, stop), max_varbinds=self.max_varbinds)
+        if isinstance(scoped, DecodeError) or scoped.pdu_type != _INFORM:
+            return None
+        response = self._response(user, keys, header, scoped, plain, boots, now)
+        if len(response) > header.max_size:
+            return None  # pysnmp answers tooBig
+        return FastTrap(
+            user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds, response
+        )
+
+    def _response(
+        self,
+        user: _User,
+        keys: _Keys,
+        header: V3Header,
+        scoped: ScopedPdu,
+        plain: bytes,
+        boots: int,
+        now: int,
+    ) -> bytes:
+        """The Response to an inform: same request-id and varbinds, our engine's clock,
+        encrypted with a fresh salt when the inform was, then signed."""
+        list_start, list_stop = scoped.varbinds_at
+        msg_data = encode_response_scoped_pdu(
+            scoped.context_engine_id,
+            scoped.context_name,
+            scoped.request_id,
+            plain[list_start:list_stop],
+        )
+        salt = b""
+        if user.flags & FLAG_PRIV:
+            self._salt = (self._salt + 1) & 0xFFFF_FFFF_FFFF_FFFF
+            if keys.des is not None:
+                # RFC 3414 section 8.1.1.1: salt = snmpEngineBoots | a local 32-bit integer
+                salt = boots.to_bytes(4, "big") + (self._salt & 0xFFFF_FFFF).to_bytes(4, "big")
+                iv = bytes(a ^ b for a, b in zip(salt, keys.pre_iv, strict=True))
+                msg_data += bytes(-len(msg_data) % 8)  # padded to the block size
+                encryptor = Cipher(keys.des, modes.CBC(iv)).encryptor()
+            else:
+                assert keys.aes is not None
+                salt = self._salt.to_bytes(8, "big")  # RFC 3826 section 3.1.2.1
+                iv = boots.to_bytes(4, "big") + now.to_bytes(4, "big") + salt
+                encryptor = Cipher(keys.aes, CFB(iv)).encryptor()
+            msg_data = encode_tlv(0x04, encryptor.update(msg_data) + encryptor.finalize())
+        size = user.digest_len
+        message, at = encode_v3_message(
+            msg_id=header.msg_id,
+            max_size=_MAX_SIZE,
+            flags=user.flags,  # the inform's level, never reportable
+            engine_id=self._own,
+            boots=boots,
+            time=now,
+            user=header.user,
+            auth_len=size,
+            priv_params=salt,
+            msg_data=msg_data,
+        )
+        digest = hmac.digest(keys.auth, message, user.hash_name)[:size]
+        return message[:at] + digest + message[at + size :]
 
     def _localize(self, user: _User, engine_id: bytes) -> _Keys:
         hash_name = user.hash_name

@@ -97,6 +97,7 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_traps_dropped_total", stats.dropped))
         out.append(MetricSample("netalert_trap_reports_limited_total", stats.reports_limited))
         out.append(MetricSample("netalert_traps_shared_source_total", stats.shared_source))
+        out.append(MetricSample("netalert_traps_v3_fast_total", stats.v3_fast))
         out.append(MetricSample("netalert_trap_storm_keys", stats.storm_keys))
         out.append(MetricSample("netalert_trap_storm_shed_total", stats.storm_shed))
         out.append(MetricSample("netalert_traps_recorded_total", stats.record.recorded))
