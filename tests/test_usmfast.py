@@ -440,7 +440,7 @@ def test_an_inform_is_answered_by_the_fast_path_as_by_pysnmp(user: str) -> None:
         theirs.boots,
         theirs.flags,
     )
-    assert abs(ours.time - theirs.time) <= 1
+    assert abs(ours.time - theirs.time) <= 5  # seconds apart on a loaded machine
     assert our_pdu.pdu_type == their_pdu.pdu_type == 0xA2
     assert (our_pdu.request_id, our_pdu.error_status, our_pdu.error_index) == (4242, 0, 0)
     assert (our_pdu.context_engine_id, our_pdu.context_name) == (ENGINE, b"ctx")
