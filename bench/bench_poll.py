@@ -40,9 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.window import Window
-from netalert.snmp.client import Target
-from netalert.snmp.plan import DevicePlan
-from netalert.snmp.poller import Poller
+from netalert.poll.client import Target
+from netalert.poll.plan import DevicePlan
+from netalert.poll.poller import Poller
 from tests.support.snmpd import DEFAULT_USER, Snmpd
 
 GETS = ("1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0")

@@ -36,9 +36,9 @@ from netalert.alerting import Alerting
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
 from netalert.mib import MibTree
+from netalert.poll.rows import PollResult, Row
 from netalert.rules import compile_rules
 from netalert.rules.history import DeviceHistory, RowHistory
-from netalert.snmp.rows import PollResult, Row
 from netalert.snmp.types import Sample, SnmpType
 from netalert.state.db import open_database
 

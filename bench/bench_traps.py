@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.window import Window  # noqa: E402
-from netalert.snmp.ber import PduType, decode_message  # noqa: E402
-from netalert.snmp.berenc import encode_message, encode_value  # noqa: E402
-from netalert.snmp.berv3 import V3Header, decode_v3_header  # noqa: E402
 from netalert.snmp.types import SnmpType  # noqa: E402
+from netalert.snmp.wire.ber import PduType, decode_message  # noqa: E402
+from netalert.snmp.wire.berenc import encode_message, encode_value  # noqa: E402
+from netalert.snmp.wire.berv3 import V3Header, decode_v3_header  # noqa: E402
 from tests.support.v3build import build_v3, scoped_pdu, varbind  # noqa: E402
 
 V3_ENGINE = "8000000001020304"
@@ -117,8 +117,8 @@ def make_matchers() -> list[tuple[re.Pattern[str] | None, str]]:
 def serve(port: int, users: bool, v3_fast: bool = True) -> None:
     from netalert.config.models import TrapsConfig
     from netalert.mib import MibTree
-    from netalert.snmp.traps import TrapReceiver
     from netalert.snmp.types import TrapEvent
+    from netalert.traps.receiver import TrapReceiver
 
     tree = MibTree.builtin()
     matchers = make_matchers()

@@ -45,9 +45,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from netalert.snmp.ber import PduType  # noqa: E402
-from netalert.snmp.berenc import encode_message  # noqa: E402
 from netalert.snmp.types import SnmpType  # noqa: E402
+from netalert.snmp.wire.ber import PduType  # noqa: E402
+from netalert.snmp.wire.berenc import encode_message  # noqa: E402
 
 __all__ = ["Sink", "run_latency"]
 

@@ -71,9 +71,9 @@ with _instrument:
     from netalert.config.models import TrapsConfig
     from netalert.logs import KeyValueFormatter
     from netalert.mib import MibTree
-    from netalert.snmp.berv3 import V3Header, decode_v3_header
-    from netalert.snmp.traps import TrapReceiver
     from netalert.snmp.types import TrapEvent
+    from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
+    from netalert.traps.receiver import TrapReceiver
 
 __all__ = [
     "ADDRESSES",

@@ -1,11 +1,11 @@
-"""atheris harness: the SNMPv1/v2c BER decoder (:mod:`netalert.snmp.ber`).
+"""atheris harness: the SNMPv1/v2c BER decoder (:mod:`netalert.snmp.wire.ber`).
 
 Properties checked on every input, beyond "does not crash":
 
 * :func:`decode_message` never reports an internal error (it catches every
   exception and names it ``internal:<type>``: each one is a decoder bug);
 * :func:`message_version` agrees with the decoded version;
-* a decoded message re-encoded with :mod:`netalert.snmp.berenc` decodes to
+* a decoded message re-encoded with :mod:`netalert.snmp.wire.berenc` decodes to
   the same message (the decoder accepts nothing the encoder cannot express);
 * the Response to a decoded InformRequest decodes, with the request-id and the
   variable bindings of the inform.
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `fuzz.*` 
 
 with atheris.instrument_imports(include=["netalert"]):
     from fuzz.slow import SlowWatch
-    from netalert.snmp import ber, berenc
+    from netalert.snmp.wire import ber, berenc
 
 
 def check(data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""atheris harness: the SNMPv3 header and ScopedPDU parser (:mod:`netalert.snmp.berv3`).
+"""atheris harness: the SNMPv3 header and ScopedPDU parser (:mod:`netalert.snmp.wire.berv3`).
 
 Properties: no internal error from :func:`decode_v3_header` or
 :func:`decode_scoped_pdu` (both catch every exception and name it
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `fuzz.*` 
 
 with atheris.instrument_imports(include=["netalert"]):
     from fuzz.slow import SlowWatch
-    from netalert.snmp import ber, berv3
+    from netalert.snmp.wire import ber, berv3
 
 
 def _no_bug(result: object) -> None:

@@ -1,6 +1,6 @@
 """atheris harness: SNMPv3 datagrams through pysnmp's engine, the receiver's v3 fallback path.
 
-The target is :class:`netalert.snmp.trapv3.V3Engine` with ``fast=False`` (every
+The target is :class:`netalert.traps.v3.V3Engine` with ``fast=False`` (every
 datagram goes to pysnmp after the security-level check), configured with the
 users of fuzz/v3build.py: noAuthNoPriv, authNoPriv and authPriv, keyed for a
 known sender engine ID, with a known engine ID of its own for informs. pysnmp
@@ -61,8 +61,8 @@ with _instrument:
     from fuzz.oracles import V3Judge, tolerated
     from fuzz.slow import SlowWatch
     from fuzz.v3build import OWN_ENGINE, SENDER_ENGINE, USERS, trap_users
-    from netalert.snmp.berv3 import V3Header, decode_v3_header
-    from netalert.snmp.trapv3 import V3Engine, V3Notification
+    from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
+    from netalert.traps.v3 import V3Engine, V3Notification
 
 __all__ = ["REBUILD_SECONDS", "REPLY_SLACK", "Target", "check"]
 

@@ -24,8 +24,8 @@ with atheris.instrument_imports(include=["netalert"]):
     from fuzz.slow import SlowWatch
     from netalert.config.models import TrapsConfig
     from netalert.mib import MibTree
-    from netalert.snmp.traps import TrapReceiver
     from netalert.snmp.types import TrapEvent
+    from netalert.traps.receiver import TrapReceiver
 
 _events: list[TrapEvent] = []
 _now = [1_000_000.0]

@@ -5,7 +5,7 @@
 Byte mutations of a v3 message almost never survive: every field sits inside
 three or four BER lengths, and every byte of an authenticated message is
 covered by its digest. This mutator decodes the message
-(:func:`netalert.snmp.berv3.decode_v3_header`), changes one or two fields
+(:func:`netalert.snmp.wire.berv3.decode_v3_header`), changes one or two fields
 (user name, engine ID, boots, time, flags, message ID and size, security
 model, the authentication and privacy parameters, the ScopedPDU: decrypted
 first when the user is one of fuzz/v3build.py's), re-encodes it with correct
@@ -38,10 +38,10 @@ from fuzz.v3build import (
     encrypt,
     sign,
 )
-from netalert.snmp.ber import Message, decode_message
-from netalert.snmp.berenc import encode_message
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, V3Header, decode_v3_header
-from netalert.snmp.usmfast import AUTH_HASHES
+from netalert.snmp.wire.ber import Message, decode_message
+from netalert.snmp.wire.berenc import encode_message
+from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_PRIV, V3Header, decode_v3_header
+from netalert.snmp.wire.usm import AUTH_HASHES
 
 __all__ = ["mutate_community", "mutate_v3"]
 

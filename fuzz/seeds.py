@@ -1,6 +1,6 @@
 """The fuzzers' seed corpus, made at run time (nothing binary is committed).
 
-Three sources: messages built with :mod:`netalert.snmp.berenc` (every PDU type
+Three sources: messages built with :mod:`netalert.snmp.wire.berenc` (every PDU type
 and value type, v1 and v2c); authentic SNMPv3 traps and informs of the users
 in fuzz/v3build.py, at each level, and an engine-ID discovery probe; and what
 net-snmp's own senders put on the wire, captured on a loopback socket
@@ -35,10 +35,10 @@ from fuzz.v3build import (
     scoped_pdu,
     user,
 )
-from netalert.snmp.ber import PduType, RawVarBind, V1Trap
-from netalert.snmp.berenc import encode_message
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_REPORTABLE
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import PduType, RawVarBind, V1Trap
+from netalert.snmp.wire.berenc import encode_message
+from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_REPORTABLE
 
 __all__ = ["access_seeds", "built_seeds", "captured_seeds", "v3_seeds", "write_seeds"]
 

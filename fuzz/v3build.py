@@ -6,8 +6,8 @@ security level and several protocol pairs, keyed for :data:`SENDER_ENGINE`;
 (fuzz/seeds.py) are traps and informs of these users built here, so the fuzzers
 start from messages that are accepted, and mutate from there.
 
-Building uses :mod:`netalert.snmp.berenc` for BER, the key derivation of
-:mod:`netalert.snmp.usmfast` (checked against pysnmp and RFC 3414's vectors in
+Building uses :mod:`netalert.snmp.wire.berenc` for BER, the key derivation of
+:mod:`netalert.snmp.wire.usm` (checked against pysnmp and RFC 3414's vectors in
 tests/test_usmfast.py) and ``cryptography`` for DES-CBC and AES-CFB.
 """
 
@@ -22,9 +22,15 @@ from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from netalert.config.models import TrapUser
-from netalert.snmp.berenc import encode_oid, encode_tlv
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, V3Header, decode_v3_header
-from netalert.snmp.usmfast import (
+from netalert.snmp.wire.berenc import encode_oid, encode_tlv
+from netalert.snmp.wire.berv3 import (
+    FLAG_AUTH,
+    FLAG_PRIV,
+    FLAG_REPORTABLE,
+    V3Header,
+    decode_v3_header,
+)
+from netalert.snmp.wire.usm import (
     AUTH_HASHES,
     PRIV_KEY_SIZES,
     extend_key,

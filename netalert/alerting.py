@@ -31,11 +31,11 @@ from netalert.alerts.stage import AlertStage
 from netalert.alerts.store import AlertStore, MemoryAlertStore
 from netalert.alerts.table import AlertTable
 from netalert.config.models import Config
+from netalert.poll.rows import PollResult
 from netalert.rules.compile import RuleSet
 from netalert.rules.engine import RuleEngine
 from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.mibview import MibTreeLike
-from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["Alerting"]

@@ -37,8 +37,8 @@ from netalert.state.db import check_state_dir
 if TYPE_CHECKING:
     from netalert.mail.render import MailTemplates
     from netalert.mib import MibTree
+    from netalert.poll.plan import DevicePlan
     from netalert.rules import RuleSet
-    from netalert.snmp.plan import DevicePlan
 
 __all__ = ["Prepared", "SmtpTls", "names_and_rules", "prepare"]
 
@@ -125,7 +125,7 @@ def names_and_rules(config: Config, tree: MibTree) -> tuple[list[str], RuleSet |
 
 
 def _plans(config: Config, tree: MibTree, problems: list[str]) -> list[DevicePlan]:
-    from netalert.snmp.plan import build_plans
+    from netalert.poll.plan import build_plans
 
     if problems:  # an unknown name in a collect group is reported once, by the MIB check
         return []

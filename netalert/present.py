@@ -47,8 +47,8 @@ import codecs
 import math
 from typing import Any
 
-from netalert.snmp.opaque import format_float, render_opaque
 from netalert.snmp.types import SnmpType, Value, VarBind
+from netalert.snmp.wire.opaque import format_float, render_opaque
 
 __all__ = [
     "JsonValue",

@@ -53,12 +53,12 @@ from netalert.metrics import counter_samples
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
+from netalert.poll.poller import Poller, Reachability
+from netalert.poll.rows import PollResult
 from netalert.prepare import Prepared, prepare
 from netalert.prune import Pruner, live_groups
-from netalert.snmp.engines import EngineIdRegistry
-from netalert.snmp.poller import Poller, Reachability
-from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
+from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.stages import (
     MailRunner,
     PollerStage,
@@ -76,7 +76,7 @@ from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
 if TYPE_CHECKING:
-    from netalert.snmp.traps import TrapReceiver
+    from netalert.traps.receiver import TrapReceiver
 
 __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
 

@@ -21,17 +21,17 @@ from netalert.errors import NetalertError
 from netalert.lifecycle import BaseStage, Spawn
 from netalert.logs import event
 from netalert.mail.wiring import MailStage, build_mail_stage
+from netalert.poll.poller import Poller, PollResult, Reachability
 from netalert.prepare import Prepared
-from netalert.snmp.engines import EngineIdRegistry
-from netalert.snmp.poller import Poller, PollResult, Reachability
 from netalert.snmp.types import TrapEvent
+from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.web.guard import HttpLimits
 
 if TYPE_CHECKING:
     from netalert.config.models import Config
     from netalert.mail.outbox import Outbox
-    from netalert.snmp.traps import TrapReceiver
     from netalert.state import Database
+    from netalert.traps.receiver import TrapReceiver
     from netalert.web.app import WebServer
     from netalert.web.wiring import AgentStatus
 
@@ -92,7 +92,7 @@ class ReceiverStage(BaseStage):
         config = self._prepared.config
         if not config.traps.enabled:
             return
-        from netalert.snmp.traps import TrapReceiver
+        from netalert.traps.receiver import TrapReceiver
 
         receiver = TrapReceiver(
             config.traps,

@@ -25,12 +25,12 @@ from netalert.alerts.model import AlertState, Transition, TransitionKind
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import Config, load_config_text
 from netalert.mib import MibTree
+from netalert.poll.plan import SYS_UPTIME, build_plans
+from netalert.poll.poller import Poller, Reachability
 from netalert.rules import ConfirmRequest
-from netalert.snmp.plan import SYS_UPTIME, build_plans
-from netalert.snmp.poller import Poller, Reachability
-from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import TrapEvent
 from netalert.state import open_database
+from netalert.traps.receiver import TrapReceiver
 from tests.support.ports import free_udp_port
 from tests.support.snmpd import PassScript, Snmpd, SnmpdFactory
 

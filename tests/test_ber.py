@@ -8,7 +8,8 @@ import pytest
 from pyasn1.codec.ber import decoder as asn1_decoder
 from pysnmp.proto.api import v2c
 
-from netalert.snmp.ber import (
+from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import (
     DecodeError,
     Message,
     PduType,
@@ -16,8 +17,7 @@ from netalert.snmp.ber import (
     decode_message,
     message_version,
 )
-from netalert.snmp.berenc import encode_inform_response, encode_message, encode_oid, encode_tlv
-from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.berenc import encode_inform_response, encode_message, encode_oid, encode_tlv
 
 UPTIME = "1.3.6.1.2.1.1.3.0"
 TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"

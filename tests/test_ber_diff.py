@@ -15,9 +15,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from netalert.snmp.ber import MAX_VARBINDS, DecodeError, Message, PduType, V1Trap, decode_message
-from netalert.snmp.berenc import encode_message
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import (
+    MAX_VARBINDS,
+    DecodeError,
+    Message,
+    PduType,
+    V1Trap,
+    decode_message,
+)
+from netalert.snmp.wire.berenc import encode_message
 from tests.support.pysnmp_ref import reference_decode
 from tests.test_ber import SNMPTRAP_V2C
 

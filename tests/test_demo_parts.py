@@ -25,8 +25,8 @@ from netalert.demo.trapsend import (
     link_trap,
     poe_fault_trap,
 )
-from netalert.snmp.ber import Message, PduType, decode_message
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import Message, PduType, decode_message
 from tests.support.ports import free_udp_port
 
 # --- mail sink ---------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from netalert.snmp.ber import PduType
-from netalert.snmp.berenc import encode_message
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import PduType
+from netalert.snmp.wire.berenc import encode_message
 from tests.support.fault_checks import wait_mail
 from tests.support.faults import AgentProcess, send_traps
 from tests.support.ports import free_tcp_port, free_udp_port

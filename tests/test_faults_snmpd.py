@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from netalert.snmp.counters import agent_restarted
+from netalert.poll.counters import agent_restarted
 from tests.support.faults import AgentProcess
 from tests.support.ports import free_tcp_port
 from tests.support.smtp import SmtpServer

@@ -36,10 +36,10 @@ from fuzz.v3build import (
     user,
 )
 from netalert.mib import MibTree
-from netalert.snmp.ber import Message, decode_message
-from netalert.snmp.berenc import encode_message
-from netalert.snmp.berv3 import FLAG_REPORTABLE, V3Header, decode_v3_header
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import Message, decode_message
+from netalert.snmp.wire.berenc import encode_message
+from netalert.snmp.wire.berv3 import FLAG_REPORTABLE, V3Header, decode_v3_header
 
 EMPTY = MibTree([])  # names are fuzz_receiver's business; the built-in MIBs take 10 s to load
 V4_OUT = (fuzz_access.KIND_V4, bytes([203, 0, 113, 9]))

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from netalert.snmp.ber import PduType
-from netalert.snmp.berenc import encode_message, encode_oid, encode_tlv
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import PduType
+from netalert.snmp.wire.berenc import encode_message, encode_oid, encode_tlv
 from tests.support.faults import AgentProcess, metric_values
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from netalert.snmp.opaque import decode_opaque, render_opaque
-from netalert.snmp.pollcmd import PollOptions, run_poll
+from netalert.cli.poll import PollOptions, run_poll
+from netalert.snmp.wire.opaque import decode_opaque, render_opaque
 from tests.support.faults import AgentProcess
 from tests.support.ports import free_tcp_port
 from tests.support.smtp import SmtpServer

@@ -1,4 +1,4 @@
-"""netalert/snmp/pcap.py: recordings that tcpdump reads, captures netalert reads back.
+"""netalert/traps/pcap.py: recordings that tcpdump reads, captures netalert reads back.
 
 The recorder writes classic pcap (raw IP link type) with each datagram's source,
 destination and time; real tcpdump must list them as UDP packets. The reader takes
@@ -17,7 +17,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from netalert.snmp.pcap import PcapRecorder, read_datagrams
+from netalert.traps.pcap import PcapRecorder, read_datagrams
 
 SAMPLES = [
     (b"\x30\x03\x02\x01\x01", ("192.0.2.10", 50001), ("127.0.0.1", 162), 1_900_000_000.25),

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from netalert.cli.poll import PollOptions, run_poll
 from netalert.config import load_config
-from netalert.snmp.pollcmd import PollOptions, run_poll
 from tests.support.faults import ROOT
 from tests.support.ports import free_udp_port
 from tests.support.snmpd import DEFAULT_USER, Snmpd, SnmpdFactory

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import pytest
 
 from netalert.mib import MibTree
-from netalert.snmp.client import Backend, Target
-from netalert.snmp.counters import Point, counter_went_back
-from netalert.snmp.plan import SYS_UPTIME, DevicePlan
-from netalert.snmp.poller import Poller
+from netalert.poll.client import Backend, Target
+from netalert.poll.counters import Point, counter_went_back
+from netalert.poll.plan import SYS_UPTIME, DevicePlan
+from netalert.poll.poller import Poller
 from netalert.snmp.types import SnmpType, VarBind
 
 IN_OCTETS = "1.3.6.1.2.1.2.2.1.10"

@@ -9,13 +9,13 @@ import pytest
 
 from netalert.alerts.model import Alert, AlertState
 from netalert.alerts.show import alert_json, alert_table
+from netalert.cli.poll import format_lines, result_json
+from netalert.cli.traps import format_event, format_json
 from netalert.logs import JsonFormatter, KeyValueFormatter, event
 from netalert.mail.headers import body_text, header_text
 from netalert.mail.views import format_varbind_value, line
+from netalert.poll.rows import PollResult
 from netalert.present import json_value, value_text
-from netalert.snmp.pollcmd import format_lines, result_json
-from netalert.snmp.rows import PollResult
-from netalert.snmp.trapcli import format_event, format_json
 from netalert.snmp.types import Sample, SnmpType, TrapEvent, VarBind
 from netalert.web.live import format_varbind
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from netalert.snmp.pcap import PcapRecorder, read_datagrams
+from netalert.traps.pcap import PcapRecorder, read_datagrams
 from tests.support.faults import AgentProcess, link_down
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.v3build import build_v3, scoped_pdu, trap_varbinds

@@ -13,8 +13,8 @@ from netalert.alerts.model import AlertState, Transition, TransitionKind
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
 from netalert.mib import MibTree
-from netalert.snmp import rows as poller
-from netalert.snmp.rows import PollResult, PollStatus
+from netalert.poll import rows as poller
+from netalert.poll.rows import PollResult, PollStatus
 from netalert.snmp.types import Sample, SnmpType, TrapEvent, VarBind
 from netalert.state import open_database
 from tests.support.polls import Device

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from netalert.snmp.berenc import encode_tlv
-from netalert.snmp.berv3 import decode_v3_header
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.berenc import encode_tlv
+from netalert.snmp.wire.berv3 import decode_v3_header
 from tests.support.faults import AgentProcess, link_down, metric_values, send_traps
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer

@@ -19,8 +19,8 @@ import pytest
 
 from netalert.config.models import TrapsConfig
 from netalert.mib import MibTree
-from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import TrapEvent
+from netalert.traps.receiver import TrapReceiver
 from tests.support.ports import free_udp_port
 from tests.support.v3build import build_v3, scoped_pdu, trap_varbinds, varbind
 

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from netalert.snmp.backends import make_client
+from netalert.poll.backends import make_client
 
-SNMP = Path(__file__).resolve().parents[1] / "netalert" / "snmp"
-ADAPTERS = {"netalert.snmp.client_gufo", "netalert.snmp.client_pysnmp"}
+PACKAGE = Path(__file__).resolve().parents[1] / "netalert"
+ADAPTERS = {"netalert.poll.client_gufo", "netalert.poll.client_pysnmp"}
 
 
 def imports(module: str) -> set[str]:
     """Every module ``module`` imports, at the top or inside a function."""
-    tree = ast.parse((SNMP / f"{module.rpartition('.')[2]}.py").read_text("utf-8"))
+    path = PACKAGE.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    tree = ast.parse(path.read_text("utf-8"))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -28,19 +29,21 @@ def imports(module: str) -> set[str]:
 
 
 def test_the_client_contract_imports_no_adapter() -> None:
-    assert not imports("netalert.snmp.client") & (ADAPTERS | {"netalert.snmp.backends"})
+    assert not imports("netalert.poll.client") & (ADAPTERS | {"netalert.poll.backends"})
 
 
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
 def test_adapters_do_not_import_the_chooser(adapter: str) -> None:
-    assert "netalert.snmp.backends" not in imports(adapter)
+    assert "netalert.poll.backends" not in imports(adapter)
 
 
 def test_only_gufo_snmps_public_modules_are_imported() -> None:
     private = {
         (path.name, name)
-        for path in SNMP.glob("*.py")
-        for name in imports(f"netalert.snmp.{path.stem}")
+        for path in PACKAGE.rglob("*.py")
+        for name in imports(
+            ".".join(("netalert", *path.relative_to(PACKAGE).with_suffix("").parts))
+        )
         if name.startswith("gufo.") and any(part.startswith("_") for part in name.split("."))
     }
     assert private == set()

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from netalert.snmp.backends import make_client
-from netalert.snmp.client import (
+from netalert.poll.backends import make_client
+from netalert.poll.client import (
     SnmpAuthError,
     SnmpClient,
     SnmpTimeoutError,

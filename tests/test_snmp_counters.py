@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netalert.snmp.counters import (
+from netalert.poll.counters import (
     COUNTER32_MODULUS,
     COUNTER64_MODULUS,
     TIMETICKS_MODULUS,

@@ -14,11 +14,11 @@ import pytest
 
 from netalert.config import Config, load_config_text
 from netalert.mib import MibTree
-from netalert.snmp.backends import make_client
-from netalert.snmp.engines import EngineRecord
-from netalert.snmp.plan import DevicePlan, build_plans
-from netalert.snmp.poller import Poller, PollResult, Reachability
+from netalert.poll.backends import make_client
+from netalert.poll.plan import DevicePlan, build_plans
+from netalert.poll.poller import Poller, PollResult, Reachability
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.engines import EngineRecord
 from tests.support.snmpd import DEFAULT_USER, PassScript, Snmpd, SnmpdFactory, V3User
 
 # pysnmp_mibs' compiled modules call pysnmp's deprecated importSymbols/exportSymbols

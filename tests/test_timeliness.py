@@ -23,13 +23,13 @@ import pytest
 
 from netalert.metrics import Metrics, MetricSample
 from netalert.mib import MibTree
-from netalert.snmp.berv3 import V3Header, decode_v3_header
-from netalert.snmp.timeliness import BOOTS_LATCHED, EngineClock, EngineClocks, Verdict, judge
-from netalert.snmp.traps import TrapReceiver
-from netalert.snmp.trapstats import RejectReason
-from netalert.snmp.trapv3 import V3Engine, V3Notification
 from netalert.snmp.types import TrapEvent
-from netalert.snmp.usmfast import FastTrap
+from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
+from netalert.snmp.wire.timeliness import BOOTS_LATCHED, EngineClock, EngineClocks, Verdict, judge
+from netalert.snmp.wire.usm import FastTrap
+from netalert.traps.receiver import TrapReceiver
+from netalert.traps.stats import RejectReason
+from netalert.traps.v3 import V3Engine, V3Notification
 from netalert.web.sources import traps_source
 from tests.support.ports import free_udp_port
 from tests.test_traps import ENGINE, _config

@@ -14,11 +14,11 @@ import pytest
 
 from netalert.config.models import Device, TrapsConfig
 from netalert.mib import MibTree
-from netalert.snmp.ber import PduType
-from netalert.snmp.berenc import encode_message
-from netalert.snmp.engines import EngineIdRegistry
-from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import SnmpType, TrapEvent
+from netalert.snmp.wire.ber import PduType
+from netalert.snmp.wire.berenc import encode_message
+from netalert.snmp.wire.engines import EngineIdRegistry
+from netalert.traps.receiver import TrapReceiver
 from tests.support.ports import free_udp_port
 
 ENGINE = "8000000001020304"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netalert.snmp.trapcli import format_event
+from netalert.cli.traps import format_event
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.ports import free_udp_port
 

@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from netalert.snmp.access import AccessPolicy, plain_address
-from netalert.snmp.ber import V1Trap
-from netalert.snmp.listen import BindError, open_udp_socket, socket_queue
-from netalert.snmp.storm import StormControl, StormLimits, TokenBucket, fold_sample
-from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.snmp.types import SnmpType, TrapEvent
+from netalert.snmp.wire.ber import V1Trap
+from netalert.traps.access import AccessPolicy, plain_address
+from netalert.traps.convert import v1_to_v2, v1_trap_oid, v2_trap_oid
+from netalert.traps.listen import BindError, open_udp_socket, socket_queue
+from netalert.traps.storm import StormControl, StormLimits, TokenBucket, fold_sample
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_port_in_use_is_a_clear_error() -> None:
 def test_privileged_port_names_the_fixes() -> None:
     # Run as an unprivileged user: binding port 162 must fail with the remedies spelled out.
     code = (
-        "from netalert.snmp.listen import BindError, open_udp_socket\n"
+        "from netalert.traps.listen import BindError, open_udp_socket\n"
         "try:\n    open_udp_socket('127.0.0.1', 162, 65536)\n"
         "except BindError as exc:\n    print(exc)\n"
     )

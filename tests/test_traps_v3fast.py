@@ -20,12 +20,12 @@ import pytest
 
 from netalert.config.models import TrapsConfig
 from netalert.mib import MibTree
-from netalert.snmp.berv3 import V3Header, decode_v3_header
-from netalert.snmp.traps import TrapReceiver
-from netalert.snmp.trapstats import RejectReason
-from netalert.snmp.trapv3 import V3Engine, V3Notification
 from netalert.snmp.types import TrapEvent
-from netalert.snmp.usmfast import FastTrap, UsmFast
+from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
+from netalert.snmp.wire.usm import FastTrap, UsmFast
+from netalert.traps.receiver import TrapReceiver
+from netalert.traps.stats import RejectReason
+from netalert.traps.v3 import V3Engine, V3Notification
 from tests.support.ports import free_udp_port
 from tests.test_traps import ENGINE, LINK, NET_SNMP_PRIV, V3_USERS
 

@@ -24,19 +24,17 @@ from pyasn1.type.univ import OctetString
 from pysnmp.entity import config as pconfig
 
 from netalert.config.models import TrapUser
-from netalert.snmp.ber import DecodeError
-from netalert.snmp.berenc import encode_oid, encode_tlv
-from netalert.snmp.berv3 import (
+from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import DecodeError
+from netalert.snmp.wire.berenc import encode_oid, encode_tlv
+from netalert.snmp.wire.berv3 import (
     FLAG_AUTH,
     FLAG_PRIV,
     V3Header,
     decode_scoped_pdu,
     decode_v3_header,
 )
-from netalert.snmp.trapstats import RejectReason
-from netalert.snmp.trapv3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, V3Engine, V3Notification
-from netalert.snmp.types import SnmpType
-from netalert.snmp.usmfast import (
+from netalert.snmp.wire.usm import (
     AUTH_HASHES,
     PRIV_KEY_SIZES,
     FastTrap,
@@ -46,6 +44,8 @@ from netalert.snmp.usmfast import (
     password_to_master,
     refuses_level,
 )
+from netalert.traps.stats import RejectReason
+from netalert.traps.v3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, V3Engine, V3Notification
 from tests.support.v3build import build_v3, int_tlv, varbind
 from tests.support.v3build import scoped_pdu as _scoped_pdu
 

@@ -6,8 +6,8 @@ import pytest
 
 from netalert.mib import MibTree
 from netalert.present import timeticks_text
-from netalert.snmp.trapnames import TrapNamer
 from netalert.snmp.types import SnmpType
+from netalert.traps.names import TrapNamer
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,9 @@ import pytest
 from netalert.alerts.model import Alert, AlertState
 from netalert.mail.stats import MailStats
 from netalert.metrics import HistogramCounts, Metrics, counter_samples
-from netalert.snmp.poller import PollerStats
-from netalert.snmp.trapstats import RejectReason, TrapStats
+from netalert.poll.poller import PollerStats
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
+from netalert.traps.stats import RejectReason, TrapStats
 from netalert.web import (
     AlertView,
     DeviceStatus,

@@ -16,8 +16,8 @@ from netalert.metrics import (
     Metrics,
     MetricSample,
 )
-from netalert.snmp.poller import Reachability
-from netalert.snmp.rows import PollResult
+from netalert.poll.poller import Reachability
+from netalert.poll.rows import PollResult
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from netalert.web.app import to_jsonable
 from netalert.web.health import is_healthy

@@ -13,9 +13,9 @@ import socket
 from collections.abc import Callable, Sequence
 
 from netalert.demo.devices import DEMO_MIB, DEMO_PORT_ENTRY, IF_ENTRY, DemoSwitch, oid_text
-from netalert.snmp.ber import PduType, RawVarBind
-from netalert.snmp.berenc import encode_message
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import PduType, RawVarBind
+from netalert.snmp.wire.berenc import encode_message
 
 __all__ = [
     "LINK_DOWN",

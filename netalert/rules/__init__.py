@@ -1,7 +1,7 @@
 """Rules: expressions compiled once, evaluated on polls and traps, turned into observations.
 
 Entry points: :func:`compile_rules` / :func:`check_rules` (config load, check-config),
-:class:`RuleEngine` (evaluates the poller's :class:`~netalert.snmp.rows.PollResult`
+:class:`RuleEngine` (evaluates the poller's :class:`~netalert.poll.rows.PollResult`
 and the receiver's traps; the alert stage of :mod:`netalert.alerts` owns the
 alerts), :class:`ConfirmRequest` (a trap rule's confirm poll).
 """

@@ -28,6 +28,7 @@ from netalert.alerts import (
 )
 from netalert.alerts import make_key as alert_key
 from netalert.config.models import Config
+from netalert.poll.rows import PollResult, Row
 from netalert.rules.compile import UNREACHABLE, PollRule, RuleSet, compile_rules
 from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.expr import NUMERIC_OID
@@ -38,7 +39,6 @@ from netalert.rules.policy import build_policy
 from netalert.rules.reachability import reachable, unreachable
 from netalert.rules.trapflow import TrapRules
 from netalert.rules.values import plain_value, render_value
-from netalert.snmp.rows import PollResult, Row
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["RuleEngine"]

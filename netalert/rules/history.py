@@ -1,8 +1,8 @@
 """``rate()``, ``delta()``, ``changed()``, ``prev()``: values against the previous poll.
 
 Counters are the poller's: it computes their increase and rate between two
-polls (wraps, agent restarts, discontinuities; :mod:`netalert.snmp.counters`)
-and hands them with the poll (:class:`netalert.snmp.rows.Row`); a counter it
+polls (wraps, agent restarts, discontinuities; :mod:`netalert.poll.counters`)
+and hands them with the poll (:class:`netalert.poll.rows.Row`); a counter it
 gave no figure for is unknown. For anything else (a gauge's ``delta()``,
 ``changed()``, ``prev()``) the engine keeps, per device, the previous raw value
 and time of every object a rule reads through these functions. When no answer

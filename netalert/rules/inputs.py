@@ -1,6 +1,6 @@
 """What the rule engine asks the poller for: a trap rule's confirm poll.
 
-The engine reads the poller's own :class:`~netalert.snmp.rows.PollResult`
+The engine reads the poller's own :class:`~netalert.poll.rows.PollResult`
 (scalars and table rows joined by index, counter rates computed). A trap rule
 with ``confirm`` makes it emit :class:`ConfirmRequest` values (see
 :meth:`netalert.alerting.Alerting.confirm_requests`): the poller GETs ``oids``

@@ -19,12 +19,12 @@ from netalert.alerts import (
     fingerprint,
 )
 from netalert.alerts import make_key as alert_key
+from netalert.poll.rows import PollResult, Row
 from netalert.rules.compile import RuleSet, TrapRule
 from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import NO_HISTORY
 from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.trapenv import TrapView, clear_key, confirm_index, key_labels, view
-from netalert.snmp.rows import PollResult, Row
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["TrapRules", "trap_origin"]

@@ -2,8 +2,8 @@
 
 Polls: per device, the series of every instance are expanded; step *i* at
 ``i * interval`` becomes the varbinds a device would answer, turned into a
-:class:`~netalert.snmp.rows.PollResult` by the poller's own
-:class:`~netalert.snmp.rows.DeviceTracker` (names, rows, counter rates and
+:class:`~netalert.poll.rows.PollResult` by the poller's own
+:class:`~netalert.poll.rows.DeviceTracker` (names, rows, counter rates and
 agent restarts, as the agent computes them). A ``timeout`` in any
 series of the device at a step makes that poll unanswered; a step where every
 series is ``_`` is no poll at all; a ``_`` among values is a value the device
@@ -19,16 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netalert.mib import MibTree
+from netalert.poll.rows import DeviceTracker, PollResult
 from netalert.ruletest.series import MISSING, TIMEOUT, SeriesValue, expand_series
 from netalert.ruletest.spec import TestTrap
 from netalert.ruletest.values import raw_varbind
-from netalert.snmp.ber import PduType, RawVarBind, V1Trap
-from netalert.snmp.berenc import encode_message
 from netalert.snmp.naming import Namer
-from netalert.snmp.rows import DeviceTracker, PollResult
-from netalert.snmp.trapconv import SNMP_TRAP_OID, SYS_UPTIME
-from netalert.snmp.trapv3 import V3Notification
 from netalert.snmp.types import SnmpType, VarBind
+from netalert.snmp.wire.ber import PduType, RawVarBind, V1Trap
+from netalert.snmp.wire.berenc import encode_message
+from netalert.traps.convert import SNMP_TRAP_OID, SYS_UPTIME
+from netalert.traps.v3 import V3Notification
 
 __all__ = ["PollStep", "device_polls", "poll_steps", "trap_datagram", "trap_v3"]
 

@@ -26,8 +26,8 @@ from netalert.notify.dispatcher import Dispatcher, mute_reason
 from netalert.notify.model import Notification
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import Silence
+from netalert.poll.rows import PollResult
 from netalert.service import Prepared
-from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 from netalert.state import open_database
 

@@ -1,7 +1,7 @@
 """``netalert replay FILE.pcap``: recorded datagrams through decode → access → rules → notify.
 
 Each UDP datagram sent to one of the config's ``[traps] listen`` ports (or
-``--port``) is handed to a socketless :class:`~netalert.snmp.traps.TrapReceiver`
+``--port``) is handed to a socketless :class:`~netalert.traps.receiver.TrapReceiver`
 at the time it was captured; the accepted traps go through the
 :class:`~netalert.ruletest.pipeline.Pipeline` (the agent's rule engine, alert
 store, dispatcher and renderer) on a virtual clock that follows the capture,
@@ -31,9 +31,9 @@ from netalert.mail.mailer import Mailer
 from netalert.mail.render import MailTemplates
 from netalert.ruletest.pipeline import Pipeline, Sent
 from netalert.service import Prepared
-from netalert.snmp.pcap import read_datagrams
-from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import TrapEvent
+from netalert.traps.pcap import read_datagrams
+from netalert.traps.receiver import TrapReceiver
 
 __all__ = ["ReplayOptions", "notification_line", "replay", "run_replay", "transition_line"]
 

@@ -24,8 +24,8 @@ from netalert.ruletest.inputs import poll_steps, trap_datagram, trap_v3
 from netalert.ruletest.pipeline import Pipeline
 from netalert.ruletest.spec import Expectation, RuleTest, TestFile
 from netalert.service import Prepared, prepare
-from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import TrapEvent
+from netalert.traps.receiver import TrapReceiver
 
 __all__ = ["Check", "Outcome", "PreparedCache", "run_test"]
 

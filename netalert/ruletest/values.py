@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from netalert.errors import MibError
 from netalert.mib import MibTree
-from netalert.snmp.ber import RawVarBind
 from netalert.snmp.naming import syntax_type
 from netalert.snmp.types import SnmpType, Value
+from netalert.snmp.wire.ber import RawVarBind
 
 __all__ = ["raw_varbind"]
 

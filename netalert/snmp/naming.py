@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from netalert.errors import MibError
 from netalert.mib.node import MibNode
 from netalert.present import octets_text, timeticks_text
-from netalert.snmp.opaque import decode_opaque, format_float, render_opaque
 from netalert.snmp.types import Sample, SnmpType, Value, VarBind
+from netalert.snmp.wire.opaque import decode_opaque, format_float, render_opaque
 
 __all__ = ["MibTreeLike", "Namer", "oid_label", "opaque_value", "syntax_type"]
 

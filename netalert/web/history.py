@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from netalert.web.model import DeviceStatus, Series
 
 if TYPE_CHECKING:
-    from netalert.snmp.poller import Reachability
-    from netalert.snmp.rows import PollResult
+    from netalert.poll.poller import Reachability
+    from netalert.poll.rows import PollResult
     from netalert.snmp.types import TrapEvent
 
 __all__ = ["SEVERITIES", "DeviceBoard", "History"]

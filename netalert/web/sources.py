@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from netalert.alerts.model import Alert
     from netalert.logs import LogStats
     from netalert.mail.stats import MailStats
-    from netalert.snmp.poller import PollerStats
-    from netalert.snmp.trapstats import TrapStats
+    from netalert.poll.poller import PollerStats
+    from netalert.traps.stats import TrapStats
     from netalert.web.guard import HttpStats
 
 __all__ = [
@@ -69,7 +69,7 @@ def mail_source(
 
 
 def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) -> Source:
-    """A source for the poller's :class:`~netalert.snmp.poller.PollerStats`."""
+    """A source for the poller's :class:`~netalert.poll.poller.PollerStats`."""
 
     def read() -> list[Sample]:
         out = counter_samples("netalert_polls_total", "result", stats.polls)
@@ -83,7 +83,7 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
 
 
 def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None) -> Source:
-    """A source for the trap receiver's :class:`~netalert.snmp.trapstats.TrapStats`.
+    """A source for the trap receiver's :class:`~netalert.traps.stats.TrapStats`.
 
     Args:
         stats: The live stats object.

@@ -22,9 +22,9 @@ from netalert.mail.outbox import Outbox
 from netalert.mail.stats import MailStats
 from netalert.metrics import HistogramCounts, Metrics, Source
 from netalert.notify.dispatcher import Dispatcher
-from netalert.snmp.poller import PollerStats, PollResult, Reachability
-from netalert.snmp.trapstats import TrapStats
+from netalert.poll.poller import PollerStats, PollResult, Reachability
 from netalert.snmp.types import TrapEvent
+from netalert.traps.stats import TrapStats
 from netalert.web.accept import AcceptErrorLog
 from netalert.web.app import WebServer, create_app, start_web
 from netalert.web.guard import HttpLimits, HttpStats

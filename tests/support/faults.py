@@ -2,7 +2,7 @@
 
 Used by tests/test_faults*.py (fast, in ``make test``) and tests/soak/ (``make soak``).
 The agent runs exactly as systemd would start it; traps are real UDP datagrams
-built with :mod:`netalert.snmp.berenc` (the same bytes net-snmp's snmptrap sends
+built with :mod:`netalert.snmp.wire.berenc` (the same bytes net-snmp's snmptrap sends
 for a linkDown, without a process per trap); mail goes to the aiosmtpd sink of
 :mod:`tests.support.smtp`.
 
@@ -40,9 +40,9 @@ from typing import Any
 
 import pytest
 
-from netalert.snmp.ber import PduType
-from netalert.snmp.berenc import encode_message
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import PduType
+from netalert.snmp.wire.berenc import encode_message
 from tests.support.smtp import ReceivedMessage
 
 __all__ = [

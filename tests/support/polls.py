@@ -1,8 +1,8 @@
 """Poll results for tests of the rules, made the way the poller makes them.
 
 A :class:`Device` answers with the varbinds of the values it is given and
-turns them into a :class:`~netalert.snmp.rows.PollResult` through the
-poller's own :class:`~netalert.snmp.rows.DeviceTracker`: names and types from
+turns them into a :class:`~netalert.poll.rows.PollResult` through the
+poller's own :class:`~netalert.poll.rows.DeviceTracker`: names and types from
 the MIB, rows joined by index, counter rates across its polls, agent
 restarts from ``sysUpTime``. No sockets.
 """
@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from netalert.mib import MibTree
+from netalert.poll.rows import DeviceTracker, PollResult, PollStatus, Row
 from netalert.snmp.naming import Namer
-from netalert.snmp.rows import DeviceTracker, PollResult, PollStatus, Row
 from netalert.snmp.types import SnmpType, VarBind
 
 __all__ = ["Device", "unlabelled"]

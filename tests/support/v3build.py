@@ -15,10 +15,10 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from netalert.snmp.ber import DecodeError
-from netalert.snmp.berenc import encode_oid, encode_tlv
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, decode_v3_header
-from netalert.snmp.usmfast import (
+from netalert.snmp.wire.ber import DecodeError
+from netalert.snmp.wire.berenc import encode_oid, encode_tlv
+from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, decode_v3_header
+from netalert.snmp.wire.usm import (
     AUTH_HASHES,
     PRIV_KEY_SIZES,
     extend_key,

@@ -1,9 +1,9 @@
-"""A small BER encoder for SNMP messages: the inverse of :mod:`netalert.snmp.ber`.
+"""A small BER encoder for SNMP messages: the inverse of :mod:`netalert.snmp.wire.ber`.
 
 The receiver's inform Responses are built here: a v2c one whole
 (:func:`encode_inform_response`), a v3 one's ScopedPDU and message
 (:func:`encode_response_scoped_pdu`, :func:`encode_v3_message`; the fast path
-of :mod:`netalert.snmp.usmfast` encrypts and signs it).
+of :mod:`netalert.snmp.wire.usm` encrypts and signs it).
 The rest builds whole messages for tests, the bench blaster and the demo's
 trap sender.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from netalert.snmp.ber import Message, PduType, RawVarBind, V1Trap
 from netalert.snmp.types import SnmpType, Value
+from netalert.snmp.wire.ber import Message, PduType, RawVarBind, V1Trap
 
 __all__ = [
     "encode_inform_response",

@@ -1,6 +1,6 @@
 """SNMPv3 traps and informs: the fast path for the ordinary ones, pysnmp's engine for the rest.
 
-A datagram first meets :class:`netalert.snmp.usmfast.UsmFast`, which accepts
+A datagram first meets :class:`netalert.snmp.wire.usm.UsmFast`, which accepts
 an ordinary authenticated trap itself (7-14 times cheaper) or refuses a wrong
 digest or a missing authentication, and accepts and answers an authentic
 inform inside the time window. Everything it leaves goes to pysnmp, which owns
@@ -15,7 +15,7 @@ registered for each engine ID in ``[[traps.users]].engine_ids`` and for each
 one the poller learns (:meth:`V3Engine.add_engine_id`, no restart needed).
 An inform is keyed by this receiver's own engine ID, which senders discover.
 
-Replay protection (:mod:`netalert.snmp.timeliness`) covers authenticated traps
+Replay protection (:mod:`netalert.snmp.wire.timeliness`) covers authenticated traps
 on both paths with one table: the fast path checks the traps it takes, and a
 trap pysnmp accepts is checked after pysnmp authenticated it, with the engine
 ID, boots and time of the header the receiver already decoded (they are the
@@ -40,13 +40,19 @@ from typing import Any
 from netalert.config.models import TrapUser
 from netalert.config.types import parse_engine_id
 from netalert.logs import event
-from netalert.snmp.ber import DecodeError, RawVarBind
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, V3Header, decode_scoped_pdu
-from netalert.snmp.reportlimit import ReportLimiter
-from netalert.snmp.timeliness import EngineClocks
-from netalert.snmp.trapstats import RejectReason
 from netalert.snmp.types import SnmpType
-from netalert.snmp.usmfast import FastTrap, UsmFast
+from netalert.snmp.wire.ber import DecodeError, RawVarBind
+from netalert.snmp.wire.berv3 import (
+    FLAG_AUTH,
+    FLAG_PRIV,
+    FLAG_REPORTABLE,
+    V3Header,
+    decode_scoped_pdu,
+)
+from netalert.snmp.wire.timeliness import EngineClocks
+from netalert.snmp.wire.usm import FastTrap, UsmFast
+from netalert.traps.reportlimit import ReportLimiter
+from netalert.traps.stats import RejectReason
 
 with warnings.catch_warnings():
     # pysnmp 7 imports pyasn1 modules that warn about deprecated APIs at import time.

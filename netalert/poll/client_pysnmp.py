@@ -1,4 +1,4 @@
-"""The pysnmp 7 hlapi adapter of :class:`~netalert.snmp.client.SnmpClient` (the reference).
+"""The pysnmp 7 hlapi adapter of :class:`~netalert.poll.client.SnmpClient` (the reference).
 
 One :class:`pysnmp.hlapi.v3arch.asyncio.SnmpEngine` serves every device: creating
 one costs ~0.1 s and ~700 KB, so never one per device. Transport targets and
@@ -30,7 +30,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.hlapi.v3arch.asyncio import auth as hlauth
 from pysnmp.proto import errind
 
-from netalert.snmp.client import (
+from netalert.poll.client import (
     Backend,
     EngineCallback,
     SnmpAuthError,

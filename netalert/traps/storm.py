@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from netalert.config.models import TrapsConfig
 from netalert.logs import Event, RateLimiter, event
-from netalert.snmp.ber import RawVarBind
 from netalert.snmp.types import TrapEvent
+from netalert.snmp.wire.ber import RawVarBind
 
 __all__ = ["StormControl", "StormLimits", "TokenBucket", "fold_sample"]
 

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from netalert.snmp.pcap import RecordStats
+from netalert.traps.pcap import RecordStats
 
 __all__ = ["RejectReason", "TrapStats"]
 

@@ -1,10 +1,10 @@
 """The narrow SNMP client the poller talks to, and what it returns or raises.
 
 Two adapters implement :class:`SnmpClient`: gufo-snmp (default, Rust core, fast)
-in :mod:`netalert.snmp.client_gufo` and the pysnmp 7 hlapi (the reference) in
-:mod:`netalert.snmp.client_pysnmp`. Both return the same :class:`VarBind` lists
+in :mod:`netalert.poll.client_gufo` and the pysnmp 7 hlapi (the reference) in
+:mod:`netalert.poll.client_pysnmp`. Both return the same :class:`VarBind` lists
 for the same agent; ``tests/test_snmp_client.py`` runs them side by side. They
-import this module, which imports neither: :func:`netalert.snmp.backends.make_client`
+import this module, which imports neither: :func:`netalert.poll.backends.make_client`
 chooses one.
 
 An adapter is created once per process and serves every device: it keeps one

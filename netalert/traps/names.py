@@ -11,9 +11,9 @@ from typing import Protocol
 
 from netalert.mib.node import MibNode
 from netalert.present import octets_text, timeticks_text
-from netalert.snmp.ber import RawVarBind
 from netalert.snmp.naming import opaque_value
 from netalert.snmp.types import SnmpType, TrapEvent, Value, VarBind
+from netalert.snmp.wire.ber import RawVarBind
 
 __all__ = ["TrapNamer", "TrapTree"]
 

@@ -1,4 +1,6 @@
-"""A strict, fast BER decoder for SNMPv1/v2c messages (the encoder is :mod:`netalert.snmp.berenc`).
+"""A strict, fast BER decoder for SNMPv1/v2c messages.
+
+The encoder is :mod:`netalert.snmp.wire.berenc`.
 
 pyasn1 spends ~0.5 ms on a six-varbind trap because it builds a typed object
 tree; the receiver needs plain values, so this module walks the bytes once.

@@ -9,7 +9,7 @@ buckets, full ones are forgotten, and if none is, the Report is refused.
 
 from __future__ import annotations
 
-from netalert.snmp.storm import TokenBucket
+from netalert.traps.storm import TokenBucket
 
 __all__ = ["ReportLimiter"]
 

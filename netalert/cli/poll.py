@@ -22,11 +22,11 @@ from typing import Any, TextIO
 from netalert.config.models import Config
 from netalert.config.types import parse_duration, parse_hostport
 from netalert.errors import ConfigError, NetalertError
+from netalert.poll.client import Backend, Target
+from netalert.poll.plan import SYS_UPTIME, DevicePlan, build_plans, resolve_oid
+from netalert.poll.poller import Poller, PollResult
 from netalert.present import json_value, value_text
-from netalert.snmp.client import Backend, Target
 from netalert.snmp.naming import MibTreeLike
-from netalert.snmp.plan import SYS_UPTIME, DevicePlan, build_plans, resolve_oid
-from netalert.snmp.poller import Poller, PollResult
 
 __all__ = ["DEFAULT_GET", "DEFAULT_WALK", "PollOptions", "format_lines", "result_json", "run_poll"]
 
@@ -244,7 +244,7 @@ async def _poll_once(plan: DevicePlan, tree: MibTreeLike) -> PollResult:
 def run_poll(options: PollOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Polls once and prints; returns the exit code (0 ok, 1 SNMP error, 2 bad input)."""
     # The poller's own warnings would repeat the error printed below.
-    logging.getLogger("netalert.snmp").setLevel(logging.ERROR)
+    logging.getLogger("netalert.poll").setLevel(logging.ERROR)
     try:
         tree = _tree(options)
         plan = _plan(options, tree)

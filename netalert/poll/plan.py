@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from netalert.config.models import Config, Device
 from netalert.errors import ConfigError
-from netalert.snmp.client import Backend, Target
+from netalert.poll.client import Backend, Target
 from netalert.snmp.naming import MibTreeLike
 
 __all__ = [

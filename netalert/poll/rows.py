@@ -2,7 +2,7 @@
 
 The one poll contract: the poller owns counters, rates and agent restarts, and
 hands the rules this :class:`PollResult` as it is (no other poll type).
-:class:`PollResult` and :class:`Row` are re-exported by :mod:`netalert.snmp.poller`.
+:class:`PollResult` and :class:`Row` are re-exported by :mod:`netalert.poll.poller`.
 :class:`DeviceTracker` keeps the little state one device needs between polls
 (previous counters and uptime) and turns VarBinds into a PollResult; apart from
 that state it is pure (``now`` is passed in), so it is tested without sockets
@@ -17,9 +17,9 @@ from types import MappingProxyType
 from typing import Literal
 
 from netalert.mib.node import MibNode
-from netalert.snmp.counters import Point, Verdict, agent_restarted, max_rate_for, rate
+from netalert.poll.counters import Point, Verdict, agent_restarted, max_rate_for, rate
+from netalert.poll.plan import SNMP_ENGINE_BOOTS, SNMP_ENGINE_TIME, SYS_UPTIME
 from netalert.snmp.naming import Namer
-from netalert.snmp.plan import SNMP_ENGINE_BOOTS, SNMP_ENGINE_TIME, SYS_UPTIME
 from netalert.snmp.types import Sample, SnmpType, Value, VarBind
 
 __all__ = ["DeviceTracker", "PollResult", "PollStatus", "Row"]

@@ -14,7 +14,7 @@ an engine ID the users are keyed for that is not this receiver's own, and an
 InformRequest to this receiver's own engine ID at its user's level, with the
 right digest and inside the time window. It rejects a trap's wrong digest
 itself (``bad_digest``, as pysnmp). It answers an inform it takes with a
-Response built with :mod:`netalert.snmp.berenc`, encrypted and signed with the
+Response built with :mod:`netalert.snmp.wire.berenc`, encrypted and signed with the
 user's keys localized to the receiver's engine ID, carrying the receiver's
 (authoritative) engine ID, boots and time, as pysnmp's would. Anything else
 (Reports, unknown engine IDs, other levels, an inform with a wrong digest or
@@ -27,8 +27,8 @@ keeps an estimate of the sender's clock (RFC 3414 section 3.2.7 b). pysnmp
 replaces that estimate with the message's own boots and time as soon as the
 digest verifies and only then compares, so a recorded trap sent again is
 accepted again. The fast path checks an accepted trap against
-:class:`netalert.snmp.timeliness.EngineClocks` (shared with the pysnmp path in
-:mod:`netalert.snmp.trapv3`) and refuses a stale one itself
+:class:`netalert.snmp.wire.timeliness.EngineClocks` (shared with the pysnmp path in
+:mod:`netalert.traps.v3`) and refuses a stale one itself
 (``not_in_time_window``), never handing it to pysnmp. The latched boots value
 2**31-1 it still leaves to pysnmp, which refuses it.
 
@@ -55,11 +55,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from netalert.config.models import TrapUser
 from netalert.logs import event
-from netalert.snmp.ber import DecodeError, RawVarBind
-from netalert.snmp.berenc import encode_response_scoped_pdu, encode_tlv, encode_v3_message
-from netalert.snmp.berv3 import FLAG_AUTH, FLAG_PRIV, ScopedPdu, V3Header, decode_scoped_pdu
-from netalert.snmp.timeliness import EngineClocks
-from netalert.snmp.trapstats import RejectReason
+from netalert.snmp.wire.ber import DecodeError, RawVarBind
+from netalert.snmp.wire.berenc import encode_response_scoped_pdu, encode_tlv, encode_v3_message
+from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_PRIV, ScopedPdu, V3Header, decode_scoped_pdu
+from netalert.snmp.wire.timeliness import EngineClocks
+from netalert.traps.stats import RejectReason
 
 __all__ = [
     "AUTH_HASHES",

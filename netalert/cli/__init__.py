@@ -288,8 +288,8 @@ def poll(
     ] = None,
 ) -> None:
     """Poll one device once and print its named values (exit 1 on SNMP error)."""
-    from netalert.snmp.client import AUTH_PROTOCOLS, PRIV_PROTOCOLS
-    from netalert.snmp.pollcmd import PollOptions, run_poll
+    from netalert.cli.poll import PollOptions, run_poll
+    from netalert.poll.client import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
     if auth_protocol is not None and auth_protocol.upper() not in AUTH_PROTOCOLS:
         raise fail(f"--auth-protocol: use one of {', '.join(AUTH_PROTOCOLS)}", 2)
@@ -344,7 +344,7 @@ def traps_command(
     ] = None,
 ) -> None:
     """Print decoded traps and informs as they arrive; sends no mail (0 on Ctrl-C)."""
-    from netalert.snmp.trapcli import run_traps
+    from netalert.cli.traps import run_traps
 
     cfg = load_or_exit(config, optional=True)
     raise typer.Exit(run_traps(cfg, listen=listen, as_json=as_json, record=record))

@@ -21,7 +21,7 @@ computes counter rates → ``on_result(PollResult)``.
   once the count reaches ``[agent] unreachable_after``.
 * v3 engine IDs learned by the clients land in the :class:`EngineIdRegistry`.
 
-``PollResult`` and ``Row`` are defined in :mod:`netalert.snmp.rows` and
+``PollResult`` and ``Row`` are defined in :mod:`netalert.poll.rows` and
 re-exported here.
 """
 
@@ -41,20 +41,20 @@ from typing import Any
 
 from netalert.errors import SnmpError
 from netalert.logs import event
-from netalert.snmp.backends import make_client
-from netalert.snmp.client import (
+from netalert.poll.backends import make_client
+from netalert.poll.client import (
     Backend,
     SnmpAuthError,
     SnmpClient,
     SnmpTimeoutError,
     Target,
 )
-from netalert.snmp.counters import Verdict, counter_went_back
-from netalert.snmp.engines import EngineIdRegistry
+from netalert.poll.counters import Verdict, counter_went_back
+from netalert.poll.plan import SYS_UPTIME, DevicePlan
+from netalert.poll.rows import DeviceTracker, PollResult, PollStatus, Row
 from netalert.snmp.naming import MibTreeLike, Namer
-from netalert.snmp.plan import SYS_UPTIME, DevicePlan
-from netalert.snmp.rows import DeviceTracker, PollResult, PollStatus, Row
 from netalert.snmp.types import VarBind
+from netalert.snmp.wire.engines import EngineIdRegistry
 
 __all__ = [
     "PollResult",

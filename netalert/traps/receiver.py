@@ -1,8 +1,8 @@
 """The trap and inform receiver: UDP sockets → access control → decode → storm control → events.
 
-v1 and v2c take the fast path (:mod:`netalert.snmp.ber`, ~10 µs a trap); so do
+v1 and v2c take the fast path (:mod:`netalert.snmp.wire.ber`, ~10 µs a trap); so do
 ordinary v3 traps, while informs and the unusual go through pysnmp's engine
-(:mod:`netalert.snmp.trapv3`). Each accepted trap becomes a named
+(:mod:`netalert.traps.v3`). Each accepted trap becomes a named
 :class:`TrapEvent` handed to the ``sink`` given at construction: a callable or
 an ``asyncio.Queue`` (never awaited: a full queue drops and counts). A readable
 socket is drained at most ``batch`` datagrams at a time, so a flood never
@@ -25,19 +25,19 @@ from typing import Any, Protocol
 from netalert.config.models import Device, TrapsConfig
 from netalert.logs import RateLimiter
 from netalert.logs import event as log_event
-from netalert.snmp.access import AccessPolicy, plain_address
-from netalert.snmp.ber import DecodeError, RawVarBind, decode_message
-from netalert.snmp.berenc import encode_inform_response
-from netalert.snmp.berv3 import decode_v3_header
-from netalert.snmp.listen import open_udp_socket, share_udp_socket, socket_queue
-from netalert.snmp.pcap import PcapRecorder
-from netalert.snmp.reportlimit import ReportLimiter
-from netalert.snmp.storm import StormControl, StormLimits, fold_sample
-from netalert.snmp.trapconv import v1_to_v2, v1_trap_oid, v2_trap_oid
-from netalert.snmp.trapnames import TrapNamer, TrapTree
-from netalert.snmp.trapstats import RejectReason, TrapStats
-from netalert.snmp.trapv3 import V3Engine, V3Notification, load_engine_id, random_engine_id
 from netalert.snmp.types import TrapEvent
+from netalert.snmp.wire.ber import DecodeError, RawVarBind, decode_message
+from netalert.snmp.wire.berenc import encode_inform_response
+from netalert.snmp.wire.berv3 import decode_v3_header
+from netalert.traps.access import AccessPolicy, plain_address
+from netalert.traps.convert import v1_to_v2, v1_trap_oid, v2_trap_oid
+from netalert.traps.listen import open_udp_socket, share_udp_socket, socket_queue
+from netalert.traps.names import TrapNamer, TrapTree
+from netalert.traps.pcap import PcapRecorder
+from netalert.traps.reportlimit import ReportLimiter
+from netalert.traps.stats import RejectReason, TrapStats
+from netalert.traps.storm import StormControl, StormLimits, fold_sample
+from netalert.traps.v3 import V3Engine, V3Notification, load_engine_id, random_engine_id
 
 __all__ = ["EngineSource", "TrapReceiver", "TrapSink"]
 

@@ -7,8 +7,8 @@ snmpTrapCommunity.0 and snmpTrapEnterprise.0.
 
 from __future__ import annotations
 
-from netalert.snmp.ber import RawVarBind, V1Trap
 from netalert.snmp.types import SnmpType
+from netalert.snmp.wire.ber import RawVarBind, V1Trap
 
 __all__ = [
     "SNMP_TRAP_ADDRESS",

@@ -19,9 +19,9 @@ from netalert.config.types import parse_hostport
 from netalert.errors import NetalertError
 from netalert.logtext import escape
 from netalert.present import hex_text, value_text, varbind_json
-from netalert.snmp.trapnames import TrapTree
-from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
+from netalert.traps.names import TrapTree
+from netalert.traps.receiver import TrapReceiver
 
 __all__ = ["format_event", "format_json", "run_traps"]
 

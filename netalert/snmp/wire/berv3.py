@@ -2,7 +2,7 @@
 
 The receiver reads them to name the user and engine of a v3 message (for
 counting and logging rejections precisely) and to route it. The trap fast path
-(:mod:`netalert.snmp.usmfast`) also decodes the ScopedPDU here, plaintext or
+(:mod:`netalert.snmp.wire.usm`) also decodes the ScopedPDU here, plaintext or
 decrypted. Neither function raises, like :func:`ber.decode_message`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netalert.snmp.ber import (
+from netalert.snmp.wire.ber import (
     _I32_MAX,
     _I32_MIN,
     _V2_PDUS,

@@ -1,4 +1,4 @@
-"""The gufo-snmp adapter of :class:`~netalert.snmp.client.SnmpClient` (the default).
+"""The gufo-snmp adapter of :class:`~netalert.poll.client.SnmpClient` (the default).
 
 gufo-snmp's Rust core encodes, decodes and does USM crypto; one
 :class:`gufo.snmp.aio.client.SnmpSession` is one connected UDP socket with at most
@@ -50,7 +50,7 @@ from gufo.snmp import SnmpAuthError as GufoAuthError
 from gufo.snmp import SnmpError as GufoError
 from gufo.snmp.aio.client import SnmpSession
 
-from netalert.snmp.client import (
+from netalert.poll.client import (
     Backend,
     EngineCallback,
     SnmpAuthError,
@@ -204,7 +204,7 @@ class GufoClient(SnmpClient):
 
     def _ref(self) -> SnmpClient:
         if self._reference is None:
-            from netalert.snmp.client_pysnmp import PysnmpClient
+            from netalert.poll.client_pysnmp import PysnmpClient
 
             self._reference = PysnmpClient(on_engine_id=self._on_engine_id)
         return self._reference

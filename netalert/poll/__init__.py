@@ -1,0 +1,1 @@
+"""Polling: the scheduler, the SNMP clients, counters, rates and rows."""

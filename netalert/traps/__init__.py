@@ -1,0 +1,1 @@
+"""Trap and inform intake: sockets, access control, decoding, storms, naming."""
