@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -36,6 +37,7 @@ from netalert.config.types import (
     parse_engine_id,
 )
 from netalert.logs import DEFAULT_LINE_MAX
+from netalert.matchers import Matcher, compile_matchers
 
 __all__ = [
     "DOC_DEFAULT",
@@ -808,40 +810,100 @@ class SmtpConfig(Model):
         return mail_address(value, "sender")
 
 
+def _match_shape(value: Any) -> Any:
+    if not isinstance(value, dict | list):
+        raise ValueError(
+            'expected a table of labels ({ severity = "critical" }) or a list of matchers '
+            '(["severity=~critical|warning"])'
+        )
+    return value
+
+
+def _match_syntax(value: dict[str, str] | list[str]) -> dict[str, str] | list[str]:
+    compile_matchers(value)
+    return value
+
+
 class Route(Model):
-    """``[[routes]]``: who gets which alerts; first match wins."""
+    """``[[routes]]``: who gets which alerts; first match wins, children before their parent."""
 
     name: str = Field(
         "",
         description="name in logs and the notification log",
-        json_schema_extra=shown_default("`routes[N]`"),
+        json_schema_extra=shown_default("`routes[N]`, `routes[N].routes[M]`"),
     )
-    match: dict[str, str] = Field(
+    match: dict[str, str] | list[str] = Field(
         {},
-        description="labels an alert must carry (`severity`, `rule`, `device`, any label); "
-        "`{}` matches all",
+        description="which alerts the route takes: a table of labels an alert must carry "
+        'with these values (`{ severity = "critical" }`; `severity`, `rule`, `device`, any '
+        "label), or a list of matchers `name=value`, `name!=value`, `name=~regex`, "
+        "`name!~regex` that must all hold; `{}` matches all",
     )
-    to: Annotated[list[str], Field(min_length=1)] = Field(description="recipients")
+    to: list[str] = Field(
+        [],
+        description="recipients",
+        json_schema_extra=shown_default("the parent route's; required on `[[routes]]`"),
+    )
     group_by: list[str] = Field(
         ["device"],
         description='labels that split alerts into one e-mail per group; `["..."]` makes '
         "every alert its own group",
+        json_schema_extra=shown_default('`["device"]`, or the parent route\'s'),
     )
     group_wait: Duration = Field(
-        timedelta(seconds=30), description="wait before the first mail of a new group"
+        timedelta(seconds=30),
+        description="wait before the first mail of a new group",
+        json_schema_extra=shown_default('`"30s"`, or the parent route\'s'),
     )
     group_interval: Duration = Field(
-        timedelta(minutes=5), description="wait before mailing changes of a group"
+        timedelta(minutes=5),
+        description="wait before mailing changes of a group",
+        json_schema_extra=shown_default('`"5m"`, or the parent route\'s'),
     )
     repeat_interval: Duration = Field(
-        timedelta(hours=4), description="re-send a still-firing group"
+        timedelta(hours=4),
+        description="re-send a still-firing group",
+        json_schema_extra=shown_default('`"4h"`, or the parent route\'s'),
     )
-    send_resolved: bool = Field(True, description="mail when alerts resolve")
+    send_resolved: bool = Field(
+        True,
+        description="mail when alerts resolve",
+        json_schema_extra=shown_default("`true`, or the parent route's"),
+    )
+    routes: list[Route] = Field(
+        [],
+        description="child routes (the same keys): an alert the route takes goes to its first "
+        "matching child instead, or stays with the route when none matches; a child inherits "
+        "`to`, `group_by` and the timers it does not set (see [Routing](email.md#routing))",
+    )
+    continue_: bool = Field(
+        False,
+        alias="continue",
+        description="after this route took an alert, keep looking at its next siblings: "
+        "the alert may go to several routes",
+    )
+    _matchers: tuple[object, tuple[Matcher, ...]] = PrivateAttr((None, ()))
 
     @field_validator("to")
     @classmethod
     def _addresses(cls, values: list[str]) -> list[str]:
         return [mail_address(value, "recipient") for value in values]
+
+    _shape = field_validator("match", mode="before")(_match_shape)
+    _syntax = field_validator("match")(_match_syntax)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._matchers = (self.match, compile_matchers(self.match))
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        """``match`` compiled when the config was loaded (again after a ``model_copy``
+        that changed it)."""
+        source, compiled = self._matchers
+        if source is not self.match:
+            compiled = compile_matchers(self.match)
+            self._matchers = (self.match, compiled)
+        return compiled
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -866,6 +928,9 @@ class Maintenance(Model):
         description="matchers `name=value`, `name!=value`, `name=~regex`, `name!~regex`",
         json_schema_extra=shown_default("all alerts"),
     )
+    _matchers: tuple[object, tuple[Matcher, ...]] = PrivateAttr((None, ()))
+
+    _syntax = field_validator("match")(_match_syntax)
 
     @field_validator("start", "end")
     @classmethod
@@ -885,14 +950,18 @@ class Maintenance(Model):
             raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Rome or UTC") from None
         return value
 
-    @field_validator("match")
-    @classmethod
-    def _matchers(cls, values: list[str]) -> list[str]:
-        from netalert.notify.matchers import parse_matcher
+    def model_post_init(self, context: Any, /) -> None:
+        self._matchers = (self.match, compile_matchers(self.match))
 
-        for value in values:
-            parse_matcher(value)
-        return values
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        """``match`` compiled when the config was loaded (again after a ``model_copy``
+        that changed it)."""
+        source, compiled = self._matchers
+        if source is not self.match:
+            compiled = compile_matchers(self.match)
+            self._matchers = (self.match, compiled)
+        return compiled
 
 
 class LimitsConfig(Model):

@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from netalert.alerts.model import Alert
 from netalert.config.models import Maintenance
-from netalert.notify.matchers import matches_all, parse_matcher
+from netalert.matchers import matches_all
 
-__all__ = ["in_maintenance", "window_active"]
+__all__ = ["MaintenanceMuter", "in_maintenance", "window_active"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -43,7 +44,18 @@ def in_maintenance(
 ) -> str | None:
     """Returns the name of an active window covering ``labels``, or None."""
     for window in windows:
-        matchers = [parse_matcher(m) for m in window.match]
-        if window_active(window, now) and matches_all(matchers, labels):
+        if matches_all(window.matchers, labels) and window_active(window, now):
             return window.name
     return None
+
+
+class MaintenanceMuter:
+    """The maintenance stage's muter: the config's recurring windows."""
+
+    def __init__(self, windows: Sequence[Maintenance]) -> None:
+        self.windows = tuple(windows)
+
+    def mutes(self, alert: Alert, now: float) -> str | None:
+        """``"maintenance <name>"`` while a window covering ``alert`` is open."""
+        found = in_maintenance(self.windows, alert.labels, now)
+        return None if found is None else f"maintenance {found}"

@@ -1,0 +1,42 @@
+"""The dedup stage: mail a group only when its news differ from what its last mail told.
+
+The decision is :func:`netalert.notify.nflog.decide`, against the group's
+entry in the notification log (new or changed firing alerts, resolutions of
+alerts that were told, or ``repeat_interval`` gone by).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from netalert.notify.nflog import NotificationLog, decide
+from netalert.notify.stage import Batch
+
+__all__ = ["Dedup"]
+
+
+class Dedup:
+    """Ends a batch whose group has nothing new to say; says why otherwise."""
+
+    def __init__(self, nflog: NotificationLog) -> None:
+        self.nflog = nflog
+
+    def exec(self, batch: Batch) -> Batch | None:
+        """``batch`` with ``told`` and ``reason`` set, or None: nothing to mail now.
+
+        Raises:
+            sqlite3.Error: The notification log cannot be read.
+        """
+        route = batch.route
+        prev = self.nflog.get(route.name, batch.key)
+        reason = decide(
+            prev,
+            frozenset(batch.firing),
+            frozenset(batch.resolved),
+            send_resolved=route.send_resolved,
+            repeat_interval=route.repeat_interval.total_seconds(),
+            now=batch.now,
+        )
+        if reason is None:
+            return None
+        return replace(batch, told=prev.firing if prev else frozenset(), reason=reason)
