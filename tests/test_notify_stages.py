@@ -1,0 +1,285 @@
+"""Each notify stage on its own (group, the mute stages, dedup, deliver), then composed:
+an alert taken by two routes of a tree, and the mute seam a later stage plugs into."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from netalert.alerts.model import Alert
+from netalert.config import load_config_text
+from netalert.config.models import Maintenance, Route
+from netalert.matchers import parse_matcher
+from netalert.notify.dedup import Dedup
+from netalert.notify.deliver import Deliver
+from netalert.notify.dispatcher import Dispatcher
+from netalert.notify.flapping import FlappingMuter
+from netalert.notify.group import Groups
+from netalert.notify.inhibit import Inhibitor
+from netalert.notify.maintenance import MaintenanceMuter
+from netalert.notify.model import Reason
+from netalert.notify.nflog import NotificationLog
+from netalert.notify.routes import RouteNode, compile_routes
+from netalert.notify.silences import Silence, Silencer
+from netalert.notify.stage import Batch, MuteStage, first_mute, run_stages
+from netalert.state import open_database
+from tests.test_notify_dispatcher import alert, resolved
+
+ROUTE = compile_routes(
+    [
+        Route(
+            name="r",
+            to=["noc@example.org"],
+            group_wait=timedelta(seconds=30),
+            group_interval=timedelta(minutes=5),
+        )
+    ]
+).top[0]
+
+
+def batch(*alerts: Alert, now: float = 100.0, route: RouteNode = ROUTE, **kw: object) -> Batch:
+    return Batch(route, "r{device='sw1'}", {"device": "sw1"}, alerts, now, **kw)  # type: ignore[arg-type]
+
+
+# --- group ---------------------------------------------------------------------------------
+
+
+def test_groups_wait_then_interval_and_drop_what_is_said() -> None:
+    told: set[tuple[str, str]] = set()
+    groups = Groups(lambda route, key: (route, key) in told)
+    seen: list[tuple[float, list[str]]] = []
+
+    def handle(b: Batch) -> bool:
+        seen.append((b.now, sorted(a.device for a in b.alerts)))
+        return bool(b.firing)
+
+    a = alert("sw1")
+    groups.add(ROUTE, a, 0)
+    groups.add(ROUTE, alert("sw1", "CpuHigh"), 10)  # same group: no new timer
+    assert groups.next_flush() == 30
+    groups.flush(29, False, handle)
+    assert seen == []
+    groups.flush(30, False, handle)
+    assert seen == [(30, ["sw1", "sw1"])] and groups.next_flush() == 330
+    groups.add(ROUTE, resolved(a, 40), 40)
+    groups.add(ROUTE, resolved(alert("sw1", "CpuHigh"), 40), 40)
+    groups.flush(330, False, handle)  # said once, then dropped with the empty group
+    assert groups.next_flush() is None
+    # resolved before anyone was told: no group at all
+    groups.add(ROUTE, resolved(alert("sw9"), 50), 50)
+    assert groups.next_flush() is None
+
+
+def test_groups_one_per_route_and_key() -> None:
+    routes = compile_routes(
+        [Route(name="a", to=["a@example.org"]), Route(name="b", to=["b@example.org"])]
+    ).top
+    groups = Groups(lambda route, key: False)
+    for route in routes:
+        groups.add(route, alert("sw1"), 0)
+    groups.add(routes[0], alert("sw2"), 0)
+    keys: list[str] = []
+    groups.flush(30, False, lambda b: keys.append(b.key) is None)
+    assert keys == ["a{device='sw1'}", "b{device='sw1'}", "a{device='sw2'}"]
+
+
+# --- the mute stages -------------------------------------------------------------------------
+
+
+def _silence(text: str, ends: float = 1000.0) -> Silence:
+    return Silence("s1", (parse_matcher(text),), 0.0, ends, "work", "me", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("muter", "muted", "free", "why"),
+    [
+        (
+            Inhibitor(),
+            dataclasses.replace(alert("sw1"), silenced=True),
+            alert("sw1"),
+            "inhibited by DeviceUnreachable",
+        ),
+        (
+            Silencer(lambda now: [_silence("device=~sw1|sw2")]),
+            alert("sw2"),
+            alert("sw3"),
+            "silence s1",
+        ),
+        (
+            MaintenanceMuter(
+                [Maintenance(name="w", start="00:00", end="00:00", match=["device!=sw3"])]
+            ),
+            alert("sw1"),
+            alert("sw3"),
+            "maintenance w",
+        ),
+        (FlappingMuter(), alert("sw1", flapping=True), alert("sw1"), "flapping"),
+    ],
+)
+def test_each_muter_and_its_stage(muter: object, muted: Alert, free: Alert, why: str) -> None:
+    stage = MuteStage(muter)  # type: ignore[arg-type]
+    out = stage.exec(batch(muted))
+    assert out is not None and dict(out.muted) == {muted.fingerprint: why}
+    assert out.firing == {}
+    clear = stage.exec(batch(free))
+    assert clear is not None and clear.muted == {} and list(clear.firing) == [free.fingerprint]
+
+
+def test_a_mute_stage_leaves_what_an_earlier_one_muted() -> None:
+    a = alert("sw1", flapping=True)
+    first = MuteStage(Silencer(lambda now: [_silence("device=sw1")])).exec(batch(a))
+    assert first is not None
+    out = MuteStage(FlappingMuter()).exec(first)
+    assert out is not None and dict(out.muted) == {a.fingerprint: "silence s1"}
+    assert first_mute([FlappingMuter(), Inhibitor()], a, 0) == "flapping"
+
+
+def test_the_silencer_reads_the_silences_once() -> None:
+    reads: list[float] = []
+    silencer = Silencer(lambda now: reads.append(now) or [_silence("device=sw1", ends=50)])
+    assert silencer.mutes(alert("sw1"), 10) == "silence s1"
+    assert silencer.mutes(alert("sw2"), 10) is None
+    assert silencer.mutes(alert("sw1"), 60) is None  # ended; the list is not read again
+    assert reads == [10]
+
+
+# --- dedup and deliver -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def nflog(tmp_path: Path) -> NotificationLog:
+    return NotificationLog(open_database(tmp_path))
+
+
+def test_dedup_ends_what_was_said_and_says_why_otherwise(nflog: NotificationLog) -> None:
+    dedup = Dedup(nflog)
+    a = alert("sw1")
+    first = dedup.exec(batch(a))
+    assert first is not None and first.reason is Reason.NEW and first.told == frozenset()
+    with nflog._db.transaction() as conn:
+        NotificationLog.record(conn, "r", first.key, frozenset({a.fingerprint}), frozenset(), 100)
+    assert dedup.exec(batch(a, now=200)) is None
+    again = dedup.exec(batch(a, now=100 + 4 * 3600))
+    assert again is not None and again.reason is Reason.REPEAT
+    assert again.told == frozenset({a.fingerprint})
+    gone = dedup.exec(batch(resolved(a, 300), now=300))
+    assert gone is not None and gone.reason is Reason.RESOLVED
+
+
+def test_deliver_makes_the_notification(nflog: NotificationLog) -> None:
+    crit, info, old = alert("sw1"), alert("sw1", "Temp", severity="info"), alert("sw1", "Fan")
+    muted = alert("sw1", "Psu")
+    told = frozenset({old.fingerprint, muted.fingerprint})
+    deliver = Deliver()
+    b = batch(
+        info,
+        crit,
+        resolved(old, 90),
+        resolved(alert("sw1", "Never"), 90),  # resolved, never told: not listed
+        muted,
+        muted={muted.fingerprint: "silence s1"},
+        told=told,
+        reason=Reason.CHANGED,
+    )
+    assert deliver.exec(b) is b
+    assert deliver.exec(dataclasses.replace(b, reason=None)) is None
+    (n,) = deliver.take()
+    assert deliver.take() == []
+    assert [a.rule for a in n.alerts] == ["Fan", "IfDown", "Temp"]  # severity, device, rule
+    assert n.recipients == ("noc@example.org",) and n.route == "r"
+    assert n.held == frozenset({muted.fingerprint}) and n.reason is Reason.CHANGED
+
+
+def test_run_stages_stops_at_the_first_none() -> None:
+    calls: list[str] = []
+
+    class Stop:
+        def exec(self, b: Batch) -> Batch | None:
+            calls.append("stop")
+            return None
+
+    class Never:
+        def exec(self, b: Batch) -> Batch | None:
+            calls.append("never")
+            return b
+
+    assert run_stages([Stop(), Never()], batch(alert("sw1"))) is None
+    assert calls == ["stop"]
+
+
+# --- composed ---------------------------------------------------------------------------------
+
+TREE = """
+[[routes]]
+name = "ops"
+to = ["ops@example.org"]
+group_wait = "0s"
+  [[routes.routes]]
+  name = "pager"
+  match = ["severity=critical"]
+  to = ["pager@example.org"]
+  continue = true
+  [[routes.routes]]
+  name = "core"
+  match = ["device=~core-.*"]
+  to = ["core@example.org"]
+"""
+
+
+def test_an_alert_goes_to_every_route_that_takes_it(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    d = Dispatcher(load_config_text(TREE, env={}).routes, nflog=NotificationLog(db))
+    a = alert("core-1")
+    d.update(a, 0)
+    d.update(alert("edge-1", severity="warning"), 0)
+    out = d.flush(0)
+    assert sorted((n.route, n.recipients, len(n.alerts)) for n in out) == [
+        ("core", ("core@example.org",), 1),
+        ("ops", ("ops@example.org",), 1),
+        ("pager", ("pager@example.org",), 1),
+    ]
+    for n in out:
+        with db.transaction() as conn:
+            d.sent(conn, n)
+    d.update(resolved(a, 10), 10)
+    out = d.flush(300)
+    assert sorted((n.route, n.reason) for n in out) == [
+        ("core", Reason.RESOLVED),
+        ("pager", Reason.RESOLVED),
+    ]
+
+
+class Acked:
+    """What an acknowledgement stage would be: a muter over the acknowledged fingerprints."""
+
+    def __init__(self) -> None:
+        self.fingerprints: set[str] = set()
+
+    def mutes(self, alert: Alert, now: float) -> str | None:
+        return "acknowledged" if alert.fingerprint in self.fingerprints else None
+
+
+def test_an_extra_muter_stops_repeats_but_not_the_resolution(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    acked = Acked()
+    route = Route(to=["noc@example.org"], group_wait=timedelta(0))
+    d = Dispatcher([route], nflog=NotificationLog(db), mutes=[acked])
+
+    def flush(now: float) -> list[Reason]:
+        out = d.flush(now)
+        for n in out:
+            with db.transaction() as conn:
+                d.sent(conn, n)
+        return [n.reason for n in out]
+
+    a = alert("sw1")
+    d.update(a, 0)
+    assert flush(0) == [Reason.NEW]
+    acked.fingerprints.add(a.fingerprint)
+    assert d.muted([a], 10) == {a.fingerprint: "acknowledged"}
+    assert flush(5 * 3600) == []  # past repeat_interval: no repeat of an acknowledged alert
+    d.update(resolved(a, 6 * 3600), 6 * 3600)
+    assert flush(6 * 3600 + 300) == [Reason.RESOLVED]
