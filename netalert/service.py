@@ -271,6 +271,7 @@ class Agent:
             self.config.routes,
             nflog=self.nflog,  # one log across reloads: it answers for held writes too
             maintenance=self.config.maintenance,
+            inhibit=self.config.inhibit,
             silences=lambda now: silences.list(now),
         )
         now = time.time()

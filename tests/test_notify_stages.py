@@ -12,6 +12,7 @@ import pytest
 from netalert.alerts.model import Alert
 from netalert.config import load_config_text
 from netalert.config.models import Maintenance, Route
+from netalert.errors import ConfigError
 from netalert.matchers import parse_matcher
 from netalert.notify.dedup import Dedup
 from netalert.notify.deliver import Deliver
@@ -283,3 +284,83 @@ def test_an_extra_muter_stops_repeats_but_not_the_resolution(tmp_path: Path) -> 
     assert flush(5 * 3600) == []  # past repeat_interval: no repeat of an acknowledged alert
     d.update(resolved(a, 6 * 3600), 6 * 3600)
     assert flush(6 * 3600 + 300) == [Reason.RESOLVED]
+
+
+# --- [[inhibit]] -------------------------------------------------------------------------------
+
+INHIBIT = """
+[[routes]]
+to = ["noc@example.org"]
+group_wait = "0s"
+
+[[inhibit]]
+name = "uplink"
+source_match = ["rule=UplinkDown"]
+target_match = ["rule!=UplinkDown", "severity!=critical"]
+equal = ["site"]
+"""
+
+
+def test_an_inhibit_rule_mutes_targets_with_equal_labels_while_the_source_fires() -> None:
+    config = load_config_text(INHIBIT, env={})
+    inhibitor = Inhibitor(config.inhibit)
+    uplink = alert("gw1", "UplinkDown", site="milano")
+    port = alert("sw1", "IfDown", severity="warning", site="milano")
+    elsewhere = alert("sw2", "IfDown", severity="warning", site="roma")
+    critical = alert("sw3", "IfDown", severity="critical", site="milano")
+    assert inhibitor.mutes(port, 0) is None  # no source yet
+    inhibitor.observe(uplink)
+    assert inhibitor.mutes(port, 0) == "inhibited by uplink (UplinkDown on gw1)"
+    assert inhibitor.mutes(elsewhere, 0) is None  # another site
+    assert inhibitor.mutes(critical, 0) is None  # not a target
+    assert inhibitor.mutes(uplink, 0) is None  # never itself
+    inhibitor.observe(resolved(uplink, 10))
+    assert inhibitor.mutes(port, 20) is None
+    assert Inhibitor().mutes(dataclasses.replace(port, silenced=True), 0) == (
+        "inhibited by DeviceUnreachable"
+    )
+
+
+def test_an_alert_that_is_source_and_target_does_not_inhibit_itself() -> None:
+    config = load_config_text(
+        INHIBIT.replace(
+            'target_match = ["rule!=UplinkDown", "severity!=critical"]', "target_match = {}"
+        ),
+        env={},
+    )
+    inhibitor = Inhibitor(config.inhibit)
+    a, b = alert("gw1", "UplinkDown", site="x"), alert("gw2", "UplinkDown", site="x")
+    inhibitor.observe(a)
+    assert inhibitor.mutes(a, 0) is None
+    assert inhibitor.mutes(b, 0) == "inhibited by uplink (UplinkDown on gw1)"
+
+
+def test_inhibited_alerts_are_not_mailed_until_the_source_resolves(tmp_path: Path) -> None:
+    config = load_config_text(INHIBIT, env={})
+    db = open_database(tmp_path)
+    d = Dispatcher(config.routes, nflog=NotificationLog(db), inhibit=config.inhibit)
+    port = alert("sw1", "IfDown", severity="warning", site="milano")
+    uplink = alert("gw1", "UplinkDown", site="milano")
+    d.update(uplink, 0)
+    d.update(port, 0)
+    assert [n.group_labels["device"] for n in d.flush(0)] == ["gw1"]
+    assert d.muted([port], 1) == {port.fingerprint: "inhibited by uplink (UplinkDown on gw1)"}
+    d.update(resolved(uplink, 10), 10)
+    assert [n.group_labels["device"] for n in d.flush(300)] == ["sw1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            'source_match = ["rule=~("]\ntarget_match = {}\n',
+            "inhibit[0].source_match: invalid matcher 'rule=~(': "
+            "missing ), unterminated subpattern at position 0",
+        ),
+        ('source_match = ["rule=X"]\n', "inhibit[0].target_match: required key is missing"),
+    ],
+)
+def test_bad_inhibit_rules_are_config_errors(body: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text("[[inhibit]]\n" + body, env={})
+    assert info.value.problems == [problem]

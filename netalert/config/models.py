@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -46,6 +46,7 @@ __all__ = [
     "Config",
     "Credentials",
     "Device",
+    "Inhibit",
     "LimitsConfig",
     "Maintenance",
     "MibsConfig",
@@ -824,7 +825,28 @@ def _match_syntax(value: dict[str, str] | list[str]) -> dict[str, str] | list[st
     return value
 
 
-class Route(Model):
+class _Matching(Model):
+    """A model with matcher keys, compiled when the model is made (and again for a
+    ``model_copy`` that changed one)."""
+
+    _match_keys: ClassVar[tuple[str, ...]] = ("match",)
+    _compiled: dict[str, tuple[object, tuple[Matcher, ...]]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        for key in self._match_keys:
+            self.compiled(key)
+
+    def compiled(self, key: str) -> tuple[Matcher, ...]:
+        """The matchers of the key ``key``."""
+        value = getattr(self, key)
+        cached = self._compiled.get(key)
+        if cached is None or cached[0] is not value:
+            cached = (value, compile_matchers(value))
+            self._compiled[key] = cached
+        return cached[1]
+
+
+class Route(_Matching):
     """``[[routes]]``: who gets which alerts; first match wins, children before their parent."""
 
     name: str = Field(
@@ -882,7 +904,6 @@ class Route(Model):
         description="after this route took an alert, keep looking at its next siblings: "
         "the alert may go to several routes",
     )
-    _matchers: tuple[object, tuple[Matcher, ...]] = PrivateAttr((None, ()))
 
     @field_validator("to")
     @classmethod
@@ -892,24 +913,16 @@ class Route(Model):
     _shape = field_validator("match", mode="before")(_match_shape)
     _syntax = field_validator("match")(_match_syntax)
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._matchers = (self.match, compile_matchers(self.match))
-
     @property
     def matchers(self) -> tuple[Matcher, ...]:
-        """``match`` compiled when the config was loaded (again after a ``model_copy``
-        that changed it)."""
-        source, compiled = self._matchers
-        if source is not self.match:
-            compiled = compile_matchers(self.match)
-            self._matchers = (self.match, compiled)
-        return compiled
+        """``match`` compiled."""
+        return self.compiled("match")
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-class Maintenance(Model):
+class Maintenance(_Matching):
     """``[[maintenance]]``: a recurring window during which matching alerts send nothing."""
 
     name: Name = Field(description="shown on the status page")
@@ -928,7 +941,6 @@ class Maintenance(Model):
         description="matchers `name=value`, `name!=value`, `name=~regex`, `name!~regex`",
         json_schema_extra=shown_default("all alerts"),
     )
-    _matchers: tuple[object, tuple[Matcher, ...]] = PrivateAttr((None, ()))
 
     _syntax = field_validator("match")(_match_syntax)
 
@@ -950,18 +962,47 @@ class Maintenance(Model):
             raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Rome or UTC") from None
         return value
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._matchers = (self.match, compile_matchers(self.match))
-
     @property
     def matchers(self) -> tuple[Matcher, ...]:
-        """``match`` compiled when the config was loaded (again after a ``model_copy``
-        that changed it)."""
-        source, compiled = self._matchers
-        if source is not self.match:
-            compiled = compile_matchers(self.match)
-            self._matchers = (self.match, compiled)
-        return compiled
+        """``match`` compiled."""
+        return self.compiled("match")
+
+
+class Inhibit(_Matching):
+    """``[[inhibit]]``: while a source alert fires, matching target alerts send nothing."""
+
+    name: str = Field(
+        "",
+        description="shown as the reason an alert is muted",
+        json_schema_extra=shown_default("`inhibit[N]`"),
+    )
+    source_match: dict[str, str] | list[str] = Field(
+        description="which firing alerts inhibit: a table of labels or a list of matchers, "
+        "as a route's `match`"
+    )
+    target_match: dict[str, str] | list[str] = Field(
+        description="which alerts they inhibit (never the source alert itself): a table of "
+        "labels or a list of matchers"
+    )
+    equal: list[str] = Field(
+        [],
+        description="labels that must have the same value in the source and the target "
+        '(`["device"]`: only the source\'s own device); a label neither has counts as equal',
+    )
+    _match_keys: ClassVar[tuple[str, ...]] = ("source_match", "target_match")
+
+    _shape = field_validator("source_match", "target_match", mode="before")(_match_shape)
+    _syntax = field_validator("source_match", "target_match")(_match_syntax)
+
+    @property
+    def source(self) -> tuple[Matcher, ...]:
+        """``source_match`` compiled."""
+        return self.compiled("source_match")
+
+    @property
+    def target(self) -> tuple[Matcher, ...]:
+        """``target_match`` compiled."""
+        return self.compiled("target_match")
 
 
 class LimitsConfig(Model):
@@ -1035,4 +1076,5 @@ class Config(Model):
     smtp: SmtpConfig = SmtpConfig()
     routes: list[Route] = []
     maintenance: list[Maintenance] = []
+    inhibit: list[Inhibit] = []
     limits: LimitsConfig = LimitsConfig()

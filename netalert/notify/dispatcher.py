@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
 from netalert.alerts.model import Alert, AlertState
-from netalert.config.models import Maintenance, Route
+from netalert.config.models import Inhibit, Maintenance, Route
 from netalert.notify.dedup import Dedup
 from netalert.notify.deliver import Deliver
 from netalert.notify.flapping import FlappingMuter
@@ -49,6 +49,7 @@ class Dispatcher:
         nflog: The notification log (dedup reads it, :meth:`sent` writes it).
         maintenance: ``[[maintenance]]`` of the config.
         silences: Returns the silences not yet ended; read once per flush.
+        inhibit: ``[[inhibit]]`` of the config.
         mutes: More muters, asked after the built-in ones and before dedup (e.g.
             acknowledged alerts): a muted alert told before is still told, so its
             resolution is mailed, but it brings no repeat and no new mail.
@@ -61,12 +62,13 @@ class Dispatcher:
         nflog: NotificationLog,
         maintenance: Sequence[Maintenance] = (),
         silences: Callable[[float], Sequence[Silence]] = lambda now: (),
+        inhibit: Sequence[Inhibit] = (),
         mutes: Sequence[Muter] = (),
     ) -> None:
         self._tree = compile_routes(routes)
         self._nflog = nflog
         self._silences = silences
-        self._inhibitor = Inhibitor()
+        self._inhibitor = Inhibitor(inhibit)
         self._maintenance = MaintenanceMuter(maintenance)
         self._extra = tuple(mutes)
         self._groups = Groups(lambda route, key: nflog.get(route, key) is not None)
@@ -74,6 +76,7 @@ class Dispatcher:
 
     def update(self, alert: Alert, now: float) -> None:
         """Takes a new or changed alert into the groups of the routes that take it."""
+        self._inhibitor.observe(alert)
         if alert.state is AlertState.PENDING:
             return
         routes = self._tree.match(alert.labels)

@@ -96,6 +96,7 @@ class Pipeline:
             config.routes,
             nflog=NotificationLog(self._db),
             maintenance=self.maintenance,
+            inhibit=config.inhibit,
             silences=lambda now: [s for s in self.silences if s.ends_at > now],
         )
         self._templates = templates
