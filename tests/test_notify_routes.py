@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -320,3 +321,18 @@ def test_explain_json_keeps_the_first_route_and_lists_all() -> None:
     assert data["path"][1]["why"] == "no match (rule='EdgeDown', wants =~'Core.*')"
     assert data["not_reached"] == ["fallback"]
     assert [(r["route"], r["tree_path"]) for r in data["routes"]] == [("ops", ["ops"])]
+
+
+def test_the_routing_example_of_the_docs_routes_as_it_says() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "email.md").read_text()
+    section = page[page.index("### Example") :]
+    example = section[
+        section.index("```toml") + len("```toml") : section.index("```\n\nA critical")
+    ]
+    t = tree(example)
+    assert taken(t, severity="critical", device="core-1", site="milano") == ["pager", "milano"]
+    assert taken(t, severity="critical", device="core-2", site="roma") == ["pager", "noc-rest"]
+    assert taken(t, severity="warning", device="sw1", site="milano") == ["milano"]
+    assert taken(t, severity="info", device="sw1") == ["digest"]
+    milano = next(r for r in t.nodes() if r.name == "milano")
+    assert milano.group_wait == timedelta(seconds=30) and milano.group_by == ("device",)

@@ -169,14 +169,18 @@ def _describe(tp: Any, metadata: list[Any]) -> str:
     elif _is_model(tp):
         text = "table"
     elif get_origin(tp) in (Union, types.UnionType):
-        kinds = get_args(tp)
-        if all(arg in _NETWORKS for arg in kinds):
-            text = "network"
-        else:
-            text = " or ".join(_describe(*_unwrap(arg)) for arg in kinds)
+        text = _either(get_args(tp))
     else:
         text = _BASES[tp]
     return f"{text}, {bounds}" if bounds else text
+
+
+def _either(kinds: tuple[Any, ...]) -> str:
+    """A union: ``network`` (IPv4 or IPv6), or each type in words (``table of strings or
+    list of strings``)."""
+    if all(arg in _NETWORKS for arg in kinds):
+        return "network"
+    return " or ".join(_describe(*_unwrap(arg)) for arg in kinds)
 
 
 def _plural(word: str) -> str:
