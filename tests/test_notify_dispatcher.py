@@ -352,6 +352,4 @@ def test_a_held_write_keeps_a_muted_told_alert_told(tmp_path: Path) -> None:
     h.d._nflog.hold(changed)  # not written yet
     h.d.update(resolved(a, 400), 400)
     out = h.d.flush(630)
-    assert [(n.reason, [x.rule for x in n.resolved]) for n in out] == [
-        (Reason.CHANGED, ["IfDown"])
-    ]
+    assert [(n.reason, [x.rule for x in n.resolved]) for n in out] == [(Reason.CHANGED, ["IfDown"])]
