@@ -7,8 +7,6 @@ alerts that were told, or ``repeat_interval`` gone by).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from netalert.notify.nflog import NotificationLog, decide
 from netalert.notify.stage import Batch
 
@@ -29,14 +27,19 @@ class Dedup:
         """
         route = batch.route
         prev = self.nflog.get(route.name, batch.key)
+        firing, resolved = batch.split()
         reason = decide(
             prev,
-            frozenset(batch.firing),
-            frozenset(batch.resolved),
+            frozenset(firing),
+            frozenset(resolved),
             send_resolved=route.send_resolved,
             repeat_interval=route.repeat_interval.total_seconds(),
             now=batch.now,
         )
         if reason is None:
             return None
-        return replace(batch, told=prev.firing if prev else frozenset(), reason=reason)
+        told = prev.firing if prev else frozenset()
+        # the constructor, not dataclasses.replace: this runs for every due group
+        return Batch(
+            batch.route, batch.key, batch.labels, batch.alerts, batch.now, batch.muted, told, reason
+        )

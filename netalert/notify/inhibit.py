@@ -39,6 +39,8 @@ class Inhibitor:
     def observe(self, alert: Alert) -> None:
         """Takes a new or changed alert: a firing source alert inhibits from now on, one
         that stopped firing no longer does."""
+        if not self.rules:
+            return
         for rule, sources in zip(self.rules, self._sources, strict=True):
             if not matches_all(rule.source, alert.labels):
                 continue

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from netalert.alerts.model import Alert
 from netalert.config.models import Maintenance
-from netalert.matchers import matches_all
+from netalert.matchers import Matcher, matches_all
 
 __all__ = ["MaintenanceMuter", "in_maintenance", "window_active"]
 
@@ -50,12 +50,23 @@ def in_maintenance(
 
 
 class MaintenanceMuter:
-    """The maintenance stage's muter: the config's recurring windows."""
+    """The maintenance stage's muter: the config's recurring windows.
+
+    Which windows are open is worked out once per ``now`` (a flush asks for
+    every alert of every due group at one time).
+    """
 
     def __init__(self, windows: Sequence[Maintenance]) -> None:
-        self.windows = tuple(windows)
+        self.windows = tuple((w.name, w.matchers, w) for w in windows)
+        self._open: tuple[float, list[tuple[str, tuple[Matcher, ...]]]] = (float("nan"), [])
 
     def mutes(self, alert: Alert, now: float) -> str | None:
         """``"maintenance <name>"`` while a window covering ``alert`` is open."""
-        found = in_maintenance(self.windows, alert.labels, now)
-        return None if found is None else f"maintenance {found}"
+        at, open_now = self._open
+        if at != now:
+            open_now = [(n, m) for n, m, w in self.windows if window_active(w, now)]
+            self._open = (now, open_now)
+        for name, matchers in open_now:
+            if matches_all(matchers, alert.labels):
+                return f"maintenance {name}"
+        return None

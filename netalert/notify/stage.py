@@ -54,6 +54,17 @@ class Batch:
         """The alerts resolved since the group's last flush, by fingerprint."""
         return {a.fingerprint: a for a in self.alerts if a.state is AlertState.RESOLVED}
 
+    def split(self) -> tuple[dict[str, Alert], dict[str, Alert]]:
+        """:attr:`firing` and :attr:`resolved` in one pass."""
+        firing: dict[str, Alert] = {}
+        resolved: dict[str, Alert] = {}
+        for a in self.alerts:
+            if a.state is AlertState.RESOLVED:
+                resolved[a.fingerprint] = a
+            elif a.state is AlertState.FIRING and a.fingerprint not in self.muted:
+                firing[a.fingerprint] = a
+        return firing, resolved
+
     @property
     def held(self) -> frozenset[str]:
         """Muted alerts an earlier mail told firing: still told, their resolution is due."""
@@ -85,11 +96,13 @@ class MuteStage:
     def exec(self, batch: Batch) -> Batch | None:
         """``batch`` with this muter's mutes added to ``muted``."""
         found = {}
-        for fp, alert in batch.firing.items():
-            why = self.muter.mutes(alert, batch.now)
-            if why is not None:
-                found[fp] = why
-        return replace(batch, muted={**batch.muted, **found}) if found else batch
+        muted, now = batch.muted, batch.now
+        for alert in batch.alerts:
+            if alert.state is AlertState.FIRING and alert.fingerprint not in muted:
+                why = self.muter.mutes(alert, now)
+                if why is not None:
+                    found[alert.fingerprint] = why
+        return replace(batch, muted={**muted, **found}) if found else batch
 
 
 def first_mute(muters: Sequence[Muter], alert: Alert, now: float) -> str | None:
