@@ -336,3 +336,34 @@ def test_the_routing_example_of_the_docs_routes_as_it_says() -> None:
     assert taken(t, severity="info", device="sw1") == ["digest"]
     milano = next(r for r in t.nodes() if r.name == "milano")
     assert milano.group_wait == timedelta(seconds=30) and milano.group_by == ("device",)
+
+
+def test_config_warnings_about_unreachable_routes_and_shared_names() -> None:
+    from netalert.config.risks import config_warnings
+
+    config = load_config_text(
+        """
+[[routes]]
+name = "noc"
+to = ["noc@example.org"]
+  [[routes.routes]]
+  match = ["site=x"]
+  [[routes.routes]]
+  name = "noc"
+  [[routes.routes]]
+  name = "late"
+[[routes]]
+name = "never"
+to = ["a@example.org"]
+""",
+        env={},
+    )
+    assert [str(w) for w in config_warnings(config) if w.path.startswith("routes")] == [
+        "routes[0].routes[1].name: 'noc' is also the name of routes[0]: their groups share"
+        " notification log entries; give each route its own name",
+        "routes[0].routes[2]: never reached: routes[0].routes[1] (no match, no continue)"
+        " before it takes every alert",
+        "routes[1]: never reached: routes[0] (no match, no continue) before it takes every alert",
+    ]
+    tree_config = load_config_text(TREE, env={})
+    assert [w for w in config_warnings(tree_config) if w.path.startswith("routes")] == []
