@@ -367,3 +367,12 @@ to = ["a@example.org"]
     ]
     tree_config = load_config_text(TREE, env={})
     assert [w for w in config_warnings(tree_config) if w.path.startswith("routes")] == []
+
+
+def test_a_copy_compiles_its_own_matchers_and_leaves_the_original_alone() -> None:
+    route = Route.model_validate({"to": ["a@example.org"], "match": ["device=~sw.*"]})
+    twin = Route.model_validate({"to": ["a@example.org"], "match": ["device=~sw.*"]})
+    copied = route.model_copy(update={"match": ["device=x"]})
+    assert [str(m) for m in copied.matchers] == ["device=x"]
+    assert [str(m) for m in route.matchers] == ["device=~sw.*"]
+    assert route == twin and route.model_copy() == route

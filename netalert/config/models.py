@@ -842,7 +842,8 @@ class _Matching(Model):
         cached = self._compiled.get(key)
         if cached is None or cached[0] is not value:
             cached = (value, compile_matchers(value))
-            self._compiled[key] = cached
+            # a new dict, never changed in place: a model_copy shares the old one
+            self._compiled = {**self._compiled, key: cached}
         return cached[1]
 
 
