@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test check lint typecheck pytest venv debs bench fuzz soak clean demo run docs
+.PHONY: test check lint typecheck pytest venv debs bench fuzz soak clean demo run docs test-cluster
 
 test: venv debs lint typecheck pytest
 
@@ -26,15 +26,20 @@ venv: $(STAMP)
 
 # Debian packages the tests talk to: net-snmp's snmpd (the device), snmptrap/snmpinform
 # (the senders), snmptrapd (the bench's reference receiver) and headless Chromium for
-# the status page test and tcpdump (captures replayed by the replay test). Installed with
-# apt-get only when a command is missing.
+# the status page test and tcpdump (captures replayed by the replay test); PostgreSQL and
+# nats-server for the cluster tests (Debian keeps initdb/postgres in
+# /usr/lib/postgresql/<version>/bin, off PATH: hence a pattern); Dovecot for the [ack]
+# tests. Installed with apt-get
+# only when a file is missing (each entry: a path or glob pattern, a colon, the package).
 NEEDED := /usr/sbin/snmpd:snmpd /usr/bin/snmpget:snmp /usr/sbin/snmptrapd:snmptrapd \
 	/usr/share/snmp/mibs/UCD-SNMP-MIB.txt:libsnmp-base \
 	/usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
-	/usr/bin/tcpdump:tcpdump
+	/usr/bin/tcpdump:tcpdump \
+	'/usr/lib/postgresql/*/bin/initdb':postgresql /usr/sbin/nats-server:nats-server \
+	/usr/sbin/dovecot:dovecot-core /usr/lib/dovecot/imap:dovecot-imapd
 debs:
 	@missing=""; for pair in $(NEEDED); do \
-	  [ -e "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; done; \
+	  compgen -G "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if ! command -v apt-get >/dev/null 2>&1; then \
@@ -69,6 +74,10 @@ FUZZ_SECONDS ?= 60
 fuzz: venv debs
 	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]'
 	$(BIN)/python fuzz/run.py $(FUZZ_SECONDS)
+
+# the cluster tests alone (real PostgreSQL and nats-server; `make test` runs them too)
+test-cluster: venv debs
+	NETALERT_REQUIRE_SNMPD=1 $(BIN)/pytest -q tests/test_cluster_*.py
 
 # the slow fault tests (tests/soak/, minutes); `make test` does not collect them
 soak: venv debs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -370,20 +370,91 @@ def alerts_command(
         cfg = load_config(config_path(config))
     except ConfigError as exc:
         raise config_problems(exc) from None
+    from netalert.ack.cli import ack_json, current_acks
+
     found = []
+    acks: dict[str, Any] = {}
     if (cfg.agent.state_dir / DB_NAME).exists():  # no state yet: nothing is active
         try:
             db = open_database(cfg.agent.state_dir)
             try:
                 found = load_alerts(db)
+                acks = current_acks(db, found)  # [ack] (issue 17)
             finally:
                 db.close()
         except StateError as exc:
             raise fail(str(exc), 1) from None
     if as_json:
-        print(json.dumps([alert_json(a) for a in found], indent=2))
+        rows = [{**alert_json(a), "ack": ack_json(acks.get(a.fingerprint))} for a in found]
+        print(json.dumps(rows, indent=2))
         return
-    print(alert_table(found) if found else "no active alerts")
+    print(alert_table(found, acked=set(acks)) if found else "no active alerts")
+
+
+# --- commands: ack, unack ([ack], issue 17) ---
+def _ack_db(config: Path | None) -> Any:
+    from netalert.config import load_config
+    from netalert.errors import ConfigError, StateError
+    from netalert.state import open_database
+
+    try:
+        cfg = load_config(config_path(config))
+        return open_database(cfg.agent.state_dir)
+    except ConfigError as exc:
+        raise config_problems(exc) from None
+    except StateError as exc:
+        raise fail(str(exc), 1) from None
+
+
+@app.command(cls=Command, name="ack")
+def ack_command(
+    alert_id: Annotated[
+        str, typer.Argument(help="the alert's id (fingerprint)", metavar="ALERT_ID")
+    ],
+    comment: Annotated[str, typer.Option("--comment", help="why", metavar="TEXT")] = "",
+    author: Annotated[
+        str, typer.Option("--author", help="who (default: $USER)", metavar="NAME")
+    ] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Acknowledge a firing alert: it is not mailed again until it resolves or is unacked."""
+    from netalert.ack.cli import ack_alert
+    from netalert.errors import NetalertError
+
+    db = _ack_db(config)
+    try:
+        alert = ack_alert(
+            db, alert_id, by=author or os.environ.get("USER", "") or "unknown", comment=comment
+        )
+    except NetalertError as exc:
+        raise fail(str(exc), 1) from None
+    finally:
+        db.close()
+    print(f"acked {alert.fingerprint} ({alert.rule} on {alert.device})")
+
+
+@app.command(cls=Command, name="unack")
+def unack_command(
+    alert_id: Annotated[
+        str, typer.Argument(help="the alert's id (fingerprint)", metavar="ALERT_ID")
+    ],
+    author: Annotated[
+        str, typer.Option("--author", help="who (default: $USER)", metavar="NAME")
+    ] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Remove an alert's acknowledgement: it repeats again while it fires."""
+    from netalert.ack.cli import unack_alert
+    from netalert.errors import NetalertError
+
+    db = _ack_db(config)
+    try:
+        alert = unack_alert(db, alert_id, by=author or os.environ.get("USER", "") or "unknown")
+    except NetalertError as exc:
+        raise fail(str(exc), 1) from None
+    finally:
+        db.close()
+    print(f"unacked {alert.fingerprint} ({alert.rule} on {alert.device})")
 
 
 # --- commands: mail, silence (issue 7) ---
@@ -549,6 +620,39 @@ def silence_expire(
     if not store.expire(silence_id, time.time()):
         raise fail(f"no active silence with id {silence_id!r}", 1)
     print(f"expired {silence_id}")
+
+
+cluster_app = typer.Typer(
+    help="Several nodes sharing PostgreSQL and NATS ([cluster]).", no_args_is_help=True, cls=Group
+)
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command(cls=Command, name="status")
+def cluster_status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """Nodes, shards per node, lease ages and stream lag, from the shared PostgreSQL and NATS."""
+    import asyncio
+    import json
+
+    import psycopg
+
+    from netalert.cluster.status import format_status, gather
+
+    cfg = load_or_exit(config)
+    assert cfg is not None
+    if cfg.cluster is None:
+        raise fail(f"{config_path(config)}: no [cluster] section", 2)
+    cluster = cfg.cluster
+    try:
+        status = asyncio.run(gather(cluster.postgres.get_secret_value(), cluster.nats_servers()))
+    except (psycopg.Error, OSError) as exc:
+        raise fail(f"cannot read the cluster database: {exc}", 1) from None
+    print(json.dumps(status.as_dict(), indent=2) if as_json else format_status(status))
+    if status.nats_error:
+        raise typer.Exit(1)
 
 
 # --- commands: test rules (rule tests issue) ---

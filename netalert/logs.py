@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netalert.logtext import Part, escape, fit, json_cost, quote, render_text
+from netalert.present import json_value, octets_text
 
 __all__ = [
     "DEFAULT_LINE_MAX",
@@ -51,6 +52,8 @@ STATS = LogStats()
 
 
 def _text(value: object) -> str:
+    if isinstance(value, bytes):  # device data: its text, or hex when binary
+        return octets_text(value)
     try:
         return value if isinstance(value, str) else str(value)
     except Exception:  # a broken __str__ must not lose the log line
@@ -201,6 +204,8 @@ def _json_value(value: object) -> object:
         return int(value)
     if isinstance(value, float) and math.isfinite(value):
         return value
+    if isinstance(value, bytes):
+        return json_value(value)
     return _text(value)
 
 

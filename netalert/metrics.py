@@ -282,6 +282,39 @@ FAMILIES: Mapping[str, Family] = {
             " max_active_alerts_per_rule (scope per_rule).",
             ("scope",),
         ),
+        # [ack] (issue 17): replies to alert mails, read over IMAP
+        Family(
+            "netalert_ack_replies_total",
+            "counter",
+            "Replies read from the [ack] mailbox, by result: the command applied, or why the"
+            " reply was refused (never answered).",
+            ("result",),
+            ("ack", "auto_reply", "not_operator", "bad_token", "expired_token", "replayed"),
+        ),
+        Family(
+            "netalert_ack_confirmations_total",
+            "counter",
+            "Confirmations of accepted replies: queued, or not sent (rate_limited).",
+            ("result",),
+            ("queued", "rate_limited"),
+        ),
+        Family(
+            "netalert_ack_imap_connections_total",
+            "counter",
+            "IMAP sessions of the [ack] reader: ok (logged in, folder selected) or failed.",
+            ("result",),
+            ("ok", "failed"),
+        ),
+        Family(
+            "netalert_ack_imap_connected",
+            "gauge",
+            "1 while the [ack] reader has a working IMAP session.",
+        ),
+        Family(
+            "netalert_ack_tokens_issued_total",
+            "counter",
+            "Alert mails signed with a reply token.",
+        ),
         Family(
             "netalert_pruned_rows_total",
             "counter",
@@ -345,6 +378,13 @@ FAMILIES: Mapping[str, Family] = {
             "accept() failures on the HTTP port for want of resources (EMFILE: no descriptors).",
         ),
         Family(
+            "netalert_reloads_total",
+            "counter",
+            "Config reloads (SIGHUP), by result: ok, or rejected (the old config kept running).",
+            ("result",),
+            ("ok", "rejected"),
+        ),
+        Family(
             "netalert_task_failures_total",
             "counter",
             "Failures of background tasks and stage callbacks, by task (each is retried).",
@@ -370,6 +410,19 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_state_write_failures_total",
             "counter",
             "Failed attempts to commit a state write (each held write is retried).",
+        ),
+        # [cluster] only (docs/cluster.md): left out of the exposition without it
+        Family("netalert_cluster_nodes", "gauge", "Live cluster nodes this node sees."),
+        Family("netalert_shards_owned", "gauge", "Shards this node holds a lease on."),
+        Family(
+            "netalert_lease_lost_total",
+            "counter",
+            "Shard leases this node lost without releasing them (expired or taken over).",
+        ),
+        Family(
+            "netalert_stream_lag",
+            "gauge",
+            "Traps waiting on the JetStream subjects of this node's shards.",
         ),
     )
 }

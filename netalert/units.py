@@ -22,6 +22,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from netalert.present import octets_text
+
 __all__ = ["FILTERS", "bits", "bytes_iec", "duration", "number", "percent", "uptime"]
 
 # Longest text parsed as a number: a device can send kilobytes of digits.
@@ -57,6 +59,8 @@ def number(value: Any) -> float | None:
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bytes):
+        return octets_text(value)
     try:
         return value if isinstance(value, str) else str(value)
     except ValueError:  # an int with more digits than Python prints

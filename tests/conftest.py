@@ -11,6 +11,9 @@ pytest_plugins: list[str] = [
     "tests.support.smtp",  # aiosmtpd: plain, STARTTLS, implicit TLS, AUTH, faults
     "tests.support.faults",  # mib_cache: a compiled MIB cache for `netalert run` subprocesses
     "tests.support.tarpit",  # an SMTP server that accepts and never answers
+    "tests.support.postgres",  # a private PostgreSQL server (initdb, free loopback port)
+    "tests.support.nats",  # nats-server -js on a free loopback port
+    "tests.support.dovecot",  # a private Dovecot IMAP server ([ack] replies)
 ]
 
 # tests/soak/ (minutes of load each) runs only with `make soak`, which sets NETALERT_SOAK=1.

@@ -144,3 +144,40 @@ def test_alerts_marks_a_cut_value(tmp_path: Path) -> None:
     # the full value is in the JSON
     data = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
     assert sorted(a["value"] for a in data) == sorted([long, short])
+
+
+def test_ack_and_unack_from_the_shell(tmp_path: Path) -> None:
+    path = write(tmp_path, "ifOperStatus == 'down'")
+    config = load_config(path)
+    engine = RuleEngine(
+        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    )
+    rows = (Row("1", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0"}),)
+    [fired] = engine.on_poll(PollResult("sw1", 1.8e9, Row("", {}), rows), 1.8e9)
+    fp = fired.fingerprint
+
+    acked = netalert(
+        "ack", fp[:8], "--comment", "on it", "--author", "ann", "-c", str(path), cwd=tmp_path
+    )
+    assert (acked.returncode, acked.stdout) == (0, f"acked {fp} (InterfaceDown on sw1)\n")
+    table = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
+    assert table[1].startswith("firing,acked  critical  InterfaceDown")
+    [row] = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
+    assert {k: row["ack"][k] for k in ("by", "comment", "via")} == {
+        "by": "ann",
+        "comment": "on it",
+        "via": "cli",
+    }
+
+    unacked = netalert("unack", fp, "-c", str(path), cwd=tmp_path)
+    assert (unacked.returncode, unacked.stdout) == (0, f"unacked {fp} (InterfaceDown on sw1)\n")
+    [row] = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
+    assert row["ack"] is None
+    again = netalert("unack", fp, "-c", str(path), cwd=tmp_path)
+    assert (again.returncode, again.stderr) == (
+        1,
+        f"alert {fp} is not acknowledged\n",
+    )
+    unknown = netalert("ack", "ffffffffffffffff", "-c", str(path), cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert "no firing alert with id 'ffffffffffffffff'" in unknown.stderr

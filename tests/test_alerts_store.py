@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 from pathlib import Path
@@ -14,7 +13,9 @@ from hypothesis import strategies as st
 
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
-from netalert.alerts.store import AlertRecord, AlertStore, _varbind_json
+from netalert.alerts.store import AlertRecord, AlertStore
+from netalert.present import varbind_from_json as _varbind
+from netalert.present import varbind_json as _varbind_json
 from netalert.snmp.types import SnmpType, VarBind
 from netalert.state import open_database
 
@@ -92,11 +93,11 @@ def test_counts_of_the_records_loaded_at_start(tmp_path: Path) -> None:
 
 
 def _reference_json(vb: VarBind) -> dict[str, Any]:
-    # the encoding the rows were written with before (dataclasses.asdict), kept as the oracle
+    # dataclasses.asdict, bytes as netalert.present writes them in JSON: the oracle
     out = dataclasses.asdict(vb)
     out["type"] = vb.type.value
     if isinstance(vb.value, bytes):
-        out["value"] = {"b64": base64.b64encode(vb.value).decode("ascii")}
+        out["value"] = {"hex": vb.value.hex()}
     return out
 
 
@@ -117,3 +118,9 @@ def test_varbind_json_is_the_same_as_before(
 ) -> None:
     vb = VarBind(oid, kind, value, name, index, label)
     assert json.dumps(_varbind_json(vb)) == json.dumps(_reference_json(vb))
+    assert _varbind(json.loads(json.dumps(_varbind_json(vb)))) == vb  # read back exactly
+
+
+def test_varbinds_stored_before_hex_read_back() -> None:
+    old = {"oid": "1.3.6.1.2.1.2.2.1.6.3", "type": "OCTET STRING", "value": {"b64": "ABor"}}
+    assert _varbind(old).value == b"\x00\x1a\x2b"

@@ -122,11 +122,11 @@ def test_small_group_mail_is_not_clipped() -> None:
 def test_long_values_are_cut_before_formatting_and_marked() -> None:
     text = VarBind("1.3.6.1.4.1.9.1", SnmpType.OCTET_STRING, "é".encode() * 50_000, "X::t", "0")
     cut = format_varbind_value(text, 101)  # the cut falls inside a two-byte character
-    assert cut.startswith('"éé') and cut.endswith(CUT_MARK) and len(cut) <= 101
+    assert cut.startswith("éé") and cut.endswith(CUT_MARK) and len(cut) <= 101
     binary = VarBind("1.3.6.1.4.1.9.2", SnmpType.OCTET_STRING, b"\x00\x01" * 50_000, "X::b", "0")
     assert (
-        format_varbind_value(binary, 60).startswith("0x0001")
+        format_varbind_value(binary, 60).startswith("00:01:00:01")
         and len(format_varbind_value(binary, 60)) <= 60
     )
     short = VarBind("1.3.6.1.4.1.9.3", SnmpType.OCTET_STRING, b"up", "X::s", "0")
-    assert format_varbind_value(short, 60) == format_varbind_value(short) == '"up"'
+    assert format_varbind_value(short, 60) == format_varbind_value(short) == "up"

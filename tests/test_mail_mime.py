@@ -120,12 +120,20 @@ def test_a_header_with_a_line_break_is_refused_like_the_package_does() -> None:
         Draft()["Subject"] = "a\r\nBcc: victim@evil.example"
 
 
+@pytest.mark.parametrize("value", ["\n", "x\n", "x\r", "\r\n"])
+def test_a_lone_trailing_line_break_is_refused_where_the_package_is_lenient(value: str) -> None:
+    # EmailMessage takes "x\n" and writes "Subject: x\n\r\n", which a reader takes as the
+    # end of the header block (every later header becomes body); the draft refuses it.
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        Draft()["Subject"] = value
+
+
 _LINE = st.text(st.characters(min_codepoint=1, max_codepoint=0x2FF, exclude_categories=["Cs"]))
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    subject=_LINE.filter(lambda s: len(s.splitlines()) <= 1),
+    subject=_LINE.filter(lambda s: not any(c in s for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85")),
     device=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90),
     text=st.text(st.characters(min_codepoint=1, max_codepoint=0x2FF, exclude_categories=["Cs"])),
     html=st.text(st.characters(min_codepoint=1, max_codepoint=0x10FF, exclude_categories=["Cs"])),

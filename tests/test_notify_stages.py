@@ -1,5 +1,5 @@
 """Each notify stage on its own (group, the mute stages, dedup, deliver), then composed:
-an alert taken by two routes of a tree, and the mute seam a later stage plugs into."""
+an alert taken by two routes of a tree; [[inhibit]] rules."""
 
 from __future__ import annotations
 
@@ -253,37 +253,22 @@ def test_an_alert_goes_to_every_route_that_takes_it(tmp_path: Path) -> None:
     ]
 
 
-class Acked:
-    """What an acknowledgement stage would be: a muter over the acknowledged fingerprints."""
-
-    def __init__(self) -> None:
-        self.fingerprints: set[str] = set()
-
-    def mutes(self, alert: Alert, now: float) -> str | None:
-        return "acknowledged" if alert.fingerprint in self.fingerprints else None
-
-
-def test_an_extra_muter_stops_repeats_but_not_the_resolution(tmp_path: Path) -> None:
-    db = open_database(tmp_path)
-    acked = Acked()
-    route = Route(to=["noc@example.org"], group_wait=timedelta(0))
-    d = Dispatcher([route], nflog=NotificationLog(db), mutes=[acked])
-
-    def flush(now: float) -> list[Reason]:
-        out = d.flush(now)
-        for n in out:
-            with db.transaction() as conn:
-                d.sent(conn, n)
-        return [n.reason for n in out]
-
+def test_dedup_sends_no_repeat_of_acknowledged_alerts(nflog: NotificationLog) -> None:
+    acked: set[str] = set()
+    dedup = Dedup(nflog, lambda alerts: all(a.fingerprint in acked for a in alerts))
     a = alert("sw1")
-    d.update(a, 0)
-    assert flush(0) == [Reason.NEW]
-    acked.fingerprints.add(a.fingerprint)
-    assert d.muted([a], 10) == {a.fingerprint: "acknowledged"}
-    assert flush(5 * 3600) == []  # past repeat_interval: no repeat of an acknowledged alert
-    d.update(resolved(a, 6 * 3600), 6 * 3600)
-    assert flush(6 * 3600 + 300) == [Reason.RESOLVED]
+    with nflog._db.transaction() as conn:
+        NotificationLog.record(conn, "r", batch(a).key, frozenset({a.fingerprint}), frozenset(), 0)
+    later = 5 * 3600.0
+    repeat = dedup.exec(batch(a, now=later))
+    assert repeat is not None and repeat.reason is Reason.REPEAT
+    acked.add(a.fingerprint)
+    assert dedup.exec(batch(a, now=later)) is None  # acknowledged: no repeat
+    b = alert("sw1", "CpuHigh")
+    new = dedup.exec(batch(a, b, now=later))  # news still go out
+    assert new is not None and new.reason is Reason.CHANGED
+    gone = dedup.exec(batch(resolved(a, later), now=later))
+    assert gone is not None and gone.reason is Reason.RESOLVED
 
 
 # --- [[inhibit]] -------------------------------------------------------------------------------

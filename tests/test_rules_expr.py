@@ -13,7 +13,7 @@ from netalert.rules import check_rules, compile_rules
 from netalert.rules.expr import ExprError, NameInfo, Scope, compile_expr
 from netalert.rules.history import NO_HISTORY, Unknown, counter_delta, rebooted
 from netalert.rules.scope import NodeCache
-from netalert.rules.values import converter_for, enum_class, octets_text, render_value
+from netalert.rules.values import converter_for, enum_class, render_value
 
 TREE = MibTree.builtin()
 
@@ -398,22 +398,6 @@ def test_enum_value_equals_label_and_number() -> None:
     assert down != "2"  # text is compared with the label only
     assert str(down) == "down" and repr(down) == "down(2)" and hash(down) == hash(2)
     assert cls(9).label == "9"
-
-
-@pytest.mark.parametrize(
-    ("raw", "label", "expected"),
-    [
-        (b"eth0", "", "eth0"),
-        (b"GigabitEthernet0/1\x00\x00", "", "GigabitEthernet0/1"),
-        (b"\x00\x1a\x2b\x3c\x4d\x5e", "", "00:1a:2b:3c:4d:5e"),
-        (b"\xff\xfe", "", "ff:fe"),
-        (b"AB", "41:42", "41:42"),
-        (b"line\x07bell", "", "6c:69:6e:65:07:62:65:6c:6c"),
-        (b"two\r\nlines\tok\r\n", "", "two\r\nlines\tok"),
-    ],
-)
-def test_octets_text(raw: bytes, label: str, expected: str) -> None:
-    assert octets_text(raw, label) == expected
 
 
 def test_converters() -> None:

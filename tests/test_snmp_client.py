@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from netalert.snmp.backends import make_client
 from netalert.snmp.client import (
     SnmpAuthError,
     SnmpClient,
     SnmpTimeoutError,
     Target,
-    make_client,
 )
 from netalert.snmp.types import SnmpType
 from tests.support.snmpd import DEFAULT_USER, Snmpd, SnmpdFactory, V3User

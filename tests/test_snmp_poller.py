@@ -14,7 +14,7 @@ import pytest
 
 from netalert.config import Config, load_config_text
 from netalert.mib import MibTree
-from netalert.snmp.client import make_client
+from netalert.snmp.backends import make_client
 from netalert.snmp.engines import EngineRecord
 from netalert.snmp.plan import DevicePlan, build_plans
 from netalert.snmp.poller import Poller, PollResult, Reachability

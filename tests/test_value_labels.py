@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netalert.mib import MibTree
-from netalert.mib.hints import render_timeticks
+from netalert.present import timeticks_text
 from netalert.snmp.trapnames import TrapNamer
 from netalert.snmp.types import SnmpType
 
@@ -22,7 +22,7 @@ from netalert.snmp.types import SnmpType
     ],
 )
 def test_timeticks(ticks: int, text: str) -> None:
-    assert render_timeticks(ticks) == text
+    assert timeticks_text(ticks) == text
 
 
 def test_trap_varbind_labels() -> None:

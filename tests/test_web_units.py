@@ -167,7 +167,7 @@ VB = SnmpType
     [
         (
             VarBind("1.3.6.1.2.1.2.2.1.8.3", VB.INTEGER, 2, "IF-MIB::ifOperStatus", "3", "down"),
-            "ifOperStatus.3 = down",
+            "ifOperStatus.3 = down(2)",
         ),
         (
             VarBind("1.3.6.1.2.1.2.2.1.2.3", VB.OCTET_STRING, b"Gi0/3", "IF-MIB::ifDescr", "3"),
@@ -175,13 +175,17 @@ VB = SnmpType
         ),
         (
             VarBind("1.3.6.1.4.1.9.9.1", VB.OCTET_STRING, b"\x00\xff\x10"),
-            "1.3.6.1.4.1.9.9.1 = 0x00ff10",
+            "1.3.6.1.4.1.9.9.1 = 00:ff:10",
         ),
         (
             VarBind("1.3.6.1.2.1.1.5.0", VB.OCTET_STRING, b"x" * 300, "SNMPv2-MIB::sysName", "0"),
             "sysName.0 = " + "x" * 119 + "…",
         ),
-        (VarBind("1.3.6.1.4.1.1", VB.NULL, None), "1.3.6.1.4.1.1 = "),
+        (VarBind("1.3.6.1.4.1.1", VB.NULL, None), "1.3.6.1.4.1.1 = NULL"),
+        (
+            VarBind("1.3.6.1.2.1.1.3.0", VB.TIMETICKS, 8_640_000, "SNMPv2-MIB::sysUpTime", "0"),
+            "sysUpTime.0 = 1d 00:00:00.00(8640000)",
+        ),
         (
             VarBind("1.3.6.1.2.1.4.20.1.1.1", VB.IP_ADDRESS, "192.0.2.1", "IP-MIB::x", ""),
             "x = 192.0.2.1",

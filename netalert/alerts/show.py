@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from netalert.alerts.model import Alert
+from netalert.present import clip, varbind_json
 from netalert.tables import format_table
 
 __all__ = ["alert_json", "alert_table"]
@@ -21,17 +22,7 @@ def _when(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _clean(text: str) -> str:
-    # Device data may hold control characters: never let them reach the terminal.
-    return "".join(c if c.isprintable() else "?" for c in text)
-
-
-def _cut(text: str, width: int) -> str:
-    """``text`` if it fits in ``width`` characters, else its start and "…" (``width`` in all)."""
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def alert_table(alerts: list[Alert]) -> str:
+def alert_table(alerts: list[Alert], *, acked: Collection[str] = ()) -> str:
     """One line per alert under a header; labels other than rule/severity/device last.
 
     A VALUE longer than 40 characters is cut and ends in "…" (``--json`` has it whole).
@@ -44,6 +35,8 @@ def alert_table(alerts: list[Alert]) -> str:
             state += ",flapping"
         if a.silenced:
             state += ",inhibited"
+        if a.fingerprint in acked:  # [ack] (issue 17)
+            state += ",acked"
         labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _FIXED)
         rows.append(
             (
@@ -52,18 +45,12 @@ def alert_table(alerts: list[Alert]) -> str:
                 a.rule,
                 a.device,
                 _when(a.starts_at),
-                _cut(_clean(a.value), _VALUE_WIDTH),
+                clip(a.value, _VALUE_WIDTH),
                 str(a.count),
                 labels,
             )
         )
     return format_table(header, rows)
-
-
-def _value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"base64": base64.b64encode(value).decode("ascii")}
-    return value
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -85,15 +72,5 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "flapping": alert.flapping,
         "silenced": alert.silenced,
         "source": alert.source,
-        "varbinds": [
-            {
-                "oid": vb.oid,
-                "name": vb.name,
-                "index": vb.index,
-                "type": vb.type.value,
-                "value": _value(vb.value),
-                "label": vb.label,
-            }
-            for vb in alert.varbinds
-        ],
+        "varbinds": [varbind_json(vb) for vb in alert.varbinds],
     }

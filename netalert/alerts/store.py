@@ -14,7 +14,6 @@ and they are not flapping, or :data:`RESOLVED_KEPT` after they resolved
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -25,7 +24,7 @@ from typing import Any
 from netalert.alerts.caps import SUMMARY_SOURCE
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
-from netalert.snmp.types import SnmpType, VarBind
+from netalert.present import varbind_from_json, varbind_json
 from netalert.state.db import Database
 
 __all__ = [
@@ -303,35 +302,6 @@ _UPSERT = (
 )
 
 
-def _varbind_json(vb: VarBind) -> dict[str, Any]:
-    # the fields by hand: dataclasses.asdict deep-copies, and cost a third of a trap's write
-    value: Any = vb.value
-    if isinstance(value, bytes):
-        value = {"b64": base64.b64encode(value).decode("ascii")}
-    return {
-        "oid": vb.oid,
-        "type": vb.type.value,
-        "value": value,
-        "name": vb.name,
-        "index": vb.index,
-        "label": vb.label,
-    }
-
-
-def _varbind(data: dict[str, Any]) -> VarBind:
-    value = data.get("value")
-    if isinstance(value, dict):
-        value = base64.b64decode(value["b64"])
-    return VarBind(
-        oid=data["oid"],
-        type=SnmpType(data["type"]),
-        value=value,
-        name=data.get("name", ""),
-        index=data.get("index", ""),
-        label=data.get("label", ""),
-    )
-
-
 def _row(record: AlertRecord) -> tuple[Any, ...]:
     a = record.alert
     engine = {
@@ -363,7 +333,7 @@ def _row(record: AlertRecord) -> tuple[Any, ...]:
         int(a.flapping),
         int(a.silenced),
         a.source,
-        json.dumps([_varbind_json(vb) for vb in a.varbinds]),
+        json.dumps([varbind_json(vb) for vb in a.varbinds]),
         json.dumps(engine),
     )
 
@@ -385,7 +355,7 @@ def _alert(row: sqlite3.Row | tuple[Any, ...]) -> Alert:
         flapping=bool(row[13]),
         silenced=bool(row[14]),
         source=row[15],
-        varbinds=tuple(_varbind(v) for v in json.loads(row[16])),
+        varbinds=tuple(varbind_from_json(v) for v in json.loads(row[16])),
     )
 
 

@@ -23,7 +23,7 @@ from netalert.errors import ConfigError
 __all__ = ["SECRET_KEYS", "load_config", "load_config_text", "read_toml", "validation_problems"]
 
 # Keys whose value is a secret: each may instead be given as KEY_file.
-SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community"})
+SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community", "postgres"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
@@ -348,4 +348,13 @@ def _anchor(config: Config, base: Path) -> Config:
     traps = config.traps
     if traps.record is not None:
         traps = traps.model_copy(update={"record": at(traps.record)})
-    return config.model_copy(update={"agent": agent, "mibs": mibs, "smtp": smtp, "traps": traps})
+    ack = config.ack  # [ack] (issue 17): its key file and CA bundle
+    if ack is not None:
+        imap = ack.imap
+        if imap.ca_file is not None:
+            imap = imap.model_copy(update={"ca_file": at(imap.ca_file)})
+        secret = at(ack.secret_file) if ack.secret_file is not None else None
+        ack = ack.model_copy(update={"imap": imap, "secret_file": secret})
+    return config.model_copy(
+        update={"agent": agent, "mibs": mibs, "smtp": smtp, "traps": traps, "ack": ack}
+    )

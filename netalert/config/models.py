@@ -9,6 +9,8 @@ models (:mod:`netalert.config.docs`), and a test fails when the two differ.
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -25,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from netalert.config.ack import AckConfig  # [ack] (issue 17)
 from netalert.config.types import (
     Address,
     AuthProtocol,
@@ -42,6 +45,7 @@ from netalert.matchers import Matcher, compile_matchers
 __all__ = [
     "DOC_DEFAULT",
     "AgentConfig",
+    "ClusterConfig",
     "CollectGroup",
     "Config",
     "Credentials",
@@ -1063,6 +1067,89 @@ class LimitsConfig(Model):
         return value
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _host_name() -> str:
+    """The default node name: the host name up to its first dot, if it is a valid name."""
+    name = socket.gethostname().split(".")[0]
+    return name if _NODE_NAME.fullmatch(name) else "node"
+
+
+class ClusterConfig(Model):
+    """``[cluster]``: nodes sharing PostgreSQL (state, leases) and NATS JetStream (traps).
+
+    Without the section netalert runs alone on its SQLite state (docs/cluster.md).
+    """
+
+    postgres: SecretStr = Field(
+        description="the shared PostgreSQL database, a URI `postgresql://USER@HOST:PORT/DB` "
+        "(a secret: it may hold a password; `${ENV}` and `postgres_file` work as for other "
+        "secrets)"
+    )
+    nats: str = Field(
+        "nats://127.0.0.1:4222",
+        description="NATS server(s) with JetStream: `nats://HOST:PORT` (`tls://` for TLS), "
+        "several separated by commas",
+    )
+    node: str = Field(
+        default_factory=_host_name,
+        description="this node's name, unique in the cluster: letters, digits, `.`, `_`, `-` "
+        "(at most 63)",
+        json_schema_extra=shown_default("the host name (up to its first dot)"),
+    )
+    shards: Annotated[int, Field(ge=1, le=1024)] = Field(
+        64,
+        description="devices and traps hash to this many shards, the unit a node owns; "
+        "every node must use the same number",
+    )
+    lease: Duration = Field(
+        timedelta(seconds=10),
+        description="a shard's lease: its owner renews it every third of this, and a node "
+        "that stops renewing loses its shards to the others within it (1s to 10m)",
+    )
+
+    @field_validator("postgres")
+    @classmethod
+    def _postgres_uri(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the value: it may carry a password.
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a URI starting with postgresql://")
+        return value
+
+    @field_validator("nats")
+    @classmethod
+    def _nats_urls(cls, value: str) -> str:
+        for url in value.split(","):
+            scheme, _, rest = url.strip().partition("://")
+            if scheme not in ("nats", "tls") or not rest or "/" in rest:
+                raise ValueError(
+                    f"{url.strip()!r} is not a URL nats://HOST:PORT or tls://HOST:PORT"
+                )
+        return value
+
+    @field_validator("node")
+    @classmethod
+    def _node_name(cls, value: str) -> str:
+        if not _NODE_NAME.fullmatch(value):
+            raise ValueError(
+                "letters, digits, '.', '_' and '-' only, at most 63, "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
+            raise ValueError("must be between 1s and 10m")
+        return value
+
+    def nats_servers(self) -> list[str]:
+        """The NATS URLs, one per server."""
+        return [url.strip() for url in self.nats.split(",")]
+
+
 class Config(Model):
     """The whole config.toml."""
 
@@ -1079,3 +1166,5 @@ class Config(Model):
     maintenance: list[Maintenance] = []
     inhibit: list[Inhibit] = []
     limits: LimitsConfig = LimitsConfig()
+    cluster: ClusterConfig | None = None
+    ack: AckConfig | None = None  # [ack] (issue 17): replying to an alert mail acts on it

@@ -44,8 +44,65 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
             )
         )
     warnings.extend(_shared_addresses(config))
+    if config.cluster is not None:
+        # The cluster's parts exist (docs/cluster.md), the agent does not run them yet:
+        # nobody should believe this node is highly available.
+        warnings.append(
+            ConfigWarning(
+                "cluster",
+                "`netalert run` does not use [cluster] yet: this node runs alone on its "
+                "SQLite state (docs/cluster.md)",
+            )
+        )
+    warnings.extend(_ack_risks(config))
     warnings.extend(_route_warnings(config.routes))
     return warnings
+
+
+def _ack_risks(config: Config) -> list[ConfigWarning]:
+    """[ack] (issue 17): settings that weaken who may act on a reply."""
+    ack = config.ack
+    if ack is None:
+        return []
+    out = []
+    if not ack.imap.verify:
+        out.append(
+            ConfigWarning(
+                "ack.imap.verify",
+                "the IMAP server's certificate is not verified: whoever sits on the path can "
+                "read the password and the replies",
+            )
+        )
+    if not ack.authserv_id:
+        out.append(
+            ConfigWarning(
+                "ack.authserv_id",
+                "replies are trusted on their From address and token alone; set authserv_id to "
+                "require DKIM or DMARC from your mail server's Authentication-Results",
+            )
+        )
+    return out
+
+
+def _shared_addresses(config: Config) -> list[ConfigWarning]:
+    """Devices that share an address: a trap from it is credited to the first of them."""
+    first: dict[str, int] = {}
+    out: list[ConfigWarning] = []
+    for number, device in enumerate(config.devices):
+        host = device.address.host.lower()
+        if host not in first:
+            first[host] = number
+            continue
+        owner = config.devices[first[host]]
+        out.append(
+            ConfigWarning(
+                f"devices[{number}].address",
+                f"{device.name!r} has the address of {owner.name!r} ({host}): traps from it "
+                f"are credited to {owner.name!r}; give {device.name!r} an engine_id (SNMPv3) "
+                "or its own address",
+            )
+        )
+    return out
 
 
 def _route_warnings(routes: list[Route], parent: str = "") -> list[ConfigWarning]:
@@ -78,24 +135,3 @@ def _route_warnings(routes: list[Route], parent: str = "") -> list[ConfigWarning
                 names[name] = path
             stack.append((path, route.routes))
     return sorted(out, key=lambda w: w.path)
-
-
-def _shared_addresses(config: Config) -> list[ConfigWarning]:
-    """Devices that share an address: a trap from it is credited to the first of them."""
-    first: dict[str, int] = {}
-    out: list[ConfigWarning] = []
-    for number, device in enumerate(config.devices):
-        host = device.address.host.lower()
-        if host not in first:
-            first[host] = number
-            continue
-        owner = config.devices[first[host]]
-        out.append(
-            ConfigWarning(
-                f"devices[{number}].address",
-                f"{device.name!r} has the address of {owner.name!r} ({host}): traps from it "
-                f"are credited to {owner.name!r}; give {device.name!r} an engine_id (SNMPv3) "
-                "or its own address",
-            )
-        )
-    return out

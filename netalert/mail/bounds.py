@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from netalert import present
 from netalert.mail.model import AlertLike
 
 __all__ = [
@@ -129,8 +130,6 @@ def clip(text: str, limit: int, *, cut: bool = False) -> str:
 
     ``cut`` says the text was already cut from something longer: it is marked
     whatever its length. The result has at most ``max(limit, len(CUT_MARK))``
-    characters.
+    characters (:func:`netalert.present.clip` with the mail's mark).
     """
-    if len(text) <= limit and not cut:
-        return text
-    return text[: max(0, limit - len(CUT_MARK))].rstrip() + CUT_MARK
+    return present.clip(text, limit, cut=cut, mark=CUT_MARK)

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from netalert.present import clip, octets_text
+
 __all__ = [
     "ThreadIds",
     "body_text",
@@ -48,7 +50,7 @@ def header_text(value: object, *, limit: int = 200) -> str:
     characters (bidi overrides, zero-width) are dropped, runs of white space
     collapse, and text longer than ``limit`` characters is cut with an ellipsis.
     """
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    text = octets_text(value) if isinstance(value, bytes) else str(value)
     if text.isascii():
         joined = text.translate(_HEADER_ASCII)
     else:
@@ -60,10 +62,7 @@ def header_text(value: object, *, limit: int = 200) -> str:
             elif category != "Cf":
                 out.append(char)
         joined = "".join(out)
-    cleaned = _SPACES.sub(" ", joined).strip()
-    if len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1].rstrip() + "…"
-    return cleaned
+    return clip(_SPACES.sub(" ", joined).strip(), limit)
 
 
 def body_text(value: object) -> str:
@@ -73,7 +72,7 @@ def body_text(value: object) -> str:
     sequences, NUL, bidi overrides and the like are removed so a forged value
     cannot repaint a terminal mail reader or reorder what the reader sees.
     """
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    text = octets_text(value) if isinstance(value, bytes) else str(value)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if text.isascii():
         return text.translate(_BODY_ASCII)
@@ -105,6 +104,7 @@ class ThreadIds:
     in_reply_to: str | None
     references: tuple[str, ...]
     root: str
+    reply_to: str | None = None  # [ack] (issue 17): the signed reply address
 
 
 def _digest(*parts: str) -> str:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
 
 from netalert.mail.bounds import MailLimits
+from netalert.mail.headers import message_domain
 from netalert.mail.outbox import Outbox, envelope_sender
 from netalert.mail.render import MailTemplates, NotificationLike, RenderedMail, render_mail
 from netalert.mail.stats import MailStats
@@ -50,6 +53,8 @@ class Mailer:
         self.stats = stats if stats is not None else MailStats()
         # mails listing at most this many alerts render on the loop ([agent] key)
         self.on_loop_max_alerts = 10
+        # [ack] (issue 17): signs each mail with firing alerts (netalert.ack.issuer.TokenIssuer)
+        self.ack: Any = None
 
     def submit(
         self,
@@ -69,8 +74,9 @@ class Mailer:
             StateError: The database cannot be written.
         """
         known = self._known_root(notification)
-        rendered = self._render(notification, known)
-        return self._enqueue(notification, rendered, known, also, on_done)
+        extra = self._ack_extra(notification)
+        rendered = self._render(notification, known, **extra)
+        return self._enqueue(notification, rendered, known, also, on_done, extra.get("reply"))
 
     async def submit_off_loop(
         self,
@@ -87,13 +93,25 @@ class Mailer:
             StateError: The database cannot be written.
         """
         known = self._known_root(notification)
+        extra = self._ack_extra(notification)
         if len(notification.alerts) <= self.on_loop_max_alerts:
             self.stats.rendered["loop"] += 1
-            rendered = self._render(notification, known)
+            rendered = self._render(notification, known, **extra)
         else:
             self.stats.rendered["thread"] += 1
-            rendered = await asyncio.to_thread(self._render, notification, known)
-        return self._enqueue(notification, rendered, known, also, on_done)
+            rendered = await asyncio.to_thread(partial(self._render, notification, known, **extra))
+        return self._enqueue(notification, rendered, known, also, on_done, extra.get("reply"))
+
+    def _ack_extra(self, notification: NotificationLike) -> dict[str, Any]:
+        """[ack] (issue 17): the token headers of a mail with firing alerts and who acked
+        which of its alerts; nothing without ``[ack]``."""
+        if self.ack is None:
+            return {}
+        firing = tuple(a for a in notification.alerts if a.ends_at is None)
+        return {
+            "reply": self.ack.issue(firing, message_domain(self.sender)),
+            "acks": self.ack.ack_lines(firing),
+        }
 
     @staticmethod
     def _thread(
@@ -103,8 +121,7 @@ class Mailer:
             return None
         # this mail is (or acts as) the first of the episode: later ones reply to it
         draft = rendered.draft
-        references = draft.get("References").split()
-        root = references[0] if references else draft.get("Message-ID")
+        root = draft.get("In-Reply-To") or draft.get("Message-ID")
         return (notification.group_key, root)
 
     def _known_root(self, notification: NotificationLike) -> str | None:
@@ -112,7 +129,13 @@ class Mailer:
             return None
         return self.outbox.thread_root(notification.group_key)
 
-    def _render(self, notification: NotificationLike, known: str | None) -> RenderedMail:
+    def _render(
+        self,
+        notification: NotificationLike,
+        known: str | None,
+        reply: Any = None,
+        acks: Mapping[str, str] | None = None,
+    ) -> RenderedMail:
         # pure: templates, the notification's frozen values and the limits; no database
         return render_mail(
             notification,
@@ -121,6 +144,8 @@ class Mailer:
             status_url=self.status_url,
             known_root=known,
             limits=self.limits,
+            reply=None if reply is None else (reply.reply_to, reply.reference),
+            acks=acks,
         )
 
     def _enqueue(
@@ -130,15 +155,18 @@ class Mailer:
         known: str | None,
         also: Callable[[sqlite3.Connection], None] | None,
         on_done: Callable[[bool], None] | None,
+        reply: Any = None,
     ) -> int | None:
         draft = rendered.draft
+        now = self.clock()
+        also = _with_reply(also, reply, draft.get("Message-ID"), draft.get("Subject"), now)
         entry = self.outbox.enqueue_raw(
             rendered.data,
             sender=envelope_sender(draft),
             recipients=notification.recipients,
             message_id=draft.get("Message-ID"),
             subject=draft.get("Subject"),
-            now=self.clock(),
+            now=now,
             thread=self._thread(notification, rendered, known),
             also=also,
             on_done=on_done,
@@ -148,3 +176,22 @@ class Mailer:
         if self.on_enqueue is not None:
             self.on_enqueue()
         return entry
+
+
+def _with_reply(
+    also: Callable[[sqlite3.Connection], None] | None,
+    reply: Any,
+    message_id: str,
+    subject: str,
+    now: float,
+) -> Callable[[sqlite3.Connection], None] | None:
+    """[ack] (issue 17): ``also``, then the token's row, in the mail's transaction."""
+    if reply is None:
+        return also
+
+    def both(conn: sqlite3.Connection) -> None:
+        if also is not None:
+            also(conn)
+        reply.record(conn, message_id, subject, now)
+
+    return both

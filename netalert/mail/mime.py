@@ -153,7 +153,9 @@ class Draft:
             ValueError: The value holds a line break, or a header that may occur
                 once is set twice (as ``EmailMessage`` raises).
         """
-        if len(value.splitlines()) > 1:
+        # stricter than the package, which takes a lone trailing line break ("x\n") and so
+        # writes a line that ends the header block early
+        if "\r" in value or "\n" in value or len(value.splitlines()) > 1:
             raise ValueError("Header values may not contain linefeed or carriage return characters")
         most = _header_class(name.lower()).max_count  # what header_max_count(name) reads
         if most and sum(1 for key, _ in self._headers if key.lower() == name.lower()) >= most:

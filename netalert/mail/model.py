@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from netalert.snmp.types import SnmpType
+
 __all__ = ["AlertLike", "NotificationLike", "VarBindLike"]
 
 
@@ -18,6 +20,8 @@ class VarBindLike(Protocol):
 
     @property
     def oid(self) -> str: ...
+    @property
+    def type(self) -> SnmpType: ...
     @property
     def value(self) -> int | float | bytes | str | None: ...
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -198,6 +198,8 @@ def render_mail(
     status_url: str,
     known_root: str | None = None,
     limits: MailLimits | None = None,
+    reply: tuple[str, str] | None = None,
+    acks: Mapping[str, str] | None = None,
 ) -> RenderedMail:
     """Builds the multipart/alternative mail for one notification, within ``limits``.
 
@@ -215,12 +217,17 @@ def render_mail(
         known_root: The Message-ID this group's episode started with, when
             recorded (see :func:`~netalert.mail.headers.thread_ids`).
         limits: The bounds; default :class:`~netalert.mail.bounds.MailLimits`.
+        reply: ``[ack]`` (issue 17): the ``Reply-To`` address and the token's
+            reference added to ``References`` (see :mod:`netalert.ack.issuer`).
+        acks: ``[ack]``: who acknowledged which alert, by fingerprint (the
+            templates' ``acks``).
     """
     limits = limits if limits is not None else MailLimits()
     now = notification.created
     alerts = notification.alerts
     chosen = select_alerts(alerts, limits.max_alerts)
     group = _group_context(notification, status_url)
+    group["acks"] = dict(acks or {})  # [ack] (issue 17)
     ids = thread_ids(
         group_key=notification.group_key,
         reason=str(notification.reason),
@@ -230,6 +237,8 @@ def render_mail(
         domain=message_domain(sender),
         known_root=known_root,
     )
+    if reply is not None:  # [ack] (issue 17)
+        ids = replace(ids, reply_to=reply[0], references=(*ids.references, reply[1]))
     # A first guess that fits most groups at once: the text and HTML parts both
     # print each value, HTML adds markup and escapes, the transfer encoding a third.
     listed = len(chosen.shown)
@@ -372,7 +381,10 @@ def _headed(
     msg = _message(sender, notification.recipients, subject, now, ids.message_id)
     if ids.in_reply_to is not None:
         msg["In-Reply-To"] = ids.in_reply_to
+    if ids.references:
         msg["References"] = " ".join(ids.references)
+    if ids.reply_to is not None:  # [ack] (issue 17)
+        msg["Reply-To"] = ids.reply_to
     msg["X-Netalert-State"] = group["state"].lower()
     if group["severity"]:
         msg["X-Netalert-Severity"] = header_text(group["severity"], limit=20)

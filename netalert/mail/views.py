@@ -10,8 +10,6 @@ not what was sent.
 
 from __future__ import annotations
 
-import codecs
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from typing import Any
 from netalert.mail.bounds import CUT_MARK, clip
 from netalert.mail.headers import body_text, header_text
 from netalert.mail.model import AlertLike, VarBindLike
+from netalert.present import octets_text, value_text
 from netalert.units import duration
 
 __all__ = ["AlertView", "VarBindView", "alert_view", "format_varbind_value", "line", "when"]
@@ -28,7 +27,6 @@ __all__ = ["AlertView", "VarBindView", "alert_view", "format_varbind_value", "li
 _OWN_LABELS = frozenset({"rule", "alertname", "severity", "device"})
 _LINE = 1000  # a one-line field never prints more, whatever the budget
 _VARBIND_COST = 8  # what a listed varbind costs besides its name and value (separators)
-_BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # controls other than TAB, CR, LF
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,33 +61,13 @@ class AlertView:
 
 
 def format_varbind_value(vb: VarBindLike, limit: int | None = None) -> str:
-    """A varbind's value for humans: enum label with its number, text, or hex.
+    """A varbind's value for humans, as :func:`netalert.present.value_text` writes it.
 
-    With ``limit``, only the value's first ``limit`` bytes are looked at and
-    the text has at most ``max(limit, len(CUT_MARK))`` characters; a value
+    With ``limit``, only about the value's first ``limit`` bytes are looked at
+    and the text has at most ``max(limit, len(CUT_MARK))`` characters; a value
     that was cut ends in :data:`~netalert.mail.bounds.CUT_MARK`.
     """
-    value = vb.value
-    cut = False
-    if vb.label:
-        text = f"{vb.label}({value})" if isinstance(value, int) else vb.label
-    elif value is None:
-        text = "NULL"
-    elif isinstance(value, bytes):
-        cut = limit is not None and len(value) > limit
-        raw = value[:limit] if cut else value
-        try:
-            # a cut may split a character: the incremental decoder leaves it out
-            decoded = codecs.getincrementaldecoder("utf-8")().decode(raw, final=not cut)
-        except UnicodeDecodeError:
-            text = "0x" + raw.hex()
-        else:
-            # binary that happens to decode (MAC addresses, counters) reads better as hex
-            binary = _BINARY.search(decoded) is not None
-            text = "0x" + raw.hex() if binary else f'"{decoded}"'
-    else:
-        text = str(value)
-    return text if limit is None else clip(text, limit, cut=cut)
+    return value_text(vb.type, vb.value, vb.label, limit=limit, mark=CUT_MARK)
 
 
 def _varbind_name(vb: VarBindLike) -> str:
@@ -105,10 +83,10 @@ def when(ts: float) -> str:
 
 def line(value: object, limit: int = _LINE) -> str:
     """One line of at most ``limit`` characters (a forged CR/LF does not start a new one)."""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     # cut before cleaning (cleaning looks at every character); the slack covers
     # the white space cleaning collapses
     room = 4 * limit + 64
+    text = octets_text(value, limit=room) if isinstance(value, bytes) else str(value)
     cleaned = header_text(text[:room], limit=room)
     return clip(cleaned, limit, cut=len(text) > room)
 

@@ -13,6 +13,7 @@ from netalert.config.models import MibsConfig
 from netalert.errors import MibError
 from netalert.mib.node import MibNode
 from netalert.mib.tree import MibTree
+from netalert.present import hex_text, value_text
 
 __all__ = ["default_state_dir", "mib_settings", "translate"]
 
@@ -109,7 +110,7 @@ def _value_line(tree: MibTree, node: MibNode, value: str) -> str:
             raise MibError(
                 f"give {node.full_name}'s value as hex octets, e.g. 0x001a2b or 00:1a:2b"
             )
-        return tree.label(node, raw) or raw.hex(":")
+        return tree.label(node, raw) or hex_text(raw)
     raise MibError(
         f"{node.full_name} ({node.syntax or node.kind}) has no labels or hint for '{text}'"
     )
@@ -129,10 +130,7 @@ def _choices(node: MibNode) -> str:
 
 
 def _show(tree: MibTree, index_node: MibNode, value: int | str | bytes) -> str:
-    if not isinstance(value, str):
-        label = tree.label(index_node, value)
-        if label:
-            return label if isinstance(value, bytes) else f"{value} ({label})"
-    if isinstance(value, bytes):
-        return "0x" + value.hex() if value else '""'
-    return str(value)
+    if value == b"":
+        return '""'
+    label = "" if isinstance(value, str) else tree.label(index_node, value)
+    return value_text(None, value, label)

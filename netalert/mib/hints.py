@@ -21,7 +21,6 @@ __all__ = [
     "render_inet_address",
     "render_int",
     "render_octets",
-    "render_timeticks",
 ]
 
 _INT_HINT = re.compile(r"^([dxob])(?:-(\d+))?$")
@@ -137,15 +136,3 @@ def render_inet_address(data: bytes) -> str:
     if data and all(0x21 <= b < 0x7F for b in data):
         return data.decode("ascii")  # InetAddressDNS
     return ""
-
-
-def render_timeticks(value: int) -> str:
-    """TimeTicks (hundredths of a second) as ``3d 04:05:06.07``, the way net-snmp shows them."""
-    if value < 0:
-        return str(value)
-    seconds, hundredths = divmod(value, 100)
-    minutes, sec = divmod(seconds, 60)
-    hours, minute = divmod(minutes, 60)
-    days, hour = divmod(hours, 24)
-    clock = f"{hour:02d}:{minute:02d}:{sec:02d}.{hundredths:02d}"
-    return f"{days}d {clock}" if days else clock

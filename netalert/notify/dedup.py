@@ -7,6 +7,10 @@ alerts that were told, or ``repeat_interval`` gone by).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+from netalert.alerts.model import Alert
+from netalert.notify.model import Reason
 from netalert.notify.nflog import NotificationLog, decide
 from netalert.notify.stage import Batch
 
@@ -14,10 +18,21 @@ __all__ = ["Dedup"]
 
 
 class Dedup:
-    """Ends a batch whose group has nothing new to say; says why otherwise."""
+    """Ends a batch whose group has nothing new to say; says why otherwise.
 
-    def __init__(self, nflog: NotificationLog) -> None:
+    Args:
+        nflog: The notification log.
+        acked: True when every one of these firing alerts is acknowledged
+            (``[ack]``, :mod:`netalert.ack`): then the group is not repeated.
+    """
+
+    def __init__(
+        self,
+        nflog: NotificationLog,
+        acked: Callable[[Sequence[Alert]], bool] = lambda alerts: False,
+    ) -> None:
         self.nflog = nflog
+        self.acked = acked
 
     def exec(self, batch: Batch) -> Batch | None:
         """``batch`` with ``told`` and ``reason`` set, or None: nothing to mail now.
@@ -36,7 +51,7 @@ class Dedup:
             repeat_interval=route.repeat_interval.total_seconds(),
             now=batch.now,
         )
-        if reason is None:
+        if reason is None or (reason is Reason.REPEAT and self.acked(list(firing.values()))):
             return None
         told = prev.firing if prev else frozenset()
         # the constructor, not dataclasses.replace: this runs for every due group

@@ -7,9 +7,9 @@ The stages, in Alertmanager's order, each its own unit:
    ``group_by`` values, due after ``group_wait``, then every ``group_interval``;
 3. at each group's flush, the :class:`~netalert.notify.stage.Stage` chain:
    inhibit, silence, maintenance and flapping (each a
-   :class:`~netalert.notify.stage.MuteStage`), any extra mutes given (the seam
-   for acknowledgements), dedup against the notification log
-   (:mod:`~netalert.notify.dedup`), deliver (:mod:`~netalert.notify.deliver`).
+   :class:`~netalert.notify.stage.MuteStage`), dedup against the notification log
+   (:mod:`~netalert.notify.dedup`; no repeat of acknowledged alerts), deliver
+   (:mod:`~netalert.notify.deliver`).
 
 Muting follows Alertmanager: a muted alert sends nothing, its resolution
 included, unless a mail already told it firing; then it stays told while
@@ -50,9 +50,8 @@ class Dispatcher:
         maintenance: ``[[maintenance]]`` of the config.
         silences: Returns the silences not yet ended; read once per flush.
         inhibit: ``[[inhibit]]`` of the config.
-        mutes: More muters, asked after the built-in ones and before dedup (e.g.
-            acknowledged alerts): a muted alert told before is still told, so its
-            resolution is mailed, but it brings no repeat and no new mail.
+        acked: True when every one of these firing alerts is acknowledged
+            (``[ack]``): the dedup stage then sends no repeat.
     """
 
     def __init__(
@@ -63,14 +62,14 @@ class Dispatcher:
         maintenance: Sequence[Maintenance] = (),
         silences: Callable[[float], Sequence[Silence]] = lambda now: (),
         inhibit: Sequence[Inhibit] = (),
-        mutes: Sequence[Muter] = (),
+        acked: Callable[[Sequence[Alert]], bool] = lambda alerts: False,
     ) -> None:
         self._tree = compile_routes(routes)
         self._nflog = nflog
         self._silences = silences
         self._inhibitor = Inhibitor(inhibit)
         self._maintenance = MaintenanceMuter(maintenance)
-        self._extra = tuple(mutes)
+        self._acked = acked
         self._groups = Groups(lambda route, key: nflog.get(route, key) is not None)
         self.unrouted = 0
 
@@ -100,7 +99,7 @@ class Dispatcher:
         """
         deliver = Deliver()
         stages: list[Stage] = [MuteStage(m) for m in self._muters()]
-        stages += [Dedup(self._nflog), deliver]
+        stages += [Dedup(self._nflog, self._acked), deliver]
 
         def handle(batch: Batch) -> bool:
             return run_stages(stages, batch) is not None
@@ -115,7 +114,6 @@ class Dispatcher:
             Silencer(self._silences),
             self._maintenance,
             FlappingMuter(),
-            *self._extra,
         ]
 
     def sent(self, conn: sqlite3.Connection, notification: Notification) -> None:

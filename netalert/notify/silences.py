@@ -107,6 +107,25 @@ class SilenceStore:
             parsed = tuple(parse_matcher(m) for m in matchers)
         except ValueError as exc:
             raise NetalertError(str(exc)) from None
+        return self.add_matchers(
+            parsed, starts_at=starts_at, ends_at=ends_at, comment=comment, author=author
+        )
+
+    def add_matchers(
+        self,
+        parsed: Sequence[Matcher],
+        *,
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        author: str,
+    ) -> Silence:
+        """:meth:`add` with matchers already made (a reply's exact labels, netalert/ack).
+
+        Raises:
+            NetalertError: An empty comment, or an end before the start.
+        """
+        parsed = tuple(parsed)
         if not comment.strip():
             raise NetalertError("a silence needs a --comment saying why")
         if ends_at <= starts_at:

@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netalert.present import octets_text
 from netalert.rules.compile import TrapRule
 from netalert.rules.mibview import MIB_ERRORS, short_name
 from netalert.rules.scope import NodeCache
-from netalert.rules.values import octets_text, render_value
+from netalert.rules.values import render_value
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["TrapView", "confirm_index", "key_labels", "trap_device", "view"]

@@ -247,6 +247,38 @@ class TrapFlow:
         record.confirm_next = None
         return [change] if change is not None else []
 
+    # --- resolve by hand ([ack], issue 17) ----------------------------------------------
+
+    def resolvable_by_hand(self, fingerprint: str) -> bool:
+        """True for an active trap alert whose rule has no clear trap (nothing else ends it)."""
+        record = self.store.get(fingerprint)
+        if record is None or not record.active:
+            return False
+        rule = self._trap.get(record.alert.rule)
+        return rule is not None and rule.clear_trap is None
+
+    def resolve_by_hand(self, fingerprint: str, now: float, *, by: str) -> list[Transition]:
+        """Resolves such an alert, as a clear trap would; [] when it is not one."""
+        if not self.resolvable_by_hand(fingerprint):
+            return []
+        record = self.store.get(fingerprint)
+        assert record is not None
+        rule = self._trap[record.alert.rule]
+        target = self._trap_target(rule, record.alert.device, record.alert.labels, record.key)
+        change = advance(
+            self.store,
+            target,
+            record,
+            trap_clear(record.phase, now=now),
+            now=now,
+            sample=True,
+            value=f"resolved by {by}",
+            context=self._stored_names(record),
+        )
+        self._confirming.discard(fingerprint)
+        self.store.flush()
+        return [change] if change is not None else []
+
     # --- time --------------------------------------------------------------------------
 
     def _stored_names(self, record: AlertRecord) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 An enumerated INTEGER becomes an :class:`EnumValue`: an ``int`` that also
 equals its label, so ``ifOperStatus == 'down'`` and ``ifOperStatus == 2`` both
-hold. An OCTET STRING becomes text where printable (``ifDescr``), its
-DISPLAY-HINT rendering when the MIB gives one (MacAddress), else colon-separated
-hex. A TimeTicks value becomes :class:`Ticks`: a number of hundredths of a
-second in expressions and templates, shown as a duration (``3d 4h``) when it
-is an alert's value. Missing values (noSuchInstance and friends) are left out
-of the row, so an expression that reads one is "unknown" rather than false.
+hold. An OCTET STRING becomes its DISPLAY-HINT rendering when the MIB gives
+one (MacAddress), else its text as :func:`netalert.present.octets_text`
+reads it (``ifDescr``; colon-separated hex when binary). A TimeTicks value
+becomes :class:`Ticks`: a number of hundredths of a second in expressions and
+templates, shown as a duration (``3d 4h``) when it is an alert's value.
+Missing values (noSuchInstance and friends) are left out of the row, so an
+expression that reads one is "unknown" rather than false.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from netalert.present import octets_text
 from netalert.snmp.types import Value
 from netalert.units import uptime
 
@@ -25,7 +27,6 @@ __all__ = [
     "Ticks",
     "converter_for",
     "enum_class",
-    "octets_text",
     "plain_value",
     "render_value",
 ]
@@ -120,25 +121,9 @@ def enum_class(name: str, labels: Mapping[int, str]) -> type[EnumValue]:
     return type(f"{name}Enum", (EnumValue,), {"__slots__": (), "labels": dict(labels)})
 
 
-def octets_text(raw: bytes, label: str = "") -> str:
-    """An OCTET STRING as text: the DISPLAY-HINT rendering if any, else printable text, else hex."""
-    if label:
-        return label
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return ":".join(f"{b:02x}" for b in raw)
-    # Agents pad DisplayStrings with NULs and end them with CR/LF: neither is content.
-    text = text.rstrip("\x00\r\n")
-    # DisplayString allows CR, LF and TAB (NVT ASCII); other controls mean binary.
-    if text.isprintable() or all(c.isprintable() or c in "\t\r\n" for c in text):
-        return text
-    return ":".join(f"{b:02x}" for b in raw)
-
-
 def _plain(raw: Value, label: str) -> Any:
     if isinstance(raw, bytes):
-        return octets_text(raw, label)
+        return label or octets_text(raw)
     return raw
 
 
@@ -180,7 +165,7 @@ def converter_for(name: str, syntax: str, enums: Mapping[int, str], hinted: bool
 
         def octets(raw: Value, label: str) -> Any:
             if isinstance(raw, bytes):
-                return octets_text(raw, label if hinted else "")
+                return (label if hinted else "") or octets_text(raw)
             return raw
 
         return octets

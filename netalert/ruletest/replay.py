@@ -29,6 +29,7 @@ from netalert.alerts.model import Transition
 from netalert.logtext import escape
 from netalert.mail.mailer import Mailer
 from netalert.mail.render import MailTemplates
+from netalert.notify.routes import compile_routes
 from netalert.ruletest.pipeline import Pipeline, Sent
 from netalert.service import Prepared
 from netalert.snmp.pcap import read_datagrams
@@ -155,7 +156,8 @@ async def replay(
         if first is not None:
             tail = options.tail
             if tail is None:
-                tail = max((r.group_wait.total_seconds() for r in config.routes), default=0.0)
+                routes = compile_routes(config.routes).nodes()  # child routes wait too
+                tail = max((r.group_wait.total_seconds() for r in routes), default=0.0)
             run_to(now[0] + tail + 1.0)
     finally:
         await receiver.stop()
@@ -204,7 +206,7 @@ async def run_replay(config_path: Path, options: ReplayOptions, *, out: TextIO =
 
     base_dir = config_path.resolve().parent  # noqa: ASYNC240 - once, before anything runs
     config = load_config(config_path)
-    prepared = prepare(config)
+    prepared = prepare(config, agent=False)
     templates = MailTemplates(config.smtp.templates_dir)
     if not options.mail:
         return await replay(prepared, templates, options, out=out)

@@ -3,7 +3,9 @@
 Two adapters implement :class:`SnmpClient`: gufo-snmp (default, Rust core, fast)
 in :mod:`netalert.snmp.client_gufo` and the pysnmp 7 hlapi (the reference) in
 :mod:`netalert.snmp.client_pysnmp`. Both return the same :class:`VarBind` lists
-for the same agent; ``tests/test_snmp_client.py`` runs them side by side.
+for the same agent; ``tests/test_snmp_client.py`` runs them side by side. They
+import this module, which imports neither: :func:`netalert.snmp.backends.make_client`
+chooses one.
 
 An adapter is created once per process and serves every device: it keeps one
 session (gufo) or one shared SnmpEngine (pysnmp) and caches per-target state,
@@ -30,7 +32,6 @@ __all__ = [
     "SnmpTimeoutError",
     "Target",
     "is_missing",
-    "make_client",
     "oid_in_subtree",
     "parse_oid",
 ]
@@ -167,19 +168,6 @@ class SnmpClient(Protocol):
     async def close(self) -> None:
         """Releases sockets and engines."""
         ...
-
-
-def make_client(backend: Backend, *, on_engine_id: EngineCallback | None = None) -> SnmpClient:
-    """Returns the adapter for ``backend`` ("gufo" or "pysnmp")."""
-    if backend == "gufo":
-        from netalert.snmp.client_gufo import GufoClient
-
-        return GufoClient(on_engine_id=on_engine_id)
-    if backend == "pysnmp":
-        from netalert.snmp.client_pysnmp import PysnmpClient
-
-        return PysnmpClient(on_engine_id=on_engine_id)
-    raise ValueError(f"unknown SNMP backend {backend!r}: use 'gufo' or 'pysnmp'")
 
 
 def parse_oid(oid: str) -> tuple[int, ...]:

@@ -48,7 +48,6 @@ from gufo.snmp import (
 )
 from gufo.snmp import SnmpAuthError as GufoAuthError
 from gufo.snmp import SnmpError as GufoError
-from gufo.snmp._fast import GetIter
 from gufo.snmp.aio.client import SnmpSession
 
 from netalert.snmp.client import (
@@ -261,39 +260,31 @@ class GufoClient(SnmpClient):
         v1 = target.version == "1"
 
         async def run(session: SnmpSession) -> list[tuple[str, Any]]:
-            # One PDU per step (not gufo's per-varbind iterator): a 4-row column is
-            # one GETBULK and one await, whatever its size.
-            ctx = GetIter(root) if v1 else GetIter(root, target.max_repetitions)
-            sock = session._sock
-            send, recv = (
-                (sock.send_get_next, sock.recv_get_next)
-                if v1
-                else (sock.send_get_bulk, sock.recv_get_bulk)
-            )
-            step = functools.partial(_pdu, session, send, recv, ctx)
+            # gufo's iterators send one PDU (a GETBULK of max_repetitions, or a
+            # GETNEXT for v1) and hand out its varbinds before sending the next.
+            items = session.getnext(root) if v1 else session.getbulk(root, target.max_repetitions)
             rows: list[tuple[str, Any]] = []
             last: tuple[int, ...] = ()
+            timeouts = 0
             while len(rows) < max_varbinds:
                 try:
-                    got = await self._retry(target, step)
+                    item = await anext(items)
                 except StopAsyncIteration:  # gufo: nothing left in the subtree
                     break
-                batch = [got] if v1 else got
-                if not batch or batch[0] is None:
+                except TimeoutError:  # the iterator sends the same request again
+                    timeouts += 1
+                    if timeouts > target.retries:
+                        raise SnmpTimeoutError(target) from None
+                    continue
+                timeouts = 0
+                if item is None:
                     break
                 # The walk must advance, or a broken agent would loop us forever.
-                first = _key(batch[0][0])
-                if first <= last:
-                    raise SnmpProtocolError(target, "OIDs not increasing", batch[0][0])
-                ended = False
-                for item in batch:
-                    if item is None:
-                        ended = True
-                        break
-                    rows.append(item)
-                last = _key(rows[-1][0])
-                if ended:
-                    break
+                key = _key(item[0])
+                if key <= last:
+                    raise SnmpProtocolError(target, "OIDs not increasing", item[0])
+                rows.append(item)
+                last = key
             return rows
 
         # The session lock is held for the whole walk: one request at a time.
@@ -320,18 +311,6 @@ class GufoClient(SnmpClient):
 
 def _key(oid: str) -> tuple[int, ...]:
     return tuple(int(p) for p in oid.split("."))
-
-
-async def _pdu(
-    session: SnmpSession,
-    send: Callable[[GetIter], None],
-    recv: Callable[[GetIter], Any],
-    ctx: GetIter,
-) -> Any:
-    # gufo 0.13's session internals (_send/_recv): writable/readable waits with
-    # its timeout. Pinned by pyproject's gufo-snmp<0.14.
-    await session._send(functools.partial(send, ctx))
-    return await session._recv(functools.partial(recv, ctx))
 
 
 def _get_many(oids: list[str]) -> Callable[[SnmpSession], Awaitable[dict[str, Any]]]:

@@ -196,22 +196,20 @@ class PysnmpClient(SnmpClient):
             out += await self._get_chunk(target, clean[start : start + _GET_CHUNK])
         return out
 
-    async def _get_chunk(self, target: Target, oids: list[str]) -> list[VarBind]:
+    async def _ask(self, command: Any, target: Target, query: list[str]) -> Any:
+        """One GET or GETNEXT of ``query``: pysnmp's (indication, status, index, varbinds)."""
         engine, auth, transport, context = await self._setup(target)
+        objects = [ObjectType(ObjectIdentity(o)) for o in query]
+        return await command(engine, auth, transport, context, *objects, lookupMib=False)
+
+    async def _get_chunk(self, target: Target, oids: list[str]) -> list[VarBind]:
         asked = list(oids)
         absent: set[str] = set()
         while True:
             query = [o for o in asked if o not in absent]
             if not query:
                 break
-            indication, status, index, vbs = await get_cmd(
-                engine,
-                auth,
-                transport,
-                context,
-                *[ObjectType(ObjectIdentity(o)) for o in query],
-                lookupMib=False,
-            )
+            indication, status, index, vbs = await self._ask(get_cmd, target, query)
             if not indication and status and status.prettyPrint() == "noSuchName":
                 # SNMPv1: the whole PDU fails on one missing OID; drop it and ask again.
                 absent.add(query[int(index) - 1])
@@ -232,16 +230,8 @@ class PysnmpClient(SnmpClient):
 
     async def get_next(self, target: Target, oids: Sequence[str]) -> list[VarBind]:
         """See :meth:`SnmpClient.get_next`."""
-        engine, auth, transport, context = await self._setup(target)
         query = [o.lstrip(".") for o in oids]
-        indication, status, index, vbs = await next_cmd(
-            engine,
-            auth,
-            transport,
-            context,
-            *[ObjectType(ObjectIdentity(o)) for o in query],
-            lookupMib=False,
-        )
+        indication, status, index, vbs = await self._ask(next_cmd, target, query)
         if not indication and status and status.prettyPrint() == "noSuchName":
             return [VarBind(o, SnmpType.END_OF_MIB_VIEW, None) for o in query]  # v1 end of view
         self._check(target, indication, status, index, query)

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from netalert.errors import MibError
-from netalert.mib.hints import render_timeticks
 from netalert.mib.node import MibNode
+from netalert.present import octets_text, timeticks_text
 from netalert.snmp.opaque import decode_opaque, format_float, render_opaque
 from netalert.snmp.types import Sample, SnmpType, Value, VarBind
 
-__all__ = ["MibTreeLike", "Namer", "oid_label", "opaque_value", "syntax_type", "text_of"]
+__all__ = ["MibTreeLike", "Namer", "oid_label", "opaque_value", "syntax_type"]
 
 
 class MibTreeLike(Protocol):
@@ -112,18 +112,6 @@ def oid_label(tree: MibTreeLike, value: str) -> str:
     return "" if name.replace(".", "").isdigit() else name
 
 
-def text_of(value: bytes) -> str:
-    """An OCTET STRING as text when printable (UTF-8), else colon-separated hex."""
-    raw = value.rstrip(b"\x00")  # some agents NUL-terminate their strings
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.hex(":")
-    if all(ch.isprintable() or ch in "\t\r\n" for ch in text):
-        return text
-    return value.hex(":")
-
-
 class Namer:
     """Names VarBinds of one MIB tree; keeps a small per-prefix cache of nodes."""
 
@@ -163,7 +151,7 @@ class Namer:
                 if node is not None and kind not in _EXCEPTIONS:
                     cached = self.tree.label(node, value)
                 if not cached and kind is SnmpType.OCTET_STRING:
-                    cached = text_of(value)
+                    cached = octets_text(value)
                 if len(self._labels) > 100_000:
                     self._labels.clear()
                 self._labels[key] = cached = cached or ""
@@ -180,7 +168,7 @@ class Namer:
         elif node is not None and kind not in _EXCEPTIONS and (node.enums or node.display_hint):
             label = self.tree.label(node, value)
         elif kind is SnmpType.TIMETICKS and isinstance(value, int):
-            label = render_timeticks(value)
+            label = timeticks_text(value)
         name = node.full_name if node is not None else ""
         if node is None:
             index = ""

@@ -12,7 +12,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import math
 import socket
 import sys
 from dataclasses import dataclass, field, replace
@@ -23,11 +22,11 @@ from typing import Any, TextIO
 from netalert.config.models import Config
 from netalert.config.types import parse_duration, parse_hostport
 from netalert.errors import ConfigError, NetalertError
+from netalert.present import json_value, value_text
 from netalert.snmp.client import Backend, Target
 from netalert.snmp.naming import MibTreeLike
 from netalert.snmp.plan import SYS_UPTIME, DevicePlan, build_plans, resolve_oid
 from netalert.snmp.poller import Poller, PollResult
-from netalert.snmp.types import Sample
 
 __all__ = ["DEFAULT_GET", "DEFAULT_WALK", "PollOptions", "format_lines", "result_json", "run_poll"]
 
@@ -198,32 +197,19 @@ def _plan(options: PollOptions, tree: MibTreeLike) -> DevicePlan:
     return plan
 
 
-def _display(sample: Sample) -> str:
-    if sample.label:
-        return sample.label
-    if isinstance(sample.value, bytes):
-        return sample.value.hex(":")
-    return str(sample.value)
-
-
 def format_lines(result: PollResult) -> list[str]:
     """``IF-MIB::ifOperStatus.2 = down`` lines, then missing instances."""
     lines = []
     for sample in result.samples:
         name = f"{sample.name}.{sample.index}" if sample.name else sample.oid
-        lines.append(f"{name} = {_display(sample)}")
+        lines.append(f"{name} = {value_text(sample.type, sample.value, sample.label)}")
     lines += [f"{name} = {kind}" for name, kind in result.missing]
     return lines
 
 
 def result_json(result: PollResult) -> dict[str, Any]:
-    """The result as JSON-ready data (bytes as hex, text in ``label``)."""
-
-    def value(v: object) -> object:
-        if isinstance(v, float) and not math.isfinite(v):
-            return str(v)  # JSON has no NaN or infinity
-        return v.hex() if isinstance(v, bytes) else v
-
+    """The result as JSON-ready data (bytes as hex, see :func:`netalert.present.json_value`;
+    text in ``label``)."""
     return {
         "device": result.device,
         "address": result.address,
@@ -238,7 +224,7 @@ def result_json(result: PollResult) -> dict[str, Any]:
                 "index": s.index,
                 "oid": s.oid,
                 "type": s.type.value,
-                "value": value(s.value),
+                "value": json_value(s.value),
                 "label": s.label,
             }
             for s in result.samples

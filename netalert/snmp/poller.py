@@ -41,13 +41,13 @@ from typing import Any
 
 from netalert.errors import SnmpError
 from netalert.logs import event
+from netalert.snmp.backends import make_client
 from netalert.snmp.client import (
     Backend,
     SnmpAuthError,
     SnmpClient,
     SnmpTimeoutError,
     Target,
-    make_client,
 )
 from netalert.snmp.counters import Verdict, counter_went_back
 from netalert.snmp.engines import EngineIdRegistry

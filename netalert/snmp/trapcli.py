@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import signal
 import sys
 import time
@@ -19,6 +18,7 @@ from netalert.config.models import Config, TrapsConfig
 from netalert.config.types import parse_hostport
 from netalert.errors import NetalertError
 from netalert.logtext import escape
+from netalert.present import hex_text, value_text, varbind_json
 from netalert.snmp.trapnames import TrapTree
 from netalert.snmp.traps import TrapReceiver
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
@@ -38,35 +38,21 @@ _WIRE = {
 }
 
 
-def _ticks(value: int) -> str:
-    seconds, hundredths = divmod(value, 100)
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    text = f"{hours}:{minutes:02d}:{seconds:02d}.{hundredths:02d}"
-    return (
-        f"({value}) {days} day{'s' if days != 1 else ''}, {text}" if days else f"({value}) {text}"
-    )
-
-
 def _value(vb: VarBind, name_of: Callable[[str], str]) -> str:
-    kind = vb.type
-    if vb.value is None:
-        return "NULL" if kind is SnmpType.NULL else kind.value
-    head = _WIRE.get(kind, kind.value)
-    if kind is SnmpType.TIMETICKS and isinstance(vb.value, int):
-        return f"{head}: {_ticks(vb.value)}"
-    if kind is SnmpType.OID and isinstance(vb.value, str):
-        return f"{head}: {name_of(vb.value)}"
-    if isinstance(vb.value, float):  # an Opaque-wrapped float or double, decoded
-        return f"{head}: {vb.label or vb.value}"
-    if isinstance(vb.value, bytes):
-        if vb.label and vb.label != vb.value.hex(":"):
-            return f'{head}: "{escape(vb.label, quoted=True)}"'
-        return "Hex-STRING: " + vb.value.hex(" ").upper()
-    if vb.label:
-        return f"{head}: {escape(vb.label)}({vb.value})"
-    return f"{head}: {vb.value}"
+    """``INTEGER: down(2)``: the wire type as snmptrapd names it, then the value as
+    :func:`netalert.present.value_text` writes it (strings quoted, binary as hex)."""
+    kind, value = vb.type, vb.value
+    if value is None:
+        return value_text(kind, value)
+    label = vb.label
+    if not label and kind is SnmpType.OID and isinstance(value, str):
+        label = name_of(value)
+    text = value_text(kind, value, label)
+    if isinstance(value, bytes):
+        if value and text == hex_text(value):
+            return "Hex-STRING: " + text
+        return f'{_WIRE.get(kind, kind.value)}: "{escape(text, quoted=True)}"'
+    return f"{_WIRE.get(kind, kind.value)}: {escape(text)}"
 
 
 def format_event(event: TrapEvent, name_of: Callable[[str], str]) -> str:
@@ -87,16 +73,9 @@ def format_event(event: TrapEvent, name_of: Callable[[str], str]) -> str:
     return f"{head}\n{body}"
 
 
-def _json_value(value: object) -> object:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN or infinity
-    return value
-
-
 def format_json(event: TrapEvent) -> str:
-    """One JSON object per trap (bytes as text when printable, else hex)."""
+    """One JSON object per trap (bytes as hex, see :func:`netalert.present.json_value`;
+    their text in ``label``)."""
     return json.dumps(
         {
             "received": event.received,
@@ -110,17 +89,7 @@ def format_json(event: TrapEvent) -> str:
             "trap": event.trap_name,
             "uptime": event.uptime,
             "storm_count": event.storm_count,
-            "varbinds": [
-                {
-                    "oid": vb.oid,
-                    "name": vb.name,
-                    "index": vb.index,
-                    "type": vb.type.value,
-                    "value": _json_value(vb.value),
-                    "label": vb.label,
-                }
-                for vb in event.varbinds
-            ],
+            "varbinds": [varbind_json(vb) for vb in event.varbinds],
         },
         ensure_ascii=False,
     )

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from netalert.mib.hints import render_timeticks
 from netalert.mib.node import MibNode
+from netalert.present import octets_text, timeticks_text
 from netalert.snmp.ber import RawVarBind
-from netalert.snmp.naming import opaque_value, text_of
+from netalert.snmp.naming import opaque_value
 from netalert.snmp.types import SnmpType, TrapEvent, Value, VarBind
 
 __all__ = ["TrapNamer", "TrapTree"]
@@ -85,9 +85,9 @@ class TrapNamer:
                 if label:
                     return label
         if kind is SnmpType.OCTET_STRING and isinstance(value, bytes):
-            return text_of(value)
+            return octets_text(value)
         if kind is SnmpType.TIMETICKS and type(value) is int:
-            return render_timeticks(value)
+            return timeticks_text(value)
         if kind is SnmpType.OID and type(value) is str:
             # snmpTrapOID.0 = IF-MIB::linkDown reads better than its number
             _, name, index = self._named(value)

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import re
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from netalert.logs import event
 from netalert.metrics import Metrics
+from netalert.present import json_value
 from netalert.web.guard import ConnectionGuard, GuardedSite, HttpLimits, HttpStats
 from netalert.web.health import LoopMonitor
 from netalert.web.model import StatusProvider, StatusSnapshot
@@ -81,6 +83,7 @@ def to_jsonable(value: Any) -> Any:
     """Turns snapshot values (dataclasses, mappings, tuples, enums) into JSON types.
 
     Non-finite floats become null: JSON has no NaN and browsers reject it.
+    Bytes become hex (:func:`netalert.present.json_value`).
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -92,6 +95,8 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, bytes):
+        return json_value(value)
     return value
 
 
@@ -219,6 +224,13 @@ class WebServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
+    def share(self) -> socket.socket | None:
+        """A second descriptor of the listening socket, for the server that replaces this one."""
+        for site in self.runner.sites:
+            if isinstance(site, GuardedSite):
+                return site.share()
+        return None
+
     async def stop(self) -> None:
         """Closes the listening socket and open connections, then the app."""
         await self.runner.cleanup()
@@ -231,8 +243,12 @@ async def start_web(
     *,
     limits: HttpLimits | None = None,
     stats: HttpStats | None = None,
+    sock: socket.socket | None = None,
 ) -> WebServer:
     """Serves ``app`` on ``host:port`` in the running loop (port 0 picks a free one).
+
+    With ``sock``, a listening socket already bound to that address (shared
+    with the server a reload replaces), nothing is bound.
 
     Every connection goes through a :class:`~netalert.web.guard.ConnectionGuard`
     (``limits``, default: the config's defaults; counted in ``stats``). Access
@@ -254,7 +270,7 @@ async def start_web(
         lingering_time=0,
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, guard)
+    site = GuardedSite(runner, host, port, guard, sock=sock)
     try:
         await site.start()
     except OSError:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from netalert import version
+from netalert.present import value_text
 from netalert.web.history import DeviceBoard, History
 from netalert.web.model import AlertView, OutboxStatus, StatusSnapshot, TrapView
 
@@ -29,8 +30,9 @@ _VALUE_CHARS = 120
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
-def alert_view(alert: Alert, muted: str = "") -> AlertView:
-    """The status-page form of ``alert``; ``muted`` says why no mail goes out ("" if none)."""
+def alert_view(alert: Alert, muted: str = "", ack: str = "") -> AlertView:
+    """The status-page form of ``alert``; ``muted`` says why no mail goes out ("" if none),
+    ``ack`` who acknowledged it ("" if nobody)."""
     if not muted and alert.silenced:
         muted = "inhibited"
     return AlertView(
@@ -47,25 +49,17 @@ def alert_view(alert: Alert, muted: str = "") -> AlertView:
         count=alert.count,
         source=alert.source,
         labels=dict(alert.labels),
+        ack=ack,
     )
 
 
 def format_varbind(vb: VarBind) -> str:
-    """``ifDescr.3 = eth0`` — short name, index, and the label or a readable value."""
+    """``ifOperStatus.3 = down(2)``: short name, index, and the value as
+    :func:`netalert.present.value_text` writes it, cut at 120 characters."""
     name = vb.name.rpartition("::")[2] if vb.name else vb.oid
     if vb.name and vb.index:
         name = f"{name}.{vb.index}"
-    if vb.label:
-        text = vb.label
-    elif isinstance(vb.value, bytes):
-        decoded = vb.value.decode("utf-8", "replace")
-        printable = decoded.isprintable() and "\ufffd" not in decoded
-        text = decoded if printable else "0x" + vb.value.hex()
-    else:
-        text = "" if vb.value is None else str(vb.value)
-    if len(text) > _VALUE_CHARS:
-        text = text[: _VALUE_CHARS - 1] + "…"
-    return f"{name} = {text}"
+    return f"{name} = {value_text(vb.type, vb.value, vb.label, limit=_VALUE_CHARS)}"
 
 
 def trap_view(event: TrapEvent) -> TrapView:
@@ -142,6 +136,8 @@ class LiveStatus:
         self._muted = muted
         self._pending = pending
         self._firing_counts = firing_counts
+        # [ack] (issue 17): who acknowledged an alert ("" if nobody); set by the agent
+        self.acked: Callable[[Alert], str] | None = None
 
     def record_counts(self, now: float) -> None:
         """Records the firing alerts per severity in the history.
@@ -172,7 +168,11 @@ class LiveStatus:
     def snapshot(self, now: float) -> StatusSnapshot:
         """Assembles the status at ``now``."""
         active = self.sample_alerts(now)
-        views = [alert_view(a, self._muted(a, now) if self._muted else "") for a in active]
+        acked = self.acked
+        views = [
+            alert_view(a, self._muted(a, now) if self._muted else "", acked(a) if acked else "")
+            for a in active
+        ]
         views.sort(
             key=lambda v: (_SEVERITY_ORDER.get(v.severity, 9), v.state != "firing", -v.since)
         )

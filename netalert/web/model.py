@@ -70,6 +70,7 @@ class AlertView:
     count: int = 1
     source: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    ack: str = ""  # [ack] (issue 17): who acknowledged it, when, how, why ("" if nobody)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,13 +47,16 @@ _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 FIXTURE_TIERS: dict[str, str] = {
     "tests.support.snmpd": "daemon",  # snmpd processes
     "tests.support.smtp": "daemon",  # aiosmtpd servers (threads of this process)
+    "tests.support.postgres": "daemon",  # PostgreSQL servers
+    "tests.support.nats": "daemon",  # nats-server processes
+    "tests.support.dovecot": "daemon",  # Dovecot IMAP server processes
     "tests.support.faults": "e2e",  # `netalert run` processes and their MIB cache
 }
 
 _DESCRIPTIONS = {
     "unit": "in this process only, no child process (make check)",
     "daemon": "real servers, tools or their files: net-snmp (snmpd, snmptrap, MIBs), tcpdump, "
-    "aiosmtpd, one netalert command",
+    "aiosmtpd, Dovecot, one netalert command",
     "e2e": "a whole agent (netalert run, netalert demo), Chromium, an installed wheel",
 }
 

@@ -1,0 +1,375 @@
+"""Traps between nodes over NATS JetStream.
+
+The node that receives a trap authenticates and decodes it, then publishes it to
+``<prefix>.traps.<shard>`` with ``Nats-Msg-Id`` = :func:`message_id`: the same trap
+received by two nodes is stored once (within :data:`DUPLICATE_WINDOW`). The
+stream keeps each message until the shard's consumer acknowledges it (work-queue
+retention), so what it holds per subject is that shard's lag.
+
+The shard's owner reads it through a durable pull consumer (``shard-<n>``, one
+per shard, explicit acknowledgement): it acknowledges a trap only after its own
+commit (:meth:`Delivery.ack`); a trap not acknowledged within ``ack_wait`` is
+delivered again, to whichever node owns the shard by then. Only the owner may
+fetch: a node that loses a shard closes its consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError, NotFoundError
+
+from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode
+from netalert.cluster.errors import CodecError
+from netalert.cluster.leases import ClusterStats
+from netalert.logs import event
+from netalert.snmp.types import TrapEvent
+
+__all__ = [
+    "DUPLICATE_WINDOW",
+    "STREAM_MAX_AGE",
+    "STREAM_MAX_MESSAGES",
+    "Delivery",
+    "ShardConsumer",
+    "ShardConsumers",
+    "TrapTransport",
+    "pending_per_shard",
+    "read_pending",
+]
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers a Nats-Msg-Id
+STREAM_MAX_AGE = 24 * 3600.0  # a trap nobody consumed for a day is dropped by the stream
+STREAM_MAX_MESSAGES = 1_000_000  # past it a publish is refused (discard new), never silently
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One trap fetched from a shard's consumer; :meth:`ack` it after committing it."""
+
+    trap: TrapEvent
+    shard: int
+    msg_id: str
+    delivered: int  # 1 the first time, more on redelivery
+    _msg: Msg = field(repr=False, compare=False)
+
+    async def ack(self) -> None:
+        """Acknowledges the trap and waits for the server to confirm: it is not
+        delivered again."""
+        await self._msg.ack_sync()
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Hands the trap back for redelivery (after ``delay`` seconds)."""
+        await self._msg.nak(delay=delay)
+
+
+class ShardConsumer:
+    """The durable pull consumer of one shard."""
+
+    def __init__(self, shard: int, sub: JetStreamContext.PullSubscription) -> None:
+        self.shard = shard
+        self._sub = sub
+
+    async def fetch(self, batch: int = 64, wait: float = 1.0) -> list[Delivery]:
+        """Up to ``batch`` traps, waiting at most ``wait`` seconds for the first.
+
+        A message that is not a trap this version reads is terminated (never
+        redelivered) and logged.
+        """
+        try:
+            messages = await self._sub.fetch(batch, timeout=wait)
+        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
+            return []
+        out = []
+        for msg in messages:
+            try:
+                trap = decode(msg.data)
+            except CodecError as exc:
+                log.warning(event("trap_message_refused", shard=self.shard, error=exc))
+                await msg.term()
+                continue
+            headers = msg.headers or {}
+            out.append(
+                Delivery(
+                    trap=trap,
+                    shard=self.shard,
+                    msg_id=headers.get("Nats-Msg-Id", ""),
+                    delivered=msg.metadata.num_delivered,
+                    _msg=msg,
+                )
+            )
+        return out
+
+    async def close(self) -> None:
+        """Stops fetching; the durable consumer stays for the shard's next owner."""
+        with contextlib.suppress(nats.errors.Error):
+            await self._sub.unsubscribe()
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class ShardConsumers:
+    """One fetching task per shard this node owns, each handing traps to ``handler``.
+
+    Call :meth:`sync` with the owned shards (:meth:`LeaseManager.owned`) at each
+    change: it starts the tasks of new shards and stops those of lost ones, so only
+    a shard's owner fetches its traps. ``handler`` commits a trap, then calls
+    :meth:`Delivery.ack`; a trap it does not acknowledge (it raised, the node died)
+    is delivered again after ``ack_wait``, to whichever node owns the shard then.
+    """
+
+    def __init__(
+        self, transport: TrapTransport, handler: Handler, *, batch: int = 64, wait: float = 1.0
+    ) -> None:
+        self.transport = transport
+        self.handler = handler
+        self.batch = batch
+        self.wait = wait
+        self.handler_failures = 0
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    @property
+    def shards(self) -> frozenset[int]:
+        """The shards being consumed."""
+        return frozenset(s for s, task in self._tasks.items() if not task.done())
+
+    async def sync(self, owned: Iterable[int]) -> None:
+        """Starts and stops tasks so that exactly the ``owned`` shards are consumed."""
+        wanted = set(owned)
+        for shard in sorted(set(self._tasks) - wanted):
+            await _cancel(self._tasks.pop(shard))
+        for shard in sorted(wanted):
+            task = self._tasks.get(shard)
+            if task is None or task.done():
+                self._tasks[shard] = asyncio.create_task(
+                    self._consume(shard), name=f"traps-shard-{shard}"
+                )
+
+    async def close(self) -> None:
+        """Stops every task (the durable consumers stay for the next owner)."""
+        await self.sync(())
+
+    async def _consume(self, shard: int) -> None:
+        consumer: ShardConsumer | None = None
+        try:
+            while True:
+                try:
+                    if consumer is None:
+                        consumer = await self.transport.consumer(shard)
+                    deliveries = await consumer.fetch(self.batch, wait=self.wait)
+                except nats.errors.Error as exc:  # disconnected: the client reconnects
+                    log.warning(event("trap_consumer_failed", shard=shard, error=exc))
+                    await asyncio.sleep(self.wait)
+                    continue
+                for delivery in deliveries:
+                    try:
+                        await self.handler(delivery)
+                    except Exception as exc:
+                        # not acknowledged: delivered again after ack_wait
+                        self.handler_failures += 1
+                        log.warning(event("trap_handler_failed", shard=shard, error=exc))
+        finally:
+            if consumer is not None:
+                await consumer.close()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class TrapTransport:
+    """One node's connection to the trap stream.
+
+    Args:
+        servers: NATS URLs (``[cluster] nats``).
+        shards: The cluster's shard count.
+        prefix: Subject prefix (``<prefix>.traps.<shard>``) and stream name
+            (``<PREFIX>_TRAPS``): one cluster per prefix.
+        ack_wait: Seconds before an unacknowledged trap is delivered again.
+        stats: Where the stream lag is kept (shared with the lease manager).
+    """
+
+    def __init__(
+        self,
+        servers: list[str],
+        *,
+        shards: int,
+        prefix: str = "netalert",
+        ack_wait: float = 30.0,
+        name: str = "netalert",
+        stats: ClusterStats | None = None,
+    ) -> None:
+        self.servers = servers
+        self.shards = shards
+        self.prefix = prefix
+        self.stream = f"{prefix.upper()}_TRAPS"
+        self.ack_wait = ack_wait
+        self.name = name
+        self.stats = stats if stats is not None else ClusterStats()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._last_error = ""
+
+    def subject(self, shard: int) -> str:
+        """The subject of ``shard``'s traps."""
+        if not 0 <= shard < self.shards:
+            raise ValueError(f"shard {shard} is not in 0..{self.shards - 1}")
+        return f"{self.prefix}.traps.{shard}"
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("TrapTransport.connect() first")
+        return self._js
+
+    async def connect(self) -> None:
+        """Connects and makes sure the stream exists with this version's settings.
+
+        Waits (retrying twice a second) until a server answers: bound it with
+        ``asyncio.timeout``. Reconnects by itself afterwards.
+
+        Raises:
+            nats.errors.Error: The server has no JetStream, or refused the stream.
+        """
+        self._nc = await nats.connect(
+            servers=self.servers,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            error_cb=self._error,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
+        )
+        self._js = self._nc.jetstream()
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.traps.*"],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW,
+            max_age=STREAM_MAX_AGE,
+            max_msgs=STREAM_MAX_MESSAGES,
+            max_msg_size=MAX_MESSAGE_BYTES,
+            discard=api.DiscardPolicy.NEW,
+        )
+        try:
+            await self._js.add_stream(config)
+        except BadRequestError:  # it exists with other settings: make them this version's
+            await self._js.update_stream(config)
+
+    async def close(self) -> None:
+        """Drains and closes the connection."""
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await nc.drain()
+
+    async def publish(self, trap: TrapEvent, *, shard: int, msg_id: str) -> bool:
+        """Stores ``trap`` on ``shard``'s subject; False when JetStream already had
+        ``msg_id`` (a duplicate, stored once).
+
+        Raises:
+            nats.errors.Error: Not stored (no server, stream full): the caller keeps it.
+        """
+        ack = await self.js.publish(
+            self.subject(shard), encode(trap), timeout=5.0, headers={"Nats-Msg-Id": msg_id}
+        )
+        return not ack.duplicate
+
+    async def consumer(self, shard: int) -> ShardConsumer:
+        """The durable consumer of ``shard`` (created the first time)."""
+        durable = f"shard-{shard}"
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=-1,  # a trap is never dropped for being redelivered often
+            filter_subject=self.subject(shard),
+        )
+        sub = await self.js.pull_subscribe(
+            self.subject(shard), durable=durable, stream=self.stream, config=config
+        )
+        return ShardConsumer(shard, sub)
+
+    async def pending(self) -> dict[int, int]:
+        """Traps stored and not yet acknowledged, per shard (shards with none left out)."""
+        return await pending_per_shard(self.js, self.prefix)
+
+    async def refresh_lag(self, shards: Iterable[int]) -> int:
+        """Sums the pending traps of ``shards`` (this node's) into ``stats.stream_lag``."""
+        pending = await self.pending()
+        self.stats.stream_lag = sum(pending.get(shard, 0) for shard in shards)
+        return self.stats.stream_lag
+
+    async def _error(self, exc: Exception) -> None:
+        # nats-py calls this at every failed attempt (twice a second while a server is
+        # away): log an error once, until another error or a reconnection.
+        text = str(exc) or type(exc).__name__
+        if text != self._last_error:
+            self._last_error = text
+            log.warning(event("nats_error", error=text))
+
+    async def _disconnected(self) -> None:
+        log.warning(event("nats_disconnected"))
+
+    async def _reconnected(self) -> None:
+        self._last_error = ""
+        log.info(event("nats_reconnected"))
+
+
+async def pending_per_shard(js: JetStreamContext, prefix: str) -> dict[int, int]:
+    """Traps stored and not yet acknowledged on ``prefix``'s stream, per shard (none
+    when the stream does not exist yet)."""
+    stream = f"{prefix.upper()}_TRAPS"
+    try:
+        info = await js.stream_info(stream, subjects_filter=f"{prefix}.traps.*")
+    except NotFoundError:  # no node has connected yet: nothing waits
+        return {}
+    out: dict[int, int] = {}
+    for subject, count in (info.state.subjects or {}).items():
+        tail = subject.rsplit(".", 1)[-1]
+        if tail.isdigit():
+            out[int(tail)] = count
+    return out
+
+
+async def read_pending(
+    servers: list[str], *, prefix: str = "netalert", within: float = 5.0
+) -> dict[int, int]:
+    """:func:`pending_per_shard` over a connection of its own, changing nothing (for
+    ``netalert cluster status``).
+
+    Raises:
+        nats.errors.Error: The servers cannot be reached, or there is no such stream.
+    """
+    nc = await nats.connect(
+        servers=servers,
+        connect_timeout=within,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,  # 0 would mean "for ever" to nats-py's first connect
+        reconnect_time_wait=0.1,
+        error_cb=_quiet,  # the caller reports the error it gets
+    )
+    try:
+        return await pending_per_shard(nc.jetstream(timeout=within), prefix)
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await nc.close()
+
+
+async def _quiet(exc: Exception) -> None:
+    pass

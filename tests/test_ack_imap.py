@@ -1,0 +1,369 @@
+"""[ack] against a real Dovecot: replies read over IMAP, judged, applied, confirmed once.
+
+The ack stage runs in this process on the test's event loop (its reader, handler,
+tables and outbox are the agent's own); its alerts are real ``Alert`` values held
+by the test in place of the agent's store. Replies are delivered into Dovecot's
+Maildir as a delivery agent does. The whole path through a real `netalert run`
+is in tests/test_ack_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netalert.ack.config import AckConfig
+from netalert.ack.issuer import ReplyHeaders
+from netalert.ack.stage import AckStage, AgentHooks
+from netalert.alerts.model import Alert, AlertState, Transition, fingerprint
+from netalert.mail.outbox import Outbox
+from netalert.notify.silences import SilenceStore, is_silenced
+from netalert.state import open_database
+from tests.support.dovecot import Dovecot
+
+OPERATOR = "oncall@example.org"
+WITHIN = 20.0
+
+
+def make_alert(device: str, index: str) -> Alert:
+    labels = {"rule": "LinkDown", "severity": "warning", "device": device, "ifIndex": index}
+    return Alert(
+        fingerprint=fingerprint(labels),
+        rule="LinkDown",
+        severity="warning",
+        device=device,
+        labels=labels,
+        annotations={"summary": f"{device} port {index} down"},
+        state=AlertState.FIRING,
+        starts_at=1_700_000_000.0 + int(index),
+        ends_at=None,
+        updated_at=1_700_000_000.0,
+        value="down",
+        count=1,
+        flapping=False,
+        silenced=False,
+        source="trap",
+    )
+
+
+class Harness:
+    """The ack stage over a state database in ``tmp_path``, reading ``dovecot``."""
+
+    def __init__(self, tmp_path: Path, dovecot: Dovecot, ca_file: Path, **ack: Any) -> None:
+        self.dovecot = dovecot
+        self.db = open_database(tmp_path / "state")
+        self.outbox = Outbox(self.db)
+        self.alerts = {a.fingerprint: a for a in (make_alert("sw1", "1"), make_alert("sw1", "2"))}
+        self.other = make_alert("sw2", "7")  # in no mail
+        self.alerts[self.other.fingerprint] = self.other
+        self.changed = 0
+        settings: dict[str, Any] = {
+            "imap": {
+                "host": dovecot.host,
+                "port": dovecot.tls_port,
+                "username": dovecot.user,
+                "password": dovecot.password,
+                "ca_file": str(ca_file),
+                "timeout": "5s",
+            },
+            "reply_to": "alerts+{token}@example.org",
+            "operators": [OPERATOR, "*@ops.example.org"],
+            "secret_file": str(tmp_path / "ack.key"),
+            "reconnect_max": "1s",
+            "poll_interval": "1s",
+        }
+        settings.update(ack)
+        self.config = AckConfig.model_validate(settings)
+        self.stage = AckStage(
+            self.config,
+            self.db,
+            state_dir=tmp_path,
+            outbox=self.outbox,
+            mail_from="netalert <netalert@example.org>",
+            hooks=AgentHooks(
+                alert=self.alerts.get,
+                alerts=lambda: list(self.alerts.values()),
+                resolvable=lambda fp: False,
+                resolve=lambda fp, now, by: [],
+                after=self._after,
+                changed=self._changed,
+            ),
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    def _after(self, transitions: list[Transition]) -> None:
+        pass
+
+    def _changed(self) -> None:
+        self.changed += 1
+
+    def mail(self, *, clock: float | None = None) -> tuple[ReplyHeaders, str]:
+        """Issues the token of an alert mail listing the two sw1 alerts; returns it and its id."""
+        issuer = self.stage.issuer
+        if clock is not None:
+            issuer = replace_clock(issuer, clock)
+        listed = tuple(a for a in self.alerts.values() if a.device == "sw1")
+        reply = issuer.issue(listed, "example.org")
+        assert reply is not None
+        message_id = f"<na.{reply.nid}@example.org>"
+        with self.db.transaction() as conn:
+            reply.record(conn, message_id, "[FIRING:2] warning LinkDown on sw1", time.time())
+        return reply, message_id
+
+    def reply(
+        self,
+        headers: ReplyHeaders,
+        message_id: str,
+        body: str,
+        *,
+        sender: str = OPERATOR,
+        to: str | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> bytes:
+        msg = EmailMessage()
+        msg["From"] = sender
+        msg["To"] = to if to is not None else headers.reply_to
+        msg["Subject"] = "Re: [FIRING:2] warning LinkDown on sw1"
+        msg["Message-ID"] = f"<reply.{time.time_ns()}@example.org>"
+        msg["In-Reply-To"] = message_id
+        msg["References"] = f"{headers.reference} {message_id}"
+        msg["Return-Path"] = f"<{sender}>"
+        for name, value in (extra or {}).items():
+            msg[name] = value
+        msg.set_content(f"{body}\n\nOn Mon, netalert wrote:\n> [FIRING:2] LinkDown\n")
+        return msg.as_bytes()
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.stage.run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.db.close()
+
+    async def until(self, what: Callable[[], bool], within: float = WITHIN) -> None:
+        deadline = time.monotonic() + within
+        while not what():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not within {within}s: replies={dict(self.stage.stats.replies)} "
+                    f"error={self.stage.stats.last_error!r}\n{self.dovecot.log()[-1500:]}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def handled(self, count: int) -> None:
+        await self.until(lambda: self.stage.reader.handled >= count)
+
+    def confirmations(self) -> list[bytes]:
+        rows = self.db.conn.execute("SELECT data FROM outbox ORDER BY id").fetchall()
+        return [bytes(r[0]) for r in rows]
+
+
+def replace_clock(issuer: Any, at: float) -> Any:
+    from netalert.ack.issuer import TokenIssuer
+
+    return TokenIssuer(issuer.config, issuer.key, clock=lambda: at)
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca_file: Path
+) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path, dovecot, dovecot_ca_file)
+    yield h
+    await h.stop()
+
+
+def sw1(h: Harness) -> list[Alert]:
+    return [a for a in h.alerts.values() if a.device == "sw1"]
+
+
+async def test_ack_reply_acks_the_mails_alerts_and_is_confirmed_once(harness: Harness) -> None:
+    headers, mid = harness.mail()
+    harness.dovecot.deliver(harness.reply(headers, mid, "ACK looking at it"))
+    harness.start()
+    await harness.handled(1)
+    assert harness.stage.stats.replies == {"ack": 1}
+    assert harness.stage.all_acked(sw1(harness))
+    assert not harness.stage.all_acked([harness.other])
+    assert "acked by oncall@example.org" in harness.stage.ack_line(sw1(harness)[0])
+    assert "looking at it" in harness.stage.ack_line(sw1(harness)[0])
+    [confirmation] = harness.confirmations()
+    assert b"Auto-Submitted: auto-replied" in confirmation
+    assert f"In-Reply-To: {mid}".encode() in confirmation
+    assert b"To: oncall@example.org" in confirmation
+    # handled once: flagged in the folder, not read again after a reconnect
+    await harness.until(
+        lambda: any("S" in p.name.rpartition(",")[2] for p in harness.dovecot.messages())
+    )
+    harness.stage.reader.wake()
+    await asyncio.sleep(0.5)
+    assert harness.stage.reader.handled == 1
+
+
+async def test_silence_reply_silences_exactly_the_mails_alerts(harness: Harness) -> None:
+    headers, mid = harness.mail()
+    harness.dovecot.deliver(harness.reply(headers, mid, "silence 2h maintenance"))
+    harness.start()
+    await harness.handled(1)
+    assert harness.stage.stats.replies == {"silence": 1}
+    now = time.time()
+    silences = SilenceStore(harness.db).list(now)
+    assert len(silences) == 2
+    for alert in sw1(harness):
+        assert is_silenced(silences, alert.labels, now) is not None
+    assert is_silenced(silences, harness.other.labels, now) is None
+    # another port of the same device and rule: not in the mail, not silenced
+    assert is_silenced(silences, {**sw1(harness)[0].labels, "ifIndex": "3"}, now) is None
+    assert all(7190 <= s.ends_at - s.starts_at <= 7210 for s in silences)
+    assert all(s.author == OPERATOR and s.comment == "maintenance" for s in silences)
+
+
+async def test_forged_sender_with_a_valid_token_is_refused_unanswered(harness: Harness) -> None:
+    headers, mid = harness.mail()
+    harness.dovecot.deliver(harness.reply(headers, mid, "ack", sender="mallory@evil.example"))
+    harness.dovecot.deliver(harness.reply(headers, mid, "ack", sender="x@sub.ops.example.org"))
+    harness.start()
+    await harness.handled(2)
+    assert harness.stage.stats.replies == {"not_operator": 2}
+    assert not harness.stage.all_acked(sw1(harness))
+    assert harness.confirmations() == []
+
+
+async def test_tampered_expired_and_replayed_tokens_are_refused(harness: Harness) -> None:
+    headers, mid = harness.mail()
+    token = headers.reply_to.split("+")[1].split("@")[0]
+    flipped = token[:-3] + ("a" if token[-3] != "a" else "b") + token[-2:]
+    tampered = replace(
+        headers,
+        reply_to=headers.reply_to.replace(token, flipped),
+        reference=headers.reference.replace(token, flipped),
+    )
+    old, old_mid = harness.mail(clock=time.time() - 8 * 86400)  # expired a day ago
+    harness.dovecot.deliver(harness.reply(tampered, mid, "ack"))
+    harness.dovecot.deliver(harness.reply(old, old_mid, "ack"))
+    harness.dovecot.deliver(harness.reply(headers, mid, "ack"))
+    harness.dovecot.deliver(harness.reply(headers, mid, "ack again"))  # the same command again
+    harness.start()
+    await harness.handled(4)
+    assert harness.stage.stats.replies == {
+        "bad_token": 1,
+        "expired_token": 1,
+        "ack": 1,
+        "replayed": 1,
+    }
+    assert len(harness.confirmations()) == 1  # the accepted one only
+
+
+async def test_out_of_office_reply_is_ignored_and_not_answered(harness: Harness) -> None:
+    headers, mid = harness.mail()
+    harness.dovecot.deliver(
+        harness.reply(
+            headers, mid, "I am out of the office.", extra={"Auto-Submitted": "auto-replied"}
+        )
+    )
+    harness.dovecot.deliver(harness.reply(headers, mid, "Away", extra={"X-Autoreply": "yes"}))
+    harness.dovecot.deliver(harness.reply(headers, mid, "ack", extra={"Precedence": "bulk"}))
+    harness.start()
+    await harness.handled(3)
+    assert harness.stage.stats.replies == {"auto_reply": 3}
+    assert harness.confirmations() == []
+    assert not harness.stage.all_acked(sw1(harness))
+
+
+async def test_authserv_id_trusts_only_its_own_authentication_results(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca_file: Path
+) -> None:
+    h = Harness(tmp_path, dovecot, dovecot_ca_file, authserv_id="mx.example.org")
+    try:
+        headers, mid = h.mail()
+        forged = (
+            "mx.evil.example; dkim=pass header.d=example.org; dmarc=pass header.from=example.org"
+        )
+        failed = "mx.example.org; dkim=fail header.d=example.org; dmarc=fail"
+        good = "mx.example.org; dkim=pass (good signature) header.d=example.org"
+        h.dovecot.deliver(h.reply(headers, mid, "ack", extra={"Authentication-Results": forged}))
+        h.dovecot.deliver(h.reply(headers, mid, "ack", extra={"Authentication-Results": failed}))
+        h.start()
+        await h.handled(2)
+        assert h.stage.stats.replies == {"unauthenticated": 2}
+        h.dovecot.deliver(h.reply(headers, mid, "ack", extra={"Authentication-Results": good}))
+        h.stage.reader.wake()
+        await h.handled(3)
+        assert h.stage.stats.replies == {"unauthenticated": 2, "ack": 1}
+    finally:
+        await h.stop()
+
+
+async def test_starttls_session_reads_replies(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca_file: Path
+) -> None:
+    h = Harness(tmp_path, dovecot, dovecot_ca_file)
+    h.config = h.config.model_copy(
+        update={
+            "imap": h.config.imap.model_copy(
+                update={"security": "starttls", "port": dovecot.starttls_port}
+            )
+        }
+    )
+    h.stage.reader.config = h.config
+    try:
+        headers, mid = h.mail()
+        h.dovecot.deliver(h.reply(headers, mid, "unack"))
+        h.start()
+        await h.handled(1)
+        assert h.stage.stats.replies == {"unack": 1}
+        assert h.stage.stats.connections["ok"] == 1
+    finally:
+        await h.stop()
+
+
+async def test_imap_restart_mid_idle_reconnects_and_handles_each_message_once(
+    harness: Harness,
+) -> None:
+    headers, mid = harness.mail()
+    harness.dovecot.deliver(harness.reply(headers, mid, "ack"))
+    harness.start()
+    await harness.handled(1)
+    await harness.until(lambda: harness.stage.stats.idle)
+    harness.dovecot.restart()
+    await harness.until(lambda: harness.stage.stats.connections["ok"] >= 2)
+    harness.dovecot.deliver(harness.reply(headers, mid, "unack"))
+    await harness.handled(2)
+    await asyncio.sleep(1.0)  # a second read of either would show here
+    assert harness.stage.reader.handled == 2
+    assert harness.stage.stats.replies == {"ack": 1, "unack": 1}
+    assert (
+        harness.stage.stats.connections["failed"] >= 1 or harness.stage.stats.connections["ok"] >= 2
+    )
+    assert len(harness.confirmations()) == 2
+
+
+async def test_unknown_commands_get_help_and_confirmations_are_rate_limited(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca_file: Path
+) -> None:
+    h = Harness(tmp_path, dovecot, dovecot_ca_file, confirm_per_sender=2, processed_folder="Done")
+    try:
+        headers, mid = h.mail()
+        for body in ("thanks, looking", "resolve", "ack", "unack"):
+            h.dovecot.deliver(h.reply(headers, mid, body))
+        h.start()
+        await h.handled(4)
+        assert h.stage.stats.replies == {"help": 1, "not_applicable": 1, "ack": 1, "unack": 1}
+        assert h.stage.stats.confirmations == {"queued": 2, "rate_limited": 2}
+        help_mail, resolve_mail = h.confirmations()
+        assert b"did not understand" in help_mail
+        assert b"Nothing resolved" in resolve_mail
+        assert not h.stage.all_acked(sw1(h))  # acked, then unacked
+        # moved out of the folder read
+        await h.until(lambda: len(h.dovecot.messages("Done")) == 4 and not h.dovecot.messages())
+    finally:
+        await h.stop()

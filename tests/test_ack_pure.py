@@ -1,0 +1,108 @@
+"""[ack] pure parts: tokens, commands, the loop/sender/authentication checks."""
+
+from __future__ import annotations
+
+import email
+
+import pytest
+
+from netalert.ack.commands import Verb, parse_command
+from netalert.ack.policy import authenticated, from_address, is_operator, loop_reason
+from netalert.ack.token import TOKEN_CHARS, mac, make_token, parse_token, token_pattern
+from netalert.config import load_config_text
+from netalert.errors import ConfigError
+
+KEY = b"k" * 32
+
+
+def test_token_round_trip_and_binding_to_its_alerts() -> None:
+    nid, token = make_token(KEY, ["b", "a"], 2_000_000_000)
+    assert len(token) == TOKEN_CHARS and token == token.lower()
+    parsed = parse_token(token.upper())
+    assert parsed is not None and parsed.nid == nid and parsed.expires == 2_000_000_000
+    assert parsed.mac == mac(KEY, nid, 2_000_000_000, ["a", "b"])
+    assert parsed.mac != mac(KEY, nid, 2_000_000_000, ["a", "b", "c"])
+    assert parsed.mac != mac(b"x" * 32, nid, 2_000_000_000, ["a", "b"])
+    assert parsed.mac != mac(KEY, nid, 2_000_000_001, ["a", "b"])
+    assert parse_token(token[:-1]) is None
+    assert parse_token("1" * TOKEN_CHARS) is None
+    found = token_pattern("alerts+{token}@example.org").search(f"Alerts+{token}@example.org")
+    assert found is not None and found.group(1).lower() == token
+
+
+@pytest.mark.parametrize(
+    ("body", "verb", "comment", "seconds"),
+    [
+        ("ack", Verb.ACK, "", 0),
+        ("  Ack. looking\n> quoted", Verb.ACK, "looking", 0),
+        ("> ack\n\nUNACK\n", Verb.UNACK, "", 0),
+        ("silence 2h planned work", Verb.SILENCE, "planned work", 7200),
+        ("Silence 30M", Verb.SILENCE, "", 1800),
+        ("silence soon", Verb.HELP, "", 0),
+        ("resolve", Verb.RESOLVE, "", 0),
+        ("resolve them all", Verb.HELP, "", 0),
+        ("thanks!", Verb.HELP, "", 0),
+        ("On Mon, netalert wrote:\n> ack", Verb.HELP, "", 0),
+        ("", Verb.HELP, "", 0),
+    ],
+)
+def test_commands(body: str, verb: Verb, comment: str, seconds: float) -> None:
+    command = parse_command(body)
+    assert (command.verb, command.comment, command.seconds) == (verb, comment, seconds)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ("", None),
+        ("Auto-Submitted: no\n", None),
+        ("Auto-Submitted: auto-replied\n", "Auto-Submitted: auto-replied"),
+        ("X-Autoreply: yes\n", "X-Autoreply"),
+        ("Precedence: junk\n", "Precedence: junk"),
+        ("Precedence: first-class\n", None),
+        ("Return-Path: <>\n", "null return path"),
+        ("Return-Path: <a@example.org>\n", None),
+    ],
+)
+def test_loop_signals(headers: str, reason: str | None) -> None:
+    msg = email.message_from_string(f"From: a@example.org\n{headers}\nack\n")
+    assert loop_reason(msg) == reason
+
+
+def test_senders_and_operators() -> None:
+    one = email.message_from_string("From: A <A@Example.org>\n\nx")
+    two = email.message_from_string("From: a@example.org, b@example.org\n\nx")
+    assert from_address(one) == "a@example.org"
+    assert from_address(two) is None
+    ops = ["a@example.org", "*@noc.example.org"]
+    assert is_operator("a@example.org", ops) and is_operator("x@noc.example.org", ops)
+    assert not is_operator("b@example.org", ops)
+    assert not is_operator("x@sub.noc.example.org", ops)
+
+
+@pytest.mark.parametrize(
+    ("results", "ok"),
+    [
+        ("mx.example.org; dkim=pass header.d=example.org", True),
+        ("mx.example.org 1; dmarc=pass (p=reject) header.from=example.org", True),
+        ("MX.example.org; dkim=pass header.d=evil.example", False),
+        ("mx.evil.example; dkim=pass header.d=example.org", False),
+        ("mx.example.org; dkim=fail header.d=example.org; spf=pass", False),
+        ("mx.example.org (dkim=pass header.d=example.org); none", False),
+    ],
+)
+def test_authentication_results(results: str, ok: bool) -> None:
+    msg = email.message_from_string(f"Authentication-Results: {results}\nFrom: a@example.org\n\nx")
+    assert authenticated(msg, "mx.example.org", "a@example.org") is ok
+
+
+def test_config_errors_name_the_key() -> None:
+    base = '[ack.imap]\nhost = "h"\nusername = "u"\n[ack]\n'
+    with pytest.raises(ConfigError) as bad:
+        load_config_text(base + 'reply_to = "alerts@example.org"\noperators = ["a@b.c"]\n')
+    assert "ack.reply_to" in str(bad.value.problems)
+    with pytest.raises(ConfigError) as empty:
+        load_config_text(base + 'reply_to = "a+{token}@example.org"\noperators = []\n')
+    assert "operators is empty" in str(empty.value.problems)
+    with pytest.raises(ConfigError):
+        load_config_text(base + 'reply_to = "a+{token}@example.org"\noperators = ["x*@b.c"]\n')

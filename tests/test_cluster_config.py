@@ -1,0 +1,112 @@
+"""The ``[cluster]`` section: optional, validated, its DSN a secret like the others."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from netalert.config import load_config_text
+from netalert.config.models import ClusterConfig
+from netalert.errors import ConfigError
+
+DSN = "postgresql://netalert:pw@127.0.0.1:5432/netalert"
+
+
+def _problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, env=env or {})
+    return info.value.problems
+
+
+def test_without_cluster_nothing_changes() -> None:
+    assert load_config_text("", env={}).cluster is None
+
+
+def test_defaults() -> None:
+    cluster = load_config_text(f'[cluster]\npostgres = "{DSN}"\n', env={}).cluster
+    assert cluster is not None
+    assert cluster.nats == "nats://127.0.0.1:4222"
+    assert cluster.shards == 64
+    assert cluster.lease == timedelta(seconds=10)
+    assert cluster.node  # the host name
+    assert cluster.postgres.get_secret_value() == DSN
+    assert "pw" not in repr(cluster)
+
+
+def test_all_keys() -> None:
+    text = f"""
+[cluster]
+postgres = "{DSN}"
+nats = "nats://10.0.0.1:4222, tls://10.0.0.2:4222"
+node = "nms-a"
+shards = 16
+lease = "3s"
+"""
+    cluster = load_config_text(text, env={}).cluster
+    assert cluster == ClusterConfig.model_validate(
+        {
+            "postgres": DSN,
+            "nats": "nats://10.0.0.1:4222, tls://10.0.0.2:4222",
+            "node": "nms-a",
+            "shards": 16,
+            "lease": "3s",
+        }
+    )
+    assert cluster.nats_servers() == ["nats://10.0.0.1:4222", "tls://10.0.0.2:4222"]
+
+
+def test_dsn_from_env_and_from_file(tmp_path: Path) -> None:
+    text = '[cluster]\npostgres = "postgresql://netalert:${PGPASS}@db/netalert"\n'
+    cluster = load_config_text(text, env={"PGPASS": "s3cret"}).cluster
+    assert cluster is not None
+    assert cluster.postgres.get_secret_value() == "postgresql://netalert:s3cret@db/netalert"
+    (tmp_path / "dsn").write_text(DSN + "\n")
+    config = tmp_path / "config.toml"
+    cluster = load_config_text('[cluster]\npostgres_file = "dsn"\n', source=config, env={}).cluster
+    assert cluster is not None and cluster.postgres.get_secret_value() == DSN
+
+
+def test_errors_name_the_key_and_never_the_secret() -> None:
+    problems = _problems(
+        """
+[cluster]
+postgres = "mysql://root:topsecret@db/x"
+nats = "http://x:4222"
+node = "bad name"
+shards = 0
+lease = "500ms"
+colour = 1
+"""
+    )
+    assert problems == [
+        "cluster.postgres: must be a URI starting with postgresql://",
+        "cluster.nats: 'http://x:4222' is not a URL nats://HOST:PORT or tls://HOST:PORT",
+        "cluster.node: letters, digits, '.', '_' and '-' only, at most 63, starting with a "
+        "letter or digit",
+        "cluster.shards: must be at least 1, got 0",
+        "cluster.lease: must be between 1s and 10m",
+        "cluster.colour: unknown key",
+    ]
+    assert not any("topsecret" in line for line in problems)
+
+
+def test_postgres_is_required() -> None:
+    assert _problems("[cluster]\n") == ["cluster.postgres: required key is missing"]
+
+
+def test_dsn_and_file_both_given() -> None:
+    problems = _problems(f'[cluster]\npostgres = "{DSN}"\npostgres_file = "x"\n')
+    assert problems == ["cluster.postgres_file: give either postgres or postgres_file, not both"]
+
+
+def test_check_config_warns_that_run_does_not_use_cluster_yet() -> None:
+    from netalert.config.risks import config_warnings
+
+    assert not [w for w in config_warnings(load_config_text("", env={})) if w.path == "cluster"]
+    config = load_config_text(f'[cluster]\npostgres = "{DSN}"\n', env={})
+    assert [str(w) for w in config_warnings(config) if w.path == "cluster"] == [
+        "cluster: `netalert run` does not use [cluster] yet: this node runs alone on its "
+        "SQLite state (docs/cluster.md)"
+    ]

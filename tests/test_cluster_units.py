@@ -1,0 +1,233 @@
+"""The cluster's pure parts: shard hash, fair shares, the trap codec, migrations, metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode, message_id
+from netalert.cluster.errors import CodecError, StaleLeaseError
+from netalert.cluster.leases import ClusterStats
+from netalert.cluster.metrics import cluster_source
+from netalert.cluster.schema import migrations
+from netalert.cluster.shards import fair_share, shard_of
+from netalert.cluster.status import ClusterStatus, NodeStatus, format_status
+from netalert.metrics import Metrics
+from netalert.snmp.types import SnmpType, TrapEvent, VarBind
+
+
+def test_shard_of_is_stable_across_processes_and_versions() -> None:
+    # Pinned: a change here moves devices between nodes of a running cluster.
+    assert [shard_of(name, 64) for name in ("core-sw1", "edge-1", "10.0.0.1")] == [
+        shard_of(b"core-sw1", 64),
+        shard_of(b"edge-1", 64),
+        shard_of(b"10.0.0.1", 64),
+    ]
+    import hashlib
+
+    digest = hashlib.blake2b(b"core-sw1", digest_size=8, person=b"netalert-shard").digest()
+    assert shard_of("core-sw1", 64) == int.from_bytes(digest, "big") % 64
+    assert shard_of("core-sw1", 1) == 0
+    with pytest.raises(ValueError, match="shards must be at least 1, got 0"):
+        shard_of("x", 0)
+
+
+def test_shard_of_spreads_300_devices_over_64_shards() -> None:
+    counts = Counter(shard_of(f"dev-{n:03d}", 64) for n in range(300))
+    assert len(counts) >= 60  # nearly every shard has some
+    assert max(counts.values()) <= 14  # none takes a crowd (mean 4.7)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "shards", "expected"),
+    [
+        (["a"], 64, {"a": 64}),
+        (["a", "b"], 64, {"a": 32, "b": 32}),
+        (["c", "a", "b"], 64, {"a": 22, "b": 21, "c": 21}),
+        (["a", "b", "c", "d", "e"], 3, {"a": 1, "b": 1, "c": 1, "d": 0, "e": 0}),
+        (["a", "a", "b"], 5, {"a": 3, "b": 2}),  # a name listed twice counts once
+    ],
+)
+def test_fair_share(nodes: list[str], shards: int, expected: dict[str, int]) -> None:
+    assert {n: fair_share(nodes, shards, n) for n in expected} == expected
+    assert sum(expected.values()) == shards
+    assert fair_share(nodes, shards, "absent") == 0
+
+
+def test_message_id_is_the_same_for_the_same_trap_only() -> None:
+    pdu = b"\x30\x10pdu-bytes"
+    base = message_id("192.0.2.1", b"", pdu)
+    assert base == message_id("192.0.2.1", b"", pdu)
+    assert len(base) == 40 and int(base, 16) >= 0
+    others = {
+        message_id("192.0.2.2", b"", pdu),
+        message_id("192.0.2.1", b"\x80\x00\x1f\x88", pdu),
+        message_id("192.0.2.1", b"", pdu + b"x"),
+        message_id("192.0.2.1", pdu[:1], pdu[1:]),  # field boundaries count
+    }
+    assert base not in others and len(others) == 4
+
+
+_values = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**64),
+    st.floats(allow_nan=False),
+    st.binary(max_size=64),
+    st.text(max_size=32),
+)
+_varbinds = st.builds(
+    VarBind,
+    oid=st.text(max_size=40),
+    type=st.sampled_from(list(SnmpType)),
+    value=_values,
+    name=st.text(max_size=20),
+    index=st.text(max_size=10),
+    label=st.text(max_size=20),
+)
+_traps = st.builds(
+    TrapEvent,
+    source=st.text(max_size=40),
+    source_port=st.integers(0, 65535),
+    version=st.sampled_from(["1", "2c", "3"]),
+    trap_oid=st.text(max_size=40),
+    trap_name=st.text(max_size=40),
+    varbinds=st.lists(_varbinds, max_size=5).map(tuple),
+    uptime=st.none() | st.integers(0, 2**32 - 1),
+    received=st.floats(min_value=0, max_value=2e9),
+    device=st.text(max_size=20),
+    community=st.text(max_size=20),
+    user=st.text(max_size=20),
+    inform=st.booleans(),
+    storm_count=st.integers(1, 10**6),
+)
+
+
+@given(_traps)
+def test_codec_round_trip(trap: TrapEvent) -> None:
+    assert decode(encode(trap)) == trap
+
+
+def test_codec_keeps_nan_and_infinity() -> None:
+    vb = VarBind("1.3.6.1.4.1.1", SnmpType.OPAQUE, float("inf"))
+    nan = VarBind("1.3.6.1.4.1.2", SnmpType.OPAQUE, float("nan"))
+    trap = TrapEvent("h", 1, "2c", "1.3", "", (vb, nan), None, 1.0)
+    back = decode(encode(trap))
+    assert back.varbinds[0].value == float("inf")
+    assert isinstance(back.varbinds[1].value, float) and math.isnan(back.varbinds[1].value)
+    json.loads(encode(trap))  # strict JSON: no NaN token
+
+
+def _record(**change: object) -> bytes:
+    trap = TrapEvent(
+        "192.0.2.1", 162, "2c", "1.3.6.1.6.3.1.1.5.3", "", (
+            VarBind("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, 5),
+        ), 5, 1.5,
+    )  # fmt: skip
+    record = json.loads(encode(trap))
+    for index, value in change.items():
+        position = int(index.lstrip("f"))
+        record[position] = value
+    return json.dumps(record).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xff", "trap message is not JSON"),
+        (b"[2]", "trap message is not of format 1"),
+        (b"{}", "trap message is not of format 1"),
+        (b"[1, 2]", "trap message: wrong number of fields"),
+        (_record(f1=5), "trap message: source has the wrong type"),
+        (_record(f2=True), "trap message: source_port has the wrong type"),
+        (_record(f7="5"), "trap message: uptime has the wrong type"),
+        (_record(f12=1), "trap message: inform has the wrong type"),
+        (_record(f6=[[1]]), "trap message: a varbind is not a list of 7"),
+        (_record(f6=[["1.3", "Bogus", "i", 1, "", "", ""]]), "unknown SNMP type 'Bogus'"),
+        (_record(f6=[["1.3", "INTEGER", "q", 1, "", "", ""]]), "unknown value kind 'q'"),
+        (_record(f6=[["1.3", "INTEGER", "i", "1", "", "", ""]]), "an integer value has the"),
+        (_record(f6=[["1.3", "OCTET STRING", "b", "!!", "", "", ""]]), "not base64"),
+        (b"[" * 100_000, "trap message is not JSON"),
+        (b" " * (MAX_MESSAGE_BYTES + 1), f"over {MAX_MESSAGE_BYTES}"),
+    ],
+)
+def test_codec_refuses_what_is_not_a_trap(data: bytes, message: str) -> None:
+    with pytest.raises(CodecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        decode(data)
+
+
+def test_migrations_are_numbered_and_shipped() -> None:
+    found = migrations()
+    assert [m.version for m in found] == list(range(1, len(found) + 1))
+    assert found[0].name == "leases" and "CREATE TABLE shard_leases" in found[0].sql
+
+
+def test_stale_lease_error_says_who_holds_it() -> None:
+    assert str(StaleLeaseError(3, "nms-a", 7, None, 7)) == (
+        "shard 3: write refused: epoch 7 of nms-a is not the current lease "
+        "(epoch 7, held by nobody)"
+    )
+
+
+def test_metrics_source_exports_the_four_families() -> None:
+    stats = ClusterStats(nodes=3, shards_owned=21, lease_lost=2, stream_lag=5)
+    metrics = Metrics()
+    body, _ = metrics.render()
+    # without [cluster] the families have no value
+    assert not [line for line in body.splitlines() if line.startswith(b"netalert_cluster")]
+    metrics.register_source("cluster", cluster_source(stats))
+    lines = metrics.render()[0].decode().splitlines()
+    for line in (
+        "netalert_cluster_nodes 3.0",
+        "netalert_shards_owned 21.0",
+        "netalert_lease_lost_total 2.0",
+        "netalert_stream_lag 5.0",
+    ):
+        assert line in lines
+
+
+def test_format_status() -> None:
+    status = ClusterStatus(
+        schema=1,
+        shards=64,
+        free=1,
+        nodes=(
+            NodeStatus("nms-a", True, 0.4, 32, 1.25, 0),
+            NodeStatus("nms-b\x1b[31m", False, 42.0, 31, None, None),
+        ),
+        lag=7,
+    )
+    assert format_status(status).splitlines() == [
+        "cluster: 1 of 2 nodes live, 64 shards (1 free), stream lag 7, schema 1",
+        "NODE             STATE  HEARTBEAT  SHARDS  LEASE AGE  LAG",
+        "nms-a            live   0.4s       32      1.2s       0",
+        "nms-b\\u001b[31m  gone   42.0s      31      -          -",  # escaped
+    ]
+    empty = ClusterStatus(schema=0, shards=0, free=0, nodes=(), lag=None)
+    assert format_status(empty) == "no cluster yet: no node has started against this database"
+
+
+async def test_nats_errors_are_logged_once_until_they_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from netalert.cluster.transport import TrapTransport
+
+    transport = TrapTransport(["nats://127.0.0.1:1"], shards=4)
+    caplog.set_level("INFO", logger="netalert.cluster.transport")
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    for _ in range(5):  # nats-py retries twice a second while the server is away
+        await transport._error(refused)
+    await transport._error(TimeoutError())
+    await transport._reconnected()
+    await transport._error(refused)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        'event=nats_error error="[Errno 111] Connect call failed"',
+        "event=nats_error error=TimeoutError",
+        "event=nats_reconnected",
+        'event=nats_error error="[Errno 111] Connect call failed"',
+    ]

@@ -1,0 +1,60 @@
+"""The SNMP client's modules: no import circle, only gufo-snmp's public API, one chooser."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from netalert.snmp.backends import make_client
+
+SNMP = Path(__file__).resolve().parents[1] / "netalert" / "snmp"
+ADAPTERS = {"netalert.snmp.client_gufo", "netalert.snmp.client_pysnmp"}
+
+
+def imports(module: str) -> set[str]:
+    """Every module ``module`` imports, at the top or inside a function."""
+    tree = ast.parse((SNMP / f"{module.rpartition('.')[2]}.py").read_text("utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_client_contract_imports_no_adapter() -> None:
+    assert not imports("netalert.snmp.client") & (ADAPTERS | {"netalert.snmp.backends"})
+
+
+@pytest.mark.parametrize("adapter", sorted(ADAPTERS))
+def test_adapters_do_not_import_the_chooser(adapter: str) -> None:
+    assert "netalert.snmp.backends" not in imports(adapter)
+
+
+def test_only_gufo_snmps_public_modules_are_imported() -> None:
+    private = {
+        (path.name, name)
+        for path in SNMP.glob("*.py")
+        for name in imports(f"netalert.snmp.{path.stem}")
+        if name.startswith("gufo.") and any(part.startswith("_") for part in name.split("."))
+    }
+    assert private == set()
+
+
+@pytest.mark.parametrize("backend", ["gufo", "pysnmp"])
+def test_make_client_chooses_by_name(backend: str) -> None:
+    client = make_client(backend)  # type: ignore[arg-type]
+    try:
+        assert client.backend == backend
+    finally:
+        asyncio.run(client.close())
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown SNMP backend 'net-snmp'"):
+        make_client("net-snmp")  # type: ignore[arg-type]
