@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from netalert.alerts.model import Alert
+from netalert.alerts.model import Alert, AlertState
 from netalert.config import load_config_text
 from netalert.config.models import Maintenance, Route
 from netalert.errors import ConfigError
@@ -41,8 +41,20 @@ ROUTE = compile_routes(
 ).top[0]
 
 
-def batch(*alerts: Alert, now: float = 100.0, route: RouteNode = ROUTE, **kw: object) -> Batch:
-    return Batch(route, "r{device='sw1'}", {"device": "sw1"}, alerts, now, **kw)  # type: ignore[arg-type]
+def batch(
+    *alerts: Alert,
+    now: float = 100.0,
+    route: RouteNode = ROUTE,
+    muted: dict[str, str] | None = None,
+    **kw: object,
+) -> Batch:
+    """A batch of ``alerts`` as the group stage makes it (``muted`` ones taken out of firing)."""
+    muted = muted or {}
+    firing = {a.fingerprint: a for a in alerts if a.state is AlertState.FIRING}
+    resolved = {a.fingerprint: a for a in alerts if a.state is AlertState.RESOLVED}
+    firing = {fp: a for fp, a in firing.items() if fp not in muted}
+    key, labels = "r{device='sw1'}", {"device": "sw1"}
+    return Batch(route, key, labels, firing, resolved, now, muted, **kw)  # type: ignore[arg-type]
 
 
 # --- group ---------------------------------------------------------------------------------
@@ -54,7 +66,7 @@ def test_groups_wait_then_interval_and_drop_what_is_said() -> None:
     seen: list[tuple[float, list[str]]] = []
 
     def handle(b: Batch) -> bool:
-        seen.append((b.now, sorted(a.device for a in b.alerts)))
+        seen.append((b.now, sorted(a.device for a in [*b.firing.values(), *b.resolved.values()])))
         return bool(b.firing)
 
     a = alert("sw1")

@@ -42,11 +42,11 @@ class Dedup:
         """
         route = batch.route
         prev = self.nflog.get(route.name, batch.key)
-        firing, resolved = batch.split()
+        firing = batch.firing
         reason = decide(
             prev,
             frozenset(firing),
-            frozenset(resolved),
+            frozenset(batch.resolved),
             send_resolved=route.send_resolved,
             repeat_interval=route.repeat_interval.total_seconds(),
             now=batch.now,
@@ -55,6 +55,5 @@ class Dedup:
             return None
         told = prev.firing if prev else frozenset()
         # the constructor, not dataclasses.replace: this runs for every due group
-        return Batch(
-            batch.route, batch.key, batch.labels, batch.alerts, batch.now, batch.muted, told, reason
-        )
+        b = batch
+        return Batch(b.route, b.key, b.labels, firing, b.resolved, b.now, b.muted, told, reason)

@@ -28,10 +28,9 @@ class Deliver:
         if batch.reason is None:
             return None
         route = batch.route
-        firing, resolved = batch.split()
-        shown = list(firing.values())
+        shown = list(batch.firing.values())
         if route.send_resolved:
-            shown += [a for fp, a in resolved.items() if fp in batch.told]
+            shown += [a for fp, a in batch.resolved.items() if fp in batch.told]
         self._out.append(
             Notification(
                 route=route.name,

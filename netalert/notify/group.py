@@ -85,9 +85,9 @@ class Groups:
                 group.next_flush = now + group.route.group_interval.total_seconds()
                 heapq.heappush(self._timers, (group.next_flush, group.order, gid))
                 done += 1
-                batch = Batch(group.route, group.key, group.labels, (*group.alerts.values(),), now)
-                mailed = handle(batch)
-                for fp in batch.resolved:
+                firing, resolved = _split(group.alerts)
+                mailed = handle(Batch(group.route, group.key, group.labels, firing, resolved, now))
+                for fp in resolved:
                     del group.alerts[fp]
                 if not group.alerts and not mailed:
                     del self._groups[gid]
@@ -109,3 +109,15 @@ class Groups:
                 due.append((order, gid, group))
         due.sort(key=lambda item: item[0])
         return [(gid, group) for _, gid, group in due]
+
+
+def _split(alerts: dict[str, Alert]) -> tuple[dict[str, Alert], dict[str, Alert]]:
+    """A group's firing and resolved alerts, in one pass."""
+    firing: dict[str, Alert] = {}
+    resolved: dict[str, Alert] = {}
+    for fp, alert in alerts.items():
+        if alert.state is AlertState.FIRING:
+            firing[fp] = alert
+        elif alert.state is AlertState.RESOLVED:
+            resolved[fp] = alert
+    return firing, resolved

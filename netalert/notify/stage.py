@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from netalert.alerts.model import Alert, AlertState
+from netalert.alerts.model import Alert
 from netalert.notify.model import Reason
 from netalert.notify.routes import RouteNode
 
@@ -25,7 +25,8 @@ __all__ = ["Batch", "MuteStage", "Muter", "Stage", "first_mute", "run_stages"]
 class Batch:
     """One aggregation group at one flush, on its way down the stages.
 
-    ``alerts`` are the group's firing and resolved alerts; ``muted`` maps the
+    ``firing`` are the group's firing alerts no stage muted and ``resolved``
+    those resolved since its last flush, by fingerprint; ``muted`` maps the
     fingerprint of each firing alert a mute stage held back to why. The dedup
     stage fills ``told`` (what the group's last mail told firing) and
     ``reason``.
@@ -34,36 +35,12 @@ class Batch:
     route: RouteNode
     key: str
     labels: Mapping[str, str]
-    alerts: tuple[Alert, ...]
+    firing: Mapping[str, Alert]
+    resolved: Mapping[str, Alert]
     now: float
     muted: Mapping[str, str] = field(default_factory=dict)
     told: frozenset[str] = frozenset()
     reason: Reason | None = None
-
-    @property
-    def firing(self) -> dict[str, Alert]:
-        """The firing alerts no stage muted, by fingerprint."""
-        return {
-            a.fingerprint: a
-            for a in self.alerts
-            if a.state is AlertState.FIRING and a.fingerprint not in self.muted
-        }
-
-    @property
-    def resolved(self) -> dict[str, Alert]:
-        """The alerts resolved since the group's last flush, by fingerprint."""
-        return {a.fingerprint: a for a in self.alerts if a.state is AlertState.RESOLVED}
-
-    def split(self) -> tuple[dict[str, Alert], dict[str, Alert]]:
-        """:attr:`firing` and :attr:`resolved` in one pass."""
-        firing: dict[str, Alert] = {}
-        resolved: dict[str, Alert] = {}
-        for a in self.alerts:
-            if a.state is AlertState.RESOLVED:
-                resolved[a.fingerprint] = a
-            elif a.state is AlertState.FIRING and a.fingerprint not in self.muted:
-                firing[a.fingerprint] = a
-        return firing, resolved
 
     @property
     def held(self) -> frozenset[str]:
@@ -96,13 +73,14 @@ class MuteStage:
     def exec(self, batch: Batch) -> Batch | None:
         """``batch`` with this muter's mutes added to ``muted``."""
         found = {}
-        muted, now = batch.muted, batch.now
-        for alert in batch.alerts:
-            if alert.state is AlertState.FIRING and alert.fingerprint not in muted:
-                why = self.muter.mutes(alert, now)
-                if why is not None:
-                    found[alert.fingerprint] = why
-        return replace(batch, muted={**muted, **found}) if found else batch
+        for fp, alert in batch.firing.items():
+            why = self.muter.mutes(alert, batch.now)
+            if why is not None:
+                found[fp] = why
+        if not found:
+            return batch
+        firing = {fp: a for fp, a in batch.firing.items() if fp not in found}
+        return replace(batch, firing=firing, muted={**batch.muted, **found})
 
 
 def first_mute(muters: Sequence[Muter], alert: Alert, now: float) -> str | None:
