@@ -4,7 +4,7 @@ A group due for a flush becomes a :class:`Batch`; each :class:`Stage` takes it
 and returns it (changed) or None (nothing to mail for this group now), as
 Alertmanager's ``Stage.Exec``. The mute stages are all one :class:`MuteStage`
 around a different :class:`Muter` (inhibition, silences, maintenance windows,
-flapping, and whatever mutes a later feature adds, e.g. acknowledgements): a
+flapping, and whatever mute a later feature adds): a
 muter answers, for one firing alert, why it must not be mailed now.
 """
 
