@@ -25,7 +25,7 @@ from netalert.errors import NetalertError
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.notify.nflog import NotificationLog
-from netalert.notify.routes import group_key, match_route, route_name
+from netalert.notify.routes import compile_routes, group_key
 
 __all__ = ["Pruner", "live_groups"]
 
@@ -33,14 +33,12 @@ log = logging.getLogger("netalert.prune")
 
 
 def live_groups(routes: Sequence[Route], alerts: Iterable[Alert]) -> set[tuple[str, str]]:
-    """The ``(route, group_key)`` of the notification group of each alert in ``alerts``."""
+    """The ``(route, group_key)`` of the notification groups of each alert in ``alerts``."""
+    tree = compile_routes(routes)
     out: set[tuple[str, str]] = set()
     for alert in alerts:
-        index = match_route(routes, alert.labels)
-        if index is not None:
-            route = routes[index]
-            name = route_name(index, route)
-            out.add((name, group_key(name, route.group_by, alert.labels)))
+        for route in tree.match(alert.labels):
+            out.add((route.name, group_key(route.name, route.group_by, alert.labels)))
     return out
 
 

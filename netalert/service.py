@@ -384,6 +384,7 @@ class Agent:
             self.config.routes,
             nflog=self.nflog,  # one log across reloads: it answers for held writes too
             maintenance=self.config.maintenance,
+            inhibit=self.config.inhibit,
             silences=lambda now: silences.list(now),
             acked=ack.all_acked if ack is not None else lambda alerts: False,  # [ack]
         )

@@ -12,11 +12,11 @@ import pytest
 
 from netalert.config.models import Maintenance, Route
 from netalert.errors import NetalertError
+from netalert.matchers import Matcher, matches_all, parse_matcher
 from netalert.notify.maintenance import in_maintenance, window_active
-from netalert.notify.matchers import Matcher, matches_all, parse_matcher
 from netalert.notify.model import Reason
 from netalert.notify.nflog import NflogEntry, NotificationLog, decide
-from netalert.notify.routes import group_key, match_route
+from netalert.notify.routes import compile_routes, group_key
 from netalert.notify.silences import SilenceStore, is_silenced
 from netalert.state import open_database
 
@@ -166,9 +166,10 @@ def test_routes_first_match_and_group_key() -> None:
         Route(match={"severity": "critical"}, to=["noc@example.org"]),
         Route(to=["all@example.org"]),
     ]
-    assert match_route(routes, {"severity": "critical"}) == 0
-    assert match_route(routes, {"severity": "info"}) == 1
-    assert match_route(routes[:1], {"severity": "info"}) is None
+    tree = compile_routes(routes)
+    assert [r.path for r in tree.match({"severity": "critical"})] == ["routes[0]"]
+    assert [r.path for r in tree.match({"severity": "info"})] == ["routes[1]"]
+    assert compile_routes(routes[:1]).match({"severity": "info"}) == ()
     a = group_key("r", ["device"], {"device": "sw1", "rule": "x"})
     b = group_key("r", ["device"], {"device": "sw1", "rule": "y"})
     c = group_key("r", ["device"], {"device": "sw2", "rule": "x"})

@@ -129,3 +129,61 @@ def test_no_route_and_bad_labels(workdir: Path) -> None:
     bad = _netalert("routes", "test", "severity", cwd=workdir)
     assert bad.returncode == 2
     assert "LABEL=VALUE" in bad.stderr
+
+
+TREE = """
+[agent]
+state_dir = "state"
+http = ""
+
+[[routes]]
+name = "noc"
+match = ["severity=~critical|warning"]
+to = ["noc@example.org"]
+
+  [[routes.routes]]
+  name = "pager"
+  match = ["device=~core-.*"]
+  to = ["pager@example.org"]
+  continue = true
+
+  [[routes.routes]]
+  match = ["site!=lab"]
+  group_wait = "5s"
+
+[[routes]]
+name = "rest"
+to = ["rest@example.org"]
+"""
+
+
+def test_the_tree_path_of_nested_routes(workdir: Path) -> None:
+    (workdir / "config.toml").write_text(TREE)
+    result = _netalert(
+        "routes", "test", "severity=critical", "device=core-1", "site=milano", cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:10] == [
+        "path (first match wins, unless it says continue):",
+        "  noc: MATCH",
+        "    pager: MATCH, continue",
+        "    routes[0].routes[1]: MATCH",
+        "  rest: not reached",
+        "route: pager (tree path: noc > pager)",
+        "receivers: pager@example.org",
+        "group: pager{device='core-1'}",
+        "  group_wait 30s, group_interval 5m, repeat_interval 4h, send_resolved yes",
+    ]
+    assert "route: routes[0].routes[1] (tree path: noc > routes[0].routes[1])" in result.stdout
+    assert "receivers: noc@example.org" in result.stdout  # inherited
+    assert "  group_wait 5s, group_interval 5m" in result.stdout
+
+    lab = _netalert("routes", "test", "severity=warning", "site=lab", "--json", cwd=workdir)
+    data = json.loads(lab.stdout)
+    assert [(r["route"], r["tree_path"]) for r in data["routes"]] == [("noc", ["noc"])]
+    assert data["path"][2]["why"] == "no match (site='lab', wants !='lab')"
+
+    (workdir / "config.toml").write_text(TREE.replace('"site!=lab"', '"site=~(lab"'))
+    bad = _netalert("routes", "test", "severity=warning", cwd=workdir)
+    assert bad.returncode == 2
+    assert "routes[0].routes[1].match: invalid matcher 'site=~(lab'" in bad.stderr

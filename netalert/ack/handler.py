@@ -31,7 +31,7 @@ from netalert.alerts.model import Alert, AlertState
 from netalert.config.types import format_duration
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
-from netalert.notify.matchers import Matcher
+from netalert.matchers import Matcher
 from netalert.notify.silences import SilenceStore
 
 __all__ = ["AckTarget", "ReplyHandler", "message_body"]

@@ -80,7 +80,7 @@ def _walk(model: type[BaseModel], path: str, out: list[Section]) -> None:
     for name, field in model.model_fields.items():
         key = f"{path}.{field.alias or name}".lstrip(".")
         inner, shape = _nested(field.annotation)
-        if inner is None:
+        if inner is None or inner is model:  # a tree (child routes): the same table again
             continue
         header = {"table": f"[{key}]", "array": f"[[{key}]]", "named": f"[{key}.NAME]"}[shape]
         out.append(Section(header, inner))
@@ -169,10 +169,18 @@ def _describe(tp: Any, metadata: list[Any]) -> str:
     elif _is_model(tp):
         text = "table"
     elif get_origin(tp) in (Union, types.UnionType):
-        text = "network"  # _unwrap keeps a union only for IPv4Network | IPv6Network
+        text = _either(get_args(tp))
     else:
         text = _BASES[tp]
     return f"{text}, {bounds}" if bounds else text
+
+
+def _either(kinds: tuple[Any, ...]) -> str:
+    """A union: ``network`` (IPv4 or IPv6), or each type in words (``table of strings or
+    list of strings``)."""
+    if all(arg in _NETWORKS for arg in kinds):
+        return "network"
+    return " or ".join(_describe(*_unwrap(arg)) for arg in kinds)
 
 
 def _plural(word: str) -> str:

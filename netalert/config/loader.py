@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from netalert.config.models import Config
+from netalert.config.models import Config, Route
 from netalert.errors import ConfigError
 
 __all__ = ["SECRET_KEYS", "load_config", "load_config_text", "read_toml", "validation_problems"]
@@ -315,7 +315,18 @@ def cross_check(config: Config) -> list[str]:
         for j, name in enumerate(rule.devices):
             if name not in seen:
                 problems.append(f"rules[{i}].devices[{j}]: unknown device {name!r}")
+    for i, route in enumerate(config.routes):
+        _route_recipients(route, f"routes[{i}]", False, problems)
     return problems
+
+
+def _route_recipients(route: Route, path: str, inherited: bool, problems: list[str]) -> None:
+    """Every route of the tree has recipients: its own ``to`` or a parent's."""
+    if not route.to and not inherited:
+        where = " (set it here or on a parent route)" if "." in path else ""
+        problems.append(f"{path}.to: needs at least one recipient{where}")
+    for j, child in enumerate(route.routes):
+        _route_recipients(child, f"{path}.routes[{j}]", inherited or bool(route.to), problems)
 
 
 def _anchor(config: Config, base: Path) -> Config:

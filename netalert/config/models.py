@@ -13,13 +13,14 @@ import re
 import socket
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -39,6 +40,7 @@ from netalert.config.types import (
     parse_engine_id,
 )
 from netalert.logs import DEFAULT_LINE_MAX
+from netalert.matchers import Matcher, compile_matchers
 
 __all__ = [
     "DOC_DEFAULT",
@@ -48,6 +50,7 @@ __all__ = [
     "Config",
     "Credentials",
     "Device",
+    "Inhibit",
     "LimitsConfig",
     "Maintenance",
     "MibsConfig",
@@ -813,46 +816,119 @@ class SmtpConfig(Model):
         return mail_address(value, "sender")
 
 
-class Route(Model):
-    """``[[routes]]``: who gets which alerts; first match wins."""
+def _match_shape(value: Any) -> Any:
+    if not isinstance(value, dict | list):
+        raise ValueError(
+            'expected a table of labels ({ severity = "critical" }) or a list of matchers '
+            '(["severity=~critical|warning"])'
+        )
+    return value
+
+
+def _match_syntax(value: dict[str, str] | list[str]) -> dict[str, str] | list[str]:
+    compile_matchers(value)
+    return value
+
+
+class _Matching(Model):
+    """A model with matcher keys, compiled when the model is made (and again for a
+    ``model_copy`` that changed one)."""
+
+    _match_keys: ClassVar[tuple[str, ...]] = ("match",)
+    _compiled: dict[str, tuple[object, tuple[Matcher, ...]]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        for key in self._match_keys:
+            self.compiled(key)
+
+    def compiled(self, key: str) -> tuple[Matcher, ...]:
+        """The matchers of the key ``key``."""
+        value = getattr(self, key)
+        cached = self._compiled.get(key)
+        if cached is None or cached[0] is not value:
+            cached = (value, compile_matchers(value))
+            # a new dict, never changed in place: a model_copy shares the old one
+            self._compiled = {**self._compiled, key: cached}
+        return cached[1]
+
+
+class Route(_Matching):
+    """``[[routes]]``: who gets which alerts; first match wins, children before their parent."""
 
     name: str = Field(
         "",
         description="name in logs and the notification log",
-        json_schema_extra=shown_default("`routes[N]`"),
+        json_schema_extra=shown_default("`routes[N]`, `routes[N].routes[M]`"),
     )
-    match: dict[str, str] = Field(
+    match: dict[str, str] | list[str] = Field(
         {},
-        description="labels an alert must carry (`severity`, `rule`, `device`, any label); "
-        "`{}` matches all",
+        description="which alerts the route takes: a table of labels an alert must carry "
+        'with these values (`{ severity = "critical" }`; `severity`, `rule`, `device`, any '
+        "label), or a list of matchers `name=value`, `name!=value`, `name=~regex`, "
+        "`name!~regex` that must all hold; `{}` matches all",
     )
-    to: Annotated[list[str], Field(min_length=1)] = Field(description="recipients")
+    to: list[str] = Field(
+        [],
+        description="recipients",
+        json_schema_extra=shown_default("the parent route's; required on `[[routes]]`"),
+    )
     group_by: list[str] = Field(
         ["device"],
         description='labels that split alerts into one e-mail per group; `["..."]` makes '
         "every alert its own group",
+        json_schema_extra=shown_default('`["device"]`, or the parent route\'s'),
     )
     group_wait: Duration = Field(
-        timedelta(seconds=30), description="wait before the first mail of a new group"
+        timedelta(seconds=30),
+        description="wait before the first mail of a new group",
+        json_schema_extra=shown_default('`"30s"`, or the parent route\'s'),
     )
     group_interval: Duration = Field(
-        timedelta(minutes=5), description="wait before mailing changes of a group"
+        timedelta(minutes=5),
+        description="wait before mailing changes of a group",
+        json_schema_extra=shown_default('`"5m"`, or the parent route\'s'),
     )
     repeat_interval: Duration = Field(
-        timedelta(hours=4), description="re-send a still-firing group"
+        timedelta(hours=4),
+        description="re-send a still-firing group",
+        json_schema_extra=shown_default('`"4h"`, or the parent route\'s'),
     )
-    send_resolved: bool = Field(True, description="mail when alerts resolve")
+    send_resolved: bool = Field(
+        True,
+        description="mail when alerts resolve",
+        json_schema_extra=shown_default("`true`, or the parent route's"),
+    )
+    routes: list[Route] = Field(
+        [],
+        description="child routes (the same keys): an alert the route takes goes to its first "
+        "matching child instead, or stays with the route when none matches; a child inherits "
+        "`to`, `group_by` and the timers it does not set (see [Routing](email.md#routing))",
+    )
+    continue_: bool = Field(
+        False,
+        alias="continue",
+        description="after this route took an alert, keep looking at its next siblings: "
+        "the alert may go to several routes",
+    )
 
     @field_validator("to")
     @classmethod
     def _addresses(cls, values: list[str]) -> list[str]:
         return [mail_address(value, "recipient") for value in values]
 
+    _shape = field_validator("match", mode="before")(_match_shape)
+    _syntax = field_validator("match")(_match_syntax)
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        """``match`` compiled."""
+        return self.compiled("match")
+
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-class Maintenance(Model):
+class Maintenance(_Matching):
     """``[[maintenance]]``: a recurring window during which matching alerts send nothing."""
 
     name: Name = Field(description="shown on the status page")
@@ -872,6 +948,8 @@ class Maintenance(Model):
         json_schema_extra=shown_default("all alerts"),
     )
 
+    _syntax = field_validator("match")(_match_syntax)
+
     @field_validator("start", "end")
     @classmethod
     def _clock(cls, value: str) -> str:
@@ -890,14 +968,47 @@ class Maintenance(Model):
             raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Rome or UTC") from None
         return value
 
-    @field_validator("match")
-    @classmethod
-    def _matchers(cls, values: list[str]) -> list[str]:
-        from netalert.notify.matchers import parse_matcher
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        """``match`` compiled."""
+        return self.compiled("match")
 
-        for value in values:
-            parse_matcher(value)
-        return values
+
+class Inhibit(_Matching):
+    """``[[inhibit]]``: while a source alert fires, matching target alerts send nothing."""
+
+    name: str = Field(
+        "",
+        description="shown as the reason an alert is muted",
+        json_schema_extra=shown_default("`inhibit[N]`"),
+    )
+    source_match: dict[str, str] | list[str] = Field(
+        description="which firing alerts inhibit: a table of labels or a list of matchers, "
+        "as a route's `match`"
+    )
+    target_match: dict[str, str] | list[str] = Field(
+        description="which alerts they inhibit (never the source alert itself): a table of "
+        "labels or a list of matchers"
+    )
+    equal: list[str] = Field(
+        [],
+        description="labels that must have the same value in the source and the target "
+        '(`["device"]`: only the source\'s own device); a label neither has counts as equal',
+    )
+    _match_keys: ClassVar[tuple[str, ...]] = ("source_match", "target_match")
+
+    _shape = field_validator("source_match", "target_match", mode="before")(_match_shape)
+    _syntax = field_validator("source_match", "target_match")(_match_syntax)
+
+    @property
+    def source(self) -> tuple[Matcher, ...]:
+        """``source_match`` compiled."""
+        return self.compiled("source_match")
+
+    @property
+    def target(self) -> tuple[Matcher, ...]:
+        """``target_match`` compiled."""
+        return self.compiled("target_match")
 
 
 class LimitsConfig(Model):
@@ -1054,6 +1165,7 @@ class Config(Model):
     smtp: SmtpConfig = SmtpConfig()
     routes: list[Route] = []
     maintenance: list[Maintenance] = []
+    inhibit: list[Inhibit] = []
     limits: LimitsConfig = LimitsConfig()
     cluster: ClusterConfig | None = None
     ack: AckConfig | None = None  # [ack] (issue 17): replying to an alert mail acts on it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netalert.config.models import Config
+from netalert.config.models import Config, Route
 
 __all__ = ["ConfigWarning", "config_warnings"]
 
@@ -55,6 +55,7 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
             )
         )
     warnings.extend(_ack_risks(config))
+    warnings.extend(_route_warnings(config.routes))
     return warnings
 
 
@@ -102,3 +103,35 @@ def _shared_addresses(config: Config) -> list[ConfigWarning]:
             )
         )
     return out
+
+
+def _route_warnings(routes: list[Route], parent: str = "") -> list[ConfigWarning]:
+    """Routes after a catch-all sibling (never reached), and route names used twice (their
+    groups would share notification log entries: one group's mail can stop another's)."""
+    out: list[ConfigWarning] = []
+    names: dict[str, str] = {}
+    stack = [(parent, routes)]
+    while stack:
+        prefix, siblings = stack.pop()
+        catch_all = ""
+        for j, route in enumerate(siblings):
+            path = f"{prefix}.routes[{j}]" if prefix else f"routes[{j}]"
+            if catch_all:
+                out.append(
+                    ConfigWarning(path, f"never reached: {catch_all} before it takes every alert")
+                )
+            elif not route.match and not route.continue_:
+                catch_all = f"{path} (no match, no continue)"
+            name = route.name or path
+            if name in names:
+                out.append(
+                    ConfigWarning(
+                        f"{path}.name",
+                        f"{name!r} is also the name of {names[name]}: their groups share "
+                        "notification log entries; give each route its own name",
+                    )
+                )
+            else:
+                names[name] = path
+            stack.append((path, route.routes))
+    return sorted(out, key=lambda w: w.path)

@@ -1,5 +1,7 @@
 """Notification: who is told about which alerts, when, and never twice.
 
-The stages follow Alertmanager's shape: route → group → mute (silences,
-maintenance, flapping) → dedup against the notification log → the mail outbox.
+The stages follow Alertmanager's shape: route (a tree of routes) → group →
+inhibit → silence → maintenance → flapping → dedup against the notification
+log → deliver to the mail outbox; :mod:`netalert.notify.dispatcher` composes
+them (docs/architecture.md, "Notify").
 """

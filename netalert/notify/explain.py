@@ -1,9 +1,9 @@
 """``netalert routes test``: where an alert with given labels would go, and what mutes it now.
 
 Pure: the routes, maintenance windows and silences in, one
-:class:`RouteExplanation` out, using the same matching the dispatcher uses
-(:func:`~netalert.notify.routes.match_route`, :func:`~netalert.notify.routes.group_key`,
-the silence and maintenance matchers).
+:class:`RouteExplanation` out, using the dispatcher's own route stage
+(:meth:`~netalert.notify.routes.RouteTree.walk`, the same compiled tree and
+matchers) and group keys (:func:`~netalert.notify.routes.group_key`).
 """
 
 from __future__ import annotations
@@ -15,49 +15,42 @@ from typing import Any
 from netalert.config.models import Maintenance, Route
 from netalert.config.types import format_duration
 from netalert.logtext import escape
+from netalert.matchers import matches_all
 from netalert.notify.maintenance import window_active
-from netalert.notify.matchers import matches_all, parse_matcher
-from netalert.notify.routes import group_key, match_route, route_name
+from netalert.notify.routes import RouteNode, RouteTree, compile_routes, group_key
 from netalert.notify.silences import Silence
 
-__all__ = ["PathStep", "RouteExplanation", "explain", "parse_labels"]
+__all__ = ["Destination", "PathStep", "RouteExplanation", "explain", "parse_labels"]
 
 
 @dataclass(frozen=True, slots=True)
 class PathStep:
-    """One route looked at: matched, or why not."""
+    """One route looked at (matched, or why not) or not reached, at its depth in the tree."""
 
     route: str
     matched: bool
     why: str
+    depth: int = 0
+    continues: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class RouteExplanation:
-    """The route an alert takes (None: none matches), its receivers, mutes and group."""
+class Destination:
+    """A route that handles the alert: the routes from the top down to it, and its group."""
 
-    labels: Mapping[str, str]
-    path: tuple[PathStep, ...]
-    skipped: tuple[str, ...]
-    route: Route | None
-    route_name: str
-    mutes: tuple[str, ...]
+    route: RouteNode
+    lineage: tuple[str, ...]
     group: str
     group_labels: Mapping[str, str]
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-able form (``--json``)."""
+        """A JSON-able form."""
         route = self.route
         return {
-            "labels": dict(self.labels),
-            "path": [{"route": s.route, "matched": s.matched, "why": s.why} for s in self.path],
-            "not_reached": list(self.skipped),
-            "route": self.route_name if route is not None else None,
-            "receivers": list(route.to) if route is not None else [],
-            "muted_by": list(self.mutes),
-            "group": None
-            if route is None
-            else {
+            "route": route.name,
+            "tree_path": list(self.lineage),
+            "receivers": list(route.to),
+            "group": {
                 "key": self.group,
                 "labels": dict(self.group_labels),
                 "group_wait": route.group_wait.total_seconds(),
@@ -68,28 +61,83 @@ class RouteExplanation:
         }
 
     def lines(self) -> list[str]:
+        """The text form."""
+        route = self.route
+        return [
+            f"route: {escape(route.name)} (tree path: {' > '.join(map(escape, self.lineage))})",
+            "receivers: " + ", ".join(route.to),
+            f"group: {escape(self.group)}",
+            f"  group_wait {format_duration(route.group_wait)},"
+            f" group_interval {format_duration(route.group_interval)},"
+            f" repeat_interval {format_duration(route.repeat_interval)},"
+            f" send_resolved {'yes' if route.send_resolved else 'no'}",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteExplanation:
+    """The routes an alert takes (none: it is not mailed), how they were found, its mutes."""
+
+    labels: Mapping[str, str]
+    steps: tuple[PathStep, ...]
+    destinations: tuple[Destination, ...]
+    mutes: tuple[str, ...]
+
+    @property
+    def path(self) -> tuple[PathStep, ...]:
+        """The routes looked at, in order (those not reached left out)."""
+        return tuple(s for s in self.steps if s.why != "not reached")
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """The routes not reached: a sibling before them took the alert."""
+        return tuple(s.route for s in self.steps if s.why == "not reached")
+
+    @property
+    def group(self) -> str:
+        """The group key under the first route that handles the alert ("" for none)."""
+        return self.destinations[0].group if self.destinations else ""
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-able form (``--json``); ``route``, ``receivers`` and ``group`` are the
+        first destination's, ``routes`` all of them."""
+        first = self.destinations[0].as_json() if self.destinations else None
+        return {
+            "labels": dict(self.labels),
+            "path": [
+                {
+                    "route": s.route,
+                    "matched": s.matched,
+                    "why": s.why,
+                    "depth": s.depth,
+                    "continue": s.continues,
+                }
+                for s in self.path
+            ],
+            "not_reached": list(self.skipped),
+            "route": first["route"] if first else None,
+            "receivers": first["receivers"] if first else [],
+            "muted_by": list(self.mutes),
+            "group": first["group"] if first else None,
+            "routes": [d.as_json() for d in self.destinations],
+        }
+
+    def lines(self) -> list[str]:
         """The text form: one line per fact, values escaped."""
         out = ["labels: " + " ".join(f"{k}={escape(v)}" for k, v in sorted(self.labels.items()))]
-        out.append("path (first match wins):")
-        for step in self.path:
-            out.append(f"  {escape(step.route)}: {'MATCH' if step.matched else step.why}")
-        out += [f"  {escape(name)}: not reached" for name in self.skipped]
-        route = self.route
-        if route is None:
+        out.append("path (first match wins, unless it says continue):")
+        for step in self.steps:
+            shown = "MATCH, continue" if step.matched and step.continues else step.why
+            out.append(f"{'  ' * (step.depth + 1)}{escape(step.route)}: {shown}")
+        if not self.destinations:
             out.append("no route matches: this alert is not mailed")
             return out
-        out.append("receivers: " + ", ".join(route.to))
+        for destination in self.destinations:
+            out += destination.lines()
         if self.mutes:
             out += ["muted now by:"] + [f"  {escape(m)}" for m in self.mutes]
         else:
             out.append("muted now by: nothing")
-        out.append(f"group: {escape(self.group)}")
-        out.append(
-            f"  group_wait {format_duration(route.group_wait)},"
-            f" group_interval {format_duration(route.group_interval)},"
-            f" repeat_interval {format_duration(route.repeat_interval)},"
-            f" send_resolved {'yes' if route.send_resolved else 'no'}"
-        )
         return out
 
 
@@ -108,13 +156,31 @@ def parse_labels(items: Sequence[str]) -> dict[str, str]:
     return labels
 
 
-def _why_not(route: Route, labels: Mapping[str, str]) -> str:
-    for key, wanted in route.match.items():
-        if labels.get(key) != wanted:
-            got = labels.get(key)
-            have = f"{key}={got!r}" if got is not None else f"no {key}"
-            return f"no match ({have}, wants {wanted!r})"
-    return "no match"
+def _mutes(
+    maintenance: Sequence[Maintenance],
+    silences: Sequence[Silence],
+    labels: Mapping[str, str],
+    now: float,
+) -> tuple[str, ...]:
+    mutes: list[str] = []
+    for silence in silences:
+        if silence.active(now) and matches_all(silence.matchers, labels):
+            shown = " ".join(str(m) for m in silence.matchers)
+            mutes.append(f"silence {silence.id} ({shown}) by {silence.author}: {silence.comment}")
+    for window in maintenance:
+        if window_active(window, now) and matches_all(window.matchers, labels):
+            mutes.append(f"maintenance {window.name} ({' '.join(window.match) or 'all alerts'})")
+    return tuple(mutes)
+
+
+def _destination(tree: RouteTree, node: RouteNode, labels: Mapping[str, str]) -> Destination:
+    lineage = tuple(n.name for n in tree.nodes() if node.path.startswith(n.path + "."))
+    return Destination(
+        node,
+        (*lineage, node.name),
+        group_key(node.name, node.group_by, labels),
+        {n: labels.get(n, "") for n in node.group_by if n != "..."},
+    )
 
 
 def explain(
@@ -125,38 +191,15 @@ def explain(
     now: float,
 ) -> RouteExplanation:
     """Explains routing, muting and grouping of an alert carrying ``labels`` at ``now``."""
-    index = match_route(routes, labels)
-    last = len(routes) - 1 if index is None else index
-    path = tuple(
-        PathStep(
-            route_name(i, routes[i]),
-            i == index,
-            "MATCH" if i == index else _why_not(routes[i], labels),
-        )
-        for i in range(last + 1)
+    tree = compile_routes(routes)
+    taken, walked = tree.walk(labels)
+    steps = tuple(
+        PathStep(s.node.name, s.matched, s.why, s.depth, s.matched and s.node.continue_)
+        for s in walked
     )
-    skipped = tuple(route_name(i, routes[i]) for i in range(last + 1, len(routes)))
-    mutes: list[str] = []
-    for silence in silences:
-        if silence.active(now) and matches_all(silence.matchers, labels):
-            shown = " ".join(str(m) for m in silence.matchers)
-            mutes.append(f"silence {silence.id} ({shown}) by {silence.author}: {silence.comment}")
-    for window in maintenance:
-        parsed = [parse_matcher(m) for m in window.match]
-        if window_active(window, now) and matches_all(parsed, labels):
-            mutes.append(f"maintenance {window.name} ({' '.join(window.match) or 'all alerts'})")
-    if index is None:
-        return RouteExplanation(labels, path, skipped, None, "", tuple(mutes), "", {})
-    route = routes[index]
-    name = route_name(index, route)
-    group_labels = {n: labels.get(n, "") for n in route.group_by if n != "..."}
     return RouteExplanation(
         labels,
-        path,
-        skipped,
-        route,
-        name,
-        tuple(mutes),
-        group_key(name, route.group_by, labels),
-        group_labels,
+        steps,
+        tuple(_destination(tree, node, labels) for node in taken),
+        _mutes(maintenance, silences, labels, now),
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netalert.config.models import Config
-from netalert.notify.matchers import Matcher
+from netalert.matchers import Matcher
 from netalert.rules.compile import RuleSet
 from netalert.rules.mibview import MIB_ERRORS
 

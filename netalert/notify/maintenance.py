@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from netalert.alerts.model import Alert
 from netalert.config.models import Maintenance
-from netalert.notify.matchers import matches_all, parse_matcher
+from netalert.matchers import Matcher, matches_all
 
-__all__ = ["in_maintenance", "window_active"]
+__all__ = ["MaintenanceMuter", "in_maintenance", "window_active"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -43,7 +44,29 @@ def in_maintenance(
 ) -> str | None:
     """Returns the name of an active window covering ``labels``, or None."""
     for window in windows:
-        matchers = [parse_matcher(m) for m in window.match]
-        if window_active(window, now) and matches_all(matchers, labels):
+        if matches_all(window.matchers, labels) and window_active(window, now):
             return window.name
     return None
+
+
+class MaintenanceMuter:
+    """The maintenance stage's muter: the config's recurring windows.
+
+    Which windows are open is worked out once per ``now`` (a flush asks for
+    every alert of every due group at one time).
+    """
+
+    def __init__(self, windows: Sequence[Maintenance]) -> None:
+        self.windows = tuple((w.name, w.matchers, w) for w in windows)
+        self._open: tuple[float, list[tuple[str, tuple[Matcher, ...]]]] = (float("nan"), [])
+
+    def mutes(self, alert: Alert, now: float) -> str | None:
+        """``"maintenance <name>"`` while a window covering ``alert`` is open."""
+        at, open_now = self._open
+        if at != now:
+            open_now = [(n, m) for n, m, w in self.windows if window_active(w, now)]
+            self._open = (now, open_now)
+        for name, matchers in open_now:
+            if matches_all(matchers, alert.labels):
+                return f"maintenance {name}"
+        return None

@@ -111,8 +111,8 @@ class NotificationLog:
         """Answers for ``notification`` as if it were recorded; returns a token for
         :meth:`release`. Call it before the write that records it."""
         token = next(self._tokens)
-        entry = NflogEntry(
-            frozenset(a.fingerprint for a in notification.firing),
+        entry = NflogEntry(  # what Dispatcher.sent will record: held alerts stay told
+            frozenset(a.fingerprint for a in notification.firing) | notification.held,
             frozenset(a.fingerprint for a in notification.resolved),
             notification.created,
         )

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from netalert.alerts.model import Alert
 from netalert.errors import NetalertError
-from netalert.notify.matchers import Matcher, matches_all, parse_matcher
+from netalert.matchers import Matcher, matches_all, parse_matcher
 from netalert.state.db import Database
 
-__all__ = ["Silence", "SilenceStore", "is_silenced"]
+__all__ = ["Silence", "SilenceStore", "Silencer", "is_silenced"]
 
 MIGRATIONS = [
     """
@@ -58,6 +59,24 @@ def is_silenced(silences: Sequence[Silence], labels: Mapping[str, str], now: flo
         if silence.active(now) and matches_all(silence.matchers, labels):
             return silence.id
     return None
+
+
+class Silencer:
+    """The silence stage's muter: reads the silences once, at its first question.
+
+    Make one per flush: a silence added from the shell counts from the next flush on.
+    """
+
+    def __init__(self, silences: Callable[[float], Sequence[Silence]]) -> None:
+        self._read = silences
+        self._silences: Sequence[Silence] | None = None
+
+    def mutes(self, alert: Alert, now: float) -> str | None:
+        """``"silence <id>"`` when an active silence covers ``alert``."""
+        if self._silences is None:
+            self._silences = self._read(now)
+        found = is_silenced(self._silences, alert.labels, now)
+        return None if found is None else f"silence {found}"
 
 
 class SilenceStore:

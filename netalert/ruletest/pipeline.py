@@ -22,7 +22,7 @@ from netalert.alerts.model import Alert, Transition
 from netalert.config.models import Maintenance
 from netalert.mail.render import MailTemplates, render_notification
 from netalert.mail.wiring import status_url
-from netalert.notify.dispatcher import Dispatcher, mute_reason
+from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.model import Notification
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import Silence
@@ -95,6 +95,7 @@ class Pipeline:
             config.routes,
             nflog=NotificationLog(self._db),
             maintenance=self.maintenance,
+            inhibit=config.inhibit,
             silences=lambda now: [s for s in self.silences if s.ends_at > now],
         )
         self._templates = templates
@@ -158,8 +159,7 @@ class Pipeline:
 
     def muted(self, alert: Alert, now: float) -> str | None:
         """Why ``alert`` would not be mailed now (silence, maintenance...), None if it would."""
-        live = [s for s in self.silences if s.ends_at > now]
-        return mute_reason(alert, live, self.maintenance, now)
+        return self.dispatcher.muted([alert], now).get(alert.fingerprint)
 
     # --- internals ---------------------------------------------------------------------
 

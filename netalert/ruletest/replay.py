@@ -29,6 +29,7 @@ from netalert.alerts.model import Transition
 from netalert.logtext import escape
 from netalert.mail.mailer import Mailer
 from netalert.mail.render import MailTemplates
+from netalert.notify.routes import compile_routes
 from netalert.ruletest.pipeline import Pipeline, Sent
 from netalert.service import Prepared
 from netalert.snmp.types import TrapEvent
@@ -155,7 +156,8 @@ async def replay(
         if first is not None:
             tail = options.tail
             if tail is None:
-                tail = max((r.group_wait.total_seconds() for r in config.routes), default=0.0)
+                routes = compile_routes(config.routes).nodes()  # child routes wait too
+                tail = max((r.group_wait.total_seconds() for r in routes), default=0.0)
             run_to(now[0] + tail + 1.0)
     finally:
         await receiver.stop()

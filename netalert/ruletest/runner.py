@@ -17,7 +17,7 @@ from netalert.config import load_config
 from netalert.errors import ConfigError, NetalertError
 from netalert.mail.errors import MailTemplateError
 from netalert.mail.render import MailTemplates
-from netalert.notify.matchers import parse_matcher
+from netalert.matchers import parse_matcher
 from netalert.notify.silences import Silence
 from netalert.ruletest.compare import alert_diff, format_duration_s, notification_diff
 from netalert.ruletest.inputs import poll_steps, trap_datagram, trap_v3

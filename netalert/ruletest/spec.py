@@ -20,7 +20,7 @@ from netalert.config.loader import validation_problems
 from netalert.config.models import Maintenance
 from netalert.config.types import Duration
 from netalert.errors import ConfigError
-from netalert.notify.matchers import parse_matcher
+from netalert.matchers import parse_matcher
 
 __all__ = [
     "DEFAULT_START",
