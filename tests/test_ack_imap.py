@@ -126,6 +126,7 @@ class Harness:
         sender: str = OPERATOR,
         to: str | None = None,
         extra: dict[str, str] | None = None,
+        html: str | None = None,
     ) -> bytes:
         msg = EmailMessage()
         msg["From"] = sender
@@ -137,7 +138,10 @@ class Harness:
         msg["Return-Path"] = f"<{sender}>"
         for name, value in (extra or {}).items():
             msg[name] = value
-        msg.set_content(f"{body}\n\nOn Mon, netalert wrote:\n> [FIRING:2] LinkDown\n")
+        if html is None:
+            msg.set_content(f"{body}\n\nOn Mon, netalert wrote:\n> [FIRING:2] LinkDown\n")
+        else:  # HTML only, no text/plain part, as many phone mail apps send
+            msg.set_content(html, subtype="html")
         return msg.as_bytes()
 
     def start(self) -> None:
@@ -367,3 +371,23 @@ async def test_unknown_commands_get_help_and_confirmations_are_rate_limited(
         await h.until(lambda: len(h.dovecot.messages("Done")) == 4 and not h.dovecot.messages())
     finally:
         await h.stop()
+
+
+async def test_html_only_replies_are_read_from_their_html_part(harness: Harness) -> None:
+    headers, mid = harness.mail()
+    quote = (
+        '<div class="gmail_quote"><div>On Mon, netalert wrote:</div>'
+        "<blockquote>[FIRING:2] LinkDown<br>silence 2h</blockquote></div>"
+    )
+    html = f'<html><body><div dir="ltr">Ack&nbsp;on it</div><br>{quote}</body></html>'
+    raw = harness.reply(headers, mid, "", html=html)
+    assert b"text/plain" not in raw and b"text/html" in raw
+    harness.dovecot.deliver(raw)
+    harness.dovecot.deliver(
+        harness.reply(headers, mid, "", html="<blockquote>ack</blockquote><p>silence 1h</p>")
+    )
+    harness.start()
+    await harness.handled(2)
+    assert harness.stage.stats.replies == {"ack": 1, "silence": 1}
+    assert "on it" in harness.stage.ack_line(sw1(harness)[0])
+    assert all(b"did not understand" not in c for c in harness.confirmations())
