@@ -5,8 +5,10 @@ One connection (implicit TLS, or STARTTLS required), logged in, with
 time, each read up to ``max_message_bytes``; after each one the last UID handled
 and the folder's UIDVALIDITY are committed (``ack_mailbox``), so a message is
 handled once across reconnects and restarts, and a folder made anew (a new
-UIDVALIDITY) is read from its start. A handled message is moved to
-``processed_folder``, or flagged ``\\Seen $NetalertDone``. Between searches the
+UIDVALIDITY) is read from its start, except the messages flagged
+``$NetalertDone`` (a folder renumbered with the handled messages still in it). A
+handled message is moved to ``processed_folder``, or flagged ``\\Seen
+$NetalertDone`` (also when the server cannot move it). Between searches the
 session waits in IDLE when the server offers it (restarted every
 ``idle_refresh``), else ``poll_interval``. Any failure ends the session; the next
 one starts after an exponential backoff capped at ``reconnect_max``.
@@ -36,7 +38,8 @@ log = logging.getLogger("netalert.ack")
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _FETCH_UID = re.compile(rb"\bUID (\d+)\b")
-_DONE_FLAGS = "(\\Seen $NetalertDone)"
+_DONE = "$NetalertDone"
+_DONE_FLAGS = f"(\\Seen {_DONE})"
 _BACKOFF_BASE = 1.0
 
 
@@ -224,7 +227,12 @@ class ImapReader:
         """Handles up to ``max_batch`` new messages; True when more may wait."""
         position = self.store.position(folder)
         last = position[1] if position is not None and position[0] == validity else 0
-        found = _ok(await client.uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
+        # Not flagged done: a folder renumbered under a new UIDVALIDITY (a restore) keeps
+        # the handled messages it still holds from being handled again.
+        found = _ok(
+            await client.uid_search(f"UID {last + 1}:* UNKEYWORD {_DONE}", charset=None),
+            "UID SEARCH",
+        )
         uids = sorted(
             u for line in found.lines[:-1] for u in map(int, bytes(line).split()) if u > last
         )
@@ -249,7 +257,8 @@ class ImapReader:
             _ok(await client.uid("move", str(uid), done), "MOVE")
         elif done:
             _ok(await client.uid("copy", str(uid), done), "COPY")
-            _ok(await client.uid("store", str(uid), "+FLAGS.SILENT (\\Deleted \\Seen)"), "STORE")
+            flags = f"+FLAGS.SILENT (\\Deleted \\Seen {_DONE})"
+            _ok(await client.uid("store", str(uid), flags), "STORE")
             with contextlib.suppress(aioimaplib.Abort):  # no UIDPLUS: left for the next EXPUNGE
                 await client.uid("expunge", str(uid))
         else:
