@@ -4,8 +4,8 @@ chromedriver (Debian package chromium-driver) is spoken to with plain HTTP
 (aiohttp); the page is served by the real app on a free loopback port. The
 tests check what the page *shows* after its own script fetched ``api/status``:
 alerts, devices, charts, its self-refresh, a failing agent, who acked an alert
-and when (the ack stage's own line), and that hostile
-device strings stay text. A missing Chromium fails the tests (``make debs``).
+and when (the ack stage's own line), and that hostile device strings stay text.
+A missing Chromium fails the tests (``make debs``).
 """
 
 from __future__ import annotations
