@@ -155,3 +155,11 @@ def test_html_reply_in_its_charset_and_text_plain_first() -> None:
     both.set_content("unack\n")
     both.add_alternative("<p>ack</p>", subtype="html")
     assert parse_command(message_body(both)).verb is Verb.UNACK
+
+
+def test_reconnect_backoff_doubles_from_one_second_up_to_reconnect_max() -> None:
+    from netalert.ack.reader import reconnect_delay
+
+    assert [reconnect_delay(n, 30.0) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert reconnect_delay(10_000, 300.0) == 300.0
+    assert reconnect_delay(1, 0.5) == 0.5

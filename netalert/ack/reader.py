@@ -32,7 +32,7 @@ from netalert.ack.stats import AckStats
 from netalert.ack.store import AckStore
 from netalert.logs import event
 
-__all__ = ["ImapError", "ImapReader", "imap_context"]
+__all__ = ["ImapError", "ImapReader", "imap_context", "reconnect_delay"]
 
 log = logging.getLogger("netalert.ack")
 
@@ -105,9 +105,9 @@ class ImapReader:
                 self._failed(exc)
             self.stats.connected = False
             self.stats.idle = False
-            cap = self.config.reconnect_max.total_seconds()
-            delay = min(cap, _BACKOFF_BASE * 2 ** min(self._failures, 20))
-            await asyncio.sleep(delay)
+            await asyncio.sleep(
+                reconnect_delay(self._failures, self.config.reconnect_max.total_seconds())
+            )
 
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1
@@ -263,6 +263,12 @@ class ImapReader:
                 await client.uid("expunge", str(uid))
         else:
             _ok(await client.uid("store", str(uid), f"+FLAGS.SILENT {_DONE_FLAGS}"), "STORE")
+
+
+def reconnect_delay(failures: int, cap: float) -> float:
+    """Seconds before the next session after ``failures`` failed ones in a row:
+    1, 2, 4, ... up to ``cap`` (``reconnect_max``)."""
+    return min(cap, _BACKOFF_BASE * float(2 ** min(max(failures - 1, 0), 20)))
 
 
 def _uidvalidity(lines: list[Any]) -> int:
