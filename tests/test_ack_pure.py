@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import time
 
 import pytest
 
@@ -163,3 +164,33 @@ def test_reconnect_backoff_doubles_from_one_second_up_to_reconnect_max() -> None
     assert [reconnect_delay(n, 30.0) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     assert reconnect_delay(10_000, 300.0) == 300.0
     assert reconnect_delay(1, 0.5) == 0.5
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>ack</p><![&##?x#<?<!--\n",
+        "<p>ack</p><![script&#!<?b=/\np&#x>",
+        "<p>ack</p><![<![CDATA[#<![CDATA[b",
+    ],
+)
+def test_malformed_html_keeps_what_came_before(html: str) -> None:
+    # html.parser raises AssertionError on some "<![" sections: a reply must not
+    # break the reader (it would fetch the same message again and again).
+    from netalert.ack.body import message_body
+
+    assert parse_command(message_body(_html_reply(html))).verb is Verb.ACK
+
+
+@pytest.mark.parametrize(
+    "html",
+    ["<a" * 128_000, "<" * 256_000, "<!" * 128_000, "<?" * 128_000, "<blockquote>" * 20_000],
+)
+def test_html_text_is_linear_on_hostile_markup(html: str) -> None:
+    # A reply is read on the agent's loop: html.parser took seconds on 64 KB of "<a".
+    from netalert.ack.body import html_text
+
+    started = time.monotonic()
+    text = html_text("<p>ack</p>" + html)
+    assert time.monotonic() - started < 5.0
+    assert text.split()[0] == "ack"

@@ -3,62 +3,89 @@
 Many phone mail apps send HTML only. From such a part the text is taken as a
 reader sees it: tags dropped, block elements (``p``, ``div``, ``br``, ...) as
 line breaks, entities decoded; quoted blocks (``blockquote``) and what no reader
-sees (``head``, ``style``, ``script``, comments) are left out, as ``>`` lines are
-in plain text. The command is then read by :func:`netalert.ack.commands.parse_command`.
+sees (``head``, ``style``, ``script``, comments, declarations) are left out, as
+``>`` lines are in plain text. The command is then read by
+:func:`netalert.ack.commands.parse_command`.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from email.message import Message
-from html.parser import HTMLParser
+from html import unescape
 
 __all__ = ["html_text", "message_body"]
 
 # Elements whose content is not what the sender typed into this reply.
-_HIDDEN = frozenset({"blockquote", "head", "style", "script", "title", "template"})
+_HIDDEN = frozenset({"blockquote", "head", "template"})
+# Elements whose content is raw text up to their end tag, and not shown.
+_RAW = frozenset({"script", "style", "title"})
 # Elements that start a new line where a reader sees one.
 _BREAKS = frozenset(
     {"br", "p", "div", "li", "tr", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table"}
 )
-_VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base"})
-_DEPTH_MAX = 1000  # nesting kept track of; deeper hidden elements stay hidden
-
-
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.hidden: list[str] = []  # open hidden elements, innermost last
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _HIDDEN and tag not in _VOID and len(self.hidden) < _DEPTH_MAX:
-            self.hidden.append(tag)
-        elif tag in _BREAKS and not self.hidden:
-            self.out.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BREAKS and not self.hidden:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.hidden:
-            while self.hidden and self.hidden.pop() != tag:
-                pass
-            self.out.append("\n")
-        elif tag in _BREAKS and not self.hidden:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.out.append(data)
+_TAG = re.compile(r"</?([a-zA-Z][a-zA-Z0-9:-]*)")
+_RAW_END = {name: re.compile(f"</{name}", re.IGNORECASE) for name in _RAW}
 
 
 def html_text(html: str) -> str:
-    """What a reader of ``html`` sees, quoted blocks left out, one block per line."""
-    parser = _Text()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.out).replace("\xa0", " ")
+    """What a reader of ``html`` sees, quoted blocks left out, one block per line.
+
+    One pass with ``str.find`` (linear in the length, whatever the markup: a reply
+    is read on the agent's loop, and ``html.parser`` is quadratic on some
+    malformed input). An unclosed tag or comment ends the text.
+    """
+    out: list[str] = []
+    hidden: list[str] = []  # open hidden elements, innermost last
+    open_hidden: Counter[str] = Counter()
+    i, size = 0, len(html)
+    while i < size:
+        lt = html.find("<", i)
+        if lt < 0:
+            lt = size
+        if not hidden:
+            out.append(unescape(html[i:lt]))
+        if lt >= size:
+            break
+        tag = _TAG.match(html, lt)
+        if tag is None:
+            if html.startswith("<!--", lt):  # a comment (Outlook's <!--[if mso]> too)
+                end = html.find("-->", lt + 4)
+                i = end + 3 if end >= 0 else size
+            elif html.startswith(("<!", "<?", "</"), lt):  # <!DOCTYPE>, <?xml?>, </ >
+                end = html.find(">", lt)
+                i = end + 1 if end >= 0 else size
+            else:  # "a < b": text
+                if not hidden:
+                    out.append("<")
+                i = lt + 1
+            continue
+        name = tag.group(1).lower()
+        gt = html.find(">", tag.end())
+        if gt < 0:
+            break
+        i = gt + 1
+        if html[lt + 1] == "/":
+            if open_hidden[name]:
+                while hidden:
+                    inner = hidden.pop()
+                    open_hidden[inner] -= 1
+                    if inner == name:
+                        break
+                out.append("\n")
+            elif name in _BREAKS and not hidden:
+                out.append("\n")
+        elif name in _RAW:
+            raw_end = _RAW_END[name].search(html, i)
+            close = html.find(">", raw_end.end()) if raw_end is not None else -1
+            i = close + 1 if close >= 0 else size
+        elif name in _HIDDEN and html[gt - 1] != "/":
+            hidden.append(name)
+            open_hidden[name] += 1
+        elif name in _BREAKS and not hidden:
+            out.append("\n")
+    text = "".join(out).replace("\xa0", " ")
     return "\n".join(" ".join(line.split()) for line in text.splitlines())
 
 
