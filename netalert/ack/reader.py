@@ -6,12 +6,13 @@ time, each read up to ``max_message_bytes``; after each one the last UID handled
 and the folder's UIDVALIDITY are committed (``ack_mailbox``), so a message is
 handled once across reconnects and restarts, and a folder made anew (a new
 UIDVALIDITY) is read from its start, except the messages flagged
-``$NetalertDone`` (a folder renumbered with the handled messages still in it). A
-handled message is moved to ``processed_folder``, or flagged ``\\Seen
-$NetalertDone`` (also when the server cannot move it). Between searches the
-session waits in IDLE when the server offers it (restarted every
-``idle_refresh``), else ``poll_interval``. Any failure ends the session; the next
-one starts after an exponential backoff capped at ``reconnect_max``.
+``$NetalertDone`` or ``\\Deleted`` (a folder renumbered with the handled messages
+still in it). A handled message is moved to ``processed_folder`` (copied and
+flagged ``\\Deleted`` when the server cannot move), or flagged ``\\Seen
+$NetalertDone``. Between searches the session waits in IDLE when the server
+offers it (restarted every ``idle_refresh``), else ``poll_interval``. Any failure
+ends the session; the next one starts after an exponential backoff capped at
+``reconnect_max``.
 """
 
 from __future__ import annotations
@@ -227,10 +228,11 @@ class ImapReader:
         """Handles up to ``max_batch`` new messages; True when more may wait."""
         position = self.store.position(folder)
         last = position[1] if position is not None and position[0] == validity else 0
-        # Not flagged done: a folder renumbered under a new UIDVALIDITY (a restore) keeps
-        # the handled messages it still holds from being handled again.
+        # Neither flagged done nor deleted (copied to processed_folder, not yet expunged):
+        # a folder renumbered under a new UIDVALIDITY (a restore) does not hand over
+        # the handled messages it still holds again.
         found = _ok(
-            await client.uid_search(f"UID {last + 1}:* UNKEYWORD {_DONE}", charset=None),
+            await client.uid_search(f"UID {last + 1}:* UNKEYWORD {_DONE} UNDELETED", charset=None),
             "UID SEARCH",
         )
         uids = sorted(
@@ -257,8 +259,7 @@ class ImapReader:
             _ok(await client.uid("move", str(uid), done), "MOVE")
         elif done:
             _ok(await client.uid("copy", str(uid), done), "COPY")
-            flags = f"+FLAGS.SILENT (\\Deleted \\Seen {_DONE})"
-            _ok(await client.uid("store", str(uid), flags), "STORE")
+            _ok(await client.uid("store", str(uid), "+FLAGS.SILENT (\\Deleted \\Seen)"), "STORE")
             with contextlib.suppress(aioimaplib.Abort):  # no UIDPLUS: left for the next EXPUNGE
                 await client.uid("expunge", str(uid))
         else:
