@@ -378,6 +378,13 @@ FAMILIES: Mapping[str, Family] = {
             "accept() failures on the HTTP port for want of resources (EMFILE: no descriptors).",
         ),
         Family(
+            "netalert_reloads_total",
+            "counter",
+            "Config reloads (SIGHUP), by result: ok, or rejected (the old config kept running).",
+            ("result",),
+            ("ok", "rejected"),
+        ),
+        Family(
             "netalert_task_failures_total",
             "counter",
             "Failures of background tasks and stage callbacks, by task (each is retried).",

@@ -5,8 +5,8 @@ Every ``[limits] prune_interval`` the :class:`Pruner` walks the ``nflog`` and
 event loop between batches, and deletes the rows older than ``[limits]
 retention`` that no live group needs: a group holding an alert that is active
 or recently resolved keeps its dedup entry and its thread root, however old.
-Resolved alerts are dropped by the rule engine's clean-up (see
-:meth:`netalert.rules.engine.RuleEngine.tick`).
+Resolved alerts are dropped by the alert stage's clean-up (see
+:meth:`netalert.alerts.stage.AlertStage.tick`).
 """
 
 from __future__ import annotations

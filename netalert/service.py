@@ -1,10 +1,15 @@
 """The agent: every stage on one event loop, its lifecycle in one place.
 
-Start order follows the data's dependencies: state → MIBs → outbox and sender
-→ alerts and rules → notify → trap receiver → poller → web, then READY=1.
-SIGTERM/SIGINT drain (stop intake, flush notifications, give the outbox a
-bounded time, persist, one closing line of counters); SIGHUP reloads (the new
-config is validated completely before anything changes).
+The stages (:mod:`netalert.stages`, :mod:`netalert.lifecycle`) are one list in
+start order, which follows the data's dependencies: state → WAL checkpoints →
+outbox and sender → alerts, rules and notify → trap receiver → poller → web →
+ticker → clean-up, then READY=1. Each has the same four steps (open, start,
+drain, stop). SIGTERM/SIGINT drain in reverse order (intake stops, the
+notifications are flushed, the outbox gets a bounded time, state is
+persisted, one closing line of counters); SIGHUP reloads: the new config goes
+through :func:`netalert.prepare.prepare`, every stage it changes is opened next
+to the running one, and only when all opened are they swapped in; otherwise
+the old stages keep running untouched (``reload_rejected``).
 
 Every background task runs under a :class:`~netalert.supervise.Supervisor`
 (counted, logged, restarted with backoff), and so do the stage callbacks (a
@@ -25,83 +30,59 @@ import logging
 import signal
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from netalert.alerting import Alerting
 from netalert.alerts.model import Transition
-from netalert.alerts.store import AlertStore
+from netalert.alerts.store import SqliteAlertStore
+from netalert.alerts.table import AlertTable
 from netalert.config import load_config
 from netalert.config.models import Config
 from netalert.config.risks import config_warnings
-from netalert.configcheck import names_and_rules
 from netalert.errors import ConfigError, NetalertError, StateCorruptError, StateError
 from netalert.heap import HeapKeeper
+from netalert.lifecycle import Hooks, Stage, TaskStage, open_all
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
-from netalert.mail.wiring import MailStage, build_mail_stage, mail_limits
-from netalert.mib import MibTree, load_mibs
+from netalert.mail.wiring import MailStage, mail_limits
+from netalert.metrics import counter_samples
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
+from netalert.prepare import Prepared, prepare
 from netalert.prune import Pruner, live_groups
-from netalert.rules import RuleEngine, RuleSet
-from netalert.rules.adapt import from_poller
 from netalert.snmp.engines import EngineIdRegistry
-from netalert.snmp.plan import build_plans
 from netalert.snmp.poller import Poller, Reachability
 from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
+from netalert.stages import (
+    MailRunner,
+    PollerStage,
+    ReceiverStage,
+    WebStage,
+    poller_settings,
+    receiver_settings,
+    web_settings,
+)
 from netalert.state import Database, open_database
 from netalert.state.checkpoint import Checkpointer
-from netalert.state.db import check_state_dir
 from netalert.state.integrity import corrupt_message
 from netalert.supervise import Supervisor
 from netalert.systemd import Notifier, watchdog_interval
-from netalert.web.guard import HttpLimits
-from netalert.web.sources import limits_source, pruned_source
 from netalert.web.wiring import AgentStatus
+
+if TYPE_CHECKING:
+    from netalert.snmp.traps import TrapReceiver
 
 __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
 
 log = logging.getLogger("netalert.service")
 
 TICK = 1.0  # seconds between rule ticks (for, resolve_after) and group flushes
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A config validated completely: MIB names resolved, rules compiled."""
-
-    config: Config
-    tree: MibTree
-    rules: RuleSet
-
-
-def prepare(config: Config, *, tree: MibTree | None = None) -> Prepared:
-    """Validates everything a config refers to; nothing is started.
-
-    Raises:
-        ConfigError: One line per problem (unknown MIB names, rule errors).
-        StateError: The state directory cannot be created or written (read-only,
-            full, a file in the way); checked first, before the MIB cache is used.
-    """
-    if tree is None:
-        state_dir = check_state_dir(config.agent.state_dir)
-        try:
-            tree = load_mibs(config.mibs, state_dir)
-        except OSError as exc:  # the cache under state_dir filled the disk, or vanished
-            raise StateError(
-                f"state_dir {state_dir}: cannot write the MIB cache ({exc.strerror or exc}); "
-                "free space there or set [agent].state_dir to a writable folder"
-            ) from None
-    problems, rules = names_and_rules(config, tree)
-    if rules is None:
-        raise ConfigError(problems)
-    build_plans(config, tree)  # raises ConfigError for names a collect group cannot resolve
-    return Prepared(config, tree, rules)
 
 
 class Agent:
@@ -122,18 +103,23 @@ class Agent:
             on_fatal=self._on_fatal,
             retry_max=prepared.config.agent.task_retry_max.total_seconds(),
         )
-        self.mail: MailStage | None = None
         self.checkpointer: Checkpointer | None = None
-        self.store: AlertStore | None = None
-        self.engine: RuleEngine | None = None
+        self.store: AlertTable | None = None
+        self.engine: Alerting | None = None
         self.dispatcher: Dispatcher | None = None
         self.silences: SilenceStore | None = None
         self.engines = EngineIdRegistry()
-        self.poller: Poller | None = None
-        self.receiver: Any = None
         self.pruner: Pruner | None = None
         self.ack: Any = None  # [ack] (issue 17): netalert.ack.stage.AckStage when configured
         self._ack_task: asyncio.Task[Any] | None = None
+        # the stages opened so far, in start order (drained and stopped in reverse)
+        self.stages: list[Stage] = []
+        self._mail: MailRunner | None = None
+        self._receiver: ReceiverStage | None = None
+        self._poller: PollerStage | None = None
+        self._web: WebStage | None = None
+        self._pipeline: Stage | None = None
+        self._deadline: float | None = None  # of the drain, once intake has stopped
         self.status = AgentStatus(
             started=self.started,
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
@@ -148,6 +134,7 @@ class Agent:
             "notifications": 0,
             "reloads": 0,
         }
+        self.reloads: Counter[str] = Counter()  # netalert_reloads_total{result}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
@@ -161,53 +148,68 @@ class Agent:
         """The config in force."""
         return self.prepared.config
 
+    @property
+    def mail(self) -> MailStage | None:
+        """The mail stage in force (outbox, sender, mailer, canary)."""
+        return self._mail.mail if self._mail is not None else None
+
+    @property
+    def receiver(self) -> TrapReceiver | None:
+        """The trap receiver in force (None when traps are off)."""
+        return self._receiver.receiver if self._receiver is not None else None
+
+    @property
+    def poller(self) -> Poller | None:
+        """The poller in force."""
+        return self._poller.poller if self._poller is not None else None
+
     # --- start ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Starts every stage in dependency order.
+        """Opens and starts every stage in dependency order.
 
         Raises:
             NetalertError: A stage cannot start (state directory, trap port, web port).
         """
-        config = self.config
-        self.db = open_database(config.agent.state_dir, recover=self.recover)
-        writer = self.db.writer
-        writer.max_held = config.agent.state_hold_max
-        writer.retry_max = config.agent.state_retry_max.total_seconds()
-        self.status.add_health_check(lambda: [p] if (p := writer.problem()) else [])
-        self.status.add_health_check(self.supervisor.problems)
-        self.status.metrics.register_source("state", writer.source())
-        self.status.metrics.register_source("tasks", self.supervisor.source())
-        self._start_checkpoints()
-        self.mail = build_mail_stage(config, self.db, base_dir=self._base_dir())
-        self._spawn(self.mail.sender.run, "mail-sender")
-        if self.mail.canary is not None:
-            self._spawn(self.mail.canary.run, "mail-canary")
-        self.store = AlertStore(self.db)
-        self.nflog = NotificationLog(self.db)
-        self.engine = RuleEngine(config, self.prepared.tree, self.store, rules=self.prepared.rules)
-        engine = self.engine
-        self.status.metrics.register_source(
-            "limits", limits_source(engine.limits, lambda: engine.rule_names)
+        prepared = self.prepared
+        self._mail = MailRunner(
+            prepared, db=self._database, spawn=self._spawn, settled=self._settled
         )
-        self.silences = SilenceStore(self.db)
-        self._start_ack()
-        self._new_dispatcher()
-        self.status.attach(
-            dispatcher=self.dispatcher, outbox=self.mail.outbox, mail=self.mail.stats
-        )
-        await self._start_intake()
-        await self._start_web()
-        self._spawn(self._ticker, "ticker")
-        self._start_pruner()
+        self._pipeline = Hooks("notifications", open=self._open_pipeline, drain=self._final)
+        self._receiver = self._receiver_stage(prepared)
+        self._poller = self._poller_stage(prepared)
+        self._web = WebStage(prepared, self.status)
+        stages: list[Stage] = [
+            Hooks("state", open=self._open_state, stop=self._close_state),
+            Hooks("state-checkpoint", start=self._start_checkpoint_task),
+            self._mail,
+            self._pipeline,
+            # [ack] (issue 17): built with the pipeline; its reader stops after intake
+            Hooks("ack-reader", drain=self._drain_ack, stop=self._stop_ack),
+            self._receiver,
+            self._poller,
+            self._web,
+            TaskStage("ticker", self._ticker, self._spawn),
+            Hooks("prune", start=self._start_pruner),
+        ]
         interval = watchdog_interval()
         if interval is not None:
-            self._spawn(partial(self._watchdog, interval), "watchdog")
+            stages.append(TaskStage("watchdog", partial(self._watchdog, interval), self._spawn))
+        for stage in stages:
+            self.stages.append(stage)  # stopped at drain even when its open fails half-way
+            await stage.open()
+            await stage.start()
+            self._attach(stage)
         freeze_heap()
         self.heap.install()
-        self.status.metrics.register_source("heap", self.heap.source())
+        self.status.register_source("heap", self.heap.source())
+        self.status.register_source(
+            "reloads", lambda: counter_samples("netalert_reloads_total", "result", self.reloads)
+        )
         self._notifier.ready(self._status_line())
+        config = self.config
         _log_warnings(config)
+        assert self.store is not None and self.mail is not None
         log.info(
             event(
                 "started",
@@ -263,7 +265,7 @@ class Agent:
         )
         self.mail.mailer.ack = self.ack.issuer
         self.status.live.acked = self.ack.ack_line
-        self.status.metrics.register_source("ack", ack_source(self.ack.stats))
+        self.status.register_source("ack", ack_source(self.ack.stats))
         self._ack_task = self.supervisor.spawn("ack-reader", self.ack.run)
         self._tasks.add(self._ack_task)
         self._ack_task.add_done_callback(self._tasks.discard)
@@ -273,6 +275,62 @@ class Agent:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def _drain_ack(self, deadline: float) -> None:
+        await self._stop_ack()
+
+    def _receiver_stage(
+        self, prepared: Prepared, previous: ReceiverStage | None = None
+    ) -> ReceiverStage:
+        return ReceiverStage(prepared, sink=self._on_trap, engines=self.engines, previous=previous)
+
+    def _poller_stage(self, prepared: Prepared) -> PollerStage:
+        return PollerStage(
+            prepared,
+            on_result=self._on_poll,
+            on_reachability=self._on_reachability,
+            engines=self.engines,
+        )
+
+    def _attach(self, stage: Stage) -> None:
+        """Points the status page and the metrics at a stage just started (start and reload)."""
+        if stage is self._mail and self.mail is not None:
+            self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+        elif stage is self._receiver and self.receiver is not None:
+            self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
+        elif stage is self._poller and self.poller is not None:
+            self.status.attach(poller=self.poller.stats)
+
+    async def _open_state(self) -> None:
+        config = self.config
+        self.db = open_database(config.agent.state_dir, recover=self.recover)
+        writer = self.db.writer
+        writer.max_held = config.agent.state_hold_max
+        writer.retry_max = config.agent.state_retry_max.total_seconds()
+        writer.per_turn = True  # one transaction per loop turn
+        writer.on_fatal = self._on_fatal
+        self.status.add_health_check(lambda: [p] if (p := writer.problem()) else [])
+        self.status.add_health_check(self.supervisor.problems)
+        self.status.register_source("state", writer.source())
+        self.status.register_source("tasks", self.supervisor.source())
+
+    async def _open_pipeline(self) -> None:
+        """Alerts, rules, silences and the dispatcher, rebuilt from the stored alerts."""
+        assert self.db is not None
+        self.nflog = NotificationLog(self.db)
+        self.engine = Alerting(
+            self.config, self.prepared.tree, SqliteAlertStore(self.db), rules=self.prepared.rules
+        )
+        engine = self.engine
+        self.store = engine.table
+        self.status.attach(limits=(engine.limits, lambda: engine.rule_names))
+        self.silences = SilenceStore(self.db)
+        self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
+        self._new_dispatcher()
+        self.status.attach(dispatcher=self.dispatcher)
+
+    async def _start_checkpoint_task(self) -> None:
+        self._start_checkpoints()
 
     def _start_checkpoints(self) -> None:
         """WAL checkpoints in a worker thread; the loop's own only past ``wal_max_pages``.
@@ -295,10 +353,10 @@ class Agent:
         except sqlite3.Error as exc:
             log.error(event("wal_checkpoints_off", db=self.db.path, error=exc))
             return
-        self._spawn(self.checkpointer.run, "state-checkpoint", restart=False)
-        self.status.metrics.register_source("checkpoint", self.checkpointer.source())
+        self._spawn(self.checkpointer.run, "state-checkpoint", False)
+        self.status.register_source("checkpoint", self.checkpointer.source())
 
-    def _start_pruner(self) -> None:
+    async def _start_pruner(self) -> None:
         assert self.db is not None and self.engine is not None
         store, engine = self.store, self.engine
         assert store is not None
@@ -309,17 +367,16 @@ class Agent:
             live=lambda: live_groups(self.config.routes, store.alerts()),
         )
         pruner = self.pruner
-        self.status.metrics.register_source(
-            "prune", pruned_source(lambda: {"alerts": engine.pruned, **pruner.rows})
-        )
-        self._spawn(partial(pruner.run, self._stop), "prune")
+        self.status.attach(pruned=lambda: {"alerts": engine.pruned, **pruner.rows})
+        self._spawn(partial(pruner.run, self._stop), "prune", True)
 
     def _outbox(self) -> Outbox:
         assert self.mail is not None
         return self.mail.outbox
 
-    def _base_dir(self) -> Path | None:
-        return self.config_path.resolve().parent if self.config_path else None
+    def _database(self) -> Database:
+        assert self.db is not None
+        return self.db
 
     def _new_dispatcher(self) -> None:
         assert self.nflog is not None and self.store is not None and self.silences is not None
@@ -338,81 +395,14 @@ class Agent:
         for alert in self.store.active():
             self.dispatcher.update(alert, now)
 
-    async def _start_receiver(self) -> None:
-        config = self.config
-        if not config.traps.enabled:
-            return
-        from netalert.snmp.traps import TrapReceiver
-
-        self.receiver = TrapReceiver(
-            config.traps,
-            sink=self._on_trap,
-            tree=self.prepared.tree,
-            devices=config.devices,
-            engines=self.engines,
-            state_dir=Path(config.agent.state_dir),
-        )
-        try:
-            await self.receiver.start()
-        except ValueError as exc:  # a malformed engine_id file in state_dir
-            self.receiver = None
-            raise NetalertError(
-                f"trap receiver: {exc}; fix the file, or delete it to make a new engine ID "
-                "(SNMPv3 senders then discover it again)"
-            ) from None
-        self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
-
-    def _start_poller(self) -> None:
-        config = self.config
-        self.poller = Poller(
-            build_plans(config, self.prepared.tree),
-            self.prepared.tree,
-            on_result=self._on_poll,
-            on_reachability=self._on_reachability,
-            engines=self.engines,
-            max_in_flight=config.snmp.max_in_flight,
-        )
-        self.poller.start()
-        self.status.attach(poller=self.poller.stats)
-
-    async def _start_intake(self) -> None:
-        await self._start_receiver()
-        self._start_poller()
-
-    async def _stop_receiver(self) -> None:
-        if self.receiver is not None:
-            await self.receiver.stop()
-            self.receiver = None
-
-    async def _stop_poller(self) -> None:
-        if self.poller is not None:
-            await self.poller.stop()
-            self.poller = None
-
-    async def _stop_intake(self) -> None:
-        await self._stop_receiver()
-        await self._stop_poller()
-
-    async def _start_web(self) -> None:
-        http = self.config.agent.http
-        if http is None:
-            return
-        try:
-            server = await self.status.serve(
-                http.host, http.port or 9162, HttpLimits.from_config(self.config.agent)
-            )
-        except OSError as exc:
-            raise NetalertError(
-                f"[agent].http {http}: cannot listen ({exc.strerror}); "
-                'pick another address or set http = "" to disable the status page'
-            ) from None
-        log.info(event("web", url=server.url))
-
-    def _spawn(self, factory: Callable[[], Any], name: str, *, restart: bool = True) -> None:
+    def _spawn(
+        self, factory: Callable[[], Awaitable[Any]], name: str, restart: bool = True
+    ) -> asyncio.Task[Any]:
         """Runs ``factory()`` as a supervised task (restarted after a failure if ``restart``)."""
         task = self.supervisor.spawn(name, factory, restart=restart)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _on_fatal(self, exc: BaseException) -> None:
         """A failure the agent cannot recover from: stop, and exit 1 with one line."""
@@ -431,7 +421,7 @@ class Agent:
         assert self.engine is not None
         self.counters["traps"] += 1
         try:
-            self.status.live.history.record_trap(trap)
+            self.status.record_trap(trap)
             self._after(self.engine.on_trap(trap, trap.received))
         except Exception as exc:
             self.supervisor.failed("traps", exc, then="next trap")
@@ -443,14 +433,14 @@ class Agent:
             self.status.record_poll(result)
             if not result.ok:
                 return
-            self._after(self.engine.on_poll(from_poller(result), result.time or time.time()))
+            self._after(self.engine.on_poll(result, result.time or time.time()))
         except Exception as exc:
             self.supervisor.failed("poller", exc, then="next poll")
 
     def _on_reachability(self, change: Reachability) -> None:
         assert self.engine is not None
         try:
-            self.status.live.board.record_reachability(change)
+            self.status.record_reachability(change)
             if change.reachable:
                 transitions = self.engine.device_reachable(change.device, change.time)
             else:
@@ -469,7 +459,6 @@ class Agent:
         if not transitions and not updates:
             return
         assert self.store is not None and self.dispatcher is not None
-        self.store.flush()
         now = time.time()
         for transition in transitions:
             self.counters["transitions"] += 1
@@ -487,7 +476,7 @@ class Agent:
             self.dispatcher.update(transition.alert, now)
         for alert in updates:  # a summary alert's new count: no transition, no log line
             self.dispatcher.update(alert, now)
-        self.status.live.record_counts(now)
+        self.status.record_counts(now)
         self._flush_notifications(now)
 
     def _flush_notifications(self, now: float, *, force: bool = False) -> None:
@@ -586,13 +575,13 @@ class Agent:
 
     def _retry_state(self) -> None:
         """Writes what the state writer holds, when it can; then what the store re-marked."""
-        assert self.db is not None and self.store is not None
+        assert self.db is not None and self.engine is not None
         writer = self.db.writer
         if not writer.holding:
-            self.store.flush()  # records a shed write left changed
+            self.engine.commit()  # records a shed write left changed
             return
         if writer.retry():
-            self.store.flush()
+            self.engine.commit()
             if self.mail is not None:
                 self.mail.sender.wake()  # mails committed just now
 
@@ -607,7 +596,7 @@ class Agent:
         except (NetalertError, KeyError) as exc:
             log.warning(event("confirm_failed", device=request.device, error=exc))
             return
-        self._after(self.engine.on_confirm(request, from_poller(result), time.time()))
+        self._after(self.engine.on_confirm(request, result, time.time()))
 
     async def _watchdog(self, interval: float) -> None:
         while not self._stop.is_set():
@@ -630,7 +619,15 @@ class Agent:
         self._stop.set()
 
     async def reload(self) -> bool:
-        """Reloads the config file; returns False (old config kept) when the new one is bad."""
+        """Reloads the config file: everything changes, or nothing.
+
+        The new config goes through :func:`prepare` (in a worker thread); every
+        stage whose settings changed is then opened next to the running one (new
+        sockets bound, a kept address shared). Only when all are open are they
+        swapped in. When a step fails, what was opened is closed again, the old
+        stages keep running untouched, and each reason is logged as
+        ``reload_rejected``. Returns whether the new config is in force.
+        """
         if self.config_path is None:
             return False
         self._notifier.reloading()
@@ -638,38 +635,67 @@ class Agent:
             loop = asyncio.get_running_loop()
             new = await loop.run_in_executor(None, _load_prepared, self.config_path)
         except ConfigError as exc:
-            for line in exc.problems:
-                log.error(event("reload_rejected", problem=line))
-            log.error(event("reload_failed", config=self.config_path, kept="old config"))
-            self._notifier.ready(self._status_line())
-            return False
-        except (NetalertError, OSError) as exc:
-            log.error(event("reload_failed", config=self.config_path, kept="old config", error=exc))
-            self._notifier.ready(self._status_line())
-            return False
-        assert self.engine is not None
+            return self._rejected(exc.problems)
+        except Exception as exc:  # whatever failed, the running config stays
+            return self._rejected([_reason(exc)])
         old = self.prepared
-        self.prepared = new
-        # Restart only the intake whose settings changed: a trap socket closed
-        # for a reload would drop the traps sent meanwhile.
-        receiver_changed = _receiver_settings(old.config) != _receiver_settings(new.config)
-        poller_changed = _poller_settings(old.config) != _poller_settings(new.config)
-        if receiver_changed:
-            await self._stop_receiver()
-        if poller_changed:
-            await self._stop_poller()
+        built: list[Stage] = []
+        receiver = poller = mail = web = None
+        if receiver_settings(old.config) != receiver_settings(new.config):
+            receiver = self._receiver_stage(new, previous=self._receiver)
+            built.append(receiver)
+        if poller_settings(old.config) != poller_settings(new.config):
+            poller = self._poller_stage(new)
+            built.append(poller)
+        if new.config.smtp != old.config.smtp and self.mail is not None:
+            mail = MailRunner(
+                new,
+                db=self._database,
+                spawn=self._spawn,
+                settled=self._settled,
+                outbox=self.mail.outbox,  # it knows the writes still held in memory
+            )
+            built.append(mail)
+        if web_settings(new.config) != web_settings(old.config):
+            web = WebStage(new, self.status, previous=self._web)
+            built.append(web)
+        try:
+            await open_all(built)
+        except Exception as exc:
+            return self._rejected([_reason(exc)])
+        await self._swap(new, receiver=receiver, poller=poller, mail=mail, web=web)
+        return True
+
+    async def _swap(
+        self,
+        new: Prepared,
+        *,
+        receiver: ReceiverStage | None,
+        poller: PollerStage | None,
+        mail: MailRunner | None,
+        web: WebStage | None,
+    ) -> None:
+        """Puts ``new`` and the stages opened for it in force, replacing the old ones."""
+        assert self.engine is not None
+        old, self.prepared = self.prepared, new
+        # Intake whose settings changed stops first; a socket it shares with the
+        # new receiver stays bound, and what arrives meanwhile waits in its buffer.
+        if receiver is not None:
+            await self._replace(self._receiver, receiver)
+            self._receiver = receiver
+        if poller is not None:
+            await self._replace(self._poller, poller)
+            self._poller = poller
         self.engine.reload(new.config, new.tree, rules=new.rules)
         await self._mailed()  # the old dispatcher's last batch is in the notification log
         ack_changed = (new.config.ack, new.config.smtp) != (old.config.ack, old.config.smtp)
         if ack_changed:  # [ack] (issue 17)
             await self._stop_ack()
-        if new.config.smtp != old.config.smtp and self.mail is not None and self.db is not None:
-            await self.mail.sender.stop()
-            self.mail = build_mail_stage(
-                new.config, self.db, base_dir=self._base_dir(), outbox=self.mail.outbox
-            )
-            self._spawn(self.mail.sender.run, "mail-sender")
-            self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+        if mail is not None:
+            await self._replace(self._mail, mail)
+            self._mail = mail
+            await mail.start()
+            self._attach(mail)
         if ack_changed:
             try:
                 self._start_ack()
@@ -685,20 +711,36 @@ class Agent:
         if self.db is not None:
             self._start_checkpoints()
         self.status.attach(dispatcher=self.dispatcher)
-        if receiver_changed:
-            await self._start_receiver()
-        if poller_changed:
-            self._start_poller()
-        if _web_settings(new.config) != _web_settings(old.config):
-            await self.status.stop()
-            await self._start_web()
+        for stage in (receiver, poller):
+            if stage is not None:
+                await stage.start()
+                self._attach(stage)
+        if web is not None:  # the new server already answers: the old one can go
+            await self._replace(self._web, web)
+            self._web = web
         freeze_heap()
         self.heap.interval = new.config.agent.gc_freeze_interval.total_seconds()
         self.counters["reloads"] += 1
+        self.reloads["ok"] += 1
         _log_warnings(new.config)
         log.info(event("reloaded", config=self.config_path, rules=len(new.config.rules)))
         self._notifier.ready(self._status_line())
-        return True
+
+    async def _replace(self, old: Stage | None, new: Stage) -> None:
+        """Stops ``old`` and puts ``new`` in its place in the list of stages."""
+        if old is None:
+            return
+        self.stages[self.stages.index(old)] = new
+        await self._step(old.name, old.stop())
+
+    def _rejected(self, problems: list[str]) -> bool:
+        """A reload that changed nothing: each reason logged and counted; returns False."""
+        for line in problems:
+            log.error(event("reload_rejected", problem=line))
+        log.error(event("reload_failed", config=self.config_path, kept="old config"))
+        self.reloads["rejected"] += 1
+        self._notifier.ready(self._status_line())
+        return False
 
     async def run(self) -> None:
         """Serves until a stop is requested; handles reload requests meanwhile."""
@@ -713,32 +755,34 @@ class Agent:
                 await self.reload()
 
     async def drain(self, grace: float | None = None) -> None:
-        """Stops intake, flushes notifications, gives the outbox ``grace`` seconds, persists.
+        """Drains every stage in reverse start order, then stops each, the same way round.
 
-        ``grace`` defaults to ``[agent].drain_timeout``; mail still waiting then
-        stays in the outbox for the next start. Writes the state writer still
-        holds get the same grace; what is left is counted in :attr:`unsaved`
-        (``run_agent`` then fails). Never raises: each step that fails is logged
-        and the next one runs.
+        Intake stops first; then the notifications are flushed, the outbox gets
+        ``grace`` seconds (``[agent].drain_timeout`` by default, counted from the
+        end of intake), mail still waiting then stays in the outbox for the next
+        start. Writes the state writer still holds get the same grace; what is
+        left is counted in :attr:`unsaved` (``run_agent`` then fails). Never
+        raises: each step that fails is logged and the next one runs.
         """
         if grace is None:
             grace = self.config.agent.drain_timeout.total_seconds()
         self._notifier.stopping()
         self._stop.set()
         self._wakeup.set()
-        await self._step("intake", self._stop_intake())
-        await self._step("ack", self._stop_ack())
-        deadline = time.monotonic() + grace
-        if self.store is not None and self.dispatcher is not None and self.mail is not None:
-            await self._step("notifications", self._final_notifications())
-            await self._step("outbox", self._wait_outbox(deadline))
-            await self._step("mail-sender", self.mail.sender.stop())
-        for task in self._tasks:
+        running = list(reversed(self.stages))
+        self._deadline = None
+        for stage in running:
+            if stage is self._pipeline:  # intake (later in start order) has stopped
+                self._deadline = time.monotonic() + grace
+            await self._step(stage.name, stage.drain(self._deadline or time.monotonic() + grace))
+        if self._deadline is None:
+            self._deadline = time.monotonic() + grace
+        for task in self._tasks:  # what no stage owns any more: a confirm GET, a mail batch
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.heap.uninstall()
-        await self._step("web", self.status.stop())
-        await self._step("state", self._final_state(deadline))
+        for stage in running:
+            await self._step(stage.name, stage.stop())
         pending = sent = 0
         if self.mail is not None:
             sent = self.mail.stats.sent_total
@@ -774,26 +818,27 @@ class Agent:
         except Exception as exc:  # one failing step must not keep the others from running
             log.error(event("drain_step_failed", step=name, error=f"{type(exc).__name__}: {exc}"))
 
-    async def _final_notifications(self) -> None:
-        assert self.store is not None and self.mail is not None
-        self.store.flush()
+    async def _final(self, deadline: float) -> None:
+        """The notifications stage's drain: every due group flushed into the outbox."""
+        if self.engine is None or self.dispatcher is None or self.mail is None:
+            return
+        self.engine.commit()
         await self._mailed()
         self._flush_notifications(time.time(), force=True)
         await self._mailed()
         self.mail.sender.wake()
 
-    async def _wait_outbox(self, deadline: float) -> None:
+    def _settled(self) -> bool:
+        """Writes what can be written; True when the outbox is empty and nothing is held."""
         assert self.mail is not None and self.db is not None
-        # The outbox is a table the sender empties: poll it, briefly and bounded.
-        while time.monotonic() < deadline:
-            self._retry_state()
-            if not self.mail.outbox.pending() and not self.db.writer.holding:
-                return
-            await asyncio.sleep(0.05)
+        self._retry_state()
+        return not self.mail.outbox.pending() and not self.db.writer.holding
 
-    async def _final_state(self, deadline: float) -> None:
+    async def _close_state(self) -> None:
+        """The state stage's stop: held writes get the drain's grace, then the last flush."""
         if self.db is None or self.store is None:
             return
+        deadline = self._deadline if self._deadline is not None else time.monotonic()
         writer = self.db.writer
         while writer.holding and time.monotonic() < deadline:
             self._retry_state()
@@ -809,8 +854,15 @@ class Agent:
                     lost="alert changes and mails not yet written",
                 )
             )
-        else:
-            self.store.flush()
+        elif self.engine is not None:
+            self.engine.commit()
+
+
+def _reason(exc: Exception) -> str:
+    """A failure's text: a NetalertError or OSError says enough; anything else gets its type."""
+    if isinstance(exc, NetalertError | OSError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _release(
@@ -837,18 +889,6 @@ def freeze_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-
-
-def _receiver_settings(config: Config) -> tuple[object, ...]:
-    return (config.traps, config.devices)
-
-
-def _poller_settings(config: Config) -> tuple[object, ...]:
-    return (config.snmp, config.credentials, config.devices, config.collect, config.mibs)
-
-
-def _web_settings(config: Config) -> tuple[object, ...]:
-    return (config.agent.http, HttpLimits.from_config(config.agent))
 
 
 def _load_prepared(path: Path) -> Prepared:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from netalert.alerts.store import AlertStore
+from netalert.alerting import Alerting
+from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config
 from netalert.mib import MibTree
-from netalert.rules import PollResult, Row, RuleEngine
 from netalert.state import open_database
+from tests.support.polls import Device, unlabelled
 
 pytestmark = [
     pytest.mark.daemon,  # one `netalert` command per test
@@ -84,14 +85,16 @@ def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()  # listing does not create state
 
     config = load_config(path)
-    engine = RuleEngine(
-        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    engine = Alerting(
+        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
     )
-    rows = (
-        Row("1", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0\x1b[31m"}),
-        Row("2", {"ifOperStatus": 1, "ifAdminStatus": 1, "ifDescr": b"eth1"}),
-    )
-    fired = engine.on_poll(PollResult("sw1", 1_800_000_000.0, Row("", {}), rows), 1_800_000_000.0)
+    rows = {
+        "1": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0\x1b[31m"},
+        "2": {"ifOperStatus": 1, "ifAdminStatus": 1, "ifDescr": b"eth1"},
+    }
+    sw1 = Device("sw1")
+    # raw values without the DISPLAY-HINT rendering: the control character stays in the bytes
+    fired = engine.on_poll(unlabelled(sw1.poll(1_800_000_000.0, rows)), 1_800_000_000.0)
     assert len(fired) == 1
 
     table = netalert("alerts", "-c", str(path), cwd=tmp_path)
@@ -113,7 +116,7 @@ def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
     assert data[0]["annotations"]["summary"] == "sw1 65:74:68:30:1b:5b:33:31:6d is down"
     assert (data[0]["state"], data[0]["source"], data[0]["count"]) == ("firing", "poll", 1)
 
-    engine.on_poll(PollResult("sw1", 1_800_000_060.0, Row("", {}), rows[1:]), 1_800_000_060.0)
+    engine.on_poll(sw1.poll(1_800_000_060.0, {"2": rows["2"]}), 1_800_000_060.0)
     assert netalert("alerts", "-c", str(path), cwd=tmp_path).stdout == "no active alerts\n"
 
 
@@ -127,16 +130,16 @@ def test_alerts_with_a_bad_config_exits_2(tmp_path: Path) -> None:
 def test_alerts_marks_a_cut_value(tmp_path: Path) -> None:
     path = write(tmp_path, "ifDescr != '' and ifOperStatus == 'down'")
     config = load_config(path)
-    engine = RuleEngine(
-        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    engine = Alerting(
+        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
     )
     long = "GigabitEthernet0/0/1 uplink to core router 7, building B"
     short = "Gi0/0/2 uplink"
-    rows = (
-        Row("1", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": long.encode()}),
-        Row("2", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": short.encode()}),
-    )
-    assert len(engine.on_poll(PollResult("sw1", 1.8e9, Row("", {}), rows), 1.8e9)) == 2
+    rows = {
+        "1": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": long.encode()},
+        "2": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": short.encode()},
+    }
+    assert len(engine.on_poll(Device("sw1").poll(1.8e9, rows), 1.8e9)) == 2
     lines = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
     cut, whole = lines[1], lines[2]
     assert long[:39] + "…" in cut and long not in cut
@@ -149,11 +152,11 @@ def test_alerts_marks_a_cut_value(tmp_path: Path) -> None:
 def test_ack_and_unack_from_the_shell(tmp_path: Path) -> None:
     path = write(tmp_path, "ifOperStatus == 'down'")
     config = load_config(path)
-    engine = RuleEngine(
-        config, MibTree.builtin(), AlertStore(open_database(config.agent.state_dir))
+    engine = Alerting(
+        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
     )
-    rows = (Row("1", {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0"}),)
-    [fired] = engine.on_poll(PollResult("sw1", 1.8e9, Row("", {}), rows), 1.8e9)
+    rows = {"1": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0"}}
+    [fired] = engine.on_poll(Device("sw1").poll(1.8e9, rows), 1.8e9)
     fp = fired.fingerprint
 
     acked = netalert(

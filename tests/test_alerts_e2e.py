@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from netalert.alerting import Alerting
 from netalert.alerts.model import AlertState, Transition, TransitionKind
-from netalert.alerts.store import AlertStore
+from netalert.alerts.store import SqliteAlertStore
 from netalert.config import Config, load_config_text
 from netalert.mib import MibTree
-from netalert.rules import ConfirmRequest, RuleEngine
-from netalert.rules.adapt import from_poller
+from netalert.rules import ConfirmRequest
 from netalert.snmp.plan import SYS_UPTIME, build_plans
 from netalert.snmp.poller import Poller, Reachability
 from netalert.snmp.traps import TrapReceiver
@@ -127,9 +127,9 @@ class Harness:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
-    def _engine(self) -> RuleEngine:
+    def _engine(self) -> Alerting:
         db = open_database(self.config.agent.state_dir)
-        return RuleEngine(self.config, self.tree, AlertStore(db))
+        return Alerting(self.config, self.tree, SqliteAlertStore(db))
 
     def _reach(self, change: Reachability) -> None:
         if change.reachable:
@@ -140,14 +140,14 @@ class Harness:
             )
 
     def restart(self) -> None:
-        self.engine.store._db.close()  # type: ignore[union-attr]  # the process ends
+        self.engine.stage.store._db.close()  # type: ignore[attr-defined]  # the process ends
         self.engine = self._engine()
 
     async def poll(self, device: str) -> list[Transition]:
         before = len(self.told)
         result = await self.poller.poll(device)
         if result.ok:
-            self.told += self.engine.on_poll(from_poller(result), self.now)
+            self.told += self.engine.on_poll(result, self.now)
         return self.told[before:]
 
 
@@ -165,7 +165,7 @@ async def test_temperature_fires_once_survives_restart_and_resolves_once(
     harness = Harness(sensor_config(agent, tmp_path / "state"), tree)
     try:
         assert await harness.poll("srv1") == []  # 75 °C: pending for 1 s
-        (pending,) = harness.engine.store.active()
+        (pending,) = harness.engine.table.active()
         assert pending.state is AlertState.PENDING
         assert await harness.poll("srv1") == []  # still pending: the 1 s has not passed
         harness.advance(1.1)
@@ -183,7 +183,7 @@ async def test_temperature_fires_once_survives_restart_and_resolves_once(
         assert await harness.poll("srv1") == []  # still hot: told once
 
         harness.restart()
-        assert [a.state for a in harness.engine.store.active()] == [AlertState.FIRING]
+        assert [a.state for a in harness.engine.table.active()] == [AlertState.FIRING]
         assert await harness.poll("srv1") == []  # no second FIRING after the restart
         value.write_text("65")
         assert await harness.poll("srv1") == []  # between clear (60) and fire (70): still firing
@@ -206,7 +206,7 @@ async def test_temperature_fires_once_survives_restart_and_resolves_once(
         assert told(await harness.poll("srv1")) == ["resolved:DeviceUnreachable"]
     finally:
         await harness.poller.stop()
-        harness.engine.store._db.close()  # type: ignore[union-attr]
+        harness.engine.stage.store._db.close()  # type: ignore[attr-defined]
     kinds = [c.kind for c in harness.told]
     assert kinds.count(TransitionKind.FIRING) == 2 and kinds.count(TransitionKind.RESOLVED) == 2
 
@@ -277,7 +277,7 @@ async def test_link_down_then_up_one_alert_across_a_restart(
         f'[[devices]]\nname = "sw1"\naddress = "{agent.address}"\n' + TRAP_RULES,
         source=tmp_path / "config.toml",
     )
-    engine = RuleEngine(config, tree, AlertStore(open_database(config.agent.state_dir)))
+    engine = Alerting(config, tree, SqliteAlertStore(open_database(config.agent.state_dir)))
 
     async def send(trap_oid: str, varbinds: list[str]) -> list[Transition]:
         await snmptrap(agent, port, trap_oid, varbinds)
@@ -293,9 +293,9 @@ async def test_link_down_then_up_one_alert_across_a_restart(
     assert {vb.name for vb in down.alert.varbinds} >= {"IF-MIB::ifIndex", "IF-MIB::ifOperStatus"}
     assert await send(LINK_DOWN, link(3, 2)) == []  # a repeat folds into the same alerts
 
-    engine.store._db.close()  # type: ignore[union-attr]  # restart
-    engine = RuleEngine(config, tree, AlertStore(open_database(config.agent.state_dir)))
-    assert {a.rule: a.count for a in engine.store.active()} == {
+    engine.stage.store._db.close()  # type: ignore[attr-defined]  # restart
+    engine = Alerting(config, tree, SqliteAlertStore(open_database(config.agent.state_dir)))
+    assert {a.rule: a.count for a in engine.table.active()} == {
         "LinkDown": 2,
         "LinkDownConfirmed": 2,
     }
@@ -314,7 +314,7 @@ async def test_link_down_then_up_one_alert_across_a_restart(
         finally:
             await poller.stop()
         assert answer.ok, answer.error
-        return engine.on_confirm(request, from_poller(answer), time.time())
+        return engine.on_confirm(request, answer, time.time())
 
     try:
         (request,) = engine.confirm_requests(time.time())
@@ -324,6 +324,6 @@ async def test_link_down_then_up_one_alert_across_a_restart(
         (lo_request,) = [r for r in engine.confirm_requests(time.time()) if r.index == "1"]
         cleared = await confirm_poll(lo_request)
     finally:
-        engine.store._db.close()  # type: ignore[union-attr]
+        engine.stage.store._db.close()  # type: ignore[attr-defined]
     assert told(cleared) == ["resolved:LinkDownConfirmed"]
     assert cleared[0].value == "confirmed clear: up"

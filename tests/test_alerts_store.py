@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from netalert.alerts.lifecycle import Phase
 from netalert.alerts.model import Alert, AlertState
-from netalert.alerts.store import AlertRecord, AlertStore
+from netalert.alerts.store import SqliteAlertStore
+from netalert.alerts.table import AlertRecord, AlertTable
 from netalert.present import varbind_from_json as _varbind
 from netalert.present import varbind_json as _varbind_json
 from netalert.snmp.types import SnmpType, VarBind
@@ -50,7 +51,7 @@ def moved(rec: AlertRecord, state: AlertState) -> AlertRecord:
     return rec
 
 
-def recount(store: AlertStore) -> dict[str, int]:
+def recount(store: AlertTable) -> dict[str, int]:
     counts: dict[str, int] = {}
     for alert in store.active():
         if alert.state is AlertState.FIRING:
@@ -68,7 +69,7 @@ _STEPS = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(steps=_STEPS)
 def test_firing_counts_follow_every_change(steps: list[tuple[int, str, AlertState, bool]]) -> None:
-    store = AlertStore(None)
+    store = AlertTable()
     records: dict[int, AlertRecord] = {}
     for n, op, state, critical in steps:
         if op == "remove":
@@ -84,11 +85,12 @@ def test_firing_counts_follow_every_change(steps: list[tuple[int, str, AlertStat
 
 
 def test_counts_of_the_records_loaded_at_start(tmp_path: Path) -> None:
-    store = AlertStore(open_database(tmp_path))
-    for n, state in enumerate([AlertState.FIRING, AlertState.PENDING, AlertState.FIRING]):
-        store.put(record(n, state, "critical" if n else "warning"))
-    store.flush()
-    again = AlertStore(open_database(tmp_path))
+    records = [
+        record(n, state, "critical" if n else "warning")
+        for n, state in enumerate([AlertState.FIRING, AlertState.PENDING, AlertState.FIRING])
+    ]
+    SqliteAlertStore(open_database(tmp_path)).save(records, [], on_lost=lambda: None)
+    again = AlertTable(SqliteAlertStore(open_database(tmp_path)).load())
     assert again.firing_counts() == {"warning": 1, "critical": 1} == recount(again)
 
 

@@ -12,8 +12,10 @@ database (checkpointed). /metrics tells what the garbage collector froze.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import sqlite3
 import struct
 import time
 from collections.abc import Iterator
@@ -116,6 +118,37 @@ def wait_rows(agent: AgentProcess, count: int, *, within: float) -> None:
         assert agent.proc is not None and agent.proc.poll() is None, agent.log()[-3000:]
         assert time.monotonic() < deadline, (outbox_rows(agent), agent.log()[-3000:])
         time.sleep(0.05)
+
+
+def test_a_burst_commits_per_loop_turn_not_per_trap(agent: AgentProcess) -> None:
+    agent.start()
+    db = agent.state / "netalert.db"
+    send_traps(agent.traps_port, [link_down(10_000 + i) for i in range(3)])
+    wait_rows(agent, 3, within=20)
+    reader = sqlite3.connect(db, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM alerts").fetchone()  # holds the log from rewinding
+        before, salts = wal_commits(db)
+        send_traps(agent.traps_port, [link_down(1 + i) for i in range(BURST)])
+        wait_rows(agent, 3 + BURST, within=60)
+        time.sleep(0.5)  # alert rows written after the last mail's, if any
+        after, salts_after = wal_commits(db)
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    commits = after if salts_after != salts else after - before
+    print(f"{BURST} traps -> {commits} transactions")
+    # before: one transaction for each trap's alert and another for its mail (2 per trap)
+    assert commits <= BURST // 5, commits
+    # every mail committed with its notification-log entry, and its alert
+    firing: set[str] = set()
+    for (told,) in agent.query("SELECT firing FROM nflog"):
+        firing |= set(json.loads(str(told)))
+    alerts = {fp for (fp,) in agent.query(f"SELECT fingerprint FROM alerts WHERE rule = '{RULE}'")}
+    assert len(firing) == 3 + BURST and firing <= alerts
+    code, _ = agent.terminate()
+    assert code == 0, agent.log()[-3000:]
 
 
 def test_a_burst_of_alerts_is_frozen_out_of_the_collectors_walk(agent: AgentProcess) -> None:

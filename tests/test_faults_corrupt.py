@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from netalert.alerts.store import AlertStore
+from netalert.alerts.store import SqliteAlertStore
 from netalert.mail.outbox import Outbox
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import SilenceStore
@@ -47,7 +47,7 @@ PAGE = 4096
 def make_state(state: Path) -> Path:
     """A state database as an agent leaves it: every table, a few rows."""
     db = open_database(state)
-    AlertStore(db)
+    SqliteAlertStore(db)
     outbox = Outbox(db)
     NotificationLog(db)
     SilenceStore(db)

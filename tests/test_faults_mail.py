@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.fault_checks import MAIL_RULE, assert_exactly_once, mail_config, wait_mail
+from tests.support.fault_checks import MAIL_RULE, assert_exactly_once, wait_mail
 from tests.support.faults import AgentProcess, alert_indexes, link_down, send_traps
-from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
 
 N = 50
@@ -26,12 +23,8 @@ OUTAGE = 5.0  # seconds the SMTP server is down, counted from the first trap
 
 
 @pytest.fixture
-def agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iterator[AgentProcess]:
-    traps, http = free_udp_port(), free_tcp_port()
-    text = mail_config(traps=traps, smtp=smtp_server.port, http=http)
-    proc = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
-    yield proc
-    proc.cleanup()
+def agent(mail_agent: AgentProcess) -> AgentProcess:
+    return mail_agent
 
 
 def test_smtp_down_while_alerts_fire_each_mailed_once(

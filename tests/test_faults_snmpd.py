@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from netalert.rules.history import rebooted
 from netalert.snmp.counters import agent_restarted
 from tests.support.faults import AgentProcess
 from tests.support.ports import free_tcp_port
@@ -205,4 +204,3 @@ def test_restart_soon_after_a_start_is_seen(
     prev_up: int, cur_up: int, elapsed: float, expected: bool
 ) -> None:
     assert agent_restarted(prev_up, cur_up, elapsed) is expected
-    assert rebooted(prev_up, cur_up, elapsed) is expected

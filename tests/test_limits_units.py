@@ -11,7 +11,7 @@ import pytest
 from netalert.alerts.caps import SUMMARY_SOURCE, Caps, over_cap, summary_occurred, summary_tick
 from netalert.alerts.lifecycle import INACTIVE, Phase
 from netalert.alerts.model import Alert, AlertState
-from netalert.alerts.store import AlertRecord, AlertStore
+from netalert.alerts.table import AlertRecord, AlertTable
 from netalert.config.models import Rule
 from netalert.rules.compile import trap_resolve_after
 
@@ -110,7 +110,7 @@ def _record(rule: str, n: int, state: AlertState, source: str = "trap") -> Alert
 
 
 def test_store_counts_active_alerts_per_rule_without_summaries() -> None:
-    store = AlertStore(None)
+    store = AlertTable()
     for n in range(3):
         store.put(_record("A", n, AlertState.FIRING))
     store.put(_record("B", 0, AlertState.PENDING))

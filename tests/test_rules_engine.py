@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from netalert.alerting import Alerting
 from netalert.alerts.model import AlertState, Transition, TransitionKind
-from netalert.alerts.store import AlertStore
+from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
 from netalert.mib import MibTree
-from netalert.rules import PollResult, Row, RuleEngine
-from netalert.rules.adapt import from_poller
 from netalert.snmp import rows as poller
+from netalert.snmp.rows import PollResult, PollStatus
 from netalert.snmp.types import Sample, SnmpType, TrapEvent, VarBind
 from netalert.state import open_database
+from tests.support.polls import Device
 
 TREE = MibTree.builtin()
 DEVICES = """
@@ -56,9 +58,20 @@ summary = "{{ device }} link {{ ifIndex }} down ({{ trap }} from {{ source }})"
 """
 
 
-def make(rules: str, db_dir: Path | None = None, extra: str = "") -> RuleEngine:
+def make(rules: str, db_dir: Path | None = None, extra: str = "") -> Alerting:
     config = load_config_text(extra + DEVICES + rules)
-    return RuleEngine(config, TREE, AlertStore(open_database(db_dir)))
+    return Alerting(config, TREE, SqliteAlertStore(open_database(db_dir)))
+
+
+_DEVICES: dict[str, Device] = {}
+
+
+@pytest.fixture(autouse=True)
+def fresh_devices() -> Iterator[None]:
+    """Each test polls its own devices (their counters do not carry over)."""
+    _DEVICES.clear()
+    yield
+    _DEVICES.clear()
 
 
 def poll(
@@ -68,16 +81,16 @@ def poll(
     *,
     uptime: int | None = None,
     scalars: dict[str, Any] | None = None,
+    status: PollStatus = "ok",
 ) -> PollResult:
+    """One poll of ``device`` through the poller's own tracker (rates across polls)."""
     values = dict(scalars or {})
     if uptime is not None:
         values["sysUpTime"] = uptime
-    return PollResult(
-        device=device,
-        time=t,
-        scalars=Row("", values),
-        rows=tuple(Row(index, dict(v)) for index, v in rows.items()),
-    )
+    found = _DEVICES.get(device)
+    if found is None:
+        found = _DEVICES[device] = Device(device)
+    return found.poll(t, rows, scalars=values, status=status)
 
 
 def iface(oper: int, admin: int = 1, descr: bytes = b"eth0", **more: Any) -> dict[str, Any]:
@@ -95,7 +108,7 @@ def test_interface_down_fires_after_for_and_resolves_once() -> None:
     engine = make(IF_DOWN)
     up, down = iface(1), iface(2)
     assert engine.on_poll(poll("sw1", 0, {"1": up, "2": down}), 0) == []
-    assert engine.store.active()[0].state is AlertState.PENDING
+    assert engine.table.active()[0].state is AlertState.PENDING
     assert engine.on_poll(poll("sw1", 20, {"1": up, "2": down}), 20) == []
     fired = engine.on_poll(poll("sw1", 30, {"1": up, "2": down}), 30)
     assert kinds(fired) == ["firing:sw1:InterfaceDown"]
@@ -115,7 +128,7 @@ def test_interface_down_fires_after_for_and_resolves_once() -> None:
     assert resolved[0].fingerprint == fired[0].fingerprint
     assert resolved[0].alert.ends_at == 90 and resolved[0].alert.value == "up"
     assert engine.on_poll(poll("sw1", 120, {"1": up, "2": up}), 120) == []
-    assert engine.store.active() == []
+    assert engine.table.active() == []
 
 
 def test_admin_down_interfaces_and_other_devices_do_not_fire() -> None:
@@ -140,7 +153,7 @@ def test_missing_values_are_unknown_not_recovery() -> None:
     assert len(engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)) == 1
     # the row is there but ifOperStatus is missing (noSuchInstance): keep firing
     assert engine.on_poll(poll("sw1", 10, {"1": {"ifAdminStatus": 1, "ifDescr": b"e"}}), 10) == []
-    assert engine.store.active()[0].state is AlertState.FIRING
+    assert engine.table.active()[0].state is AlertState.FIRING
 
 
 def test_a_row_that_disappears_resolves_its_alert() -> None:
@@ -193,7 +206,7 @@ def test_counter32_wrap_and_agent_reboot() -> None:
     )
     # agent rebooted (uptime went down): the drop is not a wrap, the rate is unknown: no change
     assert engine.on_poll(poll("sw1", 20, {"1": {"ifInOctets": 10}}, uptime=500), 20) == []
-    assert engine.store.active()[0].state is AlertState.FIRING
+    assert engine.table.active()[0].state is AlertState.FIRING
     # from there on, real rates again: 50/s resolves it
     assert kinds(engine.on_poll(poll("sw1", 30, {"1": {"ifInOctets": 510}}, uptime=1500), 30)) == [
         "resolved:sw1:Busy"
@@ -249,7 +262,7 @@ def test_device_unreachable_inhibits_and_resolves() -> None:
     assert len(engine.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)) == 1
     # one lost poll pages nobody: [agent] unreachable_after = 2 by default
     assert engine.device_unreachable("sw1", 5, "timeout after 2 retries", failures=1) == []
-    assert {a.rule for a in engine.store.active()} == {"InterfaceDown"}
+    assert {a.rule for a in engine.table.active()} == {"InterfaceDown"}
     fired = engine.device_unreachable("sw1", 10, "timeout after 2 retries", failures=2)
     assert kinds(fired) == ["firing:sw1:DeviceUnreachable"]
     assert fired[0].alert.source == "builtin" and fired[0].alert.severity == "critical"
@@ -257,12 +270,12 @@ def test_device_unreachable_inhibits_and_resolves() -> None:
         "sw1 did not answer 2 SNMP polls in a row (timeout after 2 retries)"
     )
     assert engine.device_unreachable("sw1", 20, "timeout", failures=3) == []  # told once
-    by_rule = {a.rule: a for a in engine.store.active()}
+    by_rule = {a.rule: a for a in engine.table.active()}
     assert by_rule["InterfaceDown"].silenced is True
     assert by_rule["DeviceUnreachable"].silenced is False
     back = engine.on_poll(poll("sw1", 30, {"1": iface(2)}), 30)
     assert kinds(back) == ["resolved:sw1:DeviceUnreachable"]
-    assert engine.store.active()[0].silenced is False
+    assert engine.table.active()[0].silenced is False
     assert engine.device_reachable("sw1", 40) == []
 
 
@@ -333,7 +346,7 @@ def test_link_down_then_up_for_the_same_index() -> None:
         3,
     )
     assert engine.on_trap(trap("linkDown", 3, 5), 5) == []  # folded
-    assert engine.store.get(alert.fingerprint).alert.count == 2  # type: ignore[union-attr]
+    assert engine.table.get(alert.fingerprint).alert.count == 2  # type: ignore[union-attr]
     assert engine.on_trap(trap("linkUp", 4, 6), 6) == []  # another interface
     assert engine.on_trap(trap("linkDown", 4, 6, admin=2), 6) == []  # where: admin down
     resolved = engine.on_trap(trap("linkUp", 3, 9), 9)
@@ -413,7 +426,7 @@ def test_reload_resolves_alerts_of_removed_rules() -> None:
     engine.reload(load_config_text(DEVICES), TREE)
     changes = engine.tick(5)
     assert kinds(changes) == ["resolved:sw1:InterfaceDown"]
-    assert engine.store.alerts() == []
+    assert engine.table.alerts() == []
 
 
 def test_restart_keeps_state_and_does_not_resend(tmp_path: Path) -> None:
@@ -421,10 +434,10 @@ def test_restart_keeps_state_and_does_not_resend(tmp_path: Path) -> None:
     first = make(rules, tmp_path)
     first.on_poll(poll("sw1", 0, {"1": iface(2)}), 0)  # pending
     assert first.on_trap(trap("linkDown", 3, 1), 1) != []
-    first.store._db.close()  # type: ignore[union-attr]  # the process ends
+    first.stage.store._db.close()  # type: ignore[attr-defined]  # the process ends
 
     second = make(rules, tmp_path)
-    assert {a.rule: a.state for a in second.store.active()} == {
+    assert {a.rule: a.state for a in second.table.active()} == {
         "InterfaceDown": AlertState.PENDING,
         "LinkDown": AlertState.FIRING,
     }
@@ -432,13 +445,13 @@ def test_restart_keeps_state_and_does_not_resend(tmp_path: Path) -> None:
     assert kinds(second.on_poll(poll("sw1", 30, {"1": iface(2)}), 30)) == [
         "firing:sw1:InterfaceDown"
     ]
-    second.store._db.close()  # type: ignore[union-attr]
+    second.stage.store._db.close()  # type: ignore[attr-defined]
 
     third = make(rules, tmp_path)
     assert third.on_poll(poll("sw1", 40, {"1": iface(2)}), 40) == []  # no second FIRING
     assert third.on_trap(trap("linkDown", 3, 41), 41) == []  # folded into the restored alert
     assert kinds(third.on_trap(trap("linkUp", 3, 42), 42)) == ["resolved:sw1:LinkDown"]
-    restored = next(a for a in third.store.alerts() if a.rule == "LinkDown")
+    restored = next(a for a in third.table.alerts() if a.rule == "LinkDown")
     assert restored.count == 2 and restored.varbinds[0].name == "IF-MIB::ifIndex"
 
 
@@ -450,9 +463,9 @@ def test_unknown_devices_and_config_errors() -> None:
 def test_incomplete_poll_does_not_resolve_missing_rows() -> None:
     engine = make(IF_DOWN.replace('for = "30s"', ""))
     assert len(engine.on_poll(poll("sw1", 0, {"7": iface(2)}), 0)) == 1
-    partial = PollResult("sw1", 10, Row("", {}), (), complete=False)
+    partial = poll("sw1", 10, {}, status="partial")
     assert engine.on_poll(partial, 10) == []
-    assert engine.store.active()[0].state is AlertState.FIRING
+    assert engine.table.active()[0].state is AlertState.FIRING
 
 
 def _sample(name: str, index: str, kind: SnmpType, value: Any, label: str = "") -> Sample:
@@ -473,12 +486,12 @@ def test_poller_results_and_their_rates() -> None:
         return poller.PollResult("sw1", "192.0.2.1:161", "ok", t, 0.01, t, rows=(row,))
 
     # 12.1e6 bytes/s on a 100 Mb/s link: 96.8 %
-    fired = engine.on_poll(from_poller(result(0, {"ifHCInOctets": 12.1e6})), 0)
+    fired = engine.on_poll(result(0, {"ifHCInOctets": 12.1e6}), 0)
     assert kinds(fired) == ["firing:sw1:HighUtilisation"]
     assert fired[0].value == "96.8" and fired[0].labels["ifIndex"] == "5"
     # the poller gave no rate (a discontinuity): unknown, the alert stays
-    assert engine.on_poll(from_poller(result(10, {})), 10) == []
-    resolved = engine.on_poll(from_poller(result(20, {"ifHCInOctets": 1e6})), 20)
+    assert engine.on_poll(result(10, {}), 10) == []
+    resolved = engine.on_poll(result(20, {"ifHCInOctets": 1e6}), 20)
     assert kinds(resolved) == ["resolved:sw1:HighUtilisation"]
 
 

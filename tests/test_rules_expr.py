@@ -11,7 +11,7 @@ from netalert.errors import ConfigError
 from netalert.mib import MibTree
 from netalert.rules import check_rules, compile_rules
 from netalert.rules.expr import ExprError, NameInfo, Scope, compile_expr
-from netalert.rules.history import NO_HISTORY, Unknown, counter_delta, rebooted
+from netalert.rules.history import NO_HISTORY, DeviceHistory, RowHistory, Unknown
 from netalert.rules.scope import NodeCache
 from netalert.rules.values import converter_for, enum_class, render_value
 
@@ -431,36 +431,24 @@ def test_render_value(value: Any, text: str) -> None:
 # --- counters ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("prev", "cur", "bits", "reboot", "expected"),
-    [
-        (100, 250, 32, False, 150),
-        (2**32 - 10, 5, 32, False, 15),  # one wrap
-        (2**64 - 10, 5, 64, False, None),  # a Counter64 going back is a reset
-        (100, 50, None, False, -50),  # a gauge may go down
-        (100, 250, 32, True, None),  # agent restarted: counters began again
-        (100, 50, None, True, -50),
-        (7, 7, 64, False, 0),
-    ],
-)
-def test_counter_delta(
-    prev: int, cur: int, bits: int | None, reboot: bool, expected: int | None
-) -> None:
-    assert counter_delta(prev, cur, bits=bits, reboot=reboot) == expected
+def _history(raw: dict[str, int], rates: dict[str, float], deltas: dict[str, int]) -> RowHistory:
+    last = DeviceHistory(0.0, {("1", "ifInOctets"): 100, ("1", "hrStorageUsed"): 100})
+    bits = {"ifInOctets": 32, "hrStorageUsed": None}
+    return RowHistory("1", raw, {}, last, 10.0, bits, {}, rates, deltas)
 
 
-@pytest.mark.parametrize(
-    ("prev", "cur", "elapsed", "expected"),
-    [
-        (1000, 7000, 60.0, False),
-        (7000, 1000, 60.0, True),  # uptime went down
-        (100_000, 106_000, 60.0, False),
-        (None, 500, 60.0, False),
-        (10_000, 10_500, 600.0, True),  # less uptime than time passed: restarted in between
-    ],
-)
-def test_rebooted(prev: int | None, cur: int | None, elapsed: float, expected: bool) -> None:
-    assert rebooted(prev, cur, elapsed) is expected
+def test_counters_are_the_pollers_and_gauges_the_engines() -> None:
+    ctx = _history({"ifInOctets": 5, "hrStorageUsed": 50}, {"ifInOctets": 1.5}, {"ifInOctets": 15})
+    # the poller's figures for a counter (it saw the wrap), never the raw difference
+    assert (ctx.delta("ifInOctets"), ctx.rate("ifInOctets")) == (15, 1.5)
+    # a gauge's change comes from the previous poll, and may be negative
+    assert (ctx.delta("hrStorageUsed"), ctx.rate("hrStorageUsed")) == (-50, -5.0)
+    # no figure from the poller (first poll, restart, discontinuity): unknown
+    unknown = _history({"ifInOctets": 5}, {}, {})
+    with pytest.raises(Unknown):
+        unknown.delta("ifInOctets")
+    with pytest.raises(Unknown):
+        unknown.rate("ifInOctets")
 
 
 def test_object_identifier_values_compare_by_name_or_number() -> None:

@@ -5,9 +5,9 @@ Built-in MIB tree and an in-memory SQLite store; times are injected.
 
 from __future__ import annotations
 
+from netalert.alerting import Alerting
 from netalert.alerts.model import AlertState
-from netalert.rules import RuleEngine
-from tests.test_rules_engine import iface, kinds, make, poll
+from tests.test_rules_engine import fresh_devices, iface, kinds, make, poll  # noqa: F401
 
 RULES = """
 [[rules]]
@@ -24,10 +24,10 @@ suppressed_resolve_after = "60s"
 """
 
 
-def _summary(engine: RuleEngine) -> list[tuple[str, int, str]]:
+def _summary(engine: Alerting) -> list[tuple[str, int, str]]:
     return [
         (a.state.value, a.count, a.device)
-        for a in engine.store.alerts()
+        for a in engine.table.alerts()
         if a.labels.get("suppressed") == "true"
     ]
 
@@ -50,7 +50,7 @@ def test_poll_rows_past_the_rule_cap_are_counted_once_and_summarised() -> None:
         "team": "net",
     }
     assert engine.limits.suppressed_total == {"PortDown": 3}
-    assert engine.store.active_count("PortDown") == 2
+    assert engine.table.active_count("PortDown") == 2
     # the same rows again: nothing new is made, counted or told
     assert engine.on_poll(poll("sw1", 60, down), 60) == []
     assert engine.limits.suppressed_total == {"PortDown": 3}
@@ -73,9 +73,9 @@ def test_the_total_cap_holds_across_rules() -> None:
     engine = make(RULES + other, extra=LIMITS)
     engine.on_poll(poll("sw1", 0, {"1": iface(2), "2": iface(2)}), 0)
     # 2 PortDown and 2 PortDown2 want to fire: the total cap of 3 takes one
-    assert engine.store.active_total() == 3
+    assert engine.table.active_total() == 3
     assert sum(engine.limits.suppressed_total.values()) == 1
-    (summary,) = [a for a in engine.store.active() if a.device == ""]
+    (summary,) = [a for a in engine.table.active() if a.device == ""]
     assert "max_active_alerts)" in summary.annotations["summary"]
     assert summary.annotations["summary"].startswith("1 more alert of rule ")
 
@@ -83,11 +83,11 @@ def test_the_total_cap_holds_across_rules() -> None:
 def test_alerts_already_active_are_never_suppressed() -> None:
     engine = make(RULES, extra=LIMITS)
     engine.on_poll(poll("sw1", 0, {"1": iface(2), "2": iface(2)}), 0)
-    assert engine.store.active_count("PortDown") == 2
+    assert engine.table.active_count("PortDown") == 2
     # at the cap: the alerts already active keep being evaluated
     assert engine.on_poll(poll("sw1", 60, {"1": iface(2), "2": iface(2)}), 60) == []
     assert _summary(engine) == []
-    assert {a.state for a in engine.store.active()} == {AlertState.FIRING}
+    assert {a.state for a in engine.table.active()} == {AlertState.FIRING}
 
 
 def test_resolved_alerts_are_dropped_after_retention_a_batch_per_tick() -> None:
@@ -98,8 +98,8 @@ def test_resolved_alerts_are_dropped_after_retention_a_batch_per_tick() -> None:
     up = {str(i): iface(1) for i in range(1, 4)}
     assert len(engine.on_poll(poll("sw1", 5, up), 5)) == 3
     engine.tick(15)  # resolved 10 s ago: kept
-    assert (len(engine.store.alerts()), engine.pruned) == (3, 0)
+    assert (len(engine.table.alerts()), engine.pruned) == (3, 0)
     engine.tick(15.5)
-    assert (len(engine.store.alerts()), engine.pruned) == (1, 2)  # a batch of 2
+    assert (len(engine.table.alerts()), engine.pruned) == (1, 2)  # a batch of 2
     engine.tick(16)
-    assert (len(engine.store.alerts()), engine.pruned) == (0, 3)
+    assert (len(engine.table.alerts()), engine.pruned) == (0, 3)

@@ -3,7 +3,9 @@ the cap makes SQLite answer "database or disk is full" exactly as a full disk do
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,90 @@ def test_a_damaged_database_is_never_held(db: Database) -> None:
     with pytest.raises(StateCorruptError, match="--recover"):
         db.writer.write("t", damaged)
     assert db.writer.held == 0
+
+
+# ---- one transaction per event-loop turn (the agent: per_turn) -----------------------------
+
+
+def transactions(db: Database) -> list[str]:
+    """Collects every transaction the connection begins from now on."""
+    began: list[str] = []
+    db.conn.set_trace_callback(lambda sql: began.append(sql) if sql.startswith("BEGIN") else None)
+    return began
+
+
+def run_turns(body: Callable[[], None]) -> None:
+    """Runs ``body`` as one callback of an event loop, then the loop's next turns."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(body)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+
+
+def test_the_writes_of_one_loop_turn_commit_in_one_transaction(db: Database) -> None:
+    db.writer.max_held = 10
+    db.writer.per_turn = True
+    began = transactions(db)
+    committed: list[int] = []
+    results: list[bool] = []
+
+    def turn() -> None:
+        for n in range(5):
+            results.append(
+                db.writer.write("t", insert(n), on_commit=lambda n=n: committed.append(n))  # type: ignore[arg-type]
+            )
+        assert began == [] and committed == []  # at the end of the turn, not before
+
+    run_turns(turn)
+    assert len(began) == 1
+    assert results == [False] * 5
+    assert stored(db) == [0, 1, 2, 3, 4] and committed == [0, 1, 2, 3, 4]
+
+
+def test_a_turn_that_cannot_be_written_is_held_in_order(db: Database) -> None:
+    db.writer.max_held = 10
+    db.writer.per_turn = True
+    db.writer.write("t", insert(0))  # type: ignore[arg-type]  # outside a loop: at once
+    fill(db)
+    run_turns(lambda: [db.writer.write("t", insert(n)) for n in (1, 2, 3)])  # type: ignore[arg-type]
+    assert db.writer.held == 3 and stored(db) == [0]
+    free(db)
+    assert db.writer.retry(force=True)
+    assert stored(db) == [0, 1, 2, 3]
+
+
+def test_a_refused_write_in_a_turn_drops_only_itself(db: Database) -> None:
+    db.conn.execute("CREATE TABLE u (n INTEGER PRIMARY KEY)")
+    db.writer.max_held = 10
+    db.writer.per_turn = True
+    shed: list[str] = []
+
+    def turn() -> None:
+        db.writer.write("t", insert(1))  # type: ignore[arg-type]
+        db.writer.write("u", lambda conn: conn.execute("INSERT INTO u VALUES (1)"))
+        db.writer.write(
+            "u",
+            lambda conn: conn.execute("INSERT INTO u VALUES (1)"),
+            on_shed=lambda: shed.append("dup"),
+        )
+        db.writer.write("t", insert(2))  # type: ignore[arg-type]
+
+    run_turns(turn)
+    assert stored(db) == [1, 2] and shed == ["dup"]
+    assert [r[0] for r in db.conn.execute("SELECT n FROM u")] == [1]
+    assert db.writer.held == 0
+
+
+def test_closing_the_database_writes_the_turn_first(db: Database, tmp_path: Path) -> None:
+    db.writer.max_held = 10
+    db.writer.per_turn = True
+
+    async def main() -> None:
+        db.writer.write("t", insert(7))  # type: ignore[arg-type]
+        db.close()  # the loop never got to the end of this turn
+
+    asyncio.run(main())
+    assert stored(open_database(tmp_path)) == [7]

@@ -3,7 +3,7 @@
 Past a cap no new alert is made; its rule gets one summary alert instead
 (source :data:`SUMMARY_SOURCE`, label ``suppressed="true"``) that counts what
 was held back. These functions say whether a new alert may be made and how the
-summary's phase moves; the rule engine (``rules/limits.py``) applies them.
+summary's phase moves; the alert stage (``alerts/limits.py``) applies them.
 Summary alerts are not counted against the caps: there is at most one per rule.
 """
 

@@ -2,8 +2,8 @@
 
 Each function takes the alert's current :class:`Phase`, what was just observed
 and ``now``, and returns the next Phase; it does no I/O and reads no clock, so
-the tests are tables of cases. The caller (the rule engine) compares the old
-and new state to decide which transition to report.
+the tests are tables of cases. The caller (:func:`netalert.alerts.step.step`)
+compares the old and new state to decide which transition to report.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 An :class:`Alert` is what the notify and mail stages see: a frozen snapshot of
 one alert's life, identified by a fingerprint of its rule and labels. A
-:class:`Transition` is what the rule engine says happened to one alert at one
+:class:`Transition` is what the alert stage says happened to one alert at one
 instant (it fired, it resolved, it started or stopped flapping); it carries the
 Alert snapshot taken right after the change so the next stage needs no lookup.
 """
@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 from netalert.snmp.types import VarBind
 
@@ -22,6 +23,7 @@ __all__ = [
     "AlertState",
     "Transition",
     "TransitionKind",
+    "alert_labels",
     "fingerprint",
 ]
 
@@ -106,3 +108,17 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     """
     text = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def alert_labels(
+    rule: str,
+    severity: str,
+    device: str,
+    own: Mapping[str, str],
+    static: Mapping[str, str],
+    device_labels: Mapping[str, str],
+) -> Mapping[str, str]:
+    """An alert's labels: fixed ones win over key/index labels, over rule labels, over device's."""
+    labels = {**device_labels, **static, **own, "rule": rule, "severity": severity}
+    labels["device"] = device
+    return MappingProxyType(labels)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,13 @@ from netalert.mail.classify import (
 from netalert.mail.errors import MailError
 from netalert.mail.outbox import Outbox, OutboxEntry, RecipientResult, next_backoff
 from netalert.mail.stats import MailStats
-from netalert.mail.transport import SmtpTarget, close_client, connect, tls_context
+from netalert.mail.transport import (
+    SmtpTarget,
+    close_client,
+    connect,
+    tls_context,
+    warn_unverified,
+)
 
 __all__ = ["Sender"]
 
@@ -61,11 +68,16 @@ class Sender:
         idle_close: float = 10.0,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        tls: Sequence[ssl.SSLContext | None] | None = None,
     ) -> None:
-        """Prepares the sender (TLS contexts are built here, once).
+        """Prepares the sender.
+
+        ``tls`` holds the TLS contexts of ``primary`` and ``fallback`` built
+        beforehand (:func:`netalert.prepare.prepare`); without it they are built
+        here, once.
 
         Raises:
-            MailTlsError: A ``ca_file`` cannot be loaded.
+            MailTlsError: A ``ca_file`` cannot be loaded (only without ``tls``).
         """
         self.outbox = outbox
         self.stats = stats if stats is not None else MailStats()
@@ -75,9 +87,16 @@ class Sender:
         self.idle_close = idle_close
         self.clock = clock
         self.rand = rand
-        self._targets = [(primary, tls_context(primary))]
-        if fallback is not None:
-            self._targets.append((fallback, tls_context(fallback)))
+        if tls is None:
+            self._targets = [(primary, tls_context(primary))]
+            if fallback is not None:
+                self._targets.append((fallback, tls_context(fallback)))
+        else:
+            self._targets = [(primary, tls[0])]
+            warn_unverified(primary)
+            if fallback is not None:
+                self._targets.append((fallback, tls[1]))
+                warn_unverified(fallback)
         self._client: aiosmtplib.SMTP | None = None
         self._target: SmtpTarget | None = None
         self._last_used = 0.0

@@ -45,6 +45,7 @@ __all__ = [
     "local_hostname",
     "send_direct",
     "tls_context",
+    "warn_unverified",
 ]
 
 log = logging.getLogger("netalert.mail")
@@ -90,8 +91,10 @@ class SmtpTarget:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-def tls_context(target: SmtpTarget) -> ssl.SSLContext | None:
+def tls_context(target: SmtpTarget, *, warn: bool = True) -> ssl.SSLContext | None:
     """The client TLS context of ``target`` (None for ``security = "none"``).
+
+    With ``warn``, ``verify = false`` is logged (:func:`warn_unverified`).
 
     Raises:
         MailTlsError: ``ca_file`` cannot be read or holds no certificate.
@@ -107,6 +110,16 @@ def tls_context(target: SmtpTarget) -> ssl.SSLContext | None:
                 f"smtp.ca_file {target.ca_file}: cannot load it ({exc})", server=target.label
             ) from exc
     if not target.verify:
+        if warn:
+            warn_unverified(target)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def warn_unverified(target: SmtpTarget) -> None:
+    """Logs that ``target``'s certificates are not verified, if so (each time a sender is built)."""
+    if target.security != "none" and not target.verify:
         log.warning(
             event(
                 "smtp_tls_verify_off",
@@ -115,9 +128,6 @@ def tls_context(target: SmtpTarget) -> ssl.SSLContext | None:
                 "anyone on the path can read and change alert mail",
             )
         )
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @functools.cache

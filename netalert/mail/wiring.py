@@ -8,6 +8,8 @@ at startup, as :class:`MailError`.
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +56,13 @@ def mail_limits(config: Config) -> MailLimits:
 
 
 def build_mail_stage(
-    config: Config, db: Database, *, base_dir: Path | None = None, outbox: Outbox | None = None
+    config: Config,
+    db: Database,
+    *,
+    base_dir: Path | None = None,
+    outbox: Outbox | None = None,
+    templates: MailTemplates | None = None,
+    tls: Sequence[ssl.SSLContext | None] | None = None,
 ) -> MailStage:
     """Creates the outbox, sender, mailer and canary of ``config``.
 
@@ -64,17 +72,22 @@ def build_mail_stage(
         base_dir: The config file's folder, to anchor a relative ``templates_dir``.
         outbox: The outbox to keep (a reload): it knows the writes still held
             in memory, which a new one would not.
+        templates: The compiled templates (from :func:`netalert.prepare.prepare`);
+            loaded here when None.
+        tls: The TLS contexts of ``[smtp]`` and its fallback (the same); built
+            by the sender when None.
 
     Raises:
-        MailTemplateError: A user template does not compile.
-        MailTlsError: A ``ca_file`` cannot be loaded.
+        MailTemplateError: A user template does not compile (only without ``templates``).
+        MailTlsError: A ``ca_file`` cannot be loaded (only without ``tls``).
         StateError: The outbox tables cannot be created.
     """
     smtp = config.smtp
-    templates_dir = smtp.templates_dir
-    if templates_dir is not None and not templates_dir.is_absolute() and base_dir is not None:
-        templates_dir = base_dir / templates_dir
-    templates = MailTemplates(templates_dir)
+    if templates is None:
+        templates_dir = smtp.templates_dir
+        if templates_dir is not None and not templates_dir.is_absolute() and base_dir is not None:
+            templates_dir = base_dir / templates_dir
+        templates = MailTemplates(templates_dir)
     stats = MailStats()
     if outbox is None:
         outbox = Outbox(db)
@@ -87,6 +100,7 @@ def build_mail_stage(
         retry_max=smtp.retry_max.total_seconds(),
         max_age=smtp.max_age.total_seconds(),
         batch_size=smtp.batch_size,
+        tls=tls,
     )
     mailer = Mailer(
         outbox,

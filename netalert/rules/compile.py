@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from jinja2.environment import Template
 
-from netalert.alerts.flap import FlapSettings
+from netalert.alerts import FlapSettings
 from netalert.config.models import Config, Rule
 from netalert.errors import ConfigError
 from netalert.rules.expr import Expr, ExprError, Scope, compile_expr

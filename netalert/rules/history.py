@@ -1,12 +1,14 @@
 """``rate()``, ``delta()``, ``changed()``, ``prev()``: values against the previous poll.
 
-The engine keeps, per device, the previous raw value and time of every object
-a rule reads through these functions, plus the previous ``sysUpTime`` to tell
-an agent reboot. The arithmetic is pure (:func:`counter_delta`,
-:func:`rebooted`) and tested by table. When no answer can be given (first
-poll, a reboot, a Counter64 going backwards) the function raises
-:class:`Unknown`, which makes the whole expression unknown: the alert keeps its
-state rather than firing or resolving on a guess.
+Counters are the poller's: it computes their increase and rate between two
+polls (wraps, agent restarts, discontinuities; :mod:`netalert.snmp.counters`)
+and hands them with the poll (:class:`netalert.snmp.rows.Row`); a counter it
+gave no figure for is unknown. For anything else (a gauge's ``delta()``,
+``changed()``, ``prev()``) the engine keeps, per device, the previous raw value
+and time of every object a rule reads through these functions. When no answer
+can be given the function raises :class:`Unknown`, which makes the whole
+expression unknown: the alert keeps its state rather than firing or resolving
+on a guess.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netalert.rules.values import Converter
-from netalert.snmp.counters import agent_restarted
 from netalert.snmp.types import Value
 
 __all__ = [
@@ -25,49 +26,11 @@ __all__ = [
     "NoHistory",
     "RowHistory",
     "Unknown",
-    "counter_delta",
-    "rebooted",
 ]
-
-_WRAP32 = 1 << 32
 
 
 class Unknown(Exception):  # it is a value ("unknown"), not a failure
     """The expression cannot be decided from this poll."""
-
-
-def counter_delta(prev: int, cur: int, *, bits: int | None, reboot: bool) -> int | None:
-    """The increase of a value between two polls, or None when it cannot be known.
-
-    Args:
-        prev: The previous raw value.
-        cur: The current raw value.
-        bits: 32 or 64 for Counter32/Counter64; None for any other type (a
-            gauge's delta may be negative).
-        reboot: The agent restarted in between: counters started again from 0.
-
-    A Counter32 that went down wrapped once past 2^32 (at 10 Gb/s it does every
-    3.4 s of traffic, so the poll interval must stay shorter than a wrap). A
-    Counter64 cannot wrap in practice, so going down means a reset: unknown.
-    """
-    if bits is None:
-        return cur - prev
-    if reboot:
-        return None
-    if cur >= prev:
-        return cur - prev
-    if bits == 32:
-        return cur + _WRAP32 - prev
-    return None
-
-
-def rebooted(prev_uptime: int | None, cur_uptime: int | None, elapsed: float) -> bool:
-    """Whether the agent restarted between two polls, from ``sysUpTime`` (centiseconds).
-
-    The poller's rule (:func:`netalert.snmp.counters.agent_restarted`), so rates
-    computed here and in the poller never disagree about a restart.
-    """
-    return agent_restarted(prev_uptime, cur_uptime, elapsed)
 
 
 @dataclass(slots=True)
@@ -75,7 +38,6 @@ class DeviceHistory:
     """The previous poll of one device, as far as history functions need it."""
 
     time: float = 0.0
-    uptime: int | None = None
     values: dict[tuple[str, str], Value] = field(default_factory=dict)
 
 
@@ -88,11 +50,10 @@ class RowHistory:
     scalars: Mapping[str, Value]
     last: DeviceHistory
     now: float
-    reboot: bool
     bits: Mapping[str, int | None]
     converters: Mapping[str, Converter]
-    rates: Mapping[str, float] | None = None
-    deltas: Mapping[str, int] | None = None
+    rates: Mapping[str, float]
+    deltas: Mapping[str, int]
 
     def _old(self, name: str) -> Value:
         # Scalars are remembered under the index "" whatever row reads them.
@@ -105,25 +66,22 @@ class RowHistory:
             raise Unknown(name)
         return old, cur
 
-    def _given(self, given: Mapping[str, Any] | None, name: str) -> Any:
-        """The poller's own figure for a counter, None when it gave none for any."""
-        if given is None or self.bits.get(name) is None:
+    def _given(self, given: Mapping[str, Any], name: str) -> Any:
+        """The poller's figure for a counter; None for anything else."""
+        if self.bits.get(name) is None:
             return None
         value = given.get(name)
         if value is None:
-            raise Unknown(name)  # the poller judged it unknowable (restart, discontinuity)
+            raise Unknown(name)  # the poller judged it unknowable (first, restart, discontinuity)
         return value
 
     def delta(self, name: str) -> int:
-        """Increase since the previous poll (counter wraps handled)."""
+        """Increase since the previous poll (a counter's from the poller: wraps handled)."""
         given = self._given(self.deltas, name)
         if given is not None:
             return int(given)
         old, cur = self._pair(name)
-        value = counter_delta(old, cur, bits=self.bits.get(name), reboot=self.reboot)
-        if value is None:
-            raise Unknown(name)
-        return value
+        return cur - old
 
     def rate(self, name: str) -> float:
         """Increase per second since the previous poll."""

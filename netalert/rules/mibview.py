@@ -1,16 +1,16 @@
-"""The part of the MIB layer (netalert.mib, MIB-API.md) the rules use, as protocols.
+"""The part of the MIB layer (netalert.mib) the rules use, as protocols.
 
-Typing against these protocols rather than importing ``MibTree`` keeps the rule
-compiler usable with any object offering the same methods (the tests of pure
-units use a small stand-in; the service passes the real tree).
+The tree is the one :class:`~netalert.snmp.naming.MibTreeLike` of the poller
+and the receiver; a node as the rules read it is :class:`MibNodeLike`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from netalert.errors import MibError
+from netalert.snmp.naming import MibTreeLike
 
 __all__ = ["MIB_ERRORS", "MibNodeLike", "MibTreeLike", "short_name"]
 
@@ -40,19 +40,6 @@ class MibNodeLike(Protocol):
     def display_hint(self) -> str: ...
     @property
     def index(self) -> tuple[str, ...]: ...
-
-
-class MibTreeLike(Protocol):
-    """Name ⇄ OID resolution (netalert.mib.MibTree)."""
-
-    def oid(self, name: str) -> tuple[int, ...]: ...
-    def node(self, name: str) -> MibNodeLike: ...
-    def lookup(self, oid: tuple[int, ...]) -> tuple[Any, str]: ...
-    def name(self, oid: str) -> str: ...
-    # ``node`` is typed Any: the real tree takes its own MibNode class, and a
-    # protocol parameter must accept at least what callers pass.
-    def decode_index(self, node: Any, index: str) -> dict[str, int | str | bytes]: ...
-    def notification_objects(self, trap_oid: str) -> list[str]: ...
 
 
 def short_name(name: str) -> str:

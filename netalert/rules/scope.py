@@ -85,7 +85,7 @@ class NodeCache:
             node, _ = self.tree.lookup(oid)
         except MIB_ERRORS:  # unknown: None
             return None
-        return node  # type: ignore[no-any-return]
+        return node
 
     def converter(self, name: str) -> Converter:
         """How values of ``name`` are shown to expressions and templates."""

@@ -1,9 +1,10 @@
 """A rule test's inputs as the agent's stages receive them: poll results and trap datagrams.
 
 Polls: per device, the series of every instance are expanded; step *i* at
-``i * interval`` becomes the varbinds a device would answer, named by the
-poller's own :class:`~netalert.snmp.naming.Namer` and joined into the rule
-engine's :class:`~netalert.rules.inputs.PollResult`. A ``timeout`` in any
+``i * interval`` becomes the varbinds a device would answer, turned into a
+:class:`~netalert.snmp.rows.PollResult` by the poller's own
+:class:`~netalert.snmp.rows.DeviceTracker` (names, rows, counter rates and
+agent restarts, as the agent computes them). A ``timeout`` in any
 series of the device at a step makes that poll unanswered; a step where every
 series is ``_`` is no poll at all; a ``_`` among values is a value the device
 did not return.
@@ -18,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netalert.mib import MibTree
-from netalert.rules.inputs import PollResult, join_samples
 from netalert.ruletest.series import MISSING, TIMEOUT, SeriesValue, expand_series
 from netalert.ruletest.spec import TestTrap
 from netalert.ruletest.values import raw_varbind
 from netalert.snmp.ber import PduType, RawVarBind, V1Trap
 from netalert.snmp.berenc import encode_message
 from netalert.snmp.naming import Namer
+from netalert.snmp.rows import DeviceTracker, PollResult
 from netalert.snmp.trapconv import SNMP_TRAP_OID, SYS_UPTIME
 from netalert.snmp.trapv3 import V3Notification
 from netalert.snmp.types import SnmpType, VarBind
@@ -92,7 +93,7 @@ def poll_steps(
         ValueError: A series or a value is invalid.
     """
     expanded = device_polls(tree, device, series, limit=limit)
-    namer = Namer(tree)
+    tracker = DeviceTracker(device, Namer(tree))
     steps = []
     length = max((len(values) for _, values, _ in expanded), default=0)
     for i in range(length):
@@ -107,8 +108,10 @@ def poll_steps(
         raws = [raw for _, raw in present if raw is not None]
         if not raws:
             continue  # every series is "_" here: no poll at this step
-        samples = [namer.sample(device, VarBind(*raw), now)[0] for raw in raws]
-        steps.append(PollStep(now, join_samples(device, samples, now, tree), False))
+        result, _ = tracker.assemble(
+            [VarBind(*raw) for raw in raws], address=device, started=now, answered=now, finished=now
+        )
+        steps.append(PollStep(now, result, False))
     return steps
 
 

@@ -1,8 +1,8 @@
 """The agent's rules → alerts → notify → mail-rendering path, driven by a virtual clock.
 
 Rule tests and ``netalert replay`` use it. It wires the same objects the
-service wires (a :class:`~netalert.rules.engine.RuleEngine` over an
-in-memory :class:`~netalert.alerts.store.AlertStore`, a
+service wires (the rules and the alert stage, :class:`~netalert.alerting.Alerting`,
+with an in-memory :class:`~netalert.alerts.store.MemoryAlertStore`, a
 :class:`~netalert.notify.dispatcher.Dispatcher` with its notification log,
 the mail renderer) and hands them the same calls in the same order: each
 input's transitions go to the dispatcher, then due groups are flushed; a
@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from netalert.alerting import Alerting
 from netalert.alerts.model import Alert, Transition
-from netalert.alerts.store import AlertStore
 from netalert.config.models import Maintenance
 from netalert.mail.render import MailTemplates, render_notification
 from netalert.mail.wiring import status_url
@@ -26,9 +26,8 @@ from netalert.notify.dispatcher import Dispatcher, mute_reason
 from netalert.notify.model import Notification
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import Silence
-from netalert.rules import RuleEngine
-from netalert.rules.inputs import PollResult
 from netalert.service import Prepared
+from netalert.snmp.rows import PollResult
 from netalert.snmp.types import TrapEvent
 from netalert.state import open_database
 
@@ -87,8 +86,8 @@ class Pipeline:
         """
         config = prepared.config
         self.prepared = prepared
-        self.store = AlertStore(None)
-        self.engine = RuleEngine(config, prepared.tree, self.store, rules=prepared.rules)
+        self.engine = Alerting(config, prepared.tree, rules=prepared.rules)
+        self.store = self.engine.table
         self.silences = list(silences)
         self._db = open_database(None)
         self.maintenance = [*config.maintenance, *maintenance]
@@ -167,7 +166,6 @@ class Pipeline:
     def _after(self, transitions: list[Transition], now: float) -> list[Transition]:
         if not transitions:
             return transitions
-        self.store.flush()
         for transition in transitions:
             step = Step(now, transition)
             self.transitions += 1

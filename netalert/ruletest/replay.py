@@ -204,7 +204,7 @@ async def run_replay(config_path: Path, options: ReplayOptions, *, out: TextIO =
 
     base_dir = config_path.resolve().parent  # noqa: ASYNC240 - once, before anything runs
     config = load_config(config_path)
-    prepared = prepare(config)
+    prepared = prepare(config, agent=False)
     templates = MailTemplates(config.smtp.templates_dir)
     if not options.mail:
         return await replay(prepared, templates, options, out=out)

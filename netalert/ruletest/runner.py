@@ -77,7 +77,7 @@ class PreparedCache:
                 templates = MailTemplates(config.smtp.templates_dir)
             except MailTemplateError as exc:
                 raise ConfigError([f"{path}: smtp.templates_dir: {exc}"]) from None
-            found = self._done[path] = (prepare(config), templates)
+            found = self._done[path] = (prepare(config, agent=False), templates)
         return found
 
 

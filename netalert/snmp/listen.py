@@ -16,7 +16,7 @@ from pathlib import Path
 from netalert.errors import NetalertError
 from netalert.logs import event
 
-__all__ = ["BindError", "SocketQueue", "open_udp_socket", "socket_queue"]
+__all__ = ["BindError", "SocketQueue", "open_udp_socket", "share_udp_socket", "socket_queue"]
 
 log = logging.getLogger("netalert.traps")
 
@@ -79,6 +79,21 @@ def open_udp_socket(host: str, port: int, rcvbuf: int) -> tuple[socket.socket, i
         raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.setblocking(False)
     return sock, granted
+
+
+def share_udp_socket(sock: socket.socket, rcvbuf: int) -> tuple[socket.socket, int]:
+    """A second descriptor of the bound ``sock`` (a reload keeping its address).
+
+    The socket stays bound while either descriptor is open, so datagrams that
+    arrive between the old receiver's stop and the new one's start wait in its
+    buffer. The receive buffer is set towards ``rcvbuf`` as in :func:`open_udp_socket`.
+
+    Returns:
+        The new descriptor and the receive buffer the kernel granted.
+    """
+    shared = sock.dup()
+    shared.setblocking(False)
+    return shared, _raise_rcvbuf(shared, rcvbuf)
 
 
 def _raise_rcvbuf(sock: socket.socket, wanted: int) -> int:

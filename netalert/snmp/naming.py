@@ -12,7 +12,7 @@ an Opaque-wrapped float or double its number (the value becomes that float).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from netalert.errors import MibError
 from netalert.mib.node import MibNode
@@ -24,17 +24,24 @@ __all__ = ["MibTreeLike", "Namer", "oid_label", "opaque_value", "syntax_type"]
 
 
 class MibTreeLike(Protocol):
-    """The part of :class:`netalert.mib.MibTree` naming uses (see notes/MIB-API.md)."""
+    """What the poller, the trap receiver and the rules read of :class:`netalert.mib.MibTree`."""
 
     def lookup(self, oid: str | tuple[int, ...]) -> tuple[MibNode | None, str]: ...
 
     def label(self, node: MibNode, value: Value) -> str: ...
 
-    def decode_index(self, node: MibNode, index: str) -> dict[str, int | str | bytes]: ...
+    # ``node`` is typed Any: the rules hold nodes through their own MibNodeLike protocol
+    def decode_index(self, node: Any, index: str) -> dict[str, int | str | bytes]: ...
 
     def oid_str(self, name: str) -> str: ...
 
+    def oid(self, name: str) -> tuple[int, ...]: ...
+
+    def node(self, name: str) -> MibNode: ...
+
     def name(self, oid: str | tuple[int, ...]) -> str: ...
+
+    def notification_objects(self, trap_oid: str) -> list[str]: ...
 
 
 _SYNTAX: Mapping[str, SnmpType] = {

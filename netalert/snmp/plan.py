@@ -107,7 +107,8 @@ def build_plans(config: Config, tree: MibTreeLike) -> list[DevicePlan]:
     """Plans for every enabled device, OIDs resolved through ``tree``.
 
     Raises:
-        ConfigError: a collect group names an unknown MIB object (one line per problem).
+        ConfigError: a collect group names an unknown MIB object, or a device unknown
+            credentials (a config ``check-config`` salvaged), one line per problem.
     """
     problems: list[str] = []
     resolved: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
@@ -121,6 +122,9 @@ def build_plans(config: Config, tree: MibTreeLike) -> list[DevicePlan]:
                 except Exception as exc:
                     problems.append(f"collect.{group_name}.{key}[{i}]: {exc}")
         resolved[group_name] = (tuple(gets), tuple(walks))
+    for i, device in enumerate(config.devices):
+        if device.credentials is not None and device.credentials not in config.credentials:
+            problems.append(f"devices[{i}].credentials: unknown credentials {device.credentials!r}")
     if problems:
         raise ConfigError(problems)
     plans = []

@@ -1,9 +1,12 @@
-"""One poll's answer as the rules engine reads it: named samples joined into rows.
+"""One poll's answer as the rule engine reads it: named samples joined into rows.
 
+The one poll contract: the poller owns counters, rates and agent restarts, and
+hands the rules this :class:`PollResult` as it is (no other poll type).
 :class:`PollResult` and :class:`Row` are re-exported by :mod:`netalert.snmp.poller`.
 :class:`DeviceTracker` keeps the little state one device needs between polls
 (previous counters and uptime) and turns VarBinds into a PollResult; apart from
-that state it is pure (``now`` is passed in), so it is tested without sockets.
+that state it is pure (``now`` is passed in), so it is tested without sockets
+(and the rule tests poll their virtual devices through it).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from netalert.mib.node import MibNode
 from netalert.snmp.counters import Point, Verdict, agent_restarted, max_rate_for, rate
 from netalert.snmp.naming import Namer
 from netalert.snmp.plan import SNMP_ENGINE_BOOTS, SNMP_ENGINE_TIME, SYS_UPTIME
-from netalert.snmp.types import Sample, SnmpType, VarBind
+from netalert.snmp.types import Sample, SnmpType, Value, VarBind
 
 __all__ = ["DeviceTracker", "PollResult", "PollStatus", "Row"]
 
@@ -37,7 +40,9 @@ class Row:
     every row, so a rule sees both. ``rates``/``deltas`` hold per-second rates
     and increases of this row's counters; a counter is absent when no rate is
     known (first poll, agent restart, discontinuity, implausible).
-    ``index_values`` is the decoded INDEX (``{"ifIndex": 2}``).
+    ``index_values`` is the decoded INDEX (``{"ifIndex": 2}``). ``values`` and
+    ``labels`` are the columns' raw values and their labels (enum label,
+    DISPLAY-HINT rendering) by short name, the samples without a value left out.
     """
 
     index: str
@@ -47,6 +52,20 @@ class Row:
     rates: Mapping[str, float] = field(default_factory=dict)
     deltas: Mapping[str, int] = field(default_factory=dict)
     table: str = ""  # the row object's name, "IF-MIB::ifEntry"; "" for the scalar row
+    values: Mapping[str, Value] = field(init=False, repr=False, compare=False)
+    labels: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values: dict[str, Value] = {}
+        labels: dict[str, str] = {}
+        for name, sample in self.columns.items():
+            if sample.value is None:
+                continue
+            values[name] = sample.value
+            if sample.label:
+                labels[name] = sample.label
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "labels", labels)
 
     def get(self, name: str) -> Sample | None:
         """The sample named ``name`` (short name): this row's column, else a scalar."""
@@ -92,6 +111,11 @@ class PollResult:
     def ok(self) -> bool:
         """True when the device answered (ok or partial)."""
         return self.status in ("ok", "partial")
+
+    @property
+    def complete(self) -> bool:
+        """True when every part of the poll answered: a row missing from it is gone."""
+        return self.status == "ok"
 
 
 class DeviceTracker:

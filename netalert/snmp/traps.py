@@ -28,7 +28,7 @@ from netalert.logs import event as log_event
 from netalert.snmp.access import AccessPolicy, plain_address
 from netalert.snmp.ber import DecodeError, RawVarBind, decode_message, encode_inform_response
 from netalert.snmp.berv3 import decode_v3_header
-from netalert.snmp.listen import open_udp_socket, socket_queue
+from netalert.snmp.listen import open_udp_socket, share_udp_socket, socket_queue
 from netalert.snmp.pcap import PcapRecorder
 from netalert.snmp.reportlimit import ReportLimiter
 from netalert.snmp.storm import StormControl, StormLimits, fold_sample
@@ -69,6 +69,7 @@ class _Listener:
     host: str
     port: int
     rcvbuf: int
+    wanted: str = ""  # the [traps].listen entry, as text
 
 
 class TrapReceiver:
@@ -129,6 +130,7 @@ class TrapReceiver:
         self._monotonic = monotonic
         self._relaxed_window = relaxed_window
         self.recorder: PcapRecorder | None = None
+        self._record_pending = False
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -137,14 +139,79 @@ class TrapReceiver:
         """The bound (host, port) of each listener (ports resolved when 0 was asked)."""
         return [(item.host, item.port) for item in self._listeners]
 
+    @property
+    def sockets(self) -> dict[str, socket.socket]:
+        """The bound socket of each ``[traps].listen`` entry, by its text (for :meth:`open`)."""
+        return {item.wanted: item.sock for item in self._listeners}
+
     async def start(self, *, listen: bool = True) -> None:
-        """Opens every listen address and starts receiving.
+        """Opens every listen address and starts receiving (:meth:`open`, then :meth:`begin`).
 
         With ``listen`` False nothing is bound and no timer runs: datagrams
         are fed with :meth:`handle` and time with :meth:`tick` (replay, rule tests).
 
         Raises:
             BindError: an address cannot be bound (the message names the fix).
+        """
+        await self.open(listen=listen)
+        if listen:
+            self.begin()
+
+    def begin(self) -> None:
+        """Starts reading the sockets :meth:`open` bound, and the housekeeping timer.
+
+        A recording :meth:`open` left for later starts now; if its file cannot
+        be opened, that is logged and the receiver runs without it.
+        """
+        if self._record_pending:
+            self._record_pending = False
+            try:
+                self._open_recorder()
+            except OSError as exc:
+                log.error(log_event("traps_recording_failed", path=self.config.record, error=exc))
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.add_reader(listener.sock.fileno(), self._on_readable, listener)
+        self._timer = loop.call_later(1.0, self._housekeeping)
+
+    def _open_recorder(self) -> None:
+        assert self.config.record is not None
+        self.recorder = PcapRecorder(
+            self.config.record,
+            max_bytes=self.config.record_max_bytes,
+            files=self.config.record_files,
+            stats=self.stats.record,
+        )
+        log.warning(
+            log_event(
+                "traps_recording",
+                path=self.config.record,
+                max_bytes=self.config.record_max_bytes,
+                files=self.config.record_files,
+                note="every datagram, communities included",
+            )
+        )
+
+    async def open(
+        self,
+        *,
+        listen: bool = True,
+        inherit: Mapping[str, socket.socket] | None = None,
+        record_later: bool = False,
+    ) -> None:
+        """Prepares receiving: devices, the SNMPv3 engine, the recorder, every socket bound.
+
+        Nothing is read until :meth:`begin`. A listen entry found in ``inherit``
+        (another receiver's :attr:`sockets`, a reload) shares that bound socket
+        instead of binding again: no moment without a socket, no datagram lost,
+        and no SO_REUSEPORT that would let another process share the port.
+        :meth:`stop` closes only this receiver's own descriptor. With
+        ``record_later`` the ``[traps].record`` file is opened by :meth:`begin`
+        (a reload: the running receiver still writes it until then).
+
+        Raises:
+            BindError: an address cannot be bound (the message names the fix);
+                what was bound is closed again.
         """
         loop = asyncio.get_running_loop()
         await self._resolve_devices(loop)
@@ -176,32 +243,23 @@ class TrapReceiver:
                 self._unsubscribe = self._engines.subscribe(self._on_engine)
         if not listen:
             return
-        if self.config.record is not None:
-            self.recorder = PcapRecorder(
-                self.config.record,
-                max_bytes=self.config.record_max_bytes,
-                files=self.config.record_files,
-                stats=self.stats.record,
-            )
-            log.warning(
-                log_event(
-                    "traps_recording",
-                    path=self.config.record,
-                    max_bytes=self.config.record_max_bytes,
-                    files=self.config.record_files,
-                    note="every datagram, communities included",
-                )
-            )
+        if self.config.record is not None and not record_later:
+            self._open_recorder()
+        self._record_pending = record_later and self.config.record is not None
+        inherit = inherit or {}
         try:
             for address in self.config.listen:
                 hostport = address.with_default(162)
-                sock, granted = open_udp_socket(
-                    hostport.host, hostport.port or 162, self.config.rcvbuf
-                )
+                wanted = str(hostport)
+                if wanted in inherit:
+                    sock, granted = share_udp_socket(inherit[wanted], self.config.rcvbuf)
+                else:
+                    sock, granted = open_udp_socket(
+                        hostport.host, hostport.port or 162, self.config.rcvbuf
+                    )
                 bound = sock.getsockname()
-                listener = _Listener(sock, hostport.host, int(bound[1]), granted)
+                listener = _Listener(sock, hostport.host, int(bound[1]), granted, wanted)
                 self._listeners.append(listener)
-                loop.add_reader(sock.fileno(), self._on_readable, listener)
                 log.info(
                     log_event(
                         "traps_listening",
@@ -215,7 +273,6 @@ class TrapReceiver:
         except BaseException:
             await self.stop()
             raise
-        self._timer = loop.call_later(1.0, self._housekeeping)
 
     async def stop(self) -> None:
         """Stops receiving, emits pending storm events, closes the sockets."""
@@ -227,7 +284,8 @@ class TrapReceiver:
             self._unsubscribe = None
         loop = asyncio.get_running_loop()
         for listener in self._listeners:
-            loop.remove_reader(listener.sock.fileno())
+            if listener.sock.fileno() >= 0:
+                loop.remove_reader(listener.sock.fileno())
             listener.sock.close()
         self._listeners.clear()
         if self.recorder is not None:

@@ -171,8 +171,15 @@ class Database:
             os.close(fd)
 
     def close(self) -> None:
-        """Closes the connection."""
-        self.conn.close()
+        """Writes what the writer has of this loop turn (see ``per_turn``), then closes.
+
+        Raises:
+            StateCorruptError: The database is damaged.
+        """
+        try:
+            self.writer.end_turn()
+        finally:
+            self.conn.close()
 
     def _apply_page_limit(self, limit_file: Path) -> None:
         try:

@@ -17,6 +17,16 @@ breaks a constraint or misuses the API is a bug, not a condition: it raises
 With ``max_held = 0`` (the CLI, tests) nothing is held: a failed write raises
 :class:`~netalert.errors.StateWriteError` at once.
 
+With ``per_turn`` (the agent) the writes made inside a running event loop are
+not committed one by one: the first of a loop turn schedules the end of the
+turn (``call_soon``), which commits every write of that turn, in order, in one
+transaction (:meth:`StateWriter.end_turn`). A burst of traps and the mails and
+notification-log entries of one turn then cost one commit, not one each. If
+that transaction fails for a reason that may pass, its writes are held in
+order as above; if one write is refused for good, the turn's writes are
+committed one by one, so only the refused one is dropped. Outside a loop (the
+CLI, tests) a write still commits at once.
+
 Durable writes (a new alert mail) must be on disk before anything acts on them.
 Commits run with ``synchronous=NORMAL``; after a durable one the writer fsyncs
 the WAL (``sync``), once per event-loop turn however many durable commits the
@@ -110,6 +120,12 @@ class StateWriter:
         self.retry_max = retry_max
         self._clock = clock
         self._queue: deque[_Held] = deque()
+        # per_turn: the writes of this event-loop turn, committed together at its end
+        self.per_turn = False
+        self._turn: list[_Held] = []
+        # where a damaged database found at the end of a turn is reported (else raised)
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        self.turns = 0  # transactions that committed a whole turn
         self.shed_total = 0
         self.failures_total = 0
         self.failing_since: float | None = None  # wall clock, for the health line
@@ -164,13 +180,22 @@ class StateWriter:
             on_shed: Called if the write is dropped past ``max_held``.
 
         Returns:
-            True when committed now, False when held.
+            True when committed now, False when held or left for the end of the
+            loop turn (``per_turn``).
 
         Raises:
             StateWriteError: The write failed and nothing may be held (``max_held`` 0).
             StateCorruptError: The database is damaged.
             StateError: The write is refused for good (a constraint, a bug).
         """
+        item = _Held(what, apply, durable, on_commit, on_shed)
+        if self._turn:
+            self._turn.append(item)
+            return False
+        if not self._queue and self._batching():
+            self._turn.append(item)
+            asyncio.get_running_loop().call_soon(self._end_turn)
+            return False
         if not self._queue:
             try:
                 self._commit(apply)
@@ -184,8 +209,80 @@ class StateWriter:
                 if on_commit is not None:
                     on_commit()
                 return True
-        self._hold(_Held(what, apply, durable, on_commit, on_shed))
+        self._hold(item)
         return False
+
+    def _batching(self) -> bool:
+        if not self.per_turn or self.max_held <= 0:
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (the CLI, tests): at once
+            return False
+        return True
+
+    def _end_turn(self) -> None:
+        try:
+            self.end_turn()
+        except StateCorruptError as exc:
+            if self.on_fatal is None:
+                raise
+            self.on_fatal(exc)
+
+    def end_turn(self) -> None:
+        """Commits the writes of this loop turn in one transaction (see the module docstring).
+
+        Called at the end of the turn, and by :meth:`retry` and ``Database.close``.
+
+        Raises:
+            StateCorruptError: The database is damaged.
+        """
+        items, self._turn = self._turn, []
+        if not items:
+            return
+        try:
+            self._commit(lambda conn: [item.apply(conn) for item in items])
+        except StateWriteError as exc:
+            self._failed(items[0].what, exc)
+            for item in items:
+                self._hold(item)
+            return
+        except StateCorruptError:
+            raise
+        except StateError:  # one of them is refused for good: one transaction each
+            self._one_by_one(items)
+            return
+        self.turns += 1
+        for item in items:
+            self._committed(item)
+
+    def _one_by_one(self, items: list[_Held]) -> None:
+        for n, item in enumerate(items):
+            try:
+                self._commit(item.apply)
+            except StateWriteError as exc:
+                self._failed(item.what, exc)
+                for rest in items[n:]:
+                    self._hold(rest)
+                return
+            except StateCorruptError:
+                raise
+            except StateError as exc:
+                self._refused(item, exc)
+                continue
+            self._committed(item)
+
+    def _committed(self, item: _Held) -> None:
+        if item.durable:
+            self._needs_sync()
+        if item.on_commit is not None:
+            item.on_commit()
+
+    def _refused(self, item: _Held, exc: StateError) -> None:
+        self.shed_total += 1
+        log.error(event("state_write_refused", what=item.what, error=exc))
+        if item.on_shed is not None:
+            item.on_shed()
 
     def retry(self, *, force: bool = False) -> bool:
         """Commits the held writes, oldest first, unless the backoff says wait (or ``force``).
@@ -196,6 +293,7 @@ class StateWriter:
         Raises:
             StateCorruptError: The database is damaged.
         """
+        self.end_turn()
         if not self._queue:
             return True
         if not force and self._clock() < self._next_try:
@@ -212,17 +310,11 @@ class StateWriter:
                 raise
             except StateError as exc:  # refused for good: drop it, or it blocks the rest
                 self._queue.popleft()
-                self.shed_total += 1
-                log.error(event("state_write_refused", what=item.what, error=exc))
-                if item.on_shed is not None:
-                    item.on_shed()
+                self._refused(item, exc)
                 continue
             self._queue.popleft()
             written += 1
-            if item.durable:
-                self._needs_sync()
-            if item.on_commit is not None:
-                item.on_commit()
+            self._committed(item)
         outage = time.time() - (self.failing_since or time.time())
         log.warning(
             event(

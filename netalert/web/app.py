@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import re
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -223,6 +224,13 @@ class WebServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
+    def share(self) -> socket.socket | None:
+        """A second descriptor of the listening socket, for the server that replaces this one."""
+        for site in self.runner.sites:
+            if isinstance(site, GuardedSite):
+                return site.share()
+        return None
+
     async def stop(self) -> None:
         """Closes the listening socket and open connections, then the app."""
         await self.runner.cleanup()
@@ -235,8 +243,12 @@ async def start_web(
     *,
     limits: HttpLimits | None = None,
     stats: HttpStats | None = None,
+    sock: socket.socket | None = None,
 ) -> WebServer:
     """Serves ``app`` on ``host:port`` in the running loop (port 0 picks a free one).
+
+    With ``sock``, a listening socket already bound to that address (shared
+    with the server a reload replaces), nothing is bound.
 
     Every connection goes through a :class:`~netalert.web.guard.ConnectionGuard`
     (``limits``, default: the config's defaults; counted in ``stats``). Access
@@ -258,7 +270,7 @@ async def start_web(
         lingering_time=0,
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, guard)
+    site = GuardedSite(runner, host, port, guard, sock=sock)
     try:
         await site.start()
     except OSError:

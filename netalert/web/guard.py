@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -257,7 +258,7 @@ class _GuardedProtocol(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """An aiohttp site listening on ``host:port`` through a :class:`ConnectionGuard`."""
 
-    __slots__ = ("_guard", "_host", "_port")
+    __slots__ = ("_guard", "_host", "_port", "_sock")
 
     def __init__(
         self,
@@ -267,16 +268,26 @@ class GuardedSite(web.BaseSite):
         guard: ConnectionGuard,
         *,
         backlog: int = 128,
+        sock: socket.socket | None = None,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host = host
         self._port = port
         self._guard = guard
+        self._sock = sock
 
     @property
     def name(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._port}"
+
+    def share(self) -> socket.socket | None:
+        """A second descriptor of the listening socket (None before :meth:`start`)."""
+        server = getattr(self, "_server", None)
+        if server is None or not server.sockets:
+            return None
+        shared: socket.socket = server.sockets[0].dup()
+        return shared
 
     async def start(self) -> None:
         """Listens; raises OSError when the address cannot be bound."""
@@ -284,6 +295,11 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._guard.factory(server), self._host, self._port, backlog=self._backlog
-        )
+        if self._sock is not None:  # a listening socket shared with the server it replaces
+            self._server = await loop.create_server(
+                self._guard.factory(server), sock=self._sock, backlog=self._backlog
+            )
+        else:
+            self._server = await loop.create_server(
+                self._guard.factory(server), self._host, self._port, backlog=self._backlog
+            )

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from netalert.metrics import HistogramCounts, MetricSample, Sample, Source, counter_samples
 
 if TYPE_CHECKING:
+    from netalert.alerts.limits import AlertLimits
     from netalert.alerts.model import Alert
     from netalert.logs import LogStats
     from netalert.mail.stats import MailStats
-    from netalert.rules.limits import AlertLimits
     from netalert.snmp.poller import PollerStats
     from netalert.snmp.trapstats import TrapStats
     from netalert.web.guard import HttpStats
@@ -152,12 +152,12 @@ def limits_source(limits: AlertLimits, rules: Callable[[], Iterable[str]]) -> So
     """A source for the alert caps: suppressions per rule, what is used, the caps.
 
     Args:
-        limits: The rule engine's caps and counters.
+        limits: The alert stage's caps and counters.
         rules: Returns the names of the rules in force (their usage is exported, 0 included).
     """
 
     def read() -> list[Sample]:
-        used = dict.fromkeys(rules(), 0) | limits.store.active_by_rule()
+        used = dict.fromkeys(rules(), 0) | limits.table.active_by_rule()
         out = counter_samples("netalert_alerts_suppressed_total", "rule", limits.suppressed_total)
         out += counter_samples("netalert_alerts_cap_used", "rule", used)
         out.append(MetricSample("netalert_alerts_cap", limits.caps.total, {"scope": "total"}))

@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from netalert.alerts.model import Alert
 from netalert.logs import STATS as LOG_STATS
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
 from netalert.mail.stats import MailStats
-from netalert.metrics import HistogramCounts, Metrics
+from netalert.metrics import HistogramCounts, Metrics, Source
 from netalert.notify.dispatcher import Dispatcher
-from netalert.snmp.poller import PollerStats, PollResult
+from netalert.snmp.poller import PollerStats, PollResult, Reachability
 from netalert.snmp.trapstats import TrapStats
+from netalert.snmp.types import TrapEvent
 from netalert.web.accept import AcceptErrorLog
 from netalert.web.app import WebServer, create_app, start_web
 from netalert.web.guard import HttpLimits, HttpStats
@@ -29,11 +32,16 @@ from netalert.web.live import LiveStatus
 from netalert.web.sources import (
     alerts_source,
     http_source,
+    limits_source,
     logs_source,
     mail_source,
     poller_source,
+    pruned_source,
     traps_source,
 )
+
+if TYPE_CHECKING:
+    from netalert.alerts.limits import AlertLimits
 
 __all__ = ["AgentStatus", "descriptors_short"]
 
@@ -79,7 +87,7 @@ class AgentStatus:
         self.metrics.register_source("logs", logs_source(LOG_STATS))
         self.http = HttpStats()  # outlives restarts of the server (reloads)
         self.metrics.register_source("http", http_source(self.http))
-        self.server: WebServer | None = None
+        self._servers: list[WebServer] = []  # two only while a reload replaces one
         self._accept_log: AcceptErrorLog | None = None
         self._checks: list[Callable[[], Iterable[str]]] = []
         # netalert_poll_duration_seconds: every poll, answered or not; outlives reloads
@@ -98,6 +106,22 @@ class AgentStatus:
         self.poll_durations.observe(result.duration)
         self.live.board.record_poll(result)
 
+    def record_trap(self, trap: TrapEvent) -> None:
+        """Takes one trap for the page's recent-traps list."""
+        self.live.history.record_trap(trap)
+
+    def record_reachability(self, change: Reachability) -> None:
+        """Takes a device's change between answering and not answering."""
+        self.live.board.record_reachability(change)
+
+    def record_counts(self, now: float) -> None:
+        """Samples the alert counts for the page's history (after alerts changed)."""
+        self.live.record_counts(now)
+
+    def register_source(self, name: str, source: Source) -> None:
+        """Adds a metrics source read at each scrape (replacing one of that name)."""
+        self.metrics.register_source(name, source)
+
     def attach(
         self,
         *,
@@ -107,8 +131,18 @@ class AgentStatus:
         poller: PollerStats | None = None,
         traps: TrapStats | None = None,
         kernel_drops: Callable[[], int] | None = None,
+        limits: tuple[AlertLimits, Callable[[], Iterable[str]]] | None = None,
+        pruned: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
-        """Points the page and the metrics at the current stages (start and reload)."""
+        """Points the page and the metrics at the current stages (start and reload).
+
+        ``limits`` is the alert stage's caps with the rule names; ``pruned``
+        returns the rows deleted so far, by table.
+        """
+        if limits is not None:
+            self.metrics.register_source("limits", limits_source(*limits))
+        if pruned is not None:
+            self.metrics.register_source("prune", pruned_source(pruned))
         if dispatcher is not None:
             self._dispatcher = dispatcher
         if outbox is not None:
@@ -135,16 +169,27 @@ class AgentStatus:
             return "inhibited by DeviceUnreachable" if alert.silenced else ""
         return self._dispatcher.muted([alert], now).get(alert.fingerprint, "")
 
-    async def serve(self, host: str, port: int, limits: HttpLimits | None = None) -> WebServer:
-        """Starts the web server in the running loop, and rate-limits the loop's
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        limits: HttpLimits | None = None,
+        *,
+        sock: socket.socket | None = None,
+    ) -> WebServer:
+        """Starts a web server in the running loop, and rate-limits the loop's
         accept() failure reports (see :mod:`netalert.web.accept`) while it runs.
+
+        ``sock``: a listening socket to serve on instead of binding ``host:port``
+        (shared with the server a reload replaces, see :meth:`WebServer.share`).
 
         Raises:
             OSError: The address cannot be bound.
         """
         limits = limits if limits is not None else HttpLimits.from_config()
         app = create_app(self.live, self.metrics, problems=self.problems)
-        self.server = await start_web(app, host, port, limits=limits, stats=self.http)
+        server = await start_web(app, host, port, limits=limits, stats=self.http, sock=sock)
+        self._servers.append(server)
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if descriptors_short(limits.max_connections, soft):
             log.warning(
@@ -155,15 +200,19 @@ class AgentStatus:
                     fix="raise LimitNOFILE (ulimit -n) or lower [agent].http_max_connections",
                 )
             )
+        if self._accept_log is not None:
+            self._accept_log.uninstall()
         self._accept_log = AcceptErrorLog(self.http, interval=limits.log_interval)
         self._accept_log.install(asyncio.get_running_loop())
-        return self.server
+        return server
 
-    async def stop(self) -> None:
-        """Stops the web server, if running, and puts the loop's exception handler back."""
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
-        if self._accept_log is not None:
+    async def stop(self, server: WebServer | None = None) -> None:
+        """Stops ``server`` (every server when None); the last one out puts the loop's
+        exception handler back."""
+        for running in [server] if server is not None else list(self._servers):
+            if running in self._servers:
+                self._servers.remove(running)
+                await running.stop()
+        if not self._servers and self._accept_log is not None:
             self._accept_log.uninstall()
             self._accept_log = None

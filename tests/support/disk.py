@@ -78,7 +78,15 @@ class TmpfsDisk(Disk):
 
     def fill(self) -> None:
         """Writes the filler until the filesystem refuses (ENOSPC)."""
-        with self.filler.open("wb") as fh:
+        try:
+            fh = self.filler.open("wb")
+        except OSError as exc:  # full before the filler: say what filled it
+            sizes = sorted(
+                ((p.stat().st_size, str(p.relative_to(self.state))) for p in self.state.rglob("*")),
+                reverse=True,
+            )
+            raise AssertionError(f"{self.state} full before the filler: {sizes[:8]}") from exc
+        with fh:
             while True:
                 try:
                     fh.write(_CHUNK)

@@ -387,3 +387,17 @@ def flood_agent(tmp_path: Path, smtp_server: Any, mib_cache: Path) -> Iterator[A
     proc = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
     yield proc
     proc.cleanup()
+
+
+@pytest.fixture
+def mail_agent(tmp_path: Path, smtp_server: Any, mib_cache: Path) -> Iterator[AgentProcess]:
+    """A `netalert run` with one trap rule whose every alert is mailed alone
+    (see fault_checks.mail_config), not started."""
+    from tests.support.fault_checks import mail_config
+    from tests.support.ports import free_tcp_port, free_udp_port
+
+    traps, http = free_udp_port(), free_tcp_port()
+    text = mail_config(traps=traps, smtp=smtp_server.port, http=http)
+    proc = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
+    yield proc
+    proc.cleanup()
