@@ -231,10 +231,12 @@ class Agent:
 
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
+        # Off first: a reload that removes [ack], or whose new stage fails, keeps nothing of it.
+        self.ack = None
+        self.mail.mailer.ack = None
+        self.status.live.acked = None
+        self.status.metrics.unregister_source("ack")
         if config.ack is None:
-            self.ack = None
-            self.mail.mailer.ack = None
-            self.status.live.acked = None
             return
         store, engine = self.store, self.engine
         assert store is not None

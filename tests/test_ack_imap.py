@@ -126,6 +126,7 @@ class Harness:
         sender: str = OPERATOR,
         to: str | None = None,
         extra: dict[str, str] | None = None,
+        html: str | None = None,
     ) -> bytes:
         msg = EmailMessage()
         msg["From"] = sender
@@ -137,7 +138,10 @@ class Harness:
         msg["Return-Path"] = f"<{sender}>"
         for name, value in (extra or {}).items():
             msg[name] = value
-        msg.set_content(f"{body}\n\nOn Mon, netalert wrote:\n> [FIRING:2] LinkDown\n")
+        if html is None:
+            msg.set_content(f"{body}\n\nOn Mon, netalert wrote:\n> [FIRING:2] LinkDown\n")
+        else:  # HTML only, no text/plain part, as many phone mail apps send
+            msg.set_content(html, subtype="html")
         return msg.as_bytes()
 
     def start(self) -> None:
@@ -365,5 +369,72 @@ async def test_unknown_commands_get_help_and_confirmations_are_rate_limited(
         assert not h.stage.all_acked(sw1(h))  # acked, then unacked
         # moved out of the folder read
         await h.until(lambda: len(h.dovecot.messages("Done")) == 4 and not h.dovecot.messages())
+    finally:
+        await h.stop()
+
+
+async def test_html_only_replies_are_read_from_their_html_part(harness: Harness) -> None:
+    headers, mid = harness.mail()
+    quote = (
+        '<div class="gmail_quote"><div>On Mon, netalert wrote:</div>'
+        "<blockquote>[FIRING:2] LinkDown<br>silence 2h</blockquote></div>"
+    )
+    html = f'<html><body><div dir="ltr">Ack&nbsp;on it</div><br>{quote}</body></html>'
+    raw = harness.reply(headers, mid, "", html=html)
+    assert b"text/plain" not in raw and b"text/html" in raw
+    harness.dovecot.deliver(raw)
+    harness.dovecot.deliver(
+        harness.reply(headers, mid, "", html="<blockquote>ack</blockquote><p>silence 1h</p>")
+    )
+    harness.start()
+    await harness.handled(2)
+    assert harness.stage.stats.replies == {"ack": 1, "silence": 1}
+    assert "on it" in harness.stage.ack_line(sw1(harness)[0])
+    assert all(b"did not understand" not in c for c in harness.confirmations())
+
+
+async def test_a_new_uidvalidity_reads_reused_uids_as_new_and_handled_messages_never_again(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca_file: Path
+) -> None:
+    folder = "Replies"
+    dovecot.make_folder(folder)
+    h = Harness(tmp_path, dovecot, dovecot_ca_file, folder=folder)
+    try:
+        headers, mid = h.mail()
+        dovecot.deliver(h.reply(headers, mid, "ack"), folder)
+        dovecot.deliver(h.reply(headers, mid, "thanks"), folder)
+        h.start()
+        await h.handled(2)
+        first = h.stage.store.position(folder)
+        assert first is not None and first[1] == 2
+
+        # The folder deleted and made anew: its new messages get UIDs 1 and 2 again.
+        dovecot.stop()
+        dovecot.make_folder(folder)
+        dovecot.deliver(h.reply(headers, mid, "unack"), folder)
+        dovecot.deliver(h.reply(headers, mid, "silence 1h"), folder)
+        dovecot.start()
+        await h.handled(4)
+        second = h.stage.store.position(folder)
+        assert second is not None and second[0] != first[0] and second[1] == 2, (first, second)
+        assert h.stage.stats.replies == {"ack": 1, "help": 1, "unack": 1, "silence": 1}
+        await h.until(
+            lambda: sum("S" in p.name.rpartition(",")[2] for p in dovecot.messages(folder)) == 2
+        )
+
+        # The folder renumbered under a new UIDVALIDITY, its two handled messages kept
+        # (a restore from a backup): only the one new message is handled.
+        dovecot.stop()
+        dovecot.renumber(folder)
+        later, later_mid = h.mail()
+        dovecot.deliver(h.reply(later, later_mid, "ack"), folder)
+        dovecot.start()
+        await h.handled(5)
+        third = h.stage.store.position(folder)
+        assert third is not None and third[0] != second[0], (second, third)
+        h.stage.reader.wake()
+        await asyncio.sleep(1.5)  # a second read of an old one would show here
+        assert h.stage.reader.handled == 5
+        assert h.stage.stats.replies == {"ack": 2, "help": 1, "unack": 1, "silence": 1}
     finally:
         await h.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import time
 
 import pytest
 
@@ -106,3 +107,90 @@ def test_config_errors_name_the_key() -> None:
     assert "operators is empty" in str(empty.value.problems)
     with pytest.raises(ConfigError):
         load_config_text(base + 'reply_to = "a+{token}@example.org"\noperators = ["x*@b.c"]\n')
+
+
+def _html_reply(html: str, charset: str = "utf-8") -> email.message.Message:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg.set_content(html, subtype="html", charset=charset)
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("html", "verb", "comment"),
+    [
+        # a phone app's top-posted reply: the command, then the quote of the alert mail
+        (
+            "<html><head><style>p { color: red } ack</style><title>ack</title></head><body>"
+            '<div dir="ltr">Ack&nbsp;on it &amp; <b>more</b></div><br>'
+            '<div class="gmail_quote"><div>On Mon, netalert wrote:</div>'
+            "<blockquote>silence 2h</blockquote></div></body></html>",
+            Verb.ACK,
+            "on it & more",
+        ),
+        # the quote first, the command under it
+        ('<blockquote type="cite"><p>ack</p></blockquote><p>silence 2h</p>', Verb.SILENCE, ""),
+        ("<p>unack<br>thanks</p>", Verb.UNACK, ""),
+        ("<p>thanks, looking</p><blockquote>ack</blockquote>", Verb.HELP, ""),
+        ("<!-- ack --><script>ack</script><p>resolve</p>", Verb.RESOLVE, ""),
+    ],
+)
+def test_command_of_an_html_only_reply(html: str, verb: Verb, comment: str) -> None:
+    from netalert.ack.body import message_body
+
+    command = parse_command(message_body(_html_reply(html)))
+    assert (command.verb, command.comment) == (verb, comment)
+
+
+def test_html_reply_in_its_charset_and_text_plain_first() -> None:
+    from email.message import EmailMessage
+
+    from netalert.ack.body import message_body
+
+    latin = _html_reply("<p>ack d\u00e9j\u00e0 vu</p>", charset="iso-8859-1")
+    assert parse_command(message_body(latin)).comment == "d\u00e9j\u00e0 vu"
+    both = EmailMessage()
+    both["From"] = "a@example.org"
+    both.set_content("unack\n")
+    both.add_alternative("<p>ack</p>", subtype="html")
+    assert parse_command(message_body(both)).verb is Verb.UNACK
+
+
+def test_reconnect_backoff_doubles_from_one_second_up_to_reconnect_max() -> None:
+    from netalert.ack.reader import reconnect_delay
+
+    assert [reconnect_delay(n, 30.0) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert reconnect_delay(10_000, 300.0) == 300.0
+    assert reconnect_delay(1, 0.5) == 0.5
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>ack</p><![&##?x#<?<!--\n",
+        "<p>ack</p><![script&#!<?b=/\np&#x>",
+        "<p>ack</p><![<![CDATA[#<![CDATA[b",
+    ],
+)
+def test_malformed_html_keeps_what_came_before(html: str) -> None:
+    # html.parser raises AssertionError on some "<![" sections: a reply must not
+    # break the reader (it would fetch the same message again and again).
+    from netalert.ack.body import message_body
+
+    assert parse_command(message_body(_html_reply(html))).verb is Verb.ACK
+
+
+@pytest.mark.parametrize(
+    "html",
+    ["<a" * 128_000, "<" * 256_000, "<!" * 128_000, "<?" * 128_000, "<blockquote>" * 20_000],
+)
+def test_html_text_is_linear_on_hostile_markup(html: str) -> None:
+    # A reply is read on the agent's loop: html.parser took seconds on 64 KB of "<a".
+    from netalert.ack.body import html_text
+
+    started = time.monotonic()
+    text = html_text("<p>ack</p>" + html)
+    assert time.monotonic() - started < 5.0
+    assert text.split()[0] == "ack"

@@ -163,6 +163,8 @@ def test_ack_and_unack_from_the_shell(tmp_path: Path) -> None:
         "ack", fp[:8], "--comment", "on it", "--author", "ann", "-c", str(path), cwd=tmp_path
     )
     assert (acked.returncode, acked.stdout) == (0, f"acked {fp} (InterfaceDown on sw1)\n")
+    # this config has no [ack]: a running agent would not honour the ack, and says so
+    assert "[ack] is not configured" in acked.stderr
     table = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
     assert table[1].startswith("firing,acked  critical  InterfaceDown")
     [row] = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)

@@ -3,8 +3,9 @@
 chromedriver (Debian package chromium-driver) is spoken to with plain HTTP
 (aiohttp); the page is served by the real app on a free loopback port. The
 tests check what the page *shows* after its own script fetched ``api/status``:
-alerts, devices, charts, its self-refresh, a failing agent, and that hostile
-device strings stay text. A missing Chromium fails the tests (``make debs``).
+alerts, devices, charts, its self-refresh, a failing agent, who acked an alert
+and when (the ack stage's own line), and that hostile device strings stay text.
+A missing Chromium fails the tests (``make debs``).
 """
 
 from __future__ import annotations
@@ -232,3 +233,72 @@ async def test_hostile_device_strings_render_as_text(
     assert seen["imgs"] == 0
     assert XSS in seen["trap"]
     assert f"ifDescr.3 = {XSS}" in seen["trap"]
+
+
+async def test_an_acked_alert_shows_who_acked_it_and_when(
+    browser: WebDriver, tmp_path: Path
+) -> None:
+    """The ack as the agent wires it: the ack stage's table, its ack line, the live status."""
+    from datetime import UTC, datetime
+
+    from netalert.ack.config import AckConfig
+    from netalert.ack.stage import AckStage, AgentHooks
+    from netalert.ack.store import Ack
+    from netalert.state import open_database
+    from netalert.web.live import LiveStatus
+    from tests.test_ack_imap import make_alert
+
+    acked, other = make_alert("core-sw1", "3"), make_alert("core-sw1", "4")
+    db = open_database(tmp_path / "state")
+    config = AckConfig.model_validate(
+        {
+            "imap": {"host": "127.0.0.1", "username": "alerts", "password": "x"},
+            "reply_to": "alerts+{token}@example.org",
+            "operators": ["oncall@example.org"],
+            "secret_file": str(tmp_path / "ack.key"),
+        }
+    )
+    stage = AckStage(
+        config,
+        db,
+        state_dir=tmp_path,
+        outbox=None,
+        mail_from="netalert@example.org",
+        hooks=AgentHooks(
+            alert=lambda fp: None,
+            alerts=lambda: [acked, other],
+            resolvable=lambda fp: False,
+            resolve=lambda fp, now, by: [],
+            after=lambda transitions: None,
+            changed=lambda: None,
+        ),
+    )
+    at = time.time() - 90
+    with db.transaction() as conn:
+        stage.store.put_ack(
+            conn, Ack(acked.fingerprint, acked.starts_at, "oncall@example.org", at, "on it", "mail")
+        )
+    live = LiveStatus(started=time.time(), devices=list, alerts=lambda: [acked, other])
+    live.acked = stage.ack_line
+    server = await start_web(create_app(live, Metrics()), "127.0.0.1", 0)
+    notes = """
+    return Object.fromEntries(Array.from(
+      document.querySelectorAll('#alerts tbody tr[data-fingerprint]')).map(
+        tr => [tr.dataset.fingerprint,
+               Array.from(tr.querySelectorAll('.tag.acked')).map(t => t.textContent)]));
+    """
+    try:
+        await browser.open(server.url + "?refresh=1")
+        shown = await browser.wait(notes, lambda rows: len(rows) == 2)
+        when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        assert shown[acked.fingerprint] == [
+            f"acked by oncall@example.org at {when} via mail: on it"
+        ]
+        assert shown[other.fingerprint] == []
+        # unacked (`netalert unack`, a reply): the open page drops the tag by itself
+        with db.transaction() as conn:
+            stage.store.delete_ack(conn, acked.fingerprint)
+        await browser.wait(notes, lambda rows: rows.get(acked.fingerprint) == [])
+    finally:
+        await server.stop()
+        db.close()

@@ -20,6 +20,7 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Protocol
 
+from netalert.ack.body import message_body
 from netalert.ack.commands import Command, Verb, parse_command
 from netalert.ack.config import AckConfig
 from netalert.ack.policy import authenticated, from_address, is_operator, loop_reason
@@ -34,7 +35,7 @@ from netalert.mail.outbox import Outbox
 from netalert.matchers import Matcher
 from netalert.notify.silences import SilenceStore
 
-__all__ = ["AckTarget", "ReplyHandler", "message_body"]
+__all__ = ["AckTarget", "ReplyHandler"]
 
 log = logging.getLogger("netalert.ack")
 
@@ -64,23 +65,6 @@ class _Verdict:
     sender: str = ""
     issued: IssuedToken | None = None
     command: Command | None = None
-
-
-def message_body(msg: Message) -> str:
-    """The text a person typed: the first ``text/plain`` part, decoded."""
-    for part in msg.walk():
-        if part.get_content_maintype() == "multipart":
-            continue
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            if not isinstance(payload, bytes):
-                return ""
-            charset = part.get_content_charset() or "utf-8"
-            try:
-                return payload.decode(charset, "replace")
-            except LookupError:
-                return payload.decode("utf-8", "replace")
-    return ""
 
 
 class ReplyHandler:

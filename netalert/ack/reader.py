@@ -5,11 +5,14 @@ One connection (implicit TLS, or STARTTLS required), logged in, with
 time, each read up to ``max_message_bytes``; after each one the last UID handled
 and the folder's UIDVALIDITY are committed (``ack_mailbox``), so a message is
 handled once across reconnects and restarts, and a folder made anew (a new
-UIDVALIDITY) is read from its start. A handled message is moved to
-``processed_folder``, or flagged ``\\Seen $NetalertDone``. Between searches the
-session waits in IDLE when the server offers it (restarted every
-``idle_refresh``), else ``poll_interval``. Any failure ends the session; the next
-one starts after an exponential backoff capped at ``reconnect_max``.
+UIDVALIDITY) is read from its start, except the messages flagged
+``$NetalertDone`` or ``\\Deleted`` (a folder renumbered with the handled messages
+still in it). A handled message is moved to ``processed_folder`` (copied and
+flagged ``\\Deleted`` when the server cannot move), or flagged ``\\Seen
+$NetalertDone``. Between searches the session waits in IDLE when the server
+offers it (restarted every ``idle_refresh``), else ``poll_interval``. Any failure
+ends the session; the next one starts after an exponential backoff capped at
+``reconnect_max``.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ from netalert.ack.stats import AckStats
 from netalert.ack.store import AckStore
 from netalert.logs import event
 
-__all__ = ["ImapError", "ImapReader", "imap_context"]
+__all__ = ["ImapError", "ImapReader", "imap_context", "reconnect_delay"]
 
 log = logging.getLogger("netalert.ack")
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _FETCH_UID = re.compile(rb"\bUID (\d+)\b")
-_DONE_FLAGS = "(\\Seen $NetalertDone)"
+_DONE = "$NetalertDone"
+_DONE_FLAGS = f"(\\Seen {_DONE})"
 _BACKOFF_BASE = 1.0
 
 
@@ -102,9 +106,9 @@ class ImapReader:
                 self._failed(exc)
             self.stats.connected = False
             self.stats.idle = False
-            cap = self.config.reconnect_max.total_seconds()
-            delay = min(cap, _BACKOFF_BASE * 2 ** min(self._failures, 20))
-            await asyncio.sleep(delay)
+            await asyncio.sleep(
+                reconnect_delay(self._failures, self.config.reconnect_max.total_seconds())
+            )
 
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1
@@ -224,7 +228,13 @@ class ImapReader:
         """Handles up to ``max_batch`` new messages; True when more may wait."""
         position = self.store.position(folder)
         last = position[1] if position is not None and position[0] == validity else 0
-        found = _ok(await client.uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
+        # Neither flagged done nor deleted (copied to processed_folder, not yet expunged):
+        # a folder renumbered under a new UIDVALIDITY (a restore) does not hand over
+        # the handled messages it still holds again.
+        found = _ok(
+            await client.uid_search(f"UID {last + 1}:* UNKEYWORD {_DONE} UNDELETED", charset=None),
+            "UID SEARCH",
+        )
         uids = sorted(
             u for line in found.lines[:-1] for u in map(int, bytes(line).split()) if u > last
         )
@@ -254,6 +264,12 @@ class ImapReader:
                 await client.uid("expunge", str(uid))
         else:
             _ok(await client.uid("store", str(uid), f"+FLAGS.SILENT {_DONE_FLAGS}"), "STORE")
+
+
+def reconnect_delay(failures: int, cap: float) -> float:
+    """Seconds before the next session after ``failures`` failed ones in a row:
+    1, 2, 4, ... up to ``cap`` (``reconnect_max``)."""
+    return min(cap, _BACKOFF_BASE * float(2 ** min(max(failures - 1, 0), 20)))
 
 
 def _uidvalidity(lines: list[Any]) -> int:

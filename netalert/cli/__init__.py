@@ -392,18 +392,25 @@ def alerts_command(
 
 
 # --- commands: ack, unack ([ack], issue 17) ---
-def _ack_db(config: Path | None) -> Any:
+def _ack_db(config: Path | None, *, warn: bool = False) -> Any:
     from netalert.config import load_config
     from netalert.errors import ConfigError, StateError
     from netalert.state import open_database
 
     try:
         cfg = load_config(config_path(config))
-        return open_database(cfg.agent.state_dir)
+        db = open_database(cfg.agent.state_dir)
     except ConfigError as exc:
         raise config_problems(exc) from None
     except StateError as exc:
         raise fail(str(exc), 1) from None
+    if warn and cfg.ack is None:  # the agent reads acks only with [ack]: kept, not honoured
+        print(
+            "warning: [ack] is not configured: the running agent does not honour "
+            "acknowledgements (its mails repeat as before)",
+            file=sys.stderr,
+        )
+    return db
 
 
 @app.command(cls=Command, name="ack")
@@ -421,7 +428,7 @@ def ack_command(
     from netalert.ack.cli import ack_alert
     from netalert.errors import NetalertError
 
-    db = _ack_db(config)
+    db = _ack_db(config, warn=True)
     try:
         alert = ack_alert(
             db, alert_id, by=author or os.environ.get("USER", "") or "unknown", comment=comment

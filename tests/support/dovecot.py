@@ -193,20 +193,48 @@ class Dovecot:
         self.stop()
         self.start()
 
-    def deliver(self, data: bytes) -> Path:
-        """Writes one message into the Maildir's ``new/``, as a delivery agent does."""
+    def deliver(self, data: bytes, folder: str = "") -> Path:
+        """Writes one message into ``folder``'s ``new/`` ("" for INBOX) as a delivery agent does."""
         self._seq += 1
         name = f"{time.time_ns()}.M{self._seq}P{os.getpid()}.test"
-        tmp = self.maildir / "tmp" / name
+        root = self._folder(folder)
+        tmp = root / "tmp" / name
         tmp.write_bytes(data.replace(b"\r\n", b"\n"))
         self._own(tmp)
-        final = self.maildir / "new" / name
+        final = root / "new" / name
         os.rename(tmp, final)
         return final
 
+    def _folder(self, folder: str) -> Path:
+        return self.maildir / f".{folder}" if folder else self.maildir
+
+    def make_folder(self, folder: str) -> None:
+        """Makes ``folder`` (Maildir++ ``.folder``) anew, empty: deleted first if it exists.
+
+        Dovecot gives a folder made anew a new UIDVALIDITY and numbers its
+        messages from 1 again (do it while the server is stopped).
+        """
+        root = self._folder(folder)
+        shutil.rmtree(root, ignore_errors=True)
+        for sub in ("new", "cur", "tmp"):
+            (root / sub).mkdir(parents=True)
+        self._own(root)
+
+    def renumber(self, folder: str = "") -> None:
+        """Drops ``folder``'s UID list and indexes (as a restore from a backup may), keeping
+        its messages and their flags: Dovecot numbers them anew under a new UIDVALIDITY.
+
+        Do it while the server is stopped.
+        """
+        root = self._folder(folder)
+        for path in [root / "dovecot-uidlist", *root.glob("dovecot.index*")]:
+            path.unlink(missing_ok=True)
+        for path in self.maildir.glob("dovecot.list.index*"):
+            path.unlink(missing_ok=True)
+
     def messages(self, folder: str = "") -> list[Path]:
         """The message files of ``folder`` ("" for INBOX), in ``new/`` and ``cur/``."""
-        root = self.maildir / f".{folder}" if folder else self.maildir
+        root = self._folder(folder)
         return sorted(
             p for sub in ("new", "cur") if (root / sub).is_dir() for p in (root / sub).iterdir()
         )
