@@ -52,8 +52,13 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy --strict netalert
 
+# Every tier, on 4 pytest-xdist workers: the daemon and e2e tests mostly wait on
+# sockets and child processes, so 4 workers keep 2 cores busy. Tests marked with
+# xdist_group("...") run one after another on one worker (tests/support/order.py
+# hands out the longest modules first). PYTEST_WORKERS=0 runs in this process alone.
+PYTEST_WORKERS ?= 4
 pytest: venv debs
-	NETALERT_REQUIRE_SNMPD=1 $(BIN)/pytest -q
+	NETALERT_REQUIRE_SNMPD=1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 # The bench also builds bench/nsbench.c (the net-snmp C library reference): it needs
 # libsnmp-dev and a C compiler, installed like `debs` does, only when missing.

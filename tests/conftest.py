@@ -6,11 +6,13 @@ import os
 
 pytest_plugins: list[str] = [
     "pytester",  # tests/test_tiers.py runs small sessions of its own
+    "tests.support.shared",  # a folder the xdist workers share: ports, MIB facts, MIB cache
     "tests.support.tiers",  # unit / daemon / e2e: every test gets one, `make check` runs unit
     "tests.support.snmpd",  # net-snmp snmpd on a free loopback port
     "tests.support.smtp",  # aiosmtpd: plain, STARTTLS, implicit TLS, AUTH, faults
     "tests.support.faults",  # mib_cache: a compiled MIB cache for `netalert run` subprocesses
     "tests.support.tarpit",  # an SMTP server that accepts and never answers
+    "tests.support.order",  # the longest modules first, for pytest-xdist (make test)
 ]
 
 # tests/soak/ (minutes of load each) runs only with `make soak`, which sets NETALERT_SOAK=1.

@@ -43,6 +43,7 @@ import pytest
 from netalert.snmp.ber import PduType
 from netalert.snmp.berenc import encode_message
 from netalert.snmp.types import SnmpType
+from tests.support.shared import locked, shared_dir
 from tests.support.smtp import ReceivedMessage
 
 __all__ = [
@@ -146,9 +147,19 @@ def delivered(messages: list[ReceivedMessage]) -> tuple[Counter[str], Counter[in
 
 
 def warm_mib_cache(directory: Path) -> Path:
-    """Compiles the built-in MIBs once into ``directory``/mibs (seconds; later starts reuse it)."""
+    """Compiles the built-in MIBs once into ``directory``/mibs (seconds; later starts reuse it).
+
+    The built-in modules' facts are written first, from this process (shared by the run's
+    workers, :mod:`tests.support.shared`), so the `netalert check-config` that compiles
+    the rest does not extract them again.
+    """
+    from netalert.mib.cache import MibCache
+    from netalert.mib.loader import builtin_facts
+
     state = directory / "warm-state"
-    if not (state / "mibs").is_dir():
+    done = directory / "warm.done"
+    if not done.is_file():
+        builtin_facts(MibCache(state / "mibs"))
         config = directory / "warm.toml"
         config.write_text(f'[agent]\nstate_dir = "{state}"\nhttp = ""\n')
         subprocess.run(
@@ -157,13 +168,21 @@ def warm_mib_cache(directory: Path) -> Path:
             timeout=120,
             check=True,
         )
+        done.touch()
     return state / "mibs"
 
 
 @pytest.fixture(scope="session")
 def mib_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A compiled MIB cache to copy into each agent's state directory."""
-    return warm_mib_cache(tmp_path_factory.mktemp("mib-cache"))
+    """A compiled MIB cache to copy into each agent's state directory: built once per run,
+    by the first xdist worker that needs it (the others wait for it and reuse it)."""
+    folder = shared_dir()
+    if folder is None:
+        return warm_mib_cache(tmp_path_factory.mktemp("mib-cache"))
+    with locked("mib-cache"):
+        directory = folder / "mib-cache"
+        directory.mkdir(exist_ok=True)
+        return warm_mib_cache(directory)
 
 
 @dataclass
