@@ -43,7 +43,7 @@ import pytest
 from netalert.snmp.ber import PduType
 from netalert.snmp.berenc import encode_message
 from netalert.snmp.types import SnmpType
-from tests.support.shared import locked, shared_dir
+from tests.support.shared import locked, python_path, shared_dir
 from tests.support.smtp import ReceivedMessage
 
 __all__ = [
@@ -147,19 +147,10 @@ def delivered(messages: list[ReceivedMessage]) -> tuple[Counter[str], Counter[in
 
 
 def warm_mib_cache(directory: Path) -> Path:
-    """Compiles the built-in MIBs once into ``directory``/mibs (seconds; later starts reuse it).
-
-    The built-in modules' facts are written first, from this process (shared by the run's
-    workers, :mod:`tests.support.shared`), so the `netalert check-config` that compiles
-    the rest does not extract them again.
-    """
-    from netalert.mib.cache import MibCache
-    from netalert.mib.loader import builtin_facts
-
+    """Compiles the built-in MIBs once into ``directory``/mibs (seconds; later starts reuse it)."""
     state = directory / "warm-state"
     done = directory / "warm.done"
     if not done.is_file():
-        builtin_facts(MibCache(state / "mibs"))
         config = directory / "warm.toml"
         config.write_text(f'[agent]\nstate_dir = "{state}"\nhttp = ""\n')
         subprocess.run(
@@ -225,7 +216,7 @@ class AgentProcess:
         if self.mib_cache is not None and not (self.state / "mibs").exists():
             shutil.copytree(self.mib_cache, self.state / "mibs")
         env = {**os.environ, "NOTIFY_SOCKET": "", **self.env}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = python_path(ROOT)
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
@@ -354,7 +345,7 @@ def flood(agent: AgentProcess, port: int, count: int, seconds: float) -> FloodRe
         ],
         stdout=subprocess.PIPE,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": python_path(ROOT)},
     )
     began = time.monotonic()
     try:

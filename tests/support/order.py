@@ -19,9 +19,14 @@ from collections import defaultdict
 
 import pytest
 
-__all__ = ["GUESS", "order_by_duration"]
+__all__ = ["GUESS", "TIMING", "order_by_duration"]
 
 CACHE_KEY = "netalert/durations"
+
+# For tests whose bounds are wall time against real processes (sub-second SNMP timeouts,
+# /healthz latency during a flood): ``make test`` (``--dist loadgroup``) runs the tests of
+# a group one after another on one worker, so they never load the cores for each other.
+TIMING = pytest.mark.xdist_group("timing")
 GUESS = {"e2e": 5.0, "daemon": 1.0, "unit": 0.05}  # seconds per test without a record
 
 

@@ -11,10 +11,10 @@ xdist controller, or the only process) makes a folder and names it in the enviro
   :func:`tests.support.faults.mib_cache`).
 * The built-in MIB modules' facts (``MibTree.builtin()``, every fresh state directory):
   pysnmp loads ~300 modules in seconds of CPU per process. The plugin wraps
-  :func:`netalert.mib.builtin.extract_builtin` as :mod:`netalert.mib.loader` calls it:
-  the first worker extracts and pickles the facts into the folder, the others load the
-  pickle. The facts are the same (a failed extraction is never shared); the netalert
-  commands the tests start in subprocesses still extract for themselves.
+  :func:`netalert.mib.builtin.extract_builtin` here and, through ``PYTHONPATH`` and
+  ``site/sitecustomize.py``, in every netalert process a test starts: the first process
+  extracts and pickles the facts into the folder, the others load the pickle. The facts
+  are the same; a failed extraction is never shared.
 * :mod:`tests.support.ports` keeps its registry of handed-out ports there.
 
 Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).
@@ -23,20 +23,19 @@ Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-__all__ = ["ENV", "locked", "shared_dir"]
+from tests.support.site.sitecustomize import ENV, locked_in, wrap
 
-ENV = "NETALERT_TEST_SHARED"
+__all__ = ["ENV", "SITE", "locked", "python_path", "shared_dir"]
+
+SITE = Path(__file__).parent / "site"  # its sitecustomize.py, for the processes tests start
 _MADE = pytest.StashKey[Path]()
 
 
@@ -57,31 +56,8 @@ def locked(name: str) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="netalert-shared-") as private:
             yield Path(private)
         return
-    with (folder / f"{name}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield folder
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _shared_extract(original: Callable[[], tuple[Any, dict[str, str]]]) -> Callable[..., Any]:
-    def extract() -> tuple[Any, dict[str, str]]:
-        with locked("builtin-facts") as folder:
-            path = folder / "builtin-facts.pickle"
-            if path.is_file():
-                with path.open("rb") as file:
-                    return pickle.load(file), {}  # written by this run
-            facts, failed = original()
-            if not failed:  # a failure depends on the process: never shared
-                scratch = path.with_suffix(".tmp")
-                with scratch.open("wb") as file:
-                    pickle.dump(facts, file, protocol=pickle.HIGHEST_PROTOCOL)
-                scratch.replace(path)
-            return facts, failed
-
-    extract.__wrapped__ = original  # type: ignore[attr-defined]
-    return extract
+    with locked_in(folder, name):
+        yield folder
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,10 +65,15 @@ def pytest_configure(config: pytest.Config) -> None:
         made = Path(tempfile.mkdtemp(prefix="netalert-tests-"))
         os.environ[ENV] = str(made)
         config.stash[_MADE] = made
-    from netalert.mib import loader
+    # The Python processes the tests start load SITE's sitecustomize (the workers inherit).
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(SITE) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(SITE), *filter(None, paths)])
+    # This process: netalert.mib.loader holds extract_builtin under its own name.
+    from netalert.mib import builtin, loader
 
-    if not hasattr(loader.extract_builtin, "__wrapped__"):
-        loader.extract_builtin = _shared_extract(loader.extract_builtin)  # type: ignore[assignment]
+    wrap(builtin)
+    loader.extract_builtin = builtin.extract_builtin
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -100,3 +81,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if made is not None:
         os.environ.pop(ENV, None)
         shutil.rmtree(made, ignore_errors=True)
+
+
+def python_path(*first: str | Path) -> str:
+    """``PYTHONPATH`` for a child process: ``first``, then this run's (which carries
+    :data:`SITE`)."""
+    inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return os.pathsep.join([*map(str, first), *filter(None, inherited)])
