@@ -6,6 +6,7 @@ import os
 
 pytest_plugins: list[str] = [
     "pytester",  # tests/test_tiers.py runs small sessions of its own
+    "tests.support.shared",  # a folder the xdist workers share: ports, MIB facts, MIB cache
     "tests.support.tiers",  # unit / daemon / e2e: every test gets one, `make check` runs unit
     "tests.support.snmpd",  # net-snmp snmpd on a free loopback port
     "tests.support.smtp",  # aiosmtpd: plain, STARTTLS, implicit TLS, AUTH, faults
@@ -14,6 +15,7 @@ pytest_plugins: list[str] = [
     "tests.support.postgres",  # a private PostgreSQL server (initdb, free loopback port)
     "tests.support.nats",  # nats-server -js on a free loopback port
     "tests.support.dovecot",  # a private Dovecot IMAP server ([ack] replies)
+    "tests.support.order",  # the longest modules first, for pytest-xdist (make test)
 ]
 
 # tests/soak/ (minutes of load each) runs only with `make soak`, which sets NETALERT_SOAK=1.

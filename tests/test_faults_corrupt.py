@@ -27,6 +27,7 @@ from netalert.notify.silences import SilenceStore
 from netalert.state import open_database
 from tests.support.faults import ROOT, AgentProcess
 from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.shared import python_path
 
 CONFIG = """
 [agent]
@@ -64,7 +65,7 @@ def make_state(state: Path) -> Path:
 
 
 def run_agent(directory: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, "NOTIFY_SOCKET": "", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "NOTIFY_SOCKET": "", "PYTHONPATH": python_path(ROOT)}
     config = directory / "config.toml"
     started = time.monotonic()
     try:

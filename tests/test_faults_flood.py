@@ -15,6 +15,9 @@ import pytest
 
 from tests.support.fault_checks import check_flood
 from tests.support.faults import AgentProcess, flood
+from tests.support.order import TIMING
+
+pytestmark = TIMING  # /healthz latency during a trap flood
 
 
 @pytest.fixture

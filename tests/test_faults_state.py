@@ -30,6 +30,7 @@ import pytest
 from netalert.state import open_database
 from tests.support.faults import ROOT
 from tests.support.ports import free_udp_port
+from tests.support.shared import python_path
 
 CONFIG = """
 [agent]
@@ -54,7 +55,7 @@ def write_config(tmp_path: Path, state: Path) -> Path:
 
 
 def run(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, "NOTIFY_SOCKET": "", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "NOTIFY_SOCKET": "", "PYTHONPATH": python_path(ROOT)}
     started = time.monotonic()
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=60, cwd=cwd, env=env, check=False

@@ -24,7 +24,10 @@ from netalert.snmp.types import SnmpType
 from netalert.snmp.wire.ber import PduType
 from netalert.snmp.wire.berenc import encode_message
 from tests.support.faults import AgentProcess, metric_values
+from tests.support.order import TIMING
 from tests.support.ports import free_tcp_port, free_udp_port
+
+pytestmark = TIMING  # an RSS bound while 3,000 big traps arrive
 
 COUNT = 3_000
 VALUE = 10_000  # bytes per OCTET STRING varbind; six of them make a ~60 KB trap

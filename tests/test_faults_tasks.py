@@ -27,6 +27,7 @@ import pytest
 from tests.support.fault_checks import assert_exactly_once, mail_config
 from tests.support.faults import ROOT, AgentProcess, link_down, metric_values, send_traps
 from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.shared import python_path
 from tests.support.smtp import SmtpServer
 
 N = 5
@@ -104,7 +105,7 @@ def test_bad_engine_id_file_is_one_line_and_exit_1(tmp_path: Path, mib_cache: Pa
     agent.state.mkdir()
     engine_file = agent.state / "engine_id"
     engine_file.write_text("not hex at all\n")
-    env = {**os.environ, "NOTIFY_SOCKET": "", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "NOTIFY_SOCKET": "", "PYTHONPATH": python_path(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "netalert", "run", "-c", str(agent.config)],
         capture_output=True,

@@ -24,6 +24,7 @@ import pytest
 from netalert.traps.pcap import PcapRecorder, read_datagrams
 from tests.support.faults import AgentProcess, link_down
 from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.shared import python_path
 from tests.support.v3build import build_v3, scoped_pdu, trap_varbinds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +110,7 @@ def replay(config: Path, capture: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": python_path(ROOT)},
     )
 
 
@@ -288,7 +289,7 @@ def test_netalert_traps_record_writes_accepted_and_refused_datagrams(tmp_path: P
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": python_path(ROOT)},
     )
     try:
         assert proc.stderr is not None
@@ -333,7 +334,7 @@ def test_replay_mails_only_with_mail(tmp_path: Path, mib_cache: Path, smtp_serve
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": python_path(ROOT)},
     )
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "replay: 1 mails sent, 0 left in the outbox" in sent.stdout

@@ -15,7 +15,10 @@ from netalert.poll.client import (
     Target,
 )
 from netalert.snmp.types import SnmpType
+from tests.support.order import TIMING
 from tests.support.snmpd import DEFAULT_USER, Snmpd, SnmpdFactory, V3User
+
+pytestmark = TIMING  # sub-second SNMP timeouts
 
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"

@@ -15,12 +15,13 @@ import pytest
 from netalert.cli.traps import format_event
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.ports import free_udp_port
+from tests.support.shared import python_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _netalert(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=python_path(ROOT))
     env.pop("NETALERT_CONFIG", None)
     return subprocess.Popen(
         [sys.executable, "-m", "netalert", "traps", *args],

@@ -23,9 +23,14 @@ import pytest
 
 from tests.support.faults import ROOT
 
-pytestmark = pytest.mark.e2e  # builds and installs a wheel, runs `netalert demo` from it
-
 PIP_TIMEOUT = 600  # a cold pip cache downloads every dependency
+
+pytestmark = [
+    pytest.mark.e2e,  # builds and installs a wheel, runs `netalert demo` from it
+    # pip's own bound, not pytest's 120 s: next to 3 other xdist workers, installing
+    # the dependencies alone can take two minutes
+    pytest.mark.timeout(2 * PIP_TIMEOUT),
+]
 
 
 def _run(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:

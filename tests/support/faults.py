@@ -43,6 +43,7 @@ import pytest
 from netalert.snmp.types import SnmpType
 from netalert.snmp.wire.ber import PduType
 from netalert.snmp.wire.berenc import encode_message
+from tests.support.shared import locked, python_path, shared_dir
 from tests.support.smtp import ReceivedMessage
 
 __all__ = [
@@ -148,7 +149,8 @@ def delivered(messages: list[ReceivedMessage]) -> tuple[Counter[str], Counter[in
 def warm_mib_cache(directory: Path) -> Path:
     """Compiles the built-in MIBs once into ``directory``/mibs (seconds; later starts reuse it)."""
     state = directory / "warm-state"
-    if not (state / "mibs").is_dir():
+    done = directory / "warm.done"
+    if not done.is_file():
         config = directory / "warm.toml"
         config.write_text(f'[agent]\nstate_dir = "{state}"\nhttp = ""\n')
         subprocess.run(
@@ -157,13 +159,21 @@ def warm_mib_cache(directory: Path) -> Path:
             timeout=120,
             check=True,
         )
+        done.touch()
     return state / "mibs"
 
 
 @pytest.fixture(scope="session")
 def mib_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A compiled MIB cache to copy into each agent's state directory."""
-    return warm_mib_cache(tmp_path_factory.mktemp("mib-cache"))
+    """A compiled MIB cache to copy into each agent's state directory: built once per run,
+    by the first xdist worker that needs it (the others wait for it and reuse it)."""
+    folder = shared_dir()
+    if folder is None:
+        return warm_mib_cache(tmp_path_factory.mktemp("mib-cache"))
+    with locked("mib-cache"):
+        directory = folder / "mib-cache"
+        directory.mkdir(exist_ok=True)
+        return warm_mib_cache(directory)
 
 
 @dataclass
@@ -206,7 +216,7 @@ class AgentProcess:
         if self.mib_cache is not None and not (self.state / "mibs").exists():
             shutil.copytree(self.mib_cache, self.state / "mibs")
         env = {**os.environ, "NOTIFY_SOCKET": "", **self.env}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = python_path(ROOT)
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
@@ -335,7 +345,7 @@ def flood(agent: AgentProcess, port: int, count: int, seconds: float) -> FloodRe
         ],
         stdout=subprocess.PIPE,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": python_path(ROOT)},
     )
     began = time.monotonic()
     try:

@@ -1,23 +1,62 @@
-"""Free loopback ports, found at run time (the machine is shared)."""
+"""Free loopback ports, found at run time (the machine is shared).
+
+The kernel hands out a port that nothing is bound to; between that moment and the
+bind of the server the test starts (snmpd, a ``netalert run``), another pytest-xdist
+worker could be handed the same port, or take the port of a server a test has
+stopped to restart it. So every port handed out is written to a registry in the run's
+shared folder (:mod:`tests.support.shared`), under an exclusive lock, and is never
+handed out again in the same run, by any worker. Outside a test run (``bench/``) the
+registry is this process's memory.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import socket
+
+from tests.support.shared import shared_dir
 
 __all__ = ["free_tcp_port", "free_udp_port"]
 
+_ATTEMPTS = 200
+_HANDED: set[str] = set()
+
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
-    """Returns a UDP port on ``host`` that nothing is bound to right now."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """Returns a UDP port on ``host`` that nothing is bound to right now and that no
+    other test of this run was given."""
+    return _free(socket.SOCK_DGRAM, host)
 
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:
-    """Returns a TCP port on ``host`` that nothing listens on right now."""
+    """Returns a TCP port on ``host`` that nothing listens on right now and that no
+    other test of this run was given."""
+    return _free(socket.SOCK_STREAM, host)
+
+
+def _free(kind: socket.SocketKind, host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+    for _ in range(_ATTEMPTS):
+        with socket.socket(family, kind) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if _claim(f"{proto} {port}"):
+            return port
+    raise OSError(f"no free {proto} port on {host} after {_ATTEMPTS} attempts")
+
+
+def _claim(key: str) -> bool:
+    """Records ``key`` as handed out; False when it was already."""
+    if key in _HANDED:
+        return False
+    folder = shared_dir()
+    if folder is not None:
+        with (folder / "ports").open("a+") as registry:
+            fcntl.flock(registry, fcntl.LOCK_EX)
+            registry.seek(0)
+            if key in registry.read().splitlines():
+                return False
+            registry.write(key + "\n")
+    _HANDED.add(key)
+    return True

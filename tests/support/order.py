@@ -1,0 +1,89 @@
+"""The longest test modules first (pytest plugin), so that pytest-xdist's workers finish
+together: a 100 s test handed out last would keep one worker busy while the others idle.
+
+The order is by module (a module's tests stay together and in their order, so
+module-scoped fixtures are set up once per worker), longest first: a module's length
+is the sum of its tests' durations in the last run (pytest's cache,
+``.pytest_cache``), or a guess by tier for a test without one (e2e 5 s, daemon 1 s,
+unit 0.05 s). Every process of a run reads the same cache, so the xdist workers
+collect in the same order; the controller (or the only process) writes it at the end.
+Run with ``-p no:cacheprovider`` and the guess alone orders.
+
+Load with ``pytest_plugins = ["tests.support.order"]`` (tests/conftest.py), after
+:mod:`tests.support.tiers`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+__all__ = ["GUESS", "TIMING", "order_by_duration"]
+
+CACHE_KEY = "netalert/durations"
+
+# For tests whose bounds are wall time against real processes (sub-second SNMP timeouts,
+# /healthz latency during a flood): ``make test`` (``--dist loadgroup``) runs the tests of
+# a group one after another on one worker, so they never load the cores for each other.
+TIMING = pytest.mark.xdist_group("timing")
+GUESS = {"e2e": 5.0, "daemon": 1.0, "unit": 0.05}  # seconds per test without a record
+
+
+def order_by_duration(
+    items: list[pytest.Item], known: dict[str, float], tier_of: dict[str, str]
+) -> list[pytest.Item]:
+    """``items`` grouped by module, the modules longest first (stable for equal lengths)."""
+    modules: dict[str, list[pytest.Item]] = defaultdict(list)
+    for item in items:
+        modules[item.nodeid.split("::", 1)[0]].append(item)
+    length = {
+        module: sum(
+            known.get(i.nodeid, GUESS.get(tier_of.get(i.nodeid, "unit"), 0.05)) for i in tests
+        )
+        for module, tests in modules.items()
+    }
+    ordered = sorted(modules, key=lambda module: -length[module])
+    return [item for module in ordered for item in modules[module]]
+
+
+def _tier(item: pytest.Item) -> str:
+    for name in GUESS:
+        if item.get_closest_marker(name) is not None:
+            return name
+    return "unit"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cache = getattr(config, "cache", None)
+    known = cache.get(CACHE_KEY, {}) if cache is not None else {}
+    if not isinstance(known, dict):
+        known = {}
+    items[:] = order_by_duration(items, known, {i.nodeid: _tier(i) for i in items})
+
+
+class _Recorder:
+    """Sums each test's phases; in the xdist controller it sees every worker's reports."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.seen: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seen[report.nodeid] = self.seen.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        cache = getattr(self.config, "cache", None)
+        if cache is None or not self.seen:
+            return
+        known = cache.get(CACHE_KEY, {})
+        if not isinstance(known, dict):
+            known = {}
+        known.update({nodeid: round(seconds, 3) for nodeid, seconds in self.seen.items()})
+        cache.set(CACHE_KEY, known)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller records, not the workers
+        config.pluginmanager.register(_Recorder(config), "netalert-durations")

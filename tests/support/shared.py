@@ -1,0 +1,90 @@
+"""What the processes of one test run share (pytest plugin): a folder, a lock, the
+built-in MIB facts.
+
+``make test`` runs the suite on several pytest-xdist workers (``-n 4``); without this,
+each worker would pay what one run needs once. The first pytest process of a run (the
+xdist controller, or the only process) makes a folder and names it in the environment
+(:data:`ENV`), which the workers inherit; it removes the folder at the end.
+
+* :func:`locked`: an exclusive ``flock`` on a file of the folder, for "the first
+  worker builds it, the others wait and reuse it" (the compiled MIB cache of
+  :func:`tests.support.faults.mib_cache`).
+* The built-in MIB modules' facts (``MibTree.builtin()``, every fresh state directory):
+  pysnmp loads ~300 modules in seconds of CPU per process. The plugin wraps
+  :func:`netalert.mib.builtin.extract_builtin` here and, through ``PYTHONPATH`` and
+  ``site/sitecustomize.py``, in every netalert process a test starts: the first process
+  extracts and pickles the facts into the folder, the others load the pickle. The facts
+  are the same; a failed extraction is never shared.
+* :mod:`tests.support.ports` keeps its registry of handed-out ports there.
+
+Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.site.sitecustomize import ENV, locked_in, wrap
+
+__all__ = ["ENV", "SITE", "locked", "python_path", "shared_dir"]
+
+SITE = Path(__file__).parent / "site"  # its sitecustomize.py, for the processes tests start
+_MADE = pytest.StashKey[Path]()
+
+
+def shared_dir() -> Path | None:
+    """The run's shared folder, or None outside a pytest run of this suite."""
+    value = os.environ.get(ENV)
+    return Path(value) if value else None
+
+
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[Path]:
+    """Holds an exclusive lock named ``name`` for the whole run; yields the shared folder.
+
+    Outside a run (no shared folder) it yields a private temporary folder, unlocked.
+    """
+    folder = shared_dir()
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="netalert-shared-") as private:
+            yield Path(private)
+        return
+    with locked_in(folder, name):
+        yield folder
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get(ENV):
+        made = Path(tempfile.mkdtemp(prefix="netalert-tests-"))
+        os.environ[ENV] = str(made)
+        config.stash[_MADE] = made
+    # The Python processes the tests start load SITE's sitecustomize (the workers inherit).
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(SITE) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(SITE), *filter(None, paths)])
+    # This process: netalert.mib.loader holds extract_builtin under its own name.
+    from netalert.mib import builtin, loader
+
+    wrap(builtin)
+    loader.extract_builtin = builtin.extract_builtin
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = config.stash.get(_MADE, None)
+    if made is not None:
+        os.environ.pop(ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def python_path(*first: str | Path) -> str:
+    """``PYTHONPATH`` for a child process: ``first``, then this run's (which carries
+    :data:`SITE`)."""
+    inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return os.pathsep.join([*map(str, first), *filter(None, inherited)])

@@ -1,0 +1,1 @@
+"""On ``PYTHONPATH`` of the Python processes the tests start (see sitecustomize.py)."""
