@@ -14,6 +14,7 @@ import pytest
 
 from netalert.cluster.codec import message_id
 from netalert.cluster.leases import LeaseManager
+from netalert.cluster.schema import migrations
 from netalert.cluster.shards import shard_of
 from netalert.cluster.transport import Delivery, ShardConsumers, TrapTransport
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
@@ -202,7 +203,10 @@ async def test_cluster_status_command(
         assert all(n["live"] and n["lease_age"] < 3.0 for n in by_node.values())
         text = await _status(config)
         lines = text.stdout.splitlines()
-        assert lines[0] == "cluster: 2 of 2 nodes live, 8 shards (0 free), stream lag 1, schema 1"
+        newest = migrations()[-1].version
+        assert lines[0] == (
+            f"cluster: 2 of 2 nodes live, 8 shards (0 free), stream lag 1, schema {newest}"
+        )
         assert lines[1].split() == ["NODE", "STATE", "HEARTBEAT", "SHARDS", "LEASE", "AGE", "LAG"]
         assert lines[3].split()[0:2] == ["nms-b", "live"] and lines[3].split()[-1] == "1"
         nats_server.stop()  # NATS gone: the lag is unknown, the exit status 1

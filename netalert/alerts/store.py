@@ -29,6 +29,8 @@ __all__ = [
     "MemoryAlertStore",
     "SqliteAlertStore",
     "load_alerts",
+    "record_row",
+    "row_record",
 ]
 
 MIGRATIONS = [
@@ -121,7 +123,7 @@ class SqliteAlertStore:
         """
         if not changed and not removed:
             return
-        rows = [_row(record) for record in changed]
+        rows = [record_row(record) for record in changed]
         deleted = list(removed)
 
         def apply(conn: sqlite3.Connection) -> None:
@@ -142,7 +144,9 @@ _UPSERT = (
 )
 
 
-def _row(record: AlertRecord) -> tuple[Any, ...]:
+def record_row(record: AlertRecord) -> tuple[Any, ...]:
+    """The column values of ``record`` in ``_COLUMNS`` order (JSON as text): the row
+    format every SQL store shares."""
     a = record.alert
     engine = {
         "phase": [record.phase.state.value, record.phase.since, record.phase.last_bad],
@@ -199,24 +203,29 @@ def _alert(row: sqlite3.Row | tuple[Any, ...]) -> Alert:
     )
 
 
+def row_record(row: sqlite3.Row | tuple[Any, ...]) -> AlertRecord:
+    """The record of a row written by :func:`record_row`."""
+    engine = json.loads(row[17])
+    state, since, last_bad = engine["phase"]
+    return AlertRecord(
+        alert=_alert(row),
+        key=row[1],
+        phase=Phase(AlertState(state), since, last_bad),
+        history=engine.get("history", ""),
+        sampled_at=engine.get("sampled_at", 0.0),
+        flap_since=engine.get("flap_since"),
+        flap_changes=engine.get("flap_changes", 0),
+        notified=engine.get("notified", ""),
+        confirm_index=engine.get("confirm_index"),
+        confirm_next=engine.get("confirm_next"),
+        signature=engine.get("signature", ""),
+        extra=engine.get("extra", {}),
+    )
+
+
 def _load(conn: sqlite3.Connection) -> Iterable[AlertRecord]:
     for row in conn.execute(f"SELECT {_COLUMNS} FROM alerts"):
-        engine = json.loads(row[17])
-        state, since, last_bad = engine["phase"]
-        yield AlertRecord(
-            alert=_alert(row),
-            key=row[1],
-            phase=Phase(AlertState(state), since, last_bad),
-            history=engine.get("history", ""),
-            sampled_at=engine.get("sampled_at", 0.0),
-            flap_since=engine.get("flap_since"),
-            flap_changes=engine.get("flap_changes", 0),
-            notified=engine.get("notified", ""),
-            confirm_index=engine.get("confirm_index"),
-            confirm_next=engine.get("confirm_next"),
-            signature=engine.get("signature", ""),
-            extra=engine.get("extra", {}),
-        )
+        yield row_record(row)
 
 
 def load_alerts(db: Database, *, active_only: bool = True) -> list[Alert]:

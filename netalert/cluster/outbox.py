@@ -1,0 +1,170 @@
+"""The notification log and the outbox in the shared PostgreSQL: :class:`PgOutbox`.
+
+* :meth:`PgOutbox.enqueue` writes a notification and its mail in one transaction
+  fenced by the shard's lease (a stale epoch writes neither) and fixes the
+  notification's Message-ID, the same on every attempt at the mail.
+* Senders on any node :meth:`~PgOutbox.claim` unsent rows with ``FOR UPDATE SKIP
+  LOCKED``: two senders never claim one row at once. A claim lasts ``claim_for``
+  seconds (the database's clock); a row whose claim ran out (its sender died) is
+  claimed again by another.
+* :meth:`~PgOutbox.mark_sent` records the SMTP server's 250 reply and marks the
+  row sent in one statement, only while the claim is the row's current one: a
+  sender that was too slow gets :class:`StaleClaimError` (its mail may then be
+  delivered twice; never lost).
+
+Not yet wired to the alert store's save (the notification is to commit with the
+alert transition) nor to the sender: see docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import Connection
+
+from netalert.cluster.errors import ClusterError
+from netalert.cluster.fence import fenced_sync
+from netalert.cluster.leases import Lease
+
+__all__ = ["Claimed", "PgOutbox", "StaleClaimError"]
+
+
+class StaleClaimError(ClusterError):
+    """A sender's claim of an outbox row ran out and the row was claimed again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """One claimed outbox row: send ``message`` with ``message_id``, then mark it."""
+
+    id: int
+    message_id: str
+    message: bytes
+    claim: int
+
+
+_CLAIM = """
+UPDATE outbox SET claim = claim + 1, claimed_by = %(node)s,
+    claim_expires = now() + make_interval(secs => %(secs)s)
+WHERE id IN (
+    SELECT id FROM outbox WHERE sent IS NULL AND claim_expires <= now()
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, claim, message
+"""
+
+
+class PgOutbox:
+    """The outbox of a cluster node (one blocking connection, like the alert store).
+
+    Args:
+        dsn: The shared database, migrated.
+        node: This node's name (recorded as the claimer).
+        lease_of: This node's current lease of a shard, or None.
+        domain: The right-hand side of the Message-IDs.
+        claim_for: Seconds a claim lasts before another sender may take the row.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        node: str,
+        lease_of: Callable[[int], Lease | None],
+        domain: str = "netalert.invalid",
+        claim_for: float = 60.0,
+    ) -> None:
+        if claim_for <= 0:
+            raise ValueError("claim_for must be positive")
+        self.dsn = dsn
+        self.node = node
+        self.domain = domain
+        self.claim_for = claim_for
+        self._lease_of = lease_of
+        self._conn: Connection[Any] | None = None
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connect(self) -> Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+        return self._conn
+
+    def enqueue(self, shard: int, fingerprint: str, transition: str, message: bytes) -> str:
+        """Logs a notification and queues its mail under ``shard``'s lease; returns its
+        Message-ID.
+
+        Raises:
+            StaleLeaseError: The lease moved on; nothing was written.
+        """
+        lease = self._lease_of(shard) or Lease(shard, self.node, 0)
+        conn = self._connect()
+        with fenced_sync(conn, [lease]):
+            cur = conn.execute(
+                "INSERT INTO notification_log (shard, epoch, fingerprint, transition, message_id)"
+                " VALUES (%s, %s, %s, %s, 'pending') RETURNING id",
+                (shard, lease.epoch, fingerprint, transition),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise ClusterError("notification_log returned no id")
+            message_id = f"<{row[0]}.{fingerprint}@{self.domain}>"
+            conn.execute(
+                "UPDATE notification_log SET message_id = %s WHERE id = %s", (message_id, row[0])
+            )
+            conn.execute("INSERT INTO outbox (id, message) VALUES (%s, %s)", (row[0], message))
+        return message_id
+
+    def claim(self, limit: int) -> list[Claimed]:
+        """Claims up to ``limit`` unsent rows no other sender holds, oldest first."""
+        conn = self._connect()
+        with conn.transaction():
+            cur = conn.execute(
+                _CLAIM, {"node": self.node, "secs": self.claim_for, "limit": max(0, limit)}
+            )
+            claimed = {int(i): (int(c), bytes(m)) for i, c, m in cur.fetchall()}
+            if not claimed:
+                return []
+            cur = conn.execute(
+                "SELECT id, message_id FROM notification_log WHERE id = ANY(%s) ORDER BY id",
+                (list(claimed),),
+            )
+            return [
+                Claimed(int(i), mid, claimed[int(i)][1], claimed[int(i)][0])
+                for i, mid in cur.fetchall()
+            ]
+
+    def mark_sent(self, row: Claimed, reply: str) -> None:
+        """Marks ``row`` sent, recording the server's ``reply``, if ``row``'s claim is current.
+
+        Raises:
+            StaleClaimError: The claim ran out and another sender holds or sent the row.
+        """
+        cur = self._connect().execute(
+            "UPDATE outbox SET sent = now(), smtp_reply = %s WHERE id = %s AND claim = %s"
+            " AND claimed_by = %s AND sent IS NULL",
+            (reply, row.id, row.claim, self.node),
+        )
+        if cur.rowcount != 1:
+            raise StaleClaimError(
+                f"outbox row {row.id}: claim {row.claim} of {self.node} is not current any more"
+            )
+
+    def release(self, row: Claimed) -> None:
+        """Gives a claimed row back at once (its send failed): any sender may retry it."""
+        self._connect().execute(
+            "UPDATE outbox SET claim_expires = '-infinity' WHERE id = %s AND claim = %s"
+            " AND claimed_by = %s AND sent IS NULL",
+            (row.id, row.claim, self.node),
+        )
+
+    def depth(self) -> int:
+        """Rows not yet sent (``netalert cluster status``'s outbox depth, later)."""
+        cur = self._connect().execute("SELECT count(*) FROM outbox WHERE sent IS NULL")
+        row = cur.fetchone()
+        return int(row[0]) if row else 0

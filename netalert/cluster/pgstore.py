@@ -1,0 +1,230 @@
+"""Alert state in the shared PostgreSQL: :class:`PgAlertStore`, an :class:`AlertStore`.
+
+The same protocol as the embedded database's :class:`~netalert.alerts.store.SqliteAlertStore`
+(the rows hold the same columns, written and read by the same functions), with
+two additions that make it safe for several nodes:
+
+* every row carries its **shard**, the shard of its device
+  (:func:`~netalert.cluster.shards.shard_of`), and the fencing epoch it was
+  written under;
+* every save is **fenced**: its one transaction first locks the lease rows of
+  every shard it touches and checks that this node still holds them at the
+  epochs it knows (:func:`~netalert.cluster.fence.fenced_sync`). A node whose
+  lease moved on gets :class:`~netalert.cluster.errors.StaleLeaseError` and
+  nothing of the save is written.
+
+The store uses a blocking psycopg connection, as the protocol is synchronous.
+Its lock and statement timeouts bound every save, so a save cannot hang on a
+lease row locked by a transaction that waits for the same thread; an agent calls
+it outside its event loop. A save that loses its connection (PostgreSQL
+restarted, a network cut) reconnects and is made once more: a save is
+idempotent (whole rows upserted, deletes by key), so repeating one whose commit
+may or may not have happened is safe. If that fails too, it raises
+``StateWriteError`` and the next save connects afresh.
+
+The schema is the package's migrations (``migrations/0002_alerts.sql``), which
+the node's :class:`~netalert.cluster.leases.LeaseManager` applies at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import Connection
+
+from netalert.alerts.store import Lost, Records, record_row, row_record
+from netalert.alerts.table import AlertRecord
+from netalert.cluster.errors import StaleLeaseError
+from netalert.cluster.fence import fenced_sync
+from netalert.cluster.leases import Lease
+from netalert.cluster.shards import shard_of
+from netalert.errors import StateError, StateWriteError
+from netalert.logs import event
+
+__all__ = ["LeaseOf", "PgAlertStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LeaseOf = Callable[[int], Lease | None]
+"""This node's current lease of a shard, or None (``LeaseManager.lease_of``)."""
+
+_COLUMNS = (
+    "fingerprint, lookup_key, rule, severity, device, labels, annotations, state, starts_at,"
+    " ends_at, updated_at, value, count, flapping, silenced, source, varbinds, engine"
+)
+_UPDATED = ", ".join(
+    f"{column} = EXCLUDED.{column}"
+    for column in ["shard", "epoch", *(c.strip() for c in _COLUMNS.split(",")[1:])]
+)
+_UPSERT = (
+    f"INSERT INTO alerts (shard, epoch, {_COLUMNS}) VALUES ("
+    + ", ".join(["%s"] * 20)
+    + f") ON CONFLICT (fingerprint) DO UPDATE SET {_UPDATED}"
+)
+
+
+# Columns of free text (from the config or the network: a value may hold NUL, which a
+# PostgreSQL text cannot): stored with backslash and NUL escaped as \\ and \0.
+_FREE_TEXT = (1, 2, 3, 4, 11, 15)
+_ESCAPED = re.compile(r"\\([\\0])")
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda m: "\x00" if m.group(1) == "0" else "\\", text)
+
+
+def _to_pg(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_escape(v) if i in _FREE_TEXT else v for i, v in enumerate(row))
+
+
+def _from_pg(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_unescape(v) if i in _FREE_TEXT else v for i, v in enumerate(row))
+
+
+class PgAlertStore:
+    """The :class:`~netalert.alerts.store.AlertStore` of a cluster node: table ``alerts``
+    in the shared PostgreSQL, every save fenced by the leases of its shards.
+
+    Args:
+        dsn: The shared database (a ``postgresql://`` URI), migrated.
+        node: This node's name (in the errors).
+        shards: The cluster's shard count.
+        lease_of: This node's current lease of a shard, or None.
+        connect_timeout: Seconds to connect.
+        lock_timeout: Seconds a save waits for a lease or alert row lock.
+        statement_timeout: Seconds one statement of a save may take.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        node: str,
+        shards: int,
+        lease_of: LeaseOf,
+        connect_timeout: float = 5.0,
+        lock_timeout: float = 2.0,
+        statement_timeout: float = 5.0,
+    ) -> None:
+        if shards < 1 or min(connect_timeout, lock_timeout, statement_timeout) <= 0:
+            raise ValueError("shards must be at least 1 and the timeouts positive")
+        self.dsn = dsn
+        self.node = node
+        self.shards = shards
+        self._lease_of = lease_of
+        self._connect_timeout = max(1, round(connect_timeout))
+        self._options = (
+            f"-c lock_timeout={round(lock_timeout * 1000)}"
+            f" -c statement_timeout={round(statement_timeout * 1000)}"
+        )
+        self._conn: Connection[Any] | None = None
+
+    def shard_of(self, record: AlertRecord) -> int:
+        """The shard of ``record``: its device's."""
+        return shard_of(record.alert.device, self.shards)
+
+    def close(self) -> None:
+        """Closes the connection (the next call connects again)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def load(self) -> list[AlertRecord]:
+        """The stored records of the shards this node holds now.
+
+        Raises:
+            StateWriteError: PostgreSQL cannot be read (after one reconnect).
+        """
+        owned = [s for s in range(self.shards) if self._lease_of(s) is not None]
+
+        def read(conn: Connection[Any]) -> list[AlertRecord]:
+            cur = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE shard = ANY(%s)", (owned,))
+            return [row_record(_from_pg(row)) for row in cur.fetchall()]
+
+        return self._retrying("load", read)
+
+    def save(self, changed: Records, removed: Sequence[str], *, on_lost: Lost) -> None:
+        """Upserts ``changed`` and deletes ``removed`` in one fenced transaction.
+
+        Nothing is held: ``on_lost`` is never called; a save that raises wrote nothing.
+
+        Raises:
+            StaleLeaseError: A shard of the save is not (any more) this node's at
+                the epoch it knows; nothing was written.
+            StateWriteError: PostgreSQL cannot take the save (after one reconnect).
+        """
+        if not changed and not removed:
+            return
+        records = list(changed)
+        deleted = list(removed)
+
+        def write(conn: Connection[Any]) -> None:
+            with conn.transaction():
+                shards = {self.shard_of(record) for record in records}
+                if deleted:
+                    cur = conn.execute(
+                        "SELECT DISTINCT shard FROM alerts WHERE fingerprint = ANY(%s)",
+                        (deleted,),
+                    )
+                    shards.update(int(shard) for (shard,) in cur.fetchall())
+                leases = {shard: self._lease(shard) for shard in shards}
+                with fenced_sync(conn, leases.values()):
+                    if deleted:
+                        conn.execute("DELETE FROM alerts WHERE fingerprint = ANY(%s)", (deleted,))
+                    if records:
+                        with conn.cursor() as cur:
+                            cur.executemany(
+                                _UPSERT,
+                                [
+                                    (s, leases[s].epoch, *_to_pg(record_row(r)))
+                                    for r in records
+                                    for s in (self.shard_of(r),)
+                                ],
+                            )
+
+        self._retrying("save", write)
+
+    def _lease(self, shard: int) -> Lease:
+        # Without a lease the node still asks the database, which names the holder
+        # in the refusal; epoch 0 is never a held lease's.
+        return self._lease_of(shard) or Lease(shard, self.node, 0)
+
+    def _connect(self) -> Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self.dsn,
+                autocommit=True,
+                connect_timeout=self._connect_timeout,
+                options=self._options,
+            )
+        return self._conn
+
+    def _retrying(self, what: str, call: Callable[[Connection[Any]], T]) -> T:
+        """``call`` on the connection; once more on a fresh one if the connection failed."""
+        for attempt in (1, 2):
+            try:
+                return call(self._connect())
+            except StaleLeaseError:
+                raise
+            except psycopg.OperationalError as exc:
+                self.close()
+                log.warning(
+                    event("cluster_store_failed", what=what, attempt=attempt, error=str(exc))
+                )
+                if attempt == 2:
+                    raise StateWriteError(
+                        f"alert {what} in PostgreSQL failed twice (reconnected once): {exc}"
+                    ) from exc
+            except psycopg.Error as exc:
+                raise StateError(f"alert {what} in PostgreSQL refused: {exc}") from exc
+        raise AssertionError("unreachable")
