@@ -237,8 +237,8 @@ def test_keep_firing_for_rides_out_one_good_sample() -> None:
 def test_device_data_cannot_run_template_code() -> None:
     engine = make(IF_DOWN.replace('for = "30s"', "").replace("{{ device }} ", ""))
     changes = engine.on_poll(poll("sw1", 0, {"1": iface(2, descr=b"{{ 7*7 }}\r\nBcc: x")}), 0)
-    # literal text, on one line (a summary may become a mail subject)
-    assert changes[0].annotations["summary"] == "{{ 7*7 }} Bcc: x is down"
+    # literal text, on one line (a summary may become a mail subject): CR LF escaped, visibly
+    assert changes[0].annotations["summary"] == "{{ 7*7 }}\\r\\nBcc: x is down"
 
 
 def test_templates_run_in_a_sandbox() -> None:

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from netalert.logtext import escape
+from netalert.present import clip
 from netalert.snmp.types import VarBind
 
 __all__ = [
+    "MAX_LABEL",
     "Alert",
     "AlertState",
     "Transition",
@@ -26,6 +29,8 @@ __all__ = [
     "alert_labels",
     "fingerprint",
 ]
+
+MAX_LABEL = 256  # characters of a label value (a DisplayString, 255, fits whole)
 
 
 class AlertState(StrEnum):
@@ -118,7 +123,15 @@ def alert_labels(
     static: Mapping[str, str],
     device_labels: Mapping[str, str],
 ) -> Mapping[str, str]:
-    """An alert's labels: fixed ones win over key/index labels, over rule labels, over device's."""
-    labels = {**device_labels, **static, **own, "rule": rule, "severity": severity}
-    labels["device"] = device
-    return MappingProxyType(labels)
+    """An alert's labels: fixed ones win over key/index labels, over rule labels, over device's.
+
+    The one place where device text (an index, a trap's key varbind) becomes a
+    label: each value is escaped (:func:`netalert.logtext.escape`: a control,
+    bidi or zero-width character reads ``\\u001b``) and cut to :data:`MAX_LABEL`
+    characters. Both are pure functions of the value, so the labels, and the
+    fingerprint, stay the same from one poll or trap to the next; a clean value
+    is kept as it is.
+    """
+    merged = {**device_labels, **static, **own, "rule": rule, "severity": severity}
+    merged["device"] = device
+    return MappingProxyType({k: clip(escape(v), MAX_LABEL) for k, v in merged.items()})
