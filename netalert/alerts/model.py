@@ -28,6 +28,7 @@ __all__ = [
     "TransitionKind",
     "alert_labels",
     "fingerprint",
+    "label_text",
 ]
 
 MAX_LABEL = 256  # characters of a label value (a DisplayString, 255, fits whole)
@@ -115,6 +116,15 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def label_text(value: str) -> str:
+    """Device text as an alert's label or value shows it: escaped
+    (:func:`netalert.logtext.escape`: a control, bidi or zero-width character reads
+    ``\\u001b``...) and cut to :data:`MAX_LABEL` characters. A pure function of
+    ``value`` (the same text gives the same label at every poll); clean text
+    under the bound is returned as it is."""
+    return clip(escape(value), MAX_LABEL)
+
+
 def alert_labels(
     rule: str,
     severity: str,
@@ -126,12 +136,9 @@ def alert_labels(
     """An alert's labels: fixed ones win over key/index labels, over rule labels, over device's.
 
     The one place where device text (an index, a trap's key varbind) becomes a
-    label: each value is escaped (:func:`netalert.logtext.escape`: a control,
-    bidi or zero-width character reads ``\\u001b``) and cut to :data:`MAX_LABEL`
-    characters. Both are pure functions of the value, so the labels, and the
-    fingerprint, stay the same from one poll or trap to the next; a clean value
-    is kept as it is.
+    label: every value goes through :func:`label_text`, so the labels, and the
+    fingerprint, stay the same from one poll or trap to the next.
     """
     merged = {**device_labels, **static, **own, "rule": rule, "severity": severity}
     merged["device"] = device
-    return MappingProxyType({k: clip(escape(v), MAX_LABEL) for k, v in merged.items()})
+    return MappingProxyType({k: label_text(v) for k, v in merged.items()})
