@@ -7,7 +7,9 @@ zero-width space and thousands of characters. The rule keys its alerts on
 shows of that text (the mail's Subject, text and HTML bodies, ``/api/alerts``,
 ``netalert alerts``, its log) carries no raw control, bidi or zero-width
 character and stays bounded; the same trap twice is still one alert; the raw
-varbind is still in the JSON, exactly, as hex.
+varbind is still in the JSON, exactly, as hex. The poll path too: snmpd serves
+such an ``ifAlias`` (a ``pass`` script), a rule shows it as its value and in
+its summary.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import pytest
 
 from netalert.alerts.model import MAX_LABEL
 from netalert.rules.templates import MAX_DESCRIPTION, MAX_SUMMARY
-from tests.support.fault_checks import MAIL_RULE, wait_mail
+from tests.support.fault_checks import MAIL_RULE, mail_config, wait_mail
 from tests.support.faults import AgentProcess
+from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
+from tests.support.snmpd import PassScript, SnmpdFactory
 
 pytestmark = [
     pytest.mark.e2e,
@@ -163,3 +167,71 @@ def test_hostile_ifalias_is_escaped_and_bounded_everywhere(
     assert RAW.hex() in as_json.stdout, "the trap's varbind is no longer in the JSON as hex"
     assert "\\u001b" in as_json.stdout  # the labels: escaped, and JSON-encoded again
     assert not dirty(agent.log().replace("\n", ""), lines=False)
+
+
+# --- the poll path: snmpd serves the hostile ifAlias ----------------------------------
+
+POLLED = "up\x1b[2J\x1b]0;owned\x07 link\r\u202etxt.exe\u200b\x7fend" + "A" * 600
+# (DisplayString's DISPLAY-HINT "255a" shows the bidi and zero-width characters as U+FFFD)
+ESCAPED = "up\\u001b[2J\\u001b]0;owned\\u0007 link\\r"
+ALIAS_SCRIPT = f"""#!{sys.executable}
+import sys
+mode, oid = sys.argv[1], sys.argv[2]
+row = "{IF_ALIAS}.1"
+wanted = [int(x) for x in oid.strip(".").split(".")]
+first = [int(x) for x in row.split(".")]
+if (mode == "-g" and wanted == first) or (mode == "-n" and wanted < first):
+    sys.stdout.buffer.write(("." + row + "\\nstring\\n").encode() + {POLLED.encode()!r} + b"\\n")
+"""
+# The fault tests' mail config with this poll rule instead of its trap rule.
+POLL_RULE = """[[rules]]
+name = "HostileAlias"
+expr = "ifAlias != ''"
+value = "ifAlias"
+severity = "info"
+summary = "alias {{ ifAlias }}"
+
+"""
+POLL_DEVICE = """
+[snmp]
+interval = "1s"
+
+[[devices]]
+name = "edge"
+address = "%s"
+collect = ["alias"]
+
+[collect.alias]
+walk = ["IF-MIB::ifAlias"]
+"""
+
+
+def test_hostile_polled_text_is_escaped_and_bounded(
+    snmpd_factory: SnmpdFactory, smtp_server: SmtpServer, mib_cache: Path, tmp_path: Path
+) -> None:
+    device = snmpd_factory(passes=[PassScript(f".{IF_ALIAS}", ALIAS_SCRIPT, priority=10)])
+    http = free_tcp_port()
+    text = mail_config(traps=free_udp_port(), smtp=smtp_server.port, http=http)
+    head, rest = text.split("[[rules]]")
+    text = head + POLL_RULE + "[smtp]" + rest.split("[smtp]")[1] + POLL_DEVICE % device.address
+    agent = AgentProcess(tmp_path / "agent", text, http, mib_cache)
+    (tmp_path / "agent").mkdir()
+    try:
+        agent.start()
+        (message,) = wait_mail(smtp_server, 1, within=30)
+        status, body = agent.get("/api/alerts")
+        assert status == 200, body
+        data = json.loads(body)
+        (alert,) = [a for a in data["alerts"] if a.get("rule") == "HostileAlias"]
+        for shown in (str(alert["value"]), str(alert["summary"])):
+            assert not dirty(shown, lines=False), shown
+            assert ESCAPED in shown and "\\u007fend" in shown, shown
+            assert len(shown) <= MAX_SUMMARY
+        assert len(str(alert["value"])) <= MAX_LABEL
+        mail = message.parsed()
+        for part in (mail.get_body(("plain",)), mail.get_body(("html",))):
+            assert part is not None
+            content = part.get_content()
+            assert not dirty(content) and "\\u001b[2J" in content, content[:2000]
+    finally:
+        agent.cleanup()
