@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from netalert.alerting import Alerting
-from netalert.alerts.model import AlertState, Transition, TransitionKind
+from netalert.alerts.model import MAX_LABEL, AlertState, Transition, TransitionKind
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
 from netalert.mib import MibTree
@@ -237,8 +237,17 @@ def test_keep_firing_for_rides_out_one_good_sample() -> None:
 def test_device_data_cannot_run_template_code() -> None:
     engine = make(IF_DOWN.replace('for = "30s"', "").replace("{{ device }} ", ""))
     changes = engine.on_poll(poll("sw1", 0, {"1": iface(2, descr=b"{{ 7*7 }}\r\nBcc: x")}), 0)
-    # literal text, on one line (a summary may become a mail subject)
-    assert changes[0].annotations["summary"] == "{{ 7*7 }} Bcc: x is down"
+    # literal text, on one line (a summary may become a mail subject): CR LF escaped, visibly
+    assert changes[0].annotations["summary"] == "{{ 7*7 }}\\r\\nBcc: x is down"
+
+
+def test_value_from_device_text_is_escaped_and_bounded() -> None:
+    rules = IF_DOWN.replace('for = "30s"', 'for = "30s"\nvalue = "ifDescr"')
+    engine = make(rules.replace('for = "30s"', ""))
+    descr = b"eth0\r\nBcc: x\tA" + b"A" * 5000  # printable text with controls
+    changes = engine.on_poll(poll("sw1", 0, {"1": iface(2, descr=descr)}), 0)
+    assert changes[0].value.startswith("eth0\\r\\nBcc: x\\tAA"), changes[0].value
+    assert len(changes[0].value) <= MAX_LABEL
 
 
 def test_templates_run_in_a_sandbox() -> None:

@@ -18,6 +18,7 @@ from netalert.alerts.model import (
     TransitionKind,
     alert_labels,
     fingerprint,
+    label_text,
 )
 from netalert.alerts.observe import (
     AlertView,
@@ -46,5 +47,6 @@ __all__ = [
     "alert_labels",
     "fingerprint",
     "group_of",
+    "label_text",
     "make_key",
 ]

@@ -16,16 +16,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from netalert.logtext import escape
+from netalert.present import clip
 from netalert.snmp.types import VarBind
 
 __all__ = [
+    "MAX_LABEL",
     "Alert",
     "AlertState",
     "Transition",
     "TransitionKind",
     "alert_labels",
     "fingerprint",
+    "label_text",
 ]
+
+MAX_LABEL = 256  # characters of a label value (a DisplayString, 255, fits whole)
 
 
 class AlertState(StrEnum):
@@ -110,6 +116,15 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def label_text(value: str) -> str:
+    """Device text as an alert's label or value shows it: escaped
+    (:func:`netalert.logtext.escape`: a control, bidi or zero-width character reads
+    ``\\u001b``...) and cut to :data:`MAX_LABEL` characters. A pure function of
+    ``value`` (the same text gives the same label at every poll); clean text
+    under the bound is returned as it is."""
+    return clip(escape(value), MAX_LABEL)
+
+
 def alert_labels(
     rule: str,
     severity: str,
@@ -118,7 +133,12 @@ def alert_labels(
     static: Mapping[str, str],
     device_labels: Mapping[str, str],
 ) -> Mapping[str, str]:
-    """An alert's labels: fixed ones win over key/index labels, over rule labels, over device's."""
-    labels = {**device_labels, **static, **own, "rule": rule, "severity": severity}
-    labels["device"] = device
-    return MappingProxyType(labels)
+    """An alert's labels: fixed ones win over key/index labels, over rule labels, over device's.
+
+    The one place where device text (an index, a trap's key varbind) becomes a
+    label: every value goes through :func:`label_text`, so the labels, and the
+    fingerprint, stay the same from one poll or trap to the next.
+    """
+    merged = {**device_labels, **static, **own, "rule": rule, "severity": severity}
+    merged["device"] = device
+    return MappingProxyType({k: label_text(v) for k, v in merged.items()})

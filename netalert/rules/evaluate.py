@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from netalert.alerts import label_text
 from netalert.rules.compile import PollRule, TrapRule
 from netalert.rules.expr import Expr
 from netalert.rules.history import Unknown
@@ -28,7 +29,7 @@ def shown(expr: Expr, names: Mapping[str, Any], history: Any) -> str:
     """The operand of the comparison that decided ``expr``, as people read it
     (see netalert.rules.deciding); "" when it cannot be computed."""
     try:
-        return render_value(expr.value_fn(names, history))
+        return label_text(render_value(expr.value_fn(names, history)))
     except _UNKNOWN:
         return ""
 
@@ -36,7 +37,7 @@ def shown(expr: Expr, names: Mapping[str, Any], history: Any) -> str:
 def computed(expr: Expr, names: Mapping[str, Any], history: Any) -> str:
     """The result of ``expr`` (a rule's ``value``) as people read it; "" when unknown."""
     try:
-        return render_value(expr.fn(names, history))
+        return label_text(render_value(expr.fn(names, history)))
     except _UNKNOWN:
         return ""
 

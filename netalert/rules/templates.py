@@ -4,7 +4,11 @@ Device data is untrusted (an ``ifAlias`` or a trap varbind can be written by
 anyone who can send a packet), so templates run in Jinja2's immutable sandbox:
 no access to private attributes, no calls to unsafe methods, no mutation. A
 value containing ``{{`` is just text: templates are compiled from the config
-only, never from data. The output is capped in length, and a summary is kept
+only, never from data. What a ``{{ ... }}`` writes is escaped
+(:func:`netalert.logtext.escape`: a CR, LF, ESC, NUL, bidi override or
+zero-width character reads ``\\r``, ``\\n``, ``\\u001b``...), so device text can
+neither forge a line of a description nor reach a reader raw; the template's
+own line breaks stay. The output is capped in length, and a summary is kept
 to one line (it may end up in a mail subject). The unit filters of
 :mod:`netalert.units` (``bits``, ``bytes``, ``percent``, ``duration``,
 ``uptime``) are available.
@@ -19,11 +23,21 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from netalert.logtext import escape
+from netalert.present import clip
 from netalert.units import FILTERS
 
 __all__ = ["DEFAULT_RESOLVED_SUMMARY", "TemplateProblem", "compile_template", "render"]
 
-_ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+
+def _finalize(value: object) -> str:
+    """What one ``{{ ... }}`` writes: its text, escaped (device data is untrusted)."""
+    return escape(value if isinstance(value, str) else str(value))
+
+
+_ENV = ImmutableSandboxedEnvironment(
+    autoescape=False, keep_trailing_newline=False, finalize=_finalize
+)
 _ENV.filters.update(FILTERS)
 MAX_SUMMARY = 500
 MAX_DESCRIPTION = 8000
@@ -60,8 +74,7 @@ def render(template: Template, context: Mapping[str, Any], *, one_line: bool) ->
     try:
         text = template.render(context)
     except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-        text = f"(template failed: {type(exc).__name__}: {exc})"
+        text = escape(f"(template failed: {type(exc).__name__}: {exc})")
     if one_line:
-        text = " ".join(text.split())
-        return text[:MAX_SUMMARY]
-    return text[:MAX_DESCRIPTION]
+        return clip(" ".join(text.split()), MAX_SUMMARY)
+    return clip(text, MAX_DESCRIPTION)
