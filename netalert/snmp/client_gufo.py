@@ -268,9 +268,12 @@ class GufoClient(SnmpClient):
             # after a timeout the same iterator sends the same request again.
             items = session.getnext(root) if v1 else session.getbulk(root, target.max_repetitions)
             out: list[VarBind] = []
-            last: tuple[int, ...] = ()
+            # OIDs compare by their arcs below the root (the root itself is ()): the
+            # same order as whole OIDs inside the subtree, with fewer ints to parse.
+            last: tuple[int, ...] | None = None
             timeouts = 0
             prefix = root + "."
+            cut = len(prefix)
             while max_varbinds > 0:
                 try:
                     async for item in items:
@@ -278,12 +281,17 @@ class GufoClient(SnmpClient):
                             return out
                         name, raw = item
                         # The walk must advance, or a broken agent would loop us forever.
-                        key = tuple(map(int, name.split(".")))
-                        if key <= last:
+                        if name.startswith(prefix):
+                            key = tuple(map(int, name[cut:].split(".")))
+                        elif name == root:
+                            key = ()
+                        else:  # past the subtree: the walk ends, if it still advanced
+                            if last is not None and _arcs(name) <= _arcs(root) + last:
+                                raise SnmpProtocolError(target, "OIDs not increasing", name)
+                            return out
+                        if last is not None and key <= last:
                             raise SnmpProtocolError(target, "OIDs not increasing", name)
                         last = key
-                        if not name.startswith(prefix) and name != root:
-                            return out
                         kind = _KINDS.get(type(raw))
                         if kind is None:
                             kind, raw = gufo_value(raw)
@@ -326,6 +334,10 @@ def _get_one(oid: str) -> Callable[[SnmpSession], Awaitable[Any]]:
         return await session.get(oid)
 
     return op
+
+
+def _arcs(oid: str) -> tuple[int, ...]:
+    return tuple(map(int, oid.split(".")))
 
 
 _ABSENT = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW})
