@@ -246,7 +246,10 @@ class GufoClient(SnmpClient):
         out = []
         for oid in clean:
             if oid in found:
-                kind, value = gufo_value(found[oid])
+                value = found[oid]
+                kind = _KINDS.get(type(value))
+                if kind is None:
+                    kind, value = gufo_value(value)
                 out.append(VarBind(oid, kind, value))
             else:
                 missing = SnmpType.NO_SUCH_OBJECT if target.version == "1" else None
