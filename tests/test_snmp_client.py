@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -100,6 +101,20 @@ async def test_walk_of_an_instance_returns_it(agent: Snmpd, client: SnmpClient) 
     walked = await client.walk(target, SYS_NAME)
     assert [(vb.oid, vb.value) for vb in walked] == [(SYS_NAME, b"router-9")]
     assert await client.walk(target, "1.3.6.1.2.1.1.99") == []
+
+
+@pytest.mark.parametrize("version", ["v1", "v2c", "v3-sha256-aes128"])
+@pytest.mark.parametrize("reps", [2, 25])
+async def test_walk_stops_at_max_varbinds(
+    agent: Snmpd, client: SnmpClient, version: str, reps: int
+) -> None:
+    """The bound holds inside a GETBULK answer and across answers (PDU boundaries)."""
+    target = replace(targets(agent)[version], max_repetitions=reps)
+    every = [vb.oid for vb in await client.walk(target, IF_TABLE)]
+    assert len(every) > 5
+    for bound in (1, 4, 5):
+        walked = await client.walk(target, IF_TABLE, max_varbinds=bound)
+        assert [vb.oid for vb in walked] == every[:bound]
 
 
 async def test_get_next(agent: Snmpd, client: SnmpClient) -> None:

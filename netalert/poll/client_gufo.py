@@ -58,7 +58,6 @@ from netalert.poll.client import (
     SnmpProtocolError,
     SnmpTimeoutError,
     Target,
-    oid_in_subtree,
 )
 from netalert.snmp.types import SnmpType, Value, VarBind
 
@@ -104,6 +103,10 @@ def gufo_value(value: object) -> tuple[SnmpType, Value]:
     if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):
         return SnmpType.IP_ADDRESS, text
     return SnmpType.OID, text
+
+
+# The common value types and their wire type, without gufo_value's chain of tests.
+_KINDS: dict[type, SnmpType] = {int: SnmpType.INTEGER, bytes: SnmpType.OCTET_STRING}
 
 
 class _Session:
@@ -243,7 +246,10 @@ class GufoClient(SnmpClient):
         out = []
         for oid in clean:
             if oid in found:
-                kind, value = gufo_value(found[oid])
+                value = found[oid]
+                kind = _KINDS.get(type(value))
+                if kind is None:
+                    kind, value = gufo_value(value)
                 out.append(VarBind(oid, kind, value))
             else:
                 missing = SnmpType.NO_SUCH_OBJECT if target.version == "1" else None
@@ -259,42 +265,52 @@ class GufoClient(SnmpClient):
         root = oid.lstrip(".")
         v1 = target.version == "1"
 
-        async def run(session: SnmpSession) -> list[tuple[str, Any]]:
+        async def run(session: SnmpSession) -> list[VarBind]:
             # gufo's iterators send one PDU (a GETBULK of max_repetitions, or a
-            # GETNEXT for v1) and hand out its varbinds before sending the next.
+            # GETNEXT for v1) and hand out its varbinds before sending the next;
+            # after a timeout the same iterator sends the same request again.
             items = session.getnext(root) if v1 else session.getbulk(root, target.max_repetitions)
-            rows: list[tuple[str, Any]] = []
-            last: tuple[int, ...] = ()
+            out: list[VarBind] = []
+            # OIDs compare by their arcs below the root (the root itself is ()): the
+            # same order as whole OIDs inside the subtree, with fewer ints to parse.
+            last: tuple[int, ...] | None = None
             timeouts = 0
-            while len(rows) < max_varbinds:
+            prefix = root + "."
+            cut = len(prefix)
+            while max_varbinds > 0:
                 try:
-                    item = await anext(items)
-                except StopAsyncIteration:  # gufo: nothing left in the subtree
-                    break
-                except TimeoutError:  # the iterator sends the same request again
+                    async for item in items:
+                        if item is None:
+                            return out
+                        name, raw = item
+                        # The walk must advance, or a broken agent would loop us forever.
+                        if name.startswith(prefix):
+                            key = tuple(map(int, name[cut:].split(".")))
+                        elif name == root:
+                            key = ()
+                        else:  # past the subtree: the walk ends, if it still advanced
+                            if last is not None and _arcs(name) <= _arcs(root) + last:
+                                raise SnmpProtocolError(target, "OIDs not increasing", name)
+                            return out
+                        if last is not None and key <= last:
+                            raise SnmpProtocolError(target, "OIDs not increasing", name)
+                        last = key
+                        kind = _KINDS.get(type(raw))
+                        if kind is None:
+                            kind, raw = gufo_value(raw)
+                        out.append(VarBind(name, kind, raw))
+                        if len(out) >= max_varbinds:
+                            return out
+                        timeouts = 0
+                    return out  # gufo: nothing left in the subtree
+                except TimeoutError:
                     timeouts += 1
                     if timeouts > target.retries:
                         raise SnmpTimeoutError(target) from None
-                    continue
-                timeouts = 0
-                if item is None:
-                    break
-                # The walk must advance, or a broken agent would loop us forever.
-                key = _key(item[0])
-                if key <= last:
-                    raise SnmpProtocolError(target, "OIDs not increasing", item[0])
-                rows.append(item)
-                last = key
-            return rows
+            return out
 
         # The session lock is held for the whole walk: one request at a time.
-        rows = await self._call(target, run)
-        out: list[VarBind] = []
-        for name, raw in rows[:max_varbinds]:
-            if not oid_in_subtree(name, root):
-                break
-            kind, value = gufo_value(raw)
-            out.append(VarBind(name, kind, value))
+        out = await self._call(target, run)
         if not out:
             # Like snmpwalk: a walk of an instance returns that instance.
             got = await self.get(target, [root])
@@ -309,10 +325,6 @@ class GufoClient(SnmpClient):
             self._reference = None
 
 
-def _key(oid: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in oid.split("."))
-
-
 def _get_many(oids: list[str]) -> Callable[[SnmpSession], Awaitable[dict[str, Any]]]:
     async def op(session: SnmpSession) -> dict[str, Any]:
         return await session.get_many(oids)
@@ -325,6 +337,10 @@ def _get_one(oid: str) -> Callable[[SnmpSession], Awaitable[Any]]:
         return await session.get(oid)
 
     return op
+
+
+def _arcs(oid: str) -> tuple[int, ...]:
+    return tuple(map(int, oid.split(".")))
 
 
 _ABSENT = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW})

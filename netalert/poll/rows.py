@@ -29,6 +29,7 @@ PollStatus = Literal["ok", "partial", "timeout", "auth", "error"]
 _EMPTY: Mapping[str, Sample] = MappingProxyType({})
 _COUNTERS = frozenset({SnmpType.COUNTER32, SnmpType.COUNTER64})
 _MISSING = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW})
+_CLOCKS = frozenset({SYS_UPTIME, SNMP_ENGINE_BOOTS, SNMP_ENGINE_TIME})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,35 +151,39 @@ class DeviceTracker:
         samples: list[Sample] = []
         missing: list[tuple[str, str]] = []
         scalars: dict[str, Sample] = {}
-        scalar_nodes: dict[str, MibNode] = {}
         rows: dict[tuple[object, str], tuple[MibNode, dict[str, Sample]]] = {}
         unnamed: dict[str, Sample] = {}
+        clocks: dict[str, Sample] = {}  # sysUpTime, snmpEngineBoots/Time: the restart test
+        sample_of = namer.sample
         for vb in varbinds:
-            sample, node = namer.sample(device, vb, answered)
+            sample, node = sample_of(device, vb, answered)
             if vb.type in _MISSING:
                 shown = f"{sample.name}.{sample.index}" if sample.name else vb.oid
                 missing.append((shown, vb.type.value))
                 continue
             samples.append(sample)
-            if node is None or node.kind not in ("scalar", "column"):
+            if vb.oid in _CLOCKS:
+                clocks[vb.oid] = sample
+            if node is None:
                 unnamed[vb.oid.lstrip(".")] = sample
                 continue
-            if node.kind == "scalar":
-                scalars[node.name] = sample
-                scalar_nodes[node.name] = node
-            elif node.kind == "column":
+            kind = node.kind
+            if kind == "column":
                 # Tables sharing an INDEX (ifEntry and its AUGMENTS ifXEntry) join.
                 key = (node.index or node.oid[:-1], sample.index)
                 found = rows.get(key)
                 if found is None:
                     rows[key] = found = (node, {})
                 found[1][node.name] = sample
+            elif kind == "scalar":
+                scalars[node.name] = sample
+            else:
+                unnamed[vb.oid.lstrip(".")] = sample
 
-        by_oid = {s.oid: s for s in samples}
-        uptime = _int(by_oid.get(SYS_UPTIME))
-        boots = _int(by_oid.get(SNMP_ENGINE_BOOTS))
+        uptime = _int(clocks.get(SYS_UPTIME))
+        boots = _int(clocks.get(SNMP_ENGINE_BOOTS))
         if uptime is None:
-            engine_time = _int(by_oid.get(SNMP_ENGINE_TIME))
+            engine_time = _int(clocks.get(SNMP_ENGINE_TIME))
             uptime = engine_time * 100 if engine_time is not None else None
         restarted = False
         if self.uptime is not None:

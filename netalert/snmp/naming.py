@@ -81,6 +81,10 @@ def syntax_type(node: MibNode | None, wire: SnmpType, value: Value) -> SnmpType:
     typed = _SYNTAX.get(node.syntax)
     if typed is None:
         return wire
+    return _fitting(typed, wire, value)
+
+
+def _fitting(typed: SnmpType, wire: SnmpType, value: Value) -> SnmpType:
     # Trust the MIB only where the Python value fits it: a misbehaving agent
     # sending a string for an integer keeps its wire type.
     if isinstance(value, int) and typed in _INTS:
@@ -127,6 +131,7 @@ class Namer:
         self._index_cache: dict[tuple[tuple[int, ...], str], Mapping[str, int | str | bytes]] = {}
         self._entries: dict[tuple[int, ...], str] = {}
         self._labels: dict[tuple[tuple[int, ...], SnmpType, bytes | str], str] = {}
+        self._plans: dict[tuple[int, ...], tuple[str, SnmpType | None, bool]] = {}
 
     def entry_name(self, column: MibNode) -> str:
         """The row object's name of a column (``IF-MIB::ifEntry`` for ifDescr)."""
@@ -138,14 +143,32 @@ class Namer:
             self._entries[parent] = name
         return name
 
+    def _plan(self, node: MibNode) -> tuple[str, SnmpType | None, bool]:
+        """What every sample of ``node`` shares, worked out once per object: its
+        ``MODULE::name``, the SnmpType of its syntax (None when no SMI type maps)
+        and whether its values take a label (enum or DISPLAY-HINT)."""
+        plan = self._plans.get(node.oid)
+        if plan is None:
+            typed = _SYNTAX.get(node.syntax)
+            plan = (node.full_name, typed, bool(node.enums or node.display_hint))
+            self._plans[node.oid] = plan
+        return plan
+
     def sample(self, device: str, vb: VarBind, timestamp: float) -> tuple[Sample, MibNode | None]:
         """The named Sample of ``vb`` and the MIB node it belongs to (None if unknown)."""
         node, index = self.tree.lookup(vb.oid)
-        kind = syntax_type(node, vb.type, vb.value)
+        wire, value = vb.type, vb.value
+        if node is None:
+            name, kind, labelled = "", wire, False
+            index = ""
+        else:
+            name, typed, labelled = self._plan(node)
+            kind = wire if typed is None or wire in _EXCEPTIONS else _fitting(typed, wire, value)
         label = ""
-        value, opaque = opaque_value(kind, vb.value)
-        if opaque:
-            label = opaque
+        if kind is SnmpType.OPAQUE:
+            value, label = opaque_value(kind, value)
+        if label:
+            pass  # an Opaque float or double: its rendering is the label
         elif isinstance(value, bytes):
             # Strings repeat poll after poll (ifDescr, sysName): render each once.
             key: tuple[tuple[int, ...], SnmpType, bytes | str] = (
@@ -172,13 +195,10 @@ class Namer:
                     self._labels.clear()
                 self._labels[key] = cached = oid_label(self.tree, value)
             label = cached
-        elif node is not None and kind not in _EXCEPTIONS and (node.enums or node.display_hint):
+        elif labelled and node is not None and kind not in _EXCEPTIONS:
             label = self.tree.label(node, value)
         elif kind is SnmpType.TIMETICKS and isinstance(value, int):
             label = timeticks_text(value)
-        name = node.full_name if node is not None else ""
-        if node is None:
-            index = ""
         sample = Sample(device, vb.oid, name, index, kind, value, label, timestamp)
         return sample, node
 
