@@ -66,8 +66,8 @@ def build_toggle(workdir: Path) -> Path:
 async def child_workload(args: argparse.Namespace) -> dict[str, float]:
     """Runs in the child: warm-up round, then the measured round between the toggles."""
     from netalert.mib import MibTree
-    from netalert.snmp.plan import DevicePlan
-    from netalert.snmp.poller import Poller
+    from netalert.poll.plan import DevicePlan
+    from netalert.poll.poller import Poller
 
     toggle = ctypes.CDLL(args.toggle)
     tree = MibTree.builtin()
