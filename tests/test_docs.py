@@ -315,3 +315,17 @@ def test_readme_first_config_mails_an_interface_down(
         assert resolved["In-Reply-To"] == firing["Message-ID"]
     finally:
         agent.cleanup()
+
+
+def test_the_code_cites_only_documents_of_the_repository() -> None:
+    # a docstring naming a design note that is not shipped sends the reader nowhere
+    known = {p.name for p in ROOT.glob("*.md")} | {p.name for p in (ROOT / "docs").glob("*.md")}
+    cited = re.compile(r"(?<![\w/.-])([A-Za-z][\w-]*\.md)\b")
+    problems = [
+        f"{path.relative_to(ROOT)}:{number}: {name}"
+        for path in sorted((ROOT / "netalert").rglob("*.py"))
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        for name in cited.findall(line)
+        if name not in known
+    ]
+    assert problems == []

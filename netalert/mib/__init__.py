@@ -1,7 +1,7 @@
 """The MIB layer: names, OIDs, enums, indexes and DISPLAY-HINTs for every stage.
 
 ``load_mibs`` compiles what changed (pysmi, cached under ``state_dir/mibs``)
-and returns the :class:`MibTree` the rest of netalert reads; see MIB-API.md.
+and returns the :class:`MibTree` the rest of netalert reads; see docs/mibs.md.
 """
 
 from __future__ import annotations
