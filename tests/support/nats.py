@@ -29,6 +29,7 @@ import pytest
 
 from tests.support.ports import free_tcp_port
 from tests.support.postgres import missing
+from tests.support.stopping import stop_pid
 
 __all__ = ["NATS_SERVER", "NatsError", "NatsServer", "nats_server", "nats_url", "unique_prefix"]
 
@@ -121,17 +122,7 @@ class NatsServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Stops the server by its PID: SIGTERM, then SIGKILL after ``timeout`` seconds."""
         proc, self.process = self.process, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
+        stop_pid(proc, signal.SIGTERM, timeout)
 
     def restart(self) -> NatsServer:
         """Stops and starts again on the same port with the same store."""

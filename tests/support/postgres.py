@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import pwd
@@ -45,6 +44,7 @@ import pytest
 from psycopg import sql
 
 from tests.support.ports import free_tcp_port
+from tests.support.stopping import stop_pid
 
 __all__ = [
     "PostgresError",
@@ -218,17 +218,7 @@ class PostgresServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Stops postgres by its PID: SIGINT (fast shutdown), SIGKILL after ``timeout``."""
         proc, self.process = self.process, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
+        stop_pid(proc, signal.SIGINT, timeout)
 
     def restart(self) -> PostgresServer:
         """Stops and starts again on the same port, with the same data."""

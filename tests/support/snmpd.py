@@ -33,7 +33,6 @@ The module also works outside pytest (``bench/`` uses :class:`Snmpd` directly).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -48,6 +47,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ports import free_udp_port
+from tests.support.stopping import stop_pid
 
 __all__ = [
     "DEFAULT_USER",
@@ -374,17 +374,7 @@ class Snmpd:
     def stop(self, timeout: float = 5.0) -> None:
         """Stops snmpd by its PID: SIGTERM, then SIGKILL after ``timeout`` seconds."""
         proc, self.process = self.process, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
+        stop_pid(proc, signal.SIGTERM, timeout)
 
     def restart(self) -> Snmpd:
         """Stops and starts again on the same port with the same persistent state.
