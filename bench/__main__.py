@@ -138,8 +138,8 @@ def main() -> int:
     timings: dict[str, float] = {}
     rows: list[Row] = []
     # --instructions keeps its own files, so the time table of the last full run stays
-    name = "instructions" if args.instructions else "latest"
-    log_path = args.out / f"{name}.log"
+    stem = "instructions" if args.instructions else "latest"
+    log_path = args.out / f"{stem}.log"
     print(
         f"netalert bench{' (quick)' if args.quick else ''}: {machine['cpu_model']}, "
         f"{machine['cores']} cores, load {watch.load_before}; step output in {log_path}",
@@ -179,11 +179,11 @@ def main() -> int:
         "figures": figures,
     }
     text = json.dumps(result, indent=1)
-    (args.out / f"{name}.json").write_text(text)
-    (args.out / f"{name}.md").write_text(format_markdown(rows) + "\n")
+    (args.out / f"{stem}.json").write_text(text)
+    (args.out / f"{stem}.md").write_text(format_markdown(rows) + "\n")
     (args.out / f"run-{stamp}.json").write_text(text)
     shutil.copyfile(log_path, args.out / f"run-{stamp}.log")
-    print(f"figures: {args.out / f'{name}.json'} (and run-{stamp}.json)")
+    print(f"figures: {args.out / f'{stem}.json'} (and run-{stamp}.json)")
     status, summary = exit_status(rows)
     print(summary)
     return status

@@ -7,6 +7,10 @@ summary line names every such row; PASS and info rows leave it 0.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from bench.report import Row, exit_status, rows_for
@@ -69,3 +73,29 @@ def test_instruction_counts_are_rows_beside_net_snmp() -> None:
     assert "callgrind" in traps.measurement and "1,000" in traps.measurement
     assert (poll.reference, poll.ratio) == ("-", "-")
     assert exit_status([traps, poll])[0] == 0  # information, no target
+
+
+def test_a_full_run_writes_latest_files_not_the_last_steps_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table of a run lands in latest.json/latest.md (what `make docs` reads), whatever
+    the last step was called; --instructions keeps its own instructions.* files."""
+    import bench.__main__ as bench_main
+
+    def fake_step(name: str, quick: bool, work: Path, log: object) -> tuple[dict[str, Any], float]:
+        return {"polls_per_s": 1.0}, 0.01
+
+    machine = dict.fromkeys(("cpu_model", "date", "os", "kernel", "python", "net_snmp"), "x")
+    monkeypatch.setattr(bench_main, "describe", lambda: {**machine, "cores": 2})
+    monkeypatch.setattr(bench_main, "run_step", fake_step)
+    monkeypatch.setattr(bench_main, "rows_for", lambda name, figures: [row(name, "PASS")])
+    for argv, stem in (
+        (["--only", "poll,scale_10k"], "latest"),
+        (["--instructions"], "instructions"),
+    ):
+        out = tmp_path / stem
+        monkeypatch.setattr(sys, "argv", ["bench", *argv, "--out", str(out)])
+        assert bench_main.main() == 0
+        assert (out / f"{stem}.json").is_file() and (out / f"{stem}.md").is_file()
+        assert (out / f"{stem}.log").is_file()
+        assert not (out / "scale_10k.json").exists()
