@@ -299,6 +299,13 @@ class SnmpDefaults(Model):
     max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = Field(
         256, description="requests in flight across all devices"
     )
+    max_sessions: Annotated[int, Field(ge=8, le=10_000_000)] = Field(
+        50_000,
+        description="gufo sessions kept open (one UDP socket each, so a device's next poll "
+        "needs no new socket or v3 discovery); at most the descriptor limit (`LimitNOFILE`) "
+        "less a reserve of up to 1,024: past it the least recently used is dropped and "
+        "opened again at its next poll (`netalert_poll_session_evictions_total`)",
+    )
     backend: Literal["gufo", "pysnmp"] = Field(
         "gufo",
         description="`gufo` (gufo-snmp, fast) or `pysnmp`; see [Backends](polling.md#backends)",

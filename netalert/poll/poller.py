@@ -44,6 +44,7 @@ from netalert.logs import event
 from netalert.poll.backends import make_client
 from netalert.poll.client import (
     Backend,
+    SessionStats,
     SnmpAuthError,
     SnmpClient,
     SnmpTimeoutError,
@@ -97,6 +98,8 @@ class PollerStats:
     restarts: int = 0
     in_flight: int = 0
     max_in_flight_seen: int = 0
+    # (cap, counters) of each client that keeps sessions (gufo)
+    sessions: list[tuple[int, SessionStats]] = field(default_factory=list)
 
 
 class _DeviceState:
@@ -123,6 +126,7 @@ class Poller:
         on_reachability: ReachabilityCallback | None = None,
         engines: EngineIdRegistry | None = None,
         max_in_flight: int = 256,
+        max_sessions: int = 50_000,
         clients: Mapping[Backend, SnmpClient] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -133,10 +137,13 @@ class Poller:
         self._on_reachability = on_reachability
         self._clock = clock
         self._limit = asyncio.Semaphore(max_in_flight)
+        self._max_sessions = max_sessions
         self._devices: dict[str, _DeviceState] = {}
         self._by_target: dict[Target, str] = {}
         self._clients: dict[Backend, SnmpClient] = dict(clients or {})
         self._own_clients = clients is None
+        for given in self._clients.values():
+            self._watch(given)
         self._scheduler: Any = None
         self._running = 0  # polls in progress, for a bounded drain on stop
         self._stopping = False
@@ -150,9 +157,18 @@ class Poller:
     def _client(self, backend: Backend) -> SnmpClient:
         client = self._clients.get(backend)
         if client is None:
-            client = make_client(backend, on_engine_id=self._learn_engine)
+            client = make_client(
+                backend, on_engine_id=self._learn_engine, max_sessions=self._max_sessions
+            )
+            self._watch(client)
             self._clients[backend] = client
         return client
+
+    def _watch(self, client: SnmpClient) -> None:
+        """Counts the client's sessions in the stats, if it keeps any (gufo)."""
+        kept = getattr(client, "stats", None)
+        if isinstance(kept, SessionStats):
+            self.stats.sessions.append((getattr(client, "max_sessions", 0), kept))
 
     def _learn_engine(self, target: Target, engine_id: bytes) -> None:
         device = self._by_target.get(target)

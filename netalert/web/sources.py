@@ -75,6 +75,20 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
         out = counter_samples("netalert_polls_total", "result", stats.polls)
         out.append(MetricSample("netalert_poll_overruns_total", stats.overruns))
         out.append(MetricSample("netalert_polls_in_flight", stats.in_flight))
+        if stats.sessions:
+            kept = [s for _, s in stats.sessions]
+            out.append(MetricSample("netalert_poll_sessions", sum(s.open for s in kept)))
+            out.append(
+                MetricSample("netalert_poll_sessions_max", sum(cap for cap, _ in stats.sessions))
+            )
+            out.append(
+                MetricSample("netalert_poll_session_evictions_total", sum(s.evicted for s in kept))
+            )
+            out.append(
+                MetricSample(
+                    "netalert_poll_descriptors_exhausted_total", sum(s.exhausted for s in kept)
+                )
+            )
         if durations is not None:
             out.append(durations.sample("netalert_poll_duration_seconds"))
         return out
