@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import gc
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -94,7 +93,9 @@ def startup_child(path: Path) -> None:
 
     prepared = prepare(load_config(path))
     seconds = time.perf_counter() - began
-    print(json.dumps({"seconds": seconds, "plans": len(prepared.plans), "rss_mb": rss_mb()}))
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec (the bench's own RSS)
+    peak = _status_mb("VmHWM:")
+    print(json.dumps({"seconds": seconds, "plans": len(prepared.plans), "rss_mb": peak}))
 
 
 def measure_startup(devices: int, port: int, work: Path) -> dict[str, float]:
@@ -282,13 +283,19 @@ def run_c(
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process (VmHWM: ru_maxrss would carry its parent's
+    peak over exec)."""
+    return _status_mb("VmHWM:")
 
 
 def rss_now_mb() -> float:
     """Resident memory now (VmRSS): the peak alone may still be the MIB load's."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
 
