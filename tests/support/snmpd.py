@@ -38,6 +38,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -133,12 +134,55 @@ class PassScript:
     directory. ``priority`` below 127 (e.g. 10) lets the script take over an
     object snmpd implements itself, such as sysUpTime (``.1.3.6.1.2.1.1.3``).
     See snmpd.conf(5) for the pass protocol (``-g``/``-n`` and three output lines).
+
+    A ``pass`` script runs once for every request, so what it answers can change
+    between any two requests. snmpd itself would not do that: it keeps the output
+    of its last ``pass`` command for 30 s and hands it out again when the same
+    command line (script, ``-g``, OID) comes next, so of two GETs of the same OID
+    the second got the first one's answer. Such a script is therefore served
+    through a ``pass_persist`` relay (:data:`_RELAY`) that runs it per request.
     """
 
     oid: str
     source: str
     persist: bool = False
     priority: int | None = None
+
+
+# The pass_persist process standing in for a ``pass`` script: it runs the script with
+# pass's arguments for every request and relays its three lines (NONE when it printed
+# fewer). Like pass, the script's stderr goes into its answer.
+_RELAY = """#!{python}
+import subprocess, sys
+
+SCRIPT = {script!r}
+FLAGS = {{"get": "-g", "getnext": "-n"}}
+lines = iter(sys.stdin.buffer.readline, b"")
+for line in lines:
+    command = line.strip().decode()
+    if command == "PING":
+        reply = b"PONG\\n"
+    elif command in FLAGS:
+        oid = next(lines, b"").strip().decode()
+        run = subprocess.run(
+            [SCRIPT, FLAGS[command], oid],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        answer = run.stdout.split(b"\\n")[:3]
+        full = len(answer) == 3 and all(answer[:2])
+        reply = b"\\n".join(answer) + b"\\n" if full else b"NONE\\n"
+    elif command == "set":
+        next(lines, b"")
+        next(lines, b"")
+        reply = b"not-writable\\n"
+    else:
+        continue
+    sys.stdout.buffer.write(reply)
+    sys.stdout.buffer.flush()
+"""
 
 
 def _quote(text: str) -> str:
@@ -304,9 +348,13 @@ class Snmpd:
             path = self.directory / f"pass{number}"
             path.write_text(script.source)
             path.chmod(0o755)
-            keyword = "pass_persist" if script.persist else "pass"
+            if not script.persist:  # see PassScript: snmpd would cache its answers
+                relay = self.directory / f"pass{number}-relay"
+                relay.write_text(_RELAY.format(python=sys.executable, script=str(path)))
+                relay.chmod(0o755)
+                path = relay
             prio = f" -p {script.priority}" if script.priority is not None else ""
-            lines.append(f"{keyword}{prio} {script.oid} {path}")
+            lines.append(f"pass_persist{prio} {script.oid} {path}")
         lines += list(self.extra)
         self.config_path.write_text("\n".join(lines) + "\n")
 
