@@ -26,7 +26,8 @@ class ScriptedAgent:
 
     backend: Backend = "gufo"
 
-    def __init__(self, uptimes: list[int], octets: list[int]) -> None:
+    def __init__(self, uptimes: list[int], octets: list[int], wire: SnmpType) -> None:
+        self.wire = wire  # the counter's type as the client reports it
         self.uptimes = uptimes
         self.octets = octets
         self.gets = 0
@@ -39,7 +40,7 @@ class ScriptedAgent:
         raise AssertionError("not used")
 
     async def walk(self, target: Target, oid: str, *, max_varbinds: int = 100_000) -> list[VarBind]:
-        return [VarBind(f"{IN_OCTETS}.1", SnmpType.COUNTER32, self.octets.pop(0))]
+        return [VarBind(f"{IN_OCTETS}.1", self.wire, self.octets.pop(0))]
 
     async def close(self) -> None:
         pass
@@ -54,6 +55,9 @@ def plan() -> DevicePlan:
     return DevicePlan("sw1", Target("127.0.0.1"), get=(SYS_UPTIME,), walk=(IN_OCTETS,))
 
 
+# pysnmp reports a Counter32 as such; gufo-snmp hands every integer over untyped, and its
+# adapter reports INTEGER (the MIB, not the wire, says the column is a counter)
+@pytest.mark.parametrize("wire", [SnmpType.COUNTER32, SnmpType.INTEGER])
 @pytest.mark.parametrize(
     ("uptimes", "octets", "rate", "gets"),
     [
@@ -66,9 +70,14 @@ def plan() -> DevicePlan:
     ],
 )
 async def test_restart_between_get_and_walk(
-    tree: MibTree, uptimes: list[int], octets: list[int], rate: float | None, gets: int
+    tree: MibTree,
+    uptimes: list[int],
+    octets: list[int],
+    rate: float | None,
+    gets: int,
+    wire: SnmpType,
 ) -> None:
-    agent = ScriptedAgent(uptimes, octets)
+    agent = ScriptedAgent(list(uptimes), list(octets), wire)
     clock = iter([0.0, 0.0, 0.0, 0.0, 60.0, 60.0, 60.0, 60.0, 60.0])
     poller = Poller([plan()], tree, clients={"gufo": agent}, clock=lambda: next(clock))
     await poller.poll("sw1")
@@ -84,5 +93,6 @@ def test_counter_went_back() -> None:
     prev = {"1.1": Point(10, 0.0)}
     assert counter_went_back(prev, [VarBind("1.1", SnmpType.COUNTER32, 9)])
     assert not counter_went_back(prev, [VarBind("1.1", SnmpType.COUNTER32, 10)])
+    assert counter_went_back(prev, [VarBind("1.1", SnmpType.INTEGER, 9)])  # as gufo reports it
     assert not counter_went_back(prev, [VarBind("1.1", SnmpType.GAUGE32, 1)])
     assert not counter_went_back(prev, [VarBind("1.2", SnmpType.COUNTER64, 1)])
