@@ -38,7 +38,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -150,38 +149,35 @@ class PassScript:
 
 
 # The pass_persist process standing in for a ``pass`` script: it runs the script with
-# pass's arguments for every request and relays its three lines (NONE when it printed
-# fewer). Like pass, the script's stderr goes into its answer.
-_RELAY = """#!{python}
-import subprocess, sys
-
-SCRIPT = {script!r}
-FLAGS = {{"get": "-g", "getnext": "-n"}}
-lines = iter(sys.stdin.buffer.readline, b"")
-for line in lines:
-    command = line.strip().decode()
-    if command == "PING":
-        reply = b"PONG\\n"
-    elif command in FLAGS:
-        oid = next(lines, b"").strip().decode()
-        run = subprocess.run(
-            [SCRIPT, FLAGS[command], oid],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-        answer = run.stdout.split(b"\\n")[:3]
-        full = len(answer) == 3 and all(answer[:2])
-        reply = b"\\n".join(answer) + b"\\n" if full else b"NONE\\n"
-    elif command == "set":
-        next(lines, b"")
-        next(lines, b"")
-        reply = b"not-writable\\n"
-    else:
-        continue
-    sys.stdout.buffer.write(reply)
-    sys.stdout.buffer.flush()
+# pass's arguments for every request and relays its first three lines, or NONE when
+# it printed fewer. Like pass, the script's stderr goes into its answer. A shell
+# script, so that starting it (on snmpd's first request) costs next to nothing; the
+# answer goes through a file, byte for byte.
+_RELAY = """#!/bin/sh
+script='{script}'
+out='{script}.out'
+while IFS= read -r command; do
+    case "$command" in
+    PING) echo PONG ;;
+    get | getnext)
+        IFS= read -r oid
+        flag=-g
+        [ "$command" = getnext ] && flag=-n
+        "$script" "$flag" "$oid" </dev/null 2>&1 | head -n 3 >"$out"
+        if [ "$(grep -a -c '' "$out")" -eq 3 ]; then
+            cat "$out"
+            [ -z "$(tail -c 1 "$out")" ] || echo  # the last line's end, if it had none
+        else
+            echo NONE
+        fi
+        ;;
+    set)
+        read -r oid
+        read -r value
+        echo not-writable
+        ;;
+    esac
+done
 """
 
 
@@ -350,7 +346,7 @@ class Snmpd:
             path.chmod(0o755)
             if not script.persist:  # see PassScript: snmpd would cache its answers
                 relay = self.directory / f"pass{number}-relay"
-                relay.write_text(_RELAY.format(python=sys.executable, script=str(path)))
+                relay.write_text(_RELAY.format(script=path))
                 relay.chmod(0o755)
                 path = relay
             prio = f" -p {script.priority}" if script.priority is not None else ""
