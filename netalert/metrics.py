@@ -289,6 +289,12 @@ FAMILIES: Mapping[str, Family] = {
             "Log lines whose longest values were cut to fit [agent] log_line_max.",
         ),
         Family(
+            "netalert_label_values_cut_total",
+            "counter",
+            "Alert labels and values made from device text that were cut to"
+            " [limits] max_label_chars (each time one is cut).",
+        ),
+        Family(
             "netalert_alerts_suppressed_total",
             "counter",
             "Alerts not made because a [limits] cap was reached, by rule (counted once per key"

@@ -1042,6 +1042,12 @@ class LimitsConfig(Model):
         description="active alerts of one rule; past it no new alert of that rule is made "
         '(the rule gets one summary alert, label `suppressed="true"`)',
     )
+    max_label_chars: Annotated[int, Field(ge=16, le=65_536)] = Field(
+        256,
+        description="characters of an alert's label or value made from device text (an "
+        "`ifAlias`, a trap's varbind) after escaping; a longer one is cut and ends in `…`. "
+        "The cut text is part of the alert's identity: a change regroups such alerts",
+    )
     suppressed_resolve_after: Duration = Field(
         timedelta(minutes=5),
         description="a rule's summary alert resolves once the rule is under its caps and "

@@ -267,7 +267,9 @@ class Poller:
                 status = "partial"
                 errors.append(f"walk {oid}: {exc}")
         if plan.walk and counter_went_back(state.tracker.counters, varbinds):
-            varbinds = await self._recheck_uptime(client, target, varbinds)
+            varbinds, read_at = await self._recheck_uptime(client, target, varbinds)
+            if read_at is not None:  # the agent restarted during this poll
+                answered = read_at
         result, verdicts = state.tracker.assemble(
             varbinds,
             address=target.address,
@@ -289,25 +291,28 @@ class Poller:
 
     async def _recheck_uptime(
         self, client: SnmpClient, target: Target, varbinds: list[VarBind]
-    ) -> list[VarBind]:
+    ) -> tuple[list[VarBind], float | None]:
         """Reads sysUpTime again after the walks when a counter went backwards.
 
         sysUpTime is read by the GET before the walks: an agent that restarted
         between the two shows the old uptime next to new (small) counters, which
         would look like a wrap. Only in that rare case is the clock read again;
         when it went back, that later reading stands for the poll, so the rates
-        are dropped as for any restart.
+        are dropped as for any restart. It stands with the time it was read at
+        (returned; None when the first reading stays): timed at the GET, the
+        next poll would find less uptime than time passed and see a restart again.
         """
         first = next((vb for vb in varbinds if vb.oid == SYS_UPTIME), None)
         if first is None or not isinstance(first.value, int):
-            return varbinds
+            return varbinds, None
         try:
             (again,) = await client.get(target, [SYS_UPTIME])
         except (SnmpError, ValueError):
-            return varbinds
+            return varbinds, None
+        read_at = self._clock()
         if not isinstance(again.value, int) or again.value >= first.value:
-            return varbinds
-        return [again if vb is first else vb for vb in varbinds]
+            return varbinds, None
+        return [again if vb is first else vb for vb in varbinds], read_at
 
     def _failed(
         self, state: _DeviceState, status: PollStatus, error: str, started: float

@@ -15,7 +15,7 @@ from netalert.metrics import HistogramCounts, MetricSample, Sample, Source, coun
 
 if TYPE_CHECKING:
     from netalert.alerts.limits import AlertLimits
-    from netalert.alerts.model import Alert
+    from netalert.alerts.model import Alert, LabelStats
     from netalert.logs import LogStats
     from netalert.mail.stats import MailStats
     from netalert.poll.poller import PollerStats
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "alerts_source",
     "http_source",
+    "labels_source",
     "limits_source",
     "logs_source",
     "mail_source",
@@ -143,6 +144,15 @@ def logs_source(stats: LogStats) -> Source:
 
     def read() -> list[Sample]:
         return [MetricSample("netalert_log_lines_truncated_total", stats.lines_cut)]
+
+    return read
+
+
+def labels_source(stats: LabelStats) -> Source:
+    """A source for :func:`~netalert.alerts.model.label_text`'s :class:`LabelStats`."""
+
+    def read() -> list[Sample]:
+        return [MetricSample("netalert_label_values_cut_total", stats.cut)]
 
     return read
 
