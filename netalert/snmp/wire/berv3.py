@@ -127,8 +127,155 @@ def _decode(data: bytes) -> V3Header:
     )
 
 
+def _decode_usual(data: bytes) -> V3Header | None:
+    """The header of a message of the usual shape, read in one pass; None for any other.
+
+    The usual shape: INTEGERs of 1 to 4 bytes, and short-form lengths (under 128
+    bytes) inside msgGlobalData and the USM parameters; the message, the USM
+    parameters and msgData may have one- or two-byte long-form lengths. Every
+    check of :func:`_decode` is made here too, in the same terms, so what this
+    returns :func:`_decode` returns; anything unusual or wrong, it leaves to
+    :func:`_decode`, which names the fault. About three times cheaper: no nested
+    calls, no tuples, no exception on the way. May raise IndexError on a short
+    datagram (not the usual shape either).
+    """
+    end = len(data)
+    if data[0] != 0x30:
+        return None
+    size = data[1]
+    if size < 0x80:
+        pos = 2
+    elif size == 0x81:
+        size, pos = data[2], 3
+    elif size == 0x82:
+        size, pos = data[2] << 8 | data[3], 4
+    else:
+        return None
+    # version 3, then msgGlobalData: a SEQUENCE of msgID, msgMaxSize, msgFlags, msgSecurityModel
+    if pos + size != end or data[pos : pos + 4] != b"\x02\x01\x03\x30" or data[pos + 4] > 0x7F:
+        return None
+    at = pos + 5
+    g_stop = at + data[pos + 4]
+    n = data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5:
+        return None
+    at += 2 + n
+    msg_id = int.from_bytes(data[at - n : at], "big", signed=True)
+    n = data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5:
+        return None
+    at += 2 + n
+    max_size = int.from_bytes(data[at - n : at], "big", signed=True)
+    if data[at] != 0x04 or data[at + 1] != 1:
+        return None
+    flags = data[at + 2]
+    at += 3
+    n = data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5:
+        return None
+    at += 2 + n
+    model = int.from_bytes(data[at - n : at], "big", signed=True)
+    if at != g_stop or at > end or msg_id < 0 or max_size < 484 or model < 1:
+        return None
+    if flags & FLAG_PRIV and not flags & FLAG_AUTH:
+        return None
+    # msgSecurityParameters: an OCTET STRING around the USM SEQUENCE, both ending together
+    if data[at] != 0x04:
+        return None
+    size = data[at + 1]
+    if size < 0x80:
+        at += 2
+    elif size == 0x81:
+        size = data[at + 2]
+        at += 3
+    else:
+        return None
+    s_stop = at + size
+    if s_stop > end or data[at] != 0x30:
+        return None
+    size = data[at + 1]
+    if size < 0x80:
+        at += 2
+    elif size == 0x81:
+        size = data[at + 2]
+        at += 3
+    else:
+        return None
+    if at + size != s_stop:
+        return None
+    n = data[at + 1]
+    if data[at] != 0x04 or n > 0x7F:
+        return None
+    at += 2 + n
+    engine_id = data[at - n : at]
+    n = data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5:
+        return None
+    at += 2 + n
+    boots = int.from_bytes(data[at - n : at], "big", signed=True)
+    n = data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5:
+        return None
+    at += 2 + n
+    time = int.from_bytes(data[at - n : at], "big", signed=True)
+    n = data[at + 1]
+    if data[at] != 0x04 or n > 0x7F:
+        return None
+    at += 2 + n
+    user = data[at - n : at]
+    n = data[at + 1]
+    if data[at] != 0x04 or n > 0x7F:
+        return None
+    auth_at = at + 2
+    at = auth_at + n
+    auth_params = data[auth_at:at]
+    n = data[at + 1]
+    if data[at] != 0x04 or n > 0x7F:
+        return None
+    at += 2 + n
+    priv_params = data[at - n : at]
+    if at != s_stop or boots < 0 or time < 0:
+        return None
+    # msgData: the encrypted OCTET STRING, or the plaintext ScopedPDU, to the end
+    if data[at] != (0x04 if flags & FLAG_PRIV else 0x30):
+        return None
+    size = data[at + 1]
+    if size < 0x80:
+        at += 2
+    elif size == 0x81:
+        size = data[at + 2]
+        at += 3
+    elif size == 0x82:
+        size = data[at + 2] << 8 | data[at + 3]
+        at += 4
+    else:
+        return None
+    if at + size != end:
+        return None
+    return V3Header(
+        msg_id,
+        max_size,
+        flags,
+        model,
+        engine_id,
+        boots,
+        time,
+        user,
+        auth_params,
+        auth_at,
+        priv_params,
+        (at, end),
+    )
+
+
 def decode_v3_header(data: bytes) -> V3Header | DecodeError:
     """Decodes the header and USM parameters of an SNMPv3 message; never raises."""
+    try:
+        header = _decode_usual(data)
+    except IndexError:  # shorter than the usual shape: the general reader says where
+        header = None
+    if header is not None:
+        return header
     try:
         return _decode(data)
     except _Bad as bad:
