@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from netalert.snmp.wire import berv3
 from netalert.snmp.wire.ber import DecodeError
-from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
+from netalert.snmp.wire.berenc import encode_tlv
+from netalert.snmp.wire.berv3 import V3Header, decode_scoped_pdu, decode_v3_header
 from tests.support.v3build import build_v3, scoped_pdu, trap_varbinds
 
 pytestmark = pytest.mark.unit
@@ -65,20 +66,27 @@ def test_the_usual_reader_takes_usual_messages_as_the_general_one_reads_them(
     assert decode_v3_header(data) == read
 
 
+def mutants(messages: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """``messages`` with up to three bytes changed, up to 20 cut off the end, up to 3 added."""
+
+    def mutate(data: bytes, edits: list[tuple[int, int]], cut: int, tail: bytes) -> bytes:
+        mutated = bytearray(data)
+        for pos, byte in edits:
+            mutated[pos % len(mutated)] = byte
+        return bytes(mutated[: len(mutated) - cut]) + tail
+
+    return st.builds(
+        mutate,
+        messages,
+        st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=3),
+        st.integers(0, 20),
+        st.binary(max_size=3),
+    )
+
+
 @FUZZ
-@given(
-    data=MESSAGES,
-    edits=st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=3),
-    cut=st.integers(0, 20),
-    tail=st.binary(max_size=3),
-)
-def test_the_usual_reader_returns_what_the_general_one_does_or_nothing(
-    data: bytes, edits: list[tuple[int, int]], cut: int, tail: bytes
-) -> None:
-    mutated = bytearray(data)
-    for pos, byte in edits:
-        mutated[pos % len(mutated)] = byte
-    message = bytes(mutated[: len(mutated) - cut]) + tail
+@given(message=mutants(MESSAGES))
+def test_the_usual_reader_returns_what_the_general_one_does_or_nothing(message: bytes) -> None:
     read = general(message)
     try:
         usual = berv3._decode_usual(message)
@@ -101,3 +109,83 @@ def test_the_usual_reader_returns_what_the_general_one_does_or_nothing(
 )
 def test_short_and_odd_datagrams_read_as_before(data: bytes) -> None:
     assert decode_v3_header(data) == general(data)
+
+
+# --- the ScopedPDU's head: context engine ID and name, PDU type, request-id, error fields
+
+
+def general_head(data: bytes) -> tuple[object, ...] | DecodeError:
+    try:
+        return berv3._scoped_head(data, 2, len(data))
+    except berv3._Bad as bad:
+        return DecodeError(bad.reason, bad.offset)
+
+
+def _signed(value: int) -> bytes:
+    """The minimal two's-complement encoding, as senders write it."""
+    return value.to_bytes(
+        ((value if value >= 0 else ~value).bit_length() + 8) // 8, "big", signed=True
+    )
+
+
+SCOPED = st.builds(
+    lambda engine, context, pdu, request_id, status, index, varbinds: encode_tlv(
+        0x30,
+        encode_tlv(0x04, engine)
+        + encode_tlv(0x04, context)
+        + encode_tlv(
+            pdu,
+            encode_tlv(0x02, _signed(request_id))
+            + encode_tlv(0x02, _signed(status))
+            + encode_tlv(0x02, _signed(index))
+            + encode_tlv(0x30, b"".join(trap_varbinds() * varbinds)),
+        ),
+    ),
+    engine=st.binary(max_size=40),
+    context=st.binary(max_size=40),
+    pdu=st.sampled_from([0xA0, 0xA1, 0xA2, 0xA3, 0xA5, 0xA6, 0xA7, 0xA8]),
+    request_id=st.integers(-(2**31), I32_MAX),
+    status=st.sampled_from([0, 1, -1]) | st.integers(-(2**31), I32_MAX),
+    index=st.sampled_from([0, 1, -1]) | st.integers(-(2**31), I32_MAX),
+    varbinds=st.integers(0, 40),
+)
+
+
+@FUZZ
+@given(data=SCOPED)
+def test_the_usual_head_reader_takes_usual_scoped_pdus_as_the_general_one_reads_them(
+    data: bytes,
+) -> None:
+    # the contents from offset 2 (the readers are given where they start)
+    data = b"\x30\x00" + data[2 + (data[1] & 0x7F if data[1] & 0x80 else 0) :]
+    read = general_head(data)
+    if isinstance(read, DecodeError):  # e.g. a negative non-repeaters in a GetBulk
+        assert berv3._scoped_head_usual(data, 2, len(data)) is None
+        return
+    assert berv3._scoped_head_usual(data, 2, len(data)) == read
+
+
+@FUZZ
+@given(message=mutants(SCOPED))
+def test_the_usual_head_reader_returns_what_the_general_one_does_or_nothing(
+    message: bytes,
+) -> None:
+    try:
+        usual = berv3._scoped_head_usual(message, 2, len(message))
+    except IndexError:
+        usual = None
+    assert usual is None or usual == general_head(message)
+    assert decode_scoped_pdu(message) == general_scoped(message)
+
+
+def general_scoped(data: bytes) -> object:
+    """decode_scoped_pdu as it was: the general head reader only."""
+    try:
+        start, stop = berv3._expect(data, 0, len(data), 0x30)
+        head = berv3._scoped_head(data, start, stop)
+        varbinds, pos = berv3._varbinds(data, head[-1], stop, True, 0)
+    except berv3._Bad as bad:
+        return DecodeError(bad.reason, bad.offset)
+    if pos != stop:
+        return DecodeError("trailing_bytes", pos)
+    return berv3.ScopedPdu(*head[:-1], varbinds, (head[-1], pos))
