@@ -26,7 +26,13 @@ from netalert.config.models import Device, TrapsConfig
 from netalert.logs import RateLimiter
 from netalert.logs import event as log_event
 from netalert.snmp.types import TrapEvent
-from netalert.snmp.wire.ber import DecodeError, RawVarBind, decode_message
+from netalert.snmp.wire.ber import (
+    MAX_MESSAGE,
+    DecodeError,
+    RawVarBind,
+    decode_message,
+    message_version,
+)
 from netalert.snmp.wire.berenc import encode_inform_response
 from netalert.snmp.wire.berv3 import decode_v3_header
 from netalert.traps.access import AccessPolicy, plain_address
@@ -47,6 +53,7 @@ TrapSink = Callable[[TrapEvent], None] | asyncio.Queue[TrapEvent]
 _TRAP_PDUS = frozenset({0xA4, 0xA6, 0xA7})
 _VERSIONS = ("1", "2c")
 _TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"  # snmpTrapAddress.0 (RFC 3584): set by relays
+_VERSION_3 = b"\x02\x01\x03"  # INTEGER 3 after the outer SEQUENCE's header: SNMPv3
 # Decoder reasons that have a rejection reason of their own.
 _DECODE_REASONS = {
     "bad_community": RejectReason.BAD_COMMUNITY,
@@ -380,6 +387,17 @@ class TrapReceiver:
             host = plain_address(host)
         if not self._access.allowed(host):
             self._reject(RejectReason.NOT_ALLOWED, host, "")
+            return
+        # SNMPv3 straight to its branch, without the v1/v2c decoder failing on its version
+        # (an exception and an error object per datagram): a peek where the version is after
+        # a one-, two- or three-byte outer header, then the checks that make the decoder
+        # answer bad_version, exactly.
+        if (
+            (data[3:6] == _VERSION_3 or data[4:7] == _VERSION_3 or data[2:5] == _VERSION_3)
+            and len(data) <= MAX_MESSAGE
+            and message_version(data) == 3
+        ):
+            self._other_version(data, addr, host, listener)
             return
         msg = decode_message(
             data, max_varbinds=self.config.max_varbinds, communities=self._access.communities
