@@ -17,8 +17,16 @@ and per trap or poll = (instructions of the large run - of the small one) /
 falls out.
 
 Run: .venv/bin/python -m bench.instructions [--tool perf|callgrind] [--traps 2000]
-     [--polls 300] [--only traps,informs,poll_v2c,poll_v3] [--json FILE]
-(informs: v3 authPriv SHA/AES-128, each answered; ``--traps`` of them.)
+     [--polls 300] [--only traps,v3_traps,informs,poll_v2c,poll_v3] [--json FILE]
+     [--tree DIR] [--keep DIR]
+(v3_traps: authPriv SHA/AES-128 traps from ``snmptrap``, the bench's user; informs: the
+same level, each answered; ``--traps`` of each.)
+
+``--tree DIR`` counts the trap receiver of another checkout (an older commit, to find
+where a change added instructions): that tree's own ``bench/bench_traps.py`` serves,
+run with this venv's Python, and the counted window is added from outside
+(:data:`TREE_SERVE`). ``--keep DIR`` leaves the counters' output files in DIR (for
+``callgrind_annotate``) instead of a temporary folder.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_traps import (  # noqa: E402
     Netalert,
     Snmptrapd,
+    capture_v3,
     free_port,
     measure,
     v2c_trap,
@@ -49,9 +58,32 @@ from bench.bench_traps import (  # noqa: E402
 )
 from bench.window import ENV, LIB_SOURCE  # noqa: E402
 
-__all__ = ["Counter", "detect", "main", "read_callgrind", "read_perf"]
+__all__ = ["TREE_SERVE", "Counter", "detect", "main", "read_callgrind", "read_perf"]
 
 PERF_EVENT = "instructions:u"
+
+# python -c TREE_SERVE TREE WINDOW_PY <bench_traps' command line: python FILE --serve PORT ...>
+# The receiver of the checkout TREE, which may predate the counted window: its own
+# bench_traps.serve, with the window's SIGUSR2 toggle (bench/window.py of this tree, loaded
+# by path) installed before it. Only TREE is on the path, so TREE's netalert is the one run.
+TREE_SERVE = """\
+import importlib.util, os, signal, sys
+tree, window_py, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+sys.path[:] = [tree] + [p for p in sys.path if p not in ("", os.getcwd())]
+spec = importlib.util.spec_from_file_location("counted_window", window_py)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+window, counting = module.Window(), [False]
+def toggle(*_):
+    (window.stop if counting[0] else window.start)()
+    counting[0] = not counting[0]
+    print("window", flush=True)
+signal.signal(signal.SIGUSR2, toggle)
+from bench.bench_traps import serve
+import netalert
+assert netalert.__file__.startswith(tree), netalert.__file__
+serve(int(args[args.index("--serve") + 1]), "--users" in args, "--v3-pysnmp" not in args)
+"""
 
 
 def read_perf(text: str, event: str = PERF_EVENT) -> int:
@@ -158,18 +190,30 @@ def _difference(runs: list[tuple[int, float]]) -> float:
     return (i2 - i1) / (n2 - n1)
 
 
-def traps(counter: Counter, count: int, rate: float, informs: bool = False) -> dict[str, Any]:
-    """Instructions per v2c trap (or v3 authPriv inform, answered): netalert's receiver
-    (windowed), snmptrapd (differenced)."""
+def traps(
+    counter: Counter, count: int, rate: float, kind: str = "traps", tree: Path | None = None
+) -> dict[str, Any]:
+    """Instructions per v2c trap (``traps``), v3 authPriv trap (``v3_traps``) or v3 authPriv
+    inform, answered (``informs``): netalert's receiver (windowed; ``tree``: another
+    checkout's), snmptrapd (differenced)."""
     slow = counter.tool == "callgrind"
     prefix, env, out = counter.windowed()
+    if tree is not None:  # that tree's serve runs in place of this one's (TREE_SERVE)
+        window_py = str(Path(__file__).with_name("window.py"))
+        prefix = [*prefix, sys.executable, "-c", TREE_SERVE, str(tree.resolve()), window_py]
     port = free_port()
-    rec = Netalert(port, users=informs, wrap=prefix, env=env)
+    v3_trap = capture_v3(counter.workdir) if kind == "v3_traps" else b""
+
+    def data(port: int) -> bytes:
+        if kind == "informs":
+            return v3_inform(port)  # the receiver's engine ID, boots and time discovered
+        return v3_trap or v2c_trap()
+
+    rec = Netalert(port, users=kind != "traps", wrap=prefix, env=env)
     try:
-        data = v3_inform(port) if informs else v2c_trap()
-        measure(rec, data, max(count // 10, 10), rate)  # first-trap costs (caches) uncounted
+        measure(rec, data(port), max(count // 10, 10), rate)  # first-trap costs uncounted
         rec.window()
-        res = measure(rec, data, count, rate)
+        res = measure(rec, data(port), count, rate)
         rec.window()
     finally:
         rec.close()
@@ -180,7 +224,7 @@ def traps(counter: Counter, count: int, rate: float, informs: bool = False) -> d
         port = free_port()
         ref = Snmptrapd(port, counter.workdir, wrap=prefix, settle=8.0 if slow else 1.0)
         try:
-            got = measure(ref, v3_inform(port) if informs else v2c_trap(), n, rate)
+            got = measure(ref, data(port), n, rate)
         finally:
             ref.close()
         runs.append((counter.read(out), got["received"]))
@@ -251,23 +295,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if tool is None:
         raise SystemExit("neither `perf stat -e instructions:u` nor valgrind works here")
     slow = tool == "callgrind"
+    tree = args.tree
     steps: dict[str, Callable[[Counter], dict[str, Any]]] = {
-        "traps": lambda c: traps(c, args.traps, 300.0 if slow else 5_000.0),
-        "informs": lambda c: traps(c, args.traps, 200.0 if slow else 2_000.0, informs=True),
+        "traps": lambda c: traps(c, args.traps, 300.0 if slow else 5_000.0, tree=tree),
+        "v3_traps": lambda c: traps(c, args.traps, 200.0 if slow else 2_000.0, "v3_traps", tree),
+        "informs": lambda c: traps(c, args.traps, 200.0 if slow else 2_000.0, "informs", tree),
         "poll_v2c": lambda c: polls(c, args.polls, v3=False),
         "poll_v3": lambda c: polls(c, args.polls, v3=True),
     }
     only = args.only.split(",") if args.only else list(steps)
     out: dict[str, Any] = {"tool": tool, "event": args.perf_event if tool == "perf" else "Ir"}
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
-        counter = Counter(tool, Path(tmp), args.perf_event)
+        workdir = Path(tmp)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            workdir = args.keep
+        counter = Counter(tool, workdir, args.perf_event)
         for name in only:
             out[name] = steps[name](counter)
             fig = out[name]
             ref = fig.get("snmptrapd", fig.get("net-snmp"))
             print(
                 f"{name} ({tool}): netalert {fig['netalert']:,.0f} instructions per "
-                f"{ {'traps': 'trap', 'informs': 'inform'}.get(name, 'poll') }"
+                f"{ {'traps': 'trap', 'v3_traps': 'trap', 'informs': 'inform'}.get(name, 'poll') }"
                 + (f", net-snmp {ref:,.0f}, ratio {fig['ratio']:.2f}x" if ref else ""),
                 flush=True,
             )
@@ -279,7 +329,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tool", choices=("perf", "callgrind"), help="default: detected")
     parser.add_argument("--traps", type=int, default=2_000, help="v2c traps to netalert")
     parser.add_argument("--polls", type=int, default=300, help="polls per side")
-    parser.add_argument("--only", help="comma-separated: traps, informs, poll_v2c, poll_v3")
+    parser.add_argument(
+        "--only", help="comma-separated: traps, v3_traps, informs, poll_v2c, poll_v3"
+    )
+    parser.add_argument("--tree", type=Path, help="count the trap receiver of this checkout")
+    parser.add_argument("--keep", type=Path, help="keep the counters' output files here")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--perf-event", default=PERF_EVENT, help="perf's event (e.g. task-clock where no PMU)"

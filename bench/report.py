@@ -346,6 +346,7 @@ def rows_instructions(fig: dict[str, Any]) -> list[Row]:
     out = []
     labels = {
         "traps": ("trap v2c, instructions per trap", "snmptrapd", "trap"),
+        "v3_traps": ("trap v3 authPriv, instructions per trap", "snmptrapd", "trap"),
         "poll_v2c": ("poll v2c, instructions per poll", "net-snmp", "poll"),
         "poll_v3": ("poll v3 authPriv, instructions per poll", "net-snmp", "poll"),
         "informs": ("inform v3 authPriv, instructions per inform", "snmptrapd", "inform"),

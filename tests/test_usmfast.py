@@ -39,6 +39,7 @@ from netalert.snmp.wire.usm import (
     PRIV_KEY_SIZES,
     FastTrap,
     UsmFast,
+    cfb_decrypt,
     extend_key,
     localize_key,
     password_to_master,
@@ -120,6 +121,24 @@ def test_extend_key_appends_digests_of_the_key_so_far() -> None:
     second = hashlib.md5(short + first).digest()
     assert extend_key(short, 40, "md5") == short + first + second[:8]
     assert extend_key(bytes(range(28)), 24, "sha224") == bytes(range(24))
+
+
+@FUZZ
+@given(
+    key=st.sampled_from([16, 24, 32]).flatmap(lambda size: st.binary(min_size=size, max_size=size)),
+    iv=st.binary(min_size=16, max_size=16),
+    messages=st.lists(st.binary(max_size=100), min_size=1, max_size=3),
+)
+def test_cfb_decryption_through_one_ecb_context_is_cfb128(
+    key: bytes, iv: bytes, messages: list[bytes]
+) -> None:
+    """AES-CFB128 decryption (RFC 3826) from one reused ECB encryptor per key, message after
+    message, gives what a CFB decryptor made for each message gives."""
+    ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    for ciphertext in messages:
+        reference = Cipher(algorithms.AES(key), CFB(iv)).decryptor()
+        expected = reference.update(ciphertext) + reference.finalize()
+        assert cfb_decrypt(ecb, iv, ciphertext) == expected
 
 
 def test_empty_password_is_refused() -> None:

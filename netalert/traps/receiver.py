@@ -26,9 +26,9 @@ from netalert.config.models import Device, TrapsConfig
 from netalert.logs import RateLimiter
 from netalert.logs import event as log_event
 from netalert.snmp.types import TrapEvent
-from netalert.snmp.wire.ber import DecodeError, RawVarBind, decode_message
+from netalert.snmp.wire.ber import MAX_MESSAGE, DecodeError, RawVarBind, decode_message
 from netalert.snmp.wire.berenc import encode_inform_response
-from netalert.snmp.wire.berv3 import decode_v3_header
+from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
 from netalert.traps.access import AccessPolicy, plain_address
 from netalert.traps.convert import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.traps.listen import open_udp_socket, share_udp_socket, socket_queue
@@ -47,6 +47,7 @@ TrapSink = Callable[[TrapEvent], None] | asyncio.Queue[TrapEvent]
 _TRAP_PDUS = frozenset({0xA4, 0xA6, 0xA7})
 _VERSIONS = ("1", "2c")
 _TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"  # snmpTrapAddress.0 (RFC 3584): set by relays
+_VERSION_3 = b"\x02\x01\x03"  # INTEGER 3 after the outer SEQUENCE's header: SNMPv3
 # Decoder reasons that have a rejection reason of their own.
 _DECODE_REASONS = {
     "bad_community": RejectReason.BAD_COMMUNITY,
@@ -381,6 +382,16 @@ class TrapReceiver:
         if not self._access.allowed(host):
             self._reject(RejectReason.NOT_ALLOWED, host, "")
             return
+        # SNMPv3 straight to its branch, without the v1/v2c decoder failing on its version
+        # (an exception and an error object per datagram): a peek where the version is after
+        # a one-, two- or three-byte outer header. A header that decodes is one the decoder
+        # would have refused as bad_version; any other datagram takes the decoder's way.
+        v3 = data[3:6] == _VERSION_3 or data[4:7] == _VERSION_3 or data[2:5] == _VERSION_3
+        if v3 and len(data) <= MAX_MESSAGE:
+            header = decode_v3_header(data)
+            if isinstance(header, V3Header):
+                self._v3_message(data, addr, host, listener, header)
+                return
         msg = decode_message(
             data, max_varbinds=self.config.max_varbinds, communities=self._access.communities
         )
@@ -538,6 +549,11 @@ class TrapReceiver:
                 self.stats.malformed_detail["v3:" + header.reason] += 1
                 self._reject(RejectReason.MALFORMED, host, "v3:" + header.reason)
             return
+        self._v3_message(data, addr, host, listener, header)
+
+    def _v3_message(
+        self, data: bytes, addr: tuple[Any, ...], host: str, listener: Any, header: V3Header
+    ) -> None:
         if self._v3 is None:
             self._reject(RejectReason.UNKNOWN_USER, host, "no [[traps.users]] configured")
             return

@@ -127,8 +127,105 @@ def _decode(data: bytes) -> V3Header:
     )
 
 
+def _length(data: bytes, at: int) -> tuple[int, int]:
+    """The length at ``at`` (after a tag) in short form or a one- or two-byte long form, and
+    where the contents start; (-1, at) for any other form. May raise IndexError."""
+    size = data[at]
+    if size < 0x80:
+        return size, at + 1
+    if size == 0x81:
+        return data[at + 1], at + 2
+    if size == 0x82:
+        return data[at + 1] << 8 | data[at + 2], at + 3
+    return -1, at
+
+
+def _primitives(data: bytes, at: int, tags: bytes) -> tuple[list[bytes], int] | None:
+    """The contents of primitive TLVs of ``tags``, one after the other from ``at``, and where
+    the last ends; None at the first of another tag, with a long-form length, or an INTEGER
+    not of 1 to 4 bytes. May raise IndexError."""
+    out = []
+    for tag in tags:
+        n = data[at + 1]
+        if data[at] != tag or n > 0x7F or (tag == 0x02 and not 0 < n < 5):
+            return None
+        at += 2 + n
+        out.append(data[at - n : at])
+    return out, at
+
+
+_GLOBAL = b"\x02\x02\x04\x02"  # msgID, msgMaxSize, msgFlags, msgSecurityModel
+_USM_FIELDS = b"\x04\x02\x02\x04\x04\x04"  # engine ID, boots, time, user, auth, priv
+
+
+def _decode_usual(data: bytes) -> V3Header | None:
+    """The header of a message of the usual shape, read in one pass; None for any other.
+
+    The usual shape: INTEGERs of 1 to 4 bytes, and short-form lengths (under 128
+    bytes) inside msgGlobalData and the USM parameters; the containers may have
+    long-form lengths of one or two bytes. Every check of :func:`_decode` is
+    made here too, in the same terms, so what this returns :func:`_decode`
+    returns; anything unusual or wrong it leaves to :func:`_decode`, which names
+    the fault. About half the cost: fewer calls, fewer tuples, no exception.
+    May raise IndexError on a short datagram (not the usual shape either).
+    """
+    end = len(data)
+    size, pos = _length(data, 1)
+    # version 3, then msgGlobalData: a SEQUENCE with a short-form length
+    if data[0] != 0x30 or pos + size != end or data[pos : pos + 4] != b"\x02\x01\x03\x30":
+        return None
+    g_stop = pos + 5 + data[pos + 4]
+    fields = _primitives(data, pos + 5, _GLOBAL)
+    if fields is None or fields[1] != g_stop or g_stop > end:
+        return None
+    (msg_id, max_size, flags_raw, model), at = fields
+    if len(flags_raw) != 1:
+        return None
+    flags = flags_raw[0]
+    # msgSecurityParameters: an OCTET STRING around the USM SEQUENCE, both ending together
+    size, at = _length(data, at + 1) if data[at] == 0x04 else (-1, at)
+    s_stop = at + size
+    if size < 0 or s_stop > end or data[at] != 0x30:
+        return None
+    size, at = _length(data, at + 1)
+    fields = _primitives(data, at, _USM_FIELDS)
+    if size < 0 or at + size != s_stop or fields is None or fields[1] != s_stop:
+        return None
+    (engine_id, boots, time, user, auth_params, priv_params), at = fields
+    # msgData: the encrypted OCTET STRING, or the plaintext ScopedPDU, to the end
+    tag = data[at]
+    size, data_at = _length(data, at + 1)
+    if size < 0 or data_at + size != end or tag != (0x04 if flags & FLAG_PRIV else 0x30):
+        return None
+    header = V3Header(
+        int.from_bytes(msg_id, "big", signed=True),
+        int.from_bytes(max_size, "big", signed=True),
+        flags,
+        int.from_bytes(model, "big", signed=True),
+        engine_id,
+        int.from_bytes(boots, "big", signed=True),
+        int.from_bytes(time, "big", signed=True),
+        user,
+        auth_params,
+        s_stop - len(priv_params) - 2 - len(auth_params),  # auth_params: contents start
+        priv_params,
+        (data_at, end),
+    )
+    if header.msg_id < 0 or header.max_size < 484 or header.security_model < 1:
+        return None
+    if header.boots < 0 or header.time < 0 or (flags & FLAG_PRIV and not flags & FLAG_AUTH):
+        return None
+    return header
+
+
 def decode_v3_header(data: bytes) -> V3Header | DecodeError:
     """Decodes the header and USM parameters of an SNMPv3 message; never raises."""
+    try:
+        header = _decode_usual(data)
+    except IndexError:  # shorter than the usual shape: the general reader says where
+        header = None
+    if header is not None:
+        return header
     try:
         return _decode(data)
     except _Bad as bad:
@@ -156,7 +253,47 @@ class ScopedPdu:
     varbinds_at: tuple[int, int] = (0, 0)
 
 
-def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
+# A ScopedPDU's head: contextEngineID, contextName, PDU type, request-id, error-status,
+# error-index, and where the VarBindList starts.
+_Head = tuple[bytes, bytes, int, int, int, int, int]
+
+
+def _scoped_head_usual(data: bytes, start: int, stop: int) -> _Head | None:
+    """The head of a ScopedPDU of the usual shape, read in one pass; None for any other.
+
+    The usual shape: short-form context strings, a PDU length in short form or
+    one or two bytes, INTEGERs of 1 to 4 bytes. Every check of
+    :func:`_scoped_head` is made here too, so what this returns it returns; the
+    rest it leaves to it, which names the fault. May raise IndexError.
+    """
+    fields = _primitives(data, start, b"\x04\x04")
+    if fields is None:
+        return None
+    (engine_id, name), at = fields
+    pdu_type = data[at]
+    size, at = _length(data, at + 1)
+    if pdu_type not in _V2_PDUS or size < 0 or at + size != stop:
+        return None
+    fields = _primitives(data, at, b"\x02\x02\x02")
+    if fields is None or fields[1] > stop:
+        return None
+    (request_id, error_status, error_index), at = fields
+    status = int.from_bytes(error_status, "big", signed=True)
+    index = int.from_bytes(error_index, "big", signed=True)
+    if index < 0 or (status < 0 and pdu_type == 0xA5):
+        return None
+    return (
+        engine_id,
+        name,
+        pdu_type,
+        int.from_bytes(request_id, "big", signed=True),
+        status,
+        index,
+        at,
+    )
+
+
+def _scoped_head(data: bytes, start: int, stop: int) -> _Head:
     context_engine_id, _, pos = _string(data, start, stop)
     context_name, _, pos = _string(data, pos, stop)
     pdu_type, p_start, p_stop = _header(data, pos, stop)
@@ -168,20 +305,21 @@ def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
     low = 0 if pdu_type == 0xA5 else _I32_MIN  # non-repeaters is never negative
     error_status, pos = _int_field(data, pos, p_stop, low, _I32_MAX)
     error_index, pos = _int_field(data, pos, p_stop, 0, _I32_MAX)
-    list_at = pos
-    varbinds, pos = _varbinds(data, pos, p_stop, True, limit)
-    if pos != p_stop:
+    return context_engine_id, context_name, pdu_type, request_id, error_status, error_index, pos
+
+
+def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
+    try:
+        head = _scoped_head_usual(data, start, stop)
+    except IndexError:  # shorter than the usual shape: the general reader says where
+        head = None
+    if head is None:
+        head = _scoped_head(data, start, stop)
+    list_at = head[6]
+    varbinds, pos = _varbinds(data, list_at, stop, True, limit)
+    if pos != stop:
         raise _Bad("trailing_bytes", pos)
-    return ScopedPdu(
-        context_engine_id,
-        context_name,
-        pdu_type,
-        request_id,
-        error_status,
-        error_index,
-        varbinds,
-        (list_at, pos),
-    )
+    return ScopedPdu(*head[:6], varbinds, (list_at, pos))
 
 
 def decode_scoped_pdu(

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from netalert.config.models import TrapUser
 from netalert.logs import event
@@ -66,6 +66,7 @@ __all__ = [
     "PRIV_KEY_SIZES",
     "FastTrap",
     "UsmFast",
+    "cfb_decrypt",
     "extend_key",
     "localize_key",
     "password_to_master",
@@ -124,6 +125,20 @@ def extend_key(key: bytes, size: int, hash_name: str) -> bytes:
     return key[:size]
 
 
+def cfb_decrypt(ecb: CipherContext, iv: bytes, ciphertext: bytes) -> bytes:
+    """AES-CFB128 decryption (RFC 3826 section 3.1.4) with ``ecb``, an AES-ECB encryptor.
+
+    Each plaintext block is its ciphertext block XOR the encryption of the
+    ciphertext block before it (of ``iv`` for the first), so the whole key
+    stream comes from one ECB call over ``iv`` and the ciphertext. ``ecb`` is
+    made once per key and reused: a CFB decryptor would be made per message,
+    which costs more in ``cryptography``'s checks than the decryption itself.
+    """
+    size = len(ciphertext)
+    stream = ecb.update(iv + ciphertext[: (size - 1) // 16 * 16])[:size]
+    return (int.from_bytes(stream, "big") ^ int.from_bytes(ciphertext, "big")).to_bytes(size, "big")
+
+
 def refuses_level(flags: int, *, user_has_auth: bool) -> bool:
     """True when a message's msgFlags ask for less security than its user must use.
 
@@ -171,6 +186,7 @@ class _Keys:
     aes: algorithms.AES | None
     des: TripleDES | None
     pre_iv: bytes  # DES: XORed with the salt to give the IV
+    ecb: CipherContext | None = None  # AES: the key's ECB encryptor, for cfb_decrypt
 
 
 _Outcome = FastTrap | RejectReason | None
@@ -403,7 +419,7 @@ class UsmFast:
     def _localize(self, user: _User, engine_id: bytes) -> _Keys:
         hash_name = user.hash_name
         auth = localize_key(user.auth_master, engine_id, hash_name)
-        aes = des = None
+        aes = des = ecb = None
         pre_iv = b""
         if user.priv is not None and user.priv_master is not None:
             size = PRIV_KEY_SIZES[user.priv]
@@ -413,7 +429,8 @@ class UsmFast:
                 pre_iv = priv[8:16]
             else:
                 aes = algorithms.AES(priv)
-        keys = _Keys(auth, aes, des, pre_iv)
+                ecb = Cipher(aes, modes.ECB()).encryptor()  # noqa: S305 (CFB, see cfb_decrypt)
+        keys = _Keys(auth, aes, des, pre_iv, ecb)
         # Bounded: users x engine IDs, both from the config and the poller, never from traps.
         self._keys[(user.name.encode(), engine_id)] = keys
         return keys
@@ -428,10 +445,10 @@ class UsmFast:
                 return None
             iv = bytes(a ^ b for a, b in zip(salt, keys.pre_iv, strict=True))
             decryptor = Cipher(keys.des, modes.CBC(iv)).decryptor()
-        elif keys.aes is not None:
+        elif keys.ecb is not None:
             # RFC 3826 section 3.1.2.1: IV = boots (4 bytes) | time (4 bytes) | salt.
             iv = header.boots.to_bytes(4, "big") + header.time.to_bytes(4, "big") + salt
-            decryptor = Cipher(keys.aes, CFB(iv)).decryptor()
+            return cfb_decrypt(keys.ecb, iv, ciphertext)
         else:
             return None
         return decryptor.update(ciphertext) + decryptor.finalize()
