@@ -7,7 +7,8 @@ decides what they do to the alerts (``for``, counts, confirm schedule).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from netalert.alerts import (
@@ -25,6 +26,7 @@ from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import NO_HISTORY
 from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.trapenv import TrapView, clear_key, confirm_index, key_labels, view
+from netalert.rules.trapindex import Hit, TrapIndex, scan
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["TrapRules", "trap_origin"]
@@ -33,12 +35,22 @@ _EMPTY: Mapping[str, str] = {}
 
 
 class TrapRules:
-    """The trap rules in force and their policies."""
+    """The trap rules in force and their policies.
 
-    def __init__(self, rules: RuleSet, policies: Mapping[str, RulePolicy]) -> None:
+    A trap is matched through a :class:`~netalert.rules.trapindex.TrapIndex` of
+    the rules, built here, once per rule set; ``linear`` tries every rule in
+    turn instead (the reference the index is tested and benched against).
+    """
+
+    def __init__(
+        self, rules: RuleSet, policies: Mapping[str, RulePolicy], *, linear: bool = False
+    ) -> None:
         self.rules = rules
         self._rules = {r.name: r for r in rules.trap}
         self._policies = policies
+        self._hits: Callable[[str, str], Sequence[Hit]] = (
+            partial(scan, rules.trap) if linear else TrapIndex(rules.trap).hits
+        )
 
     def convert(self, row: Row) -> dict[str, Any]:
         """A row's raw values as expressions see them (enums by label, octets as text...)."""
@@ -49,13 +61,7 @@ class TrapRules:
         """Matches one trap against the trap rules: what it fires, repeats or clears."""
         out: list[Observation] = []
         trap: TrapView | None = None
-        for rule in self.rules.trap:
-            fires = rule.trap.matches(event.trap_oid, event.trap_name)
-            clears = rule.clear_trap is not None and rule.clear_trap.matches(
-                event.trap_oid, event.trap_name
-            )
-            if not (fires or clears):
-                continue
+        for rule, _fires, clears in self._hits(event.trap_oid, event.trap_name):
             if trap is None:
                 trap = view(event, self.rules.cache)
             labels = self.rules.device_labels.get(trap.device, _EMPTY)
