@@ -277,6 +277,26 @@ def rows_rules(fig: dict[str, Any]) -> list[Row]:
             "-",
             "info",
         ),
+        *_rows_trap_rules(fig),
+    ]
+
+
+def _rows_trap_rules(fig: dict[str, Any]) -> list[Row]:
+    """Per-trap cost of the trap rules, 5 vs 500 of them, beside the linear scan (before the
+    index); figures of a bench without it give no row."""
+    if "trap_500" not in fig:
+        return []
+    us = {k: 1e6 / fig[k] for k in ("trap_5", "trap_500", "trap_5_linear", "trap_500_linear")}
+    ratio = fig["trap_500_over_5"]
+    return [
+        Row(
+            "trap rules, us per trap (on_trap, 2 match), 5 -> 500 rules",
+            f"{us['trap_5']:.1f} -> {us['trap_500']:.1f} us",
+            f"linear scan {us['trap_5_linear']:.1f} -> {us['trap_500_linear']:.1f} us",
+            f"{ratio:.2f}x; linear {fig['trap_500_over_5_linear']:.1f}x",
+            "500 <= 1.2x 5",
+            _verdict(ratio <= 1.2),
+        )
     ]
 
 

@@ -118,3 +118,35 @@ def test_100k_devices_rows_judge_rss_cpu_and_start_up() -> None:
     slow = rows_for("scale_100k", {"scale": scale | {"startup_seconds": 12.0, "rss_mb": 1100.0}})
     assert [r.verdict for r in slow] == ["FAIL", "FAIL", "PASS"]
     assert "start-up" in slow[1].measurement
+
+
+RULES = {
+    "compiled": 2_000_000.0,
+    "python": 8_000_000.0,
+    "eval": 60_000.0,
+    "compiled_over_python": 0.25,
+    "compiled_over_eval": 33.0,
+    "on_poll": 140_000.0,
+}
+
+
+def test_trap_rules_500_against_5_beside_the_linear_scan() -> None:
+    figures = RULES | {
+        "trap_5": 10_000.0,
+        "trap_500": 9_000.0,
+        "trap_5_linear": 10_000.0,
+        "trap_500_linear": 1_000.0,
+        "trap_500_over_5": 1.11,
+        "trap_500_over_5_linear": 10.0,
+    }
+    *_, traps = rows_for("rules", figures)
+    assert (traps.netalert, traps.reference, traps.ratio, traps.verdict) == (
+        "100.0 -> 111.1 us",
+        "linear scan 100.0 -> 1000.0 us",
+        "1.11x; linear 10.0x",
+        "PASS",
+    )
+    slow = rows_for("rules", figures | {"trap_500_over_5": 1.3})[-1]
+    assert slow.verdict == "FAIL"
+    # figures of a bench from before the trap rows: the other rows, no error
+    assert [r.verdict for r in rows_for("rules", RULES)] == ["PASS", "info"]

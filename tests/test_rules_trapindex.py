@@ -29,7 +29,7 @@ from netalert.rules.compile import TrapMatcher, TrapRule
 from netalert.rules.engine import RuleEngine
 from netalert.rules.trapflow import TrapRules
 from netalert.rules.trapindex import TrapIndex, literal_prefix, scan
-from tests.test_rules_engine import trap
+from tests.test_rules_engine import LINK_DOWN, trap
 
 pytestmark = pytest.mark.unit
 
@@ -147,11 +147,11 @@ def test_literal_prefix(glob: str, prefix: str) -> None:
 # --- 2. one test per matching form ------------------------------------------------------
 
 
-LINK_DOWN, LINK_UP = (f"{LINK}.3", "IF-MIB::linkDown"), (f"{LINK}.4", "IF-MIB::linkUp")
+DOWN, UP = (f"{LINK}.3", "IF-MIB::linkDown"), (f"{LINK}.4", "IF-MIB::linkUp")
 CISCO = "1.3.6.1.4.1.9.9.41.2.0.1"
 FORMS = [
     # a MIB notification name: its OID, with or without a leading dot
-    ([("IF-MIB::linkDown", None), ("IF-MIB::linkUp", None)], LINK_DOWN, ["r0"]),
+    ([("IF-MIB::linkDown", None), ("IF-MIB::linkUp", None)], DOWN, ["r0"]),
     ([("IF-MIB::linkDown", None), ("IF-MIB::linkUp", None)], (f".{LINK}.4", "x"), ["r1"]),
     ([("IF-MIB::linkDown", None)], (f"{LINK}.5", "IF-MIB::x"), []),
     # a numeric OID, written with or without a leading dot
@@ -159,18 +159,18 @@ FORMS = [
     ([(CISCO, None)], (f".{CISCO}", "x"), ["r0"]),
     ([(CISCO, None)], (CISCO + "2", "x"), []),
     # a module glob
-    ([("IF-MIB::*", None), ("SNMPv2-MIB::*", None)], LINK_DOWN, ["r0"]),
+    ([("IF-MIB::*", None), ("SNMPv2-MIB::*", None)], DOWN, ["r0"]),
     ([("IF-MIB::*", None), ("SNMPv2-MIB::*", None)], (f"{LINK}.1", "SNMPv2-MIB::cold"), ["r1"]),
     ([("IF-MIB::*", None)], (f"{LINK}.1", "IF-MIB-X::coldStart"), []),
     # a short-name glob
-    ([("link*", None), ("cold*", None)], LINK_UP, ["r0"]),
+    ([("link*", None), ("cold*", None)], UP, ["r0"]),
     ([("link*", None), ("cold*", None)], (f"{LINK}.1", "SNMPv2-MIB::coldStart"), ["r1"]),
     # an OID subtree glob, with or without a leading dot; a string prefix, as fnmatch has it
     ([("1.3.6.1.4.1.9.*", None), (".1.3.6.1.4.1.2636.*", None)], (CISCO, CISCO), ["r0"]),
     ([(".1.3.6.1.4.1.2636.*", None)], (".1.3.6.1.4.1.2636.4.1", "x"), ["r0"]),
     ([("1.3.6.1.4.1.9.*", None)], ("1.3.6.1.4.1.99.1", "1.3.6.1.4.1.99.1"), []),
     # globs without a literal prefix: tried on every trap
-    ([("*", None), ("*Up", None), ("?F-MIB::*", None), ("[IS]*", None)], LINK_UP,
+    ([("*", None), ("*Up", None), ("?F-MIB::*", None), ("[IS]*", None)], UP,
      ["r0", "r1", "r2", "r3"]),
     ([("*", None), ("*Up", None), ("?F-MIB::*", None)], ("1.3.6.1.4.1.9.1", "x"), ["r0"]),
 ]  # fmt: skip
@@ -242,15 +242,10 @@ def test_a_trap_tries_only_the_rules_that_can_match_it(tried: list[int]) -> None
     assert tried[0] == 552  # the linear scan: every trap and clear_trap
 
 
-ENGINE_RULES = """
-[[rules]]
-name = "Any"
-trap = "*"
-[[rules]]
-name = "LinkDown"
-trap = "IF-MIB::linkDown"
-clear_trap = "IF-MIB::linkUp"
-where = "ifAdminStatus == 'up'"
+ENGINE_RULES = (
+    '[[rules]]\nname = "Any"\ntrap = "*"\n'
+    + LINK_DOWN
+    + """
 [[rules]]
 name = "IfAll"
 trap = "IF-MIB::*"
@@ -259,6 +254,7 @@ clear_trap = "SNMPv2-MIB::coldStart"
 name = "Standard"
 trap = "1.3.6.1.6.3.1.1.5.*"
 """
+)
 
 
 def test_the_engine_tries_only_the_rules_that_can_match(tried: list[int]) -> None:
