@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -10,8 +11,8 @@ import sys
 
 import pytest
 
-from netalert.snmp.types import SnmpType, TrapEvent
-from netalert.snmp.wire.ber import V1Trap
+from netalert.snmp.types import SnmpType, TrapEvent, VarBind, maker
+from netalert.snmp.wire.ber import Message, V1Trap
 from netalert.traps.access import AccessPolicy, plain_address
 from netalert.traps.convert import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.traps.listen import BindError, open_udp_socket, socket_queue
@@ -225,3 +226,27 @@ def test_socket_queue_of_a_closed_socket_is_unknown() -> None:
     sock, _ = open_udp_socket("127.0.0.1", 0, 65536)
     sock.close()
     assert socket_queue(sock) is None
+
+
+@pytest.mark.parametrize(
+    ("cls", "values"),
+    [
+        (VarBind, ("1.3.6.1.2.1.2.2.1.7.3", SnmpType.INTEGER, 1, "IF-MIB::ifAdminStatus", "3",
+                   "up")),
+        (
+            TrapEvent,
+            ("192.0.2.1", 162, "2c", "1.3.6.1.6.3.1.1.5.3", "IF-MIB::linkDown", (), 5, 1.5,
+             "sw1", "public", "", True, 3),
+        ),
+        (Message, (1, b"public", 0xA7, 7, 0, 0, (), None, (20, 40))),
+    ],
+)  # fmt: skip
+def test_the_fast_constructors_make_what_the_dataclasses_make(
+    cls: type[object], values: tuple[object, ...]
+) -> None:
+    made, plain = maker(cls)(*values), cls(*values)
+    assert type(made) is cls and made == plain and hash(made) == hash(plain)
+    names = [f.name for f in dataclasses.fields(plain)]  # type: ignore[arg-type]
+    assert [getattr(made, name) for name in names] == list(values)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, names[0], "x")

@@ -12,7 +12,7 @@ from typing import Protocol
 from netalert.mib.node import MibNode
 from netalert.present import octets_text, timeticks_text
 from netalert.snmp.naming import opaque_value
-from netalert.snmp.types import SnmpType, TrapEvent, Value, VarBind
+from netalert.snmp.types import SnmpType, TrapEvent, Value, VarBind, maker
 from netalert.snmp.wire.ber import RawVarBind
 
 __all__ = ["TrapNamer", "TrapTree"]
@@ -27,6 +27,10 @@ class TrapTree(Protocol):
 
 
 _TEXT_HINTS = frozenset({"255a", "255t"})  # DisplayString, SnmpAdminString
+_INTEGER, _OPAQUE = SnmpType.INTEGER, SnmpType.OPAQUE
+# every trap makes one TrapEvent and a VarBind per varbind: the fast constructors
+_varbind = maker(VarBind)
+_trap_event = maker(TrapEvent)
 _Named = tuple[MibNode | None, str, str]  # node, "MODULE::object", index
 
 
@@ -98,11 +102,18 @@ class TrapNamer:
     def varbinds(self, raw: Iterable[RawVarBind]) -> tuple[VarBind, ...]:
         """The named VarBinds of a trap."""
         out = []
-        for oid, kind, raw_value in raw:
-            node, name, index = self._named(oid)
-            value, number = opaque_value(kind, raw_value)  # an Opaque float: its number
-            label = number or self._label(node, kind, value)
-            out.append(VarBind(oid, kind, value, name, index, label))
+        cache = self._cache
+        for oid, kind, value in raw:
+            node, name, index = cache.get(oid) or self._named(oid)
+            if kind is _INTEGER and node is not None and node.enums and type(value) is int:
+                # an enumeration (ifAdminStatus): its label, the commonest case
+                label = node.enums.get(value) or self._label(node, kind, value)
+            elif kind is _OPAQUE:
+                value, number = opaque_value(kind, value)  # an Opaque float: its number
+                label = number or self._label(node, kind, value)
+            else:
+                label = self._label(node, kind, value)
+            out.append(_varbind(oid, kind, value, name, index, label))
         return tuple(out)
 
     def event(
@@ -121,17 +132,18 @@ class TrapNamer:
         inform: bool = False,
     ) -> TrapEvent:
         """The TrapEvent of one accepted trap, credited to ``device`` ("" when unknown)."""
-        return TrapEvent(
-            source=source,
-            source_port=port,
-            version=version,
-            trap_oid=trap_oid,
-            trap_name=self.trap_name(trap_oid),
-            varbinds=self.varbinds(raw),
-            uptime=uptime,
-            received=received,
-            device=device,
-            community=community,
-            user=user,
-            inform=inform,
+        return _trap_event(
+            source,
+            port,
+            version,
+            trap_oid,
+            self.trap_name(trap_oid),
+            self.varbinds(raw),
+            uptime,
+            received,
+            device,
+            community,
+            user,
+            inform,
+            1,  # storm_count
         )

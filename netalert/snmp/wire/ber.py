@@ -19,7 +19,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 from enum import IntEnum
 
-from netalert.snmp.types import SnmpType, Value
+from netalert.snmp.types import SnmpType, Value, maker
 
 __all__ = [
     "MAX_MESSAGE",
@@ -97,6 +97,9 @@ class Message:
     varbinds_at: tuple[int, int] = (0, 0)
 
 
+_message = maker(Message)  # every datagram makes one: the fast constructor
+
+
 @dataclass(frozen=True, slots=True)
 class DecodeError:
     """Why a datagram is not a well-formed SNMP message, and where."""
@@ -158,6 +161,13 @@ def _integer(data: bytes, start: int, stop: int, low: int, high: int) -> int:
 
 
 def _int_field(data: bytes, pos: int, end: int, low: int, high: int) -> tuple[int, int]:
+    # Hot path: a short-form INTEGER of 1-4 bytes inside its range (request IDs, error fields)
+    if pos + 3 <= end and data[pos] == 0x02 and 0 < data[pos + 1] <= 4:
+        stop = pos + 2 + data[pos + 1]
+        if stop <= end:
+            value = int.from_bytes(data[pos + 2 : stop], "big", signed=True)
+            if low <= value <= high:
+                return value, stop
     start, stop = _expect(data, pos, end, 0x02)
     return _integer(data, start, stop, low, high), stop
 
@@ -210,12 +220,14 @@ def _oid(data: bytes, start: int, stop: int) -> str:
     return text
 
 
+_INTEGER, _OCTET_STRING, _OID = SnmpType.INTEGER, SnmpType.OCTET_STRING, SnmpType.OID
 _UNSIGNED = {
     0x41: (SnmpType.COUNTER32, _U32_MAX),
     0x42: (SnmpType.GAUGE32, _U32_MAX),
     0x43: (SnmpType.TIMETICKS, _U32_MAX),
     0x46: (SnmpType.COUNTER64, _U64_MAX),
 }
+_SMALL_UNSIGNED = {tag: kind for tag, (kind, _) in _UNSIGNED.items() if tag != 0x46}
 _EXCEPTIONS = {
     0x80: SnmpType.NO_SUCH_OBJECT,
     0x81: SnmpType.NO_SUCH_INSTANCE,
@@ -278,9 +290,39 @@ def _varbinds(
             vb_start, vb_stop = _expect(data, pos, stop, 0x30)
             name_start, name_stop = _expect(data, vb_start, vb_stop, 0x06)
             oid = _oid(data, name_start, name_stop)
-        kind, value, pos = _value(data, name_stop, vb_stop, v2)
-        if pos != vb_stop:
-            raise _Bad("trailing_bytes", pos)
+        pos = vb_stop
+        # Hot path: a short-form value header that fills the VarBind exactly, of the
+        # types traps carry most; anything else (and any doubt) takes the general path.
+        if (
+            name_stop + 2 <= vb_stop
+            and data[name_stop + 1] < 0x80
+            and name_stop + 2 + data[name_stop + 1] == vb_stop
+        ):
+            tag = data[name_stop]
+            at = name_stop + 2
+            size = vb_stop - at
+            if tag == 0x02 and 0 < size <= 4:  # an INTEGER of 4 bytes or less is an Integer32
+                if size == 1:
+                    number = data[at]
+                    number = number - 256 if number & 0x80 else number
+                else:
+                    number = int.from_bytes(data[at:vb_stop], "big", signed=True)
+                out.append((oid, _INTEGER, number))
+                continue
+            if tag in _SMALL_UNSIGNED and 0 < size <= 4 and data[at] < 0x80:
+                # 4 bytes with the sign bit clear: below 2**31, inside every unsigned range
+                out.append((oid, _SMALL_UNSIGNED[tag], int.from_bytes(data[at:vb_stop], "big")))
+                continue
+            if tag == 0x04:
+                out.append((oid, _OCTET_STRING, data[at:vb_stop]))
+                continue
+            if tag == 0x06 and at < vb_stop:
+                text = oids.get(data[at:vb_stop]) or _oid(data, at, vb_stop)
+                out.append((oid, _OID, text))
+                continue
+        kind, value, end = _value(data, name_stop, vb_stop, v2)
+        if end != vb_stop:
+            raise _Bad("trailing_bytes", end)
         out.append((oid, kind, value))
     return tuple(out), stop
 
@@ -334,7 +376,7 @@ def _decode(data: bytes, limit: int, communities: Container[bytes] | None) -> Me
     varbinds, pos = _varbinds(data, pos, p_stop, version == 1, limit)
     if pos != p_stop:
         raise _Bad("trailing_bytes", pos)
-    return Message(
+    return _message(
         version,
         community,
         pdu_type,
