@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netalert.mib import MibTree
 from netalert.present import timeticks_text
-from netalert.snmp.types import SnmpType
+from netalert.snmp.naming import opaque_value
+from netalert.snmp.types import SnmpType, Value
 from netalert.traps.names import TrapNamer
 
 
@@ -41,3 +44,34 @@ def test_trap_varbind_labels() -> None:
         "IF-MIB::ifOperStatus.7",
         "down",
     ]
+
+
+NAMER = TrapNamer(MibTree.builtin())
+# objects of every labelling kind: TimeTicks, an enumeration, an integer hint ("d"), a
+# DisplayString, an octet hint (MAC), an OID-valued object, and no MIB at all
+_LABELLED = [
+    "1.3.6.1.2.1.1.3.0",
+    "1.3.6.1.2.1.2.2.1.7.3",
+    "1.3.6.1.2.1.2.2.1.1.3",
+    "1.3.6.1.2.1.2.2.1.2.3",
+    "1.3.6.1.2.1.2.2.1.6.3",
+    "1.3.6.1.6.3.1.1.4.1.0",
+    "1.3.6.1.4.1.99999.1.2",
+]
+_VALUES: st.SearchStrategy[Value] = st.one_of(
+    st.integers(-(2**31), 2**32),
+    st.binary(max_size=8),
+    st.sampled_from(["1.3.6.1.6.3.1.1.5.3", "192.0.2.1", ""]),
+    st.none(),
+)
+
+
+@given(st.sampled_from(_LABELLED), st.sampled_from(list(SnmpType)), _VALUES)
+@settings(max_examples=400, deadline=None)
+def test_the_namers_shortcuts_label_as_its_general_path(
+    oid: str, kind: SnmpType, value: Value
+) -> None:
+    (vb,) = NAMER.varbinds([(oid, kind, value)])
+    node, _, _ = NAMER._named(oid)
+    shown, number = opaque_value(kind, value)
+    assert (vb.value, vb.label) == (shown, number or NAMER._label(node, kind, shown))

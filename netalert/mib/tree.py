@@ -29,6 +29,8 @@ _MEMO_LIMIT = 50_000  # ~10 MB at most; polled OIDs repeat, trap OIDs rarely var
 _INET = frozenset(
     {"InetAddress", "InetAddressIPv4", "InetAddressIPv6", "InetAddressIPv4z", "InetAddressIPv6z"}
 )
+# INTEGER hints that render a number as its decimal text: no label (InterfaceIndex has "d")
+_PLAIN_INT_HINTS = frozenset({"d", "d-0"})
 _NET_SNMP_MODULES = frozenset({"UCD-SNMP-MIB", "NET-SNMP-AGENT-MIB", "NET-SNMP-MIB"})
 _NET_SNMP_HINT = "its MIB comes with net-snmp (Debian/Ubuntu: apt install libsnmp-base)"
 
@@ -250,7 +252,7 @@ class MibTree:
                 return ""
             if node.enums:
                 return node.enums.get(value, "")
-            if node.display_hint:
+            if node.display_hint and node.display_hint not in _PLAIN_INT_HINTS:
                 text = render_int(node.display_hint, value)
                 return "" if text == str(value) else text
             return ""

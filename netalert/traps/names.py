@@ -27,7 +27,7 @@ class TrapTree(Protocol):
 
 
 _TEXT_HINTS = frozenset({"255a", "255t"})  # DisplayString, SnmpAdminString
-_INTEGER, _OPAQUE = SnmpType.INTEGER, SnmpType.OPAQUE
+_INTEGER, _OPAQUE, _TIMETICKS = SnmpType.INTEGER, SnmpType.OPAQUE, SnmpType.TIMETICKS
 # every trap makes one TrapEvent and a VarBind per varbind: the fast constructors
 _varbind = maker(VarBind)
 _trap_event = maker(TrapEvent)
@@ -108,6 +108,12 @@ class TrapNamer:
             if kind is _INTEGER and node is not None and node.enums and type(value) is int:
                 # an enumeration (ifAdminStatus): its label, the commonest case
                 label = node.enums.get(value) or self._label(node, kind, value)
+            elif (
+                kind is _TIMETICKS
+                and type(value) is int
+                and (node is None or not (node.enums or node.display_hint))
+            ):
+                label = timeticks_text(value)  # sysUpTime.0, in every trap
             elif kind is _OPAQUE:
                 value, number = opaque_value(kind, value)  # an Opaque float: its number
                 label = number or self._label(node, kind, value)
