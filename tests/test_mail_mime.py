@@ -162,3 +162,20 @@ def test_rendered_mails_are_the_packages_bytes(descr: bytes) -> None:
         parsed = email.message_from_bytes(rendered.data, policy=email.policy.SMTP)
         assert parsed["Message-ID"] == rendered.draft.get("Message-ID")
         assert parsed.get_body(("plain",)) is not None
+
+
+# Lines around the 78-character width, mostly ASCII with what quoted-printable escapes
+# ("=", white space at a line's end, non-ASCII, controls that split a line in str but
+# not in bytes): bodies of fewer and of more lines than the encoder looks at to choose.
+_QP_LINE = st.lists(
+    st.sampled_from(["word ", "=", " ", "\t", "x" * 20, "y" * 70, "é", "\x85", "\x0c", "€"]),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_QP_LINE, max_size=25), end=st.sampled_from(["", "\n", "\r\n", "  \n"]))
+def test_long_line_bodies_encoded_as_the_package_encodes_them(lines: list[str], end: str) -> None:
+    text = "\n".join(lines) + end
+    data, expected = both(HEADERS, text, text.replace("word", "<b>word</b>"))
+    assert data == expected

@@ -24,10 +24,12 @@ the tests compare the two.
 
 from __future__ import annotations
 
+import binascii
 import email.policy
 import functools
 import re
 from collections.abc import Callable, Iterator
+from email import quoprimime
 from email.contentmanager import (  # type: ignore[attr-defined]  # private, the package's own
     _encode_text,
 )
@@ -122,8 +124,49 @@ def _header(name: str, value: str) -> bytes:
     return _folded(name, value)
 
 
+# The package's text encoder looks at the first lines of a body that needs
+# quoted-printable and encodes them once to choose, then the whole body again.
+_SNIFF_LINES = 10  # the lines it looks at
+_CACHED_LINE = 400  # bytes: longer lines are encoded each time (the cache stays small)
+
+
+@functools.lru_cache(maxsize=2048)  # a template's fixed lines come back in every mail
+def _qp_cached(line: bytes) -> str:
+    return _qp_line(line)
+
+
+def _qp_line(line: bytes) -> str:
+    # one line as the package's quoted-printable encoder writes it, soft breaks included
+    encoded: str = quoprimime.body_encode(line.decode("latin-1"), _WIDTH)
+    return encoded
+
+
+def _encode_body(text: str) -> tuple[str, str]:
+    """``_encode(text, "utf-8", None, _POLICY)``, encoding each line of a
+    quoted-printable body once.
+
+    The package's quoted-printable encoder escapes each byte on its own and then
+    works line by line (a line's soft breaks depend on that line only), so the
+    body is its lines, each encoded alone, each followed by a line end. That is
+    all this relies on; the choice of the encoding is the package's own: a
+    body it would send as 7bit or 8bit (no line over the width) or as base64
+    (larger as quoted-printable) goes to the package itself.
+    """
+    lines = text.encode("utf-8").splitlines()
+    if max((len(line) for line in lines), default=0) <= _WIDTH:
+        return _encode(text, "utf-8", None, _POLICY)
+    encoded = [_qp_cached(line) if len(line) <= _CACHED_LINE else _qp_line(line) for line in lines]
+    sniff = b"\r\n".join(lines[:_SNIFF_LINES]) + b"\r\n"
+    sniff_qp = "\n".join(encoded[:_SNIFF_LINES]) + "\n"
+    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+        return _encode(text, "utf-8", None, _POLICY)
+    if len(lines) <= _SNIFF_LINES:
+        return "quoted-printable", sniff_qp
+    return "quoted-printable", "\n".join(encoded) + "\n"
+
+
 def _part(subtype: str, text: str, *, mime_version: bool) -> bytes:
-    cte, payload = _encode(text, "utf-8", None, _POLICY)
+    cte, payload = _encode_body(text)
     head = (
         f'Content-Type: text/{subtype}; charset="utf-8"{_NL}Content-Transfer-Encoding: {cte}{_NL}'
     )

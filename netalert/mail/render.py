@@ -84,9 +84,10 @@ def _finalize(value: Any) -> Any:
     return body_text(value)
 
 
-def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+def _environment(loader: jinja2.BaseLoader, *, auto_reload: bool = True) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=loader,
+        auto_reload=auto_reload,
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2", "html"), default_for_string=False
         ),
@@ -110,7 +111,12 @@ class MailTemplates:
                 it does not compile (the message names the file and line).
         """
         self.templates_dir = templates_dir
-        self._default = _environment(jinja2.PackageLoader("netalert.mail", "templates"))
+        # the package's own templates do not change while the agent runs: compiled once,
+        # rendered without a look at the files (a stat each) or the environment's cache
+        default = _environment(
+            jinja2.PackageLoader("netalert.mail", "templates"), auto_reload=False
+        )
+        self._default = {name: default.get_template(name) for name in TEMPLATE_NAMES}
         self._user: jinja2.Environment | None = None
         if templates_dir is None:
             return
@@ -144,7 +150,7 @@ class MailTemplates:
                         note="using the default",
                     )
                 )
-        return self._default.get_template(name).render(context)
+        return self._default[name].render(context)
 
 
 @dataclass(frozen=True, slots=True)
