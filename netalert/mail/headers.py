@@ -13,6 +13,7 @@ through ``In-Reply-To`` and ``References``, which is what mail clients thread on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -95,6 +96,7 @@ def body_text(value: object) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=64)  # [smtp].from: one or two senders per agent
 def message_domain(sender: str) -> str:
     """The domain for Message-IDs: the sender's, reduced to safe characters."""
     address = parseaddr(sender)[1]

@@ -180,10 +180,12 @@ def _part(subtype: str, text: str, *, mime_version: bool) -> bytes:
 class Draft:
     """A mail being composed: headers in order, a text part and an optional alternative."""
 
-    __slots__ = ("_alternative", "_boundary", "_headers", "_message", "_text")
+    __slots__ = ("_alternative", "_boundary", "_counts", "_got", "_headers", "_message", "_text")
 
     def __init__(self) -> None:
         self._headers: list[tuple[str, str]] = []
+        self._counts: dict[str, int] = {}  # headers set, by lowercase name
+        self._got: dict[str, str] = {}  # what get() answered (the mailer asks again)
         self._text: str | None = None
         self._alternative: tuple[str, str] | None = None
         self._boundary: str | None = None
@@ -200,10 +202,13 @@ class Draft:
         # writes a line that ends the header block early
         if "\r" in value or "\n" in value or len(value.splitlines()) > 1:
             raise ValueError("Header values may not contain linefeed or carriage return characters")
-        most = _header_class(name.lower()).max_count  # what header_max_count(name) reads
-        if most and sum(1 for key, _ in self._headers if key.lower() == name.lower()) >= most:
+        lower = name.lower()
+        most = _header_class(lower).max_count  # what header_max_count(name) reads
+        if most and self._counts.get(lower, 0) >= most:
             raise ValueError(f"There may be at most {most} {name} headers in a message")
         self._headers.append((name, value))
+        self._counts[lower] = self._counts.get(lower, 0) + 1
+        self._got.clear()
         self._message = None
 
     def __iter__(self) -> Iterator[str]:
@@ -212,10 +217,13 @@ class Draft:
     def get(self, name: str, default: str = "") -> str:
         """The first header ``name`` (any case) as the email package reads it, or ``default``."""
         wanted = name.lower()
-        for key, value in self._headers:
-            if key.lower() == wanted:
-                return str(_parsed(key, value))
-        return default
+        if wanted not in self._counts:
+            return default
+        found = self._got.get(wanted)
+        if found is None:
+            found = next(str(_parsed(k, v)) for k, v in self._headers if k.lower() == wanted)
+            self._got[wanted] = found
+        return found
 
     def set_content(self, text: str) -> None:
         """The text/plain body (utf-8)."""
