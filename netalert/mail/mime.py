@@ -130,13 +130,20 @@ _SNIFF_LINES = 10  # the lines it looks at
 _CACHED_LINE = 400  # bytes: longer lines are encoded each time (the cache stays small)
 
 
-@functools.lru_cache(maxsize=2048)  # a template's fixed lines come back in every mail
-def _qp_cached(line: bytes) -> str:
-    return _qp_line(line)
-
-
 def _qp_line(line: bytes) -> str:
-    # one line as the package's quoted-printable encoder writes it, soft breaks included
+    """One line as the package's quoted-printable encoder writes it, soft breaks included."""
+    text = line.decode("latin-1")
+    if text.isascii() and text.isprintable():
+        # of printable ASCII the encoder escapes "=" only; a line that is then at most the
+        # width long and does not end in white space is written as it is, unbroken
+        escaped = text.replace("=", "=3D")
+        if len(escaped) <= _WIDTH and not escaped.endswith(" "):
+            return escaped
+    return _qp_package(line) if len(line) <= _CACHED_LINE else _qp_package.__wrapped__(line)
+
+
+@functools.lru_cache(maxsize=2048)  # a template's fixed long lines come back in every mail
+def _qp_package(line: bytes) -> str:
     encoded: str = quoprimime.body_encode(line.decode("latin-1"), _WIDTH)
     return encoded
 
@@ -155,7 +162,7 @@ def _encode_body(text: str) -> tuple[str, str]:
     lines = text.encode("utf-8").splitlines()
     if max((len(line) for line in lines), default=0) <= _WIDTH:
         return _encode(text, "utf-8", None, _POLICY)
-    encoded = [_qp_cached(line) if len(line) <= _CACHED_LINE else _qp_line(line) for line in lines]
+    encoded = [_qp_line(line) for line in lines]
     sniff = b"\r\n".join(lines[:_SNIFF_LINES]) + b"\r\n"
     sniff_qp = "\n".join(encoded[:_SNIFF_LINES]) + "\n"
     if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
@@ -221,7 +228,11 @@ class Draft:
             return default
         found = self._got.get(wanted)
         if found is None:
-            found = next(str(_parsed(k, v)) for k, v in self._headers if k.lower() == wanted)
+            key, value = next((k, v) for k, v in self._headers if k.lower() == wanted)
+            if wanted == "message-id" and _ONE_ID.fullmatch(value):
+                found = value  # as the package reads it (a new id each mail: no parse)
+            else:
+                found = str(_parsed(key, value))
             self._got[wanted] = found
         return found
 
