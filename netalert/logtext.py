@@ -145,17 +145,31 @@ def render_text(head: str, parts: Sequence[Part], line_max: int) -> tuple[str, b
 def render_measured(head: str, parts: Sequence[Part], line_max: int) -> tuple[str, bool, int]:
     """:func:`render_text`, plus what the parts need of a line: ``head`` and the parts
     are cut exactly when ``len(head)`` plus that is more than ``line_max``."""
+    # Each text written whole, and what that needs: its prefix, the space before it,
+    # the quotes a value may need, and its escaped length (its cost in fit).
+    pieces = [head]
+    need = 0
+    for part in parts:
+        text = part.text
+        if part.mode == "free":
+            written = escape(text)
+            need += len(part.prefix) + 1 + len(written)
+        else:
+            written = quote(text)  # the text itself, or its escaped form in quotes
+            need += len(part.prefix) + 3 + len(written) - (0 if written is text else 2)
+        pieces.append(part.prefix + written)
+    if len(head) + need <= line_max:  # what fit would find: every text whole
+        line = " ".join(pieces)
+        if len(line) <= line_max:
+            return line, False, need
     costs = [_free_cost if p.mode == "free" else _quoted_cost for p in parts]
-    # prefix, the space before it, and the quotes a value may need
     fixed = sum(len(p.prefix) + (1 if p.mode == "free" else 3) for p in parts)
-    texts = [p.text for p in parts]
-    need = fixed + sum(cost(text) for text, cost in zip(texts, costs, strict=True))
-    if len(head) + need > line_max:
-        texts, cut = fit(
-            texts, line_max - len(head) - fixed, costs, [p.mode == "tail" for p in parts]
-        )
-    else:  # what fit would find: every text whole
-        cut = False
+    texts, cut = fit(
+        [p.text for p in parts],
+        line_max - len(head) - fixed,
+        costs,
+        [p.mode == "tail" for p in parts],
+    )
     pieces = [head]
     for part, text in zip(parts, texts, strict=True):
         pieces.append(part.prefix + (escape(text) if part.mode == "free" else quote(text)))
