@@ -115,11 +115,11 @@ class MailTemplates:
         self.templates_dir = templates_dir
         # the package's own templates do not change while the agent runs: compiled once,
         # rendered without a look at the files (a stat each) or the environment's cache
-        default = _environment(
+        self._default = _environment(
             jinja2.PackageLoader("netalert.mail", "templates"), auto_reload=False
         )
-        self._default = {name: default.get_template(name) for name in TEMPLATE_NAMES}
-        for template in self._default.values():
+        self._compiled = {name: self._default.get_template(name) for name in TEMPLATE_NAMES}
+        for template in self._compiled.values():
             # A template's globals are a chain of its own and the environment's, walked
             # twice per render; this environment is private and its globals never change,
             # so one flat copy says the same at a fraction of the cost.
@@ -157,7 +157,7 @@ class MailTemplates:
                         note="using the default",
                     )
                 )
-        return self._default[name].render(context)
+        return self._compiled[name].render(context)
 
 
 @dataclass(frozen=True, slots=True)
