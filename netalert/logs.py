@@ -13,6 +13,7 @@ it is still readable. Storm-prone events go through :class:`RateLimiter`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -20,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from netalert.logtext import Part, escape, fit, json_cost, quote, render_text
+from netalert.logtext import Part, escape, fit, json_cost, quote, render_measured, render_text
 from netalert.present import json_value, octets_text
 
 __all__ = [
@@ -60,12 +61,16 @@ def _text(value: object) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
+@functools.lru_cache(maxsize=1024)  # keys come from code: a few hundred names
+def _prefix(key: str) -> str:
+    # Keys come from code, but a key with a space or "=" would still confuse a reader.
+    return (key if key and all(c.isalnum() or c == "_" for c in key) else quote(key)) + "="
+
+
 def _event_parts(name: str, fields: dict[str, object]) -> list[Part]:
     parts = [Part("event=", name)]
     for key, value in fields.items():
-        # Keys come from code, but a key with a space or "=" would still confuse a reader.
-        prefix = key if key and all(c.isalnum() or c == "_" for c in key) else quote(key)
-        parts.append(Part(prefix + "=", _text(value)))
+        parts.append(Part(_prefix(key), _text(value)))
     return parts
 
 
@@ -74,12 +79,15 @@ class Event(str):
 
     name: str
     fields: dict[str, object]
+    # what its parts need of a line (see render_measured); None when its text was cut
+    need: int | None
 
     def __new__(cls, name: str, fields: dict[str, object]) -> Event:
-        text, _ = render_text("", _event_parts(name, fields), DEFAULT_LINE_MAX)
+        text, cut, need = render_measured("", _event_parts(name, fields), DEFAULT_LINE_MAX)
         self = super().__new__(cls, text[1:])  # no head: drop the joining space
         self.name = name
         self.fields = fields
+        self.need = None if cut else need
         return self
 
     def __reduce__(self) -> tuple[type[Event], tuple[str, dict[str, object]]]:
@@ -139,14 +147,24 @@ class KeyValueFormatter(_Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ev = self._event(record)
+        exc = self._exception(record)
+        head = f"level={escape(record.levelname.lower())} logger={escape(record.name)}"
+        # the event's own text, when rendering its fields again would give it unchanged:
+        # nothing cut at this line length (see render_measured)
+        if (
+            ev is not None
+            and exc is None
+            and ev.need is not None
+            and len(head) + ev.need <= self.line_max
+            and len(head) + 1 + len(ev) <= self.line_max
+        ):
+            return f"{head} {ev}"
         if ev is not None:
             parts = _event_parts(ev.name, ev.fields)
         else:
             parts = [Part("", self._message(record), "free")]
-        exc = self._exception(record)
         if exc is not None:
             parts.append(Part("exc=", exc, "tail"))
-        head = f"level={escape(record.levelname.lower())} logger={escape(record.name)}"
         line, cut = render_text(head, parts, self.line_max)
         self.stats.lines_cut += cut
         return line

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Part", "escape", "fit", "json_cost", "quote", "render_text"]
+__all__ = ["Part", "escape", "fit", "json_cost", "quote", "render_measured", "render_text"]
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/@[]+,")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
@@ -50,7 +50,7 @@ def escape(text: str, *, quoted: bool = False) -> str:
 def quote(value: str) -> str:
     """A value as written after ``key=``: bare when it has only letters, digits and
     ``_-.:/@[]+,``; otherwise a quoted JSON string literal (see :func:`escape`)."""
-    if value and all(c in _SAFE for c in value):
+    if value and _SAFE.issuperset(value):
         return value
     # Device data is untrusted: quoted and escaped, one event stays one line
     # and cannot forge another (nor move the terminal's cursor).
@@ -138,11 +138,37 @@ def render_text(head: str, parts: Sequence[Part], line_max: int) -> tuple[str, b
     """``head`` and the parts joined by spaces, at most ``line_max`` characters (see
     :func:`fit`; a line with so many values that even their shortest cuts do not
     fit is cut itself); returns the line and whether anything was cut. Never raises."""
+    line, cut, _ = render_measured(head, parts, line_max)
+    return line, cut
+
+
+def render_measured(head: str, parts: Sequence[Part], line_max: int) -> tuple[str, bool, int]:
+    """:func:`render_text`, plus what the parts need of a line: ``head`` and the parts
+    are cut exactly when ``len(head)`` plus that is more than ``line_max``."""
+    # Each text written whole, and what that needs: its prefix, the space before it,
+    # the quotes a value may need, and its escaped length (its cost in fit).
+    pieces = [head]
+    need = 0
+    for part in parts:
+        text = part.text
+        if part.mode == "free":
+            written = escape(text)
+            need += len(part.prefix) + 1 + len(written)
+        else:
+            written = quote(text)  # the text itself, or its escaped form in quotes
+            need += len(part.prefix) + 3 + len(written) - (0 if written is text else 2)
+        pieces.append(part.prefix + written)
+    if len(head) + need <= line_max:  # what fit would find: every text whole
+        line = " ".join(pieces)
+        if len(line) <= line_max:
+            return line, False, need
     costs = [_free_cost if p.mode == "free" else _quoted_cost for p in parts]
-    # prefix, the space before it, and the quotes a value may need
-    fixed = len(head) + sum(len(p.prefix) + (1 if p.mode == "free" else 3) for p in parts)
+    fixed = sum(len(p.prefix) + (1 if p.mode == "free" else 3) for p in parts)
     texts, cut = fit(
-        [p.text for p in parts], line_max - fixed, costs, [p.mode == "tail" for p in parts]
+        [p.text for p in parts],
+        line_max - len(head) - fixed,
+        costs,
+        [p.mode == "tail" for p in parts],
     )
     pieces = [head]
     for part, text in zip(parts, texts, strict=True):
@@ -150,5 +176,5 @@ def render_text(head: str, parts: Sequence[Part], line_max: int) -> tuple[str, b
     line = " ".join(pieces)
     if len(line) > line_max:  # only with very many values: cut the line itself
         marker = f"...[+{len(line) - line_max}]"
-        return line[: max(0, line_max - len(marker))] + marker, True
-    return line, cut
+        return line[: max(0, line_max - len(marker))] + marker, True, need
+    return line, cut, need

@@ -557,12 +557,19 @@ class Agent:
             await asyncio.sleep(0)  # let its done callback run
 
     async def _ticker(self) -> None:
+        """Once a second, and whenever woken (a batch of mails done, an ack): held writes,
+        confirm polls and due groups. The alerts' own clock (``for``, ``resolve_after``,
+        clean-up: a walk over every alert) runs once a second, not on every wake-up: a
+        storm of distinct alerts wakes the ticker after each batch of mails."""
         assert self.engine is not None and self.db is not None and self.store is not None
+        ticked = -TICK  # monotonic time of the last walk over the alerts
         while not self._stop.is_set():
             now = time.time()
             try:
                 self._retry_state()
-                self._after(self.engine.tick(now))
+                if time.monotonic() - ticked >= TICK:
+                    ticked = time.monotonic()
+                    self._after(self.engine.tick(now))
                 for request in self.engine.confirm_requests(now):
                     self._spawn(partial(self._confirm, request), "confirm", restart=False)
                 self._flush_notifications(now)
@@ -571,8 +578,9 @@ class Agent:
                 raise
             except NetalertError as exc:  # counted and said once a minute, not every tick
                 self.supervisor.failed("ticker", exc, then="next tick")
+            left = ticked + TICK - time.monotonic()  # until the next walk is due
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=TICK)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, left))
             self._wakeup.clear()
 
     def _retry_state(self) -> None:

@@ -24,10 +24,11 @@ from netalert.logs import (
     JsonFormatter,
     KeyValueFormatter,
     LogStats,
+    _event_parts,
     event,
     setup_logging,
 )
-from netalert.logtext import escape, quote
+from netalert.logtext import escape, quote, render_text
 
 ROOT = Path(__file__).resolve().parents[1]
 # Anything a terminal or a line reader could act on (the formatter output has no LF at all).
@@ -96,6 +97,25 @@ def test_any_text_round_trips_on_one_bounded_line(value: str, line_max: int) -> 
     data = json.loads(JsonFormatter(line_max, stats).format(record(ev)))
     if len(json.dumps(value)) * 41 < line_max - 200:
         assert data["a"] == value and data["b"] == value * 40 and stats.lines_cut == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(st.characters() | st.sampled_from('"\\\n \x1b')), max_size=4),
+    st.integers(0, 300),
+)
+def test_an_events_own_text_is_the_line_its_fields_render(values: list[str], extra: int) -> None:
+    # the formatter writes an event's own text when re-rendering its fields would give the
+    # same; around the line bound (cut or not, by one character) the lines must agree
+    ev = event("ev", **{f"k{i}": v for i, v in enumerate(values)})
+    head = "level=warning logger=netalert.test"
+    exact = len(head) + 1 + len(ev)
+    for line_max in {exact - 1, exact, exact + 1, exact + extra, max(1, exact - extra)}:
+        stats = LogStats()
+        line = KeyValueFormatter(line_max, stats).format(record(ev))
+        parts = _event_parts(ev.name, ev.fields)
+        expected, cut = render_text(head, parts, line_max)
+        assert line == expected and stats.lines_cut == cut, line_max
 
 
 def test_free_text_is_escaped_without_quotes() -> None:

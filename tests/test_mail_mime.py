@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from email import quoprimime
 from email.message import EmailMessage
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netalert.mail.bounds import MailLimits
-from netalert.mail.mime import Draft
+from netalert.mail.mime import _ONE_ID, Draft, _qp_line
 from netalert.mail.render import MailTemplates, render_mail
 from netalert.notify.model import Reason
 from tests.test_mail_render import FORGED, SENDER, T0, make_alert, make_notification
@@ -162,3 +163,41 @@ def test_rendered_mails_are_the_packages_bytes(descr: bytes) -> None:
         parsed = email.message_from_bytes(rendered.data, policy=email.policy.SMTP)
         assert parsed["Message-ID"] == rendered.draft.get("Message-ID")
         assert parsed.get_body(("plain",)) is not None
+
+
+# Lines around the 78-character width, mostly ASCII with what quoted-printable escapes
+# ("=", white space at a line's end, non-ASCII, controls that split a line in str but
+# not in bytes): bodies of fewer and of more lines than the encoder looks at to choose.
+_QP_LINE = st.lists(
+    st.sampled_from(["word ", "=", " ", "\t", "x" * 20, "y" * 70, "é", "\x85", "\x0c", "€"]),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_QP_LINE, max_size=25), end=st.sampled_from(["", "\n", "\r\n", "  \n"]))
+def test_long_line_bodies_encoded_as_the_package_encodes_them(lines: list[str], end: str) -> None:
+    text = "\n".join(lines) + end
+    data, expected = both(HEADERS, text, text.replace("word", "<b>word</b>"))
+    assert data == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(_ONE_ID, fullmatch=True))
+def test_a_plain_message_id_reads_as_the_package_reads_it(value: str) -> None:
+    draft = Draft()
+    draft["Message-ID"] = value
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Message-ID"] = value
+    assert draft.get("Message-ID") == str(msg["Message-ID"]) == value
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.text(st.sampled_from('ab =\t."<>é'), max_size=40).flatmap(
+        lambda tail: st.integers(0, 90).map(lambda n: ("x" * n + tail).encode())
+    )
+)
+def test_a_line_quoted_printable_as_the_package_writes_it(line: bytes) -> None:
+    # around the width: a line that fits once "=" is escaped, one that ends in white space
+    assert _qp_line(line) == quoprimime.body_encode(line.decode("latin-1"), 78)

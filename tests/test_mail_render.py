@@ -303,6 +303,18 @@ def test_ascii_fast_path_cleans_like_the_general_path() -> None:
         assert header_text(f"é{inner}é", limit=999) == f"é{header_text(inner, limit=999)}é"
 
 
+def test_printable_fast_path_cleans_like_the_general_path() -> None:
+    # a control character (made a space, then stripped) sends the same text through the
+    # general path; every code point of the first planes in between printable neighbours
+    samples = [f"a{chr(c)}b" for c in (*range(0x20, 0x3100), 0xFEFF, 0x1F600, 0xE0001)]
+    samples += [" lead", "trail ", " both ", "one space", "two  spaces", "", " "]
+    for inner in samples:
+        assert body_text(inner + "\x00") == body_text(inner) + " ", repr(inner)
+        assert header_text(f"\x01{inner}\x01", limit=999) == header_text(inner, limit=999), repr(
+            inner
+        )
+
+
 def test_rule_header_names_every_rule_once_for_mail_filters() -> None:
     a = make_alert(rule="LinkDown", severity="warning", fp="1" * 16)
     b = make_alert(rule="InterfaceDown", severity="critical", fp="2" * 16)

@@ -13,6 +13,7 @@ through ``In-Reply-To`` and ``References``, which is what mail clients thread on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -51,6 +52,10 @@ def header_text(value: object, *, limit: int = 200) -> str:
     collapse, and text longer than ``limit`` characters is cut with an ellipsis.
     """
     text = octets_text(value) if isinstance(value, bytes) else str(value)
+    if text.isprintable() and "  " not in text:
+        # nothing to replace, drop or collapse: the only white space printable text
+        # holds is the space (the common case: a rule name, an address, a label)
+        return clip(text.strip(), limit)
     if text.isascii():
         joined = text.translate(_HEADER_ASCII)
     else:
@@ -73,6 +78,8 @@ def body_text(value: object) -> str:
     cannot repaint a terminal mail reader or reorder what the reader sees.
     """
     text = octets_text(value) if isinstance(value, bytes) else str(value)
+    if text.isprintable():  # no line end, control, separator or format character
+        return text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if text.isascii():
         return text.translate(_BODY_ASCII)
@@ -89,6 +96,7 @@ def body_text(value: object) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=64)  # [smtp].from: one or two senders per agent
 def message_domain(sender: str) -> str:
     """The domain for Message-IDs: the sender's, reduced to safe characters."""
     address = parseaddr(sender)[1]

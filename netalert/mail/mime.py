@@ -24,10 +24,12 @@ the tests compare the two.
 
 from __future__ import annotations
 
+import binascii
 import email.policy
 import functools
 import re
 from collections.abc import Callable, Iterator
+from email import quoprimime
 from email.contentmanager import (  # type: ignore[attr-defined]  # private, the package's own
     _encode_text,
 )
@@ -122,8 +124,56 @@ def _header(name: str, value: str) -> bytes:
     return _folded(name, value)
 
 
+# The package's text encoder looks at the first lines of a body that needs
+# quoted-printable and encodes them once to choose, then the whole body again.
+_SNIFF_LINES = 10  # the lines it looks at
+_CACHED_LINE = 400  # bytes: longer lines are encoded each time (the cache stays small)
+
+
+def _qp_line(line: bytes) -> str:
+    """One line as the package's quoted-printable encoder writes it, soft breaks included."""
+    text = line.decode("latin-1")
+    if text.isascii() and text.isprintable():
+        # of printable ASCII the encoder escapes "=" only; a line that is then at most the
+        # width long and does not end in white space is written as it is, unbroken
+        escaped = text.replace("=", "=3D")
+        if len(escaped) <= _WIDTH and not escaped.endswith(" "):
+            return escaped
+    return _qp_package(line) if len(line) <= _CACHED_LINE else _qp_package.__wrapped__(line)
+
+
+@functools.lru_cache(maxsize=2048)  # a template's fixed long lines come back in every mail
+def _qp_package(line: bytes) -> str:
+    encoded: str = quoprimime.body_encode(line.decode("latin-1"), _WIDTH)
+    return encoded
+
+
+def _encode_body(text: str) -> tuple[str, str]:
+    """``_encode(text, "utf-8", None, _POLICY)``, encoding each line of a
+    quoted-printable body once.
+
+    The package's quoted-printable encoder escapes each byte on its own and then
+    works line by line (a line's soft breaks depend on that line only), so the
+    body is its lines, each encoded alone, each followed by a line end. That is
+    all this relies on; the choice of the encoding is the package's own: a
+    body it would send as 7bit or 8bit (no line over the width) or as base64
+    (larger as quoted-printable) goes to the package itself.
+    """
+    lines = text.encode("utf-8").splitlines()
+    if max((len(line) for line in lines), default=0) <= _WIDTH:
+        return _encode(text, "utf-8", None, _POLICY)
+    encoded = [_qp_line(line) for line in lines]
+    sniff = b"\r\n".join(lines[:_SNIFF_LINES]) + b"\r\n"
+    sniff_qp = "\n".join(encoded[:_SNIFF_LINES]) + "\n"
+    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+        return _encode(text, "utf-8", None, _POLICY)
+    if len(lines) <= _SNIFF_LINES:
+        return "quoted-printable", sniff_qp
+    return "quoted-printable", "\n".join(encoded) + "\n"
+
+
 def _part(subtype: str, text: str, *, mime_version: bool) -> bytes:
-    cte, payload = _encode(text, "utf-8", None, _POLICY)
+    cte, payload = _encode_body(text)
     head = (
         f'Content-Type: text/{subtype}; charset="utf-8"{_NL}Content-Transfer-Encoding: {cte}{_NL}'
     )
@@ -137,10 +187,12 @@ def _part(subtype: str, text: str, *, mime_version: bool) -> bytes:
 class Draft:
     """A mail being composed: headers in order, a text part and an optional alternative."""
 
-    __slots__ = ("_alternative", "_boundary", "_headers", "_message", "_text")
+    __slots__ = ("_alternative", "_boundary", "_counts", "_got", "_headers", "_message", "_text")
 
     def __init__(self) -> None:
         self._headers: list[tuple[str, str]] = []
+        self._counts: dict[str, int] = {}  # headers set, by lowercase name
+        self._got: dict[str, str] = {}  # what get() answered (the mailer asks again)
         self._text: str | None = None
         self._alternative: tuple[str, str] | None = None
         self._boundary: str | None = None
@@ -157,10 +209,13 @@ class Draft:
         # writes a line that ends the header block early
         if "\r" in value or "\n" in value or len(value.splitlines()) > 1:
             raise ValueError("Header values may not contain linefeed or carriage return characters")
-        most = _header_class(name.lower()).max_count  # what header_max_count(name) reads
-        if most and sum(1 for key, _ in self._headers if key.lower() == name.lower()) >= most:
+        lower = name.lower()
+        most = _header_class(lower).max_count  # what header_max_count(name) reads
+        if most and self._counts.get(lower, 0) >= most:
             raise ValueError(f"There may be at most {most} {name} headers in a message")
         self._headers.append((name, value))
+        self._counts[lower] = self._counts.get(lower, 0) + 1
+        self._got.clear()
         self._message = None
 
     def __iter__(self) -> Iterator[str]:
@@ -169,10 +224,17 @@ class Draft:
     def get(self, name: str, default: str = "") -> str:
         """The first header ``name`` (any case) as the email package reads it, or ``default``."""
         wanted = name.lower()
-        for key, value in self._headers:
-            if key.lower() == wanted:
-                return str(_parsed(key, value))
-        return default
+        if wanted not in self._counts:
+            return default
+        found = self._got.get(wanted)
+        if found is None:
+            key, value = next((k, v) for k, v in self._headers if k.lower() == wanted)
+            if wanted == "message-id" and _ONE_ID.fullmatch(value):
+                found = value  # as the package reads it (a new id each mail: no parse)
+            else:
+                found = str(_parsed(key, value))
+            self._got[wanted] = found
+        return found
 
     def set_content(self, text: str) -> None:
         """The text/plain body (utf-8)."""

@@ -22,6 +22,7 @@ as pending, and an entry whose delivery result is held is not attempted again.
 from __future__ import annotations
 
 import email.policy
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -102,10 +103,15 @@ def envelope_sender(message: EmailMessage | Draft) -> str:
     Raises:
         MailError: Neither holds an address.
     """
-    sender = parseaddr(str(message.get("Sender") or message.get("From") or ""))[1]
+    sender = _address(str(message.get("Sender") or message.get("From") or ""))
     if "@" not in sender:
         raise MailError(f"message has no usable From address: {message.get('From')!r}")
     return sender
+
+
+@functools.lru_cache(maxsize=64)  # [smtp].from, parsed for every mail
+def _address(text: str) -> str:
+    return parseaddr(text)[1]
 
 
 class Outbox:

@@ -83,6 +83,8 @@ def when(ts: float) -> str:
 
 def line(value: object, limit: int = _LINE) -> str:
     """One line of at most ``limit`` characters (a forged CR/LF does not start a new one)."""
+    if type(value) is str and len(value) <= limit and value.isprintable() and "  " not in value:
+        return value.strip()  # nothing to clean, collapse or cut (see header_text)
     # cut before cleaning (cleaning looks at every character); the slack covers
     # the white space cleaning collapses
     room = 4 * limit + 64
