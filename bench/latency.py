@@ -206,6 +206,8 @@ class AgentProcess:
                 stdout=log,
                 stderr=log,
                 cwd=workdir,
+                # this checkout's netalert, whatever the venv's editable install points at
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
         self.pid = self.proc.pid
         deadline = time.monotonic() + 120
