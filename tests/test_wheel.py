@@ -142,6 +142,9 @@ def test_installed_wheel_runs_the_demo_from_an_empty_folder_and_agrees_on_its_ve
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdout.close()  # a failure here must not leave its pipes to the next test's GC
+        assert proc.stderr is not None
+        proc.stderr.close()
     out = "".join(lines) + rest
     assert proc.returncode == 0, f"{out}\n{err}"
     assert status["version"] == version
