@@ -57,15 +57,23 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy --strict netalert
 
-# Every tier. In one process by default: beside other workers on 2 cores the fault
-# tests that bound loop lag and /healthz latency are not yet reliable.
-# PYTEST_WORKERS=4 spreads the tiers over pytest-xdist workers (the daemon and e2e
-# tests mostly wait on sockets and child processes); tests marked
-# xdist_group("...") then run one after another on one worker, and
-# tests/support/order.py hands out the longest modules first.
+# Every tier. PYTEST_WORKERS=N (N > 0) spreads the tiers over N pytest-xdist workers
+# (the daemon and e2e tests mostly wait on sockets and child processes; tests marked
+# xdist_group("...") run one after another on one worker, and tests/support/order.py
+# hands out the longest modules first), then runs the tests marked `timing` (bounded by
+# wall time: loop lag, /healthz latency, sub-second SNMP timeouts) in one process with
+# nothing beside them. PYTEST_WORKERS=0 runs everything in one process. Both passes
+# share one folder (tests/support/shared.py): ports, MIB facts, the compiled MIB cache.
 PYTEST_WORKERS ?= 0
 pytest: venv debs
-	NETALERT_REQUIRE_SNMPD=1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	@shared=$$(mktemp -d -t netalert-tests-XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
+	export NETALERT_REQUIRE_SNMPD=1 NETALERT_TEST_SHARED="$$shared" && \
+	if [ "$(PYTEST_WORKERS)" = 0 ]; then \
+	  set -x; $(BIN)/pytest -q; \
+	else \
+	  set -x; $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not timing" && \
+	  $(BIN)/pytest -q -m timing; \
+	fi
 
 # The bench also builds bench/nsbench.c (the net-snmp C library reference): it needs
 # libsnmp-dev and a C compiler, installed like `debs` does, only when missing.

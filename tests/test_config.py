@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from netalert.config import load_config, load_config_text
 from netalert.config.types import HostPort, format_duration, parse_duration, parse_hostport
 from netalert.errors import ConfigError
+from tests.support.shared import sharing_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,6 +194,7 @@ def test_secrets_never_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         "[[devices]]\nname = 'd'\naddress = '192.0.2.1'\ncredentials = 'v3'\n"
     )
     env = {"COMM": "env-community-ABC", "AUTH": "env-auth-DEF", "PATH": "/usr/bin:/bin"}
+    env |= sharing_env()  # the run's MIB facts: seconds of CPU per fresh state directory
     secrets = ["file-secret-XYZ", "env-community-ABC", "env-auth-DEF", "priv-secret-QRS"]
     ok = run_cli("check-config", "-c", str(tmp_path / "c.toml"), env=env)
     assert ok.returncode == 0, ok.stderr

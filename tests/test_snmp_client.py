@@ -19,8 +19,6 @@ from netalert.snmp.types import SnmpType
 from tests.support.order import TIMING
 from tests.support.snmpd import DEFAULT_USER, Snmpd, SnmpdFactory, V3User
 
-pytestmark = TIMING  # sub-second SNMP timeouts
-
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 IF_TABLE = "1.3.6.1.2.1.2.2"
@@ -131,6 +129,7 @@ async def test_get_next(agent: Snmpd, client: SnmpClient) -> None:
         ("auth-protocol", SnmpAuthError, "wrongDigest"),
     ],
 )
+@TIMING  # a bound on the wall time an error takes
 async def test_errors_are_clear_and_bounded(
     agent: Snmpd, client: SnmpClient, case: str, error: type[Exception], text: str
 ) -> None:

@@ -99,7 +99,9 @@ class MibCache:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, separators=(",", ":"))
+                # dumps, not dump: json.dump streams through the pure-Python encoder,
+                # five times slower on the 5 MB of built-in facts than the C one
+                fh.write(json.dumps(data, separators=(",", ":")))
             # mkstemp makes 0600 files; the cache holds nothing secret, and the
             # agent's user must read what an operator's `mib compile` wrote.
             os.chmod(tmp, 0o644)

@@ -79,7 +79,9 @@ class TmpfsDisk(Disk):
     def fill(self) -> None:
         """Writes the filler until the filesystem refuses (ENOSPC)."""
         try:
-            fh = self.filler.open("wb")
+            # unbuffered: a buffered file would flush its refused tail again at close, and
+            # raise ENOSPC there (it did, depending on where the free space ended)
+            fh = self.filler.open("wb", buffering=0)
         except OSError as exc:  # full before the filler: say what filled it
             sizes = sorted(
                 ((p.stat().st_size, str(p.relative_to(self.state))) for p in self.state.rglob("*")),
@@ -89,12 +91,11 @@ class TmpfsDisk(Disk):
         with fh:
             while True:
                 try:
-                    fh.write(_CHUNK)
-                    fh.flush()
+                    if not fh.write(_CHUNK):  # a short write fills the last bytes
+                        break
                 except OSError as exc:
                     assert exc.errno == errno.ENOSPC, exc
                     break
-        # the buffered tail was not written: the file still has every full chunk
         assert self.filler.stat().st_size > 0
 
     def free(self) -> None:

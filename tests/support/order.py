@@ -24,10 +24,16 @@ __all__ = ["GUESS", "TIMING", "order_by_duration"]
 CACHE_KEY = "netalert/durations"
 
 # For tests whose bounds are wall time against real processes (sub-second SNMP timeouts,
-# /healthz latency during a flood): ``make test`` (``--dist loadgroup``) runs the tests of
-# a group one after another on one worker, so they never load the cores for each other.
-TIMING = pytest.mark.xdist_group("timing")
+# /healthz latency during a flood, loop lag): ``make test`` runs them after the others, in
+# one process with no xdist worker beside them (``-m timing``). Under xdist (``-n``) alone
+# they still go to one worker, one after another (``xdist_group("timing")``, added below).
+TIMING = pytest.mark.timing
 GUESS = {"e2e": 5.0, "daemon": 1.0, "unit": 0.05}  # seconds per test without a record
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.get_closest_marker("timing") is not None:
+        item.add_marker(pytest.mark.xdist_group("timing"))
 
 
 def order_by_duration(
@@ -85,5 +91,8 @@ class _Recorder:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "timing: bounded by wall time; `make test` runs it with no other test beside"
+    )
     if not hasattr(config, "workerinput"):  # the controller records, not the workers
         config.pluginmanager.register(_Recorder(config), "netalert-durations")

@@ -14,7 +14,8 @@ xdist controller, or the only process) makes a folder and names it in the enviro
   :func:`netalert.mib.builtin.extract_builtin` here and, through ``PYTHONPATH`` and
   ``site/sitecustomize.py``, in every netalert process a test starts: the first process
   extracts and pickles the facts into the folder, the others load the pickle. The facts
-  are the same; a failed extraction is never shared.
+  are the same; a failed extraction is never shared. pysmi's SMI parser tables (a third of
+  a second per process that compiles a MIB) are shared the same way, through lark's cache.
 * :mod:`tests.support.ports` keeps its registry of handed-out ports there.
 
 Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).
@@ -31,9 +32,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.site.sitecustomize import ENV, locked_in, wrap
+from tests.support.site.sitecustomize import ENV, locked_in, wrap, wrap_parser
 
-__all__ = ["ENV", "SITE", "locked", "python_path", "shared_dir"]
+__all__ = ["ENV", "SITE", "locked", "python_path", "shared_dir", "sharing_env"]
 
 SITE = Path(__file__).parent / "site"  # its sitecustomize.py, for the processes tests start
 _MADE = pytest.StashKey[Path]()
@@ -70,9 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if str(SITE) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(SITE), *filter(None, paths)])
     # This process: netalert.mib.loader holds extract_builtin under its own name.
-    from netalert.mib import builtin, loader
+    from netalert.mib import builtin, compiler, loader
 
     wrap(builtin)
+    wrap_parser(compiler)
     loader.extract_builtin = builtin.extract_builtin
 
 
@@ -88,3 +90,10 @@ def python_path(*first: str | Path) -> str:
     :data:`SITE`)."""
     inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     return os.pathsep.join([*map(str, first), *filter(None, inherited)])
+
+
+def sharing_env() -> dict[str, str]:
+    """What a child process started with an environment of its own needs to share this run's
+    MIB facts and parser tables (the folder and ``PYTHONPATH``); empty outside a run."""
+    folder = os.environ.get(ENV)
+    return {ENV: folder, "PYTHONPATH": python_path()} if folder else {}

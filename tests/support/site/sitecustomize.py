@@ -8,7 +8,11 @@ puts this folder on ``PYTHONPATH`` for the whole run, so every `netalert run`,
 facts pysnmp extracts from its ~300 built-in modules (seconds of CPU, in every process
 with a fresh state directory) are read from the run's pickle instead, or extracted and
 written there by the first process that needs them. The facts are the same; a failed
-extraction is never shared. Nothing else changes, and without the variable nothing does.
+extraction is never shared. Likewise :func:`netalert.mib.compiler._parser`, pysmi's SMI
+parser (a third of a second of CPU to build its LALR tables, in every process that compiles
+a MIB): the tables are kept in the folder through lark's own cache, which checks the
+grammar, the options and lark's version before it uses them. Nothing else changes, and
+without the variable nothing does.
 
 Also imported by the pytest processes themselves (as ``tests.support.site.sitecustomize``)
 for the same wrapper. Self-contained: it must import nothing of the test suite.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import importlib.abc
 import importlib.machinery
 import os
@@ -30,6 +35,7 @@ from typing import Any
 
 ENV = "NETALERT_TEST_SHARED"
 TARGET = "netalert.mib.builtin"
+COMPILER = "netalert.mib.compiler"
 
 Extract = Callable[[], tuple[Any, dict[str, str]]]
 
@@ -62,16 +68,45 @@ def shared_extract(original: Extract, folder: Path) -> Extract:
                 scratch.replace(path)
             return facts, failed
 
-    extract.__wrapped__ = original  # type: ignore[attr-defined]
     return extract
 
 
-def wrap(module: ModuleType) -> None:
-    """Wraps ``module.extract_builtin`` (netalert.mib.builtin) once, if a run is on."""
-    folder = os.environ.get(ENV)
-    original = getattr(module, "extract_builtin", None)
-    if folder and original is not None and not hasattr(original, "__wrapped__"):
-        module.extract_builtin = shared_extract(original, Path(folder))  # type: ignore[attr-defined]
+def shared_parser(original: Callable[[], Any], folder: Path) -> Callable[[], Any]:
+    """``original`` (compiler._parser), its lark tables cached in ``folder`` for the run."""
+
+    @functools.cache
+    def parser() -> Any:
+        from pysmi.parser import lark_parser
+
+        lark = lark_parser.Lark
+        with locked_in(folder, "smi-parser"):
+            lark_parser.Lark = functools.partial(lark, cache=str(folder / "smi-parser.lark"))
+            try:
+                return original()
+            finally:
+                lark_parser.Lark = lark
+
+    return parser
+
+
+def _wrapper(attribute: str, share: Callable[[Any, Path], Any]) -> Callable[[ModuleType], None]:
+    """Replaces ``module.<attribute>`` by ``share(it, folder)`` once, if a run is on; the
+    replacement keeps the original as ``shared_original``."""
+
+    def wrap_module(module: ModuleType) -> None:
+        folder = os.environ.get(ENV)
+        original = getattr(module, attribute, None)
+        if folder and original is not None and not hasattr(original, "shared_original"):
+            shared = share(original, Path(folder))
+            shared.shared_original = original
+            setattr(module, attribute, shared)
+
+    return wrap_module
+
+
+wrap = _wrapper("extract_builtin", shared_extract)  # netalert.mib.builtin
+wrap_parser = _wrapper("_parser", shared_parser)  # netalert.mib.compiler
+_WRAPPERS: dict[str, Callable[[ModuleType], None]] = {TARGET: wrap, COMPILER: wrap_parser}
 
 
 class _Loader(importlib.abc.Loader):
@@ -83,16 +118,16 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
-        wrap(module)
+        _WRAPPERS[module.__name__](module)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    """Finds netalert.mib.builtin as usual and wraps it once it has run."""
+    """Finds netalert.mib.builtin and .compiler as usual and wraps them once they have run."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != TARGET:
+        if fullname not in _WRAPPERS:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
@@ -101,10 +136,13 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Wraps netalert.mib.builtin now if it is imported, else when it is."""
-    if TARGET in sys.modules:
-        wrap(sys.modules[TARGET])
-    elif not any(isinstance(finder, _Finder) for finder in sys.meta_path):
+    """Wraps netalert.mib.builtin and .compiler now if they are imported, else when they are."""
+    for name, wrapper in _WRAPPERS.items():
+        if name in sys.modules:
+            wrapper(sys.modules[name])
+    if not all(name in sys.modules for name in _WRAPPERS) and not any(
+        isinstance(finder, _Finder) for finder in sys.meta_path
+    ):
         sys.meta_path.insert(0, _Finder())
 
 

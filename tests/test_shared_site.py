@@ -1,0 +1,29 @@
+"""What the processes of one test run share (tests/support/site/sitecustomize.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netalert.mib import compiler
+from tests.support.site.sitecustomize import shared_parser
+
+MIB = """\
+SHARED-TEST-MIB DEFINITIONS ::= BEGIN
+IMPORTS enterprises FROM SNMPv2-SMI;
+sharedTest OBJECT IDENTIFIER ::= { enterprises 32473 93 }
+END
+"""
+
+
+def test_the_smi_parser_tables_are_built_once_per_run(tmp_path: Path) -> None:
+    product = getattr(compiler._parser, "shared_original", compiler._parser)
+    original = product.__wrapped__  # functools.cache's: a new parser each call
+    first = shared_parser(original, tmp_path)()
+    cache = tmp_path / "smi-parser.lark"
+    assert cache.stat().st_size > 0
+    stamp = cache.stat().st_mtime_ns
+    second = shared_parser(original, tmp_path)()  # another process of the run
+    assert second is not first
+    assert cache.stat().st_mtime_ns == stamp  # read, not built and written again
+    assert second.parse(MIB) == first.parse(MIB)
+    assert second.parse(MIB)  # the module's definitions, not an empty parse
