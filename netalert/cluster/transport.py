@@ -37,10 +37,12 @@ from netalert.snmp.types import TrapEvent
 __all__ = [
     "DUPLICATE_WINDOW",
     "STREAM_MAX_AGE",
+    "STREAM_MAX_BYTES",
     "STREAM_MAX_MESSAGES",
     "Delivery",
     "ShardConsumer",
     "ShardConsumers",
+    "StreamBounds",
     "TrapTransport",
     "pending_per_shard",
     "read_pending",
@@ -48,9 +50,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The defaults of the [cluster] keys of the same names (duplicate_window, stream_max_*).
 DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers a Nats-Msg-Id
 STREAM_MAX_AGE = 24 * 3600.0  # a trap nobody consumed for a day is dropped by the stream
 STREAM_MAX_MESSAGES = 1_000_000  # past it a publish is refused (discard new), never silently
+STREAM_MAX_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBounds:
+    """What the trap stream holds at most (``[cluster]`` keys); past a limit a publish
+    is refused (discard new), never silently dropped."""
+
+    max_messages: int = STREAM_MAX_MESSAGES
+    max_bytes: int = STREAM_MAX_BYTES
+    max_age: float = STREAM_MAX_AGE  # seconds
+    duplicate_window: float = DUPLICATE_WINDOW  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +177,7 @@ class ShardConsumers:
 
     async def _consume(self, shard: int) -> None:
         consumer: ShardConsumer | None = None
+        failing = False
         try:
             while True:
                 try:
@@ -169,9 +185,12 @@ class ShardConsumers:
                         consumer = await self.transport.consumer(shard)
                     deliveries = await consumer.fetch(self.batch, wait=self.wait)
                 except nats.errors.Error as exc:  # disconnected: the client reconnects
-                    log.warning(event("trap_consumer_failed", shard=shard, error=exc))
+                    if not failing:  # once per outage and shard, not every second
+                        log.warning(event("trap_consumer_failed", shard=shard, error=exc))
+                    failing = True
                     await asyncio.sleep(self.wait)
                     continue
+                failing = False
                 for delivery in deliveries:
                     try:
                         await self.handler(delivery)
@@ -200,6 +219,7 @@ class TrapTransport:
             (``<PREFIX>_TRAPS``): one cluster per prefix.
         ack_wait: Seconds before an unacknowledged trap is delivered again.
         stats: Where the stream lag is kept (shared with the lease manager).
+        bounds: What the stream holds at most.
     """
 
     def __init__(
@@ -211,6 +231,7 @@ class TrapTransport:
         ack_wait: float = 30.0,
         name: str = "netalert",
         stats: ClusterStats | None = None,
+        bounds: StreamBounds | None = None,
     ) -> None:
         self.servers = servers
         self.shards = shards
@@ -219,6 +240,7 @@ class TrapTransport:
         self.ack_wait = ack_wait
         self.name = name
         self.stats = stats if stats is not None else ClusterStats()
+        self.bounds = bounds if bounds is not None else StreamBounds()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._last_error = ""
@@ -228,6 +250,11 @@ class TrapTransport:
         if not 0 <= shard < self.shards:
             raise ValueError(f"shard {shard} is not in 0..{self.shards - 1}")
         return f"{self.prefix}.traps.{shard}"
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection to a NATS server is up."""
+        return self._nc is not None and self._nc.is_connected
 
     @property
     def js(self) -> JetStreamContext:
@@ -260,9 +287,10 @@ class TrapTransport:
             subjects=[f"{self.prefix}.traps.*"],
             retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW,
-            max_age=STREAM_MAX_AGE,
-            max_msgs=STREAM_MAX_MESSAGES,
+            duplicate_window=self.bounds.duplicate_window,
+            max_age=self.bounds.max_age,
+            max_msgs=self.bounds.max_messages,
+            max_bytes=self.bounds.max_bytes,
             max_msg_size=MAX_MESSAGE_BYTES,
             discard=api.DiscardPolicy.NEW,
         )

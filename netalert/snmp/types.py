@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = ["Sample", "SnmpType", "TrapEvent", "Value", "VarBind"]
@@ -79,3 +79,6 @@ class TrapEvent:
     user: str = ""
     inform: bool = False
     storm_count: int = 1
+    # [cluster]: the receiver's ID of the datagram (the JetStream Nats-Msg-Id), so that
+    # one trap received by two nodes is stored once; "" without [cluster]
+    message_id: str = field(default="", repr=False, compare=False)
