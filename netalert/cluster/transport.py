@@ -142,6 +142,11 @@ class ShardConsumers:
     a shard's owner fetches its traps. ``handler`` commits a trap, then calls
     :meth:`Delivery.ack`; a trap it does not acknowledge (it raised, the node died)
     is delivered again after ``ack_wait``, to whichever node owns the shard then.
+
+    A lost shard's task is not cancelled in a fetch (a fetch cancelled at the wrong
+    moment can leave its task waiting for ever): it stops at its next turn, within
+    ``wait``, and hands back (``nak``) what it fetched meanwhile, unhandled, for the
+    shard's owner. :meth:`close` waits for every task, then cancels what is left.
     """
 
     def __init__(
@@ -153,6 +158,7 @@ class ShardConsumers:
         self.wait = wait
         self.handler_failures = 0
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._leaving: set[asyncio.Task[None]] = set()
 
     @property
     def shards(self) -> frozenset[int]:
@@ -163,7 +169,10 @@ class ShardConsumers:
         """Starts and stops tasks so that exactly the ``owned`` shards are consumed."""
         wanted = set(owned)
         for shard in sorted(set(self._tasks) - wanted):
-            await _cancel(self._tasks.pop(shard))
+            leaving = self._tasks.pop(shard)  # it sees this and stops at its next turn
+            if not leaving.done():
+                self._leaving.add(leaving)
+                leaving.add_done_callback(self._leaving.discard)
         for shard in sorted(wanted):
             task = self._tasks.get(shard)
             if task is None or task.done():
@@ -174,12 +183,20 @@ class ShardConsumers:
     async def close(self) -> None:
         """Stops every task (the durable consumers stay for the next owner)."""
         await self.sync(())
+        leaving = set(self._leaving)
+        if leaving:
+            _, late = await asyncio.wait(leaving, timeout=self.wait + 2.0)
+            for task in late:
+                task.cancel()
+
+    def _wanted(self, shard: int) -> bool:
+        return self._tasks.get(shard) is asyncio.current_task()
 
     async def _consume(self, shard: int) -> None:
         consumer: ShardConsumer | None = None
         failing = False
         try:
-            while True:
+            while self._wanted(shard):
                 try:
                     if consumer is None:
                         consumer = await self.transport.consumer(shard)
@@ -192,6 +209,10 @@ class ShardConsumers:
                     continue
                 failing = False
                 for delivery in deliveries:
+                    if not self._wanted(shard):  # lost meanwhile: for the shard's owner
+                        with contextlib.suppress(nats.errors.Error):
+                            await delivery.nak()
+                        continue
                     try:
                         await self.handler(delivery)
                     except Exception as exc:
@@ -201,12 +222,6 @@ class ShardConsumers:
         finally:
             if consumer is not None:
                 await consumer.close()
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 class TrapTransport:
