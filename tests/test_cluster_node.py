@@ -117,6 +117,16 @@ def test_one_trap_sent_to_two_nodes_makes_one_alert_and_one_mail(
     nodes: Nodes, postgres: str, nats_server: NatsServer, smtp_server: SmtpServer
 ) -> None:
     (a, a_port), (b, b_port) = _start_trap_nodes(nodes, 2, postgres, nats_server.url, smtp_server)
+    status, body = a.get("/api/status")
+    assert status == 200, body
+    cluster = json.loads(body)["cluster"]  # what the status page shows
+    assert {k: cluster[k] for k in ("node", "nodes", "shards", "shards_owned")} == {
+        "node": "node-0",
+        "nodes": 2,
+        "shards": SHARDS,
+        "shards_owned": SHARDS // 2,
+    }
+    assert (cluster["postgres"], cluster["nats"], cluster["publish_waiting"]) == (True, True, 0)
     datagram = link_down(7)
     send_traps(a_port, [datagram])
     send_traps(b_port, [datagram])  # the same bytes: a device pointing at two receivers
