@@ -16,6 +16,7 @@ from tests.support.faults import AgentProcess, link_down, metric_values, send_tr
 from tests.support.nats import NatsServer
 from tests.support.order import TIMING
 from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.postgres import PostgresFactory
 from tests.support.smtp import SmtpServer
 from tests.support.snmpd import SnmpdFactory
 
@@ -171,6 +172,38 @@ def test_nats_restart_while_traps_flow_degrades_health_and_loses_nothing(
             time.sleep(0.1)
     send_traps(a_port, [link_down(i) for i in range(41, 51)], seconds=0.5)
     assert_exactly_once(smtp_server, set(range(1, 51)), within=60.0)
+
+
+def test_postgres_restart_degrades_health_and_the_node_takes_its_shards_again(
+    nodes: Nodes,
+    postgres_factory: PostgresFactory,
+    nats_server: NatsServer,
+    smtp_server: SmtpServer,
+) -> None:
+    server = postgres_factory()
+    ((agent, port),) = _start_trap_nodes(nodes, 1, server.dsn, nats_server.url, smtp_server)
+    server.stop()
+    deadline = time.monotonic() + 15.0
+    while (health := agent.get("/healthz"))[0] != 503:
+        assert time.monotonic() < deadline, health
+        time.sleep(0.1)
+    assert "PostgreSQL" in health[1], health
+    # its leases run out: it owns nothing, and a trap received meanwhile waits in the stream
+    deadline = time.monotonic() + 2 * LEASE
+    while _metric(agent, "netalert_shards_owned") != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    send_traps(port, [link_down(3)])
+    time.sleep(1.0)
+    assert smtp_server.received() == []
+    server.start()
+    deadline = time.monotonic() + 30.0
+    while (health := agent.get("/healthz"))[0] != 200:
+        assert time.monotonic() < deadline, health
+        time.sleep(0.1)
+    _settled([agent])
+    send_traps(port, [link_down(4)])
+    assert_exactly_once(smtp_server, {3, 4})
 
 
 DEVICES = 300
