@@ -162,7 +162,8 @@ def test_nats_restart_while_traps_flow_degrades_health_and_loses_nothing(
     # traps received meanwhile wait on their node, in order
     send_traps(a_port, [link_down(i) for i in range(21, 31)], seconds=0.5)
     send_traps(b_port, [link_down(i) for i in range(31, 41)], seconds=0.5)
-    time.sleep(1.0)
+    assert _metric(a, "netalert_cluster_publish_waiting") > 0
+    time.sleep(6.0)  # longer than a publish waits for its answer: the node tries again
     nats_server.log_path.unlink(missing_ok=True)  # its readiness is read from a fresh log
     nats_server.start()
     deadline = time.monotonic() + 30.0
