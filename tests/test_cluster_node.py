@@ -4,6 +4,10 @@ several agents on loopback (issue 16, tests 1, 3 and the NATS half of 4)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.fault_checks import assert_exactly_once, mail_config, wait_mail
-from tests.support.faults import AgentProcess, link_down, metric_values, send_traps
+from tests.support.faults import ROOT, AgentProcess, link_down, metric_values, send_traps
 from tests.support.nats import NatsServer
 from tests.support.order import TIMING
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.postgres import PostgresFactory
+from tests.support.shared import python_path
 from tests.support.smtp import SmtpServer
 from tests.support.snmpd import SnmpdFactory
 
@@ -205,6 +210,32 @@ def test_postgres_restart_degrades_health_and_the_node_takes_its_shards_again(
     _settled([agent])
     send_traps(port, [link_down(4)])
     assert_exactly_once(smtp_server, {3, 4})
+
+
+def test_a_node_that_cannot_reach_nats_does_not_start(
+    tmp_path: Path, mib_cache: Path, postgres: str
+) -> None:
+    nats = f"nats://127.0.0.1:{free_tcp_port()}"  # nothing listens there
+    http = free_tcp_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[agent]\nstate_dir = "state"\nhttp = "127.0.0.1:{http}"\n[traps]\nenabled = false\n'
+        + _cluster(postgres, nats, "lonely")
+    )
+    shutil.copytree(mib_cache, tmp_path / "state" / "mibs")
+    env = {**os.environ, "NOTIFY_SOCKET": "", "PYTHONPATH": python_path(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "netalert", "run", "-c", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"[cluster] nats: cannot use JetStream at {nats}" in done.stderr, done.stderr
+    assert "cluster_left" in done.stderr  # its shards were handed back at once
 
 
 DEVICES = 300
