@@ -78,6 +78,14 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
         "--rounds 0 --scale 10000 --interval 15 --duration 18",
         300,
     ),
+    # 100,000 devices at 60 s (issue 20): every device on its own loopback address, one
+    # snmpd answering all; start-up = a fresh process to poll plans for the same config
+    "scale_100k": (
+        "bench.bench_poll",
+        "--rounds 0 --scale 100000 --interval 60 --duration 70 --startup",
+        "--rounds 0 --scale 100000 --interval 60 --duration 62 --startup",
+        400,
+    ),
     # --instructions only (not in the default run): instructions per trap / poll, netalert
     # beside net-snmp, under perf stat or callgrind (bench/instructions.py)
     "instructions": (

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import gc
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -37,13 +36,14 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from bench.window import Window
-from netalert.poll.client import Target
-from netalert.poll.plan import DevicePlan
-from netalert.poll.poller import Poller
-from tests.support.snmpd import DEFAULT_USER, Snmpd
+from bench.window import Window  # noqa: E402
+from netalert.poll.client import Target  # noqa: E402
+from netalert.poll.plan import DevicePlan  # noqa: E402
+from netalert.poll.poller import Poller  # noqa: E402
+from tests.support.snmpd import DEFAULT_USER, Snmpd  # noqa: E402
 
 GETS = ("1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0")
 WALKS = ("1.3.6.1.2.1.2.2.1.2", "1.3.6.1.2.1.2.2.1.8", "1.3.6.1.2.1.31.1.1.1.6")
@@ -51,7 +51,75 @@ CONCURRENCY = 50
 
 
 def host_for(i: int) -> str:
-    return f"127.0.{(i // 250) % 250}.{i % 250 + 2}"
+    """Device ``i``'s own loopback address (62,500 per /16, then the next /16)."""
+    return f"127.{i // 62_500}.{(i // 250) % 250}.{i % 250 + 2}"
+
+
+STARTUP_CONFIG = """
+[agent]
+state_dir = "{state}"
+http = ""
+
+[mibs]
+paths = []
+
+[traps]
+enabled = false
+
+[collect.bench]
+get = ["SNMPv2-MIB::sysUpTime.0", "SNMPv2-MIB::sysName.0"]
+walk = ["IF-MIB::ifDescr", "IF-MIB::ifOperStatus", "IF-MIB::ifHCInOctets"]
+"""
+
+
+def startup_config(devices: int, port: int, state: Path) -> str:
+    """A config with ``devices`` v2c devices polling the bench's groups every 60 s."""
+    parts = [STARTUP_CONFIG.format(state=state)]
+    for i in range(devices):
+        parts.append(
+            f'[[devices]]\nname = "d{i}"\naddress = "{host_for(i)}:{port}"\n'
+            'community = "public"\ninterval = "60s"\ncollect = ["bench"]\n'
+        )
+    return "\n".join(parts)
+
+
+def startup_child(path: Path) -> None:
+    """``--startup-child``: netalert's start-up work for a config, in a fresh process:
+    imports, reading and validating the config, the MIB tree (compiled cache), the
+    poll plans (what ``netalert run`` does before its first poll). Prints JSON."""
+    began = time.perf_counter()
+    from netalert.config import load_config
+    from netalert.prepare import prepare
+
+    prepared = prepare(load_config(path))
+    seconds = time.perf_counter() - began
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec (the bench's own RSS)
+    peak = _status_mb("VmHWM:")
+    print(json.dumps({"seconds": seconds, "plans": len(prepared.plans), "rss_mb": peak}))
+
+
+def measure_startup(devices: int, port: int, work: Path) -> dict[str, float]:
+    """Seconds from a fresh process to poll plans for ``devices`` devices (best of two)."""
+    path = work / f"startup-{devices}.toml"
+    (work / "state").mkdir(exist_ok=True)
+    path.write_text(startup_config(devices, port, work / "state"))
+    runs = []
+    for _ in range(2):  # the first also fills the MIB cache if it was empty
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.bench_poll", "--startup-child", str(path)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+            timeout=600,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda r: r["seconds"])
+    print(
+        f"start-up: {devices} devices: {best['seconds']:.1f} s to {best['plans']} poll plans, "
+        f"max RSS {best['rss_mb']:.0f} MB"
+    )
+    return {"startup_seconds": best["seconds"], "startup_rss_mb": best["rss_mb"]}
 
 
 def target(port: int, i: int, v3: bool) -> Target:
@@ -215,13 +283,19 @@ def run_c(
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process (VmHWM: ru_maxrss would carry its parent's
+    peak over exec)."""
+    return _status_mb("VmHWM:")
 
 
 def rss_now_mb() -> float:
     """Resident memory now (VmRSS): the peak alone may still be the MIB load's."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -282,7 +356,12 @@ async def main() -> None:
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--duration", type=float, default=120.0)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--startup", action="store_true", help="also time start-up (--scale)")
+    parser.add_argument("--startup-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.startup_child:
+        startup_child(args.startup_child)
+        return
     figures: dict[str, object] = {}
 
     warnings.simplefilter("ignore", DeprecationWarning)  # pysnmp_mibs, read by the MIB layer
@@ -332,6 +411,8 @@ async def main() -> None:
             figures["scale"] = await run_scale(
                 tree, agent.port, args.scale, args.interval, args.duration
             )
+            if args.startup:
+                figures["scale"] |= measure_startup(args.scale, agent.port, work)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1))
     finally:

@@ -227,6 +227,27 @@ FAMILIES: Mapping[str, Family] = {
         ),
         Family("netalert_polls_in_flight", "gauge", "Polls running now."),
         Family(
+            "netalert_poll_sessions",
+            "gauge",
+            "gufo sessions open now (one UDP socket each).",
+        ),
+        Family(
+            "netalert_poll_sessions_max",
+            "gauge",
+            "The cap on open sessions: [snmp].max_sessions, at most the descriptor limit "
+            "less a reserve.",
+        ),
+        Family(
+            "netalert_poll_session_evictions_total",
+            "counter",
+            "Sessions dropped for the cap or to free descriptors (reopened at the next poll).",
+        ),
+        Family(
+            "netalert_poll_descriptors_exhausted_total",
+            "counter",
+            "Polls failed because no descriptor was left for a new session.",
+        ),
+        Family(
             "netalert_mail_oldest_pending_seconds",
             "gauge",
             "Age of the oldest message waiting in the outbox (0 when empty).",
@@ -266,6 +287,12 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_log_lines_truncated_total",
             "counter",
             "Log lines whose longest values were cut to fit [agent] log_line_max.",
+        ),
+        Family(
+            "netalert_label_values_cut_total",
+            "counter",
+            "Alert labels and values made from device text that were cut to"
+            " [limits] max_label_chars (each time one is cut).",
         ),
         Family(
             "netalert_alerts_suppressed_total",

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import signal
 import sqlite3
 import time
@@ -79,7 +80,7 @@ if TYPE_CHECKING:
     from netalert.cluster.node import ClusterNode
     from netalert.traps.receiver import TrapReceiver
 
-__all__ = ["Agent", "Prepared", "prepare", "run_agent"]
+__all__ = ["Agent", "Prepared", "prepare", "raise_descriptor_limit", "run_agent"]
 
 log = logging.getLogger("netalert.service")
 
@@ -958,6 +959,17 @@ def freeze_heap() -> None:
 
 def _load_prepared(path: Path) -> Prepared:
     return prepare(load_config(path))
+
+
+def raise_descriptor_limit() -> tuple[int, int]:
+    """Raises this process's soft ``RLIMIT_NOFILE`` to its hard limit (as a server does:
+    the gufo poller keeps one socket per device); returns (soft, hard) after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft, hard
 
 
 async def run_agent(

@@ -165,6 +165,7 @@ class PollerStage(BaseStage):
             on_reachability=self._on_reachability,
             engines=self._engines,
             max_in_flight=self._prepared.config.snmp.max_in_flight,
+            max_sessions=self._prepared.config.snmp.max_sessions,
         )
 
     async def start(self) -> None:

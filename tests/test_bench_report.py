@@ -99,3 +99,22 @@ def test_a_full_run_writes_latest_files_not_the_last_steps_name(
         assert (out / f"{stem}.json").is_file() and (out / f"{stem}.md").is_file()
         assert (out / f"{stem}.log").is_file()
         assert not (out / "scale_10k.json").exists()
+
+
+def test_100k_devices_rows_judge_rss_cpu_and_start_up() -> None:
+    scale = {
+        "devices": 100_000,
+        "interval": 60.0,
+        "rss_mb": 900.0,
+        "overruns": 0,
+        "cpu_cores": 0.6,
+        "failed": 0,
+        "startup_seconds": 6.3,
+        "startup_rss_mb": 360.0,
+    }
+    rows = rows_for("scale_100k", {"scale": scale})
+    assert [r.verdict for r in rows] == ["PASS", "PASS", "PASS"]
+    assert rows[0].target == "<= 1,024 MB" and "100k devices" in rows[0].measurement
+    slow = rows_for("scale_100k", {"scale": scale | {"startup_seconds": 12.0, "rss_mb": 1100.0}})
+    assert [r.verdict for r in slow] == ["FAIL", "FAIL", "PASS"]
+    assert "start-up" in slow[1].measurement

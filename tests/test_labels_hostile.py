@@ -134,6 +134,7 @@ def test_hostile_ifalias_is_escaped_and_bounded_everywhere(
     assert not dirty(alias, lines=False), alias
     assert alias.startswith("up\\u001b[2J\\u001b]0;owned\\u0007 link\\r\\nBcc:"), alias
     assert len(alias) <= MAX_LABEL
+    assert agent.metric("netalert_label_values_cut_total") >= 1  # the 3000-character alias
     annotations = alert.get("annotations", alert)
     assert isinstance(annotations, dict)
     summary = str(annotations["summary"])
@@ -228,6 +229,7 @@ def test_hostile_polled_text_is_escaped_and_bounded(
             assert ESCAPED in shown and "\\u007fend" in shown, shown
             assert len(shown) <= MAX_SUMMARY
         assert len(str(alert["value"])) <= MAX_LABEL
+        assert agent.metric("netalert_label_values_cut_total") >= 1  # 600 characters and more
         mail = message.parsed()
         for part in (mail.get_body(("plain",)), mail.get_body(("html",))):
             assert part is not None

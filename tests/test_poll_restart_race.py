@@ -26,7 +26,8 @@ class ScriptedAgent:
 
     backend: Backend = "gufo"
 
-    def __init__(self, uptimes: list[int], octets: list[int]) -> None:
+    def __init__(self, uptimes: list[int], octets: list[int], wire: SnmpType) -> None:
+        self.wire = wire  # the counter's type as the client reports it
         self.uptimes = uptimes
         self.octets = octets
         self.gets = 0
@@ -39,7 +40,7 @@ class ScriptedAgent:
         raise AssertionError("not used")
 
     async def walk(self, target: Target, oid: str, *, max_varbinds: int = 100_000) -> list[VarBind]:
-        return [VarBind(f"{IN_OCTETS}.1", SnmpType.COUNTER32, self.octets.pop(0))]
+        return [VarBind(f"{IN_OCTETS}.1", self.wire, self.octets.pop(0))]
 
     async def close(self) -> None:
         pass
@@ -54,6 +55,9 @@ def plan() -> DevicePlan:
     return DevicePlan("sw1", Target("127.0.0.1"), get=(SYS_UPTIME,), walk=(IN_OCTETS,))
 
 
+# pysnmp reports a Counter32 as such; gufo-snmp hands every integer over untyped, and its
+# adapter reports INTEGER (the MIB, not the wire, says the column is a counter)
+@pytest.mark.parametrize("wire", [SnmpType.COUNTER32, SnmpType.INTEGER])
 @pytest.mark.parametrize(
     ("uptimes", "octets", "rate", "gets"),
     [
@@ -66,9 +70,14 @@ def plan() -> DevicePlan:
     ],
 )
 async def test_restart_between_get_and_walk(
-    tree: MibTree, uptimes: list[int], octets: list[int], rate: float | None, gets: int
+    tree: MibTree,
+    uptimes: list[int],
+    octets: list[int],
+    rate: float | None,
+    gets: int,
+    wire: SnmpType,
 ) -> None:
-    agent = ScriptedAgent(uptimes, octets)
+    agent = ScriptedAgent(list(uptimes), list(octets), wire)
     clock = iter([0.0, 0.0, 0.0, 0.0, 60.0, 60.0, 60.0, 60.0, 60.0])
     poller = Poller([plan()], tree, clients={"gufo": agent}, clock=lambda: next(clock))
     await poller.poll("sw1")
@@ -84,5 +93,42 @@ def test_counter_went_back() -> None:
     prev = {"1.1": Point(10, 0.0)}
     assert counter_went_back(prev, [VarBind("1.1", SnmpType.COUNTER32, 9)])
     assert not counter_went_back(prev, [VarBind("1.1", SnmpType.COUNTER32, 10)])
+    assert counter_went_back(prev, [VarBind("1.1", SnmpType.INTEGER, 9)])  # as gufo reports it
     assert not counter_went_back(prev, [VarBind("1.1", SnmpType.GAUGE32, 1)])
     assert not counter_went_back(prev, [VarBind("1.2", SnmpType.COUNTER64, 1)])
+
+
+class SlowWalkAgent(ScriptedAgent):
+    """A ScriptedAgent whose walks take ``walk_s`` seconds of the poller's clock."""
+
+    def __init__(self, uptimes: list[int], octets: list[int], now: list[float], walk_s: float):
+        super().__init__(uptimes, octets, SnmpType.COUNTER32)
+        self.now = now
+        self.walk_s = walk_s
+
+    async def walk(self, target: Target, oid: str, *, max_varbinds: int = 100_000) -> list[VarBind]:
+        self.now[0] += self.walk_s
+        return await super().walk(target, oid, max_varbinds=max_varbinds)
+
+
+async def test_poll_after_a_restart_mid_poll_is_not_a_restart(tree: MibTree) -> None:
+    """The recheck's sysUpTime stands for the poll with the time it was read at.
+
+    The agent restarts 3 s after the GET of the second poll (at 63 s); the walk ends,
+    and the recheck reads 200 ticks, at 65 s. The third poll, at 120 s, finds 57 s
+    of uptime: no restart since the second poll, and its rate is there.
+    """
+    now = [0.0]
+    uptimes = [100_000, 106_000, 200, 200 + 5_500]
+    agent = SlowWalkAgent(uptimes, [1_000_000, 3_000, 8_500], now, walk_s=5.0)
+    poller = Poller([plan()], tree, clients={"gufo": agent}, clock=lambda: now[0])
+    results = []
+    for at in (0.0, 60.0, 120.0):
+        now[0] = at
+        results.append(await poller.poll("sw1"))
+    await poller.stop()
+    assert [r.restarted for r in results] == [False, True, False]
+    assert agent.gets == 4  # one recheck, in the second poll
+    [row] = results[2].rows
+    assert row.rates.get("ifInOctets") == pytest.approx(5_500 / 55)
+    assert poller.stats.restarts == 1

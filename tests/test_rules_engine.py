@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from netalert.alerting import Alerting
-from netalert.alerts.model import MAX_LABEL, AlertState, Transition, TransitionKind
+from netalert.alerts.model import (
+    LABEL_STATS,
+    MAX_LABEL,
+    AlertState,
+    Transition,
+    TransitionKind,
+)
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
 from netalert.mib import MibTree
@@ -248,6 +254,26 @@ def test_value_from_device_text_is_escaped_and_bounded() -> None:
     changes = engine.on_poll(poll("sw1", 0, {"1": iface(2, descr=descr)}), 0)
     assert changes[0].value.startswith("eth0\\r\\nBcc: x\\tAA"), changes[0].value
     assert len(changes[0].value) <= MAX_LABEL
+
+
+@pytest.mark.parametrize(("bound", "cut"), [(None, False), (32, True)])
+def test_label_bound_is_a_config_key(bound: int | None, cut: bool) -> None:
+    """[limits] max_label_chars bounds a label and a value from device text; each cut counts."""
+    team = "t" * 100
+    rules = IF_DOWN.replace('for = "30s"', f'value = "ifDescr"\nlabels = {{ team = "{team}" }}')
+    extra = f"[limits]\nmax_label_chars = {bound}\n" if bound is not None else ""
+    engine = make(rules, extra=extra)
+    assert engine.engine.rules.max_label == (bound or MAX_LABEL)
+    before = LABEL_STATS.cut
+    descr = "eth0 " + "A" * 100  # longer than 32, shorter than the default 256
+    (change,) = engine.on_poll(poll("sw1", 0, {"1": iface(2, descr=descr.encode())}), 0)
+    if cut:
+        assert change.value == descr[:31] + "…"
+        assert change.labels["team"] == team[:31] + "…"
+        assert LABEL_STATS.cut == before + 2
+    else:
+        assert (change.value, change.labels["team"]) == (descr, team)
+        assert LABEL_STATS.cut == before
 
 
 def test_templates_run_in_a_sandbox() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +65,26 @@ if sys.argv[1] in ("-g", "-n") and sys.argv[2].startswith(".1.3.6.1.2.1.1.3"):
 """
     agent = snmpd_factory(passes=[PassScript(".1.3.6.1.2.1.1.3", script, priority=10)])
     assert agent.snmpget(SYS_UPTIME) == f"{SYS_UPTIME} 4242\n"
+
+
+def test_pass_script_runs_for_every_request(snmpd_factory: SnmpdFactory, tmp_path: Path) -> None:
+    """Two identical GETs in a row each run the script: a test that changes what the
+    script reads between them sees the change (snmpd caches a ``pass`` command's
+    output for 30 s while the same command line repeats)."""
+    ticks = tmp_path / "ticks"
+    ticks.write_text("100")
+    script = f"""#!{sys.executable}
+import sys
+if sys.argv[1:] == ["-g", "{SYS_UPTIME}"]:
+    print("{SYS_UPTIME}"); print("timeticks"); print(open({str(ticks)!r}).read().strip())
+"""
+    agent = snmpd_factory(passes=[PassScript(".1.3.6.1.2.1.1.3", script, priority=10)])
+    assert agent.snmpget(SYS_UPTIME) == f"{SYS_UPTIME} 100\n"
+    ticks.write_text("200")
+    assert agent.snmpget(SYS_UPTIME) == f"{SYS_UPTIME} 200\n"
+    assert agent.snmpget(SYS_NAME) == f'{SYS_NAME} "netalert-test"\n'
+    ticks.write_text("300")
+    assert agent.snmpget(SYS_UPTIME) == f"{SYS_UPTIME} 300\n"
 
 
 def test_restart_keeps_engine_and_counts_boots(snmpd: Snmpd) -> None:

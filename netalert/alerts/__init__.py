@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from netalert.alerts.flap import FlapSettings
 from netalert.alerts.model import (
+    LABEL_STATS,
+    MAX_LABEL,
     Alert,
     AlertState,
     Transition,
@@ -32,6 +34,8 @@ from netalert.alerts.observe import (
 from netalert.alerts.table import group_of, make_key
 
 __all__ = [
+    "LABEL_STATS",
+    "MAX_LABEL",
     "Alert",
     "AlertState",
     "AlertView",

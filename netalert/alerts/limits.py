@@ -60,6 +60,7 @@ class AlertLimits:
         """Takes the caps of a new config; what is active now stays."""
         self.caps = Caps(limits.max_active_alerts, limits.max_active_alerts_per_rule)
         self.quiet = limits.suppressed_resolve_after.total_seconds()
+        self.max_label = limits.max_label_chars
         self.describer = describer
 
     def over(self, rule: str) -> str | None:
@@ -86,7 +87,13 @@ class AlertLimits:
                 self._kept += 1
         policy = self._policy(obs.policy)
         labels = alert_labels(
-            rule, policy.severity, "", {"suppressed": "true"}, policy.labels, _EMPTY
+            rule,
+            policy.severity,
+            "",
+            {"suppressed": "true"},
+            policy.labels,
+            _EMPTY,
+            limit=self.max_label,
         )
         record = self.table.get(fingerprint(labels))
         active = record is not None and record.active

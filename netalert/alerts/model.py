@@ -21,9 +21,11 @@ from netalert.present import clip
 from netalert.snmp.types import VarBind
 
 __all__ = [
+    "LABEL_STATS",
     "MAX_LABEL",
     "Alert",
     "AlertState",
+    "LabelStats",
     "Transition",
     "TransitionKind",
     "alert_labels",
@@ -31,7 +33,19 @@ __all__ = [
     "label_text",
 ]
 
-MAX_LABEL = 256  # characters of a label value (a DisplayString, 255, fits whole)
+# characters of a label value (a DisplayString, 255, fits whole): the default of
+# [limits] max_label_chars
+MAX_LABEL = 256
+
+
+@dataclass(slots=True)
+class LabelStats:
+    """Counters of :func:`label_text` (exported in /metrics)."""
+
+    cut: int = 0  # label and alert values cut to [limits] max_label_chars
+
+
+LABEL_STATS = LabelStats()
 
 
 class AlertState(StrEnum):
@@ -116,13 +130,18 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def label_text(value: str) -> str:
+def label_text(value: str, limit: int = MAX_LABEL) -> str:
     """Device text as an alert's label or value shows it: escaped
     (:func:`netalert.logtext.escape`: a control, bidi or zero-width character reads
-    ``\\u001b``...) and cut to :data:`MAX_LABEL` characters. A pure function of
-    ``value`` (the same text gives the same label at every poll); clean text
-    under the bound is returned as it is."""
-    return clip(escape(value), MAX_LABEL)
+    ``\\u001b``...) and cut to ``limit`` characters (``[limits] max_label_chars``),
+    the cut counted in :data:`LABEL_STATS`. A pure function of ``value`` and
+    ``limit`` (the same text gives the same label at every poll); clean text under
+    the bound is returned as it is."""
+    text = escape(value)
+    if len(text) <= limit:
+        return text
+    LABEL_STATS.cut += 1
+    return clip(text, limit)
 
 
 def alert_labels(
@@ -132,13 +151,15 @@ def alert_labels(
     own: Mapping[str, str],
     static: Mapping[str, str],
     device_labels: Mapping[str, str],
+    *,
+    limit: int = MAX_LABEL,
 ) -> Mapping[str, str]:
     """An alert's labels: fixed ones win over key/index labels, over rule labels, over device's.
 
     The one place where device text (an index, a trap's key varbind) becomes a
-    label: every value goes through :func:`label_text`, so the labels, and the
-    fingerprint, stay the same from one poll or trap to the next.
+    label: every value goes through :func:`label_text` (cut to ``limit``), so the
+    labels, and the fingerprint, stay the same from one poll or trap to the next.
     """
     merged = {**device_labels, **static, **own, "rule": rule, "severity": severity}
     merged["device"] = device
-    return MappingProxyType({k: label_text(v) for k, v in merged.items()})
+    return MappingProxyType({k: label_text(v, limit) for k, v in merged.items()})

@@ -65,7 +65,7 @@ def run(
     from netalert.config import load_config
     from netalert.errors import NetalertError
     from netalert.logs import setup_logging
-    from netalert.service import prepare, run_agent
+    from netalert.service import prepare, raise_descriptor_limit, run_agent
 
     path = config_path(config)
     try:
@@ -76,6 +76,7 @@ def run(
         raise config_problems(exc) from None
     except NetalertError as exc:  # e.g. an unusable state_dir: one line, no traceback
         raise fail(f"netalert: {exc}", 1) from None
+    raise_descriptor_limit()  # one socket per polled device (gufo sessions)
     try:
         asyncio.run(run_agent(prepared, config_path=path, recover=recover))
     except NetalertError as exc:

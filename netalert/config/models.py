@@ -300,6 +300,13 @@ class SnmpDefaults(Model):
     max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = Field(
         256, description="requests in flight across all devices"
     )
+    max_sessions: Annotated[int, Field(ge=8, le=10_000_000)] = Field(
+        50_000,
+        description="gufo sessions kept open (one UDP socket each, so a device's next poll "
+        "needs no new socket or v3 discovery); at most the descriptor limit (`LimitNOFILE`) "
+        "less a reserve of up to 1,024: past it the least recently used is dropped and "
+        "opened again at its next poll (`netalert_poll_session_evictions_total`)",
+    )
     backend: Literal["gufo", "pysnmp"] = Field(
         "gufo",
         description="`gufo` (gufo-snmp, fast) or `pysnmp`; see [Backends](polling.md#backends)",
@@ -1035,6 +1042,12 @@ class LimitsConfig(Model):
         1000,
         description="active alerts of one rule; past it no new alert of that rule is made "
         '(the rule gets one summary alert, label `suppressed="true"`)',
+    )
+    max_label_chars: Annotated[int, Field(ge=16, le=65_536)] = Field(
+        256,
+        description="characters of an alert's label or value made from device text (an "
+        "`ifAlias`, a trap's varbind) after escaping; a longer one is cut and ends in `…`. "
+        "The cut text is part of the alert's identity: a change regroups such alerts",
     )
     suppressed_resolve_after: Duration = Field(
         timedelta(minutes=5),

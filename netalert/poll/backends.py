@@ -15,8 +15,11 @@ from netalert.poll.client import Backend, EngineCallback, SnmpClient
 __all__ = ["make_client"]
 
 
-def make_client(backend: Backend, *, on_engine_id: EngineCallback | None = None) -> SnmpClient:
-    """Returns the adapter for ``backend`` ("gufo" or "pysnmp").
+def make_client(
+    backend: Backend, *, on_engine_id: EngineCallback | None = None, max_sessions: int = 50_000
+) -> SnmpClient:
+    """Returns the adapter for ``backend`` ("gufo" or "pysnmp"); ``max_sessions`` bounds
+    gufo's open sessions (see :func:`netalert.poll.client_gufo.session_cap`).
 
     Raises:
         ValueError: An unknown backend name.
@@ -24,7 +27,7 @@ def make_client(backend: Backend, *, on_engine_id: EngineCallback | None = None)
     if backend == "gufo":
         from netalert.poll.client_gufo import GufoClient
 
-        return GufoClient(on_engine_id=on_engine_id)
+        return GufoClient(on_engine_id=on_engine_id, max_sessions=max_sessions)
     if backend == "pysnmp":
         from netalert.poll.client_pysnmp import PysnmpClient
 

@@ -26,6 +26,7 @@ __all__ = [
     "PRIV_PROTOCOLS",
     "Backend",
     "EngineCallback",
+    "SessionStats",
     "SnmpAuthError",
     "SnmpClient",
     "SnmpProtocolError",
@@ -86,6 +87,17 @@ class SnmpProtocolError(SnmpError):
         super().__init__(f"{target.address}: agent returned {status}{where}")
         self.target = target
         self.status = status
+
+
+class SessionStats:
+    """Counters of a client's session cache, for /metrics (``netalert_poll_sessions*``)."""
+
+    __slots__ = ("evicted", "exhausted", "open")
+
+    def __init__(self) -> None:
+        self.open = 0  # sessions kept now
+        self.evicted = 0  # dropped for the cap or to free descriptors
+        self.exhausted = 0  # a session could not be opened: out of descriptors
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,9 @@ What gufo cannot tell, and how the adapter copes:
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import resource
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +55,7 @@ from gufo.snmp.aio.client import SnmpSession
 from netalert.poll.client import (
     Backend,
     EngineCallback,
+    SessionStats,
     SnmpAuthError,
     SnmpClient,
     SnmpProtocolError,
@@ -109,6 +112,33 @@ def gufo_value(value: object) -> tuple[SnmpType, Value]:
 _KINDS: dict[type, SnmpType] = {int: SnmpType.INTEGER, bytes: SnmpType.OCTET_STRING}
 
 
+# Descriptors kept free for everything else (the trap and web sockets, the state
+# database, SMTP connections, pysnmp's transport): at most this, at most a quarter.
+_RESERVE = 1024
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+
+
+def session_cap(configured: int, *, soft_limit: int | None = None) -> int:
+    """How many sessions (one UDP socket each) to keep open: ``configured``, but at
+    most the soft descriptor limit (``RLIMIT_NOFILE``) less a reserve, and at least 8.
+
+    Past the cap the least recently used session is dropped; its device opens a new
+    one at its next poll (a v3 device is discovered again).
+    """
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit < 0:  # RLIM_INFINITY
+        return configured
+    return max(8, min(configured, soft_limit - min(_RESERVE, soft_limit // 4)))
+
+
+def _out_of_descriptors(exc: OSError) -> bool:
+    """EMFILE/ENFILE, also as gufo-snmp raises them (no errno, "... (os error 24)")."""
+    return exc.errno in _OUT_OF_DESCRIPTORS or any(
+        f"(os error {code})" in str(exc) for code in _OUT_OF_DESCRIPTORS
+    )
+
+
 class _Session:
     __slots__ = ("lock", "session", "used", "worked")
 
@@ -128,7 +158,8 @@ class GufoClient(SnmpClient):
         self, *, on_engine_id: EngineCallback | None = None, max_sessions: int = 50_000
     ) -> None:
         self._sessions: OrderedDict[Target, _Session] = OrderedDict()
-        self._max_sessions = max_sessions
+        self.max_sessions = session_cap(max_sessions)
+        self.stats = SessionStats()
         self._on_engine_id = on_engine_id
         self._reference: SnmpClient | None = None
 
@@ -143,15 +174,7 @@ class GufoClient(SnmpClient):
                 if target.priv_protocol:
                     priv = _PRIV_KEYS[target.priv_protocol](target.priv_password.encode())
             user = User(target.user, auth_key=auth, priv_key=priv)
-        session = SnmpSession(
-            target.host,
-            target.port,
-            community=target.community,
-            user=user,
-            version=_VERSIONS[target.version],
-            timeout=target.timeout,
-            max_repetitions=target.max_repetitions,
-        )
+        session = self._new_session(target, user)
         entry = _Session(session)
         if target.version == "3":
             # Engine discovery and time sync; retried like any request.
@@ -159,6 +182,46 @@ class GufoClient(SnmpClient):
             if self._on_engine_id is not None:
                 self._on_engine_id(target, session.get_engine_id())
         return entry
+
+    def _new_session(self, target: Target, user: User | None) -> SnmpSession:
+        """A session (its socket); out of descriptors, the idle quarter of the least
+        recently used sessions is dropped and the open tried once more.
+
+        Raises:
+            SnmpProtocolError: Still out of descriptors.
+        """
+        for attempt in (0, 1):
+            try:
+                return SnmpSession(
+                    target.host,
+                    target.port,
+                    community=target.community,
+                    user=user,
+                    version=_VERSIONS[target.version],
+                    timeout=target.timeout,
+                    max_repetitions=target.max_repetitions,
+                )
+            except OSError as exc:
+                if not _out_of_descriptors(exc):
+                    raise
+                if attempt == 0 and self._drop_idle(max(1, len(self._sessions) // 4)):
+                    continue
+                self.stats.exhausted += 1
+                raise SnmpProtocolError(
+                    target,
+                    "out of file descriptors for a new session: raise LimitNOFILE "
+                    "(ulimit -n) or lower [snmp] max_sessions",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop_idle(self, count: int) -> int:
+        """Drops up to ``count`` of the least recently used sessions not in use."""
+        idle = [t for t, e in self._sessions.items() if not e.lock.locked()][:count]
+        for target in idle:
+            del self._sessions[target]
+        self.stats.evicted += len(idle)
+        self.stats.open = len(self._sessions)
+        return len(idle)
 
     async def _call(self, target: Target, op: Callable[[SnmpSession], Awaitable[T]]) -> T:
         """Runs ``op`` on the target's session with retries and v3 recovery."""
@@ -181,6 +244,7 @@ class GufoClient(SnmpClient):
                     # A rebooted agent (new boots) or a replaced one (new engine ID)
                     # refuses the old session: rediscover once before giving up.
                     self._sessions.pop(target, None)
+                    self.stats.open = len(self._sessions)
                     if attempt == 0 and entry.worked:
                         continue
                     raise SnmpAuthError(target, await self._diagnose(target)) from None
@@ -192,8 +256,10 @@ class GufoClient(SnmpClient):
 
     def _remember(self, target: Target, entry: _Session) -> None:
         self._sessions[target] = entry
-        while len(self._sessions) > self._max_sessions:
+        while len(self._sessions) > self.max_sessions:
             self._sessions.popitem(last=False)
+            self.stats.evicted += 1
+        self.stats.open = len(self._sessions)
 
     async def _retry(self, target: Target, op: Callable[[], Awaitable[T]]) -> T:
         for _ in range(target.retries + 1):
@@ -320,6 +386,7 @@ class GufoClient(SnmpClient):
     async def close(self) -> None:
         """Drops every session (their sockets close) and the reference engine."""
         self._sessions.clear()
+        self.stats.open = 0
         if self._reference is not None:
             await self._reference.close()
             self._reference = None

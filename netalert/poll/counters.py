@@ -194,6 +194,9 @@ def rate(
     return RateResult(Verdict.OK, delta, per_second)
 
 
+_WIRE_COUNTERS = frozenset({SnmpType.COUNTER32, SnmpType.COUNTER64, SnmpType.INTEGER})
+
+
 def counter_went_back(previous: Mapping[str, Point], varbinds: Iterable[VarBind]) -> bool:
     """True when a counter reads lower than at the previous poll (wrap, reset or restart).
 
@@ -202,7 +205,9 @@ def counter_went_back(previous: Mapping[str, Point], varbinds: Iterable[VarBind]
         varbinds: This poll's answers.
     """
     for vb in varbinds:
-        if vb.type in (SnmpType.COUNTER32, SnmpType.COUNTER64) and isinstance(vb.value, int):
+        # ``previous`` holds counters only (the MIB says which); gufo-snmp hands integers
+        # over untyped, so its counters arrive as INTEGER
+        if vb.type in _WIRE_COUNTERS and isinstance(vb.value, int):
             prev = previous.get(vb.oid)
             if prev is not None and vb.value < prev.value:
                 return True

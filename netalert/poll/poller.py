@@ -47,6 +47,7 @@ from netalert.logs import event
 from netalert.poll.backends import make_client
 from netalert.poll.client import (
     Backend,
+    SessionStats,
     SnmpAuthError,
     SnmpClient,
     SnmpTimeoutError,
@@ -100,6 +101,8 @@ class PollerStats:
     restarts: int = 0
     in_flight: int = 0
     max_in_flight_seen: int = 0
+    # (cap, counters) of each client that keeps sessions (gufo)
+    sessions: list[tuple[int, SessionStats]] = field(default_factory=list)
 
 
 class _DeviceState:
@@ -126,6 +129,7 @@ class Poller:
         on_reachability: ReachabilityCallback | None = None,
         engines: EngineIdRegistry | None = None,
         max_in_flight: int = 256,
+        max_sessions: int = 50_000,
         clients: Mapping[Backend, SnmpClient] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -136,10 +140,13 @@ class Poller:
         self._on_reachability = on_reachability
         self._clock = clock
         self._limit = asyncio.Semaphore(max_in_flight)
+        self._max_sessions = max_sessions
         self._devices: dict[str, _DeviceState] = {}
         self._by_target: dict[Target, str] = {}
         self._clients: dict[Backend, SnmpClient] = dict(clients or {})
         self._own_clients = clients is None
+        for given in self._clients.values():
+            self._watch(given)
         self._scheduler: Any = None
         self._running = 0  # polls in progress, for a bounded drain on stop
         self._stopping = False
@@ -154,9 +161,18 @@ class Poller:
     def _client(self, backend: Backend) -> SnmpClient:
         client = self._clients.get(backend)
         if client is None:
-            client = make_client(backend, on_engine_id=self._learn_engine)
+            client = make_client(
+                backend, on_engine_id=self._learn_engine, max_sessions=self._max_sessions
+            )
+            self._watch(client)
             self._clients[backend] = client
         return client
+
+    def _watch(self, client: SnmpClient) -> None:
+        """Counts the client's sessions in the stats, if it keeps any (gufo)."""
+        kept = getattr(client, "stats", None)
+        if isinstance(kept, SessionStats):
+            self.stats.sessions.append((getattr(client, "max_sessions", 0), kept))
 
     def _learn_engine(self, target: Target, engine_id: bytes) -> None:
         device = self._by_target.get(target)
@@ -286,7 +302,9 @@ class Poller:
                 status = "partial"
                 errors.append(f"walk {oid}: {exc}")
         if plan.walk and counter_went_back(state.tracker.counters, varbinds):
-            varbinds = await self._recheck_uptime(client, target, varbinds)
+            varbinds, read_at = await self._recheck_uptime(client, target, varbinds)
+            if read_at is not None:  # the agent restarted during this poll
+                answered = read_at
         result, verdicts = state.tracker.assemble(
             varbinds,
             address=target.address,
@@ -308,25 +326,28 @@ class Poller:
 
     async def _recheck_uptime(
         self, client: SnmpClient, target: Target, varbinds: list[VarBind]
-    ) -> list[VarBind]:
+    ) -> tuple[list[VarBind], float | None]:
         """Reads sysUpTime again after the walks when a counter went backwards.
 
         sysUpTime is read by the GET before the walks: an agent that restarted
         between the two shows the old uptime next to new (small) counters, which
         would look like a wrap. Only in that rare case is the clock read again;
         when it went back, that later reading stands for the poll, so the rates
-        are dropped as for any restart.
+        are dropped as for any restart. It stands with the time it was read at
+        (returned; None when the first reading stays): timed at the GET, the
+        next poll would find less uptime than time passed and see a restart again.
         """
         first = next((vb for vb in varbinds if vb.oid == SYS_UPTIME), None)
         if first is None or not isinstance(first.value, int):
-            return varbinds
+            return varbinds, None
         try:
             (again,) = await client.get(target, [SYS_UPTIME])
         except (SnmpError, ValueError):
-            return varbinds
+            return varbinds, None
+        read_at = self._clock()
         if not isinstance(again.value, int) or again.value >= first.value:
-            return varbinds
-        return [again if vb is first else vb for vb in varbinds]
+            return varbinds, None
+        return [again if vb is first else vb for vb in varbinds], read_at
 
     def _failed(
         self, state: _DeviceState, status: PollStatus, error: str, started: float

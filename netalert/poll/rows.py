@@ -85,8 +85,9 @@ class PollResult:
     ``status``: ok, partial (a walk failed; the rest is there), timeout (no
     answer within timeout x retries: the device is unreachable), auth (a v3
     report refused us), error (anything else). ``time`` is when the agent's
-    first answer arrived (the samples' timestamp; rates are taken between the
-    ``time`` of consecutive results). ``missing`` lists instances the agent does
+    first answer arrived, or, for an agent that restarted during the poll, when
+    sysUpTime was read again after the walks (the samples' timestamp; rates are
+    taken between the ``time`` of consecutive results). ``missing`` lists instances the agent does
     not have, as (``"SNMPv2-MIB::sysFoo.0"`` or the numeric OID, ``"noSuchObject"``).
     ``restarted`` is True when the agent restarted since the previous poll.
     ``unnamed`` holds the samples no MIB object names (a vendor OID without its

@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from jinja2.environment import Template
 
-from netalert.alerts import FlapSettings
+from netalert.alerts import MAX_LABEL, FlapSettings
 from netalert.config.models import Config, Rule
 from netalert.errors import ConfigError
 from netalert.rules.expr import Expr, ExprError, Scope, compile_expr
@@ -135,6 +135,7 @@ class RuleSet:
     unreachable: bool
     unreachable_after: int = 2
     unreachable_severity: str = "critical"
+    max_label: int = MAX_LABEL  # [limits] max_label_chars
 
 
 def check_rules(config: Config, tree: MibTreeLike) -> list[str]:
@@ -180,6 +181,7 @@ def compile_rules(config: Config, tree: MibTreeLike) -> RuleSet:
         unreachable=config.agent.device_unreachable,
         unreachable_after=config.agent.unreachable_after,
         unreachable_severity=config.agent.unreachable_severity,
+        max_label=config.limits.max_label_chars,
     )
 
 

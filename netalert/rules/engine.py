@@ -186,9 +186,19 @@ class RuleEngine:
         if state is None:
             own = self._index_labels(rule, row)
             labels = alert_labels(
-                rule.name, rule.severity, poll.device, own, rule.labels, poll.labels
+                rule.name,
+                rule.severity,
+                poll.device,
+                own,
+                rule.labels,
+                poll.labels,
+                limit=self.rules.max_label,
             )
-        value = shown(rule.expr, env, ctx) if rule.value is None else computed(rule.value, env, ctx)
+        bound = self.rules.max_label
+        if rule.value is None:
+            value = shown(rule.expr, env, ctx, bound)
+        else:
+            value = computed(rule.value, env, ctx, bound)
         return Observation(
             self.policy.rules[rule.name],
             key,

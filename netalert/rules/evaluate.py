@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from netalert.alerts import label_text
+from netalert.alerts import MAX_LABEL, label_text
 from netalert.rules.compile import PollRule, TrapRule
 from netalert.rules.expr import Expr
 from netalert.rules.history import Unknown
@@ -25,19 +25,21 @@ def truth(expr: Expr, names: Mapping[str, Any], history: Any) -> bool | None:
         return None
 
 
-def shown(expr: Expr, names: Mapping[str, Any], history: Any) -> str:
+def shown(expr: Expr, names: Mapping[str, Any], history: Any, limit: int = MAX_LABEL) -> str:
     """The operand of the comparison that decided ``expr``, as people read it
-    (see netalert.rules.deciding); "" when it cannot be computed."""
+    (see netalert.rules.deciding), cut to ``limit`` characters; "" when it cannot
+    be computed."""
     try:
-        return label_text(render_value(expr.value_fn(names, history)))
+        return label_text(render_value(expr.value_fn(names, history)), limit)
     except _UNKNOWN:
         return ""
 
 
-def computed(expr: Expr, names: Mapping[str, Any], history: Any) -> str:
-    """The result of ``expr`` (a rule's ``value``) as people read it; "" when unknown."""
+def computed(expr: Expr, names: Mapping[str, Any], history: Any, limit: int = MAX_LABEL) -> str:
+    """The result of ``expr`` (a rule's ``value``) as people read it, cut to ``limit``
+    characters; "" when unknown."""
     try:
-        return label_text(render_value(expr.fn(names, history)))
+        return label_text(render_value(expr.fn(names, history)), limit)
     except _UNKNOWN:
         return ""
 

@@ -44,7 +44,13 @@ def unreachable(
     if state is not None and state is not AlertState.RESOLVED:
         return []  # firing since an earlier lost poll of this outage: told once
     labels = alert_labels(
-        UNREACHABLE, policy.severity, device, {}, {}, rules.device_labels.get(device, _EMPTY)
+        UNREACHABLE,
+        policy.severity,
+        device,
+        {},
+        {},
+        rules.device_labels.get(device, _EMPTY),
+        limit=rules.max_label,
     )
     return [
         Observation(

@@ -71,10 +71,13 @@ class TrapRules:
         self, rule: TrapRule, event: TrapEvent, trap: TrapView, labels: Mapping[str, str]
     ) -> Observation:
         own = key_labels(rule, trap)
-        all_labels = alert_labels(rule.name, rule.severity, trap.device, own, rule.labels, labels)
+        bound = self.rules.max_label
+        all_labels = alert_labels(
+            rule.name, rule.severity, trap.device, own, rule.labels, labels, limit=bound
+        )
         value = trap.trap
         if rule.value is not None:
-            value = computed(rule.value, trap.names, NO_HISTORY)
+            value = computed(rule.value, trap.names, NO_HISTORY, bound)
         index = None
         if rule.confirm is not None:
             index = confirm_index(rule, event, trap, self.rules.cache)
@@ -159,7 +162,10 @@ class TrapRules:
         if bad:
             event, value = Event.STILL_BAD, ""
         else:
-            event, value = Event.CLEARED, "confirmed clear: " + shown(rule.confirm, env, NO_HISTORY)
+            event, value = (
+                Event.CLEARED,
+                "confirmed clear: " + shown(rule.confirm, env, NO_HISTORY, self.rules.max_label),
+            )
         return [
             Observation(
                 policy,

@@ -15,7 +15,7 @@ from netalert.metrics import HistogramCounts, MetricSample, Sample, Source, coun
 
 if TYPE_CHECKING:
     from netalert.alerts.limits import AlertLimits
-    from netalert.alerts.model import Alert
+    from netalert.alerts.model import Alert, LabelStats
     from netalert.logs import LogStats
     from netalert.mail.stats import MailStats
     from netalert.poll.poller import PollerStats
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "alerts_source",
     "http_source",
+    "labels_source",
     "limits_source",
     "logs_source",
     "mail_source",
@@ -75,6 +76,20 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
         out = counter_samples("netalert_polls_total", "result", stats.polls)
         out.append(MetricSample("netalert_poll_overruns_total", stats.overruns))
         out.append(MetricSample("netalert_polls_in_flight", stats.in_flight))
+        if stats.sessions:
+            kept = [s for _, s in stats.sessions]
+            out.append(MetricSample("netalert_poll_sessions", sum(s.open for s in kept)))
+            out.append(
+                MetricSample("netalert_poll_sessions_max", sum(cap for cap, _ in stats.sessions))
+            )
+            out.append(
+                MetricSample("netalert_poll_session_evictions_total", sum(s.evicted for s in kept))
+            )
+            out.append(
+                MetricSample(
+                    "netalert_poll_descriptors_exhausted_total", sum(s.exhausted for s in kept)
+                )
+            )
         if durations is not None:
             out.append(durations.sample("netalert_poll_duration_seconds"))
         return out
@@ -129,6 +144,15 @@ def logs_source(stats: LogStats) -> Source:
 
     def read() -> list[Sample]:
         return [MetricSample("netalert_log_lines_truncated_total", stats.lines_cut)]
+
+    return read
+
+
+def labels_source(stats: LabelStats) -> Source:
+    """A source for :func:`~netalert.alerts.model.label_text`'s :class:`LabelStats`."""
+
+    def read() -> list[Sample]:
+        return [MetricSample("netalert_label_values_cut_total", stats.cut)]
 
     return read
 

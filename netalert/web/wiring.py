@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from netalert.alerts.model import Alert
+from netalert.alerts.model import LABEL_STATS, Alert
 from netalert.logs import STATS as LOG_STATS
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
@@ -32,6 +32,7 @@ from netalert.web.live import LiveStatus
 from netalert.web.sources import (
     alerts_source,
     http_source,
+    labels_source,
     limits_source,
     logs_source,
     mail_source,
@@ -85,6 +86,7 @@ class AgentStatus:
         self.metrics = Metrics(mib_modules=mib_modules)
         self.metrics.register_source("alerts", alerts_source(alerts))
         self.metrics.register_source("logs", logs_source(LOG_STATS))
+        self.metrics.register_source("labels", labels_source(LABEL_STATS))
         self.http = HttpStats()  # outlives restarts of the server (reloads)
         self.metrics.register_source("http", http_source(self.http))
         self._servers: list[WebServer] = []  # two only while a reload replaces one

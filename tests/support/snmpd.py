@@ -133,12 +133,52 @@ class PassScript:
     directory. ``priority`` below 127 (e.g. 10) lets the script take over an
     object snmpd implements itself, such as sysUpTime (``.1.3.6.1.2.1.1.3``).
     See snmpd.conf(5) for the pass protocol (``-g``/``-n`` and three output lines).
+
+    A ``pass`` script runs once for every request, so what it answers can change
+    between any two requests. snmpd itself would not do that: it keeps the output
+    of its last ``pass`` command for 30 s and hands it out again when the same
+    command line (script, ``-g``, OID) comes next, so of two GETs of the same OID
+    the second got the first one's answer. Such a script is therefore served
+    through a ``pass_persist`` relay (:data:`_RELAY`) that runs it per request.
     """
 
     oid: str
     source: str
     persist: bool = False
     priority: int | None = None
+
+
+# The pass_persist process standing in for a ``pass`` script: it runs the script with
+# pass's arguments for every request and relays its first three lines, or NONE when
+# it printed fewer. Like pass, the script's stderr goes into its answer. A shell
+# script, so that starting it (on snmpd's first request) costs next to nothing; the
+# answer goes through a file, byte for byte.
+_RELAY = """#!/bin/sh
+script='{script}'
+out='{script}.out'
+while IFS= read -r command; do
+    case "$command" in
+    PING) echo PONG ;;
+    get | getnext)
+        IFS= read -r oid
+        flag=-g
+        [ "$command" = getnext ] && flag=-n
+        "$script" "$flag" "$oid" </dev/null 2>&1 | head -n 3 >"$out"
+        if [ "$(grep -a -c '' "$out")" -eq 3 ]; then
+            cat "$out"
+            [ -z "$(tail -c 1 "$out")" ] || echo  # the last line's end, if it had none
+        else
+            echo NONE
+        fi
+        ;;
+    set)
+        read -r oid
+        read -r value
+        echo not-writable
+        ;;
+    esac
+done
+"""
 
 
 def _quote(text: str) -> str:
@@ -304,9 +344,13 @@ class Snmpd:
             path = self.directory / f"pass{number}"
             path.write_text(script.source)
             path.chmod(0o755)
-            keyword = "pass_persist" if script.persist else "pass"
+            if not script.persist:  # see PassScript: snmpd would cache its answers
+                relay = self.directory / f"pass{number}-relay"
+                relay.write_text(_RELAY.format(script=path))
+                relay.chmod(0o755)
+                path = relay
             prio = f" -p {script.priority}" if script.priority is not None else ""
-            lines.append(f"{keyword}{prio} {script.oid} {path}")
+            lines.append(f"pass_persist{prio} {script.oid} {path}")
         lines += list(self.extra)
         self.config_path.write_text("\n".join(lines) + "\n")
 
