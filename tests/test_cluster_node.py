@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -148,6 +149,16 @@ def test_one_trap_sent_to_two_nodes_makes_one_alert_and_one_mail(
     send_traps(b_port, [link_down(8)])
     send_traps(a_port, [link_down(8)])
     assert_exactly_once(smtp_server, {7, 8})
+    # a reload cannot change [cluster]: the node keeps running as it was
+    assert a.proc is not None
+    a.config.write_text(a.config_text.replace(f'lease = "{LEASE:g}s"', 'lease = "9s"'))
+    os.kill(a.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 30.0
+    while "reload_failed" not in a.log():
+        assert time.monotonic() < deadline, a.log()[-2000:]
+        time.sleep(0.1)
+    assert 'problem="[cluster] changed: restart netalert to apply it"' in a.log()
+    assert a.get("/healthz")[0] == 200
 
 
 def test_nats_restart_while_traps_flow_degrades_health_and_loses_nothing(

@@ -116,7 +116,7 @@ class ClusterNode(BaseStage):
         self._tasks: list[asyncio.Task[Any]] = []
         self._closed = False
 
-    # --- the contract (netalert/cluster/node.py in docs/cluster.md) ------------------
+    # --- what the agent and the cluster state use ------------------------------------
 
     def owned(self) -> frozenset[int]:
         """The shards this node may act on now (:meth:`LeaseManager.owned`)."""
