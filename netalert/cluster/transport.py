@@ -143,10 +143,11 @@ class ShardConsumers:
     :meth:`Delivery.ack`; a trap it does not acknowledge (it raised, the node died)
     is delivered again after ``ack_wait``, to whichever node owns the shard then.
 
-    A lost shard's task is not cancelled in a fetch (a fetch cancelled at the wrong
-    moment can leave its task waiting for ever): it stops at its next turn, within
+    A lost shard's task is cancelled but never awaited (nats-py's fetch, cancelled
+    at the wrong moment, can leave its task waiting for ever, and the caller with
+    it); should the cancellation not take, the task stops at its next turn, within
     ``wait``, and hands back (``nak``) what it fetched meanwhile, unhandled, for the
-    shard's owner. :meth:`close` waits for every task, then cancels what is left.
+    shard's owner. :meth:`close` waits a bounded time for every task.
     """
 
     def __init__(
@@ -173,6 +174,7 @@ class ShardConsumers:
             if not leaving.done():
                 self._leaving.add(leaving)
                 leaving.add_done_callback(self._leaving.discard)
+                leaving.cancel()  # at once, mostly; never awaited here (see the docstring)
         for shard in sorted(wanted):
             task = self._tasks.get(shard)
             if task is None or task.done():
@@ -185,9 +187,7 @@ class ShardConsumers:
         await self.sync(())
         leaving = set(self._leaving)
         if leaving:
-            _, late = await asyncio.wait(leaving, timeout=self.wait + 2.0)
-            for task in late:
-                task.cancel()
+            await asyncio.wait(leaving, timeout=self.wait + 2.0)
 
     def _wanted(self, shard: int) -> bool:
         return self._tasks.get(shard) is asyncio.current_task()
