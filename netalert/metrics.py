@@ -456,6 +456,22 @@ FAMILIES: Mapping[str, Family] = {
             "gauge",
             "Traps waiting on the JetStream subjects of this node's shards.",
         ),
+        Family(
+            "netalert_cluster_publish_waiting",
+            "gauge",
+            "Traps received by this node and not yet stored in the trap stream.",
+        ),
+        Family(
+            "netalert_cluster_traps_refused_total",
+            "counter",
+            "Traps the trap stream refused (stream_max_messages or stream_max_bytes reached).",
+        ),
+        Family(
+            "netalert_cluster_traps_redelivered_total",
+            "counter",
+            "Traps this node processed that had been delivered before (not acknowledged "
+            "within ack_wait).",
+        ),
     )
 }
 

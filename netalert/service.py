@@ -77,6 +77,7 @@ from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
 if TYPE_CHECKING:
+    from netalert.cluster.node import ClusterNode
     from netalert.traps.receiver import TrapReceiver
 
 __all__ = ["Agent", "Prepared", "prepare", "raise_descriptor_limit", "run_agent"]
@@ -121,6 +122,7 @@ class Agent:
         self._web: WebStage | None = None
         self._pipeline: Stage | None = None
         self._deadline: float | None = None  # of the drain, once intake has stopped
+        self.cluster: ClusterNode | None = None  # [cluster] (issue 16): this node of several
         self.status = AgentStatus(
             started=self.started,
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
@@ -173,6 +175,7 @@ class Agent:
             NetalertError: A stage cannot start (state directory, trap port, web port).
         """
         prepared = self.prepared
+        self.cluster = self._cluster_node()
         self._mail = MailRunner(
             prepared, db=self._database, spawn=self._spawn, settled=self._settled
         )
@@ -182,11 +185,13 @@ class Agent:
         self._web = WebStage(prepared, self.status)
         stages: list[Stage] = [
             Hooks("state", open=self._open_state, stop=self._close_state),
+            *([self.cluster] if self.cluster is not None else []),
             Hooks("state-checkpoint", start=self._start_checkpoint_task),
             self._mail,
             self._pipeline,
             # [ack] (issue 17): built with the pipeline; its reader stops after intake
             Hooks("ack-reader", drain=self._drain_ack, stop=self._stop_ack),
+            *self._cluster_intake(),
             self._receiver,
             self._poller,
             self._web,
@@ -283,7 +288,9 @@ class Agent:
     def _receiver_stage(
         self, prepared: Prepared, previous: ReceiverStage | None = None
     ) -> ReceiverStage:
-        return ReceiverStage(prepared, sink=self._on_trap, engines=self.engines, previous=previous)
+        # [cluster]: a trap received here goes to the stream, and its shard's owner evaluates it
+        sink = self.cluster.submit if self.cluster is not None else self._on_trap
+        return ReceiverStage(prepared, sink=sink, engines=self.engines, previous=previous)
 
     def _poller_stage(self, prepared: Prepared) -> PollerStage:
         return PollerStage(
@@ -291,7 +298,58 @@ class Agent:
             on_result=self._on_poll,
             on_reachability=self._on_reachability,
             engines=self.engines,
+            active=self._cluster_devices if self.cluster is not None else None,
         )
+
+    # --- [cluster] (issue 16): this agent as one node of several (netalert/cluster/node.py) ---
+
+    def _cluster_node(self) -> ClusterNode | None:
+        """The stage ``cluster`` (right after ``state``), or None without ``[cluster]``."""
+        if self.config.cluster is None:
+            return None
+        from netalert.cluster.node import ClusterNode
+
+        node = ClusterNode(self.prepared, spawn=self._spawn)
+        node.set_poller(self._cluster_poll)
+        self.status.add_health_check(node.problems)
+        self.status.register_source("cluster", node.source())
+        self.status.live.cluster = node.view
+        return node
+
+    def _cluster_intake(self) -> list[Stage]:
+        """Consuming the traps of the node's shards: starts once the alert stage is up,
+        drains (what waits published first) before the notifications are flushed."""
+        node = self.cluster
+        if node is None:
+            return []
+
+        async def start() -> None:
+            node.set_trap_handler(self._cluster_trap)
+            await node.sync()  # the poller, opened next, starts on these shards
+
+        return [Hooks("cluster-intake", start=start, drain=node.stop_consuming)]
+
+    async def _cluster_trap(self, trap: TrapEvent) -> None:
+        """A trap of an owned shard: the single-node path, returning once it is committed."""
+        self._on_trap(trap)
+        assert self.db is not None
+        await self.db.writer.committed()
+
+    def _cluster_devices(self) -> list[str]:
+        node = self.cluster
+        assert node is not None
+        acting = node.acting
+        return [d.name for d in self.config.devices if node.shard_of_device(d.name) in acting]
+
+    def _cluster_poll(self, shards: frozenset[int]) -> None:
+        poller = self.poller
+        if poller is not None:
+            poller.set_active(self._cluster_devices())
+
+    def _cluster_drops(self, device: str) -> bool:
+        """True when a poll result of ``device`` is not this node's to use (its shard
+        went to another node, or the lease ran out)."""
+        return self.cluster is not None and not self.cluster.acts_on(device)
 
     def _attach(self, stage: Stage) -> None:
         """Points the status page and the metrics at a stage just started (start and reload)."""
@@ -430,6 +488,8 @@ class Agent:
 
     def _on_poll(self, result: PollResult) -> None:
         assert self.engine is not None
+        if self._cluster_drops(result.device):
+            return
         self.counters["polls"] += 1
         try:
             self.status.record_poll(result)
@@ -441,6 +501,8 @@ class Agent:
 
     def _on_reachability(self, change: Reachability) -> None:
         assert self.engine is not None
+        if self._cluster_drops(change.device):
+            return
         try:
             self.status.record_reachability(change)
             if change.reachable:
@@ -649,6 +711,8 @@ class Agent:
         except Exception as exc:  # whatever failed, the running config stays
             return self._rejected([_reason(exc)])
         old = self.prepared
+        if new.config.cluster != old.config.cluster:
+            return self._rejected(["[cluster] changed: restart netalert to apply it"])
         built: list[Stage] = []
         receiver = poller = mail = web = None
         if receiver_settings(old.config) != receiver_settings(new.config):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,7 @@ class ReceiverStage(BaseStage):
             devices=config.devices,
             engines=self._engines,
             state_dir=Path(config.agent.state_dir),
+            message_ids=config.cluster is not None,  # the stream stores a trap once
         )
         old = self._previous.receiver if self._previous is not None else None
         try:
@@ -145,11 +146,13 @@ class PollerStage(BaseStage):
         on_result: Callable[[PollResult], None],
         on_reachability: Callable[[Reachability], None],
         engines: EngineIdRegistry,
+        active: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self._prepared = prepared
         self._on_result = on_result
         self._on_reachability = on_reachability
         self._engines = engines
+        self._active = active  # [cluster]: the devices of this node's shards
         self.poller: Poller | None = None
         self._started = False
 
@@ -166,8 +169,10 @@ class PollerStage(BaseStage):
         )
 
     async def start(self) -> None:
-        """Schedules every device."""
+        """Schedules every device (with ``active``, those it names)."""
         assert self.poller is not None
+        if self._active is not None:
+            self.poller.set_active(self._active())
         self.poller.start()
         self._started = True
 

@@ -101,12 +101,34 @@ def test_dsn_and_file_both_given() -> None:
     assert problems == ["cluster.postgres_file: give either postgres or postgres_file, not both"]
 
 
-def test_check_config_warns_that_run_does_not_use_cluster_yet() -> None:
+def test_check_config_no_longer_warns_about_cluster() -> None:
+    # `netalert run` is a cluster node now: the warning that it ignores [cluster] is gone.
     from netalert.config.risks import config_warnings
 
-    assert not [w for w in config_warnings(load_config_text("", env={})) if w.path == "cluster"]
     config = load_config_text(f'[cluster]\npostgres = "{DSN}"\n', env={})
-    assert [str(w) for w in config_warnings(config) if w.path == "cluster"] == [
-        "cluster: `netalert run` does not use [cluster] yet: this node runs alone on its "
-        "SQLite state (docs/cluster.md)"
+    assert not [w for w in config_warnings(config) if w.path == "cluster"]
+
+
+def test_stream_bounds_and_ack_wait() -> None:
+    config = load_config_text(f'[cluster]\npostgres = "{DSN}"\n', env={})
+    cluster = config.cluster
+    assert cluster is not None
+    assert (cluster.ack_wait.total_seconds(), cluster.duplicate_window.total_seconds()) == (30, 120)
+    assert (cluster.stream_max_messages, cluster.stream_max_bytes) == (1_000_000, 1 << 30)
+    assert cluster.stream_max_age.total_seconds() == 86400
+    assert cluster.publish_hold_max == 10_000
+    problems = _problems(
+        f'[cluster]\npostgres = "{DSN}"\nack_wait = "0s"\nstream_max_messages = 10\n'
+        'stream_max_age = "1m"\nduplicate_window = "5m"\npublish_hold_max = 0\n'
+    )
+    assert problems == [
+        "cluster.ack_wait: must be between 1s and 1h",
+        "cluster.stream_max_messages: must be at least 1000, got 10",
+        "cluster.publish_hold_max: must be at least 1, got 0",
+    ]
+    problems = _problems(
+        f'[cluster]\npostgres = "{DSN}"\nstream_max_age = "1m"\nduplicate_window = "5m"\n'
+    )
+    assert problems == [
+        "cluster: duplicate_window (5m) must not be longer than stream_max_age (1m)"
     ]

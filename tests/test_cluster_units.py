@@ -231,3 +231,80 @@ async def test_nats_errors_are_logged_once_until_they_change(
         "event=nats_reconnected",
         'event=nats_error error="[Errno 111] Connect call failed"',
     ]
+
+
+# --- the node's pure parts: trap message IDs, the shard ranges it logs -------------------
+
+
+def _v2c(request_id: int) -> bytes:
+    from netalert.snmp.wire.ber import PduType
+    from netalert.snmp.wire.berenc import encode_message
+
+    return encode_message(
+        version=1,
+        community=b"public",
+        pdu_type=PduType.TRAP_V2,
+        request_id=request_id,
+        varbinds=[
+            ("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, 5),
+            ("1.3.6.1.6.3.1.1.4.1.0", SnmpType.OID, "1.3.6.1.6.3.1.1.5.3"),
+            ("1.3.6.1.2.1.2.2.1.1.7", SnmpType.INTEGER, 7),
+        ],
+    )
+
+
+@pytest.mark.parametrize("ids", [True, False])
+def test_the_receiver_names_a_trap_by_its_datagram(ids: bool) -> None:
+    from netalert.config.models import TrapsConfig
+    from netalert.mib import MibTree
+    from netalert.traps.receiver import TrapReceiver
+
+    events: list[TrapEvent] = []
+    config = TrapsConfig.model_validate({"listen": ["127.0.0.1:1162"], "allow": ["192.0.2.0/24"]})
+    receiver = TrapReceiver(config, sink=events.append, tree=MibTree.builtin(), message_ids=ids)
+    first, second = _v2c(41), _v2c(42)
+    for data, source in ((first, "192.0.2.7"), (first, "192.0.2.7"), (second, "192.0.2.7")):
+        receiver.handle(data, (source, 50162))
+    receiver.handle(first, ("192.0.2.8", 50162))  # the same bytes from another device
+    ids_seen = [e.message_id for e in events]
+    if not ids:
+        assert ids_seen == [""] * 4  # without [cluster] nothing is computed
+        return
+    assert ids_seen[0] == ids_seen[1] == message_id("192.0.2.7", b"", first)
+    assert len(set(ids_seen)) == 3  # another request ID, another source: another trap
+    assert events[0] == events[0].__class__(**{**_fields(events[0]), "message_id": ""})
+
+
+def _fields(event: TrapEvent) -> dict[str, object]:
+    return {name: getattr(event, name) for name in event.__dataclass_fields__}
+
+
+def test_trap_message_id_falls_back_to_the_whole_event() -> None:
+    from dataclasses import replace
+
+    from netalert.cluster.node import trap_message_id
+
+    trap = TrapEvent(
+        source="192.0.2.7",
+        source_port=162,
+        version="2c",
+        trap_oid="1.3.6.1.6.3.1.1.5.3",
+        trap_name="IF-MIB::linkDown",
+        varbinds=(),
+        uptime=5,
+        received=1_700_000_000.0,
+    )
+    assert trap_message_id(replace(trap, message_id="abc")) == "abc"
+    assert trap_message_id(trap) == message_id("192.0.2.7", b"", encode(trap))
+    # a storm event (no ID from the receiver) of another node, or a later one, differs
+    assert trap_message_id(trap) != trap_message_id(replace(trap, received=trap.received + 1))
+
+
+@pytest.mark.parametrize(
+    ("shards", "text"),
+    [(set(), "-"), ({3}, "3"), ({0, 1, 2, 3, 7}, "0-3,7"), ({1, 3, 4, 9, 10, 11}, "1,3-4,9-11")],
+)
+def test_shard_ranges_in_the_log(shards: set[int], text: str) -> None:
+    from netalert.cluster.node import _ranges
+
+    assert _ranges(frozenset(shards)) == text

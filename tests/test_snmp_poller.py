@@ -367,3 +367,59 @@ async def test_jitter_spreads_starts_but_keeps_the_interval(agent: Snmpd, tree: 
     assert 0.38 <= mean <= 0.42, (mean, gaps)
     starts = sorted(times[0] for times in seen.values())
     assert starts[-1] - starts[0] > 0.1  # first polls still spread out
+
+
+async def test_set_active_schedules_only_the_active_devices(agent: Snmpd, tree: MibTree) -> None:
+    """A cluster node polls the devices of its shards: set_active starts and stops
+    schedules without rebuilding the poller."""
+    base = one_plan(agent, tree, interval=0.2, jitter=0.0, get=("1.3.6.1.2.1.1.3.0",), walk=())
+    plans = [replace(base, name=f"d{i}") for i in range(4)]
+    results: list[PollResult] = []
+    poller = Poller(plans, tree, on_result=results.append)
+    poller.set_active(["d0", "d1", "unknown"])
+    poller.start(spread=False)
+    loop = asyncio.get_running_loop()
+    try:
+        deadline = loop.time() + 10.0
+        while min(sum(r.device == d for r in results) for d in ("d0", "d1")) < 3:
+            assert loop.time() < deadline, results
+            await asyncio.sleep(0.02)
+        assert {r.device for r in results} == {"d0", "d1"}
+        poller.set_active(["d1", "d2"])
+        await asyncio.sleep(0.05)  # a poll of d0 under way when it was dropped reports nothing
+        mark = len(results)
+        deadline = loop.time() + 10.0
+        while min(sum(r.device == d for r in results[mark:]) for d in ("d1", "d2")) < 3:
+            assert loop.time() < deadline, results[mark:]
+            await asyncio.sleep(0.02)
+    finally:
+        await poller.stop()
+    assert {r.device for r in results[mark:]} == {"d1", "d2"}
+    assert poller.devices == ["d0", "d1", "d2", "d3"]  # still known: set_active again adds them
+
+
+async def test_a_device_dropped_mid_poll_reports_nothing(
+    snmpd_factory: SnmpdFactory, tree: MibTree
+) -> None:
+    slow = f"#!{sys.executable}\nimport time, sys\ntime.sleep(0.5)\n"
+    slow_agent = snmpd_factory(community="c0mm", passes=[PassScript(".1.3.6.1.4.1.99999", slow)])
+    plan = replace(
+        one_plan(slow_agent, tree, interval=0.2, jitter=0.0, walk=()),
+        name="slow",
+        get=("1.3.6.1.4.1.99999.1.0",),
+    )
+    results: list[PollResult] = []
+    changes: list[Reachability] = []
+    poller = Poller([plan], tree, on_result=results.append, on_reachability=changes.append)
+    poller.start(spread=False)
+    loop = asyncio.get_running_loop()
+    try:
+        deadline = loop.time() + 10.0
+        while poller.stats.in_flight == 0:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        poller.set_active([])  # lost while its poll is under way
+        await asyncio.sleep(1.5)
+    finally:
+        await poller.stop()
+    assert results == [] and changes == []

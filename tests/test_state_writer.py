@@ -197,3 +197,57 @@ def test_closing_the_database_writes_the_turn_first(db: Database, tmp_path: Path
 
     asyncio.run(main())
     assert stored(open_database(tmp_path)) == [7]
+
+
+# ---- committed(): the cluster's trap handler acknowledges only what is on disk ---------------
+
+
+def test_committed_returns_once_the_turn_is_written(db: Database) -> None:
+    db.writer.max_held = 10
+    db.writer.per_turn = True
+    seen: list[list[int]] = []
+
+    async def main() -> None:
+        await db.writer.committed()  # nothing written: at once
+        db.writer.write("t", insert(1))  # type: ignore[arg-type]
+        db.writer.write("t", insert(2))  # type: ignore[arg-type]
+        assert stored(db) == []  # the turn has not ended
+        await db.writer.committed()
+        seen.append(stored(db))
+        await db.writer.committed()  # nothing new: at once
+
+    asyncio.run(main())
+    assert seen == [[1, 2]]
+
+
+def test_committed_waits_for_held_writes(db: Database) -> None:
+    db.writer.max_held = 10
+    db.writer.per_turn = True
+
+    async def main() -> None:
+        fill(db)
+        db.writer.write("t", insert(1))  # type: ignore[arg-type]
+        waiting = asyncio.ensure_future(db.writer.committed())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiting.done() and db.writer.held == 1  # held: not committed
+        free(db)
+        assert db.writer.retry(force=True)
+        await asyncio.wait_for(waiting, 1.0)
+
+    asyncio.run(main())
+    assert stored(db) == [1]
+
+
+def test_committed_returns_for_a_write_refused_for_good(db: Database) -> None:
+    db.conn.execute("CREATE TABLE u (n INTEGER PRIMARY KEY)")
+    db.conn.execute("INSERT INTO u VALUES (1)")
+    db.writer.max_held = 10
+    db.writer.per_turn = True
+
+    async def main() -> None:
+        db.writer.write("u", lambda conn: conn.execute("INSERT INTO u VALUES (1)"))
+        await asyncio.wait_for(db.writer.committed(), 1.0)  # dropped: nothing to wait for
+
+    asyncio.run(main())
+    assert db.writer.held == 0

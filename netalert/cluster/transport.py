@@ -37,10 +37,12 @@ from netalert.snmp.types import TrapEvent
 __all__ = [
     "DUPLICATE_WINDOW",
     "STREAM_MAX_AGE",
+    "STREAM_MAX_BYTES",
     "STREAM_MAX_MESSAGES",
     "Delivery",
     "ShardConsumer",
     "ShardConsumers",
+    "StreamBounds",
     "TrapTransport",
     "pending_per_shard",
     "read_pending",
@@ -48,9 +50,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The defaults of the [cluster] keys of the same names (duplicate_window, stream_max_*).
 DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers a Nats-Msg-Id
 STREAM_MAX_AGE = 24 * 3600.0  # a trap nobody consumed for a day is dropped by the stream
 STREAM_MAX_MESSAGES = 1_000_000  # past it a publish is refused (discard new), never silently
+STREAM_MAX_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBounds:
+    """What the trap stream holds at most (``[cluster]`` keys); past a limit a publish
+    is refused (discard new), never silently dropped."""
+
+    max_messages: int = STREAM_MAX_MESSAGES
+    max_bytes: int = STREAM_MAX_BYTES
+    max_age: float = STREAM_MAX_AGE  # seconds
+    duplicate_window: float = DUPLICATE_WINDOW  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +142,12 @@ class ShardConsumers:
     a shard's owner fetches its traps. ``handler`` commits a trap, then calls
     :meth:`Delivery.ack`; a trap it does not acknowledge (it raised, the node died)
     is delivered again after ``ack_wait``, to whichever node owns the shard then.
+
+    A lost shard's task is cancelled but never awaited (nats-py's fetch, cancelled
+    at the wrong moment, can leave its task waiting for ever, and the caller with
+    it); should the cancellation not take, the task stops at its next turn, within
+    ``wait``, and hands back (``nak``) what it fetched meanwhile, unhandled, for the
+    shard's owner. :meth:`close` waits a bounded time for every task.
     """
 
     def __init__(
@@ -138,6 +159,7 @@ class ShardConsumers:
         self.wait = wait
         self.handler_failures = 0
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._leaving: set[asyncio.Task[None]] = set()
 
     @property
     def shards(self) -> frozenset[int]:
@@ -148,7 +170,11 @@ class ShardConsumers:
         """Starts and stops tasks so that exactly the ``owned`` shards are consumed."""
         wanted = set(owned)
         for shard in sorted(set(self._tasks) - wanted):
-            await _cancel(self._tasks.pop(shard))
+            leaving = self._tasks.pop(shard)  # it sees this and stops at its next turn
+            if not leaving.done():
+                self._leaving.add(leaving)
+                leaving.add_done_callback(self._leaving.discard)
+                leaving.cancel()  # at once, mostly; never awaited here (see the docstring)
         for shard in sorted(wanted):
             task = self._tasks.get(shard)
             if task is None or task.done():
@@ -159,20 +185,34 @@ class ShardConsumers:
     async def close(self) -> None:
         """Stops every task (the durable consumers stay for the next owner)."""
         await self.sync(())
+        leaving = set(self._leaving)
+        if leaving:
+            await asyncio.wait(leaving, timeout=self.wait + 2.0)
+
+    def _wanted(self, shard: int) -> bool:
+        return self._tasks.get(shard) is asyncio.current_task()
 
     async def _consume(self, shard: int) -> None:
         consumer: ShardConsumer | None = None
+        failing = False
         try:
-            while True:
+            while self._wanted(shard):
                 try:
                     if consumer is None:
                         consumer = await self.transport.consumer(shard)
                     deliveries = await consumer.fetch(self.batch, wait=self.wait)
                 except nats.errors.Error as exc:  # disconnected: the client reconnects
-                    log.warning(event("trap_consumer_failed", shard=shard, error=exc))
+                    if not failing:  # once per outage and shard, not every second
+                        log.warning(event("trap_consumer_failed", shard=shard, error=exc))
+                    failing = True
                     await asyncio.sleep(self.wait)
                     continue
+                failing = False
                 for delivery in deliveries:
+                    if not self._wanted(shard):  # lost meanwhile: for the shard's owner
+                        with contextlib.suppress(nats.errors.Error):
+                            await delivery.nak()
+                        continue
                     try:
                         await self.handler(delivery)
                     except Exception as exc:
@@ -182,12 +222,6 @@ class ShardConsumers:
         finally:
             if consumer is not None:
                 await consumer.close()
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 class TrapTransport:
@@ -200,6 +234,7 @@ class TrapTransport:
             (``<PREFIX>_TRAPS``): one cluster per prefix.
         ack_wait: Seconds before an unacknowledged trap is delivered again.
         stats: Where the stream lag is kept (shared with the lease manager).
+        bounds: What the stream holds at most.
     """
 
     def __init__(
@@ -211,6 +246,7 @@ class TrapTransport:
         ack_wait: float = 30.0,
         name: str = "netalert",
         stats: ClusterStats | None = None,
+        bounds: StreamBounds | None = None,
     ) -> None:
         self.servers = servers
         self.shards = shards
@@ -219,6 +255,7 @@ class TrapTransport:
         self.ack_wait = ack_wait
         self.name = name
         self.stats = stats if stats is not None else ClusterStats()
+        self.bounds = bounds if bounds is not None else StreamBounds()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._last_error = ""
@@ -228,6 +265,11 @@ class TrapTransport:
         if not 0 <= shard < self.shards:
             raise ValueError(f"shard {shard} is not in 0..{self.shards - 1}")
         return f"{self.prefix}.traps.{shard}"
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection to a NATS server is up."""
+        return self._nc is not None and self._nc.is_connected
 
     @property
     def js(self) -> JetStreamContext:
@@ -260,9 +302,10 @@ class TrapTransport:
             subjects=[f"{self.prefix}.traps.*"],
             retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW,
-            max_age=STREAM_MAX_AGE,
-            max_msgs=STREAM_MAX_MESSAGES,
+            duplicate_window=self.bounds.duplicate_window,
+            max_age=self.bounds.max_age,
+            max_msgs=self.bounds.max_messages,
+            max_bytes=self.bounds.max_bytes,
             max_msg_size=MAX_MESSAGE_BYTES,
             discard=api.DiscardPolicy.NEW,
         )

@@ -35,6 +35,7 @@ from netalert.config.types import (
     HostPort,
     PrivProtocol,
     SnmpVersion,
+    format_duration,
     is_loopback_host,
     mail_address,
     parse_engine_id,
@@ -1122,6 +1123,36 @@ class ClusterConfig(Model):
         description="a shard's lease: its owner renews it every third of this, and a node "
         "that stops renewing loses its shards to the others within it (1s to 10m)",
     )
+    ack_wait: Duration = Field(
+        timedelta(seconds=30),
+        description="a trap taken from the stream and not acknowledged within this (its node "
+        "died, or could not commit it) is delivered again, to the shard's owner of the moment "
+        "(1s to 1h)",
+    )
+    stream_max_messages: Annotated[int, Field(ge=1000, le=1_000_000_000)] = Field(
+        1_000_000,
+        description="traps the stream holds at most (received, not yet processed by their "
+        "shard's owner); past it a trap is refused and counted, never silently dropped",
+    )
+    stream_max_bytes: Annotated[int, Field(ge=1_048_576, le=1 << 40)] = Field(
+        1 << 30,
+        description="bytes the stream holds at most (1 GiB by default); past it a trap is "
+        "refused and counted",
+    )
+    stream_max_age: Duration = Field(
+        timedelta(days=1),
+        description="a trap no node processed for this long is dropped by the stream (1m to 30d)",
+    )
+    duplicate_window: Duration = Field(
+        timedelta(minutes=2),
+        description="the same trap received by several nodes within this is stored once "
+        "(1s to `stream_max_age`)",
+    )
+    publish_hold_max: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        10_000,
+        description="traps received while NATS cannot store them, kept in memory in order and "
+        "published once it can; past it a trap is dropped and counted",
+    )
 
     @field_validator("postgres")
     @classmethod
@@ -1158,6 +1189,37 @@ class ClusterConfig(Model):
         if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
             raise ValueError("must be between 1s and 10m")
         return value
+
+    @field_validator("ack_wait")
+    @classmethod
+    def _ack_wait_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise ValueError("must be between 1s and 1h")
+        return value
+
+    @field_validator("stream_max_age")
+    @classmethod
+    def _max_age_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= timedelta(days=30):
+            raise ValueError("must be between 1m and 30d")
+        return value
+
+    @field_validator("duplicate_window")
+    @classmethod
+    def _window_range(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _window_within_age(self) -> ClusterConfig:
+        # JetStream refuses a duplicate window longer than the stream keeps messages.
+        if self.duplicate_window > self.stream_max_age:
+            raise ValueError(
+                f"duplicate_window ({format_duration(self.duplicate_window)}) must not be "
+                f"longer than stream_max_age ({format_duration(self.stream_max_age)})"
+            )
+        return self
 
     def nats_servers(self) -> list[str]:
         """The NATS URLs, one per server."""

@@ -44,16 +44,6 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
             )
         )
     warnings.extend(_shared_addresses(config))
-    if config.cluster is not None:
-        # The cluster's parts exist (docs/cluster.md), the agent does not run them yet:
-        # nobody should believe this node is highly available.
-        warnings.append(
-            ConfigWarning(
-                "cluster",
-                "`netalert run` does not use [cluster] yet: this node runs alone on its "
-                "SQLite state (docs/cluster.md)",
-            )
-        )
     warnings.extend(_ack_risks(config))
     warnings.extend(_route_warnings(config.routes))
     return warnings

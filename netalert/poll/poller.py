@@ -20,6 +20,9 @@ computes counter rates → ``on_result(PollResult)``.
   clears it with one call. The rules engine turns these into ``DeviceUnreachable``
   once the count reaches ``[agent] unreachable_after``.
 * v3 engine IDs learned by the clients land in the :class:`EngineIdRegistry`.
+* :meth:`Poller.set_active` limits polling to some devices (a cluster node's
+  shards) and changes them while running: a device added is scheduled as at
+  start, one removed is unscheduled, and a poll of it under way reports nothing.
 
 ``PollResult`` and ``Row`` are defined in :mod:`netalert.poll.rows` and
 re-exported here.
@@ -34,7 +37,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,6 +151,7 @@ class Poller:
         self._running = 0  # polls in progress, for a bounded drain on stop
         self._stopping = False
         self._idle = asyncio.Event()
+        self._active: frozenset[str] | None = None  # None: every device (see set_active)
         for plan in plans:
             self._devices[plan.name] = _DeviceState(plan, self.namer)
             self._by_target[plan.target] = plan.name
@@ -182,6 +186,36 @@ class Poller:
         """Names of the devices this poller knows."""
         return list(self._devices)
 
+    def is_active(self, name: str) -> bool:
+        """True when device ``name`` is polled on its schedule (see :meth:`set_active`)."""
+        return self._active is None or name in self._active
+
+    def set_active(self, names: Iterable[str] | None) -> None:
+        """Polls only the devices ``names`` from now on (None: every device); names
+        this poller does not know are ignored.
+
+        Before :meth:`start` it only records them. Afterwards a device added gets
+        its schedule (its first poll spread over its interval, as at start), a
+        device removed loses it, and a poll of it under way reports nothing: no
+        result, no reachability change. The devices' rate and reachability
+        history is kept.
+        """
+        before = self._scheduled()
+        self._active = None if names is None else frozenset(n for n in names if n in self._devices)
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        after = self._scheduled()
+        for name in sorted(before - after):
+            with contextlib.suppress(Exception):  # JobLookupError: its job is gone already
+                scheduler.remove_job(name)
+        now = datetime.now(UTC)
+        for name in sorted(after - before):
+            self._schedule(scheduler, name, now, spread=True)
+
+    def _scheduled(self) -> set[str]:
+        return set(self._devices) if self._active is None else set(self._active)
+
     async def poll(self, name: str) -> PollResult:
         """Polls device ``name`` once now and returns (and reports) the result.
 
@@ -210,7 +244,8 @@ class Poller:
             self._running -= 1
             if not self._running:
                 self._idle.set()
-        await self._report(state, result)
+        if self.is_active(name):  # else it was handed over meanwhile: another node reports
+            await self._report(state, result)
         return result
 
     async def get_now(self, name: str, oids: Sequence[str]) -> PollResult:
@@ -365,7 +400,7 @@ class Poller:
 
     async def _job(self, name: str) -> None:
         state = self._devices.get(name)
-        if state is None:
+        if state is None or not self.is_active(name):
             return
         if state.running:
             self.stats.overruns += 1
@@ -393,40 +428,47 @@ class Poller:
             log.exception(event("poll_crashed", device=name))
 
     def start(self, *, spread: bool = True) -> None:
-        """Schedules every device on the running event loop.
+        """Schedules every device (every active one, see :meth:`set_active`) on the
+        running event loop.
 
         With ``spread`` (the default) first polls are spread over each device's
         interval; without, every device is polled at once (tests, benchmarks).
         """
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
-        from apscheduler.triggers.interval import IntervalTrigger
 
         # APScheduler logs every run at INFO: 10,000 devices would flood the log.
         for noisy in ("apscheduler.executors", "apscheduler.scheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
         now = datetime.now(UTC)
-        for name, state in self._devices.items():
-            plan = state.plan
-            # Jitter moves the first poll only. APScheduler's own jitter delays each run
-            # from the previous *jittered* one, which stretched every interval.
-            start = plan.offset + plan.jitter * plan.interval * random.random() if spread else 0.0
-            first = now + timedelta(seconds=start)
-            scheduler.add_job(
-                self._job,
-                IntervalTrigger(seconds=plan.interval, start_date=first, timezone=UTC),
-                args=[name],
-                id=name,
-                # 2, not 1: the second instance reaches _job and is counted as an
-                # overrun there, instead of APScheduler's per-run warning.
-                max_instances=2,
-                coalesce=True,
-                misfire_grace_time=None,
-                next_run_time=first,
-            )
+        for name in self._devices:
+            if self.is_active(name):
+                self._schedule(scheduler, name, now, spread=spread)
         scheduler.start()
         self._scheduler = scheduler
         self._stopping = False
+
+    def _schedule(self, scheduler: Any, name: str, now: datetime, *, spread: bool) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        plan = self._devices[name].plan
+        # Jitter moves the first poll only. APScheduler's own jitter delays each run
+        # from the previous *jittered* one, which stretched every interval.
+        start = plan.offset + plan.jitter * plan.interval * random.random() if spread else 0.0
+        first = now + timedelta(seconds=start)
+        scheduler.add_job(
+            self._job,
+            IntervalTrigger(seconds=plan.interval, start_date=first, timezone=UTC),
+            args=[name],
+            id=name,
+            # 2, not 1: the second instance reaches _job and is counted as an
+            # overrun there, instead of APScheduler's per-run warning.
+            max_instances=2,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=first,
+            replace_existing=True,
+        )
 
     async def stop(self) -> None:
         """Stops scheduling, waits up to 5 s for running polls, closes the clients."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -83,6 +83,9 @@ class TrapEvent:
     user: str = ""
     inform: bool = False
     storm_count: int = 1
+    # [cluster]: the receiver's ID of the datagram (the JetStream Nats-Msg-Id), so that
+    # one trap received by two nodes is stored once; "" without [cluster]
+    message_id: str = field(default="", repr=False, compare=False)
 
 
 def maker(cls: type[_T]) -> Callable[..., _T]:

@@ -27,6 +27,10 @@ order as above; if one write is refused for good, the turn's writes are
 committed one by one, so only the refused one is dropped. Outside a loop (the
 CLI, tests) a write still commits at once.
 
+:meth:`StateWriter.committed` waits until every write made so far is committed
+(or dropped: shed past ``max_held``, or refused for good): a cluster node
+acknowledges a trap taken from the shared stream only then.
+
 Durable writes (a new alert mail) must be on disk before anything acts on them.
 Commits run with ``synchronous=NORMAL``; after a durable one the writer fsyncs
 the WAL (``sync``), once per event-loop turn however many durable commits the
@@ -86,6 +90,7 @@ class _Held:
     durable: bool
     on_commit: Callable[[], None] | None
     on_shed: Callable[[], None] | None
+    seq: int = 0  # the how-manieth write (see committed())
 
 
 class StateWriter:
@@ -135,6 +140,11 @@ class StateWriter:
         self._last_log = -_LOG_EVERY
         self._last_shed_log = -_LOG_EVERY
         self._shed_logged = 0
+        # committed(): writes made so far, the last one finished (committed or dropped,
+        # in order), and who waits for which
+        self._made = 0
+        self._finished = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
     # ---- state --------------------------------------------------------------------
 
@@ -188,7 +198,8 @@ class StateWriter:
             StateCorruptError: The database is damaged.
             StateError: The write is refused for good (a constraint, a bug).
         """
-        item = _Held(what, apply, durable, on_commit, on_shed)
+        self._made += 1
+        item = _Held(what, apply, durable, on_commit, on_shed, self._made)
         if self._turn:
             self._turn.append(item)
             return False
@@ -201,11 +212,16 @@ class StateWriter:
                 self._commit(apply)
             except StateWriteError as exc:
                 if self.max_held <= 0:
+                    self._finish(item)
                     raise
                 self._failed(what, exc)
+            except StateError:
+                self._finish(item)
+                raise
             else:
                 if durable:
                     self._needs_sync()
+                self._finish(item)
                 if on_commit is not None:
                     on_commit()
                 return True
@@ -275,14 +291,37 @@ class StateWriter:
     def _committed(self, item: _Held) -> None:
         if item.durable:
             self._needs_sync()
+        self._finish(item)
         if item.on_commit is not None:
             item.on_commit()
 
     def _refused(self, item: _Held, exc: StateError) -> None:
         self.shed_total += 1
+        self._finish(item)
         log.error(event("state_write_refused", what=item.what, error=exc))
         if item.on_shed is not None:
             item.on_shed()
+
+    async def committed(self) -> None:
+        """Returns once every write made so far is committed, or dropped (shed past
+        ``max_held``, refused for good): at once when none waits, else at the end of
+        this loop turn, or when :meth:`retry` writes the held ones."""
+        target = self._made
+        if self._finished >= target:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        await future
+
+    def _finish(self, item: _Held) -> None:
+        # Writes finish in the order they were made: the held queue and a turn's
+        # writes keep it, and shedding drops the oldest.
+        self._finished = max(self._finished, item.seq)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._finished:
+            _, future = waiters.popleft()
+            if not future.done():
+                future.set_result(None)
 
     def retry(self, *, force: bool = False) -> bool:
         """Commits the held writes, oldest first, unless the backoff says wait (or ``force``).
@@ -398,6 +437,7 @@ class StateWriter:
         while len(self._queue) > self.max_held:
             oldest = self._queue.popleft()
             self.shed_total += 1
+            self._finish(oldest)
             if oldest.on_shed is not None:
                 oldest.on_shed()
         now = self._clock()

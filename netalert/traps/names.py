@@ -152,4 +152,5 @@ class TrapNamer:
             user,
             inform,
             1,  # storm_count
+            "",  # message_id: the receiver sets it under [cluster]
         )

@@ -17,7 +17,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,6 +91,7 @@ class TrapReceiver:
         state_dir: Path | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         relaxed_window: bool = False,
+        message_ids: bool = False,
     ) -> None:
         """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine).
 
@@ -99,7 +100,9 @@ class TrapReceiver:
         as the receiver. ``monotonic`` times the SNMPv3 senders' clocks;
         ``relaxed_window`` accepts authenticated v3 traps outside the time
         window, counting them (``netalert replay`` only: a recording is old
-        by nature).
+        by nature). ``message_ids`` ([cluster]) gives each trap the ID its copy
+        on the trap stream is stored under
+        (:func:`netalert.cluster.codec.message_id`).
         """
         self.config = config
         self.stats = TrapStats()
@@ -119,6 +122,11 @@ class TrapReceiver:
         self._state_dir = state_dir
         self._storm = StormControl(StormLimits.from_config(config))
         self._engines = engines
+        self._message_id: Callable[[str, bytes, bytes], str] | None = None
+        if message_ids:
+            from netalert.cluster.codec import message_id
+
+            self._message_id = message_id
         self._unsubscribe: Callable[[], None] | None = None
         self._v3: V3Engine | None = None
         self._v3_fast = v3_fast
@@ -435,7 +443,9 @@ class TrapReceiver:
         version = _VERSIONS[msg.version]
         community = msg.community.decode("utf-8", "replace")
         device = self._credit(host, raw, agent, b"")
-        self._accept(host, addr[1], version, trap_oid, raw, uptime, community, "", inform, device)
+        self._accept(
+            host, addr[1], version, trap_oid, raw, uptime, community, "", inform, device, data
+        )
 
     def _credit(
         self,
@@ -489,7 +499,11 @@ class TrapReceiver:
         user: str,
         inform: bool,
         device: str,
+        pdu: bytes,
+        engine_id: bytes = b"",
     ) -> None:
+        """``pdu``: the datagram (v1, v2c) or what stands for the scoped PDU (v3),
+        and ``engine_id`` the v3 sender's: the trap's ID with ``message_ids``."""
         stats = self.stats
         stats.received[version] += 1
         now = self._clock()
@@ -519,7 +533,10 @@ class TrapReceiver:
                 stats.dropped += 1
             stats.storm_keys = storm.keys()
             return
-        self._deliver(make(raw))
+        event = make(raw)
+        if self._message_id is not None:
+            event = replace(event, message_id=self._message_id(host, engine_id, pdu))
+        self._deliver(event)
 
     def _deliver(self, event: TrapEvent) -> None:
         try:
@@ -603,6 +620,9 @@ class TrapReceiver:
             note.user,
             note.inform,
             self._credit(host, note.varbinds, "", engine_id),
+            # each receiver decrypts its own copy: the decoded varbinds stand for the PDU
+            repr(note.varbinds).encode() if self._message_id is not None else b"",
+            engine_id or note.engine_id,
         )
 
     def _on_engine(self, record: Any) -> None:

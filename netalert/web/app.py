@@ -125,7 +125,11 @@ async def _page(request: web.Request) -> web.Response:
 
 
 async def _status(request: web.Request) -> web.Response:
-    return _json(_snapshot(request))
+    snapshot = _snapshot(request)
+    body = to_jsonable(snapshot)
+    if snapshot.cluster is None:  # without [cluster] the answer is what it always was
+        del body["cluster"]
+    return _json(body)
 
 
 async def _alerts(request: web.Request) -> web.Response:

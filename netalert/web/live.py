@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from netalert import version
 from netalert.present import value_text
 from netalert.web.history import DeviceBoard, History
-from netalert.web.model import AlertView, OutboxStatus, StatusSnapshot, TrapView
+from netalert.web.model import AlertView, ClusterView, OutboxStatus, StatusSnapshot, TrapView
 
 if TYPE_CHECKING:
     from netalert.alerts.model import Alert
@@ -138,6 +138,8 @@ class LiveStatus:
         self._firing_counts = firing_counts
         # [ack] (issue 17): who acknowledged an alert ("" if nobody); set by the agent
         self.acked: Callable[[Alert], str] | None = None
+        # [cluster] (issue 16): this node of the cluster; set by the agent
+        self.cluster: Callable[[], ClusterView] | None = None
 
     def record_counts(self, now: float) -> None:
         """Records the firing alerts per severity in the history.
@@ -196,4 +198,5 @@ class LiveStatus:
             outbox=outbox,
             traps_per_minute=self.history.traps_per_minute(now),
             alerts_by_severity=self.history.alerts_by_severity(now),
+            cluster=self.cluster() if self.cluster is not None else None,
         )

@@ -16,6 +16,7 @@ from typing import Protocol
 
 __all__ = [
     "AlertView",
+    "ClusterView",
     "DeviceStatus",
     "OutboxStatus",
     "Series",
@@ -112,6 +113,25 @@ class OutboxStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterView:
+    """This node of a cluster (``[cluster]`` only): what it sees and holds.
+
+    ``publish_waiting`` counts the traps received here and not yet stored in the
+    shared stream (NATS away); ``postgres`` and ``nats`` say whether the node is
+    connected to each.
+    """
+
+    node: str
+    nodes: int
+    shards: int
+    shards_owned: int
+    stream_lag: int
+    publish_waiting: int
+    postgres: bool
+    nats: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Series:
     """Evenly spaced values for a chart: ``values[i]`` covers ``start + i*step``."""
 
@@ -138,6 +158,7 @@ class StatusSnapshot:
     outbox: OutboxStatus = field(default_factory=OutboxStatus)
     traps_per_minute: Series = field(default_factory=lambda: Series("traps", 0.0, 60.0, ()))
     alerts_by_severity: tuple[Series, ...] = ()
+    cluster: ClusterView | None = None  # [cluster] only; /api/status leaves it out without
 
 
 class StatusProvider(Protocol):
