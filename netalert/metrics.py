@@ -429,6 +429,31 @@ FAMILIES: Mapping[str, Family] = {
             "gauge",
             "Traps waiting on the JetStream subjects of this node's shards.",
         ),
+        Family(
+            "netalert_cluster_state_commits_total",
+            "counter",
+            "Transactions that wrote a loop turn's alerts and mails to PostgreSQL.",
+        ),
+        Family(
+            "netalert_cluster_state_refused_total",
+            "counter",
+            "State transactions refused because a shard's lease moved on (fencing).",
+        ),
+        Family(
+            "netalert_cluster_state_dropped_total",
+            "counter",
+            "Alert changes and mails dropped unwritten with a shard this node lost.",
+        ),
+        Family(
+            "netalert_cluster_state_failures_total",
+            "counter",
+            "Failed attempts to write the state to PostgreSQL (held, tried again).",
+        ),
+        Family(
+            "netalert_cluster_state_held",
+            "gauge",
+            "Alert changes and mails waiting in memory to be written to PostgreSQL.",
+        ),
     )
 }
 

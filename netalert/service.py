@@ -48,6 +48,7 @@ from netalert.heap import HeapKeeper
 from netalert.lifecycle import Hooks, Stage, TaskStage, open_all
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
+from netalert.mail.queue import MailQueue
 from netalert.mail.wiring import MailStage, mail_limits
 from netalert.metrics import counter_samples
 from netalert.notify.dispatcher import Dispatcher
@@ -76,6 +77,9 @@ from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
 if TYPE_CHECKING:
+    from netalert.cluster.agent import ClusterSide
+    from netalert.cluster.node import ClusterNode
+    from netalert.notify.nflog import NotifyLog
     from netalert.traps.receiver import TrapReceiver
 
 __all__ = ["Agent", "Prepared", "prepare", "run_agent"]
@@ -96,7 +100,10 @@ class Agent:
         self.recover = recover
         self.started = time.time()
         self.db: Database | None = None
-        self.nflog: NotificationLog | None = None
+        self.nflog: NotifyLog | None = None
+        # [cluster] (issue 16): the node's leases, and its state in PostgreSQL; None alone
+        self.cluster: ClusterNode | None = None
+        self.cluster_side: ClusterSide | None = None
         # why the agent must stop with exit 1 (a failure it cannot recover from), if any
         self.fatal: str | None = None
         self.supervisor = Supervisor(
@@ -172,8 +179,13 @@ class Agent:
             NetalertError: A stage cannot start (state directory, trap port, web port).
         """
         prepared = self.prepared
+        cluster_stages = self._cluster_stages(prepared)  # [] without [cluster]
         self._mail = MailRunner(
-            prepared, db=self._database, spawn=self._spawn, settled=self._settled
+            prepared,
+            db=self._database,
+            spawn=self._spawn,
+            settled=self._settled,
+            outbox=self.cluster_side.outbox if self.cluster_side is not None else None,
         )
         self._pipeline = Hooks("notifications", open=self._open_pipeline, drain=self._final)
         self._receiver = self._receiver_stage(prepared)
@@ -181,6 +193,7 @@ class Agent:
         self._web = WebStage(prepared, self.status)
         stages: list[Stage] = [
             Hooks("state", open=self._open_state, stop=self._close_state),
+            *cluster_stages,
             Hooks("state-checkpoint", start=self._start_checkpoint_task),
             self._mail,
             self._pipeline,
@@ -231,6 +244,11 @@ class Agent:
 
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
+        if self.cluster is not None:
+            if config.ack is not None:  # its tokens live in SQLite: not on a cluster node yet
+                log.warning(event("ack_off", reason="not with [cluster] yet"))
+            return
+        assert isinstance(self.mail.outbox, Outbox)
         # Off first: a reload that removes [ack], or whose new stage fails, keeps nothing of it.
         self.ack = None
         self.mail.mailer.ack = None
@@ -317,10 +335,10 @@ class Agent:
     async def _open_pipeline(self) -> None:
         """Alerts, rules, silences and the dispatcher, rebuilt from the stored alerts."""
         assert self.db is not None
-        self.nflog = NotificationLog(self.db)
-        self.engine = Alerting(
-            self.config, self.prepared.tree, SqliteAlertStore(self.db), rules=self.prepared.rules
-        )
+        side = self.cluster_side
+        self.nflog = NotificationLog(self.db) if side is None else side.nflog
+        store = SqliteAlertStore(self.db) if side is None else side.state
+        self.engine = Alerting(self.config, self.prepared.tree, store, rules=self.prepared.rules)
         engine = self.engine
         self.store = engine.table
         self.status.attach(limits=(engine.limits, lambda: engine.rule_names))
@@ -328,6 +346,35 @@ class Agent:
         self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
         self._new_dispatcher()
         self.status.attach(dispatcher=self.dispatcher)
+        if side is not None:  # the shards held now are loaded, the next ones as they come
+            await side.attach(engine, lambda: self.dispatcher)
+
+    # --- [cluster] (issue 16): the node and its state side (netalert/cluster/agent.py) ---------
+
+    def _cluster_stages(self, prepared: Prepared) -> list[Stage]:
+        """The node's stages, right after "state" (none without ``[cluster]``)."""
+        if prepared.config.cluster is None:
+            return []
+        from netalert.cluster.agent import ClusterSide
+        from netalert.cluster.node import ClusterNode
+
+        self.cluster = ClusterNode(prepared, spawn=self._spawn)
+        side = self.cluster_side = ClusterSide(prepared, self.cluster)
+        node = self.cluster
+        self.status.add_health_check(
+            lambda: [*node.problems(), *filter(None, [side.state.problem()])]
+        )
+        self.status.register_source("cluster-state", side.state.source())
+        return [
+            self.cluster,
+            Hooks("cluster-state", open=side.open, drain=side.drain, stop=side.stop),
+        ]
+
+    async def committed(self) -> None:
+        """Returns once the state changes made so far are committed ([cluster]: in
+        PostgreSQL; raises ``StaleLeaseError``/``ShardLostError`` when a shard moved on)."""
+        if self.cluster_side is not None:
+            await self.cluster_side.state.committed()
 
     async def _start_checkpoint_task(self) -> None:
         self._start_checkpoints()
@@ -370,7 +417,7 @@ class Agent:
         self.status.attach(pruned=lambda: {"alerts": engine.pruned, **pruner.rows})
         self._spawn(partial(pruner.run, self._stop), "prune", True)
 
-    def _outbox(self) -> Outbox:
+    def _outbox(self) -> MailQueue:
         assert self.mail is not None
         return self.mail.outbox
 
@@ -833,6 +880,8 @@ class Agent:
         """Writes what can be written; True when the outbox is empty and nothing is held."""
         assert self.mail is not None and self.db is not None
         self._retry_state()
+        if self.cluster_side is not None:  # the other nodes' mails are theirs
+            return self.cluster_side.outbox.settled() and self.cluster_side.state.settled
         return not self.mail.outbox.pending() and not self.db.writer.holding
 
     async def _close_state(self) -> None:
@@ -866,9 +915,7 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _release(
-    nflog: NotificationLog, token: int, route: str, group_key: str, _committed: bool
-) -> None:
+def _release(nflog: NotifyLog, token: int, route: str, group_key: str, _committed: bool) -> None:
     # committed or shed, the table answers for the group again
     nflog.release(token, route, group_key)
 

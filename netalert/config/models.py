@@ -1109,6 +1109,13 @@ class ClusterConfig(Model):
         description="a shard's lease: its owner renews it every third of this, and a node "
         "that stops renewing loses its shards to the others within it (1s to 10m)",
     )
+    mail_claim: Duration = Field(
+        timedelta(seconds=60),
+        description="how long a node's sender holds a queued mail it took to send (1s to "
+        "1h): a mail it has not marked sent by then (the node died or hangs) is sent by "
+        "another node; longer than any one SMTP attempt, or a slow attempt's mail may come "
+        "twice",
+    )
 
     @field_validator("postgres")
     @classmethod
@@ -1144,6 +1151,13 @@ class ClusterConfig(Model):
     def _lease_range(cls, value: timedelta) -> timedelta:
         if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
             raise ValueError("must be between 1s and 10m")
+        return value
+
+    @field_validator("mail_claim")
+    @classmethod
+    def _claim_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise ValueError("must be between 1s and 1h")
         return value
 
     def nats_servers(self) -> list[str]:
