@@ -73,6 +73,7 @@ class ClusterSide:
             max_age=config.smtp.max_age.total_seconds(),
             batch=config.smtp.batch_size,
         )
+        self._loaded: set[int] = set()  # shards whose alerts are in memory
         self._engine: Alerting | None = None
         self._dispatcher: Callable[[], Dispatcher | None] = lambda: None
 
@@ -120,11 +121,21 @@ class ClusterSide:
         if gained:
             await self._load(gained)
 
-    async def _load(self, shards: frozenset[int]) -> None:
+    async def _load(self, gained: frozenset[int]) -> None:
         engine = self._engine
         assert engine is not None
-        records = await self.state.load_shards(shards)
-        rows = await self.state.run(self.store.read, "nflog", partial(read_nflog, shards=shards))
+        shards = gained - self._loaded  # the watcher and attach may both name a shard
+        if not shards:
+            return
+        self._loaded |= shards
+        try:
+            records = await self.state.load_shards(shards)
+            rows = await self.state.run(
+                self.store.read, "nflog", partial(read_nflog, shards=shards)
+            )
+        except BaseException:
+            self._loaded -= shards  # the node calls again: loaded then
+            raise
         self.nflog.adopt(rows)  # first: what was told decides what the groups mail
         alerts = engine.adopt(records)
         dispatcher = self._dispatcher()
@@ -138,6 +149,7 @@ class ClusterSide:
 
     def _forget(self, shards: Collection[int]) -> None:
         lost = frozenset(shards)
+        self._loaded -= lost
         dropped = self.state.drop_shards(lost)
         self.nflog.forget(lost)
         alerts: list[object] = []

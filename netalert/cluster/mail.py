@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import Connection
@@ -50,6 +50,11 @@ __all__ = ["PgMailOutbox", "PgNotificationLog", "PgWrite", "read_nflog"]
 log = logging.getLogger(__name__)
 
 GroupId = tuple[str, str]  # (route, group key)
+T = TypeVar("T")
+
+# Longest a call of the mail queue may hang on its connection before it is broken (the
+# statement timeout is 5 s; behind a silent network nothing ends a call by itself).
+_CALL_TIMEOUT = 8.0
 
 
 class PgWrite:
@@ -450,21 +455,31 @@ class PgMailOutbox:
                 await task
         claimed = [claim for claim, _ in self._claimed.values()]
         self._claimed.clear()
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(psycopg.Error, OSError):
-            for claim in claimed:
-                await loop.run_in_executor(self._pool, self.pg.release, claim)
-        await loop.run_in_executor(self._pool, self.pg.close)
+        with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+            for claim in claimed:  # given back: another sender takes them at once
+                await self._call(self.pg.release, claim)
+        self.pg.interrupt()
+        closing = asyncio.get_running_loop().run_in_executor(self._pool, self.pg.close)
+        await asyncio.wait({closing}, timeout=_CALL_TIMEOUT)
         self._pool.shutdown(wait=False)
 
+    async def _call(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` in the worker thread; its connection is broken when it hangs
+        past :data:`_CALL_TIMEOUT` (a silent network), so it fails instead."""
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=_CALL_TIMEOUT)
+            if done:
+                return future.result()
+            self.pg.interrupt()
+
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         next_summary = 0.0
         while True:
             try:
                 if len(self._claimed) < self.batch:
-                    got = await loop.run_in_executor(
-                        self._pool, self.pg.claim_due, self.batch - len(self._claimed), self.clock()
+                    got = await self._call(
+                        self.pg.claim_due, self.batch - len(self._claimed), self.clock()
                     )
                     for claim, entry in got:
                         self._claimed[entry.id] = (claim, entry)
@@ -472,9 +487,7 @@ class PgMailOutbox:
                         self.on_ready()
                 if time.monotonic() >= next_summary:
                     next_summary = time.monotonic() + 1.0
-                    summary = await loop.run_in_executor(
-                        self._pool, self.pg.summary, self.max_age, self.clock()
-                    )
+                    summary = await self._call(self.pg.summary, self.max_age, self.clock())
                     self._depth, self._oldest, self._stale = summary
                 if self._failing:
                     log.info(event("cluster_mail_reconnected", node=self.pg.node))
@@ -483,7 +496,7 @@ class PgMailOutbox:
                 if not self._failing:
                     log.warning(event("cluster_mail_failed", node=self.pg.node, error=exc))
                 self._failing = True
-                await loop.run_in_executor(self._pool, self.pg.close)
+                await self._call(self.pg.close)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=self.poll)
             self._kick.clear()

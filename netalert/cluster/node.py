@@ -108,7 +108,6 @@ class ClusterNode(BaseStage):
         if owned == self._known:
             return
         gained, lost = owned - self._known, self._known - owned
-        self._known = owned
         log.info(
             event(
                 "cluster_shards_changed",
@@ -120,6 +119,7 @@ class ClusterNode(BaseStage):
         )
         for listener in self._listeners:
             await listener(frozenset(gained), frozenset(lost))
+        self._known = owned  # a listener that failed is called again at the next look
 
     async def drain(self, deadline: float) -> None:
         """Stops watching; the leases are released at :meth:`stop` (after the state is

@@ -29,7 +29,7 @@ from psycopg import Connection
 from netalert.cluster.errors import ClusterError
 from netalert.cluster.fence import fenced_sync
 from netalert.cluster.leases import Lease
-from netalert.cluster.pgstore import escape_text, unescape_text
+from netalert.cluster.pgstore import break_connection, escape_text, unescape_text
 from netalert.mail.entries import OutboxEntry
 
 __all__ = ["Claimed", "MailRow", "PgOutbox", "StaleClaimError", "mail_write"]
@@ -141,6 +141,10 @@ class PgOutbox:
         self.claim_for = claim_for
         self._lease_of = lease_of
         self._conn: Connection[Any] | None = None
+
+    def interrupt(self) -> None:
+        """Makes a call hanging on the connection fail now (from another thread)."""
+        break_connection(self._conn)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -28,8 +28,11 @@ the node's :class:`~netalert.cluster.leases.LeaseManager` applies at start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -46,7 +49,14 @@ from netalert.cluster.shards import shard_of
 from netalert.errors import StateError, StateWriteError
 from netalert.logs import event
 
-__all__ = ["Extra", "LeaseOf", "PgAlertStore", "escape_text", "unescape_text"]
+__all__ = [
+    "Extra",
+    "LeaseOf",
+    "PgAlertStore",
+    "break_connection",
+    "escape_text",
+    "unescape_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +94,19 @@ def escape_text(text: str) -> str:
 def unescape_text(text: str) -> str:
     """The text :func:`escape_text` stored."""
     return _ESCAPED.sub(lambda m: "\x00" if m.group(1) == "0" else "\\", text)
+
+
+def break_connection(conn: Connection[Any] | None) -> None:
+    """Shuts the socket of ``conn`` down, from any thread: a call hanging on it (a network
+    gone silent, as behind a partition: nothing answers, nothing fails) fails at once."""
+    if conn is None or conn.closed:
+        return
+    try:
+        dup = socket.socket(fileno=os.dup(conn.fileno()))
+    except (OSError, psycopg.Error):
+        return
+    with dup, contextlib.suppress(OSError):
+        dup.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +163,17 @@ class PgAlertStore:
             f" -c statement_timeout={round(statement_timeout * 1000)}"
         )
         self._tcp_timeout = round((lock_timeout + statement_timeout) * 1000)
+        # longest a call may take before the caller breaks its connection (interrupt)
+        self.call_timeout = lock_timeout + statement_timeout + 1.0
         self._conn: Connection[Any] | None = None
 
     def shard_of(self, record: AlertRecord) -> int:
         """The shard of ``record``: its device's."""
         return shard_of(record.alert.device, self.shards)
+
+    def interrupt(self) -> None:
+        """Makes a call hanging on the connection fail now (from another thread)."""
+        break_connection(self._conn)
 
     def close(self) -> None:
         """Closes the connection (the next call connects again)."""

@@ -217,8 +217,19 @@ class ClusterState:
         return records
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
-        """``call(*args)`` in the worker thread (after the writes queued before it)."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
+        """``call(*args)`` in the worker thread (after the writes queued before it).
+
+        A call that takes longer than the store's ``call_timeout`` has its connection
+        broken (:meth:`PgAlertStore.interrupt`): behind a silent network it would wait
+        forever; it fails instead, and is made again on a new connection.
+        """
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=self.store.call_timeout)
+            if done:
+                return future.result()
+            log.warning(event("cluster_state_call_hung", seconds=self.store.call_timeout))
+            self.store.interrupt()
 
     def drop_shards(self, shards: Collection[int]) -> int:
         """Drops what waits to be written for ``shards`` (lost: their new owner has them);
@@ -278,7 +289,9 @@ class ClusterState:
         for _, future in self._waiters:
             future.cancel()
         self._waiters = []
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.store.close)
+        self.store.interrupt()  # a write still hanging in the thread ends now
+        closing = asyncio.get_running_loop().run_in_executor(self._pool, self.store.close)
+        await asyncio.wait({closing}, timeout=self.store.call_timeout)
         self._pool.shutdown(wait=False)
 
     def problem(self) -> str | None:
