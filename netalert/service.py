@@ -314,6 +314,8 @@ class Agent:
         """Points the status page and the metrics at a stage just started (start and reload)."""
         if stage is self._mail and self.mail is not None:
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+            if self.cluster_side is not None:  # mails claimed from PostgreSQL wake the sender
+                self.cluster_side.outbox.on_ready = self.mail.sender.wake
         elif stage is self._receiver and self.receiver is not None:
             self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
         elif stage is self._poller and self.poller is not None:

@@ -242,7 +242,8 @@ class PgMailOutbox:
         self.clock = clock
         self.on_ready: Callable[[], None] | None = None  # the sender's wake-up
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-mail")
-        self._claimed: dict[int, tuple[Claimed, OutboxEntry]] = {}
+        # claimed and not attempted yet: the claim, the mail, when it was claimed (monotonic)
+        self._claimed: dict[int, tuple[Claimed, OutboxEntry, float]] = {}
         self._queued: set[str] = set()  # Message-IDs handed to the state writer, not committed
         self._threads: dict[str, str] = {}  # group key -> its open episode's root
         self._updates = 0  # results being written back
@@ -337,7 +338,7 @@ class PgMailOutbox:
     def holds(self, message_id: str) -> bool:
         """Whether this node still has the mail in hand (queued, or claimed and not sent)."""
         return message_id in self._queued or any(
-            entry.message_id == message_id for _, entry in self._claimed.values()
+            entry.message_id == message_id for _, entry, _ in self._claimed.values()
         )
 
     def prune_threads(
@@ -351,11 +352,26 @@ class PgMailOutbox:
     # --- sending (the sender) ----------------------------------------------------------------
 
     def due(self, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Mails this node claimed and has not attempted yet (all due), oldest first."""
-        entries = [entry for _, entry in self._claimed.values()][:limit]
+        """Mails this node claimed and has not attempted yet (all due), oldest first.
+
+        A mail claimed more than half its claim ago (the sender was held off) is given
+        back, not attempted: its claim could run out during the attempt, and another
+        node send it too.
+        """
+        late = time.monotonic() - self.pg.claim_for / 2
+        for row_id in [i for i, (_, _, at) in self._claimed.items() if at < late]:
+            claim, _, _ = self._claimed.pop(row_id)
+            self._background(self.pg.release, claim)
+        entries = [entry for _, entry, _ in self._claimed.values()][:limit]
         if len(self._claimed) < self.batch:
             self._kick.set()
         return entries
+
+    def _background(self, call: Callable[..., object], *args: Any) -> None:
+        """``call(*args)`` in the worker thread, after what is queued there; not awaited."""
+        self._updates += 1
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
+        future.add_done_callback(self._written_back)
 
     def record(
         self,
@@ -379,12 +395,7 @@ class PgMailOutbox:
         claim = claimed[0]
         rest = [r for r in entry.recipients if r in pending]
         reply = error or "250 accepted: " + ", ".join(r.address for r in results if r.accepted)
-        self._updates += 1
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._pool, self._write_back, claim, leaves, rest, reply, retry_at
-        )
-        future.add_done_callback(self._written_back)
+        self._background(self._write_back, claim, leaves, rest, reply, retry_at)
         return leaves
 
     def _write_back(
@@ -406,9 +417,11 @@ class PgMailOutbox:
             )
             self.pg.close()
 
-    def _written_back(self, future: asyncio.Future[None]) -> None:
+    def _written_back(self, future: asyncio.Future[object]) -> None:
         self._updates -= 1
         self._kick.set()
+        if not future.cancelled() and future.exception() is not None:
+            log.warning(event("cluster_mail_release_failed", error=future.exception()))
 
     def mark_stale(self, now: float, max_age: float) -> list[OutboxEntry]:
         """Nothing is flagged: stale mails are counted (:meth:`stale_count`) from the table."""
@@ -453,7 +466,7 @@ class PgMailOutbox:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        claimed = [claim for claim, _ in self._claimed.values()]
+        claimed = [claim for claim, _, _ in self._claimed.values()]
         self._claimed.clear()
         with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
             for claim in claimed:  # given back: another sender takes them at once
@@ -481,8 +494,9 @@ class PgMailOutbox:
                     got = await self._call(
                         self.pg.claim_due, self.batch - len(self._claimed), self.clock()
                     )
+                    at = time.monotonic()
                     for claim, entry in got:
-                        self._claimed[entry.id] = (claim, entry)
+                        self._claimed[entry.id] = (claim, entry, at)
                     if got and self.on_ready is not None:
                         self.on_ready()
                 if time.monotonic() >= next_summary:
