@@ -19,6 +19,7 @@ node that dies before it commits is JetStream's to redeliver, not tested here.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import threading
@@ -26,17 +27,25 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from netalert.alerts.lifecycle import Phase
+from netalert.alerts.model import Alert, AlertState, fingerprint
+from netalert.alerts.table import AlertRecord, make_key
+from netalert.cluster.leases import Lease
+from netalert.cluster.pgstore import PgAlertStore
 from netalert.cluster.shards import shard_of
+from netalert.notify.routes import group_key
 from tests.support.faults import AgentProcess, delivered, link_down
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.postgres import PostgresFactory
 from tests.support.smtp import SmtpServer
 from tests.support.tcpproxy import TcpProxy
+from tests.test_cluster_pgstore import _grant, _migrate
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +134,8 @@ def _node(
 
 def _query(dsn: str, sql: str, *args: object) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        return list(conn.execute(sql, args).fetchall())
+        cur = conn.execute(sql, args)
+        return list(cur.fetchall()) if cur.description is not None else []
 
 
 def _owners(dsn: str) -> dict[int, str]:
@@ -417,3 +427,72 @@ def test_postgres_restarted_under_two_nodes_loses_nothing(
     for agent in agents.values():  # healthy again once the leases are renewed
         _wait("/healthz ok", lambda agent=agent: agent.get("/healthz")[0] == 200, within=lease)
         assert "cluster_state_writable" in agent.log()
+
+
+def test_a_shard_taken_over_mails_what_its_old_owner_committed_and_had_not_told(
+    tmp_path: Path,
+    postgres: str,
+    nats_url: str,
+    smtp_server: SmtpServer,
+    mib_cache: Path,
+    nodes: list[AgentProcess],
+) -> None:
+    # The old owner "old" committed two firing alerts and had mailed only the second
+    # (its notification-log row says so) when it died; its leases ran out.
+    _migrate(postgres)
+    _query(postgres, "INSERT INTO cluster_settings (key, value) VALUES ('shards', %s)", str(SHARDS))
+    _grant(postgres, "old", 1, range(SHARDS))
+    now = time.time()
+    records = [_firing(DEVICES[n][0], index, now - 60) for n, index in ((0, 1), (1, 2))]
+    store = PgAlertStore(postgres, node="old", shards=SHARDS, lease_of=lambda s: Lease(s, "old", 1))
+    store.save(records, [], on_lost=lambda: None)
+    store.close()
+    told = records[1].alert
+    key = group_key("routes[0]", ["..."], told.labels)
+    _query(
+        postgres,
+        "INSERT INTO nflog (route, group_key, shard, firing, resolved, sent_at, epoch)"
+        " VALUES ('routes[0]', %s, %s, %s, '[]', %s, 1)",
+        key,
+        shard_of(told.device, SHARDS),
+        json.dumps([told.fingerprint]),
+        now - 50,
+    )
+    _query(postgres, "UPDATE shard_leases SET expires = now() - interval '1 second'")
+
+    agent = _node(tmp_path, "na", postgres, nats_url, smtp_server, mib_cache)
+    nodes.append(agent)
+    agent.start()
+    _wait("the untold alert mailed", lambda: 1 in _mails(smtp_server), within=30)
+    time.sleep(3.0)  # the told one would come now
+    assert _mails(smtp_server) == Counter({1: 1})
+    assert re.search(r"cluster_shards_loaded shards=\d+ alerts=2 told=1", agent.log())
+
+
+def _firing(device: str, index: int, since: float) -> AlertRecord:
+    """A firing trap alert of the tests' rule, as a node stores it."""
+    labels = {
+        "rule": "ClusterLinkDown",
+        "device": device,
+        "severity": "warning",
+        "ifIndex": str(index),
+    }
+    alert = Alert(
+        fingerprint=fingerprint(labels),
+        rule="ClusterLinkDown",
+        severity="warning",
+        device=device,
+        labels=MappingProxyType(labels),
+        annotations=MappingProxyType({"summary": f"fault-test ifIndex={index}"}),
+        state=AlertState.FIRING,
+        starts_at=since,
+        ends_at=None,
+        updated_at=since,
+        value="linkDown",
+        count=1,
+        flapping=False,
+        silenced=False,
+        source="trap",
+    )
+    key = make_key("trap", "ClusterLinkDown", device, f"ifIndex={index}")
+    return AlertRecord(alert=alert, key=key, phase=Phase(AlertState.FIRING, since, since))
