@@ -16,7 +16,7 @@ from netalert.cluster.leases import Lease
 from netalert.cluster.mail import PgMailOutbox, PgNotificationLog, PgWrite, read_nflog
 from netalert.cluster.outbox import PgOutbox
 from netalert.cluster.pgstore import Extra, PgAlertStore
-from netalert.cluster.state import ClusterState
+from netalert.cluster.state import ClusterState, ShardLostError
 from netalert.mail.entries import RecipientResult
 from tests.support.tcpproxy import TcpProxy
 from tests.test_cluster_pgstore import SHARDS, _device_in, _grant, _migrate, _rows, make_record
@@ -103,6 +103,28 @@ async def test_a_stale_lease_drops_that_shards_part_and_writes_the_rest(db: str)
         assert rows["0000000000000002"][1:] == (5, 1)  # the rest: written
         assert forgotten == [frozenset({3})] and mail_refused == [True]
         assert state.refused == 1 and state.dropped == 2
+    finally:
+        await state.stop()
+
+
+async def test_changes_made_without_a_lease_are_dropped_without_asking(db: str) -> None:
+    # a node that polls or hears a device of a shard it does not hold (before the intake
+    # filters them): nothing to ask PostgreSQL, the answer is no
+    state = _state(db, _believes(lost={6}))
+    forgotten: list[frozenset[int]] = []
+    state.on_stale = forgotten.append
+    state.start()
+    try:
+        state.save([make_record(1, device=_device_in(6))], [], on_lost=lambda: None)
+        state.save([make_record(2, device=_device_in(0))], [], on_lost=lambda: None)
+        with pytest.raises(ShardLostError):
+            await asyncio.wait_for(state.committed(), timeout=10)
+        for _ in range(100):
+            if state.settled:
+                break
+            await asyncio.sleep(0.05)
+        assert set(_rows(db)) == {"0000000000000002"}
+        assert forgotten == [frozenset({6})] and state.refused == 0 and state.dropped == 1
     finally:
         await state.stop()
 

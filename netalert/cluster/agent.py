@@ -149,6 +149,7 @@ class ClusterSide:
 
     def _forget(self, shards: Collection[int]) -> None:
         lost = frozenset(shards)
+        held = bool(self._loaded & lost)  # else: shards never held (a foreign device's alerts)
         self._loaded -= lost
         dropped = self.state.drop_shards(lost)
         self.nflog.forget(lost)
@@ -159,11 +160,12 @@ class ClusterSide:
             if dispatcher is not None:
                 dispatcher.forget(forgotten)
             alerts = list(forgotten)
-        log.info(
+        log.log(
+            logging.INFO if held else logging.DEBUG,
             event(
                 "cluster_shards_forgotten",
                 shards=",".join(map(str, sorted(lost))),
                 alerts=len(alerts),
                 unsaved=dropped,
-            )
+            ),
         )

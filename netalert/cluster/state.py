@@ -72,6 +72,7 @@ class _Batch:
     records: dict[str, AlertRecord | None]  # fingerprint -> record, None: remove
     writes: list[Pending]
     leases: dict[int, Lease]  # shard -> the lease its changes were made under
+    since: int  # what was settled when it was taken: it holds what came after, up to
     upto: int  # the last save or write it holds (a sequence number)
 
 
@@ -109,6 +110,7 @@ class ClusterState:
         self._seq = 0  # saves and writes handed in so far
         self._done = 0  # saves and writes settled (committed or refused) so far
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._last_failure: tuple[int, int, ClusterError] | None = None
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -185,6 +187,9 @@ class ClusterState:
         """
         if self._done >= self._seq:
             return
+        failed = self._last_failure
+        if failed is not None and failed[0] < self._seq <= failed[1]:
+            raise failed[2]  # dropped before this waiter came: nothing newer to wait for
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((self._seq, future))
         await future
@@ -250,7 +255,8 @@ class ClusterState:
         count = len(dropped) + len(writes)
         self.dropped += count
         if count:  # whoever waits for them: not committed, their traps go to the new owner
-            self._fail_waiters(self._seq, ShardLostError(f"shards {_shard_list(lost)} lost"))
+            error = ShardLostError(f"shards {_shard_list(lost)} lost")
+            self._fail_waiters(self._done, self._seq, error)
         if not self._records and not self._writes and not self._inflight:
             self._settle(self._seq)
         return count
@@ -319,7 +325,7 @@ class ClusterState:
         return read
 
     def _take(self) -> _Batch:
-        batch = _Batch(self._records, self._writes, self._leases, self._seq)
+        batch = _Batch(self._records, self._writes, self._leases, self._done, self._seq)
         self._records, self._writes, self._leases = {}, [], {}
         return batch
 
@@ -349,6 +355,10 @@ class ClusterState:
     async def _write_once(self) -> bool:
         """Writes one batch; False when PostgreSQL failed (the batch is held)."""
         batch = self._take()
+        self._unleased(batch)
+        if not batch.records and not batch.writes:
+            self._settle(batch.upto)
+            return True
         changed = [r for r in batch.records.values() if r is not None]
         removed = [fp for fp, r in batch.records.items() if r is None]
         extra = [w.extra for w in batch.writes]
@@ -392,6 +402,27 @@ class ClusterState:
                 callback()
         self._settle(batch.upto)
 
+    def _unleased(self, batch: _Batch) -> None:
+        """Drops, without asking PostgreSQL, what was made for shards this node held no
+        lease on (epoch 0 is never a lease's: the fence would refuse it): the alerts of a
+        device polled or heard by a node that does not hold its shard."""
+        foreign = frozenset(s for s, lease in batch.leases.items() if lease.epoch == 0)
+        if not foreign:
+            return
+        where = {fp: self._record_shard(fp, r) for fp, r in batch.records.items()}
+        kept = {fp: r for fp, r in batch.records.items() if where[fp] not in foreign}
+        refused = [w for w in batch.writes if w.extra.shards & foreign]
+        self.dropped += len(batch.records) - len(kept) + len(refused)
+        batch.records = kept
+        batch.writes = [w for w in batch.writes if not w.extra.shards & foreign]
+        batch.leases = {s: lease for s, lease in batch.leases.items() if s not in foreign}
+        for write in refused:
+            if write.on_refused is not None:
+                write.on_refused()
+        lost = ShardLostError(f"shards {_shard_list(foreign)} not held")
+        self._fail_waiters(batch.since, batch.upto, lost)
+        self.on_stale(foreign)
+
     def _refused(self, batch: _Batch, exc: StaleLeaseError) -> None:
         """A stale lease: the lost shards' part is dropped and forgotten; the rest goes back."""
         self.refused += 1
@@ -424,7 +455,7 @@ class ClusterState:
             if write.on_refused is not None:
                 write.on_refused()
         # the waiters of this batch learn it: their traps go to the shard's new owner
-        self._fail_waiters(batch.upto, exc)
+        self._fail_waiters(batch.since, batch.upto, exc)
         self._put_back(batch)
         self.on_stale(stale)
 
@@ -433,7 +464,10 @@ class ClusterState:
             return self.store.shard_of(record)
         return self._shard_of.get(fp, -1)
 
-    def _fail_waiters(self, upto: int, exc: ClusterError) -> None:
+    def _fail_waiters(self, since: int, upto: int, exc: ClusterError) -> None:
+        """The waiters for what was handed in up to ``upto`` learn that part of what came
+        after ``since`` was not written."""
+        self._last_failure = (since, upto, exc)
         keep = []
         for seq, future in self._waiters:
             if seq > upto:
