@@ -24,12 +24,14 @@ together (see :mod:`netalert.state.writer`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from netalert.alerts.limits import AlertLimits
-from netalert.alerts.model import Transition
+from netalert.alerts.model import Alert, Transition
 from netalert.alerts.observe import Observation
 from netalert.alerts.stage import AlertStage
 from netalert.alerts.store import AlertStore, MemoryAlertStore
-from netalert.alerts.table import AlertTable
+from netalert.alerts.table import AlertRecord, AlertTable
 from netalert.config.models import Config
 from netalert.poll.rows import PollResult
 from netalert.rules.compile import RuleSet
@@ -152,6 +154,17 @@ class Alerting:
         return self._apply(
             [self.engine.resolved_by_hand(fingerprint, alert.device, alert.rule, by)], now
         )
+
+    def adopt(self, records: Iterable[AlertRecord]) -> list[Alert]:
+        """Takes stored records of devices this agent now answers for (a cluster node
+        taking a shard over); returns their alerts."""
+        return self.stage.adopt(records)
+
+    def forget(self, keep: Callable[[Alert], bool]) -> list[Alert]:
+        """Drops from memory the alerts ``keep`` refuses (a cluster node lost their
+        shard: unsaved, undeleted, unmailed); returns them."""
+        doomed = [r.alert.fingerprint for r in self.table.records() if not keep(r.alert)]
+        return self.stage.forget(doomed)
 
     def commit(self) -> None:
         """Hands the alerts changed and not yet saved to the store (after a shed write)."""

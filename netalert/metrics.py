@@ -472,6 +472,31 @@ FAMILIES: Mapping[str, Family] = {
             "Traps this node processed that had been delivered before (not acknowledged "
             "within ack_wait).",
         ),
+        Family(
+            "netalert_cluster_state_commits_total",
+            "counter",
+            "Transactions that wrote a loop turn's alerts and mails to PostgreSQL.",
+        ),
+        Family(
+            "netalert_cluster_state_refused_total",
+            "counter",
+            "State transactions refused because a shard's lease moved on (fencing).",
+        ),
+        Family(
+            "netalert_cluster_state_dropped_total",
+            "counter",
+            "Alert changes and mails dropped unwritten with a shard this node lost.",
+        ),
+        Family(
+            "netalert_cluster_state_failures_total",
+            "counter",
+            "Failed attempts to write the state to PostgreSQL (held, tried again).",
+        ),
+        Family(
+            "netalert_cluster_state_held",
+            "gauge",
+            "Alert changes and mails waiting in memory to be written to PostgreSQL.",
+        ),
     )
 }
 

@@ -23,7 +23,7 @@ from netalert.alerts.model import Alert
 from netalert.config.models import LimitsConfig, Route
 from netalert.errors import NetalertError
 from netalert.logs import event
-from netalert.mail.outbox import Outbox
+from netalert.mail.queue import MailQueue
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.routes import compile_routes, group_key
 
@@ -57,7 +57,7 @@ class Pruner:
         self,
         *,
         nflog: NotificationLog,
-        outbox: Callable[[], Outbox],
+        outbox: Callable[[], MailQueue],
         limits: Callable[[], LimitsConfig],
         live: Callable[[], AbstractSet[tuple[str, str]]],
         clock: Callable[[], float] = time.time,

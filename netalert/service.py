@@ -49,6 +49,7 @@ from netalert.heap import HeapKeeper
 from netalert.lifecycle import Hooks, Stage, TaskStage, open_all
 from netalert.logs import event
 from netalert.mail.outbox import Outbox
+from netalert.mail.queue import MailQueue
 from netalert.mail.wiring import MailStage, mail_limits
 from netalert.metrics import counter_samples
 from netalert.notify.dispatcher import Dispatcher
@@ -77,7 +78,9 @@ from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
 if TYPE_CHECKING:
+    from netalert.cluster.agent import ClusterSide
     from netalert.cluster.node import ClusterNode
+    from netalert.notify.nflog import NotifyLog
     from netalert.traps.receiver import TrapReceiver
 
 __all__ = ["Agent", "Prepared", "prepare", "raise_descriptor_limit", "run_agent"]
@@ -98,7 +101,10 @@ class Agent:
         self.recover = recover
         self.started = time.time()
         self.db: Database | None = None
-        self.nflog: NotificationLog | None = None
+        self.nflog: NotifyLog | None = None
+        # [cluster] (issue 16): the node's leases, and its state in PostgreSQL; None alone
+        self.cluster: ClusterNode | None = None
+        self.cluster_side: ClusterSide | None = None
         # why the agent must stop with exit 1 (a failure it cannot recover from), if any
         self.fatal: str | None = None
         self.supervisor = Supervisor(
@@ -122,7 +128,6 @@ class Agent:
         self._web: WebStage | None = None
         self._pipeline: Stage | None = None
         self._deadline: float | None = None  # of the drain, once intake has stopped
-        self.cluster: ClusterNode | None = None  # [cluster] (issue 16): this node of several
         self.status = AgentStatus(
             started=self.started,
             devices=lambda: [(d.name, str(d.address)) for d in self.config.devices],
@@ -176,8 +181,13 @@ class Agent:
         """
         prepared = self.prepared
         self.cluster = self._cluster_node()
+        cluster_stages = self._cluster_stages(prepared)  # [] without [cluster]
         self._mail = MailRunner(
-            prepared, db=self._database, spawn=self._spawn, settled=self._settled
+            prepared,
+            db=self._database,
+            spawn=self._spawn,
+            settled=self._settled,
+            outbox=self.cluster_side.outbox if self.cluster_side is not None else None,
         )
         self._pipeline = Hooks("notifications", open=self._open_pipeline, drain=self._final)
         self._receiver = self._receiver_stage(prepared)
@@ -185,7 +195,7 @@ class Agent:
         self._web = WebStage(prepared, self.status)
         stages: list[Stage] = [
             Hooks("state", open=self._open_state, stop=self._close_state),
-            *([self.cluster] if self.cluster is not None else []),
+            *cluster_stages,
             Hooks("state-checkpoint", start=self._start_checkpoint_task),
             self._mail,
             self._pipeline,
@@ -237,6 +247,11 @@ class Agent:
 
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
+        if self.cluster is not None:
+            if config.ack is not None:  # its tokens live in SQLite: not on a cluster node yet
+                log.warning(event("ack_off", reason="not with [cluster] yet"))
+            return
+        assert isinstance(self.mail.outbox, Outbox)
         # Off first: a reload that removes [ack], or whose new stage fails, keeps nothing of it.
         self.ack = None
         self.mail.mailer.ack = None
@@ -332,8 +347,7 @@ class Agent:
     async def _cluster_trap(self, trap: TrapEvent) -> None:
         """A trap of an owned shard: the single-node path, returning once it is committed."""
         self._on_trap(trap)
-        assert self.db is not None
-        await self.db.writer.committed()
+        await self.committed()
 
     def _cluster_devices(self) -> list[str]:
         node = self.cluster
@@ -355,6 +369,8 @@ class Agent:
         """Points the status page and the metrics at a stage just started (start and reload)."""
         if stage is self._mail and self.mail is not None:
             self.status.attach(outbox=self.mail.outbox, mail=self.mail.stats)
+            if self.cluster_side is not None:  # mails claimed from PostgreSQL wake the sender
+                self.cluster_side.outbox.on_ready = self.mail.sender.wake
         elif stage is self._receiver and self.receiver is not None:
             self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
         elif stage is self._poller and self.poller is not None:
@@ -376,10 +392,10 @@ class Agent:
     async def _open_pipeline(self) -> None:
         """Alerts, rules, silences and the dispatcher, rebuilt from the stored alerts."""
         assert self.db is not None
-        self.nflog = NotificationLog(self.db)
-        self.engine = Alerting(
-            self.config, self.prepared.tree, SqliteAlertStore(self.db), rules=self.prepared.rules
-        )
+        side = self.cluster_side
+        self.nflog = NotificationLog(self.db) if side is None else side.nflog
+        store = SqliteAlertStore(self.db) if side is None else side.state
+        self.engine = Alerting(self.config, self.prepared.tree, store, rules=self.prepared.rules)
         engine = self.engine
         self.store = engine.table
         self.status.attach(limits=(engine.limits, lambda: engine.rule_names))
@@ -387,6 +403,35 @@ class Agent:
         self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
         self._new_dispatcher()
         self.status.attach(dispatcher=self.dispatcher)
+        if side is not None:  # the shards held now are loaded, the next ones as they come
+            await side.attach(engine, lambda: self.dispatcher)
+
+    # --- [cluster] (issue 16): the node and its state side (netalert/cluster/agent.py) ---------
+
+    def _cluster_stages(self, prepared: Prepared) -> list[Stage]:
+        """The node's stages, right after "state" (none without ``[cluster]``)."""
+        node = self.cluster
+        if node is None:
+            return []
+        from netalert.cluster.agent import ClusterSide
+
+        side = self.cluster_side = ClusterSide(prepared, node)
+        self.status.add_health_check(
+            lambda: [*node.problems(), *filter(None, [side.state.problem()])]
+        )
+        self.status.register_source("cluster-state", side.state.source())
+        return [
+            node,
+            Hooks("cluster-state", open=side.open, drain=side.drain, stop=side.stop),
+        ]
+
+    async def committed(self) -> None:
+        """Returns once the state changes made so far are committed ([cluster]: in
+        PostgreSQL; raises ``StaleLeaseError``/``ShardLostError`` when a shard moved on)."""
+        if self.cluster_side is not None:
+            await self.cluster_side.state.committed()
+        elif self.db is not None:
+            await self.db.writer.committed()
 
     async def _start_checkpoint_task(self) -> None:
         self._start_checkpoints()
@@ -429,7 +474,7 @@ class Agent:
         self.status.attach(pruned=lambda: {"alerts": engine.pruned, **pruner.rows})
         self._spawn(partial(pruner.run, self._stop), "prune", True)
 
-    def _outbox(self) -> Outbox:
+    def _outbox(self) -> MailQueue:
         assert self.mail is not None
         return self.mail.outbox
 
@@ -906,6 +951,8 @@ class Agent:
         """Writes what can be written; True when the outbox is empty and nothing is held."""
         assert self.mail is not None and self.db is not None
         self._retry_state()
+        if self.cluster_side is not None:  # the other nodes' mails are theirs
+            return self.cluster_side.outbox.settled() and self.cluster_side.state.settled
         return not self.mail.outbox.pending() and not self.db.writer.holding
 
     async def _close_state(self) -> None:
@@ -939,9 +986,7 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _release(
-    nflog: NotificationLog, token: int, route: str, group_key: str, _committed: bool
-) -> None:
+def _release(nflog: NotifyLog, token: int, route: str, group_key: str, _committed: bool) -> None:
     # committed or shed, the table answers for the group again
     nflog.release(token, route, group_key)
 

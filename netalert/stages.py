@@ -29,7 +29,7 @@ from netalert.web.guard import HttpLimits
 
 if TYPE_CHECKING:
     from netalert.config.models import Config
-    from netalert.mail.outbox import Outbox
+    from netalert.mail.queue import MailQueue
     from netalert.state import Database
     from netalert.traps.receiver import TrapReceiver
     from netalert.web.app import WebServer
@@ -206,7 +206,7 @@ class MailRunner(BaseStage):
         db: Callable[[], Database],
         spawn: Spawn,
         settled: Callable[[], bool],
-        outbox: Outbox | None = None,
+        outbox: MailQueue | None = None,
     ) -> None:
         self._prepared = prepared
         self._deps = _MailDeps(db, spawn, settled)

@@ -126,3 +126,15 @@ def test_varbind_json_is_the_same_as_before(
 def test_varbinds_stored_before_hex_read_back() -> None:
     old = {"oid": "1.3.6.1.2.1.2.2.1.6.3", "type": "OCTET STRING", "value": {"b64": "ABor"}}
     assert _varbind(old).value == b"\x00\x1a\x2b"
+
+
+def test_adopted_records_are_not_saved_again_and_forgotten_ones_not_deleted() -> None:
+    # a cluster node taking a shard over, then losing it: the store is written by its owner
+    table = AlertTable()
+    rec = record(1)
+    assert table.adopt(rec) and not table.dirty
+    assert not table.adopt(record(1))  # one already here is kept as it is
+    assert table.active() == [rec.alert] and table.firing_counts() == {"warning": 1}
+    assert table.forget(rec.alert.fingerprint) is rec
+    assert table.active() == [] and not table.dirty and table.changes() == ([], [])
+    assert table.firing_counts() == {} and table.forget("nothing") is None

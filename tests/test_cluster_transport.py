@@ -196,6 +196,7 @@ async def test_cluster_status_command(
         assert done.returncode == 0, done.stderr
         status = json.loads(done.stdout)
         assert status["shards"] == SHARDS and status["free"] == 0 and status["lag"] == 1
+        assert status["outbox"] == 0  # mails not yet sent
         by_node = {n["node"]: n for n in status["nodes"]}
         assert sorted(by_node) == ["nms-a", "nms-b"]
         assert [by_node[n]["shards"] for n in ("nms-a", "nms-b")] == [4, 4]
@@ -205,7 +206,8 @@ async def test_cluster_status_command(
         lines = text.stdout.splitlines()
         newest = migrations()[-1].version
         assert lines[0] == (
-            f"cluster: 2 of 2 nodes live, 8 shards (0 free), stream lag 1, schema {newest}"
+            f"cluster: 2 of 2 nodes live, 8 shards (0 free), stream lag 1, outbox 0, "
+            f"schema {newest}"
         )
         assert lines[1].split() == ["NODE", "STATE", "HEARTBEAT", "SHARDS", "LEASE", "AGE", "LAG"]
         assert lines[3].split()[0:2] == ["nms-b", "live"] and lines[3].split()[-1] == "1"

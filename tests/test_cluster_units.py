@@ -200,9 +200,10 @@ def test_format_status() -> None:
             NodeStatus("nms-b\x1b[31m", False, 42.0, 31, None, None),
         ),
         lag=7,
+        outbox=3,
     )
     assert format_status(status).splitlines() == [
-        "cluster: 1 of 2 nodes live, 64 shards (1 free), stream lag 7, schema 1",
+        "cluster: 1 of 2 nodes live, 64 shards (1 free), stream lag 7, outbox 3, schema 1",
         "NODE             STATE  HEARTBEAT  SHARDS  LEASE AGE  LAG",
         "nms-a            live   0.4s       32      1.2s       0",
         "nms-b\\u001b[31m  gone   42.0s      31      -          -",  # escaped

@@ -353,3 +353,22 @@ def test_a_held_write_keeps_a_muted_told_alert_told(tmp_path: Path) -> None:
     h.d.update(resolved(a, 400), 400)
     out = h.d.flush(630)
     assert [(n.reason, [x.rule for x in n.resolved]) for n in out] == [(Reason.CHANGED, ["IfDown"])]
+
+
+def test_forgotten_alerts_are_not_mailed_and_their_groups_go(tmp_path: Path) -> None:
+    # a cluster node that lost the alerts' shard: their new owner tells them, not this node
+    h = Harness(tmp_path)
+    a, b, c = alert("sw1"), alert("sw1", "CpuHigh"), alert("sw2")
+    for x in (a, b, c):
+        h.d.update(x, 0)
+    h.flush(30)
+    h.d.update(resolved(a, 40), 40)
+    h.d.update(resolved(c, 40), 40)
+    h.d.forget([resolved(a, 40), resolved(c, 40)])
+    assert h.flush(330) == []  # no resolve mail for either
+    h.d.update(resolved(b, 400), 400)
+    out = h.flush(630)
+    assert [(n.reason, [x.fingerprint for x in n.resolved]) for n in out] == [
+        (Reason.RESOLVED, [b.fingerprint])
+    ]
+    assert h.flush(930) == [] and h.d.next_flush() is None

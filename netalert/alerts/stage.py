@@ -254,3 +254,25 @@ class AlertStage:
     def active(self) -> list[Alert]:
         """The pending and firing alerts, oldest first."""
         return self.table.active()
+
+    def adopt(self, records: Iterable[AlertRecord]) -> list[Alert]:
+        """Takes records loaded from the store after the start (a cluster node taking a
+        shard over); returns the alerts taken (one already here is kept as it is)."""
+        taken = []
+        for record in records:
+            if self.table.adopt(record):
+                taken.append(record.alert)
+                if record.confirm_next is not None:
+                    self._confirming.add(record.alert.fingerprint)
+        return taken
+
+    def forget(self, fingerprints: Iterable[str]) -> list[Alert]:
+        """Drops records from memory, unsaved and not deleted (a cluster node lost their
+        shard); returns their alerts."""
+        out = []
+        for fp in fingerprints:
+            record = self.table.forget(fp)
+            if record is not None:
+                self._confirming.discard(fp)
+                out.append(record.alert)
+        return out

@@ -207,6 +207,23 @@ class AlertTable:
         self._dirty.discard(fingerprint)
         self._deleted.add(fingerprint)
 
+    def adopt(self, record: AlertRecord) -> bool:
+        """Adds a record as it is stored (not to be saved again); False when one with its
+        fingerprint is here already (this node's own is newer)."""
+        if record.alert.fingerprint in self._records:
+            return False
+        self._index(record)
+        return True
+
+    def forget(self, fingerprint: str) -> AlertRecord | None:
+        """Drops a record from memory only (not deleted from the store); returns it."""
+        record = self._records.get(fingerprint)
+        if record is None:
+            return None
+        self.remove(fingerprint)
+        self._deleted.discard(fingerprint)
+        return record
+
     def active(self) -> list[Alert]:
         """The pending and firing alerts, oldest first."""
         return sorted(

@@ -26,7 +26,7 @@ def cluster_status(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """Nodes, shards per node, lease ages and stream lag, from the shared PostgreSQL and NATS."""
+    """Nodes, shards per node, lease ages, stream lag and outbox depth (PostgreSQL, NATS)."""
     import asyncio
     import json
 

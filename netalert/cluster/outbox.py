@@ -12,13 +12,14 @@
   sender that was too slow gets :class:`StaleClaimError` (its mail may then be
   delivered twice; never lost).
 
-Not yet wired to the alert store's save (the notification is to commit with the
-alert transition) nor to the sender: see docs/cluster.md.
+The agent queues its mails through :class:`~netalert.cluster.mail.PgMailOutbox`, in
+the transaction of the alert transitions (:func:`mail_write`), and its sender claims
+them here with their envelope (:meth:`PgOutbox.claim_due`, :meth:`PgOutbox.retry_later`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +29,10 @@ from psycopg import Connection
 from netalert.cluster.errors import ClusterError
 from netalert.cluster.fence import fenced_sync
 from netalert.cluster.leases import Lease
+from netalert.cluster.pgstore import break_connection, escape_text, unescape_text
+from netalert.mail.entries import OutboxEntry
 
-__all__ = ["Claimed", "PgOutbox", "StaleClaimError"]
+__all__ = ["Claimed", "MailRow", "PgOutbox", "StaleClaimError", "mail_write"]
 
 
 class StaleClaimError(ClusterError):
@@ -54,6 +57,60 @@ WHERE id IN (
     ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING id, claim, message
 """
+
+_CLAIM_DUE = """
+UPDATE outbox o SET claim = claim + 1, claimed_by = %(node)s,
+    claim_expires = now() + make_interval(secs => %(secs)s)
+FROM notification_log n
+WHERE n.id = o.id AND o.id IN (
+    SELECT id FROM outbox WHERE sent IS NULL AND claim_expires <= now()
+    AND next_attempt <= %(now)s ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.claim, o.message, n.message_id, o.sender, o.recipients, o.subject,
+    o.created, o.attempts, o.next_attempt, o.last_error
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MailRow:
+    """One mail to queue (:func:`mail_write`)."""
+
+    message_id: str
+    data: bytes
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+    created: float
+    label: str  # what the notification log row names (the route and group)
+    reason: str
+
+
+def mail_write(conn: Connection[Any], leases: Mapping[int, Lease], mail: MailRow) -> None:
+    """Queues ``mail`` inside the caller's fenced transaction (idempotent: a Message-ID
+    already queued is not queued twice). The notification log row carries the lowest
+    shard of ``leases`` and its epoch (shard 0, epoch 0 when the mail has none)."""
+    shard = min(leases, default=0)
+    epoch = leases[shard].epoch if leases else 0
+    cur = conn.execute(
+        "INSERT INTO notification_log (shard, epoch, fingerprint, transition, message_id)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING RETURNING id",
+        (shard, epoch, escape_text(mail.label), mail.reason, mail.message_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return  # queued already (this transaction made once more after a lost connection)
+    conn.execute(
+        "INSERT INTO outbox (id, message, sender, recipients, subject, created, next_attempt)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (
+            row[0],
+            mail.data,
+            mail.sender,
+            "\n".join(mail.recipients),
+            escape_text(mail.subject),
+            mail.created,
+            mail.created,
+        ),
+    )
 
 
 class PgOutbox:
@@ -85,6 +142,10 @@ class PgOutbox:
         self._lease_of = lease_of
         self._conn: Connection[Any] | None = None
 
+    def interrupt(self) -> None:
+        """Makes a call hanging on the connection fail now (from another thread)."""
+        break_connection(self._conn)
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -92,8 +153,76 @@ class PgOutbox:
 
     def _connect(self) -> Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+            self._conn = psycopg.connect(
+                self.dsn,
+                autocommit=True,
+                connect_timeout=5,
+                options="-c statement_timeout=5000 -c lock_timeout=2000",
+                tcp_user_timeout=7000,  # a silent network fails a call instead of hanging it
+                keepalives=1,
+                keepalives_idle=3,
+                keepalives_interval=1,
+                keepalives_count=3,
+            )
         return self._conn
+
+    def claim_due(self, limit: int, now: float) -> list[tuple[Claimed, OutboxEntry]]:
+        """Claims up to ``limit`` unsent mails due at ``now`` that no sender holds, with
+        their envelope, oldest first."""
+        conn = self._connect()
+        with conn.transaction():
+            cur = conn.execute(
+                _CLAIM_DUE,
+                {"node": self.node, "secs": self.claim_for, "limit": max(0, limit), "now": now},
+            )
+            rows = sorted(cur.fetchall(), key=lambda r: int(r[0]))
+        out = []
+        for i, claim, data, mid, sender, rcpts, subject, created, attempts, nxt, error in rows:
+            message = bytes(data)
+            out.append(
+                (
+                    Claimed(int(i), str(mid), message, int(claim)),
+                    OutboxEntry(
+                        id=int(i),
+                        message_id=str(mid),
+                        sender=str(sender),
+                        recipients=tuple(r for r in str(rcpts).split("\n") if r),
+                        data=message,
+                        subject=unescape_text(str(subject)),
+                        created=float(created),
+                        attempts=int(attempts),
+                        next_attempt=float(nxt),
+                        last_error=str(error),
+                        stale=False,
+                    ),
+                )
+            )
+        return out
+
+    def retry_later(
+        self, row: Claimed, recipients: Sequence[str], *, next_attempt: float, error: str
+    ) -> None:
+        """Gives ``row`` back after a failed attempt: ``recipients`` still to be sent to,
+        tried again from ``next_attempt`` (by any sender), if ``row``'s claim is current."""
+        self._connect().execute(
+            "UPDATE outbox SET recipients = %s, attempts = attempts + 1, next_attempt = %s,"
+            " last_error = %s, claim_expires = '-infinity'"
+            " WHERE id = %s AND claim = %s AND claimed_by = %s AND sent IS NULL",
+            ("\n".join(recipients), next_attempt, error, row.id, row.claim, self.node),
+        )
+
+    def summary(self, max_age: float, now: float) -> tuple[int, float | None, int]:
+        """Unsent mails: how many, when the oldest was queued, how many are older than
+        ``max_age`` seconds."""
+        cur = self._connect().execute(
+            "SELECT count(*), min(created), count(*) FILTER (WHERE created < %s)"
+            " FROM outbox WHERE sent IS NULL",
+            (now - max_age,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return 0, None, 0
+        return int(row[0]), None if row[1] is None else float(row[1]), int(row[2])
 
     def enqueue(self, shard: int, fingerprint: str, transition: str, message: bytes) -> str:
         """Logs a notification and queues its mail under ``shard``'s lease; returns its
@@ -164,7 +293,7 @@ class PgOutbox:
         )
 
     def depth(self) -> int:
-        """Rows not yet sent (``netalert cluster status``'s outbox depth, later)."""
+        """Rows not yet sent (``netalert cluster status``'s outbox depth)."""
         cur = self._connect().execute("SELECT count(*) FROM outbox WHERE sent IS NULL")
         row = cur.fetchone()
         return int(row[0]) if row else 0

@@ -28,9 +28,13 @@ the node's :class:`~netalert.cluster.leases.LeaseManager` applies at start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
-from collections.abc import Callable, Sequence
+import socket
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -45,7 +49,14 @@ from netalert.cluster.shards import shard_of
 from netalert.errors import StateError, StateWriteError
 from netalert.logs import event
 
-__all__ = ["LeaseOf", "PgAlertStore"]
+__all__ = [
+    "Extra",
+    "LeaseOf",
+    "PgAlertStore",
+    "break_connection",
+    "escape_text",
+    "unescape_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +86,44 @@ _FREE_TEXT = (1, 2, 3, 4, 11, 15)
 _ESCAPED = re.compile(r"\\([\\0])")
 
 
-def _escape(text: str) -> str:
+def escape_text(text: str) -> str:
+    """``text`` as stored in a PostgreSQL text column: backslash and NUL escaped."""
     return text.replace("\\", "\\\\").replace("\x00", "\\0")
 
 
-def _unescape(text: str) -> str:
+def unescape_text(text: str) -> str:
+    """The text :func:`escape_text` stored."""
     return _ESCAPED.sub(lambda m: "\x00" if m.group(1) == "0" else "\\", text)
 
 
+def break_connection(conn: Connection[Any] | None) -> None:
+    """Shuts the socket of ``conn`` down, from any thread: a call hanging on it (a network
+    gone silent, as behind a partition: nothing answers, nothing fails) fails at once."""
+    if conn is None or conn.closed:
+        return
+    try:
+        dup = socket.socket(fileno=os.dup(conn.fileno()))
+    except (OSError, psycopg.Error):
+        return
+    with dup, contextlib.suppress(OSError):
+        dup.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """A write made in the same fenced transaction as a save (:meth:`PgAlertStore.commit`):
+    the shards it writes under, and the SQL, given the connection and the leases."""
+
+    shards: frozenset[int]
+    apply: Callable[[Connection[Any], Mapping[int, Lease]], None]
+
+
 def _to_pg(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(_escape(v) if i in _FREE_TEXT else v for i, v in enumerate(row))
+    return tuple(escape_text(v) if i in _FREE_TEXT else v for i, v in enumerate(row))
 
 
 def _from_pg(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(_unescape(v) if i in _FREE_TEXT else v for i, v in enumerate(row))
+    return tuple(unescape_text(v) if i in _FREE_TEXT else v for i, v in enumerate(row))
 
 
 class PgAlertStore:
@@ -127,11 +162,18 @@ class PgAlertStore:
             f"-c lock_timeout={round(lock_timeout * 1000)}"
             f" -c statement_timeout={round(statement_timeout * 1000)}"
         )
+        self._tcp_timeout = round((lock_timeout + statement_timeout) * 1000)
+        # longest a call may take before the caller breaks its connection (interrupt)
+        self.call_timeout = lock_timeout + statement_timeout + 1.0
         self._conn: Connection[Any] | None = None
 
     def shard_of(self, record: AlertRecord) -> int:
         """The shard of ``record``: its device's."""
         return shard_of(record.alert.device, self.shards)
+
+    def interrupt(self) -> None:
+        """Makes a call hanging on the connection fail now (from another thread)."""
+        break_connection(self._conn)
 
     def close(self) -> None:
         """Closes the connection (the next call connects again)."""
@@ -145,13 +187,30 @@ class PgAlertStore:
         Raises:
             StateWriteError: PostgreSQL cannot be read (after one reconnect).
         """
-        owned = [s for s in range(self.shards) if self._lease_of(s) is not None]
+        return self.load_shards([s for s in range(self.shards) if self._lease_of(s) is not None])
+
+    def load_shards(self, shards: Collection[int]) -> list[AlertRecord]:
+        """The stored records of ``shards`` (a node taking them over).
+
+        Raises:
+            StateWriteError: PostgreSQL cannot be read (after one reconnect).
+        """
+        wanted = sorted(shards)
 
         def read(conn: Connection[Any]) -> list[AlertRecord]:
-            cur = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE shard = ANY(%s)", (owned,))
+            cur = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE shard = ANY(%s)", (wanted,))
             return [row_record(_from_pg(row)) for row in cur.fetchall()]
 
-        return self._retrying("load", read)
+        return self._retrying("load", read) if wanted else []
+
+    def read(self, what: str, call: Callable[[Connection[Any]], T]) -> T:
+        """``call`` on this store's connection (reconnected once if it failed): other
+        tables read with the alerts (the notification log of shards taken over).
+
+        Raises:
+            StateWriteError: PostgreSQL cannot be read (after one reconnect).
+        """
+        return self._retrying(what, call)
 
     def save(self, changed: Records, removed: Sequence[str], *, on_lost: Lost) -> None:
         """Upserts ``changed`` and deletes ``removed`` in one fenced transaction.
@@ -163,22 +222,48 @@ class PgAlertStore:
                 the epoch it knows; nothing was written.
             StateWriteError: PostgreSQL cannot take the save (after one reconnect).
         """
-        if not changed and not removed:
+        self.commit(changed, removed, ())
+
+    def commit(
+        self,
+        changed: Records,
+        removed: Sequence[str],
+        extra: Sequence[Extra],
+        leases: Mapping[int, Lease] | None = None,
+    ) -> None:
+        """:meth:`save`, and ``extra`` writes after it, in one transaction fenced by the
+        leases of every shard the records, the removals and ``extra`` touch: those of
+        ``leases`` (what the node held when it made the changes), else its current ones.
+
+        A lost connection is replaced and the whole transaction made once more: every
+        write in it must be idempotent (``extra`` writes too).
+
+        Raises:
+            StaleLeaseError: A shard is not (any more) this node's at the epoch it
+                knows; nothing was written.
+            StateWriteError: PostgreSQL cannot take it (after one reconnect).
+            StateError: PostgreSQL refused it for another reason (a bug).
+        """
+        if not changed and not removed and not extra:
             return
         records = list(changed)
         deleted = list(removed)
+        writes = list(extra)
+        pinned = dict(leases or {})
 
         def write(conn: Connection[Any]) -> None:
             with conn.transaction():
                 shards = {self.shard_of(record) for record in records}
+                for item in writes:
+                    shards.update(item.shards)
                 if deleted:
                     cur = conn.execute(
                         "SELECT DISTINCT shard FROM alerts WHERE fingerprint = ANY(%s)",
                         (deleted,),
                     )
                     shards.update(int(shard) for (shard,) in cur.fetchall())
-                leases = {shard: self._lease(shard) for shard in shards}
-                with fenced_sync(conn, leases.values()):
+                fence = {shard: pinned.get(shard) or self._lease(shard) for shard in shards}
+                with fenced_sync(conn, fence.values()):
                     if deleted:
                         conn.execute("DELETE FROM alerts WHERE fingerprint = ANY(%s)", (deleted,))
                     if records:
@@ -186,11 +271,13 @@ class PgAlertStore:
                             cur.executemany(
                                 _UPSERT,
                                 [
-                                    (s, leases[s].epoch, *_to_pg(record_row(r)))
+                                    (s, fence[s].epoch, *_to_pg(record_row(r)))
                                     for r in records
                                     for s in (self.shard_of(r),)
                                 ],
                             )
+                    for item in writes:
+                        item.apply(conn, fence)
 
         self._retrying("save", write)
 
@@ -206,6 +293,12 @@ class PgAlertStore:
                 autocommit=True,
                 connect_timeout=self._connect_timeout,
                 options=self._options,
+                # a silent network (a partition) fails a call instead of hanging it
+                tcp_user_timeout=self._tcp_timeout,
+                keepalives=1,
+                keepalives_idle=max(1, self._tcp_timeout // 2000),
+                keepalives_interval=1,
+                keepalives_count=3,
             )
         return self._conn
 

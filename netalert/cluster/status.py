@@ -1,4 +1,4 @@
-"""``netalert cluster status``: the nodes, their shards, lease ages and stream lag.
+"""``netalert cluster status``: the nodes, their shards, lease ages, stream lag and outbox depth.
 
 Read-only: it reads the shared PostgreSQL and the trap stream's counts, and
 changes neither.
@@ -42,6 +42,7 @@ class ClusterStatus:
     nodes: tuple[NodeStatus, ...]
     lag: int | None  # traps waiting on every shard
     nats_error: str = ""
+    outbox: int | None = None  # mails queued and not yet sent by any node (None: no table)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +78,11 @@ async def gather(
             "FROM shard_leases"
         )
         total, free = await cur.fetchone() or (0, 0)
+        outbox = None
+        if versions[-1] >= 3:  # the outbox table
+            cur = await conn.execute("SELECT count(*) FROM outbox WHERE sent IS NULL")
+            row = await cur.fetchone()
+            outbox = int(row[0]) if row is not None else 0
     pending: dict[int, int] | None = None
     error = ""
     try:
@@ -102,6 +108,7 @@ async def gather(
         nodes=nodes,
         lag=None if pending is None else sum(pending.values()),
         nats_error=error,
+        outbox=outbox,
     )
 
 
@@ -115,9 +122,10 @@ def format_status(status: ClusterStatus) -> str:
         return "no cluster yet: no node has started against this database"
     live = sum(1 for n in status.nodes if n.live)
     lag = "unknown" if status.lag is None else str(status.lag)
+    outbox = "" if status.outbox is None else f", outbox {status.outbox}"
     head = (
         f"cluster: {live} of {len(status.nodes)} nodes live, {status.shards} shards "
-        f"({status.free} free), stream lag {lag}, schema {status.schema}"
+        f"({status.free} free), stream lag {lag}{outbox}, schema {status.schema}"
     )
     rows = [
         (

@@ -1153,6 +1153,13 @@ class ClusterConfig(Model):
         description="traps received while NATS cannot store them, kept in memory in order and "
         "published once it can; past it a trap is dropped and counted",
     )
+    mail_claim: Duration = Field(
+        timedelta(seconds=60),
+        description="how long a node's sender holds a queued mail it took to send (1s to "
+        "1h): a mail it has not marked sent by then (the node died or hangs) is sent by "
+        "another node; longer than any one SMTP attempt, or a slow attempt's mail may come "
+        "twice",
+    )
 
     @field_validator("postgres")
     @classmethod
@@ -1190,7 +1197,7 @@ class ClusterConfig(Model):
             raise ValueError("must be between 1s and 10m")
         return value
 
-    @field_validator("ack_wait")
+    @field_validator("ack_wait", "mail_claim")
     @classmethod
     def _ack_wait_range(cls, value: timedelta) -> timedelta:
         if not timedelta(seconds=1) <= value <= timedelta(hours=1):

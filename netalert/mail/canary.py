@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from netalert.logs import event
 from netalert.mail.errors import MailError
-from netalert.mail.outbox import Outbox
+from netalert.mail.queue import MailQueue
 from netalert.mail.render import render_test_message
 from netalert.mail.stats import MailStats
 from netalert.mail.transport import SmtpTarget, send_direct
@@ -37,7 +37,7 @@ class Canary:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: MailQueue,
         stats: MailStats,
         *,
         sender: str,

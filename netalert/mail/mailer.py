@@ -13,7 +13,6 @@ starts an episode). When it returns, the mail is durable; the sender is woken up
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -21,7 +20,8 @@ from typing import Any
 
 from netalert.mail.bounds import MailLimits
 from netalert.mail.headers import message_domain
-from netalert.mail.outbox import Outbox, envelope_sender
+from netalert.mail.outbox import envelope_sender
+from netalert.mail.queue import MailQueue
 from netalert.mail.render import MailTemplates, NotificationLike, RenderedMail, render_mail
 from netalert.mail.stats import MailStats
 
@@ -33,7 +33,7 @@ class Mailer:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: MailQueue,
         templates: MailTemplates,
         *,
         sender: str,
@@ -60,7 +60,7 @@ class Mailer:
         self,
         notification: NotificationLike,
         *,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        also: Callable[[Any], None] | None = None,
         on_done: Callable[[bool], None] | None = None,
     ) -> int | None:
         """Renders ``notification`` and enqueues it; returns the outbox entry id.
@@ -82,7 +82,7 @@ class Mailer:
         self,
         notification: NotificationLike,
         *,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        also: Callable[[Any], None] | None = None,
         on_done: Callable[[bool], None] | None = None,
     ) -> int | None:
         """:meth:`submit`, rendering a group of more than :attr:`on_loop_max_alerts`
@@ -153,7 +153,7 @@ class Mailer:
         notification: NotificationLike,
         rendered: RenderedMail,
         known: str | None,
-        also: Callable[[sqlite3.Connection], None] | None,
+        also: Callable[[Any], None] | None,
         on_done: Callable[[bool], None] | None,
         reply: Any = None,
     ) -> int | None:
@@ -179,17 +179,17 @@ class Mailer:
 
 
 def _with_reply(
-    also: Callable[[sqlite3.Connection], None] | None,
+    also: Callable[[Any], None] | None,
     reply: Any,
     message_id: str,
     subject: str,
     now: float,
-) -> Callable[[sqlite3.Connection], None] | None:
+) -> Callable[[Any], None] | None:
     """[ack] (issue 17): ``also``, then the token's row, in the mail's transaction."""
     if reply is None:
         return also
 
-    def both(conn: sqlite3.Connection) -> None:
+    def both(conn: Any) -> None:
         if also is not None:
             also(conn)
         reply.record(conn, message_id, subject, now)

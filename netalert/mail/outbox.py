@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
+from typing import Any
 
 from netalert.mail.entries import (
     Failure,
@@ -49,6 +50,7 @@ __all__ = [
     "Outbox",
     "OutboxEntry",
     "RecipientResult",
+    "enqueue_message",
     "envelope_sender",
     "is_due",
     "is_stale",
@@ -95,6 +97,27 @@ MIGRATIONS = [
 
 # refusals kept for the status page; older ones are trimmed
 _FAILURES_KEPT = 1000
+
+
+def enqueue_message(
+    enqueue_raw: Callable[..., int | None],
+    message: EmailMessage,
+    recipients: Sequence[str] | None,
+    **options: Any,
+) -> int | None:
+    """Flattens ``message`` and hands it to a queue's ``enqueue_raw`` with its envelope
+    (recipients: the To and Cc addresses unless given), its Message-ID and Subject."""
+    if recipients is None:
+        fields = [str(v) for v in (*message.get_all("To", []), *message.get_all("Cc", []))]
+        recipients = [addr for _, addr in getaddresses(fields) if addr]
+    return enqueue_raw(
+        message.as_bytes(policy=email.policy.SMTP),
+        sender=envelope_sender(message),
+        recipients=recipients,
+        message_id=str(message.get("Message-ID", "")),
+        subject=str(message.get("Subject", "")),
+        **options,
+    )
 
 
 def envelope_sender(message: EmailMessage | Draft) -> str:
@@ -160,16 +183,10 @@ class Outbox:
             MailError: No sender or no recipient.
             StateError: The write failed and cannot be held.
         """
-        if recipients is None:
-            fields = [str(v) for v in (*message.get_all("To", []), *message.get_all("Cc", []))]
-            recipients = [addr for _, addr in getaddresses(fields) if addr]
-        data = message.as_bytes(policy=email.policy.SMTP)
-        return self.enqueue_raw(
-            data,
-            sender=envelope_sender(message),
-            recipients=recipients,
-            message_id=str(message.get("Message-ID", "")),
-            subject=str(message.get("Subject", "")),
+        return enqueue_message(
+            self.enqueue_raw,
+            message,
+            recipients,
             now=now,
             thread=thread,
             also=also,
@@ -340,6 +357,10 @@ class Outbox:
                 lambda conn: conn.executemany("UPDATE outbox SET stale = 1 WHERE id = ?", ids),
             )
         return fresh
+
+    def sync(self) -> None:
+        """Puts the durable commits made so far on disk (before a mail goes out)."""
+        self.db.writer.sync()
 
     # ---- reading ---------------------------------------------------------------
 

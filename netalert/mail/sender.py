@@ -35,7 +35,8 @@ from netalert.mail.classify import (
     failure_kind,
 )
 from netalert.mail.errors import MailError
-from netalert.mail.outbox import Outbox, OutboxEntry, RecipientResult, next_backoff
+from netalert.mail.outbox import OutboxEntry, RecipientResult, next_backoff
+from netalert.mail.queue import MailQueue
 from netalert.mail.stats import MailStats
 from netalert.mail.transport import (
     SmtpTarget,
@@ -57,7 +58,7 @@ class Sender:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: MailQueue,
         primary: SmtpTarget,
         *,
         fallback: SmtpTarget | None = None,
@@ -169,7 +170,7 @@ class Sender:
 
     async def _send_batch(self, entries: Sequence[OutboxEntry]) -> int:
         # a mail goes out only once its outbox row is on disk (group commit, see StateWriter)
-        self.outbox.db.writer.sync()
+        self.outbox.sync()
         for index, entry in enumerate(entries):
             now = self.clock()
             try:

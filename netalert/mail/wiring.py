@@ -18,6 +18,7 @@ from netalert.mail.bounds import MailLimits
 from netalert.mail.canary import Canary
 from netalert.mail.mailer import Mailer
 from netalert.mail.outbox import Outbox
+from netalert.mail.queue import MailQueue
 from netalert.mail.render import MailTemplates
 from netalert.mail.sender import Sender
 from netalert.mail.stats import MailStats
@@ -31,7 +32,7 @@ __all__ = ["MailStage", "build_mail_stage", "mail_limits", "status_url"]
 class MailStage:
     """The mail stage's parts, wired to each other."""
 
-    outbox: Outbox
+    outbox: MailQueue
     sender: Sender
     mailer: Mailer
     canary: Canary | None
@@ -60,7 +61,7 @@ def build_mail_stage(
     db: Database,
     *,
     base_dir: Path | None = None,
-    outbox: Outbox | None = None,
+    outbox: MailQueue | None = None,
     templates: MailTemplates | None = None,
     tls: Sequence[ssl.SSLContext | None] | None = None,
 ) -> MailStage:
@@ -90,7 +91,7 @@ def build_mail_stage(
         templates = MailTemplates(templates_dir)
     stats = MailStats()
     if outbox is None:
-        outbox = Outbox(db)
+        outbox = Outbox(db)  # a cluster node passes its PostgreSQL queue
     fallback = SmtpTarget.from_config(smtp.fallback) if smtp.fallback is not None else None
     sender = Sender(
         outbox,

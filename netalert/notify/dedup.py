@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from netalert.alerts.model import Alert
 from netalert.notify.model import Reason
-from netalert.notify.nflog import NotificationLog, decide
+from netalert.notify.nflog import NotifyLog, decide
 from netalert.notify.stage import Batch
 
 __all__ = ["Dedup"]
@@ -28,7 +28,7 @@ class Dedup:
 
     def __init__(
         self,
-        nflog: NotificationLog,
+        nflog: NotifyLog,
         acked: Callable[[Sequence[Alert]], bool] = lambda alerts: False,
     ) -> None:
         self.nflog = nflog

@@ -21,8 +21,9 @@ outbox entry and calls :meth:`Dispatcher.sent` in the same transaction.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from netalert.alerts.model import Alert, AlertState
 from netalert.config.models import Inhibit, Maintenance, Route
@@ -33,7 +34,7 @@ from netalert.notify.group import Groups
 from netalert.notify.inhibit import Inhibitor
 from netalert.notify.maintenance import MaintenanceMuter
 from netalert.notify.model import Notification
-from netalert.notify.nflog import NotificationLog
+from netalert.notify.nflog import NotifyLog
 from netalert.notify.routes import compile_routes
 from netalert.notify.silences import Silence, Silencer
 from netalert.notify.stage import Batch, Muter, MuteStage, Stage, first_mute, run_stages
@@ -58,7 +59,7 @@ class Dispatcher:
         self,
         routes: Sequence[Route],
         *,
-        nflog: NotificationLog,
+        nflog: NotifyLog,
         maintenance: Sequence[Maintenance] = (),
         silences: Callable[[float], Sequence[Silence]] = lambda now: (),
         inhibit: Sequence[Inhibit] = (),
@@ -116,16 +117,24 @@ class Dispatcher:
             FlappingMuter(),
         ]
 
-    def sent(self, conn: sqlite3.Connection, notification: Notification) -> None:
+    def sent(self, conn: Any, notification: Notification) -> None:
         """Records ``notification`` in the notification log, inside ``conn``'s transaction.
 
         Alerts it holds back (told before, muted now) stay recorded as told.
         """
         firing = frozenset(a.fingerprint for a in notification.firing) | notification.held
         resolved = frozenset(a.fingerprint for a in notification.resolved)
-        NotificationLog.record(
+        self._nflog.record(
             conn, notification.route, notification.group_key, firing, resolved, notification.created
         )
+
+    def forget(self, alerts: Collection[Alert]) -> None:
+        """Drops ``alerts`` from every group, unsaid (a cluster node lost their shard: their
+        new owner tells them); a group left empty goes, and they inhibit nothing more."""
+        for alert in alerts:
+            if alert.state is AlertState.FIRING:
+                self._inhibitor.observe(replace(alert, state=AlertState.RESOLVED))
+        self._groups.forget({alert.fingerprint for alert in alerts})
 
     def muted(self, alerts: Sequence[Alert], now: float) -> Mapping[str, str]:
         """For the status page: fingerprint → why it is muted, for the muted ones."""

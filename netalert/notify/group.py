@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from netalert.alerts.model import Alert, AlertState
@@ -65,6 +65,16 @@ class Groups:
             self._groups[gid] = group
             heapq.heappush(self._timers, (due, group.order, gid))
         group.alerts[alert.fingerprint] = alert
+
+    def forget(self, fingerprints: Collection[str]) -> None:
+        """Drops these alerts from every group, unsaid; a group left empty goes too."""
+        gone = set(fingerprints)
+        for gid, group in list(self._groups.items()):
+            mine = gone & group.alerts.keys()
+            for fp in mine:
+                del group.alerts[fp]
+            if mine and not group.alerts:
+                del self._groups[gid]  # its timer is skipped as stale
 
     def next_flush(self) -> float | None:
         """When the earliest group is due, None when there is no group."""

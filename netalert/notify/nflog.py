@@ -21,11 +21,12 @@ import json
 import sqlite3
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from netalert.notify.model import Notification, Reason
 from netalert.state.db import Database
 
-__all__ = ["NflogEntry", "NotificationLog", "decide"]
+__all__ = ["NflogEntry", "NotificationLog", "NotifyLog", "decide", "told_entry"]
 
 MIGRATIONS = [
     """
@@ -48,6 +49,45 @@ class NflogEntry:
     firing: frozenset[str]
     resolved: frozenset[str]
     sent_at: float
+
+
+def told_entry(notification: Notification) -> NflogEntry:
+    """What :meth:`Dispatcher.sent <netalert.notify.dispatcher.Dispatcher.sent>` records for
+    ``notification``: held alerts stay told."""
+    return NflogEntry(
+        frozenset(a.fingerprint for a in notification.firing) | notification.held,
+        frozenset(a.fingerprint for a in notification.resolved),
+        notification.created,
+    )
+
+
+class NotifyLog(Protocol):
+    """What notify reads and writes of a notification log: :class:`NotificationLog` (SQLite)
+    or a cluster node's (:class:`~netalert.cluster.mail.PgNotificationLog`)."""
+
+    def get(self, route: str, group_key: str) -> NflogEntry | None:
+        """The group's last notification, or None."""
+        ...
+
+    def hold(self, notification: Notification) -> int:
+        """Answers for ``notification`` as if recorded, until :meth:`release`."""
+        ...
+
+    def release(self, token: int, route: str, group_key: str) -> None:
+        """Ends a :meth:`hold`."""
+        ...
+
+    def record(
+        self,
+        conn: Any,
+        route: str,
+        group_key: str,
+        firing: frozenset[str],
+        resolved: frozenset[str],
+        now: float,
+    ) -> None:
+        """Records a sent notification in the mail's transaction ``conn``."""
+        ...
 
 
 def decide(
@@ -111,11 +151,7 @@ class NotificationLog:
         """Answers for ``notification`` as if it were recorded; returns a token for
         :meth:`release`. Call it before the write that records it."""
         token = next(self._tokens)
-        entry = NflogEntry(  # what Dispatcher.sent will record: held alerts stay told
-            frozenset(a.fingerprint for a in notification.firing) | notification.held,
-            frozenset(a.fingerprint for a in notification.resolved),
-            notification.created,
-        )
+        entry = told_entry(notification)
         self._held[(notification.route, notification.group_key)] = (token, entry)
         return token
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from netalert.alerts.model import LABEL_STATS, Alert
 from netalert.logs import STATS as LOG_STATS
 from netalert.logs import event
-from netalert.mail.outbox import Outbox
+from netalert.mail.queue import MailQueue
 from netalert.mail.stats import MailStats
 from netalert.metrics import HistogramCounts, Metrics, Source
 from netalert.notify.dispatcher import Dispatcher
@@ -72,7 +72,7 @@ class AgentStatus:
         firing_counts: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._dispatcher: Dispatcher | None = None
-        self._outbox: Outbox | None = None
+        self._outbox: MailQueue | None = None
         self._alerts = alerts
         self.live = LiveStatus(
             started=started,
@@ -128,7 +128,7 @@ class AgentStatus:
         self,
         *,
         dispatcher: Dispatcher | None = None,
-        outbox: Outbox | None = None,
+        outbox: MailQueue | None = None,
         mail: MailStats | None = None,
         poller: PollerStats | None = None,
         traps: TrapStats | None = None,
