@@ -132,3 +132,25 @@ def test_stream_bounds_and_ack_wait() -> None:
     assert problems == [
         "cluster: duplicate_window (5m) must not be longer than stream_max_age (1m)"
     ]
+
+
+def test_the_three_node_example_of_the_docs_is_a_valid_config() -> None:
+    """docs/cluster.md's 3-node config and the systemd drop-in it installs agree."""
+    import configparser
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "cluster.md").read_text()
+    section = page[page.index("## Three nodes with systemd") :]
+    toml = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert toml is not None
+    dsn = "postgresql://netalert:pw@db.example.org:5432/netalert"
+    cluster = load_config_text(toml.group(1), env={"NETALERT_POSTGRES": dsn}).cluster
+    assert cluster is not None and cluster.shards == 64
+    assert cluster.postgres.get_secret_value() == dsn
+    assert len(cluster.nats_servers()) == 2
+    dropin = configparser.ConfigParser(interpolation=None)
+    dropin.read(root / "contrib" / "netalert-cluster.conf")
+    assert dropin["Service"]["EnvironmentFile"] == "/etc/netalert/cluster.env"
+    assert "netalert.service.d/cluster.conf" in section
+    assert "/etc/netalert/cluster.env" in section
