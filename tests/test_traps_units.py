@@ -236,7 +236,7 @@ def test_socket_queue_of_a_closed_socket_is_unknown() -> None:
         (
             TrapEvent,
             ("192.0.2.1", 162, "2c", "1.3.6.1.6.3.1.1.5.3", "IF-MIB::linkDown", (), 5, 1.5,
-             "sw1", "public", "", True, 3),
+             "sw1", "public", "", True, 3, "a1b2"),
         ),
         (Message, (1, b"public", 0xA7, 7, 0, 0, (), None, (20, 40))),
     ],
