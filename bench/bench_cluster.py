@@ -281,7 +281,13 @@ def run_cluster(
     first_at: dict[int, float] = {}
     for seq, at in records:
         first_at[seq] = min(at, first_at.get(seq, at))
-    lat = [(first_at[i + 1] - sent[i]) * 1000 for i in range(count) if i + 1 in first_at]
+    # [seconds into the burst, latency in ms] of each trap mailed
+    timed = [
+        (sent[i] - sent[0], (first_at[i + 1] - sent[i]) * 1000)
+        for i in range(count)
+        if i + 1 in first_at
+    ]
+    lat = [ms for _, ms in timed]
     latency: dict[str, Any] = {
         "rate": rate,
         "traps": count,
@@ -296,6 +302,10 @@ def run_cluster(
             "p90_ms": percentile(lat, 90),
             "p99_ms": percentile(lat, 99),
             "max_ms": max(lat),
+            # the five slowest: [seconds into the burst, ms], to tell a stall from a trend
+            "slowest": [
+                [round(at, 2), round(ms, 1)] for at, ms in sorted(timed, key=lambda t: -t[1])[:5]
+            ],
         }
     failovers = [first_at[p] - at for p, at in kill_at.items() if p in first_at]
     watched = set(flowed) | set(kill_at)
