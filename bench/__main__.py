@@ -4,7 +4,8 @@ Each measurement runs as its own child process (the existing bench scripts
 with ``--json``), one after the other, so none shares a heap, an event loop or
 a max-RSS with another; each starts what it measures against by itself on
 free loopback ports (snmpd for polling, snmptrapd and pysnmp's receiver for
-traps, an aiosmtpd sink for mail, `netalert run` for trap → mail latency).
+traps, an aiosmtpd sink for mail, `netalert run` for trap → mail latency, and
+PostgreSQL and nats-server for three cluster nodes).
 
 Their own output goes to bench/results/latest.log; this prints one line per
 step while it runs, then the table. Figures, the machine description and how
@@ -12,7 +13,8 @@ busy the machine was are written to bench/results/latest.json and a
 timestamped copy (run-YYYYmmddTHHMMSSZ.json, git-ignored).
 
 Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR] [--instructions]
-Steps: poll, traps, latency, pipeline, commit, mail, rules, mib, scale_1k, scale_10k;
+Steps: poll, traps, latency, pipeline, commit, cluster, mail, rules, mib, scale_1k,
+scale_10k, scale_100k;
 ``--instructions`` runs only the step ``instructions``: the trap and poll workloads under
 ``perf stat -e instructions:u`` (or callgrind where perf cannot count), instructions per
 trap and per poll for netalert and net-snmp side by side (bench/instructions.py), written
@@ -62,6 +64,14 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
     # p99 trap -> committed outbox at 1,000 traps/s, and new alerts/s committed with grouping
     "pipeline": ("bench.bench_pipeline", "--traps 3000 --reps 3", "--traps 1000 --reps 2", 300),
     "commit": ("bench.commit_path", "--seconds 3", "--seconds 1", 300),
+    # cluster mode (issue 16): 3 nodes on a private PostgreSQL and nats-server; trap -> mail
+    # p99 beside a single node, failover after kill -9 (lease 3 s), lost/twice over the kills
+    "cluster": (
+        "bench.bench_cluster",
+        "--seconds 10 --kills 20",
+        "--seconds 3 --kills 3",
+        360,
+    ),
     "mail": ("bench.bench_mail", "--reps 3", "--messages 500 --reps 1", 200),
     "rules": ("bench.bench_rules", "--reps 5", "--reps 2 --seconds 0.3", 120),
     "mib": ("bench.bench_mib", "--reps 5", "--reps 2 --oids 5000", 120),

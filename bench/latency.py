@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from netalert.snmp.types import SnmpType  # noqa: E402
 from netalert.snmp.wire.ber import PduType  # noqa: E402
 from netalert.snmp.wire.berenc import encode_message  # noqa: E402
 
-__all__ = ["Sink", "run_latency"]
+__all__ = ["AgentProcess", "Sink", "blast", "cpu_ns", "percentile", "run_latency"]
 
 HOST = "127.0.0.1"
 MARK = re.compile(rb"benchseq (\d+) end")
@@ -180,10 +180,14 @@ class Sink:
         line = self.proc.stdout.readline()
         assert line.strip() == "ready", f"the SMTP sink did not start: {line!r}"
 
-    def results(self) -> dict[int, float]:
+    def records(self) -> list[tuple[int, float]]:
+        """Stops the sink; every message it accepted as (seq, accepted at), repeats kept."""
         self.proc.terminate()
         self.proc.wait(60)
-        return {int(seq): float(at) for seq, at in json.loads(self.out.read_text())}
+        return [(int(seq), float(at)) for seq, at in json.loads(self.out.read_text())]
+
+    def results(self) -> dict[int, float]:
+        return dict(self.records())
 
 
 # --- the agent --------------------------------------------------------------------------
@@ -243,12 +247,26 @@ class AgentProcess:
 
 
 def blast(
-    port: int, count: int, rate: float, first: int, clock: Callable[[], float] = time.monotonic
+    port: int,
+    count: int,
+    rate: float,
+    first: int,
+    clock: Callable[[], float] = time.monotonic,
+    sources: Sequence[str] = (),
 ) -> list[float]:
-    """Sends ``count`` traps paced at ``rate``/s; returns each one's send time by ``clock``."""
+    """Sends ``count`` traps paced at ``rate``/s; returns each one's send time by ``clock``.
+
+    With ``sources`` (loopback addresses) the traps come from each of them in turn.
+    """
     data = [trap(first + i) for i in range(count)]
     sent = [0.0] * count
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with contextlib.ExitStack() as stack:
+        socks = []
+        for address in sources or [""]:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            if address:
+                sock.bind((address, 0))
+            socks.append(sock)
         target = (HOST, port)
         start = time.monotonic()
         for i, datagram in enumerate(data):
@@ -256,7 +274,7 @@ def blast(
             if delay > 0:
                 time.sleep(delay)
             sent[i] = clock()
-            sock.sendto(datagram, target)
+            socks[i % len(socks)].sendto(datagram, target)
     return sent
 
 

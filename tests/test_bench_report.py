@@ -150,3 +150,50 @@ def test_trap_rules_500_against_5_beside_the_linear_scan() -> None:
     assert slow.verdict == "FAIL"
     # figures of a bench from before the trap rows: the other rows, no error
     assert [r.verdict for r in rows_for("rules", RULES)] == ["PASS", "info"]
+
+
+CLUSTER = {
+    "nodes": 3,
+    "shards": 16,
+    "lease_s": 3.0,
+    "latency": {
+        "rate": 100.0,
+        "traps": 1000,
+        "mails": 1000,
+        "lost": 0,
+        "cpu_ms_per_trap": 6.0,
+        "p50_ms": 12.0,
+        "p99_ms": 40.0,
+    },
+    "single": {"rate": 100.0, "p99_ms": 10.0, "agent_cpu_ms_per_trap": 2.0},
+    "failover": {"kills": 20, "median_s": 3.1, "max_s": 4.2, "probes_lost": 0},
+    "flow": {"rate": 20.0, "alerts": 2000, "mailed": 2000, "lost": 0, "duplicates": 0},
+}
+
+
+def test_cluster_rows_judge_p99_failover_against_the_lease_and_lost_or_twice() -> None:
+    latency, failover, kills, cpu = rows_for("cluster", CLUSTER)
+    assert [r.verdict for r in (latency, failover, kills, cpu)] == ["PASS"] * 3 + ["info"]
+    assert (latency.netalert, latency.reference, latency.ratio) == (
+        "p50 12.0 / p99 40.0 ms, 1000/1000 mails",
+        "single node p99 10.0 ms",
+        "4.0x",
+    )
+    assert failover.target == "<= 4.5 s (1.5x lease)" and "lease 3 s, 20 kills" in (
+        failover.measurement
+    )
+    assert (cpu.netalert, cpu.reference, cpu.ratio) == ("6.00 ms", "single node 2.00 ms", "3.0x")
+    slow = CLUSTER | {
+        "latency": CLUSTER["latency"] | {"p99_ms": 51.0},
+        "failover": CLUSTER["failover"] | {"max_s": 4.6},
+        "flow": CLUSTER["flow"] | {"duplicates": 1},
+    }
+    assert [r.verdict for r in rows_for("cluster", slow)] == ["FAIL"] * 3 + ["info"]
+    lost = CLUSTER | {
+        "failover": CLUSTER["failover"] | {"probes_lost": 1},
+        "flow": CLUSTER["flow"] | {"lost": 1},
+    }
+    assert [r.verdict for r in rows_for("cluster", lost)[1:3]] == ["FAIL", "FAIL"]
+    # no failover mail at all is a failure, not an error
+    none = CLUSTER | {"failover": CLUSTER["failover"] | {"median_s": None, "max_s": None}}
+    assert rows_for("cluster", none)[1].verdict == "FAIL"
