@@ -86,8 +86,8 @@ def test_the_session_counters_are_metrics() -> None:
     from netalert.poll.poller import PollerStats
     from netalert.web.sources import poller_source
 
-    stats, kept = PollerStats(), SessionStats()
-    kept.open, kept.evicted, kept.exhausted = 7, 3, 1
+    stats, kept = PollerStats(), SessionStats(lambda: 7)
+    kept.evicted, kept.exhausted = 3, 1
     stats.sessions.append((768, kept))
     samples = {s.name: s.value for s in poller_source(stats)()}  # type: ignore[attr-defined]
     assert samples["netalert_poll_sessions"] == 7

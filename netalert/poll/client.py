@@ -92,12 +92,17 @@ class SnmpProtocolError(SnmpError):
 class SessionStats:
     """Counters of a client's session cache, for /metrics (``netalert_poll_sessions*``)."""
 
-    __slots__ = ("evicted", "exhausted", "open")
+    __slots__ = ("_kept", "evicted", "exhausted")
 
-    def __init__(self) -> None:
-        self.open = 0  # sessions kept now
+    def __init__(self, kept: Callable[[], int] = lambda: 0) -> None:
+        self._kept = kept  # how many sessions the client keeps now
         self.evicted = 0  # dropped for the cap or to free descriptors
         self.exhausted = 0  # a session could not be opened: out of descriptors
+
+    @property
+    def open(self) -> int:
+        """Sessions kept now."""
+        return self._kept()
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,7 +159,7 @@ class GufoClient(SnmpClient):
     ) -> None:
         self._sessions: OrderedDict[Target, _Session] = OrderedDict()
         self.max_sessions = session_cap(max_sessions)
-        self.stats = SessionStats()
+        self.stats = SessionStats(lambda: len(self._sessions))
         self._on_engine_id = on_engine_id
         self._reference: SnmpClient | None = None
 
@@ -220,7 +220,6 @@ class GufoClient(SnmpClient):
         for target in idle:
             del self._sessions[target]
         self.stats.evicted += len(idle)
-        self.stats.open = len(self._sessions)
         return len(idle)
 
     async def _call(self, target: Target, op: Callable[[SnmpSession], Awaitable[T]]) -> T:
@@ -244,7 +243,6 @@ class GufoClient(SnmpClient):
                     # A rebooted agent (new boots) or a replaced one (new engine ID)
                     # refuses the old session: rediscover once before giving up.
                     self._sessions.pop(target, None)
-                    self.stats.open = len(self._sessions)
                     if attempt == 0 and entry.worked:
                         continue
                     raise SnmpAuthError(target, await self._diagnose(target)) from None
@@ -259,7 +257,6 @@ class GufoClient(SnmpClient):
         while len(self._sessions) > self.max_sessions:
             self._sessions.popitem(last=False)
             self.stats.evicted += 1
-        self.stats.open = len(self._sessions)
 
     async def _retry(self, target: Target, op: Callable[[], Awaitable[T]]) -> T:
         for _ in range(target.retries + 1):
@@ -386,7 +383,6 @@ class GufoClient(SnmpClient):
     async def close(self) -> None:
         """Drops every session (their sockets close) and the reference engine."""
         self._sessions.clear()
-        self.stats.open = 0
         if self._reference is not None:
             await self._reference.close()
             self._reference = None
