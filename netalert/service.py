@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from netalert.cluster.node import ClusterNode
     from netalert.notify.nflog import NotifyLog
     from netalert.traps.receiver import TrapReceiver
+    from netalert.traps.workers import TrapWorkers
 
 __all__ = ["Agent", "Prepared", "prepare", "raise_descriptor_limit", "run_agent"]
 
@@ -162,7 +163,7 @@ class Agent:
         return self._mail.mail if self._mail is not None else None
 
     @property
-    def receiver(self) -> TrapReceiver | None:
+    def receiver(self) -> TrapReceiver | TrapWorkers | None:
         """The trap receiver in force (None when traps are off)."""
         return self._receiver.receiver if self._receiver is not None else None
 

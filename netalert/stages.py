@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from netalert.mail.queue import MailQueue
     from netalert.state import Database
     from netalert.traps.receiver import TrapReceiver
+    from netalert.traps.workers import TrapWorkers
     from netalert.web.app import WebServer
     from netalert.web.wiring import AgentStatus
 
@@ -80,18 +81,44 @@ class ReceiverStage(BaseStage):
         self._sink = sink
         self._engines = engines
         self._previous = previous
-        self.receiver: TrapReceiver | None = None
+        self.receiver: TrapReceiver | TrapWorkers | None = None
         self._stopped = False
 
     async def open(self) -> None:
         """Binds every listen address (sharing the running receiver's sockets of the same ones).
 
         Raises:
-            NetalertError: An address cannot be bound, or the engine_id file is malformed.
+            NetalertError: An address cannot be bound, the engine_id file is malformed,
+                or the number of trap workers changed.
         """
         config = self._prepared.config
         if not config.traps.enabled:
             return
+        from netalert.traps.workers import TrapWorkers, worker_count
+
+        old = self._previous.receiver if self._previous is not None else None
+        count = worker_count(config.traps)
+        running = old.count if isinstance(old, TrapWorkers) else 1 if old is not None else None
+        if old is not None and running != count and _same_listen(old, config):
+            raise NetalertError(
+                f"traps.workers: {count} trap workers where {running} run; the number "
+                f"changes at a restart (or set workers = {running} again)"
+            )
+        try:
+            if count > 1:
+                self.receiver = await self._open_workers(config, count, old)
+            else:
+                self.receiver = await self._open_receiver(config, old)
+        except ValueError as exc:  # a malformed engine_id file in state_dir
+            raise NetalertError(
+                f"trap receiver: {exc}; fix the file, or delete it to make a new engine ID "
+                "(SNMPv3 senders then discover it again)"
+            ) from None
+        self._previous = None  # not kept alive past the swap
+
+    async def _open_receiver(
+        self, config: Config, old: TrapReceiver | TrapWorkers | None
+    ) -> TrapReceiver:
         from netalert.traps.receiver import TrapReceiver
 
         receiver = TrapReceiver(
@@ -103,20 +130,34 @@ class ReceiverStage(BaseStage):
             state_dir=Path(config.agent.state_dir),
             message_ids=config.cluster is not None,  # the stream stores a trap once
         )
-        old = self._previous.receiver if self._previous is not None else None
-        try:
-            await receiver.open(
-                inherit=old.sockets if old is not None else None,
-                # the running receiver writes the recording until the swap
-                record_later=old is not None and old.recorder is not None,
-            )
-        except ValueError as exc:  # a malformed engine_id file in state_dir
-            raise NetalertError(
-                f"trap receiver: {exc}; fix the file, or delete it to make a new engine ID "
-                "(SNMPv3 senders then discover it again)"
-            ) from None
-        self.receiver = receiver
-        self._previous = None  # not kept alive past the swap
+        inherit = old.sockets if isinstance(old, TrapReceiver) else None
+        await receiver.open(
+            inherit=inherit,
+            # the running receiver writes the recording until the swap
+            record_later=old is not None and old.recorder is not None,
+        )
+        return receiver
+
+    async def _open_workers(
+        self, config: Config, count: int, old: TrapReceiver | TrapWorkers | None
+    ) -> TrapWorkers:
+        from netalert.traps.workers import TrapWorkers
+
+        workers = TrapWorkers(
+            config,
+            sink=self._sink,
+            tree=self._prepared.tree,
+            engines=self._engines,
+            count=count,
+            message_ids=config.cluster is not None,
+        )
+        previous = old if isinstance(old, TrapWorkers) else None
+        await workers.open(
+            inherit=previous.sockets if previous is not None else None,
+            record_later=old is not None and old.recorder is not None,
+            engine=previous.engine if previous is not None else None,
+        )
+        return workers
 
     async def start(self) -> None:
         """Starts reading the sockets."""
@@ -132,6 +173,12 @@ class ReceiverStage(BaseStage):
         if self.receiver is not None and not self._stopped:
             self._stopped = True
             await self.receiver.stop()
+
+
+def _same_listen(old: TrapReceiver | TrapWorkers, config: Config) -> bool:
+    """True when ``config`` listens on an address ``old`` listens on (its sockets are shared)."""
+    wanted = {str(address.with_default(162)) for address in config.traps.listen}
+    return bool(wanted & set(old.sockets))
 
 
 class PollerStage(BaseStage):

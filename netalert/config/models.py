@@ -473,7 +473,23 @@ class TrapsConfig(Model):
         [], description="SNMPv3 users allowed to send traps and informs: `[[traps.users]]`"
     )
     rcvbuf: Annotated[int, Field(ge=65536)] = Field(
-        8 * 1024 * 1024, description="socket receive buffer requested, bytes"
+        8 * 1024 * 1024,
+        description="socket receive buffer requested, bytes (with workers: for each worker's "
+        "socket)",
+    )
+    workers: Annotated[int, Field(ge=0, le=256)] = Field(
+        0,
+        description="processes receiving traps on each listen address (SO_REUSEPORT, steered "
+        "by source address): each decodes, authenticates, applies `allow` and folds storms, "
+        "and hands the events to the agent. 0: one per core; 1: the agent receives them "
+        "itself. Changing it needs a restart: a reload that changes it is rejected (see "
+        "[Traps](traps.md#trap-workers))",
+        json_schema_extra=shown_default("0 (one per core)"),
+    )
+    worker_queue: Annotated[int, Field(ge=64, le=10_000_000)] = Field(
+        10_000,
+        description="per worker: events waiting for the agent to take them; past it a trap "
+        "is dropped (`netalert_traps_dropped_total`)",
     )
     # Storm control: a token bucket per source and one per source and trap OID;
     # traps past either are counted and folded into one event per storm_interval.

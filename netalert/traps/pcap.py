@@ -21,13 +21,23 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import dpkt
 
 from netalert.logs import event
 
-__all__ = ["Datagram", "PcapRecorder", "RecordStats", "read_datagrams"]
+if TYPE_CHECKING:
+    from netalert.config.models import TrapsConfig
+
+__all__ = [
+    "Datagram",
+    "PcapRecorder",
+    "RecordStats",
+    "open_recording",
+    "read_datagrams",
+    "start_recording",
+]
 
 log = logging.getLogger("netalert.traps")
 
@@ -213,6 +223,38 @@ class PcapRecorder:
             except OSError as exc:
                 self._fail(exc)
         self._file = self._writer = None
+
+
+def open_recording(config: TrapsConfig, stats: RecordStats) -> PcapRecorder:
+    """The ``[traps] record`` file opened, and logged as the warning it deserves.
+
+    Raises:
+        OSError: the file cannot be rotated or opened.
+    """
+    assert config.record is not None
+    recorder = PcapRecorder(
+        config.record, max_bytes=config.record_max_bytes, files=config.record_files, stats=stats
+    )
+    log.warning(
+        event(
+            "traps_recording",
+            path=config.record,
+            max_bytes=config.record_max_bytes,
+            files=config.record_files,
+            note="every datagram, communities included",
+        )
+    )
+    return recorder
+
+
+def start_recording(config: TrapsConfig, stats: RecordStats) -> PcapRecorder | None:
+    """:func:`open_recording` when a receiver starts: a failure is logged, and None returned
+    (the receiver runs without the recording)."""
+    try:
+        return open_recording(config, stats)
+    except OSError as exc:
+        log.error(event("traps_recording_failed", path=config.record, error=exc))
+        return None
 
 
 def _address(ip: Any) -> tuple[str, str] | None:

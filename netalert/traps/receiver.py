@@ -31,9 +31,9 @@ from netalert.snmp.wire.berenc import encode_inform_response
 from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
 from netalert.traps.access import AccessPolicy, plain_address
 from netalert.traps.convert import v1_to_v2, v1_trap_oid, v2_trap_oid
-from netalert.traps.listen import open_udp_socket, share_udp_socket, socket_queue
+from netalert.traps.listen import kernel_drops, open_udp_socket, share_udp_socket
 from netalert.traps.names import TrapNamer, TrapTree
-from netalert.traps.pcap import PcapRecorder
+from netalert.traps.pcap import PcapRecorder, open_recording, start_recording
 from netalert.traps.reportlimit import ReportLimiter
 from netalert.traps.stats import RejectReason, TrapStats
 from netalert.traps.storm import StormControl, StormLimits, fold_sample
@@ -92,6 +92,9 @@ class TrapReceiver:
         monotonic: Callable[[], float] = time.monotonic,
         relaxed_window: bool = False,
         message_ids: bool = False,
+        engine_id: bytes | None = None,
+        engine_started: int | None = None,
+        defer_window: bool = False,
     ) -> None:
         """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine).
 
@@ -102,7 +105,10 @@ class TrapReceiver:
         window, counting them (``netalert replay`` only: a recording is old
         by nature). ``message_ids`` ([cluster]) gives each trap the ID its copy
         on the trap stream is stored under
-        (:func:`netalert.cluster.codec.message_id`).
+        (:func:`netalert.cluster.codec.message_id`). A trap worker
+        (:mod:`netalert.traps.worker`) is given the agent's ``engine_id`` and
+        ``engine_started`` (the second its snmpEngineTime counts from), and
+        ``defer_window`` leaves the SNMPv3 time window of traps to the agent.
         """
         self.config = config
         self.stats = TrapStats()
@@ -139,6 +145,9 @@ class TrapReceiver:
         self._ticks = 0
         self._monotonic = monotonic
         self._relaxed_window = relaxed_window
+        self._engine_id = engine_id
+        self._engine_started = engine_started
+        self._defer_window = defer_window
         self.recorder: PcapRecorder | None = None
         self._record_pending = False
 
@@ -175,32 +184,11 @@ class TrapReceiver:
         """
         if self._record_pending:
             self._record_pending = False
-            try:
-                self._open_recorder()
-            except OSError as exc:
-                log.error(log_event("traps_recording_failed", path=self.config.record, error=exc))
+            self.recorder = start_recording(self.config, self.stats.record)
         loop = asyncio.get_running_loop()
         for listener in self._listeners:
             loop.add_reader(listener.sock.fileno(), self._on_readable, listener)
         self._timer = loop.call_later(1.0, self._housekeeping)
-
-    def _open_recorder(self) -> None:
-        assert self.config.record is not None
-        self.recorder = PcapRecorder(
-            self.config.record,
-            max_bytes=self.config.record_max_bytes,
-            files=self.config.record_files,
-            stats=self.stats.record,
-        )
-        log.warning(
-            log_event(
-                "traps_recording",
-                path=self.config.record,
-                max_bytes=self.config.record_max_bytes,
-                files=self.config.record_files,
-                note="every datagram, communities included",
-            )
-        )
 
     async def open(
         self,
@@ -227,7 +215,9 @@ class TrapReceiver:
         await self._resolve_devices(loop)
         if self.config.users:
             config = self.config
-            if config.engine_id:
+            if self._engine_id is not None:
+                engine_id = self._engine_id
+            elif config.engine_id:
                 engine_id = bytes.fromhex(config.engine_id)
             elif self._state_dir is not None:
                 engine_id = load_engine_id(self._state_dir)
@@ -244,6 +234,8 @@ class TrapReceiver:
                 reports=ReportLimiter(config.report_rate, config.report_burst),
                 clock=self._monotonic,
                 relaxed_window=self._relaxed_window,
+                defer_window=self._defer_window,
+                started=self._engine_started,
             )
             for engine_id in self._engine_devices:  # [[devices]].engine_id
                 self._v3.add_engine_id(engine_id)
@@ -254,7 +246,7 @@ class TrapReceiver:
         if not listen:
             return
         if self.config.record is not None and not record_later:
-            self._open_recorder()
+            self.recorder = open_recording(self.config, self.stats.record)
         self._record_pending = record_later and self.config.record is not None
         inherit = inherit or {}
         try:
@@ -338,12 +330,7 @@ class TrapReceiver:
 
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped on the listening sockets (receive buffer full)."""
-        total = 0
-        for listener in self._listeners:
-            queue = socket_queue(listener.sock)
-            if queue is not None:
-                total += queue.drops
-        return total
+        return kernel_drops(listener.sock for listener in self._listeners)
 
     # --- receiving -------------------------------------------------------------
 

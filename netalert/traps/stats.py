@@ -53,6 +53,8 @@ class TrapStats:
     datagrams: int = 0
     record: RecordStats = field(default_factory=RecordStats)  # [traps] record
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
+    workers: int = 0  # trap worker processes running (0: the agent receives itself)
+    worker_restarts: int = 0  # trap workers that exited and were started again
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -77,4 +79,6 @@ class TrapStats:
             "dropped": self.dropped,
             "recorded": self.record.recorded,
             "errors": self.errors,
+            "workers": self.workers,
+            "worker_restarts": self.worker_restarts,
         }

@@ -248,6 +248,8 @@ class V3Engine:
         max_varbinds: int = 256,
         reports: ReportLimiter | None = None,
         relaxed_window: bool = False,
+        defer_window: bool = False,
+        started: int | None = None,
     ) -> None:
         """Creates the engine and registers every user for informs.
 
@@ -256,14 +258,18 @@ class V3Engine:
         ``clock`` (monotonic seconds) times the senders' clocks for the time window
         and the Report rate limit. ``max_bytes`` bounds what pysnmp is handed,
         ``max_varbinds`` every notification; ``reports`` limits the Reports sent
-        per source (None: no limit).
+        per source (None: no limit). ``defer_window`` (a trap worker) leaves
+        the time window of traps to the agent (see EngineClocks); ``started``
+        is the wall-clock second this engine's snmpEngineTime counts from (a
+        trap worker takes the agent's, so that every worker tells inform
+        senders the same time; default now).
 
         Raises:
             ValueError: a user names a protocol pysnmp does not know.
         """
         users = list(users)
         self.engine_id = engine_id
-        self.clocks = EngineClocks(clock=clock, relaxed=relaxed_window)
+        self.clocks = EngineClocks(clock=clock, relaxed=relaxed_window, defer=defer_window)
         self._boots, self._started = 1, int(time.time())  # pysnmp's, read below
         self._usm = UsmFast(
             users,
@@ -294,12 +300,14 @@ class V3Engine:
         )
         mib_engine_id.syntax = mib_engine_id.syntax.clone(engine_id)
         self._engine.snmpEngineID = mib_engine_id.syntax
-        boots, started = self._engine.get_mib_builder().import_symbols(
+        boots, engine_time = self._engine.get_mib_builder().import_symbols(
             "__SNMP-FRAMEWORK-MIB", "snmpEngineBoots", "snmpEngineTime"
         )
         # snmpEngineTime's value is the wall-clock second pysnmp's engine started; pysnmp
         # answers with (now - that) seconds, so does engine_time().
-        self._boots, self._started = int(boots.syntax), int(started.syntax)
+        if started is not None:
+            engine_time.syntax = engine_time.syntax.clone(started)
+        self._boots, self._started = int(boots.syntax), int(engine_time.syntax)
         self._dispatcher = _Dispatcher(self._send_out)
         self._engine.register_transport_dispatcher(self._dispatcher)
         self._users: dict[bytes, tuple[Any, Any, Any, Any]] = {}

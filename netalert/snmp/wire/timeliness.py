@@ -126,11 +126,15 @@ class EngineClocks:
         clock: Callable[[], float] = time.monotonic,
         max_engines: int = 65_536,
         relaxed: bool = False,
+        defer: bool = False,
     ) -> None:
         """An empty table reading local time from ``clock`` (monotonic seconds).
 
         ``relaxed`` (replay of a recording only) admits stale messages too and
-        counts them in ``relaxed``; a live receiver never sets it.
+        counts them in ``relaxed``; a live receiver never sets it. With
+        ``defer`` (a trap worker) nothing is judged here: :meth:`admit` keeps
+        the message's claim in :attr:`claim` for the agent, which judges it
+        against the table all workers share.
         """
         self.clock = clock
         self.max_engines = max_engines
@@ -138,6 +142,8 @@ class EngineClocks:
         self.relaxed_mode = relaxed
         self.relaxed = 0
         self._known: dict[bytes, EngineClock] = {}
+        self.defer = defer
+        self.claim: tuple[bytes, int, int, bytes] | None = None
 
     def __len__(self) -> int:
         return len(self._known)
@@ -153,8 +159,11 @@ class EngineClocks:
         message must never move the reference.
 
         Returns:
-            True when the message is inside the time window.
+            True when the message is inside the time window (always, with ``defer``).
         """
+        if self.defer:
+            self.claim = (engine_id, boots, engine_time, digest)
+            return True
         now = self.clock()
         known = self._known.get(engine_id)
         verdict = judge(known, boots, engine_time, digest, now)

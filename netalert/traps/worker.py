@@ -1,0 +1,283 @@
+"""A trap worker process: one SO_REUSEPORT socket per listen address, events to the agent.
+
+Started by :class:`netalert.traps.workers.TrapWorkers` as
+``python -m netalert.traps.worker`` with its sockets and a socketpair to the
+agent inherited, and a :class:`WorkerSpec` on stdin. It runs the same
+:class:`~netalert.traps.receiver.TrapReceiver` as the agent does with one
+worker (access control, decoding, SNMPv3 security, inform Responses, storm
+folding, naming) and hands the events to the agent in batches
+(:mod:`netalert.traps.workwire`). Events the agent is too slow to take wait
+in a bounded queue (``[traps] worker_queue``); past it they are dropped and
+counted. It exits when the agent says so (after draining) or goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from netalert.config.models import Config
+from netalert.logs import event
+from netalert.snmp.types import TrapEvent
+from netalert.snmp.wire.berv3 import V3Header
+from netalert.traps import workwire
+from netalert.traps.receiver import TrapReceiver
+from netalert.traps.v3 import V3Notification
+
+__all__ = ["WorkerSpec", "main"]
+
+log = logging.getLogger("netalert.traps")
+
+_BATCH = 256  # events in one frame at most
+_STATS_EVERY = 1.0  # seconds between two counter snapshots sent to the agent
+_AGENTS_LINES = frozenset({"traps_listening", "traps_stopped"})
+_DRAIN_WITHIN = 8.0  # seconds to hand the last events to the agent when told to stop
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What a worker is told at start (pickled on its stdin by its parent, the agent)."""
+
+    index: int
+    config: Config
+    listen_fds: dict[str, int]  # [traps].listen entry (text) -> inherited socket
+    channel_fd: int
+    engine_id: bytes
+    engine_started: int
+    engine_ids: tuple[bytes, ...]  # learned by the poller so far
+    wait_for_go: bool  # a reload's worker: read only once the agent says GO
+    message_ids: bool  # [cluster]
+    tree: bytes  # the agent's MIB tree, pickled: every worker names traps as the agent would
+
+
+class _Channel:
+    """The worker's end of the socketpair: batches out (bounded), commands in."""
+
+    def __init__(self, sock: socket.socket, limit: int, stats: Any) -> None:
+        self.sock = sock
+        self._limit = limit
+        self._stats = stats
+        self._events: list[tuple[Any, ...]] = []
+        self._recorded: list[tuple[Any, ...]] = []
+        self._out: deque[tuple[bytes, int]] = deque()  # frames not yet written, their events
+        self._waiting = 0  # events in _out
+        self._scheduled = False
+        self._writing = False
+        self.closed = False
+        self.idle = asyncio.Event()  # set whenever everything queued was written
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        if self._waiting + len(self._events) >= self._limit:
+            self._stats.dropped += 1  # the agent is behind by worker_queue events
+            return
+        self._events.append(item)
+        if len(self._events) >= _BATCH:
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def record(self, item: tuple[Any, ...]) -> None:
+        self._recorded.append(item)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def send(self, kind: str, body: Any) -> None:
+        self.idle.clear()
+        self._out.append((workwire.frame(kind, body), 0))
+        self._write()
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._recorded:
+            self.idle.clear()
+            self._out.append((workwire.frame(workwire.RECORDED, self._recorded), 0))
+            self._recorded = []
+        if self._events:
+            count = len(self._events)
+            self.idle.clear()
+            self._out.append((workwire.frame(workwire.EVENTS, self._events), count))
+            self._waiting += count
+            self._events = []
+        self._write()
+
+    def _write(self) -> None:
+        while self._out and not self.closed:
+            data, count = self._out[0]
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.closed = True  # the agent went away: main() ends
+                return
+            if sent < len(data):
+                self._out[0] = (data[sent:], count)
+                if not self._writing:
+                    self._writing = True
+                    asyncio.get_running_loop().add_writer(self.sock.fileno(), self._writable)
+                return
+            self._out.popleft()
+            self._waiting -= count
+        if self._writing:
+            self._writing = False
+            asyncio.get_running_loop().remove_writer(self.sock.fileno())
+        if not self._out:
+            self.idle.set()
+
+    def _writable(self) -> None:
+        self._write()
+
+
+class _Recorder:
+    """Stands for the pcap recorder: the datagrams go to the agent, which writes the file."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self._channel = channel
+
+    def write(
+        self, data: bytes, source: tuple[str, int], destination: tuple[str, int], when: float
+    ) -> None:
+        self._channel.record((data, tuple(source), tuple(destination), when))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class WorkerReceiver(TrapReceiver):
+    """A receiver whose events, with their SNMPv3 clock claims, go to the agent's channel."""
+
+    channel: _Channel
+    _claim: workwire.ClockClaim | None = None
+
+    def _v3_message(
+        self, data: bytes, addr: tuple[Any, ...], host: str, listener: Any, header: V3Header
+    ) -> None:
+        if self._v3 is not None:
+            self._v3.clocks.claim = None
+        super()._v3_message(data, addr, host, listener, header)
+
+    def _on_v3(self, note: V3Notification) -> None:
+        self._claim = self._v3.clocks.claim if self._v3 is not None else None
+        try:
+            super()._on_v3(note)
+        finally:
+            self._claim = None
+
+    def _deliver(self, trap: TrapEvent) -> None:
+        self.channel.add(workwire.encode_event(trap, self._claim))
+
+
+async def _serve(spec: WorkerSpec) -> int:
+    loop = asyncio.get_running_loop()
+    config = spec.config
+    channel_sock = socket.socket(fileno=spec.channel_fd)
+    channel_sock.setblocking(False)
+    tree = pickle.loads(spec.tree)  # noqa: S301 - from our parent, the agent
+    traps = config.traps.model_copy(update={"record": None})  # the agent writes the file
+    receiver = WorkerReceiver(
+        traps,
+        sink=lambda trap: None,  # _deliver above
+        tree=tree,
+        devices=config.devices,
+        state_dir=None,
+        message_ids=spec.message_ids,
+        engine_id=spec.engine_id,
+        engine_started=spec.engine_started,
+        defer_window=True,
+    )
+    channel = _Channel(channel_sock, config.traps.worker_queue, receiver.stats)
+    receiver.channel = channel
+    inherited = {wanted: socket.socket(fileno=fd) for wanted, fd in spec.listen_fds.items()}
+    await receiver.open(inherit=inherited)
+    for sock in inherited.values():
+        sock.close()  # the receiver reads its own descriptor of each
+    if config.traps.record is not None:
+        receiver.recorder = _Recorder(channel)  # type: ignore[assignment]
+    if receiver._v3 is not None:
+        for engine_id in spec.engine_ids:
+            receiver._v3.add_engine_id(engine_id)
+    done = asyncio.Event()
+    reader = workwire.FrameReader()
+    started = False
+
+    def go() -> None:
+        nonlocal started
+        if not started:
+            started = True
+            receiver.begin()
+
+    def on_command() -> None:
+        try:
+            data = channel_sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            done.set()  # the agent is gone
+            return
+        for kind, body in reader.feed(data):
+            if kind == workwire.ENGINE and receiver._v3 is not None:
+                receiver._v3.add_engine_id(bytes(body))
+            elif kind == workwire.GO:
+                go()
+            elif kind == workwire.QUIT:
+                done.set()
+
+    loop.add_reader(channel_sock.fileno(), on_command)
+    if not spec.wait_for_go:
+        go()
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(_STATS_EVERY)
+            channel.send(workwire.STATS, workwire.stats_snapshot(receiver.stats))
+
+    reporter = asyncio.ensure_future(report())
+    await done.wait()
+    loop.remove_reader(channel_sock.fileno())
+    reporter.cancel()
+    await receiver.stop()  # pending storm events go out as events
+    channel.flush()
+    channel.send(workwire.STATS, workwire.stats_snapshot(receiver.stats))
+    if not channel.closed:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(channel.idle.wait(), _DRAIN_WITHIN)
+    channel_sock.close()
+    return 0
+
+
+def main() -> int:
+    """The worker process: reads its spec from stdin and serves until told to stop."""
+    # Ctrl-C and SIGHUP are the agent's: it stops and reloads its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    spec: WorkerSpec = pickle.load(sys.stdin.buffer)  # from our parent, the agent  # noqa: S301
+    agent = spec.config.agent
+    from netalert.logs import setup_logging
+
+    setup_logging(agent.log_level, agent.log_format, line_max=agent.log_line_max)
+    # The agent says where the traps are received and what was counted, for all workers.
+    log.addFilter(lambda record: getattr(record.msg, "name", "") not in _AGENTS_LINES)
+    log.debug(event("trap_worker_started", worker=spec.index, pid=os.getpid()))
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_serve(spec))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,462 @@
+"""Trap intake on every core: worker processes on SO_REUSEPORT sockets, events to the agent.
+
+With ``[traps] workers`` above 1 the agent binds, for each listen address,
+one socket per worker in a SO_REUSEPORT group (after checking that the
+address is free, so that a second agent cannot silently split the traps with
+this one), steers datagrams to the sockets by source address, and starts the
+workers (:mod:`netalert.traps.worker`) with their sockets. The agent keeps
+its own descriptor of every socket: a worker that dies is restarted on the
+same socket, and what arrived meanwhile waits in its receive buffer. Events
+come back in batches over a socketpair per worker (:mod:`netalert.traps.workwire`);
+this side judges the SNMPv3 time window of authenticated traps against one
+table for all workers, writes the ``[traps] record`` file, sums the workers'
+counters into one :class:`~netalert.traps.stats.TrapStats`, and hands each
+event to the sink, as a :class:`~netalert.traps.receiver.TrapReceiver` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netalert.errors import NetalertError
+from netalert.logs import RateLimiter, event
+from netalert.snmp.types import TrapEvent
+from netalert.snmp.wire.timeliness import EngineClocks
+from netalert.traps import workwire
+from netalert.traps.listen import kernel_drops, open_reuseport_group, share_udp_socket
+from netalert.traps.pcap import PcapRecorder, open_recording, start_recording
+from netalert.traps.stats import RejectReason, TrapStats
+from netalert.traps.v3 import load_engine_id, random_engine_id
+from netalert.traps.worker import WorkerSpec
+
+if TYPE_CHECKING:
+    from netalert.config.models import Config, TrapsConfig
+    from netalert.traps.names import TrapTree
+    from netalert.traps.receiver import EngineSource
+
+__all__ = ["TrapWorkers", "worker_count"]
+
+log = logging.getLogger("netalert.traps")
+
+_RESTART_DELAY = 0.2  # seconds before a worker that died is started again
+_RESTART_DELAY_MAX = 10.0  # ... doubling while it keeps dying within a minute of its start
+_STOP_WITHIN = 10.0  # seconds a worker has to drain and exit before it is killed
+_RECV = 1 << 20  # bytes read from a worker's channel at once
+
+
+def worker_count(config: TrapsConfig) -> int:
+    """How many trap workers ``config`` asks for (0: one per core this process may use)."""
+    if config.workers:
+        return config.workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    proc: subprocess.Popen[bytes] | None = None
+    channel: socket.socket | None = None
+    reader: workwire.FrameReader = field(default_factory=workwire.FrameReader)
+    snapshot: dict[str, Any] = field(default_factory=dict)  # its latest counters
+    started: float = 0.0
+    delay: float = _RESTART_DELAY
+
+
+class TrapWorkers:
+    """``[traps] workers`` processes receiving traps; the agent-side half."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        sink: Callable[[TrapEvent], None],
+        tree: TrapTree,
+        engines: EngineSource | None = None,
+        count: int,
+        message_ids: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Prepares ``count`` workers for ``config``; :meth:`open` binds, :meth:`begin` reads."""
+        self.config = config.traps
+        self._config = config
+        self._sink = sink
+        self._tree = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
+        self._engines = engines
+        self.count = count
+        self._message_ids = message_ids
+        self._clock = clock
+        self.stats = TrapStats()
+        self._own = TrapStats()  # what this side counts: time-window refusals, sink failures
+        self._retired: dict[str, Any] = {}  # the counters of workers that exited
+        self._clocks = EngineClocks()  # the SNMPv3 time window, one table for every worker
+        self._workers = [_Worker(n) for n in range(count)]
+        self._sockets: dict[str, list[socket.socket]] = {}
+        self._addresses: list[tuple[str, int]] = []
+        self._engine_id = b""
+        self._engine_started = int(time.time())
+        self._unsubscribe: Callable[[], None] | None = None
+        self._stopping = False
+        self._waiting = False  # workers wait for GO (a reload, until the old ones stopped)
+        self._timer: asyncio.TimerHandle | None = None
+        self._log_limit = RateLimiter(60.0)
+        self.recorder: PcapRecorder | None = None
+        self._record_pending = False
+        self.steered = False
+        self._all_closed: asyncio.Event | None = None  # set when the last channel closed
+
+    # --- lifecycle ------------------------------------------------------------
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound (host, port) of each listen address."""
+        return list(self._addresses)
+
+    @property
+    def sockets(self) -> dict[str, list[socket.socket]]:
+        """Each ``[traps].listen`` entry's socket group, by its text (a reload's :meth:`open`)."""
+        return {wanted: list(group) for wanted, group in self._sockets.items()}
+
+    async def open(
+        self,
+        *,
+        inherit: Mapping[str, list[socket.socket]] | None = None,
+        record_later: bool = False,
+        engine: tuple[bytes, int] | None = None,
+    ) -> None:
+        """Binds every listen address (a group of ``count`` sockets each) and starts the workers.
+
+        A listen entry in ``inherit`` (the running workers' :attr:`sockets`, a
+        reload) shares that group; the new workers then read only after
+        :meth:`begin`. ``engine`` is the running workers' engine ID and start
+        second (a reload keeps both).
+
+        Raises:
+            BindError: an address cannot be bound, or is in use.
+            NetalertError: the number of workers differs from the inherited group's.
+            ValueError: a malformed ``state_dir/engine_id``.
+        """
+        inherit = inherit or {}
+        state_dir = Path(self._config.agent.state_dir)
+        if engine is not None:
+            self._engine_id, self._engine_started = engine
+        elif self.config.engine_id:
+            self._engine_id = bytes.fromhex(self.config.engine_id)
+        elif self.config.users:
+            self._engine_id = load_engine_id(state_dir)
+        else:
+            self._engine_id = random_engine_id()
+        try:
+            for address in self.config.listen:
+                hostport = address.with_default(162)
+                wanted = str(hostport)
+                joined: list[socket.socket] = []
+                if wanted in inherit:
+                    if len(inherit[wanted]) != self.count:
+                        raise NetalertError(
+                            f"traps.workers: {self.count} workers where {len(inherit[wanted])} "
+                            "run; the number of trap workers changes at a restart"
+                        )
+                    joined = [share_udp_socket(sock, 0)[0] for sock in inherit[wanted]]
+                group, granted, steered = open_reuseport_group(
+                    hostport.host,
+                    hostport.port or 162,
+                    self.config.rcvbuf,
+                    self.count,
+                    joined=joined,
+                )
+                self._sockets[wanted] = group
+                self.steered = steered
+                port = int(group[0].getsockname()[1])
+                self._addresses.append((hostport.host, port))
+                host = f"[{hostport.host}]" if ":" in hostport.host else hostport.host
+                log.info(
+                    event(
+                        "traps_listening",
+                        address=f"{host}:{port}",
+                        rcvbuf_requested=self.config.rcvbuf,
+                        rcvbuf_granted=granted,
+                        workers=self.count,
+                        steering="source" if steered else "source_port",
+                    )
+                )
+            if self.config.record is not None:
+                if record_later:
+                    self._record_pending = True
+                else:
+                    self.recorder = open_recording(self.config, self.stats.record)
+            self._waiting = bool(inherit)
+            for worker in self._workers:
+                await self._spawn(worker)
+        except BaseException:
+            await self.stop()
+            raise
+        if self._engines is not None:
+            self._unsubscribe = self._engines.subscribe(self._on_engine)
+
+    def begin(self) -> None:
+        """Lets the workers read (a reload's new ones), starts the once-a-second chores."""
+        if self._record_pending:
+            self._record_pending = False
+            self.recorder = start_recording(self.config, self.stats.record)
+        if self._waiting:
+            self._waiting = False
+            for worker in self._workers:
+                self._send(worker, workwire.GO, None)
+        self._timer = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
+
+    @property
+    def engine(self) -> tuple[bytes, int]:
+        """The SNMPv3 engine ID the workers answer with, and the second its time counts from."""
+        return self._engine_id, self._engine_started
+
+    async def stop(self) -> None:
+        """Lets every worker drain (pending storm events included) and exit; closes the sockets.
+
+        The agent's descriptors close last: a reload's new workers share the
+        sockets and keep them bound.
+        """
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for worker in self._workers:
+            self._send(worker, workwire.QUIT, None)
+        deadline = time.monotonic() + _STOP_WITHIN
+        if self.stats.workers:
+            self._all_closed = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), _STOP_WITHIN)
+        loop = asyncio.get_running_loop()
+        for worker in self._workers:
+            self._close(worker)
+            proc, worker.proc = worker.proc, None
+            if proc is None:
+                continue
+            left = max(deadline - time.monotonic(), 0.5)
+            try:
+                await loop.run_in_executor(None, partial(proc.wait, timeout=left))
+            except subprocess.TimeoutExpired:
+                log.warning(event("trap_worker_killed", worker=worker.index, pid=proc.pid))
+                proc.kill()
+                await loop.run_in_executor(None, proc.wait)
+        for group in self._sockets.values():
+            for sock in group:
+                sock.close()
+        self._sockets.clear()
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+        self._recount()
+        self.stats.workers = 0
+        log.info(event("traps_stopped", **self.stats.as_dict()))
+
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped on the workers' sockets (receive buffers full)."""
+        return kernel_drops(sock for group in self._sockets.values() for sock in group)
+
+    # --- the workers -------------------------------------------------------------
+
+    async def _spawn(self, worker: _Worker) -> None:
+        here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds = {wanted: group[worker.index].fileno() for wanted, group in self._sockets.items()}
+        spec = WorkerSpec(
+            index=worker.index,
+            config=self._config,
+            listen_fds=fds,
+            channel_fd=there.fileno(),
+            engine_id=self._engine_id,
+            engine_started=self._engine_started,
+            engine_ids=tuple(self._engines.engine_ids()) if self._engines is not None else (),
+            wait_for_go=self._waiting,
+            message_ids=self._message_ids,
+            tree=self._tree,
+        )
+        try:
+            proc = _start(fds.values(), there.fileno())
+        finally:
+            there.close()
+        worker.proc, worker.channel, worker.started = proc, here, time.monotonic()
+        worker.reader = workwire.FrameReader()
+        worker.snapshot = {}
+        here.setblocking(False)
+        asyncio.get_running_loop().add_reader(here.fileno(), self._on_channel, worker)
+        self.stats.workers = sum(1 for w in self._workers if w.channel is not None)
+        data = pickle.dumps(spec)
+        await asyncio.get_running_loop().run_in_executor(None, _feed, proc, data)
+
+    def _send(self, worker: _Worker, kind: str, body: Any) -> None:
+        if worker.channel is None:
+            return
+        data = workwire.frame(kind, body)
+        try:  # a few bytes: they fit unless the worker is stuck, which its restart cures
+            worker.channel.send(data)
+        except OSError as exc:
+            log.debug(event("trap_worker_send_failed", worker=worker.index, error=exc))
+
+    def _on_channel(self, worker: _Worker) -> None:
+        channel = worker.channel
+        if channel is None:
+            return
+        try:
+            data = channel.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._exited_worker(worker)
+            return
+        try:
+            for kind, body in worker.reader.feed(data):
+                if kind == workwire.EVENTS:
+                    self._events(body)
+                elif kind == workwire.STATS:
+                    worker.snapshot = body
+                    self._recount()
+                elif kind == workwire.RECORDED and self.recorder is not None:
+                    for datagram, source, destination, when in body:
+                        self.recorder.write(datagram, tuple(source), tuple(destination), when)
+        except ValueError as exc:  # not what a worker sends: start it afresh
+            log.error(event("trap_worker_channel_broken", worker=worker.index, error=exc))
+            if worker.proc is not None:
+                worker.proc.kill()
+            self._exited_worker(worker)
+
+    def _events(self, items: list[tuple[Any, ...]]) -> None:
+        clocks, sink, own = self._clocks, self._sink, self._own
+        for item in items:
+            trap, claim = workwire.decode_event(item)
+            if claim is not None and not clocks.admit(*claim):
+                own.rejected[RejectReason.NOT_IN_TIME_WINDOW.value] += 1
+                own.received["3"] -= 1  # the worker counted it as received
+                self.stats.rejected[RejectReason.NOT_IN_TIME_WINDOW.value] += 1
+                self.stats.received["3"] -= 1
+                if self._log_limit.allow((trap.source, "window"), self._clock()):
+                    log.warning(
+                        event(
+                            "trap_rejected",
+                            source=trap.source,
+                            reason=RejectReason.NOT_IN_TIME_WINDOW.value,
+                            detail=f"{trap.user} {clocks.describe(claim[0], claim[1], claim[2])}",
+                        )
+                    )
+                continue
+            try:
+                sink(trap)
+            except Exception as exc:  # one event must not stop the channel
+                own.errors += 1
+                self.stats.errors += 1
+                if self._log_limit.allow(("sink", type(exc).__name__), self._clock()):
+                    log.error(event("trap_handling_failed", source=trap.source, error=f"{exc!r}"))
+
+    def _exited_worker(self, worker: _Worker) -> None:
+        snapshot = worker.snapshot
+        self._close(worker)
+        snapshot.pop("storm_keys", None)  # a gauge: the exited worker's folds are gone
+        workwire.add_snapshot(self._retired, snapshot)
+        worker.snapshot = {}
+        self._recount()
+        if self._stopping:
+            return
+        proc = worker.proc
+        code = proc.poll() if proc is not None else None
+        if proc is not None and code is None:
+            proc.kill()  # closed its channel without exiting: not a worker to keep
+        self.stats.worker_restarts += 1
+        log.error(
+            event(
+                "trap_worker_exited",
+                worker=worker.index,
+                pid=proc.pid if proc is not None else 0,
+                code=code if code is not None else "?",
+                restarts=self.stats.worker_restarts,
+            )
+        )
+        if time.monotonic() - worker.started < 60.0:
+            worker.delay = min(worker.delay * 2, _RESTART_DELAY_MAX)
+        else:
+            worker.delay = _RESTART_DELAY
+        asyncio.get_running_loop().call_later(worker.delay / 2, self._restart, worker, proc)
+
+    def _restart(self, worker: _Worker, old: subprocess.Popen[bytes] | None) -> None:
+        if old is not None:
+            old.poll()  # reaped: no zombie left behind
+        if self._stopping or worker.channel is not None:
+            return
+        task = asyncio.ensure_future(self._spawn(worker))
+        task.add_done_callback(self._spawned)
+
+    def _spawned(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(event("trap_worker_start_failed", error=task.exception()))
+
+    def _close(self, worker: _Worker) -> None:
+        if worker.channel is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(worker.channel.fileno())
+            worker.channel.close()
+            worker.channel = None
+        self.stats.workers = sum(1 for w in self._workers if w.channel is not None)
+        if not self.stats.workers and self._all_closed is not None:
+            self._all_closed.set()
+
+    def _recount(self) -> None:
+        workwire.sum_stats(
+            self.stats,
+            [
+                self._retired,
+                *(w.snapshot for w in self._workers),
+                workwire.stats_snapshot(self._own),
+            ],
+        )
+
+    def _on_engine(self, record: Any) -> None:
+        for worker in self._workers:
+            self._send(worker, workwire.ENGINE, bytes(record.engine_id))
+
+    # --- housekeeping -------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        try:
+            if self.recorder is not None:
+                self.recorder.flush()
+        finally:
+            self._timer = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
+
+
+def _start(fds: Iterable[int], channel: int) -> subprocess.Popen[bytes]:
+    """Starts a worker: our own module, by the running interpreter, with its descriptors."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "netalert.traps.worker"],
+        stdin=subprocess.PIPE,
+        pass_fds=(*fds, channel),
+    )
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """Writes a worker's spec to its stdin (in a thread: the worker reads it once it runs)."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except OSError:
+        pass  # it died before reading: its channel's end says so and it is restarted
