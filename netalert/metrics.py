@@ -211,6 +211,16 @@ FAMILIES: Mapping[str, Family] = {
             "Storm folds open now, one per source and trap OID ([traps].storm_max_keys at most).",
         ),
         Family(
+            "netalert_trap_workers",
+            "gauge",
+            "Trap worker processes running ([traps] workers; 0: the agent receives traps itself).",
+        ),
+        Family(
+            "netalert_trap_worker_restarts_total",
+            "counter",
+            "Trap workers that exited and were started again on the same socket.",
+        ),
+        Family(
             "netalert_trap_storm_shed_total",
             "counter",
             "Traps neither passed nor folded: storm_max_keys folds were open (also in dropped).",

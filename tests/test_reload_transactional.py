@@ -145,10 +145,15 @@ def test_good_reload_after_a_rejected_one_moves_the_trap_port(
     assert code == 0, agent.log()[-4000:]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_reload_keeping_the_trap_address_loses_no_trap(
-    agent: AgentProcess, smtp_server: SmtpServer
+    agent: AgentProcess, smtp_server: SmtpServer, workers: int
 ) -> None:
-    """A reload that changes [traps] but not its address keeps the socket bound throughout."""
+    """A reload that changes [traps] but not its address keeps the socket bound throughout
+    (with trap workers: the new workers share the sockets and read once the old ones have
+    handed over their last traps)."""
+    agent.config_text = agent.config_text.replace("[traps]\n", f"[traps]\nworkers = {workers}\n")
+    assert f"workers = {workers}" in agent.config_text
     agent.start()
     original = agent.config.read_text()
     assert "storm_rate = 1000000.0" in original
