@@ -13,7 +13,7 @@ busy the machine was are written to bench/results/latest.json and a
 timestamped copy (run-YYYYmmddTHHMMSSZ.json, git-ignored).
 
 Usage: .venv/bin/python -m bench [--quick] [--only STEP,...] [--out DIR] [--instructions]
-Steps: poll, traps, latency, pipeline, commit, cluster, mail, rules, mib, scale_1k,
+Steps: poll, traps, trap_workers, latency, pipeline, commit, cluster, mail, rules, mib, scale_1k,
 scale_10k, scale_100k;
 ``--instructions`` runs only the step ``instructions``: the trap and poll workloads under
 ``perf stat -e instructions:u`` (or callgrind where perf cannot count), instructions per
@@ -57,6 +57,13 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
         "--rounds 3",
         "--rounds 1 --count 10000 --py-count 2000 --loss-count 20000 --v3-count 4000 "
         "--inform-count 4000",
+        400,
+    ),
+    # issue 20 item 1: [traps] workers = 2 vs 1 vs snmptrapd, sustained rate at 0 loss
+    "trap_workers": (
+        "bench.bench_trap_workers",
+        "--workers 2",
+        "--workers 2 --quick",
         400,
     ),
     "latency": ("bench.latency", "--run 100:10 --run 1000:3", "--run 100:3 --run 1000:1", 300),

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +114,13 @@ def make_matchers() -> list[tuple[re.Pattern[str] | None, str]]:
     return out
 
 
-def serve(port: int, users: bool, v3_fast: bool = True) -> None:
-    from netalert.config.models import TrapsConfig
-    from netalert.mib import MibTree
-    from netalert.snmp.types import TrapEvent
-    from netalert.traps.receiver import TrapReceiver
-
-    tree = MibTree.builtin()
+def rule_sink(counts: dict[str, int]) -> Callable[[Any], None]:
+    """The bench's trap consumer: 50 trap rules matched per trap OID (cached), and a
+    'where' over the varbinds per trap; ``counts["events"]`` counts the traps taken."""
     matchers = make_matchers()
-    counts = {"events": 0, "matches": 0}
-
     matched: dict[str, list[int]] = {}
 
-    def rules_for(event: TrapEvent) -> list[int]:
+    def rules_for(event: Any) -> list[int]:
         # What a rules engine does: a trap OID's matching rules are decided once
         # (globs over its name, OID prefixes) and kept; only 'where' runs per trap.
         hits = matched.get(event.trap_oid)
@@ -141,13 +135,25 @@ def serve(port: int, users: bool, v3_fast: bool = True) -> None:
             matched[event.trap_oid] = hits
         return hits
 
-    def sink(event: TrapEvent) -> None:
+    def sink(event: Any) -> None:
         counts["events"] += event.storm_count
         hits = rules_for(event)
         if hits:
             # the matching rules' 'where' read varbinds by short name
             names = {vb.name.partition("::")[2]: vb.label or vb.value for vb in event.varbinds}
             counts["matches"] += sum(names.get("ifAdminStatus") == "up" for _ in hits)
+
+    return sink
+
+
+def serve(port: int, users: bool, v3_fast: bool = True) -> None:
+    from netalert.config.models import TrapsConfig
+    from netalert.mib import MibTree
+    from netalert.traps.receiver import TrapReceiver
+
+    tree = MibTree.builtin()
+    counts = {"events": 0, "matches": 0}
+    sink = rule_sink(counts)
 
     cfg: dict[str, object] = {
         "listen": [f"127.0.0.1:{port}"],

@@ -197,3 +197,33 @@ def test_cluster_rows_judge_p99_failover_against_the_lease_and_lost_or_twice() -
     # no failover mail at all is a failure, not an error
     none = CLUSTER | {"failover": CLUSTER["failover"] | {"median_s": None, "max_s": None}}
     assert rows_for("cluster", none)[1].verdict == "FAIL"
+
+
+def _workers_figures(many: float, one: float, snmptrapd: float, lost: int) -> dict[str, Any]:
+    settings = {"workers": 2, "sources": 64}
+    return {
+        "settings": settings,
+        "workers_2": {"sustained": many},
+        "workers_1": {"sustained": one},
+        "snmptrapd": {"sustained": snmptrapd},
+        "ratio_vs_1": many / one,
+        "ratio_vs_snmptrapd": many / snmptrapd,
+        "loss": {"sent": 200_000, "rate": 10_000, "lost": lost},
+    }
+
+
+@pytest.mark.parametrize(
+    ("many", "one", "snmptrapd", "lost", "verdicts"),
+    [
+        (20_000, 10_000, 5_000, 0, ["PASS", "PASS", "PASS"]),
+        (14_000, 10_000, 5_000, 0, ["FAIL", "PASS", "PASS"]),  # 1.4x one worker
+        (20_000, 10_000, 15_000, 0, ["PASS", "FAIL", "PASS"]),  # 1.33x snmptrapd
+        (20_000, 10_000, 5_000, 1, ["PASS", "PASS", "FAIL"]),  # one trap lost
+    ],
+)
+def test_trap_workers_rows_hold_the_targets(
+    many: float, one: float, snmptrapd: float, lost: int, verdicts: list[str]
+) -> None:
+    rows = rows_for("trap_workers", _workers_figures(many, one, snmptrapd, lost))
+    assert [r.verdict for r in rows] == verdicts
+    assert rows[0].ratio == f"{many / one:.2f}x"

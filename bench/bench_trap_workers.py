@@ -1,0 +1,304 @@
+"""Trap intake on every core: sustained rate at 0 loss, 1 worker vs N, vs snmptrapd, same run.
+
+Each receiver is a fresh process on a free port, fed v2c traps (6 varbinds) by
+one sender spread over ``--sources`` loopback addresses (127.0.0.1, .2, ...)
+each with its own socket, hence its own source port: the kernel steers a
+datagram to a worker by its source, so one address would load one worker.
+Storm control is out of the way (every trap is decoded, checked, named and
+matched against the bench's 50 trap rules, :func:`bench.bench_traps.rule_sink`).
+Receivers: snmptrapd logging each trap to a file, netalert with ``workers = 1``
+(the agent receives itself) and with ``workers = N``, each socket with the
+same receive buffer (``--rcvbuf``, snmptrapd's via ``serverRecvBuf``).
+
+The offered rate climbs through ``--levels`` (``--seconds`` each); a level
+counts when every trap sent arrived; the sustained rate is the highest such
+level before the first loss. Then ``--loss-count`` traps at ``--loss-rate``/s
+into N workers, which must lose none. CPU (all processes of a receiver) per
+1000 traps at the highest level each passed is printed too.
+
+Run: .venv/bin/python -m bench.bench_trap_workers [--workers 2] [--json FILE] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_traps import cpu_ns, free_port, rule_sink, v2c_trap  # noqa: E402
+
+_STORMLESS = {
+    "storm_rate": 1e9,
+    "storm_burst": 10**9,
+    "storm_trap_rate": 1e9,
+    "storm_trap_burst": 10**9,
+}
+
+
+def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
+    """The receiver process: netalert's trap intake with ``workers`` and the rule sink."""
+    from netalert.config.models import Config
+    from netalert.mib import MibTree
+    from netalert.traps.receiver import TrapReceiver
+    from netalert.traps.workers import TrapWorkers
+
+    counts = {"events": 0, "matches": 0}
+    sink = rule_sink(counts)
+    traps = {"listen": [f"127.0.0.1:{port}"], "rcvbuf": rcvbuf, "workers": workers, **_STORMLESS}
+    config = Config.model_validate({"agent": {"state_dir": state}, "traps": traps})
+    tree = MibTree.builtin()
+
+    async def main() -> None:
+        receiver: TrapReceiver | TrapWorkers
+        if workers == 1:
+            receiver = TrapReceiver(config.traps, sink=sink, tree=tree)
+            await receiver.start()
+        else:
+            receiver = TrapWorkers(config, sink=sink, tree=tree, count=workers)
+            await receiver.open()
+            receiver.begin()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+        def report() -> None:
+            print(f"{counts['events']} {receiver.kernel_drops()}", flush=True)
+
+        loop.add_signal_handler(signal.SIGUSR1, report)
+        print("ready", flush=True)
+        await stop.wait()
+        await receiver.stop()
+
+    asyncio.run(main())
+
+
+def _tree_cpu_ns(pid: int) -> int:
+    """CPU of ``pid`` and its children (the workers)."""
+    total = cpu_ns(pid)
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                total += cpu_ns(int(child))
+    return total
+
+
+class Netalert:
+    def __init__(self, port: int, workers: int, rcvbuf: int, state: Path) -> None:
+        self.port, self.name = port, f"netalert workers={workers}"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(port), "--workers", str(workers),
+             "--rcvbuf", str(rcvbuf), "--state", str(state)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", line
+        self.pid = self.proc.pid
+        if workers > 1:
+            time.sleep(3.0)  # the workers start (imports, the MIB tree) before traffic
+
+    def received(self) -> tuple[int, int]:
+        assert self.proc.stdout is not None
+        os.kill(self.pid, signal.SIGUSR1)
+        events, drops = self.proc.stdout.readline().split()
+        return int(events), int(drops)
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        self.proc.wait(60)
+
+
+class Snmptrapd:
+    def __init__(self, port: int, workdir: Path, rcvbuf: int) -> None:
+        self.port, self.name = port, "snmptrapd"
+        conf = workdir / "snmptrapd.conf"
+        # serverRecvBuf: the receive buffer of snmptrapd's socket (snmp.conf token)
+        conf.write_text(f"authCommunity log public\n[snmp] serverRecvBuf {rcvbuf // 2}\n")
+        self.log = workdir / f"traps-{port}.log"
+        self.proc = subprocess.Popen(
+            ["snmptrapd", "-f", "-C", "-c", str(conf), "-n", "-Lf", str(self.log),
+             "-F", "%V %a %N %W %v\n", f"udp:127.0.0.1:{port}"],
+            env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir), MIBS=""),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.pid = self.proc.pid
+        time.sleep(1.0)
+
+    def received(self) -> tuple[int, int]:
+        try:
+            text = self.log.read_bytes()
+        except OSError:
+            return 0, 0
+        return text.count(b"\n") - text.count(b"NET-SNMP version"), 0
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def blast(port: int, data: bytes, count: int, rate: float, sources: int) -> float:
+    """Sends ``count`` datagrams at ``rate``/s round-robin from ``sources`` loopback addresses."""
+    socks = []
+    for n in range(sources):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024 * 1024)
+        sock.bind((f"127.0.0.{1 + n % 250}", 0))
+        socks.append(sock)
+    target = ("127.0.0.1", port)
+    start = time.perf_counter()
+    sent = 0
+    chunk = max(1, int(rate / 1000))
+    try:
+        while sent < count:
+            n = min(chunk, count - sent)
+            for i in range(sent, sent + n):
+                try:
+                    socks[i % sources].sendto(data, target)
+                except BlockingIOError:
+                    time.sleep(0.0005)
+            sent += n
+            delay = start + sent / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+    finally:
+        for sock in socks:
+            sock.close()
+    return time.perf_counter() - start
+
+
+def offer(receiver: Any, data: bytes, count: int, rate: float, sources: int) -> dict[str, float]:
+    """``count`` traps at ``rate``/s; what arrived once the receiver drained, and its CPU."""
+    base, _ = receiver.received()
+    cpu0 = _tree_cpu_ns(receiver.pid)
+    seconds = blast(receiver.port, data, count, rate, sources)
+    last, stable, got = -1, 0, 0
+    while stable < 5:
+        time.sleep(0.2)
+        got, _ = receiver.received()
+        stable = stable + 1 if got == last else 0
+        last = got
+    got -= base
+    cpu_ms = (_tree_cpu_ns(receiver.pid) - cpu0) / 1e6
+    return {
+        "rate": rate,
+        "sent": count,
+        "received": got,
+        "lost": count - got,
+        "send_rate": count / seconds,
+        "cpu_ms_per_1000": 1000.0 * cpu_ms / max(got, 1),
+    }
+
+
+def sustained(receiver: Any, data: bytes, args: argparse.Namespace) -> dict[str, Any]:
+    """The highest level of ``--levels`` at which nothing was lost."""
+    steps: list[dict[str, float]] = []
+    best: dict[str, float] | None = None
+    for rate in args.levels:
+        res = offer(receiver, data, int(rate * args.seconds), rate, args.sources)
+        steps.append(res)
+        print(
+            f"  {receiver.name}: {rate:,.0f}/s offered (sent at {res['send_rate']:,.0f}/s): "
+            f"{res['lost']:,.0f} lost, {res['cpu_ms_per_1000']:.1f} CPU ms/1000",
+            flush=True,
+        )
+        if res["lost"] > 0 or res["send_rate"] < 0.95 * rate:
+            break  # the sender could not offer it, or the receiver lost traps
+        best = res
+    return {"sustained": best["rate"] if best else 0.0, "best": best, "steps": steps}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    data = v2c_trap()
+    out: dict[str, Any] = {
+        "settings": {
+            "workers": args.workers,
+            "levels": args.levels,
+            "seconds": args.seconds,
+            "sources": args.sources,
+            "rcvbuf": args.rcvbuf,
+        }
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-trap-workers-") as tmp:
+        workdir = Path(tmp)
+        kinds = {"snmptrapd": 0, "workers_1": 1, f"workers_{args.workers}": args.workers}
+        for key, workers in kinds.items():
+            port = free_port()
+            receiver: Any = (
+                Snmptrapd(port, workdir, args.rcvbuf)
+                if not workers
+                else Netalert(port, workers, args.rcvbuf, workdir)
+            )
+            try:
+                out[key] = sustained(receiver, data, args)
+            finally:
+                receiver.close()
+            print(
+                f"{receiver.name}: sustained {out[key]['sustained']:,.0f}/s at 0 loss", flush=True
+            )
+        receiver = Netalert(free_port(), args.workers, args.rcvbuf, workdir)
+        try:
+            loss = offer(receiver, data, args.loss_count, args.loss_rate, args.sources)
+        finally:
+            receiver.close()
+        out["loss"] = loss
+        print(
+            f"{receiver.name}: {args.loss_count:,} at {args.loss_rate:,.0f}/s: "
+            f"{loss['lost']:,.0f} lost",
+            flush=True,
+        )
+    many = out[f"workers_{args.workers}"]["sustained"]
+    out["ratio_vs_1"] = many / max(out["workers_1"]["sustained"], 1.0)
+    out["ratio_vs_snmptrapd"] = many / max(out["snmptrapd"]["sustained"], 1.0)
+    print(
+        f"sustained at 0 loss: {args.workers} workers {many:,.0f}/s = "
+        f"{out['ratio_vs_1']:.2f}x 1 worker, {out['ratio_vs_snmptrapd']:.2f}x snmptrapd",
+        flush=True,
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--state", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rcvbuf", type=int, default=8 * 1024 * 1024)
+    parser.add_argument(
+        "--levels",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000],
+    )
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--sources", type=int, default=64)
+    parser.add_argument("--loss-count", type=int, default=200_000)
+    parser.add_argument("--loss-rate", type=float, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="3 levels of 2 s, 50,000 at 10,000/s")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.workers, args.rcvbuf, args.state)
+        return
+    if args.quick:
+        args.levels, args.seconds, args.loss_count = [5_000, 10_000, 20_000], 2.0, 50_000
+    figures = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
