@@ -23,6 +23,7 @@ import pytest
 from netalert.config.models import Config
 from netalert.mib import MibTree
 from netalert.snmp.types import TrapEvent
+from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.traps.listen import BindError, open_udp_socket
 from netalert.traps.workers import TrapWorkers
 from tests.support.ports import free_udp_port
@@ -249,3 +250,34 @@ async def test_a_second_agent_cannot_share_the_port(workers: Workers, tmp_path: 
     )
     with pytest.raises(BindError, match="in use"):
         await second.open()
+
+
+async def test_engine_ids_learned_by_the_poller_reach_every_worker(
+    tmp_path: Path, tree: MibTree
+) -> None:
+    """An engine ID known at start and one learned while running: traps signed by either
+    are accepted by both workers and credited to the polled device."""
+    registry = EngineIdRegistry()
+    registry.add("early-sw", "192.0.2.1", 161, bytes.fromhex("8000000001aaaa01"))
+    config = _config(tmp_path, free_udp_port())
+    got: list[TrapEvent] = []
+    pool = TrapWorkers(config, sink=got.append, tree=tree, engines=registry, count=2)
+    await pool.open()
+    pool.begin()
+    helper = Workers(pool, got)
+    try:
+        await helper.ready()
+        registry.add("late-sw", "192.0.2.2", 161, bytes.fromhex("8000000001aaaa02"))
+        await asyncio.sleep(0.5)  # the workers hear of it
+        for source in SOURCES:
+            for engine in ("8000000001aaaa01", "8000000001aaaa02"):
+                assert await helper.run(
+                    "snmptrap", *USER, "-e", f"0x{engine}", helper.target(), *_TRAP_ARGS,
+                    source=source,
+                ) == 0  # fmt: skip
+        await helper.until(lambda: len(got) == 4)
+    finally:
+        await pool.stop()
+    assert sorted((e.source, e.device) for e in got) == sorted(
+        (source, device) for source in SOURCES for device in ("early-sw", "late-sw")
+    )

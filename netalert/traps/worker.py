@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ class WorkerSpec:
     channel_fd: int
     engine_id: bytes
     engine_started: int
-    engine_ids: tuple[bytes, ...]  # learned by the poller so far
+    engine_ids: tuple[tuple[bytes, str], ...]  # (engine ID, device) the poller learned so far
     wait_for_go: bool  # a reload's worker: read only once the agent says GO
     message_ids: bool  # [cluster]
     tree: bytes  # the agent's MIB tree, pickled: every worker names traps as the agent would
@@ -157,6 +158,37 @@ class _Recorder:
         pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Learned:
+    engine_id: bytes
+    device: str
+
+
+class _Engines:
+    """The engine IDs the agent's poller learned, as the receiver asks for them
+    (:class:`~netalert.traps.receiver.EngineSource`); the agent sends each new one."""
+
+    def __init__(self, known: tuple[tuple[bytes, str], ...]) -> None:
+        self._devices = dict(known)
+        self._listeners: list[Callable[[Any], None]] = []
+
+    def learn(self, engine_id: bytes, device: str) -> None:
+        self._devices[engine_id] = device
+        for listener in self._listeners:
+            listener(_Learned(engine_id, device))
+
+    def engine_ids(self) -> list[bytes]:
+        return list(self._devices)
+
+    def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def get_by_engine(self, engine_id: bytes) -> _Learned | None:
+        device = self._devices.get(engine_id)
+        return None if device is None else _Learned(engine_id, device)
+
+
 class WorkerReceiver(TrapReceiver):
     """A receiver whose events, with their SNMPv3 clock claims, go to the agent's channel."""
 
@@ -188,11 +220,13 @@ async def _serve(spec: WorkerSpec) -> int:
     channel_sock.setblocking(False)
     tree = pickle.loads(spec.tree)  # noqa: S301 - from our parent, the agent
     traps = config.traps.model_copy(update={"record": None})  # the agent writes the file
+    engines = _Engines(spec.engine_ids)
     receiver = WorkerReceiver(
         traps,
         sink=lambda trap: None,  # _deliver above
         tree=tree,
         devices=config.devices,
+        engines=engines,
         state_dir=None,
         message_ids=spec.message_ids,
         engine_id=spec.engine_id,
@@ -207,9 +241,6 @@ async def _serve(spec: WorkerSpec) -> int:
         sock.close()  # the receiver reads its own descriptor of each
     if config.traps.record is not None:
         receiver.recorder = _Recorder(channel)  # type: ignore[assignment]
-    if receiver._v3 is not None:
-        for engine_id in spec.engine_ids:
-            receiver._v3.add_engine_id(engine_id)
     done = asyncio.Event()
     reader = workwire.FrameReader()
     started = False
@@ -231,8 +262,8 @@ async def _serve(spec: WorkerSpec) -> int:
             done.set()  # the agent is gone
             return
         for kind, body in reader.feed(data):
-            if kind == workwire.ENGINE and receiver._v3 is not None:
-                receiver._v3.add_engine_id(bytes(body))
+            if kind == workwire.ENGINE:
+                engines.learn(bytes(body[0]), str(body[1]))
             elif kind == workwire.GO:
                 go()
             elif kind == workwire.QUIT:

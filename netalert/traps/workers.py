@@ -285,7 +285,7 @@ class TrapWorkers:
             channel_fd=there.fileno(),
             engine_id=self._engine_id,
             engine_started=self._engine_started,
-            engine_ids=tuple(self._engines.engine_ids()) if self._engines is not None else (),
+            engine_ids=self._learned(),
             wait_for_go=self._waiting,
             message_ids=self._message_ids,
             tree=self._tree,
@@ -429,9 +429,21 @@ class TrapWorkers:
             ],
         )
 
+    def _learned(self) -> tuple[tuple[bytes, str], ...]:
+        """The engine IDs (and their devices) the poller learned so far."""
+        engines = self._engines
+        if engines is None:
+            return ()
+        out = []
+        for engine_id in engines.engine_ids():
+            record = engines.get_by_engine(engine_id)
+            out.append((engine_id, str(record.device) if record is not None else ""))
+        return tuple(out)
+
     def _on_engine(self, record: Any) -> None:
+        learned = (bytes(record.engine_id), str(record.device))
         for worker in self._workers:
-            self._send(worker, workwire.ENGINE, bytes(record.engine_id))
+            self._send(worker, workwire.ENGINE, learned)
 
     # --- housekeeping -------------------------------------------------------------
 
