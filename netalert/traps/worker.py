@@ -39,8 +39,9 @@ __all__ = ["WorkerSpec", "main"]
 log = logging.getLogger("netalert.traps")
 
 _BATCH = 256  # events in one frame at most
-_STATS_EVERY = 1.0  # seconds between two counter snapshots sent to the agent
-_AGENTS_LINES = frozenset({"traps_listening", "traps_stopped"})
+_STATS_EVERY = 0.1  # seconds between two counter snapshots sent to the agent (if changed)
+_AGENTS_LINES = frozenset({"traps_listening", "traps_stopped", "traps_rcvbuf_short"})
+_FIRST_WORKERS_LINES = frozenset({"traps_shared_source", "traps_device_unresolved"})
 _DRAIN_WITHIN = 8.0  # seconds to hand the last events to the agent when told to stop
 
 
@@ -75,6 +76,7 @@ class _Channel:
         self._writing = False
         self.closed = False
         self.idle = asyncio.Event()  # set whenever everything queued was written
+        self._reported: dict[str, Any] = {}
 
     def add(self, item: tuple[Any, ...]) -> None:
         if self._waiting + len(self._events) >= self._limit:
@@ -86,6 +88,13 @@ class _Channel:
         elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
+
+    def report(self) -> None:
+        """Sends the receiver's counters when they changed since last sent."""
+        snapshot = workwire.stats_snapshot(self._stats)
+        if snapshot != self._reported:
+            self._reported = snapshot
+            self.send(workwire.STATS, snapshot)
 
     def record(self, item: tuple[Any, ...]) -> None:
         self._recorded.append(item)
@@ -105,6 +114,7 @@ class _Channel:
             self._out.append((workwire.frame(workwire.RECORDED, self._recorded), 0))
             self._recorded = []
         if self._events:
+            self.report()  # the counters first: the agent's metrics never lag its events
             count = len(self._events)
             self.idle.clear()
             self._out.append((workwire.frame(workwire.EVENTS, self._events), count))
@@ -272,11 +282,13 @@ async def _serve(spec: WorkerSpec) -> int:
     loop.add_reader(channel_sock.fileno(), on_command)
     if not spec.wait_for_go:
         go()
+    channel.send(workwire.READY, spec.index)
 
     async def report() -> None:
+        # Refusals and storm folds make no event: their counters go every _STATS_EVERY.
         while True:
             await asyncio.sleep(_STATS_EVERY)
-            channel.send(workwire.STATS, workwire.stats_snapshot(receiver.stats))
+            channel.report()
 
     reporter = asyncio.ensure_future(report())
     await done.wait()
@@ -284,7 +296,7 @@ async def _serve(spec: WorkerSpec) -> int:
     reporter.cancel()
     await receiver.stop()  # pending storm events go out as events
     channel.flush()
-    channel.send(workwire.STATS, workwire.stats_snapshot(receiver.stats))
+    channel.report()
     if not channel.closed:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(channel.idle.wait(), _DRAIN_WITHIN)
@@ -294,16 +306,20 @@ async def _serve(spec: WorkerSpec) -> int:
 
 def main() -> int:
     """The worker process: reads its spec from stdin and serves until told to stop."""
-    # Ctrl-C and SIGHUP are the agent's: it stops and reloads its workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Ctrl-C, SIGHUP and SIGTERM are the agent's: it reloads and stops its workers itself
+    # (systemd sends SIGTERM to every process of the unit; a worker leaves when told to,
+    # after handing over its last traps, or when the agent is gone).
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     spec: WorkerSpec = pickle.load(sys.stdin.buffer)  # from our parent, the agent  # noqa: S301
     agent = spec.config.agent
     from netalert.logs import setup_logging
 
     setup_logging(agent.log_level, agent.log_format, line_max=agent.log_line_max)
-    # The agent says where the traps are received and what was counted, for all workers.
-    log.addFilter(lambda record: getattr(record.msg, "name", "") not in _AGENTS_LINES)
+    # The agent says where the traps are received and what was counted, for all workers;
+    # what every worker finds at start (devices, buffers), the first one says.
+    quiet = _AGENTS_LINES if spec.index == 0 else _AGENTS_LINES | _FIRST_WORKERS_LINES
+    log.addFilter(lambda record: getattr(record.msg, "name", "") not in quiet)
     log.debug(event("trap_worker_started", worker=spec.index, pid=os.getpid()))
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(spec))

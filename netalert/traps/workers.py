@@ -53,8 +53,11 @@ log = logging.getLogger("netalert.traps")
 
 _RESTART_DELAY = 0.2  # seconds before a worker that died is started again
 _RESTART_DELAY_MAX = 10.0  # ... doubling while it keeps dying within a minute of its start
+_START_WITHIN = 60.0  # seconds the workers have to open their sockets at start
 _STOP_WITHIN = 10.0  # seconds a worker has to drain and exit before it is killed
-_RECV = 1 << 20  # bytes read from a worker's channel at once
+# bytes read from a worker's channel at once: about 200 events, a few ms of the loop, so
+# that the web, the mail and the other workers get their turn between two reads
+_RECV = 64 * 1024
 
 
 def worker_count(config: TrapsConfig) -> int:
@@ -76,6 +79,7 @@ class _Worker:
     snapshot: dict[str, Any] = field(default_factory=dict)  # its latest counters
     started: float = 0.0
     delay: float = _RESTART_DELAY
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # its sockets are open
 
 
 class TrapWorkers:
@@ -203,11 +207,29 @@ class TrapWorkers:
             self._waiting = bool(inherit)
             for worker in self._workers:
                 await self._spawn(worker)
+            await self._ready()
         except BaseException:
             await self.stop()
             raise
         if self._engines is not None:
             self._unsubscribe = self._engines.subscribe(self._on_engine)
+
+    async def _ready(self) -> None:
+        """Waits until every worker has its sockets open (the agent is ready only then).
+
+        Raises:
+            NetalertError: a worker did not get there within ``_START_WITHIN``.
+        """
+        waits = [asyncio.ensure_future(w.ready.wait()) for w in self._workers]
+        _, pending = await asyncio.wait(waits, timeout=_START_WITHIN)
+        for wait in pending:
+            wait.cancel()
+        if pending:
+            raise NetalertError(
+                f"trap workers: {len(pending)} of {self.count} did not start within "
+                f"{_START_WITHIN:.0f} s (see the log above); set [traps] workers = 1 to "
+                "receive traps in the agent itself"
+            )
 
     def begin(self) -> None:
         """Lets the workers read (a reload's new ones), starts the once-a-second chores."""
@@ -297,6 +319,7 @@ class TrapWorkers:
         worker.proc, worker.channel, worker.started = proc, here, time.monotonic()
         worker.reader = workwire.FrameReader()
         worker.snapshot = {}
+        worker.ready.clear()
         here.setblocking(False)
         asyncio.get_running_loop().add_reader(here.fileno(), self._on_channel, worker)
         self.stats.workers = sum(1 for w in self._workers if w.channel is not None)
@@ -329,6 +352,8 @@ class TrapWorkers:
             for kind, body in worker.reader.feed(data):
                 if kind == workwire.EVENTS:
                     self._events(body)
+                elif kind == workwire.READY:
+                    worker.ready.set()
                 elif kind == workwire.STATS:
                     worker.snapshot = body
                     self._recount()
@@ -391,11 +416,10 @@ class TrapWorkers:
                 restarts=self.stats.worker_restarts,
             )
         )
-        if time.monotonic() - worker.started < 60.0:
-            worker.delay = min(worker.delay * 2, _RESTART_DELAY_MAX)
-        else:
-            worker.delay = _RESTART_DELAY
-        asyncio.get_running_loop().call_later(worker.delay / 2, self._restart, worker, proc)
+        if time.monotonic() - worker.started >= 60.0:
+            worker.delay = _RESTART_DELAY  # it ran a while: not a crash loop
+        wait, worker.delay = worker.delay, min(worker.delay * 2, _RESTART_DELAY_MAX)
+        asyncio.get_running_loop().call_later(wait, self._restart, worker, proc)
 
     def _restart(self, worker: _Worker, old: subprocess.Popen[bytes] | None) -> None:
         if old is not None:

@@ -5,8 +5,9 @@ builtin values only (tuples, str, bytes, int, float, None): the peer is our
 own child or parent, and marshal builds no object but those, so a frame can
 never run code. A payload is ``(kind, body)``:
 
-- worker → agent: ``EVENTS`` (a batch of encoded trap events), ``STATS``
-  (the worker's counters, absolute), ``RECORDED`` (datagrams for the
+- worker → agent: ``READY`` (its sockets are open: the agent's start waits
+  for it), ``EVENTS`` (a batch of encoded trap events), ``STATS`` (the
+  worker's counters, absolute), ``RECORDED`` (datagrams for the
   ``[traps] record`` file, which only the agent writes);
 - agent → worker: ``ENGINE`` (an engine ID the poller learned), ``GO`` (start
   reading: a reload's new workers wait for the old ones to stop), ``QUIT``
@@ -32,6 +33,7 @@ __all__ = [
     "EVENTS",
     "GO",
     "QUIT",
+    "READY",
     "RECORDED",
     "STATS",
     "ClockClaim",
@@ -44,7 +46,7 @@ __all__ = [
     "sum_stats",
 ]
 
-EVENTS, STATS, RECORDED, ENGINE, GO, QUIT = "E", "S", "R", "I", "G", "Q"
+EVENTS, STATS, RECORDED, READY, ENGINE, GO, QUIT = "E", "S", "R", "Y", "I", "G", "Q"
 MAX_FRAME = 64 * 1024 * 1024  # a frame longer than this is a bug: the channel is closed
 _LENGTH = struct.Struct(">I")
 ClockClaim = tuple[bytes, int, int, bytes]  # engine ID, boots, time, msgAuthenticationParameters
