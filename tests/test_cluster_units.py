@@ -8,7 +8,6 @@ from collections import Counter
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode, message_id
 from netalert.cluster.errors import CodecError, StaleLeaseError
@@ -19,6 +18,7 @@ from netalert.cluster.shards import fair_share, shard_of
 from netalert.cluster.status import ClusterStatus, NodeStatus, format_status
 from netalert.metrics import Metrics
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
+from tests.support.strategies import TRAP_EVENTS
 
 
 def test_shard_of_is_stable_across_processes_and_versions() -> None:
@@ -73,41 +73,7 @@ def test_message_id_is_the_same_for_the_same_trap_only() -> None:
     assert base not in others and len(others) == 4
 
 
-_values = st.one_of(
-    st.none(),
-    st.integers(min_value=-(2**63), max_value=2**64),
-    st.floats(allow_nan=False),
-    st.binary(max_size=64),
-    st.text(max_size=32),
-)
-_varbinds = st.builds(
-    VarBind,
-    oid=st.text(max_size=40),
-    type=st.sampled_from(list(SnmpType)),
-    value=_values,
-    name=st.text(max_size=20),
-    index=st.text(max_size=10),
-    label=st.text(max_size=20),
-)
-_traps = st.builds(
-    TrapEvent,
-    source=st.text(max_size=40),
-    source_port=st.integers(0, 65535),
-    version=st.sampled_from(["1", "2c", "3"]),
-    trap_oid=st.text(max_size=40),
-    trap_name=st.text(max_size=40),
-    varbinds=st.lists(_varbinds, max_size=5).map(tuple),
-    uptime=st.none() | st.integers(0, 2**32 - 1),
-    received=st.floats(min_value=0, max_value=2e9),
-    device=st.text(max_size=20),
-    community=st.text(max_size=20),
-    user=st.text(max_size=20),
-    inform=st.booleans(),
-    storm_count=st.integers(1, 10**6),
-)
-
-
-@given(_traps)
+@given(TRAP_EVENTS)
 def test_codec_round_trip(trap: TrapEvent) -> None:
     assert decode(encode(trap)) == trap
 

@@ -55,6 +55,11 @@ def _unknown_mib_name(text: str, _held: int) -> str:
     return text.replace('trap = "IF-MIB::linkDown"', 'trap = "IF-MIB::linkDownn"', 1)
 
 
+def _trap_workers_changed(text: str, _held: int) -> str:
+    # 17: more than workers = 0 ever starts, so it differs from the running count anywhere
+    return text.replace("[traps]\n", "[traps]\nworkers = 17\n", 1)
+
+
 def _toml_error(text: str, _held: int) -> str:
     return text + "\n[[rules]\nname = \n"
 
@@ -64,6 +69,7 @@ BAD: dict[str, tuple[Callable[[str, int], str], str]] = {
     "ca_file": (_bad_ca_file, "no-such-ca.pem"),
     "templates_dir": (_bad_templates_dir, "no-such-folder"),
     "trap_port_in_use": (_trap_port_in_use, "cannot listen"),
+    "trap_workers_changed": (_trap_workers_changed, "changes at a restart"),
     "web_port_in_use": (_web_port_in_use, "cannot listen"),
     "unknown_mib_name": (_unknown_mib_name, "linkDownn"),
     "toml_error": (_toml_error, "config.toml"),

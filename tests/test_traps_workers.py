@@ -25,6 +25,7 @@ from netalert.mib import MibTree
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.traps.listen import BindError, open_udp_socket
+from netalert.traps.pcap import read_datagrams
 from netalert.traps.workers import TrapWorkers
 from tests.support.ports import free_udp_port
 
@@ -281,3 +282,23 @@ async def test_engine_ids_learned_by_the_poller_reach_every_worker(
     assert sorted((e.source, e.device) for e in got) == sorted(
         (source, device) for source in SOURCES for device in ("early-sw", "late-sw")
     )
+
+
+async def test_the_record_file_gets_every_worker_s_datagrams(tmp_path: Path, tree: MibTree) -> None:
+    """[traps] record with workers: the agent writes the one file, datagrams of both."""
+    record = tmp_path / "traps.pcap"
+    config = _config(tmp_path, free_udp_port(), record=str(record))
+    pool, got = await _start(config, tree)
+    try:
+        data = await _capture("snmptrap", "-v", "2c", "-c", "public")
+        for source in SOURCES:
+            for _ in range(5):
+                _send(data, source, pool.addresses[0][1])
+        _send(b"not snmp", SOURCES[1], pool.addresses[0][1])  # refused, recorded all the same
+        await Workers(pool, got).until(lambda: len(got) == 10 and pool.stats.datagrams == 11)
+    finally:
+        await pool.stop()
+    recorded = list(read_datagrams(record))
+    assert sorted(d.source[0] for d in recorded) == sorted([*SOURCES] * 5 + [SOURCES[1]])
+    assert sum(d.data == data for d in recorded) == 10
+    assert pool.stats.record.recorded == 11

@@ -481,7 +481,8 @@ class TrapsConfig(Model):
         0,
         description="processes receiving traps on each listen address (SO_REUSEPORT, steered "
         "by source address): each decodes, authenticates, applies `allow` and folds storms, "
-        "and hands the events to the agent. 0: one per core; 1: the agent receives them "
+        "and hands the events to the agent (each worker takes about 100 MB). 0: one per core, "
+        "at most 16; 1: the agent receives them "
         "itself. Changing it needs a restart: a reload that changes it is rejected (see "
         "[Traps](traps.md#trap-workers))",
         json_schema_extra=shown_default("0 (one per core)"),

@@ -47,10 +47,11 @@ if TYPE_CHECKING:
     from netalert.traps.names import TrapTree
     from netalert.traps.receiver import EngineSource
 
-__all__ = ["TrapWorkers", "worker_count"]
+__all__ = ["AUTO_MAX", "TrapWorkers", "worker_count"]
 
 log = logging.getLogger("netalert.traps")
 
+AUTO_MAX = 16  # workers = 0 starts one per core, up to this many
 _RESTART_DELAY = 0.2  # seconds before a worker that died is started again
 _RESTART_DELAY_MAX = 10.0  # ... doubling while it keeps dying within a minute of its start
 _START_WITHIN = 60.0  # seconds the workers have to open their sockets at start
@@ -61,13 +62,15 @@ _RECV = 64 * 1024
 
 
 def worker_count(config: TrapsConfig) -> int:
-    """How many trap workers ``config`` asks for (0: one per core this process may use)."""
+    """How many trap workers ``config`` asks for (0: one per core this process may use,
+    at most ``AUTO_MAX``: each worker holds the MIB tree, about 100 MB)."""
     if config.workers:
         return config.workers
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, AUTO_MAX)
 
 
 @dataclass(slots=True)
