@@ -152,10 +152,12 @@ class ReceiverStage(BaseStage):
             message_ids=config.cluster is not None,
         )
         previous = old if isinstance(old, TrapWorkers) else None
+        # the running engine ID and time, unless the reload sets another engine_id
+        same_engine = previous is not None and previous.config.engine_id == config.traps.engine_id
         await workers.open(
             inherit=previous.sockets if previous is not None else None,
             record_later=old is not None and old.recorder is not None,
-            engine=previous.engine if previous is not None else None,
+            engine=previous.engine if previous is not None and same_engine else None,
         )
         return workers
 

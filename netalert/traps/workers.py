@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -56,8 +57,7 @@ _RESTART_DELAY = 0.2  # seconds before a worker that died is started again
 _RESTART_DELAY_MAX = 10.0  # ... doubling while it keeps dying within a minute of its start
 _START_WITHIN = 60.0  # seconds the workers have to open their sockets at start
 _STOP_WITHIN = 10.0  # seconds a worker has to drain and exit before it is killed
-# bytes read from a worker's channel at once: about 200 events, a few ms of the loop, so
-# that the web, the mail and the other workers get their turn between two reads
+# bytes read from a worker's channel at once (its frames are handed one per loop turn)
 _RECV = 64 * 1024
 
 
@@ -83,6 +83,8 @@ class _Worker:
     started: float = 0.0
     delay: float = _RESTART_DELAY
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # its sockets are open
+    pending: deque[list[tuple[Any, ...]]] = field(default_factory=deque)  # batches not yet handed
+    draining: bool = False  # the batches are handed one per loop turn; its channel waits
 
 
 class TrapWorkers:
@@ -283,6 +285,9 @@ class TrapWorkers:
                 log.warning(event("trap_worker_killed", worker=worker.index, pid=proc.pid))
                 proc.kill()
                 await loop.run_in_executor(None, proc.wait)
+        for worker in self._workers:  # the last batches read, not yet handed
+            while worker.pending:
+                self._events(worker.pending.popleft())
         for group in self._sockets.values():
             for sock in group:
                 sock.close()
@@ -354,7 +359,7 @@ class TrapWorkers:
         try:
             for kind, body in worker.reader.feed(data):
                 if kind == workwire.EVENTS:
-                    self._events(body)
+                    worker.pending.append(body)
                 elif kind == workwire.READY:
                     worker.ready.set()
                 elif kind == workwire.STATS:
@@ -368,6 +373,25 @@ class TrapWorkers:
             if worker.proc is not None:
                 worker.proc.kill()
             self._exited_worker(worker)
+        if worker.pending and not worker.draining:
+            # One batch (at most a receiver's batch of events) per turn of the loop, as the
+            # agent's own receiver reads its socket; the channel is not read meanwhile, so a
+            # worker the agent cannot keep up with fills its bounded queue, not our memory.
+            worker.draining = True
+            if worker.channel is not None:
+                asyncio.get_running_loop().remove_reader(worker.channel.fileno())
+            asyncio.get_running_loop().call_soon(self._drain, worker)
+
+    def _drain(self, worker: _Worker) -> None:
+        if worker.pending:
+            self._events(worker.pending.popleft())
+        loop = asyncio.get_running_loop()
+        if worker.pending:
+            loop.call_soon(self._drain, worker)
+            return
+        worker.draining = False
+        if worker.channel is not None:
+            loop.add_reader(worker.channel.fileno(), self._on_channel, worker)
 
     def _events(self, items: list[tuple[Any, ...]]) -> None:
         clocks, sink, own = self._clocks, self._sink, self._own
