@@ -59,6 +59,7 @@ _START_WITHIN = 60.0  # seconds the workers have to open their sockets at start
 _STOP_WITHIN = 10.0  # seconds a worker has to drain and exit before it is killed
 # bytes read from a worker's channel at once (its frames are handed one per loop turn)
 _RECV = 64 * 1024
+_PENDING_MAX = 64  # batches read from a worker and not yet handed: past it, its channel waits
 
 
 def worker_count(config: TrapsConfig) -> int:
@@ -84,7 +85,8 @@ class _Worker:
     delay: float = _RESTART_DELAY
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # its sockets are open
     pending: deque[list[tuple[Any, ...]]] = field(default_factory=deque)  # batches not yet handed
-    draining: bool = False  # the batches are handed one per loop turn; its channel waits
+    draining: bool = False  # the batches are handed one per loop turn
+    paused: bool = False  # its channel is not read until the agent caught up
 
 
 class TrapWorkers:
@@ -328,6 +330,7 @@ class TrapWorkers:
         worker.reader = workwire.FrameReader()
         worker.snapshot = {}
         worker.ready.clear()
+        worker.paused = False
         here.setblocking(False)
         asyncio.get_running_loop().add_reader(here.fileno(), self._on_channel, worker)
         self.stats.workers = sum(1 for w in self._workers if w.channel is not None)
@@ -375,23 +378,27 @@ class TrapWorkers:
             self._exited_worker(worker)
         if worker.pending and not worker.draining:
             # One batch (at most a receiver's batch of events) per turn of the loop, as the
-            # agent's own receiver reads its socket; the channel is not read meanwhile, so a
-            # worker the agent cannot keep up with fills its bounded queue, not our memory.
+            # agent's own receiver reads its socket, so the web and the mail get their turns.
             worker.draining = True
-            if worker.channel is not None:
-                asyncio.get_running_loop().remove_reader(worker.channel.fileno())
             asyncio.get_running_loop().call_soon(self._drain, worker)
+        if len(worker.pending) >= _PENDING_MAX and not worker.paused and worker.channel:
+            # Not read meanwhile: a worker the agent cannot keep up with fills its bounded
+            # queue (worker_queue, drops counted), not the agent's memory.
+            worker.paused = True
+            asyncio.get_running_loop().remove_reader(worker.channel.fileno())
 
     def _drain(self, worker: _Worker) -> None:
         if worker.pending:
             self._events(worker.pending.popleft())
         loop = asyncio.get_running_loop()
+        if worker.paused and len(worker.pending) < _PENDING_MAX // 2:
+            worker.paused = False
+            if worker.channel is not None:
+                loop.add_reader(worker.channel.fileno(), self._on_channel, worker)
         if worker.pending:
             loop.call_soon(self._drain, worker)
-            return
-        worker.draining = False
-        if worker.channel is not None:
-            loop.add_reader(worker.channel.fileno(), self._on_channel, worker)
+        else:
+            worker.draining = False
 
     def _events(self, items: list[tuple[Any, ...]]) -> None:
         clocks, sink, own = self._clocks, self._sink, self._own
