@@ -446,6 +446,7 @@ class Agent:
             every=cluster.usm_sync.total_seconds(),
             clocks=EngineClocks(),  # one table for every receiver a reload builds
             engines=self.engines,
+            devices=lambda: (d.name for d in self.config.devices),  # the config in force
         )
         self.status.register_source("cluster-usm", usm.source())
         return usm

@@ -5,8 +5,8 @@ database, each with its own clock table and engine-ID registry, as two `netalert
   first would (a stale trap, the replay of the trap that set the reference); a row only
   moves forward, whichever node writes last;
 * an engine ID one node's poller learned reaches the other node's registry (and so its
-  trap receiver), and a node that starts later reads everything at open, its own
-  earlier rows included;
+  trap receiver) when the device is in that node's config, and a node that starts
+  later reads everything at open, its own earlier rows included;
 * PostgreSQL away: the change stays due, is counted, and is written once it is back.
 """
 
@@ -51,13 +51,16 @@ async def make(postgres: str) -> AsyncIterator[Make]:
     await _migrate(postgres)
     made: list[UsmShare] = []
 
-    def build(node: str, start: float = 0.0, dsn: str = postgres) -> UsmShare:
+    def build(
+        node: str, start: float = 0.0, dsn: str = postgres, devices: tuple[str, ...] = ("router1",)
+    ) -> UsmShare:
         share = UsmShare(
             dsn,
             node=node,
             every=0.2,
             clocks=EngineClocks(clock=Clock(start)),
             engines=EngineIdRegistry(),
+            devices=lambda: devices,
         )
         made.append(share)
         return share
@@ -103,12 +106,13 @@ async def test_a_clock_learned_by_one_node_is_judged_by_the_other(make: Make) ->
 
 
 async def test_an_engine_id_learned_by_one_nodes_poller_reaches_the_other(make: Make) -> None:
-    a, b = make("na"), make("nb")
+    a, b = make("na", devices=("router1", "gone")), make("nb")
     await a.open()
     await b.open()
     heard: list[bytes] = []
     b.engines.subscribe(lambda record: heard.append(record.engine_id))  # as b's receiver does
     assert a.engines.add("router1", "192.0.2.1", 161, ENGINE, "shaaes")
+    a.engines.add("gone", "192.0.2.9", 161, b"\x80\x00\x00\x00\x01\x09", "shaaes")
     await a.sync(within=5.0)
     await b.sync(within=5.0)
     record = b.engines.get_by_engine(ENGINE)
@@ -118,8 +122,9 @@ async def test_an_engine_id_learned_by_one_nodes_poller_reaches_the_other(make: 
         161,
     )
     assert heard == [ENGINE]
+    assert b.engines.get("gone") is None  # not in b's config (removed there): not credited
     await b.sync(within=5.0)  # what b took from a is not written back as b's
-    assert b.stats.written == 0 and a.stats.written == 1
+    assert b.stats.written == 0 and a.stats.written == 2
     await a.stop()
     again = make("na")  # the same node restarted: its own rows too
     await again.open()

@@ -10,6 +10,8 @@ boots and time), captured on a socket of the test and sent to the nodes as they 
 * the stream's duplicate window is 1 s and the replay comes later, so it is the USM check
   that refuses it, not the stream's ``Nats-Msg-Id`` dedup (the refusal is counted by the
   receiver, before anything is published);
+* a device polled with v3 by one node sends a trap to the other, which has no
+  ``engine_ids`` for it: it takes the trap with the engine ID the poller learned;
 * an inform names the receiving node's own engine ID, which is per node: the same inform
   sent to another node is refused there as ``unknown_engine_id``.
 """
@@ -25,11 +27,16 @@ from pathlib import Path
 
 import pytest
 
+from netalert.cluster.shards import shard_of
 from tests.support.fault_checks import assert_exactly_once, mail_config, wait_mail
 from tests.support.faults import AgentProcess, metric_values
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
-from tests.test_cluster_agents import nodes  # noqa: F401  (fixture)
+from tests.support.snmpd import DEFAULT_USER, SnmpdFactory
+from tests.test_cluster_agents import (
+    _owners,
+    nodes,  # noqa: F401  (fixture)
+)
 from tests.test_cluster_node import SHARDS, _cluster
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +63,8 @@ def _start(
     smtp: SmtpServer,
     mib_cache: Path,
     started: list[AgentProcess],
+    *,
+    extra: str = "",
 ) -> list[AgentProcess]:
     agents = []
     for name in names:
@@ -65,6 +74,7 @@ def _start(
             + _V3
             + _cluster(postgres, nats, name)
             + 'duplicate_window = "1s"\n'  # [cluster] is the last section
+            + extra
         )
         directory = tmp_path / name
         directory.mkdir()
@@ -135,9 +145,12 @@ def test_a_trap_replayed_to_another_node_is_refused(
 
     _send(a, first)
     _send(a, later)
+    sent = time.monotonic()
     wait_mail(smtp_server, 2, within=30.0)
     assert _metric(a, "netalert_traps_received_total", version="3") == 2
-    time.sleep(3.0)  # past the stream's duplicate window (1 s) and the clocks' sharing (1 s)
+    # B learns A's reference through PostgreSQL within [cluster] usm_sync (1 s) or two
+    _wait_metric(b, "netalert_cluster_usm_engines", 1)
+    time.sleep(max(0.0, sent + 2.0 - time.monotonic()))  # past the duplicate window (1 s)
 
     # B never received a trap of this engine: it knows A's reference, boots 7 time 1300
     _send(b, lower)
@@ -186,3 +199,61 @@ def test_an_inform_is_for_the_node_it_names(
     _inform(tmp_path, b, 6)  # B's own engine ID, discovered: accepted
     time.sleep(1.0)
     assert_exactly_once(smtp_server, {4, 6})
+
+
+def test_a_devices_traps_are_taken_by_a_node_that_does_not_poll_it(
+    tmp_path: Path,
+    postgres: str,
+    nats_url: str,
+    smtp_server: SmtpServer,
+    mib_cache: Path,
+    snmpd_factory: SnmpdFactory,
+    nodes: list[AgentProcess],  # noqa: F811
+) -> None:
+    device = snmpd_factory()  # v3 user netalert, SHA-256 / AES-128
+    user = DEFAULT_USER
+    polled = f"""
+[snmp]
+interval = "1s"
+timeout = "500ms"
+retries = 0
+
+[[devices]]
+name = "sw1"
+address = "{device.address}"
+credentials = "v3"
+
+[credentials.v3]
+user = "{user.name}"
+auth_protocol = "{user.auth_protocol}"
+auth_password = "{user.auth_password}"
+priv_protocol = "{user.priv_protocol}"
+priv_password = "{user.priv_password}"
+
+[[traps.users]]
+user = "{user.name}"
+auth_protocol = "{user.auth_protocol}"
+auth_password = "{user.auth_password}"
+priv_protocol = "{user.priv_protocol}"
+priv_password = "{user.priv_password}"
+"""
+    a, b = _start(
+        tmp_path, ["na", "nb"], postgres, nats_url, smtp_server, mib_cache, nodes, extra=polled
+    )
+    # no engine_ids configured: only the node polling sw1 learns its engine ID itself
+    owner = _owners(postgres)[shard_of("sw1", SHARDS)]
+    other = b if owner == "na" else a
+    deadline = time.monotonic() + 10.0  # the owner polls (1 s), the other reads (1 s)
+    while time.monotonic() < deadline and not _metric(other, "netalert_cluster_usm_adopted_total"):
+        time.sleep(0.1)
+    argv = [
+        "snmptrap", "-v", "3", "-u", user.name, "-l", "authPriv", "-a", "SHA-256",
+        "-A", user.auth_password, "-x", "AES", "-X", user.priv_password,
+        "-e", f"0x{device.engine_id.hex()}", f"127.0.0.1:{other.traps_port}", "",
+        "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.9", "i", "9",
+    ]  # fmt: skip
+    env = dict(os.environ, SNMP_PERSISTENT_DIR=str(tmp_path / "sender"))
+    subprocess.run(argv, check=True, timeout=20, env=env, capture_output=True)
+    _wait_metric(other, "netalert_traps_received_total", 1, version="3")
+    assert _metric(other, "netalert_traps_rejected_total") == 0
+    assert_exactly_once(smtp_server, {9})

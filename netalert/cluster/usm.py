@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,8 @@ class UsmShare:
         every: Seconds between two syncs (``[cluster] usm_sync``).
         clocks: The senders' clock table the trap receiver uses (kept across reloads).
         engines: The poller's engine-ID registry, which the receiver follows.
+        devices: The names of the devices in this node's config now: another node's
+            engine ID of a device not among them (removed here) is not taken.
     """
 
     def __init__(
@@ -114,12 +116,14 @@ class UsmShare:
         every: float,
         clocks: EngineClocks,
         engines: EngineIdRegistry,
+        devices: Callable[[], Iterable[str]],
     ) -> None:
         self.dsn = dsn
         self.node = node
         self.every = every
         self.clocks = clocks
         self.engines = engines
+        self._devices = devices
         self.stats = UsmStats()
         self._clocks_due: dict[bytes, EngineClock] = {}  # bounded: one per engine ID
         self._engines_due: dict[str, EngineRecord] = {}  # bounded: one per device
@@ -264,9 +268,12 @@ class UsmShare:
             if self.clocks.adopt(bytes(engine_id), reference):
                 self.stats.adopted += 1
         rows = await self._rows(conn, "engines", _READ_ENGINES, started, limit)
+        configured = set(self._devices()) if rows else set()
         self._applying = True
         try:
             for device, engine_id, host, port, user, learned, _ in rows:
+                if device not in configured:
+                    continue
                 added = self.engines.add(
                     str(device), str(host), int(port), bytes(engine_id), str(user), float(learned)
                 )
