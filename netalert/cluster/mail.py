@@ -253,6 +253,7 @@ class PgMailOutbox:
         self._stale = 0
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._more = False  # the last look for due mails found as many as it asked for
         self.duplicates_risked = 0  # mails sent whose claim had run out (StaleClaimError)
 
     # --- queueing (the mailer, the canary) --------------------------------------------------
@@ -310,7 +311,15 @@ class PgMailOutbox:
         if also is not None:
             also(write)
         row = MailRow(message_id, data, sender, unique, subject, at, write.label, "mail")
-        write.ops.append(lambda conn, leases: mail_write(conn, leases, row))
+        claim = (self.pg.node, self.pg.claim_for)
+        claimed: list[Claimed] = []  # set by the write, in the worker thread
+
+        def queue(conn: Connection[Any], leases: Mapping[int, Lease]) -> None:
+            # claimed by this node in the same transaction: sent without looking for it
+            got = mail_write(conn, leases, row, claim=claim)
+            claimed[:] = [] if got is None else [got]
+
+        write.ops.append(queue)
         self._queued.add(message_id)
 
         def done(committed: bool) -> None:
@@ -320,7 +329,10 @@ class PgMailOutbox:
                     callback()
                 if thread is not None:
                     self._threads[thread[0]] = thread[1]
-                self._kick.set()
+                if claimed:
+                    self._hold(claimed[0], row)
+                else:  # not this node's to send (yet): found with the others' mails
+                    self._kick.set()
             if on_done is not None:
                 on_done(committed)
 
@@ -330,6 +342,25 @@ class PgMailOutbox:
             on_refused=lambda: done(False),
         )
         return None
+
+    def _hold(self, claim: Claimed, row: MailRow) -> None:
+        """A mail this node queued and claimed in one transaction: the sender's at once."""
+        entry = OutboxEntry(
+            id=claim.id,
+            message_id=row.message_id,
+            sender=row.sender,
+            recipients=row.recipients,
+            data=row.data,
+            subject=row.subject,
+            created=row.created,
+            attempts=0,
+            next_attempt=row.created,
+            last_error="",
+            stale=False,
+        )
+        self._claimed[claim.id] = (claim, entry, time.monotonic())
+        if self.on_ready is not None:
+            self.on_ready()
 
     def thread_root(self, group_key: str) -> str | None:
         """The first Message-ID of the group's open episode, as this node recorded it."""
@@ -363,8 +394,8 @@ class PgMailOutbox:
             claim, _, _ = self._claimed.pop(row_id)
             self._background(self.pg.release, claim)
         entries = [entry for _, entry, _ in self._claimed.values()][:limit]
-        if len(self._claimed) < self.batch:
-            self._kick.set()
+        if self._more and len(self._claimed) < self.batch:
+            self._kick.set()  # the last look found a full batch: there may be more now
         return entries
 
     def _background(self, call: Callable[..., object], *args: Any) -> None:
@@ -419,7 +450,8 @@ class PgMailOutbox:
 
     def _written_back(self, future: asyncio.Future[object]) -> None:
         self._updates -= 1
-        self._kick.set()
+        if self._more:
+            self._kick.set()
         if not future.cancelled() and future.exception() is not None:
             log.warning(event("cluster_mail_release_failed", error=future.exception()))
 
@@ -490,10 +522,10 @@ class PgMailOutbox:
         next_summary = 0.0
         while True:
             try:
-                if len(self._claimed) < self.batch:
-                    got = await self._call(
-                        self.pg.claim_due, self.batch - len(self._claimed), self.clock()
-                    )
+                wanted = self.batch - len(self._claimed)
+                if wanted > 0:
+                    got = await self._call(self.pg.claim_due, wanted, self.clock())
+                    self._more = len(got) >= wanted
                     at = time.monotonic()
                     for claim, entry in got:
                         self._claimed[entry.id] = (claim, entry, at)

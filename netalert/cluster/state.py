@@ -342,6 +342,10 @@ class ClusterState:
         while not self._closing:
             await self._kick.wait()
             self._kick.clear()
+            # One more turn: what the turn that kicked started (the mail-out task of its
+            # alerts, queued behind this wake-up) joins the batch, so an alert and its
+            # mail are one transaction, not two.
+            await asyncio.sleep(0)
             while (self._records or self._writes) and not self._closing:
                 if not await self._write_once():
                     await self._backoff()
