@@ -10,11 +10,14 @@ the same code.
 * :class:`PgMailOutbox`: the mailer's :meth:`~PgMailOutbox.enqueue_raw` queues the mail
   and its notification-log rows as one write of the node's :class:`ClusterState`, in
   the transaction of the alert transitions of the same loop turn, fenced by the leases of
-  the shards of the mail's alerts. Until it commits the mail is held (as the SQLite
-  outbox holds writes while its disk is full). The sender's side claims due mails of
-  any node (``FOR UPDATE SKIP LOCKED`` under a claim, :class:`~netalert.cluster.outbox.PgOutbox`)
-  in a worker thread and hands them to the sender from memory; each result is written
-  back under the claim: sent (with the server's reply) or tried again later.
+  the shards of the mail's alerts, and claimed by this node in that transaction: at the
+  commit it goes to this node's sender, with no query of its own. Until it commits the
+  mail is held (as the SQLite outbox holds writes while its disk is full). The sender's
+  side also claims due mails of any node (given back, put off, or queued by a node that
+  died; ``FOR UPDATE SKIP LOCKED`` under a claim, :class:`~netalert.cluster.outbox.PgOutbox`)
+  in a worker thread every ``poll``, and hands them to the sender from memory; each
+  result is written back under the claim: sent (with the server's reply) or tried again
+  later.
 """
 
 from __future__ import annotations
