@@ -10,11 +10,14 @@ the same code.
 * :class:`PgMailOutbox`: the mailer's :meth:`~PgMailOutbox.enqueue_raw` queues the mail
   and its notification-log rows as one write of the node's :class:`ClusterState`, in
   the transaction of the alert transitions of the same loop turn, fenced by the leases of
-  the shards of the mail's alerts. Until it commits the mail is held (as the SQLite
-  outbox holds writes while its disk is full). The sender's side claims due mails of
-  any node (``FOR UPDATE SKIP LOCKED`` under a claim, :class:`~netalert.cluster.outbox.PgOutbox`)
-  in a worker thread and hands them to the sender from memory; each result is written
-  back under the claim: sent (with the server's reply) or tried again later.
+  the shards of the mail's alerts, and claimed by this node in that transaction: at the
+  commit it goes to this node's sender, with no query of its own. Until it commits the
+  mail is held (as the SQLite outbox holds writes while its disk is full). The sender's
+  side also claims due mails of any node (given back, put off, or queued by a node that
+  died; ``FOR UPDATE SKIP LOCKED`` under a claim, :class:`~netalert.cluster.outbox.PgOutbox`)
+  in a worker thread every ``poll``, and hands them to the sender from memory; each
+  result is written back under the claim: sent (with the server's reply) or tried again
+  later.
 """
 
 from __future__ import annotations
@@ -253,6 +256,7 @@ class PgMailOutbox:
         self._stale = 0
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._more = False  # the last look for due mails found as many as it asked for
         self.duplicates_risked = 0  # mails sent whose claim had run out (StaleClaimError)
 
     # --- queueing (the mailer, the canary) --------------------------------------------------
@@ -310,7 +314,15 @@ class PgMailOutbox:
         if also is not None:
             also(write)
         row = MailRow(message_id, data, sender, unique, subject, at, write.label, "mail")
-        write.ops.append(lambda conn, leases: mail_write(conn, leases, row))
+        claim = (self.pg.node, self.pg.claim_for)
+        claimed: list[Claimed] = []  # set by the write, in the worker thread
+
+        def queue(conn: Connection[Any], leases: Mapping[int, Lease]) -> None:
+            # claimed by this node in the same transaction: sent without looking for it
+            got = mail_write(conn, leases, row, claim=claim)
+            claimed[:] = [] if got is None else [got]
+
+        write.ops.append(queue)
         self._queued.add(message_id)
 
         def done(committed: bool) -> None:
@@ -320,7 +332,10 @@ class PgMailOutbox:
                     callback()
                 if thread is not None:
                     self._threads[thread[0]] = thread[1]
-                self._kick.set()
+                if claimed:
+                    self._hold(claimed[0], row)
+                else:  # not this node's to send (yet): found with the others' mails
+                    self._kick.set()
             if on_done is not None:
                 on_done(committed)
 
@@ -330,6 +345,25 @@ class PgMailOutbox:
             on_refused=lambda: done(False),
         )
         return None
+
+    def _hold(self, claim: Claimed, row: MailRow) -> None:
+        """A mail this node queued and claimed in one transaction: the sender's at once."""
+        entry = OutboxEntry(
+            id=claim.id,
+            message_id=row.message_id,
+            sender=row.sender,
+            recipients=row.recipients,
+            data=row.data,
+            subject=row.subject,
+            created=row.created,
+            attempts=0,
+            next_attempt=row.created,
+            last_error="",
+            stale=False,
+        )
+        self._claimed[claim.id] = (claim, entry, time.monotonic())
+        if self.on_ready is not None:
+            self.on_ready()
 
     def thread_root(self, group_key: str) -> str | None:
         """The first Message-ID of the group's open episode, as this node recorded it."""
@@ -363,8 +397,8 @@ class PgMailOutbox:
             claim, _, _ = self._claimed.pop(row_id)
             self._background(self.pg.release, claim)
         entries = [entry for _, entry, _ in self._claimed.values()][:limit]
-        if len(self._claimed) < self.batch:
-            self._kick.set()
+        if self._more and len(self._claimed) < self.batch:
+            self._kick.set()  # the last look found a full batch: there may be more now
         return entries
 
     def _background(self, call: Callable[..., object], *args: Any) -> None:
@@ -419,7 +453,8 @@ class PgMailOutbox:
 
     def _written_back(self, future: asyncio.Future[object]) -> None:
         self._updates -= 1
-        self._kick.set()
+        if self._more:
+            self._kick.set()
         if not future.cancelled() and future.exception() is not None:
             log.warning(event("cluster_mail_release_failed", error=future.exception()))
 
@@ -490,10 +525,10 @@ class PgMailOutbox:
         next_summary = 0.0
         while True:
             try:
-                if len(self._claimed) < self.batch:
-                    got = await self._call(
-                        self.pg.claim_due, self.batch - len(self._claimed), self.clock()
-                    )
+                wanted = self.batch - len(self._claimed)
+                if wanted > 0:
+                    got = await self._call(self.pg.claim_due, wanted, self.clock())
+                    self._more = len(got) >= wanted
                     at = time.monotonic()
                     for claim, entry in got:
                         self._claimed[entry.id] = (claim, entry, at)

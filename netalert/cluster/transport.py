@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode
 from netalert.cluster.errors import CodecError
@@ -88,47 +89,115 @@ class Delivery:
         await self._msg.nak(delay=delay)
 
 
-class ShardConsumer:
-    """The durable pull consumer of one shard."""
+_API = "$JS.API"  # JetStream's API subjects (no domain)
+_STATUS = "Status"  # the header of a pull request's status message
+_HEARTBEAT, _NO_MESSAGES, _REQUEST_TIMEOUT = "100", "404", "408"
+_LATE = 0.5  # seconds past ``wait`` a fetch waits for the server to end its request
 
-    def __init__(self, shard: int, sub: JetStreamContext.PullSubscription) -> None:
+
+class ShardConsumer:
+    """The durable pull consumer of one shard.
+
+    Each :meth:`fetch` sends one pull request that the server ends as soon as it has
+    delivered what it had (``no_wait`` with ``expires``: a long poll while the shard is
+    idle, never a wait for a full batch), on a reply subject of its own, so the end of
+    an earlier request cannot be taken for the end of this one. (nats-py's ``fetch``
+    could leave a batch request open on the server, which then held the next trap until
+    it expired: up to ``wait``.) A trap delivered to an earlier request that outlived its
+    fetch is not lost: every trap arriving on the consumer's subjects is handed out.
+    """
+
+    def __init__(self, shard: int, nc: Client, next_subject: str) -> None:
         self.shard = shard
-        self._sub = sub
+        self._nc = nc
+        self._next = next_subject
+        self._inbox = nc.new_inbox()
+        self._arrived: asyncio.Queue[Msg] = asyncio.Queue()
+        self._requests = 0
+        self._sub: Subscription | None = None
+
+    async def open(self) -> ShardConsumer:
+        """Subscribes to the consumer's reply subjects."""
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._arrive)
+        return self
+
+    async def _arrive(self, msg: Msg) -> None:
+        self._arrived.put_nowait(msg)
 
     async def fetch(self, batch: int = 64, wait: float = 1.0) -> list[Delivery]:
-        """Up to ``batch`` traps, waiting at most ``wait`` seconds for the first.
+        """Up to ``batch`` traps, waiting at most ``wait`` seconds for the first; what
+        the stream holds already comes at once.
 
         A message that is not a trap this version reads is terminated (never
         redelivered) and logged.
+
+        Raises:
+            nats.errors.Error: Not connected, or the server refused the request.
         """
-        try:
-            messages = await self._sub.fetch(batch, timeout=wait)
-        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
-            return []
-        out = []
-        for msg in messages:
-            try:
-                trap = decode(msg.data)
-            except CodecError as exc:
-                log.warning(event("trap_message_refused", shard=self.shard, error=exc))
-                await msg.term()
-                continue
-            headers = msg.headers or {}
-            out.append(
-                Delivery(
-                    trap=trap,
-                    shard=self.shard,
-                    msg_id=headers.get("Nats-Msg-Id", ""),
-                    delivered=msg.metadata.num_delivered,
-                    _msg=msg,
-                )
-            )
+        messages = self._take(batch)
+        if not messages:
+            messages = await self._pull(batch, wait)
+        return [d for d in [await self._delivery(msg) for msg in messages] if d is not None]
+
+    def _take(self, batch: int) -> list[Msg]:
+        """The traps that arrived already (statuses of ended requests dropped)."""
+        out: list[Msg] = []
+        while len(out) < batch and not self._arrived.empty():
+            msg = self._arrived.get_nowait()
+            if not (msg.headers or {}).get(_STATUS):
+                out.append(msg)
         return out
 
+    async def _pull(self, batch: int, wait: float) -> list[Msg]:
+        self._requests += 1
+        reply = f"{self._inbox}.{self._requests}"
+        request = {"batch": batch, "expires": int(wait * 1e9), "no_wait": True}
+        await self._nc.publish(self._next, json.dumps(request).encode(), reply=reply)
+        out: list[Msg] = []
+        deadline = asyncio.get_running_loop().time() + wait + _LATE
+        while len(out) < batch:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    msg = await self._arrived.get()
+            except TimeoutError:  # the request's end was lost (a reconnection): ask again
+                break
+            status = (msg.headers or {}).get(_STATUS)
+            if not status:
+                out.append(msg)  # and those right behind it, up to the request's end
+            elif status == _HEARTBEAT or (msg.subject != reply and not out):
+                continue  # the end of an earlier request
+            elif status in (_NO_MESSAGES, _REQUEST_TIMEOUT):
+                break  # the request ended: it delivered what the stream had, or nothing
+            elif msg.subject == reply:
+                raise APIError.from_msg(msg)
+        return out
+
+    async def _delivery(self, msg: Msg) -> Delivery | None:
+        try:
+            trap = decode(msg.data)
+        except CodecError as exc:
+            log.warning(event("trap_message_refused", shard=self.shard, error=exc))
+            await msg.term()
+            return None
+        headers = msg.headers or {}
+        return Delivery(
+            trap=trap,
+            shard=self.shard,
+            msg_id=headers.get("Nats-Msg-Id", ""),
+            delivered=msg.metadata.num_delivered,
+            _msg=msg,
+        )
+
     async def close(self) -> None:
-        """Stops fetching; the durable consumer stays for the shard's next owner."""
-        with contextlib.suppress(nats.errors.Error):
-            await self._sub.unsubscribe()
+        """Stops fetching; the durable consumer stays for the shard's next owner. Traps
+        fetched and not handled are delivered again after ``ack_wait``."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+            for msg in self._take(self._arrived.qsize()):  # for the shard's next owner, now
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak()
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -343,10 +412,13 @@ class TrapTransport:
             max_deliver=-1,  # a trap is never dropped for being redelivered often
             filter_subject=self.subject(shard),
         )
-        sub = await self.js.pull_subscribe(
-            self.subject(shard), durable=durable, stream=self.stream, config=config
-        )
-        return ShardConsumer(shard, sub)
+        try:
+            await self.js.consumer_info(self.stream, durable)
+        except NotFoundError:
+            await self.js.add_consumer(self.stream, config)
+        assert self._nc is not None  # js is set only with it
+        next_subject = f"{_API}.CONSUMER.MSG.NEXT.{self.stream}.{durable}"
+        return await ShardConsumer(shard, self._nc, next_subject).open()
 
     async def pending(self) -> dict[int, int]:
         """Traps stored and not yet acknowledged, per shard (shards with none left out)."""
