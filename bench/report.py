@@ -509,7 +509,8 @@ NOTES = (
     "ratios (their range in brackets); values/s per core = varbinds / client CPU seconds.",
     "trap CPU: /proc/<pid>/task/*/schedstat of each receiver process over the burst, divided "
     "by traps received; snmptrapd logs one line per trap to a file; netalert decodes, names "
-    "and matches 50 trap rules; v3 per core = 1000 / CPU ms per trap at 2,000/s offered.",
+    "and runs the rule engine's on_trap (50 trap rules from a config, 2 match); v3 per core "
+    "= 1000 / CPU ms per trap at 2,000/s offered.",
     "trap -> mail: `netalert run` as a subprocess, one rule matching every trap (a new alert "
     "each), group_wait 0, one mail per trap; latency = the sink's 250 after DATA minus the "
     "blaster's send time (CLOCK_MONOTONIC); the sink is aiosmtpd in its own process.",
