@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import resource
 import time
 from collections import OrderedDict
@@ -241,7 +240,17 @@ class GufoClient(SnmpClient):
                 try:
                     if target.version == "3" and time.monotonic() - entry.used > _V3_IDLE_REFRESH:
                         await self._retry(target, entry.session.refresh)
-                    result = await self._retry(target, functools.partial(op, entry.session))
+                    # _retry's loop, inline: one coroutine less per request
+                    for _ in range(target.retries + 1):
+                        try:
+                            result = await op(entry.session)
+                            break
+                        except SnmpTimeoutError:
+                            raise  # an inner retry loop already gave up
+                        except TimeoutError:
+                            continue
+                    else:
+                        raise SnmpTimeoutError(target)
                     entry.used = time.monotonic()
                     entry.worked = True
                     return result
