@@ -105,8 +105,8 @@ def rows_traps(fig: dict[str, Any]) -> list[Row]:
     out = [
         Row(
             f"trap v2c, CPU ms/1000 traps, vs snmptrapd ({_n(s['count'])} at {_n(s['rate'])}/s)",
-            f"{cpu['netalert']:.1f}",
-            f"snmptrapd {cpu['snmptrapd']:.1f}",
+            f"{cpu['netalert']:.1f} (decode, name, rule engine: 50 trap rules)",
+            f"snmptrapd {cpu['snmptrapd']:.1f} (decode, one log line)",
             f"{fig['cpu_ratio_vs_snmptrapd']:.2f}x",
             "<= 1.0x",
             _verdict(fig["cpu_ratio_vs_snmptrapd"] <= 1.0),
