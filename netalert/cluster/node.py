@@ -384,7 +384,9 @@ class ClusterNode(BaseStage):
                 )
         if self._handler is not None and owned != self._consumed and self.transport is not None:
             if self._consumers is None:
-                self._consumers = ShardConsumers(self.transport, self._deliver)
+                self._consumers = ShardConsumers(
+                    self.transport, self._deliver, max_deliver=self.config.max_deliver
+                )
             await self._consumers.sync(owned)
             self._consumed = owned
 
@@ -406,6 +408,22 @@ class ClusterNode(BaseStage):
         handler = self._handler
         if handler is None or self.leases.lease_of(delivery.shard) is None:
             await delivery.nak()  # no longer this node's: the shard's owner takes it
+            return
+        trap = delivery.trap
+        # not cached: the names come from the network (shard_of_device caches config names)
+        home = shard_of(trap.device or trap.source, self.config.shards)
+        if home != delivery.shard:
+            # its shard's owner never sees it here, and its state would be written
+            # under a lease that does not cover it: given up, counted, logged
+            assert self.transport is not None
+            await self.transport.refusals.give_up(
+                delivery.message,
+                delivery.shard,
+                "wrong_shard",
+                home=home,
+                source=trap.source,
+                device=trap.device,
+            )
             return
         if delivery.delivered > 1:
             self.counts.redelivered += 1

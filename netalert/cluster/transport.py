@@ -11,6 +11,15 @@ per shard, explicit acknowledgement): it acknowledges a trap only after its own
 commit (:meth:`Delivery.ack`); a trap not acknowledged within ``ack_wait`` is
 delivered again, to whichever node owns the shard by then. Only the owner may
 fetch: a node that loses a shard closes its consumer.
+
+A message is terminated (never delivered again), counted in
+``ClusterStats.rejected`` by reason and logged, at most once a minute per reason,
+when it is not a trap this version reads (:class:`~netalert.cluster.errors.CodecError`:
+``too_large``, ``not_json``, ``wrong_version``, ``malformed``), when it is on the
+subject of a shard other than its own (``wrong_shard``, see
+:class:`~netalert.cluster.node.ClusterNode`), and when handling it failed at its
+``max_deliver``-th delivery or later (``undeliverable``): a poison message costs
+that many attempts, ``ack_wait`` apart, then gives its place up.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -31,7 +41,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode
 from netalert.cluster.errors import CodecError
 from netalert.cluster.leases import ClusterStats
-from netalert.logs import event
+from netalert.logs import RateLimiter, event
 from netalert.snmp.types import TrapEvent
 
 __all__ = [
@@ -40,6 +50,7 @@ __all__ = [
     "STREAM_MAX_BYTES",
     "STREAM_MAX_MESSAGES",
     "Delivery",
+    "Refusals",
     "ShardConsumer",
     "ShardConsumers",
     "StreamBounds",
@@ -87,19 +98,56 @@ class Delivery:
         """Hands the trap back for redelivery (after ``delay`` seconds)."""
         await self._msg.nak(delay=delay)
 
+    @property
+    def message(self) -> Msg:
+        """The JetStream message (for :meth:`Refusals.give_up`)."""
+        return self._msg
+
+
+class Refusals:
+    """Counts and logs the trap messages a node gives up (terminates); see the module
+    docstring. The log lines are escaped by :func:`event` and rate-limited per reason."""
+
+    def __init__(self, stats: ClusterStats) -> None:
+        self.stats = stats
+        self._limit = RateLimiter(60.0)
+
+    async def give_up(self, msg: Msg, shard: int, reason: str, **context: object) -> None:
+        """Terminates ``msg`` (a failure is left to ``ack_wait``), counts and logs it."""
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await msg.term()
+        self.stats.rejected[reason] += 1
+        if self._limit.allow(reason, time.monotonic()):
+            headers = msg.headers or {}
+            log.error(
+                event(
+                    "trap_undeliverable" if reason == "undeliverable" else "trap_message_refused",
+                    shard=shard,
+                    reason=reason,
+                    msg_id=headers.get("Nats-Msg-Id", ""),
+                    **context,
+                    refused=self.stats.rejected[reason],
+                    note="terminated: never delivered again; the same reason is logged "
+                    "at most once a minute",
+                )
+            )
+
 
 class ShardConsumer:
     """The durable pull consumer of one shard."""
 
-    def __init__(self, shard: int, sub: JetStreamContext.PullSubscription) -> None:
+    def __init__(
+        self, shard: int, sub: JetStreamContext.PullSubscription, refusals: Refusals
+    ) -> None:
         self.shard = shard
         self._sub = sub
+        self._refusals = refusals
 
     async def fetch(self, batch: int = 64, wait: float = 1.0) -> list[Delivery]:
         """Up to ``batch`` traps, waiting at most ``wait`` seconds for the first.
 
         A message that is not a trap this version reads is terminated (never
-        redelivered) and logged.
+        redelivered), counted and logged.
         """
         try:
             messages = await self._sub.fetch(batch, timeout=wait)
@@ -110,8 +158,7 @@ class ShardConsumer:
             try:
                 trap = decode(msg.data)
             except CodecError as exc:
-                log.warning(event("trap_message_refused", shard=self.shard, error=exc))
-                await msg.term()
+                await self._refusals.give_up(msg, self.shard, exc.reason, error=exc)
                 continue
             headers = msg.headers or {}
             out.append(
@@ -143,6 +190,9 @@ class ShardConsumers:
     :meth:`Delivery.ack`; a trap it does not acknowledge (it raised, the node died)
     is delivered again after ``ack_wait``, to whichever node owns the shard then.
 
+    A trap whose handler raised at its ``max_deliver``-th delivery or later is
+    given up (terminated, counted ``undeliverable``, logged) instead.
+
     A lost shard's task is cancelled but never awaited (nats-py's fetch, cancelled
     at the wrong moment, can leave its task waiting for ever, and the caller with
     it); should the cancellation not take, the task stops at its next turn, within
@@ -151,12 +201,19 @@ class ShardConsumers:
     """
 
     def __init__(
-        self, transport: TrapTransport, handler: Handler, *, batch: int = 64, wait: float = 1.0
+        self,
+        transport: TrapTransport,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        wait: float = 1.0,
+        max_deliver: int | None = None,
     ) -> None:
         self.transport = transport
         self.handler = handler
         self.batch = batch
         self.wait = wait
+        self.max_deliver = max_deliver
         self.handler_failures = 0
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._leaving: set[asyncio.Task[None]] = set()
@@ -216,8 +273,20 @@ class ShardConsumers:
                     try:
                         await self.handler(delivery)
                     except Exception as exc:
-                        # not acknowledged: delivered again after ack_wait
                         self.handler_failures += 1
+                        limit = self.max_deliver
+                        if limit is not None and delivery.delivered >= limit:
+                            await self.transport.refusals.give_up(
+                                delivery.message,
+                                shard,
+                                "undeliverable",
+                                deliveries=delivery.delivered,
+                                source=delivery.trap.source,
+                                trap=delivery.trap.trap_name or delivery.trap.trap_oid,
+                                error=exc,
+                            )
+                            continue
+                        # not acknowledged: delivered again after ack_wait
                         log.warning(event("trap_handler_failed", shard=shard, error=exc))
         finally:
             if consumer is not None:
@@ -256,6 +325,7 @@ class TrapTransport:
         self.name = name
         self.stats = stats if stats is not None else ClusterStats()
         self.bounds = bounds if bounds is not None else StreamBounds()
+        self.refusals = Refusals(self.stats)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._last_error = ""
@@ -346,7 +416,7 @@ class TrapTransport:
         sub = await self.js.pull_subscribe(
             self.subject(shard), durable=durable, stream=self.stream, config=config
         )
-        return ShardConsumer(shard, sub)
+        return ShardConsumer(shard, sub, self.refusals)
 
     async def pending(self) -> dict[int, int]:
         """Traps stored and not yet acknowledged, per shard (shards with none left out)."""
