@@ -20,6 +20,7 @@ from netalert.config.loader import MAX_DEPTH, MAX_FILE_BYTES, MAX_SECRET_BYTES
 from netalert.config.types import MAX_DURATION, format_duration
 from netalert.errors import ConfigError
 from netalert.matchers import MAX_REGEX_CHARS, parse_matcher
+from netalert.rules.templates import MAX_TEMPLATE_CHARS, TemplateProblem, compile_template
 
 LONGEST = format_duration(MAX_DURATION)
 BASE = """
@@ -241,3 +242,21 @@ def _catch(into: list[object], call: object, *args: object) -> None:
         into.append(call(*args))
     except Exception as exc:
         into.append(exc)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{%if 1%}" * 900 + "x" + "{%endif%}" * 900, "template nests too deeply"),
+        ("{{ device }}" * 2000, f"template longer than {MAX_TEMPLATE_CHARS} characters"),
+    ],
+)
+def test_a_rule_template_past_its_bounds_is_a_problem_not_a_traceback(
+    text: str, message: str
+) -> None:
+    with pytest.raises(TemplateProblem, match=message):
+        compile_template(text)
+
+
+def test_a_template_at_the_bound_compiles() -> None:
+    compile_template("x" * MAX_TEMPLATE_CHARS)
