@@ -133,11 +133,15 @@ class ClusterNode(BaseStage):
             shard = self._device_shards[device] = shard_of(device, self.config.shards)
         return shard
 
-    def shard_of_trap(self, trap: TrapEvent) -> int:
-        """The shard of a trap: its device's, or its source address's when it has none."""
-        if trap.device:
+    def shard_of_trap(self, trap: TrapEvent, *, cached: bool = True) -> int:
+        """The shard of a trap: its device's, or its source address's when it has none.
+
+        ``cached=False`` for a trap read from the stream: its device name comes from
+        the network, and the cache holds only the config's names (it is bounded by them).
+        """
+        if trap.device and cached:
             return self.shard_of_device(trap.device)
-        return shard_of(trap.source, self.config.shards)
+        return shard_of(trap.device or trap.source, self.config.shards)
 
     def on_change(self, listener: Listener) -> None:
         """``listener(gained, lost)`` is awaited at every change of the shards the node
@@ -410,8 +414,7 @@ class ClusterNode(BaseStage):
             await delivery.nak()  # no longer this node's: the shard's owner takes it
             return
         trap = delivery.trap
-        # not cached: the names come from the network (shard_of_device caches config names)
-        home = shard_of(trap.device or trap.source, self.config.shards)
+        home = self.shard_of_trap(trap, cached=False)
         if home != delivery.shard:
             # its shard's owner never sees it here, and its state would be written
             # under a lease that does not cover it: given up, counted, logged
