@@ -467,6 +467,12 @@ FAMILIES: Mapping[str, Family] = {
             "Traps the trap stream refused (stream_max_messages or stream_max_bytes reached).",
         ),
         Family(
+            "netalert_cluster_traps_rejected_total",
+            "counter",
+            "Trap messages taken from the stream and terminated, never processed, by reason.",
+            ("reason",),
+        ),
+        Family(
             "netalert_cluster_traps_redelivered_total",
             "counter",
             "Traps this node processed that had been delivered before (not acknowledged "

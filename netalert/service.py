@@ -995,6 +995,10 @@ class Agent:
             self._retry_state()
             await asyncio.sleep(0.05)
         writer.retry(force=True)
+        outbox = self.mail.outbox if self.mail is not None else None
+        if isinstance(outbox, Outbox) and not writer.holding and outbox.rewrite_results():
+            # results shed during an outage: unwritten, their mails would go out again
+            writer.retry(force=True)
         if writer.holding:
             log.error(
                 event(

@@ -32,6 +32,8 @@ from netalert.ack.config import AckConfig
 from netalert.ack.stats import AckStats
 from netalert.ack.store import AckStore
 from netalert.logs import event
+from netalert.mail.transport import CA_FILE_MAX_BYTES
+from netalert.readfile import read_bounded
 
 __all__ = ["ImapError", "ImapReader", "imap_context", "reconnect_delay"]
 
@@ -51,9 +53,10 @@ class ImapError(Exception):
 def imap_context(config: AckConfig) -> ssl.SSLContext:
     """The TLS context of ``[ack.imap]``: system CAs plus ``ca_file``; ``verify`` off is logged."""
     imap = config.imap
-    context = ssl.create_default_context(
-        cafile=str(imap.ca_file) if imap.ca_file is not None else None
-    )
+    cadata = None
+    if imap.ca_file is not None:  # bounded and never blocking: it may name a FIFO
+        cadata = read_bounded(imap.ca_file, CA_FILE_MAX_BYTES).decode("utf-8", "replace")
+    context = ssl.create_default_context(cadata=cadata)
     if imap.ca_file is not None:
         context.load_default_certs()
     if not imap.verify:

@@ -27,8 +27,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -67,6 +68,8 @@ class ClusterStats:
     stream_lag: int = 0  # trap messages waiting on this node's shards
     reconnects: int = 0
     connected: bool = False
+    # trap messages consumed and given up (terminated), by reason (see transport.py)
+    rejected: Counter[str] = field(default_factory=Counter)
 
 
 _HEARTBEAT = """

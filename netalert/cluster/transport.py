@@ -11,6 +11,15 @@ per shard, explicit acknowledgement): it acknowledges a trap only after its own
 commit (:meth:`Delivery.ack`); a trap not acknowledged within ``ack_wait`` is
 delivered again, to whichever node owns the shard by then. Only the owner may
 fetch: a node that loses a shard closes its consumer.
+
+A message is terminated (never delivered again), counted in
+``ClusterStats.rejected`` by reason and logged, at most once a minute per reason,
+when it is not a trap this version reads (:class:`~netalert.cluster.errors.CodecError`:
+``too_large``, ``not_json``, ``wrong_version``, ``malformed``), when it is on the
+subject of a shard other than its own (``wrong_shard``, see
+:class:`~netalert.cluster.node.ClusterNode`), and when handling it failed at its
+``max_deliver``-th delivery or later (``undeliverable``): a poison message costs
+that many attempts, ``ack_wait`` apart, then gives its place up.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -32,7 +42,7 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode
 from netalert.cluster.errors import CodecError
 from netalert.cluster.leases import ClusterStats
-from netalert.logs import event
+from netalert.logs import RateLimiter, event
 from netalert.snmp.types import TrapEvent
 
 __all__ = [
@@ -41,6 +51,7 @@ __all__ = [
     "STREAM_MAX_BYTES",
     "STREAM_MAX_MESSAGES",
     "Delivery",
+    "Refusals",
     "ShardConsumer",
     "ShardConsumers",
     "StreamBounds",
@@ -88,6 +99,40 @@ class Delivery:
         """Hands the trap back for redelivery (after ``delay`` seconds)."""
         await self._msg.nak(delay=delay)
 
+    @property
+    def message(self) -> Msg:
+        """The JetStream message (for :meth:`Refusals.give_up`)."""
+        return self._msg
+
+
+class Refusals:
+    """Counts and logs the trap messages a node gives up (terminates); see the module
+    docstring. The log lines are escaped by :func:`event` and rate-limited per reason."""
+
+    def __init__(self, stats: ClusterStats) -> None:
+        self.stats = stats
+        self._limit = RateLimiter(60.0)
+
+    async def give_up(self, msg: Msg, shard: int, reason: str, **context: object) -> None:
+        """Terminates ``msg`` (a failure is left to ``ack_wait``), counts and logs it."""
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await msg.term()
+        self.stats.rejected[reason] += 1
+        if self._limit.allow(reason, time.monotonic()):
+            headers = msg.headers or {}
+            log.error(
+                event(
+                    "trap_undeliverable" if reason == "undeliverable" else "trap_message_refused",
+                    shard=shard,
+                    reason=reason,
+                    msg_id=headers.get("Nats-Msg-Id", ""),
+                    **context,
+                    refused=self.stats.rejected[reason],
+                    note="terminated: never delivered again; the same reason is logged "
+                    "at most once a minute",
+                )
+            )
+
 
 _API = "$JS.API"  # JetStream's API subjects (no domain)
 _STATUS = "Status"  # the header of a pull request's status message
@@ -107,8 +152,9 @@ class ShardConsumer:
     fetch is not lost: every trap arriving on the consumer's subjects is handed out.
     """
 
-    def __init__(self, shard: int, nc: Client, next_subject: str) -> None:
+    def __init__(self, shard: int, nc: Client, next_subject: str, refusals: Refusals) -> None:
         self.shard = shard
+        self._refusals = refusals
         self._nc = nc
         self._next = next_subject
         self._inbox = nc.new_inbox()
@@ -129,7 +175,7 @@ class ShardConsumer:
         the stream holds already comes at once.
 
         A message that is not a trap this version reads is terminated (never
-        redelivered) and logged.
+        redelivered), counted and logged.
 
         Raises:
             nats.errors.Error: Not connected, or the server refused the request.
@@ -176,8 +222,7 @@ class ShardConsumer:
         try:
             trap = decode(msg.data)
         except CodecError as exc:
-            log.warning(event("trap_message_refused", shard=self.shard, error=exc))
-            await msg.term()
+            await self._refusals.give_up(msg, self.shard, exc.reason, error=exc)
             return None
         headers = msg.headers or {}
         return Delivery(
@@ -217,15 +262,25 @@ class ShardConsumers:
     it); should the cancellation not take, the task stops at its next turn, within
     ``wait``, and hands back (``nak``) what it fetched meanwhile, unhandled, for the
     shard's owner. :meth:`close` waits a bounded time for every task.
+
+    A trap whose handler raised at its ``max_deliver``-th delivery or later is
+    given up (terminated, counted ``undeliverable``, logged) instead.
     """
 
     def __init__(
-        self, transport: TrapTransport, handler: Handler, *, batch: int = 64, wait: float = 1.0
+        self,
+        transport: TrapTransport,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        wait: float = 1.0,
+        max_deliver: int | None = None,
     ) -> None:
         self.transport = transport
         self.handler = handler
         self.batch = batch
         self.wait = wait
+        self.max_deliver = max_deliver
         self.handler_failures = 0
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._leaving: set[asyncio.Task[None]] = set()
@@ -285,8 +340,20 @@ class ShardConsumers:
                     try:
                         await self.handler(delivery)
                     except Exception as exc:
-                        # not acknowledged: delivered again after ack_wait
                         self.handler_failures += 1
+                        limit = self.max_deliver
+                        if limit is not None and delivery.delivered >= limit:
+                            await self.transport.refusals.give_up(
+                                delivery.message,
+                                shard,
+                                "undeliverable",
+                                deliveries=delivery.delivered,
+                                source=delivery.trap.source,
+                                trap=delivery.trap.trap_name or delivery.trap.trap_oid,
+                                error=exc,
+                            )
+                            continue
+                        # not acknowledged: delivered again after ack_wait
                         log.warning(event("trap_handler_failed", shard=shard, error=exc))
         finally:
             if consumer is not None:
@@ -324,6 +391,7 @@ class TrapTransport:
         self.ack_wait = ack_wait
         self.name = name
         self.stats = stats if stats is not None else ClusterStats()
+        self.refusals = Refusals(self.stats)
         self.bounds = bounds if bounds is not None else StreamBounds()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -418,7 +486,7 @@ class TrapTransport:
             await self.js.add_consumer(self.stream, config)
         assert self._nc is not None  # js is set only with it
         next_subject = f"{_API}.CONSUMER.MSG.NEXT.{self.stream}.{durable}"
-        return await ShardConsumer(shard, self._nc, next_subject).open()
+        return await ShardConsumer(shard, self._nc, next_subject, self.refusals).open()
 
     async def pending(self) -> dict[int, int]:
         """Traps stored and not yet acknowledged, per shard (shards with none left out)."""

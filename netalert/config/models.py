@@ -1148,6 +1148,12 @@ class ClusterConfig(Model):
         description="the same trap received by several nodes within this is stored once "
         "(1s to `stream_max_age`)",
     )
+    max_deliver: Annotated[int, Field(ge=1, le=1000)] = Field(
+        5,
+        description="a trap taken from the stream whose processing fails at its this-many-th "
+        "delivery or later (each `ack_wait` apart) is given up: terminated, counted "
+        '(`netalert_cluster_traps_rejected_total{reason="undeliverable"}`) and logged',
+    )
     publish_hold_max: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         10_000,
         description="traps received while NATS cannot store them, kept in memory in order and "
