@@ -54,7 +54,7 @@ from netalert.mail.wiring import MailStage, mail_limits
 from netalert.metrics import counter_samples
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
-from netalert.notify.silences import SilenceStore
+from netalert.notify.silences import Silences, SilenceStore
 from netalert.poll.poller import Poller, Reachability
 from netalert.poll.rows import PollResult
 from netalert.prepare import Prepared, prepare
@@ -115,7 +115,7 @@ class Agent:
         self.store: AlertTable | None = None
         self.engine: Alerting | None = None
         self.dispatcher: Dispatcher | None = None
-        self.silences: SilenceStore | None = None
+        self.silences: Silences | None = None
         self.engines = EngineIdRegistry()
         self.pruner: Pruner | None = None
         self.ack: Any = None  # [ack] (issue 17): netalert.ack.stage.AckStage when configured
@@ -399,7 +399,8 @@ class Agent:
         engine = self.engine
         self.store = engine.table
         self.status.attach(limits=(engine.limits, lambda: engine.rule_names))
-        self.silences = SilenceStore(self.db)
+        # [cluster]: the silences every node shares (PostgreSQL, read every silence_refresh)
+        self.silences = SilenceStore(self.db) if side is None else side.silences
         self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
         self._new_dispatcher()
         self.status.attach(dispatcher=self.dispatcher)
@@ -420,6 +421,9 @@ class Agent:
             lambda: [*node.problems(), *filter(None, [side.state.problem()])]
         )
         self.status.register_source("cluster-state", side.state.source())
+        self.status.register_source("cluster-silences", side.silences.source())
+        self.status.register_source("cluster-cleanup", side.cleanup.source())
+        side.limits = lambda: self.config.limits  # the config in force (reloads)
         return [
             node,
             Hooks("cluster-state", open=side.open, drain=side.drain, stop=side.stop),
