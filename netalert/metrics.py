@@ -508,6 +508,11 @@ FAMILIES: Mapping[str, Family] = {
             "Failed reads of the shared silences (the last copy read stays in force).",
         ),
         Family(
+            "netalert_cluster_ack_mailbox_held",
+            "gauge",
+            "1 while this node holds the cluster's [ack] mailbox lock (reads the replies).",
+        ),
+        Family(
             "netalert_cluster_pruned_rows_total",
             "counter",
             "Rows this node deleted from PostgreSQL past [cluster] retention, by table: sent"

@@ -48,7 +48,6 @@ from netalert.errors import ConfigError, NetalertError, StateCorruptError, State
 from netalert.heap import HeapKeeper
 from netalert.lifecycle import Hooks, Stage, TaskStage, open_all
 from netalert.logs import event
-from netalert.mail.outbox import Outbox
 from netalert.mail.queue import MailQueue
 from netalert.mail.wiring import MailStage, mail_limits
 from netalert.metrics import counter_samples
@@ -78,6 +77,8 @@ from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
 if TYPE_CHECKING:
+    from netalert.ack.stage import SharedAck
+    from netalert.cluster.ack import PgAckTables
     from netalert.cluster.agent import ClusterSide
     from netalert.cluster.node import ClusterNode
     from netalert.notify.nflog import NotifyLog
@@ -120,6 +121,7 @@ class Agent:
         self.pruner: Pruner | None = None
         self.ack: Any = None  # [ack] (issue 17): netalert.ack.stage.AckStage when configured
         self._ack_task: asyncio.Task[Any] | None = None
+        self._ack_tables: PgAckTables | None = None  # [ack] with [cluster]
         # the stages opened so far, in start order (drained and stopped in reverse)
         self.stages: list[Stage] = []
         self._mail: MailRunner | None = None
@@ -247,11 +249,6 @@ class Agent:
 
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
-        if self.cluster is not None:
-            if config.ack is not None:  # its tokens live in SQLite: not on a cluster node yet
-                log.warning(event("ack_off", reason="not with [cluster] yet"))
-            return
-        assert isinstance(self.mail.outbox, Outbox)
         # Off first: a reload that removes [ack], or whose new stage fails, keeps nothing of it.
         self.ack = None
         self.mail.mailer.ack = None
@@ -261,9 +258,13 @@ class Agent:
             return
         store, engine = self.store, self.engine
         assert store is not None
+        shared = self._shared_ack()  # [cluster]: the tables and the mailbox every node shares
+        tables = self._ack_tables
 
         def alert(fingerprint: str) -> Any:
             record = store.get(fingerprint)
+            if record is None and tables is not None:  # an alert of another node's shards
+                record = tables.alert(fingerprint)
             return record.alert if record is not None else None
 
         def resolve(fingerprint: str, now: float, by: str) -> list[Transition]:
@@ -283,6 +284,7 @@ class Agent:
                 after=self._after,
                 changed=self._wakeup.set,
             ),
+            shared=shared,
         )
         self.mail.mailer.ack = self.ack.issuer
         self.status.live.acked = self.ack.ack_line
@@ -291,11 +293,37 @@ class Agent:
         self._tasks.add(self._ack_task)
         self._ack_task.add_done_callback(self._tasks.discard)
 
+    def _shared_ack(self) -> SharedAck | None:
+        """[cluster]: the ack tables, silences and token key every node shares, and the
+        lock under which one node reads the mailbox; None on a single node.
+
+        Raises:
+            NetalertError: The key cannot be read.
+        """
+        side, cluster, ack = self.cluster_side, self.config.cluster, self.config.ack
+        if side is None or cluster is None or ack is None:
+            return None
+        from netalert.ack.stage import SharedAck
+        from netalert.ack.token import load_secret
+        from netalert.cluster.ack import MailboxLock, PgAckTables, shared_key
+
+        dsn = cluster.postgres.get_secret_value()
+        key = load_secret(ack.secret_file) if ack.secret_file is not None else shared_key(dsn)
+        tables = PgAckTables(dsn, refresh=cluster.silence_refresh.total_seconds())
+        lock = MailboxLock(dsn, node=cluster.node, check=cluster.lease.total_seconds() / 3)
+        self._ack_tables = tables
+        tables.refresher.start()
+        self.status.register_source("ack-mailbox", lock.source())
+        return SharedAck(tables, side.silences, key, lock.run)
+
     async def _stop_ack(self) -> None:
         task, self._ack_task = self._ack_task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        tables, self._ack_tables = self._ack_tables, None
+        if tables is not None:
+            await tables.stop()
 
     async def _drain_ack(self, deadline: float) -> None:
         await self._stop_ack()

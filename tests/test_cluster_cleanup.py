@@ -145,9 +145,9 @@ def test_a_silence_added_on_one_node_is_seen_by_another_after_its_refresh(
     node = SharedSilences(PgSilenceStore(postgres), refresh=0.2)
 
     async def run() -> None:
-        await node.read()
+        await node.refresher.read()
         assert node.list(time.time()) == []
-        node.start()
+        node.refresher.start()
         now = time.time()
         added = cli.add(
             ["device=r1"], starts_at=now, ends_at=now + 3600, comment="why", author="me"
@@ -161,7 +161,7 @@ def test_a_silence_added_on_one_node_is_seen_by_another_after_its_refresh(
         while node.list(time.time()):
             assert time.monotonic() < deadline, "the expiry never seen"
             await asyncio.sleep(0.05)
-        await node.stop()
+        await node.refresher.stop()
 
     try:
         asyncio.run(run())

@@ -30,7 +30,7 @@ import aioimaplib
 
 from netalert.ack.config import AckConfig
 from netalert.ack.stats import AckStats
-from netalert.ack.store import AckStore
+from netalert.ack.store import AckTables
 from netalert.logs import event
 
 __all__ = ["ImapError", "ImapReader", "imap_context", "reconnect_delay"]
@@ -76,7 +76,7 @@ class ImapReader:
         self,
         config: AckConfig,
         *,
-        store: AckStore,
+        store: AckTables,
         handle: Callable[[bytes, float], str],
         stats: AckStats,
         clock: Callable[[], float] = time.time,
@@ -251,8 +251,7 @@ class ImapReader:
         if raw is not None:
             result = self.handle(raw, self.clock())
             self.handled += 1
-        with self.store.db.transaction() as conn:
-            self.store.set_position(conn, folder, validity, uid)
+        self.store.save_position(folder, validity, uid)
         log.info(event("ack_reply", uid=uid, result=result))
         done = self.config.processed_folder
         if done and client.has_capability("MOVE"):

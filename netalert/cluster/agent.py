@@ -109,10 +109,10 @@ class ClusterSide:
         self.state.start()
         self.outbox.start()
         try:
-            await self.silences.read()
+            await self.silences.refresher.read()
         except StateError as exc:
             log.warning(event("cluster_silences_unread", error=exc))
-        self.silences.start()
+        self.silences.refresher.start()
         self._cleaning = asyncio.get_running_loop().create_task(
             self.cleanup.run(lambda: self.limits().prune_interval.total_seconds()),
             name="cluster-cleanup",
@@ -131,7 +131,7 @@ class ClusterSide:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.to_thread(self.cleanup.close)
-        await self.silences.stop()
+        await self.silences.refresher.stop()
         await self.outbox.stop()
         await self.state.stop()
 

@@ -24,8 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import Connection
@@ -37,7 +36,14 @@ from netalert.matchers import Matcher
 from netalert.metrics import MetricSample, Source
 from netalert.notify.silences import Silence, Silences, new_silence, silence_of, silence_row
 
-__all__ = ["CLEANUP_TABLES", "Cleanup", "PgSilenceStore", "SharedSilences"]
+__all__ = [
+    "CLEANUP_TABLES",
+    "Cleanup",
+    "PgConnection",
+    "PgSilenceStore",
+    "Refresher",
+    "SharedSilences",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,7 @@ _DELETE_THREADS = (
 _DELETES = dict(zip(CLEANUP_TABLES, (_DELETE_SENT, _DELETE_NFLOG, _DELETE_THREADS), strict=True))
 
 
-class _Connection:
+class PgConnection:
     """One autocommit connection, made again after a failure; used by one thread at a time."""
 
     def __init__(self, dsn: str, *, timeout: float = 5.0) -> None:
@@ -117,6 +123,100 @@ class _Connection:
                 conn.close()
 
 
+class Refresher(Generic[T]):
+    """A copy of what ``read()`` returns, read again every ``period`` seconds (or at once
+    after :meth:`changed`) in a worker thread of its own; a read that fails keeps the copy
+    read last (logged once as ``<name>_unread``, counted in :attr:`failures`).
+
+    Args:
+        name: For the log and the task (``cluster_silences``).
+        read: Reads the table (in the worker thread).
+        keep: Takes each good read (on the loop).
+        period: Seconds between two reads.
+        timeout: Seconds a read may hang before ``interrupt()`` breaks its connection.
+        interrupt: Makes a read hanging on its connection fail (from another thread).
+        close: Closes the reader's connection (in the worker thread, at the stop).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        read: Callable[[], T],
+        keep: Callable[[T], None],
+        *,
+        period: float,
+        timeout: float,
+        interrupt: Callable[[], None],
+        close: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self._read = read
+        self._keep = keep
+        self.period = period
+        self.timeout = timeout
+        self._interrupt = interrupt
+        self._close = close
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name.replace("_", "-"))
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self.reads = 0
+        self.failures = 0
+
+    async def read(self) -> None:
+        """Reads now (in the worker thread).
+
+        Raises:
+            StateError: PostgreSQL refused or cannot be reached.
+        """
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._read)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=self.timeout)
+            if done:
+                break
+            self._interrupt()  # a silent network: the call fails instead of hanging
+        self._keep(future.result())
+        self.reads += 1
+
+    def changed(self) -> None:
+        """Read again now."""
+        self._kick.set()
+
+    async def run(self) -> None:
+        """Reads every ``period`` seconds (or when :meth:`changed`) until cancelled."""
+        while True:
+            try:
+                await self.read()
+                if self._failing:
+                    log.info(event(f"{self.name}_read"))
+                self._failing = False
+            except StateError as exc:
+                self.failures += 1
+                if not self._failing:
+                    log.warning(event(f"{self.name}_unread", error=exc))
+                self._failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout=self.period)
+            self._kick.clear()
+
+    def start(self) -> None:
+        """Starts reading in the background."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stops reading and closes the reader's connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._interrupt()
+        closing = asyncio.get_running_loop().run_in_executor(self._pool, self._close)
+        await asyncio.wait({closing}, timeout=self.timeout)
+        self._pool.shutdown(wait=False)
+
+
 class PgSilenceStore(Silences):
     """The silence store protocol on PostgreSQL's ``silences`` (synchronous: the CLI, and a
     node's worker thread).
@@ -128,7 +228,7 @@ class PgSilenceStore(Silences):
 
     def __init__(self, dsn: str, *, timeout: float = 5.0) -> None:
         self.dsn = dsn
-        self._db = _Connection(dsn, timeout=timeout)
+        self._db = PgConnection(dsn, timeout=timeout)
 
     def add_matchers(
         self,
@@ -188,8 +288,9 @@ class SharedSilences(Silences):
     """A node's view of the shared silences (see the module docstring).
 
     Args:
-        store: The table (used in this object's worker thread only, but for writes).
+        store: The table (read in the refresher's worker thread).
         refresh: Seconds between two reads of the table.
+        timeout: Seconds a read may hang before its connection is broken.
         clock: Wall-clock seconds.
     """
 
@@ -202,17 +303,20 @@ class SharedSilences(Silences):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.refresh = refresh
-        self.timeout = timeout
         self.clock = clock
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-silences")
         self._silences: list[Silence] = []
-        self._task: asyncio.Task[None] | None = None
-        self._failing = False
-        self._kick = asyncio.Event()
-        self.reads = 0
-        self.failures = 0
-        self.read_at: float | None = None  # wall clock of the last good read
+        self.refresher = Refresher(
+            "cluster_silences",
+            lambda: store.list(clock()),
+            self._keep,
+            period=refresh,
+            timeout=timeout,
+            interrupt=store.interrupt,
+            close=store.close,
+        )
+
+    def _keep(self, silences: list[Silence]) -> None:
+        self._silences = silences
 
     def add_matchers(
         self,
@@ -230,17 +334,17 @@ class SharedSilences(Silences):
             )
         )
         self._silences = [silence, *self._silences]
-        self.changed()
+        self.refresher.changed()
         return silence
 
     def expire(self, silence_id: str, now: float) -> bool:
         """Ends a silence in the table (a blocking call), then reads it again soon."""
         done = self._once(lambda store: store.expire(silence_id, now))
-        self.changed()
+        self.refresher.changed()
         return done
 
     def _once(self, call: Callable[[PgSilenceStore], T]) -> T:
-        """``call`` on a connection of its own (the refresh task's is its thread's)."""
+        """``call`` on a connection of its own (the refresher's is its thread's)."""
         store = PgSilenceStore(self.store.dsn)
         try:
             return call(store)
@@ -252,69 +356,15 @@ class SharedSilences(Silences):
         silences not ended then: ``include_expired`` adds nothing)."""
         return [s for s in self._silences if s.ends_at > now]
 
-    async def read(self) -> None:
-        """Reads the table now (in the worker thread).
-
-        Raises:
-            StateError: PostgreSQL refused or cannot be reached.
-        """
-        future = asyncio.get_running_loop().run_in_executor(
-            self._pool, partial(self.store.list, self.clock())
-        )
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=self.timeout)
-            if done:
-                break
-            self.store.interrupt()  # a silent network: the call fails instead of hanging
-        self._silences = future.result()
-        self.reads += 1
-        self.read_at = self.clock()
-
-    def changed(self) -> None:
-        """A silence was made or ended on this node: read again now."""
-        self._kick.set()
-
-    async def run(self) -> None:
-        """Reads the table every ``refresh`` seconds (or when :meth:`changed`) until cancelled."""
-        while True:
-            try:
-                await self.read()
-                if self._failing:
-                    log.info(event("cluster_silences_read", silences=len(self._silences)))
-                self._failing = False
-            except StateError as exc:
-                self.failures += 1
-                if not self._failing:
-                    log.warning(event("cluster_silences_unread", error=exc))
-                self._failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=self.refresh)
-            self._kick.clear()
-
-    def start(self) -> None:
-        """Starts the refresh task."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="silences")
-
-    async def stop(self) -> None:
-        """Stops refreshing and closes the connection."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.store.interrupt()
-        closing = asyncio.get_running_loop().run_in_executor(self._pool, self.store.close)
-        await asyncio.wait({closing}, timeout=self.timeout)
-        self._pool.shutdown(wait=False)
-
     def source(self) -> Source:
-        """A metrics source: the reads of the table, the failed ones, the silences held."""
+        """A metrics source: the reads of the table and the failed ones."""
 
         def read() -> list[MetricSample]:
             return [
-                MetricSample("netalert_cluster_silence_reads_total", self.reads),
-                MetricSample("netalert_cluster_silence_read_failures_total", self.failures),
+                MetricSample("netalert_cluster_silence_reads_total", self.refresher.reads),
+                MetricSample(
+                    "netalert_cluster_silence_read_failures_total", self.refresher.failures
+                ),
             ]
 
         return read
@@ -338,7 +388,7 @@ class Cleanup:
         batch: Callable[[], int],
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._db = _Connection(dsn)
+        self._db = PgConnection(dsn)
         self.retention = retention
         self.batch = batch
         self.clock = clock
