@@ -1,20 +1,28 @@
 """The clean-up of the shared tables on a real PostgreSQL: old sent mails, the notification
 log of groups told resolved and the thread roots of ended episodes go after ``[cluster]
 retention``; what a node still needs stays; one node at a time cleans (advisory lock).
-And the shared silences: what one node's CLI adds, another node's refresh sees."""
+And the shared silences: what one node's CLI adds, another node's refresh sees; and
+`netalert alerts`, `ack` and `unack` with a cluster config act on the shared tables."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from netalert.cluster.leases import Lease
+from netalert.cluster.pgstore import PgAlertStore
 from netalert.cluster.shared import Cleanup, PgSilenceStore, SharedSilences
 from netalert.errors import NetalertError
-from tests.test_cluster_pgstore import _migrate
+from tests.support.faults import ROOT
+from tests.test_cluster_agents import _firing
+from tests.test_cluster_pgstore import _grant, _migrate
 
 pytestmark = pytest.mark.daemon
 
@@ -171,3 +179,48 @@ def test_a_silence_added_on_one_node_is_seen_by_another_after_its_refresh(
         cli.add(["device=r1"], starts_at=1.0, ends_at=2.0, comment=" ", author="me")
     with pytest.raises(NetalertError, match="--match"):
         cli.add([], starts_at=1.0, ends_at=2.0, comment="x", author="me")
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netalert", *args, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_ack_unack_and_alerts_from_a_shell_act_on_the_cluster(
+    postgres: str, tmp_path: Path
+) -> None:
+    _migrate(postgres)
+    _exec(postgres, "INSERT INTO cluster_settings (key, value) VALUES ('shards', '8')")
+    _grant(postgres, "old", 1, range(8))
+    record = _firing("dev1", 7, time.time() - 60)
+    store = PgAlertStore(postgres, node="old", shards=8, lease_of=lambda s: Lease(s, "old", 1))
+    store.save([record], [], on_lost=lambda: None)
+    store.close()
+    fp = record.alert.fingerprint
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[agent]\nstate_dir = "{tmp_path / "state"}"\n\n'
+        f'[cluster]\npostgres = "{postgres}"\nnode = "shell"\nshards = 8\n'
+    )
+
+    listed = _cli(config, "alerts", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(a["fingerprint"], a["ack"]) for a in json.loads(listed.stdout)] == [(fp, None)]
+
+    acked = _cli(config, "ack", fp[:8], "--comment", "on it", "--author", "ann")
+    assert acked.returncode == 0, acked.stderr
+    rows = _exec(postgres, "SELECT fingerprint, starts_at, author, comment, via FROM acks")
+    assert rows == [(fp, record.alert.starts_at, "ann", "on it", "cli")]
+    shown = json.loads(_cli(config, "alerts", "--json").stdout)
+    assert shown[0]["ack"]["by"] == "ann"
+
+    assert _cli(config, "unack", fp).returncode == 0
+    assert _exec(postgres, "SELECT fingerprint FROM acks") == []
+    again = _cli(config, "unack", fp)
+    assert again.returncode == 1 and "not acknowledged" in again.stderr

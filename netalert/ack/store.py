@@ -148,9 +148,16 @@ class AckTables(Protocol):
         """Every recorded acknowledgement, by fingerprint."""
 
     def apply(
-        self, nid: str, command: str, now: float, *, put: Sequence[Ack], delete: Sequence[str]
-    ) -> None:
-        """In one transaction: the token used for ``command``, acks put and deleted."""
+        self,
+        nid: str | None,
+        command: str,
+        now: float,
+        *,
+        put: Sequence[Ack],
+        delete: Sequence[str],
+    ) -> int:
+        """In one transaction: the token ``nid`` used for ``command`` (None: from a shell,
+        no token), acks put and deleted; returns how many acks were deleted."""
 
     def position(self, folder: str) -> tuple[int, int] | None:
         """``(uidvalidity, last_uid)`` handled in ``folder``, or None before the first."""
@@ -238,15 +245,25 @@ class AckStore:
         return conn.execute("DELETE FROM acks WHERE fingerprint = ?", (fingerprint,)).rowcount > 0
 
     def apply(
-        self, nid: str, command: str, now: float, *, put: Sequence[Ack], delete: Sequence[str]
-    ) -> None:
-        """In one transaction: the token used for ``command``, acks put and deleted."""
+        self,
+        nid: str | None,
+        command: str,
+        now: float,
+        *,
+        put: Sequence[Ack],
+        delete: Sequence[str],
+    ) -> int:
+        """In one transaction: the token ``nid`` used for ``command`` (None: from a shell,
+        no token), acks put and deleted; returns how many acks were deleted."""
+        deleted = 0
         with self.db.transaction() as conn:
-            self.mark_used(conn, nid, command, now)
+            if nid is not None:
+                self.mark_used(conn, nid, command, now)
             for ack in put:
                 self.put_ack(conn, ack)
             for fingerprint in delete:
-                self.delete_ack(conn, fingerprint)
+                deleted += self.delete_ack(conn, fingerprint)
+        return deleted
 
     # --- the mailbox position -----------------------------------------------------------
 

@@ -31,10 +31,11 @@ import psycopg
 from psycopg import AsyncConnection, Connection
 
 from netalert.ack.store import Ack, IssuedToken, TokenAlert
+from netalert.alerts.model import Alert
 from netalert.alerts.table import AlertRecord
 from netalert.cluster.leases import Lease
 from netalert.cluster.mail import PgWrite
-from netalert.cluster.pgstore import read_alert
+from netalert.cluster.pgstore import read_active, read_alert
 from netalert.cluster.shared import PgConnection, Refresher
 from netalert.logs import event
 from netalert.metrics import MetricSample, Source
@@ -89,7 +90,7 @@ class PgAckTables:
         self._acks: dict[str, Ack] = {}
         self.refresher = Refresher(
             "cluster_acks",
-            self._read_acks,
+            self.read_acks,
             self._keep,
             period=refresh,
             timeout=timeout * 2 + 1,
@@ -153,18 +154,26 @@ class PgAckTables:
         return row is not None
 
     def apply(
-        self, nid: str, command: str, now: float, *, put: Sequence[Ack], delete: Sequence[str]
-    ) -> None:
-        """In one transaction: the token used for ``command``, acks put and deleted; this
-        node's copy follows at once, the others' within their refresh."""
+        self,
+        nid: str | None,
+        command: str,
+        now: float,
+        *,
+        put: Sequence[Ack],
+        delete: Sequence[str],
+    ) -> int:
+        """In one transaction: the token ``nid`` used for ``command`` (None: from a shell),
+        acks put and deleted; returns how many acks were deleted. This node's copy follows
+        at once, the others' within their refresh."""
 
-        def write(db: Connection[Any]) -> None:
+        def write(db: Connection[Any]) -> int:
             with db.transaction():
-                db.execute(
-                    "INSERT INTO ack_used (nid, command, at) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    (nid, command, now),
-                )
+                if nid is not None:
+                    db.execute(
+                        "INSERT INTO ack_used (nid, command, at) VALUES (%s, %s, %s)"
+                        " ON CONFLICT DO NOTHING",
+                        (nid, command, now),
+                    )
                 for ack in put:
                     db.execute(
                         "INSERT INTO acks (fingerprint, starts_at, author, at, comment, via)"
@@ -173,16 +182,19 @@ class PgAckTables:
                         " at = EXCLUDED.at, comment = EXCLUDED.comment, via = EXCLUDED.via",
                         (ack.fingerprint, ack.starts_at, ack.by, ack.at, ack.comment, ack.via),
                     )
-                if delete:
-                    db.execute("DELETE FROM acks WHERE fingerprint = ANY(%s)", (list(delete),))
+                if not delete:
+                    return 0
+                cur = db.execute("DELETE FROM acks WHERE fingerprint = ANY(%s)", (list(delete),))
+                return max(cur.rowcount, 0)
 
-        self._db.call("recording an ack", write)
+        deleted = self._db.call("recording an ack", write)
         acks = dict(self._acks)
         acks.update({ack.fingerprint: ack for ack in put})
         for fingerprint in delete:
             acks.pop(fingerprint, None)
         self._acks = acks
         self.refresher.changed()
+        return deleted
 
     def position(self, folder: str) -> tuple[int, int] | None:
         """``(uidvalidity, last_uid)`` handled in ``folder``, or None before the first."""
@@ -205,6 +217,11 @@ class PgAckTables:
                 (folder, uidvalidity, uid),
             ),
         )
+
+    def active(self) -> list[Alert]:
+        """Every pending or firing alert of the cluster, oldest first (a shell's list)."""
+        records = self._db.call("reading the alerts", read_active)
+        return [record.alert for record in records]
 
     def alert(self, fingerprint: str) -> AlertRecord | None:
         """An alert of any node's shards as stored (a reply to a mail another node sent)."""
@@ -237,7 +254,8 @@ class PgAckTables:
         """Every acknowledgement, as last read."""
         return self._acks
 
-    def _read_acks(self) -> dict[str, Ack]:
+    def read_acks(self) -> dict[str, Ack]:
+        """Every acknowledgement, read now (a blocking call: the refresher's, a shell's)."""
         rows = self._reads.call("reading the acks", lambda db: db.execute(_ACKS).fetchall())
         return {
             str(r[0]): Ack(str(r[0]), float(r[1]), str(r[2]), float(r[3]), str(r[4]), str(r[5]))
@@ -247,10 +265,19 @@ class PgAckTables:
     def _keep(self, acks: dict[str, Ack]) -> None:
         self._acks = acks
 
+    def load(self) -> None:
+        """Reads the acknowledgements now (a blocking call: a shell's, no refresher)."""
+        self._acks = self.read_acks()
+
     async def stop(self) -> None:
         """Stops refreshing and closes the connections."""
         await self.refresher.stop()
         self._db.close()
+
+    def close(self) -> None:
+        """Closes the connections (a shell's tables: no refresher started)."""
+        self._db.close()
+        self._reads.close()
 
 
 class MailboxLock:
