@@ -254,6 +254,7 @@ class Agent:
         self.mail.mailer.ack = None
         self.status.live.acked = None
         self.status.metrics.unregister_source("ack")
+        self.status.metrics.unregister_source("ack-mailbox")
         if config.ack is None:
             return
         store, engine = self.store, self.engine

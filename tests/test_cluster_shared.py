@@ -26,7 +26,7 @@ import pytest
 from netalert.snmp.types import SnmpType
 from netalert.snmp.wire.ber import PduType
 from netalert.snmp.wire.berenc import encode_message
-from tests.support.faults import ROOT, AgentProcess
+from tests.support.faults import ROOT, AgentProcess, metric_values
 from tests.support.smtp import SmtpServer
 from tests.test_cluster_agents import (
     _device_of,
@@ -157,6 +157,11 @@ def test_a_silence_added_on_one_node_mutes_the_alert_another_node_owns(
     time.sleep(REFRESH + 1.0)
     _send(b, muted_at, 3)  # the silence is over on na's word too: mailed
     _wait("mailed after the expiry", lambda: 3 in _mails(smtp_server), within=30)
+    assert b.metric("netalert_cluster_silence_reads_total") > 10  # every 0.5 s
+    assert b.metric("netalert_cluster_silence_read_failures_total") == 0
+    status, body = b.get("/metrics")  # the clean-up runs on every node (one at a time cleans)
+    tables = metric_values(body, "netalert_cluster_pruned_rows_total")
+    assert status == 200 and len(tables) == 3, tables
 
 
 def test_the_resolved_mail_after_a_failover_threads_under_the_first_mail(

@@ -297,19 +297,24 @@ class MailboxLock:
         self.taken = 0  # times this node took the lock
 
     async def _connect(self) -> AsyncConnection[Any]:
-        idle = max(1000, round(self.check * 3000))
-        return await AsyncConnection.connect(
+        conn = await AsyncConnection.connect(
             self.dsn,
             autocommit=True,
             connect_timeout=max(1, round(self.check)),
-            # a holder gone silent (a partition) loses its session, and the lock, after
-            # three checks missed
-            options=f"-c idle_session_timeout={idle}",
             keepalives=1,
             keepalives_idle=max(1, round(self.check)),
             keepalives_interval=1,
             keepalives_count=3,
         )
+        # A holder gone silent (a partition) loses its session, and the lock, after three
+        # checks missed. PostgreSQL before 14 has no such setting: there the session ends
+        # only when the server's TCP keepalives give up on it.
+        idle = max(1000, round(self.check * 3000))
+        try:
+            await conn.execute(f"SET idle_session_timeout = {idle}")
+        except psycopg.Error as exc:
+            log.warning(event("ack_mailbox_no_idle_timeout", node=self.node, error=exc))
+        return conn
 
     async def run(self, body: Callable[[], Awaitable[None]]) -> None:
         """``body()`` while this node holds the lock; tries again after each loss, until
