@@ -473,6 +473,27 @@ FAMILIES: Mapping[str, Family] = {
             "within ack_wait).",
         ),
         Family(
+            "netalert_cluster_usm_engines",
+            "gauge",
+            "SNMPv3 sender engines whose clock (boots, time) this node knows, its own "
+            "traps' and the other nodes'.",
+        ),
+        Family(
+            "netalert_cluster_usm_written_total",
+            "counter",
+            "SNMPv3 sender clocks and learned engine IDs this node wrote for the other nodes.",
+        ),
+        Family(
+            "netalert_cluster_usm_adopted_total",
+            "counter",
+            "SNMPv3 sender clocks and engine IDs this node took from the other nodes.",
+        ),
+        Family(
+            "netalert_cluster_usm_sync_failures_total",
+            "counter",
+            "Failed syncs of the shared SNMPv3 state (PostgreSQL away); tried again at the next.",
+        ),
+        Family(
             "netalert_cluster_state_commits_total",
             "counter",
             "Transactions that wrote a loop turn's alerts and mails to PostgreSQL.",

@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from netalert.cluster.ack import PgAckTables
     from netalert.cluster.agent import ClusterSide
     from netalert.cluster.node import ClusterNode
+    from netalert.cluster.usm import UsmShare
     from netalert.notify.nflog import NotifyLog
     from netalert.traps.receiver import TrapReceiver
 
@@ -106,6 +107,7 @@ class Agent:
         # [cluster] (issue 16): the node's leases, and its state in PostgreSQL; None alone
         self.cluster: ClusterNode | None = None
         self.cluster_side: ClusterSide | None = None
+        self.usm: UsmShare | None = None  # [cluster]: the SNMPv3 state the nodes share
         # why the agent must stop with exit 1 (a failure it cannot recover from), if any
         self.fatal: str | None = None
         self.supervisor = Supervisor(
@@ -334,7 +336,10 @@ class Agent:
     ) -> ReceiverStage:
         # [cluster]: a trap received here goes to the stream, and its shard's owner evaluates it
         sink = self.cluster.submit if self.cluster is not None else self._on_trap
-        return ReceiverStage(prepared, sink=sink, engines=self.engines, previous=previous)
+        clocks = self.usm.clocks if self.usm is not None else None
+        return ReceiverStage(
+            prepared, sink=sink, engines=self.engines, previous=previous, clocks=clocks
+        )
 
     def _poller_stage(self, prepared: Prepared) -> PollerStage:
         return PollerStage(
@@ -453,10 +458,35 @@ class Agent:
         self.status.register_source("cluster-silences", side.silences.source())
         self.status.register_source("cluster-cleanup", side.cleanup.source())
         side.limits = lambda: self.config.limits  # the config in force (reloads)
+        usm = self.usm = self._cluster_usm(prepared)
         return [
-            node,
+            node,  # its lease manager migrates the schema: the tables below exist after it
+            Hooks("cluster-usm", open=usm.open, start=self._start_usm, stop=usm.stop),
             Hooks("cluster-state", open=side.open, drain=side.drain, stop=side.stop),
         ]
+
+    def _cluster_usm(self, prepared: Prepared) -> UsmShare:
+        """The SNMPv3 senders' clocks and learned engine IDs the nodes share: the trap
+        receiver judges replays by what any node learned (netalert/cluster/usm.py)."""
+        from netalert.cluster.usm import UsmShare
+        from netalert.snmp.wire.timeliness import EngineClocks
+
+        cluster = prepared.config.cluster
+        assert cluster is not None
+        usm = UsmShare(
+            cluster.postgres.get_secret_value(),
+            node=cluster.node,
+            every=cluster.usm_sync.total_seconds(),
+            clocks=EngineClocks(),  # one table for every receiver a reload builds
+            engines=self.engines,
+            devices=lambda: (d.name for d in self.config.devices),  # the config in force
+        )
+        self.status.register_source("cluster-usm", usm.source())
+        return usm
+
+    async def _start_usm(self) -> None:
+        assert self.usm is not None
+        self.usm.start(self._spawn)
 
     async def committed(self) -> None:
         """Returns once the state changes made so far are committed ([cluster]: in

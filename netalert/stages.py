@@ -25,6 +25,7 @@ from netalert.poll.poller import Poller, PollResult, Reachability
 from netalert.prepare import Prepared
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.engines import EngineIdRegistry
+from netalert.snmp.wire.timeliness import EngineClocks
 from netalert.web.guard import HttpLimits
 
 if TYPE_CHECKING:
@@ -75,10 +76,12 @@ class ReceiverStage(BaseStage):
         sink: Callable[[TrapEvent], None],
         engines: EngineIdRegistry,
         previous: ReceiverStage | None = None,
+        clocks: EngineClocks | None = None,
     ) -> None:
         self._prepared = prepared
         self._sink = sink
         self._engines = engines
+        self._clocks = clocks  # [cluster]: the SNMPv3 senders' clocks the nodes share
         self._previous = previous
         self.receiver: TrapReceiver | None = None
         self._stopped = False
@@ -102,6 +105,7 @@ class ReceiverStage(BaseStage):
             engines=self._engines,
             state_dir=Path(config.agent.state_dir),
             message_ids=config.cluster is not None,  # the stream stores a trap once
+            clocks=self._clocks,
         )
         old = self._previous.receiver if self._previous is not None else None
         try:

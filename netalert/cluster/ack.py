@@ -1,7 +1,7 @@
 """``[ack]`` on cluster nodes: one mailbox reader for the cluster, the ack tables shared.
 
 * :class:`PgAckTables`: the ack stage's tables (:class:`~netalert.ack.store.AckTables`) in
-  PostgreSQL (schema 5). A token is written in the transaction of its mail (a write of the
+  PostgreSQL (schema 6). A token is written in the transaction of its mail (a write of the
   node's state writer, like the mail itself); the reader's look-ups and writes are short
   statements on a connection of their own; the acknowledgements every node's dispatcher
   asks about at each flush are a copy read every ``[cluster] silence_refresh`` in a worker

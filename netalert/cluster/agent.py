@@ -78,7 +78,7 @@ class ClusterSide:
             max_age=config.smtp.max_age.total_seconds(),
             batch=config.smtp.batch_size,
         )
-        # schema 5: the silences every node shares, and the clean-up of old rows
+        # schema 6: the silences every node shares, and the clean-up of old rows
         self.silences = SharedSilences(
             PgSilenceStore(dsn), refresh=cluster.silence_refresh.total_seconds()
         )

@@ -1,5 +1,5 @@
 """What every node of a cluster shares beyond its shards: the silences, and the clean-up of
-old rows (schema 5).
+old rows (schema 6).
 
 * :class:`PgSilenceStore`: the silence store protocol (:class:`~netalert.notify.silences.Silences`)
   on the table ``silences``; ``netalert silence add/list/expire`` use it when the config has

@@ -287,6 +287,12 @@ def _inner_model(annotation: Any) -> Any:
 def cross_check(config: Config) -> list[str]:
     """Checks references between sections; returns ``path: message`` lines."""
     problems: list[str] = []
+    if config.cluster is not None and config.traps.engine_id:
+        # One engine ID on several nodes would run several clocks under it (docs/cluster.md).
+        problems.append(
+            "traps.engine_id: leave it empty with [cluster]: each node keeps its own engine ID "
+            "(informs go to one node, see docs/cluster.md)"
+        )
     seen: dict[str, int] = {}
     for i, device in enumerate(config.devices):
         if device.name in seen:

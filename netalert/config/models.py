@@ -1174,6 +1174,13 @@ class ClusterConfig(Model):
         "by whichever node holds the clean-up lock",
     )
 
+    usm_sync: Duration = Field(
+        timedelta(seconds=1),
+        description="how often a node writes the SNMPv3 senders' clocks and engine IDs it "
+        "learned to PostgreSQL and reads the other nodes' (100ms to 1m): a trap replayed to "
+        "another node within this may be judged by what that node knew before",
+    )
+
     @field_validator("postgres")
     @classmethod
     def _postgres_uri(cls, value: SecretStr) -> SecretStr:
@@ -1217,9 +1224,9 @@ class ClusterConfig(Model):
             raise ValueError("must be between 1s and 1h")
         return value
 
-    @field_validator("silence_refresh")
+    @field_validator("usm_sync", "silence_refresh")
     @classmethod
-    def _refresh_range(cls, value: timedelta) -> timedelta:
+    def _usm_sync_range(cls, value: timedelta) -> timedelta:
         if not timedelta(milliseconds=100) <= value <= timedelta(minutes=1):
             raise ValueError("must be between 100ms and 1m")
         return value

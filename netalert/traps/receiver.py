@@ -29,6 +29,7 @@ from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.ber import MAX_MESSAGE, DecodeError, RawVarBind, decode_message
 from netalert.snmp.wire.berenc import encode_inform_response
 from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
+from netalert.snmp.wire.timeliness import EngineClocks
 from netalert.traps.access import AccessPolicy, plain_address
 from netalert.traps.convert import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.traps.listen import open_udp_socket, share_udp_socket, socket_queue
@@ -92,6 +93,7 @@ class TrapReceiver:
         monotonic: Callable[[], float] = time.monotonic,
         relaxed_window: bool = False,
         message_ids: bool = False,
+        clocks: EngineClocks | None = None,
     ) -> None:
         """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine).
 
@@ -102,7 +104,9 @@ class TrapReceiver:
         window, counting them (``netalert replay`` only: a recording is old
         by nature). ``message_ids`` ([cluster]) gives each trap the ID its copy
         on the trap stream is stored under
-        (:func:`netalert.cluster.codec.message_id`).
+        (:func:`netalert.cluster.codec.message_id`). ``clocks`` ([cluster]) is the
+        SNMPv3 senders' clock table the node shares with the others
+        (:mod:`netalert.cluster.usm`); None: the receiver's own.
         """
         self.config = config
         self.stats = TrapStats()
@@ -139,6 +143,7 @@ class TrapReceiver:
         self._ticks = 0
         self._monotonic = monotonic
         self._relaxed_window = relaxed_window
+        self._clocks = clocks
         self.recorder: PcapRecorder | None = None
         self._record_pending = False
 
@@ -244,6 +249,7 @@ class TrapReceiver:
                 reports=ReportLimiter(config.report_rate, config.report_burst),
                 clock=self._monotonic,
                 relaxed_window=self._relaxed_window,
+                clocks=self._clocks,
             )
             for engine_id in self._engine_devices:  # [[devices]].engine_id
                 self._v3.add_engine_id(engine_id)

@@ -248,6 +248,7 @@ class V3Engine:
         max_varbinds: int = 256,
         reports: ReportLimiter | None = None,
         relaxed_window: bool = False,
+        clocks: EngineClocks | None = None,
     ) -> None:
         """Creates the engine and registers every user for informs.
 
@@ -256,14 +257,18 @@ class V3Engine:
         ``clock`` (monotonic seconds) times the senders' clocks for the time window
         and the Report rate limit. ``max_bytes`` bounds what pysnmp is handed,
         ``max_varbinds`` every notification; ``reports`` limits the Reports sent
-        per source (None: no limit).
+        per source (None: no limit). ``clocks`` is the senders' clock table to use
+        (a cluster node's, shared with the other nodes and kept across reloads);
+        None makes a private one.
 
         Raises:
             ValueError: a user names a protocol pysnmp does not know.
         """
         users = list(users)
         self.engine_id = engine_id
-        self.clocks = EngineClocks(clock=clock, relaxed=relaxed_window)
+        if clocks is None:
+            clocks = EngineClocks(clock=clock, relaxed=relaxed_window)
+        self.clocks = clocks
         self._boots, self._started = 1, int(time.time())  # pysnmp's, read below
         self._usm = UsmFast(
             users,

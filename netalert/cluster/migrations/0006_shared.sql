@@ -1,4 +1,4 @@
--- netalert cluster schema 5: what every node shares beyond the shards: silences and the
+-- netalert cluster schema 6: what every node shares beyond the shards: silences and the
 -- thread roots of mail episodes.
 
 -- The columns of SQLite's table `silences` (the matchers as JSON): `netalert silence`
