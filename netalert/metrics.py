@@ -524,6 +524,28 @@ FAMILIES: Mapping[str, Family] = {
             "gauge",
             "Alert changes and mails waiting in memory to be written to PostgreSQL.",
         ),
+        Family(
+            "netalert_cluster_silence_reads_total",
+            "counter",
+            "Reads of the shared silences from PostgreSQL (every [cluster] silence_refresh).",
+        ),
+        Family(
+            "netalert_cluster_silence_read_failures_total",
+            "counter",
+            "Failed reads of the shared silences (the last copy read stays in force).",
+        ),
+        Family(
+            "netalert_cluster_ack_mailbox_held",
+            "gauge",
+            "1 while this node holds the cluster's [ack] mailbox lock (reads the replies).",
+        ),
+        Family(
+            "netalert_cluster_pruned_rows_total",
+            "counter",
+            "Rows this node deleted from PostgreSQL past [cluster] retention, by table: sent"
+            " mails, notification-log rows of groups told resolved, thread roots.",
+            ("table",),  # no preset: no value without [cluster]
+        ),
     )
 }
 

@@ -54,7 +54,7 @@ from netalert.mail.wiring import MailStage, mail_limits
 from netalert.metrics import counter_samples
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
-from netalert.notify.silences import SilenceStore
+from netalert.notify.silences import Silences, SilenceStore
 from netalert.poll.poller import Poller, Reachability
 from netalert.poll.rows import PollResult
 from netalert.prepare import Prepared, prepare
@@ -78,6 +78,8 @@ from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
 if TYPE_CHECKING:
+    from netalert.ack.stage import SharedAck
+    from netalert.cluster.ack import PgAckTables
     from netalert.cluster.agent import ClusterSide
     from netalert.cluster.node import ClusterNode
     from netalert.cluster.usm import UsmShare
@@ -117,11 +119,12 @@ class Agent:
         self.store: AlertTable | None = None
         self.engine: Alerting | None = None
         self.dispatcher: Dispatcher | None = None
-        self.silences: SilenceStore | None = None
+        self.silences: Silences | None = None
         self.engines = EngineIdRegistry()
         self.pruner: Pruner | None = None
         self.ack: Any = None  # [ack] (issue 17): netalert.ack.stage.AckStage when configured
         self._ack_task: asyncio.Task[Any] | None = None
+        self._ack_tables: PgAckTables | None = None  # [ack] with [cluster]
         # the stages opened so far, in start order (drained and stopped in reverse)
         self.stages: list[Stage] = []
         self._mail: MailRunner | None = None
@@ -249,23 +252,23 @@ class Agent:
 
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
-        if self.cluster is not None:
-            if config.ack is not None:  # its tokens live in SQLite: not on a cluster node yet
-                log.warning(event("ack_off", reason="not with [cluster] yet"))
-            return
-        assert isinstance(self.mail.outbox, Outbox)
         # Off first: a reload that removes [ack], or whose new stage fails, keeps nothing of it.
         self.ack = None
         self.mail.mailer.ack = None
         self.status.live.acked = None
         self.status.metrics.unregister_source("ack")
+        self.status.metrics.unregister_source("ack-mailbox")
         if config.ack is None:
             return
         store, engine = self.store, self.engine
         assert store is not None
+        shared = self._shared_ack()  # [cluster]: the tables and the mailbox every node shares
+        tables = self._ack_tables
 
         def alert(fingerprint: str) -> Any:
             record = store.get(fingerprint)
+            if record is None and tables is not None:  # an alert of another node's shards
+                record = tables.alert(fingerprint)
             return record.alert if record is not None else None
 
         def resolve(fingerprint: str, now: float, by: str) -> list[Transition]:
@@ -285,6 +288,7 @@ class Agent:
                 after=self._after,
                 changed=self._wakeup.set,
             ),
+            shared=shared,
         )
         self.mail.mailer.ack = self.ack.issuer
         self.status.live.acked = self.ack.ack_line
@@ -293,11 +297,37 @@ class Agent:
         self._tasks.add(self._ack_task)
         self._ack_task.add_done_callback(self._tasks.discard)
 
+    def _shared_ack(self) -> SharedAck | None:
+        """[cluster]: the ack tables, silences and token key every node shares, and the
+        lock under which one node reads the mailbox; None on a single node.
+
+        Raises:
+            NetalertError: The key cannot be read.
+        """
+        side, cluster, ack = self.cluster_side, self.config.cluster, self.config.ack
+        if side is None or cluster is None or ack is None:
+            return None
+        from netalert.ack.stage import SharedAck
+        from netalert.ack.token import load_secret
+        from netalert.cluster.ack import MailboxLock, PgAckTables, shared_key
+
+        dsn = cluster.postgres.get_secret_value()
+        key = load_secret(ack.secret_file) if ack.secret_file is not None else shared_key(dsn)
+        tables = PgAckTables(dsn, refresh=cluster.silence_refresh.total_seconds())
+        lock = MailboxLock(dsn, node=cluster.node, check=cluster.lease.total_seconds() / 3)
+        self._ack_tables = tables
+        tables.refresher.start()
+        self.status.register_source("ack-mailbox", lock.source())
+        return SharedAck(tables, side.silences, key, lock.run)
+
     async def _stop_ack(self) -> None:
         task, self._ack_task = self._ack_task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        tables, self._ack_tables = self._ack_tables, None
+        if tables is not None:
+            await tables.stop()
 
     async def _drain_ack(self, deadline: float) -> None:
         await self._stop_ack()
@@ -404,7 +434,8 @@ class Agent:
         engine = self.engine
         self.store = engine.table
         self.status.attach(limits=(engine.limits, lambda: engine.rule_names))
-        self.silences = SilenceStore(self.db)
+        # [cluster]: the silences every node shares (PostgreSQL, read every silence_refresh)
+        self.silences = SilenceStore(self.db) if side is None else side.silences
         self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
         self._new_dispatcher()
         self.status.attach(dispatcher=self.dispatcher)
@@ -425,6 +456,9 @@ class Agent:
             lambda: [*node.problems(), *filter(None, [side.state.problem()])]
         )
         self.status.register_source("cluster-state", side.state.source())
+        self.status.register_source("cluster-silences", side.silences.source())
+        self.status.register_source("cluster-cleanup", side.cleanup.source())
+        side.limits = lambda: self.config.limits  # the config in force (reloads)
         usm = self.usm = self._cluster_usm(prepared)
         return [
             node,  # its lease manager migrates the schema: the tables below exist after it

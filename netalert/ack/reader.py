@@ -30,7 +30,7 @@ import aioimaplib
 
 from netalert.ack.config import AckConfig
 from netalert.ack.stats import AckStats
-from netalert.ack.store import AckStore
+from netalert.ack.store import AckTables
 from netalert.logs import event
 from netalert.mail.transport import CA_FILE_MAX_BYTES
 from netalert.readfile import read_bounded
@@ -79,7 +79,7 @@ class ImapReader:
         self,
         config: AckConfig,
         *,
-        store: AckStore,
+        store: AckTables,
         handle: Callable[[bytes, float], str],
         stats: AckStats,
         clock: Callable[[], float] = time.time,
@@ -254,8 +254,7 @@ class ImapReader:
         if raw is not None:
             result = self.handle(raw, self.clock())
             self.handled += 1
-        with self.store.db.transaction() as conn:
-            self.store.set_position(conn, folder, validity, uid)
+        self.store.save_position(folder, validity, uid)
         log.info(event("ack_reply", uid=uid, result=result))
         done = self.config.processed_folder
         if done and client.has_capability("MOVE"):

@@ -48,7 +48,14 @@ from netalert.mail.outbox import enqueue_message
 from netalert.notify.model import Notification
 from netalert.notify.nflog import NflogEntry, told_entry
 
-__all__ = ["PgMailOutbox", "PgNotificationLog", "PgWrite", "read_nflog"]
+__all__ = [
+    "PgMailOutbox",
+    "PgNotificationLog",
+    "PgWrite",
+    "read_nflog",
+    "read_threads",
+    "thread_write",
+]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +109,23 @@ def read_nflog(
         )
         for route, key, shard, firing, resolved, at in cur.fetchall()
     ]
+
+
+_UPSERT_THREAD = (
+    "INSERT INTO mail_threads (group_key, root, updated) VALUES (%s, %s, %s)"
+    " ON CONFLICT (group_key) DO UPDATE SET root = EXCLUDED.root, updated = EXCLUDED.updated"
+)
+
+
+def thread_write(conn: Connection[Any], group_key: str, root: str, now: float) -> None:
+    """Records the first Message-ID of a group's episode (in the transaction of its mail)."""
+    conn.execute(_UPSERT_THREAD, (escape_text(group_key), root, now))
+
+
+def read_threads(conn: Connection[Any]) -> dict[str, str]:
+    """Every stored thread root: group key -> root."""
+    cur = conn.execute("SELECT group_key, root FROM mail_threads")
+    return {unescape_text(key): str(root) for key, root in cur.fetchall()}
 
 
 class PgNotificationLog:
@@ -323,6 +347,9 @@ class PgMailOutbox:
             claimed[:] = [] if got is None else [got]
 
         write.ops.append(queue)
+        if thread is not None:  # the episode's root, for whichever node mails the next one
+            key, root = thread
+            write.ops.append(lambda conn, leases: thread_write(conn, key, root, at))
         self._queued.add(message_id)
 
         def done(committed: bool) -> None:
@@ -366,8 +393,14 @@ class PgMailOutbox:
             self.on_ready()
 
     def thread_root(self, group_key: str) -> str | None:
-        """The first Message-ID of the group's open episode, as this node recorded it."""
+        """The first Message-ID of the group's open episode, as this node recorded it or
+        read it with a shard it took over (:meth:`adopt_threads`)."""
         return self._threads.get(group_key)
+
+    def adopt_threads(self, roots: Mapping[str, str]) -> None:
+        """Takes the thread roots as stored (:func:`read_threads`): the episodes other
+        nodes began, whose next mail this node may send."""
+        self._threads.update(roots)
 
     def holds(self, message_id: str) -> bool:
         """Whether this node still has the mail in hand (queued, or claimed and not sent)."""

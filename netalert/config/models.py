@@ -1166,6 +1166,19 @@ class ClusterConfig(Model):
         "another node; longer than any one SMTP attempt, or a slow attempt's mail may come "
         "twice",
     )
+    silence_refresh: Duration = Field(
+        timedelta(seconds=2),
+        description="how often a node reads the shared silences from PostgreSQL: a silence "
+        "added or expired on any node (CLI, reply by mail) counts on every node within this "
+        "(100ms to 1m)",
+    )
+    retention: Duration = Field(
+        timedelta(days=7),
+        description="sent mails, the notification-log rows of groups told resolved and the "
+        "thread roots of ended episodes are deleted from PostgreSQL this long after (1h to "
+        "365d); every `[limits] prune_interval`, `[limits] prune_batch` rows per transaction, "
+        "by whichever node holds the clean-up lock",
+    )
 
     usm_sync: Duration = Field(
         timedelta(seconds=1),
@@ -1217,11 +1230,18 @@ class ClusterConfig(Model):
             raise ValueError("must be between 1s and 1h")
         return value
 
-    @field_validator("usm_sync")
+    @field_validator("usm_sync", "silence_refresh")
     @classmethod
     def _usm_sync_range(cls, value: timedelta) -> timedelta:
         if not timedelta(milliseconds=100) <= value <= timedelta(minutes=1):
             raise ValueError("must be between 100ms and 1m")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(hours=1) <= value <= timedelta(days=365):
+            raise ValueError("must be between 1h and 365d")
         return value
 
     @field_validator("stream_max_age")
