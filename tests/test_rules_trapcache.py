@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from netalert.alerts import LABEL_STATS
 from netalert.config import load_config_text
+from netalert.metrics import Metrics
 from netalert.mib import MibTree
 from netalert.rules.engine import RuleEngine
 from netalert.rules.scope import NodeCache
@@ -26,6 +27,7 @@ from netalert.rules.trapenv import Named, view
 from netalert.rules.trapflow import TrapRules
 from netalert.snmp.types import SnmpType, TrapEvent
 from netalert.traps.names import TrapNamer
+from netalert.web.sources import trap_cache_source
 
 pytestmark = pytest.mark.unit
 
@@ -220,3 +222,16 @@ def test_trap_cache_entries_bounds_the_engines_caches() -> None:
     assert TRAP_CACHE_STATS.evicted["labels"] - before["labels"] == 20 * 2 - 3
     default = RuleEngine(load_config_text(RULES.replace("trap_cache_entries = 3", "")), TREE)
     assert default.rules.trap_cache == 4096
+
+
+def test_evictions_are_exported_by_cache() -> None:
+    stats = TrapCacheStats()
+    Lru("index", 1, stats).put("a", 1)  # 1 entry: nothing dropped yet
+    lru: Lru[str, int] = Lru("labels", 1, stats)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    metrics = Metrics()
+    metrics.register_source("trap_cache", trap_cache_source(stats))
+    body = metrics.render()[0].decode()
+    assert 'netalert_trap_cache_evictions_total{cache="labels"} 1' in body
+    assert 'netalert_trap_cache_evictions_total{cache="index"} 0' in body
