@@ -298,9 +298,10 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_trap_cache_evictions_total",
             "counter",
             "Entries dropped from the trap rules' caches past [limits] trap_cache_entries,"
-            " by cache (index: decoded varbind indexes; labels: alert labels and keys).",
+            " by cache (matches: the rules a trap OID matches; index: decoded varbind"
+            " indexes; labels: alert labels and keys).",
             ("cache",),
-            ("index", "labels"),
+            ("matches", "index", "labels"),
         ),
         Family(
             "netalert_alerts_suppressed_total",

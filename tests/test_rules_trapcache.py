@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,7 +180,7 @@ def test_the_cached_observations_are_those_of_a_fresh_rule_set(traps: list[TrapE
         cuts = LABEL_STATS.cut - cut
         assert cached.on_trap(event) == expected
         assert LABEL_STATS.cut - cut == 2 * cuts  # a hit counts the cut label again
-        assert len(cached._named) <= 3 and len(cached._identities) <= 3
+        assert max(map(len, (cached._matches, cached._named, cached._identities))) <= 3
 
 
 def test_a_long_alias_is_cut_and_counted_at_every_trap() -> None:
@@ -202,7 +204,7 @@ def test_the_least_recently_used_entry_goes_and_is_counted() -> None:
         lru.put(key, n)
     assert lru.get("a") == 0  # a is now the most recently used: b goes first
     lru.put("d", 3)
-    assert (lru.get("b"), len(lru), stats.evicted) == (None, 3, {"index": 0, "labels": 1})
+    assert (lru.get("b"), len(lru), stats.evicted["labels"]) == (None, 3, 1)
     for n in range(100):
         lru.put(f"k{n}", n)
     assert len(lru) == 3 and stats.evicted["labels"] == 101
@@ -216,10 +218,16 @@ def test_trap_cache_entries_bounds_the_engines_caches() -> None:
     before = dict(TRAP_CACHE_STATS.evicted)
     for if_index in range(1, 21):
         rules.on_trap(link("linkDown", if_index, f"port{if_index}"))
-        assert len(rules._named) <= 3 and len(rules._identities) <= 3
+        assert max(map(len, (rules._matches, rules._named, rules._identities))) <= 3
     # 20 traps, 3 indexed varbinds and 2 alerts each, every one new: all but 3 dropped
     assert TRAP_CACHE_STATS.evicted["index"] - before["index"] == 20 * 4 - 3
     assert TRAP_CACHE_STATS.evicted["labels"] - before["labels"] == 20 * 2 - 3
+    for n in range(10):  # 10 vendor trap OIDs no rule names, after the one linkDown
+        vendor = f"1.3.6.1.4.1.9.0.{n}"
+        unnamed = dataclasses.replace(link("linkDown", 1, ""), trap_oid=vendor, trap_name=vendor)
+        assert rules.on_trap(unnamed) == []
+    assert TRAP_CACHE_STATS.evicted["matches"] - before["matches"] == 11 - 3
+    assert len(rules._matches) == 3
     default = RuleEngine(load_config_text(RULES.replace("trap_cache_entries = 3", "")), TREE)
     assert default.rules.trap_cache == 4096
 

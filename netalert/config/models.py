@@ -1051,8 +1051,9 @@ class LimitsConfig(Model):
     )
     trap_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         4096,
-        description="entries of each of the trap rules' two caches (varbind names and "
-        "indexes decoded through the MIB; alert labels, fingerprints and keys), so that a "
+        description="entries of each of the trap rules' three caches (the rules a trap OID "
+        "matches; varbind names and indexes decoded through the MIB; alert labels, "
+        "fingerprints and keys), so that a "
         "trap like one seen before is not worked out again; past it the least recently used "
         "entry is dropped (`netalert_trap_cache_evictions_total`)",
     )

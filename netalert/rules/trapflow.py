@@ -47,8 +47,8 @@ class TrapRules:
     A trap is matched through a :class:`~netalert.rules.trapindex.TrapIndex` of
     the rules, built here, once per rule set; ``linear`` tries every rule in
     turn instead (the reference the index is tested and benched against).
-    What is the same trap after trap (a varbind's decoded index; an alert's
-    labels, fingerprint and key) is kept in bounded caches
+    What is the same trap after trap (the rules a trap OID matches; a varbind's
+    decoded index; an alert's labels, fingerprint and key) is kept in bounded caches
     (:mod:`~netalert.rules.trapcache`), empty again with every rule set.
     """
 
@@ -58,11 +58,25 @@ class TrapRules:
         self.rules = rules
         self._named: Lru[tuple[str, str], Named] = Lru("index", rules.trap_cache)
         self._identities: Lru[_LabelsKey, _Identity] = Lru("labels", rules.trap_cache)
+        self._matches: Lru[tuple[str, str], Sequence[Hit]] = Lru("matches", rules.trap_cache)
         self._rules = {r.name: r for r in rules.trap}
         self._policies = policies
         self._hits: Callable[[str, str], Sequence[Hit]] = (
-            partial(scan, rules.trap) if linear else TrapIndex(rules.trap).hits
+            partial(scan, rules.trap) if linear else self._indexed(TrapIndex(rules.trap))
         )
+
+    def _indexed(self, index: TrapIndex) -> Callable[[str, str], Sequence[Hit]]:
+        """The index's hits for a trap OID and name, kept for the next such trap."""
+        matches = self._matches
+
+        def hits(trap_oid: str, trap_name: str) -> Sequence[Hit]:
+            key = (trap_oid, trap_name)
+            found = matches.get(key)
+            if found is None:
+                found = matches.put(key, tuple(index.hits(trap_oid, trap_name)))
+            return found
+
+        return hits
 
     def convert(self, row: Row) -> dict[str, Any]:
         """A row's raw values as expressions see them (enums by label, octets as text...)."""
