@@ -295,6 +295,15 @@ FAMILIES: Mapping[str, Family] = {
             " [limits] max_label_chars (each time one is cut).",
         ),
         Family(
+            "netalert_trap_cache_evictions_total",
+            "counter",
+            "Entries dropped from the trap rules' caches past [limits] trap_cache_entries,"
+            " by cache (matches: the rules a trap OID matches; index: decoded varbind"
+            " indexes; labels: alert labels and keys).",
+            ("cache",),
+            ("matches", "index", "labels"),
+        ),
+        Family(
             "netalert_alerts_suppressed_total",
             "counter",
             "Alerts not made because a [limits] cap was reached, by rule (counted once per key"

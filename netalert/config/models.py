@@ -1049,6 +1049,14 @@ class LimitsConfig(Model):
         "`ifAlias`, a trap's varbind) after escaping; a longer one is cut and ends in `…`. "
         "The cut text is part of the alert's identity: a change regroups such alerts",
     )
+    trap_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        4096,
+        description="entries of each of the trap rules' three caches (the rules a trap OID "
+        "matches; varbind names and indexes decoded through the MIB; alert labels, "
+        "fingerprints and keys), so that a "
+        "trap like one seen before is not worked out again; past it the least recently used "
+        "entry is dropped (`netalert_trap_cache_evictions_total`)",
+    )
     suppressed_resolve_after: Duration = Field(
         timedelta(minutes=5),
         description="a rule's summary alert resolves once the rule is under its caps and "
