@@ -243,3 +243,24 @@ def test_evictions_are_exported_by_cache() -> None:
     body = metrics.render()[0].decode()
     assert 'netalert_trap_cache_evictions_total{cache="labels"} 1' in body
     assert 'netalert_trap_cache_evictions_total{cache="index"} 0' in body
+
+
+def test_made_up_varbind_oids_do_not_grow_the_mib_lookups() -> None:
+    # A sender can send as many OIDs as it likes: the rule set's MIB lookups behind the
+    # caches (NodeCache, not bounded by trap_cache_entries) are keyed by the names the
+    # MIB gives (an unknown OID is named by its longest known prefix), so made-up OIDs
+    # add no entry once their prefixes are known.
+    engine = RuleEngine(load_config_text(RULES), TREE)
+    rules = TrapRules(engine.rules, engine.policy.rules)
+    cache = engine.rules.cache
+
+    def send(n: int) -> None:
+        event = event_of([(f"1.3.6.1.4.1.99999.{n}", [n, 7], 1), ("1.3.6.1.2.1.2.2.1.7", [n], 2)])
+        rules.on_trap(dataclasses.replace(event, trap_oid="1.3.6.1.6.3.1.1.5.3"))
+
+    for n in range(10):
+        send(n)
+    sizes = (len(cache.nodes), len(cache.converters))
+    for n in range(10, 400):
+        send(n)
+    assert (len(cache.nodes), len(cache.converters)) == sizes
