@@ -1,8 +1,8 @@
 """Poller throughput: netalert's poll path vs the net-snmp C library vs the pysnmp hlapi.
 
-One snmpd (on 0.0.0.0:PORT, communities limited to 127.0.0.0/8, so every
+An snmpd (on 0.0.0.0:PORT, communities limited to 127.0.0.0/8, so every
 127.x.y.z is a distinct "device" answering from the address asked) serves all
-three clients in the same run. One *poll* = GET sysUpTime.0 + sysName.0, then
+three clients of a round. One *poll* = GET sysUpTime.0 + sysName.0, then
 GETBULK walks (max-repetitions 25) of ifDescr, ifOperStatus and ifHCInOctets.
 
 * netalert: Poller(scheduler → gufo client → named Samples, rows, rates), every
@@ -11,7 +11,14 @@ GETBULK walks (max-repetitions 25) of ifDescr, ifOperStatus and ifHCInOctets.
   when a C compiler and libsnmp-dev are present;
 * pysnmp: hlapi v3arch asyncio, one SnmpEngine, 50 tasks, lookupMib=False.
 
-Rounds are interleaved; the ratios printed are medians of per-round ratios.
+Every round starts a fresh snmpd (for v2c and for v3 alike): the v3 ratio used to
+swing between full runs because its rounds came after thousands of v2c and
+pysnmp polls had gone through the same snmpd. In a round netalert and the C
+library go first in turn (odd rounds netalert first, even rounds C first), then
+pysnmp; the ratios printed are medians of per-round ratios, with their spread.
+Besides polls/s: values (varbinds)/s per core of the client's CPU, and the
+snmpd's CPU per poll while each client ran (on a 2-core machine the fastest
+client is bound by the snmpd's core).
 ``--scale`` adds the sizing run: N devices on their real schedule (interval,
 jitter, spread) for a while, reporting overruns, CPU and RSS.
 
@@ -26,6 +33,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -138,9 +146,15 @@ def target(port: int, i: int, v3: bool) -> Target:
 
 
 async def run_netalert(
-    tree: object, port: int, polls: int, v3: bool, window: Window | None = None
+    tree: object,
+    port: int,
+    polls: int,
+    v3: bool,
+    window: Window | None = None,
+    agent_pid: int | None = None,
 ) -> dict[str, float]:
-    """``window``: counts the instructions of the polls only (:mod:`bench.window`)."""
+    """``window``: counts the instructions of the polls only (:mod:`bench.window`);
+    ``agent_pid``: the snmpd whose CPU over the timed polls is reported too."""
     plans = [
         DevicePlan(f"d{i}", target(port, i, v3), "gufo", 3600.0, 0.0, GETS, WALKS)
         for i in range(polls)
@@ -161,18 +175,23 @@ async def run_netalert(
         done.clear()
     if window is not None:
         window.start()
+    agent0 = process_cpu(agent_pid) if agent_pid else 0.0
     cpu0, t0 = time.process_time(), time.perf_counter()
     poller.start(spread=False)
     await asyncio.wait_for(done.wait(), 600)
     secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    agent_cpu = process_cpu(agent_pid) - agent0 if agent_pid else None
     if window is not None:
         window.stop()
     await poller.stop()
     bad = sum(v for k, v in poller.stats.polls.items() if k != "ok")
-    return {"polls": count[0], "seconds": secs, "cpu": cpu, "samples": count[1], "failed": bad}
+    out = {"polls": count[0], "seconds": secs, "cpu": cpu, "samples": count[1], "failed": bad}
+    return out if agent_cpu is None else out | {"agent_cpu": agent_cpu}
 
 
-async def run_pysnmp(port: int, polls: int, v3: bool) -> dict[str, float]:
+async def run_pysnmp(
+    port: int, polls: int, v3: bool, agent_pid: int | None = None
+) -> dict[str, float]:
     from pysnmp.hlapi.v3arch.asyncio import (
         CommunityData,
         ContextData,
@@ -240,11 +259,14 @@ async def run_pysnmp(port: int, polls: int, v3: bool) -> dict[str, float]:
 
     await asyncio.gather(*(worker(t) for t in transports[:1]))  # warm-up: discovery
     left[0], varbinds[0] = polls, 0
+    agent0 = process_cpu(agent_pid) if agent_pid else 0.0
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker(t) for t in transports))
     secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    agent_cpu = process_cpu(agent_pid) - agent0 if agent_pid else None
     engine.close_dispatcher()
-    return {"polls": polls, "seconds": secs, "cpu": cpu, "samples": varbinds[0], "failed": 0}
+    out = {"polls": polls, "seconds": secs, "cpu": cpu, "samples": varbinds[0], "failed": 0}
+    return out if agent_cpu is None else out | {"agent_cpu": agent_cpu}
 
 
 def build_c(workdir: Path) -> Path | None:
@@ -341,10 +363,43 @@ async def run_scale(
 
 def line(name: str, r: dict[str, float]) -> str:
     polls, values = r["polls"] / r["seconds"], r["samples"] / r["seconds"]
+    per_core = r["samples"] / r["cpu"] if r["cpu"] > 0 else 0.0
+    agent = f"  snmpd {r['agent_cpu'] / r['polls'] * 1000:6.3f} ms/poll" if "agent_cpu" in r else ""
     return (
-        f"  {name:<9} {polls:8.0f} polls/s  {values:9.0f} values/s"
-        f"  client CPU {r['cpu'] / r['polls'] * 1000:6.3f} ms/poll  failed {r['failed']:.0f}"
+        f"  {name:<9} {polls:8.0f} polls/s  {values:9.0f} values/s  {per_core:9.0f} values/s"
+        f" per core  client CPU {r['cpu'] / r['polls'] * 1000:6.3f} ms/poll{agent}"
+        f"  failed {r['failed']:.0f}"
     )
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_round(
+    tree: object, work: Path, exe: Path | None, args: argparse.Namespace, v3: bool, rnd: int
+) -> dict[str, dict[str, float]]:
+    """One round on a fresh snmpd: netalert and C (first in turn), then pysnmp."""
+    agent = Snmpd(directory=work / f"snmpd-{'v3' if v3 else 'v2c'}-{rnd}", users=[DEFAULT_USER])
+    agent.start(listen_host="0.0.0.0")
+    try:
+        out: dict[str, dict[str, float]] = {}
+        order = ["netalert", "net-snmp"] if rnd % 2 == 0 else ["net-snmp", "netalert"]
+        for name in order:
+            if name == "netalert":
+                out[name] = await run_netalert(
+                    tree, agent.port, args.polls, v3, agent_pid=agent.pid
+                )
+            elif exe is not None:  # its snmpd CPU includes its set-up (sessions, v3 discovery)
+                before = process_cpu(agent.pid)
+                c = run_c(exe, agent, args.polls, v3)
+                out[name] = c | {"agent_cpu": process_cpu(agent.pid) - before}
+        out["pysnmp"] = await run_pysnmp(agent.port, args.pysnmp_polls, v3, agent_pid=agent.pid)
+        return out
+    finally:
+        agent.stop()
 
 
 async def main() -> None:
@@ -372,41 +427,46 @@ async def main() -> None:
     gc.collect()
     gc.freeze()
     work = Path(tempfile.mkdtemp(prefix="bench-poll-"))
-    agent = Snmpd(directory=work / "snmpd", users=[DEFAULT_USER])
-    agent.start(listen_host="0.0.0.0")
     exe = build_c(work)
+    agent: Snmpd | None = None
     try:
         for v3 in (False, True) if args.rounds else ():
             ratios_c, ratios_py = [], []
             rounds: list[dict[str, dict[str, float]]] = []
             print(
                 f"{'SNMPv3 authPriv SHA-256/AES-128' if v3 else 'SNMPv2c'}: {args.polls} polls "
-                f"(pysnmp {args.pysnmp_polls}), concurrency {CONCURRENCY}, snmpd pid {agent.pid}"
+                f"(pysnmp {args.pysnmp_polls}), concurrency {CONCURRENCY}, a fresh snmpd per round"
             )
             for rnd in range(args.rounds):
-                ours = await run_netalert(tree, agent.port, args.polls, v3)
-                ref = await run_pysnmp(agent.port, args.pysnmp_polls, v3)
+                got = await one_round(tree, work, exe, args, v3, rnd)
+                ours, ref = got["netalert"], got["pysnmp"]
                 rate = ours["polls"] / ours["seconds"]
                 ratios_py.append(rate / (ref["polls"] / ref["seconds"]))
-                rounds.append({"netalert": ours, "pysnmp": ref})
-                print(f" round {rnd + 1}")
+                rounds.append(got)
+                print(f" round {rnd + 1} (in this order: {', '.join(got)})")
                 print(line("netalert", ours))
                 print(line("pysnmp", ref))
-                if exe is not None:
-                    c = run_c(exe, agent, args.polls, v3)
+                if "net-snmp" in got:
+                    c = got["net-snmp"]
                     ratios_c.append(rate / (c["polls"] / c["seconds"]))
-                    rounds[-1]["net-snmp"] = c
                     print(line("net-snmp", c))
             print(f" median ratio netalert/pysnmp: {statistics.median(ratios_py):.1f}x")
             if ratios_c:
-                print(f" median ratio netalert/net-snmp C: {statistics.median(ratios_c):.2f}x")
+                print(
+                    f" median ratio netalert/net-snmp C: {statistics.median(ratios_c):.2f}x"
+                    f" (rounds {min(ratios_c):.2f}-{max(ratios_c):.2f}x)"
+                )
             else:
                 print(" net-snmp C reference skipped: needs cc and libsnmp-dev")
             figures["v3" if v3 else "v2c"] = {
                 "rounds": rounds,
                 "ratio_pysnmp": statistics.median(ratios_py),
                 "ratio_c": statistics.median(ratios_c) if ratios_c else None,
+                "ratio_c_spread": [min(ratios_c), max(ratios_c)] if ratios_c else None,
             }
+        if args.scale:
+            agent = Snmpd(directory=work / "snmpd", users=[DEFAULT_USER])
+            agent.start(listen_host="0.0.0.0")
         if args.scale:
             figures["scale"] = await run_scale(
                 tree, agent.port, args.scale, args.interval, args.duration
@@ -416,7 +476,8 @@ async def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1))
     finally:
-        agent.stop()
+        if agent is not None:
+            agent.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -5,7 +5,8 @@ one sender spread over ``--sources`` loopback addresses (127.0.0.1, .2, ...)
 each with its own socket, hence its own source port: the kernel steers a
 datagram to a worker by its source, so one address would load one worker.
 Storm control is out of the way (every trap is decoded, checked, named and
-matched against the bench's 50 trap rules, :func:`bench.bench_traps.rule_sink`).
+run through the agent's rule engine with the bench's 50 trap rules,
+:func:`bench.bench_traps.rule_sink`).
 Receivers: snmptrapd logging each trap to a file, netalert with ``workers = 1``
 (the agent receives itself) and with ``workers = N``, each socket with the
 same receive buffer (``--rcvbuf``, snmptrapd's via ``serverRecvBuf``).
@@ -56,10 +57,10 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
     from netalert.traps.workers import TrapWorkers
 
     counts = {"events": 0, "matches": 0}
-    sink = rule_sink(counts)
+    tree = MibTree.builtin()
+    sink = rule_sink(tree, counts)
     traps = {"listen": [f"127.0.0.1:{port}"], "rcvbuf": rcvbuf, "workers": workers, **_STORMLESS}
     config = Config.model_validate({"agent": {"state_dir": state}, "traps": traps})
-    tree = MibTree.builtin()
 
     async def main() -> None:
         receiver: TrapReceiver | TrapWorkers

@@ -36,7 +36,6 @@ Run by ``make fuzz`` (see fuzz/run.py), with its own seeds (framed datagrams).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -48,14 +47,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `fuzz.*` when run alone
 
+from fuzz.instrument import instrumented
+
 if __name__ == "__main__":
     import atheris  # type: ignore[import-untyped]
 
-    _instrument: Any = atheris.instrument_imports(include=["netalert"])
-else:  # tests/test_fuzz_harnesses.py imports this module without atheris
-    _instrument = contextlib.nullcontext()
-
-with _instrument:
+with instrumented(__name__):
     from fuzz.mutators import mutate_community, mutate_v3
     from fuzz.oracles import (
         IPAddress,

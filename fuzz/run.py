@@ -29,8 +29,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = ROOT / "build" / "fuzz"
-HARNESSES = ("fuzz_ber", "fuzz_berv3", "fuzz_receiver", "fuzz_pysnmp", "fuzz_access")
-SEEDS = {"fuzz_access": "access"}  # seed folder per harness; the others get "datagrams"
+HARNESSES = ("fuzz_ber", "fuzz_berv3", "fuzz_receiver", "fuzz_pysnmp", "fuzz_access", "fuzz_codec")
+# seed folder per harness; the others get "datagrams"
+SEEDS = {"fuzz_access": "access", "fuzz_codec": "codec"}
 
 
 def main(argv: list[str]) -> int:

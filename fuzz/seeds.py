@@ -35,12 +35,20 @@ from fuzz.v3build import (
     scoped_pdu,
     user,
 )
-from netalert.snmp.types import SnmpType
+from netalert.cluster.codec import encode as encode_trap
+from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from netalert.snmp.wire.ber import PduType, RawVarBind, V1Trap
 from netalert.snmp.wire.berenc import encode_message
 from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_REPORTABLE
 
-__all__ = ["access_seeds", "built_seeds", "captured_seeds", "v3_seeds", "write_seeds"]
+__all__ = [
+    "access_seeds",
+    "built_seeds",
+    "captured_seeds",
+    "codec_seeds",
+    "v3_seeds",
+    "write_seeds",
+]
 
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
@@ -229,6 +237,32 @@ def _write(directory: Path, seeds: list[bytes]) -> int:
     return len(seeds)
 
 
+def codec_seeds() -> Iterator[bytes]:
+    """Trap messages of the cluster's stream (fuzz/fuzz_codec.py): each built value as a
+    varbind of its own, then all of them in one trap, as every version."""
+    varbinds = [
+        VarBind(oid, kind, value.decode("latin-1") if isinstance(value, bytes) else value)
+        for oid, kind, value in _VALUES
+    ]
+    varbinds += [
+        VarBind("1.3.6.1.4.1.1.1", SnmpType.OCTET_STRING, b"\x00\xff raw"),
+        VarBind("1.3.6.1.4.1.1.2", SnmpType.OPAQUE, float("nan"), "X::y", "1.2", "up"),
+        VarBind("1.3.6.1.4.1.1.3", SnmpType.NULL, None),
+    ]
+    for n, version in enumerate(("1", "2c", "3")):
+        for vb in varbinds:
+            trap = TrapEvent(
+                "192.0.2.1", 162, version, LINK_DOWN, "IF-MIB::linkDown", (vb,), n, 1.5
+            )
+            yield encode_trap(trap)
+        yield encode_trap(
+            TrapEvent(
+                "2001:db8::1", 50162, version, LINK_DOWN, "", tuple(varbinds), None, 1e9,
+                device="core-sw1", community="public", user="trapper", inform=True, storm_count=7,
+            )
+        )  # fmt: skip
+
+
 def write_seeds(directory: Path) -> str:
     """Writes the datagrams into DIR/datagrams, the framed ones into DIR/access; says how many."""
     datagrams = [
@@ -238,7 +272,8 @@ def write_seeds(directory: Path) -> str:
     ]
     count = _write(directory / "datagrams", datagrams)
     framed = _write(directory / "access", list(access_seeds(datagrams)))
-    return f"{count} datagram and {framed} access"
+    messages = _write(directory / "codec", list(codec_seeds()))
+    return f"{count} datagram, {framed} access and {messages} codec"
 
 
 if __name__ == "__main__":

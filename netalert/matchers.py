@@ -17,10 +17,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
 
-__all__ = ["OPS", "Matcher", "compile_matchers", "first_miss", "matches_all", "parse_matcher"]
+__all__ = [
+    "MAX_REGEX_CHARS",
+    "OPS",
+    "Matcher",
+    "check_regex",
+    "compile_matchers",
+    "first_miss",
+    "matches_all",
+    "parse_matcher",
+]
 
 OPS = ("=", "!=", "=~", "!~")
+MAX_REGEX_CHARS = 1024  # a matcher's regular expression, at most
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # the name ends at the first operator character: label names never contain one
 _SPLIT = re.compile(r"^([^=!~]*)(=~|!~|!=|=)(.*)$", re.DOTALL)
@@ -71,9 +84,152 @@ def parse_matcher(text: str) -> Matcher:
     if not _NAME.match(name):
         raise ValueError(f"invalid matcher {text!r}: bad label name {name!r}")
     try:
+        if op in ("=~", "!~"):
+            check_regex(value)
         return Matcher(name, op, value)
-    except re.error as exc:
+    except (re.error, ValueError) as exc:
         raise ValueError(f"invalid matcher {text!r}: {exc}") from None
+
+
+def check_regex(pattern: str) -> None:
+    """Refuses a regular expression a label could make run for ever: one longer than
+    :data:`MAX_REGEX_CHARS`, or of the forms that backtrack exponentially (a
+    repetition inside a repetition, as ``(a+)+``; alternatives that can match the
+    same text inside a repetition, as ``(a|aa)+``). Python's ``re`` has no time
+    limit, so such a pattern is refused when it is written (config, ``silence add``).
+
+    Raises:
+        ValueError: Why, in words.
+        re.error: The pattern does not compile.
+    """
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise ValueError(f"regular expression longer than {MAX_REGEX_CHARS} characters")
+    if _risky(sre_parse.parse(pattern), inside=False):
+        raise ValueError(
+            "the regular expression may take exponential time (a repetition inside a "
+            "repetition, or alternatives that match the same text inside one): rewrite it, "
+            "e.g. (a+)+ as a+"
+        )
+
+
+_REPEATS = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)}
+
+
+def _risky(items: Any, *, inside: bool) -> bool:
+    """True when ``items`` (parsed) hold a nested repetition, or, ``inside`` a repetition,
+    an alternation whose branches overlap."""
+    for op, arg in items:
+        if op in _REPEATS:
+            _, high, sub = arg
+            repeats = high is sre.MAXREPEAT or high > 1
+            if inside and high is sre.MAXREPEAT:
+                return True
+            # (\d+\.)+ is safe: each turn ends at a character its inner repetition cannot take
+            if _risky(sub, inside=(inside or repeats) and not _separated(sub)):
+                return True
+        elif op is sre.SUBPATTERN:
+            if _risky(arg[-1], inside=inside):
+                return True
+        elif op is sre.BRANCH:
+            branches = arg[1]
+            if inside and _overlap(branches):
+                return True
+            if any(_risky(b, inside=inside) for b in branches):
+                return True
+        elif op in (sre.ASSERT, sre.ASSERT_NOT) and _risky(arg[1], inside=inside):
+            return True
+    return False
+
+
+def _separated(body: Any) -> bool:
+    """True when ``body`` holds one character that must be there and that none of its
+    unbounded repetitions can match: then a text splits into turns one way only."""
+    while len(body) == 1 and body[0][0] is sre.SUBPATTERN:  # (...)+ : the group's content
+        body = body[0][1][-1]
+    loops: list[set[int] | None] = []
+    marks: list[set[int]] = []
+    for op, arg in body:
+        if op in _REPEATS:
+            if arg[1] is sre.MAXREPEAT:
+                loops.append(_chars(arg[2]))
+            elif not (arg[0] == arg[1] == 1):
+                return False
+        elif op is sre.LITERAL or op is sre.IN:
+            chars = _chars([(op, arg)])
+            if chars is not None:
+                marks.append(chars)
+        elif op is not sre.AT:
+            return False
+    return any(all(_disjoint(c, mark) for c in loops) for mark in marks)
+
+
+def _disjoint(loop: set[int] | None, mark: set[int]) -> bool:
+    if loop is None or loop & mark:
+        return False
+    # a category's characters past ASCII may include a non-ASCII mark
+    return not (_NON_ASCII in loop and any(c > 0x7F for c in mark)) and _NON_ASCII not in mark
+
+
+_NON_ASCII = -1  # in a character set: and characters past ASCII of its category
+_CATEGORIES = {
+    sre.CATEGORY_DIGIT: set(range(0x30, 0x3A)),
+    sre.CATEGORY_WORD: {
+        ord(c) for c in "0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    },
+    sre.CATEGORY_SPACE: {ord(c) for c in " \t\n\r\f\v"},
+}
+
+
+def _chars(items: Any) -> set[int] | None:
+    """The characters a one-character pattern matches (a category: its ASCII ones and
+    :data:`_NON_ASCII`); None when unknown or more than one character."""
+    if len(items) != 1:
+        return None
+    op, arg = items[0]
+    if op is sre.LITERAL:
+        return {arg}
+    if op is not sre.IN:
+        return None
+    out: set[int] = set()
+    for kind, value in arg:
+        if kind is sre.LITERAL:
+            out.add(value)
+        elif kind is sre.RANGE and value[1] - value[0] < 256:
+            out.update(range(value[0], value[1] + 1))
+        elif kind is sre.CATEGORY and value in _CATEGORIES:
+            out.update(_CATEGORIES[value])
+            out.add(_NON_ASCII)  # \d, \w and \s take more than ASCII
+        else:
+            return None
+    return out
+
+
+def _overlap(branches: Sequence[Any]) -> bool:
+    """True when two branches may start with the same character (or one may be empty)."""
+    seen: set[int] = set()
+    for branch in branches:
+        first = _first(branch)
+        if first is None or first & seen:
+            return True
+        seen |= first
+    return False
+
+
+def _first(items: Any) -> set[int] | None:
+    """The characters ``items`` can start with; None when any, or when it may be empty."""
+    for op, arg in items:
+        if op is sre.LITERAL:
+            return {arg}
+        if op is sre.IN and all(o is sre.LITERAL for o, _ in arg):
+            return {a for _, a in arg}
+        if op is sre.SUBPATTERN:
+            return _first(arg[-1])
+        if op in _REPEATS and arg[0] > 0:
+            return _first(arg[2])
+        if op in (sre.AT,):  # an anchor takes no character: look further
+            continue
+        return None
+    return None
 
 
 def compile_matchers(spec: Mapping[str, str] | Sequence[str]) -> tuple[Matcher, ...]:

@@ -305,6 +305,15 @@ FAMILIES: Mapping[str, Family] = {
             " [limits] max_label_chars (each time one is cut).",
         ),
         Family(
+            "netalert_trap_cache_evictions_total",
+            "counter",
+            "Entries dropped from the trap rules' caches past [limits] trap_cache_entries,"
+            " by cache (matches: the rules a trap OID matches; index: decoded varbind"
+            " indexes; labels: alert labels and keys).",
+            ("cache",),
+            ("matches", "index", "labels"),
+        ),
+        Family(
             "netalert_alerts_suppressed_total",
             "counter",
             "Alerts not made because a [limits] cap was reached, by rule (counted once per key"
@@ -477,10 +486,37 @@ FAMILIES: Mapping[str, Family] = {
             "Traps the trap stream refused (stream_max_messages or stream_max_bytes reached).",
         ),
         Family(
+            "netalert_cluster_traps_rejected_total",
+            "counter",
+            "Trap messages taken from the stream and terminated, never processed, by reason.",
+            ("reason",),
+        ),
+        Family(
             "netalert_cluster_traps_redelivered_total",
             "counter",
             "Traps this node processed that had been delivered before (not acknowledged "
             "within ack_wait).",
+        ),
+        Family(
+            "netalert_cluster_usm_engines",
+            "gauge",
+            "SNMPv3 sender engines whose clock (boots, time) this node knows, its own "
+            "traps' and the other nodes'.",
+        ),
+        Family(
+            "netalert_cluster_usm_written_total",
+            "counter",
+            "SNMPv3 sender clocks and learned engine IDs this node wrote for the other nodes.",
+        ),
+        Family(
+            "netalert_cluster_usm_adopted_total",
+            "counter",
+            "SNMPv3 sender clocks and engine IDs this node took from the other nodes.",
+        ),
+        Family(
+            "netalert_cluster_usm_sync_failures_total",
+            "counter",
+            "Failed syncs of the shared SNMPv3 state (PostgreSQL away); tried again at the next.",
         ),
         Family(
             "netalert_cluster_state_commits_total",
@@ -506,6 +542,28 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_cluster_state_held",
             "gauge",
             "Alert changes and mails waiting in memory to be written to PostgreSQL.",
+        ),
+        Family(
+            "netalert_cluster_silence_reads_total",
+            "counter",
+            "Reads of the shared silences from PostgreSQL (every [cluster] silence_refresh).",
+        ),
+        Family(
+            "netalert_cluster_silence_read_failures_total",
+            "counter",
+            "Failed reads of the shared silences (the last copy read stays in force).",
+        ),
+        Family(
+            "netalert_cluster_ack_mailbox_held",
+            "gauge",
+            "1 while this node holds the cluster's [ack] mailbox lock (reads the replies).",
+        ),
+        Family(
+            "netalert_cluster_pruned_rows_total",
+            "counter",
+            "Rows this node deleted from PostgreSQL past [cluster] retention, by table: sent"
+            " mails, notification-log rows of groups told resolved, thread roots.",
+            ("table",),  # no preset: no value without [cluster]
         ),
     )
 }

@@ -54,7 +54,7 @@ from netalert.mail.wiring import MailStage, mail_limits
 from netalert.metrics import counter_samples
 from netalert.notify.dispatcher import Dispatcher
 from netalert.notify.nflog import NotificationLog
-from netalert.notify.silences import SilenceStore
+from netalert.notify.silences import Silences, SilenceStore
 from netalert.poll.poller import Poller, Reachability
 from netalert.poll.rows import PollResult
 from netalert.prepare import Prepared, prepare
@@ -78,8 +78,11 @@ from netalert.systemd import Notifier, watchdog_interval
 from netalert.web.wiring import AgentStatus
 
 if TYPE_CHECKING:
+    from netalert.ack.stage import SharedAck
+    from netalert.cluster.ack import PgAckTables
     from netalert.cluster.agent import ClusterSide
     from netalert.cluster.node import ClusterNode
+    from netalert.cluster.usm import UsmShare
     from netalert.notify.nflog import NotifyLog
     from netalert.traps.receiver import TrapReceiver
     from netalert.traps.workers import TrapWorkers
@@ -106,6 +109,7 @@ class Agent:
         # [cluster] (issue 16): the node's leases, and its state in PostgreSQL; None alone
         self.cluster: ClusterNode | None = None
         self.cluster_side: ClusterSide | None = None
+        self.usm: UsmShare | None = None  # [cluster]: the SNMPv3 state the nodes share
         # why the agent must stop with exit 1 (a failure it cannot recover from), if any
         self.fatal: str | None = None
         self.supervisor = Supervisor(
@@ -116,11 +120,12 @@ class Agent:
         self.store: AlertTable | None = None
         self.engine: Alerting | None = None
         self.dispatcher: Dispatcher | None = None
-        self.silences: SilenceStore | None = None
+        self.silences: Silences | None = None
         self.engines = EngineIdRegistry()
         self.pruner: Pruner | None = None
         self.ack: Any = None  # [ack] (issue 17): netalert.ack.stage.AckStage when configured
         self._ack_task: asyncio.Task[Any] | None = None
+        self._ack_tables: PgAckTables | None = None  # [ack] with [cluster]
         # the stages opened so far, in start order (drained and stopped in reverse)
         self.stages: list[Stage] = []
         self._mail: MailRunner | None = None
@@ -248,23 +253,23 @@ class Agent:
 
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
-        if self.cluster is not None:
-            if config.ack is not None:  # its tokens live in SQLite: not on a cluster node yet
-                log.warning(event("ack_off", reason="not with [cluster] yet"))
-            return
-        assert isinstance(self.mail.outbox, Outbox)
         # Off first: a reload that removes [ack], or whose new stage fails, keeps nothing of it.
         self.ack = None
         self.mail.mailer.ack = None
         self.status.live.acked = None
         self.status.metrics.unregister_source("ack")
+        self.status.metrics.unregister_source("ack-mailbox")
         if config.ack is None:
             return
         store, engine = self.store, self.engine
         assert store is not None
+        shared = self._shared_ack()  # [cluster]: the tables and the mailbox every node shares
+        tables = self._ack_tables
 
         def alert(fingerprint: str) -> Any:
             record = store.get(fingerprint)
+            if record is None and tables is not None:  # an alert of another node's shards
+                record = tables.alert(fingerprint)
             return record.alert if record is not None else None
 
         def resolve(fingerprint: str, now: float, by: str) -> list[Transition]:
@@ -284,6 +289,7 @@ class Agent:
                 after=self._after,
                 changed=self._wakeup.set,
             ),
+            shared=shared,
         )
         self.mail.mailer.ack = self.ack.issuer
         self.status.live.acked = self.ack.ack_line
@@ -292,11 +298,37 @@ class Agent:
         self._tasks.add(self._ack_task)
         self._ack_task.add_done_callback(self._tasks.discard)
 
+    def _shared_ack(self) -> SharedAck | None:
+        """[cluster]: the ack tables, silences and token key every node shares, and the
+        lock under which one node reads the mailbox; None on a single node.
+
+        Raises:
+            NetalertError: The key cannot be read.
+        """
+        side, cluster, ack = self.cluster_side, self.config.cluster, self.config.ack
+        if side is None or cluster is None or ack is None:
+            return None
+        from netalert.ack.stage import SharedAck
+        from netalert.ack.token import load_secret
+        from netalert.cluster.ack import MailboxLock, PgAckTables, shared_key
+
+        dsn = cluster.postgres.get_secret_value()
+        key = load_secret(ack.secret_file) if ack.secret_file is not None else shared_key(dsn)
+        tables = PgAckTables(dsn, refresh=cluster.silence_refresh.total_seconds())
+        lock = MailboxLock(dsn, node=cluster.node, check=cluster.lease.total_seconds() / 3)
+        self._ack_tables = tables
+        tables.refresher.start()
+        self.status.register_source("ack-mailbox", lock.source())
+        return SharedAck(tables, side.silences, key, lock.run)
+
     async def _stop_ack(self) -> None:
         task, self._ack_task = self._ack_task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        tables, self._ack_tables = self._ack_tables, None
+        if tables is not None:
+            await tables.stop()
 
     async def _drain_ack(self, deadline: float) -> None:
         await self._stop_ack()
@@ -306,7 +338,10 @@ class Agent:
     ) -> ReceiverStage:
         # [cluster]: a trap received here goes to the stream, and its shard's owner evaluates it
         sink = self.cluster.submit if self.cluster is not None else self._on_trap
-        return ReceiverStage(prepared, sink=sink, engines=self.engines, previous=previous)
+        clocks = self.usm.clocks if self.usm is not None else None
+        return ReceiverStage(
+            prepared, sink=sink, engines=self.engines, previous=previous, clocks=clocks
+        )
 
     def _poller_stage(self, prepared: Prepared) -> PollerStage:
         return PollerStage(
@@ -400,7 +435,8 @@ class Agent:
         engine = self.engine
         self.store = engine.table
         self.status.attach(limits=(engine.limits, lambda: engine.rule_names))
-        self.silences = SilenceStore(self.db)
+        # [cluster]: the silences every node shares (PostgreSQL, read every silence_refresh)
+        self.silences = SilenceStore(self.db) if side is None else side.silences
         self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
         self._new_dispatcher()
         self.status.attach(dispatcher=self.dispatcher)
@@ -421,10 +457,38 @@ class Agent:
             lambda: [*node.problems(), *filter(None, [side.state.problem()])]
         )
         self.status.register_source("cluster-state", side.state.source())
+        self.status.register_source("cluster-silences", side.silences.source())
+        self.status.register_source("cluster-cleanup", side.cleanup.source())
+        side.limits = lambda: self.config.limits  # the config in force (reloads)
+        usm = self.usm = self._cluster_usm(prepared)
         return [
-            node,
+            node,  # its lease manager migrates the schema: the tables below exist after it
+            Hooks("cluster-usm", open=usm.open, start=self._start_usm, stop=usm.stop),
             Hooks("cluster-state", open=side.open, drain=side.drain, stop=side.stop),
         ]
+
+    def _cluster_usm(self, prepared: Prepared) -> UsmShare:
+        """The SNMPv3 senders' clocks and learned engine IDs the nodes share: the trap
+        receiver judges replays by what any node learned (netalert/cluster/usm.py)."""
+        from netalert.cluster.usm import UsmShare
+        from netalert.snmp.wire.timeliness import EngineClocks
+
+        cluster = prepared.config.cluster
+        assert cluster is not None
+        usm = UsmShare(
+            cluster.postgres.get_secret_value(),
+            node=cluster.node,
+            every=cluster.usm_sync.total_seconds(),
+            clocks=EngineClocks(),  # one table for every receiver a reload builds
+            engines=self.engines,
+            devices=lambda: (d.name for d in self.config.devices),  # the config in force
+        )
+        self.status.register_source("cluster-usm", usm.source())
+        return usm
+
+    async def _start_usm(self) -> None:
+        assert self.usm is not None
+        self.usm.start(self._spawn)
 
     async def committed(self) -> None:
         """Returns once the state changes made so far are committed ([cluster]: in
@@ -966,6 +1030,10 @@ class Agent:
             self._retry_state()
             await asyncio.sleep(0.05)
         writer.retry(force=True)
+        outbox = self.mail.outbox if self.mail is not None else None
+        if isinstance(outbox, Outbox) and not writer.holding and outbox.rewrite_results():
+            # results shed during an outage: unwritten, their mails would go out again
+            writer.retry(force=True)
         if writer.holding:
             log.error(
                 event(

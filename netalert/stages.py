@@ -25,6 +25,7 @@ from netalert.poll.poller import Poller, PollResult, Reachability
 from netalert.prepare import Prepared
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.engines import EngineIdRegistry
+from netalert.snmp.wire.timeliness import EngineClocks
 from netalert.web.guard import HttpLimits
 
 if TYPE_CHECKING:
@@ -76,10 +77,12 @@ class ReceiverStage(BaseStage):
         sink: Callable[[TrapEvent], None],
         engines: EngineIdRegistry,
         previous: ReceiverStage | None = None,
+        clocks: EngineClocks | None = None,
     ) -> None:
         self._prepared = prepared
         self._sink = sink
         self._engines = engines
+        self._clocks = clocks  # [cluster]: the SNMPv3 senders' clocks the nodes share
         self._previous = previous
         self.receiver: TrapReceiver | TrapWorkers | None = None
         self._stopped = False
@@ -129,6 +132,7 @@ class ReceiverStage(BaseStage):
             engines=self._engines,
             state_dir=Path(config.agent.state_dir),
             message_ids=config.cluster is not None,  # the stream stores a trap once
+            clocks=self._clocks,
         )
         inherit = old.sockets if isinstance(old, TrapReceiver) else None
         await receiver.open(
@@ -150,6 +154,7 @@ class ReceiverStage(BaseStage):
             engines=self._engines,
             count=count,
             message_ids=config.cluster is not None,
+            clocks=self._clocks,
         )
         previous = old if isinstance(old, TrapWorkers) else None
         # the running engine ID and time, unless the reload sets another engine_id

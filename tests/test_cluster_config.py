@@ -154,3 +154,13 @@ def test_the_three_node_example_of_the_docs_is_a_valid_config() -> None:
     assert dropin["Service"]["EnvironmentFile"] == "/etc/netalert/cluster.env"
     assert "netalert.service.d/cluster.conf" in section
     assert "/etc/netalert/cluster.env" in section
+
+
+def test_a_fixed_engine_id_is_refused_on_a_cluster_node() -> None:
+    # informs are per node: one engine ID on several nodes would run several clocks
+    text = f'[traps]\nengine_id = "80001f8804746573742d7472617073"\n[cluster]\npostgres = "{DSN}"\n'
+    assert _problems(text) == [
+        "traps.engine_id: leave it empty with [cluster]: each node keeps its own engine ID "
+        "(informs go to one node, see docs/cluster.md)"
+    ]
+    assert load_config_text(text.partition("[cluster]")[0], env={}).traps.engine_id

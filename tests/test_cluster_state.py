@@ -14,10 +14,10 @@ import pytest
 from netalert.cluster.errors import StaleLeaseError
 from netalert.cluster.leases import Lease
 from netalert.cluster.mail import PgMailOutbox, PgNotificationLog, PgWrite, read_nflog
-from netalert.cluster.outbox import PgOutbox
+from netalert.cluster.outbox import Claimed, PgOutbox
 from netalert.cluster.pgstore import Extra, PgAlertStore
 from netalert.cluster.state import ClusterState, ShardLostError
-from netalert.mail.entries import RecipientResult
+from netalert.mail.entries import OutboxEntry, RecipientResult
 from tests.support.tcpproxy import TcpProxy
 from tests.test_cluster_pgstore import SHARDS, _device_in, _grant, _migrate, _rows, make_record
 
@@ -220,6 +220,70 @@ async def test_a_mail_and_its_log_rows_commit_with_the_alerts_and_are_sent_once(
         with psycopg.connect(db, autocommit=True) as conn:
             row = conn.execute("SELECT sent IS NOT NULL, smtp_reply FROM outbox").fetchone()
         assert row == (True, "250 accepted: b@example.org")
+    finally:
+        await queue.stop()
+        await state.stop()
+
+
+async def test_a_trap_and_its_mail_are_one_transaction_and_the_mail_is_claimed_in_it(
+    db: str,
+) -> None:
+    """As in the agent, the alert is saved in one loop turn and its mail queued by a task that
+    turn started: both commit in one transaction, the mail claimed by this node in it, so it
+    is ready for the sender at the commit, without another query per mail (the cluster's CPU
+    per trap: two transactions and a claim were three)."""
+    lease_of = _believes()
+    state = _state(db, lease_of)
+    state.start()
+    device = _device_in(4)
+    outbox = PgOutbox(db, node=NODE, lease_of=lease_of)
+    claims: list[int] = []
+    claim_due = outbox.claim_due
+
+    def counted(limit: int, now: float) -> list[tuple[Claimed, OutboxEntry]]:
+        claims.append(limit)
+        return claim_due(limit, now)
+
+    outbox.claim_due = counted  # type: ignore[method-assign]
+    queue = PgMailOutbox(outbox, state, poll=30.0)  # no periodic look in this test
+    woken: list[bool] = []
+    queue.on_ready = lambda: woken.append(True)
+    queue.start()
+    try:
+        for _ in range(100):
+            if claims:  # the look at start
+                break
+            await asyncio.sleep(0.02)
+        looked = len(claims)
+        for n in range(1, 6):
+
+            async def mail_out(n: int = n) -> None:
+                queue.enqueue_raw(
+                    f"Subject: {n}\r\n\r\nbody\r\n".encode(),
+                    sender="netalert@example.org",
+                    recipients=["a@example.org"],
+                    message_id=f"<m{n}@example.org>",
+                    subject=str(n),
+                )
+
+            state.save([make_record(n, device=device)], [], on_lost=lambda: None)
+            mailing = asyncio.get_running_loop().create_task(mail_out())
+            await asyncio.wait_for(state.committed(), timeout=10)
+            await mailing
+            [entry] = queue.due(time.time())  # claimed with the commit: at once
+            assert entry.message_id == f"<m{n}@example.org>" and woken
+            assert queue.record(
+                entry, [RecipientResult("a@example.org", True)], error="", retry_at=0
+            )
+        for _ in range(100):
+            if queue.settled():
+                break
+            await asyncio.sleep(0.05)
+        assert state.commits == 5  # one transaction per trap and its mail
+        assert len(claims) == looked  # and no claim query per mail
+        with psycopg.connect(db, autocommit=True) as conn:
+            rows = conn.execute("SELECT claim, claimed_by, sent IS NOT NULL FROM outbox").fetchall()
+        assert rows == [(1, NODE, True)] * 5
     finally:
         await queue.stop()
         await state.stop()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from netalert.cluster.shards import shard_of
 from netalert.cluster.transport import Delivery, ShardConsumers, TrapTransport
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.nats import NatsServer, unique_prefix
+from tests.support.order import TIMING
 from tests.support.ports import free_tcp_port
 
 pytestmark = pytest.mark.daemon
@@ -349,3 +351,42 @@ async def test_cluster_status_without_postgres_or_without_cluster(tmp_path: Path
     config.write_text("")
     alone = await _status(config)
     assert (alone.returncode, alone.stderr) == (2, f"{config}: no [cluster] section\n")
+
+
+@TIMING  # wall-time bound: a trap must reach its handler at once, not after a poll's wait
+async def test_a_trap_reaches_its_consumer_at_once_after_idle(transport: TrapTransport) -> None:
+    """Traps published while the shards' consumers wait between polls (idle, then two in a
+    row) are handed over within milliseconds: no fetch holds a trap until a poll request
+    runs out (the cluster bench's p99 of 119 ms; up to a whole ``wait`` for one trap)."""
+    shards = (1, 2, 3)  # three consumers at once: three times the chances to catch a hold
+    wait = 1.0  # ShardConsumers' default: how long one poll waits for a first trap
+    handled: dict[str, float] = {}
+
+    async def handle(delivery: Delivery) -> None:
+        handled[delivery.trap.source] = time.monotonic()
+        await delivery.ack()
+
+    consumers = ShardConsumers(transport, handle, wait=wait)
+    await consumers.sync(shards)
+    sent: dict[str, float] = {}
+    try:
+        for burst in range(8):
+            await asyncio.sleep(wait * 1.2)  # idle: at least one poll ran out meanwhile
+            for n in range(2):  # then two traps on each shard, a bit apart
+                for shard in shards:
+                    trap = _trap(source=f"198.51.{shard}.{burst * 2 + n + 1}")
+                    msg_id = message_id(trap.source, b"", PDU)
+                    await transport.publish(trap, shard=shard, msg_id=msg_id)
+                    sent[trap.source] = time.monotonic()
+                await asyncio.sleep(0.3)
+        for _ in range(100):
+            if len(handled) == len(sent):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await consumers.close()
+    assert handled.keys() == sent.keys()
+    late = {s: round((handled[s] - at) * 1000) for s, at in sent.items() if handled[s] - at > 0.15}
+    # fixed: about 1 ms each; before, the second trap of a burst was often held until a
+    # poll request the consumer had left on the server ran out (up to `wait`)
+    assert not late, f"traps handed over late (ms): {late}"

@@ -126,6 +126,47 @@ def test_codec_refuses_what_is_not_a_trap(data: bytes, message: str) -> None:
         decode(data)
 
 
+@pytest.mark.parametrize(
+    ("data", "reason", "message"),
+    [
+        (b"\xff", "not_json", "not JSON"),
+        (b'[1, "192.0.2.1"', "not_json", "not JSON"),  # truncated
+        (_record(f8=None).replace(b"null", b"NaN"), "not_json", "not JSON"),
+        (_record(f8=None).replace(b"null", b"Infinity"), "not_json", "not JSON"),
+        (b"[2]", "wrong_version", "not of format 1"),
+        (b'"1"', "wrong_version", "not of format 1"),
+        (b" " * (MAX_MESSAGE_BYTES + 1), "too_large", f"over {MAX_MESSAGE_BYTES}"),
+        (_record(f2=70_000), "malformed", "source_port is out of range"),
+        (_record(f2=-1), "malformed", "source_port is out of range"),
+        (_record(f7=-5), "malformed", "uptime is out of range"),
+        (_record(f7=2**32), "malformed", "uptime is out of range"),
+        (_record(f8=-1.0), "malformed", "received is out of range"),
+        (_record(f13=-1), "malformed", "storm_count is out of range"),
+        (_record(f13=2**63), "malformed", "storm_count is out of range"),
+        (_record(f3="9"), "malformed", "version is not 1, 2c or 3"),
+        (_record(f10="\ud800"), "malformed", "community is not UTF-8 text"),
+        (_record(f1="a\udfffb"), "malformed", "source is not UTF-8 text"),
+        (_record(f6=[["1.3", "INTEGER", "i", 2**64, "", "", ""]]), "malformed", "out of range"),
+        (_record(f6=[["1.3", "INTEGER", "i", -(2**63) - 1, "", "", ""]]), "malformed", "range"),
+        (_record(f6=[["1.3", "OCTET STRING", "s", "\ud83d", "", "", ""]]), "malformed", "UTF-8"),
+        (_record(f6=[["1.3", "NULL", "n", None, "", "", ""]] * 1025), "malformed", "than 1024"),
+    ],
+)
+def test_codec_refuses_what_no_receiver_writes(data: bytes, reason: str, message: str) -> None:
+    with pytest.raises(CodecError, match=message) as caught:
+        decode(data)
+    assert caught.value.reason == reason
+
+
+def test_codec_takes_the_extremes_a_receiver_writes() -> None:
+    values = (-(2**63), 2**64 - 1, -(2**31), 0)
+    vbs = tuple(VarBind(f"1.3.{n}", SnmpType.COUNTER64, v) for n, v in enumerate(values))
+    vbs += (VarBind("1.3.9", SnmpType.OCTET_STRING, "\U0001f600 \x00 \u2028"),)
+    trap = TrapEvent("h", 65535, "3", "1.3", "", vbs * 204, 2**32 - 1, 0.0, storm_count=0)
+    assert len(trap.varbinds) == 1020
+    assert decode(encode(trap)) == trap
+
+
 def test_migrations_are_numbered_and_shipped() -> None:
     found = migrations()
     assert [m.version for m in found] == list(range(1, len(found) + 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -211,6 +212,40 @@ def test_secrets_never_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         assert secret not in ok.stdout + ok.stderr
         assert secret not in bad.stdout + bad.stderr
         assert secret not in caplog.text
+
+
+@pytest.mark.daemon
+def test_check_config_refuses_hostile_values_one_line_each(tmp_path: Path) -> None:
+    """A planted config: a FIFO secret, a backtracking regex, a deep template, a NUL,
+    a duration past the bound. One line each on stderr, exit 2, within the timeout."""
+    os.mkfifo(tmp_path / "fifo")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[snmp]\ncommunity_file = "fifo"\ninterval = "99999999999d"\n'
+        '[[routes]]\nmatch = ["device=~(a+)+$"]\nto = ["x@example.org"]\n'
+        '[[devices]]\nname = "sw\\u0000"\naddress = "192.0.2.1"\n'
+    )
+    env = {"PATH": "/usr/bin:/bin"} | sharing_env()
+    bad = run_cli("check-config", "-c", str(path), env=env)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        f"snmp.community_file: cannot read {tmp_path / 'fifo'}: is not a regular file",
+        "devices[0].name: contains a NUL character",
+    ], bad.stderr  # the loader's lines first: the rest is checked once they are fixed
+    path.write_text(
+        '[snmp]\ninterval = "99999999999d"\n'
+        '[[routes]]\nmatch = ["device=~(a+)+$"]\nto = ["x@example.org"]\n'
+        '[[rules]]\nname = "R"\ntrap = "*"\nseverity = "info"\n'
+        'summary = "' + "{%if 1%}" * 900 + "x" + "{%endif%}" * 900 + '"\n'
+    )
+    bad = run_cli("check-config", "-c", str(path), env=env)
+    assert bad.returncode == 2, bad.stderr
+    lines = bad.stderr.splitlines()
+    assert "Traceback" not in bad.stderr
+    assert lines[0] == "snmp.interval: invalid duration '99999999999d': longer than 3650d", lines
+    assert lines[1].startswith("routes[0].match: invalid matcher 'device=~(a+)+$': "), lines
+    assert lines[2:] == ["rules[0].summary: template nests too deeply: split it"], lines
 
 
 @pytest.mark.daemon

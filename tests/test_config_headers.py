@@ -41,7 +41,7 @@ def problems(text: str) -> list[str]:
         ),
         (
             '[smtp]\nfrom = "alerts@example.org\\u0000"\n',
-            [f"smtp.from: invalid sender address 'alerts@example.org\\x00': {CONTROL}"],
+            ["smtp.from: contains a NUL character"],  # refused in any value, before its field
         ),
         ('[smtp]\nfrom = "netalert"\n', ["smtp.from: invalid sender address 'netalert'"]),
         (

@@ -1,4 +1,4 @@
-"""The v3 and access fuzz harnesses (fuzz/): their oracles, seeds, mutators and timing.
+"""The v3, access and cluster codec fuzz harnesses (fuzz/): oracles, seeds, mutators, timing.
 
 The harnesses run for minutes under ``make fuzz``; these tests keep them honest
 in seconds, without atheris: the seeds pass and are accepted (so the
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from fuzz import fuzz_access, fuzz_pysnmp
+from fuzz import fuzz_access, fuzz_codec, fuzz_pysnmp
 from fuzz.mutators import mutate_community, mutate_v3
 from fuzz.oracles import V3Judge, community_of, inside, source_ip
-from fuzz.seeds import access_seeds, built_seeds, v3_seeds
+from fuzz.seeds import access_seeds, built_seeds, codec_seeds, v3_seeds
 from fuzz.slow import SlowWatch
 from fuzz.v3build import (
     OWN_ENGINE,
@@ -343,3 +343,33 @@ def test_slow_watch_saves_only_inputs_over_the_threshold(tmp_path: Path) -> None
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["over"] == 1 and summary["slowest_ms"] >= 30
     assert summary["slowest_hex_head"] == b"slow".hex()
+
+
+# --- fuzz_codec --------------------------------------------------------------------
+
+
+def test_codec_harness_passes_every_seed_and_each_cut_of_one() -> None:
+    seeds = list(codec_seeds())
+    assert len(seeds) > 30
+    for seed in seeds:
+        fuzz_codec.check(seed)  # decodes, and the properties hold
+    longest = max(seeds, key=len)
+    for end in range(0, len(longest), 7):  # truncated messages: refused, never a crash
+        fuzz_codec.check(longest[:end])
+
+
+def test_codec_harness_catches_a_decoder_that_lets_a_lone_surrogate_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The oracle is not vacuous: a decoder without the UTF-8 check is a finding."""
+    import json as _json
+
+    from netalert.cluster import codec
+
+    data = next(iter(codec_seeds())).replace(b'"192.0.2.1"', b'"\\ud800"')
+    with pytest.raises(codec.CodecError):
+        codec.decode(data)
+    monkeypatch.setattr(codec, "_text", lambda value, what: codec._want(value, str, what))
+    assert _json.loads(data)[1] == "\ud800"
+    with pytest.raises(UnicodeEncodeError):
+        fuzz_codec.check(data)

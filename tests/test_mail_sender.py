@@ -28,13 +28,13 @@ class Clock:
         return self.now
 
 
-def message(n: int, to: tuple[str, ...] = ("noc@example.net",)) -> EmailMessage:
+def message(n: int, to: tuple[str, ...] = ("noc@example.net",), body: str = "") -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = "netalert <alerts@example.org>"
     msg["To"] = ", ".join(to)
     msg["Subject"] = f"alert {n}"
     msg["Message-ID"] = f"<m{n}@example.org>"
-    msg.set_content(f"body {n}\n")
+    msg.set_content(f"body {n} {body}\n")
     return msg
 
 
@@ -293,4 +293,35 @@ async def test_forged_trap_mail_arrives_safe(smtp_server: SmtpServer) -> None:
     html = msg.get_body(("html",))
     assert html is not None
     assert "<script>" not in html.get_content() and "&lt;script&gt;" in html.get_content()
+    await sender.close()
+
+
+async def test_a_mail_sent_while_the_disk_is_full_goes_out_once(
+    smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    """Issue #16: the delivery result's write is shed past the hold bound; the outbox row
+    still says pending, yet the sender must not send the mail again."""
+    clock = Clock()
+    db = open_database(tmp_path)
+    db.writer.max_held = 2
+    outbox = Outbox(db, clock=clock)
+    sender = Sender(outbox, target(smtp_server), clock=clock, rand=lambda: 0.0, retry_max=8.0)
+    outbox.enqueue(message(1))
+    pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+    db.conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here
+    outbox.enqueue(message(2, body="x" * 20_000))  # held: later writes queue behind it
+    assert await sender.run_once() == 1
+    for n in (3, 4):  # the result of m1 is shed
+        outbox.enqueue(message(n, body="x" * 20_000))
+    assert db.writer.shed_total == 2
+    for _ in range(3):
+        clock.now += 60
+        await sender.run_once()
+    assert ids(smtp_server) == ["<m1@example.org>"]
+    db.conn.execute("PRAGMA max_page_count = 4294967294")
+    assert db.writer.retry(force=True)
+    clock.now += 60
+    assert await sender.run_once() == 2
+    assert ids(smtp_server) == ["<m1@example.org>", "<m3@example.org>", "<m4@example.org>"]
+    assert outbox.entries() == []
     await sender.close()

@@ -3,7 +3,9 @@
 A real ``netalert run`` mailing to aiosmtpd is reloaded with a config that
 cannot run: a CA file that does not exist, a templates folder that does not
 exist, a trap port or web port another socket holds, an unknown MIB name in a
-rule, a TOML syntax error. Each time the agent logs ``reload_rejected``, counts
+rule, a TOML syntax error, and hostile values (a secret file that is a FIFO, a
+regular expression that backtracks exponentially, a NUL, a duration past the
+bound, nesting deeper than TOML's reader). Each time the agent logs ``reload_rejected``, counts
 it in ``netalert_reloads_total{result="rejected"}``, keeps running, and a trap
 sent to the old port still becomes a mail of the old rule. A good reload
 afterwards moves the trap port: the new port is bound before the old one closes.
@@ -11,6 +13,7 @@ afterwards moves the trap port: the new port is bound before the old one closes.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -64,6 +67,26 @@ def _toml_error(text: str, _held: int) -> str:
     return text + "\n[[rules]\nname = \n"
 
 
+def _fifo_secret(text: str, _held: int) -> str:
+    return text + '\n[snmp]\ncommunity_file = "secret.fifo"\n'  # made by the test
+
+
+def _backtracking_regex(text: str, _held: int) -> str:
+    return text + '\n[[routes]]\nmatch = ["device=~(a+)+$"]\nto = ["x@example.org"]\n'
+
+
+def _nul_value(text: str, _held: int) -> str:
+    return text + '\n[snmp]\ncommunity = "pub\\u0000lic"\n'
+
+
+def _huge_duration(text: str, _held: int) -> str:
+    return text + '\n[snmp]\ninterval = "99999999999999999d"\n'
+
+
+def _deep_nesting(text: str, _held: int) -> str:
+    return text + "\n[snmp]\nx = " + "[" * 5000 + "]" * 5000 + "\n"
+
+
 BAD: dict[str, tuple[Callable[[str, int], str], str]] = {
     # change, a word the rejection names
     "ca_file": (_bad_ca_file, "no-such-ca.pem"),
@@ -73,6 +96,12 @@ BAD: dict[str, tuple[Callable[[str, int], str], str]] = {
     "web_port_in_use": (_web_port_in_use, "cannot listen"),
     "unknown_mib_name": (_unknown_mib_name, "linkDownn"),
     "toml_error": (_toml_error, "config.toml"),
+    # hostile values: each one line, none a hang (the FIFO) or a traceback
+    "fifo_secret": (_fifo_secret, "is not a regular file"),
+    "backtracking_regex": (_backtracking_regex, "exponential time"),
+    "nul_value": (_nul_value, "contains a NUL character"),
+    "huge_duration": (_huge_duration, "longer than 3650d"),
+    "deep_nesting": (_deep_nesting, "nested deeper"),
 }
 
 
@@ -112,6 +141,8 @@ def test_bad_reload_keeps_the_old_config_running(
         holder.bind(("127.0.0.1", 0))  # another program's socket, without SO_REUSEPORT
         if kind == socket.SOCK_STREAM:
             holder.listen()
+        if case == "fifo_secret":
+            os.mkfifo(agent.config.with_name("secret.fifo"))  # nobody ever writes to it
         agent.config.write_text(change(original, holder.getsockname()[1]))
         assert agent.proc is not None
         agent.proc.send_signal(signal.SIGHUP)

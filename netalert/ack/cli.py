@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from netalert.ack.store import Ack, AckStore, audit, is_acked
+from netalert.ack.store import Ack, AckTables, audit, is_acked
 from netalert.alerts.model import Alert, AlertState
-from netalert.alerts.store import load_alerts
 from netalert.errors import NetalertError
-from netalert.state.db import Database
 
 __all__ = ["ack_alert", "ack_json", "current_acks", "find_alert", "unack_alert"]
 
@@ -37,18 +36,18 @@ def find_alert(alerts: list[Alert], alert_id: str) -> Alert:
     return found[0]
 
 
-def ack_alert(db: Database, alert_id: str, *, by: str, comment: str) -> Alert:
-    """Acknowledges a firing alert (via ``cli``); returns it.
+def ack_alert(
+    tables: AckTables, alerts: list[Alert], alert_id: str, *, by: str, comment: str
+) -> Alert:
+    """Acknowledges a firing alert of ``alerts`` (via ``cli``); returns it.
 
     Raises:
         NetalertError: No such firing alert.
     """
-    store = AckStore(db)
-    alert = find_alert(load_alerts(db), alert_id)
-    with db.transaction() as conn:
-        store.put_ack(
-            conn, Ack(alert.fingerprint, alert.starts_at, by, time.time(), comment, "cli")
-        )
+    alert = find_alert(alerts, alert_id)
+    now = time.time()
+    ack = Ack(alert.fingerprint, alert.starts_at, by, now, comment, "cli")
+    tables.apply(None, "ack", now, put=[ack], delete=[])
     audit(
         "ack",
         alert=alert.fingerprint,
@@ -61,25 +60,21 @@ def ack_alert(db: Database, alert_id: str, *, by: str, comment: str) -> Alert:
     return alert
 
 
-def unack_alert(db: Database, alert_id: str, *, by: str) -> Alert:
+def unack_alert(tables: AckTables, alerts: list[Alert], alert_id: str, *, by: str) -> Alert:
     """Removes a firing alert's acknowledgement; returns it.
 
     Raises:
         NetalertError: No such firing alert, or it was not acknowledged.
     """
-    store = AckStore(db)
-    alert = find_alert(load_alerts(db), alert_id)
-    with db.transaction() as conn:
-        removed = store.delete_ack(conn, alert.fingerprint)
-    if not removed:
+    alert = find_alert(alerts, alert_id)
+    if not tables.apply(None, "unack", time.time(), put=[], delete=[alert.fingerprint]):
         raise NetalertError(f"alert {alert.fingerprint} is not acknowledged")
     audit("unack", alert=alert.fingerprint, rule=alert.rule, device=alert.device, by=by, via="cli")
     return alert
 
 
-def current_acks(db: Database, alerts: list[Alert]) -> dict[str, Ack]:
-    """The acknowledgements in force for ``alerts``, by fingerprint."""
-    acks = AckStore(db).acks()
+def current_acks(acks: Mapping[str, Ack], alerts: list[Alert]) -> dict[str, Ack]:
+    """The acknowledgements of ``acks`` in force for ``alerts``, by fingerprint."""
     return {a.fingerprint: acks[a.fingerprint] for a in alerts if is_acked(a, acks)}
 
 

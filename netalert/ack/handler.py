@@ -26,14 +26,14 @@ from netalert.ack.config import AckConfig
 from netalert.ack.policy import authenticated, from_address, is_operator, loop_reason
 from netalert.ack.reply import HELP, SenderLimiter, confirmation
 from netalert.ack.stats import AckStats
-from netalert.ack.store import Ack, AckStore, IssuedToken, audit
+from netalert.ack.store import Ack, AckTables, IssuedToken, audit
 from netalert.ack.token import mac, parse_token, token_pattern
 from netalert.alerts.model import Alert, AlertState
 from netalert.config.types import format_duration
 from netalert.logs import event
-from netalert.mail.outbox import Outbox
+from netalert.mail.queue import MailQueue
 from netalert.matchers import Matcher
-from netalert.notify.silences import SilenceStore
+from netalert.notify.silences import Silences
 
 __all__ = ["AckTarget", "ReplyHandler"]
 
@@ -75,10 +75,10 @@ class ReplyHandler:
         config: AckConfig,
         *,
         key: bytes,
-        store: AckStore,
-        silences: SilenceStore,
+        store: AckTables,
+        silences: Silences,
         target: AckTarget,
-        outbox: Outbox | None,
+        outbox: MailQueue | None,
         mail_from: str,
         stats: AckStats,
     ) -> None:
@@ -189,19 +189,17 @@ class ReplyHandler:
             )
         else:
             text, result = self._ack(verb, firing, command.comment, sender, now)
-        with self.store.db.transaction() as conn:
-            self.store.mark_used(conn, issued.nid, verb.value, now)
-            if verb is Verb.ACK:
-                for alert in firing:
-                    self.store.put_ack(
-                        conn,
-                        Ack(
-                            alert.fingerprint, alert.starts_at, sender, now, command.comment, "mail"
-                        ),
-                    )
-            elif verb is Verb.UNACK:
-                for alert in firing:
-                    self.store.delete_ack(conn, alert.fingerprint)
+        acked = verb is Verb.ACK
+        self.store.apply(
+            issued.nid,
+            verb.value,
+            now,
+            put=[
+                Ack(alert.fingerprint, alert.starts_at, sender, now, command.comment, "mail")
+                for alert in (firing if acked else ())
+            ],
+            delete=[alert.fingerprint for alert in firing] if verb is Verb.UNACK else [],
+        )
         for alert in firing if verb in (Verb.ACK, Verb.UNACK) else ():
             audit(
                 verb.value,

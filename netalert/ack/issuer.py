@@ -9,14 +9,14 @@ token's row is written in the same transaction as the mail.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from netalert.ack.config import TOKEN_FIELD, AckConfig
 from netalert.ack.stats import AckStats
-from netalert.ack.store import AckStore, TokenAlert, ack_text, is_acked
+from netalert.ack.store import AckStore, AckTables, TokenAlert, ack_text, is_acked
 from netalert.ack.token import make_token
 from netalert.alerts.model import Alert
 
@@ -33,9 +33,11 @@ class ReplyHeaders:
     alerts: tuple[TokenAlert, ...]
     expires: float
 
-    def record(self, conn: sqlite3.Connection, message_id: str, subject: str, now: float) -> None:
+    recorder: Callable[..., None] = AckStore.record_token
+
+    def record(self, conn: Any, message_id: str, subject: str, now: float) -> None:
         """Writes the token's row inside the mail's transaction."""
-        AckStore.record_token(
+        self.recorder(
             conn,
             nid=self.nid,
             message_id=message_id,
@@ -55,7 +57,7 @@ class TokenIssuer:
         key: bytes,
         *,
         stats: AckStats | None = None,
-        store: AckStore | None = None,
+        store: AckTables | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -86,4 +88,5 @@ class TokenIssuer:
             nid=nid,
             alerts=alerts,
             expires=float(expires),
+            recorder=self.store.record_token if self.store is not None else AckStore.record_token,
         )

@@ -30,8 +30,10 @@ import aioimaplib
 
 from netalert.ack.config import AckConfig
 from netalert.ack.stats import AckStats
-from netalert.ack.store import AckStore
+from netalert.ack.store import AckTables
 from netalert.logs import event
+from netalert.mail.transport import CA_FILE_MAX_BYTES
+from netalert.readfile import read_bounded
 
 __all__ = ["ImapError", "ImapReader", "imap_context", "reconnect_delay"]
 
@@ -51,9 +53,10 @@ class ImapError(Exception):
 def imap_context(config: AckConfig) -> ssl.SSLContext:
     """The TLS context of ``[ack.imap]``: system CAs plus ``ca_file``; ``verify`` off is logged."""
     imap = config.imap
-    context = ssl.create_default_context(
-        cafile=str(imap.ca_file) if imap.ca_file is not None else None
-    )
+    cadata = None
+    if imap.ca_file is not None:  # bounded and never blocking: it may name a FIFO
+        cadata = read_bounded(imap.ca_file, CA_FILE_MAX_BYTES).decode("utf-8", "replace")
+    context = ssl.create_default_context(cadata=cadata)
     if imap.ca_file is not None:
         context.load_default_certs()
     if not imap.verify:
@@ -76,7 +79,7 @@ class ImapReader:
         self,
         config: AckConfig,
         *,
-        store: AckStore,
+        store: AckTables,
         handle: Callable[[bytes, float], str],
         stats: AckStats,
         clock: Callable[[], float] = time.time,
@@ -251,8 +254,7 @@ class ImapReader:
         if raw is not None:
             result = self.handle(raw, self.clock())
             self.handled += 1
-        with self.store.db.transaction() as conn:
-            self.store.set_position(conn, folder, validity, uid)
+        self.store.save_position(folder, validity, uid)
         log.info(event("ack_reply", uid=uid, result=result))
         done = self.config.processed_folder
         if done and client.has_capability("MOVE"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +20,15 @@ from netalert.ack.handler import ReplyHandler
 from netalert.ack.issuer import TokenIssuer
 from netalert.ack.reader import ImapReader
 from netalert.ack.stats import AckStats
-from netalert.ack.store import Ack, AckStore, ack_text, is_acked
+from netalert.ack.store import Ack, AckStore, AckTables, ack_text, is_acked
 from netalert.ack.token import load_secret
 from netalert.alerts.model import Alert, AlertState, Transition
 from netalert.logs import event
-from netalert.mail.outbox import Outbox
-from netalert.notify.silences import SilenceStore
+from netalert.mail.queue import MailQueue
+from netalert.notify.silences import Silences, SilenceStore
 from netalert.state.db import Database
 
-__all__ = ["AckStage", "AgentHooks", "secret_path"]
+__all__ = ["AckStage", "AgentHooks", "SharedAck", "secret_path"]
 
 log = logging.getLogger("netalert.ack")
 
@@ -51,6 +51,16 @@ class AgentHooks:
     resolve: Callable[[str, float, str], list[Transition]]
     after: Callable[[list[Transition]], None]
     changed: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedAck:
+    """What a cluster node's ack stage shares with the other nodes (``netalert.cluster.ack``)."""
+
+    tables: AckTables
+    silences: Silences
+    key: bytes
+    leader: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
 class _Target:
@@ -83,11 +93,16 @@ class AckStage:
         db: Database,
         *,
         state_dir: Path,
-        outbox: Outbox | None,
+        outbox: MailQueue | None,
         mail_from: str,
         hooks: AgentHooks,
+        shared: SharedAck | None = None,
     ) -> None:
         """Reads (or makes) the key and opens the tables.
+
+        Args:
+            shared: On a cluster node: the tables, silences and key every node shares,
+                and the lock under which only one node reads the mailbox.
 
         Raises:
             NetalertError: The key file cannot be read or made.
@@ -95,15 +110,16 @@ class AckStage:
         """
         self.config = config
         self.stats = AckStats()
-        self.store = AckStore(db)
+        self.shared = shared
+        self.store: AckTables = AckStore(db) if shared is None else shared.tables
         self.hooks = hooks
-        key = load_secret(secret_path(config, state_dir))
+        key = load_secret(secret_path(config, state_dir)) if shared is None else shared.key
         self.issuer = TokenIssuer(config, key, stats=self.stats, store=self.store)
         self.handler = ReplyHandler(
             config,
             key=key,
             store=self.store,
-            silences=SilenceStore(db),
+            silences=SilenceStore(db) if shared is None else shared.silences,
             target=_Target(hooks, self.changed),
             outbox=outbox,
             mail_from=mail_from,
@@ -119,7 +135,10 @@ class AckStage:
         """The reader, and the clean-up every few minutes."""
         cleanup = asyncio.ensure_future(self._cleanup())
         try:
-            await self.reader.run()
+            if self.shared is None:
+                await self.reader.run()
+            else:  # [cluster]: only the node holding the lock reads the mailbox
+                await self.shared.leader(self.reader.run)
         finally:
             cleanup.cancel()
 

@@ -16,12 +16,22 @@ import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from netalert.alerts.model import Alert, AlertState
 from netalert.logs import event
 from netalert.state.db import Database
 
-__all__ = ["Ack", "AckStore", "IssuedToken", "TokenAlert", "ack_text", "audit", "is_acked"]
+__all__ = [
+    "Ack",
+    "AckStore",
+    "AckTables",
+    "IssuedToken",
+    "TokenAlert",
+    "ack_text",
+    "audit",
+    "is_acked",
+]
 
 log = logging.getLogger("netalert.ack")
 
@@ -110,6 +120,55 @@ def audit(action: str, **context: object) -> None:
     log.info(event("ack_audit", action=action, **context))
 
 
+class AckTables(Protocol):
+    """What the ack stage asks of its tables: SQLite's (:class:`AckStore`) or, on a cluster
+    node, the ones every node shares in PostgreSQL (``netalert.cluster.ack``)."""
+
+    def record_token(
+        self,
+        conn: Any,
+        *,
+        nid: str,
+        message_id: str,
+        subject: str,
+        alerts: Sequence[TokenAlert],
+        expires: float,
+        now: float,
+    ) -> None:
+        """Records an issued token in the mail's transaction (``conn`` is what the mail
+        queue hands its ``also``)."""
+
+    def token(self, nid: str) -> IssuedToken | None:
+        """The mail a token nid was issued for, or None."""
+
+    def used(self, nid: str, command: str) -> bool:
+        """True when the token ``nid`` was already used for ``command``."""
+
+    def acks(self) -> dict[str, Ack]:
+        """Every recorded acknowledgement, by fingerprint."""
+
+    def apply(
+        self,
+        nid: str | None,
+        command: str,
+        now: float,
+        *,
+        put: Sequence[Ack],
+        delete: Sequence[str],
+    ) -> int:
+        """In one transaction: the token ``nid`` used for ``command`` (None: from a shell,
+        no token), acks put and deleted; returns how many acks were deleted."""
+
+    def position(self, folder: str) -> tuple[int, int] | None:
+        """``(uidvalidity, last_uid)`` handled in ``folder``, or None before the first."""
+
+    def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
+        """Records the last UID handled in ``folder``."""
+
+    def prune(self, now: float, firing: Mapping[str, float]) -> int:
+        """Deletes expired tokens and acks of episodes that ended; returns the rows."""
+
+
 class AckStore:
     """The ``ack_*`` and ``acks`` tables."""
 
@@ -185,7 +244,33 @@ class AckStore:
         """Removes an alert's ack inside the caller's transaction; False when it had none."""
         return conn.execute("DELETE FROM acks WHERE fingerprint = ?", (fingerprint,)).rowcount > 0
 
+    def apply(
+        self,
+        nid: str | None,
+        command: str,
+        now: float,
+        *,
+        put: Sequence[Ack],
+        delete: Sequence[str],
+    ) -> int:
+        """In one transaction: the token ``nid`` used for ``command`` (None: from a shell,
+        no token), acks put and deleted; returns how many acks were deleted."""
+        deleted = 0
+        with self.db.transaction() as conn:
+            if nid is not None:
+                self.mark_used(conn, nid, command, now)
+            for ack in put:
+                self.put_ack(conn, ack)
+            for fingerprint in delete:
+                deleted += self.delete_ack(conn, fingerprint)
+        return deleted
+
     # --- the mailbox position -----------------------------------------------------------
+
+    def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
+        """Records the last UID handled in ``folder`` (one transaction)."""
+        with self.db.transaction() as conn:
+            self.set_position(conn, folder, uidvalidity, uid)
 
     def position(self, folder: str) -> tuple[int, int] | None:
         """``(uidvalidity, last_uid)`` handled in ``folder``, or None before the first."""

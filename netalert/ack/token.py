@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netalert.errors import NetalertError
+from netalert.readfile import read_bounded, why
 
 __all__ = [
     "TOKEN_CHARS",
@@ -46,6 +47,7 @@ _RAW = _NID + 4 + _MAC
 TOKEN_CHARS = 48  # base32 of 30 bytes, no padding
 _DOMAIN = b"netalert-ack-v1"
 KEY_BYTES = 32
+SECRET_MAX_BYTES = 64 * 1024  # a secret_file, at most (as a config *_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +125,9 @@ def load_secret(path: Path) -> bytes:
         finally:
             os.close(fd)
     try:
-        data = path.read_bytes().strip()
+        data = read_bounded(path, SECRET_MAX_BYTES).strip()  # never a FIFO's endless wait
     except OSError as exc:
-        raise NetalertError(f"[ack].secret_file {path}: cannot read it ({exc.strerror})") from None
+        raise NetalertError(f"[ack].secret_file {path}: cannot read it ({why(exc)})") from None
     if len(data) < 16:
         raise NetalertError(f"[ack].secret_file {path}: holds fewer than 16 bytes")
     return data

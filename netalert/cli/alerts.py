@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +16,9 @@ from netalert.cliformat import Command
 from netalert.errors import ConfigError
 
 if TYPE_CHECKING:
-    pass
+    from netalert.ack.store import AckTables
+    from netalert.alerts.model import Alert
+    from netalert.config.models import Config
 
 
 @app.command(cls=Command, name="alerts")
@@ -25,31 +29,18 @@ def alerts_command(
     """List active alerts (pending and firing) from the state database."""
     import json
 
+    from netalert.ack.cli import ack_json, current_acks
     from netalert.alerts.show import alert_json, alert_table
-    from netalert.alerts.store import load_alerts
-    from netalert.config import load_config
-    from netalert.errors import StateError
-    from netalert.state import open_database
     from netalert.state.db import DB_NAME
 
-    try:
-        cfg = load_config(config_path(config))
-    except ConfigError as exc:
-        raise config_problems(exc) from None
-    from netalert.ack.cli import ack_json, current_acks
-
-    found = []
+    cfg = _config(config)
+    found: list[Any] = []
     acks: dict[str, Any] = {}
-    if (cfg.agent.state_dir / DB_NAME).exists():  # no state yet: nothing is active
-        try:
-            db = open_database(cfg.agent.state_dir)
-            try:
-                found = load_alerts(db)
-                acks = current_acks(db, found)  # [ack] (issue 17)
-            finally:
-                db.close()
-        except StateError as exc:
-            raise fail(str(exc), 1) from None
+    # no state yet: nothing is active; [cluster]: the alerts of every node's shards
+    if cfg.cluster is not None or (cfg.agent.state_dir / DB_NAME).exists():
+        with _ack_state(cfg) as (tables, alerts):
+            found = alerts()
+            acks = current_acks(tables.acks(), found)  # [ack] (issue 17)
     if as_json:
         rows = [{**alert_json(a), "ack": ack_json(acks.get(a.fingerprint))} for a in found]
         print(json.dumps(rows, indent=2))
@@ -57,28 +48,46 @@ def alerts_command(
     print(alert_table(found, acked=set(acks)) if found else "no active alerts")
 
 
-# --- commands: ack, unack ([ack], issue 17) ---
-def _ack_db(config: Path | None, *, warn: bool = False) -> Any:
+def _config(config: Path | None) -> Config:
     from netalert.config import load_config
-    from netalert.errors import StateError
-    from netalert.state import open_database
 
     try:
-        cfg = load_config(config_path(config))
-        db = open_database(cfg.agent.state_dir)
+        return load_config(config_path(config))
     except ConfigError as exc:
         raise config_problems(exc) from None
+
+
+@contextlib.contextmanager
+def _ack_state(cfg: Config) -> Iterator[tuple[AckTables, Callable[[], list[Alert]]]]:
+    """The ack tables and the active alerts: the agent's SQLite state, or with
+    ``[cluster]`` the tables every node shares in PostgreSQL."""
+    from netalert.errors import StateError
+
+    try:
+        if cfg.cluster is not None:
+            from netalert.cluster.ack import PgAckTables
+
+            shared = PgAckTables(cfg.cluster.postgres.get_secret_value(), refresh=1.0)
+            try:
+                shared.load()  # no refresher in a shell: the acks are read once, here
+                yield shared, shared.active
+            finally:
+                shared.close()
+            return
+        from netalert.ack.store import AckStore
+        from netalert.alerts.store import load_alerts
+        from netalert.state import open_database
+
+        db = open_database(cfg.agent.state_dir)
+        try:
+            yield AckStore(db), lambda: load_alerts(db)
+        finally:
+            db.close()
     except StateError as exc:
         raise fail(str(exc), 1) from None
-    if warn and cfg.ack is None:  # the agent reads acks only with [ack]: kept, not honoured
-        print(
-            "warning: [ack] is not configured: the running agent does not honour "
-            "acknowledgements (its mails repeat as before)",
-            file=sys.stderr,
-        )
-    return db
 
 
+# --- commands: ack, unack ([ack], issue 17) ---
 @app.command(cls=Command, name="ack")
 def ack_command(
     alert_id: Annotated[
@@ -94,15 +103,19 @@ def ack_command(
     from netalert.ack.cli import ack_alert
     from netalert.errors import NetalertError
 
-    db = _ack_db(config, warn=True)
-    try:
-        alert = ack_alert(
-            db, alert_id, by=author or os.environ.get("USER", "") or "unknown", comment=comment
+    cfg = _config(config)
+    if cfg.ack is None:  # the agent reads acks only with [ack]: kept, not honoured
+        print(
+            "warning: [ack] is not configured: the running agent does not honour "
+            "acknowledgements (its mails repeat as before)",
+            file=sys.stderr,
         )
-    except NetalertError as exc:
-        raise fail(str(exc), 1) from None
-    finally:
-        db.close()
+    who = author or os.environ.get("USER", "") or "unknown"
+    with _ack_state(cfg) as (tables, alerts):
+        try:
+            alert = ack_alert(tables, alerts(), alert_id, by=who, comment=comment)
+        except NetalertError as exc:
+            raise fail(str(exc), 1) from None
     print(f"acked {alert.fingerprint} ({alert.rule} on {alert.device})")
 
 
@@ -120,13 +133,12 @@ def unack_command(
     from netalert.ack.cli import unack_alert
     from netalert.errors import NetalertError
 
-    db = _ack_db(config)
-    try:
-        alert = unack_alert(db, alert_id, by=author or os.environ.get("USER", "") or "unknown")
-    except NetalertError as exc:
-        raise fail(str(exc), 1) from None
-    finally:
-        db.close()
+    who = author or os.environ.get("USER", "") or "unknown"
+    with _ack_state(_config(config)) as (tables, alerts):
+        try:
+            alert = unack_alert(tables, alerts(), alert_id, by=who)
+        except NetalertError as exc:
+            raise fail(str(exc), 1) from None
     print(f"unacked {alert.fingerprint} ({alert.rule} on {alert.device})")
 
 

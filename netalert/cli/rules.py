@@ -49,7 +49,7 @@ def routes_test(
 
     from netalert.errors import StateError
     from netalert.notify.explain import explain, parse_labels
-    from netalert.notify.silences import SilenceStore
+    from netalert.notify.silences import Silence, SilenceStore
     from netalert.state import open_database
     from netalert.state.db import DB_NAME
 
@@ -60,8 +60,15 @@ def routes_test(
     cfg = load_or_exit(config)
     assert cfg is not None
     now = time.time()
-    silences = []
-    if (cfg.agent.state_dir / DB_NAME).exists():  # no state yet: no silence either
+    silences: list[Silence] = []
+    if cfg.cluster is not None:  # the silences every node shares
+        from netalert.cluster.shared import PgSilenceStore
+
+        try:
+            silences = PgSilenceStore(cfg.cluster.postgres.get_secret_value()).list(now)
+        except StateError as exc:
+            raise fail(str(exc), 1) from None
+    elif (cfg.agent.state_dir / DB_NAME).exists():  # no state yet: no silence either
         try:
             db = open_database(cfg.agent.state_dir)
             try:

@@ -14,7 +14,7 @@ from netalert.cliformat import Command, Group
 from netalert.errors import ConfigError
 
 if TYPE_CHECKING:
-    from netalert.notify.silences import SilenceStore
+    from netalert.notify.silences import Silences
 
 
 silence_app = typer.Typer(
@@ -23,7 +23,9 @@ silence_app = typer.Typer(
 app.add_typer(silence_app, name="silence")
 
 
-def _silence_store(config: Path | None) -> SilenceStore:
+def _silence_store(config: Path | None) -> Silences:
+    """The silences of the config's agent: its SQLite state, or with ``[cluster]`` the
+    table every node shares in PostgreSQL."""
     from netalert.config import load_config
     from netalert.errors import StateError
     from netalert.notify.silences import SilenceStore
@@ -31,6 +33,10 @@ def _silence_store(config: Path | None) -> SilenceStore:
 
     try:
         cfg = load_config(config_path(config))
+        if cfg.cluster is not None:
+            from netalert.cluster.shared import PgSilenceStore
+
+            return PgSilenceStore(cfg.cluster.postgres.get_secret_value())
         db = open_database(cfg.agent.state_dir)
     except ConfigError as exc:
         raise config_problems(exc) from None
@@ -60,7 +66,7 @@ def silence_add(
     import time
 
     from netalert.config.types import parse_duration
-    from netalert.errors import NetalertError
+    from netalert.errors import NetalertError, StateError
 
     try:
         length = parse_duration(duration).total_seconds()
@@ -71,6 +77,8 @@ def silence_add(
     who = author or os.environ.get("USER", "") or "unknown"
     try:
         silence = store.add(match, starts_at=now, ends_at=now + length, comment=comment, author=who)
+    except StateError as exc:  # [cluster]: PostgreSQL refused or cannot be reached
+        raise fail(str(exc), 1) from None
     except NetalertError as exc:
         raise fail(str(exc), 2) from None
     from netalert.notify.labelnames import silence_warnings
@@ -91,11 +99,15 @@ def silence_list(
     import time
     from datetime import UTC, datetime
 
+    from netalert.errors import StateError
     from netalert.tables import print_table
 
     store = _silence_store(config)
     now = time.time()
-    silences = store.list(now, include_expired=show_all)
+    try:
+        silences = store.list(now, include_expired=show_all)
+    except StateError as exc:
+        raise fail(str(exc), 1) from None
     if as_json:
         print(
             json.dumps(
@@ -140,7 +152,13 @@ def silence_expire(
     """End a silence now."""
     import time
 
+    from netalert.errors import StateError
+
     store = _silence_store(config)
-    if not store.expire(silence_id, time.time()):
+    try:
+        expired = store.expire(silence_id, time.time())
+    except StateError as exc:
+        raise fail(str(exc), 1) from None
+    if not expired:
         raise fail(f"no active silence with id {silence_id!r}", 1)
     print(f"expired {silence_id}")

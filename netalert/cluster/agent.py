@@ -16,18 +16,23 @@ and follows the node's shards:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection
 from functools import partial
 
 from netalert.alerting import Alerting
-from netalert.cluster.mail import PgMailOutbox, PgNotificationLog, read_nflog
+from netalert.cluster.mail import PgMailOutbox, PgNotificationLog, read_nflog, read_threads
 from netalert.cluster.node import ClusterNode
 from netalert.cluster.outbox import PgOutbox
 from netalert.cluster.pgstore import PgAlertStore
 from netalert.cluster.shards import shard_of
+from netalert.cluster.shared import Cleanup, PgSilenceStore, SharedSilences
 from netalert.cluster.state import ClusterState
+from netalert.config.models import LimitsConfig
+from netalert.errors import StateError
 from netalert.logs import event
 from netalert.notify.dispatcher import Dispatcher
 from netalert.prepare import Prepared
@@ -73,6 +78,17 @@ class ClusterSide:
             max_age=config.smtp.max_age.total_seconds(),
             batch=config.smtp.batch_size,
         )
+        # schema 6: the silences every node shares, and the clean-up of old rows
+        self.silences = SharedSilences(
+            PgSilenceStore(dsn), refresh=cluster.silence_refresh.total_seconds()
+        )
+        self.limits: Callable[[], LimitsConfig] = lambda: config.limits  # the config in force
+        self.cleanup = Cleanup(
+            dsn,
+            retention=lambda: cluster.retention.total_seconds(),
+            batch=lambda: self.limits().prune_batch,
+        )
+        self._cleaning: asyncio.Task[None] | None = None
         self._loaded: set[int] = set()  # shards whose alerts are in memory
         self._engine: Alerting | None = None
         self._dispatcher: Callable[[], Dispatcher | None] = lambda: None
@@ -88,9 +104,19 @@ class ClusterSide:
     # --- the stage "cluster-state" (after "cluster": drained before the leases go) -------------
 
     async def open(self) -> None:
-        """Starts the state writer and the mail claims."""
+        """Starts the state writer, the mail claims, the silence reads and the clean-up;
+        the silences are read once first (a failure is logged: the reads go on)."""
         self.state.start()
         self.outbox.start()
+        try:
+            await self.silences.refresher.read()
+        except StateError as exc:
+            log.warning(event("cluster_silences_unread", error=exc))
+        self.silences.refresher.start()
+        self._cleaning = asyncio.get_running_loop().create_task(
+            self.cleanup.run(lambda: self.limits().prune_interval.total_seconds()),
+            name="cluster-cleanup",
+        )
 
     async def drain(self, deadline: float) -> None:
         """Writes what is queued, by ``deadline``."""
@@ -98,6 +124,14 @@ class ClusterSide:
 
     async def stop(self) -> None:
         """Gives back the mails claimed and not sent, closes the connections."""
+        task, self._cleaning = self._cleaning, None
+        if task is not None:
+            task.cancel()
+            self.cleanup.interrupt()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.to_thread(self.cleanup.close)
+        await self.silences.refresher.stop()
         await self.outbox.stop()
         await self.state.stop()
 
@@ -133,10 +167,12 @@ class ClusterSide:
             rows = await self.state.run(
                 self.store.read, "nflog", partial(read_nflog, shards=shards)
             )
+            threads = await self.state.run(self.store.read, "mail threads", read_threads)
         except BaseException:
             self._loaded -= shards  # the node calls again: loaded then
             raise
         self.nflog.adopt(rows)  # first: what was told decides what the groups mail
+        self.outbox.adopt_threads(threads)  # follow-ups reply to the episodes' first mails
         alerts = engine.adopt(records)
         dispatcher = self._dispatcher()
         if dispatcher is not None:

@@ -39,4 +39,12 @@ class StaleLeaseError(ClusterError):
 
 
 class CodecError(ClusterError, ValueError):
-    """A message on the trap stream is not a trap this version can read."""
+    """A message on the trap stream is not a trap this version can read.
+
+    ``reason`` names why, as ``netalert_cluster_traps_rejected_total`` counts it:
+    ``too_large``, ``not_json``, ``wrong_version`` or ``malformed``.
+    """
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason

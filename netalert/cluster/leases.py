@@ -27,8 +27,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ from netalert.cluster.schema import migrate
 from netalert.cluster.shards import fair_share
 from netalert.logs import event
 
-__all__ = ["ClusterStats", "Lease", "LeaseManager"]
+__all__ = ["ClusterStats", "Lease", "LeaseManager", "bounded", "close_quietly"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class ClusterStats:
     stream_lag: int = 0  # trap messages waiting on this node's shards
     reconnects: int = 0
     connected: bool = False
+    # trap messages consumed and given up (terminated), by reason (see transport.py)
+    rejected: Counter[str] = field(default_factory=Counter)
 
 
 _HEARTBEAT = """
@@ -94,6 +97,40 @@ WHERE shard IN (
 ) AND (node IS NULL OR expires <= now())
 RETURNING shard, epoch
 """
+
+
+async def bounded(step: Coroutine[Any, Any, None], within: float, name: str) -> None:
+    """Runs ``step`` (database calls) for at most ``within`` seconds.
+
+    psycopg answers a first cancellation by asking the server to cancel the query,
+    over the same (maybe dead) network; a second one makes it drop the connection
+    at once: so a hung connection (a partition: no error, no answer) never stalls
+    the caller past ``within`` and a little.
+
+    Raises:
+        TimeoutError: ``step`` did not finish within ``within``.
+        Exception: what ``step`` raised.
+    """
+    task = asyncio.create_task(step, name=name)
+    try:
+        await asyncio.wait({task}, timeout=within)
+    finally:
+        if not task.done():
+            for _ in range(3):
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=0.1)
+                if done:
+                    break
+    if task.cancelled():
+        raise TimeoutError(f"no answer within {within:g}s")
+    task.result()
+
+
+async def close_quietly(conn: AsyncConnection[Any] | None) -> None:
+    """Closes ``conn`` (if any); a connection already broken closes without a word."""
+    if conn is not None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            await conn.close()
 
 
 class LeaseManager:
@@ -211,23 +248,9 @@ class LeaseManager:
 
         Safety does not depend on this bound (a renewal counts from when it was sent);
         it keeps a hung connection (a partition: no error, no answer) from stalling
-        the node. psycopg answers a first cancellation by asking the server to cancel
-        the query, over the same dead network; a second one makes it drop the
-        connection at once.
+        the node (:func:`bounded`).
         """
-        task = asyncio.create_task(self._tick(), name=f"lease-tick-{self.node}")
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.lease / 2)
-        finally:
-            if not task.done():
-                for _ in range(3):
-                    task.cancel()
-                    done, _ = await asyncio.wait({task}, timeout=0.1)
-                    if done:
-                        break
-        if task.cancelled():
-            raise TimeoutError(f"no answer within {self.lease / 2:g}s")
-        task.result()
+        await bounded(self._tick(), self.lease / 2, f"lease-tick-{self.node}")
 
     async def _tick(self) -> None:
         conn = await self._connection()
@@ -291,9 +314,7 @@ class LeaseManager:
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
+        await close_quietly(conn)
 
     async def _seed(self, conn: AsyncConnection[Any]) -> None:
         """Creates the shard rows once; refuses a database made for another count."""

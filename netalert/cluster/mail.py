@@ -10,11 +10,14 @@ the same code.
 * :class:`PgMailOutbox`: the mailer's :meth:`~PgMailOutbox.enqueue_raw` queues the mail
   and its notification-log rows as one write of the node's :class:`ClusterState`, in
   the transaction of the alert transitions of the same loop turn, fenced by the leases of
-  the shards of the mail's alerts. Until it commits the mail is held (as the SQLite
-  outbox holds writes while its disk is full). The sender's side claims due mails of
-  any node (``FOR UPDATE SKIP LOCKED`` under a claim, :class:`~netalert.cluster.outbox.PgOutbox`)
-  in a worker thread and hands them to the sender from memory; each result is written
-  back under the claim: sent (with the server's reply) or tried again later.
+  the shards of the mail's alerts, and claimed by this node in that transaction: at the
+  commit it goes to this node's sender, with no query of its own. Until it commits the
+  mail is held (as the SQLite outbox holds writes while its disk is full). The sender's
+  side also claims due mails of any node (given back, put off, or queued by a node that
+  died; ``FOR UPDATE SKIP LOCKED`` under a claim, :class:`~netalert.cluster.outbox.PgOutbox`)
+  in a worker thread every ``poll``, and hands them to the sender from memory; each
+  result is written back under the claim: sent (with the server's reply) or tried again
+  later.
 """
 
 from __future__ import annotations
@@ -45,7 +48,14 @@ from netalert.mail.outbox import enqueue_message
 from netalert.notify.model import Notification
 from netalert.notify.nflog import NflogEntry, told_entry
 
-__all__ = ["PgMailOutbox", "PgNotificationLog", "PgWrite", "read_nflog"]
+__all__ = [
+    "PgMailOutbox",
+    "PgNotificationLog",
+    "PgWrite",
+    "read_nflog",
+    "read_threads",
+    "thread_write",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +109,23 @@ def read_nflog(
         )
         for route, key, shard, firing, resolved, at in cur.fetchall()
     ]
+
+
+_UPSERT_THREAD = (
+    "INSERT INTO mail_threads (group_key, root, updated) VALUES (%s, %s, %s)"
+    " ON CONFLICT (group_key) DO UPDATE SET root = EXCLUDED.root, updated = EXCLUDED.updated"
+)
+
+
+def thread_write(conn: Connection[Any], group_key: str, root: str, now: float) -> None:
+    """Records the first Message-ID of a group's episode (in the transaction of its mail)."""
+    conn.execute(_UPSERT_THREAD, (escape_text(group_key), root, now))
+
+
+def read_threads(conn: Connection[Any]) -> dict[str, str]:
+    """Every stored thread root: group key -> root."""
+    cur = conn.execute("SELECT group_key, root FROM mail_threads")
+    return {unescape_text(key): str(root) for key, root in cur.fetchall()}
 
 
 class PgNotificationLog:
@@ -253,6 +280,7 @@ class PgMailOutbox:
         self._stale = 0
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._more = False  # the last look for due mails found as many as it asked for
         self.duplicates_risked = 0  # mails sent whose claim had run out (StaleClaimError)
 
     # --- queueing (the mailer, the canary) --------------------------------------------------
@@ -310,7 +338,18 @@ class PgMailOutbox:
         if also is not None:
             also(write)
         row = MailRow(message_id, data, sender, unique, subject, at, write.label, "mail")
-        write.ops.append(lambda conn, leases: mail_write(conn, leases, row))
+        claim = (self.pg.node, self.pg.claim_for)
+        claimed: list[Claimed] = []  # set by the write, in the worker thread
+
+        def queue(conn: Connection[Any], leases: Mapping[int, Lease]) -> None:
+            # claimed by this node in the same transaction: sent without looking for it
+            got = mail_write(conn, leases, row, claim=claim)
+            claimed[:] = [] if got is None else [got]
+
+        write.ops.append(queue)
+        if thread is not None:  # the episode's root, for whichever node mails the next one
+            key, root = thread
+            write.ops.append(lambda conn, leases: thread_write(conn, key, root, at))
         self._queued.add(message_id)
 
         def done(committed: bool) -> None:
@@ -320,7 +359,10 @@ class PgMailOutbox:
                     callback()
                 if thread is not None:
                     self._threads[thread[0]] = thread[1]
-                self._kick.set()
+                if claimed:
+                    self._hold(claimed[0], row)
+                else:  # not this node's to send (yet): found with the others' mails
+                    self._kick.set()
             if on_done is not None:
                 on_done(committed)
 
@@ -331,9 +373,34 @@ class PgMailOutbox:
         )
         return None
 
+    def _hold(self, claim: Claimed, row: MailRow) -> None:
+        """A mail this node queued and claimed in one transaction: the sender's at once."""
+        entry = OutboxEntry(
+            id=claim.id,
+            message_id=row.message_id,
+            sender=row.sender,
+            recipients=row.recipients,
+            data=row.data,
+            subject=row.subject,
+            created=row.created,
+            attempts=0,
+            next_attempt=row.created,
+            last_error="",
+            stale=False,
+        )
+        self._claimed[claim.id] = (claim, entry, time.monotonic())
+        if self.on_ready is not None:
+            self.on_ready()
+
     def thread_root(self, group_key: str) -> str | None:
-        """The first Message-ID of the group's open episode, as this node recorded it."""
+        """The first Message-ID of the group's open episode, as this node recorded it or
+        read it with a shard it took over (:meth:`adopt_threads`)."""
         return self._threads.get(group_key)
+
+    def adopt_threads(self, roots: Mapping[str, str]) -> None:
+        """Takes the thread roots as stored (:func:`read_threads`): the episodes other
+        nodes began, whose next mail this node may send."""
+        self._threads.update(roots)
 
     def holds(self, message_id: str) -> bool:
         """Whether this node still has the mail in hand (queued, or claimed and not sent)."""
@@ -363,8 +430,8 @@ class PgMailOutbox:
             claim, _, _ = self._claimed.pop(row_id)
             self._background(self.pg.release, claim)
         entries = [entry for _, entry, _ in self._claimed.values()][:limit]
-        if len(self._claimed) < self.batch:
-            self._kick.set()
+        if self._more and len(self._claimed) < self.batch:
+            self._kick.set()  # the last look found a full batch: there may be more now
         return entries
 
     def _background(self, call: Callable[..., object], *args: Any) -> None:
@@ -419,7 +486,8 @@ class PgMailOutbox:
 
     def _written_back(self, future: asyncio.Future[object]) -> None:
         self._updates -= 1
-        self._kick.set()
+        if self._more:
+            self._kick.set()
         if not future.cancelled() and future.exception() is not None:
             log.warning(event("cluster_mail_release_failed", error=future.exception()))
 
@@ -490,10 +558,10 @@ class PgMailOutbox:
         next_summary = 0.0
         while True:
             try:
-                if len(self._claimed) < self.batch:
-                    got = await self._call(
-                        self.pg.claim_due, self.batch - len(self._claimed), self.clock()
-                    )
+                wanted = self.batch - len(self._claimed)
+                if wanted > 0:
+                    got = await self._call(self.pg.claim_due, wanted, self.clock())
+                    self._more = len(got) >= wanted
                     at = time.monotonic()
                     for claim, entry in got:
                         self._claimed[entry.id] = (claim, entry, at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from netalert.cluster.leases import ClusterStats
-from netalert.metrics import MetricSample, Sample
+from netalert.metrics import MetricSample, Sample, counter_samples
 
 __all__ = ["cluster_source"]
 
@@ -19,6 +19,7 @@ def cluster_source(stats: ClusterStats) -> Callable[[], list[Sample]]:
             MetricSample("netalert_shards_owned", stats.shards_owned),
             MetricSample("netalert_lease_lost_total", stats.lease_lost),
             MetricSample("netalert_stream_lag", stats.stream_lag),
+            *counter_samples("netalert_cluster_traps_rejected_total", "reason", stats.rejected),
         ]
 
     return source

@@ -133,11 +133,15 @@ class ClusterNode(BaseStage):
             shard = self._device_shards[device] = shard_of(device, self.config.shards)
         return shard
 
-    def shard_of_trap(self, trap: TrapEvent) -> int:
-        """The shard of a trap: its device's, or its source address's when it has none."""
-        if trap.device:
+    def shard_of_trap(self, trap: TrapEvent, *, cached: bool = True) -> int:
+        """The shard of a trap: its device's, or its source address's when it has none.
+
+        ``cached=False`` for a trap read from the stream: its device name comes from
+        the network, and the cache holds only the config's names (it is bounded by them).
+        """
+        if trap.device and cached:
             return self.shard_of_device(trap.device)
-        return shard_of(trap.source, self.config.shards)
+        return shard_of(trap.device or trap.source, self.config.shards)
 
     def on_change(self, listener: Listener) -> None:
         """``listener(gained, lost)`` is awaited at every change of the shards the node
@@ -384,7 +388,9 @@ class ClusterNode(BaseStage):
                 )
         if self._handler is not None and owned != self._consumed and self.transport is not None:
             if self._consumers is None:
-                self._consumers = ShardConsumers(self.transport, self._deliver)
+                self._consumers = ShardConsumers(
+                    self.transport, self._deliver, max_deliver=self.config.max_deliver
+                )
             await self._consumers.sync(owned)
             self._consumed = owned
 
@@ -406,6 +412,21 @@ class ClusterNode(BaseStage):
         handler = self._handler
         if handler is None or self.leases.lease_of(delivery.shard) is None:
             await delivery.nak()  # no longer this node's: the shard's owner takes it
+            return
+        trap = delivery.trap
+        home = self.shard_of_trap(trap, cached=False)
+        if home != delivery.shard:
+            # its shard's owner never sees it here, and its state would be written
+            # under a lease that does not cover it: given up, counted, logged
+            assert self.transport is not None
+            await self.transport.refusals.give_up(
+                delivery.message,
+                delivery.shard,
+                "wrong_shard",
+                home=home,
+                source=trap.source,
+                device=trap.device,
+            )
             return
         if delivery.delivered > 1:
             self.counts.redelivered += 1

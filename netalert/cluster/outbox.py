@@ -84,10 +84,22 @@ class MailRow:
     reason: str
 
 
-def mail_write(conn: Connection[Any], leases: Mapping[int, Lease], mail: MailRow) -> None:
+def mail_write(
+    conn: Connection[Any],
+    leases: Mapping[int, Lease],
+    mail: MailRow,
+    *,
+    claim: tuple[str, float] | None = None,
+) -> Claimed | None:
     """Queues ``mail`` inside the caller's fenced transaction (idempotent: a Message-ID
     already queued is not queued twice). The notification log row carries the lowest
-    shard of ``leases`` and its epoch (shard 0, epoch 0 when the mail has none)."""
+    shard of ``leases`` and its epoch (shard 0, epoch 0 when the mail has none).
+
+    With ``claim`` (node, seconds) the row is claimed by that node in the same
+    transaction, as :meth:`PgOutbox.claim_due` would claim it: the node that queued the
+    mail sends it without looking for it; the claim is returned (also when the row was
+    queued by an earlier attempt of this transaction and is still that node's to send).
+    """
     shard = min(leases, default=0)
     epoch = leases[shard].epoch if leases else 0
     cur = conn.execute(
@@ -96,21 +108,43 @@ def mail_write(conn: Connection[Any], leases: Mapping[int, Lease], mail: MailRow
         (shard, epoch, escape_text(mail.label), mail.reason, mail.message_id),
     )
     row = cur.fetchone()
-    if row is None:
-        return  # queued already (this transaction made once more after a lost connection)
-    conn.execute(
-        "INSERT INTO outbox (id, message, sender, recipients, subject, created, next_attempt)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (
-            row[0],
-            mail.data,
-            mail.sender,
-            "\n".join(mail.recipients),
-            escape_text(mail.subject),
-            mail.created,
-            mail.created,
-        ),
+    if row is None:  # queued already (this transaction made once more after a lost connection)
+        if claim is None:
+            return None
+        cur = conn.execute(
+            "SELECT o.id, o.claim FROM outbox o JOIN notification_log n ON n.id = o.id"
+            " WHERE n.message_id = %s AND o.claimed_by = %s AND o.sent IS NULL",
+            (mail.message_id, claim[0]),
+        )
+        mine = cur.fetchone()
+        return (
+            None
+            if mine is None
+            else Claimed(int(mine[0]), mail.message_id, mail.data, int(mine[1]))
+        )
+    values = (
+        row[0],
+        mail.data,
+        mail.sender,
+        "\n".join(mail.recipients),
+        escape_text(mail.subject),
+        mail.created,
+        mail.created,
     )
+    if claim is None:
+        conn.execute(
+            "INSERT INTO outbox (id, message, sender, recipients, subject, created, next_attempt)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            values,
+        )
+        return None
+    conn.execute(
+        "INSERT INTO outbox (id, message, sender, recipients, subject, created, next_attempt,"
+        " claim, claimed_by, claim_expires) VALUES (%s, %s, %s, %s, %s, %s, %s, 1, %s,"
+        " now() + make_interval(secs => %s))",
+        (*values, claim[0], claim[1]),
+    )
+    return Claimed(int(row[0]), mail.message_id, mail.data, 1)
 
 
 class PgOutbox:

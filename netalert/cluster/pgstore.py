@@ -55,6 +55,8 @@ __all__ = [
     "PgAlertStore",
     "break_connection",
     "escape_text",
+    "read_active",
+    "read_alert",
     "unescape_text",
 ]
 
@@ -124,6 +126,22 @@ def _to_pg(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _from_pg(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(unescape_text(v) if i in _FREE_TEXT else v for i, v in enumerate(row))
+
+
+def read_alert(conn: Connection[Any], fingerprint: str) -> AlertRecord | None:
+    """The stored record of one alert, whatever its shard (None: not stored)."""
+    cur = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE fingerprint = %s", (fingerprint,))
+    row = cur.fetchone()
+    return None if row is None else row_record(_from_pg(row))
+
+
+def read_active(conn: Connection[Any]) -> list[AlertRecord]:
+    """The stored records of every pending or firing alert, oldest first."""
+    cur = conn.execute(
+        f"SELECT {_COLUMNS} FROM alerts WHERE state IN ('pending', 'firing')"
+        " ORDER BY starts_at, fingerprint"
+    )
+    return [row_record(_from_pg(row)) for row in cur.fetchall()]
 
 
 class PgAlertStore:

@@ -4,8 +4,9 @@ fenced PostgreSQL transaction, made in a worker thread.
 :class:`ClusterState` is the agent's :class:`~netalert.alerts.store.AlertStore` with
 ``[cluster]``. The alert stage saves after each trap, poll and tick as it does on SQLite;
 here a save only merges the records into the batch of the loop turn (the last version of
-each alert wins). At the end of the turn the batch, with the notifications and mails
-queued in the same turn (:meth:`ClusterState.write`), goes to PostgreSQL in one
+each alert wins). After the turn the batch, with the notifications and mails queued in
+the same turn or the next (:meth:`ClusterState.write`: the mail-out task a turn starts
+runs in the next, so a trap's alert and its mail are one transaction), goes to PostgreSQL in one
 transaction fenced by the leases of every shard it touches
 (:meth:`~netalert.cluster.pgstore.PgAlertStore.commit`), in one worker thread: the lease
 renewals run on the event loop, and a transaction waits for their row locks.
@@ -342,6 +343,10 @@ class ClusterState:
         while not self._closing:
             await self._kick.wait()
             self._kick.clear()
+            # One more turn: what the turn that kicked started (the mail-out task of its
+            # alerts, queued behind this wake-up) joins the batch, so an alert and its
+            # mail are one transaction, not two.
+            await asyncio.sleep(0)
             while (self._records or self._writes) and not self._closing:
                 if not await self._write_once():
                     await self._backoff()

@@ -11,27 +11,38 @@ per shard, explicit acknowledgement): it acknowledges a trap only after its own
 commit (:meth:`Delivery.ack`); a trap not acknowledged within ``ack_wait`` is
 delivered again, to whichever node owns the shard by then. Only the owner may
 fetch: a node that loses a shard closes its consumer.
+
+A message is terminated (never delivered again), counted in
+``ClusterStats.rejected`` by reason and logged, at most once a minute per reason,
+when it is not a trap this version reads (:class:`~netalert.cluster.errors.CodecError`:
+``too_large``, ``not_json``, ``wrong_version``, ``malformed``), when it is on the
+subject of a shard other than its own (``wrong_shard``, see
+:class:`~netalert.cluster.node.ClusterNode`), and when handling it failed at its
+``max_deliver``-th delivery or later (``undeliverable``): a poison message costs
+that many attempts, ``ack_wait`` apart, then gives its place up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from netalert.cluster.codec import MAX_MESSAGE_BYTES, decode, encode
 from netalert.cluster.errors import CodecError
 from netalert.cluster.leases import ClusterStats
-from netalert.logs import event
+from netalert.logs import RateLimiter, event
 from netalert.snmp.types import TrapEvent
 
 __all__ = [
@@ -40,6 +51,7 @@ __all__ = [
     "STREAM_MAX_BYTES",
     "STREAM_MAX_MESSAGES",
     "Delivery",
+    "Refusals",
     "ShardConsumer",
     "ShardConsumers",
     "StreamBounds",
@@ -87,48 +99,150 @@ class Delivery:
         """Hands the trap back for redelivery (after ``delay`` seconds)."""
         await self._msg.nak(delay=delay)
 
+    @property
+    def message(self) -> Msg:
+        """The JetStream message (for :meth:`Refusals.give_up`)."""
+        return self._msg
 
-class ShardConsumer:
-    """The durable pull consumer of one shard."""
 
-    def __init__(self, shard: int, sub: JetStreamContext.PullSubscription) -> None:
-        self.shard = shard
-        self._sub = sub
+class Refusals:
+    """Counts and logs the trap messages a node gives up (terminates); see the module
+    docstring. The log lines are escaped by :func:`event` and rate-limited per reason."""
 
-    async def fetch(self, batch: int = 64, wait: float = 1.0) -> list[Delivery]:
-        """Up to ``batch`` traps, waiting at most ``wait`` seconds for the first.
+    def __init__(self, stats: ClusterStats) -> None:
+        self.stats = stats
+        self._limit = RateLimiter(60.0)
 
-        A message that is not a trap this version reads is terminated (never
-        redelivered) and logged.
-        """
-        try:
-            messages = await self._sub.fetch(batch, timeout=wait)
-        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when none came
-            return []
-        out = []
-        for msg in messages:
-            try:
-                trap = decode(msg.data)
-            except CodecError as exc:
-                log.warning(event("trap_message_refused", shard=self.shard, error=exc))
-                await msg.term()
-                continue
+    async def give_up(self, msg: Msg, shard: int, reason: str, **context: object) -> None:
+        """Terminates ``msg`` (a failure is left to ``ack_wait``), counts and logs it."""
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await msg.term()
+        self.stats.rejected[reason] += 1
+        if self._limit.allow(reason, time.monotonic()):
             headers = msg.headers or {}
-            out.append(
-                Delivery(
-                    trap=trap,
-                    shard=self.shard,
+            log.error(
+                event(
+                    "trap_undeliverable" if reason == "undeliverable" else "trap_message_refused",
+                    shard=shard,
+                    reason=reason,
                     msg_id=headers.get("Nats-Msg-Id", ""),
-                    delivered=msg.metadata.num_delivered,
-                    _msg=msg,
+                    **context,
+                    refused=self.stats.rejected[reason],
+                    note="terminated: never delivered again; the same reason is logged "
+                    "at most once a minute",
                 )
             )
+
+
+_API = "$JS.API"  # JetStream's API subjects (no domain)
+_STATUS = "Status"  # the header of a pull request's status message
+_HEARTBEAT, _NO_MESSAGES, _REQUEST_TIMEOUT = "100", "404", "408"
+_LATE = 0.5  # seconds past ``wait`` a fetch waits for the server to end its request
+
+
+class ShardConsumer:
+    """The durable pull consumer of one shard.
+
+    Each :meth:`fetch` sends one pull request that the server ends as soon as it has
+    delivered what it had (``no_wait`` with ``expires``: a long poll while the shard is
+    idle, never a wait for a full batch), on a reply subject of its own, so the end of
+    an earlier request cannot be taken for the end of this one. (nats-py's ``fetch``
+    could leave a batch request open on the server, which then held the next trap until
+    it expired: up to ``wait``.) A trap delivered to an earlier request that outlived its
+    fetch is not lost: every trap arriving on the consumer's subjects is handed out.
+    """
+
+    def __init__(self, shard: int, nc: Client, next_subject: str, refusals: Refusals) -> None:
+        self.shard = shard
+        self._refusals = refusals
+        self._nc = nc
+        self._next = next_subject
+        self._inbox = nc.new_inbox()
+        self._arrived: asyncio.Queue[Msg] = asyncio.Queue()
+        self._requests = 0
+        self._sub: Subscription | None = None
+
+    async def open(self) -> ShardConsumer:
+        """Subscribes to the consumer's reply subjects."""
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._arrive)
+        return self
+
+    async def _arrive(self, msg: Msg) -> None:
+        self._arrived.put_nowait(msg)
+
+    async def fetch(self, batch: int = 64, wait: float = 1.0) -> list[Delivery]:
+        """Up to ``batch`` traps, waiting at most ``wait`` seconds for the first; what
+        the stream holds already comes at once.
+
+        A message that is not a trap this version reads is terminated (never
+        redelivered), counted and logged.
+
+        Raises:
+            nats.errors.Error: Not connected, or the server refused the request.
+        """
+        messages = self._take(batch)
+        if not messages:
+            messages = await self._pull(batch, wait)
+        return [d for d in [await self._delivery(msg) for msg in messages] if d is not None]
+
+    def _take(self, batch: int) -> list[Msg]:
+        """The traps that arrived already (statuses of ended requests dropped)."""
+        out: list[Msg] = []
+        while len(out) < batch and not self._arrived.empty():
+            msg = self._arrived.get_nowait()
+            if not (msg.headers or {}).get(_STATUS):
+                out.append(msg)
         return out
 
+    async def _pull(self, batch: int, wait: float) -> list[Msg]:
+        self._requests += 1
+        reply = f"{self._inbox}.{self._requests}"
+        request = {"batch": batch, "expires": int(wait * 1e9), "no_wait": True}
+        await self._nc.publish(self._next, json.dumps(request).encode(), reply=reply)
+        out: list[Msg] = []
+        deadline = asyncio.get_running_loop().time() + wait + _LATE
+        while len(out) < batch:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    msg = await self._arrived.get()
+            except TimeoutError:  # the request's end was lost (a reconnection): ask again
+                break
+            status = (msg.headers or {}).get(_STATUS)
+            if not status:
+                out.append(msg)  # and those right behind it, up to the request's end
+            elif status == _HEARTBEAT or (msg.subject != reply and not out):
+                continue  # the end of an earlier request
+            elif status in (_NO_MESSAGES, _REQUEST_TIMEOUT):
+                break  # the request ended: it delivered what the stream had, or nothing
+            elif msg.subject == reply:
+                raise APIError.from_msg(msg)
+        return out
+
+    async def _delivery(self, msg: Msg) -> Delivery | None:
+        try:
+            trap = decode(msg.data)
+        except CodecError as exc:
+            await self._refusals.give_up(msg, self.shard, exc.reason, error=exc)
+            return None
+        headers = msg.headers or {}
+        return Delivery(
+            trap=trap,
+            shard=self.shard,
+            msg_id=headers.get("Nats-Msg-Id", ""),
+            delivered=msg.metadata.num_delivered,
+            _msg=msg,
+        )
+
     async def close(self) -> None:
-        """Stops fetching; the durable consumer stays for the shard's next owner."""
-        with contextlib.suppress(nats.errors.Error):
-            await self._sub.unsubscribe()
+        """Stops fetching; the durable consumer stays for the shard's next owner. Traps
+        fetched and not handled are delivered again after ``ack_wait``."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+            for msg in self._take(self._arrived.qsize()):  # for the shard's next owner, now
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak()
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -148,15 +262,25 @@ class ShardConsumers:
     it); should the cancellation not take, the task stops at its next turn, within
     ``wait``, and hands back (``nak``) what it fetched meanwhile, unhandled, for the
     shard's owner. :meth:`close` waits a bounded time for every task.
+
+    A trap whose handler raised at its ``max_deliver``-th delivery or later is
+    given up (terminated, counted ``undeliverable``, logged) instead.
     """
 
     def __init__(
-        self, transport: TrapTransport, handler: Handler, *, batch: int = 64, wait: float = 1.0
+        self,
+        transport: TrapTransport,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        wait: float = 1.0,
+        max_deliver: int | None = None,
     ) -> None:
         self.transport = transport
         self.handler = handler
         self.batch = batch
         self.wait = wait
+        self.max_deliver = max_deliver
         self.handler_failures = 0
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._leaving: set[asyncio.Task[None]] = set()
@@ -216,8 +340,20 @@ class ShardConsumers:
                     try:
                         await self.handler(delivery)
                     except Exception as exc:
-                        # not acknowledged: delivered again after ack_wait
                         self.handler_failures += 1
+                        limit = self.max_deliver
+                        if limit is not None and delivery.delivered >= limit:
+                            await self.transport.refusals.give_up(
+                                delivery.message,
+                                shard,
+                                "undeliverable",
+                                deliveries=delivery.delivered,
+                                source=delivery.trap.source,
+                                trap=delivery.trap.trap_name or delivery.trap.trap_oid,
+                                error=exc,
+                            )
+                            continue
+                        # not acknowledged: delivered again after ack_wait
                         log.warning(event("trap_handler_failed", shard=shard, error=exc))
         finally:
             if consumer is not None:
@@ -255,6 +391,7 @@ class TrapTransport:
         self.ack_wait = ack_wait
         self.name = name
         self.stats = stats if stats is not None else ClusterStats()
+        self.refusals = Refusals(self.stats)
         self.bounds = bounds if bounds is not None else StreamBounds()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -343,10 +480,13 @@ class TrapTransport:
             max_deliver=-1,  # a trap is never dropped for being redelivered often
             filter_subject=self.subject(shard),
         )
-        sub = await self.js.pull_subscribe(
-            self.subject(shard), durable=durable, stream=self.stream, config=config
-        )
-        return ShardConsumer(shard, sub)
+        try:
+            await self.js.consumer_info(self.stream, durable)
+        except NotFoundError:
+            await self.js.add_consumer(self.stream, config)
+        assert self._nc is not None  # js is set only with it
+        next_subject = f"{_API}.CONSUMER.MSG.NEXT.{self.stream}.{durable}"
+        return await ShardConsumer(shard, self._nc, next_subject, self.refusals).open()
 
     async def pending(self) -> dict[int, int]:
         """Traps stored and not yet acknowledged, per shard (shards with none left out)."""

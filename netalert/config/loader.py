@@ -3,6 +3,13 @@
 Every problem becomes one line ``path.to.field: message`` (list indexes 0-based in
 brackets), collected before raising, so a user fixes them all in one pass.
 Secrets are never part of a message.
+
+What the file holds may be hostile, so everything read is bounded: the file and
+each ``*_file`` are read only when they are regular files, up to
+:data:`MAX_FILE_BYTES` and :data:`MAX_SECRET_BYTES` (a FIFO or ``/dev/zero``
+would block or never end), as UTF-8; values are refused when they contain NUL,
+tables and lists when nested deeper than :data:`MAX_DEPTH`, and a key that is no
+printable text is quoted and escaped in the message.
 """
 
 from __future__ import annotations
@@ -19,12 +26,26 @@ from pydantic import BaseModel, ValidationError
 
 from netalert.config.models import Config, Route
 from netalert.errors import ConfigError
+from netalert.readfile import FileRefused, read_bounded, why
 
-__all__ = ["SECRET_KEYS", "load_config", "load_config_text", "read_toml", "validation_problems"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_SECRET_BYTES",
+    "SECRET_KEYS",
+    "load_config",
+    "load_config_text",
+    "read_text",
+    "read_toml",
+    "validation_problems",
+]
 
 # Keys whose value is a secret: each may instead be given as KEY_file.
 SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community", "postgres"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_FILE_BYTES = 4 * 1024 * 1024  # config.toml, at most
+MAX_SECRET_BYTES = 64 * 1024  # a *_file, at most
+MAX_DEPTH = 64  # tables and lists inside each other, at most
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
@@ -52,19 +73,33 @@ def read_toml(path: Path) -> tuple[dict[str, Any], Path]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_text(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ConfigError(
             [f"{path}: no such file (give one with -c FILE or $NETALERT_CONFIG)"]
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError([f"{path}: cannot read it: {reason}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read it: {why(exc)}"]) from None
+
+
+def read_text(path: Path, limit: int) -> str:
+    """The UTF-8 text of ``path`` (:func:`~netalert.readfile.read_bounded`).
+
+    Raises:
+        OSError: As :func:`~netalert.readfile.read_bounded`; ``FileRefused`` when
+            it is not UTF-8 text.
+    """
+    try:
+        return read_bounded(path, limit).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileRefused("is not UTF-8 text") from None
 
 
 def _parse(text: str, source: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise ConfigError([f"{source}: nested deeper than TOML can be read"]) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         pos = _TOML_POS.search(message)
@@ -103,7 +138,9 @@ def _path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            if not part.isprintable():  # a key with control characters, quoted and escaped
+                part = '"' + part.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+            out += f".{part}" if out else part
     return out or "(top level)"
 
 
@@ -114,6 +151,11 @@ def _expand(
     base: Path,
     problems: list[str],
 ) -> Any:
+    if isinstance(value, dict | list) and len(loc) > MAX_DEPTH:
+        line = f"{_path(loc[:2])}: nested deeper than {MAX_DEPTH} levels"
+        if line not in problems:
+            problems.append(line)
+        return None
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -133,7 +175,10 @@ def _expand(
     if isinstance(value, list):
         return [_expand(item, (*loc, i), env, base, problems) for i, item in enumerate(value)]
     if isinstance(value, str):
-        return _substitute(value, loc, env, problems)
+        text = _substitute(value, loc, env, problems)
+        if "\x00" in text:
+            problems.append(f"{_path(loc)}: contains a NUL character")
+        return text
     return value
 
 
@@ -164,9 +209,12 @@ def _read_secret(
     if not file.is_absolute():
         file = base / file
     try:
-        content = file.read_text(encoding="utf-8")
+        content = read_text(file, MAX_SECRET_BYTES)
     except OSError as exc:
-        problems.append(f"{_path(loc)}: cannot read {file}: {exc.strerror}")
+        problems.append(f"{_path(loc)}: cannot read {file}: {why(exc)}")
+        return None
+    if "\x00" in content:
+        problems.append(f"{_path(loc)}: cannot read {file}: contains a NUL character")
         return None
     # Files written by editors and `echo` end with a newline that is not part of the secret.
     return content.rstrip("\r\n")
@@ -287,6 +335,12 @@ def _inner_model(annotation: Any) -> Any:
 def cross_check(config: Config) -> list[str]:
     """Checks references between sections; returns ``path: message`` lines."""
     problems: list[str] = []
+    if config.cluster is not None and config.traps.engine_id:
+        # One engine ID on several nodes would run several clocks under it (docs/cluster.md).
+        problems.append(
+            "traps.engine_id: leave it empty with [cluster]: each node keeps its own engine ID "
+            "(informs go to one node, see docs/cluster.md)"
+        )
     seen: dict[str, int] = {}
     for i, device in enumerate(config.devices):
         if device.name in seen:

@@ -1066,6 +1066,14 @@ class LimitsConfig(Model):
         "`ifAlias`, a trap's varbind) after escaping; a longer one is cut and ends in `…`. "
         "The cut text is part of the alert's identity: a change regroups such alerts",
     )
+    trap_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        4096,
+        description="entries of each of the trap rules' three caches (the rules a trap OID "
+        "matches; varbind names and indexes decoded through the MIB; alert labels, "
+        "fingerprints and keys), so that a "
+        "trap like one seen before is not worked out again; past it the least recently used "
+        "entry is dropped (`netalert_trap_cache_evictions_total`)",
+    )
     suppressed_resolve_after: Duration = Field(
         timedelta(minutes=5),
         description="a rule's summary alert resolves once the rule is under its caps and "
@@ -1165,6 +1173,12 @@ class ClusterConfig(Model):
         description="the same trap received by several nodes within this is stored once "
         "(1s to `stream_max_age`)",
     )
+    max_deliver: Annotated[int, Field(ge=1, le=1000)] = Field(
+        5,
+        description="a trap taken from the stream whose processing fails at its this-many-th "
+        "delivery or later (each `ack_wait` apart) is given up: terminated, counted "
+        '(`netalert_cluster_traps_rejected_total{reason="undeliverable"}`) and logged',
+    )
     publish_hold_max: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         10_000,
         description="traps received while NATS cannot store them, kept in memory in order and "
@@ -1176,6 +1190,26 @@ class ClusterConfig(Model):
         "1h): a mail it has not marked sent by then (the node died or hangs) is sent by "
         "another node; longer than any one SMTP attempt, or a slow attempt's mail may come "
         "twice",
+    )
+    silence_refresh: Duration = Field(
+        timedelta(seconds=2),
+        description="how often a node reads the shared silences from PostgreSQL: a silence "
+        "added or expired on any node (CLI, reply by mail) counts on every node within this "
+        "(100ms to 1m)",
+    )
+    retention: Duration = Field(
+        timedelta(days=7),
+        description="sent mails, the notification-log rows of groups told resolved and the "
+        "thread roots of ended episodes are deleted from PostgreSQL this long after (1h to "
+        "365d); every `[limits] prune_interval`, `[limits] prune_batch` rows per transaction, "
+        "by whichever node holds the clean-up lock",
+    )
+
+    usm_sync: Duration = Field(
+        timedelta(seconds=1),
+        description="how often a node writes the SNMPv3 senders' clocks and engine IDs it "
+        "learned to PostgreSQL and reads the other nodes' (100ms to 1m): a trap replayed to "
+        "another node within this may be judged by what that node knew before",
     )
 
     @field_validator("postgres")
@@ -1219,6 +1253,20 @@ class ClusterConfig(Model):
     def _ack_wait_range(cls, value: timedelta) -> timedelta:
         if not timedelta(seconds=1) <= value <= timedelta(hours=1):
             raise ValueError("must be between 1s and 1h")
+        return value
+
+    @field_validator("usm_sync", "silence_refresh")
+    @classmethod
+    def _usm_sync_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=100) <= value <= timedelta(minutes=1):
+            raise ValueError("must be between 100ms and 1m")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(hours=1) <= value <= timedelta(days=365):
+            raise ValueError("must be between 1h and 365d")
         return value
 
     @field_validator("stream_max_age")

@@ -26,6 +26,7 @@ __all__ = [
     "parse_hostport",
 ]
 
+MAX_DURATION = timedelta(days=3650)  # the longest duration config.toml may write
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
@@ -42,7 +43,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return timedelta(seconds=value)
+        return _bounded(value, float(value))
     if not isinstance(value, str):
         raise ValueError(f"invalid duration {value!r}: use e.g. 500ms, 30s, 5m, 4h, 1d")
     text = value.strip()
@@ -57,7 +58,14 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if pos != len(text) or pos == 0:
         raise ValueError(f"invalid duration {value!r}: use e.g. 500ms, 30s, 5m, 4h, 1d")
-    return timedelta(seconds=total)
+    return _bounded(value, total)
+
+
+def _bounded(value: Any, seconds: float) -> timedelta:
+    # a NaN is no number a duration text makes; infinity and 1e300 are past the bound
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"invalid duration {value!r}: longer than {format_duration(MAX_DURATION)}")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

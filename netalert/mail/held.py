@@ -6,16 +6,35 @@ pending, their Message-ID is "in the outbox", a thread root they start is known)
 and entries whose delivery result is not yet committed (they are not attempted
 again, and those the result removes no longer count as pending).
 
-Everything here is bounded by the writer's ``max_held``: each item belongs to one
-held write and leaves when that write is committed or shed.
+Each item belongs to one held write and leaves when that write is committed or
+shed (so they are bounded by the writer's ``max_held``), with one exception: a
+delivery result whose write is shed stays in :attr:`HeldView.unwritten` until it
+is written again (:meth:`netalert.mail.outbox.Outbox.rewrite_results`). The mail
+went out; forgetting that would send it a second time. There is at most one
+such result per entry of the outbox, whose rows are on disk.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-__all__ = ["HeldView"]
+from netalert.mail.entries import OutboxEntry, RecipientResult
+
+__all__ = ["HeldView", "Unwritten"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unwritten:
+    """An attempt's results whose write was shed: written again once the disk takes writes."""
+
+    entry: OutboxEntry
+    results: Sequence[RecipientResult]
+    error: str
+    retry_at: float
+    at: float
 
 
 class HeldView:
@@ -28,6 +47,7 @@ class HeldView:
         self._threads: dict[str, tuple[int, str]] = {}  # group key -> (token, root)
         self.settling: set[int] = set()  # entry ids whose attempt result is held
         self._leaving: set[int] = set()  # ... and that result removes the entry
+        self.unwritten: dict[int, Unwritten] = {}  # entry id -> a result whose write was shed
 
     @property
     def messages(self) -> int:
@@ -76,6 +96,19 @@ class HeldView:
             self._leaving.add(entry_id)
 
     def settled(self, entry_id: int) -> None:
-        """The result is committed (or shed): the database answers for the entry now."""
+        """The result is committed: the database answers for the entry now."""
         self.settling.discard(entry_id)
         self._leaving.discard(entry_id)
+
+    def shed(self, result: Unwritten) -> None:
+        """The result's write was shed: the entry stays settling until it is written again."""
+        self.unwritten[result.entry.id] = result
+
+    def take_unwritten(self) -> list[Unwritten]:
+        """The shed results, oldest first, no longer settling (each is about to be recorded
+        again, which settles it anew)."""
+        taken = sorted(self.unwritten.values(), key=lambda u: u.at)
+        self.unwritten = {}
+        for result in taken:
+            self.settled(result.entry.id)
+        return taken

@@ -17,6 +17,9 @@ Writes go through the database's writer (:mod:`netalert.state.writer`). While
 the disk cannot take them they wait in memory, and the outbox answers as if
 they were written (:class:`~netalert.mail.held.HeldView`): a held message counts
 as pending, and an entry whose delivery result is held is not attempted again.
+A delivery result whose write is shed (past ``[agent].state_hold_max``) is kept
+in memory and written again once the database takes writes, so a mail delivered
+during the outage is not sent twice unless the agent stops before that.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from netalert.mail.entries import (
     next_backoff,
 )
 from netalert.mail.errors import MailError
-from netalert.mail.held import HeldView
+from netalert.mail.held import HeldView, Unwritten
 from netalert.mail.mime import Draft
 from netalert.state.db import Database
 
@@ -270,7 +273,8 @@ class Outbox:
         Recipients without a result stay pending. ``retry_at`` is the next
         attempt for what is still pending, ``error`` its last error ("" when none).
         While the write is held the entry is not attempted again; if it is shed,
-        the entry is attempted again as stored (delivery stays at least once).
+        the results are kept in memory and written again by :meth:`rewrite_results`
+        (until then the entry is not attempted either: the mail went out).
 
         Raises:
             StateError: The write failed and cannot be held.
@@ -327,18 +331,39 @@ class Outbox:
 
         # while held, the entry is not attempted again: a delivered mail is not re-sent
         self.held.settle(entry.id, leaves=leaves)
+        # shed: kept (the mail went out, the row says pending) and written again later
+        unwritten = Unwritten(entry, tuple(results), error, retry_at, at)
         try:
             self.db.writer.write(
                 "outbox",
                 apply,
                 on_commit=lambda: self.held.settled(entry.id),
-                # shed: the entry waits again as it is in the database (at least once)
-                on_shed=lambda: self.held.settled(entry.id),
+                on_shed=lambda: self.held.shed(unwritten),
             )
         except BaseException:
             self.held.settled(entry.id)
             raise
         return leaves
+
+    def rewrite_results(self) -> int:
+        """Writes again the delivery results shed while the database could not take
+        writes, once it takes them (nothing while writes are held); returns how many.
+
+        Raises:
+            StateError: A write failed and cannot be held.
+        """
+        if self.db.writer.holding or not self.held.unwritten:
+            return 0
+        taken = self.held.take_unwritten()
+        for n, u in enumerate(taken):
+            try:
+                self.record(u.entry, u.results, error=u.error, retry_at=u.retry_at, now=u.at)
+            except BaseException:
+                for rest in taken[n + 1 :]:
+                    self.held.settle(rest.entry.id, leaves=False)
+                    self.held.shed(rest)
+                raise
+        return len(taken)
 
     def mark_stale(self, now: float, max_age: float) -> list[OutboxEntry]:
         """Flags entries older than ``max_age`` seconds; returns the newly flagged ones.
@@ -365,7 +390,14 @@ class Outbox:
     # ---- reading ---------------------------------------------------------------
 
     def due(self, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Entries whose next attempt has come, oldest first (not those whose result is held)."""
+        """Entries whose next attempt has come, oldest first (not those whose result is held).
+
+        First writes again the results shed during a disk outage (:meth:`rewrite_results`).
+
+        Raises:
+            StateError: Such a write failed and cannot be held.
+        """
+        self.rewrite_results()
         skip = self.held.settling
         found = self._select(
             "WHERE o.next_attempt <= ? ORDER BY o.next_attempt, o.id LIMIT ?",

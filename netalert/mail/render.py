@@ -138,6 +138,10 @@ class MailTemplates:
                     raise MailTemplateError(
                         f"{templates_dir / name}:{exc.lineno}: {exc.message}"
                     ) from exc
+                except RecursionError:  # Jinja2 compiles recursively
+                    raise MailTemplateError(
+                        f"{templates_dir / name}: the template nests too deeply"
+                    ) from None
 
     def overridden(self, name: str) -> bool:
         """Whether the user supplies ``name``."""

@@ -36,6 +36,7 @@ from netalert.mail.errors import (
     MailTimeoutError,
     MailTlsError,
 )
+from netalert.readfile import read_bounded, why
 
 __all__ = [
     "SendReport",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("netalert.mail")
+CA_FILE_MAX_BYTES = 4 * 1024 * 1024  # a ca_file bundle, at most (the system bundle is ~200 KB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +106,18 @@ def tls_context(target: SmtpTarget, *, warn: bool = True) -> ssl.SSLContext | No
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if target.ca_file is not None:
         try:
-            ctx.load_verify_locations(cafile=str(target.ca_file))
-        except (OSError, ssl.SSLError) as exc:
+            # bounded and never blocking: the path may name a FIFO or a device
+            pem = read_bounded(target.ca_file, CA_FILE_MAX_BYTES).decode("utf-8")
+            ctx.load_verify_locations(cadata=pem)
+        except UnicodeDecodeError:
             raise MailTlsError(
-                f"smtp.ca_file {target.ca_file}: cannot load it ({exc})", server=target.label
+                f"smtp.ca_file {target.ca_file}: cannot load it (not UTF-8 PEM text)",
+                server=target.label,
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            reason = why(exc) if isinstance(exc, OSError) else str(exc)
+            raise MailTlsError(
+                f"smtp.ca_file {target.ca_file}: cannot load it ({reason})", server=target.label
             ) from exc
     if not target.verify:
         if warn:

@@ -18,7 +18,17 @@ from netalert.errors import NetalertError
 from netalert.matchers import Matcher, matches_all, parse_matcher
 from netalert.state.db import Database
 
-__all__ = ["Silence", "SilenceStore", "Silencer", "is_silenced"]
+__all__ = [
+    "Silence",
+    "SilenceStore",
+    "Silencer",
+    "Silences",
+    "is_silenced",
+    "new_silence",
+    "parse_matchers",
+    "silence_of",
+    "silence_row",
+]
 
 MIGRATIONS = [
     """
@@ -79,12 +89,84 @@ class Silencer:
         return None if found is None else f"silence {found}"
 
 
-class SilenceStore:
-    """The silences table."""
+def parse_matchers(matchers: Sequence[str]) -> tuple[Matcher, ...]:
+    """The matchers of ``netalert silence add --match``.
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        db.migrate("silences", MIGRATIONS)
+    Raises:
+        NetalertError: No matcher, or a malformed one.
+    """
+    if not matchers:
+        raise NetalertError("a silence needs at least one --match NAME=VALUE")
+    try:
+        return tuple(parse_matcher(m) for m in matchers)
+    except ValueError as exc:
+        raise NetalertError(str(exc)) from None
+
+
+def new_silence(
+    parsed: Sequence[Matcher], *, starts_at: float, ends_at: float, comment: str, author: str
+) -> Silence:
+    """A new silence with a fresh id, checked.
+
+    Raises:
+        NetalertError: An empty comment, or an end before the start.
+    """
+    if not comment.strip():
+        raise NetalertError("a silence needs a --comment saying why")
+    if ends_at <= starts_at:
+        raise NetalertError("a silence must end after it starts")
+    return Silence(
+        id=secrets.token_hex(4),
+        matchers=tuple(parsed),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        comment=comment,
+        author=author,
+        created_at=starts_at,
+    )
+
+
+def silence_row(silence: Silence) -> tuple[str, str, float, float, str, str, float]:
+    """The columns of a silence, in table order (the matchers as JSON)."""
+    return (
+        silence.id,
+        json.dumps([[m.name, m.op, m.value] for m in silence.matchers]),
+        silence.starts_at,
+        silence.ends_at,
+        silence.comment,
+        silence.author,
+        silence.created_at,
+    )
+
+
+class Silences:
+    """What the CLI, the ack handler and the agent ask of a silence store: the SQLite
+    table (:class:`SilenceStore`) or, on a cluster node, the one every node shares in
+    PostgreSQL (``netalert.cluster.shared``)."""
+
+    def list(self, now: float, *, include_expired: bool = False) -> list[Silence]:
+        """Silences not yet ended (all with ``include_expired``), newest first."""
+        raise NotImplementedError
+
+    def expire(self, silence_id: str, now: float) -> bool:
+        """Ends a silence now; False when no active silence has that id."""
+        raise NotImplementedError
+
+    def add_matchers(
+        self,
+        parsed: Sequence[Matcher],
+        *,
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        author: str,
+    ) -> Silence:
+        """:meth:`add` with matchers already made (a reply's exact labels, netalert/ack).
+
+        Raises:
+            NetalertError: An empty comment, or an end before the start.
+        """
+        raise NotImplementedError
 
     def add(
         self,
@@ -101,15 +183,21 @@ class SilenceStore:
             NetalertError: No matcher, a malformed matcher, an empty comment, or
                 an end before the start.
         """
-        if not matchers:
-            raise NetalertError("a silence needs at least one --match NAME=VALUE")
-        try:
-            parsed = tuple(parse_matcher(m) for m in matchers)
-        except ValueError as exc:
-            raise NetalertError(str(exc)) from None
         return self.add_matchers(
-            parsed, starts_at=starts_at, ends_at=ends_at, comment=comment, author=author
+            parse_matchers(matchers),
+            starts_at=starts_at,
+            ends_at=ends_at,
+            comment=comment,
+            author=author,
         )
+
+
+class SilenceStore(Silences):
+    """The silences table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.migrate("silences", MIGRATIONS)
 
     def add_matchers(
         self,
@@ -125,33 +213,11 @@ class SilenceStore:
         Raises:
             NetalertError: An empty comment, or an end before the start.
         """
-        parsed = tuple(parsed)
-        if not comment.strip():
-            raise NetalertError("a silence needs a --comment saying why")
-        if ends_at <= starts_at:
-            raise NetalertError("a silence must end after it starts")
-        silence = Silence(
-            id=secrets.token_hex(4),
-            matchers=parsed,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            comment=comment,
-            author=author,
-            created_at=starts_at,
+        silence = new_silence(
+            parsed, starts_at=starts_at, ends_at=ends_at, comment=comment, author=author
         )
         with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO silences VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    silence.id,
-                    json.dumps([[m.name, m.op, m.value] for m in parsed]),
-                    silence.starts_at,
-                    silence.ends_at,
-                    comment,
-                    author,
-                    silence.created_at,
-                ),
-            )
+            conn.execute("INSERT INTO silences VALUES (?, ?, ?, ?, ?, ?, ?)", silence_row(silence))
         return silence
 
     def list(self, now: float, *, include_expired: bool = False) -> list[Silence]:
@@ -162,7 +228,7 @@ class SilenceStore:
             query += " WHERE ends_at > ?"
             params = (now,)
         rows = self._db.conn.execute(query + " ORDER BY created_at DESC", params).fetchall()
-        return [_row(r) for r in rows]
+        return [silence_of(r) for r in rows]
 
     def expire(self, silence_id: str, now: float) -> bool:
         """Ends a silence now; returns False when no active silence has that id."""
@@ -174,7 +240,8 @@ class SilenceStore:
         return cur.rowcount > 0
 
 
-def _row(row: sqlite3.Row | tuple[object, ...]) -> Silence:
+def silence_of(row: sqlite3.Row | tuple[object, ...]) -> Silence:
+    """A silence from its columns (:func:`silence_row`)."""
     sid, matchers, starts, ends, comment, author, created = row
     return Silence(
         id=str(sid),

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import resource
 import time
 from collections import OrderedDict
@@ -62,7 +61,7 @@ from netalert.poll.client import (
     SnmpTimeoutError,
     Target,
 )
-from netalert.snmp.types import SnmpType, Value, VarBind
+from netalert.snmp.types import SnmpType, Value, VarBind, maker
 
 __all__ = ["GufoClient", "gufo_value"]
 
@@ -110,6 +109,12 @@ def gufo_value(value: object) -> tuple[SnmpType, Value]:
 
 # The common value types and their wire type, without gufo_value's chain of tests.
 _KINDS: dict[type, SnmpType] = {int: SnmpType.INTEGER, bytes: SnmpType.OCTET_STRING}
+# VarBind(oid, type, value, name, index, label) through its slots: one per value polled
+_varbind = maker(VarBind)
+# The arcs of the OIDs walks return, for the check that a walk advances: the same
+# instances come back device after device and poll after poll. Bounded, cleared when full.
+_ARCS_LIMIT = 100_000
+_arcs_seen: dict[str, tuple[int, ...]] = {}
 
 
 # Descriptors kept free for everything else (the trap and web sockets, the state
@@ -235,7 +240,17 @@ class GufoClient(SnmpClient):
                 try:
                     if target.version == "3" and time.monotonic() - entry.used > _V3_IDLE_REFRESH:
                         await self._retry(target, entry.session.refresh)
-                    result = await self._retry(target, functools.partial(op, entry.session))
+                    # _retry's loop, inline: one coroutine less per request
+                    for _ in range(target.retries + 1):
+                        try:
+                            result = await op(entry.session)
+                            break
+                        except SnmpTimeoutError:
+                            raise  # an inner retry loop already gave up
+                        except TimeoutError:
+                            continue
+                    else:
+                        raise SnmpTimeoutError(target)
                     entry.used = time.monotonic()
                     entry.worked = True
                     return result
@@ -313,10 +328,10 @@ class GufoClient(SnmpClient):
                 kind = _KINDS.get(type(value))
                 if kind is None:
                     kind, value = gufo_value(value)
-                out.append(VarBind(oid, kind, value))
+                out.append(_varbind(oid, kind, value, "", "", ""))
             else:
                 missing = SnmpType.NO_SUCH_OBJECT if target.version == "1" else None
-                out.append(VarBind(oid, missing or SnmpType.NO_SUCH_INSTANCE, None))
+                out.append(_varbind(oid, missing or SnmpType.NO_SUCH_INSTANCE, None, "", "", ""))
         return out
 
     async def get_next(self, target: Target, oids: Sequence[str]) -> list[VarBind]:
@@ -334,12 +349,12 @@ class GufoClient(SnmpClient):
             # after a timeout the same iterator sends the same request again.
             items = session.getnext(root) if v1 else session.getbulk(root, target.max_repetitions)
             out: list[VarBind] = []
-            # OIDs compare by their arcs below the root (the root itself is ()): the
-            # same order as whole OIDs inside the subtree, with fewer ints to parse.
+            # Each OID's arcs must be greater than the previous one's (whole OIDs: in
+            # the subtree they compare as the arcs below the root would).
             last: tuple[int, ...] | None = None
             timeouts = 0
             prefix = root + "."
-            cut = len(prefix)
+            seen = _arcs_seen
             while max_varbinds > 0:
                 try:
                     async for item in items:
@@ -347,12 +362,15 @@ class GufoClient(SnmpClient):
                             return out
                         name, raw = item
                         # The walk must advance, or a broken agent would loop us forever.
-                        if name.startswith(prefix):
-                            key = tuple(map(int, name[cut:].split(".")))
-                        elif name == root:
-                            key = ()
-                        else:  # past the subtree: the walk ends, if it still advanced
-                            if last is not None and _arcs(name) <= _arcs(root) + last:
+                        key = seen.get(name)
+                        if key is None:
+                            key = _arcs(name)
+                            if len(seen) >= _ARCS_LIMIT:
+                                seen.clear()
+                            seen[name] = key
+                        if not (name.startswith(prefix) or name == root):
+                            # past the subtree: the walk ends, if it still advanced
+                            if last is not None and key <= last:
                                 raise SnmpProtocolError(target, "OIDs not increasing", name)
                             return out
                         if last is not None and key <= last:
@@ -361,7 +379,7 @@ class GufoClient(SnmpClient):
                         kind = _KINDS.get(type(raw))
                         if kind is None:
                             kind, raw = gufo_value(raw)
-                        out.append(VarBind(name, kind, raw))
+                        out.append(_varbind(name, kind, raw, "", "", ""))
                         if len(out) >= max_varbinds:
                             return out
                         timeouts = 0

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from netalert.snmp.types import SnmpType, VarBind
+from netalert.snmp.types import SnmpType, VarBind, maker
 
 __all__ = [
     "COUNTER32_MODULUS",
@@ -96,6 +96,19 @@ class RateResult:
     verdict: Verdict
     delta: int | None = None
     rate: float | None = None
+
+
+# The verdicts without figures are the same value every time: made once. An OK
+# result and a Point are made through their slots (maker: every field, in order).
+_NOT_COUNTER = RateResult(Verdict.NOT_COUNTER)
+_FIRST = RateResult(Verdict.FIRST)
+_RESTARTED = RateResult(Verdict.RESTARTED)
+_DISCONTINUITY = RateResult(Verdict.DISCONTINUITY)
+_NO_INTERVAL = RateResult(Verdict.NO_INTERVAL)
+_IMPLAUSIBLE = RateResult(Verdict.IMPLAUSIBLE)
+_rate_result = maker(RateResult)
+make_point = maker(Point)
+"""``Point(value, time, uptime, boots, discontinuity)``, every field given, in order."""
 
 
 def counter_delta(prev: int, cur: int, kind: SnmpType) -> int:
@@ -173,25 +186,25 @@ def rate(
 ) -> RateResult:
     """The delta and per-second rate from ``prev`` to ``cur`` (see module rules)."""
     if kind not in (SnmpType.COUNTER32, SnmpType.COUNTER64):
-        return RateResult(Verdict.NOT_COUNTER)
+        return _NOT_COUNTER
     if prev is None:
-        return RateResult(Verdict.FIRST)
+        return _FIRST
     elapsed = cur.time - prev.time
     if agent_restarted(prev.uptime, cur.uptime, elapsed, prev.boots, cur.boots):
-        return RateResult(Verdict.RESTARTED)
+        return _RESTARTED
     if (
         prev.discontinuity is not None
         and cur.discontinuity is not None
         and prev.discontinuity != cur.discontinuity
     ):
-        return RateResult(Verdict.DISCONTINUITY)
+        return _DISCONTINUITY
     if elapsed <= 0:
-        return RateResult(Verdict.NO_INTERVAL)
+        return _NO_INTERVAL
     delta = counter_delta(prev.value, cur.value, kind)
     per_second = delta / elapsed
     if max_rate is not None and per_second > max_rate:
-        return RateResult(Verdict.IMPLAUSIBLE)
-    return RateResult(Verdict.OK, delta, per_second)
+        return _IMPLAUSIBLE
+    return _rate_result(Verdict.OK, delta, per_second)
 
 
 _WIRE_COUNTERS = frozenset({SnmpType.COUNTER32, SnmpType.COUNTER64, SnmpType.INTEGER})

@@ -17,10 +17,17 @@ from types import MappingProxyType
 from typing import Literal
 
 from netalert.mib.node import MibNode
-from netalert.poll.counters import Point, Verdict, agent_restarted, max_rate_for, rate
+from netalert.poll.counters import (
+    Point,
+    Verdict,
+    agent_restarted,
+    make_point,
+    max_rate_for,
+    rate,
+)
 from netalert.poll.plan import SNMP_ENGINE_BOOTS, SNMP_ENGINE_TIME, SYS_UPTIME
 from netalert.snmp.naming import Namer
-from netalert.snmp.types import Sample, SnmpType, Value, VarBind
+from netalert.snmp.types import Sample, SnmpType, Value, VarBind, maker
 
 __all__ = ["DeviceTracker", "PollResult", "PollStatus", "Row"]
 
@@ -76,6 +83,32 @@ class Row:
     def names(self) -> list[str]:
         """Every short name visible in this row (columns first, then scalars)."""
         return [*self.columns, *(n for n in self.scalars if n not in self.columns)]
+
+
+_make_row = maker(Row)
+
+
+def make_row(
+    index: str,
+    columns: Mapping[str, Sample],
+    scalars: Mapping[str, Sample],
+    index_values: Mapping[str, int | str | bytes],
+    rates: Mapping[str, float],
+    deltas: Mapping[str, int],
+    table: str,
+) -> Row:
+    """``Row(...)`` with every field given, made through its slots (the poll path makes
+    one per table row per poll); ``values`` and ``labels`` as ``__post_init__`` makes them."""
+    values: dict[str, Value] = {}
+    labels: dict[str, str] = {}
+    for name, sample in columns.items():
+        value = sample.value
+        if value is None:
+            continue
+        values[name] = value
+        if sample.label:
+            labels[name] = sample.label
+    return _make_row(index, columns, scalars, index_values, rates, deltas, table, values, labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +240,7 @@ class DeviceTracker:
             for name, sample in columns.items():
                 if sample.type not in _COUNTERS or not isinstance(sample.value, int):
                     continue
-                cur = Point(sample.value, answered, uptime, boots, disc)
+                cur = make_point(sample.value, answered, uptime, boots, disc)
                 counters[sample.oid] = cur
                 result = rate(
                     self.counters.get(sample.oid),
@@ -222,19 +255,19 @@ class DeviceTracker:
             return out_rates, out_deltas
 
         s_rates, s_deltas = rates_of(scalars, {})
-        scalar_row = Row("", frozen_scalars, frozen_scalars, {}, s_rates, s_deltas)
+        scalar_row = make_row("", frozen_scalars, frozen_scalars, {}, s_rates, s_deltas, "")
         built: list[Row] = []
         for (_, index), (node, columns) in rows.items():
             r_rates, r_deltas = rates_of(columns, columns)
             built.append(
-                Row(
+                make_row(
                     index,
                     MappingProxyType(columns),
                     frozen_scalars,
                     namer.index_values(node, index),
                     r_rates,
                     r_deltas,
-                    table=namer.entry_name(node),
+                    namer.entry_name(node),
                 )
             )
         self.counters = counters

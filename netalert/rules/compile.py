@@ -28,6 +28,7 @@ from netalert.rules.scope import (
     trap_scope,
 )
 from netalert.rules.templates import DEFAULT_RESOLVED_SUMMARY, TemplateProblem, compile_template
+from netalert.rules.trapcache import TRAP_CACHE_ENTRIES
 
 __all__ = [
     "PollRule",
@@ -136,6 +137,7 @@ class RuleSet:
     unreachable_after: int = 2
     unreachable_severity: str = "critical"
     max_label: int = MAX_LABEL  # [limits] max_label_chars
+    trap_cache: int = TRAP_CACHE_ENTRIES  # [limits] trap_cache_entries
 
 
 def check_rules(config: Config, tree: MibTreeLike) -> list[str]:
@@ -182,6 +184,7 @@ def compile_rules(config: Config, tree: MibTreeLike) -> RuleSet:
         unreachable_after=config.agent.unreachable_after,
         unreachable_severity=config.agent.unreachable_severity,
         max_label=config.limits.max_label_chars,
+        trap_cache=config.limits.trap_cache_entries,
     )
 
 

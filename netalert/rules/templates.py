@@ -41,6 +41,7 @@ _ENV = ImmutableSandboxedEnvironment(
 _ENV.filters.update(FILTERS)
 MAX_SUMMARY = 500
 MAX_DESCRIPTION = 8000
+MAX_TEMPLATE_CHARS = 16384  # a template's source, at most (compiling costs with its length)
 # A resolved alert's summary when its rule has no resolved_summary: the firing claim is
 # said as past ("was: ..."), never as present truth next to the value that cleared it.
 DEFAULT_RESOLVED_SUMMARY = (
@@ -57,12 +58,18 @@ def compile_template(text: str) -> Template:
     """Compiles one template.
 
     Raises:
-        TemplateProblem: A Jinja2 syntax error, with its line number.
+        TemplateProblem: A Jinja2 syntax error, with its line number; a template
+            longer than :data:`MAX_TEMPLATE_CHARS`, or nested past what Jinja2's
+            recursive compiler takes.
     """
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise TemplateProblem(f"template longer than {MAX_TEMPLATE_CHARS} characters")
     try:
         return _ENV.from_string(text)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template error at line {exc.lineno}: {exc.message}") from None
+    except RecursionError:
+        raise TemplateProblem("template nests too deeply: split it") from None
 
 
 def render(template: Template, context: Mapping[str, Any], *, one_line: bool) -> str:

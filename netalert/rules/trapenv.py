@@ -13,10 +13,15 @@ from netalert.present import octets_text
 from netalert.rules.compile import TrapRule
 from netalert.rules.mibview import MIB_ERRORS, short_name
 from netalert.rules.scope import NodeCache
-from netalert.rules.values import render_value
+from netalert.rules.trapcache import Lru
+from netalert.rules.values import Converter, render_value
 from netalert.snmp.types import TrapEvent
 
-__all__ = ["TrapView", "confirm_index", "key_labels", "trap_device", "view"]
+__all__ = ["Named", "TrapView", "confirm_index", "key_labels", "named", "trap_device", "view"]
+
+# What a varbind's name and index say, whatever its value: its short name, how its
+# value is shown to the rules, and its decoded index as (column, label, value) triples.
+Named = tuple[str, Converter, tuple[tuple[str, str, Any], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +39,37 @@ def trap_device(event: TrapEvent) -> str:
     return event.device or event.source
 
 
-def view(event: TrapEvent, cache: NodeCache) -> TrapView:
+def named(name: str, index: str, cache: NodeCache) -> Named:
+    """What the varbind ``name``.``index`` says whatever its value (:data:`Named`).
+
+    ``ifIndex`` = 3 comes from ``ifAdminStatus.3``: a column's index is decoded
+    through the MIB; a malformed one from an untrusted sender decodes to nothing.
+    """
+    short = short_name(name)
+    decoded: tuple[tuple[str, str, Any], ...] = ()
+    if index and index != "0":
+        node = cache.node(name)
+        if node is not None and node.kind == "column":
+            try:
+                raw = cache.tree.decode_index(node, index)
+            except MIB_ERRORS:  # a malformed index from an untrusted sender
+                raw = {}
+            decoded = tuple(
+                (col, octets_text(v), octets_text(v)) if isinstance(v, bytes) else (col, str(v), v)
+                for col, v in raw.items()
+            )
+    return short, cache.converter(short), decoded
+
+
+def view(
+    event: TrapEvent, cache: NodeCache, memo: Lru[tuple[str, str], Named] | None = None
+) -> TrapView:
     """Builds the names of a trap: varbinds by short name, decoded indexes, specials.
 
     ``ifIndex`` is visible even when only ``ifAdminStatus.3`` was sent: the
-    varbind's index is decoded through the MIB (``ifIndex`` = 3).
+    varbind's index is decoded through the MIB (``ifIndex`` = 3). ``memo`` keeps
+    what :func:`named` says per varbind name and index, so that the next trap
+    with the same ones does not decode them again (the view is the same).
     """
     device = trap_device(event)
     trap = short_name(event.trap_name) if event.trap_name else event.trap_oid.lstrip(".")
@@ -47,19 +78,18 @@ def view(event: TrapEvent, cache: NodeCache) -> TrapView:
     for vb in event.varbinds:
         if not vb.name or vb.value is None:
             continue
-        name = short_name(vb.name)
-        names[name] = cache.converter(name)(vb.value, vb.label)
-        if vb.index and vb.index != "0":
-            node = cache.node(vb.name)
-            if node is None or node.kind != "column":
-                continue
-            try:
-                decoded = cache.tree.decode_index(node, vb.index)
-            except MIB_ERRORS:  # a malformed index from an untrusted sender
-                decoded = {}
-            for col, raw in decoded.items():
-                index.setdefault(col, octets_text(raw) if isinstance(raw, bytes) else str(raw))
-                names.setdefault(col, octets_text(raw) if isinstance(raw, bytes) else raw)
+        if memo is None:
+            short, conv, decoded = named(vb.name, vb.index, cache)
+        else:
+            key = (vb.name, vb.index)
+            found = memo.get(key)
+            short, conv, decoded = (
+                found if found is not None else memo.put(key, named(vb.name, vb.index, cache))
+            )
+        names[short] = conv(vb.value, vb.label)
+        for col, text, value in decoded:
+            index.setdefault(col, text)
+            names.setdefault(col, value)
     names.update(
         source=event.source,
         community=event.community,

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from netalert.alerts import (
+    LABEL_STATS,
     Event,
     Observation,
     RulePolicy,
@@ -25,13 +26,19 @@ from netalert.rules.compile import RuleSet, TrapRule
 from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import NO_HISTORY
 from netalert.rules.inputs import ConfirmRequest
-from netalert.rules.trapenv import TrapView, clear_key, confirm_index, key_labels, view
+from netalert.rules.trapcache import Lru
+from netalert.rules.trapenv import Named, TrapView, clear_key, confirm_index, key_labels, view
 from netalert.rules.trapindex import Hit, TrapIndex, scan
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["TrapRules", "trap_origin"]
 
 _EMPTY: Mapping[str, str] = {}
+
+# An alert's identity as a fired trap gives it: (rule, device, key labels in order).
+_LabelsKey = tuple[str, str, tuple[tuple[str, str], ...]]
+# ... and what follows from it: (labels, fingerprint, lookup key, labels label_text cut).
+_Identity = tuple[Mapping[str, str], str, str, int]
 
 
 class TrapRules:
@@ -40,17 +47,36 @@ class TrapRules:
     A trap is matched through a :class:`~netalert.rules.trapindex.TrapIndex` of
     the rules, built here, once per rule set; ``linear`` tries every rule in
     turn instead (the reference the index is tested and benched against).
+    What is the same trap after trap (the rules a trap OID matches; a varbind's
+    decoded index; an alert's labels, fingerprint and key) is kept in bounded caches
+    (:mod:`~netalert.rules.trapcache`), empty again with every rule set.
     """
 
     def __init__(
         self, rules: RuleSet, policies: Mapping[str, RulePolicy], *, linear: bool = False
     ) -> None:
         self.rules = rules
+        self._named: Lru[tuple[str, str], Named] = Lru("index", rules.trap_cache)
+        self._identities: Lru[_LabelsKey, _Identity] = Lru("labels", rules.trap_cache)
+        self._matches: Lru[tuple[str, str], Sequence[Hit]] = Lru("matches", rules.trap_cache)
         self._rules = {r.name: r for r in rules.trap}
         self._policies = policies
         self._hits: Callable[[str, str], Sequence[Hit]] = (
-            partial(scan, rules.trap) if linear else TrapIndex(rules.trap).hits
+            partial(scan, rules.trap) if linear else self._indexed(TrapIndex(rules.trap))
         )
+
+    def _indexed(self, index: TrapIndex) -> Callable[[str, str], Sequence[Hit]]:
+        """The index's hits for a trap OID and name, kept for the next such trap."""
+        matches = self._matches
+
+        def hits(trap_oid: str, trap_name: str) -> Sequence[Hit]:
+            key = (trap_oid, trap_name)
+            found = matches.get(key)
+            if found is None:
+                found = matches.put(key, tuple(index.hits(trap_oid, trap_name)))
+            return found
+
+        return hits
 
     def convert(self, row: Row) -> dict[str, Any]:
         """A row's raw values as expressions see them (enums by label, octets as text...)."""
@@ -61,54 +87,85 @@ class TrapRules:
         """Matches one trap against the trap rules: what it fires, repeats or clears."""
         out: list[Observation] = []
         trap: TrapView | None = None
+        labels = _EMPTY
+        context: dict[str, Any] = {}
         for rule, _fires, clears in self._hits(event.trap_oid, event.trap_name):
-            if trap is None:
-                trap = view(event, self.rules.cache)
-            labels = self.rules.device_labels.get(trap.device, _EMPTY)
+            if trap is None:  # per trap, once one rule may match it
+                trap = view(event, self.rules.cache, self._named)
+                labels = self.rules.device_labels.get(trap.device, _EMPTY)
+                context = {**trap.names, "varbinds": event.varbinds}
             if not applies(rule, trap.device, labels):
                 continue
             if clears:
-                out.append(self._clear(rule, event, trap))
+                out.append(self._clear(rule, event, trap, context))
             elif rule.where is None or truth(rule.where, trap.names, NO_HISTORY) is True:
-                out.append(self._fire(rule, event, trap, labels))
+                out.append(self._fire(rule, event, trap, labels, context))
         return out
 
-    def _fire(
-        self, rule: TrapRule, event: TrapEvent, trap: TrapView, labels: Mapping[str, str]
-    ) -> Observation:
-        own = key_labels(rule, trap)
-        bound = self.rules.max_label
+    def _identity(
+        self, rule: TrapRule, device: str, own: dict[str, str], labels: Mapping[str, str]
+    ) -> _Identity:
+        """An alert's labels, fingerprint and key, worked out once per distinct input."""
+        key = (rule.name, device, tuple(own.items()))
+        found = self._identities.get(key)
+        if found is not None:
+            LABEL_STATS.cut += found[3]  # counted as if label_text ran again
+            return found
+        cut = LABEL_STATS.cut
         all_labels = alert_labels(
-            rule.name, rule.severity, trap.device, own, rule.labels, labels, limit=bound
+            rule.name, rule.severity, device, own, rule.labels, labels, limit=self.rules.max_label
+        )
+        return self._identities.put(
+            key,
+            (
+                all_labels,
+                fingerprint(all_labels),
+                alert_key("trap", rule.name, device, clear_key(own)),
+                LABEL_STATS.cut - cut,
+            ),
+        )
+
+    def _fire(
+        self,
+        rule: TrapRule,
+        event: TrapEvent,
+        trap: TrapView,
+        labels: Mapping[str, str],
+        context: Mapping[str, Any],
+    ) -> Observation:
+        all_labels, print_, key, _ = self._identity(
+            rule, trap.device, key_labels(rule, trap), labels
         )
         value = trap.trap
         if rule.value is not None:
-            value = computed(rule.value, trap.names, NO_HISTORY, bound)
+            value = computed(rule.value, trap.names, NO_HISTORY, self.rules.max_label)
         index = None
         if rule.confirm is not None:
             index = confirm_index(rule, event, trap, self.rules.cache)
         return Observation(
             self._policies[rule.name],
-            alert_key("trap", rule.name, trap.device, clear_key(own)),
+            key,
             trap.device,
             Event.OCCURRED,
             labels=all_labels,
-            fingerprint=fingerprint(all_labels),
+            fingerprint=print_,
             value=value,
-            context={**trap.names, "varbinds": event.varbinds, "trap_source": trap_origin(event)},
+            context={**context, "trap_source": trap_origin(event)},
             varbinds=event.varbinds,
             extra={"trap": {k: trap.names[k] for k in ("source", "community", "version")}},
             confirm_index=index,
         )
 
-    def _clear(self, rule: TrapRule, event: TrapEvent, trap: TrapView) -> Observation:
+    def _clear(
+        self, rule: TrapRule, event: TrapEvent, trap: TrapView, context: Mapping[str, Any]
+    ) -> Observation:
         return Observation(
             self._policies[rule.name],
             alert_key("trap", rule.name, trap.device, clear_key(key_labels(rule, trap))),
             trap.device,
             Event.CLEARED,
             value=trap.trap,
-            context={**trap.names, "varbinds": event.varbinds},
+            context=dict(context),
             varbinds=event.varbinds,
         )
 

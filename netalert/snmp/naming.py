@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from netalert.errors import MibError
 from netalert.mib.node import MibNode
 from netalert.present import octets_text, timeticks_text
-from netalert.snmp.types import Sample, SnmpType, Value, VarBind
+from netalert.snmp.types import Sample, SnmpType, Value, VarBind, maker
 from netalert.snmp.wire.opaque import decode_opaque, format_float, render_opaque
 
 __all__ = ["MibTreeLike", "Namer", "oid_label", "opaque_value", "syntax_type"]
@@ -72,6 +72,21 @@ _BYTES = frozenset({SnmpType.OCTET_STRING, SnmpType.OPAQUE})
 _EXCEPTIONS = frozenset(
     {SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, SnmpType.END_OF_MIB_VIEW, SnmpType.NULL}
 )
+
+
+# Sample(device, oid, name, index, type, value, label, timestamp) through its slots
+_sample = maker(Sample)
+# The Python value types each MIB syntax type accepts (what _fitting tests): one
+# dict lookup per sample for the usual exact types; anything else goes to _fitting.
+_FITS: dict[SnmpType, dict[type, SnmpType]] = {
+    **{t: {int: t} for t in _INTS},
+    **{t: {str: t} for t in _TEXTS},
+    SnmpType.OCTET_STRING: {bytes: SnmpType.OCTET_STRING},
+    SnmpType.OPAQUE: {bytes: SnmpType.OPAQUE, float: SnmpType.OPAQUE},
+}
+_NO_FITS: dict[type, SnmpType] = {}
+# Bound of the per-OID plans a Namer keeps (cleared when full): instances, not objects.
+_OID_PLANS = 200_000
 
 
 def syntax_type(node: MibNode | None, wire: SnmpType, value: Value) -> SnmpType:
@@ -132,6 +147,11 @@ class Namer:
         self._entries: dict[tuple[int, ...], str] = {}
         self._labels: dict[tuple[tuple[int, ...], SnmpType, bytes | str], str] = {}
         self._plans: dict[tuple[int, ...], tuple[str, SnmpType | None, bool]] = {}
+        # per OID (instance) as the agent sends it: its node, index and node plan
+        self._oid_plans: dict[
+            str,
+            tuple[MibNode | None, str, str, SnmpType | None, bool, dict[type, SnmpType]],
+        ] = {}
 
     def entry_name(self, column: MibNode) -> str:
         """The row object's name of a column (``IF-MIB::ifEntry`` for ifDescr)."""
@@ -154,16 +174,35 @@ class Namer:
             self._plans[node.oid] = plan
         return plan
 
-    def sample(self, device: str, vb: VarBind, timestamp: float) -> tuple[Sample, MibNode | None]:
-        """The named Sample of ``vb`` and the MIB node it belongs to (None if unknown)."""
-        node, index = self.tree.lookup(vb.oid)
-        wire, value = vb.type, vb.value
+    def _oid_plan(
+        self, oid: str
+    ) -> tuple[MibNode | None, str, str, SnmpType | None, bool, dict[type, SnmpType]]:
+        """What every sample of the instance ``oid`` shares: its node and index, and
+        its node's plan (:meth:`_plan`) with the value types its syntax accepts as is."""
+        node, index = self.tree.lookup(oid)
         if node is None:
-            name, kind, labelled = "", wire, False
-            index = ""
+            plan: tuple[MibNode | None, str, str, SnmpType | None, bool, dict[type, SnmpType]]
+            plan = (None, "", "", None, False, _NO_FITS)
         else:
             name, typed, labelled = self._plan(node)
-            kind = wire if typed is None or wire in _EXCEPTIONS else _fitting(typed, wire, value)
+            fits = _NO_FITS if typed is None else _FITS.get(typed, _NO_FITS)
+            plan = (node, index, name, typed, labelled, fits)
+        if len(self._oid_plans) >= _OID_PLANS:
+            self._oid_plans.clear()
+        self._oid_plans[oid] = plan
+        return plan
+
+    def sample(self, device: str, vb: VarBind, timestamp: float) -> tuple[Sample, MibNode | None]:
+        """The named Sample of ``vb`` and the MIB node it belongs to (None if unknown)."""
+        oid, wire, value = vb.oid, vb.type, vb.value
+        plan = self._oid_plans.get(oid)
+        if plan is None:
+            plan = self._oid_plan(oid)
+        node, index, name, typed, labelled, fits = plan
+        if typed is None or wire in _EXCEPTIONS:
+            kind = wire
+        else:
+            kind = fits.get(type(value)) or _fitting(typed, wire, value)
         label = ""
         if kind is SnmpType.OPAQUE:
             value, label = opaque_value(kind, value)
@@ -199,8 +238,7 @@ class Namer:
             label = self.tree.label(node, value)
         elif kind is SnmpType.TIMETICKS and isinstance(value, int):
             label = timeticks_text(value)
-        sample = Sample(device, vb.oid, name, index, kind, value, label, timestamp)
-        return sample, node
+        return _sample(device, oid, name, index, kind, value, label, timestamp), node
 
     def index_values(self, node: MibNode, index: str) -> Mapping[str, int | str | bytes]:
         """The decoded INDEX of a row (``{"ifIndex": 2}``); empty when undecodable."""

@@ -29,6 +29,7 @@ from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.ber import MAX_MESSAGE, DecodeError, RawVarBind, decode_message
 from netalert.snmp.wire.berenc import encode_inform_response
 from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
+from netalert.snmp.wire.timeliness import EngineClocks
 from netalert.traps.access import AccessPolicy, plain_address
 from netalert.traps.convert import v1_to_v2, v1_trap_oid, v2_trap_oid
 from netalert.traps.listen import kernel_drops, open_udp_socket, share_udp_socket
@@ -95,6 +96,7 @@ class TrapReceiver:
         engine_id: bytes | None = None,
         engine_started: int | None = None,
         defer_window: bool = False,
+        clocks: EngineClocks | None = None,
     ) -> None:
         """Prepares the receiver; :meth:`start` opens the sockets (``v3_fast``: see V3Engine).
 
@@ -105,7 +107,9 @@ class TrapReceiver:
         window, counting them (``netalert replay`` only: a recording is old
         by nature). ``message_ids`` ([cluster]) gives each trap the ID its copy
         on the trap stream is stored under
-        (:func:`netalert.cluster.codec.message_id`). A trap worker
+        (:func:`netalert.cluster.codec.message_id`). ``clocks`` ([cluster]) is the
+        SNMPv3 senders' clock table the node shares with the others
+        (:mod:`netalert.cluster.usm`); None: the receiver's own. A trap worker
         (:mod:`netalert.traps.worker`) is given the agent's ``engine_id`` and
         ``engine_started`` (the second its snmpEngineTime counts from), and
         ``defer_window`` leaves the SNMPv3 time window of traps to the agent.
@@ -148,6 +152,7 @@ class TrapReceiver:
         self._engine_id = engine_id
         self._engine_started = engine_started
         self._defer_window = defer_window
+        self._clocks = clocks
         self.recorder: PcapRecorder | None = None
         self._record_pending = False
 
@@ -236,6 +241,7 @@ class TrapReceiver:
                 relaxed_window=self._relaxed_window,
                 defer_window=self._defer_window,
                 started=self._engine_started,
+                clocks=self._clocks,
             )
             for engine_id in self._engine_devices:  # [[devices]].engine_id
                 self._v3.add_engine_id(engine_id)

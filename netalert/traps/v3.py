@@ -250,6 +250,7 @@ class V3Engine:
         relaxed_window: bool = False,
         defer_window: bool = False,
         started: int | None = None,
+        clocks: EngineClocks | None = None,
     ) -> None:
         """Creates the engine and registers every user for informs.
 
@@ -258,10 +259,12 @@ class V3Engine:
         ``clock`` (monotonic seconds) times the senders' clocks for the time window
         and the Report rate limit. ``max_bytes`` bounds what pysnmp is handed,
         ``max_varbinds`` every notification; ``reports`` limits the Reports sent
-        per source (None: no limit). ``defer_window`` (a trap worker) leaves
-        the time window of traps to the agent (see EngineClocks); ``started``
-        is the wall-clock second this engine's snmpEngineTime counts from (a
-        trap worker takes the agent's, so that every worker tells inform
+        per source (None: no limit). ``clocks`` is the senders' clock table to use
+        (a cluster node's, shared with the other nodes and kept across reloads);
+        None makes a private one (with ``defer_window``, a trap worker's, which
+        leaves the time window of traps to the agent: see EngineClocks).
+        ``started`` is the wall-clock second this engine's snmpEngineTime counts
+        from (a trap worker takes the agent's, so that every worker tells inform
         senders the same time; default now).
 
         Raises:
@@ -269,7 +272,9 @@ class V3Engine:
         """
         users = list(users)
         self.engine_id = engine_id
-        self.clocks = EngineClocks(clock=clock, relaxed=relaxed_window, defer=defer_window)
+        if clocks is None:
+            clocks = EngineClocks(clock=clock, relaxed=relaxed_window, defer=defer_window)
+        self.clocks = clocks
         self._boots, self._started = 1, int(time.time())  # pysnmp's, read below
         self._usm = UsmFast(
             users,

@@ -102,8 +102,13 @@ class TrapWorkers:
         count: int,
         message_ids: bool = False,
         clock: Callable[[], float] = time.time,
+        clocks: EngineClocks | None = None,
     ) -> None:
-        """Prepares ``count`` workers for ``config``; :meth:`open` binds, :meth:`begin` reads."""
+        """Prepares ``count`` workers for ``config``; :meth:`open` binds, :meth:`begin` reads.
+
+        ``clocks`` ([cluster]) is the SNMPv3 senders' clock table the node shares
+        with the others; None: the agent's own.
+        """
         self.config = config.traps
         self._config = config
         self._sink = sink
@@ -115,7 +120,8 @@ class TrapWorkers:
         self.stats = TrapStats()
         self._own = TrapStats()  # what this side counts: time-window refusals, sink failures
         self._retired: dict[str, Any] = {}  # the counters of workers that exited
-        self._clocks = EngineClocks()  # the SNMPv3 time window, one table for every worker
+        # the SNMPv3 time window, one table for every worker
+        self._clocks = clocks if clocks is not None else EngineClocks()
         self._workers = [_Worker(n) for n in range(count)]
         self._sockets: dict[str, list[socket.socket]] = {}
         self._addresses: list[tuple[str, int]] = []

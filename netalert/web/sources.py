@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from netalert.logs import LogStats
     from netalert.mail.stats import MailStats
     from netalert.poll.poller import PollerStats
+    from netalert.rules.trapcache import TrapCacheStats
     from netalert.traps.stats import TrapStats
     from netalert.web.guard import HttpStats
 
@@ -31,6 +32,7 @@ __all__ = [
     "mail_source",
     "poller_source",
     "pruned_source",
+    "trap_cache_source",
     "traps_source",
 ]
 
@@ -155,6 +157,15 @@ def labels_source(stats: LabelStats) -> Source:
 
     def read() -> list[Sample]:
         return [MetricSample("netalert_label_values_cut_total", stats.cut)]
+
+    return read
+
+
+def trap_cache_source(stats: TrapCacheStats) -> Source:
+    """A source for the trap rules' caches (:mod:`netalert.rules.trapcache`)."""
+
+    def read() -> list[Sample]:
+        return counter_samples("netalert_trap_cache_evictions_total", "cache", stats.evicted)
 
     return read
 

@@ -23,6 +23,7 @@ from netalert.mail.stats import MailStats
 from netalert.metrics import HistogramCounts, Metrics, Source
 from netalert.notify.dispatcher import Dispatcher
 from netalert.poll.poller import PollerStats, PollResult, Reachability
+from netalert.rules.trapcache import TRAP_CACHE_STATS
 from netalert.snmp.types import TrapEvent
 from netalert.traps.stats import TrapStats
 from netalert.web.accept import AcceptErrorLog
@@ -38,6 +39,7 @@ from netalert.web.sources import (
     mail_source,
     poller_source,
     pruned_source,
+    trap_cache_source,
     traps_source,
 )
 
@@ -87,6 +89,7 @@ class AgentStatus:
         self.metrics.register_source("alerts", alerts_source(alerts))
         self.metrics.register_source("logs", logs_source(LOG_STATS))
         self.metrics.register_source("labels", labels_source(LABEL_STATS))
+        self.metrics.register_source("trap_cache", trap_cache_source(TRAP_CACHE_STATS))
         self.http = HttpStats()  # outlives restarts of the server (reloads)
         self.metrics.register_source("http", http_source(self.http))
         self._servers: list[WebServer] = []  # two only while a reload replaces one

@@ -42,8 +42,11 @@ def format_float(value: float, *, single: bool = False) -> str:
     if single:
         for digits in range(1, 10):
             text = f"{value:.{digits}g}"
-            if struct.unpack(">f", struct.pack(">f", float(text)))[0] == value:
-                return _plain(text)
+            try:
+                if struct.unpack(">f", struct.pack(">f", float(text)))[0] == value:
+                    return _plain(text)
+            except OverflowError:  # beyond float32 (a double, or rounded up past the top)
+                continue
     return _plain(repr(value))
 
 

@@ -46,7 +46,9 @@ unacknowledged notifications.
 The table is in memory (a restart forgets it: the first trap per engine after
 a restart is believed) and bounded: past ``max_engines`` the engine updated
 least recently is forgotten. Entries are only made by traps that passed the
-digest check for an engine ID users are keyed for.
+digest check for an engine ID users are keyed for. A cluster node shares it
+with the other nodes (:mod:`netalert.cluster.usm`): ``on_newer`` hears of each
+reference a trap moved, :meth:`EngineClocks.adopt` takes another node's.
 """
 
 from __future__ import annotations
@@ -144,6 +146,9 @@ class EngineClocks:
         self._known: dict[bytes, EngineClock] = {}
         self.defer = defer
         self.claim: tuple[bytes, int, int, bytes] | None = None
+        # Called with each reference an authenticated trap moved forward (a cluster node
+        # writes it through to the other nodes); never blocks.
+        self.on_newer: Callable[[bytes, EngineClock], None] | None = None
 
     def __len__(self) -> int:
         return len(self._known)
@@ -168,11 +173,10 @@ class EngineClocks:
         known = self._known.get(engine_id)
         verdict = judge(known, boots, engine_time, digest, now)
         if verdict is Verdict.NEWER:
-            if known is not None:
-                del self._known[engine_id]  # re-inserted last: eviction forgets the idlest
-            elif len(self._known) >= self.max_engines:
-                del self._known[next(iter(self._known))]
-            self._known[engine_id] = EngineClock(boots, engine_time, now, digest)
+            reference = EngineClock(boots, engine_time, now, digest)
+            self._put(engine_id, reference)
+            if self.on_newer is not None:
+                self.on_newer(engine_id, reference)
             return True
         if verdict is not Verdict.STALE and verdict is not Verdict.LATCHED:
             return True
@@ -181,6 +185,28 @@ class EngineClocks:
             return True
         self.refused += 1
         return False
+
+    def adopt(self, engine_id: bytes, reference: EngineClock) -> bool:
+        """Takes a reference learned elsewhere (another node; ``learned`` on this
+        table's clock) when it is ahead of the one known here, or none is.
+
+        Returns:
+            True when it replaced the reference.
+        """
+        known = self._known.get(engine_id)
+        if reference.boots >= BOOTS_LATCHED:
+            return False
+        if known is not None and (reference.boots, reference.time) <= (known.boots, known.time):
+            return False
+        self._put(engine_id, reference)
+        return True
+
+    def _put(self, engine_id: bytes, reference: EngineClock) -> None:
+        if engine_id in self._known:
+            del self._known[engine_id]  # re-inserted last: eviction forgets the idlest
+        elif len(self._known) >= self.max_engines:
+            del self._known[next(iter(self._known))]
+        self._known[engine_id] = reference
 
     def describe(self, engine_id: bytes, boots: int, engine_time: int) -> str:
         """``key=value`` text for the log line of a refused message."""
