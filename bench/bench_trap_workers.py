@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import bench_traps  # noqa: E402
 from bench.bench_traps import cpu_ns, free_port, rule_sink, v2c_trap  # noqa: E402
 
 _STORMLESS = {
@@ -123,7 +124,9 @@ class Netalert:
         self.proc.wait(60)
 
 
-class Snmptrapd:
+class Snmptrapd(bench_traps.Snmptrapd):
+    """bench_traps' snmptrapd, logging each trap, with the workers' receive buffer."""
+
     def __init__(self, port: int, workdir: Path, rcvbuf: int) -> None:
         self.port, self.name = port, "snmptrapd"
         conf = workdir / "snmptrapd.conf"
@@ -138,18 +141,6 @@ class Snmptrapd:
         )  # fmt: skip
         self.pid = self.proc.pid
         time.sleep(1.0)
-
-    def received(self) -> tuple[int, int]:
-        try:
-            text = self.log.read_bytes()
-        except OSError:
-            return 0, 0
-        return text.count(b"\n") - text.count(b"NET-SNMP version"), 0
-
-    def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-        self.proc.wait(30)
 
 
 def blast(port: int, data: bytes, count: int, rate: float, sources: int) -> float:
