@@ -50,7 +50,7 @@ def test_chosen_system_values_users_and_engine_id(snmpd_factory: SnmpdFactory) -
         out = agent.snmpget(SYS_NAME, ".1.3.6.1.2.1.1.6.0", user=user)
         assert out == f'{SYS_NAME} "edge-7"\n.1.3.6.1.2.1.1.6.0 "rack 4"\n'
     with pytest.raises(SnmpdError, match="Timeout"):  # no community configured
-        agent.snmpget(SYS_NAME)
+        agent.snmpget(SYS_NAME, timeout=0.5)
     wrong = V3User("md5des", "MD5", "wrong-pass-1", "DES", "priv-pass-1")
     with pytest.raises(SnmpdError, match=r"(?i)authentication|digest"):
         agent.snmpget(SYS_NAME, user=wrong)

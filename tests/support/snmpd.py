@@ -433,19 +433,28 @@ class Snmpd:
         self.stop()
         return self.start()
 
-    def snmpget(self, *oids: str, user: V3User | None = None, tool: str = "snmpget") -> str:
+    def snmpget(
+        self,
+        *oids: str,
+        user: V3User | None = None,
+        tool: str = "snmpget",
+        timeout: float = 5.0,
+    ) -> str:
         """Runs a net-snmp tool against the agent; returns its stdout (``-On -Oqt``).
+
+        ``timeout``: seconds per attempt (two attempts). Long by default: the first request
+        to a ``pass_persist`` script starts it, which on a loaded machine takes seconds.
 
         Raises:
             SnmpdError: the tool failed.
         """
         auth = user.cli_args() if user is not None else ["-v2c", "-c", self.community or ""]
         result = subprocess.run(
-            [tool, "-On", "-Oqt", "-t", "1", "-r", "1", *auth, self.address, *oids],
+            [tool, "-On", "-Oqt", "-t", str(timeout), "-r", "1", *auth, self.address, *oids],
             capture_output=True,
             text=True,
             env=self.env,
-            timeout=30,
+            timeout=120,
             check=False,
         )
         if result.returncode != 0:
