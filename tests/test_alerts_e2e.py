@@ -25,7 +25,7 @@ from netalert.alerts.model import AlertState, Transition, TransitionKind
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import Config, load_config_text
 from netalert.mib import MibTree
-from netalert.poll.plan import SYS_UPTIME, build_plans
+from netalert.poll.plan import SYS_UPTIME, DevicePlan, build_plans
 from netalert.poll.poller import Poller, Reachability
 from netalert.rules import ConfirmRequest
 from netalert.snmp.types import TrapEvent
@@ -79,7 +79,7 @@ state_dir = "{state_dir}"
 
 [snmp]
 community = "public"
-timeout = "500ms"
+timeout = "10s"
 retries = 0
 
 [[devices]]
@@ -109,6 +109,11 @@ class Harness:
 
     Both read the harness's clock, which moves only when the test calls :meth:`advance`:
     a rule's ``for`` passes without waiting for it.
+
+    The config's SNMP timeout is long: every request runs the Python ``pass`` script, which
+    on a loaded machine can take seconds, and no timeout is tested while the device
+    answers. :meth:`expect_silence` swaps in a poller with a short one, asking for
+    sysUpTime alone (snmpd's own answer, no script), for the polls meant to go unanswered.
     """
 
     def __init__(self, config: Config, tree: MibTree) -> None:
@@ -117,9 +122,21 @@ class Harness:
         self.now = time.time()
         self.told: list[Transition] = []
         self.engine = self._engine()
-        self.poller = Poller(
-            build_plans(config, tree), tree, on_reachability=self._reach, clock=self.clock
-        )
+        self.poller = self._poller(build_plans(config, tree))
+
+    def _poller(self, plans: list[DevicePlan]) -> Poller:
+        return Poller(plans, self.tree, on_reachability=self._reach, clock=self.clock)
+
+    async def expect_silence(self, seconds: float) -> None:
+        """The polls from now on get sysUpTime alone and wait ``seconds`` for it (a new
+        poller: the reachability it reports starts afresh)."""
+        await self.poller.stop()
+        plans = build_plans(self.config, self.tree)
+        short = [
+            replace(p, get=(SYS_UPTIME,), walk=(), target=replace(p.target, timeout=seconds))
+            for p in plans
+        ]
+        self.poller = self._poller(short)
 
     def clock(self) -> float:
         return self.now
@@ -196,6 +213,7 @@ async def test_temperature_fires_once_survives_restart_and_resolves_once(
 
         # The agent stops answering: DeviceUnreachable fires once (at the second poll
         # without an answer), then resolves once.
+        await harness.expect_silence(1.0)
         agent.stop()
         assert await harness.poll("srv1") == []
         down = await harness.poll("srv1")

@@ -144,7 +144,16 @@ def test_per_rule_cap_makes_one_summary_alert_and_mail(
             _metrics(agent, "netalert_alerts_suppressed_total").get('rule="CapLinkDown"') == 280
         ),
         agent,
-        within=15,
+        within=30,
+    )
+    # the summary's count reaches the database at the next commit, after the metric
+    _wait(
+        "the summary's count of 280 stored",
+        lambda: any(
+            r[0].get("suppressed") == "true" and r[2] == 280 for r in _rows(agent, "CapLinkDown")
+        ),
+        agent,
+        within=30,
     )
     rows = _rows(agent, "CapLinkDown")
     alerts = [r for r in rows if "suppressed" not in r[0]]

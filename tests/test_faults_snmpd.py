@@ -140,6 +140,18 @@ def fired(agent: AgentProcess, rule: str) -> list[str]:
     ]
 
 
+def polls(agent: AgentProcess) -> dict[str, float]:
+    """``netalert_polls_total`` by result."""
+    return {
+        result: float(count)
+        for result, count in re.findall(
+            r'^netalert_polls_total\{result="(\w+)"\} (\S+)$',
+            agent.get("/metrics")[1],
+            re.MULTILINE,
+        )
+    }
+
+
 def wait_mid_poll(device: Snmpd) -> None:
     """Returns while the agent's poll is inside the pass script (snmpd busy answering it)."""
     deadline = time.monotonic() + 10
@@ -163,7 +175,11 @@ def test_snmpd_restarted_mid_poll_gives_no_false_rate_alert(
     for _ in range(3):
         wait_mid_poll(device)
         device.restart()
-        time.sleep(3.5)  # two or more polls of the restarted agent
+        answered = polls(agent).get("ok", 0)
+        deadline = time.monotonic() + 60
+        while polls(agent).get("ok", 0) < answered + 2:  # two polls of the restarted agent
+            assert time.monotonic() < deadline, (polls(agent), agent.log()[-3000:])
+            time.sleep(0.1)
     # four snmpd processes served the counter, each start ~2e9 above the last one's
     assert len(list(device.directory.glob("counter-start-*"))) == 4
     value = int(device.snmpget(f"{IF_IN_OCTETS}.1").split()[-1])
@@ -178,15 +194,8 @@ def test_snmpd_restarted_mid_poll_gives_no_false_rate_alert(
     assert fired(agent, "FalseRate") == []
     # and the poller saw the restarts, rather than never polling across them
     # each restart cut a poll short (it timed out), and the poller went on across them
-    polls = {
-        result: float(count)
-        for result, count in re.findall(
-            r'^netalert_polls_total\{result="(\w+)"\} (\S+)$',
-            agent.get("/metrics")[1],
-            re.MULTILINE,
-        )
-    }
-    assert polls["timeout"] >= 3 and polls["ok"] >= 8, polls
+    done = polls(agent)
+    assert done["timeout"] >= 3 and done["ok"] >= 8, done
     code, _ = agent.terminate()
     assert code == 0, agent.log()
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.faults import ROOT, AgentProcess
+from tests.support.faults import ROOT, AgentProcess, metric_values
 from tests.support.markdown import section
 from tests.support.ports import free_tcp_port
 from tests.support.smtp import SmtpServer
@@ -56,7 +56,11 @@ def readme_examples(*rules: str) -> str:
     return "\n".join(re.sub(r'^for = "[^"]*"', 'for = "0s"', b, flags=re.M) for b in chosen)
 
 
-def agent_config(device: Snmpd, examples: str, *, http: int, smtp: int, group_by: str) -> str:
+def agent_config(
+    device: Snmpd, examples: str, *, http: int, smtp: int, group_by: str, timeout: str = "5s"
+) -> str:
+    """The agent's config; its SNMP ``timeout`` is long (a loaded machine must not make a
+    DeviceUnreachable mail of a slow answer) unless the test wants the device lost."""
     collect = sorted(tomllib.loads(examples).get("collect", {}))
     return f"""
 [agent]
@@ -64,7 +68,7 @@ state_dir = "state"
 http = "127.0.0.1:{http}"
 
 [snmp]
-timeout = "1s"
+timeout = "{timeout}"
 retries = 1
 interval = "1s"
 
@@ -197,6 +201,14 @@ def by_subject(got: list[EmailMessage], pattern: str) -> EmailMessage:
     found = [m for m in got if re.fullmatch(pattern, str(m["Subject"]))]
     assert len(found) == 1, (pattern, subjects(got))
     return found[0]
+
+
+def polled(agent: AgentProcess, within: float = 30.0) -> None:
+    """Waits until the agent has finished a poll with an answer."""
+    deadline = time.monotonic() + within
+    while metric_values(agent.get("/metrics")[1], "netalert_polls_total").get('result="ok"', 0) < 1:
+        assert time.monotonic() < deadline, agent.log()[-3000:]
+        time.sleep(0.05)
 
 
 def start_agent(tmp_path: Path, text: str, http: int, mib_cache: Path) -> AgentProcess:
@@ -367,12 +379,14 @@ def test_resolved_device_unreachable_does_not_claim_it_still_fails(
     snmpd, values = device
     http = free_tcp_port()
     examples = '[collect.system]\nget = ["SNMPv2-MIB::sysUpTime.0"]\n'
-    text = agent_config(snmpd, examples, http=http, smtp=smtp_server.port, group_by='["device"]')
+    text = agent_config(
+        snmpd, examples, http=http, smtp=smtp_server.port, group_by='["device"]', timeout="1s"
+    )
     values.write(uptime(DAY, 0))
     warm(snmpd)
     agent = start_agent(tmp_path, text, http, mib_cache)
     try:
-        time.sleep(1.5)  # polled at least once: reachable
+        polled(agent)  # reachable first
         snmpd.stop()
         got = mails(lambda got: len(got) >= 1, 30)
         assert subjects(got) == ["[FIRING] critical DeviceUnreachable on srv1"]

@@ -52,7 +52,7 @@ http = "127.0.0.1:{http}"
 device_unreachable = false
 
 [snmp]
-timeout = "1s"
+timeout = "5s"  # a Python start per request (the pass script): slow under load
 retries = 0
 interval = "1s"
 jitter = 0.0
@@ -126,7 +126,7 @@ def silence(agent: AgentProcess, *matchers: str) -> subprocess.CompletedProcess[
     )
 
 
-def wait_for(what: Callable[[], Any], agent: AgentProcess, within: float = 20.0) -> Any:
+def wait_for(what: Callable[[], Any], agent: AgentProcess, within: float = 60.0) -> Any:
     deadline = time.monotonic() + within
     while True:
         found = what()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_chosen_system_values_users_and_engine_id(snmpd_factory: SnmpdFactory) -
         out = agent.snmpget(SYS_NAME, ".1.3.6.1.2.1.1.6.0", user=user)
         assert out == f'{SYS_NAME} "edge-7"\n.1.3.6.1.2.1.1.6.0 "rack 4"\n'
     with pytest.raises(SnmpdError, match="Timeout"):  # no community configured
-        agent.snmpget(SYS_NAME)
+        agent.snmpget(SYS_NAME, timeout=0.5)
     wrong = V3User("md5des", "MD5", "wrong-pass-1", "DES", "priv-pass-1")
     with pytest.raises(SnmpdError, match=r"(?i)authentication|digest"):
         agent.snmpget(SYS_NAME, user=wrong)
@@ -111,3 +112,26 @@ def test_isolated_from_system_config(snmpd: Snmpd) -> None:
     assert "/etc/snmp" not in env["SNMPCONFPATH"]
     assert (snmpd.persist_dir / "snmpd.conf").exists() or snmpd.persist_dir.is_dir()
     assert "createUser netalert SHA-256" in snmpd.config_path.read_text()
+
+
+def _quiet_stderr(env: dict[str, str], snmpd: Snmpd) -> str:
+    result = subprocess.run(
+        ["snmpbulkwalk", "-v2c", "-c", "public", "-On", snmpd.address, "1.3.6.1.2.1.1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=True,
+    )
+    return result.stderr
+
+
+def test_tools_say_nothing_about_their_persistent_folder(snmpd: Snmpd) -> None:
+    """A fresh net-snmp persistent folder makes a tool print "Created directory: ..." on
+    stderr, which tests reading a tool's stderr would take for its answer."""
+    assert _quiet_stderr(snmpd.env, snmpd) == ""
+    # the tools a test starts with the run's environment: a folder of this process, not
+    # /var/lib/snmp (shared by every worker and every run), and already made
+    persistent = Path(os.environ["SNMP_PERSISTENT_DIR"])
+    assert persistent.is_dir() and not persistent.is_relative_to("/var/lib/snmp")
+    assert _quiet_stderr(dict(os.environ), snmpd) == ""

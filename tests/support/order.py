@@ -5,9 +5,13 @@ The order is by module (a module's tests stay together and in their order, so
 module-scoped fixtures are set up once per worker), longest first: a module's length
 is the sum of its tests' durations in the last run (pytest's cache,
 ``.pytest_cache``), or a guess by tier for a test without one (e2e 5 s, daemon 1 s,
-unit 0.05 s). Every process of a run reads the same cache, so the xdist workers
-collect in the same order; the controller (or the only process) writes it at the end.
-Run with ``-p no:cacheprovider`` and the guess alone orders.
+unit 0.05 s). A module none of whose tests the cache knows (a clean clone, CI) takes
+its length from :data:`BASELINE` (``durations.json``: seconds per module of one whole
+run, committed; ``python -m tests.support.order`` rewrites it from the cache), so a
+minute-long unit module is not guessed short and handed out last. Every process of a
+run reads the same cache, so the xdist workers collect in the same order; the
+controller (or the only process) writes it at the end. Run with
+``-p no:cacheprovider`` and the baseline and the guess order.
 
 Load with ``pytest_plugins = ["tests.support.order"]`` (tests/conftest.py), after
 :mod:`tests.support.tiers`.
@@ -15,13 +19,19 @@ Load with ``pytest_plugins = ["tests.support.order"]`` (tests/conftest.py), afte
 
 from __future__ import annotations
 
+import functools
+import json
+import sys
 from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
-__all__ = ["GUESS", "TIMING", "order_by_duration"]
+__all__ = ["BASELINE", "GUESS", "TIMING", "baseline", "order_by_duration"]
 
 CACHE_KEY = "netalert/durations"
+BASELINE = Path(__file__).with_name("durations.json")
 
 # For tests whose bounds are wall time against real processes (sub-second SNMP timeouts,
 # /healthz latency during a flood, loop lag): ``make test`` runs them after the others, in
@@ -36,20 +46,42 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.xdist_group("timing"))
 
 
+@functools.cache
+def baseline() -> dict[str, float]:
+    """:data:`BASELINE`: seconds per test module (empty when the file is missing or broken)."""
+    try:
+        data = json.loads(BASELINE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 def order_by_duration(
-    items: list[pytest.Item], known: dict[str, float], tier_of: dict[str, str]
+    items: list[pytest.Item],
+    known: Mapping[str, float],
+    tier_of: Mapping[str, str],
+    snapshot: Mapping[str, float] | None = None,
 ) -> list[pytest.Item]:
-    """``items`` grouped by module, the modules longest first (stable for equal lengths)."""
+    """``items`` grouped by module, the modules longest first (stable for equal lengths).
+
+    A module's length: its tests' ``known`` durations (a guess by tier for the others), or,
+    when ``known`` has none of them, its ``snapshot`` length (default :func:`baseline`).
+    """
+    snapshot = baseline() if snapshot is None else snapshot
     modules: dict[str, list[pytest.Item]] = defaultdict(list)
     for item in items:
         modules[item.nodeid.split("::", 1)[0]].append(item)
-    length = {
-        module: sum(
+
+    def length(module: str) -> float:
+        tests = modules[module]
+        if module in snapshot and not any(i.nodeid in known for i in tests):
+            return snapshot[module]
+        return sum(
             known.get(i.nodeid, GUESS.get(tier_of.get(i.nodeid, "unit"), 0.05)) for i in tests
         )
-        for module, tests in modules.items()
-    }
-    ordered = sorted(modules, key=lambda module: -length[module])
+
+    lengths = {module: length(module) for module in modules}
+    ordered = sorted(modules, key=lambda module: -lengths[module])
     return [item for module in ordered for item in modules[module]]
 
 
@@ -96,3 +128,29 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not hasattr(config, "workerinput"):  # the controller records, not the workers
         config.pluginmanager.register(_Recorder(config), "netalert-durations")
+
+
+def _main(argv: list[str]) -> int:
+    """Rewrites :data:`BASELINE` from the last run's durations (``.pytest_cache`` of the
+    current folder, or the one named): run it after a whole ``make test``."""
+    cache = Path(argv[0] if argv else ".pytest_cache") / "v" / CACHE_KEY
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"no durations in {cache}: {exc}", file=sys.stderr)
+        return 1
+    root = Path(__file__).resolve().parents[2]
+    per_module: dict[str, float] = defaultdict(float)
+    for nodeid, seconds in known.items():
+        module = nodeid.split("::", 1)[0]
+        if (root / module).is_file():  # the cache keeps the tests of other branches too
+            per_module[module] += float(seconds)
+    ordered = dict(sorted(per_module.items(), key=lambda kv: (-kv[1], kv[0])))
+    rounded = {module: round(seconds, 1) for module, seconds in ordered.items()}
+    BASELINE.write_text(json.dumps(rounded, indent=1) + "\n")
+    print(f"{BASELINE}: {len(rounded)} modules, {sum(rounded.values()):.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -26,7 +26,10 @@ directory survives :meth:`Snmpd.restart`, so a restart keeps the engine ID and
 increments snmpEngineBoots while sysUpTime starts again from 0, like a rebooted device.
 
 :attr:`Snmpd.env` is an environment for the net-snmp command-line tools
-(``snmpget``, ``snmptrap``...) with the same isolation.
+(``snmpget``, ``snmptrap``...) with the same isolation. As a plugin, the module also
+gives every test process a persistent folder of its own (``SNMP_PERSISTENT_DIR``), so
+the tools a test starts with the inherited environment share nothing in
+``/var/lib/snmp`` and print nothing about making their folder.
 
 The module also works outside pytest (``bench/`` uses :class:`Snmpd` directly).
 """
@@ -58,6 +61,7 @@ __all__ = [
     "SnmpdFactory",
     "V3User",
     "discover_engine",
+    "persistent_dir",
     "snmpd",
     "snmpd_factory",
 ]
@@ -306,7 +310,7 @@ class Snmpd:
     def env(self) -> dict[str, str]:
         """Environment for net-snmp command-line tools, isolated like the agent."""
         cli = self.directory / "cli"
-        cli.mkdir(exist_ok=True)
+        persistent_dir(cli)
         return {
             **os.environ,
             "SNMPCONFPATH": str(cli),
@@ -429,19 +433,28 @@ class Snmpd:
         self.stop()
         return self.start()
 
-    def snmpget(self, *oids: str, user: V3User | None = None, tool: str = "snmpget") -> str:
+    def snmpget(
+        self,
+        *oids: str,
+        user: V3User | None = None,
+        tool: str = "snmpget",
+        timeout: float = 5.0,
+    ) -> str:
         """Runs a net-snmp tool against the agent; returns its stdout (``-On -Oqt``).
+
+        ``timeout``: seconds per attempt (two attempts). Long by default: the first request
+        to a ``pass_persist`` script starts it, which on a loaded machine takes seconds.
 
         Raises:
             SnmpdError: the tool failed.
         """
         auth = user.cli_args() if user is not None else ["-v2c", "-c", self.community or ""]
         result = subprocess.run(
-            [tool, "-On", "-Oqt", "-t", "1", "-r", "1", *auth, self.address, *oids],
+            [tool, "-On", "-Oqt", "-t", str(timeout), "-r", "1", *auth, self.address, *oids],
             capture_output=True,
             text=True,
             env=self.env,
-            timeout=30,
+            timeout=120,
             check=False,
         )
         if result.returncode != 0:
@@ -450,6 +463,35 @@ class Snmpd:
 
 
 SnmpdFactory = Callable[..., Snmpd]
+
+_PERSISTENT = pytest.StashKey[Path]()
+
+
+def persistent_dir(path: Path) -> Path:
+    """``path`` made ready as a net-snmp persistent folder (``SNMP_PERSISTENT_DIR``).
+
+    A tool given a folder that does not exist yet makes it and its ``cert_indexes``
+    and says so on stderr ("Created directory: ..."): made here, the tools say nothing.
+    """
+    (path / "cert_indexes").mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The net-snmp tools a test starts with this process's environment keep their
+    # persistent files (snmpapp.conf, cert_indexes) in a folder of this process, not in
+    # /var/lib/snmp, which every xdist worker (and every other run) would share.
+    made = persistent_dir(Path(tempfile.mkdtemp(prefix="netalert-net-snmp-")))
+    config.stash[_PERSISTENT] = made
+    os.environ["SNMP_PERSISTENT_DIR"] = str(made)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = config.stash.get(_PERSISTENT, None)
+    if made is not None:
+        if os.environ.get("SNMP_PERSISTENT_DIR") == str(made):
+            del os.environ["SNMP_PERSISTENT_DIR"]
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @pytest.fixture
