@@ -64,10 +64,9 @@ typecheck: venv
 # first), then the tests marked `timing` (bounded by wall time: loop lag, /healthz
 # latency, sub-second SNMP timeouts) in one process with nothing beside them. Both passes
 # run even when the first fails; the exit status is the first failure's.
-# PYTEST_WORKERS=0 (still the default: 4 once two whole runs in a row are green, see
-# docs/development.md) runs everything in one process. Both passes share one folder
+# PYTEST_WORKERS=0 runs everything in one process (see docs/development.md). Both passes share one folder
 # (tests/support/shared.py): ports, MIB facts, the compiled MIB cache.
-PYTEST_WORKERS ?= 0
+PYTEST_WORKERS ?= 4
 pytest: venv debs
 	@shared=$$(mktemp -d -t netalert-tests-XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
 	export NETALERT_REQUIRE_SNMPD=1 NETALERT_TEST_SHARED="$$shared" && \

@@ -61,6 +61,8 @@ def test_alerts_are_ticked_once_a_second_not_on_every_mail_batch(
     # one mail per trap (each alert its own group), storm folding out of the way; the
     # sender is stopped below, so nothing listens on the SMTP port
     text = mail_config(traps=free_udp_port(), smtp=free_tcp_port(), http=free_tcp_port())
+    # the receiver in this process (the test hands it the traps), not worker processes
+    text = text.replace("[traps]\n", "[traps]\nworkers = 1\n", 1)
     prepared = prepare(load_config_text(text))
 
     async def main() -> tuple[int, int, float, int]:
