@@ -262,8 +262,11 @@ async def test_traps_go_to_the_shards_owner_and_follow_the_shard(
 
     follower = asyncio.create_task(follow())
     try:
-        for _ in range(60):
-            if sorted(len(m.owned()) for m in managers) == [4, 4]:
+        for _ in range(60):  # split, and each node consuming just its shards (as a node
+            # does before it takes traps: a shard lost meanwhile is the fence's to refuse)
+            if sorted(len(m.owned()) for m in managers) == [4, 4] and all(
+                c.shards == m.owned() for m, c in zip(managers, consumers, strict=True)
+            ):
                 break
             await asyncio.sleep(0.1)
         a, b = managers
