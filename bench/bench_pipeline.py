@@ -59,6 +59,7 @@ http = ""
 paths = []
 
 [traps]
+workers = 1  # the receiver in this process: the bench hands it the traps
 listen = ["127.0.0.1:{traps}"]
 communities = ["public"]
 allow = ["127.0.0.0/8"]

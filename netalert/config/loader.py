@@ -43,7 +43,7 @@ __all__ = [
 # Keys whose value is a secret: each may instead be given as KEY_file.
 SECRET_KEYS = frozenset({"password", "auth_password", "priv_password", "community", "postgres"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-MAX_FILE_BYTES = 4 * 1024 * 1024  # config.toml, at most
+MAX_FILE_BYTES = 64 * 1024 * 1024  # config.toml, at most (100,000 devices take about 6 MiB)
 MAX_SECRET_BYTES = 64 * 1024  # a *_file, at most
 MAX_DEPTH = 64  # tables and lists inside each other, at most
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
