@@ -338,10 +338,12 @@ async def run_scale(
     secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     now_after = rss_now_mb()
     await poller.stop()
+    late_p99 = poller.stats.lateness.quantile(0.99)
     failed = sum(v for k, v in poller.stats.polls.items() if k != "ok")
     print(
         f"scale: {devices} devices every {interval:g}s for {secs:.0f}s: {results[0]} polls "
         f"(expected ~{devices * secs / interval:.0f}), overruns {poller.stats.overruns}, "
+        f"missed {poller.stats.missed}, start late p99 <= {late_p99:g} s, "
         f"failed {failed}, CPU {cpu / secs:.2f} core avg, max RSS {rss_mb():.0f} MB, "
         f"RSS {now_before:.0f} MB before start, {now_after:.0f} MB at the end"
     )
@@ -352,6 +354,8 @@ async def run_scale(
         "polls": results[0],
         "expected": devices * secs / interval,
         "overruns": poller.stats.overruns,
+        "missed": poller.stats.missed,
+        "late_p99": late_p99,
         "failed": failed,
         "cpu_cores": cpu / secs,
         "rss_mb": rss_mb(),

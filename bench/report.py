@@ -458,12 +458,18 @@ def _scale(fig: dict[str, Any], big: bool, rss_max: int = 300) -> list[Row]:
         rss,
         *startup,
         Row(
-            f"{what}: overruns, CPU",
-            f"{s['overruns']} overruns, {s['cpu_cores']:.2f} core, {s['failed']} failed",
+            f"{what}: overruns, missed, CPU",
+            f"{s['overruns']} overruns, {s.get('missed', 0)} missed, start late p99 "
+            f"<= {s.get('late_p99', 0):g} s, {s['cpu_cores']:.2f} core, {s['failed']} failed",
             "-",
             "-",
-            "0, <= 1 core",
-            _verdict(s["overruns"] == 0 and s["cpu_cores"] <= 1.0),
+            "0, 0, p99 late <= 10% of interval, <= 1 core",
+            _verdict(
+                s["overruns"] == 0
+                and s.get("missed", 0) == 0
+                and s.get("late_p99", 0) <= s["interval"] / 10
+                and s["cpu_cores"] <= 1.0
+            ),
         ),
     ]
 

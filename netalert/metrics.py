@@ -235,6 +235,16 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Polls that came due while the previous poll of the device still ran.",
         ),
+        Family(
+            "netalert_polls_missed_total",
+            "counter",
+            "Scheduled polls that never ran: not started before the next one came due.",
+        ),
+        Family(
+            "netalert_poll_lateness_seconds",
+            "histogram",
+            "How late each scheduled poll's request started after its due time.",
+        ),
         Family("netalert_polls_in_flight", "gauge", "Polls running now."),
         Family(
             "netalert_poll_sessions",
@@ -594,6 +604,18 @@ class HistogramCounts:
         self._counts[bisect.bisect_left(self._bounds, value)] += 1
         self.count += 1
         self.sum += value
+
+    def quantile(self, q: float) -> float:
+        """The upper bound of the bucket holding quantile ``q`` (0..1) of the observations
+        (0.0 with none; ``inf`` when it lies past the last bound)."""
+        if not self.count:
+            return 0.0
+        wanted, running = q * self.count, 0
+        for bound, n in zip((*self._bounds, float("inf")), self._counts, strict=True):
+            running += n
+            if running >= wanted:
+                return bound
+        return float("inf")
 
     def sample(self, name: str, labels: Mapping[str, str] | None = None) -> HistogramSample:
         """Returns the cumulative buckets as a :class:`HistogramSample` named ``name``."""

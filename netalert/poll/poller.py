@@ -44,6 +44,7 @@ from typing import Any
 
 from netalert.errors import SnmpError
 from netalert.logs import event
+from netalert.metrics import HistogramCounts
 from netalert.poll.backends import make_client
 from netalert.poll.client import (
     Backend,
@@ -91,12 +92,34 @@ class Reachability:
 ReachabilityCallback = Callable[[Reachability], Awaitable[None] | None]
 
 
+# seconds: from "on time" to "a whole 5-minute interval behind"
+LATENESS_BUCKETS: tuple[float, ...] = (
+    0.01,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
+BEHIND_LOG_EVERY = 60.0  # seconds between two poll_schedule_behind warnings
+
+
 @dataclass
 class PollerStats:
     """Counters for /metrics and the closing log line (``netalert_polls_total{result}``)."""
 
     polls: Counter[str] = field(default_factory=Counter)
     overruns: int = 0
+    # runs the scheduler folded into a later one: the loop was too busy to start them
+    missed: int = 0
+    # how late each scheduled poll started (its due time to its request), seconds
+    lateness: HistogramCounts = field(default_factory=lambda: HistogramCounts(LATENESS_BUCKETS))
     implausible_rates: int = 0
     restarts: int = 0
     in_flight: int = 0
@@ -106,7 +129,16 @@ class PollerStats:
 
 
 class _DeviceState:
-    __slots__ = ("failures", "overrun_logged", "plan", "reachable", "running", "tracker")
+    __slots__ = (
+        "due_index",
+        "failures",
+        "first_due",
+        "overrun_logged",
+        "plan",
+        "reachable",
+        "running",
+        "tracker",
+    )
 
     def __init__(self, plan: DevicePlan, namer: Namer) -> None:
         self.plan = plan
@@ -115,6 +147,8 @@ class _DeviceState:
         self.overrun_logged = False
         self.reachable: bool | None = None
         self.failures = 0  # polls in a row without an answer
+        self.first_due = 0.0  # epoch seconds of the first scheduled run (see Poller._schedule)
+        self.due_index = -1  # the last scheduled run that started: first_due + index x interval
 
 
 class Poller:
@@ -152,6 +186,9 @@ class Poller:
         self._stopping = False
         self._idle = asyncio.Event()
         self._active: frozenset[str] | None = None  # None: every device (see set_active)
+        # poll_schedule_behind: late/missed runs since the last warning, and when that was
+        self._behind_since_log = (0, 0, 0.0)
+        self._behind_logged_at = -BEHIND_LOG_EVERY
         for plan in plans:
             self._devices[plan.name] = _DeviceState(plan, self.namer)
             self._by_target[plan.target] = plan.name
@@ -216,8 +253,12 @@ class Poller:
     def _scheduled(self) -> set[str]:
         return set(self._devices) if self._active is None else set(self._active)
 
-    async def poll(self, name: str) -> PollResult:
+    async def poll(self, name: str, *, due: float | None = None) -> PollResult:
         """Polls device ``name`` once now and returns (and reports) the result.
+
+        ``due``: when its schedule wanted this poll (epoch seconds, the scheduler's own
+        clock); how late the request starts, waiting for a ``max_in_flight`` slot
+        included, goes to ``stats.lateness``.
 
         Raises:
             KeyError: no such device.
@@ -231,6 +272,8 @@ class Poller:
         self._idle.clear()
         try:
             async with self._limit:
+                if due is not None:
+                    self._late(state, time.time() - due)
                 self.stats.in_flight += 1
                 self.stats.max_in_flight_seen = max(
                     self.stats.max_in_flight_seen, self.stats.in_flight
@@ -418,14 +461,55 @@ class Poller:
         state.overrun_logged = False
         if self._stopping:
             return
+        due = self._due(state)
         try:
-            await self.poll(name)
+            await self.poll(name, due=due)
         except asyncio.CancelledError:
             # stop() gave up waiting for this poll (queued behind max_in_flight):
             # end quietly instead of a traceback per device in APScheduler's log.
             return
         except Exception:  # a scheduler job must never die
             log.exception(event("poll_crashed", device=name))
+
+    def _due(self, state: _DeviceState) -> float:
+        """The scheduled time of the run starting now; runs skipped since the last one
+        (the scheduler coalesces runs it could not start in time) count as missed."""
+        interval = state.plan.interval
+        now = time.time()
+        # 1 ms of slack: a run the scheduler starts on time must not round down a step
+        index = max(0, int((now - state.first_due) / interval + 0.001)) if interval > 0 else 0
+        skipped = index - state.due_index - 1
+        if skipped > 0:
+            self.stats.missed += skipped
+            late, missed, worst = self._behind_since_log
+            self._behind_since_log = (late, missed + skipped, worst)
+        state.due_index = max(index, state.due_index + 1)
+        return state.first_due + index * interval
+
+    def _late(self, state: _DeviceState, lateness: float) -> None:
+        lateness = max(0.0, lateness)
+        self.stats.lateness.observe(lateness)
+        late, missed, worst = self._behind_since_log
+        if lateness > state.plan.interval / 2:
+            late, worst = late + 1, max(worst, lateness)
+            self._behind_since_log = (late, missed, worst)
+        if not (late or missed):
+            return
+        now = time.monotonic()
+        if now - self._behind_logged_at < BEHIND_LOG_EVERY:
+            return
+        self._behind_logged_at = now
+        self._behind_since_log = (0, 0, 0.0)
+        log.warning(
+            event(
+                "poll_schedule_behind",
+                late=late,
+                missed=missed,
+                worst_late=f"{worst:.1f}s",
+                note="polls start over half an interval late or are skipped: "
+                "too many devices for this core, or the loop is blocked",
+            )
+        )
 
     def start(self, *, spread: bool = True) -> None:
         """Schedules every device (every active one, see :meth:`set_active`) on the
@@ -456,6 +540,8 @@ class Poller:
         # from the previous *jittered* one, which stretched every interval.
         start = plan.offset + plan.jitter * plan.interval * random.random() if spread else 0.0
         first = now + timedelta(seconds=start)
+        state = self._devices[name]
+        state.first_due, state.due_index = first.timestamp(), -1
         scheduler.add_job(
             self._job,
             IntervalTrigger(seconds=plan.interval, start_date=first, timezone=UTC),
@@ -488,6 +574,7 @@ class Poller:
                 "poller_stopped",
                 polls=dict(self.stats.polls),
                 overruns=self.stats.overruns,
+                missed=self.stats.missed,
                 implausible_rates=self.stats.implausible_rates,
                 restarts=self.stats.restarts,
             )

@@ -77,6 +77,8 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
     def read() -> list[Sample]:
         out = counter_samples("netalert_polls_total", "result", stats.polls)
         out.append(MetricSample("netalert_poll_overruns_total", stats.overruns))
+        out.append(MetricSample("netalert_polls_missed_total", stats.missed))
+        out.append(stats.lateness.sample("netalert_poll_lateness_seconds"))
         out.append(MetricSample("netalert_polls_in_flight", stats.in_flight))
         if stats.sessions:
             kept = [s for _, s in stats.sessions]
