@@ -50,7 +50,10 @@ def silence_add(
     match: Annotated[
         list[str],
         typer.Option(
-            "--match", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX", metavar="MATCHER"
+            "--match",
+            "-m",
+            help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX",
+            metavar="MATCHER",
         ),
     ],
     duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h", metavar="DURATION")],
