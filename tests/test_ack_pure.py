@@ -11,7 +11,7 @@ from netalert.ack.commands import Verb, parse_command
 from netalert.ack.policy import authenticated, from_address, is_operator, loop_reason
 from netalert.ack.token import TOKEN_CHARS, mac, make_token, parse_token, token_pattern
 from netalert.config import load_config_text
-from netalert.errors import ConfigError
+from netalert.errors import ConfigError, NetalertError
 
 KEY = b"k" * 32
 
@@ -194,3 +194,40 @@ def test_html_text_is_linear_on_hostile_markup(html: str) -> None:
     text = html_text("<p>ack</p>" + html)
     assert time.monotonic() - started < 5.0
     assert text.split()[0] == "ack"
+
+
+def test_an_unknown_alert_id_says_where_the_ids_are() -> None:
+    # `netalert alerts` prints no ids: the message points at the JSON that has them
+    from netalert.ack.cli import find_alert
+    from netalert.alerts.model import Alert, AlertState
+
+    alert = Alert(
+        fingerprint="881f1c388cc3ad0d",
+        rule="LinkDown",
+        severity="warning",
+        device="sw1",
+        labels={},
+        annotations={},
+        state=AlertState.FIRING,
+        starts_at=1.0,
+        ends_at=None,
+        updated_at=1.0,
+        value="linkDown",
+        count=1,
+        flapping=False,
+        silenced=False,
+        source="trap",
+    )
+    assert find_alert([alert], "881f1c") is alert
+    with pytest.raises(NetalertError) as unknown:
+        find_alert([alert], "ffffff")
+    assert str(unknown.value) == (
+        "no firing alert with id 'ffffff' (the id is the fingerprint"
+        " `netalert alerts --json` prints, or 6 or more of its first characters)"
+    )
+    with pytest.raises(NetalertError) as short:
+        find_alert([alert], "881f")
+    assert str(short.value) == (
+        "alert id '881f' is too short: give 6 or more characters of its fingerprint"
+        " (`netalert alerts --json`)"
+    )

@@ -60,6 +60,14 @@ def netalert(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def alerting(path: Path) -> Alerting:
+    """The rule engine of the config at ``path`` on its SQLite state, as the agent has it."""
+    config = load_config(path)
+    return Alerting(
+        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
+    )
+
+
 def write(tmp_path: Path, expr: str) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(CONFIG.format(expr=expr))
@@ -84,10 +92,7 @@ def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
     assert netalert("alerts", "-c", str(path), cwd=tmp_path).stdout == "no active alerts\n"
     assert not (tmp_path / "state").exists()  # listing does not create state
 
-    config = load_config(path)
-    engine = Alerting(
-        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
-    )
+    engine = alerting(path)
     rows = {
         "1": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0\x1b[31m"},
         "2": {"ifOperStatus": 1, "ifAdminStatus": 1, "ifDescr": b"eth1"},
@@ -129,10 +134,7 @@ def test_alerts_with_a_bad_config_exits_2(tmp_path: Path) -> None:
 
 def test_alerts_marks_a_cut_value(tmp_path: Path) -> None:
     path = write(tmp_path, "ifDescr != '' and ifOperStatus == 'down'")
-    config = load_config(path)
-    engine = Alerting(
-        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
-    )
+    engine = alerting(path)
     long = "GigabitEthernet0/0/1 uplink to core router 7, building B"
     short = "Gi0/0/2 uplink"
     rows = {
@@ -151,10 +153,7 @@ def test_alerts_marks_a_cut_value(tmp_path: Path) -> None:
 
 def test_ack_and_unack_from_the_shell(tmp_path: Path) -> None:
     path = write(tmp_path, "ifOperStatus == 'down'")
-    config = load_config(path)
-    engine = Alerting(
-        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
-    )
+    engine = alerting(path)
     rows = {"1": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0"}}
     [fired] = engine.on_poll(Device("sw1").poll(1.8e9, rows), 1.8e9)
     fp = fired.fingerprint
@@ -186,3 +185,31 @@ def test_ack_and_unack_from_the_shell(tmp_path: Path) -> None:
     unknown = netalert("ack", "ffffffffffffffff", "-c", str(path), cwd=tmp_path)
     assert unknown.returncode == 1
     assert "no firing alert with id 'ffffffffffffffff'" in unknown.stderr
+
+
+def test_alerts_shows_which_alerts_a_silence_mutes(tmp_path: Path) -> None:
+    # an operator who just ran `silence add` sees it take effect in `netalert alerts`
+    path = write(tmp_path, "ifOperStatus == 'down'")
+    engine = alerting(path)
+    rows = {
+        "1": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth0"},
+        "2": {"ifOperStatus": 2, "ifAdminStatus": 1, "ifDescr": b"eth1"},
+    }
+    fired = engine.on_poll(unlabelled(Device("sw1").poll(1_800_000_000.0, rows)), 1_800_000_000.0)
+    assert len(fired) == 2
+    added = netalert(
+        "silence", "add", "--match", "ifIndex=1", "--for", "1h", "--comment", "card swap",
+        "-c", str(path), cwd=tmp_path,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    silence = added.stdout.strip()
+
+    table = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
+    assert [line.split()[0] for line in table] == ["STATE", "firing,silenced", "firing"]
+    assert table[1].endswith("ifIndex=1") and table[2].endswith("ifIndex=2")
+    data = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
+    assert {row["labels"]["ifIndex"]: row["silence"] for row in data} == {"1": silence, "2": None}
+
+    assert netalert("silence", "expire", silence, "-c", str(path), cwd=tmp_path).returncode == 0
+    table = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
+    assert [line.split()[0] for line in table] == ["STATE", "firing", "firing"]

@@ -79,3 +79,11 @@ def test_traps_listen_help_names_the_config_key() -> None:
     result = CliRunner().invoke(app, ["traps", "--help"])
     flat = _flat(result.output)
     assert "instead of [traps].listen" in flat, flat
+
+
+def test_silence_match_help_lists_every_matcher_form() -> None:
+    # the four forms docs/email.md lists (Matchers), negative regex included
+    result = CliRunner().invoke(app, ["silence", "add", "--help"])
+    flat = _flat(result.output)
+    for form in ("NAME=VALUE", "NAME!=VALUE", "NAME=~REGEX", "NAME!~REGEX"):
+        assert form in flat, flat

@@ -164,3 +164,18 @@ def test_a_fixed_engine_id_is_refused_on_a_cluster_node() -> None:
         "(informs go to one node, see docs/cluster.md)"
     ]
     assert load_config_text(text.partition("[cluster]")[0], env={}).traps.engine_id
+
+
+def test_check_config_summary_names_the_node_and_says_what_it_did_not_check() -> None:
+    # check-config never connects: a newcomer is told so, and where to look instead
+    from netalert.config.summary import summary
+
+    config = load_config_text(f'[cluster]\npostgres = "{DSN}"\nnode = "nms-a"\n', env={})
+    lines = summary(config, Path("config.toml")).splitlines()
+    assert (
+        "  cluster: node nms-a, 64 shards (PostgreSQL and NATS not contacted:"
+        " netalert cluster status does)"
+    ) in lines
+    assert not any("pw" in line for line in lines)
+    plain = summary(load_config_text("", env={}), Path("config.toml"))
+    assert "cluster" not in plain

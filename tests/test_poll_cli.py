@@ -164,3 +164,15 @@ def test_address_by_host_name(agent: Snmpd) -> None:
     code, out, err = run(PollOptions(f"localhost:{agent.port}", community="c0mm"))
     assert (code, err) == (0, "")
     assert "SNMPv2-MIB::sysName.0 = edge-3" in out.splitlines()
+
+
+def test_an_unknown_name_names_the_option_that_gave_it(agent: Snmpd) -> None:
+    # a typo in --walk or --get: the line names that option (as config errors name their key)
+    for option, names in (
+        ("--walk", {"walk": ("IF-MIB::ifOperStatu",)}),
+        ("--get", {"get": ("SNMPv2-MIB::sysNam.0",)}),
+    ):
+        code, out, err = run(PollOptions(agent.address, community="c0mm", **names))
+        assert (code, out) == (2, "")
+        assert err.startswith(f"{option}: unknown MIB name "), err
+        assert "did you mean" in err

@@ -246,3 +246,28 @@ def test_a_broken_test_file_exits_2_with_path_and_message(
     result = _netalert("test", "rules", "rules_test.toml", cwd=workdir)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"rules_test.toml: {message}" in result.stderr, result.stderr
+
+
+def test_the_worked_example_of_the_docs_runs_as_written(tmp_path: Path, mib_cache: Path) -> None:
+    # docs/rules.md "A worked example", steps 1 to 4: the config and the test file as
+    # the docs show them give the output the docs show, and the fix makes both pass
+    import re
+
+    from tests.support.markdown import section
+
+    text = section((ROOT / "docs" / "rules.md").read_text(), "A worked example")
+    config, tests = re.findall(r"```toml\n(.*?)```", text, re.DOTALL)[:2]
+    shown = re.search(r"\$ netalert test rules linkdown_test.toml\n(.*?)\$ echo", text, re.DOTALL)
+    assert shown is not None
+    shutil.copytree(mib_cache, tmp_path / "var" / "mibs")
+    (tmp_path / "config.toml").write_text(config)
+    (tmp_path / "linkdown_test.toml").write_text(tests)
+    first = _netalert("test", "rules", "linkdown_test.toml", cwd=tmp_path)
+    assert (first.returncode, first.stdout) == (1, shown.group(1)), first.stderr
+
+    fixed = config.replace('severity = "warning"\n', 'severity = "warning"\nfor = "1m"\n', 1)
+    assert fixed != config
+    (tmp_path / "config.toml").write_text(fixed)
+    second = _netalert("test", "rules", "linkdown_test.toml", cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "rule tests: 2 passed, 0 failed" in second.stdout

@@ -29,8 +29,16 @@ def find_alert(alerts: list[Alert], alert_id: str) -> Alert:
         if len(wanted) >= _PREFIX_MIN
         else []
     )
-    if not found:
-        raise NetalertError(f"no firing alert with id {alert_id!r} (netalert alerts lists them)")
+    if not found and not exact and len(wanted) < _PREFIX_MIN:
+        raise NetalertError(
+            f"alert id {alert_id!r} is too short: give {_PREFIX_MIN} or more characters"
+            " of its fingerprint (`netalert alerts --json`)"
+        )
+    if not found:  # the table of `netalert alerts` has no ids: the JSON has them
+        raise NetalertError(
+            f"no firing alert with id {alert_id!r} (the id is the fingerprint"
+            f" `netalert alerts --json` prints, or {_PREFIX_MIN} or more of its first characters)"
+        )
     if len(found) > 1:
         raise NetalertError(f"alert id {alert_id!r} is ambiguous: give more of it")
     return found[0]

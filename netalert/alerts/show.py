@@ -22,10 +22,13 @@ def _when(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def alert_table(alerts: list[Alert], *, acked: Collection[str] = ()) -> str:
+def alert_table(
+    alerts: list[Alert], *, acked: Collection[str] = (), silenced: Collection[str] = ()
+) -> str:
     """One line per alert under a header; labels other than rule/severity/device last.
 
-    A VALUE longer than 40 characters is cut and ends in "…" (``--json`` has it whole).
+    ``acked`` and ``silenced`` are fingerprints, shown in STATE. A VALUE longer than
+    40 characters is cut and ends in "…" (``--json`` has it whole).
     """
     header = ("STATE", "SEVERITY", "RULE", "DEVICE", "SINCE", "VALUE", "COUNT", "LABELS")
     rows: list[tuple[str, ...]] = []
@@ -35,6 +38,8 @@ def alert_table(alerts: list[Alert], *, acked: Collection[str] = ()) -> str:
             state += ",flapping"
         if a.silenced:
             state += ",inhibited"
+        if a.fingerprint in silenced:  # an active silence covers it (issue 19)
+            state += ",silenced"
         if a.fingerprint in acked:  # [ack] (issue 17)
             state += ",acked"
         labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _FIXED)

@@ -28,9 +28,12 @@ def alerts_command(
 ) -> None:
     """List active alerts (pending and firing) from the state database."""
     import json
+    import time
 
     from netalert.ack.cli import ack_json, current_acks
     from netalert.alerts.show import alert_json, alert_table
+    from netalert.cli.silences import read_silences
+    from netalert.notify.silences import is_silenced
     from netalert.state.db import DB_NAME
 
     cfg = _config(config)
@@ -41,11 +44,23 @@ def alerts_command(
         with _ack_state(cfg) as (tables, alerts):
             found = alerts()
             acks = current_acks(tables.acks(), found)  # [ack] (issue 17)
+    now = time.time()
+    silences = read_silences(cfg, now) if found else []
+    # the silence muting each alert now, as the silence stage would judge it (issue 19)
+    muted = {a.fingerprint: is_silenced(silences, a.labels, now) for a in found}
     if as_json:
-        rows = [{**alert_json(a), "ack": ack_json(acks.get(a.fingerprint))} for a in found]
+        rows = [
+            {
+                **alert_json(a),
+                "ack": ack_json(acks.get(a.fingerprint)),
+                "silence": muted[a.fingerprint],
+            }
+            for a in found
+        ]
         print(json.dumps(rows, indent=2))
         return
-    print(alert_table(found, acked=set(acks)) if found else "no active alerts")
+    silenced = {fp for fp, sid in muted.items() if sid is not None}
+    print(alert_table(found, acked=set(acks), silenced=silenced) if found else "no active alerts")
 
 
 def _config(config: Path | None) -> Config:

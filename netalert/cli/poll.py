@@ -184,11 +184,13 @@ def _plan(options: PollOptions, tree: MibTreeLike) -> DevicePlan:
                 ),
             )
     if gets or walks:
+        option = "--get"  # an unknown name is reported with the option that gave it
         try:
             get_oids = [resolve_oid(tree, n, instance=True) for n in gets]
+            option = "--walk"
             walk_oids = [resolve_oid(tree, n, instance=False) for n in walks]
         except NetalertError as exc:
-            raise ConfigError([f"oid: {exc}"]) from None
+            raise ConfigError([f"{option}: {exc}"]) from None
         plan = replace(
             plan,
             get=tuple(dict.fromkeys([SYS_UPTIME, *get_oids])),

@@ -47,11 +47,8 @@ def routes_test(
     import json
     import time
 
-    from netalert.errors import StateError
+    from netalert.cli.silences import read_silences
     from netalert.notify.explain import explain, parse_labels
-    from netalert.notify.silences import Silence, SilenceStore
-    from netalert.state import open_database
-    from netalert.state.db import DB_NAME
 
     try:
         wanted = parse_labels(labels)
@@ -60,23 +57,7 @@ def routes_test(
     cfg = load_or_exit(config)
     assert cfg is not None
     now = time.time()
-    silences: list[Silence] = []
-    if cfg.cluster is not None:  # the silences every node shares
-        from netalert.cluster.shared import PgSilenceStore
-
-        try:
-            silences = PgSilenceStore(cfg.cluster.postgres.get_secret_value()).list(now)
-        except StateError as exc:
-            raise fail(str(exc), 1) from None
-    elif (cfg.agent.state_dir / DB_NAME).exists():  # no state yet: no silence either
-        try:
-            db = open_database(cfg.agent.state_dir)
-            try:
-                silences = SilenceStore(db).list(now)
-            finally:
-                db.close()
-        except StateError as exc:
-            raise fail(str(exc), 1) from None
+    silences = read_silences(cfg, now)
     found = explain(cfg.routes, cfg.maintenance, silences, wanted, now)
     if as_json:
         print(json.dumps(found.as_json(), indent=2, ensure_ascii=False))

@@ -14,7 +14,8 @@ from netalert.cliformat import Command, Group
 from netalert.errors import ConfigError
 
 if TYPE_CHECKING:
-    from netalert.notify.silences import Silences
+    from netalert.config.models import Config
+    from netalert.notify.silences import Silence, Silences
 
 
 silence_app = typer.Typer(
@@ -45,12 +46,42 @@ def _silence_store(config: Path | None) -> Silences:
     return SilenceStore(db)
 
 
+def read_silences(cfg: Config, now: float) -> list[Silence]:
+    """The silences of ``cfg``'s agent not yet expired at ``now`` (``[cluster]``: PostgreSQL's).
+
+    An agent with no state yet has none, and reading creates no state. Exits 1 (printed)
+    when the state cannot be read.
+    """
+    from netalert.errors import StateError
+    from netalert.notify.silences import SilenceStore
+    from netalert.state import open_database
+    from netalert.state.db import DB_NAME
+
+    try:
+        if cfg.cluster is not None:  # the silences every node shares
+            from netalert.cluster.shared import PgSilenceStore
+
+            return PgSilenceStore(cfg.cluster.postgres.get_secret_value()).list(now)
+        if not (cfg.agent.state_dir / DB_NAME).exists():
+            return []
+        db = open_database(cfg.agent.state_dir)
+        try:
+            return SilenceStore(db).list(now)
+        finally:
+            db.close()
+    except StateError as exc:
+        raise fail(str(exc), 1) from None
+
+
 @silence_app.command(cls=Command, name="add")
 def silence_add(
     match: Annotated[
         list[str],
         typer.Option(
-            "--match", "-m", help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX", metavar="MATCHER"
+            "--match",
+            "-m",
+            help="NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX",
+            metavar="MATCHER",
         ),
     ],
     duration: Annotated[str, typer.Option("--for", help="how long, e.g. 2h", metavar="DURATION")],

@@ -31,4 +31,10 @@ def summary(config: Config, path: Path) -> str:
         f"  smtp: {smtp.host}:{smtp.port} ({smtp.security})",
         f"  status page: {'http://' + str(config.agent.http) if config.agent.http else 'disabled'}",
     ]
+    cluster = config.cluster
+    if cluster is not None:  # its servers are named by secrets: only what is not one
+        lines.append(
+            f"  cluster: node {cluster.node}, {cluster.shards} shards"
+            " (PostgreSQL and NATS not contacted: netalert cluster status does)"
+        )
     return "\n".join(lines)
