@@ -7,7 +7,7 @@ decides what they do to the alerts (``for``, counts, confirm schedule).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,11 +27,19 @@ from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import NO_HISTORY
 from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.trapcache import Lru
-from netalert.rules.trapenv import Named, TrapView, clear_key, confirm_index, key_labels, view
+from netalert.rules.trapenv import (
+    Named,
+    TrapView,
+    clear_key,
+    confirm_index,
+    key_labels,
+    view,
+)
+from netalert.rules.trapenv import trap_device as trap_device_of
 from netalert.rules.trapindex import Hit, TrapIndex, scan
 from netalert.snmp.types import TrapEvent
 
-__all__ = ["TrapRules", "trap_origin"]
+__all__ = ["Matches", "TrapContext", "TrapRules", "trap_origin", "wire_matches"]
 
 _EMPTY: Mapping[str, str] = {}
 
@@ -39,6 +47,13 @@ _EMPTY: Mapping[str, str] = {}
 _LabelsKey = tuple[str, str, tuple[tuple[str, str], ...]]
 # ... and what follows from it: (labels, fingerprint, lookup key, labels label_text cut).
 _Identity = tuple[Mapping[str, str], str, str, int]
+# One observation of a trap as a trap worker hands it to the agent (builtin values only):
+# (rule, "o" occurred | "c" cleared, key, labels or None, fingerprint or None, value,
+# confirm index or None).
+_Match = tuple[str, str, str, dict[str, str] | None, str | None, str, str | None]
+# A trap's observations so (what :meth:`TrapRules.observed` takes), and the labels
+# cut on the way (counted by the agent as if it had cut them).
+Matches = tuple[tuple[_Match, ...], int]
 
 
 class TrapRules:
@@ -100,6 +115,56 @@ class TrapRules:
                 out.append(self._clear(rule, event, trap, context))
             elif rule.where is None or truth(rule.where, trap.names, NO_HISTORY) is True:
                 out.append(self._fire(rule, event, trap, labels, context))
+        return out
+
+    def observed(self, event: TrapEvent, matches: Matches) -> list[Observation]:
+        """The observations :meth:`on_trap` makes of ``event``, from what a trap worker
+        found with the same rule set (:func:`wire_matches`): the rules are not matched
+        again; the names the templates see are worked out only if they read them."""
+        found, cut = matches
+        if cut:
+            LABEL_STATS.cut += cut
+        if not found:
+            return []
+        policies = self._policies
+        names = _LazyNames(event, self)
+        device = trap_device_of(event)
+        out: list[Observation] = []
+        for rule, kind, key, labels, print_, value, index in found:
+            if kind == "c":
+                out.append(
+                    Observation(
+                        policies[rule],
+                        key,
+                        device,
+                        Event.CLEARED,
+                        value=value,
+                        context=TrapContext(names, origin=False),
+                        varbinds=event.varbinds,
+                    )
+                )
+                continue
+            out.append(
+                Observation(
+                    policies[rule],
+                    key,
+                    device,
+                    Event.OCCURRED,
+                    labels=labels,
+                    fingerprint=print_,
+                    value=value,
+                    context=TrapContext(names, origin=True),
+                    varbinds=event.varbinds,
+                    extra={
+                        "trap": {
+                            "source": event.source,
+                            "community": event.community,
+                            "version": event.version,
+                        }
+                    },
+                    confirm_index=index,
+                )
+            )
         return out
 
     def _identity(
@@ -247,3 +312,75 @@ def trap_origin(event: TrapEvent) -> str:
     host = f"[{event.source}]" if ":" in event.source else event.source
     kind = f"SNMPv3 user {event.user}" if event.version == "3" else f"SNMPv{event.version}"
     return f"{host}:{event.source_port} ({kind}{', inform' if event.inform else ''})"
+
+
+def wire_matches(observations: Sequence[Observation], cut: int) -> Matches:
+    """What :meth:`TrapRules.on_trap` said of a trap, as builtin values for the agent."""
+    out: list[_Match] = []
+    for obs in observations:
+        if obs.event is Event.CLEARED:
+            out.append((obs.policy.name, "c", obs.key, None, None, obs.value, None))
+        else:
+            labels = dict(obs.labels) if obs.labels is not None else None
+            out.append(
+                (
+                    obs.policy.name,
+                    "o",
+                    obs.key,
+                    labels,
+                    obs.fingerprint,
+                    obs.value,
+                    obs.confirm_index,
+                )
+            )
+    return tuple(out), cut
+
+
+class _LazyNames:
+    """A trap's names as its rules see them, worked out when first asked for."""
+
+    __slots__ = ("_event", "_names", "_rules")
+
+    def __init__(self, event: TrapEvent, rules: TrapRules) -> None:
+        self._event, self._rules = event, rules
+        self._names: dict[str, Any] | None = None
+
+    def context(self, origin: bool) -> dict[str, Any]:
+        if self._names is None:
+            rules = self._rules
+            self._names = {
+                **view(self._event, rules.rules.cache, rules._named).names,
+                "varbinds": self._event.varbinds,
+            }
+        if origin:
+            return {**self._names, "trap_source": trap_origin(self._event)}
+        return dict(self._names)
+
+
+class TrapContext(Mapping[str, Any]):
+    """An observation's context (its trap's names) built at the first read: the alert
+    stage reads it only to render a rule's templates."""
+
+    __slots__ = ("_data", "_names", "_origin")
+
+    def __init__(self, names: _LazyNames, *, origin: bool) -> None:
+        self._names, self._origin = names, origin
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            data = self._data = self._names.context(self._origin)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())
