@@ -37,11 +37,12 @@ from netalert.rules.trapenv import (
 )
 from netalert.rules.trapenv import trap_device as trap_device_of
 from netalert.rules.trapindex import Hit, TrapIndex, scan
-from netalert.snmp.types import TrapEvent
+from netalert.snmp.types import TrapEvent, maker
 
 __all__ = ["Matches", "TrapContext", "TrapRules", "trap_origin", "wire_matches"]
 
 _EMPTY: Mapping[str, str] = {}
+_observation = maker(Observation)  # every field in order (the trap path's hot loop)
 
 # An alert's identity as a fired trap gives it: (rule, device, key labels in order).
 _LabelsKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -130,41 +131,31 @@ class TrapRules:
         names = _LazyNames(event, self)
         device = trap_device_of(event)
         out: list[Observation] = []
+        make = _observation
         for rule, kind, key, labels, print_, value, index in found:
-            if kind == "c":
+            if kind == "c":  # as _clear makes it
                 out.append(
-                    Observation(
-                        policies[rule],
-                        key,
-                        device,
-                        Event.CLEARED,
-                        value=value,
-                        context=TrapContext(names, origin=False),
-                        varbinds=event.varbinds,
+                    make(
+                        policies[rule], key, device, Event.CLEARED, None, None, None, None,
+                        value, TrapContext(names, origin=False), event.varbinds, None, None,
+                        True, None, None,
                     )
-                )
+                )  # fmt: skip
                 continue
-            out.append(
-                Observation(
-                    policies[rule],
-                    key,
-                    device,
-                    Event.OCCURRED,
-                    labels=labels,
-                    fingerprint=print_,
-                    value=value,
-                    context=TrapContext(names, origin=True),
-                    varbinds=event.varbinds,
-                    extra={
-                        "trap": {
-                            "source": event.source,
-                            "community": event.community,
-                            "version": event.version,
-                        }
-                    },
-                    confirm_index=index,
+            extra = {
+                "trap": {
+                    "source": event.source,
+                    "community": event.community,
+                    "version": event.version,
+                }
+            }
+            out.append(  # as _fire makes it
+                make(
+                    policies[rule], key, device, Event.OCCURRED, labels, print_, None, None,
+                    value, TrapContext(names, origin=True), event.varbinds, extra, index,
+                    True, None, None,
                 )
-            )
+            )  # fmt: skip
         return out
 
     def _identity(
