@@ -1,7 +1,7 @@
 """Trap rules matched in a trap worker, applied by the agent (netalert.rules.trapflow).
 
 A worker evaluates a trap with its own rule set, compiled from the same config,
-and hands the agent :func:`wire_matches` of the observations; the agent's
+and hands the agent what :meth:`TrapRules.matches` found; the agent's
 :meth:`TrapRules.observed` must give the alert stage exactly the observations its
 own :meth:`TrapRules.on_trap` would have made (fire, clear, where, key, value,
 confirm, labels cut), and count a cut label as it would have.
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from netalert.alerts import LABEL_STATS
 from netalert.config import load_config_text
 from netalert.rules.engine import RuleEngine
-from netalert.rules.trapflow import TrapContext, TrapRules, wire_matches
+from netalert.rules.trapflow import TrapContext, TrapRules
 from netalert.snmp.types import TrapEvent
 from tests.test_rules_trapcache import _TRAPS, TREE, link
 from tests.test_rules_trapcache import RULES as BASE
@@ -62,8 +62,8 @@ def test_the_agent_gets_the_observations_it_would_have_made(traps: list[TrapEven
         expected = agent.on_trap(event)
         own_cut = LABEL_STATS.cut - cut
         cut = LABEL_STATS.cut
-        found = worker.on_trap(event)
-        matches = wire_matches(found, LABEL_STATS.cut - cut)
+        matches = worker.matches(event)
+        assert matches[1] == LABEL_STATS.cut - cut == own_cut  # cut once, counted once
         # what crosses the channel is marshal's: builtin values only
         matches = marshal.loads(marshal.dumps(matches))
         LABEL_STATS.cut = cut  # the worker's count stays in the worker
@@ -77,7 +77,7 @@ def test_the_agent_gets_the_observations_it_would_have_made(traps: list[TrapEven
 def test_the_context_is_built_only_when_read() -> None:
     rules = TrapRules(AGENT.rules, AGENT.policy.rules)
     event = link("linkDown", 3, "uplink", admin=1, device="sw1")
-    (matches,) = [wire_matches(TrapRules(WORKER.rules, WORKER.policy.rules).on_trap(event), 0)]
+    matches = TrapRules(WORKER.rules, WORKER.policy.rules).matches(event)
     observed = rules.observed(event, matches)
     assert {o.policy.name for o in observed} == {
         "LinkDown",

@@ -39,7 +39,7 @@ from netalert.rules.trapenv import trap_device as trap_device_of
 from netalert.rules.trapindex import Hit, TrapIndex, scan
 from netalert.snmp.types import TrapEvent, maker
 
-__all__ = ["Matches", "TrapContext", "TrapRules", "trap_origin", "wire_matches"]
+__all__ = ["Matches", "TrapContext", "TrapRules", "trap_origin"]
 
 _EMPTY: Mapping[str, str] = {}
 _observation = maker(Observation)  # every field in order (the trap path's hot loop)
@@ -102,25 +102,51 @@ class TrapRules:
     def on_trap(self, event: TrapEvent) -> list[Observation]:
         """Matches one trap against the trap rules: what it fires, repeats or clears."""
         out: list[Observation] = []
+        context: dict[str, Any] | None = None
+        for rule, clears, trap, labels in self._applicable(event):
+            if context is None:  # per trap, once one rule matches it
+                context = {**trap.names, "varbinds": event.varbinds}
+            if clears:
+                out.append(self._clear(rule, event, trap, context))
+            else:
+                out.append(self._fire(rule, event, trap, labels, context))
+        return out
+
+    def matches(self, event: TrapEvent) -> Matches:
+        """What :meth:`on_trap` makes of ``event``, as builtin values (a trap worker's,
+        for the agent's :meth:`observed`), and the labels cut on the way."""
+        cut = LABEL_STATS.cut
+        out: list[_Match] = []
+        for rule, clears, trap, labels in self._applicable(event):
+            if clears:
+                key = alert_key("trap", rule.name, trap.device, clear_key(key_labels(rule, trap)))
+                out.append((rule.name, "c", key, None, None, trap.trap, None))
+            else:
+                all_labels, print_, key, value, index = self._occurred(rule, event, trap, labels)
+                out.append((rule.name, "o", key, dict(all_labels), print_, value, index))
+        return tuple(out), LABEL_STATS.cut - cut
+
+    def _applicable(
+        self, event: TrapEvent
+    ) -> Iterator[tuple[TrapRule, bool, TrapView, Mapping[str, str]]]:
+        """The rules ``event`` fires (False) or clears (True), with its view and its
+        device's labels."""
         trap: TrapView | None = None
         labels = _EMPTY
-        context: dict[str, Any] = {}
         for rule, _fires, clears in self._hits(event.trap_oid, event.trap_name):
             if trap is None:  # per trap, once one rule may match it
                 trap = view(event, self.rules.cache, self._named)
                 labels = self.rules.device_labels.get(trap.device, _EMPTY)
-                context = {**trap.names, "varbinds": event.varbinds}
             if not applies(rule, trap.device, labels):
                 continue
             if clears:
-                out.append(self._clear(rule, event, trap, context))
+                yield rule, True, trap, labels
             elif rule.where is None or truth(rule.where, trap.names, NO_HISTORY) is True:
-                out.append(self._fire(rule, event, trap, labels, context))
-        return out
+                yield rule, False, trap, labels
 
     def observed(self, event: TrapEvent, matches: Matches) -> list[Observation]:
         """The observations :meth:`on_trap` makes of ``event``, from what a trap worker
-        found with the same rule set (:func:`wire_matches`): the rules are not matched
+        found with the same rule set (:meth:`matches`): the rules are not matched
         again; the names the templates see are worked out only if they read them."""
         found, cut = matches
         if cut:
@@ -181,14 +207,10 @@ class TrapRules:
             ),
         )
 
-    def _fire(
-        self,
-        rule: TrapRule,
-        event: TrapEvent,
-        trap: TrapView,
-        labels: Mapping[str, str],
-        context: Mapping[str, Any],
-    ) -> Observation:
+    def _occurred(
+        self, rule: TrapRule, event: TrapEvent, trap: TrapView, labels: Mapping[str, str]
+    ) -> tuple[Mapping[str, str], str, str, str, str | None]:
+        """A firing trap's alert labels, fingerprint and key, its value, its confirm index."""
         all_labels, print_, key, _ = self._identity(
             rule, trap.device, key_labels(rule, trap), labels
         )
@@ -198,6 +220,17 @@ class TrapRules:
         index = None
         if rule.confirm is not None:
             index = confirm_index(rule, event, trap, self.rules.cache)
+        return all_labels, print_, key, value, index
+
+    def _fire(
+        self,
+        rule: TrapRule,
+        event: TrapEvent,
+        trap: TrapView,
+        labels: Mapping[str, str],
+        context: Mapping[str, Any],
+    ) -> Observation:
+        all_labels, print_, key, value, index = self._occurred(rule, event, trap, labels)
         return Observation(
             self._policies[rule.name],
             key,
@@ -303,28 +336,6 @@ def trap_origin(event: TrapEvent) -> str:
     host = f"[{event.source}]" if ":" in event.source else event.source
     kind = f"SNMPv3 user {event.user}" if event.version == "3" else f"SNMPv{event.version}"
     return f"{host}:{event.source_port} ({kind}{', inform' if event.inform else ''})"
-
-
-def wire_matches(observations: Sequence[Observation], cut: int) -> Matches:
-    """What :meth:`TrapRules.on_trap` said of a trap, as builtin values for the agent."""
-    out: list[_Match] = []
-    for obs in observations:
-        if obs.event is Event.CLEARED:
-            out.append((obs.policy.name, "c", obs.key, None, None, obs.value, None))
-        else:
-            labels = dict(obs.labels) if obs.labels is not None else None
-            out.append(
-                (
-                    obs.policy.name,
-                    "o",
-                    obs.key,
-                    labels,
-                    obs.fingerprint,
-                    obs.value,
-                    obs.confirm_index,
-                )
-            )
-    return tuple(out), cut
 
 
 class _LazyNames:

@@ -26,13 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from netalert.alerts import LABEL_STATS
 from netalert.config.models import Config
 from netalert.logs import event
 from netalert.rules.engine import RuleEngine
 from netalert.rules.mibview import MibTreeLike
 from netalert.rules.trapcache import TRAP_CACHE_STATS
-from netalert.rules.trapflow import TrapRules, wire_matches
+from netalert.rules.trapflow import TrapRules
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.berv3 import V3Header
 from netalert.traps import workwire
@@ -81,9 +80,7 @@ class Matcher:
 
     def match(self, trap: TrapEvent) -> tuple[str, Any]:
         """``(token, matches)`` for the agent (:meth:`TrapRules.observed`)."""
-        cut = LABEL_STATS.cut
-        found = self._rules.on_trap(trap)
-        return self.token, wire_matches(found, LABEL_STATS.cut - cut)
+        return self.token, self._rules.matches(trap)
 
 
 class _Channel:

@@ -18,7 +18,7 @@ An event travels with its SNMPv3 clock claim (engine ID, boots, time,
 digest) when it is an authenticated v3 trap: the agent judges it against the
 one time-window table every worker shares (:mod:`netalert.snmp.wire.timeliness`),
 and with what the trap rules made of it when the worker matches them: the rule
-set's token and :func:`netalert.rules.trapflow.wire_matches`.
+set's token and :meth:`netalert.rules.trapflow.TrapRules.matches`.
 """
 
 from __future__ import annotations
