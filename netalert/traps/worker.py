@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -251,6 +252,14 @@ class WorkerReceiver(TrapReceiver):
         self.channel.add(item)
 
 
+def _freeze() -> None:
+    """Moves what is alive now (the MIB tree, the compiled rules) out of the collector's
+    sight, as the agent does: a full collection walking them cost more than the traps."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def _matcher(rules: tuple[str, Config] | None, tree: MibTreeLike) -> Matcher | None:
     """The rule set to match with (None: the agent matches every trap)."""
     if rules is None:
@@ -285,6 +294,7 @@ async def _serve(spec: WorkerSpec) -> int:
     channel = _Channel(channel_sock, config.traps.worker_queue, receiver.stats)
     receiver.channel = channel
     receiver.matcher = _matcher(spec.rules, tree)
+    _freeze()
     inherited = {wanted: socket.socket(fileno=fd) for wanted, fd in spec.listen_fds.items()}
     await receiver.open(inherit=inherited)
     for sock in inherited.values():
@@ -321,6 +331,7 @@ async def _serve(spec: WorkerSpec) -> int:
                 # old one: the agent matches those again against the set in force
                 rules = None if body is None else (str(body[0]), pickle.loads(body[1]))  # noqa: S301
                 receiver.matcher = _matcher(rules, tree)
+                _freeze()
             elif kind == workwire.QUIT:
                 done.set()
 
