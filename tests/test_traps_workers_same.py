@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -153,3 +154,44 @@ def test_workers_make_the_alerts_and_mails_one_agent_makes(agents: list[Any]) ->
     for agent, _ in agents:
         code, _ = agent.terminate()
         assert code == 0, agent.log()[-4000:]
+
+
+def test_after_a_reload_the_workers_match_the_new_rules(
+    tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path
+) -> None:
+    """A reload adds a trap rule: the next traps, through either worker, fire it too."""
+    traps, http = free_udp_port(), free_tcp_port()
+    text = _config(traps, smtp_server.port, http, 2)
+    agent = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
+    try:
+        agent.start()
+        for source in SOURCES:
+            _send(agent, source, "linkDown", 1, 2)  # FaultLinkDown and AnyLink
+        wait_mail(smtp_server, 4, within=60)
+        agent.config.write_text(text.replace("[[rules]]", _AFTER + "[[rules]]", 1))
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while " event=reloaded " not in agent.log():
+            assert time.monotonic() < deadline, agent.log()[-4000:]
+            time.sleep(0.1)
+        for source in SOURCES:
+            _send(agent, source, "linkDown", 2, 2)  # ... and now AfterReload
+        got = wait_mail(smtp_server, 4 + 6, within=60)
+        subjects = sorted(str(m.parsed()["Subject"]) for m in got)
+        assert [s for s in subjects if "AfterReload" in s] == [
+            f"[FIRING] warning AfterReload on {source}" for source in SOURCES
+        ], subjects
+        code, _ = agent.terminate()
+        assert code == 0, agent.log()[-4000:]
+    finally:
+        agent.cleanup()
+
+
+_AFTER = """[[rules]]
+name = "AfterReload"
+trap = "IF-MIB::linkDown"
+key = ["ifIndex"]
+severity = "warning"
+
+"""
