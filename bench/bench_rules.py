@@ -103,13 +103,18 @@ OTHER_TRAPS = (
 )
 
 
-def trap_engine(tree: MibTree, count: int) -> RuleEngine:
-    """The rule engine with ``count`` trap rules: two match the linkDown, the rest do not."""
+def trap_rules_text(count: int) -> str:
+    """A config of ``count`` trap rules: two match the linkDown, the rest do not."""
     text = '[[devices]]\nname = "sw1"\naddress = "192.0.2.1"\n'
     for n in range(count - 2):
         trap = OTHER_TRAPS[n % len(OTHER_TRAPS)].format(n=1000 + n)
         text += f'\n[[rules]]\nname = "Other{n}"\ntrap = "{trap}"\n'
-    return RuleEngine(load_config_text(text + TRAP_RULES), tree)
+    return text + TRAP_RULES
+
+
+def trap_engine(tree: MibTree, count: int) -> RuleEngine:
+    """The rule engine with ``count`` trap rules: two match the linkDown, the rest do not."""
+    return RuleEngine(load_config_text(trap_rules_text(count)), tree)
 
 
 def link_down(tree: MibTree) -> TrapEvent:

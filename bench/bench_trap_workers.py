@@ -5,8 +5,10 @@ one sender spread over ``--sources`` loopback addresses (127.0.0.1, .2, ...)
 each with its own socket, hence its own source port: the kernel steers a
 datagram to a worker by its source, so one address would load one worker.
 Storm control is out of the way (every trap is decoded, checked, named and
-run through the agent's rule engine with the bench's 50 trap rules,
-:func:`bench.bench_traps.rule_sink`).
+matched against the bench's 50 trap rules, :func:`bench.bench_rules.trap_rules_text`):
+with one worker the agent does all of it; with N the workers also match the rules
+and the agent takes their observations (``RuleEngine.on_trap`` with the workers'
+matches), as ``netalert run`` does.
 Receivers: snmptrapd logging each trap to a file, netalert with ``workers = 1``
 (the agent receives itself) and with ``workers = N``, each socket with the
 same receive buffer (``--rcvbuf``, snmptrapd's via ``serverRecvBuf``).
@@ -14,8 +16,10 @@ same receive buffer (``--rcvbuf``, snmptrapd's via ``serverRecvBuf``).
 The offered rate climbs through ``--levels`` (``--seconds`` each); a level
 counts when every trap sent arrived; the sustained rate is the highest such
 level before the first loss. Then ``--loss-count`` traps at ``--loss-rate``/s
-into N workers, which must lose none. CPU (all processes of a receiver) per
-1000 traps at the highest level each passed is printed too.
+into N workers, which must lose none. CPU per 1000 traps (all processes of a
+receiver, and the agent's alone) at each level is printed too. First, the sender's
+own ceiling: what it offers into a socket nobody reads, so that a level it cannot
+offer is not taken for the receiver's limit.
 
 Run: .venv/bin/python -m bench.bench_trap_workers [--workers 2] [--json FILE] [--quick]
 """
@@ -40,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import bench_traps  # noqa: E402
-from bench.bench_traps import cpu_ns, free_port, rule_sink, v2c_trap  # noqa: E402
+from bench.bench_rules import trap_rules_text  # noqa: E402
+from bench.bench_traps import TRAP_RULES, cpu_ns, free_port, v2c_trap  # noqa: E402
 
 _STORMLESS = {
     "storm_rate": 1e9,
@@ -51,17 +56,28 @@ _STORMLESS = {
 
 
 def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
-    """The receiver process: netalert's trap intake with ``workers`` and the rule sink."""
-    from netalert.config.models import Config
+    """The receiver process: netalert's trap intake with ``workers`` and the trap rules."""
+    from netalert.config import load_config_text
     from netalert.mib import MibTree
+    from netalert.rules.engine import RuleEngine
     from netalert.traps.receiver import TrapReceiver
     from netalert.traps.workers import TrapWorkers
 
     counts = {"events": 0, "matches": 0}
     tree = MibTree.builtin()
-    sink = rule_sink(tree, counts)
+    rules = load_config_text(trap_rules_text(TRAP_RULES))
     traps = {"listen": [f"127.0.0.1:{port}"], "rcvbuf": rcvbuf, "workers": workers, **_STORMLESS}
-    config = Config.model_validate({"agent": {"state_dir": state}, "traps": traps})
+    config = rules.model_copy(
+        update={
+            "agent": rules.agent.model_copy(update={"state_dir": state}),
+            "traps": rules.traps.model_validate(traps),
+        }
+    )
+    engine = RuleEngine(config, tree)
+
+    def sink(event: Any, matched: Any = None) -> None:
+        counts["events"] += event.storm_count
+        counts["matches"] += len(engine.on_trap(event, matched))
 
     async def main() -> None:
         receiver: TrapReceiver | TrapWorkers
@@ -69,15 +85,16 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
             receiver = TrapReceiver(config.traps, sink=sink, tree=tree)
             await receiver.start()
         else:
-            receiver = TrapWorkers(config, sink=sink, tree=tree, count=workers)
+            receiver = TrapWorkers(config, sink=sink, tree=tree, count=workers, matched=sink)
             await receiver.open()
             receiver.begin()
+            receiver.set_rules(engine.token, config)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
 
         def report() -> None:
-            print(f"{counts['events']} {receiver.kernel_drops()}", flush=True)
+            print(f"{counts['events']} {receiver.kernel_drops()} {counts['matches']}", flush=True)
 
         loop.add_signal_handler(signal.SIGUSR1, report)
         print("ready", flush=True)
@@ -115,7 +132,7 @@ class Netalert:
     def received(self) -> tuple[int, int]:
         assert self.proc.stdout is not None
         os.kill(self.pid, signal.SIGUSR1)
-        events, drops = self.proc.stdout.readline().split()
+        events, drops, _matches = self.proc.stdout.readline().split()
         return int(events), int(drops)
 
     def close(self) -> None:
@@ -176,7 +193,7 @@ def blast(port: int, data: bytes, count: int, rate: float, sources: int) -> floa
 def offer(receiver: Any, data: bytes, count: int, rate: float, sources: int) -> dict[str, float]:
     """``count`` traps at ``rate``/s; what arrived once the receiver drained, and its CPU."""
     base, _ = receiver.received()
-    cpu0 = _tree_cpu_ns(receiver.pid)
+    cpu0, own0 = _tree_cpu_ns(receiver.pid), cpu_ns(receiver.pid)
     seconds = blast(receiver.port, data, count, rate, sources)
     last, stable, got = -1, 0, 0
     while stable < 5:
@@ -186,6 +203,7 @@ def offer(receiver: Any, data: bytes, count: int, rate: float, sources: int) -> 
         last = got
     got -= base
     cpu_ms = (_tree_cpu_ns(receiver.pid) - cpu0) / 1e6
+    own_ms = (cpu_ns(receiver.pid) - own0) / 1e6  # the agent (snmptrapd: all of it)
     return {
         "rate": rate,
         "sent": count,
@@ -193,7 +211,21 @@ def offer(receiver: Any, data: bytes, count: int, rate: float, sources: int) -> 
         "lost": count - got,
         "send_rate": count / seconds,
         "cpu_ms_per_1000": 1000.0 * cpu_ms / max(got, 1),
+        "agent_cpu_ms_per_1000": 1000.0 * own_ms / max(got, 1),
     }
+
+
+def ceiling(data: bytes, sources: int, seconds: float = 1.0) -> float:
+    """The most datagrams/s the sender offers on this machine now (into a socket nobody
+    reads: the kernel drops what overflows it, cheaply)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        start = time.perf_counter()
+        sent = 0
+        while time.perf_counter() - start < seconds:  # bounded by time: 50,000 at a time
+            blast(sink.getsockname()[1], data, 50_000, 1e9, sources)
+            sent += 50_000
+        return sent / (time.perf_counter() - start)
 
 
 def sustained(receiver: Any, data: bytes, args: argparse.Namespace) -> dict[str, Any]:
@@ -205,7 +237,8 @@ def sustained(receiver: Any, data: bytes, args: argparse.Namespace) -> dict[str,
         steps.append(res)
         print(
             f"  {receiver.name}: {rate:,.0f}/s offered (sent at {res['send_rate']:,.0f}/s): "
-            f"{res['lost']:,.0f} lost, {res['cpu_ms_per_1000']:.1f} CPU ms/1000",
+            f"{res['lost']:,.0f} lost, {res['cpu_ms_per_1000']:.1f} CPU ms/1000 "
+            f"({res['agent_cpu_ms_per_1000']:.1f} in the agent)",
             flush=True,
         )
         if res["lost"] > 0 or res["send_rate"] < 0.95 * rate:
@@ -225,6 +258,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rcvbuf": args.rcvbuf,
         }
     }
+    out["sender_ceiling"] = ceiling(data, args.sources)
+    print(f"sender alone: {out['sender_ceiling']:,.0f} traps/s", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-trap-workers-") as tmp:
         workdir = Path(tmp)
         kinds = {"snmptrapd": 0, "workers_1": 1, f"workers_{args.workers}": args.workers}

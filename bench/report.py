@@ -167,7 +167,26 @@ def rows_trap_workers(fig: dict[str, Any]) -> list[Row]:
     many, one, ref = fig[f"workers_{n}"], fig["workers_1"], fig["snmptrapd"]
     what = f"trap v2c, sustained rate at 0 loss ({s['sources']} sources, storms off)"
     loss = fig["loss"]
-    return [
+    rows: list[Row] = []
+    if "sender_ceiling" in fig:  # the sender must not be what limits the levels
+        top = max(fig["settings"]["levels"])
+
+        def agent_cpu(run: dict[str, Any]) -> str:
+            best = run.get("best") or {}
+            return _n(best.get("agent_cpu_ms_per_1000", 0.0), 1)
+
+        rows.append(
+            Row(
+                f"trap workers: the sender alone, traps/s ({s['sources']} sources); "
+                "agent CPU ms/1000 traps at the best level",
+                f"{_n(fig['sender_ceiling'])}/s; {n} workers: agent {agent_cpu(many)}",
+                f"top level {_n(top)}/s; 1 worker: agent {agent_cpu(one)}",
+                "-",
+                "-",
+                "info",
+            )
+        )
+    rows += [
         Row(
             f"{what}, {n} workers vs 1",
             f"{_n(many['sustained'])}/s",
@@ -193,6 +212,7 @@ def rows_trap_workers(fig: dict[str, Any]) -> list[Row]:
             _verdict(loss["lost"] == 0),
         ),
     ]
+    return rows
 
 
 def rows_latency(fig: list[dict[str, Any]]) -> list[Row]:

@@ -38,6 +38,7 @@ from netalert.rules.compile import RuleSet
 from netalert.rules.engine import RuleEngine
 from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.mibview import MibTreeLike
+from netalert.rules.trapflow import Matches
 from netalert.snmp.types import TrapEvent
 
 __all__ = ["Alerting"]
@@ -104,9 +105,12 @@ class Alerting:
         """One device's poll result."""
         return self._apply(self.engine.on_poll(result, self.stage, now), now)
 
-    def on_trap(self, event: TrapEvent, now: float) -> list[Transition]:
-        """One accepted trap."""
-        return self._apply(self.engine.on_trap(event), now)
+    def on_trap(
+        self, event: TrapEvent, now: float, matched: tuple[str, Matches] | None = None
+    ) -> list[Transition]:
+        """One accepted trap (``matched``: the rules a trap worker matched it against,
+        see :meth:`RuleEngine.on_trap`)."""
+        return self._apply(self.engine.on_trap(event, matched), now)
 
     def device_unreachable(
         self, device: str, now: float, reason: str, *, failures: int

@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     from netalert.cluster.node import ClusterNode
     from netalert.cluster.usm import UsmShare
     from netalert.notify.nflog import NotifyLog
+    from netalert.rules.trapflow import Matches
     from netalert.traps.receiver import TrapReceiver
     from netalert.traps.workers import TrapWorkers
 
@@ -340,8 +341,22 @@ class Agent:
         sink = self.cluster.submit if self.cluster is not None else self._on_trap
         clocks = self.usm.clocks if self.usm is not None else None
         return ReceiverStage(
-            prepared, sink=sink, engines=self.engines, previous=previous, clocks=clocks
+            prepared,
+            sink=sink,
+            engines=self.engines,
+            previous=previous,
+            clocks=clocks,
+            # trap workers match the trap rules too (not in a cluster: the owner does)
+            matched=self._on_trap if self.cluster is None else None,
         )
+
+    def _rules_to_workers(self) -> None:
+        """Tells the trap workers (if any) which rule set is in force: they match with it."""
+        from netalert.traps.workers import TrapWorkers
+
+        receiver = self.receiver
+        if isinstance(receiver, TrapWorkers) and self.engine is not None:
+            receiver.set_rules(self.engine.engine.token, self.config)
 
     def _poller_stage(self, prepared: Prepared) -> PollerStage:
         return PollerStage(
@@ -409,6 +424,7 @@ class Agent:
                 self.cluster_side.outbox.on_ready = self.mail.sender.wake
         elif stage is self._receiver and self.receiver is not None:
             self.status.attach(traps=self.receiver.stats, kernel_drops=self.receiver.kernel_drops)
+            self._rules_to_workers()
         elif stage is self._poller and self.poller is not None:
             self.status.attach(poller=self.poller.stats)
 
@@ -587,12 +603,12 @@ class Agent:
     # The callbacks below are stage boundaries: whatever a stage raises is counted
     # and logged by the supervisor, and the next trap or poll is handled as usual.
 
-    def _on_trap(self, trap: TrapEvent) -> None:
+    def _on_trap(self, trap: TrapEvent, matched: tuple[str, Matches] | None = None) -> None:
         assert self.engine is not None
         self.counters["traps"] += 1
         try:
             self.status.record_trap(trap)
-            self._after(self.engine.on_trap(trap, trap.received))
+            self._after(self.engine.on_trap(trap, trap.received, matched))
         except Exception as exc:
             self.supervisor.failed("traps", exc, then="next trap")
 
@@ -871,6 +887,7 @@ class Agent:
             await self._replace(self._poller, poller)
             self._poller = poller
         self.engine.reload(new.config, new.tree, rules=new.rules)
+        self._rules_to_workers()  # what they matched with the old set is matched again
         await self._mailed()  # the old dispatcher's last batch is in the notification log
         ack_changed = (new.config.ack, new.config.smtp) != (old.config.ack, old.config.smtp)
         if ack_changed:  # [ack] (issue 17)

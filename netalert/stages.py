@@ -31,6 +31,7 @@ from netalert.web.guard import HttpLimits
 if TYPE_CHECKING:
     from netalert.config.models import Config
     from netalert.mail.queue import MailQueue
+    from netalert.rules.trapflow import Matches
     from netalert.state import Database
     from netalert.traps.receiver import TrapReceiver
     from netalert.traps.workers import TrapWorkers
@@ -78,9 +79,11 @@ class ReceiverStage(BaseStage):
         engines: EngineIdRegistry,
         previous: ReceiverStage | None = None,
         clocks: EngineClocks | None = None,
+        matched: Callable[[TrapEvent, tuple[str, Matches]], None] | None = None,
     ) -> None:
         self._prepared = prepared
         self._sink = sink
+        self._matched = matched  # trap workers match the rules: see TrapWorkers.set_rules
         self._engines = engines
         self._clocks = clocks  # [cluster]: the SNMPv3 senders' clocks the nodes share
         self._previous = previous
@@ -155,6 +158,7 @@ class ReceiverStage(BaseStage):
             count=count,
             message_ids=config.cluster is not None,
             clocks=self._clocks,
+            matched=self._matched,
         )
         previous = old if isinstance(old, TrapWorkers) else None
         # the running engine ID and time, unless the reload sets another engine_id

@@ -22,6 +22,7 @@ import pytest
 
 from netalert.config.models import Config
 from netalert.mib import MibTree
+from netalert.rules.engine import RuleEngine
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.traps.listen import BindError, open_udp_socket
@@ -302,3 +303,60 @@ async def test_the_record_file_gets_every_worker_s_datagrams(tmp_path: Path, tre
     assert sorted(d.source[0] for d in recorded) == sorted([*SOURCES] * 5 + [SOURCES[1]])
     assert sum(d.data == data for d in recorded) == 10
     assert pool.stats.record.recorded == 11
+
+
+_RULES = [
+    {"name": "Down", "trap": "IF-MIB::linkDown", "key": ["ifIndex"], "where": "ifIndex == 2"},
+    {"name": "Any", "trap": "*"},
+]
+
+
+async def test_the_workers_match_the_rule_set_in_force(tmp_path: Path, tree: MibTree) -> None:
+    """Each worker matches the trap rules of the set the agent has in force and says which;
+    after a new set, traps carry its token, and the agent's observations are those its own
+    engine makes of the same traps."""
+    config = _config(tmp_path, free_udp_port()).model_copy(
+        update={"rules": Config.model_validate({"rules": _RULES}).rules}
+    )
+    got: list[TrapEvent] = []
+    matched: list[tuple[TrapEvent, Any]] = []
+    pool = TrapWorkers(
+        config, sink=got.append, tree=tree, count=2, matched=lambda t, m: matched.append((t, m))
+    )
+    await pool.open()
+    pool.begin()
+    helper = Workers(pool, got)
+    engine = RuleEngine(config, tree)
+    try:
+        await helper.ready()
+        pool.set_rules(engine.token, config)
+        await asyncio.sleep(0.5)  # the workers compile the set
+        for source in SOURCES:
+            assert await helper.run(
+                "snmptrap", "-v", "2c", "-c", "public", helper.target(), *_TRAP_ARGS, source=source
+            ) == 0  # fmt: skip
+        await helper.until(lambda: len(matched) == 2)
+        assert not got
+        assert {m[0] for _, m in matched} == {engine.token}
+        for trap, found in matched:
+            assert {o.policy.name for o in engine.on_trap(trap, found)} == {"Down", "Any"}
+            assert engine.on_trap(trap, found) == engine.on_trap(trap)  # matched here
+        # a new rule set: Down no longer matches this trap
+        newer = config.model_copy(
+            update={"rules": Config.model_validate({"rules": [_RULES[1]]}).rules}
+        )
+        engine.reload(newer, tree)
+        stale = engine.on_trap(matched[0][0], matched[0][1])  # matched with the old set
+        assert {o.policy.name for o in stale} == {"Any"}  # ... so matched again, here
+        pool.set_rules(engine.token, newer)
+        await asyncio.sleep(0.5)
+        matched.clear()
+        for source in SOURCES:
+            assert await helper.run(
+                "snmptrap", "-v", "2c", "-c", "public", helper.target(), *_TRAP_ARGS, source=source
+            ) == 0  # fmt: skip
+        await helper.until(lambda: len(matched) == 2)
+        assert {m[0] for _, m in matched} == {engine.token}
+        assert all([r for r, *_ in m[1][0]] == ["Any"] for _, m in matched)
+    finally:
+        await pool.stop()

@@ -12,6 +12,8 @@ the previous poll's values of each device, for ``rate()``, ``delta()``,
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -37,7 +39,7 @@ from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.mibview import MIB_ERRORS, MibTreeLike
 from netalert.rules.policy import build_policy
 from netalert.rules.reachability import reachable, unreachable
-from netalert.rules.trapflow import TrapRules
+from netalert.rules.trapflow import Matches, TrapRules
 from netalert.rules.values import plain_value, render_value
 from netalert.snmp.types import TrapEvent
 
@@ -45,6 +47,7 @@ __all__ = ["RuleEngine"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _GONE = "(no longer reported)"
+_LOADS = itertools.count(1)  # rule sets loaded in this process: each one's token
 
 
 def _merged(scalars: Mapping[str, Any], row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -87,6 +90,9 @@ class RuleEngine:
             ConfigError: The rules do not compile (the old ones stay in force).
         """
         self.rules = rules if rules is not None else compile_rules(config, tree)
+        # names this rule set for trap workers: what they matched with another set
+        # (before they heard of this one) is matched again here
+        self.token = f"{os.getpid()}.{next(_LOADS)}"
         self.policy: Policy = build_policy(self.rules, frozenset(d.name for d in config.devices))
         self._traps = TrapRules(self.rules, self.policy.rules)
         names: set[str] = set()
@@ -264,8 +270,17 @@ class RuleEngine:
 
     # --- traps, reachability, confirm polls ----------------------------------------------
 
-    def on_trap(self, event: TrapEvent) -> list[Observation]:
-        """Matches one trap against the trap rules: what it fires, repeats or clears."""
+    def on_trap(
+        self, event: TrapEvent, matched: tuple[str, Matches] | None = None
+    ) -> list[Observation]:
+        """Matches one trap against the trap rules: what it fires, repeats or clears.
+
+        ``matched`` is what a trap worker found, with the rule set it names by its
+        :attr:`token`: taken as it is when that set is the one in force, else the trap
+        is matched here (a reload the worker had not caught up with).
+        """
+        if matched is not None and matched[0] == self.token:
+            return self._traps.observed(event, matched[1])
         return self._traps.on_trap(event)
 
     def device_unreachable(

@@ -7,7 +7,7 @@ decides what they do to the alerts (``for``, counts, confirm schedule).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,18 +27,34 @@ from netalert.rules.evaluate import applies, computed, shown, truth
 from netalert.rules.history import NO_HISTORY
 from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.trapcache import Lru
-from netalert.rules.trapenv import Named, TrapView, clear_key, confirm_index, key_labels, view
+from netalert.rules.trapenv import (
+    Named,
+    TrapView,
+    clear_key,
+    confirm_index,
+    key_labels,
+    view,
+)
+from netalert.rules.trapenv import trap_device as trap_device_of
 from netalert.rules.trapindex import Hit, TrapIndex, scan
-from netalert.snmp.types import TrapEvent
+from netalert.snmp.types import TrapEvent, maker
 
-__all__ = ["TrapRules", "trap_origin"]
+__all__ = ["Matches", "TrapContext", "TrapRules", "trap_origin"]
 
 _EMPTY: Mapping[str, str] = {}
+_observation = maker(Observation)  # every field in order (the trap path's hot loop)
 
 # An alert's identity as a fired trap gives it: (rule, device, key labels in order).
 _LabelsKey = tuple[str, str, tuple[tuple[str, str], ...]]
 # ... and what follows from it: (labels, fingerprint, lookup key, labels label_text cut).
 _Identity = tuple[Mapping[str, str], str, str, int]
+# One observation of a trap as a trap worker hands it to the agent (builtin values only):
+# (rule, "o" occurred | "c" cleared, key, labels or None, fingerprint or None, value,
+# confirm index or None).
+_Match = tuple[str, str, str, dict[str, str] | None, str | None, str, str | None]
+# A trap's observations so (what :meth:`TrapRules.observed` takes), and the labels
+# cut on the way (counted by the agent as if it had cut them).
+Matches = tuple[tuple[_Match, ...], int]
 
 
 class TrapRules:
@@ -86,20 +102,86 @@ class TrapRules:
     def on_trap(self, event: TrapEvent) -> list[Observation]:
         """Matches one trap against the trap rules: what it fires, repeats or clears."""
         out: list[Observation] = []
+        context: dict[str, Any] | None = None
+        for rule, clears, trap, labels in self._applicable(event):
+            if context is None:  # per trap, once one rule matches it
+                context = {**trap.names, "varbinds": event.varbinds}
+            if clears:
+                out.append(self._clear(rule, event, trap, context))
+            else:
+                out.append(self._fire(rule, event, trap, labels, context))
+        return out
+
+    def matches(self, event: TrapEvent) -> Matches:
+        """What :meth:`on_trap` makes of ``event``, as builtin values (a trap worker's,
+        for the agent's :meth:`observed`), and the labels cut on the way."""
+        cut = LABEL_STATS.cut
+        out: list[_Match] = []
+        for rule, clears, trap, labels in self._applicable(event):
+            if clears:
+                key = alert_key("trap", rule.name, trap.device, clear_key(key_labels(rule, trap)))
+                out.append((rule.name, "c", key, None, None, trap.trap, None))
+            else:
+                all_labels, print_, key, value, index = self._occurred(rule, event, trap, labels)
+                out.append((rule.name, "o", key, dict(all_labels), print_, value, index))
+        return tuple(out), LABEL_STATS.cut - cut
+
+    def _applicable(
+        self, event: TrapEvent
+    ) -> Iterator[tuple[TrapRule, bool, TrapView, Mapping[str, str]]]:
+        """The rules ``event`` fires (False) or clears (True), with its view and its
+        device's labels."""
         trap: TrapView | None = None
         labels = _EMPTY
-        context: dict[str, Any] = {}
         for rule, _fires, clears in self._hits(event.trap_oid, event.trap_name):
             if trap is None:  # per trap, once one rule may match it
                 trap = view(event, self.rules.cache, self._named)
                 labels = self.rules.device_labels.get(trap.device, _EMPTY)
-                context = {**trap.names, "varbinds": event.varbinds}
             if not applies(rule, trap.device, labels):
                 continue
             if clears:
-                out.append(self._clear(rule, event, trap, context))
+                yield rule, True, trap, labels
             elif rule.where is None or truth(rule.where, trap.names, NO_HISTORY) is True:
-                out.append(self._fire(rule, event, trap, labels, context))
+                yield rule, False, trap, labels
+
+    def observed(self, event: TrapEvent, matches: Matches) -> list[Observation]:
+        """The observations :meth:`on_trap` makes of ``event``, from what a trap worker
+        found with the same rule set (:meth:`matches`): the rules are not matched
+        again; the names the templates see are worked out only if they read them."""
+        found, cut = matches
+        if cut:
+            LABEL_STATS.cut += cut
+        if not found:
+            return []
+        policies = self._policies
+        names = _LazyNames(event, self)
+        device = trap_device_of(event)
+        out: list[Observation] = []
+        make = _observation
+        for rule, kind, key, labels, print_, value, index in found:
+            if kind == "c":  # as _clear makes it
+                out.append(
+                    make(
+                        policies[rule], key, device, Event.CLEARED, None, None, None, None,
+                        value, TrapContext(names, origin=False), event.varbinds, None, None,
+                        True, None, None,
+                    )
+                )  # fmt: skip
+                continue
+            extra = {
+                "trap": {
+                    "source": event.source,
+                    "community": event.community,
+                    "version": event.version,
+                }
+            }
+            out.append(  # as _fire makes it
+                make(
+                    policies[rule], key, device, Event.OCCURRED, labels, print_, None, None,
+                    value, TrapContext(names, origin=True), event.varbinds, extra, index,
+                    True, None, None,
+                )
+            )  # fmt: skip
         return out
 
     def _identity(
@@ -125,14 +207,10 @@ class TrapRules:
             ),
         )
 
-    def _fire(
-        self,
-        rule: TrapRule,
-        event: TrapEvent,
-        trap: TrapView,
-        labels: Mapping[str, str],
-        context: Mapping[str, Any],
-    ) -> Observation:
+    def _occurred(
+        self, rule: TrapRule, event: TrapEvent, trap: TrapView, labels: Mapping[str, str]
+    ) -> tuple[Mapping[str, str], str, str, str, str | None]:
+        """A firing trap's alert labels, fingerprint and key, its value, its confirm index."""
         all_labels, print_, key, _ = self._identity(
             rule, trap.device, key_labels(rule, trap), labels
         )
@@ -142,6 +220,17 @@ class TrapRules:
         index = None
         if rule.confirm is not None:
             index = confirm_index(rule, event, trap, self.rules.cache)
+        return all_labels, print_, key, value, index
+
+    def _fire(
+        self,
+        rule: TrapRule,
+        event: TrapEvent,
+        trap: TrapView,
+        labels: Mapping[str, str],
+        context: Mapping[str, Any],
+    ) -> Observation:
+        all_labels, print_, key, value, index = self._occurred(rule, event, trap, labels)
         return Observation(
             self._policies[rule.name],
             key,
@@ -247,3 +336,53 @@ def trap_origin(event: TrapEvent) -> str:
     host = f"[{event.source}]" if ":" in event.source else event.source
     kind = f"SNMPv3 user {event.user}" if event.version == "3" else f"SNMPv{event.version}"
     return f"{host}:{event.source_port} ({kind}{', inform' if event.inform else ''})"
+
+
+class _LazyNames:
+    """A trap's names as its rules see them, worked out when first asked for."""
+
+    __slots__ = ("_event", "_names", "_rules")
+
+    def __init__(self, event: TrapEvent, rules: TrapRules) -> None:
+        self._event, self._rules = event, rules
+        self._names: dict[str, Any] | None = None
+
+    def context(self, origin: bool) -> dict[str, Any]:
+        if self._names is None:
+            rules = self._rules
+            self._names = {
+                **view(self._event, rules.rules.cache, rules._named).names,
+                "varbinds": self._event.varbinds,
+            }
+        if origin:
+            return {**self._names, "trap_source": trap_origin(self._event)}
+        return dict(self._names)
+
+
+class TrapContext(Mapping[str, Any]):
+    """An observation's context (its trap's names) built at the first read: the alert
+    stage reads it only to render a rule's templates."""
+
+    __slots__ = ("_data", "_names", "_origin")
+
+    def __init__(self, names: _LazyNames, *, origin: bool) -> None:
+        self._names, self._origin = names, origin
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            data = self._data = self._names.context(self._origin)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())

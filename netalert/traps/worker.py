@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -28,13 +29,17 @@ from typing import Any
 
 from netalert.config.models import Config
 from netalert.logs import event
+from netalert.rules.engine import RuleEngine
+from netalert.rules.mibview import MibTreeLike
+from netalert.rules.trapcache import TRAP_CACHE_STATS
+from netalert.rules.trapflow import TrapRules
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.berv3 import V3Header
 from netalert.traps import workwire
 from netalert.traps.receiver import TrapReceiver
 from netalert.traps.v3 import V3Notification
 
-__all__ = ["WorkerSpec", "main"]
+__all__ = ["Matcher", "WorkerSpec", "main"]
 
 log = logging.getLogger("netalert.traps")
 
@@ -61,6 +66,22 @@ class WorkerSpec:
     wait_for_go: bool  # a reload's worker: read only once the agent says GO
     message_ids: bool  # [cluster]
     tree: bytes  # the agent's MIB tree, pickled: every worker names traps as the agent would
+    # the rule set in force (its token, the config it is compiled from), None: no matching
+    rules: tuple[str, Config] | None = None
+
+
+class Matcher:
+    """The trap rules as the agent has them in force, matched here: each event goes to the
+    agent with the set's token and what the rules made of it."""
+
+    def __init__(self, token: str, config: Config, tree: MibTreeLike) -> None:
+        engine = RuleEngine(config, tree)
+        self.token = token
+        self._rules = TrapRules(engine.rules, engine.policy.rules)
+
+    def match(self, trap: TrapEvent) -> tuple[str, Any]:
+        """``(token, matches)`` for the agent (:meth:`TrapRules.observed`)."""
+        return self.token, self._rules.matches(trap)
 
 
 class _Channel:
@@ -94,6 +115,7 @@ class _Channel:
     def report(self) -> None:
         """Sends the receiver's counters when they changed since last sent."""
         snapshot = workwire.stats_snapshot(self._stats)
+        snapshot["trap_cache_evicted"] = dict(TRAP_CACHE_STATS.evicted)
         if snapshot != self._reported:
             self._reported = snapshot
             self.send(workwire.STATS, snapshot)
@@ -205,6 +227,7 @@ class WorkerReceiver(TrapReceiver):
     """A receiver whose events, with their SNMPv3 clock claims, go to the agent's channel."""
 
     channel: _Channel
+    matcher: Matcher | None = None
     _claim: workwire.ClockClaim | None = None
 
     def _v3_message(
@@ -222,7 +245,32 @@ class WorkerReceiver(TrapReceiver):
             self._claim = None
 
     def _deliver(self, trap: TrapEvent) -> None:
-        self.channel.add(workwire.encode_event(trap, self._claim))
+        item = workwire.encode_event(trap, self._claim)
+        matcher = self.matcher
+        if matcher is not None:
+            # a failure here: the agent matches the trap, and fails as it does with one worker
+            with contextlib.suppress(Exception):
+                item += matcher.match(trap)
+        self.channel.add(item)
+
+
+def _freeze() -> None:
+    """Moves what is alive now (the MIB tree, the compiled rules) out of the collector's
+    sight, as the agent does: a full collection walking them cost more than the traps."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _matcher(rules: tuple[str, Config] | None, tree: MibTreeLike) -> Matcher | None:
+    """The rule set to match with (None: the agent matches every trap)."""
+    if rules is None:
+        return None
+    try:
+        return Matcher(rules[0], rules[1], tree)
+    except Exception as exc:  # the agent compiled it: the agent matches, slower but right
+        log.error(event("trap_worker_rules_failed", error=f"{exc!r}"))
+        return None
 
 
 async def _serve(spec: WorkerSpec) -> int:
@@ -247,6 +295,8 @@ async def _serve(spec: WorkerSpec) -> int:
     )
     channel = _Channel(channel_sock, config.traps.worker_queue, receiver.stats)
     receiver.channel = channel
+    receiver.matcher = _matcher(spec.rules, tree)
+    _freeze()
     inherited = {wanted: socket.socket(fileno=fd) for wanted, fd in spec.listen_fds.items()}
     await receiver.open(inherit=inherited)
     for sock in inherited.values():
@@ -278,6 +328,12 @@ async def _serve(spec: WorkerSpec) -> int:
                 engines.learn(bytes(body[0]), str(body[1]))
             elif kind == workwire.GO:
                 go()
+            elif kind == workwire.RULES:
+                # traps matched from here on carry the new token; the ones before it, the
+                # old one: the agent matches those again against the set in force
+                rules = None if body is None else (str(body[0]), pickle.loads(body[1]))  # noqa: S301
+                receiver.matcher = _matcher(rules, tree)
+                _freeze()
             elif kind == workwire.QUIT:
                 done.set()
 

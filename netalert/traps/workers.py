@@ -12,6 +12,11 @@ this side judges the SNMPv3 time window of authenticated traps against one
 table for all workers, writes the ``[traps] record`` file, sums the workers'
 counters into one :class:`~netalert.traps.stats.TrapStats`, and hands each
 event to the sink, as a :class:`~netalert.traps.receiver.TrapReceiver` does.
+
+The workers also match the trap rules (:meth:`TrapWorkers.set_rules`: the rule
+set in force, by its token): an event then comes with what the rules made of it,
+and goes to the ``matched`` sink, where the agent applies it (or matches it
+again, when the worker used a set no longer in force).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from netalert.errors import NetalertError
 from netalert.logs import RateLimiter, event
+from netalert.rules.trapcache import TRAP_CACHE_STATS
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.timeliness import EngineClocks
 from netalert.traps import workwire
@@ -45,6 +51,7 @@ from netalert.traps.worker import WorkerSpec
 
 if TYPE_CHECKING:
     from netalert.config.models import Config, TrapsConfig
+    from netalert.rules.trapflow import Matches
     from netalert.traps.names import TrapTree
     from netalert.traps.receiver import EngineSource
 
@@ -60,6 +67,7 @@ _STOP_WITHIN = 10.0  # seconds a worker has to drain and exit before it is kille
 # bytes read from a worker's channel at once (its frames are handed one per loop turn)
 _RECV = 64 * 1024
 _PENDING_MAX = 64  # batches read from a worker and not yet handed: past it, its channel waits
+_RULES_WITHIN = 10.0  # seconds a worker has to take a new rule set before it is restarted
 
 
 def worker_count(config: TrapsConfig) -> int:
@@ -103,16 +111,21 @@ class TrapWorkers:
         message_ids: bool = False,
         clock: Callable[[], float] = time.time,
         clocks: EngineClocks | None = None,
+        matched: Callable[[TrapEvent, tuple[str, Matches]], None] | None = None,
     ) -> None:
         """Prepares ``count`` workers for ``config``; :meth:`open` binds, :meth:`begin` reads.
 
         ``clocks`` ([cluster]) is the SNMPv3 senders' clock table the node shares
-        with the others; None: the agent's own.
+        with the others; None: the agent's own. ``matched`` takes the events the
+        workers matched against the trap rules (:meth:`set_rules`), with their
+        matches; the others go to ``sink``.
         """
         self.config = config.traps
         self._config = config
         self._sink = sink
         self._tree = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
+        self._matched = matched
+        self._rules: tuple[str, Config] | None = None  # the rule set the workers match with
         self._engines = engines
         self.count = count
         self._message_ids = message_ids
@@ -311,6 +324,38 @@ class TrapWorkers:
         """Datagrams the kernel dropped on the workers' sockets (receive buffers full)."""
         return kernel_drops(sock for group in self._sockets.values() for sock in group)
 
+    def set_rules(self, token: str, config: Config) -> None:
+        """The rule set now in force (``token``, compiled from ``config``): the workers
+        match the trap rules with it from now on.
+
+        A worker's events carry the token of the set it matched with; those of an older
+        set (sent before it heard of this one) are matched again by the agent. A config
+        with other ``[mibs]`` than the workers' MIB tree was loaded from (a reload that
+        changed them but not ``[traps]``) is not matched in the workers: the agent does.
+        """
+        if self._matched is None:
+            return
+        rules = (token, config) if config.mibs == self._config.mibs else None
+        if (rules and rules[0]) == (self._rules and self._rules[0]):
+            return
+        self._rules = rules
+        body = None if rules is None else (token, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
+        data = workwire.frame(workwire.RULES, body)
+        for worker in self._workers:
+            channel = worker.channel
+            if channel is None:
+                continue  # started again, it takes the set from its spec
+            try:  # the config may be megabytes: written whole, or the worker starts afresh
+                channel.settimeout(_RULES_WITHIN)
+                channel.sendall(data)
+            except OSError as exc:
+                log.error(event("trap_worker_rules_failed", worker=worker.index, error=exc))
+                if worker.proc is not None:
+                    worker.proc.kill()  # its channel's end restarts it, with the set in its spec
+            finally:
+                with contextlib.suppress(OSError):
+                    channel.setblocking(False)
+
     # --- the workers -------------------------------------------------------------
 
     async def _spawn(self, worker: _Worker) -> None:
@@ -327,6 +372,7 @@ class TrapWorkers:
             wait_for_go=self._waiting,
             message_ids=self._message_ids,
             tree=self._tree,
+            rules=self._rules,
         )
         try:
             proc = _start(fds.values(), there.fileno())
@@ -372,6 +418,7 @@ class TrapWorkers:
                 elif kind == workwire.READY:
                     worker.ready.set()
                 elif kind == workwire.STATS:
+                    _evicted(worker.snapshot, body)
                     worker.snapshot = body
                     self._recount()
                 elif kind == workwire.RECORDED and self.recorder is not None:
@@ -407,7 +454,7 @@ class TrapWorkers:
             worker.draining = False
 
     def _events(self, items: list[tuple[Any, ...]]) -> None:
-        clocks, sink, own = self._clocks, self._sink, self._own
+        clocks, sink, own, matched = self._clocks, self._sink, self._own, self._matched
         for item in items:
             trap, claim = workwire.decode_event(item)
             if claim is not None and not clocks.admit(*claim):
@@ -426,7 +473,10 @@ class TrapWorkers:
                     )
                 continue
             try:
-                sink(trap)
+                if matched is not None and len(item) > 15:
+                    matched(trap, (item[15], item[16]))
+                else:
+                    sink(trap)
             except Exception as exc:  # one event must not stop the channel
                 own.errors += 1
                 self.stats.errors += 1
@@ -517,6 +567,14 @@ class TrapWorkers:
                 self.recorder.flush()
         finally:
             self._timer = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
+
+
+def _evicted(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Adds what a worker's trap caches dropped since its last counters to the agent's."""
+    before = old.get("trap_cache_evicted") or {}
+    for cache, count in (new.get("trap_cache_evicted") or {}).items():
+        if cache in TRAP_CACHE_STATS.evicted:
+            TRAP_CACHE_STATS.evicted[cache] += count - before.get(cache, 0)
 
 
 def _start(fds: Iterable[int], channel: int) -> subprocess.Popen[bytes]:

@@ -11,11 +11,14 @@ never run code. A payload is ``(kind, body)``:
   ``[traps] record`` file, which only the agent writes);
 - agent → worker: ``ENGINE`` (an engine ID the poller learned), ``GO`` (start
   reading: a reload's new workers wait for the old ones to stop), ``QUIT``
-  (drain and exit).
+  (drain and exit), ``RULES`` (the rule set in force: its token and the config
+  it is compiled from, pickled; None: match no more, the agent does).
 
 An event travels with its SNMPv3 clock claim (engine ID, boots, time,
 digest) when it is an authenticated v3 trap: the agent judges it against the
-one time-window table every worker shares (:mod:`netalert.snmp.wire.timeliness`).
+one time-window table every worker shares (:mod:`netalert.snmp.wire.timeliness`),
+and with what the trap rules made of it when the worker matches them: the rule
+set's token and :meth:`netalert.rules.trapflow.TrapRules.matches`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "QUIT",
     "READY",
     "RECORDED",
+    "RULES",
     "STATS",
     "ClockClaim",
     "FrameReader",
@@ -47,6 +51,7 @@ __all__ = [
 ]
 
 EVENTS, STATS, RECORDED, READY, ENGINE, GO, QUIT = "E", "S", "R", "Y", "I", "G", "Q"
+RULES = "M"
 MAX_FRAME = 64 * 1024 * 1024  # a frame longer than this is a bug: the channel is closed
 _LENGTH = struct.Struct(">I")
 ClockClaim = tuple[bytes, int, int, bytes]  # engine ID, boots, time, msgAuthenticationParameters
@@ -85,7 +90,8 @@ def encode_event(event: TrapEvent, claim: ClockClaim | None) -> tuple[Any, ...]:
 
 
 def decode_event(item: tuple[Any, ...]) -> tuple[TrapEvent, ClockClaim | None]:
-    """The event :func:`encode_event` encoded, and its clock claim."""
+    """The event :func:`encode_event` encoded, and its clock claim (what follows them in
+    ``item``, the worker's matches, is not read here)."""
     types = _TYPES
     varbinds = tuple(
         _varbind(oid, types[kind], value, name, index, label)
