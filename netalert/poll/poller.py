@@ -291,7 +291,24 @@ class Poller:
         except SnmpError as exc:
             return self._failed(state, "error", str(exc), started)
         answered = self._clock()
-        for oid in plan.walk:
+        # A client that walks several columns per request (the native one) walks them
+        # together; when that fails for a reason of the agent's, each walk on its own
+        # says which table is broken.
+        walk_many: Callable[..., Awaitable[list[list[VarBind]]]] | None = getattr(
+            client, "walk_many", None
+        )
+        together = walk_many is not None and len(plan.walk) > 1
+        if walk_many is not None and together:
+            try:
+                for walked in await walk_many(target, plan.walk):
+                    varbinds += walked
+            except SnmpTimeoutError as exc:
+                return self._failed(state, "timeout", str(exc), started)
+            except SnmpAuthError as exc:
+                return self._failed(state, "auth", str(exc), started)
+            except SnmpError:
+                together = False
+        for oid in () if together else plan.walk:
             try:
                 varbinds += await client.walk(target, oid)
             except SnmpTimeoutError as exc:

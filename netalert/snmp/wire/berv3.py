@@ -308,7 +308,9 @@ def _scoped_head(data: bytes, start: int, stop: int) -> _Head:
     return context_engine_id, context_name, pdu_type, request_id, error_status, error_index, pos
 
 
-def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
+def _scoped(
+    data: bytes, start: int, stop: int, limit: int, subtrees: tuple[bytes, ...] = ()
+) -> ScopedPdu:
     try:
         head = _scoped_head_usual(data, start, stop)
     except IndexError:  # shorter than the usual shape: the general reader says where
@@ -316,14 +318,18 @@ def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
     if head is None:
         head = _scoped_head(data, start, stop)
     list_at = head[6]
-    varbinds, pos = _varbinds(data, list_at, stop, True, limit)
+    varbinds, pos = _varbinds(data, list_at, stop, True, limit, subtrees)
     if pos != stop:
         raise _Bad("trailing_bytes", pos)
     return ScopedPdu(*head[:6], varbinds, (list_at, pos))
 
 
 def decode_scoped_pdu(
-    data: bytes, span: tuple[int, int] | None = None, *, max_varbinds: int = 0
+    data: bytes,
+    span: tuple[int, int] | None = None,
+    *,
+    max_varbinds: int = 0,
+    subtrees: tuple[bytes, ...] = (),
 ) -> ScopedPdu | DecodeError:
     """Decodes a ScopedPDU; never raises.
 
@@ -335,6 +341,7 @@ def decode_scoped_pdu(
         span: see ``data``.
         max_varbinds: more variable bindings give ``too_many_varbinds`` (0: the
             decoder's own bound, :data:`ber.MAX_VARBINDS`).
+        subtrees: see :func:`ber.decode_message`.
 
     Returns:
         The ScopedPDU, or a DecodeError naming the first problem.
@@ -344,7 +351,7 @@ def decode_scoped_pdu(
             start, stop = _expect(data, 0, len(data), 0x30)
         else:
             start, stop = span
-        return _scoped(data, start, stop, max_varbinds)
+        return _scoped(data, start, stop, max_varbinds, subtrees)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a bug here must cost one datagram, not the receiver
