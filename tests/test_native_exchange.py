@@ -195,6 +195,27 @@ async def test_a_hostile_answer_is_dropped_and_counted(serve: Serve, fault: str)
     assert sum(dropped.values()) == dropped[reason]
 
 
+async def test_the_drops_reach_the_metrics(serve: Serve) -> None:
+    """A poller with the native client counts its sockets' drops by reason in /metrics."""
+    from netalert.metrics import MetricSample
+    from netalert.mib import MibTree
+    from netalert.poll.poller import Poller
+    from netalert.web.sources import poller_source
+
+    client = NativeClient()
+    poller = Poller([], MibTree([]), clients={"native": client})
+    client.exchanges.stats.stray = 3
+    client.exchanges.stats.spoofed = 1
+    samples = [s for s in poller_source(poller.stats)() if isinstance(s, MetricSample)]
+    dropped = {
+        s.labels["reason"]: s.value
+        for s in samples
+        if s.name == "netalert_poll_datagrams_dropped_total"
+    }
+    assert dropped == {"malformed": 0, "spoofed": 1, "stray": 3}
+    await client.close()
+
+
 async def test_an_answer_from_another_address_is_dropped(serve: Serve) -> None:
     """The right request-id and community, sent from another port first: spoofed."""
     spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -268,10 +289,10 @@ def columns_table(lengths: tuple[int, ...]) -> list[Entry]:
 @pytest.mark.parametrize(
     ("lengths", "reps", "requests"),
     [
-        ((4, 4, 4), 25, 1),
-        ((3, 5, 2), 4, 2),
-        ((0, 2, 9), 4, 3),
-        ((4, 4, 4), 4, 2),
+        ((4, 4, 4), 25, 1),  # 9 rows asked: all three end in the first answer
+        ((3, 5, 2), 4, 3),  # 2 rows of 3, 2 rows of 3, then 4 of the last column
+        ((0, 2, 9), 4, 4),
+        ((4, 4, 4), 4, 3),
         ((1, 1, 1), 1, 2),
     ],
 )
@@ -290,7 +311,7 @@ async def test_walk_many_walks_the_columns_together(
         await client.close()
     assert [triples(walk) for walk in together] == [subtree(table, c) for c in COLUMNS]
     assert [triples(walk) for walk in together] == [triples(walk) for walk in apart]
-    # one GETBULK per page of the longest column (and a GET for an empty one, as walk)
+    # max-repetitions shared by the columns still walked (and a GET for an empty one)
     assert asked == requests + lengths.count(0)
 
 

@@ -238,7 +238,7 @@ class NativeClient(SnmpClient):
                 await self._discover(target, peer, usm)
             key = exchanges.new_key()
             data = usm.request(key, pdu(pdu_type, key, oids, a, b), context)
-            accept = functools.partial(usm.open, msg_id=key, request_id=key, subtrees=subtrees)
+            accept = functools.partial(usm.open, key, key, subtrees)
             got: ScopedPdu | Refusal = await self._attempts(target, peer, key, data, accept)
             if isinstance(got, ScopedPdu):
                 return got.error_status, got.error_index, got.varbinds
@@ -379,8 +379,9 @@ class NativeClient(SnmpClient):
         self, target: Target, oids: Sequence[str], *, max_varbinds: int = 100_000
     ) -> list[list[VarBind]]:
         """The walks of several columns at once: one GETBULK carries every column not yet
-        finished (its variable bindings take them in turn, row by row), so a table of a
-        few rows costs one round trip instead of one per column. Each walk is what
+        finished (its variable bindings take them in turn, row by row; max-repetitions
+        ``target.max_repetitions`` divided among them, rounded up), so a table of a few
+        rows costs one round trip instead of one per column. Each walk is what
         :meth:`walk` returns for it; SNMPv1 walks them one by one.
 
         Raises:
@@ -397,9 +398,12 @@ class NativeClient(SnmpClient):
         lasts: list[tuple[int, ...] | None] = [None] * len(roots)
         currents = list(roots)
         active = list(range(len(roots)))
-        repetitions = max(1, target.max_repetitions)
+        # An answer carries about max_repetitions values in all, as one column's would:
+        # the columns share them (a table of that many cells is one round trip).
+        size = max(1, target.max_repetitions)
         while active:
             subtrees = tuple(_encoded(roots[i]) for i in active)
+            repetitions = -(-size // len(active))
             status, index, varbinds = await self._send(
                 target,
                 peer,
@@ -411,7 +415,7 @@ class NativeClient(SnmpClient):
             )
             if status:
                 if status == _TOO_BIG and repetitions > 1:
-                    repetitions //= 2
+                    size = max(1, size // 2)
                     continue
                 raise self._failed(target, status, index, [currents[i] for i in active])
             if not varbinds:

@@ -56,6 +56,7 @@ from netalert.poll.client import (
 from netalert.poll.counters import Verdict, counter_went_back
 from netalert.poll.plan import SYS_UPTIME, DevicePlan
 from netalert.poll.rows import DeviceTracker, PollResult, PollStatus, Row
+from netalert.poll.udp import ExchangeStats
 from netalert.snmp.naming import MibTreeLike, Namer
 from netalert.snmp.types import VarBind
 from netalert.snmp.wire.engines import EngineIdRegistry
@@ -101,8 +102,10 @@ class PollerStats:
     restarts: int = 0
     in_flight: int = 0
     max_in_flight_seen: int = 0
-    # (cap, counters) of each client that keeps sessions (gufo)
+    # (cap, counters) of each client that keeps sessions (gufo) or targets (native)
     sessions: list[tuple[int, SessionStats]] = field(default_factory=list)
+    # datagrams dropped by the clients with shared sockets (native), by why
+    datagrams: list[ExchangeStats] = field(default_factory=list)
 
 
 class _DeviceState:
@@ -173,6 +176,9 @@ class Poller:
         kept = getattr(client, "stats", None)
         if isinstance(kept, SessionStats):
             self.stats.sessions.append((getattr(client, "max_sessions", 0), kept))
+        exchanges = getattr(client, "exchanges", None)
+        if exchanges is not None:
+            self.stats.datagrams.append(exchanges.stats)
 
     def _learn_engine(self, target: Target, engine_id: bytes) -> None:
         device = self._by_target.get(target)

@@ -20,10 +20,12 @@ and the request keeps waiting.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
@@ -52,6 +54,25 @@ from netalert.snmp.wire.usm import (
 __all__ = ["REPORTS", "Discovered", "Refusal", "UsmPeer", "UsmUser"]
 
 _GET, _RESPONSE, _REPORT = 0xA0, 0xA2, 0xA8
+
+
+def _hmac_pads(key: bytes, hash_name: str) -> tuple[Any, Any]:
+    """The HMAC (RFC 2104) of ``key`` as its two hash states after the padded key:
+    a message's HMAC is then two copies, two updates and two digests (half of what
+    :func:`hmac.digest` costs, which sets the key up anew each time)."""
+    inner, outer = hashlib.new(hash_name), hashlib.new(hash_name)
+    if len(key) > inner.block_size:
+        key = hashlib.new(hash_name, key).digest()
+    key = key.ljust(inner.block_size, b"\0")
+    inner.update(bytes(b ^ 0x36 for b in key))
+    outer.update(bytes(b ^ 0x5C for b in key))
+    return inner, outer
+
+
+def _int(value: int) -> bytes:
+    return encode_tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
 _MAX_SIZE = 65507  # msgMaxSize: what one UDP datagram carries
 # usmStats counters a Report names (RFC 3414 section 5), by their OID
 REPORTS = {
@@ -135,10 +156,16 @@ class UsmPeer:
     __slots__ = (
         "_aes",
         "_auth",
+        "_auth_tlv",
         "_des",
         "_ecb",
+        "_engine_tlv",
+        "_global_tail",
+        "_pads",
         "_pre_iv",
         "_salt",
+        "_scope",
+        "_user_tlv",
         "at",
         "boots",
         "engine_id",
@@ -157,6 +184,9 @@ class UsmPeer:
         self._des: TripleDES | None = None
         self._pre_iv = b""
         self._salt = secrets.randbits(64)
+        self._engine_tlv = self._scope = self._user_tlv = self._auth_tlv = b""
+        self._global_tail = b""
+        self._pads: tuple[Any, Any] = (None, None)
 
     @property
     def discovered(self) -> bool:
@@ -199,9 +229,19 @@ class UsmPeer:
         user = self.user
         self.engine_id = found.engine_id
         self.boots, self.time, self.at = found.boots, found.time, time.monotonic()
+        # the parts of every request that stay while the engine does
+        self._engine_tlv = encode_tlv(0x04, found.engine_id)
+        self._scope = self._engine_tlv + b"\x04\x00"  # contextEngineID, an empty contextName
+        self._user_tlv = encode_tlv(0x04, user.name)
+        self._auth_tlv = encode_tlv(0x04, bytes(user.digest_len))
+        # msgMaxSize, msgFlags, msgSecurityModel (USM) after a four-byte msgID
+        self._global_tail = b"\x02\x03\x00\xff\xe3\x04\x01%c\x02\x01\x03" % (
+            user.flags | FLAG_REPORTABLE
+        )
         self._aes = self._ecb = self._des = None
         if user.flags & FLAG_AUTH:
             self._auth = localize_key(user.auth_master, found.engine_id, user.hash_name)
+            self._pads = _hmac_pads(self._auth, user.hash_name)
         if user.priv is not None:
             size = PRIV_KEY_SIZES[user.priv]
             local = localize_key(user.priv_master, found.engine_id, user.hash_name)
@@ -219,7 +259,10 @@ class UsmPeer:
         """A request at the user's level, signed and encrypted as the user requires."""
         user = self.user
         now = self.time + int(time.monotonic() - self.at)
-        msg_data = scoped_pdu(self.engine_id, context_name, encoded_pdu)
+        if context_name:
+            msg_data = scoped_pdu(self.engine_id, context_name, encoded_pdu)
+        else:
+            msg_data = encode_tlv(0x30, self._scope + encoded_pdu)
         salt = b""
         if user.flags & FLAG_PRIV:
             self._salt = (self._salt + 1) & 0xFFFF_FFFF_FFFF_FFFF
@@ -236,22 +279,48 @@ class UsmPeer:
                 ciphertext = self._cfb_encrypt(iv, msg_data)
             msg_data = encode_tlv(0x04, ciphertext)
         size = user.digest_len
-        message, at = encode_v3_message(
-            msg_id=msg_id,
-            max_size=_MAX_SIZE,
-            flags=user.flags | FLAG_REPORTABLE,
-            engine_id=self.engine_id,
-            boots=self.boots,
-            time=now,
-            user=user.name,
-            auth_len=size,
-            priv_params=salt,
-            msg_data=msg_data,
-        )
+        message, at = self._message(msg_id, now, salt, msg_data)
         if not size:
             return message
-        digest = hmac.digest(self._auth, message, user.hash_name)[:size]
-        return message[:at] + digest + message[at + size :]
+        return message[:at] + self._mac(message)[:size] + message[at + size :]
+
+    def _mac(self, message: bytes) -> bytes:
+        """HMAC(auth key, message) from the key's two padded states (:func:`_hmac_pads`)."""
+        inner, outer = self._pads
+        inner = inner.copy()
+        inner.update(message)
+        outer = outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()  # type: ignore[no-any-return]
+
+    def _message(self, msg_id: int, now: int, salt: bytes, msg_data: bytes) -> tuple[bytes, int]:
+        """:func:`encode_v3_message`'s message and offset, from the pieces this peer
+        keeps (the engine ID, the user, the flags): a few joins per request instead of
+        a dozen encodings. msgIDs below 2**24 take the general encoder."""
+        if not 0x0100_0000 <= msg_id <= 0x7FFF_FFFF:
+            return encode_v3_message(
+                msg_id=msg_id,
+                max_size=_MAX_SIZE,
+                flags=self.user.flags | FLAG_REPORTABLE,
+                engine_id=self.engine_id,
+                boots=self.boots,
+                time=now,
+                user=self.user.name,
+                auth_len=self.user.digest_len,
+                priv_params=salt,
+                msg_data=msg_data,
+            )
+        before_auth = self._engine_tlv + _int(self.boots) + _int(now) + self._user_tlv
+        usm_body = before_auth + self._auth_tlv + encode_tlv(0x04, salt)
+        usm = encode_tlv(0x30, usm_body)
+        params = encode_tlv(0x04, usm)
+        head = b"\x02\x01\x03\x30\x11\x02\x04" + msg_id.to_bytes(4, "big") + self._global_tail
+        body = head + params + msg_data
+        message = encode_tlv(0x30, body)
+        at = len(message) - len(body) + len(head)  # the security parameters' OCTET STRING
+        at += len(params) - len(usm) + len(usm) - len(usm_body)  # its header, the SEQUENCE's
+        at += len(before_auth) + len(self._auth_tlv) - self.user.digest_len  # the auth header
+        return message, at
 
     def _cfb_encrypt(self, iv: bytes, plain: bytes) -> bytes:
         """AES-CFB128 encryption with the key's ECB context: block by block, each
@@ -272,7 +341,7 @@ class UsmPeer:
     # --- answers ------------------------------------------------------------------
 
     def open(
-        self, data: bytes, msg_id: int, request_id: int, subtrees: tuple[bytes, ...] = ()
+        self, msg_id: int, request_id: int, subtrees: tuple[bytes, ...], data: bytes
     ) -> ScopedPdu | Refusal | None:
         """The answer to request ``msg_id``/``request_id``: its Response ScopedPDU, a
         Refusal for a Report, or None when the datagram is not an authentic answer.
@@ -319,9 +388,7 @@ class UsmPeer:
         if len(header.auth_params) != size:
             return False
         at = header.auth_at
-        digest = hmac.digest(
-            self._auth, data[:at] + bytes(size) + data[at + size :], user.hash_name
-        )
+        digest = self._mac(data[:at] + bytes(size) + data[at + size :])
         return hmac.compare_digest(digest[:size], header.auth_params)
 
     def _decrypt(self, data: bytes, header: V3Header) -> bytes | None:
