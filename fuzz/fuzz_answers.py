@@ -83,7 +83,7 @@ def check(data: bytes) -> None:
     if key is None:
         return
     for peer in PEERS:
-        answer = peer.open(key, key, (berenc.encode_oid(ROOTS[0]),), data)
+        answer = peer.open(key, key, (berenc.encode_oid(ROOTS[0]),), 0, data)
         assert answer is None or isinstance(answer, Refusal | berv3.ScopedPdu), answer
         if isinstance(answer, berv3.ScopedPdu):
             assert answer.pdu_type == ber.PduType.RESPONSE and answer.request_id == key

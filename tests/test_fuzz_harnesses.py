@@ -395,8 +395,8 @@ def test_the_answers_harness_holds_and_is_not_vacuous() -> None:
     assert len(whole.varbinds) > 3 and len(cut.varbinds) == 3  # two inside, the first outside
     key = fuzz_answers.KEY
     privaes, plain_peer = fuzz_answers.PEERS
-    assert isinstance(privaes.open(key, key, (), signed), ScopedPdu)
-    assert privaes.open(key, key, (), plain) is None  # unsigned, for a user who signs
-    assert isinstance(plain_peer.open(key, key, (), plain), ScopedPdu)
-    assert privaes.open(key + 1, key, (), signed) is None  # another request's msgID
-    assert privaes.open(key, key, (), report) == Refusal("report 1.3.6.1.2.1.2.2.1.2.1", True)
+    assert isinstance(privaes.open(key, key, (), 0, signed), ScopedPdu)
+    assert privaes.open(key, key, (), 0, plain) is None  # unsigned, for a user who signs
+    assert isinstance(plain_peer.open(key, key, (), 0, plain), ScopedPdu)
+    assert privaes.open(key + 1, key, (), 0, signed) is None  # another request's msgID
+    assert privaes.open(key, key, (), 0, report) == Refusal("report 1.3.6.1.2.1.2.2.1.2.1", True)

@@ -69,21 +69,23 @@ class Hostile(Agent):
             right = self._encode(msg, msg.request_id, [])  # shape only; the faults rewrite it
             for datagram in self.before(msg, right):
                 self.transport.sendto(datagram, addr)
-        if msg.pdu_type == PduType.GET_BULK and len(msg.varbinds) > 1:
+        if msg.pdu_type == PduType.GET_BULK and (len(msg.varbinds) > 1 or msg.error_status):
             self.requests.append(msg)
             self.transport.sendto(self._encode(msg, msg.request_id, self.rows(msg)), addr)
             return
         super().datagram_received(data, addr)
 
     def rows(self, msg: Message) -> list[Entry]:
-        """A GETBULK of several columns: row by row, each column's next instance."""
+        """A GETBULK of several OIDs: the non-repeaters' next instances, then row by row
+        each repeater's."""
         ordered = sorted(self.table, key=lambda e: arcs(e[0]))
         end = ("1.3.6.1.9.9.9", SnmpType.END_OF_MIB_VIEW, None)
         after = [[e for e in ordered if arcs(e[0]) > arcs(oid)] for oid, _, _ in msg.varbinds]
-        return [
+        heads = [column[0] if column else end for column in after[: msg.error_status]]
+        return heads + [
             column[row] if row < len(column) else end
             for row in range(msg.error_index)
-            for column in after
+            for column in after[msg.error_status :]
         ]
 
 
@@ -332,3 +334,40 @@ async def test_walk_many_refuses_a_column_going_back(serve: Serve) -> None:
             await client.walk_many(target, COLUMNS)
     finally:
         await client.close()
+
+
+SCALARS = ("1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0")
+
+
+@pytest.mark.parametrize(
+    ("gets", "requests"),
+    [
+        (SCALARS, 1),  # both ride along: one GETBULK
+        ((*SCALARS, "1.3.6.1.2.1.1.7.0"), 2),  # sysServices.0 missing: a GET after
+        (("1.3.6.1.2.1.1.5.0", f"{COLUMNS[0]}.2"), 2),  # not a scalar: a GET after
+    ],
+)
+async def test_get_and_walk_reads_a_poll_in_one_round_trip(
+    serve: Serve, gets: tuple[str, ...], requests: int
+) -> None:
+    table = [
+        *columns_table((4, 4, 4)),
+        ("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, 4200),
+        ("1.3.6.1.2.1.1.5.0", SnmpType.OCTET_STRING, b"sw1"),
+        ("1.3.6.1.2.1.1.8.0", SnmpType.TIMETICKS, 0),  # the successor of sysServices
+    ]
+    agent, target = await serve(table)
+    target = replace(target, max_repetitions=25)
+    client = NativeClient()
+    try:
+        got, walks = await client.get_and_walk(target, gets, COLUMNS)
+        asked = list(agent.requests)
+        alone = await client.get(target, gets)
+    finally:
+        await client.close()
+    assert triples(got) == triples(alone)
+    assert [triples(walk) for walk in walks] == [subtree(table, c) for c in COLUMNS]
+    assert len(asked) == requests
+    assert asked[0].pdu_type == PduType.GET_BULK and asked[0].error_status == len(
+        [g for g in gets if g.endswith(".0")]
+    )

@@ -104,11 +104,16 @@ class _Peer:
 
 
 def _accept_community(
-    version: int, community: bytes, request_id: int, subtrees: tuple[bytes, ...], data: bytes
+    version: int,
+    community: bytes,
+    request_id: int,
+    subtrees: tuple[bytes, ...],
+    skip: int,
+    data: bytes,
 ) -> Message | None:
     """The answer to a v1/v2c request: a Response of the same version, community and
     request-id; None for any other datagram."""
-    message = decode_message(data, communities=(community,), subtrees=subtrees)
+    message = decode_message(data, communities=(community,), subtrees=subtrees, skip=skip)
     if (
         not isinstance(message, Message)
         or message.pdu_type != _RESPONSE
@@ -193,7 +198,10 @@ class NativeClient(SnmpClient):
         exchanges = self.exchanges
         key = exchanges.new_key()
         data = community_message(peer.version, peer.community, pdu(pdu_type, key, oids, a, b))
-        accept = functools.partial(_accept_community, peer.version, peer.community, key, subtrees)
+        skip = a if pdu_type == _GET_BULK else 0  # non-repeaters come before the rows
+        accept = functools.partial(
+            _accept_community, peer.version, peer.community, key, subtrees, skip
+        )
         message: Message = await self._attempts(target, peer, key, data, accept)
         return message.error_status, message.error_index, message.varbinds
 
@@ -238,7 +246,8 @@ class NativeClient(SnmpClient):
                 await self._discover(target, peer, usm)
             key = exchanges.new_key()
             data = usm.request(key, pdu(pdu_type, key, oids, a, b), context)
-            accept = functools.partial(usm.open, key, key, subtrees)
+            skip = a if pdu_type == _GET_BULK else 0  # non-repeaters come before the rows
+            accept = functools.partial(usm.open, key, key, subtrees, skip)
             got: ScopedPdu | Refusal = await self._attempts(target, peer, key, data, accept)
             if isinstance(got, ScopedPdu):
                 return got.error_status, got.error_index, got.varbinds
@@ -378,11 +387,7 @@ class NativeClient(SnmpClient):
     async def walk_many(
         self, target: Target, oids: Sequence[str], *, max_varbinds: int = 100_000
     ) -> list[list[VarBind]]:
-        """The walks of several columns at once: one GETBULK carries every column not yet
-        finished (its variable bindings take them in turn, row by row; max-repetitions
-        ``target.max_repetitions`` divided among them, rounded up), so a table of a few
-        rows costs one round trip instead of one per column. Each walk is what
-        :meth:`walk` returns for it; SNMPv1 walks them one by one.
+        """The walks of several columns at once; see :meth:`get_and_walk`.
 
         Raises:
             SnmpTimeoutError: No answer within timeout x (retries + 1) for one PDU.
@@ -390,10 +395,40 @@ class NativeClient(SnmpClient):
             SnmpProtocolError: An error status, OIDs of a column that do not
                 increase, or an answer that advances no column.
         """
-        roots = [o.lstrip(".") for o in oids]
-        if target.version == "1" or len(roots) < 2:
-            return [await self.walk(target, root, max_varbinds=max_varbinds) for root in roots]
+        return (await self.get_and_walk(target, (), oids, max_varbinds=max_varbinds))[1]
+
+    async def get_and_walk(
+        self,
+        target: Target,
+        gets: Sequence[str],
+        walks: Sequence[str],
+        *,
+        max_varbinds: int = 100_000,
+    ) -> tuple[list[VarBind], list[list[VarBind]]]:
+        """What :meth:`get` of ``gets`` and :meth:`walk` of each of ``walks`` return, in
+        as few round trips as the agent allows: one GETBULK carries every column not yet
+        finished (its variable bindings take them in turn, row by row; max-repetitions
+        ``target.max_repetitions`` divided among them, rounded up), and the first one also
+        the scalar instances of ``gets`` (``X.0``) as non-repeaters: the successor of
+        ``X`` is ``X.0`` when the agent has it. What does not come back so (another
+        instance, an OID that is not a scalar's) is read by one GET after. A poll of a
+        few scalars and a small table is one round trip. SNMPv1 gets and walks one by one.
+
+        Raises:
+            SnmpTimeoutError: No answer within timeout x (retries + 1) for one PDU.
+            SnmpAuthError: An SNMPv3 report refused the request.
+            SnmpProtocolError: An error status, OIDs of a column that do not
+                increase, or an answer that advances no column.
+        """
+        wanted = [o.lstrip(".") for o in gets]
+        roots = [o.lstrip(".") for o in walks]
+        if target.version == "1" or not roots:
+            got = await self.get(target, wanted) if wanted else []
+            return got, [await self.walk(target, r, max_varbinds=max_varbinds) for r in roots]
         peer = self._known(target) or await self._peer(target)
+        # scalar instances ride along as non-repeaters (GETNEXT of their object)
+        scalars = [oid for oid in wanted if oid.endswith(".0")][:_GET_CHUNK]
+        found: dict[str, VarBind] = {}
         outs: list[list[VarBind]] = [[] for _ in roots]
         lasts: list[tuple[int, ...] | None] = [None] * len(roots)
         currents = list(roots)
@@ -404,20 +439,20 @@ class NativeClient(SnmpClient):
         while active:
             subtrees = tuple(_encoded(roots[i]) for i in active)
             repetitions = -(-size // len(active))
+            asked = [oid[:-2] for oid in scalars] + [currents[i] for i in active]
             status, index, varbinds = await self._send(
-                target,
-                peer,
-                _GET_BULK,
-                [currents[i] for i in active],
-                0,
-                repetitions,
-                subtrees,
+                target, peer, _GET_BULK, asked, len(scalars), repetitions, subtrees
             )
             if status:
                 if status == _TOO_BIG and repetitions > 1:
                     size = max(1, size // 2)
                     continue
-                raise self._failed(target, status, index, [currents[i] for i in active])
+                raise self._failed(target, status, index, asked)
+            for oid, (name, kind, value) in zip(scalars, varbinds, strict=False):
+                if name == oid and kind is not _END:
+                    found[oid] = _varbind(oid, kind, value, "", "", "")
+            varbinds = varbinds[len(scalars) :]
+            scalars = []
             if not varbinds:
                 break
             width = len(active)
@@ -446,12 +481,18 @@ class NativeClient(SnmpClient):
             for i in active:
                 if outs[i]:
                     currents[i] = outs[i][-1].oid
-        for i, out in enumerate(outs):
-            if not out:
-                # Like snmpwalk: a walk of an instance returns that instance.
-                got = await self.get(target, [roots[i]])
-                outs[i] = [vb for vb in got if vb.type not in _ABSENT]
-        return outs
+        # Like snmpwalk, a walk of an instance returns that instance: with the rest
+        missing = [oid for oid in wanted if oid not in found]
+        instances = [roots[i] for i, out in enumerate(outs) if not out]
+        if missing or instances:
+            more = await self.get(target, missing + instances)
+            found.update(zip(missing, more[: len(missing)], strict=True))
+            extra = iter(more[len(missing) :])
+            for i, out in enumerate(outs):
+                if not out:
+                    vb = next(extra)
+                    outs[i] = [] if vb.type in _ABSENT else [vb]
+        return [found[oid] for oid in wanted], outs
 
     async def close(self) -> None:
         """Closes the shared sockets and forgets every peer."""

@@ -288,33 +288,34 @@ class Poller:
         started = self._clock()
         status: PollStatus = "ok"
         errors: list[str] = []
-        try:
-            varbinds: list[VarBind] = await client.get(target, plan.get)
-        except SnmpTimeoutError as exc:
-            return self._failed(state, "timeout", str(exc), started)
-        except SnmpAuthError as exc:
-            return self._failed(state, "auth", str(exc), started)
-        except SnmpError as exc:
-            return self._failed(state, "error", str(exc), started)
-        answered = self._clock()
-        # A client that walks several columns per request (the native one) walks them
-        # together; when that fails for a reason of the agent's, each walk on its own
-        # says which table is broken.
-        walk_many: Callable[..., Awaitable[list[list[VarBind]]]] | None = getattr(
-            client, "walk_many", None
-        )
-        together = walk_many is not None and len(plan.walk) > 1
-        if walk_many is not None and together:
+        # A client that reads a poll in fewer requests (the native one: the GET's scalars
+        # and the columns share GETBULKs) reads it so; when that fails for a reason of
+        # the agent's, the GET and each walk on its own say what is broken.
+        together: Callable[..., Awaitable[tuple[list[VarBind], list[list[VarBind]]]]] | None
+        together = getattr(client, "get_and_walk", None) if plan.walk else None
+        walked: list[list[VarBind]] | None = None
+        if together is not None:
             try:
-                for walked in await walk_many(target, plan.walk):
-                    varbinds += walked
+                varbinds, walked = await together(target, plan.get, plan.walk)
             except SnmpTimeoutError as exc:
                 return self._failed(state, "timeout", str(exc), started)
             except SnmpAuthError as exc:
                 return self._failed(state, "auth", str(exc), started)
             except SnmpError:
-                together = False
-        for oid in () if together else plan.walk:
+                walked = None
+        if walked is None:
+            try:
+                varbinds = await client.get(target, plan.get)
+            except SnmpTimeoutError as exc:
+                return self._failed(state, "timeout", str(exc), started)
+            except SnmpAuthError as exc:
+                return self._failed(state, "auth", str(exc), started)
+            except SnmpError as exc:
+                return self._failed(state, "error", str(exc), started)
+        answered = self._clock()
+        for got in walked or ():
+            varbinds += got
+        for oid in () if walked is not None else plan.walk:
             try:
                 varbinds += await client.walk(target, oid)
             except SnmpTimeoutError as exc:

@@ -264,12 +264,19 @@ def _value(data: bytes, pos: int, end: int, v2: bool) -> tuple[SnmpType, Value, 
 
 
 def _varbinds(
-    data: bytes, pos: int, end: int, v2: bool, limit: int = 0, subtrees: tuple[bytes, ...] = ()
+    data: bytes,
+    pos: int,
+    end: int,
+    v2: bool,
+    limit: int = 0,
+    subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
 ) -> tuple[tuple[RawVarBind, ...], int]:
     """The VarBindList at ``pos``; with ``subtrees`` (OIDs' encoded contents, the
     columns a GETBULK walks, its variable bindings taking them in turn), up to and
     including the first row of them whose names are under none of their columns (a
-    walk ends there, and the rest of the answer is not decoded)."""
+    walk ends there, and the rest of the answer is not decoded). The first ``skip``
+    variable bindings (a GETBULK's non-repeaters) are in no column."""
     start, stop = _expect(data, pos, end, 0x30)
     out: list[RawVarBind] = []
     oids = _OID_CACHE
@@ -301,8 +308,8 @@ def _varbinds(
             vb_start, vb_stop = _expect(data, pos, stop, 0x30)
             name_start, name_stop = _expect(data, vb_start, vb_stop, 0x06)
             oid = _oid(data, name_start, name_stop)
-        if width:
-            column = len(out) % width
+        if width and len(out) >= skip:
+            column = (len(out) - skip) % width
             if data.startswith(subtrees[column], name_start):
                 row_inside = True
             if column == width - 1:  # a row ends: if none was inside, it is the last read
@@ -364,7 +371,11 @@ def _v1_trap(data: bytes, pos: int, end: int) -> tuple[V1Trap, int]:
 
 
 def _decode(
-    data: bytes, limit: int, communities: Container[bytes] | None, subtrees: tuple[bytes, ...] = ()
+    data: bytes,
+    limit: int,
+    communities: Container[bytes] | None,
+    subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
 ) -> Message:
     end = len(data)
     if end > MAX_MESSAGE:
@@ -397,7 +408,7 @@ def _decode(
         if pdu_type == 0xA5 and error_status < 0:
             raise _Bad("integer_range", pos)
     vb_at = pos
-    varbinds, pos = _varbinds(data, pos, p_stop, version == 1, limit, subtrees)
+    varbinds, pos = _varbinds(data, pos, p_stop, version == 1, limit, subtrees, skip)
     if pos != p_stop:
         raise _Bad("trailing_bytes", pos)
     return _message(
@@ -419,6 +430,7 @@ def decode_message(
     max_varbinds: int = MAX_VARBINDS,
     communities: Container[bytes] | None = None,
     subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
 ) -> Message | DecodeError:
     """Decodes one SNMPv1 or SNMPv2c message; never raises.
 
@@ -431,6 +443,8 @@ def decode_message(
             its variable bindings take in turn), the variable bindings end with the
             first row of them that has no name under its root: the rest of the list is
             not read.
+        skip: with ``subtrees``, how many variable bindings come before the rows (a
+            GETBULK's non-repeaters).
 
     Returns:
         The message, or a DecodeError whose ``reason`` names the first problem
@@ -439,7 +453,7 @@ def decode_message(
         check :func:`message_version` first.
     """
     try:
-        return _decode(data, max_varbinds, communities, subtrees)
+        return _decode(data, max_varbinds, communities, subtrees, skip)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a decoder bug must cost one datagram, not the receiver

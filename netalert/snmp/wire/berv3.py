@@ -315,7 +315,7 @@ def _scoped_head(data: bytes, start: int, stop: int) -> _Head:
 
 
 def _scoped(
-    data: bytes, start: int, stop: int, limit: int, subtrees: tuple[bytes, ...] = ()
+    data: bytes, start: int, stop: int, limit: int, subtrees: tuple[bytes, ...] = (), skip: int = 0
 ) -> ScopedPdu:
     try:
         head = _scoped_head_usual(data, start, stop)
@@ -324,7 +324,7 @@ def _scoped(
     if head is None:
         head = _scoped_head(data, start, stop)
     list_at = head[6]
-    varbinds, pos = _varbinds(data, list_at, stop, True, limit, subtrees)
+    varbinds, pos = _varbinds(data, list_at, stop, True, limit, subtrees, skip)
     if pos != stop:
         raise _Bad("trailing_bytes", pos)
     return _scoped_pdu(*head[:6], varbinds, (list_at, pos))
@@ -336,6 +336,7 @@ def decode_scoped_pdu(
     *,
     max_varbinds: int = 0,
     subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
 ) -> ScopedPdu | DecodeError:
     """Decodes a ScopedPDU; never raises.
 
@@ -348,6 +349,7 @@ def decode_scoped_pdu(
         max_varbinds: more variable bindings give ``too_many_varbinds`` (0: the
             decoder's own bound, :data:`ber.MAX_VARBINDS`).
         subtrees: see :func:`ber.decode_message`.
+        skip: see :func:`ber.decode_message`.
 
     Returns:
         The ScopedPDU, or a DecodeError naming the first problem.
@@ -357,7 +359,7 @@ def decode_scoped_pdu(
             start, stop = _expect(data, 0, len(data), 0x30)
         else:
             start, stop = span
-        return _scoped(data, start, stop, max_varbinds, subtrees)
+        return _scoped(data, start, stop, max_varbinds, subtrees, skip)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a bug here must cost one datagram, not the receiver

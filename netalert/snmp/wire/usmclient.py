@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from netalert.snmp.wire.ber import DecodeError
@@ -276,7 +277,8 @@ class UsmPeer:
             else:
                 salt = self._salt.to_bytes(8, "big")  # RFC 3826 section 3.1.2.1
                 iv = self.boots.to_bytes(4, "big") + now.to_bytes(4, "big") + salt
-                ciphertext = self._cfb_encrypt(iv, msg_data)
+                encryptor = Cipher(self._aes, CFB(iv)).encryptor()  # type: ignore[arg-type]
+                ciphertext = encryptor.update(msg_data) + encryptor.finalize()
             msg_data = encode_tlv(0x04, ciphertext)
         size = user.digest_len
         message, at = self._message(msg_id, now, salt, msg_data)
@@ -322,30 +324,14 @@ class UsmPeer:
         at += len(before_auth) + len(self._auth_tlv) - self.user.digest_len  # the auth header
         return message, at
 
-    def _cfb_encrypt(self, iv: bytes, plain: bytes) -> bytes:
-        """AES-CFB128 encryption with the key's ECB context: block by block, each
-        block's key stream the encryption of the ciphertext block before it."""
-        ecb = self._ecb
-        assert ecb is not None
-        out = bytearray()
-        feedback = iv
-        for start in range(0, len(plain), 16):
-            block = plain[start : start + 16]
-            stream = ecb.update(feedback)[: len(block)]
-            feedback = (int.from_bytes(stream, "big") ^ int.from_bytes(block, "big")).to_bytes(
-                len(block), "big"
-            )
-            out += feedback
-        return bytes(out)
-
     # --- answers ------------------------------------------------------------------
 
     def open(
-        self, msg_id: int, request_id: int, subtrees: tuple[bytes, ...], data: bytes
+        self, msg_id: int, request_id: int, subtrees: tuple[bytes, ...], skip: int, data: bytes
     ) -> ScopedPdu | Refusal | None:
         """The answer to request ``msg_id``/``request_id``: its Response ScopedPDU, a
         Refusal for a Report, or None when the datagram is not an authentic answer.
-        ``subtrees``: see :func:`netalert.snmp.wire.ber.decode_message`."""
+        ``subtrees``, ``skip``: see :func:`netalert.snmp.wire.ber.decode_message`."""
         header = decode_v3_header(data)
         if isinstance(header, DecodeError) or header.msg_id != msg_id:
             return None
@@ -361,16 +347,16 @@ class UsmPeer:
                 plain = self._decrypt(data, header)
                 if plain is None:
                     return None
-                scoped = decode_scoped_pdu(plain, subtrees=subtrees)
+                scoped = decode_scoped_pdu(plain, subtrees=subtrees, skip=skip)
             else:
-                scoped = decode_scoped_pdu(data, header.data_at, subtrees=subtrees)
+                scoped = decode_scoped_pdu(data, header.data_at, subtrees=subtrees, skip=skip)
             if isinstance(scoped, DecodeError):
                 return None
             self.boots, self.time, self.at = header.boots, header.time, time.monotonic()
             if scoped.pdu_type == _REPORT:
                 return _refusal(scoped, authentic=True)
         else:
-            scoped = decode_scoped_pdu(data, header.data_at, subtrees=subtrees)
+            scoped = decode_scoped_pdu(data, header.data_at, subtrees=subtrees, skip=skip)
             if isinstance(scoped, DecodeError):
                 return None
             if scoped.pdu_type == _REPORT:
