@@ -371,3 +371,35 @@ async def test_get_and_walk_reads_a_poll_in_one_round_trip(
     assert asked[0].pdu_type == PduType.GET_BULK and asked[0].error_status == len(
         [g for g in gets if g.endswith(".0")]
     )
+
+
+def test_columns_end_each_walk_at_its_subtree_and_refuse_going_back() -> None:
+    """The walk bookkeeping alone (netalert.poll.columns): rows taken column by column."""
+    from netalert.poll.columns import ColumnError, Columns
+
+    i = SnmpType.INTEGER
+    columns = Columns(["1.3.6.1.1", "1.3.6.1.2", "1.3.6.1.3"], max_varbinds=3)
+    assert columns.asked() == ["1.3.6.1.1", "1.3.6.1.2", "1.3.6.1.3"]
+    # row 1: all three inside; row 2: the second column's walk has ended
+    columns.take(
+        [
+            ("1.3.6.1.1.1", i, 1),
+            ("1.3.6.1.2.1", i, 2),
+            ("1.3.6.1.3.1", i, 3),
+            ("1.3.6.1.1.2", i, 4),
+            ("1.3.6.1.3.9", i, 5),
+            ("1.3.6.1.3.2", i, 6),
+        ]
+    )
+    assert columns.active == [0, 2]
+    assert columns.asked() == ["1.3.6.1.1.2", "1.3.6.1.3.2"]
+    # the first column reaches max_varbinds; the third ends at endOfMibView
+    columns.take([("1.3.6.1.1.3", i, 7), ("1.3.6.1.9", SnmpType.END_OF_MIB_VIEW, None)])
+    assert columns.active == []
+    assert [[vb.value for vb in out] for out in columns.outs] == [[1, 4, 7], [2], [3, 6]]
+    going_back = Columns(["1.3.6.1.1"], max_varbinds=10)
+    with pytest.raises(ColumnError, match="OIDs not increasing"):
+        going_back.take([("1.3.6.1.1.5", i, 1), ("1.3.6.1.1.4", i, 2)])
+    stuck = Columns(["1.3.6.1.1", "1.3.6.1.2"], max_varbinds=10)
+    with pytest.raises(ColumnError, match="advanced no column"):
+        stuck.take([])

@@ -36,10 +36,10 @@ from netalert.poll.client import (
     SnmpTimeoutError,
     Target,
 )
+from netalert.poll.columns import ColumnError, Columns, encoded
 from netalert.poll.udp import TIMED_OUT, Address, Exchanges
 from netalert.snmp.types import SnmpType, VarBind, maker
 from netalert.snmp.wire.ber import Message, RawVarBind, decode_message
-from netalert.snmp.wire.berenc import encode_oid
 from netalert.snmp.wire.berv3 import ScopedPdu
 from netalert.snmp.wire.request import ERROR_STATUS, community_message, pdu
 from netalert.snmp.wire.usmclient import Refusal, UsmPeer, UsmUser
@@ -52,33 +52,6 @@ _GET_CHUNK = 32  # OIDs per GET PDU, as the gufo adapter
 _END = SnmpType.END_OF_MIB_VIEW
 _ABSENT = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, _END})
 _varbind = maker(VarBind)
-# Arcs of the OIDs walks return, for the check that a walk advances (the same
-# instances, device after device); bounded, cleared when full.
-_ARCS_LIMIT = 100_000
-_arcs_seen: dict[str, tuple[int, ...]] = {}
-_encoded_roots: dict[str, bytes] = {}  # a walk's root, encoded: where its answers stop
-
-
-def _encoded(root: str) -> bytes:
-    found = _encoded_roots.get(root)
-    if found is None:
-        found = encode_oid(root)
-        if len(_encoded_roots) >= _ARCS_LIMIT:
-            _encoded_roots.clear()
-        _encoded_roots[root] = found
-    return found
-
-
-def _arcs(oid: str) -> tuple[int, ...]:
-    key = _arcs_seen.get(oid)
-    if key is None:
-        key = tuple(map(int, oid.split(".")))
-        if len(_arcs_seen) >= _ARCS_LIMIT:
-            _arcs_seen.clear()
-        _arcs_seen[oid] = key
-    return key
-
-
 # (error-status, error-index, varbinds) of an answer
 _Answer = tuple[int, int, tuple[RawVarBind, ...]]
 
@@ -332,22 +305,20 @@ class NativeClient(SnmpClient):
     async def walk(self, target: Target, oid: str, *, max_varbinds: int = 100_000) -> list[VarBind]:
         """See :meth:`SnmpClient.walk`."""
         root = oid.lstrip(".")
-        prefix = root + "."
         peer = self._known(target) or await self._peer(target)
-        encoded = (_encoded(root),)
+        subtree = (encoded(root),)
         v1 = target.version == "1"
         repetitions = max(1, target.max_repetitions)
-        out: list[VarBind] = []
-        last: tuple[int, ...] | None = None
-        current = root
-        while len(out) < max_varbinds:
+        columns = Columns([root], max_varbinds)
+        while columns.active:
+            asked = columns.asked()
             if v1:
                 status, index, varbinds = await self._send(
-                    target, peer, _GET_NEXT, (current,), subtrees=encoded
+                    target, peer, _GET_NEXT, asked, subtrees=subtree
                 )
             else:
                 status, index, varbinds = await self._send(
-                    target, peer, _GET_BULK, (current,), 0, repetitions, encoded
+                    target, peer, _GET_BULK, asked, 0, repetitions, subtree
                 )
             if status:
                 if v1 and status == _NO_SUCH_NAME:
@@ -355,29 +326,14 @@ class NativeClient(SnmpClient):
                 if status == _TOO_BIG and repetitions > 1:
                     repetitions //= 2
                     continue
-                raise self._failed(target, status, index, (current,))
+                raise self._failed(target, status, index, asked)
             if not varbinds:
                 break
-            done = False
-            for name, kind, value in varbinds:
-                if kind is _END:
-                    done = True
-                    break
-                # The walk must advance, or a broken agent would loop us forever.
-                key = _arcs(name)
-                if not (name.startswith(prefix) or name == root):
-                    done = True  # past the subtree: the walk ends
-                    break
-                if last is not None and key <= last:
-                    raise SnmpProtocolError(target, "OIDs not increasing", name)
-                last = key
-                out.append(_varbind(name, kind, value, "", "", ""))
-                if len(out) >= max_varbinds:
-                    done = True
-                    break
-            if done:
-                break
-            current = out[-1].oid
+            try:
+                columns.take(varbinds)
+            except ColumnError as exc:
+                raise SnmpProtocolError(target, exc.reason, exc.oid) from None
+        out = columns.outs[0]
         if not out:
             # Like snmpwalk: a walk of an instance returns that instance.
             got = await self.get(target, [root])
@@ -429,19 +385,15 @@ class NativeClient(SnmpClient):
         # scalar instances ride along as non-repeaters (GETNEXT of their object)
         scalars = [oid for oid in wanted if oid.endswith(".0")][:_GET_CHUNK]
         found: dict[str, VarBind] = {}
-        outs: list[list[VarBind]] = [[] for _ in roots]
-        lasts: list[tuple[int, ...] | None] = [None] * len(roots)
-        currents = list(roots)
-        active = list(range(len(roots)))
+        columns = Columns(roots, max_varbinds)
         # An answer carries about max_repetitions values in all, as one column's would:
         # the columns share them (a table of that many cells is one round trip).
         size = max(1, target.max_repetitions)
-        while active:
-            subtrees = tuple(_encoded(roots[i]) for i in active)
-            repetitions = -(-size // len(active))
-            asked = [oid[:-2] for oid in scalars] + [currents[i] for i in active]
+        while columns.active:
+            repetitions = -(-size // len(columns.active))
+            asked = [oid[:-2] for oid in scalars] + columns.asked()
             status, index, varbinds = await self._send(
-                target, peer, _GET_BULK, asked, len(scalars), repetitions, subtrees
+                target, peer, _GET_BULK, asked, len(scalars), repetitions, columns.subtrees()
             )
             if status:
                 if status == _TOO_BIG and repetitions > 1:
@@ -455,32 +407,11 @@ class NativeClient(SnmpClient):
             scalars = []
             if not varbinds:
                 break
-            width = len(active)
-            ended: set[int] = set()
-            grown = False
-            for at, (name, kind, value) in enumerate(varbinds):
-                column = active[at % width]
-                if column in ended:
-                    continue
-                root = roots[column]
-                if kind is _END or not (name.startswith(root + ".") or name == root):
-                    ended.add(column)  # past its subtree: this column's walk ends
-                    continue
-                key = _arcs(name)
-                last = lasts[column]
-                if last is not None and key <= last:
-                    raise SnmpProtocolError(target, "OIDs not increasing", name)
-                lasts[column] = key
-                outs[column].append(_varbind(name, kind, value, "", "", ""))
-                grown = True
-                if len(outs[column]) >= max_varbinds:
-                    ended.add(column)
-            if not grown and not ended:
-                raise SnmpProtocolError(target, "a GETBULK answer advanced no column")
-            active = [i for i in active if i not in ended]
-            for i in active:
-                if outs[i]:
-                    currents[i] = outs[i][-1].oid
+            try:
+                columns.take(varbinds)
+            except ColumnError as exc:
+                raise SnmpProtocolError(target, exc.reason, exc.oid) from None
+        outs = columns.outs
         # Like snmpwalk, a walk of an instance returns that instance: with the rest
         missing = [oid for oid in wanted if oid not in found]
         instances = [roots[i] for i, out in enumerate(outs) if not out]
