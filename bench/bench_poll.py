@@ -152,11 +152,12 @@ async def run_netalert(
     v3: bool,
     window: Window | None = None,
     agent_pid: int | None = None,
+    backend: str = "gufo",
 ) -> dict[str, float]:
     """``window``: counts the instructions of the polls only (:mod:`bench.window`);
     ``agent_pid``: the snmpd whose CPU over the timed polls is reported too."""
     plans = [
-        DevicePlan(f"d{i}", target(port, i, v3), "gufo", 3600.0, 0.0, GETS, WALKS)
+        DevicePlan(f"d{i}", target(port, i, v3), backend, 3600.0, 0.0, GETS, WALKS)  # type: ignore[arg-type]
         for i in range(polls)
     ]
     done = asyncio.Event()
@@ -398,7 +399,7 @@ async def one_round(
         for name in order:
             if name == "netalert":
                 out[name] = await run_netalert(
-                    tree, agent.port, args.polls, v3, agent_pid=agent.pid
+                    tree, agent.port, args.polls, v3, agent_pid=agent.pid, backend=args.backend
                 )
             elif exe is not None:  # its snmpd CPU includes its set-up (sessions, v3 discovery)
                 before = process_cpu(agent.pid)
@@ -415,6 +416,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--polls", type=int, default=2000)
     parser.add_argument("--pysnmp-polls", type=int, default=300)
+    parser.add_argument(
+        "--backend", choices=("gufo", "native"), default="gufo", help="netalert's poll backend"
+    )
     parser.add_argument("--scale", type=int, default=0, help="devices for the sizing run")
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--duration", type=float, default=120.0)

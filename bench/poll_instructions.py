@@ -18,7 +18,7 @@ never snmpd.
 Needs valgrind, its headers (valgrind/callgrind.h) and a C compiler.
 
 Run: .venv/bin/python -m bench.poll_instructions [--devices 200] [--case gufo:2c ...]
-     [--repeat 1] [--json FILE]
+     [--repeat 1] [--json FILE] [--keep DIR]
 Prints, per case, instructions per poll and per value (Ir: callgrind's
 instruction count of the measured round, divided by polls and by values).
 """
@@ -152,6 +152,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (median shown)")
     parser.add_argument("--timeout", type=float, default=1200.0)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--keep", type=Path, help="copy callgrind's output files here (for callgrind_annotate)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--toggle", help=argparse.SUPPRESS)
@@ -191,6 +194,10 @@ def main() -> None:
                 flush=True,
             )
             figures[case] = {"per_poll": per_poll, "per_value": per_value, "runs": runs}
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                name = f"callgrind.{case.replace(':', '-')}.out"
+                shutil.copy(work / name, args.keep / name)
     finally:
         agent.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -29,7 +29,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = ROOT / "build" / "fuzz"
-HARNESSES = ("fuzz_ber", "fuzz_berv3", "fuzz_receiver", "fuzz_pysnmp", "fuzz_access", "fuzz_codec")
+HARNESSES = (
+    "fuzz_ber",
+    "fuzz_berv3",
+    "fuzz_receiver",
+    "fuzz_pysnmp",
+    "fuzz_access",
+    "fuzz_codec",
+    "fuzz_answers",
+)
 # seed folder per harness; the others get "datagrams"
 SEEDS = {"fuzz_access": "access", "fuzz_codec": "codec"}
 

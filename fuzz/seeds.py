@@ -34,11 +34,12 @@ from fuzz.v3build import (
     discovery_probe,
     scoped_pdu,
     user,
+    varbind,
 )
 from netalert.cluster.codec import encode as encode_trap
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from netalert.snmp.wire.ber import PduType, RawVarBind, V1Trap
-from netalert.snmp.wire.berenc import encode_message
+from netalert.snmp.wire.berenc import encode_message, encode_tlv
 from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_REPORTABLE
 
 __all__ = [
@@ -263,10 +264,31 @@ def codec_seeds() -> Iterator[bytes]:
         )  # fmt: skip
 
 
+def answer_seeds() -> Iterator[bytes]:
+    """What agents answer the native poll backend: a GETBULK page that leaves the walked
+    column (v2c), and authentic v3 Responses and a Report of the fuzz users, all with the
+    request-id :data:`fuzz.fuzz_answers.KEY` (and that msgID)."""
+    from fuzz.fuzz_answers import KEY, ROOTS  # the harness's peers and roots
+
+    column = ROOTS[0]
+    page: list[RawVarBind] = [
+        (f"{column}.{i}", SnmpType.OCTET_STRING, b"eth%d" % i) for i in (1, 2)
+    ]
+    page += [("1.3.6.1.2.1.2.2.1.3.1", SnmpType.INTEGER, 6), *_VALUES]
+    yield encode_message(
+        version=1, community=b"public", pdu_type=PduType.RESPONSE, request_id=KEY, varbinds=page
+    )
+    varbinds = tuple(varbind(f"{column}.{i}", encode_tlv(0x04, b"if")) for i in (1, 2, 3))
+    for name, pdu in (("privaes", 0xA2), ("plain", 0xA2), ("privaes", 0xA8)):
+        scoped = scoped_pdu(varbinds, pdu=pdu, context_engine=SENDER_ENGINE, request_id=KEY)
+        yield build_v3(user(name), scoped, msg_id=KEY)
+
+
 def write_seeds(directory: Path) -> str:
     """Writes the datagrams into DIR/datagrams, the framed ones into DIR/access; says how many."""
     datagrams = [
         *built_seeds(),
+        *answer_seeds(),
         *v3_seeds(),
         *captured_seeds(directory.parent / "seed-tools"),
     ]

@@ -249,7 +249,7 @@ FAMILIES: Mapping[str, Family] = {
         Family(
             "netalert_poll_sessions",
             "gauge",
-            "gufo sessions open now (one UDP socket each).",
+            "gufo sessions open now (one UDP socket each); native targets known (no socket).",
         ),
         Family(
             "netalert_poll_sessions_max",
@@ -261,6 +261,12 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_poll_session_evictions_total",
             "counter",
             "Sessions dropped for the cap or to free descriptors (reopened at the next poll).",
+        ),
+        Family(
+            "netalert_poll_datagrams_dropped_total",
+            "counter",
+            "Datagrams the native backend's shared sockets dropped: malformed, spoofed (from "
+            "another address than asked) or stray (no request waits for them).",
         ),
         Family(
             "netalert_poll_descriptors_exhausted_total",

@@ -373,3 +373,30 @@ def test_codec_harness_catches_a_decoder_that_lets_a_lone_surrogate_through(
     assert _json.loads(data)[1] == "\ud800"
     with pytest.raises(UnicodeEncodeError):
         fuzz_codec.check(data)
+
+
+def test_the_answers_harness_holds_and_is_not_vacuous() -> None:
+    """fuzz_answers (the native poll backend's answer path): its properties hold on every
+    seed, the cut decode stops where it must, and the v3 peers take the seeds built for
+    them (an authentic Response each, a Report named)."""
+    from fuzz import fuzz_answers
+    from fuzz.seeds import answer_seeds
+    from netalert.snmp.wire.berenc import encode_oid
+    from netalert.snmp.wire.berv3 import ScopedPdu
+    from netalert.snmp.wire.usmclient import Refusal
+
+    answers = list(answer_seeds())
+    for data in [*built_seeds(), *answers, *v3_seeds()]:
+        fuzz_answers.check(data)
+    page, signed, plain, report = answers
+    whole = decode_message(page)
+    cut = decode_message(page, subtrees=(encode_oid(fuzz_answers.ROOTS[0]),))
+    assert isinstance(whole, Message) and isinstance(cut, Message)
+    assert len(whole.varbinds) > 3 and len(cut.varbinds) == 3  # two inside, the first outside
+    key = fuzz_answers.KEY
+    privaes, plain_peer = fuzz_answers.PEERS
+    assert isinstance(privaes.open(key, key, (), 0, signed), ScopedPdu)
+    assert privaes.open(key, key, (), 0, plain) is None  # unsigned, for a user who signs
+    assert isinstance(plain_peer.open(key, key, (), 0, plain), ScopedPdu)
+    assert privaes.open(key + 1, key, (), 0, signed) is None  # another request's msgID
+    assert privaes.open(key, key, (), 0, report) == Refusal("report 1.3.6.1.2.1.2.2.1.2.1", True)

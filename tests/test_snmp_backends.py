@@ -11,7 +11,11 @@ import pytest
 from netalert.poll.backends import make_client
 
 PACKAGE = Path(__file__).resolve().parents[1] / "netalert"
-ADAPTERS = {"netalert.poll.client_gufo", "netalert.poll.client_pysnmp"}
+ADAPTERS = {
+    "netalert.poll.client_gufo",
+    "netalert.poll.client_native",
+    "netalert.poll.client_pysnmp",
+}
 
 
 def imports(module: str) -> set[str]:
@@ -49,7 +53,7 @@ def test_only_gufo_snmps_public_modules_are_imported() -> None:
     assert private == set()
 
 
-@pytest.mark.parametrize("backend", ["gufo", "pysnmp"])
+@pytest.mark.parametrize("backend", ["gufo", "native", "pysnmp"])
 def test_make_client_chooses_by_name(backend: str) -> None:
     client = make_client(backend)  # type: ignore[arg-type]
     try:

@@ -26,7 +26,7 @@ IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 MD5_DES = V3User("md5des", "MD5", "auth-pass-md5", "DES", "priv-pass-des")
 SHA512_AES256 = V3User("sha512", "SHA-512", "auth-pass-512", "AES-256", "priv-pass-256")
 USERS = [DEFAULT_USER, MD5_DES, SHA512_AES256]
-BACKENDS = ["gufo", "pysnmp"]
+BACKENDS = ["gufo", "native", "pysnmp"]
 
 
 @pytest.fixture
@@ -168,3 +168,55 @@ async def test_backends_agree(agent: Snmpd) -> None:
     finally:
         await gufo.close()
         await pysnmp.close()
+
+
+@pytest.mark.parametrize(
+    "version", ["v1", "v2c", "v3-sha256-aes128", "v3-md5-des", "v3-sha512-aes256"]
+)
+@pytest.mark.parametrize("reps", [1, 3, 25])
+async def test_native_walk_many_equals_the_walks(agent: Snmpd, version: str, reps: int) -> None:
+    """The native client's walk of several columns per GETBULK, against snmpd: the same
+    instances and values as walking each column, including a column snmpd does not
+    have and an instance (walked like snmpwalk does: the instance itself)."""
+    from netalert.poll.client_native import NativeClient
+
+    client = NativeClient()
+    target = replace(targets(agent)[version], max_repetitions=reps)
+    # stable columns of ifTable (ifIndex .. ifPhysAddress), a missing one, an instance
+    columns = [f"1.3.6.1.2.1.2.2.1.{col}" for col in (1, 2, 3, 4, 6, 7)]
+    columns += ["1.3.6.1.2.1.2.2.1.99", SYS_NAME]
+    try:
+        together = await client.walk_many(target, columns)
+        apart = [await client.walk(target, column) for column in columns]
+    finally:
+        await client.close()
+    assert [[(vb.oid, vb.type, vb.value) for vb in walk] for walk in together] == [
+        [(vb.oid, vb.type, vb.value) for vb in walk] for walk in apart
+    ]
+    assert together[-2] == [] and [vb.value for vb in together[-1]] == [b"router-9"]
+    assert all(together[:6])
+
+
+@pytest.mark.parametrize(
+    "version", ["v1", "v2c", "v3-sha256-aes128", "v3-md5-des", "v3-sha512-aes256"]
+)
+async def test_native_get_and_walk_equals_the_get_and_the_walks(agent: Snmpd, version: str) -> None:
+    """A poll in one GETBULK (the scalars as non-repeaters), against snmpd: what the GET
+    and the walks return, a missing scalar and a column snmpd does not have included."""
+    from netalert.poll.client_native import NativeClient
+
+    client = NativeClient()
+    target = targets(agent)[version]
+    gets = [SYS_UPTIME, SYS_NAME, "1.3.6.1.2.1.1.99.0", "1.3.6.1.2.1.2.2.1.2.1"]
+    columns = [f"1.3.6.1.2.1.2.2.1.{col}" for col in (1, 2, 3, 7, 99)]
+    try:
+        got, together = await client.get_and_walk(target, gets, columns)
+        alone = await client.get(target, gets)
+        apart = [await client.walk(target, column) for column in columns]
+    finally:
+        await client.close()
+    assert [(vb.oid, vb.type) for vb in got] == [(vb.oid, vb.type) for vb in alone]
+    assert [vb.value for vb in got[1:]] == [vb.value for vb in alone[1:]]  # not the clock
+    assert [[(vb.oid, vb.value) for vb in walk] for walk in together] == [
+        [(vb.oid, vb.value) for vb in walk] for walk in apart
+    ]

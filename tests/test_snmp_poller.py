@@ -102,7 +102,7 @@ CREDENTIALS = {
 }
 
 
-@pytest.mark.parametrize("backend", ["gufo", "pysnmp"])
+@pytest.mark.parametrize("backend", ["gufo", "native", "pysnmp"])
 @pytest.mark.parametrize("version", list(CREDENTIALS))
 async def test_poll_names_and_joins_rows(
     agent: Snmpd, tree: MibTree, version: str, backend: str
@@ -146,7 +146,7 @@ async def test_poll_names_and_joins_rows(
 async def test_backends_give_identical_samples(agent: Snmpd, tree: MibTree) -> None:
     stable = ("sysName", "sysObjectID", "sysLocation", "ifDescr", "ifOperStatus", "ifSpeed")
     seen = {}
-    for backend in ("gufo", "pysnmp"):
+    for backend in ("gufo", "native", "pysnmp"):
         plan = one_plan(agent, tree, 'credentials = "sha"', backend=backend)
         poller = Poller([plan], tree)
         result = await poller.poll("sw1")
@@ -157,11 +157,11 @@ async def test_backends_give_identical_samples(agent: Snmpd, tree: MibTree) -> N
             + ((s.value, s.label) if s.name.split("::")[1] in stable else (bool(s.label),))
             for s in result.samples
         ]
-    assert seen["gufo"] == seen["pysnmp"]
+    assert seen["gufo"] == seen["native"] == seen["pysnmp"]
     assert len(seen["gufo"]) > 10
 
 
-@pytest.mark.parametrize("backend", ["gufo", "pysnmp"])
+@pytest.mark.parametrize("backend", ["gufo", "native", "pysnmp"])
 async def test_wrong_credentials_fail_clearly(agent: Snmpd, tree: MibTree, backend: str) -> None:
     bad_community = one_plan(agent, tree, backend=backend)
     bad_community = replace(bad_community, target=replace(bad_community.target, community="x"))
@@ -242,7 +242,7 @@ def scripted(snmpd_factory: SnmpdFactory, tmp_path: Path) -> Iterator[tuple[Snmp
 
 # Both backends: a counter that went back makes the poller read sysUpTime once more
 # after the walks, and the next poll's GET must not get that reading again.
-@pytest.mark.parametrize("backend", ["gufo", "pysnmp"])
+@pytest.mark.parametrize("backend", ["gufo", "native", "pysnmp"])
 async def test_rates_survive_wrap_and_uptime_going_back(
     scripted: tuple[Snmpd, Path], tree: MibTree, backend: str
 ) -> None:

@@ -86,7 +86,8 @@ def poll(
         int | None, typer.Option("--retries", help="retries per request", metavar="N")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="gufo (default) or pysnmp", metavar="BACKEND")
+        str | None,
+        typer.Option("--backend", help="gufo (default), native or pysnmp", metavar="BACKEND"),
     ] = None,
 ) -> None:
     """Poll one device once and print its named values (exit 1 on SNMP error)."""
@@ -97,8 +98,8 @@ def poll(
         raise fail(f"--auth-protocol: use one of {', '.join(AUTH_PROTOCOLS)}", 2)
     if priv_protocol is not None and priv_protocol.upper() not in PRIV_PROTOCOLS:
         raise fail(f"--priv-protocol: use one of {', '.join(PRIV_PROTOCOLS)}", 2)
-    if backend not in (None, "gufo", "pysnmp"):
-        raise fail("--backend: use gufo or pysnmp", 2)
+    if backend not in (None, "gufo", "native", "pysnmp"):
+        raise fail("--backend: use gufo, native or pysnmp", 2)
     path = config_path(config)
     cfg = load_or_exit(config, optional=True)
     options = PollOptions(

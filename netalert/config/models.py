@@ -307,9 +307,10 @@ class SnmpDefaults(Model):
         "less a reserve of up to 1,024: past it the least recently used is dropped and "
         "opened again at its next poll (`netalert_poll_session_evictions_total`)",
     )
-    backend: Literal["gufo", "pysnmp"] = Field(
+    backend: Literal["gufo", "native", "pysnmp"] = Field(
         "gufo",
-        description="`gufo` (gufo-snmp, fast) or `pysnmp`; see [Backends](polling.md#backends)",
+        description="`gufo` (gufo-snmp, fast), `native` (netalert's own, one shared socket) "
+        "or `pysnmp`; see [Backends](polling.md#backends)",
     )
 
 
@@ -376,7 +377,7 @@ class Device(Model):
     max_repetitions: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         None, description="per-device override", json_schema_extra=shown_default("`[snmp]`")
     )
-    backend: Literal["gufo", "pysnmp"] | None = Field(
+    backend: Literal["gufo", "native", "pysnmp"] | None = Field(
         None, description="per-device override", json_schema_extra=shown_default("`[snmp]`")
     )
     collect: list[str] = Field([], description="names of `[collect.NAME]` groups to poll")

@@ -18,8 +18,9 @@ __all__ = ["make_client"]
 def make_client(
     backend: Backend, *, on_engine_id: EngineCallback | None = None, max_sessions: int = 50_000
 ) -> SnmpClient:
-    """Returns the adapter for ``backend`` ("gufo" or "pysnmp"); ``max_sessions`` bounds
-    gufo's open sessions (see :func:`netalert.poll.client_gufo.session_cap`).
+    """Returns the adapter for ``backend`` ("gufo", "native" or "pysnmp"); ``max_sessions``
+    bounds gufo's open sessions (see :func:`netalert.poll.client_gufo.session_cap`) and
+    the native client's known targets.
 
     Raises:
         ValueError: An unknown backend name.
@@ -28,8 +29,12 @@ def make_client(
         from netalert.poll.client_gufo import GufoClient
 
         return GufoClient(on_engine_id=on_engine_id, max_sessions=max_sessions)
+    if backend == "native":
+        from netalert.poll.client_native import NativeClient
+
+        return NativeClient(on_engine_id=on_engine_id, max_sessions=max_sessions)
     if backend == "pysnmp":
         from netalert.poll.client_pysnmp import PysnmpClient
 
         return PysnmpClient(on_engine_id=on_engine_id)
-    raise ValueError(f"unknown SNMP backend {backend!r}: use 'gufo' or 'pysnmp'")
+    raise ValueError(f"unknown SNMP backend {backend!r}: use 'gufo', 'native' or 'pysnmp'")

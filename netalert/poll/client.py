@@ -37,7 +37,7 @@ __all__ = [
     "parse_oid",
 ]
 
-Backend = Literal["gufo", "pysnmp"]
+Backend = Literal["gufo", "native", "pysnmp"]
 AUTH_PROTOCOLS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
 PRIV_PROTOCOLS = ("DES", "AES-128", "AES-192", "AES-256")
 

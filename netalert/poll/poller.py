@@ -57,6 +57,7 @@ from netalert.poll.client import (
 from netalert.poll.counters import Verdict, counter_went_back
 from netalert.poll.plan import SYS_UPTIME, DevicePlan
 from netalert.poll.rows import DeviceTracker, PollResult, PollStatus, Row
+from netalert.poll.udp import ExchangeStats
 from netalert.snmp.naming import MibTreeLike, Namer
 from netalert.snmp.types import VarBind
 from netalert.snmp.wire.engines import EngineIdRegistry
@@ -124,8 +125,10 @@ class PollerStats:
     restarts: int = 0
     in_flight: int = 0
     max_in_flight_seen: int = 0
-    # (cap, counters) of each client that keeps sessions (gufo)
+    # (cap, counters) of each client that keeps sessions (gufo) or targets (native)
     sessions: list[tuple[int, SessionStats]] = field(default_factory=list)
+    # datagrams dropped by the clients with shared sockets (native), by why
+    datagrams: list[ExchangeStats] = field(default_factory=list)
 
 
 class _DeviceState:
@@ -210,6 +213,9 @@ class Poller:
         kept = getattr(client, "stats", None)
         if isinstance(kept, SessionStats):
             self.stats.sessions.append((getattr(client, "max_sessions", 0), kept))
+        exchanges = getattr(client, "exchanges", None)
+        if exchanges is not None:
+            self.stats.datagrams.append(exchanges.stats)
 
     def _learn_engine(self, target: Target, engine_id: bytes) -> None:
         device = self._by_target.get(target)
@@ -325,16 +331,34 @@ class Poller:
         started = self._clock()
         status: PollStatus = "ok"
         errors: list[str] = []
-        try:
-            varbinds: list[VarBind] = await client.get(target, plan.get)
-        except SnmpTimeoutError as exc:
-            return self._failed(state, "timeout", str(exc), started)
-        except SnmpAuthError as exc:
-            return self._failed(state, "auth", str(exc), started)
-        except SnmpError as exc:
-            return self._failed(state, "error", str(exc), started)
+        # A client that reads a poll in fewer requests (the native one: the GET's scalars
+        # and the columns share GETBULKs) reads it so; when that fails for a reason of
+        # the agent's, the GET and each walk on its own say what is broken.
+        together: Callable[..., Awaitable[tuple[list[VarBind], list[list[VarBind]]]]] | None
+        together = getattr(client, "get_and_walk", None) if plan.walk else None
+        walked: list[list[VarBind]] | None = None
+        if together is not None:
+            try:
+                varbinds, walked = await together(target, plan.get, plan.walk)
+            except SnmpTimeoutError as exc:
+                return self._failed(state, "timeout", str(exc), started)
+            except SnmpAuthError as exc:
+                return self._failed(state, "auth", str(exc), started)
+            except SnmpError:
+                walked = None
+        if walked is None:
+            try:
+                varbinds = await client.get(target, plan.get)
+            except SnmpTimeoutError as exc:
+                return self._failed(state, "timeout", str(exc), started)
+            except SnmpAuthError as exc:
+                return self._failed(state, "auth", str(exc), started)
+            except SnmpError as exc:
+                return self._failed(state, "error", str(exc), started)
         answered = self._clock()
-        for oid in plan.walk:
+        for got in walked or ():
+            varbinds += got
+        for oid in () if walked is not None else plan.walk:
             try:
                 varbinds += await client.walk(target, oid)
             except SnmpTimeoutError as exc:

@@ -94,6 +94,12 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
                     "netalert_poll_descriptors_exhausted_total", sum(s.exhausted for s in kept)
                 )
             )
+        if stats.datagrams:
+            dropped = {
+                reason: sum(getattr(d, reason) for d in stats.datagrams)
+                for reason in ("malformed", "spoofed", "stray")
+            }
+            out += counter_samples("netalert_poll_datagrams_dropped_total", "reason", dropped)
         if durations is not None:
             out.append(durations.sample("netalert_poll_duration_seconds"))
         return out

@@ -221,6 +221,7 @@ def _oid(data: bytes, start: int, stop: int) -> str:
 
 
 _INTEGER, _OCTET_STRING, _OID = SnmpType.INTEGER, SnmpType.OCTET_STRING, SnmpType.OID
+_COUNTER64 = SnmpType.COUNTER64
 _UNSIGNED = {
     0x41: (SnmpType.COUNTER32, _U32_MAX),
     0x42: (SnmpType.GAUGE32, _U32_MAX),
@@ -263,14 +264,30 @@ def _value(data: bytes, pos: int, end: int, v2: bool) -> tuple[SnmpType, Value, 
 
 
 def _varbinds(
-    data: bytes, pos: int, end: int, v2: bool, limit: int = 0
+    data: bytes,
+    pos: int,
+    end: int,
+    v2: bool,
+    limit: int = 0,
+    subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
 ) -> tuple[tuple[RawVarBind, ...], int]:
+    """The VarBindList at ``pos``; with ``subtrees`` (OIDs' encoded contents, the
+    columns a GETBULK walks, its variable bindings taking them in turn), up to and
+    including the first row of them whose names are under none of their columns (a
+    walk ends there, and the rest of the answer is not decoded). The first ``skip``
+    variable bindings (a GETBULK's non-repeaters) are in no column."""
     start, stop = _expect(data, pos, end, 0x30)
     out: list[RawVarBind] = []
     oids = _OID_CACHE
     pos = start
     limit = limit or MAX_VARBINDS
+    outside = False
+    width = len(subtrees)
+    row_inside = False
     while pos < stop:
+        if outside:
+            break
         if len(out) == limit:
             raise _Bad("too_many_varbinds", pos)
         # Hot path: short-form VarBind and OID headers (nearly every trap), a known OID.
@@ -286,10 +303,18 @@ def _varbinds(
             if vb_stop > stop or name_stop > vb_stop:
                 raise _Bad("bad_length", pos)
             oid = oids.get(data[pos + 4 : name_stop]) or _oid(data, pos + 4, name_stop)
+            name_start = pos + 4
         else:
             vb_start, vb_stop = _expect(data, pos, stop, 0x30)
             name_start, name_stop = _expect(data, vb_start, vb_stop, 0x06)
             oid = _oid(data, name_start, name_stop)
+        if width and len(out) >= skip:
+            column = (len(out) - skip) % width
+            if data.startswith(subtrees[column], name_start):
+                row_inside = True
+            if column == width - 1:  # a row ends: if none was inside, it is the last read
+                outside = not row_inside
+                row_inside = False
         pos = vb_stop
         # Hot path: a short-form value header that fills the VarBind exactly, of the
         # types traps carry most; anything else (and any doubt) takes the general path.
@@ -312,6 +337,10 @@ def _varbinds(
             if tag in _SMALL_UNSIGNED and 0 < size <= 4 and data[at] < 0x80:
                 # 4 bytes with the sign bit clear: below 2**31, inside every unsigned range
                 out.append((oid, _SMALL_UNSIGNED[tag], int.from_bytes(data[at:vb_stop], "big")))
+                continue
+            if tag == 0x46 and v2 and 0 < size <= 8 and data[at] < 0x80:
+                # a polled Counter64 (ifHCInOctets): below 2**63, inside its range
+                out.append((oid, _COUNTER64, int.from_bytes(data[at:vb_stop], "big")))
                 continue
             if tag == 0x04:
                 out.append((oid, _OCTET_STRING, data[at:vb_stop]))
@@ -341,7 +370,13 @@ def _v1_trap(data: bytes, pos: int, end: int) -> tuple[V1Trap, int]:
     return V1Trap(enterprise, agent, generic, specific, timestamp), stop
 
 
-def _decode(data: bytes, limit: int, communities: Container[bytes] | None) -> Message:
+def _decode(
+    data: bytes,
+    limit: int,
+    communities: Container[bytes] | None,
+    subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
+) -> Message:
     end = len(data)
     if end > MAX_MESSAGE:
         raise _Bad("too_large", 0)
@@ -373,7 +408,7 @@ def _decode(data: bytes, limit: int, communities: Container[bytes] | None) -> Me
         if pdu_type == 0xA5 and error_status < 0:
             raise _Bad("integer_range", pos)
     vb_at = pos
-    varbinds, pos = _varbinds(data, pos, p_stop, version == 1, limit)
+    varbinds, pos = _varbinds(data, pos, p_stop, version == 1, limit, subtrees, skip)
     if pos != p_stop:
         raise _Bad("trailing_bytes", pos)
     return _message(
@@ -394,6 +429,8 @@ def decode_message(
     *,
     max_varbinds: int = MAX_VARBINDS,
     communities: Container[bytes] | None = None,
+    subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
 ) -> Message | DecodeError:
     """Decodes one SNMPv1 or SNMPv2c message; never raises.
 
@@ -402,6 +439,12 @@ def decode_message(
         max_varbinds: more variable bindings than this give ``too_many_varbinds``.
         communities: when given, a community outside it gives ``bad_community``
             before anything after the community is decoded.
+        subtrees: when given (OIDs' encoded contents: the roots a GETBULK walks, which
+            its variable bindings take in turn), the variable bindings end with the
+            first row of them that has no name under its root: the rest of the list is
+            not read.
+        skip: with ``subtrees``, how many variable bindings come before the rows (a
+            GETBULK's non-repeaters).
 
     Returns:
         The message, or a DecodeError whose ``reason`` names the first problem
@@ -410,7 +453,7 @@ def decode_message(
         check :func:`message_version` first.
     """
     try:
-        return _decode(data, max_varbinds, communities)
+        return _decode(data, max_varbinds, communities, subtrees, skip)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a decoder bug must cost one datagram, not the receiver

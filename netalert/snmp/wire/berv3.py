@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netalert.snmp.types import maker
 from netalert.snmp.wire.ber import (
     _I32_MAX,
     _I32_MIN,
@@ -69,6 +70,9 @@ class V3Header:
         return "authNoPriv" if self.flags & FLAG_AUTH else "noAuthNoPriv"
 
 
+_v3_header = maker(V3Header)  # every v3 datagram makes one: the fast constructor
+
+
 def _string(data: bytes, pos: int, end: int) -> tuple[bytes, int, int]:
     start, stop = _expect(data, pos, end, 0x04)
     return data[start:stop], start, stop
@@ -111,7 +115,7 @@ def _decode(data: bytes) -> V3Header:
         raise _Bad("unexpected_tag", s_stop)
     if d_stop != stop:
         raise _Bad("trailing_bytes", d_stop)
-    return V3Header(
+    return _v3_header(
         msg_id,
         max_size,
         flags,
@@ -197,7 +201,7 @@ def _decode_usual(data: bytes) -> V3Header | None:
     size, data_at = _length(data, at + 1)
     if size < 0 or data_at + size != end or tag != (0x04 if flags & FLAG_PRIV else 0x30):
         return None
-    header = V3Header(
+    header = _v3_header(
         int.from_bytes(msg_id, "big", signed=True),
         int.from_bytes(max_size, "big", signed=True),
         flags,
@@ -252,6 +256,8 @@ class ScopedPdu:
     varbinds: tuple[RawVarBind, ...]
     varbinds_at: tuple[int, int] = (0, 0)
 
+
+_scoped_pdu = maker(ScopedPdu)
 
 # A ScopedPDU's head: contextEngineID, contextName, PDU type, request-id, error-status,
 # error-index, and where the VarBindList starts.
@@ -308,7 +314,9 @@ def _scoped_head(data: bytes, start: int, stop: int) -> _Head:
     return context_engine_id, context_name, pdu_type, request_id, error_status, error_index, pos
 
 
-def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
+def _scoped(
+    data: bytes, start: int, stop: int, limit: int, subtrees: tuple[bytes, ...] = (), skip: int = 0
+) -> ScopedPdu:
     try:
         head = _scoped_head_usual(data, start, stop)
     except IndexError:  # shorter than the usual shape: the general reader says where
@@ -316,14 +324,19 @@ def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
     if head is None:
         head = _scoped_head(data, start, stop)
     list_at = head[6]
-    varbinds, pos = _varbinds(data, list_at, stop, True, limit)
+    varbinds, pos = _varbinds(data, list_at, stop, True, limit, subtrees, skip)
     if pos != stop:
         raise _Bad("trailing_bytes", pos)
-    return ScopedPdu(*head[:6], varbinds, (list_at, pos))
+    return _scoped_pdu(*head[:6], varbinds, (list_at, pos))
 
 
 def decode_scoped_pdu(
-    data: bytes, span: tuple[int, int] | None = None, *, max_varbinds: int = 0
+    data: bytes,
+    span: tuple[int, int] | None = None,
+    *,
+    max_varbinds: int = 0,
+    subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
 ) -> ScopedPdu | DecodeError:
     """Decodes a ScopedPDU; never raises.
 
@@ -335,6 +348,8 @@ def decode_scoped_pdu(
         span: see ``data``.
         max_varbinds: more variable bindings give ``too_many_varbinds`` (0: the
             decoder's own bound, :data:`ber.MAX_VARBINDS`).
+        subtrees: see :func:`ber.decode_message`.
+        skip: see :func:`ber.decode_message`.
 
     Returns:
         The ScopedPDU, or a DecodeError naming the first problem.
@@ -344,7 +359,7 @@ def decode_scoped_pdu(
             start, stop = _expect(data, 0, len(data), 0x30)
         else:
             start, stop = span
-        return _scoped(data, start, stop, max_varbinds)
+        return _scoped(data, start, stop, max_varbinds, subtrees, skip)
     except _Bad as bad:
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a bug here must cost one datagram, not the receiver
