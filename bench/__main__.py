@@ -52,6 +52,13 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
         "--rounds 1 --polls 1000 --pysnmp-polls 150",
         400,
     ),
+    # the native backend (issue 20 item 4): the same polls, netalert's own SNMP on one socket
+    "poll_native": (
+        "bench.bench_poll",
+        "--backend native --rounds 5 --polls 3000 --pysnmp-polls 150",
+        "--backend native --rounds 1 --polls 1000 --pysnmp-polls 100",
+        400,
+    ),
     "traps": (
         "bench.trap_ingest",
         "--rounds 3",
@@ -101,6 +108,12 @@ STEPS: dict[str, tuple[str, str, str, int]] = {
         "bench.bench_poll",
         "--rounds 0 --scale 100000 --interval 60 --duration 70 --startup",
         "--rounds 0 --scale 100000 --interval 60 --duration 62 --startup",
+        400,
+    ),
+    "scale_100k_native": (
+        "bench.bench_poll",
+        "--backend native --rounds 0 --scale 100000 --interval 60 --duration 70",
+        "--backend native --rounds 0 --scale 100000 --interval 60 --duration 62",
         400,
     ),
     # --instructions only (not in the default run): instructions per trap / poll, netalert

@@ -324,11 +324,11 @@ def _status_mb(field: str) -> float:
 
 
 async def run_scale(
-    tree: object, port: int, devices: int, interval: float, duration: float
+    tree: object, port: int, devices: int, interval: float, duration: float, backend: str = "gufo"
 ) -> dict[str, float]:
     rss_before, now_before = rss_mb(), rss_now_mb()
     plans = [
-        DevicePlan(f"d{i}", target(port, i, False), "gufo", interval, 0.1, GETS, WALKS)
+        DevicePlan(f"d{i}", target(port, i, False), backend, interval, 0.1, GETS, WALKS)  # type: ignore[arg-type]
         for i in range(devices)
     ]
     results = [0]
@@ -481,11 +481,12 @@ async def main() -> None:
             agent.start(listen_host="0.0.0.0")
         if args.scale:
             figures["scale"] = await run_scale(
-                tree, agent.port, args.scale, args.interval, args.duration
+                tree, agent.port, args.scale, args.interval, args.duration, args.backend
             )
             if args.startup:
                 figures["scale"] |= measure_startup(args.scale, agent.port, work)
         if args.json:
+            figures["backend"] = args.backend
             args.json.write_text(json.dumps(figures, indent=1))
     finally:
         if agent is not None:
