@@ -28,6 +28,9 @@ http = "127.0.0.1:{http}"
 drain_timeout = "2s"
 
 [traps]
+# the agent receives the traps itself: not a test of the trap workers (each a Python
+# start; their tests: test_traps_workers*.py)
+workers = 1
 listen = ["127.0.0.1:{traps}"]
 allow = ["127.0.0.0/8"]
 

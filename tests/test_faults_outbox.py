@@ -26,7 +26,8 @@ N = 20
 @pytest.fixture
 def agent(tmp_path: Path, tarpit: Tarpit, mib_cache: Path) -> Iterator[AgentProcess]:
     traps, http = free_udp_port(), free_tcp_port()
-    text = mail_config(traps=traps, smtp=tarpit.port, http=http).replace(
+    # workers = 1: the agent receives the traps itself (this test is about the outbox)
+    text = mail_config(traps=traps, smtp=tarpit.port, http=http, workers=1).replace(
         'retry_max = "1s"', 'retry_max = "1s"\ntimeout = "60s"'
     )
     proc = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)

@@ -212,7 +212,8 @@ def test_hostile_polled_text_is_escaped_and_bounded(
 ) -> None:
     device = snmpd_factory(passes=[PassScript(f".{IF_ALIAS}", ALIAS_SCRIPT, priority=10)])
     http = free_tcp_port()
-    text = mail_config(traps=free_udp_port(), smtp=smtp_server.port, http=http)
+    # workers = 1: polled text, no trap, so no trap worker to start
+    text = mail_config(traps=free_udp_port(), smtp=smtp_server.port, http=http, workers=1)
     head, rest = text.split("[[rules]]")
     text = head + POLL_RULE + "[smtp]" + rest.split("[smtp]")[1] + POLL_DEVICE % device.address
     agent = AgentProcess(tmp_path / "agent", text, http, mib_cache)

@@ -116,7 +116,10 @@ def rule_sets(draw: Callable[..., Any]) -> tuple[TrapRule, ...]:
 
 
 @given(rule_sets(), st.lists(st.tuples(_OIDS | _OIDS.map(lambda o: "." + o), _NAMES), max_size=8))
-@settings(max_examples=600, deadline=None)
+# 300 examples (was 600; 4 s of CPU): four faults put into TrapIndex (the OID prefix of a
+# glob with a leading dot, the short name, the dot of an exact OID, the longer prefixes)
+# each failed it on 5 of 5 seeds; 150 missed the dot of an exact OID on 3 of 5
+@settings(max_examples=300, deadline=None)
 def test_the_index_answers_what_the_linear_scan_answers(
     rules: tuple[TrapRule, ...], traps: list[tuple[str, str]]
 ) -> None:

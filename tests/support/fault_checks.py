@@ -84,12 +84,16 @@ group_wait = "0s"
 """
 
 
-def mail_config(*, traps: int, smtp: int, http: int, retry_max: str = "1s") -> str:
+def mail_config(
+    *, traps: int, smtp: int, http: int, retry_max: str = "1s", workers: int | None = None
+) -> str:
     """One trap rule keyed by ifIndex, one route grouping each alert alone, no storm limits:
-    N linkDown traps with distinct ifIndex make N alerts and N mails."""
-    return _MAIL_CONFIG.format(
+    N linkDown traps with distinct ifIndex make N alerts and N mails. ``workers``: a
+    ``[traps] workers`` line (none: the default, one worker per core)."""
+    text = _MAIL_CONFIG.format(
         http=http, traps=traps, smtp=smtp, rule=MAIL_RULE, retry_max=retry_max
     )
+    return text.replace("[traps]\n", f"[traps]\nworkers = {workers}\n", 1) if workers else text
 
 
 def flood_config(*, traps: int, smtp: int, http: int, storm_interval: str = "2s") -> str:
