@@ -67,6 +67,7 @@ typecheck: venv
 # PYTEST_WORKERS=0 runs everything in one process (see docs/development.md). Both passes share one folder
 # (tests/support/shared.py): ports, MIB facts, the compiled MIB cache.
 PYTEST_WORKERS ?= 4
+TIMING_WORKERS ?= 5
 pytest: venv debs
 	@shared=$$(mktemp -d -t netalert-tests-XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
 	export NETALERT_REQUIRE_SNMPD=1 NETALERT_TEST_SHARED="$$shared" && \
@@ -75,7 +76,8 @@ pytest: venv debs
 	else \
 	  status=0; set -x; \
 	  $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not timing" || status=$$?; \
-	  $(BIN)/pytest -q -m timing || { [ $$status != 0 ] || status=$$?; }; \
+	  $(BIN)/pytest -q -n $(TIMING_WORKERS) --dist loadgroup -m timing \
+	    $$($(BIN)/python -m tests.support.order timing-modules) || { [ $$status != 0 ] || status=$$?; }; \
 	  exit $$status; \
 	fi
 

@@ -24,10 +24,8 @@ from netalert.snmp.types import SnmpType
 from netalert.snmp.wire.ber import PduType
 from netalert.snmp.wire.berenc import encode_message
 from tests.support.faults import AgentProcess, metric_values
-from tests.support.order import TIMING
+from tests.support.order import LOAD, timing
 from tests.support.ports import free_tcp_port, free_udp_port
-
-pytestmark = TIMING  # an RSS bound while 3,000 big traps arrive
 
 COUNT = 3_000
 VALUE = 10_000  # bytes per OCTET STRING varbind; six of them make a ~60 KB trap
@@ -133,6 +131,7 @@ def make_agent(tmp_path: Path, mib_cache: Path) -> Iterator[MakeAgent]:
         agent.cleanup()
 
 
+@LOAD  # an RSS bound while 3,000 big traps arrive
 def test_folding_big_traps_keeps_rss_and_log_bounded(make_agent: MakeAgent) -> None:
     agent = make_agent()
     agent.start()
@@ -174,6 +173,7 @@ def test_folding_big_traps_keeps_rss_and_log_bounded(make_agent: MakeAgent) -> N
     assert len(storm_lines(agent)) <= elapsed / STORM_INTERVAL + 4
 
 
+@timing("disk")  # 500 small traps, each must be received
 def test_storm_keys_past_the_cap_are_shed_and_counted(make_agent: MakeAgent) -> None:
     # a long interval: nothing is emitted (and no key freed) while the test looks
     agent = make_agent("storm_max_keys = 100", interval=30.0)

@@ -16,7 +16,7 @@ from netalert.poll.client import (
     Target,
 )
 from netalert.snmp.types import SnmpType
-from tests.support.order import TIMING
+from tests.support.order import timing
 from tests.support.snmpd import DEFAULT_USER, Snmpd, SnmpdFactory, V3User
 
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
@@ -129,7 +129,7 @@ async def test_get_next(agent: Snmpd, client: SnmpClient) -> None:
         ("auth-protocol", SnmpAuthError, "wrongDigest"),
     ],
 )
-@TIMING  # a bound on the wall time an error takes
+@timing("in-process")  # a bound on the wall time an error takes
 async def test_errors_are_clear_and_bounded(
     agent: Snmpd, client: SnmpClient, case: str, error: type[Exception], text: str
 ) -> None:
