@@ -62,7 +62,9 @@ typecheck: venv
 # processes, so more workers than cores pay; tests marked xdist_group("...") run one
 # after another on one worker, and tests/support/order.py hands out the longest modules
 # first), then the tests marked `timing` (bounded by wall time: loop lag, /healthz
-# latency, sub-second SNMP timeouts) in one process with nothing beside them. Both passes
+# latency, sub-second SNMP timeouts, leases) with nothing else beside them, over
+# TIMING_WORKERS workers: one lane (xdist group) each, the CPU-loading tests in one lane
+# of their own; only the modules that mark timing tests are collected. Both passes
 # run even when the first fails; the exit status is the first failure's.
 # PYTEST_WORKERS=0 runs everything in one process (see docs/development.md). Both passes share one folder
 # (tests/support/shared.py): ports, MIB facts, the compiled MIB cache.

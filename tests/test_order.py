@@ -126,3 +126,18 @@ def test_the_timing_pass_collects_the_modules_that_mark_tests(tmp_path: Path) ->
     found = timing_modules(ROOT / "tests")
     assert {"tests/test_faults_flood.py", "tests/test_cluster_node.py"} <= set(found), found
     assert "tests/test_traps.py" not in found
+
+
+def test_a_timing_test_the_timing_pass_would_not_collect_stops_the_collection(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\npytest_plugins = ['tests.support.order']\n"
+    )
+    pytester.makepyfile(
+        test_hidden="import pytest\npytestmark = getattr(pytest.mark, 'tim' + 'ing')\n"
+        "def test_x(): pass\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "-m", "not timing")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*timing tests in *test_hidden.py, which the timing pass*"])

@@ -87,9 +87,19 @@ def timing_modules(root: Path) -> list[str]:
     )
 
 
+_HIDDEN = pytest.StashKey[set[str]]()
+
+
+@functools.cache
+def _says_timing(module: Path) -> bool:
+    return TIMING_SOURCE.search(module.read_text(encoding="utf-8")) is not None
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     lane = lane_of(item)
     if lane is not None:
+        if not _says_timing(item.path):  # before ``-m`` deselects it
+            item.config.stash.setdefault(_HIDDEN, set()).add(str(item.path))
         timing_pass = item.config.getoption("markexpr", "") == "timing"
         item.add_marker(pytest.mark.xdist_group(f"timing-{lane}" if timing_pass else "timing"))
 
@@ -140,20 +150,14 @@ def _tier(item: pytest.Item) -> str:
     return "unit"
 
 
-# before ``-m`` deselects them
-@pytest.hookimpl(tryfirst=True, specname="pytest_collection_modifyitems")
-def _timing_modules_listed(items: list[pytest.Item]) -> None:
-    modules = {item.path for item in items if item.get_closest_marker("timing") is not None}
-    hidden = sorted(str(m) for m in modules if not TIMING_SOURCE.search(m.read_text("utf-8")))
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    hidden = sorted(config.stash.get(_HIDDEN, set()))
     if hidden:
         raise pytest.UsageError(
             f"timing tests in {', '.join(hidden)}, which the timing pass of `make test` does "
             f"not collect: mark them with tests.support.order.TIMING, LOAD or timing()"
         )
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cache = getattr(config, "cache", None)
     known = cache.get(CACHE_KEY, {}) if cache is not None else {}
     if not isinstance(known, dict):
