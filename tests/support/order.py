@@ -164,7 +164,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         known = {}
     items[:] = order_by_duration(
         items,
-        {k.split("@", 1)[0]: v for k, v in known.items()},
+        # the timing pass records its tests under their ids with the lane (``_group``)
+        {k.split("@timing", 1)[0]: v for k, v in known.items()},
         {i.nodeid: _tier(i) for i in items},
     )
     if hasattr(config, "workerinput") and config.getoption("loadgroup", False):  # xdist sets it
