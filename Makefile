@@ -62,11 +62,14 @@ typecheck: venv
 # processes, so more workers than cores pay; tests marked xdist_group("...") run one
 # after another on one worker, and tests/support/order.py hands out the longest modules
 # first), then the tests marked `timing` (bounded by wall time: loop lag, /healthz
-# latency, sub-second SNMP timeouts) in one process with nothing beside them. Both passes
+# latency, sub-second SNMP timeouts, leases) with nothing else beside them, over
+# TIMING_WORKERS workers: one lane (xdist group) each, the CPU-loading tests in one lane
+# of their own; only the modules that mark timing tests are collected. Both passes
 # run even when the first fails; the exit status is the first failure's.
 # PYTEST_WORKERS=0 runs everything in one process (see docs/development.md). Both passes share one folder
 # (tests/support/shared.py): ports, MIB facts, the compiled MIB cache.
 PYTEST_WORKERS ?= 4
+TIMING_WORKERS ?= 5
 pytest: venv debs
 	@shared=$$(mktemp -d -t netalert-tests-XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
 	export NETALERT_REQUIRE_SNMPD=1 NETALERT_TEST_SHARED="$$shared" && \
@@ -75,7 +78,8 @@ pytest: venv debs
 	else \
 	  status=0; set -x; \
 	  $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not timing" || status=$$?; \
-	  $(BIN)/pytest -q -m timing || { [ $$status != 0 ] || status=$$?; }; \
+	  $(BIN)/pytest -q -n $(TIMING_WORKERS) --dist loadgroup -m timing \
+	    $$($(BIN)/python -m tests.support.order timing-modules) || { [ $$status != 0 ] || status=$$?; }; \
 	  exit $$status; \
 	fi
 

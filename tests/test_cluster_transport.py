@@ -20,7 +20,7 @@ from netalert.cluster.shards import shard_of
 from netalert.cluster.transport import Delivery, ShardConsumers, TrapTransport
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.nats import NatsServer, unique_prefix
-from tests.support.order import TIMING
+from tests.support.order import timing
 from tests.support.ports import free_tcp_port
 
 pytestmark = pytest.mark.daemon
@@ -356,7 +356,7 @@ async def test_cluster_status_without_postgres_or_without_cluster(tmp_path: Path
     assert (alone.returncode, alone.stderr) == (2, f"{config}: no [cluster] section\n")
 
 
-@TIMING  # wall-time bound: a trap must reach its handler at once, not after a poll's wait
+@timing("in-process")  # a trap must reach its handler at once, not after a poll's wait
 async def test_a_trap_reaches_its_consumer_at_once_after_idle(transport: TrapTransport) -> None:
     """Traps published while the shards' consumers wait between polls (idle, then two in a
     row) are handed over within milliseconds: no fetch holds a trap until a poll request

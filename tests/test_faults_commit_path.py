@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.faults import AgentProcess, link_down, send_traps
-from tests.support.order import TIMING
+from tests.support.order import LOAD
 from tests.support.ports import free_tcp_port, free_udp_port
 
 BURST = 300
@@ -121,7 +121,7 @@ def wait_rows(agent: AgentProcess, count: int, *, within: float) -> None:
         time.sleep(0.05)
 
 
-@TIMING  # how many traps one loop turn finds depends on the CPU the agent gets
+@LOAD  # how many traps one loop turn finds depends on the CPU the agent gets
 def test_a_burst_commits_per_loop_turn_not_per_trap(agent: AgentProcess) -> None:
     agent.start()
     db = agent.state / "netalert.db"

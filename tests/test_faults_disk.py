@@ -21,11 +21,11 @@ import pytest
 from tests.support.disk import Disk, PageLimitDisk, TmpfsDisk, can_mount_tmpfs
 from tests.support.fault_checks import MAIL_RULE, assert_exactly_once, mail_config
 from tests.support.faults import AgentProcess, alert_indexes, link_down, metric_values, send_traps
-from tests.support.order import TIMING
+from tests.support.order import timing
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
 
-pytestmark = TIMING  # the agent holds and retries within wall-time bounds
+pytestmark = timing("disk")  # the agent holds and retries within wall-time bounds
 
 N = 10
 

@@ -15,9 +15,9 @@ import pytest
 
 from tests.support.fault_checks import check_flood
 from tests.support.faults import AgentProcess, flood
-from tests.support.order import TIMING
+from tests.support.order import LOAD
 
-pytestmark = TIMING  # /healthz latency during a trap flood
+pytestmark = LOAD  # /healthz latency during a trap flood
 
 
 @pytest.fixture

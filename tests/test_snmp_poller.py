@@ -19,14 +19,14 @@ from netalert.poll.plan import DevicePlan, build_plans
 from netalert.poll.poller import Poller, PollResult, Reachability
 from netalert.snmp.types import SnmpType
 from netalert.snmp.wire.engines import EngineRecord
-from tests.support.order import TIMING
+from tests.support.order import timing
 from tests.support.snmpd import DEFAULT_USER, PassScript, Snmpd, SnmpdFactory, V3User
 
 # pysnmp_mibs' compiled modules call pysnmp's deprecated importSymbols/exportSymbols
 # while the MIB layer reads them; the warning is attributed to the module file,
 # outside the "pysnmp.*" exemption of pyproject.toml.
 pytestmark = [
-    TIMING,  # sub-second SNMP timeouts and poll intervals
+    timing("in-process"),  # sub-second SNMP timeouts and poll intervals
     pytest.mark.filterwarnings("ignore:importSymbols is deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:exportSymbols is deprecated:DeprecationWarning"),
 ]
