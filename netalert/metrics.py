@@ -445,6 +445,11 @@ FAMILIES: Mapping[str, Family] = {
             "accept() failures on the HTTP port for want of resources (EMFILE: no descriptors).",
         ),
         Family(
+            "netalert_http_clients_gone_total",
+            "counter",
+            "Answers not written: the client had closed its connection before them.",
+        ),
+        Family(
             "netalert_reloads_total",
             "counter",
             "Config reloads (SIGHUP), by result: ok, or rejected (the old config kept running).",

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -372,3 +373,53 @@ def test_unit_raises_the_descriptor_limit(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+# --- a client that leaves before its answer -------------------------------------------------
+
+
+@pytest.mark.unit
+async def test_a_client_gone_before_its_answer_is_counted_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the timing tests on a loaded machine: a /healthz client that gave up before a
+    slow answer left an aiohttp traceback ("Error handling request", ClientConnectionResetError)
+    in the agent's log, which the log checks of the disk tests then failed on."""
+    from aiohttp import web
+
+    from netalert.web.app import start_web
+    from netalert.web.guard import HttpStats
+
+    answer = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await answer.wait()
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_get("/healthz", slow)
+    stats = HttpStats()
+    server = await start_web(app, "127.0.0.1", 0, stats=stats)
+    caplog.set_level(logging.DEBUG)
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()  # an RST: the client is gone
+        for _ in range(100):  # bounded: the server sees the reset
+            await asyncio.sleep(0.01)
+            if stats.open == 0:
+                break
+        answer.set()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if stats.clients_gone:
+                break
+    finally:
+        await server.stop()
+    assert stats.clients_gone == 1
+    assert not [
+        r for r in caplog.records if r.exc_info or "Error handling request" in r.getMessage()
+    ]

@@ -97,6 +97,7 @@ class HttpStats:
     refused: int = 0
     timeouts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PHASES, 0))
     accept_errors: int = 0
+    clients_gone: int = 0  # answers not written: the client had closed the connection
 
 
 class ConnectionGuard:
@@ -157,6 +158,11 @@ class ConnectionGuard:
                     await response.prepare(request)
                     await response.write_eof()
                 return response
+            except ConnectionResetError:
+                # the client left before its answer (a health check that gave up on a
+                # busy agent): nobody to answer, nothing wrong here; counted, no traceback
+                self.stats.clients_gone += 1
+                raise asyncio.CancelledError from None
             finally:
                 conn.enter("idle")
 

@@ -187,6 +187,7 @@ def http_source(stats: HttpStats) -> Source:
             MetricSample("netalert_http_max_connections", stats.max_connections),
             MetricSample("netalert_http_connections_refused_total", stats.refused),
             MetricSample("netalert_http_accept_errors_total", stats.accept_errors),
+            MetricSample("netalert_http_clients_gone_total", stats.clients_gone),
         ]
         out += counter_samples("netalert_http_timeouts_total", "phase", stats.timeouts)
         return out
