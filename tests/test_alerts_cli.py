@@ -87,6 +87,19 @@ def test_check_config_reports_rule_errors(tmp_path: Path) -> None:
     assert "rules: 1 (1 poll, 0 trap)" in result.stdout
 
 
+def test_check_config_warns_of_a_template_name_nothing_provides(tmp_path: Path) -> None:
+    # issue 19: {{ ifDesc }} (for ifDescr) renders empty in every mail; the config stays valid
+    path = write(tmp_path, "ifOperStatus == 'down'")
+    path.write_text(path.read_text().replace("{{ ifDescr }}", "{{ ifDesc }}"))
+    result = netalert("check-config", "-c", "config.toml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        0,
+        "warning: rules[0].summary: rule 'InterfaceDown': {{ ifDesc }} names nothing this rule"
+        " provides; it writes nothing (did you mean ifDescr?)\n",
+    )
+    assert "rules: 1 (1 poll, 0 trap)" in result.stdout
+
+
 def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
     path = write(tmp_path, "ifOperStatus == 'down' and ifAdminStatus == 'up'")
     assert netalert("alerts", "-c", str(path), cwd=tmp_path).stdout == "no active alerts\n"
