@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netalert.config.models import Config
+from netalert.config.risks import ConfigWarning
 from netalert.config.salvage import salvage_config
 from netalert.errors import ConfigError
 
@@ -22,10 +23,12 @@ __all__ = ["CheckResult", "check_config_file"]
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The config as loaded (None unless every stage passed) and every problem found."""
+    """The config as loaded (None unless every stage passed), every problem found, and the
+    warnings of a valid config (:func:`netalert.prepare.prepared_warnings`)."""
 
     config: Config | None
     problems: list[str]
+    warnings: tuple[ConfigWarning, ...] = ()
 
 
 def check_config_file(path: Path) -> CheckResult:
@@ -34,16 +37,19 @@ def check_config_file(path: Path) -> CheckResult:
     Raises:
         StateError: The state directory or the MIB cache under it cannot be written.
     """
-    from netalert.prepare import prepare
+    from netalert.prepare import prepare, prepared_warnings
 
     salvaged = salvage_config(path)
     config = salvaged.config
     if config is None:
         return CheckResult(None, salvaged.problems)
     later: list[str] = []
+    warnings: tuple[ConfigWarning, ...] = ()
     try:
-        prepare(config)
+        warnings = tuple(prepared_warnings(prepare(config)))
     except ConfigError as exc:
         later = exc.problems
     problems = salvaged.problems + [p for p in salvaged.later(later) if p not in salvaged.problems]
-    return CheckResult(None if problems else config, problems)
+    if problems:
+        return CheckResult(None, problems)
+    return CheckResult(config, problems, warnings)

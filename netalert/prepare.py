@@ -35,12 +35,13 @@ from netalert.errors import ConfigError, StateError
 from netalert.state.db import check_state_dir
 
 if TYPE_CHECKING:
+    from netalert.config.risks import ConfigWarning
     from netalert.mail.render import MailTemplates
     from netalert.mib import MibTree
     from netalert.poll.plan import DevicePlan
     from netalert.rules import RuleSet
 
-__all__ = ["Prepared", "SmtpTls", "names_and_rules", "prepare"]
+__all__ = ["Prepared", "SmtpTls", "names_and_rules", "prepare", "prepared_warnings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,14 @@ def prepare(config: Config, *, tree: MibTree | None = None, agent: bool = True) 
     if problems or rules is None:
         raise ConfigError(problems)
     return Prepared(config, tree, rules, plans, templates, tls)
+
+
+def prepared_warnings(prepared: Prepared) -> list[ConfigWarning]:
+    """Every warning of a valid config: its settings' risks, then the template names nothing
+    provides (one list for ``check-config``, ``run`` and a reload)."""
+    from netalert.config.risks import config_warnings
+
+    return config_warnings(prepared.config) + list(prepared.rules.warnings)
 
 
 def _load_tree(config: Config) -> MibTree:

@@ -43,7 +43,6 @@ from netalert.alerts.store import SqliteAlertStore
 from netalert.alerts.table import AlertTable
 from netalert.config import load_config
 from netalert.config.models import Config
-from netalert.config.risks import config_warnings
 from netalert.errors import ConfigError, NetalertError, StateCorruptError, StateError
 from netalert.heap import HeapKeeper
 from netalert.lifecycle import Hooks, Stage, TaskStage, open_all
@@ -57,7 +56,7 @@ from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import Silences, SilenceStore
 from netalert.poll.poller import Poller, Reachability
 from netalert.poll.rows import PollResult
-from netalert.prepare import Prepared, prepare
+from netalert.prepare import Prepared, prepare, prepared_warnings
 from netalert.prune import Pruner, live_groups
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.engines import EngineIdRegistry
@@ -231,7 +230,7 @@ class Agent:
         )
         self._notifier.ready(self._status_line())
         config = self.config
-        _log_warnings(config)
+        _log_warnings(self.prepared)
         assert self.store is not None and self.mail is not None
         log.info(
             event(
@@ -923,7 +922,7 @@ class Agent:
         self.heap.interval = new.config.agent.gc_freeze_interval.total_seconds()
         self.counters["reloads"] += 1
         self.reloads["ok"] += 1
-        _log_warnings(new.config)
+        _log_warnings(new)
         log.info(event("reloaded", config=self.config_path, rules=len(new.config.rules)))
         self._notifier.ready(self._status_line())
 
@@ -1077,9 +1076,9 @@ def _release(nflog: NotifyLog, token: int, route: str, group_key: str, _committe
     nflog.release(token, route, group_key)
 
 
-def _log_warnings(config: Config) -> None:
-    """Logs each warning of ``config`` (the lines ``check-config`` prints), once per load."""
-    for warning in config_warnings(config):
+def _log_warnings(prepared: Prepared) -> None:
+    """Logs each warning of a config (the lines ``check-config`` prints), once per load."""
+    for warning in prepared_warnings(prepared):
         log.warning(event("config_warning", path=warning.path, problem=warning.message))
 
 

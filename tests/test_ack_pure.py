@@ -197,7 +197,7 @@ def test_html_text_is_linear_on_hostile_markup(html: str) -> None:
 
 
 def test_an_unknown_alert_id_says_where_the_ids_are() -> None:
-    # `netalert alerts` prints no ids: the message points at the JSON that has them
+    # the message points at where the ids are: the ID column of `netalert alerts`
     from netalert.ack.cli import find_alert
     from netalert.alerts.model import Alert, AlertState
 
@@ -222,12 +222,12 @@ def test_an_unknown_alert_id_says_where_the_ids_are() -> None:
     with pytest.raises(NetalertError) as unknown:
         find_alert([alert], "ffffff")
     assert str(unknown.value) == (
-        "no firing alert with id 'ffffff' (the id is the fingerprint"
-        " `netalert alerts --json` prints, or 6 or more of its first characters)"
+        "no firing alert with id 'ffffff' (the ID column of `netalert alerts`, or the"
+        " fingerprint of `netalert alerts --json`, or 6 or more of its first characters)"
     )
     with pytest.raises(NetalertError) as short:
         find_alert([alert], "881f")
     assert str(short.value) == (
         "alert id '881f' is too short: give 6 or more characters of its fingerprint"
-        " (`netalert alerts --json`)"
+        " (the ID column of `netalert alerts`)"
     )

@@ -87,6 +87,19 @@ def test_check_config_reports_rule_errors(tmp_path: Path) -> None:
     assert "rules: 1 (1 poll, 0 trap)" in result.stdout
 
 
+def test_check_config_warns_of_a_template_name_nothing_provides(tmp_path: Path) -> None:
+    # issue 19: {{ ifDesc }} (for ifDescr) renders empty in every mail; the config stays valid
+    path = write(tmp_path, "ifOperStatus == 'down'")
+    path.write_text(path.read_text().replace("{{ ifDescr }}", "{{ ifDesc }}"))
+    result = netalert("check-config", "-c", "config.toml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        0,
+        "warning: rules[0].summary: rule 'InterfaceDown': {{ ifDesc }} names nothing this rule"
+        " provides; it writes nothing (did you mean ifDescr?)\n",
+    )
+    assert "rules: 1 (1 poll, 0 trap)" in result.stdout
+
+
 def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
     path = write(tmp_path, "ifOperStatus == 'down' and ifAdminStatus == 'up'")
     assert netalert("alerts", "-c", str(path), cwd=tmp_path).stdout == "no active alerts\n"
@@ -104,10 +117,18 @@ def test_alerts_lists_active_alerts(tmp_path: Path) -> None:
 
     table = netalert("alerts", "-c", str(path), cwd=tmp_path)
     assert table.returncode == 0
+    short = fired[0].fingerprint[:8]  # the ID `netalert ack` takes (issue 19)
     assert table.stdout.splitlines() == [
-        "STATE   SEVERITY  RULE           DEVICE  SINCE                 VALUE  COUNT  LABELS",
-        "firing  critical  InterfaceDown  sw1     2027-01-15 08:00:00Z  down   1      ifIndex=1",
+        "ID        STATE   SEVERITY  RULE           DEVICE  SINCE                 VALUE  COUNT"
+        "  LABELS",
+        f"{short}  firing  critical  InterfaceDown  sw1     2027-01-15 08:00:00Z  down   1    "
+        "  ifIndex=1",
     ]
+    acked = netalert("ack", table.stdout.splitlines()[1].split()[0], "-c", str(path), cwd=tmp_path)
+    assert (acked.returncode, acked.stdout) == (
+        0,
+        f"acked {fired[0].fingerprint} (InterfaceDown on sw1)\n",
+    )
     data = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
     assert len(data) == 1
     assert data[0]["fingerprint"] == fired[0].fingerprint
@@ -165,7 +186,7 @@ def test_ack_and_unack_from_the_shell(tmp_path: Path) -> None:
     # this config has no [ack]: a running agent would not honour the ack, and says so
     assert "[ack] is not configured" in acked.stderr
     table = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
-    assert table[1].startswith("firing,acked  critical  InterfaceDown")
+    assert table[1].startswith(f"{fp[:8]}  firing,acked  critical  InterfaceDown")
     [row] = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
     assert {k: row["ack"][k] for k in ("by", "comment", "via")} == {
         "by": "ann",
@@ -205,11 +226,11 @@ def test_alerts_shows_which_alerts_a_silence_mutes(tmp_path: Path) -> None:
     silence = added.stdout.strip()
 
     table = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
-    assert [line.split()[0] for line in table] == ["STATE", "firing,silenced", "firing"]
+    assert [line.split()[1] for line in table] == ["STATE", "firing,silenced", "firing"]
     assert table[1].endswith("ifIndex=1") and table[2].endswith("ifIndex=2")
     data = json.loads(netalert("alerts", "--json", "-c", str(path), cwd=tmp_path).stdout)
     assert {row["labels"]["ifIndex"]: row["silence"] for row in data} == {"1": silence, "2": None}
 
     assert netalert("silence", "expire", silence, "-c", str(path), cwd=tmp_path).returncode == 0
     table = netalert("alerts", "-c", str(path), cwd=tmp_path).stdout.splitlines()
-    assert [line.split()[0] for line in table] == ["STATE", "firing", "firing"]
+    assert [line.split()[1] for line in table] == ["STATE", "firing", "firing"]

@@ -169,6 +169,16 @@ def test_run_logs_open_trap_sources_once(
         wait_log(agent, "event=reloaded ", 2)
         assert len(WARNING_EVENT.findall(agent.log())) == 2, agent.log()
         assert "traps are accepted from anywhere (::/0)" in agent.log()
+        # a template name no trap can carry (issue 19): the reload logs it, as check-config
+        typo = '[[rules]]\nname = "LinkDown"\ntrap = "IF-MIB::linkDown"\nsummary = "{{ ifDesc }}"\n'
+        agent.config.write_text(text('allow = ["127.0.0.0/8"]') + typo)
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_log(agent, "event=reloaded ", 3)
+        assert len(WARNING_EVENT.findall(agent.log())) == 3, agent.log()
+        assert (
+            "config_warning path=rules[0].summary problem=\"rule 'LinkDown': {{ ifDesc }} names"
+            ' nothing this rule provides; it writes nothing (did you mean ifDescr?)"'
+        ) in agent.log(), agent.log()
         code, _ = agent.terminate()
         assert code == 0, agent.log()
     finally:

@@ -226,6 +226,7 @@ def test_demo_config_is_valid_and_resolves_every_name(tmp_path: Path) -> None:
     assert rules["ChassisTooHot"].clear_expr == "demoChassisTemperature < 55"
     prepared = prepare(config)  # compiles the demo MIB; raises on any unknown name
     assert len(prepared.rules.poll) == 2 and len(prepared.rules.trap) == 1
+    assert [str(w) for w in prepared.rules.warnings] == []  # every template name is given
 
 
 def test_demo_config_at_a_faster_speed_shrinks_every_interval(tmp_path: Path) -> None:

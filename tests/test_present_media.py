@@ -117,3 +117,17 @@ def test_the_alerts_table_escapes_like_every_terminal_output() -> None:
 def test_mail_text_reads_octets_as_the_one_renderer() -> None:
     assert header_text(b"\x00\xff") == body_text(b"\x00\xff") == line(b"\x00\xff") == "00:ff"
     assert header_text(b"eth0\r\n") == line(b"eth0") == "eth0"
+
+
+def test_the_alerts_table_ids_are_the_shortest_unambiguous_prefix() -> None:
+    def alert(fp: str) -> Alert:
+        return Alert(
+            fp, "R", "warning", "sw1", {}, {}, AlertState.FIRING, 0.0, None, 0.0,
+            "v", 1, False, False, "poll",
+        )  # fmt: skip
+
+    # 8 characters, longer only where two fingerprints share them (`ack` refuses ambiguity)
+    rows = alert_table([alert("0123456789abcdef"), alert("fedcba9876543210")]).splitlines()
+    assert [r.split()[0] for r in rows] == ["ID", "01234567", "fedcba98"]
+    rows = alert_table([alert("0123456789abcdef"), alert("0123456780abcdef")]).splitlines()
+    assert [r.split()[0] for r in rows] == ["ID", "0123456789", "0123456780"]

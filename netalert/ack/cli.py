@@ -32,12 +32,13 @@ def find_alert(alerts: list[Alert], alert_id: str) -> Alert:
     if not found and not exact and len(wanted) < _PREFIX_MIN:
         raise NetalertError(
             f"alert id {alert_id!r} is too short: give {_PREFIX_MIN} or more characters"
-            " of its fingerprint (`netalert alerts --json`)"
+            " of its fingerprint (the ID column of `netalert alerts`)"
         )
-    if not found:  # the table of `netalert alerts` has no ids: the JSON has them
+    if not found:
         raise NetalertError(
-            f"no firing alert with id {alert_id!r} (the id is the fingerprint"
-            f" `netalert alerts --json` prints, or {_PREFIX_MIN} or more of its first characters)"
+            f"no firing alert with id {alert_id!r} (the ID column of `netalert alerts`, or the"
+            f" fingerprint of `netalert alerts --json`, or {_PREFIX_MIN} or more of its first"
+            " characters)"
         )
     if len(found) > 1:
         raise NetalertError(f"alert id {alert_id!r} is ambiguous: give more of it")

@@ -10,10 +10,26 @@ from netalert.alerts.model import Alert
 from netalert.present import clip, varbind_json
 from netalert.tables import format_table
 
-__all__ = ["alert_json", "alert_table"]
+__all__ = ["alert_json", "alert_table", "short_ids"]
 
 _FIXED = ("rule", "severity", "device")
 _VALUE_WIDTH = 40  # characters of VALUE in the table; a longer value ends in "…"
+_ID_WIDTH = 8  # characters of a fingerprint in ID; more where two listed alerts share them
+
+
+def short_ids(fingerprints: Collection[str]) -> dict[str, str]:
+    """Each fingerprint's ID: its first 8 characters, or as many as tell it from the others.
+
+    ``netalert ack`` takes a fingerprint or its first 6+ characters and refuses an
+    ambiguous one, so the table never shows two IDs where one starts the other.
+    """
+    width = _ID_WIDTH
+    unique = set(fingerprints)
+    while width < max(map(len, unique), default=0) and len({f[:width] for f in unique}) < len(
+        unique
+    ):
+        width += 1
+    return {f: f[:width] for f in unique}
 
 
 def _when(t: float | None) -> str:
@@ -27,10 +43,12 @@ def alert_table(
 ) -> str:
     """One line per alert under a header; labels other than rule/severity/device last.
 
-    ``acked`` and ``silenced`` are fingerprints, shown in STATE. A VALUE longer than
-    40 characters is cut and ends in "…" (``--json`` has it whole).
+    ID is the start of the fingerprint, as ``netalert ack`` takes it. ``acked`` and
+    ``silenced`` are fingerprints, shown in STATE. A VALUE longer than 40 characters
+    is cut and ends in "…" (``--json`` has it whole).
     """
-    header = ("STATE", "SEVERITY", "RULE", "DEVICE", "SINCE", "VALUE", "COUNT", "LABELS")
+    ids = short_ids([a.fingerprint for a in alerts])
+    header = ("ID", "STATE", "SEVERITY", "RULE", "DEVICE", "SINCE", "VALUE", "COUNT", "LABELS")
     rows: list[tuple[str, ...]] = []
     for a in alerts:
         state = a.state.value
@@ -45,6 +63,7 @@ def alert_table(
         labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _FIXED)
         rows.append(
             (
+                ids[a.fingerprint],
                 state,
                 a.severity,
                 a.rule,

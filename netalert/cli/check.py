@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 def check_config(config: ConfigOption = None) -> None:
     """Validate the config, resolve every MIB name it uses, print a summary."""
     from netalert.config import summary
-    from netalert.config.risks import config_warnings
     from netalert.configcheck import check_config_file
     from netalert.errors import StateError
 
@@ -31,7 +30,7 @@ def check_config(config: ConfigOption = None) -> None:
         for line in result.problems:
             print(line, file=sys.stderr)
         raise typer.Exit(2)
-    for warning in config_warnings(result.config):
+    for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(summary(result.config, path))
 

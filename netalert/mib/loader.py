@@ -14,22 +14,74 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections.abc import Iterable, Mapping
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TextIO
 
-from netalert.mib.builtin import builtin_version, extract_builtin
+from netalert.logs import event
+from netalert.mib.builtin import builtin_modules, builtin_version, extract_builtin
 from netalert.mib.cache import CACHE_FORMAT, MibCache
 from netalert.mib.compiler import CompileResult, compile_modules
 from netalert.mib.node import ModuleFacts, TypeFacts
 from netalert.mib.sources import MibSource, scan_sources
 from netalert.mib.standins import MACRO_MODULES, macro_module_text, standin_text
 
-__all__ = ["NET_SNMP_MODULES", "CompileReport", "compile_mibs", "rank_modules"]
+__all__ = [
+    "ANNOUNCE_AT",
+    "NET_SNMP_MODULES",
+    "CompileReport",
+    "announce_compile",
+    "compile_mibs",
+    "rank_modules",
+]
+
+log = logging.getLogger(__name__)
 
 # What net-snmp's MIB files provide; their absence is worth a sentence.
 NET_SNMP_MODULES = ("UCD-SNMP-MIB", "NET-SNMP-AGENT-MIB")
 _BUILTIN_MEMO: dict[str, tuple[list[ModuleFacts], dict[str, str]]] = {}
+# A compile of this many modules is announced: the first run's (~300 modules, about
+# 20 s) reads as a hang when silent; one changed vendor MIB takes well under a second.
+ANNOUNCE_AT = 20
+Announce = Callable[[int, Path], None]
+
+
+def announce_compile(modules: int, cache: Path, *, stream: TextIO | None = None) -> None:
+    """Says a long compile is starting: one line on a terminal, else an INFO event.
+
+    Only a person at a terminal reads a progress line; scripts and tests that
+    compare stderr get the log event (``event=mib_compile``) instead.
+    """
+    out = sys.stderr if stream is None else stream
+    try:
+        terminal = out.isatty()
+    except (OSError, ValueError):  # a closed or odd stream
+        terminal = False
+    if terminal:
+        print(f"compiling {modules} MIB modules into the cache (first run only)...", file=out)
+        out.flush()
+    else:
+        log.info(event("mib_compile", modules=modules, cache=cache))
+
+
+class _Notice:
+    """Announces at most once per load, at the first step that will take long."""
+
+    __slots__ = ("_announce", "_cache", "_done")
+
+    def __init__(self, announce: Announce | None, cache: MibCache | None) -> None:
+        self._announce = announce if cache is not None else None  # no cache: nothing to fill
+        self._cache = cache
+        self._done = False
+
+    def __call__(self, modules: int) -> None:
+        if self._done or self._announce is None or self._cache is None or modules < ANNOUNCE_AT:
+            return
+        self._done = True
+        self._announce(modules, self._cache.root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +162,19 @@ def _salt() -> str:
     return f"format={CACHE_FORMAT};pysmi={pysmi}"
 
 
+def _builtin_key() -> str:
+    return hashlib.sha256(f"{_salt()};{builtin_version()}".encode()).hexdigest()[:16]
+
+
+def builtin_ready(cache: MibCache | None) -> bool:
+    """True when :func:`builtin_facts` will not extract them again (memory or cache)."""
+    key = _builtin_key()
+    return key in _BUILTIN_MEMO or (cache is not None and cache.has_builtin(key))
+
+
 def builtin_facts(cache: MibCache | None) -> tuple[list[ModuleFacts], dict[str, str]]:
     """The built-in modules' facts: from memory, the cache, or pysnmp (seconds)."""
-    key = hashlib.sha256(f"{_salt()};{builtin_version()}".encode()).hexdigest()[:16]
+    key = _builtin_key()
     if key in _BUILTIN_MEMO:
         facts, failed = _BUILTIN_MEMO[key]
         if cache is not None and not failed and not cache.has_builtin(key):
@@ -161,23 +223,30 @@ def compile_mibs(
     paths: Iterable[Path],
     system_paths: Iterable[Path],
     state_dir: Path | None,
+    *,
+    announce: Announce | None = announce_compile,
 ) -> tuple[list[ModuleFacts], CompileReport]:
     """Compiles what changed, loads the rest from the cache, reports on each module.
 
     Never raises for a broken MIB: a failure is a line of the report. A source
     that fails while a built-in module of the same name exists falls back to
-    the built-in one.
+    the built-in one. ``announce`` is told once, before a compile of
+    :data:`ANNOUNCE_AT` modules or more (a first run), how many modules and which
+    cache folder.
 
     Raises:
         OSError: The cache folder cannot be written.
     """
     cache = MibCache(state_dir / "mibs") if state_dir is not None else None
-    builtin, builtin_failed = builtin_facts(cache)
-    builtin_by_name = {f.name: f for f in builtin}
+    notice = _Notice(announce, cache)
     user_paths, sys_paths = list(paths), list(system_paths)
     user = scan_sources(user_paths)
     system = scan_sources(sys_paths)
     all_sources = {**system.modules, **user.modules}
+    if not builtin_ready(cache):  # an empty cache: the sources are compiled too
+        notice(len(builtin_modules()) + len(all_sources))
+    builtin, builtin_failed = builtin_facts(cache)
+    builtin_by_name = {f.name: f for f in builtin}
     folders = user_paths + sys_paths
     searched = ", ".join(str(f) for f in folders) or "no folders"
     searched += f" and {len(builtin_by_name)} built-in modules"
@@ -186,7 +255,7 @@ def compile_mibs(
     # its importers compile against the built-in facts instead.
     fallback: dict[str, CompileResult] = {}
     while True:
-        run = _Run(all_sources, fallback, builtin_by_name, cache, searched)
+        run = _Run(all_sources, fallback, builtin_by_name, cache, searched, notice)
         more = run.compile()
         if not more:
             break
@@ -235,7 +304,9 @@ class _Run:
         builtin: Mapping[str, ModuleFacts],
         cache: MibCache | None,
         searched: str,
+        notice: Callable[[int], None] = lambda _: None,
     ) -> None:
+        self.notice = notice
         self.sources = {n: s for n, s in all_sources.items() if n not in fallback}
         self.builtin = builtin
         self.cache = cache
@@ -277,6 +348,7 @@ class _Run:
                 wanted.append(name)
         if not wanted:
             return {}
+        self.notice(len(wanted))
         lookup = _Known(self.known)
         compiled, verdicts = compile_modules(
             wanted, self.sources, lookup.standin, lookup, self.unavailable

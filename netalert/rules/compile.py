@@ -11,12 +11,14 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from types import MappingProxyType
 
 from jinja2.environment import Template
 
 from netalert.alerts import MAX_LABEL, FlapSettings
 from netalert.config.models import Config, Rule
+from netalert.config.risks import ConfigWarning
 from netalert.errors import ConfigError
 from netalert.rules.expr import Expr, ExprError, Scope, compile_expr
 from netalert.rules.mibview import MIB_ERRORS, MibNodeLike, MibTreeLike, short_name
@@ -27,6 +29,7 @@ from netalert.rules.scope import (
     poll_scope,
     trap_scope,
 )
+from netalert.rules.templatenames import rule_names, template_warnings
 from netalert.rules.templates import DEFAULT_RESOLVED_SUMMARY, TemplateProblem, compile_template
 from netalert.rules.trapcache import TRAP_CACHE_ENTRIES
 
@@ -138,6 +141,7 @@ class RuleSet:
     unreachable_severity: str = "critical"
     max_label: int = MAX_LABEL  # [limits] max_label_chars
     trap_cache: int = TRAP_CACHE_ENTRIES  # [limits] trap_cache_entries
+    warnings: tuple[ConfigWarning, ...] = ()  # template names nothing provides (issue 19)
 
 
 def check_rules(config: Config, tree: MibTreeLike) -> list[str]:
@@ -158,6 +162,7 @@ def compile_rules(config: Config, tree: MibTreeLike) -> RuleSet:
     """
     cache = NodeCache(tree)
     problems: list[str] = []
+    warnings: list[ConfigWarning] = []
     poll: list[PollRule] = []
     trap: list[TrapRule] = []
     for position, rule in enumerate(config.rules):
@@ -168,10 +173,14 @@ def compile_rules(config: Config, tree: MibTreeLike) -> RuleSet:
             )
             if compiled_trap is not None:
                 trap.append(compiled_trap)
+                oids = [m.oid for m in (compiled_trap.trap, compiled_trap.clear_trap) if m]
+                names = partial(rule_names, config, rule, cache, oids)
+                warnings += template_warnings(where, rule, names)
         else:
             compiled_poll = _poll_rule(config, position, rule, cache, where, problems)
             if compiled_poll is not None:
                 poll.append(compiled_poll)
+                warnings += template_warnings(where, rule, partial(rule_names, config, rule, cache))
     if problems:
         raise ConfigError(problems)
     labels = {d.name: MappingProxyType(dict(d.labels)) for d in config.devices}
@@ -185,6 +194,7 @@ def compile_rules(config: Config, tree: MibTreeLike) -> RuleSet:
         unreachable_severity=config.agent.unreachable_severity,
         max_label=config.limits.max_label_chars,
         trap_cache=config.limits.trap_cache_entries,
+        warnings=tuple(warnings),
     )
 
 

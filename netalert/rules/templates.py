@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import TemplateError, TemplateSyntaxError, nodes
 from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -27,7 +27,14 @@ from netalert.logtext import escape
 from netalert.present import clip
 from netalert.units import FILTERS
 
-__all__ = ["DEFAULT_RESOLVED_SUMMARY", "TemplateProblem", "compile_template", "render"]
+__all__ = [
+    "DEFAULT_RESOLVED_SUMMARY",
+    "GLOBALS",
+    "TemplateProblem",
+    "compile_template",
+    "render",
+    "template_ast",
+]
 
 
 def _finalize(value: object) -> str:
@@ -39,6 +46,7 @@ _ENV = ImmutableSandboxedEnvironment(
     autoescape=False, keep_trailing_newline=False, finalize=_finalize
 )
 _ENV.filters.update(FILTERS)
+GLOBALS = frozenset(_ENV.globals)  # range, dict, namespace...: names every template has
 MAX_SUMMARY = 500
 MAX_DESCRIPTION = 8000
 MAX_TEMPLATE_CHARS = 16384  # a template's source, at most (compiling costs with its length)
@@ -70,6 +78,11 @@ def compile_template(text: str) -> Template:
         raise TemplateProblem(f"template error at line {exc.lineno}: {exc.message}") from None
     except RecursionError:
         raise TemplateProblem("template nests too deeply: split it") from None
+
+
+def template_ast(text: str) -> nodes.Template:
+    """The syntax tree of a template that compiles (to see which names it reads)."""
+    return _ENV.parse(text)
 
 
 def render(template: Template, context: Mapping[str, Any], *, one_line: bool) -> str:
