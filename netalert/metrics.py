@@ -221,6 +221,11 @@ FAMILIES: Mapping[str, Family] = {
             "Trap workers that exited and were started again on the same socket.",
         ),
         Family(
+            "netalert_trap_worker_refused_total",
+            "counter",
+            "Frames from a trap worker the agent refused as malformed; the worker was restarted.",
+        ),
+        Family(
             "netalert_trap_storm_shed_total",
             "counter",
             "Traps neither passed nor folded: storm_max_keys folds were open (also in dropped).",

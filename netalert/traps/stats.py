@@ -55,6 +55,7 @@ class TrapStats:
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
+    worker_refused: int = 0  # frames from a trap worker the agent refused (it was restarted)
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -81,4 +82,5 @@ class TrapStats:
             "errors": self.errors,
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,
+            "worker_refused": self.worker_refused,
         }

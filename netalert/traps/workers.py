@@ -84,7 +84,10 @@ class _Worker:
     started: float = 0.0
     delay: float = _RESTART_DELAY
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # its sockets are open
-    pending: deque[list[tuple[Any, ...]]] = field(default_factory=deque)  # batches not yet handed
+    # batches read and checked, not yet handed
+    pending: deque[list[tuple[TrapEvent, workwire.ClockClaim | None]]] = field(
+        default_factory=deque
+    )
     draining: bool = False  # the batches are handed one per loop turn
     paused: bool = False  # its channel is not read until the agent caught up
 
@@ -368,20 +371,22 @@ class TrapWorkers:
         try:
             for kind, body in worker.reader.feed(data):
                 if kind == workwire.EVENTS:
-                    worker.pending.append(body)
+                    worker.pending.append(workwire.check_events(body))
+                elif kind == workwire.STATS:
+                    worker.snapshot = workwire.check_stats(body)
+                    self._recount()
+                elif kind == workwire.RECORDED:
+                    recorded = workwire.check_recorded(body)
+                    for datagram, source, destination, when in recorded:
+                        if self.recorder is not None:
+                            self.recorder.write(datagram, source, destination, when)
                 elif kind == workwire.READY:
                     worker.ready.set()
-                elif kind == workwire.STATS:
-                    worker.snapshot = body
-                    self._recount()
-                elif kind == workwire.RECORDED and self.recorder is not None:
-                    for datagram, source, destination, when in body:
-                        self.recorder.write(datagram, tuple(source), tuple(destination), when)
-        except ValueError as exc:  # not what a worker sends: start it afresh
-            log.error(event("trap_worker_channel_broken", worker=worker.index, error=exc))
-            if worker.proc is not None:
-                worker.proc.kill()
-            self._exited_worker(worker)
+                else:
+                    raise ValueError(f"a frame of an unknown kind {kind[:20]!r}")
+        except ValueError as exc:  # not what a worker sends: it is started afresh
+            self._refuse(worker, exc)
+            return
         if worker.pending and not worker.draining:
             # One batch (at most a receiver's batch of events) per turn of the loop, as the
             # agent's own receiver reads its socket, so the web and the mail get their turns.
@@ -392,6 +397,24 @@ class TrapWorkers:
             # queue (worker_queue, drops counted), not the agent's memory.
             worker.paused = True
             asyncio.get_running_loop().remove_reader(worker.channel.fileno())
+
+    def _refuse(self, worker: _Worker, exc: ValueError) -> None:
+        """A frame no worker sends (a bug in it, or worse): counted, logged, worker restarted."""
+        self.stats.worker_refused += 1
+        proc = worker.proc
+        if self._log_limit.allow(("refused", worker.index), self._clock()):
+            log.error(
+                event(
+                    "trap_worker_refused",
+                    worker=worker.index,
+                    pid=proc.pid if proc is not None else 0,
+                    error=str(exc),
+                    refused=self.stats.worker_refused,
+                )
+            )
+        if proc is not None:
+            proc.kill()
+        self._exited_worker(worker)
 
     def _drain(self, worker: _Worker) -> None:
         if worker.pending:
@@ -406,10 +429,9 @@ class TrapWorkers:
         else:
             worker.draining = False
 
-    def _events(self, items: list[tuple[Any, ...]]) -> None:
+    def _events(self, items: list[tuple[TrapEvent, workwire.ClockClaim | None]]) -> None:
         clocks, sink, own = self._clocks, self._sink, self._own
-        for item in items:
-            trap, claim = workwire.decode_event(item)
+        for trap, claim in items:
             if claim is not None and not clocks.admit(*claim):
                 own.rejected[RejectReason.NOT_IN_TIME_WINDOW.value] += 1
                 own.received["3"] -= 1  # the worker counted it as received
