@@ -201,6 +201,11 @@ FAMILIES: Mapping[str, Family] = {
             "Recording failures (the file could not be written); the traps are unaffected.",
         ),
         Family(
+            "netalert_trap_record_shed_total",
+            "counter",
+            "Datagrams not recorded: a trap worker held worker_queue of them for the agent.",
+        ),
+        Family(
             "netalert_storm_folded_total",
             "counter",
             "Traps folded into storm events instead of becoming an event each.",

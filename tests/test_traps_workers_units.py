@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import marshal
 import os
+import socket
 from dataclasses import replace
 from typing import Any
 
@@ -248,3 +251,57 @@ def test_a_frame_not_a_kind_and_body_is_refused(data: bytes) -> None:
     data = len(data[4:]).to_bytes(4, "big") + data[4:]
     with pytest.raises(ValueError, match="frame"):
         list(workwire.FrameReader().feed(data))
+
+
+async def test_a_worker_s_channel_holds_bounded_frames_while_the_agent_does_not_read() -> None:
+    """The agent stopped reading (SIGSTOP, a blocked loop): whatever the worker has to say
+    (events, counters every tenth of a second, recorded datagrams) it holds within bounds."""
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    here.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    here.setblocking(False)
+    stats = TrapStats()
+    limit = 100
+    channel = worker_module._Channel(here, limit, stats)
+    try:
+        datagram = (b"x" * 1000, ("127.0.0.1", 5000), ("127.0.0.1", 162), 1.0)
+        for _ in range(50):  # fifty tenths of a second of a flood
+            for _ in range(40):
+                stats.datagrams += 1
+                channel.add(_GOOD)
+                channel.record(datagram)
+            await asyncio.sleep(0)  # the flush
+            channel.report()
+        frames = list(channel._out)
+        assert stats.dropped >= 50 * 40 - 2 * limit  # the events past the queue: counted
+        events = sum(count for _, count in frames)
+        assert events <= limit
+        # the counters: one frame waiting (the latest), not one per report
+        # the first frame may be begun; counters due are b"" until their turn
+        kinds = [marshal.loads(data[4:])[0] if data else "S" for data, _ in frames[1:]]
+        assert kinds.count(workwire.STATS) <= 1, kinds
+        # recorded datagrams: at most `limit` of them waiting, the rest counted
+        assert sum(len(data) for data, _ in frames) < limit * 2 * 1200, len(frames)
+        assert stats.record_shed > 0
+        # the agent reads again: everything held arrives, the latest counters last
+        there.setblocking(False)
+        reader, got = workwire.FrameReader(), []
+        for _ in range(2000):
+            with contextlib.suppress(BlockingIOError):
+                got += reader.feed(there.recv(65536))
+            if channel.idle.is_set():
+                with contextlib.suppress(BlockingIOError):
+                    for _ in range(1000):
+                        got += reader.feed(there.recv(65536))
+                break
+            await asyncio.sleep(0.001)
+        assert channel.idle.is_set()
+        events = sum(len(body) for kind, body in got if kind == workwire.EVENTS)
+        records = sum(len(body) for kind, body in got if kind == workwire.RECORDED)
+        assert events + stats.dropped == 50 * 40
+        assert records + stats.record_shed == 50 * 40
+        assert [body for kind, body in got if kind == workwire.STATS][-1] == (
+            workwire.stats_snapshot(stats)
+        )
+    finally:
+        here.close()
+        there.close()

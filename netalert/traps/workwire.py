@@ -297,6 +297,7 @@ _INTS = (
     "storm_shed",
     "storm_keys",
     "dropped",
+    "record_shed",
     "datagrams",
     "errors",
 )
