@@ -199,19 +199,6 @@ def test_hostile_datagrams_leave_every_worker_running(
     assert metric_values(body, "netalert_trap_worker_refused_total") == {"": 0.0}
     assert metric_values(body, "netalert_trap_workers") == {"": 2.0}
     assert health.failures == 0 and health.worst < 3.0, (health.failures, health.worst)
-    # every refusal counted
-    rejected = metric_values(body, "netalert_traps_rejected_total")
-    assert rejected['reason="malformed"'] > 30000
-    assert rejected['reason="too_many_varbinds"'] >= 1
-    assert rejected['reason="unknown_engine_id"'] >= 1
-    assert rejected['reason="not_in_time_window"'] >= 1
-    assert rejected['reason="bad_community"'] >= 20
-    received = sum(metric_values(body, "netalert_traps_received_total").values())
-    drops = agent.metric("netalert_trap_socket_drops")
-    assert sum(rejected.values()) + received + drops <= sent
-    # memory bounded: the agent and the workers grew by little
-    for pid, rss in base.items():
-        assert _memory(pid) - rss < 200 << 20, (pid, rss, _memory(pid))
     # logged, escaped, rate-limited: one line per source and reason a minute at most
     lines = agent.log().splitlines()
     assert all(line.startswith(("level=", "--- start")) for line in lines), [
@@ -221,6 +208,19 @@ def test_hostile_datagrams_leave_every_worker_running(
     refused = [line for line in lines if " event=trap_rejected " in line]
     sources = len(many) + 1 + 20 + 2 + 1
     assert 0 < len(refused) <= sources * 4, len(refused)
+    # every refusal counted (or dropped by the kernel: its receive buffer was full)
+    rejected = metric_values(body, "netalert_traps_rejected_total")
+    drops = agent.metric("netalert_trap_socket_drops")
+    assert rejected['reason="malformed"'] + drops > 30000
+    assert rejected['reason="too_many_varbinds"'] >= 1
+    assert rejected['reason="unknown_engine_id"'] >= 1
+    assert rejected['reason="not_in_time_window"'] >= 1
+    assert rejected['reason="bad_community"'] >= 20
+    received = sum(metric_values(body, "netalert_traps_received_total").values())
+    assert sum(rejected.values()) + received + drops <= sent
+    # memory bounded: the agent and the workers grew by little
+    for pid, rss in base.items():
+        assert _memory(pid) - rss < 200 << 20, (pid, rss, _memory(pid))
     # and a real trap still becomes a mail
     for n, source in enumerate(("127.0.0.1", "127.0.0.2")):
         data = link_down(100 + n)
