@@ -217,3 +217,38 @@ async def test_a_blocked_agent_loses_nothing_uncounted(tmp_path: Path, tree: Mib
         assert pool.stats.worker_restarts == 0
     finally:
         await pool.stop()
+
+
+async def test_a_worker_that_cannot_be_started_is_tried_again(
+    tmp_path: Path, tree: MibTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its restart fails (fork refused: EAGAIN, out of memory): the agent tries again with the
+    same back-off instead of leaving the socket without a worker for good."""
+    real = workers_module._start
+    calls = [0]
+
+    def start(fds: Iterable[int], channel: int) -> subprocess.Popen[bytes]:
+        calls[0] += 1
+        if calls[0] in (2, 3):  # the first two restarts
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real(fds, channel)
+
+    monkeypatch.setattr(workers_module, "_start", start)
+    config = _config(tmp_path, free_udp_port(), workers=1)
+    pool, got = await _start(config, tree)
+    workers = Workers(pool, got)
+    try:
+        await workers.ready()
+        proc = pool._workers[0].proc
+        assert proc is not None
+        proc.kill()
+        await workers.until(lambda: calls[0] == 4 and pool.stats.workers == 1, wait=15)
+        await workers.ready()
+        assert (
+            await workers.run("snmptrap", "-v", "2c", "-c", "public", workers.target(), *_TRAP_ARGS)
+            == 0
+        )
+        await workers.until(lambda: len(got) == 1)
+        assert pool.stats.worker_restarts == 1
+    finally:
+        await pool.stop()

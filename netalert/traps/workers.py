@@ -333,6 +333,9 @@ class TrapWorkers:
         )
         try:
             proc = _start(fds.values(), there.fileno())
+        except OSError:
+            here.close()
+            raise
         finally:
             there.close()
         worker.proc, worker.channel, worker.started = proc, here, time.monotonic()
@@ -489,11 +492,19 @@ class TrapWorkers:
         if self._stopping or worker.channel is not None:
             return
         task = asyncio.ensure_future(self._spawn(worker))
-        task.add_done_callback(self._spawned)
+        task.add_done_callback(partial(self._spawned, worker))
 
-    def _spawned(self, task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(event("trap_worker_start_failed", error=task.exception()))
+    def _spawned(self, worker: _Worker, task: asyncio.Future[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        wait, worker.delay = worker.delay, min(worker.delay * 2, _RESTART_DELAY_MAX)
+        log.error(
+            event(
+                "trap_worker_start_failed", worker=worker.index, error=task.exception(), retry=wait
+            )
+        )
+        if not self._stopping and worker.channel is None:  # tried again, with the back-off
+            asyncio.get_running_loop().call_later(wait, self._restart, worker, None)
 
     def _close(self, worker: _Worker) -> None:
         if worker.channel is not None:
