@@ -31,6 +31,7 @@ from netalert.snmp.wire.ber import PduType
 from netalert.snmp.wire.berenc import encode_message
 from tests.support.fault_checks import assert_exactly_once, mail_config
 from tests.support.faults import AgentProcess, delivered, link_down, metric_values
+from tests.support.order import TIMING
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
 
@@ -163,6 +164,7 @@ class _Health(threading.Thread):
             self.done.wait(0.1)
 
 
+@TIMING  # wall-time bound: /healthz answers within 3 s throughout the attack
 def test_hostile_datagrams_leave_every_worker_running(
     agent: AgentProcess, smtp_server: SmtpServer
 ) -> None:
