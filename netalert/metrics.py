@@ -201,6 +201,11 @@ FAMILIES: Mapping[str, Family] = {
             "Recording failures (the file could not be written); the traps are unaffected.",
         ),
         Family(
+            "netalert_trap_record_shed_total",
+            "counter",
+            "Datagrams not recorded: a trap worker held worker_queue of them for the agent.",
+        ),
+        Family(
             "netalert_storm_folded_total",
             "counter",
             "Traps folded into storm events instead of becoming an event each.",
@@ -219,6 +224,11 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_trap_worker_restarts_total",
             "counter",
             "Trap workers that exited and were started again on the same socket.",
+        ),
+        Family(
+            "netalert_trap_worker_refused_total",
+            "counter",
+            "Frames from a trap worker the agent refused as malformed; the worker was restarted.",
         ),
         Family(
             "netalert_trap_storm_shed_total",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import marshal
 import os
+import socket
 from dataclasses import replace
 from typing import Any
 
@@ -11,10 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netalert.config.models import TrapsConfig
-from netalert.snmp.types import SnmpType, TrapEvent
+from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from netalert.snmp.wire.timeliness import EngineClocks
+from netalert.traps import worker as worker_module
 from netalert.traps import workwire
-from netalert.traps.stats import TrapStats
+from netalert.traps.stats import RejectReason, TrapStats
 from netalert.traps.workers import AUTO_MAX, worker_count
 from tests.support.strategies import TRAP_EVENTS
 
@@ -27,8 +32,8 @@ _claims = st.one_of(
     st.none(),
     st.tuples(
         st.binary(min_size=5, max_size=32),
-        st.integers(0, 2**31),
-        st.integers(0, 2**31),
+        st.integers(0, 2**31 - 1),
+        st.integers(0, 2**31 - 1),
         st.binary(max_size=48),
     ),
 )
@@ -36,12 +41,14 @@ _claims = st.one_of(
 
 @given(event=_events, claim=_claims)
 def test_an_event_crosses_the_channel_unchanged(event: TrapEvent, claim: Any) -> None:
+    if claim is not None:
+        event = replace(event, version="3")  # only an SNMPv3 trap has a clock claim
     data = workwire.frame(workwire.EVENTS, [workwire.encode_event(event, claim)])
     ((kind, body),) = list(workwire.FrameReader().feed(data))
     assert kind == workwire.EVENTS
-    back, back_claim = workwire.decode_event(body[0])
+    back, back_claim, back_matched = workwire.decode_event(body[0])
     assert back == event and back.message_id == event.message_id
-    assert back_claim == claim
+    assert back_claim == claim and back_matched is None
     assert all(type(vb.type) is SnmpType for vb in back.varbinds)
 
 
@@ -97,3 +104,235 @@ def test_an_explicit_worker_count_is_taken_as_it_is(workers: int, expected: int)
 def test_workers_0_is_one_per_usable_core_up_to_the_cap() -> None:
     cores = len(os.sched_getaffinity(0))
     assert worker_count(TrapsConfig()) == min(cores, AUTO_MAX)
+
+
+_GOOD = workwire.encode_event(
+    TrapEvent(
+        source="::1",
+        source_port=162,
+        version="3",
+        trap_oid="1.3.6.1.6.3.1.1.5.3",
+        trap_name="IF-MIB::linkDown",
+        varbinds=(VarBind("1.3.6.1.2.1.2.2.1.1.2", SnmpType.COUNTER64, 2**64 - 1),),
+        uptime=7,
+        received=1.5e9,
+        user="u",
+    ),
+    (b"engine-1", 1, 2, b"d" * 12),
+)
+_BIND = _GOOD[5][0]
+
+
+def _changed(position: int, value: Any) -> tuple[Any, ...]:
+    item = list(_GOOD)
+    item[position] = value
+    return tuple(item)
+
+
+def _bind(position: int, value: Any) -> tuple[Any, ...]:
+    bind = list(_BIND)
+    bind[position] = value
+    return _changed(5, (tuple(bind),))
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        _GOOD[:14],
+        [*_GOOD],
+        _changed(0, b"::1"),
+        _changed(1, -1),
+        _changed(1, 65536),
+        _changed(1, True),
+        _changed(2, "2"),
+        _changed(3, None),
+        _changed(4, 1),
+        _changed(5, [_BIND]),
+        _changed(6, -1),
+        _changed(6, 2**64),
+        _changed(7, float("nan")),
+        _changed(7, "now"),
+        _changed(8, None),
+        _changed(9, b"public"),
+        _changed(10, 0),
+        _changed(11, 1),
+        _changed(12, 0),
+        _changed(13, None),
+        _changed(14, (b"engine-1", 1, 2)),
+        _changed(14, (b"e" * 33, 1, 2, b"d")),
+        _changed(14, (b"engine-1", -1, 2, b"d")),
+        _changed(14, (b"engine-1", 1, 2**31, b"d")),
+        _changed(14, ("engine-1", 1, 2, b"d")),
+        _changed(14, (b"engine-1", 1, 2, b"d" * 65)),
+        _changed(2, "2c"),  # a clock claim on a v2c event: only v3 carries one
+        _bind(0, 1),
+        _bind(1, "Integer"),
+        _bind(2, 2**64),
+        _bind(2, [1]),
+        _bind(2, (1,)),
+        _bind(3, None),
+        _bind(4, 1),
+        _bind(5, b""),
+        _changed(5, (_BIND[:5],)),
+    ],
+)
+def test_every_field_of_a_worker_s_event_is_checked(item: Any) -> None:
+    """The agent trusts no worker: an event of the wrong shape, type or range is refused."""
+    assert workwire.decode_event(_GOOD)[0].varbinds[0].value == 2**64 - 1
+    with pytest.raises(ValueError, match="event"):
+        workwire.decode_event(item)
+
+
+def test_a_batch_is_a_list_of_at_most_max_events() -> None:
+    assert worker_module._BATCH <= workwire.MAX_EVENTS  # what a worker sends is taken
+    assert len(workwire.check_events([_GOOD] * workwire.MAX_EVENTS)) == workwire.MAX_EVENTS
+    for body in ([_GOOD] * (workwire.MAX_EVENTS + 1), (_GOOD,), None):
+        with pytest.raises(ValueError, match="events"):
+            workwire.check_events(body)
+
+
+def test_a_worker_s_counters_pass_and_anything_else_is_refused() -> None:
+    stats = TrapStats(datagrams=5, errors=1, storm_keys=2)
+    stats.received.update({"1": 1, "2c": 2, "3": 3})
+    stats.rejected.update({reason.value: 1 for reason in RejectReason})
+    stats.malformed_detail.update({"no_trap_oid": 1, "v3:bad header": 2})
+    good = workwire.stats_snapshot(stats)
+    assert workwire.check_stats(good) == good
+    bad: list[Any] = [
+        [good],
+        {**good, "workers": 1},  # the agent's own counter
+        {**good, "worker_restarts": 1},
+        {**good, "datagrams": -1},
+        {**good, "datagrams": 2**63},
+        {**good, "datagrams": 1.0},
+        {**good, "dropped": True},
+        {**good, "received": {"4": 1}},
+        {**good, "rejected": {'x"} 1\n': 1}},
+        {**good, "rejected": []},
+        {**good, "malformed_detail": {"x" * 129: 1}},
+        {**good, "malformed_detail": {str(n): 1 for n in range(257)}},
+        {**good, "malformed_detail": {1: 1}},
+        {**good, "malformed_detail": {"x": -1}},
+    ]
+    for body in bad:
+        with pytest.raises(ValueError, match="stats"):
+            workwire.check_stats(body)
+
+
+def test_recorded_datagrams_are_checked() -> None:
+    good = [
+        (b"\x30\x00", ("127.0.0.1", 5000), ("127.0.0.1", 162), 1.5),
+        (b"", ("::1", 5000, 0, 0), ("::1", 162, 0, 0), 2),
+    ]
+    assert workwire.check_recorded(good) == good
+    for item in [
+        ("x", ("127.0.0.1", 5000), ("127.0.0.1", 162), 1.5),
+        (b"x" * 65536, ("127.0.0.1", 5000), ("127.0.0.1", 162), 1.5),
+        (b"x", ("127.0.0.1",), ("127.0.0.1", 162), 1.5),
+        (b"x", ("127.0.0.1", -1), ("127.0.0.1", 162), 1.5),
+        (b"x", ("127.0.0.1", 1), ("127.0.0.1", 162), float("inf")),
+        (b"x", ("127.0.0.1", 1), ("127.0.0.1", 162)),
+    ]:
+        with pytest.raises(ValueError, match="recorded"):
+            workwire.check_recorded([item])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00\x00\x00\x02\xff\xff",  # not marshal
+        b"\x00\x00\x00\x04" + marshal.dumps(("E", "xyz"))[:4],  # cut short
+        b"\x00\x00\x00\x05" + marshal.dumps(12345),  # not a pair
+        workwire.frame(1, None),  # type: ignore[arg-type]  # a kind not text
+        workwire.frame("E", None)[:4] + marshal.dumps(("E", None, None)),
+    ],
+)
+def test_a_frame_not_a_kind_and_body_is_refused(data: bytes) -> None:
+    data = len(data[4:]).to_bytes(4, "big") + data[4:]
+    with pytest.raises(ValueError, match="frame"):
+        list(workwire.FrameReader().feed(data))
+
+
+async def test_a_worker_s_channel_holds_bounded_frames_while_the_agent_does_not_read() -> None:
+    """The agent stopped reading (SIGSTOP, a blocked loop): whatever the worker has to say
+    (events, counters every tenth of a second, recorded datagrams) it holds within bounds."""
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    here.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    here.setblocking(False)
+    stats = TrapStats()
+    limit = 100
+    channel = worker_module._Channel(here, limit, stats)
+    try:
+        datagram = (b"x" * 1000, ("127.0.0.1", 5000), ("127.0.0.1", 162), 1.0)
+        for _ in range(50):  # fifty tenths of a second of a flood
+            for _ in range(40):
+                stats.datagrams += 1
+                channel.add(_GOOD)
+                channel.record(datagram)
+            await asyncio.sleep(0)  # the flush
+            channel.report()
+        frames = list(channel._out)
+        assert stats.dropped >= 50 * 40 - 2 * limit  # the events past the queue: counted
+        events = sum(count for _, count in frames)
+        assert events <= limit
+        # the counters: one frame waiting (the latest), not one per report
+        # the first frame may be begun; counters due are b"" until their turn
+        kinds = [marshal.loads(data[4:])[0] if data else "S" for data, _ in frames[1:]]
+        assert kinds.count(workwire.STATS) <= 1, kinds
+        # recorded datagrams: at most `limit` of them waiting, the rest counted
+        assert sum(len(data) for data, _ in frames) < limit * 2 * 1200, len(frames)
+        assert stats.record_shed > 0
+        # the agent reads again: everything held arrives, the latest counters last
+        there.setblocking(False)
+        reader, got = workwire.FrameReader(), []
+        for _ in range(2000):
+            with contextlib.suppress(BlockingIOError):
+                got += reader.feed(there.recv(65536))
+            if channel.idle.is_set():
+                with contextlib.suppress(BlockingIOError):
+                    for _ in range(1000):
+                        got += reader.feed(there.recv(65536))
+                break
+            await asyncio.sleep(0.001)
+        assert channel.idle.is_set()
+        events = sum(len(body) for kind, body in got if kind == workwire.EVENTS)
+        records = sum(len(body) for kind, body in got if kind == workwire.RECORDED)
+        assert events + stats.dropped == 50 * 40
+        assert records + stats.record_shed == 50 * 40
+        last = [body for kind, body in got if kind == workwire.STATS][-1]
+        last.pop("trap_cache_evicted", None)  # the worker's trap caches, beside its TrapStats
+        assert last == workwire.stats_snapshot(stats)
+    finally:
+        here.close()
+        there.close()
+
+
+_MATCH = ("LinkDown", "o", "k1", {"ifIndex": "3"}, "f00d", "linkDown", None)
+
+
+def test_a_worker_s_matches_pass_checked_and_anything_else_is_refused() -> None:
+    """A worker that matched the trap rules sends (token, (found, cut)) after the event:
+    the agent takes it only in that shape (rule names are then looked up by the agent)."""
+    good = (*_GOOD, "t1", ((_MATCH, ("LinkUp", "c", "k2", None, None, "linkUp", None)), 0))
+    _, _, matched = workwire.decode_event(good)
+    assert matched == ("t1", ((_MATCH, ("LinkUp", "c", "k2", None, None, "linkUp", None)), 0))
+    bad = [
+        (*_GOOD, "t1"),  # 16 fields
+        (*_GOOD, 1, ((_MATCH,), 0)),  # token not a string
+        (*_GOOD, "t" * 500, ((_MATCH,), 0)),  # token too long
+        (*_GOOD, "t1", ((_MATCH,), -1)),  # negative cut
+        (*_GOOD, "t1", ((_MATCH[:6],), 0)),  # a match of 6 fields
+        (*_GOOD, "t1", (((*_MATCH[:1], "x", *_MATCH[2:]),), 0)),  # unknown kind
+        (*_GOOD, "t1", (((*_MATCH[:3], {"a": 1}, *_MATCH[4:]),), 0)),  # a label not a string
+        (*_GOOD, "t1", ((_MATCH,) * (workwire.MAX_EVENTS + 1), 0)),  # too many
+    ]
+    for item in bad:
+        with pytest.raises(ValueError, match="event"):
+            workwire.decode_event(item)
+
+
+def test_a_worker_s_trap_cache_evictions_pass_and_unknown_caches_are_refused() -> None:
+    good = workwire.stats_snapshot(TrapStats()) | {"trap_cache_evicted": {"matches": 2}}
+    assert workwire.check_stats(good) == good
+    with pytest.raises(ValueError, match="stats"):
+        workwire.check_stats(good | {"trap_cache_evicted": {"nosuchcache": 1}})

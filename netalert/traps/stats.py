@@ -52,9 +52,11 @@ class TrapStats:
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
     datagrams: int = 0
     record: RecordStats = field(default_factory=RecordStats)  # [traps] record
+    record_shed: int = 0  # datagrams a trap worker did not pass on to be recorded: agent behind
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
+    worker_refused: int = 0  # frames from a trap worker the agent refused (it was restarted)
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -78,7 +80,9 @@ class TrapStats:
             "storm_keys": self.storm_keys,
             "dropped": self.dropped,
             "recorded": self.record.recorded,
+            "record_shed": self.record_shed,
             "errors": self.errors,
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,
+            "worker_refused": self.worker_refused,
         }

@@ -50,6 +50,9 @@ _STATS_EVERY = 0.1  # seconds between two counter snapshots sent to the agent (i
 _AGENTS_LINES = frozenset({"traps_listening", "traps_stopped", "traps_rcvbuf_short"})
 _FIRST_WORKERS_LINES = frozenset({"traps_shared_source", "traps_device_unresolved"})
 _DRAIN_WITHIN = 8.0  # seconds to hand the last events to the agent when told to stop
+# In the channel's queue: the worker's counters are due (the latest are sent when its turn
+# comes, so one frame of counters waits at most however long the agent does not read).
+_COUNTERS_DUE = (b"", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,11 @@ class _Channel:
         self._stats = stats
         self._events: list[tuple[Any, ...]] = []
         self._recorded: list[tuple[Any, ...]] = []
-        self._out: deque[tuple[bytes, int]] = deque()  # frames not yet written, their events
+        # frames not yet written and their events (a RECORDED frame: minus its datagrams)
+        self._out: deque[tuple[bytes, int]] = deque()
         self._waiting = 0  # events in _out
+        self._records = 0  # recorded datagrams not yet written (in _recorded and _out)
+        self._counters_due = False  # _COUNTERS_DUE is in _out
         self._scheduled = False
         self._writing = False
         self.closed = False
@@ -118,9 +124,17 @@ class _Channel:
         snapshot["trap_cache_evicted"] = dict(TRAP_CACHE_STATS.evicted)
         if snapshot != self._reported:
             self._reported = snapshot
-            self.send(workwire.STATS, snapshot)
+            if not self._counters_due:
+                self._counters_due = True
+                self.idle.clear()
+                self._out.append(_COUNTERS_DUE)
+                self._write()
 
     def record(self, item: tuple[Any, ...]) -> None:
+        if self._records >= self._limit:
+            self._stats.record_shed += 1  # the agent is behind by worker_queue datagrams
+            return
+        self._records += 1
         self._recorded.append(item)
         if not self._scheduled:
             self._scheduled = True
@@ -135,7 +149,9 @@ class _Channel:
         self._scheduled = False
         if self._recorded:
             self.idle.clear()
-            self._out.append((workwire.frame(workwire.RECORDED, self._recorded), 0))
+            self._out.append(
+                (workwire.frame(workwire.RECORDED, self._recorded), -len(self._recorded))
+            )
             self._recorded = []
         if self._events:
             self.report()  # the counters first: the agent's metrics never lag its events
@@ -148,6 +164,9 @@ class _Channel:
 
     def _write(self) -> None:
         while self._out and not self.closed:
+            if self._out[0] is _COUNTERS_DUE:
+                self._counters_due = False
+                self._out[0] = (workwire.frame(workwire.STATS, self._reported), 0)
             data, count = self._out[0]
             try:
                 sent = self.sock.send(data)
@@ -163,7 +182,10 @@ class _Channel:
                     asyncio.get_running_loop().add_writer(self.sock.fileno(), self._writable)
                 return
             self._out.popleft()
-            self._waiting -= count
+            if count > 0:
+                self._waiting -= count
+            else:
+                self._records += count
         if self._writing:
             self._writing = False
             asyncio.get_running_loop().remove_writer(self.sock.fileno())

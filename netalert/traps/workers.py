@@ -92,7 +92,10 @@ class _Worker:
     started: float = 0.0
     delay: float = _RESTART_DELAY
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # its sockets are open
-    pending: deque[list[tuple[Any, ...]]] = field(default_factory=deque)  # batches not yet handed
+    # batches read and checked, not yet handed
+    pending: deque[list[tuple[TrapEvent, workwire.ClockClaim | None, workwire.Matched | None]]] = (
+        field(default_factory=deque)
+    )
     draining: bool = False  # the batches are handed one per loop turn
     paused: bool = False  # its channel is not read until the agent caught up
 
@@ -376,6 +379,9 @@ class TrapWorkers:
         )
         try:
             proc = _start(fds.values(), there.fileno())
+        except OSError:
+            here.close()
+            raise
         finally:
             there.close()
         worker.proc, worker.channel, worker.started = proc, here, time.monotonic()
@@ -414,21 +420,24 @@ class TrapWorkers:
         try:
             for kind, body in worker.reader.feed(data):
                 if kind == workwire.EVENTS:
-                    worker.pending.append(body)
+                    worker.pending.append(workwire.check_events(body))
+                elif kind == workwire.STATS:
+                    checked = workwire.check_stats(body)
+                    _evicted(worker.snapshot, checked)
+                    worker.snapshot = checked
+                    self._recount()
+                elif kind == workwire.RECORDED:
+                    recorded = workwire.check_recorded(body)
+                    for datagram, source, destination, when in recorded:
+                        if self.recorder is not None:
+                            self.recorder.write(datagram, source, destination, when)
                 elif kind == workwire.READY:
                     worker.ready.set()
-                elif kind == workwire.STATS:
-                    _evicted(worker.snapshot, body)
-                    worker.snapshot = body
-                    self._recount()
-                elif kind == workwire.RECORDED and self.recorder is not None:
-                    for datagram, source, destination, when in body:
-                        self.recorder.write(datagram, tuple(source), tuple(destination), when)
-        except ValueError as exc:  # not what a worker sends: start it afresh
-            log.error(event("trap_worker_channel_broken", worker=worker.index, error=exc))
-            if worker.proc is not None:
-                worker.proc.kill()
-            self._exited_worker(worker)
+                else:
+                    raise ValueError(f"a frame of an unknown kind {kind[:20]!r}")
+        except ValueError as exc:  # not what a worker sends: it is started afresh
+            self._refuse(worker, exc)
+            return
         if worker.pending and not worker.draining:
             # One batch (at most a receiver's batch of events) per turn of the loop, as the
             # agent's own receiver reads its socket, so the web and the mail get their turns.
@@ -439,6 +448,24 @@ class TrapWorkers:
             # queue (worker_queue, drops counted), not the agent's memory.
             worker.paused = True
             asyncio.get_running_loop().remove_reader(worker.channel.fileno())
+
+    def _refuse(self, worker: _Worker, exc: ValueError) -> None:
+        """A frame no worker sends (a bug in it, or worse): counted, logged, worker restarted."""
+        self.stats.worker_refused += 1
+        proc = worker.proc
+        if self._log_limit.allow(("refused", worker.index), self._clock()):
+            log.error(
+                event(
+                    "trap_worker_refused",
+                    worker=worker.index,
+                    pid=proc.pid if proc is not None else 0,
+                    error=str(exc),
+                    refused=self.stats.worker_refused,
+                )
+            )
+        if proc is not None:
+            proc.kill()
+        self._exited_worker(worker)
 
     def _drain(self, worker: _Worker) -> None:
         if worker.pending:
@@ -453,10 +480,12 @@ class TrapWorkers:
         else:
             worker.draining = False
 
-    def _events(self, items: list[tuple[Any, ...]]) -> None:
+    def _events(
+        self,
+        items: list[tuple[TrapEvent, workwire.ClockClaim | None, workwire.Matched | None]],
+    ) -> None:
         clocks, sink, own, matched = self._clocks, self._sink, self._own, self._matched
-        for item in items:
-            trap, claim = workwire.decode_event(item)
+        for trap, claim, matches in items:
             if claim is not None and not clocks.admit(*claim):
                 own.rejected[RejectReason.NOT_IN_TIME_WINDOW.value] += 1
                 own.received["3"] -= 1  # the worker counted it as received
@@ -473,8 +502,8 @@ class TrapWorkers:
                     )
                 continue
             try:
-                if matched is not None and len(item) > 15:
-                    matched(trap, (item[15], item[16]))
+                if matched is not None and matches is not None:
+                    matched(trap, matches)
                 else:
                     sink(trap)
             except Exception as exc:  # one event must not stop the channel
@@ -517,11 +546,19 @@ class TrapWorkers:
         if self._stopping or worker.channel is not None:
             return
         task = asyncio.ensure_future(self._spawn(worker))
-        task.add_done_callback(self._spawned)
+        task.add_done_callback(partial(self._spawned, worker))
 
-    def _spawned(self, task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(event("trap_worker_start_failed", error=task.exception()))
+    def _spawned(self, worker: _Worker, task: asyncio.Future[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        wait, worker.delay = worker.delay, min(worker.delay * 2, _RESTART_DELAY_MAX)
+        log.error(
+            event(
+                "trap_worker_start_failed", worker=worker.index, error=task.exception(), retry=wait
+            )
+        )
+        if not self._stopping and worker.channel is None:  # tried again, with the back-off
+            asyncio.get_running_loop().call_later(wait, self._restart, worker, None)
 
     def _close(self, worker: _Worker) -> None:
         if worker.channel is not None:

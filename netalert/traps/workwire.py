@@ -1,9 +1,8 @@
 """What trap workers and the agent say to each other over their socketpair.
 
 A frame is a 4-byte big-endian length and a :mod:`marshal` payload of
-builtin values only (tuples, str, bytes, int, float, None): the peer is our
-own child or parent, and marshal builds no object but those, so a frame can
-never run code. A payload is ``(kind, body)``:
+builtin values only (tuples, str, bytes, int, float, None); marshal builds
+values and never runs code, so a frame cannot either. A payload is ``(kind, body)``:
 
 - worker → agent: ``READY`` (its sockets are open: the agent's start waits
   for it), ``EVENTS`` (a batch of encoded trap events), ``STATS`` (the
@@ -19,17 +18,25 @@ digest) when it is an authenticated v3 trap: the agent judges it against the
 one time-window table every worker shares (:mod:`netalert.snmp.wire.timeliness`),
 and with what the trap rules made of it when the worker matches them: the rule
 set's token and :meth:`netalert.rules.trapflow.TrapRules.matches`.
+
+The agent trusts no frame a worker sends: a worker parses datagrams from the
+network, so a bug there must not reach the agent. :func:`check_events`,
+:func:`check_stats` and :func:`check_recorded` check every field of what
+arrives (type, range, bound) and raise :class:`ValueError` otherwise; the
+agent then refuses the frame and starts that worker afresh.
 """
 
 from __future__ import annotations
 
 import marshal
+import math
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from netalert.rules.trapcache import CACHES
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind, maker
-from netalert.traps.stats import TrapStats
+from netalert.traps.stats import RejectReason, TrapStats
 
 __all__ = [
     "ENGINE",
@@ -43,6 +50,9 @@ __all__ = [
     "ClockClaim",
     "FrameReader",
     "add_snapshot",
+    "check_events",
+    "check_recorded",
+    "check_stats",
     "decode_event",
     "encode_event",
     "frame",
@@ -53,8 +63,16 @@ __all__ = [
 EVENTS, STATS, RECORDED, READY, ENGINE, GO, QUIT = "E", "S", "R", "Y", "I", "G", "Q"
 RULES = "M"
 MAX_FRAME = 64 * 1024 * 1024  # a frame longer than this is a bug: the channel is closed
+MAX_EVENTS = 1024  # events in one EVENTS frame at most (a worker sends batches of 256)
+_MAX_KEYS = 256  # keys of one counter dict of a STATS frame (malformed_detail: decoder reasons)
+_MAX_KEY = 128  # characters of one such key
+_U64 = 2**64
+_VERSIONS = frozenset({"1", "2c", "3"})
+_REASONS = frozenset(reason.value for reason in RejectReason)
+_VALUES = frozenset({int, float, bytes, str, type(None)})  # netalert.snmp.types.Value
 _LENGTH = struct.Struct(">I")
 ClockClaim = tuple[bytes, int, int, bytes]  # engine ID, boots, time, msgAuthenticationParameters
+Matched = tuple[str, Any]  # a worker's rule-set token and TrapRules.matches
 _TYPES = {kind.value: kind for kind in SnmpType}
 _varbind = maker(VarBind)
 _trap_event = maker(TrapEvent)
@@ -89,16 +107,197 @@ def encode_event(event: TrapEvent, claim: ClockClaim | None) -> tuple[Any, ...]:
     )
 
 
-def decode_event(item: tuple[Any, ...]) -> tuple[TrapEvent, ClockClaim | None]:
-    """The event :func:`encode_event` encoded, and its clock claim (what follows them in
-    ``item``, the worker's matches, is not read here)."""
+def decode_event(item: Any) -> tuple[TrapEvent, ClockClaim | None, Matched | None]:
+    """The event :func:`encode_event` encoded, its clock claim, and the worker's matches
+    when it matched the trap (``(token, matches)`` after the event); every field checked.
+
+    Raises:
+        ValueError: ``item`` is not what :func:`encode_event` (and the worker) make.
+    """
+    if type(item) is not tuple or len(item) not in (15, 17):
+        raise ValueError("event: not a tuple of 15 or 17 fields")
+    matched = _checked_matches(item[15], item[16]) if len(item) == 17 else None
+    item = item[:15]
+    source, port, version, trap_oid, trap_name, binds, uptime, received = item[:8]
+    device, community, user, inform, storm_count, message_id, claim = item[8:]
+    if not (
+        type(source) is str
+        and type(port) is int
+        and 0 <= port <= 65535
+        and type(version) is str
+        and version in _VERSIONS
+        and type(trap_oid) is str
+        and type(trap_name) is str
+        and type(binds) is tuple
+        and (uptime is None or (type(uptime) is int and 0 <= uptime < _U64))
+        and type(received) in (float, int)
+        and math.isfinite(received)
+        and type(device) is str
+        and type(community) is str
+        and type(user) is str
+        and type(inform) is bool
+        and type(storm_count) is int
+        and 1 <= storm_count < _U64
+        and type(message_id) is str
+    ):
+        raise ValueError("event: a field of the wrong type or out of range")
+    if claim is not None and (version != "3" or not _is_claim(claim)):
+        raise ValueError("event: a malformed SNMPv3 clock claim")
     types = _TYPES
-    varbinds = tuple(
-        _varbind(oid, types[kind], value, name, index, label)
-        for oid, kind, value, name, index, label in item[5]
+    varbinds = []
+    for bind in binds:
+        if type(bind) is not tuple or len(bind) != 6:
+            raise ValueError("event: a varbind not a tuple of 6 fields")
+        oid, kind, value, name, index, label = bind
+        if not (
+            type(oid) is str
+            and type(kind) is str
+            and kind in types
+            and type(value) in _VALUES
+            and (type(value) is not int or -_U64 < value < _U64)
+            and type(name) is str
+            and type(index) is str
+            and type(label) is str
+        ):
+            raise ValueError("event: a varbind field of the wrong type or out of range")
+        varbinds.append(_varbind(oid, types[kind], value, name, index, label))
+    event = _trap_event(*item[:5], tuple(varbinds), *item[6:14])
+    return event, claim, matched
+
+
+def _checked_matches(token: Any, matches: Any) -> Matched:
+    """A worker's ``(token, matches)`` (:meth:`TrapRules.matches`), every field checked."""
+    if not (type(token) is str and len(token) <= _MAX_KEY):
+        raise ValueError("event: a rule-set token not a short string")
+    if not (type(matches) is tuple and len(matches) == 2):
+        raise ValueError("event: matches not a (found, cut) pair")
+    found, cut = matches
+    if not (type(found) is tuple and len(found) <= MAX_EVENTS and _is_count(cut)):
+        raise ValueError("event: matches of the wrong shape")
+    for match in found:
+        if not (type(match) is tuple and len(match) == 7):
+            raise ValueError("event: a match not a tuple of 7 fields")
+        rule, kind, key, labels, print_, value, index = match
+        if not (
+            type(rule) is str
+            and kind in ("c", "o")
+            and type(key) is str
+            and (labels is None or _is_labels(labels))
+            and (print_ is None or type(print_) is str)
+            and type(value) is str
+            and (index is None or type(index) is str)
+        ):
+            raise ValueError("event: a match field of the wrong type")
+    return token, matches
+
+
+def _is_labels(labels: Any) -> bool:
+    return (
+        type(labels) is dict
+        and len(labels) <= _MAX_KEYS
+        and all(type(k) is str and type(v) is str for k, v in labels.items())
     )
-    event = _trap_event(*item[:5], varbinds, *item[6:14])
-    return event, item[14]
+
+
+def _is_claim(claim: Any) -> bool:
+    return (
+        type(claim) is tuple
+        and len(claim) == 4
+        and type(claim[0]) is bytes
+        and len(claim[0]) <= 32  # snmpEngineID: 5 to 32 octets
+        and type(claim[1]) is int
+        and type(claim[2]) is int
+        and 0 <= claim[1] < 2**31  # snmpEngineBoots, snmpEngineTime: 0 to 2^31-1
+        and 0 <= claim[2] < 2**31
+        and type(claim[3]) is bytes
+        and len(claim[3]) <= 64  # the longest HMAC-SHA-2 truncation is 48
+    )
+
+
+def check_events(body: Any) -> list[tuple[TrapEvent, ClockClaim | None, Matched | None]]:
+    """The events (and clock claims) of an EVENTS frame's body, every one checked.
+
+    Raises:
+        ValueError: not a list of at most ``MAX_EVENTS`` encoded events.
+    """
+    if type(body) is not list:
+        raise ValueError("events: not a list")
+    if len(body) > MAX_EVENTS:
+        raise ValueError(f"events: {len(body)} in one frame, more than {MAX_EVENTS}")
+    return [decode_event(item) for item in body]
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+def check_stats(body: Any) -> dict[str, Any]:
+    """A STATS frame's body, checked: :func:`stats_snapshot`'s names, counts, bounded keys.
+
+    Raises:
+        ValueError: anything else (an unknown counter, a label value no worker counts,
+            a negative or non-integer count).
+    """
+    if type(body) is not dict:
+        raise ValueError("stats: not a dict")
+    for name, value in body.items():
+        if name in _COUNTERS:
+            allowed = _VERSIONS if name == "received" else _REASONS if name == "rejected" else None
+            if type(value) is not dict or len(value) > _MAX_KEYS:
+                raise ValueError(f"stats: {name} not a dict of at most {_MAX_KEYS} counts")
+            for key, count in value.items():
+                if (
+                    type(key) is not str
+                    or len(key) > _MAX_KEY
+                    or (allowed is not None and key not in allowed)
+                    or not _is_count(count)
+                ):
+                    raise ValueError(f"stats: {name} has a key or count no worker counts")
+        elif name in _INTS:
+            if not _is_count(value):
+                raise ValueError(f"stats: {name} not a count")
+        elif name == "trap_cache_evicted":  # the worker's trap caches (netalert.rules.trapcache)
+            if not (
+                type(value) is dict and all(k in CACHES and _is_count(n) for k, n in value.items())
+            ):
+                raise ValueError("stats: trap_cache_evicted names a cache no worker has")
+        else:
+            raise ValueError(f"stats: an unknown counter {str(name)[:40]!r}")
+    return body
+
+
+def _is_address(address: Any) -> bool:
+    # (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6
+    return (
+        type(address) is tuple
+        and len(address) in (2, 4)
+        and type(address[0]) is str
+        and len(address[0]) <= 64
+        and all(type(part) is int and 0 <= part < 2**32 for part in address[1:])
+    )
+
+
+def check_recorded(body: Any) -> list[tuple[bytes, Any, Any, float]]:
+    """A RECORDED frame's body, checked: (datagram, source, destination, when) each.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if type(body) is not list:
+        raise ValueError("recorded: not a list")
+    for item in body:
+        if not (
+            type(item) is tuple
+            and len(item) == 4
+            and type(item[0]) is bytes
+            and len(item[0]) <= 65535
+            and _is_address(item[1])
+            and _is_address(item[2])
+            and type(item[3]) in (float, int)
+            and math.isfinite(item[3])
+        ):
+            raise ValueError("recorded: not a (datagram, source, destination, when)")
+    return body
 
 
 class FrameReader:
@@ -122,10 +321,16 @@ class FrameReader:
                 raise ValueError(f"frame of {size} bytes")
             if len(buffer) - at - 4 < size:
                 break
-            # our own child or parent wrote it; marshal makes builtin values, never runs code
-            kind, body = marshal.loads(bytes(buffer[at + 4 : at + 4 + size]))  # noqa: S302
+            # marshal makes values (builtin types and code objects) and never runs code;
+            # the checks above find what is not a worker's
+            try:
+                payload = marshal.loads(bytes(buffer[at + 4 : at + 4 + size]))  # noqa: S302
+            except (ValueError, EOFError, TypeError) as exc:
+                raise ValueError(f"undecodable frame: {exc}") from None
+            if type(payload) is not tuple or len(payload) != 2 or type(payload[0]) is not str:
+                raise ValueError("a frame not a (kind, body) pair")
             at += 4 + size
-            yield kind, body
+            yield payload[0], payload[1]
         del buffer[:at]
 
 
@@ -141,6 +346,7 @@ _INTS = (
     "storm_shed",
     "storm_keys",
     "dropped",
+    "record_shed",
     "datagrams",
     "errors",
 )

@@ -128,9 +128,11 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_traps_recorded_total", stats.record.recorded))
         out.append(MetricSample("netalert_trap_record_rotations_total", stats.record.rotations))
         out.append(MetricSample("netalert_trap_record_errors_total", stats.record.errors))
+        out.append(MetricSample("netalert_trap_record_shed_total", stats.record_shed))
         out.append(MetricSample("netalert_task_failures_total", stats.errors, {"task": "traps"}))
         out.append(MetricSample("netalert_trap_workers", stats.workers))
         out.append(MetricSample("netalert_trap_worker_restarts_total", stats.worker_restarts))
+        out.append(MetricSample("netalert_trap_worker_refused_total", stats.worker_refused))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out
