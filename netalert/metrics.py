@@ -221,6 +221,12 @@ FAMILIES: Mapping[str, Family] = {
             "Trap workers that exited and were started again on the same socket.",
         ),
         Family(
+            "netalert_trap_varbind_cache_evictions_total",
+            "counter",
+            "Varbinds dropped from the v2c fast path's cache of decoded and named varbinds,"
+            " emptied when it holds [traps] varbind_cache_entries.",
+        ),
+        Family(
             "netalert_trap_storm_shed_total",
             "counter",
             "Traps neither passed nor folded: storm_max_keys folds were open (also in dropped).",

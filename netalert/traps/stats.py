@@ -52,6 +52,7 @@ class TrapStats:
     dropped: int = 0  # accepted but lost: consumer queue full, or too many storm folds
     datagrams: int = 0
     record: RecordStats = field(default_factory=RecordStats)  # [traps] record
+    varbind_cache_evictions: int = 0  # varbinds dropped from the v2c fast path's cache
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
@@ -78,6 +79,7 @@ class TrapStats:
             "storm_keys": self.storm_keys,
             "dropped": self.dropped,
             "recorded": self.record.recorded,
+            "varbind_cache_evictions": self.varbind_cache_evictions,
             "errors": self.errors,
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,
