@@ -29,11 +29,13 @@ from netalert.rules.inputs import ConfirmRequest
 from netalert.rules.trapcache import Lru
 from netalert.rules.trapenv import Named, TrapView, clear_key, confirm_index, key_labels, view
 from netalert.rules.trapindex import Hit, TrapIndex, scan
-from netalert.snmp.types import TrapEvent
+from netalert.snmp.types import TrapEvent, maker
 
 __all__ = ["TrapRules", "trap_origin"]
 
 _EMPTY: Mapping[str, str] = {}
+# every trap rule a trap fires makes one: the fast constructor (every field given)
+_observation = maker(Observation)
 
 # An alert's identity as a fired trap gives it: (rule, device, key labels in order).
 _LabelsKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -142,18 +144,23 @@ class TrapRules:
         index = None
         if rule.confirm is not None:
             index = confirm_index(rule, event, trap, self.rules.cache)
-        return Observation(
-            self._policies[rule.name],
-            key,
-            trap.device,
-            Event.OCCURRED,
+        return _observation(
+            policy=self._policies[rule.name],
+            key=key,
+            device=trap.device,
+            event=Event.OCCURRED,
             labels=all_labels,
             fingerprint=print_,
+            fire=None,
+            clear=None,
             value=value,
             context={**context, "trap_source": trap_origin(event)},
             varbinds=event.varbinds,
             extra={"trap": {k: trap.names[k] for k in ("source", "community", "version")}},
             confirm_index=index,
+            sample=True,
+            phase=None,
+            count=None,
         )
 
     def _clear(
