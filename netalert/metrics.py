@@ -223,8 +223,9 @@ FAMILIES: Mapping[str, Family] = {
         Family(
             "netalert_trap_varbind_cache_evictions_total",
             "counter",
-            "Varbinds dropped from the v2c fast path's cache of decoded and named varbinds,"
-            " emptied when it holds [traps] varbind_cache_entries.",
+            "Varbinds (and runs of varbinds) dropped from the v2c fast path's tables of"
+            " decoded and named varbinds, each emptied when it holds"
+            " [traps] varbind_cache_entries.",
         ),
         Family(
             "netalert_trap_storm_shed_total",

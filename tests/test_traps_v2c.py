@@ -169,7 +169,7 @@ def test_the_fast_path_reads_what_the_general_path_decodes(
     for data in messages * 2:  # the second time round, varbinds come from the cache
         took = same(fast.read(data), data)
         assert took == common(data), data.hex()
-    assert len(fast) <= 2 * entries
+    assert len(fast) <= 3 * entries
 
 
 def _mutations(data: bytes, edits: Iterable[tuple[int, int, int]]) -> bytes:
@@ -334,7 +334,7 @@ def test_the_cache_is_bounded_and_what_it_drops_is_counted() -> None:
             ],
         )
         assert same(fast.read(data), data)
-        assert len(fast) <= 6
+        assert len(fast) <= 9
     # 2 steady varbinds, then one new each trap: emptied at 3, every other trap from then
     assert stats.varbind_cache_evictions > 0
     samples = {s.name: s.value for s in traps_source(stats)()}

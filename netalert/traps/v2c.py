@@ -4,7 +4,8 @@ Nearly every datagram at the trap port is an SNMPv2c Trap-PDU whose varbinds a
 device sends again and again, byte for byte (``ifIndex.3 = 3``, ``ifDescr.3 =
 "Gi0/3"``, ``snmpTrapOID.0 = linkDown``), around a ``sysUpTime.0`` that counts
 on. :class:`V2cReader` walks such a message once and takes each varbind's
-decoded and named form from a bounded cache keyed by the varbind's encoding; a
+decoded and named form from a bounded cache keyed by the varbind's encoding,
+and all those after the first at once from a second one keyed by theirs; a
 varbind not seen before is decoded by :func:`~netalert.snmp.wire.ber.decode_varbind`
 and named by :class:`~netalert.traps.names.TrapNamer`, as the general path
 decodes and names it, and a ``TimeTicks`` value is read in place.
@@ -38,6 +39,7 @@ _TIMETICKS = SnmpType.TIMETICKS
 # Values that change from one trap to the next: caching them would fill the cache.
 _VARYING = frozenset({SnmpType.TIMETICKS, SnmpType.COUNTER32, SnmpType.COUNTER64})
 _CACHED_BYTES = 129  # a varbind kept is one of short form: at most 2 + 127 bytes
+_REST_BYTES = 512  # the varbinds after the first are kept as one when this short at most
 _varbind = maker(VarBind)
 _T = TypeVar("_T")
 
@@ -60,11 +62,13 @@ class V2cReader:
         self._bound = entries
         self._stats = stats
         self._cache: dict[bytes, _Entry] = {}
+        # the varbinds after the first, by their encoding: (raw, named)
+        self._rests: dict[bytes, tuple[tuple[RawVarBind, ...], tuple[VarBind, ...]]] = {}
         # sysUpTime.0 and friends by their encoded OID: (oid, name, index), None if not plain
         self._ticks: dict[bytes, tuple[str, str, str] | None] = {}
 
     def __len__(self) -> int:
-        return len(self._cache) + len(self._ticks)
+        return len(self._cache) + len(self._ticks) + len(self._rests)
 
     def read(self, data: bytes) -> V2cTrap | None:
         """The community, raw and named varbinds of a v2c Trap; None: the general path decides.
@@ -106,7 +110,18 @@ class V2cReader:
         raw: list[RawVarBind] = []
         named: list[VarBind] = []
         limit = self._limit
+        rest_at = 0  # where the varbinds after the first begin
+        kept = True  # every varbind after the first is one the cache keeps
         while pos < stop:
+            if pos == rest_at:
+                # the rest (all but sysUpTime.0 in a well-made trap) is often the same
+                # bytes trap after trap: all of it at once
+                rest = self._rests.get(data[pos:stop])
+                if rest is not None:
+                    if len(rest[0]) >= limit:
+                        return None
+                    raw += rest[0]
+                    return community, raw, (named[0], *rest[1])
             if len(raw) == limit or pos + 2 > stop or data[pos] != 0x30:
                 return None
             size = data[pos + 1]
@@ -119,12 +134,19 @@ class V2cReader:
             if vb_stop > stop:
                 return None
             tlv = data[pos:vb_stop]
-            hit = cache.get(tlv) or self._learn(tlv)
+            hit = cache.get(tlv)
             if hit is None:
-                return None
+                hit = self._learn(tlv)
+                if hit is None:
+                    return None
+                kept = kept and (not raw or tlv in cache)
             raw.append(hit[0])
             named.append(hit[1])
+            if not rest_at:
+                rest_at = vb_stop
             pos = vb_stop
+        if kept and len(raw) > 1 and stop - rest_at <= _REST_BYTES:
+            self._keep(self._rests, data[rest_at:stop], (tuple(raw[1:]), tuple(named[1:])))
         return community, raw, tuple(named)
 
     def _learn(self, tlv: bytes) -> _Entry | None:
