@@ -1,10 +1,12 @@
 """The trap and inform receiver: UDP sockets → access control → decode → storm control → events.
 
-v1 and v2c take the fast path (:mod:`netalert.snmp.wire.ber`, ~10 µs a trap); so do
-ordinary v3 traps, while informs and the unusual go through pysnmp's engine
-(:mod:`netalert.traps.v3`). Each accepted trap becomes a named
-:class:`TrapEvent` handed to the ``sink`` given at construction: a callable or
-an ``asyncio.Queue`` (never awaited: a full queue drops and counts). A readable
+The common v2c Trap is read in one pass, its varbinds named from a cache
+(:mod:`netalert.traps.v2c`); other v1 and v2c messages take the general decoder
+(:mod:`netalert.snmp.wire.ber`), ordinary v3 traps a fast path of their own, and
+informs and the unusual go through pysnmp's engine (:mod:`netalert.traps.v3`).
+Each accepted trap becomes a named :class:`TrapEvent` handed to the ``sink`` given
+at construction: a callable or an ``asyncio.Queue`` (never awaited: a full queue
+drops and counts). A readable
 socket is drained at most ``batch`` datagrams at a time, so a flood never
 stalls the loop.
 """
