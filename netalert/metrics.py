@@ -231,6 +231,13 @@ FAMILIES: Mapping[str, Family] = {
             "Frames from a trap worker the agent refused as malformed; the worker was restarted.",
         ),
         Family(
+            "netalert_trap_varbind_cache_evictions_total",
+            "counter",
+            "Varbinds (and runs of varbinds) dropped from the v2c fast path's tables of"
+            " decoded and named varbinds, each emptied when it holds"
+            " [traps] varbind_cache_entries.",
+        ),
+        Family(
             "netalert_trap_storm_shed_total",
             "counter",
             "Traps neither passed nor folded: storm_max_keys folds were open (also in dropped).",

@@ -153,6 +153,13 @@ def test_timeticks_text(ticks: int, text: str) -> None:
     assert timeticks_text(ticks) == text
 
 
+@given(st.integers(0, 2**64))
+def test_timeticks_text_counts_days_hours_minutes_seconds(ticks: int) -> None:
+    days, rest = divmod(ticks, 8_640_000)
+    clock = time.strftime("%H:%M:%S", time.gmtime(rest // 100)) + f".{rest % 100:02d}"
+    assert timeticks_text(ticks) == (f"{days}d {clock}" if days else clock)
+
+
 def test_value_from_json_reads_old_records_and_refuses_junk() -> None:
     assert value_from_json({"b64": "AAE="}) == b"\x00\x01"
     for junk in ({"b64": "!!"}, {"hex": "xyz"}, {"float": "1e999x"}, {"other": 1}, [1], True):

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from netalert.alerts import Event, Observation
+from netalert.rules.trapenv import TrapView
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind, maker
 from netalert.snmp.wire.ber import Message, V1Trap
 from netalert.traps.access import AccessPolicy, plain_address
@@ -239,6 +241,13 @@ def test_socket_queue_of_a_closed_socket_is_unknown() -> None:
              "sw1", "public", "", True, 3, "a1b2"),
         ),
         (Message, (1, b"public", 0xA7, 7, 0, 0, (), None, (20, 40))),
+        # the trap rules' (mappings left out: the test hashes what it makes)
+        (TrapView, ("sw1", (), (), "linkDown")),
+        (
+            Observation,
+            ("policy", "key", "sw1", Event.OCCURRED, None, "f1", None, None, "down", None, (),
+             None, "3", True, None, None),
+        ),
     ],
 )  # fmt: skip
 def test_the_fast_constructors_make_what_the_dataclasses_make(

@@ -531,6 +531,14 @@ class TrapsConfig(Model):
         description="a trap or inform with more variable bindings is refused "
         "(`too_many_varbinds`) before its values are decoded",
     )
+    varbind_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        8192,
+        description="varbinds, and runs of varbinds after a trap's first, that the v2c fast "
+        "path keeps decoded and named by their encoding (a device sends the same "
+        "`ifIndex.3 = 3` trap after trap), in each of its two tables, so that one seen before "
+        "is not decoded and named again; a full table is emptied and starts over "
+        "(`netalert_trap_varbind_cache_evictions_total`)",
+    )
     slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = Field(
         8192,
         description="a v3 message the fast path cannot take (an inform it cannot answer, "

@@ -15,7 +15,7 @@ from netalert.rules.mibview import MIB_ERRORS, short_name
 from netalert.rules.scope import NodeCache
 from netalert.rules.trapcache import Lru
 from netalert.rules.values import Converter, render_value
-from netalert.snmp.types import TrapEvent
+from netalert.snmp.types import TrapEvent, maker
 
 __all__ = ["Named", "TrapView", "confirm_index", "key_labels", "named", "trap_device", "view"]
 
@@ -32,6 +32,9 @@ class TrapView:
     names: Mapping[str, Any]
     index: Mapping[str, str]
     trap: str
+
+
+_trap_view = maker(TrapView)  # one per trap a rule may match
 
 
 def trap_device(event: TrapEvent) -> str:
@@ -98,7 +101,7 @@ def view(
         trap=trap,
         device=device,
     )
-    return TrapView(device, names, index, trap)
+    return _trap_view(device, names, index, trap)
 
 
 def key_labels(rule: TrapRule, trap: TrapView) -> dict[str, str]:

@@ -231,18 +231,23 @@ class TrapRules:
         context: Mapping[str, Any],
     ) -> Observation:
         all_labels, print_, key, value, index = self._occurred(rule, event, trap, labels)
-        return Observation(
-            self._policies[rule.name],
-            key,
-            trap.device,
-            Event.OCCURRED,
+        return _observation(
+            policy=self._policies[rule.name],
+            key=key,
+            device=trap.device,
+            event=Event.OCCURRED,
             labels=all_labels,
             fingerprint=print_,
+            fire=None,
+            clear=None,
             value=value,
             context={**context, "trap_source": trap_origin(event)},
             varbinds=event.varbinds,
             extra={"trap": {k: trap.names[k] for k in ("source", "community", "version")}},
             confirm_index=index,
+            sample=True,
+            phase=None,
+            count=None,
         )
 
     def _clear(

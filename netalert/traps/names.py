@@ -34,6 +34,11 @@ _trap_event = maker(TrapEvent)
 _Named = tuple[MibNode | None, str, str]  # node, "MODULE::object", index
 
 
+def _plain_ticks(node: MibNode | None) -> bool:
+    """True when a TimeTicks value of ``node`` is shown as plain ticks."""
+    return node is None or not (node.enums or node.display_hint)
+
+
 class TrapNamer:
     """Builds named :class:`TrapEvent` values; one per receiver."""
 
@@ -55,6 +60,12 @@ class TrapNamer:
             self._cache.clear()
         self._cache[oid] = hit
         return hit
+
+    def plain_ticks(self, oid: str) -> tuple[str, str] | None:
+        """(name, index) of ``oid`` when a TimeTicks value of it is labelled as plain
+        ticks (``1 day, 10:17:36.00``: no enumeration, no DISPLAY-HINT), else None."""
+        node, name, index = self._named(oid)
+        return (name, index) if _plain_ticks(node) else None
 
     def trap_name(self, trap_oid: str) -> str:
         """``IF-MIB::linkDown``, ``MODULE::object.suffix``, or the numeric OID if unknown."""
@@ -108,11 +119,7 @@ class TrapNamer:
             if kind is _INTEGER and node is not None and node.enums and type(value) is int:
                 # an enumeration (ifAdminStatus): its label, the commonest case
                 label = node.enums.get(value) or self._label(node, kind, value)
-            elif (
-                kind is _TIMETICKS
-                and type(value) is int
-                and (node is None or not (node.enums or node.display_hint))
-            ):
+            elif kind is _TIMETICKS and type(value) is int and _plain_ticks(node):
                 label = timeticks_text(value)  # sysUpTime.0, in every trap
             elif kind is _OPAQUE:
                 value, number = opaque_value(kind, value)  # an Opaque float: its number
@@ -136,15 +143,20 @@ class TrapNamer:
         community: str = "",
         user: str = "",
         inform: bool = False,
+        named: tuple[VarBind, ...] | None = None,
     ) -> TrapEvent:
-        """The TrapEvent of one accepted trap, credited to ``device`` ("" when unknown)."""
+        """The TrapEvent of one accepted trap, credited to ``device`` ("" when unknown).
+
+        ``named``: the varbinds of ``raw`` already named (:meth:`varbinds`), as the v2c
+        fast path takes them from its cache.
+        """
         return _trap_event(
             source,
             port,
             version,
             trap_oid,
             self.trap_name(trap_oid),
-            self.varbinds(raw),
+            self.varbinds(raw) if named is None else named,
             uptime,
             received,
             device,

@@ -1,10 +1,12 @@
 """The trap and inform receiver: UDP sockets → access control → decode → storm control → events.
 
-v1 and v2c take the fast path (:mod:`netalert.snmp.wire.ber`, ~10 µs a trap); so do
-ordinary v3 traps, while informs and the unusual go through pysnmp's engine
-(:mod:`netalert.traps.v3`). Each accepted trap becomes a named
-:class:`TrapEvent` handed to the ``sink`` given at construction: a callable or
-an ``asyncio.Queue`` (never awaited: a full queue drops and counts). A readable
+The common v2c Trap is read in one pass, its varbinds named from a cache
+(:mod:`netalert.traps.v2c`); other v1 and v2c messages take the general decoder
+(:mod:`netalert.snmp.wire.ber`), ordinary v3 traps a fast path of their own, and
+informs and the unusual go through pysnmp's engine (:mod:`netalert.traps.v3`).
+Each accepted trap becomes a named :class:`TrapEvent` handed to the ``sink`` given
+at construction: a callable or an ``asyncio.Queue`` (never awaited: a full queue
+drops and counts). A readable
 socket is drained at most ``batch`` datagrams at a time, so a flood never
 stalls the loop.
 """
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 from netalert.config.models import Device, TrapsConfig
 from netalert.logs import RateLimiter
 from netalert.logs import event as log_event
-from netalert.snmp.types import TrapEvent
+from netalert.snmp.types import TrapEvent, VarBind
 from netalert.snmp.wire.ber import MAX_MESSAGE, DecodeError, RawVarBind, decode_message
 from netalert.snmp.wire.berenc import encode_inform_response
 from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
@@ -38,6 +40,7 @@ from netalert.traps.pcap import PcapRecorder, open_recording, start_recording
 from netalert.traps.reportlimit import ReportLimiter
 from netalert.traps.stats import RejectReason, TrapStats
 from netalert.traps.storm import StormControl, StormLimits, fold_sample
+from netalert.traps.v2c import V2cReader, V2cTrap
 from netalert.traps.v3 import V3Engine, V3Notification, load_engine_id, random_engine_id
 
 __all__ = ["EngineSource", "TrapReceiver", "TrapSink"]
@@ -121,6 +124,13 @@ class TrapReceiver:
         self._namer = TrapNamer(tree)
         self._access = AccessPolicy(
             config.allow, (c.get_secret_value().encode() for c in config.communities)
+        )
+        self._v2c = V2cReader(
+            self._namer,
+            self._access.communities,
+            max_varbinds=config.max_varbinds,
+            entries=config.varbind_cache_entries,
+            stats=self.stats,
         )
         self._devices_cfg = list(devices)
         self._devices: dict[str, str] = {}
@@ -383,6 +393,11 @@ class TrapReceiver:
         if not self._access.allowed(host):
             self._reject(RejectReason.NOT_ALLOWED, host, "")
             return
+        # The common v2c Trap in one pass (netalert.traps.v2c); anything else, and a trap
+        # without snmpTrapOID.0, the general way below, which decides and says why.
+        fast = self._v2c.read(data)
+        if fast is not None and self._fast_v2c(fast, data, addr, host):
+            return
         # SNMPv3 straight to its branch, without the v1/v2c decoder failing on its version
         # (an exception and an error object per datagram): a peek where the version is after
         # a one-, two- or three-byte outer header. A header that decodes is one the decoder
@@ -440,6 +455,19 @@ class TrapReceiver:
             host, addr[1], version, trap_oid, raw, uptime, community, "", inform, device, data
         )
 
+    def _fast_v2c(self, fast: V2cTrap, data: bytes, addr: tuple[Any, ...], host: str) -> bool:
+        """Takes a trap the v2c fast path read; False when it has no snmpTrapOID.0."""
+        community, raw, named = fast
+        trap_oid, uptime = v2_trap_oid(raw)
+        if not trap_oid:
+            return False
+        device = self._credit(host, raw, "", b"")
+        self._accept(
+            host, addr[1], "2c", trap_oid, raw, uptime, community, "", False, device, data,
+            named=named,
+        )  # fmt: skip
+        return True
+
     def _credit(
         self,
         host: str,
@@ -494,14 +522,17 @@ class TrapReceiver:
         device: str,
         pdu: bytes,
         engine_id: bytes = b"",
+        *,
+        named: tuple[VarBind, ...] | None = None,
     ) -> None:
         """``pdu``: the datagram (v1, v2c) or what stands for the scoped PDU (v3),
-        and ``engine_id`` the v3 sender's: the trap's ID with ``message_ids``."""
+        and ``engine_id`` the v3 sender's: the trap's ID with ``message_ids``;
+        ``named``: ``raw`` already named (the v2c fast path)."""
         stats = self.stats
         stats.received[version] += 1
         now = self._clock()
 
-        def make(varbinds: Sequence[RawVarBind]) -> TrapEvent:
+        def make(varbinds: Sequence[RawVarBind], named: tuple[VarBind, ...] | None) -> TrapEvent:
             return self._namer.event(
                 source=host,
                 port=port,
@@ -514,6 +545,7 @@ class TrapReceiver:
                 community=community,
                 user=user,
                 inform=inform,
+                named=named,
             )
 
         storm = self._storm
@@ -521,12 +553,12 @@ class TrapReceiver:
             stats.storm_folded += 1
             # The fold outlives this call: it keeps a small sample, never the datagram.
             sample = fold_sample(raw, storm.limits.fold_bytes)
-            if not storm.fold(host, trap_oid, partial(make, sample), now):
+            if not storm.fold(host, trap_oid, partial(make, sample, None), now):
                 stats.storm_shed += 1
                 stats.dropped += 1
             stats.storm_keys = storm.keys()
             return
-        event = make(raw)
+        event = make(raw, named)
         if self._message_id is not None:
             event = replace(event, message_id=self._message_id(host, engine_id, pdu))
         self._deliver(event)

@@ -347,6 +347,7 @@ _INTS = (
     "storm_keys",
     "dropped",
     "record_shed",
+    "varbind_cache_evictions",
     "datagrams",
     "errors",
 )

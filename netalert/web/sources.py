@@ -125,6 +125,11 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_traps_v3_fast_total", stats.v3_fast))
         out.append(MetricSample("netalert_trap_storm_keys", stats.storm_keys))
         out.append(MetricSample("netalert_trap_storm_shed_total", stats.storm_shed))
+        out.append(
+            MetricSample(
+                "netalert_trap_varbind_cache_evictions_total", stats.varbind_cache_evictions
+            )
+        )
         out.append(MetricSample("netalert_traps_recorded_total", stats.record.recorded))
         out.append(MetricSample("netalert_trap_record_rotations_total", stats.record.rotations))
         out.append(MetricSample("netalert_trap_record_errors_total", stats.record.errors))

@@ -30,6 +30,7 @@ __all__ = [
     "RawVarBind",
     "V1Trap",
     "decode_message",
+    "decode_varbind",
     "message_version",
 ]
 
@@ -278,6 +279,20 @@ def _varbinds(
     walk ends there, and the rest of the answer is not decoded). The first ``skip``
     variable bindings (a GETBULK's non-repeaters) are in no column."""
     start, stop = _expect(data, pos, end, 0x30)
+    return _varbind_list(data, start, stop, v2, limit, subtrees, skip), stop
+
+
+def _varbind_list(
+    data: bytes,
+    start: int,
+    stop: int,
+    v2: bool,
+    limit: int,
+    subtrees: tuple[bytes, ...] = (),
+    skip: int = 0,
+) -> tuple[RawVarBind, ...]:
+    """The VarBinds encoded in ``data[start:stop]`` (the VarBindList's content); ``subtrees``
+    and ``skip`` as in :func:`_varbinds`."""
     out: list[RawVarBind] = []
     oids = _OID_CACHE
     pos = start
@@ -353,7 +368,7 @@ def _varbinds(
         if end != vb_stop:
             raise _Bad("trailing_bytes", end)
         out.append((oid, kind, value))
-    return tuple(out), stop
+    return tuple(out)
 
 
 def _v1_trap(data: bytes, pos: int, end: int) -> tuple[V1Trap, int]:
@@ -458,6 +473,25 @@ def decode_message(
         return DecodeError(bad.reason, bad.offset)
     except Exception as exc:  # a decoder bug must cost one datagram, not the receiver
         return DecodeError(f"internal:{type(exc).__name__}", 0)
+
+
+def decode_varbind(data: bytes, *, v2: bool = True) -> RawVarBind | DecodeError:
+    """Decodes one whole VarBind (its SEQUENCE, nothing after it) as
+    :func:`decode_message` decodes each VarBind of a v2c (``v2``) or v1 message;
+    never raises.
+
+    Returns:
+        The varbind, or a DecodeError naming the first problem (as in decode_message).
+    """
+    try:
+        found = _varbind_list(data, 0, len(data), v2, 1)
+    except _Bad as bad:
+        return DecodeError(bad.reason, bad.offset)
+    except Exception as exc:  # a decoder bug must cost one datagram, not the receiver
+        return DecodeError(f"internal:{type(exc).__name__}", 0)
+    if not found:
+        return DecodeError("truncated", 0)
+    return found[0]
 
 
 def message_version(data: bytes) -> int | None:
