@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netalert.snmp.types import maker
 from netalert.snmp.wire.ber import (
     _I32_MAX,
     _I32_MIN,
@@ -67,6 +68,9 @@ class V3Header:
         if self.flags & FLAG_PRIV:
             return "authPriv"
         return "authNoPriv" if self.flags & FLAG_AUTH else "noAuthNoPriv"
+
+
+_v3_header = maker(V3Header)  # every v3 datagram makes one: the fast constructor
 
 
 def _string(data: bytes, pos: int, end: int) -> tuple[bytes, int, int]:
@@ -197,7 +201,7 @@ def _decode_usual(data: bytes) -> V3Header | None:
     size, data_at = _length(data, at + 1)
     if size < 0 or data_at + size != end or tag != (0x04 if flags & FLAG_PRIV else 0x30):
         return None
-    header = V3Header(
+    header = _v3_header(
         int.from_bytes(msg_id, "big", signed=True),
         int.from_bytes(max_size, "big", signed=True),
         flags,
@@ -252,6 +256,8 @@ class ScopedPdu:
     varbinds: tuple[RawVarBind, ...]
     varbinds_at: tuple[int, int] = (0, 0)
 
+
+_scoped_pdu = maker(ScopedPdu)  # every v3 notification makes one
 
 # A ScopedPDU's head: contextEngineID, contextName, PDU type, request-id, error-status,
 # error-index, and where the VarBindList starts.
@@ -319,7 +325,7 @@ def _scoped(data: bytes, start: int, stop: int, limit: int) -> ScopedPdu:
     varbinds, pos = _varbinds(data, list_at, stop, True, limit)
     if pos != stop:
         raise _Bad("trailing_bytes", pos)
-    return ScopedPdu(*head[:6], varbinds, (list_at, pos))
+    return _scoped_pdu(*head[:6], varbinds, (list_at, pos))
 
 
 def decode_scoped_pdu(

@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 
 from netalert.config.models import TrapUser
 from netalert.logs import event
+from netalert.snmp.types import maker
 from netalert.snmp.wire.ber import DecodeError, RawVarBind
 from netalert.snmp.wire.berenc import encode_tlv
 from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_PRIV, ScopedPdu, V3Header, decode_scoped_pdu
@@ -166,6 +167,9 @@ class FastTrap:
     context_name: bytes
     varbinds: tuple[RawVarBind, ...]
     response: bytes = b""
+
+
+_fast_trap = maker(FastTrap)  # every notification taken makes one: the fast constructor
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +329,9 @@ class UsmFast:
         # same check there (trapv3) and both paths give the same reason for every message.
         if not self.clocks.admit(engine_id, header.boots, header.time, given):
             return RejectReason.NOT_IN_TIME_WINDOW
-        return FastTrap(user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds)
+        return _fast_trap(
+            user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds, b""
+        )
 
     def _inform(self, data: bytes, header: V3Header) -> _Outcome:
         """An inform to this receiver (the authoritative engine): taken and answered only
@@ -366,7 +372,7 @@ class UsmFast:
         response = self._answer(user, keys, header, scoped, plain, boots, now, counter)
         if len(response) > header.max_size:
             return None  # pysnmp answers tooBig
-        return FastTrap(
+        return _fast_trap(
             user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds, response
         )
 
