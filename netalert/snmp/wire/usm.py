@@ -14,7 +14,8 @@ an engine ID the users are keyed for that is not this receiver's own, and an
 InformRequest to this receiver's own engine ID at its user's level, with the
 right digest and inside the time window. It rejects a trap's wrong digest
 itself (``bad_digest``, as pysnmp). It answers an inform it takes with a
-Response built with :mod:`netalert.snmp.wire.berenc`, encrypted and signed with the
+Response made from the inform's bytes (:mod:`netalert.snmp.wire.usmreply`: the
+bytes :mod:`netalert.snmp.wire.berenc` would encode), encrypted and signed with the
 user's keys localized to the receiver's engine ID, carrying the receiver's
 (authoritative) engine ID, boots and time, as pysnmp's would. Anything else
 (Reports, unknown engine IDs, other levels, an inform with a wrong digest or
