@@ -40,7 +40,7 @@ from typing import Any
 from netalert.config.models import TrapUser
 from netalert.config.types import parse_engine_id
 from netalert.logs import event
-from netalert.snmp.types import SnmpType
+from netalert.snmp.types import SnmpType, maker
 from netalert.snmp.wire.ber import DecodeError, RawVarBind
 from netalert.snmp.wire.berv3 import (
     FLAG_AUTH,
@@ -199,6 +199,9 @@ class V3Notification:
     fast: bool = False  # accepted by the fast path (for counting only)
     security_engine_id: bytes = b""  # msgAuthoritativeEngineID: the sender's for a trap
     authenticated: bool = False  # authNoPriv or authPriv: the engine IDs are vouched for
+
+
+_notification = maker(V3Notification)  # the fast path makes one per notification
 
 
 def _plain(oid: Any, value: Any) -> RawVarBind:
@@ -412,7 +415,7 @@ class V3Engine:
             if outcome.response:  # an inform: answered first, never rate-limited (a Response)
                 self._send(outcome.response, source)
             self._on_notification(
-                V3Notification(
+                _notification(
                     source,
                     outcome.user,
                     outcome.context_engine_id,

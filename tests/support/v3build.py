@@ -26,7 +26,7 @@ from netalert.snmp.wire.usm import (
     password_to_master,
 )
 
-__all__ = ["LEVELS", "build_v3", "int_tlv", "scoped_pdu", "trap_varbinds", "varbind"]
+__all__ = ["LEVELS", "build_v3", "encrypt", "int_tlv", "scoped_pdu", "trap_varbinds", "varbind"]
 
 LEVELS = {"noAuthNoPriv": 0, "authNoPriv": FLAG_AUTH, "authPriv": FLAG_AUTH | FLAG_PRIV}
 
@@ -94,7 +94,7 @@ def build_v3(
     data = scoped
     if flags & FLAG_PRIV:
         data = encode_tlv(
-            0x04, _encrypt(scoped, engine, hash_name, priv, priv_password, salt, boots, time)
+            0x04, encrypt(scoped, engine, hash_name, priv, priv_password, salt, boots, time)
         )
     usm = encode_tlv(
         0x30,
@@ -119,7 +119,7 @@ def build_v3(
     return msg[: header.auth_at] + digest + msg[header.auth_at + size :]
 
 
-def _encrypt(
+def encrypt(
     scoped: bytes,
     engine: bytes,
     hash_name: str,
@@ -129,6 +129,8 @@ def _encrypt(
     boots: int,
     time: int,
 ) -> bytes:
+    """``scoped`` encrypted with ``priv`` (DES: padded to its block) and the password's key
+    localized to ``engine``, with ``salt``, ``boots`` and ``time`` as RFC 3414 and 3826 say."""
     if priv is None:
         return scoped  # "encrypted" with no key: garbage to the receiver
     master = password_to_master(password.encode(), hash_name)

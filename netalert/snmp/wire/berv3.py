@@ -158,10 +158,6 @@ def _primitives(data: bytes, at: int, tags: bytes) -> tuple[list[bytes], int] | 
     return out, at
 
 
-_GLOBAL = b"\x02\x02\x04\x02"  # msgID, msgMaxSize, msgFlags, msgSecurityModel
-_USM_FIELDS = b"\x04\x02\x02\x04\x04\x04"  # engine ID, boots, time, user, auth, priv
-
-
 def _decode_usual(data: bytes) -> V3Header | None:
     """The header of a message of the usual shape, read in one pass; None for any other.
 
@@ -179,47 +175,79 @@ def _decode_usual(data: bytes) -> V3Header | None:
     if data[0] != 0x30 or pos + size != end or data[pos : pos + 4] != b"\x02\x01\x03\x30":
         return None
     g_stop = pos + 5 + data[pos + 4]
-    fields = _primitives(data, pos + 5, _GLOBAL)
-    if fields is None or fields[1] != g_stop or g_stop > end:
+    # The fields one by one, unrolled (a loop over their tags costs twice as much):
+    # msgID, msgMaxSize, msgFlags (one byte), msgSecurityModel.
+    at, n = pos + 5, data[pos + 6]
+    if data[at] != 0x02 or not 0 < n < 5:
         return None
-    (msg_id, max_size, flags_raw, model), at = fields
-    if len(flags_raw) != 1:
+    at += 2 + n
+    msg_id = int.from_bytes(data[at - n : at], "big", signed=True)
+    n = data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5 or data[at + 2 + n : at + 4 + n] != b"\x04\x01":
         return None
-    flags = flags_raw[0]
+    max_size = int.from_bytes(data[at + 2 : at + 2 + n], "big", signed=True)
+    at += 5 + n
+    flags, n = data[at - 1], data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5 or at + 2 + n != g_stop or g_stop > end:
+        return None
+    model = int.from_bytes(data[at + 2 : g_stop], "big", signed=True)
     # msgSecurityParameters: an OCTET STRING around the USM SEQUENCE, both ending together
-    size, at = _length(data, at + 1) if data[at] == 0x04 else (-1, at)
+    size, at = _length(data, g_stop + 1) if data[g_stop] == 0x04 else (-1, g_stop)
     s_stop = at + size
     if size < 0 or s_stop > end or data[at] != 0x30:
         return None
     size, at = _length(data, at + 1)
-    fields = _primitives(data, at, _USM_FIELDS)
-    if size < 0 or at + size != s_stop or fields is None or fields[1] != s_stop:
+    if size < 0 or at + size != s_stop:
         return None
-    (engine_id, boots, time, user, auth_params, priv_params), at = fields
+    # msgAuthoritativeEngineID, ...Boots, ...Time, msgUserName, the authentication and
+    # privacy parameters: strings of short-form length, INTEGERs of 1 to 4 bytes
+    n = data[at + 1]
+    if data[at] != 0x04 or n > 0x7F or data[at + 2 + n] != 0x02:
+        return None
+    at += 2 + n
+    engine_id, n = data[at - n : at], data[at + 1]
+    if not 0 < n < 5 or data[at + 2 + n] != 0x02:
+        return None
+    at += 2 + n
+    boots, n = int.from_bytes(data[at - n : at], "big", signed=True), data[at + 1]
+    if not 0 < n < 5 or data[at + 2 + n] != 0x04:
+        return None
+    at += 2 + n
+    time, n = int.from_bytes(data[at - n : at], "big", signed=True), data[at + 1]
+    if n > 0x7F or data[at + 2 + n] != 0x04:
+        return None
+    at += 2 + n
+    user, n = data[at - n : at], data[at + 1]
+    if n > 0x7F or data[at + 2 + n] != 0x04:
+        return None
+    at += 2 + n
+    auth_at, n = at - n, data[at + 1]
+    if n > 0x7F or at + 2 + n != s_stop:
+        return None
+    auth_params, priv_params = data[auth_at:at], data[at + 2 : s_stop]
     # msgData: the encrypted OCTET STRING, or the plaintext ScopedPDU, to the end
-    tag = data[at]
-    size, data_at = _length(data, at + 1)
+    tag = data[s_stop]
+    size, data_at = _length(data, s_stop + 1)
     if size < 0 or data_at + size != end or tag != (0x04 if flags & FLAG_PRIV else 0x30):
         return None
-    header = _v3_header(
-        int.from_bytes(msg_id, "big", signed=True),
-        int.from_bytes(max_size, "big", signed=True),
+    if msg_id < 0 or max_size < 484 or model < 1 or boots < 0 or time < 0:
+        return None
+    if flags & FLAG_PRIV and not flags & FLAG_AUTH:
+        return None
+    return _v3_header(
+        msg_id,
+        max_size,
         flags,
-        int.from_bytes(model, "big", signed=True),
+        model,
         engine_id,
-        int.from_bytes(boots, "big", signed=True),
-        int.from_bytes(time, "big", signed=True),
+        boots,
+        time,
         user,
         auth_params,
-        s_stop - len(priv_params) - 2 - len(auth_params),  # auth_params: contents start
+        auth_at,
         priv_params,
         (data_at, end),
     )
-    if header.msg_id < 0 or header.max_size < 484 or header.security_model < 1:
-        return None
-    if header.boots < 0 or header.time < 0 or (flags & FLAG_PRIV and not flags & FLAG_AUTH):
-        return None
-    return header
 
 
 def decode_v3_header(data: bytes) -> V3Header | DecodeError:
@@ -257,7 +285,9 @@ class ScopedPdu:
     varbinds_at: tuple[int, int] = (0, 0)
 
 
-_scoped_pdu = maker(ScopedPdu)
+_scoped_pdu = maker(ScopedPdu)  # every v3 notification makes one
+
+_NO_ERROR = b"\x02\x01\x00\x02\x01\x00"  # error-status and error-index 0
 
 # A ScopedPDU's head: contextEngineID, contextName, PDU type, request-id, error-status,
 # error-index, and where the VarBindList starts.
@@ -272,31 +302,34 @@ def _scoped_head_usual(data: bytes, start: int, stop: int) -> _Head | None:
     :func:`_scoped_head` is made here too, so what this returns it returns; the
     rest it leaves to it, which names the fault. May raise IndexError.
     """
-    fields = _primitives(data, start, b"\x04\x04")
-    if fields is None:
+    n = data[start + 1]
+    if data[start] != 0x04 or n > 0x7F or data[start + 2 + n] != 0x04:
         return None
-    (engine_id, name), at = fields
-    pdu_type = data[at]
+    at = start + 2 + n
+    engine_id, n = data[start + 2 : at], data[at + 1]
+    if n > 0x7F:
+        return None
+    at += 2 + n
+    name, pdu_type = data[at - n : at], data[at]
     size, at = _length(data, at + 1)
     if pdu_type not in _V2_PDUS or size < 0 or at + size != stop:
         return None
-    fields = _primitives(data, at, b"\x02\x02\x02")
+    n = data[at + 1]
+    if data[at] != 0x02 or not 0 < n < 5:
+        return None
+    at += 2 + n
+    request_id = int.from_bytes(data[at - n : at], "big", signed=True)
+    if data[at : at + 6] == _NO_ERROR and at + 6 <= stop:  # nearly every notification
+        return engine_id, name, pdu_type, request_id, 0, 0, at + 6
+    fields = _primitives(data, at, b"\x02\x02")
     if fields is None or fields[1] > stop:
         return None
-    (request_id, error_status, error_index), at = fields
+    (error_status, error_index), at = fields
     status = int.from_bytes(error_status, "big", signed=True)
     index = int.from_bytes(error_index, "big", signed=True)
     if index < 0 or (status < 0 and pdu_type == 0xA5):
         return None
-    return (
-        engine_id,
-        name,
-        pdu_type,
-        int.from_bytes(request_id, "big", signed=True),
-        status,
-        index,
-        at,
-    )
+    return engine_id, name, pdu_type, request_id, status, index, at
 
 
 def _scoped_head(data: bytes, start: int, stop: int) -> _Head:

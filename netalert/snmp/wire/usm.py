@@ -14,7 +14,8 @@ an engine ID the users are keyed for that is not this receiver's own, and an
 InformRequest to this receiver's own engine ID at its user's level, with the
 right digest and inside the time window. It rejects a trap's wrong digest
 itself (``bad_digest``, as pysnmp). It answers an inform it takes with a
-Response built with :mod:`netalert.snmp.wire.berenc`, encrypted and signed with the
+Response made from the inform's bytes (:mod:`netalert.snmp.wire.usmreply`: the
+bytes :mod:`netalert.snmp.wire.berenc` would encode), encrypted and signed with the
 user's keys localized to the receiver's engine ID, carrying the receiver's
 (authoritative) engine ID, boots and time, as pysnmp's would. Anything else
 (Reports, unknown engine IDs, other levels, an inform with a wrong digest or
@@ -55,10 +56,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 
 from netalert.config.models import TrapUser
 from netalert.logs import event
+from netalert.snmp.types import maker
 from netalert.snmp.wire.ber import DecodeError, RawVarBind
-from netalert.snmp.wire.berenc import encode_response_scoped_pdu, encode_tlv, encode_v3_message
+from netalert.snmp.wire.berenc import encode_tlv
 from netalert.snmp.wire.berv3 import FLAG_AUTH, FLAG_PRIV, ScopedPdu, V3Header, decode_scoped_pdu
 from netalert.snmp.wire.timeliness import EngineClocks
+from netalert.snmp.wire.usmreply import HmacKey, ResponseFrame, response_scoped_pdu
 from netalert.traps.stats import RejectReason
 
 __all__ = [
@@ -167,6 +170,9 @@ class FastTrap:
     response: bytes = b""
 
 
+_fast_trap = maker(FastTrap)  # every notification taken makes one: the fast constructor
+
+
 @dataclass(frozen=True, slots=True)
 class _User:
     name: str
@@ -186,7 +192,9 @@ class _Keys:
     aes: algorithms.AES | None
     des: TripleDES | None
     pre_iv: bytes  # DES: XORed with the salt to give the IV
+    mac: HmacKey  # HMAC with ``auth``
     ecb: CipherContext | None = None  # AES: the key's ECB encryptor, for cfb_decrypt
+    cfb: Cipher[CFB] | None = None  # AES: the Responses' CFB cipher (see UsmFast._answer)
 
 
 _Outcome = FastTrap | RejectReason | None
@@ -228,6 +236,7 @@ class UsmFast:
         self._keys: dict[tuple[bytes, bytes], _Keys] = {}
         self._engine_time = engine_time
         self._salt = secrets.randbits(64)  # privParameters of our Responses: a counter
+        self._frames: dict[bytes, ResponseFrame] = {}  # user → its Responses' frame
         for user in users:
             self._add_user(user)
 
@@ -306,8 +315,7 @@ class UsmFast:
             return RejectReason.BAD_DIGEST
         at = header.auth_at
         zeroed = b"".join((data[:at], bytes(size), data[at + size :]))
-        digest = hmac.digest(keys.auth, zeroed, user.hash_name)[:size]
-        if not hmac.compare_digest(digest, given):
+        if not hmac.compare_digest(keys.mac.digest(zeroed)[:size], given):
             return RejectReason.BAD_DIGEST
         if scoped is None:
             plain = self._decrypt(keys, header, data[start:stop])
@@ -322,7 +330,9 @@ class UsmFast:
         # same check there (trapv3) and both paths give the same reason for every message.
         if not self.clocks.admit(engine_id, header.boots, header.time, given):
             return RejectReason.NOT_IN_TIME_WINDOW
-        return FastTrap(user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds)
+        return _fast_trap(
+            user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds, b""
+        )
 
     def _inform(self, data: bytes, header: V3Header) -> _Outcome:
         """An inform to this receiver (the authoritative engine): taken and answered only
@@ -347,7 +357,7 @@ class UsmFast:
             return None
         at = header.auth_at
         zeroed = b"".join((data[:at], bytes(size), data[at + size :]))
-        if not hmac.compare_digest(hmac.digest(keys.auth, zeroed, user.hash_name)[:size], given):
+        if not hmac.compare_digest(keys.mac.digest(zeroed)[:size], given):
             return None  # pysnmp counts it and answers a reportable one with a Report
         if level & FLAG_PRIV:
             plain = self._decrypt(keys, header, data[start:stop])
@@ -359,14 +369,15 @@ class UsmFast:
             scoped = decode_scoped_pdu(data, (start, stop), max_varbinds=self.max_varbinds)
         if isinstance(scoped, DecodeError) or scoped.pdu_type != _INFORM:
             return None
-        response = self._response(user, keys, header, scoped, plain, boots, now)
+        self._salt = counter = (self._salt + 1) & 0xFFFF_FFFF_FFFF_FFFF
+        response = self._answer(user, keys, header, scoped, plain, boots, now, counter)
         if len(response) > header.max_size:
             return None  # pysnmp answers tooBig
-        return FastTrap(
+        return _fast_trap(
             user.name, scoped.context_engine_id, scoped.context_name, scoped.varbinds, response
         )
 
-    def _response(
+    def _answer(
         self,
         user: _User,
         keys: _Keys,
@@ -375,51 +386,50 @@ class UsmFast:
         plain: bytes,
         boots: int,
         now: int,
+        counter: int,
     ) -> bytes:
-        """The Response to an inform: same request-id and varbinds, our engine's clock,
-        encrypted with a fresh salt when the inform was, then signed."""
-        list_start, list_stop = scoped.varbinds_at
-        msg_data = encode_response_scoped_pdu(
-            scoped.context_engine_id,
-            scoped.context_name,
-            scoped.request_id,
-            plain[list_start:list_stop],
-        )
+        """The Response to an inform: same msgID, request-id and varbinds, our engine's
+        clock, never reportable, encrypted when the inform was (salt from ``counter``),
+        then signed. Made from the inform's bytes and the user's frame
+        (:mod:`netalert.snmp.wire.usmreply`): the general encoder's bytes (a test compares
+        them with :func:`berenc.encode_response_scoped_pdu` and :func:`berenc.encode_v3_message`
+        for random informs)."""
+        priv = user.flags & FLAG_PRIV
+        if priv:  # the decrypted ScopedPDU starts the plaintext
+            size = plain[1]
+            contents = 2 if size < 0x80 else 2 + (size & 0x7F)
+        else:
+            contents = header.data_at[0]
+        msg_data = response_scoped_pdu(plain, contents, scoped)
         salt = b""
-        if user.flags & FLAG_PRIV:
-            self._salt = (self._salt + 1) & 0xFFFF_FFFF_FFFF_FFFF
-            if keys.des is not None:
+        if priv:
+            if keys.cfb is not None:
+                salt = counter.to_bytes(8, "big")  # RFC 3826 section 3.1.2.1
+                cipher = keys.cfb
+                # One Cipher per key, its mode (the IV) replaced: making a Cipher checks the
+                # key and mode again each time, and costs more than the encryption.
+                cipher.mode = CFB(boots.to_bytes(4, "big") + now.to_bytes(4, "big") + salt)
+                encryptor = cipher.encryptor()
+            else:
                 # RFC 3414 section 8.1.1.1: salt = snmpEngineBoots | a local 32-bit integer
-                salt = boots.to_bytes(4, "big") + (self._salt & 0xFFFF_FFFF).to_bytes(4, "big")
+                salt = boots.to_bytes(4, "big") + (counter & 0xFFFF_FFFF).to_bytes(4, "big")
                 iv = bytes(a ^ b for a, b in zip(salt, keys.pre_iv, strict=True))
                 msg_data += bytes(-len(msg_data) % 8)  # padded to the block size
+                assert keys.des is not None
                 encryptor = Cipher(keys.des, modes.CBC(iv)).encryptor()
-            else:
-                assert keys.aes is not None
-                salt = self._salt.to_bytes(8, "big")  # RFC 3826 section 3.1.2.1
-                iv = boots.to_bytes(4, "big") + now.to_bytes(4, "big") + salt
-                encryptor = Cipher(keys.aes, CFB(iv)).encryptor()
             msg_data = encode_tlv(0x04, encryptor.update(msg_data) + encryptor.finalize())
+        frame = self._frames.get(header.user)
+        if frame is None:  # bounded: one per configured user
+            frame = ResponseFrame(self._own, header.user, user.flags, user.digest_len, len(salt))
+            self._frames[header.user] = frame
+        message, at = frame.message(header.msg_id, boots, now, salt, msg_data)
         size = user.digest_len
-        message, at = encode_v3_message(
-            msg_id=header.msg_id,
-            max_size=_MAX_SIZE,
-            flags=user.flags,  # the inform's level, never reportable
-            engine_id=self._own,
-            boots=boots,
-            time=now,
-            user=header.user,
-            auth_len=size,
-            priv_params=salt,
-            msg_data=msg_data,
-        )
-        digest = hmac.digest(keys.auth, message, user.hash_name)[:size]
-        return message[:at] + digest + message[at + size :]
+        return message[:at] + keys.mac.digest(message)[:size] + message[at + size :]
 
     def _localize(self, user: _User, engine_id: bytes) -> _Keys:
         hash_name = user.hash_name
         auth = localize_key(user.auth_master, engine_id, hash_name)
-        aes = des = ecb = None
+        aes = des = ecb = cfb = None
         pre_iv = b""
         if user.priv is not None and user.priv_master is not None:
             size = PRIV_KEY_SIZES[user.priv]
@@ -430,7 +440,8 @@ class UsmFast:
             else:
                 aes = algorithms.AES(priv)
                 ecb = Cipher(aes, modes.ECB()).encryptor()  # noqa: S305 (CFB, see cfb_decrypt)
-        keys = _Keys(auth, aes, des, pre_iv, ecb)
+                cfb = Cipher(aes, CFB(bytes(16)))
+        keys = _Keys(auth, aes, des, pre_iv, HmacKey(auth, hash_name), ecb, cfb)
         # Bounded: users x engine IDs, both from the config and the poller, never from traps.
         self._keys[(user.name.encode(), engine_id)] = keys
         return keys
