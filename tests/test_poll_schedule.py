@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -64,16 +64,41 @@ def plans(n: int, interval: float) -> list[DevicePlan]:
     ]
 
 
+class Lines(logging.Handler):
+    """The poller's log lines, caught at its own logger (not through the root's handlers,
+    which other tests in the same process may have replaced)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def behind(self) -> list[str]:
+        return [line for line in self.lines if "poll_schedule_behind" in line]
+
+
+@pytest.fixture
+def lines() -> Iterator[Lines]:
+    logger = logging.getLogger("netalert.poll.poller")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def samples(poller: Poller) -> dict[str, object]:
     return {s.name: s for s in poller_source(poller.stats)()}
 
 
-async def test_a_blocked_loop_counts_missed_and_late_polls(
-    tree: MibTree, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_blocked_loop_counts_missed_and_late_polls(tree: MibTree, lines: Lines) -> None:
     interval = 0.2
     poller = Poller(plans(5, interval), tree, clients={"gufo": QuickAgent()})
-    caplog.set_level(logging.WARNING, logger="netalert")
     poller.start(spread=False)
     try:
         await asyncio.sleep(0.5)  # a few polls on time
@@ -89,16 +114,13 @@ async def test_a_blocked_loop_counts_missed_and_late_polls(
     assert got["netalert_polls_missed_total"].value == stats.missed  # type: ignore[attr-defined]
     late = got["netalert_poll_lateness_seconds"]
     assert late.sum == stats.lateness.sum  # type: ignore[attr-defined]
-    behind = [r for r in caplog.records if "poll_schedule_behind" in r.getMessage()]
-    assert len(behind) == 1, [r.getMessage() for r in caplog.records]  # once a minute, not per poll
-    assert "missed=" in behind[0].getMessage()
+    behind = lines.behind()
+    assert len(behind) == 1, lines.lines  # once a minute, not per poll
+    assert "missed=" in behind[0]
 
 
-async def test_polls_started_late_are_measured(
-    tree: MibTree, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_polls_started_late_are_measured(tree: MibTree, lines: Lines) -> None:
     poller = Poller(plans(5, 2.0), tree, clients={"gufo": QuickAgent()})
-    caplog.set_level(logging.WARNING, logger="netalert")
     poller.start(spread=False)  # every device due now
     try:
         time.sleep(1.2)  # noqa: ASYNC251 - the loop is busy: each first run starts ~1.2 s late
@@ -108,7 +130,7 @@ async def test_polls_started_late_are_measured(
     assert poller.stats.missed == 0  # late, within the interval: nothing skipped
     assert poller.stats.lateness.count == 5
     assert poller.stats.lateness.sum >= 5 * 1.1
-    behind = [r.getMessage() for r in caplog.records if "poll_schedule_behind" in r.getMessage()]
+    behind = lines.behind()
     # the first late poll is logged at once, the next ones summed in the next warning
     assert len(behind) == 1 and "late=1 " in behind[0], behind
 
