@@ -12,13 +12,16 @@ registry is this process's memory.
 from __future__ import annotations
 
 import fcntl
+import random
 import socket
+from pathlib import Path
 
 from tests.support.shared import shared_dir
 
 __all__ = ["free_tcp_port", "free_udp_port"]
 
 _ATTEMPTS = 200
+_SPAN = 12_000  # ports below the ephemeral range the tests pick from
 _HANDED: set[str] = set()
 
 
@@ -37,13 +40,35 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 def _free(kind: socket.SocketKind, host: str) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+    below = _below_ephemeral()
     for _ in range(_ATTEMPTS):
         with socket.socket(family, kind) as sock:
-            sock.bind((host, 0))
+            try:
+                sock.bind((host, random.randint(*below) if below else 0))
+            except OSError:  # taken: another process of this shared machine has it
+                continue
             port = int(sock.getsockname()[1])
         if _claim(f"{proto} {port}"):
             return port
     raise OSError(f"no free {proto} port on {host} after {_ATTEMPTS} attempts")
+
+
+def _below_ephemeral() -> tuple[int, int] | None:
+    """Ports just below the kernel's ephemeral range (``ip_local_port_range``), or None.
+
+    A port the kernel hands out for ``bind(0)`` comes from the ephemeral range, which
+    every outgoing connection of the run (HTTP scrapes, SMTP, PostgreSQL, NATS clients)
+    also takes its source port from: a server started a moment later on that port then
+    met "Address already in use" (seen in the parallel timing pass). Below the range no
+    connection takes a port by itself.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if low - 1 - _SPAN < 1024:
+        return None
+    return low - _SPAN, low - 1
 
 
 def _claim(key: str) -> bool:
