@@ -34,23 +34,10 @@ from tests.support.faults import AgentProcess, delivered, link_down, metric_valu
 from tests.support.order import TIMING
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
+from tests.test_traps_workers_e2e import _WORKERS, ENGINE, USER
 
 pytestmark = pytest.mark.e2e
 
-ENGINE = "8000000001020304"
-USER = ["-v", "3", "-u", "shaaes", "-l", "authPriv", "-a", "SHA", "-A", "auth-shaaes"]
-USER += ["-x", "AES", "-X", "priv-shaaes"]
-_WORKERS = f"""
-workers = 2
-
-[[traps.users]]
-user = "shaaes"
-auth_protocol = "SHA"
-auth_password = "auth-shaaes"
-priv_protocol = "AES-128"
-priv_password = "priv-shaaes"
-engine_ids = ["{ENGINE}"]
-"""
 TRAP = ["", "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1", "i", "7"]
 
 

@@ -329,10 +329,7 @@ class NativeClient(SnmpClient):
                 raise self._failed(target, status, index, asked)
             if not varbinds:
                 break
-            try:
-                columns.take(varbinds)
-            except ColumnError as exc:
-                raise SnmpProtocolError(target, exc.reason, exc.oid) from None
+            _take(columns, varbinds, target)
         out = columns.outs[0]
         if not out:
             # Like snmpwalk: a walk of an instance returns that instance.
@@ -407,10 +404,7 @@ class NativeClient(SnmpClient):
             scalars = []
             if not varbinds:
                 break
-            try:
-                columns.take(varbinds)
-            except ColumnError as exc:
-                raise SnmpProtocolError(target, exc.reason, exc.oid) from None
+            _take(columns, varbinds, target)
         outs = columns.outs
         # Like snmpwalk, a walk of an instance returns that instance: with the rest
         missing = [oid for oid in wanted if oid not in found]
@@ -429,3 +423,11 @@ class NativeClient(SnmpClient):
         """Closes the shared sockets and forgets every peer."""
         self._peers.clear()
         self.exchanges.close()
+
+
+def _take(columns: Columns, varbinds: Sequence[RawVarBind], target: Target) -> None:
+    """Hands a response's varbinds to the walked ``columns``; a fault is the agent's."""
+    try:
+        columns.take(varbinds)
+    except ColumnError as exc:
+        raise SnmpProtocolError(target, exc.reason, exc.oid) from None

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from netalert.errors import SnmpError
-from netalert.logs import event
+from netalert.logs import RateLimiter, event
 from netalert.metrics import HistogramCounts
 from netalert.poll.backends import make_client
 from netalert.poll.client import (
@@ -189,9 +189,10 @@ class Poller:
         self._stopping = False
         self._idle = asyncio.Event()
         self._active: frozenset[str] | None = None  # None: every device (see set_active)
-        # poll_schedule_behind: late/missed runs since the last warning, and when that was
-        self._behind_since_log = (0, 0, 0.0)
-        self._behind_logged_at = -BEHIND_LOG_EVERY
+        # poll_schedule_behind: late and missed runs since the last warning, the latest start
+        self._late_runs = self._missed_runs = 0
+        self._worst_late = 0.0
+        self._behind_log = RateLimiter(BEHIND_LOG_EVERY)
         for plan in plans:
             self._devices[plan.name] = _DeviceState(plan, self.namer)
             self._by_target[plan.target] = plan.name
@@ -505,25 +506,23 @@ class Poller:
         skipped = index - state.due_index - 1
         if skipped > 0:
             self.stats.missed += skipped
-            late, missed, worst = self._behind_since_log
-            self._behind_since_log = (late, missed + skipped, worst)
+            self._missed_runs += skipped
         state.due_index = max(index, state.due_index + 1)
         return state.first_due + index * interval
 
     def _late(self, state: _DeviceState, lateness: float) -> None:
         lateness = max(0.0, lateness)
         self.stats.lateness.observe(lateness)
-        late, missed, worst = self._behind_since_log
         if lateness > state.plan.interval / 2:
-            late, worst = late + 1, max(worst, lateness)
-            self._behind_since_log = (late, missed, worst)
-        if not (late or missed):
+            self._late_runs += 1
+            self._worst_late = max(self._worst_late, lateness)
+        if not (self._late_runs or self._missed_runs):
             return
-        now = time.monotonic()
-        if now - self._behind_logged_at < BEHIND_LOG_EVERY:
+        if not self._behind_log.allow("behind", time.monotonic()):
             return
-        self._behind_logged_at = now
-        self._behind_since_log = (0, 0, 0.0)
+        late, missed, worst = self._late_runs, self._missed_runs, self._worst_late
+        self._late_runs = self._missed_runs = 0
+        self._worst_late = 0.0
         log.warning(
             event(
                 "poll_schedule_behind",
