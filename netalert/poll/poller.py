@@ -185,6 +185,7 @@ class Poller:
         for given in self._clients.values():
             self._watch(given)
         self._scheduler: Any = None
+        self._executor: Any = None  # StoppableExecutor once started: its cancelled runs
         self._running = 0  # polls in progress, for a bounded drain on stop
         self._stopping = False
         self._idle = asyncio.Event()
@@ -543,10 +544,17 @@ class Poller:
         """
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        from netalert.poll.schedule import StoppableExecutor
+
         # APScheduler logs every run at INFO: 10,000 devices would flood the log.
         for noisy in ("apscheduler.executors", "apscheduler.scheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        self._executor = StoppableExecutor()
+        scheduler = AsyncIOScheduler(
+            event_loop=asyncio.get_running_loop(),
+            timezone=UTC,
+            executors={"default": self._executor},
+        )
         now = datetime.now(UTC)
         for name in self._devices:
             if self.is_active(name):
@@ -600,6 +608,8 @@ class Poller:
                 missed=self.stats.missed,
                 implausible_rates=self.stats.implausible_rates,
                 restarts=self.stats.restarts,
+                # runs due but not started when the stop came (a busy loop): ended, not failed
+                cancelled=0 if self._executor is None else self._executor.cancelled,
             )
         )
 
