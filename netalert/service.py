@@ -475,6 +475,7 @@ class Agent:
         self.status.register_source("cluster-silences", side.silences.source())
         self.status.register_source("cluster-cleanup", side.cleanup.source())
         side.limits = lambda: self.config.limits  # the config in force (reloads)
+        side.devices = lambda: [d.name for d in self.config.devices]
         usm = self.usm = self._cluster_usm(prepared)
         return [
             node,  # its lease manager migrates the schema: the tables below exist after it

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.daemon
 
 DAY = 86400.0
 RETENTION = 7 * DAY
+USM_RETENTION = 30 * DAY
 
 
 def _exec(dsn: str, sql: str, *args: object) -> list[tuple[object, ...]]:
@@ -92,6 +93,16 @@ def _names(dsn: str, sql: str) -> set[str]:
     return {str(row[0]) for row in _exec(dsn, sql)}
 
 
+def _cleanup(dsn: str, *, batch: int) -> Cleanup:
+    return Cleanup(
+        dsn,
+        retention=lambda: RETENTION,
+        batch=lambda: batch,
+        usm_retention=lambda: USM_RETENTION,
+        devices=lambda: [],
+    )
+
+
 def test_old_rows_go_and_what_is_needed_stays(postgres: str) -> None:
     _migrate(postgres)
     for n in range(5):
@@ -108,13 +119,13 @@ def test_old_rows_go_and_what_is_needed_stays(postgres: str) -> None:
     _thread(postgres, "still-firing", days_ago=8)
     _thread(postgres, "recent", days_ago=1)
 
-    cleanup = Cleanup(postgres, retention=lambda: RETENTION, batch=lambda: 2)
+    cleanup = _cleanup(postgres, batch=2)
     try:
         done = cleanup.prune()
     finally:
         cleanup.close()
 
-    assert done == {"outbox": 5, "nflog": 1, "mail_threads": 1}
+    assert done == {"outbox": 5, "nflog": 1, "mail_threads": 1, "usm_clocks": 0, "usm_engines": 0}
     assert _names(postgres, "SELECT fingerprint FROM notification_log") == {
         "new-sent",
         "old-unsent",
@@ -127,19 +138,31 @@ def test_old_rows_go_and_what_is_needed_stays(postgres: str) -> None:
     }
     assert _names(postgres, "SELECT group_key FROM mail_threads") == {"still-firing", "recent"}
     samples = {tuple(s.labels.values()): s.value for s in cleanup.source()()}
-    assert samples == {("outbox",): 5, ("nflog",): 1, ("mail_threads",): 1}
+    assert samples == {
+        ("outbox",): 5,
+        ("nflog",): 1,
+        ("mail_threads",): 1,
+        ("usm_clocks",): 0,
+        ("usm_engines",): 0,
+    }
 
 
 def test_one_node_cleans_at_a_time(postgres: str) -> None:
     _migrate(postgres)
     _mail(postgres, "old-sent", sent_days_ago=8)
-    cleanup = Cleanup(postgres, retention=lambda: RETENTION, batch=lambda: 100)
+    cleanup = _cleanup(postgres, batch=100)
     try:
         with psycopg.connect(postgres) as other, other.transaction():  # another node cleans
             other.execute("SELECT pg_advisory_xact_lock(%s)", (0x6E612D636C65616E,))
             assert cleanup.prune() is None
             assert len(_exec(postgres, "SELECT id FROM outbox")) == 1
-        assert cleanup.prune() == {"outbox": 1, "nflog": 0, "mail_threads": 0}
+        assert cleanup.prune() == {
+            "outbox": 1,
+            "nflog": 0,
+            "mail_threads": 0,
+            "usm_clocks": 0,
+            "usm_engines": 0,
+        }
         assert cleanup.rounds == 1
     finally:
         cleanup.close()
@@ -224,3 +247,60 @@ def test_ack_unack_and_alerts_from_a_shell_act_on_the_cluster(
     assert _exec(postgres, "SELECT fingerprint FROM acks") == []
     again = _cli(config, "unack", fp)
     assert again.returncode == 1 and "not acknowledged" in again.stderr
+
+
+def _usm_clock(dsn: str, engine_id: bytes, *, days_ago: float) -> None:
+    _exec(
+        dsn,
+        "INSERT INTO usm_clocks (engine_id, boots, engine_time, learned, digest, node, changed)"
+        " VALUES (%s, 1, 100, %s, '\\x00', 'n1', %s)",
+        engine_id,
+        time.time() - days_ago * DAY,
+        time.time() - days_ago * DAY,
+    )
+
+
+def _usm_engine(dsn: str, device: str, *, days_ago: float) -> None:
+    _exec(
+        dsn,
+        "INSERT INTO usm_engines (device, engine_id, host, port, user_name, learned, node,"
+        " changed) VALUES (%s, '\\x8000', '192.0.2.1', 161, 'u', 0, 'n1', %s)",
+        device,
+        time.time() - days_ago * DAY,
+    )
+
+
+def test_usm_rows_unchanged_past_usm_retention_go(postgres: str) -> None:
+    """The senders' clocks no trap moved for ``usm_retention`` go; an engine ID goes after
+    as long only once its device is in no config of the cleaning node (a device polled for
+    years keeps its row: it is written only when its engine ID changes)."""
+    _migrate(postgres)
+    for n in range(3):
+        _usm_clock(postgres, b"\x80old%d" % n, days_ago=31)
+    _usm_clock(postgres, b"\x80recent", days_ago=29)
+    _usm_engine(postgres, "configured-old", days_ago=400)
+    _usm_engine(postgres, "removed-old", days_ago=31)
+    _usm_engine(postgres, "removed-recent", days_ago=29)
+
+    cleanup = Cleanup(
+        postgres,
+        retention=lambda: RETENTION,
+        batch=lambda: 2,
+        usm_retention=lambda: USM_RETENTION,
+        devices=lambda: ["configured-old", "other"],
+    )
+    try:
+        done = cleanup.prune()
+    finally:
+        cleanup.close()
+
+    assert done is not None and (done["usm_clocks"], done["usm_engines"]) == (3, 1)
+    assert [bytes(r[0]) for r in _exec(postgres, "SELECT engine_id FROM usm_clocks")] == [
+        b"\x80recent"
+    ]
+    assert _names(postgres, "SELECT device FROM usm_engines") == {
+        "configured-old",
+        "removed-recent",
+    }
+    samples = {tuple(s.labels.values()): s.value for s in cleanup.source()()}
+    assert (samples[("usm_clocks",)], samples[("usm_engines",)]) == (3, 1)

@@ -83,10 +83,14 @@ class ClusterSide:
             PgSilenceStore(dsn), refresh=cluster.silence_refresh.total_seconds()
         )
         self.limits: Callable[[], LimitsConfig] = lambda: config.limits  # the config in force
+        # the devices of the config in force (reloads): their engine IDs are kept
+        self.devices: Callable[[], list[str]] = lambda: [d.name for d in config.devices]
         self.cleanup = Cleanup(
             dsn,
             retention=lambda: cluster.retention.total_seconds(),
             batch=lambda: self.limits().prune_batch,
+            usm_retention=lambda: cluster.usm_retention.total_seconds(),
+            devices=lambda: self.devices(),
         )
         self._cleaning: asyncio.Task[None] | None = None
         self._loaded: set[int] = set()  # shards whose alerts are in memory

@@ -11,7 +11,9 @@ old rows (schema 6).
 * :class:`Cleanup`: every ``[limits] prune_interval`` a node deletes, ``[limits]
   prune_batch`` rows per transaction, what is older than ``[cluster] retention``: sent
   mails (with their notification row), the notification-log rows of groups told resolved
-  whose alerts are gone, and the thread roots of ended episodes. Each transaction first
+  whose alerts are gone, and the thread roots of ended episodes; and what is unchanged
+  for ``[cluster] usm_retention``: the SNMPv3 senders' clocks, and the engine IDs of
+  devices no longer in the config. Each transaction first
   takes a transaction-level advisory lock without waiting: whichever node holds it cleans,
   the others skip that round.
 """
@@ -22,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -51,7 +53,8 @@ T = TypeVar("T")
 
 # pg_try_advisory_xact_lock key of the clean-up: "na-clean" in ASCII.
 _CLEANUP_KEY = 0x6E612D636C65616E
-CLEANUP_TABLES = ("outbox", "nflog", "mail_threads")
+CLEANUP_TABLES = ("outbox", "nflog", "mail_threads", "usm_clocks", "usm_engines")
+_USM_TABLES = frozenset({"usm_clocks", "usm_engines"})  # past `usm_retention`, not `retention`
 
 _SILENCE_COLUMNS = "id, matchers, starts_at, ends_at, comment, author, created_at"
 
@@ -77,7 +80,25 @@ _DELETE_THREADS = (
     "SELECT 1 FROM nflog n WHERE n.group_key = t.group_key AND n.firing <> '[]')"
     " LIMIT %(limit)s)"
 )
-_DELETES = dict(zip(CLEANUP_TABLES, (_DELETE_SENT, _DELETE_NFLOG, _DELETE_THREADS), strict=True))
+# A sender's clock reference no authenticated trap moved for that long (its next trap is
+# believed, as after a restart).
+_DELETE_CLOCKS = (
+    "DELETE FROM usm_clocks WHERE engine_id IN (SELECT engine_id FROM usm_clocks"
+    " WHERE changed < %(cutoff)s LIMIT %(limit)s)"
+)
+# An engine ID is written only when it changes: a device still configured keeps its row
+# however old; one no longer in the cleaning node's config goes once unchanged that long.
+_DELETE_ENGINES = (
+    "DELETE FROM usm_engines WHERE device IN (SELECT device FROM usm_engines"
+    " WHERE changed < %(cutoff)s AND device <> ALL(%(devices)s) LIMIT %(limit)s)"
+)
+_DELETES = dict(
+    zip(
+        CLEANUP_TABLES,
+        (_DELETE_SENT, _DELETE_NFLOG, _DELETE_THREADS, _DELETE_CLOCKS, _DELETE_ENGINES),
+        strict=True,
+    )
+)
 
 
 class PgConnection:
@@ -377,6 +398,8 @@ class Cleanup:
         dsn: The cluster's database.
         retention: Returns ``[cluster] retention`` in seconds.
         batch: Returns ``[limits] prune_batch``.
+        usm_retention: Returns ``[cluster] usm_retention`` in seconds.
+        devices: Returns the names of the devices in the config in force.
         clock: Wall-clock seconds.
     """
 
@@ -386,18 +409,25 @@ class Cleanup:
         *,
         retention: Callable[[], float],
         batch: Callable[[], int],
+        usm_retention: Callable[[], float],
+        devices: Callable[[], Iterable[str]],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = PgConnection(dsn)
         self.retention = retention
         self.batch = batch
+        self.usm_retention = usm_retention
+        self.devices = devices
         self.clock = clock
         self.rows = dict.fromkeys(CLEANUP_TABLES, 0)  # deleted since the start, by table
         self.rounds = 0  # rounds this node cleaned (held the lock)
 
-    def prune_batch(self, table: str, cutoff: float, limit: int) -> int | None:
-        """One transaction: deletes up to ``limit`` rows of ``table`` older than ``cutoff``;
-        None when another node holds the clean-up lock (nothing deleted).
+    def prune_batch(
+        self, table: str, cutoff: float, limit: int, devices: Sequence[str] = ()
+    ) -> int | None:
+        """One transaction: deletes up to ``limit`` rows of ``table`` older than ``cutoff``
+        (``usm_engines``: of devices not among ``devices``); None when another node holds
+        the clean-up lock (nothing deleted).
 
         Raises:
             StateError: PostgreSQL refused or cannot be reached.
@@ -409,7 +439,8 @@ class Cleanup:
                 row = cur.fetchone()
                 if row is None or not row[0]:
                     return None
-                cur = conn.execute(_DELETES[table], {"cutoff": cutoff, "limit": limit})
+                params = {"cutoff": cutoff, "limit": limit, "devices": list(devices)}
+                cur = conn.execute(_DELETES[table], params)
                 return max(cur.rowcount, 0)
 
         return self._db.call(f"cleaning {table}", delete)
@@ -421,12 +452,15 @@ class Cleanup:
         Raises:
             StateError: PostgreSQL refused or cannot be reached (what was deleted stays so).
         """
-        cutoff = self.clock() - self.retention()
+        now = self.clock()
+        cutoff, usm_cutoff = now - self.retention(), now - self.usm_retention()
         limit = self.batch()
+        devices = sorted(set(self.devices()))
         done = dict.fromkeys(CLEANUP_TABLES, 0)
         for table in CLEANUP_TABLES:
+            before = usm_cutoff if table in _USM_TABLES else cutoff
             while True:
-                deleted = self.prune_batch(table, cutoff, limit)
+                deleted = self.prune_batch(table, before, limit, devices)
                 if deleted is None:
                     return None
                 done[table] += deleted

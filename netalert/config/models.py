@@ -1214,6 +1214,13 @@ class ClusterConfig(Model):
         "by whichever node holds the clean-up lock",
     )
 
+    usm_retention: Duration = Field(
+        timedelta(days=30),
+        description="an SNMPv3 sender's clock reference no trap moved, and the engine ID of "
+        "a device no longer in the config, are deleted from PostgreSQL once unchanged this "
+        "long (1h to 3650d; the sender's next trap is then believed, as after a restart); "
+        "with the clean-up of `retention`",
+    )
     usm_sync: Duration = Field(
         timedelta(seconds=1),
         description="how often a node writes the SNMPv3 senders' clocks and engine IDs it "
@@ -1276,6 +1283,13 @@ class ClusterConfig(Model):
     def _retention_range(cls, value: timedelta) -> timedelta:
         if not timedelta(hours=1) <= value <= timedelta(days=365):
             raise ValueError("must be between 1h and 365d")
+        return value
+
+    @field_validator("usm_retention")
+    @classmethod
+    def _usm_retention_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(hours=1) <= value <= timedelta(days=3650):
+            raise ValueError("must be between 1h and 3650d")
         return value
 
     @field_validator("stream_max_age")
