@@ -266,10 +266,10 @@ class Agent:
         shared = self._shared_ack()  # [cluster]: the tables and the mailbox every node shares
         tables = self._ack_tables
 
-        def alert(fingerprint: str) -> Any:
+        async def alert(fingerprint: str) -> Any:
             record = store.get(fingerprint)
             if record is None and tables is not None:  # an alert of another node's shards
-                record = tables.alert(fingerprint)
+                record = await tables.alert(fingerprint)
             return record.alert if record is not None else None
 
         def resolve(fingerprint: str, now: float, by: str) -> list[Transition]:

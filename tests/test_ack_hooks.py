@@ -3,6 +3,7 @@ dispatcher's repeat, and a hand resolve of a trap alert."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email
 import email.policy
@@ -51,7 +52,7 @@ def test_alert_mails_carry_a_signed_reply_token_and_later_mails_the_ack() -> Non
     assert outbox.thread_root("core:device=core-sw1") == str(first["Message-ID"])
     parsed = parse_token(token)
     assert parsed is not None and parsed.expires == int(T0 + 7 * 86400)
-    issued = store.token(parsed.nid)
+    issued = asyncio.run(store.token(parsed.nid))
     assert issued is not None and issued.message_id == str(first["Message-ID"])
     assert sorted(x.fingerprint for x in issued.alerts) == ["1" * 16, "2" * 16]
     assert parsed.mac == mac(KEY, parsed.nid, parsed.expires, ["1" * 16, "2" * 16])
@@ -140,8 +141,9 @@ def test_prune_drops_expired_tokens_and_acks_of_ended_episodes(tmp_path: Path) -
         store.put_ack(conn, Ack("1" * 16, T0, "ann", T0, "", "cli"))
         store.put_ack(conn, Ack("2" * 16, T0, "ann", T0, "", "cli"))
     now = time.time()
-    assert store.prune(now, {"2" * 16: T0}) == 3
-    assert store.token(old.nid) is None and not store.used(old.nid, "ack")
+    assert asyncio.run(store.prune(now, {"2" * 16: T0})) == 3
+    assert asyncio.run(store.token(old.nid)) is None
+    assert not asyncio.run(store.used(old.nid, "ack"))
     assert list(store.acks()) == ["2" * 16]
 
 

@@ -88,7 +88,7 @@ class Harness:
             outbox=self.outbox,
             mail_from="netalert <netalert@example.org>",
             hooks=AgentHooks(
-                alert=self.alerts.get,
+                alert=self._alert,
                 alerts=lambda: list(self.alerts.values()),
                 resolvable=lambda fp: False,
                 resolve=lambda fp, now, by: [],
@@ -97,6 +97,9 @@ class Harness:
             ),
         )
         self.task: asyncio.Task[None] | None = None
+
+    async def _alert(self, fingerprint: str) -> Alert | None:
+        return self.alerts.get(fingerprint)
 
     def _after(self, transitions: list[Transition]) -> None:
         pass
@@ -405,7 +408,7 @@ async def test_a_new_uidvalidity_reads_reused_uids_as_new_and_handled_messages_n
         dovecot.deliver(h.reply(headers, mid, "thanks"), folder)
         h.start()
         await h.handled(2)
-        first = h.stage.store.position(folder)
+        first = await h.stage.store.position(folder)
         assert first is not None and first[1] == 2
 
         # The folder deleted and made anew: its new messages get UIDs 1 and 2 again.
@@ -415,7 +418,7 @@ async def test_a_new_uidvalidity_reads_reused_uids_as_new_and_handled_messages_n
         dovecot.deliver(h.reply(headers, mid, "silence 1h"), folder)
         dovecot.start()
         await h.handled(4)
-        second = h.stage.store.position(folder)
+        second = await h.stage.store.position(folder)
         assert second is not None and second[0] != first[0] and second[1] == 2, (first, second)
         assert h.stage.stats.replies == {"ack": 1, "help": 1, "unack": 1, "silence": 1}
         await h.until(
@@ -430,7 +433,7 @@ async def test_a_new_uidvalidity_reads_reused_uids_as_new_and_handled_messages_n
         dovecot.deliver(h.reply(later, later_mid, "ack"), folder)
         dovecot.start()
         await h.handled(5)
-        third = h.stage.store.position(folder)
+        third = await h.stage.store.position(folder)
         assert third is not None and third[0] != second[0], (second, third)
         h.stage.reader.wake()
         await asyncio.sleep(1.5)  # a second read of an old one would show here

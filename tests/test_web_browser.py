@@ -235,6 +235,10 @@ async def test_hostile_device_strings_render_as_text(
     assert f"ifDescr.3 = {XSS}" in seen["trap"]
 
 
+async def _no_alert(fingerprint: str) -> None:
+    return None
+
+
 async def test_an_acked_alert_shows_who_acked_it_and_when(
     browser: WebDriver, tmp_path: Path
 ) -> None:
@@ -265,7 +269,7 @@ async def test_an_acked_alert_shows_who_acked_it_and_when(
         outbox=None,
         mail_from="netalert@example.org",
         hooks=AgentHooks(
-            alert=lambda fp: None,
+            alert=_no_alert,
             alerts=lambda: [acked, other],
             resolvable=lambda fp: False,
             resolve=lambda fp, now, by: [],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -56,7 +57,7 @@ def ack_alert(
     alert = find_alert(alerts, alert_id)
     now = time.time()
     ack = Ack(alert.fingerprint, alert.starts_at, by, now, comment, "cli")
-    tables.apply(None, "ack", now, put=[ack], delete=[])
+    asyncio.run(tables.apply(None, "ack", now, put=[ack], delete=[]))
     audit(
         "ack",
         alert=alert.fingerprint,
@@ -76,7 +77,9 @@ def unack_alert(tables: AckTables, alerts: list[Alert], alert_id: str, *, by: st
         NetalertError: No such firing alert, or it was not acknowledged.
     """
     alert = find_alert(alerts, alert_id)
-    if not tables.apply(None, "unack", time.time(), put=[], delete=[alert.fingerprint]):
+    if not asyncio.run(
+        tables.apply(None, "unack", time.time(), put=[], delete=[alert.fingerprint])
+    ):
         raise NetalertError(f"alert {alert.fingerprint} is not acknowledged")
     audit("unack", alert=alert.fingerprint, rule=alert.rule, device=alert.device, by=by, via="cli")
     return alert

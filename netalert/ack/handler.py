@@ -46,8 +46,8 @@ _ADDRESS_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
 class AckTarget(Protocol):
     """What the handler acts on: the agent's alerts (``service.py`` provides it)."""
 
-    def alert(self, fingerprint: str) -> Alert | None:
-        """The alert now, or None when it is gone."""
+    async def alert(self, fingerprint: str) -> Alert | None:
+        """The alert now, or None when it is gone (another node's: read from PostgreSQL)."""
 
     def resolvable(self, fingerprint: str) -> bool:
         """True for a firing trap alert whose rule has no clear trap."""
@@ -97,13 +97,13 @@ class ReplyHandler:
         )
         self._pattern = token_pattern(config.reply_to)
 
-    def handle(self, raw: bytes, now: float) -> str:
+    async def handle(self, raw: bytes, now: float) -> str:
         """Handles one message; returns its result (never raises for what a message holds)."""
         msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-        verdict = self._judge(msg, now)
+        verdict = await self._judge(msg, now)
         result = verdict.result
         if verdict.command is not None and verdict.issued is not None:
-            result, text = self._apply(verdict.command, verdict.issued, verdict.sender, now)
+            result, text = await self._apply(verdict.command, verdict.issued, verdict.sender, now)
             self._confirm(verdict.sender, verdict.issued, text, now)
         else:
             log.warning(
@@ -119,7 +119,7 @@ class ReplyHandler:
 
     # --- judging ------------------------------------------------------------------------
 
-    def _judge(self, msg: Message, now: float) -> _Verdict:
+    async def _judge(self, msg: Message, now: float) -> _Verdict:
         if loop_reason(msg) is not None:
             return _Verdict("auto_reply")
         sender = from_address(msg)
@@ -133,7 +133,7 @@ class ReplyHandler:
         if text is None:
             return _Verdict("no_token", sender)
         parsed = parse_token(text)
-        issued = self.store.token(parsed.nid) if parsed is not None else None
+        issued = await self.store.token(parsed.nid) if parsed is not None else None
         if parsed is None or issued is None:
             return _Verdict("bad_token", sender)
         expected = mac(self.key, parsed.nid, parsed.expires, (a.fingerprint for a in issued.alerts))
@@ -142,7 +142,7 @@ class ReplyHandler:
         if parsed.expires < now or issued.expires < now:
             return _Verdict("expired_token", sender)
         command = parse_command(message_body(msg))
-        if command.verb is not Verb.HELP and self.store.used(issued.nid, command.verb.value):
+        if command.verb is not Verb.HELP and await self.store.used(issued.nid, command.verb.value):
             return _Verdict("replayed", sender)
         return _Verdict("accepted", sender, issued, command)
 
@@ -161,13 +161,13 @@ class ReplyHandler:
 
     # --- acting -------------------------------------------------------------------------
 
-    def _apply(
+    async def _apply(
         self, command: Command, issued: IssuedToken, sender: str, now: float
     ) -> tuple[str, str]:
         """Acts; returns the result and the confirmation's text."""
         if command.verb is Verb.HELP:
             return "help", HELP
-        alerts = [self.target.alert(a.fingerprint) for a in issued.alerts]
+        alerts = [await self.target.alert(a.fingerprint) for a in issued.alerts]
         firing = [a for a in alerts if a is not None and a.state is AlertState.FIRING]
         verb = command.verb
         if verb is Verb.SILENCE:
@@ -190,7 +190,7 @@ class ReplyHandler:
         else:
             text, result = self._ack(verb, firing, command.comment, sender, now)
         acked = verb is Verb.ACK
-        self.store.apply(
+        await self.store.apply(
             issued.nid,
             verb.value,
             now,

@@ -23,7 +23,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioimaplib
@@ -80,7 +80,7 @@ class ImapReader:
         config: AckConfig,
         *,
         store: AckTables,
-        handle: Callable[[bytes, float], str],
+        handle: Callable[[bytes, float], Awaitable[str]],
         stats: AckStats,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -229,7 +229,7 @@ class ImapReader:
 
     async def _drain(self, client: aioimaplib.IMAP4, folder: str, validity: int) -> bool:
         """Handles up to ``max_batch`` new messages; True when more may wait."""
-        position = self.store.position(folder)
+        position = await self.store.position(folder)
         last = position[1] if position is not None and position[0] == validity else 0
         # Neither flagged done nor deleted (copied to processed_folder, not yet expunged):
         # a folder renumbered under a new UIDVALIDITY (a restore) does not hand over
@@ -252,9 +252,9 @@ class ImapReader:
         raw = next((bytes(x) for x in fetched.lines if isinstance(x, bytearray)), None)
         result = "gone"
         if raw is not None:
-            result = self.handle(raw, self.clock())
+            result = await self.handle(raw, self.clock())
             self.handled += 1
-        self.store.save_position(folder, validity, uid)
+        await self.store.save_position(folder, validity, uid)
         log.info(event("ack_reply", uid=uid, result=result))
         done = self.config.processed_folder
         if done and client.has_capability("MOVE"):

@@ -45,7 +45,7 @@ def secret_path(config: AckConfig, state_dir: Path) -> Path:
 class AgentHooks:
     """What the stage asks of the agent."""
 
-    alert: Callable[[str], Alert | None]
+    alert: Callable[[str], Awaitable[Alert | None]]
     alerts: Callable[[], Sequence[Alert]]
     resolvable: Callable[[str], bool]
     resolve: Callable[[str, float, str], list[Transition]]
@@ -68,8 +68,8 @@ class _Target:
         self._hooks = hooks
         self._on_change = on_change
 
-    def alert(self, fingerprint: str) -> Alert | None:
-        return self._hooks.alert(fingerprint)
+    async def alert(self, fingerprint: str) -> Alert | None:
+        return await self._hooks.alert(fingerprint)
 
     def resolvable(self, fingerprint: str) -> bool:
         return self._hooks.resolvable(fingerprint)
@@ -151,7 +151,7 @@ class AckStage:
                 if a.state is AlertState.FIRING
             }
             try:
-                self.stats.pruned += self.store.prune(time.time(), firing)
+                self.stats.pruned += await self.store.prune(time.time(), firing)
             except Exception as exc:  # a busy or full disk: the next round tries again
                 log.warning(event("ack_prune_failed", error=exc))
 

@@ -122,7 +122,11 @@ def audit(action: str, **context: object) -> None:
 
 class AckTables(Protocol):
     """What the ack stage asks of its tables: SQLite's (:class:`AckStore`) or, on a cluster
-    node, the ones every node shares in PostgreSQL (``netalert.cluster.ack``)."""
+    node, the ones every node shares in PostgreSQL (``netalert.cluster.ack``).
+
+    The reply path's look-ups and writes are coroutines: PostgreSQL's run in a worker
+    thread, so a slow statement holds up the reply, never the event loop. SQLite's are
+    local and short and run on the loop."""
 
     def record_token(
         self,
@@ -138,16 +142,16 @@ class AckTables(Protocol):
         """Records an issued token in the mail's transaction (``conn`` is what the mail
         queue hands its ``also``)."""
 
-    def token(self, nid: str) -> IssuedToken | None:
+    async def token(self, nid: str) -> IssuedToken | None:
         """The mail a token nid was issued for, or None."""
 
-    def used(self, nid: str, command: str) -> bool:
+    async def used(self, nid: str, command: str) -> bool:
         """True when the token ``nid`` was already used for ``command``."""
 
     def acks(self) -> dict[str, Ack]:
         """Every recorded acknowledgement, by fingerprint."""
 
-    def apply(
+    async def apply(
         self,
         nid: str | None,
         command: str,
@@ -159,13 +163,13 @@ class AckTables(Protocol):
         """In one transaction: the token ``nid`` used for ``command`` (None: from a shell,
         no token), acks put and deleted; returns how many acks were deleted."""
 
-    def position(self, folder: str) -> tuple[int, int] | None:
+    async def position(self, folder: str) -> tuple[int, int] | None:
         """``(uidvalidity, last_uid)`` handled in ``folder``, or None before the first."""
 
-    def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
+    async def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
         """Records the last UID handled in ``folder``."""
 
-    def prune(self, now: float, firing: Mapping[str, float]) -> int:
+    async def prune(self, now: float, firing: Mapping[str, float]) -> int:
         """Deletes expired tokens and acks of episodes that ended; returns the rows."""
 
 
@@ -196,7 +200,7 @@ class AckStore:
             (nid, message_id, subject, data, expires, now),
         )
 
-    def token(self, nid: str) -> IssuedToken | None:
+    async def token(self, nid: str) -> IssuedToken | None:
         """The mail a token nid was issued for, or None."""
         row = self.db.conn.execute(
             "SELECT nid, message_id, subject, alerts, expires FROM ack_tokens WHERE nid = ?",
@@ -207,7 +211,7 @@ class AckStore:
         alerts = tuple(TokenAlert(str(fp), dict(labels)) for fp, labels in json.loads(row[3]))
         return IssuedToken(str(row[0]), str(row[1]), str(row[2]), alerts, float(row[4]))
 
-    def used(self, nid: str, command: str) -> bool:
+    async def used(self, nid: str, command: str) -> bool:
         """True when the token ``nid`` was already used for ``command``."""
         row = self.db.conn.execute(
             "SELECT 1 FROM ack_used WHERE nid = ? AND command = ?", (nid, command)
@@ -244,7 +248,7 @@ class AckStore:
         """Removes an alert's ack inside the caller's transaction; False when it had none."""
         return conn.execute("DELETE FROM acks WHERE fingerprint = ?", (fingerprint,)).rowcount > 0
 
-    def apply(
+    async def apply(
         self,
         nid: str | None,
         command: str,
@@ -267,12 +271,12 @@ class AckStore:
 
     # --- the mailbox position -----------------------------------------------------------
 
-    def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
+    async def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
         """Records the last UID handled in ``folder`` (one transaction)."""
         with self.db.transaction() as conn:
             self.set_position(conn, folder, uidvalidity, uid)
 
-    def position(self, folder: str) -> tuple[int, int] | None:
+    async def position(self, folder: str) -> tuple[int, int] | None:
         """``(uidvalidity, last_uid)`` handled in ``folder``, or None before the first."""
         row = self.db.conn.execute(
             "SELECT uidvalidity, last_uid FROM ack_mailbox WHERE folder = ?", (folder,)
@@ -290,7 +294,7 @@ class AckStore:
 
     # --- clean-up -----------------------------------------------------------------------
 
-    def prune(self, now: float, firing: Mapping[str, float]) -> int:
+    async def prune(self, now: float, firing: Mapping[str, float]) -> int:
         """Deletes expired tokens (and their uses) and acks of episodes that ended.
 
         ``firing`` maps each firing alert's fingerprint to its ``starts_at``.

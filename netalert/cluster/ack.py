@@ -3,7 +3,8 @@
 * :class:`PgAckTables`: the ack stage's tables (:class:`~netalert.ack.store.AckTables`) in
   PostgreSQL (schema 6). A token is written in the transaction of its mail (a write of the
   node's state writer, like the mail itself); the reader's look-ups and writes are short
-  statements on a connection of their own; the acknowledgements every node's dispatcher
+  statements on a connection of their own, run in a worker thread of their own (a slow
+  statement holds up the reply, not the event loop); the acknowledgements every node's dispatcher
   asks about at each flush are a copy read every ``[cluster] silence_refresh`` in a worker
   thread (a node sees an ack given through any node within that bound).
 * :class:`MailboxLock`: the reader runs only on the node holding a PostgreSQL session
@@ -25,7 +26,8 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, Connection
@@ -36,13 +38,15 @@ from netalert.alerts.table import AlertRecord
 from netalert.cluster.leases import Lease
 from netalert.cluster.mail import PgWrite
 from netalert.cluster.pgstore import read_active, read_alert
-from netalert.cluster.shared import PgConnection, Refresher
+from netalert.cluster.shared import PgConnection, Refresher, in_thread
 from netalert.logs import event
 from netalert.metrics import MetricSample, Source
 
 __all__ = ["MailboxLock", "PgAckTables", "shared_key"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # pg_try_advisory_lock key of the mailbox reader: "na-imap!" in ASCII.
 _MAILBOX_KEY = 0x6E612D696D617021
@@ -85,7 +89,9 @@ class PgAckTables:
     """
 
     def __init__(self, dsn: str, *, refresh: float, timeout: float = 2.0) -> None:
-        self._db = PgConnection(dsn, timeout=timeout)  # the loop's short statements
+        self._db = PgConnection(dsn, timeout=timeout)  # the reply path's, in self._pool
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-ack")
+        self._timeout = timeout * 2 + 1  # a call still running after it: connection broken
         self._reads = PgConnection(dsn, timeout=timeout)  # the refresher's
         self._acks: dict[str, Ack] = {}
         self.refresher = Refresher(
@@ -127,11 +133,21 @@ class PgAckTables:
 
         conn.ops.append(insert)
 
-    # --- the reader's look-ups and writes (short statements, on the loop) -------------------
+    # --- the reader's look-ups and writes (short statements, in the worker thread) ---------
 
-    def token(self, nid: str) -> IssuedToken | None:
+    async def _call(self, what: str, fn: Callable[[Connection[Any]], T]) -> T:
+        """``fn`` on the reply path's connection, in its worker thread.
+
+        Raises:
+            StateError: PostgreSQL refused or cannot be reached.
+        """
+        return await in_thread(
+            self._pool, lambda: self._db.call(what, fn), self._timeout, self._db.interrupt
+        )
+
+    async def token(self, nid: str) -> IssuedToken | None:
         """The mail a token nid was issued for, or None."""
-        row = self._db.call(
+        row = await self._call(
             "reading a token",
             lambda db: db.execute(
                 "SELECT nid, message_id, subject, alerts, expires FROM ack_tokens WHERE nid = %s",
@@ -143,9 +159,9 @@ class PgAckTables:
         alerts = tuple(TokenAlert(str(fp), dict(labels)) for fp, labels in json.loads(row[3]))
         return IssuedToken(str(row[0]), str(row[1]), str(row[2]), alerts, float(row[4]))
 
-    def used(self, nid: str, command: str) -> bool:
+    async def used(self, nid: str, command: str) -> bool:
         """True when the token ``nid`` was already used for ``command``."""
-        row = self._db.call(
+        row = await self._call(
             "reading a token's use",
             lambda db: db.execute(
                 "SELECT 1 FROM ack_used WHERE nid = %s AND command = %s", (nid, command)
@@ -153,7 +169,7 @@ class PgAckTables:
         )
         return row is not None
 
-    def apply(
+    async def apply(
         self,
         nid: str | None,
         command: str,
@@ -187,7 +203,7 @@ class PgAckTables:
                 cur = db.execute("DELETE FROM acks WHERE fingerprint = ANY(%s)", (list(delete),))
                 return max(cur.rowcount, 0)
 
-        deleted = self._db.call("recording an ack", write)
+        deleted = await self._call("recording an ack", write)
         acks = dict(self._acks)
         acks.update({ack.fingerprint: ack for ack in put})
         for fingerprint in delete:
@@ -196,9 +212,9 @@ class PgAckTables:
         self.refresher.changed()
         return deleted
 
-    def position(self, folder: str) -> tuple[int, int] | None:
+    async def position(self, folder: str) -> tuple[int, int] | None:
         """``(uidvalidity, last_uid)`` handled in ``folder``, or None before the first."""
-        row = self._db.call(
+        row = await self._call(
             "reading the mailbox position",
             lambda db: db.execute(
                 "SELECT uidvalidity, last_uid FROM ack_mailbox WHERE folder = %s", (folder,)
@@ -206,9 +222,9 @@ class PgAckTables:
         )
         return None if row is None else (int(row[0]), int(row[1]))
 
-    def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
+    async def save_position(self, folder: str, uidvalidity: int, uid: int) -> None:
         """Records the last UID handled in ``folder``."""
-        self._db.call(
+        await self._call(
             "recording the mailbox position",
             lambda db: db.execute(
                 "INSERT INTO ack_mailbox (folder, uidvalidity, last_uid) VALUES (%s, %s, %s)"
@@ -223,11 +239,11 @@ class PgAckTables:
         records = self._db.call("reading the alerts", read_active)
         return [record.alert for record in records]
 
-    def alert(self, fingerprint: str) -> AlertRecord | None:
+    async def alert(self, fingerprint: str) -> AlertRecord | None:
         """An alert of any node's shards as stored (a reply to a mail another node sent)."""
-        return self._db.call("reading an alert", lambda db: read_alert(db, fingerprint))
+        return await self._call("reading an alert", lambda db: read_alert(db, fingerprint))
 
-    def prune(self, now: float, firing: Mapping[str, float]) -> int:
+    async def prune(self, now: float, firing: Mapping[str, float]) -> int:
         """Deletes expired tokens (and their uses) and the acks of episodes no longer
         firing in the shared ``alerts`` (``firing``, this node's alone, is not used)."""
 
@@ -246,7 +262,7 @@ class PgAckTables:
                 ).rowcount
             return max(gone, 0)
 
-        return self._db.call("cleaning the ack tables", delete)
+        return await self._call("cleaning the ack tables", delete)
 
     # --- the acknowledgements every flush asks about ----------------------------------------
 
@@ -272,12 +288,16 @@ class PgAckTables:
     async def stop(self) -> None:
         """Stops refreshing and closes the connections."""
         await self.refresher.stop()
-        self._db.close()
+        self._db.interrupt()
+        closing = asyncio.get_running_loop().run_in_executor(self._pool, self._db.close)
+        await asyncio.wait({closing}, timeout=self._timeout)
+        self._pool.shutdown(wait=False)
 
     def close(self) -> None:
         """Closes the connections (a shell's tables: no refresher started)."""
         self._db.close()
         self._reads.close()
+        self._pool.shutdown(wait=False)
 
 
 class MailboxLock:

@@ -45,6 +45,7 @@ __all__ = [
     "PgSilenceStore",
     "Refresher",
     "SharedSilences",
+    "in_thread",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,27 @@ _DELETES = dict(
         strict=True,
     )
 )
+
+
+async def in_thread(
+    pool: ThreadPoolExecutor,
+    call: Callable[[], T],
+    interrupt_after: float,
+    interrupt: Callable[[], None],
+) -> T:
+    """``call()`` in ``pool`` (its one thread owns the connection), off the event loop;
+    every ``interrupt_after`` seconds it still runs, ``interrupt()`` breaks its connection (a
+    silent network: the call fails instead of hanging).
+
+    Raises:
+        Whatever ``call`` raises.
+    """
+    future = asyncio.get_running_loop().run_in_executor(pool, call)
+    while True:
+        done, _ = await asyncio.wait({future}, timeout=interrupt_after)
+        if done:
+            return future.result()
+        interrupt()
 
 
 class PgConnection:
@@ -190,13 +212,7 @@ class Refresher(Generic[T]):
         Raises:
             StateError: PostgreSQL refused or cannot be reached.
         """
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._read)
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=self.timeout)
-            if done:
-                break
-            self._interrupt()  # a silent network: the call fails instead of hanging
-        self._keep(future.result())
+        self._keep(await in_thread(self._pool, self._read, self.timeout, self._interrupt))
         self.reads += 1
 
     def changed(self) -> None:
