@@ -98,8 +98,11 @@ def prepared_warnings(prepared: Prepared) -> list[ConfigWarning]:
     """Every warning of a valid config: its settings' risks, then the template names nothing
     provides (one list for ``check-config``, ``run`` and a reload)."""
     from netalert.config.risks import config_warnings
+    from netalert.rules.templatenames import mail_template_warnings
 
-    return config_warnings(prepared.config) + list(prepared.rules.warnings)
+    templates = prepared.templates.templates_dir if prepared.templates is not None else None
+    mail = mail_template_warnings(templates) if templates is not None else []
+    return config_warnings(prepared.config) + list(prepared.rules.warnings) + mail
 
 
 def _load_tree(config: Config) -> MibTree:

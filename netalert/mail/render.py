@@ -46,6 +46,7 @@ from netalert.mail.views import AlertView, VarBindView, alert_view, format_varbi
 from netalert.units import FILTERS
 
 __all__ = [
+    "MAIL_NAMES",
     "TEMPLATE_NAMES",
     "AlertLike",
     "AlertView",
@@ -62,6 +63,16 @@ __all__ = [
 log = logging.getLogger("netalert.mail")
 
 TEMPLATE_NAMES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
+# What every mail's templates see (_group_context, then _compose): a name of a user's
+# template outside these writes nothing (a check-config warning).
+MAIL_NAMES = frozenset(
+    {
+        *("state", "severity", "rule", "device", "alert_count", "firing_count"),
+        *("resolved_count", "route", "group_labels", "reason", "status_url", "created"),
+        *("notification", "acks", "alerts", "firing", "resolved", "more", "more_firing"),
+        *("more_resolved", "more_line", "subject"),
+    }
+)
 # A mail is rendered at most this many times to fit max_bytes, each time with a
 # smaller budget per alert; the last try lists no alert in full.
 _TRIES = 4

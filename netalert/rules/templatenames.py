@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from jinja2 import meta, nodes
 
@@ -50,6 +51,7 @@ __all__ = [
     "ALWAYS",
     "RESOLVED_ONLY",
     "TemplateNames",
+    "mail_template_warnings",
     "poll_names",
     "rule_names",
     "template_warnings",
@@ -79,21 +81,29 @@ class TemplateNames:
     labels: frozenset[str] | None
 
 
-def unknown_names(source: str, names: TemplateNames, *, resolved: bool = False) -> list[str]:
+def unknown_names(
+    source: str,
+    names: TemplateNames,
+    *,
+    resolved: bool = False,
+    always: frozenset[str] = ALWAYS,
+    provider: str = "this rule",
+) -> list[str]:
     """One sentence per name of ``source`` that renders empty on every alert, in order.
 
     ``source`` compiles (the caller checked). ``resolved``: a ``resolved_summary``,
-    which also sees ``firing_summary`` and ``fired_for``.
+    which also sees ``firing_summary`` and ``fired_for``. ``always`` and ``provider``
+    (for the sentence): a mail template's are :data:`MAIL_NAMES` and ``a mail``.
     """
     tree = template_ast(source)
     guarded = _guarded(tree)
     extra = RESOLVED_ONLY if resolved else frozenset()
     out: list[str] = []
     for name in sorted(meta.find_undeclared_variables(tree) - guarded):
-        if name in ALWAYS or name in extra or name in GLOBALS or names.known(name):
+        if name in always or name in extra or name in GLOBALS or names.known(name):
             continue
-        pool = [*ALWAYS, *extra, *names.candidates()]
-        out.append(f"{{{{ {name} }}}} names nothing this rule provides{_hint(name, pool)}")
+        pool = [*always, *extra, *names.candidates()]
+        out.append(f"{{{{ {name} }}}} names nothing {provider} provides{_hint(name, pool)}")
     if names.labels is not None and "labels" not in guarded:
         for label in sorted(_label_keys(tree) - names.labels):
             out.append(
@@ -216,4 +226,21 @@ def template_warnings(
         resolved = field_name == "resolved_summary"
         for problem in unknown_names(text, given, resolved=resolved):
             out.append(ConfigWarning(f"{where}.{field_name}", f"rule {rule.name!r}: {problem}"))
+    return out
+
+
+def mail_template_warnings(templates_dir: Path) -> list[ConfigWarning]:
+    """The names the mail templates of ``[smtp] templates_dir`` use that no mail provides
+    (the files there compile: :class:`~netalert.mail.render.MailTemplates` checked them)."""
+    from netalert.mail.render import MAIL_NAMES, TEMPLATE_NAMES
+
+    given = TemplateNames(lambda name: False, lambda: MAIL_NAMES, None)
+    out: list[ConfigWarning] = []
+    for name in TEMPLATE_NAMES:
+        path = templates_dir / name
+        if not path.is_file():
+            continue
+        source = path.read_text(encoding="utf-8", errors="replace")
+        for problem in unknown_names(source, given, always=MAIL_NAMES, provider="a mail"):
+            out.append(ConfigWarning("smtp.templates_dir", f"{path}: {problem}"))
     return out
