@@ -173,6 +173,44 @@ def test_secret_file_and_env(tmp_path: Path) -> None:
     assert "env-secret-1" not in repr(config) and "s3cret-file-value" not in repr(config)
 
 
+def test_a_relative_secret_file_is_a_systemd_credential_when_one_of_that_name_exists(
+    tmp_path: Path,
+) -> None:
+    """Under the unit's ``LoadCredential=smtp-password:...`` (DynamicUser cannot read
+    /etc/netalert), systemd hands the file over in $CREDENTIALS_DIRECTORY: a relative
+    ``*_file`` is looked up there first, then next to the config as before."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "smtp-password").write_text("from-credential\n")
+    (tmp_path / "smtp-password").write_text("next-to-config\n")
+    (tmp_path / "community").write_text("only-next-to-config\n")
+    text = "[smtp]\npassword_file = 'smtp-password'\n[snmp]\ncommunity_file = 'community'\n"
+    source = tmp_path / "c.toml"
+
+    config = load_config_text(text, source=source, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert config.smtp.password.get_secret_value() == "from-credential"
+    assert config.snmp.community.get_secret_value() == "only-next-to-config"
+
+    without = load_config_text(text, source=source, env={})
+    assert without.smtp.password.get_secret_value() == "next-to-config"
+
+    # an absolute path is that file, credentials or not
+    absolute = f"[smtp]\npassword_file = '{tmp_path / 'smtp-password'}'\n"
+    config = load_config_text(absolute, source=source, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert config.smtp.password.get_secret_value() == "next-to-config"
+
+    # neither there nor next to the config: the message names both places
+    with pytest.raises(ConfigError) as info:
+        load_config_text(
+            "[smtp]\npassword_file = 'missing'\n",
+            source=source,
+            env={"CREDENTIALS_DIRECTORY": str(creds)},
+        )
+    [problem] = info.value.problems
+    assert problem.startswith(f"smtp.password_file: cannot read {tmp_path / 'missing'}: "), problem
+    assert problem.endswith(f" (nor {creds / 'missing'}, from $CREDENTIALS_DIRECTORY)"), problem
+
+
 def test_secret_and_file_both_given(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("x")
     with pytest.raises(ConfigError) as info:

@@ -5,7 +5,8 @@ brackets), collected before raising, so a user fixes them all in one pass.
 Secrets are never part of a message.
 
 What the file holds may be hostile, so everything read is bounded: the file and
-each ``*_file`` are read only when they are regular files, up to
+each ``*_file`` (a relative one from ``$CREDENTIALS_DIRECTORY`` first: systemd's
+``LoadCredential=``) are read only when they are regular files, up to
 :data:`MAX_FILE_BYTES` and :data:`MAX_SECRET_BYTES` (a FIFO or ``/dev/zero``
 would block or never end), as UTF-8; values are refused when they contain NUL,
 tables and lists when nested deeper than :data:`MAX_DEPTH`, and a key that is no
@@ -205,19 +206,29 @@ def _read_secret(
     if not isinstance(item, str) or not item:
         problems.append(f"{_path(loc)}: expected a file path")
         return None
-    file = Path(_substitute(item, loc, env, problems))
-    if not file.is_absolute():
-        file = base / file
+    given = Path(_substitute(item, loc, env, problems))
+    credential = secret_credential(given, env)
+    file = credential if credential is not None and credential.is_file() else base / given
     try:
         content = read_text(file, MAX_SECRET_BYTES)
     except OSError as exc:
-        problems.append(f"{_path(loc)}: cannot read {file}: {why(exc)}")
+        where = f" (nor {credential}, from $CREDENTIALS_DIRECTORY)" if credential else ""
+        problems.append(f"{_path(loc)}: cannot read {file}: {why(exc)}{where}")
         return None
     if "\x00" in content:
         problems.append(f"{_path(loc)}: cannot read {file}: contains a NUL character")
         return None
     # Files written by editors and `echo` end with a newline that is not part of the secret.
     return content.rstrip("\r\n")
+
+
+def secret_credential(given: Path, env: Mapping[str, str]) -> Path | None:
+    """Where systemd put a relative ``*_file`` as a credential: ``$CREDENTIALS_DIRECTORY``
+    (set for a unit with ``LoadCredential=``) joined with it; None when that is not set
+    or the path is absolute (the file itself). The caller reads it when it exists, else
+    the file next to the config."""
+    folder = env.get("CREDENTIALS_DIRECTORY", "")
+    return None if not folder or given.is_absolute() else Path(folder) / given
 
 
 def validation_problems(
