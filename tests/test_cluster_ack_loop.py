@@ -19,6 +19,7 @@ import pytest
 
 from netalert.ack.store import Ack
 from netalert.cluster.ack import PgAckTables
+from tests.support.order import TIMING
 from tests.test_cluster_pgstore import _migrate
 
 pytestmark = pytest.mark.daemon
@@ -66,6 +67,7 @@ async def _lag_during(
     return result, worst
 
 
+@TIMING  # wall-time bound: the loop's lag while each statement waits
 def test_reply_statements_leave_the_loop_turning(postgres: str) -> None:
     _migrate(postgres)
     tables = PgAckTables(postgres, refresh=60.0, timeout=5.0)
