@@ -79,7 +79,7 @@ def test_a_start_with_nothing_changed_reads_the_snapshot_alone(
 def test_a_moved_folder_keeps_the_snapshot_and_reports_its_new_place(
     warm: tuple[Path, MibTree], vendor: Path, tmp_path: Path
 ) -> None:
-    state, first = warm
+    state, _ = warm
     moved = vendor.rename(tmp_path / "moved")
     stamp = snapshot_path(state / "mibs", key_of(moved)).stat().st_mtime_ns
     tree = load_mibs(config(moved), state)
