@@ -10,8 +10,9 @@ from pathlib import Path
 
 from netalert.config.models import MibsConfig
 from netalert.mib.check import check_config_names
-from netalert.mib.loader import CompileReport, compile_mibs
+from netalert.mib.loader import compile_mibs
 from netalert.mib.node import MibNode
+from netalert.mib.report import CompileReport
 from netalert.mib.tree import MibTree
 
 __all__ = ["CompileReport", "MibNode", "MibTree", "check_config_names", "compile_mibs", "load_mibs"]

@@ -17,14 +17,13 @@ from netalert.gcpause import collector_paused, end_start
 from netalert.mib.compiler import CompileResult
 from netalert.mib.loader import (
     Announce,
-    CompileReport,
     MibInputs,
     announce_compile,
     compile_inputs,
     inputs_key,
-    net_snmp_notes,
     scan_inputs,
 )
+from netalert.mib.report import CompileReport, net_snmp_notes
 from netalert.mib.snapshot import read_snapshot, snapshot_salt, write_snapshot
 from netalert.mib.tree import MibTree
 

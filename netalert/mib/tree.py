@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from netalert.errors import MibError
+from netalert.gcpause import collector_paused
 from netalert.mib.hints import render_date_and_time, render_inet_address, render_int, render_octets
 from netalert.mib.indexes import IndexPart, IndexValue, decode_index
 from netalert.mib.node import MibNode, ModuleFacts
 
 if TYPE_CHECKING:
-    from netalert.mib.loader import CompileReport
+    from netalert.mib.report import CompileReport
 
 __all__ = ["MibTree", "TreeState"]
 
@@ -185,7 +186,8 @@ class MibTree:
         return self.state(), self.report
 
     def __setstate__(self, pickled: tuple[TreeState, CompileReport | None]) -> None:
-        self._install(*pickled)
+        with collector_paused():
+            self._install(*pickled)
 
     @classmethod
     def builtin(cls) -> MibTree:
