@@ -25,20 +25,14 @@ import logging
 import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Literal
 
 from netalert import version
 from netalert.logs import event
+
+if TYPE_CHECKING:  # imported where a registry is made: every stage imports this module
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
 
 __all__ = [
     "FAMILIES",
@@ -655,12 +649,14 @@ class HistogramCounts:
         return HistogramSample(name, tuple(buckets), self.sum, dict(labels or {}))
 
 
-class _Collector(Collector):
-    def __init__(self, owner: Metrics) -> None:
-        self._owner = owner
+def _collector(owner: Metrics) -> Collector:
+    from prometheus_client.registry import Collector
 
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._owner.families())
+    class _Collector(Collector):
+        def collect(self) -> Iterator[Metric]:
+            return iter(owner.families())
+
+    return _Collector()
 
 
 class Metrics:
@@ -677,6 +673,8 @@ class Metrics:
         families: Mapping[str, Family] = FAMILIES,
         mib_modules: Callable[[], int] | None = None,
     ) -> None:
+        from prometheus_client import CollectorRegistry
+
         self.families_declared = dict(families)
         self.registry = CollectorRegistry(auto_describe=False)
         self._sources: dict[str, Source] = {}
@@ -687,7 +685,7 @@ class Metrics:
             self.register_source(
                 "mib", lambda: [MetricSample("netalert_mib_modules_loaded", count())]
             )
-        self.registry.register(_Collector(self))
+        self.registry.register(_collector(self))
 
     def register_source(self, name: str, source: Source) -> None:
         """Adds ``source`` under ``name``, replacing a source of that name."""
@@ -704,6 +702,8 @@ class Metrics:
             accept: The scraper's ``Accept`` header: OpenMetrics when it asks for
                 it, else the Prometheus text format 0.0.4.
         """
+        from prometheus_client.exposition import choose_encoder
+
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
 
@@ -762,6 +762,12 @@ class Metrics:
         values: dict[tuple[str, ...], float],
         histograms: dict[tuple[str, ...], HistogramSample],
     ) -> Metric:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
         if f.kind == "histogram":
             hist = HistogramMetricFamily(f.name, f.help, labels=f.labels)
             for key, h in sorted(histograms.items()):

@@ -248,9 +248,6 @@ class Agent:
 
     def _start_ack(self) -> None:
         """Builds the ack stage of ``[ack]`` (if any), signs the mails, starts its reader."""
-        from netalert.ack.stage import AckStage, AgentHooks
-        from netalert.ack.stats import ack_source
-
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
         # Off first: a reload that removes [ack], or whose new stage fails, keeps nothing of it.
@@ -261,6 +258,9 @@ class Agent:
         self.status.metrics.unregister_source("ack-mailbox")
         if config.ack is None:
             return
+        from netalert.ack.stage import AckStage, AgentHooks  # IMAP and all: only with [ack]
+        from netalert.ack.stats import ack_source
+
         store, engine = self.store, self.engine
         assert store is not None
         shared = self._shared_ack()  # [cluster]: the tables and the mailbox every node shares

@@ -15,6 +15,7 @@ import sys
 import typer
 
 from netalert.cli.app import app
+from netalert.gcpause import pause_start
 
 # Each module registers its commands on the app when imported; --help lists them in this order.
 for _group in (
@@ -76,4 +77,5 @@ def run_cli(args: list[str] | None = None) -> int:
 
 def main() -> None:
     """Entry point of the ``netalert`` console script: exits with :func:`run_cli`'s code."""
+    pause_start()  # the collector is back once the MIB tree is loaded or a loop starts
     sys.exit(run_cli())

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from netalert.cli.app import ConfigOption, app, config_path, config_problems, fail
+from netalert.cli.app import ConfigOption, app, config_path, config_problems, fail, run_loop
 from netalert.cliformat import Command
 from netalert.errors import ConfigError
 
@@ -32,13 +32,12 @@ def demo(
     ] = 1.0,
 ) -> None:
     """Run a self-contained demo: simulated devices, the real agent, a local mail sink."""
-    import asyncio
 
     from netalert.demo import run_demo
     from netalert.errors import NetalertError
 
     try:
-        asyncio.run(run_demo(duration, verbose=verbose, speed=speed))
+        run_loop(run_demo(duration, verbose=verbose, speed=speed))
     except ConfigError as exc:
         for line in exc.problems:
             print(f"demo config: {line}", file=sys.stderr)
@@ -60,7 +59,6 @@ def run(
     ] = False,
 ) -> None:
     """Run the agent in the foreground until SIGTERM/SIGINT; SIGHUP reloads the config."""
-    import asyncio
 
     from netalert.config import load_config
     from netalert.errors import NetalertError
@@ -78,6 +76,6 @@ def run(
         raise fail(f"netalert: {exc}", 1) from None
     raise_descriptor_limit()  # one socket per polled device (gufo sessions)
     try:
-        asyncio.run(run_agent(prepared, config_path=path, recover=recover))
+        run_loop(run_agent(prepared, config_path=path, recover=recover))
     except NetalertError as exc:
         raise fail(f"netalert: {exc}", 1) from None

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from netalert.cliformat import Group
 from netalert.errors import ConfigError
+from netalert.gcpause import end_start
 
 if TYPE_CHECKING:
     from netalert.config.models import Config
 
-__all__ = ["ConfigOption", "app", "config_path", "config_problems", "fail", "load_or_exit"]
+__all__ = [
+    "ConfigOption",
+    "app",
+    "config_path",
+    "config_problems",
+    "fail",
+    "load_or_exit",
+    "run_loop",
+]
+
+_T = TypeVar("_T")
 
 app = typer.Typer(
     name="netalert",
@@ -103,3 +115,15 @@ def fail(message: str, code: int) -> typer.Exit:
 
     print("\n".join(escape(line) for line in message.splitlines()), file=sys.stderr)
     return typer.Exit(code)
+
+
+def run_loop(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)`` for a command: the one way a command starts its event loop.
+
+    The garbage collector, off while the command started (:mod:`netalert.gcpause`),
+    is back on before the loop runs: a loop may run for as long as the agent does.
+    """
+    import asyncio
+
+    end_start()
+    return asyncio.run(main)

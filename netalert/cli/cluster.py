@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from netalert.cli.app import ConfigOption, app, config_path, fail, load_or_exit
+from netalert.cli.app import ConfigOption, app, config_path, fail, load_or_exit, run_loop
 from netalert.cliformat import Command, Group
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ def cluster_status(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """Nodes, shards per node, lease ages, stream lag and outbox depth (PostgreSQL, NATS)."""
-    import asyncio
     import json
 
     import psycopg
@@ -40,7 +39,7 @@ def cluster_status(
         raise fail(f"{config_path(config)}: no [cluster] section", 2)
     cluster = cfg.cluster
     try:
-        status = asyncio.run(gather(cluster.postgres.get_secret_value(), cluster.nats_servers()))
+        status = run_loop(gather(cluster.postgres.get_secret_value(), cluster.nats_servers()))
     except (psycopg.Error, OSError) as exc:
         raise fail(f"cannot read the cluster database: {exc}", 1) from None
     print(json.dumps(status.as_dict(), indent=2) if as_json else format_status(status))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from netalert.cli.app import ConfigOption, app, config_path, config_problems, fail
+from netalert.cli.app import ConfigOption, app, config_path, config_problems, fail, run_loop
 from netalert.cliformat import Command, Group
 from netalert.errors import ConfigError
 
@@ -26,7 +26,6 @@ def mail_test(
     config: ConfigOption = None,
 ) -> None:
     """Send a test message through the configured SMTP server (exit 0 sent, 1 failed)."""
-    import asyncio
 
     from netalert.config import load_config
     from netalert.config.types import mail_address
@@ -41,7 +40,7 @@ def mail_test(
         cfg = load_config(config_path(config))
     except ConfigError as exc:
         raise config_problems(exc) from None
-    ok, report = asyncio.run(run_mail_test(cfg.smtp, to))
+    ok, report = run_loop(run_mail_test(cfg.smtp, to))
     if not ok:
         raise fail(report, 1)
     print(report)

@@ -8,7 +8,6 @@ reads the system group and the interfaces' names and states.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import logging
@@ -19,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from netalert.cli.app import run_loop
 from netalert.config.models import Config
 from netalert.config.types import parse_duration, parse_hostport
 from netalert.errors import ConfigError, NetalertError
@@ -258,7 +258,7 @@ def run_poll(options: PollOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         print(f"netalert: {exc}", file=err)
         return 2
     try:
-        result = asyncio.run(_poll_once(plan, tree))
+        result = run_loop(_poll_once(plan, tree))
     except (OSError, ValueError) as exc:  # DNS failure, unusable address
         print(f"netalert: poll {options.device}: {exc}", file=err)
         return 1

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from netalert.cli.app import ConfigOption, app, config_path, config_problems, fail, load_or_exit
+from netalert.cli.app import (
+    ConfigOption,
+    app,
+    config_path,
+    config_problems,
+    fail,
+    load_or_exit,
+    run_loop,
+)
 from netalert.cliformat import Command, Group
 from netalert.errors import ConfigError
 
@@ -85,7 +93,6 @@ def replay_command(
     mail: Annotated[bool, typer.Option("--mail", help="send the notifications for real")] = False,
 ) -> None:
     """Feed recorded trap datagrams through decode, rules, alerts and notify; print what happens."""
-    import asyncio
 
     from netalert.errors import NetalertError
     from netalert.logs import setup_logging
@@ -99,7 +106,7 @@ def replay_command(
         mail=mail,
     )
     try:
-        code = asyncio.run(run_replay(config_path(config), options))
+        code = run_loop(run_replay(config_path(config), options))
     except ConfigError as exc:
         raise config_problems(exc) from None
     except (ValueError, OSError) as exc:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from netalert.cli.app import run_loop
 from netalert.config.models import Config, TrapsConfig
 from netalert.config.types import parse_hostport
 from netalert.errors import NetalertError
@@ -172,7 +173,7 @@ def run_traps(
         from netalert.mib import MibTree, load_mibs
 
         tree = load_mibs(cfg.mibs, cfg.agent.state_dir) if cfg is not None else MibTree.builtin()
-        asyncio.run(_serve(traps, tree, cfg, as_json, out))
+        run_loop(_serve(traps, tree, cfg, as_json, out))
     except NetalertError as exc:
         print(f"netalert traps: {exc}", file=sys.stderr)
         return 1

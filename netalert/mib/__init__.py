@@ -10,8 +10,9 @@ from pathlib import Path
 
 from netalert.config.models import MibsConfig
 from netalert.mib.check import check_config_names
-from netalert.mib.loader import CompileReport, compile_mibs
+from netalert.mib.loader import compile_mibs
 from netalert.mib.node import MibNode
+from netalert.mib.report import CompileReport
 from netalert.mib.tree import MibTree
 
 __all__ = ["CompileReport", "MibNode", "MibTree", "check_config_names", "compile_mibs", "load_mibs"]
@@ -23,10 +24,11 @@ def load_mibs(mibs_config: MibsConfig, state_dir: Path | None) -> MibTree:
     ``mibs_config`` is the ``[mibs]`` section (``paths``, ``system_paths``). A
     broken MIB never raises: it is left out and listed in ``tree.report``.
     Call it at start, off the event loop: a first run compiles (seconds), later
-    runs read the cache.
+    runs read the cache's snapshot of the tree (a tenth of a second).
 
     Raises:
         OSError: The cache under ``state_dir`` cannot be written.
     """
-    facts, report = compile_mibs(mibs_config.paths, mibs_config.system_paths, state_dir)
-    return MibTree(facts, report)
+    from netalert.mib.load import load_tree
+
+    return load_tree(mibs_config.paths, mibs_config.system_paths, state_dir)

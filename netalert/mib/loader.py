@@ -17,31 +17,36 @@ import importlib.metadata
 import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
+from netalert.gcpause import end_start
 from netalert.logs import event
 from netalert.mib.builtin import builtin_modules, builtin_version, extract_builtin
 from netalert.mib.cache import CACHE_FORMAT, MibCache
 from netalert.mib.compiler import CompileResult, compile_modules
 from netalert.mib.node import ModuleFacts, TypeFacts
-from netalert.mib.sources import MibSource, scan_sources
+from netalert.mib.report import NET_SNMP_MODULES, CompileReport, net_snmp_notes
+from netalert.mib.sources import MibSource, SourceScan, scan_sources
 from netalert.mib.standins import MACRO_MODULES, macro_module_text, standin_text
 
 __all__ = [
     "ANNOUNCE_AT",
     "NET_SNMP_MODULES",
     "CompileReport",
+    "MibInputs",
     "announce_compile",
+    "compile_inputs",
     "compile_mibs",
+    "inputs_key",
+    "net_snmp_notes",
     "rank_modules",
+    "scan_inputs",
 ]
 
 log = logging.getLogger(__name__)
 
-# What net-snmp's MIB files provide; their absence is worth a sentence.
-NET_SNMP_MODULES = ("UCD-SNMP-MIB", "NET-SNMP-AGENT-MIB")
 _BUILTIN_MEMO: dict[str, tuple[list[ModuleFacts], dict[str, str]]] = {}
 # A compile of this many modules is announced: the first run's (~300 modules, about
 # 20 s) reads as a hang when silent; one changed vendor MIB takes well under a second.
@@ -82,47 +87,6 @@ class _Notice:
             return
         self._done = True
         self._announce(modules, self._cache.root)
-
-
-@dataclass(frozen=True, slots=True)
-class CompileReport:
-    """What a load or ``netalert mib compile`` did, module by module."""
-
-    results: tuple[CompileResult, ...]
-    builtin: int
-    builtin_failed: Mapping[str, str] = field(default_factory=dict)
-    skipped: tuple[tuple[Path, str], ...] = ()
-    folders: tuple[Path, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when no source module failed."""
-        return all(r.ok for r in self.results)
-
-    def failed(self) -> list[CompileResult]:
-        """The modules that failed."""
-        return [r for r in self.results if not r.ok]
-
-    def lines(self) -> list[str]:
-        """The doctor's output: one line per module, then a summary and notes."""
-        out = [r.describe() for r in self.results]
-        out += [f"{path}: skipped: {reason}" for path, reason in self.skipped]
-        out += [
-            f"{name}: built-in module failed to load: {why}"
-            for name, why in sorted(self.builtin_failed.items())
-        ]
-        counts = {
-            s: sum(1 for r in self.results if r.status == s)
-            for s in ("compiled", "up to date", "failed")
-        }
-        out.append(
-            f"{len(self.results)} source modules: {counts['compiled']} compiled, "
-            f"{counts['up to date']} up to date, {counts['failed']} failed; "
-            f"{self.builtin} built-in modules (pysnmp, pysnmp-mibs)"
-        )
-        out += [f"note: {note}" for note in self.notes]
-        return out
 
 
 class _Known:
@@ -184,6 +148,7 @@ def builtin_facts(cache: MibCache | None) -> tuple[list[ModuleFacts], dict[str, 
     if cached is not None:
         _BUILTIN_MEMO[key] = (cached, {})
         return cached, {}
+    end_start()  # pysnmp's loading makes cyclic garbage
     facts, failed = extract_builtin()
     _BUILTIN_MEMO[key] = (facts, failed)
     # A failure depends on this process (warnings, memory): retry next time.
@@ -219,6 +184,44 @@ def _keys(sources: Mapping[str, MibSource], builtin: Iterable[str]) -> dict[str,
     return {name: key(name) for name in sorted(sources)}
 
 
+@dataclass(frozen=True, slots=True)
+class MibInputs:
+    """What a load reads before any cache: the folders and the sources found in them."""
+
+    user_paths: tuple[Path, ...]
+    sys_paths: tuple[Path, ...]
+    user: SourceScan
+    system: SourceScan
+
+    @property
+    def sources(self) -> dict[str, MibSource]:
+        """Every source module, a ``paths`` one winning over a ``system_paths`` one."""
+        return {**self.system.modules, **self.user.modules}
+
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        """Every folder searched, in order."""
+        return self.user_paths + self.sys_paths
+
+
+def scan_inputs(paths: Iterable[Path], system_paths: Iterable[Path]) -> MibInputs:
+    """Reads (and hashes) every source file of the folders."""
+    user_paths, sys_paths = tuple(paths), tuple(system_paths)
+    return MibInputs(user_paths, sys_paths, scan_sources(user_paths), scan_sources(sys_paths))
+
+
+def inputs_key(inputs: MibInputs, salt: str) -> str:
+    """A key over everything a load's modules and verdicts depend on: the built-in
+    set, every source's key (its bytes and its imports'), which ones are the
+    operator's (they name first), and ``salt``. Not the folders' names: a moved
+    folder with the same files loads the same tree."""
+    sources = inputs.sources
+    keys = _keys(sources, builtin_modules())
+    parts = [salt, _builtin_key()]
+    parts += [f"{name}={keys[name]};{int(name in inputs.user.modules)}" for name in keys]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def compile_mibs(
     paths: Iterable[Path],
     system_paths: Iterable[Path],
@@ -237,18 +240,26 @@ def compile_mibs(
     Raises:
         OSError: The cache folder cannot be written.
     """
+    facts, report, _ = compile_inputs(scan_inputs(paths, system_paths), state_dir, announce)
+    return facts, report
+
+
+def compile_inputs(
+    inputs: MibInputs, state_dir: Path | None, announce: Announce | None = announce_compile
+) -> tuple[list[ModuleFacts], CompileReport, tuple[str, ...]]:
+    """:func:`compile_mibs` on scanned inputs; also the sources left for a built-in twin.
+
+    Raises:
+        OSError: The cache folder cannot be written.
+    """
     cache = MibCache(state_dir / "mibs") if state_dir is not None else None
     notice = _Notice(announce, cache)
-    user_paths, sys_paths = list(paths), list(system_paths)
-    user = scan_sources(user_paths)
-    system = scan_sources(sys_paths)
-    all_sources = {**system.modules, **user.modules}
+    all_sources = inputs.sources
     if not builtin_ready(cache):  # an empty cache: the sources are compiled too
         notice(len(builtin_modules()) + len(all_sources))
     builtin, builtin_failed = builtin_facts(cache)
     builtin_by_name = {f.name: f for f in builtin}
-    folders = user_paths + sys_paths
-    searched = ", ".join(str(f) for f in folders) or "no folders"
+    searched = ", ".join(str(f) for f in inputs.folders) or "no folders"
     searched += f" and {len(builtin_by_name)} built-in modules"
 
     # A failed source with a built-in twin is left out and the pass redone, so
@@ -265,33 +276,16 @@ def compile_mibs(
     for name, failure in fallback.items():
         results[name] = replace(failure, reason=failure.reason + " (using the built-in module)")
     known = run.known
-    notes = []
-    absent = [m for m in NET_SNMP_MODULES if m not in run.sources]
-    if absent:
-        where = ", ".join(str(p) for p in sys_paths) or "no system folders"
-        older = [m for m in absent if m in known]
-        if older:
-            notes.append(
-                f"{', '.join(older)}: no source in {where}; using the older compiled copies "
-                "built in (pysnmp-mibs). For net-snmp's current MIBs install them "
-                "(Debian/Ubuntu: apt install libsnmp-base) or copy them into a [mibs].paths folder"
-            )
-        missing = [m for m in absent if m not in known]
-        if missing:
-            notes.append(
-                f"{', '.join(missing)} not available: no source in {where} and none built in "
-                "(Debian/Ubuntu: apt install libsnmp-base; or copy them into a [mibs].paths folder)"
-            )
     report = CompileReport(
         results=tuple(results[name] for name in sorted(results)),
         builtin=sum(1 for name in builtin_by_name if name not in run.sources),
         builtin_failed=builtin_failed,
-        skipped=tuple(user.skipped),
-        folders=tuple(folders),
-        notes=tuple(notes),
+        skipped=tuple(inputs.user.skipped),
+        folders=inputs.folders,
+        notes=net_snmp_notes(run.sources, known, inputs.sys_paths),
     )
-    ordered = [known[name] for name in _source_first(known, user.modules)]
-    return ordered, report
+    ordered = [known[name] for name in _source_first(known, inputs.user.modules)]
+    return ordered, report, tuple(sorted(fallback))
 
 
 class _Run:

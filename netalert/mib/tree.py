@@ -10,18 +10,46 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from netalert.errors import MibError
+from netalert.gcpause import collector_paused
 from netalert.mib.hints import render_date_and_time, render_inet_address, render_int, render_octets
 from netalert.mib.indexes import IndexPart, IndexValue, decode_index
 from netalert.mib.node import MibNode, ModuleFacts
 
 if TYPE_CHECKING:
-    from netalert.mib.loader import CompileReport
+    from netalert.mib.report import CompileReport
 
-__all__ = ["MibTree"]
+__all__ = ["MibTree", "TreeState"]
 
+# MibTree.state(): module names; one row per node, in MibNode's field order; the
+# OID index as positions in the rows; its dotted-text keys; INDEX references; depth.
+NodeRow = tuple[
+    str,
+    str,
+    tuple[int, ...],
+    str,
+    str,
+    str,
+    dict[int, str],
+    str,
+    tuple[str, ...],
+    bool,
+    str,
+    tuple[str, ...],
+    int,
+]
+TreeState = tuple[
+    tuple[str, ...],
+    tuple[NodeRow, ...],
+    tuple[int, ...],
+    tuple[str, ...],
+    dict[str, tuple[str, ...]],
+    int,
+]
+
+_T = TypeVar("_T")
 _NUMERIC = re.compile(r"^\.?\d+(?:\.\d+)*$")
 _LEADING_ZERO = re.compile(r"(?:^|\.)0\d")
 _SUFFIX = re.compile(r"^\d+(?:\.\d+)*$")
@@ -71,6 +99,95 @@ class MibTree:
         self._depth = max((len(oid) for oid in self._by_oid), default=0)
         self._by_text = {".".join(map(str, oid)): node for oid, node in self._by_oid.items()}
         self._memo: dict[str | tuple[int, ...], tuple[MibNode | None, str]] = {}
+
+    # --- the tree as plain data: the cache's snapshot and pickling ----------
+
+    def state(self) -> TreeState:
+        """The built tree as tuples, strings, ints and dicts only (marshal can store it).
+
+        :meth:`from_state` rebuilds the same tree from it, without indexing again.
+        Equal strings, tuples and enum maps are one object each, so that marshal
+        writes each once and a loaded tree shares them (enum maps are read-only).
+        """
+        nodes = list(self._by_full.values())
+        position = {id(node): i for i, node in enumerate(nodes)}
+        shared: dict[object, object] = {}
+        maps: dict[tuple[tuple[int, str], ...], dict[int, str]] = {}
+
+        def one(value: _T) -> _T:
+            return shared.setdefault(value, value)  # type: ignore[return-value]
+
+        def one_map(enums: Mapping[int, str]) -> dict[int, str]:
+            items = tuple(enums.items())
+            if items not in maps:
+                maps[items] = {value: one(label) for value, label in items}
+            return maps[items]
+
+        rows = tuple(
+            (
+                one(n.module),
+                n.name,
+                n.oid,
+                one(n.kind),
+                one(n.syntax),
+                one(n.tc),
+                one_map(n.enums),
+                one(n.display_hint),
+                one(tuple(one(x) for x in n.index)),
+                n.implied,
+                one(n.units),
+                one(tuple(one(x) for x in n.objects)),
+                n.fixed_size,
+            )
+            for n in nodes
+        )
+        return (
+            tuple(self._modules),
+            rows,
+            tuple(position[id(node)] for node in self._by_oid.values()),
+            tuple(self._by_text),
+            dict(self._index_refs),
+            self._depth,
+        )
+
+    @classmethod
+    def from_state(cls, state: TreeState, report: CompileReport | None = None) -> MibTree:
+        """The tree :meth:`state` described.
+
+        Raises:
+            TypeError, ValueError, IndexError: ``state`` is not in that form.
+        """
+        tree = cls.__new__(cls)
+        tree._install(state, report)
+        return tree
+
+    def _install(self, state: TreeState, report: CompileReport | None) -> None:
+        modules, rows, by_oid, texts, index_refs, depth = state
+        if len(texts) != len(by_oid) or not isinstance(index_refs, dict):
+            raise ValueError("not a MIB tree state")
+        nodes = [MibNode(*row) for row in rows]
+        by_short: dict[str, list[MibNode]] = {}
+        for node in nodes:
+            by_short.setdefault(node.name, []).append(node)
+        named = [nodes[i] for i in by_oid]
+        self.report = report
+        self._modules = list(modules)
+        self._by_full = dict(zip((f"{n.module}::{n.name}" for n in nodes), nodes, strict=True))
+        self._by_short = by_short
+        self._by_oid = {node.oid: node for node in named}
+        self._by_text = dict(zip(texts, named, strict=True))
+        self._index_refs = index_refs
+        self._depth = int(depth)
+        self._memo = {}
+
+    def __getstate__(self) -> tuple[TreeState, CompileReport | None]:
+        # Pickled as its state: a trap worker unpickles plain tuples (fast, in C)
+        # and rebuilds its indexes from positions, instead of one object per node.
+        return self.state(), self.report
+
+    def __setstate__(self, pickled: tuple[TreeState, CompileReport | None]) -> None:
+        with collector_paused():
+            self._install(*pickled)
 
     @classmethod
     def builtin(cls) -> MibTree:

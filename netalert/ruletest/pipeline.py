@@ -27,7 +27,7 @@ from netalert.notify.model import Notification
 from netalert.notify.nflog import NotificationLog
 from netalert.notify.silences import Silence
 from netalert.poll.rows import PollResult
-from netalert.service import Prepared
+from netalert.prepare import Prepared
 from netalert.snmp.types import TrapEvent
 from netalert.state import open_database
 

@@ -30,8 +30,8 @@ from netalert.logtext import escape
 from netalert.mail.mailer import Mailer
 from netalert.mail.render import MailTemplates
 from netalert.notify.routes import compile_routes
+from netalert.prepare import Prepared
 from netalert.ruletest.pipeline import Pipeline, Sent
-from netalert.service import Prepared
 from netalert.snmp.types import TrapEvent
 from netalert.traps.pcap import read_datagrams
 from netalert.traps.receiver import TrapReceiver
@@ -201,7 +201,7 @@ async def run_replay(config_path: Path, options: ReplayOptions, *, out: TextIO =
     """
     from netalert.config import load_config
     from netalert.mail.wiring import build_mail_stage
-    from netalert.service import prepare
+    from netalert.prepare import prepare
     from netalert.state import open_database
 
     base_dir = config_path.resolve().parent  # noqa: ASYNC240 - once, before anything runs

@@ -19,11 +19,11 @@ from netalert.mail.errors import MailTemplateError
 from netalert.mail.render import MailTemplates
 from netalert.matchers import parse_matcher
 from netalert.notify.silences import Silence
+from netalert.prepare import Prepared, prepare
 from netalert.ruletest.compare import alert_diff, format_duration_s, notification_diff
 from netalert.ruletest.inputs import poll_steps, trap_datagram, trap_v3
 from netalert.ruletest.pipeline import Pipeline
 from netalert.ruletest.spec import Expectation, RuleTest, TestFile
-from netalert.service import Prepared, prepare
 from netalert.snmp.types import TrapEvent
 from netalert.traps.receiver import TrapReceiver
 

@@ -9,7 +9,8 @@ IPv6 and UDP headers of its source and destination. Files are bounded: past
 
 :func:`read_datagrams` reads pcap or pcapng (netalert's recordings, or a
 tcpdump capture: Ethernet, Linux cooked, BSD loopback or raw IP framing) and
-yields its UDP datagrams. Parsing and writing the formats is dpkt's.
+yields its UDP datagrams. Parsing and writing the formats is dpkt's, imported by the
+functions that need it: every agent imports this module, few record or replay.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
-
-import dpkt
 
 from netalert.logs import event
 
@@ -82,6 +81,8 @@ def frame(data: bytes, source: tuple[str, int], destination: tuple[str, int]) ->
     Raises:
         OSError: A host is not an IP address.
     """
+    import dpkt
+
     udp = dpkt.udp.UDP(sport=source[1], dport=destination[1], data=data)
     udp.ulen = min(len(udp), 0xFFFF)
     src, dst = source[0].partition("%")[0], destination[0].partition("%")[0]
@@ -138,6 +139,8 @@ class PcapRecorder:
         self._open()
 
     def _open(self) -> None:
+        import dpkt
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -258,6 +261,8 @@ def start_recording(config: TrapsConfig, stats: RecordStats) -> PcapRecorder | N
 
 
 def _address(ip: Any) -> tuple[str, str] | None:
+    import dpkt
+
     if isinstance(ip, dpkt.ip.IP):
         return socket.inet_ntop(socket.AF_INET, ip.src), socket.inet_ntop(socket.AF_INET, ip.dst)
     if isinstance(ip, dpkt.ip6.IP6):
@@ -268,6 +273,8 @@ def _address(ip: Any) -> tuple[str, str] | None:
 
 
 def _network_layer(linktype: int, buf: bytes) -> Any:
+    import dpkt
+
     if linktype == dpkt.pcap.DLT_EN10MB:
         return dpkt.ethernet.Ethernet(buf).data
     if linktype == dpkt.pcap.DLT_LINUX_SLL:
@@ -296,6 +303,8 @@ def read_datagrams(path: Path) -> Iterator[Datagram]:
             not one of Ethernet, Linux cooked (v1, v2), BSD loopback or raw IP.
         OSError: The file cannot be read.
     """
+    import dpkt
+
     with path.open("rb") as handle:
         try:
             reader = dpkt.pcap.UniversalReader(handle)

@@ -1,0 +1,128 @@
+"""The loaded MIB tree as one file: ``state_dir/mibs/tree-<key>.bin``.
+
+The per-module cache (:mod:`netalert.mib.cache`) keeps what each module compiled
+to; turning ~300 modules of JSON into a tree costs about half a second of CPU at
+every start. The snapshot keeps the tree itself, indexes built, in ``marshal``
+form (plain tuples, strings, ints and dicts), and loads in a fraction of that.
+
+It is keyed like the cache: by the inputs' key (every source's bytes and
+imports, the built-in set, pysmi's version) plus Python's and the layout's, and
+is taken only when all of these checks pass; anything else is a miss, and the
+tree is built from the per-module cache and the snapshot written again:
+
+* the file is a regular file owned by this user or root and writable by no one
+  else (``marshal`` is not meant for data someone else could have written);
+* its header: the magic line, the format and the key asked for;
+* the SHA-256 of the body, against the header's (a truncated or damaged file);
+* the body decodes to the expected shape.
+
+``pickle`` is not used: loading a pickle runs whatever code it names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import marshal
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from netalert.logs import event
+from netalert.mib.node import MibNode
+
+__all__ = ["SNAPSHOT_FORMAT", "read_snapshot", "snapshot_salt", "write_snapshot"]
+
+log = logging.getLogger(__name__)
+
+# Bump when the body's shape changes (MibTree.state, the report part).
+SNAPSHOT_FORMAT = 1
+_MAGIC = b"netalert-mib-tree\n"
+_DIGEST = 32  # SHA-256
+_PREFIX = "tree-"
+_SUFFIX = ".bin"
+
+
+def snapshot_salt() -> str:
+    """What the snapshot depends on besides the MIB inputs: its format, marshal's and
+    Python's versions, and MibNode's fields (a row is MibNode's fields in order)."""
+    return (
+        f"snapshot={SNAPSHOT_FORMAT};marshal={marshal.version};"
+        f"python={sys.version_info[0]}.{sys.version_info[1]};"
+        f"node={','.join(MibNode.__slots__)}"
+    )
+
+
+def snapshot_path(root: Path, key: str) -> Path:
+    """The snapshot file of ``key`` under the cache folder ``root``."""
+    return root / f"{_PREFIX}{key[:16]}{_SUFFIX}"
+
+
+def read_snapshot(root: Path, key: str) -> Any:
+    """The body stored under ``key``, or None when there is none or it fails a check."""
+    path = snapshot_path(root, key)
+    try:
+        with path.open("rb") as fh:
+            info = os.fstat(fh.fileno())
+            why = _untrusted(info)
+            if why:
+                log.warning(event("mib_snapshot_untrusted", path=path, reason=why))
+                return None
+            data = fh.read()
+    except OSError:
+        return None
+    header = _MAGIC + key.encode() + b"\n"
+    if not data.startswith(header) or len(data) < len(header) + _DIGEST:
+        log.info(event("mib_snapshot_rebuilt", path=path, reason="foreign or old header"))
+        return None
+    digest = data[len(header) : len(header) + _DIGEST]
+    body = data[len(header) + _DIGEST :]
+    if hashlib.sha256(body).digest() != digest:
+        log.info(event("mib_snapshot_rebuilt", path=path, reason="checksum mismatch"))
+        return None
+    try:
+        return marshal.loads(body)  # noqa: S302 - our own file: owner, mode, checksum checked
+    except (EOFError, ValueError, TypeError):
+        log.info(event("mib_snapshot_rebuilt", path=path, reason="undecodable"))
+        return None
+
+
+def write_snapshot(root: Path, key: str, body: Any) -> None:
+    """Stores ``body`` under ``key`` (written aside, then renamed) and removes older
+    snapshots. A snapshot is an optimisation: a failure to write it is logged, never
+    raised."""
+    path = snapshot_path(root, key)
+    try:
+        data = marshal.dumps(body)
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=root)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_MAGIC + key.encode() + b"\n")
+                fh.write(hashlib.sha256(data).digest())
+                fh.write(data)
+            # mkstemp makes 0600 files; the agent's user must read what an
+            # operator's `mib compile` (root) wrote, as with the JSON cache.
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for old in root.glob(f"{_PREFIX}*{_SUFFIX}"):
+            if old.name != path.name:
+                old.unlink(missing_ok=True)
+    except (OSError, ValueError) as exc:
+        log.info(event("mib_snapshot_unwritable", path=path, error=exc))
+
+
+def _untrusted(info: os.stat_result) -> str:
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"owned by uid {info.st_uid}, not by this user or root"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by group or others"
+    return ""

@@ -1,0 +1,213 @@
+"""The MIB tree's snapshot in the cache: used when nothing changed, rebuilt when in doubt."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from netalert.config.models import MibsConfig
+from netalert.mib import MibTree, load_mibs
+from netalert.mib.loader import inputs_key, scan_inputs
+from netalert.mib.snapshot import read_snapshot, snapshot_path, snapshot_salt, write_snapshot
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = "NETALERT-DEMO-MIB"
+
+
+def config(folder: Path) -> MibsConfig:
+    return MibsConfig(paths=[folder], system_paths=[])
+
+
+def key_of(folder: Path) -> str:
+    return inputs_key(scan_inputs([folder], []), snapshot_salt())
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MibTree]:
+    """A cache of the project's MIB folder and the tree it gave, compiled once (seconds)."""
+    state = tmp_path_factory.mktemp("compiled")
+    return state, load_mibs(config(REPO / "mibs"), state)
+
+
+@pytest.fixture
+def vendor(tmp_path: Path) -> Path:
+    folder = tmp_path / "vendor"
+    shutil.copytree(REPO / "mibs", folder)
+    return folder
+
+
+@pytest.fixture
+def warm(compiled: tuple[Path, MibTree], tmp_path: Path) -> tuple[Path, MibTree]:
+    """A state folder whose cache holds the vendor folder's modules and their snapshot."""
+    state = tmp_path / "state"
+    shutil.copytree(compiled[0], state)
+    return state, compiled[1]
+
+
+def verdicts(tree: MibTree) -> dict[str, str]:
+    assert tree.report is not None
+    return {r.module: r.status for r in tree.report.results}
+
+
+def test_a_start_with_nothing_changed_reads_the_snapshot_alone(
+    warm: tuple[Path, MibTree], vendor: Path
+) -> None:
+    state, first = warm
+    assert verdicts(first) == {DEMO: "compiled"}
+    assert load_mibs(config(vendor), state).state() == first.state()
+    assert snapshot_path(state / "mibs", key_of(vendor)).is_file()
+    # Without the per-module cache, only the snapshot can give the tree back.
+    shutil.rmtree(state / "mibs" / "modules")
+    for builtin in (state / "mibs").glob("builtin-*.json"):
+        builtin.unlink()
+    second = load_mibs(config(vendor), state)
+    assert not (state / "mibs" / "modules").exists()
+    assert second.state() == first.state()
+    assert verdicts(second) == {DEMO: "up to date"}
+    assert second.report is not None and first.report is not None
+    assert second.report.lines()[2:] == first.report.lines()[2:]  # the notes
+    assert second.report.builtin == first.report.builtin
+    assert second.name("1.3.6.1.2.1.2.2.1.8.3") == "IF-MIB::ifOperStatus.3"
+    assert second.oid_str("demoPortPoePower") == "1.3.6.1.4.1.32473.1.1.2.1.3"
+
+
+def test_a_moved_folder_keeps_the_snapshot_and_reports_its_new_place(
+    warm: tuple[Path, MibTree], vendor: Path, tmp_path: Path
+) -> None:
+    state, _ = warm
+    moved = vendor.rename(tmp_path / "moved")
+    stamp = snapshot_path(state / "mibs", key_of(moved)).stat().st_mtime_ns
+    tree = load_mibs(config(moved), state)
+    assert snapshot_path(state / "mibs", key_of(moved)).stat().st_mtime_ns == stamp
+    assert tree.report is not None
+    assert [r.path for r in tree.report.results] == [moved / f"{DEMO}.mib"]
+    assert tree.report.folders == (moved,)
+
+
+def test_a_changed_source_makes_a_new_snapshot(warm: tuple[Path, MibTree], vendor: Path) -> None:
+    state, _ = warm
+    old = snapshot_path(state / "mibs", key_of(vendor))
+    demo = vendor / f"{DEMO}.mib"
+    demo.write_text(demo.read_text().replace("failed(4)", "failed(4), unknown(5)"))
+    tree = load_mibs(config(vendor), state)
+    assert verdicts(tree) == {DEMO: "compiled"}
+    assert tree.enum_value(tree.node("demoSensorState"), "unknown") == 5
+    assert not old.exists()  # one snapshot per cache: the old one is gone
+    assert snapshot_path(state / "mibs", key_of(vendor)).is_file()
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _flipped(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+
+
+def _other_format(data: bytes) -> bytes:
+    return data.replace(b"netalert-mib-tree\n", b"netalert-mib-tree-2\n", 1)
+
+
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "empty": lambda data: b"",
+    "garbage": lambda data: os.urandom(4096),
+    "truncated": _truncated,
+    "a flipped bit": _flipped,
+    "another format": _other_format,
+    "a header only": lambda data: data[: data.index(b"\n", 20) + 1],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_a_damaged_snapshot_is_rebuilt_never_used(
+    warm: tuple[Path, MibTree], vendor: Path, damage: str
+) -> None:
+    state, first = warm
+    path = snapshot_path(state / "mibs", key_of(vendor))
+    path.write_bytes(DAMAGE[damage](path.read_bytes()))
+    assert read_snapshot(state / "mibs", key_of(vendor)) is None
+    tree = load_mibs(config(vendor), state)
+    assert tree.state() == first.state()
+    assert verdicts(tree) == {DEMO: "up to date"}  # from the per-module cache
+    assert read_snapshot(state / "mibs", key_of(vendor)) is not None  # written again
+
+
+def _tampered(state: Path, vendor: Path) -> Path:
+    """The snapshot rewritten, checksum and all, with ifOperStatus renamed: what
+    someone able to write the file could do."""
+    key = key_of(vendor)
+    body = read_snapshot(state / "mibs", key)
+    assert body is not None
+    stored_key, (modules, rows, *rest), *report = body
+    rows = tuple(
+        (row[0], "tampered", *row[2:]) if row[:2] == ("IF-MIB", "ifOperStatus") else row
+        for row in rows
+    )
+    write_snapshot(state / "mibs", key, (stored_key, (modules, rows, *rest), *report))
+    return snapshot_path(state / "mibs", key)
+
+
+def test_a_snapshot_of_this_user_is_trusted(warm: tuple[Path, MibTree], vendor: Path) -> None:
+    # The control for the two tests below: a well-formed file of ours is used as it is.
+    state, _ = warm
+    _tampered(state, vendor)
+    assert load_mibs(config(vendor), state).name("1.3.6.1.2.1.2.2.1.8.3") == "IF-MIB::tampered.3"
+
+
+def test_a_snapshot_others_could_write_is_rebuilt(
+    warm: tuple[Path, MibTree], vendor: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state, _ = warm
+    path = _tampered(state, vendor)
+    path.chmod(0o666)
+    tree = load_mibs(config(vendor), state)
+    assert tree.name("1.3.6.1.2.1.2.2.1.8.3") == "IF-MIB::ifOperStatus.3"
+    assert "event=mib_snapshot_untrusted" in caplog.text
+    assert "writable by group or others" in caplog.text
+    assert path.stat().st_mode & 0o777 == 0o644  # replaced by a fresh one of ours
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_snapshot_of_another_user_is_rebuilt(
+    warm: tuple[Path, MibTree], vendor: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state, _ = warm
+    path = _tampered(state, vendor)
+    os.chown(path, 65534, 65534)
+    tree = load_mibs(config(vendor), state)
+    assert tree.name("1.3.6.1.2.1.2.2.1.8.3") == "IF-MIB::ifOperStatus.3"
+    assert "owned by uid 65534" in caplog.text
+    assert path.stat().st_uid == 0
+
+
+def test_a_snapshot_of_another_shape_is_rebuilt(warm: tuple[Path, MibTree], vendor: Path) -> None:
+    state, first = warm
+    key = key_of(vendor)
+    for body in ((key, ("not", "a", "tree"), (), 0, ()), {"key": key}):
+        write_snapshot(state / "mibs", key, body)
+        assert load_mibs(config(vendor), state).state() == first.state()
+        assert read_snapshot(state / "mibs", key) != body
+
+
+def test_an_unwritable_snapshot_is_no_error(warm: tuple[Path, MibTree], vendor: Path) -> None:
+    # An up-to-date cache must load even where the snapshot cannot be written.
+    state, first = warm
+    path = snapshot_path(state / "mibs", key_of(vendor))
+    path.unlink()
+    path.mkdir()  # in the way of the rename, for root too
+    assert load_mibs(config(vendor), state).state() == first.state()
+
+
+def test_the_tree_pickles_as_its_state(warm: tuple[Path, MibTree]) -> None:
+    _, tree = warm
+    copy = pickle.loads(pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
+    assert copy.state() == tree.state()
+    assert copy.report == tree.report
+    assert copy.nodes() == tree.nodes()
+    assert copy.name("1.3.6.1.2.1.1.3.0") == "SNMPv2-MIB::sysUpTime.0"
