@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Bytecode caches are written even where the environment says not to: `make test` starts
+# hundreds of Python processes (agents, CLI commands, pytest workers), and each would
+# compile netalert's modules (and pytest its rewritten tests) from source again.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: test check lint typecheck pytest venv debs bench fuzz soak clean demo run docs test-cluster
 
 test: venv debs lint typecheck pytest
