@@ -27,3 +27,18 @@ def test_the_smi_parser_tables_are_built_once_per_run(tmp_path: Path) -> None:
     assert cache.stat().st_mtime_ns == stamp  # read, not built and written again
     assert second.parse(MIB) == first.parse(MIB)
     assert second.parse(MIB)  # the module's definitions, not an empty parse
+
+
+def test_pysnmp_engines_of_one_process_share_one_parser() -> None:
+    # pysnmp's MIB compiler asks pysmi for a parser at each engine's first name lookup
+    from pysnmp.smi import compiler as pysnmp_compiler
+    from pysnmp.smi.builder import MibBuilder
+
+    factory = pysnmp_compiler.parserFactory
+    assert hasattr(factory, "shared_original")
+    builders = [MibBuilder(), MibBuilder()]
+    for builder in builders:
+        pysnmp_compiler.add_mib_compiler(builder)
+    first, second = (builder.get_mib_compiler()._parser for builder in builders)
+    assert first is second
+    assert first.parse(MIB) == compiler._parser().parse(MIB)
