@@ -7,6 +7,8 @@ import os
 pytest_plugins: list[str] = [
     "pytester",  # tests/test_tiers.py runs small sessions of its own
     "tests.support.shared",  # a folder the xdist workers share: ports, MIB facts, MIB cache
+    "tests.support.pyc",  # the test modules' asserts rewritten once per run, not per worker
+    "tests.support.keycache",  # pysnmp hashes each SNMPv3 password once per process
     "tests.support.tiers",  # unit / daemon / e2e: every test gets one, `make check` runs unit
     "tests.support.snmpd",  # net-snmp snmpd on a free loopback port
     "tests.support.smtp",  # aiosmtpd: plain, STARTTLS, implicit TLS, AUTH, faults

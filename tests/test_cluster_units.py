@@ -19,6 +19,7 @@ from netalert.cluster.status import ClusterStatus, NodeStatus, format_status
 from netalert.metrics import Metrics
 from netalert.snmp.types import SnmpType, TrapEvent, VarBind
 from tests.support.strategies import TRAP_EVENTS
+from tests.support.trees import builtin_tree
 
 
 def test_shard_of_is_stable_across_processes_and_versions() -> None:
@@ -264,12 +265,11 @@ def _v2c(request_id: int) -> bytes:
 @pytest.mark.parametrize("ids", [True, False])
 def test_the_receiver_names_a_trap_by_its_datagram(ids: bool) -> None:
     from netalert.config.models import TrapsConfig
-    from netalert.mib import MibTree
     from netalert.traps.receiver import TrapReceiver
 
     events: list[TrapEvent] = []
     config = TrapsConfig.model_validate({"listen": ["127.0.0.1:1162"], "allow": ["192.0.2.0/24"]})
-    receiver = TrapReceiver(config, sink=events.append, tree=MibTree.builtin(), message_ids=ids)
+    receiver = TrapReceiver(config, sink=events.append, tree=builtin_tree(), message_ids=ids)
     first, second = _v2c(41), _v2c(42)
     for data, source in ((first, "192.0.2.7"), (first, "192.0.2.7"), (second, "192.0.2.7")):
         receiver.handle(data, (source, 50162))

@@ -16,15 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netalert.mib import MibTree
 from netalert.poll.counters import Point, RateResult, Verdict, make_point, rate
 from netalert.poll.rows import Row, make_row
 from netalert.snmp.naming import Namer, syntax_type
 from netalert.snmp.types import Sample, SnmpType, Value, VarBind
+from tests.support.trees import builtin_tree
 
 pytestmark = pytest.mark.unit
 
-TREE = MibTree.builtin()
+TREE = builtin_tree()
 
 # instances of objects of each kind of syntax, and OIDs no MIB names
 OIDS = [

@@ -18,14 +18,14 @@ from netalert.alerts.model import (
 )
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config_text
-from netalert.mib import MibTree
 from netalert.poll import rows as poller
 from netalert.poll.rows import PollResult, PollStatus
 from netalert.snmp.types import Sample, SnmpType, TrapEvent, VarBind
 from netalert.state import open_database
 from tests.support.polls import Device
+from tests.support.trees import builtin_tree
 
-TREE = MibTree.builtin()
+TREE = builtin_tree()
 DEVICES = """
 [[devices]]
 name = "sw1"

@@ -8,14 +8,14 @@ import pytest
 
 from netalert.config import load_config_text
 from netalert.errors import ConfigError
-from netalert.mib import MibTree
 from netalert.rules import check_rules, compile_rules
 from netalert.rules.expr import ExprError, NameInfo, Scope, compile_expr
 from netalert.rules.history import NO_HISTORY, DeviceHistory, RowHistory, Unknown
 from netalert.rules.scope import NodeCache
 from netalert.rules.values import converter_for, enum_class, render_value
+from tests.support.trees import builtin_tree
 
-TREE = MibTree.builtin()
+TREE = builtin_tree()
 
 BASE = """
 [[devices]]

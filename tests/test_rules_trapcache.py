@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from netalert.alerts import LABEL_STATS
 from netalert.config import load_config_text
 from netalert.metrics import Metrics
-from netalert.mib import MibTree
 from netalert.rules.engine import RuleEngine
 from netalert.rules.scope import NodeCache
 from netalert.rules.trapcache import TRAP_CACHE_STATS, Lru, TrapCacheStats
@@ -30,10 +29,11 @@ from netalert.rules.trapflow import TrapRules
 from netalert.snmp.types import SnmpType, TrapEvent
 from netalert.traps.names import TrapNamer
 from netalert.web.sources import trap_cache_source
+from tests.support.trees import builtin_tree
 
 pytestmark = pytest.mark.unit
 
-TREE = MibTree.builtin()
+TREE = builtin_tree()
 NAMER = TrapNamer(TREE)
 # columns indexed by: ifIndex; ifIndex + IpAddress; two strings + Unsigned32; an IMPLIED
 # string. Then a scalar (an index other than 0 decodes to nothing) and an unnamed OID.

@@ -23,17 +23,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netalert.config import load_config_text
-from netalert.mib import MibTree
 from netalert.rules import compile_rules
 from netalert.rules.compile import TrapMatcher, TrapRule
 from netalert.rules.engine import RuleEngine
 from netalert.rules.trapflow import TrapRules
 from netalert.rules.trapindex import TrapIndex, literal_prefix, scan
+from tests.support.trees import builtin_tree
 from tests.test_rules_engine import LINK_DOWN, trap
 
 pytestmark = pytest.mark.unit
 
-TREE = MibTree.builtin()
+TREE = builtin_tree()
 LINK = "1.3.6.1.6.3.1.1.5"
 DEVICES = """
 [[devices]]

@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netalert.config.models import TrapsConfig
-from netalert.mib import MibTree
 from netalert.snmp.types import SnmpType, TrapEvent
 from netalert.snmp.wire.ber import (
     DecodeError,
@@ -42,10 +41,11 @@ from netalert.traps.receiver import TrapReceiver
 from netalert.traps.stats import TrapStats
 from netalert.traps.v2c import V2cReader
 from netalert.web.sources import traps_source
+from tests.support.trees import builtin_tree
 
 pytestmark = pytest.mark.unit
 
-TREE = MibTree.builtin()
+TREE = builtin_tree()
 NAMER = TrapNamer(TREE)
 COMMUNITIES = frozenset({b"public", b"caf\xc3\xa9", b"\xff\xfe"})
 LIMIT = 12

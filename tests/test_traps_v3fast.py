@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from netalert.config.models import TrapsConfig
-from netalert.mib import MibTree
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.berv3 import V3Header, decode_v3_header
 from netalert.snmp.wire.usm import FastTrap, UsmFast
@@ -27,6 +26,7 @@ from netalert.traps.receiver import TrapReceiver
 from netalert.traps.stats import RejectReason
 from netalert.traps.v3 import V3Engine, V3Notification
 from tests.support.ports import free_udp_port
+from tests.support.trees import builtin_tree
 from tests.test_traps import ENGINE, LINK, NET_SNMP_PRIV, V3_USERS
 
 pytestmark = pytest.mark.daemon  # net-snmp's snmptrap sends every trap
@@ -166,7 +166,7 @@ class Pair:
 
 @pytest.fixture
 async def pair() -> AsyncIterator[Pair]:
-    tree = MibTree.builtin()
+    tree = builtin_tree()
     result = Pair()
     for fast in (True, False):
         receiver = TrapReceiver(

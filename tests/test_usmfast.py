@@ -47,7 +47,7 @@ from netalert.snmp.wire.usm import (
 )
 from netalert.traps.stats import RejectReason
 from netalert.traps.v3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, V3Engine, V3Notification
-from tests.support.v3build import build_v3, int_tlv, varbind
+from tests.support.v3build import build_v3, int_tlv, master_key, varbind
 from tests.support.v3build import scoped_pdu as _scoped_pdu
 
 ENGINE = bytes.fromhex("80000000c0ffee0102")
@@ -374,13 +374,13 @@ def _open_response(user: str, data: bytes) -> tuple[V3Header, Any]:
     hash_name, size = AUTH_HASHES[auth]
     header = decode_v3_header(data)
     assert isinstance(header, V3Header)
-    key = localize_key(password_to_master(f"auth-{user}".encode(), hash_name), OWN, hash_name)
+    key = localize_key(master_key(f"auth-{user}".encode(), hash_name), OWN, hash_name)
     zeroed = data[: header.auth_at] + bytes(size) + data[header.auth_at + size :]
     assert hmac.digest(key, zeroed, hash_name)[:size] == header.auth_params, "bad digest"
     start, stop = header.data_at
     if priv is None:
         return header, decode_scoped_pdu(data, (start, stop))
-    master = password_to_master(f"priv-{user}".encode(), hash_name)
+    master = master_key(f"priv-{user}".encode(), hash_name)
     pkey = extend_key(localize_key(master, OWN, hash_name), PRIV_KEY_SIZES[priv], hash_name)
     salt = header.priv_params
     if priv == "DES":

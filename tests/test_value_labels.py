@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netalert.mib import MibTree
 from netalert.present import timeticks_text
 from netalert.snmp.naming import opaque_value
 from netalert.snmp.types import SnmpType, Value
 from netalert.traps.names import TrapNamer
+from tests.support.trees import builtin_tree
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ def test_timeticks(ticks: int, text: str) -> None:
 
 
 def test_trap_varbind_labels() -> None:
-    namer = TrapNamer(MibTree.builtin())
+    namer = TrapNamer(builtin_tree())
     vbs = namer.varbinds(
         [
             ("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, 104_863_397),
@@ -46,7 +46,7 @@ def test_trap_varbind_labels() -> None:
     ]
 
 
-NAMER = TrapNamer(MibTree.builtin())
+NAMER = TrapNamer(builtin_tree())
 # objects of every labelling kind: TimeTicks, an enumeration, an integer hint ("d"), a
 # DisplayString, an octet hint (MAC), an OID-valued object, and no MIB at all
 _LABELLED = [

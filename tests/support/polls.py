@@ -17,10 +17,9 @@ from netalert.mib import MibTree
 from netalert.poll.rows import DeviceTracker, PollResult, PollStatus, Row
 from netalert.snmp.naming import Namer
 from netalert.snmp.types import SnmpType, VarBind
+from tests.support.trees import builtin_tree
 
 __all__ = ["Device", "unlabelled"]
-
-_TREE = MibTree.builtin()
 
 
 def _varbind(tree: MibTree, name: str, index: str, value: Any) -> VarBind:
@@ -35,8 +34,10 @@ def _varbind(tree: MibTree, name: str, index: str, value: Any) -> VarBind:
 class Device:
     """One virtual device; its polls share counters, as a real device's do."""
 
-    def __init__(self, name: str, tree: MibTree = _TREE) -> None:
+    def __init__(self, name: str, tree: MibTree | None = None) -> None:
+        """``tree`` names the device's objects (default: the built-in modules')."""
         self.name = name
+        tree = tree if tree is not None else builtin_tree()
         self.tree = tree
         self.tracker = DeviceTracker(name, Namer(tree))
 

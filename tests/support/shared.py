@@ -16,6 +16,10 @@ xdist controller, or the only process) makes a folder and names it in the enviro
   extracts and pickles the facts into the folder, the others load the pickle. The facts
   are the same; a failed extraction is never shared. pysmi's SMI parser tables (a third of
   a second per process that compiles a MIB) are shared the same way, through lark's cache.
+* pysnmp builds a pysmi parser of its own for each engine, at the engine's first name
+  lookup (its MIB compiler, which the tests never use: every module it needs is compiled
+  in): the pytest processes build it once (:func:`share_pysnmp_parser`), from the same
+  lark cache, instead of once per pysnmp client and trap receiver a test makes.
 * :mod:`tests.support.ports` keeps its registry of handed-out ports there.
 
 Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).
@@ -24,17 +28,28 @@ Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
-from tests.support.site.sitecustomize import ENV, locked_in, wrap, wrap_parser
+from tests.support.site.sitecustomize import ENV, locked_in, shared_parser, wrap, wrap_parser
 
-__all__ = ["ENV", "SITE", "locked", "python_path", "shared_dir", "sharing_env"]
+__all__ = [
+    "ENV",
+    "SITE",
+    "locked",
+    "python_path",
+    "share_pysnmp_parser",
+    "shared_dir",
+    "sharing_env",
+]
 
 SITE = Path(__file__).parent / "site"  # its sitecustomize.py, for the processes tests start
 _MADE = pytest.StashKey[Path]()
@@ -76,6 +91,36 @@ def pytest_configure(config: pytest.Config) -> None:
     wrap(builtin)
     wrap_parser(compiler)
     loader.extract_builtin = builtin.extract_builtin
+    from pysnmp.smi import compiler as pysnmp_compiler
+
+    share_pysnmp_parser(pysnmp_compiler)
+
+
+def share_pysnmp_parser(module: ModuleType) -> None:
+    """Makes ``module.parserFactory`` (pysnmp.smi.compiler's, pysmi's) hand out one parser
+    per dialect and process, its tables from the run's lark cache when a run is on.
+
+    pysmi's parser keeps nothing from one module to the next (netalert's compiler shares
+    one too); pysnmp asks for ``parserFactory(**dialect)()`` once per engine.
+    """
+    factory = getattr(module, "parserFactory", None)  # absent: pysnmp found no pysmi
+    if factory is None or hasattr(factory, "shared_original"):
+        return
+    made: dict[tuple[tuple[str, Any], ...], Callable[[], Any]] = {}
+    folder = shared_dir()
+
+    def parser_factory(**dialect: Any) -> Callable[[], Any]:
+        key = tuple(sorted(dialect.items()))
+        if key not in made:
+
+            def build() -> Any:
+                return factory(**dialect)()
+
+            made[key] = shared_parser(build, folder) if folder else functools.cache(build)
+        return made[key]
+
+    parser_factory.shared_original = factory  # type: ignore[attr-defined]
+    module.parserFactory = parser_factory  # type: ignore[attr-defined]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -4,11 +4,14 @@ net-snmp's snmptrap cannot send what an attacker sends (an empty user name
 with an engine ID, a privacy user at authNoPriv with the right key, a Report
 to the trap port), so the security tests build those bytes here. Digests and
 encryption are real (RFC 3414, RFC 3826, and the key extension net-snmp uses
-for AES-192/256), with the project's own key derivation.
+for AES-192/256), with the project's own key derivation. A password's master key
+(a hash over 1 MB, milliseconds each) is derived once per process: the property
+tests build thousands of messages from a handful of passwords.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -26,9 +29,24 @@ from netalert.snmp.wire.usm import (
     password_to_master,
 )
 
-__all__ = ["LEVELS", "build_v3", "encrypt", "int_tlv", "scoped_pdu", "trap_varbinds", "varbind"]
+__all__ = [
+    "LEVELS",
+    "build_v3",
+    "encrypt",
+    "int_tlv",
+    "master_key",
+    "scoped_pdu",
+    "trap_varbinds",
+    "varbind",
+]
 
 LEVELS = {"noAuthNoPriv": 0, "authNoPriv": FLAG_AUTH, "authPriv": FLAG_AUTH | FLAG_PRIV}
+
+
+@functools.cache
+def master_key(password: bytes, hash_name: str) -> bytes:
+    """:func:`~netalert.snmp.wire.usm.password_to_master`, once per password and hash."""
+    return password_to_master(password, hash_name)
 
 
 def int_tlv(value: int) -> bytes:
@@ -114,7 +132,7 @@ def build_v3(
     header = decode_v3_header(msg)
     if isinstance(header, DecodeError):
         return msg  # e.g. bytes after a plaintext ScopedPDU: the receiver stops at the header
-    key = localize_key(password_to_master(auth_password.encode(), hash_name), engine, hash_name)
+    key = localize_key(master_key(auth_password.encode(), hash_name), engine, hash_name)
     digest = hmac.digest(key, msg, hash_name)[:size]
     return msg[: header.auth_at] + digest + msg[header.auth_at + size :]
 
@@ -133,7 +151,7 @@ def encrypt(
     localized to ``engine``, with ``salt``, ``boots`` and ``time`` as RFC 3414 and 3826 say."""
     if priv is None:
         return scoped  # "encrypted" with no key: garbage to the receiver
-    master = password_to_master(password.encode(), hash_name)
+    master = master_key(password.encode(), hash_name)
     key = extend_key(localize_key(master, engine, hash_name), PRIV_KEY_SIZES[priv], hash_name)
     if priv == "DES":
         iv = bytes(a ^ b for a, b in zip(salt, key[8:16], strict=True))
