@@ -58,8 +58,10 @@ _STORMLESS = {
 def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
     """The receiver process: netalert's trap intake with ``workers`` and the trap rules."""
     from netalert.config import load_config_text
+    from netalert.heap import HeapKeeper
     from netalert.mib import MibTree
     from netalert.rules.engine import RuleEngine
+    from netalert.service import freeze_heap
     from netalert.traps.receiver import TrapReceiver
     from netalert.traps.workers import TrapWorkers
 
@@ -81,6 +83,10 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
 
     async def main() -> None:
         receiver: TrapReceiver | TrapWorkers
+        # the heap as `netalert run` keeps it: frozen once started, what came since frozen
+        # again every [agent] gc_freeze_interval (a collector walking the MIB tree costs more
+        # than the traps)
+        heap = HeapKeeper(interval=config.agent.gc_freeze_interval.total_seconds())
         if workers == 1:
             receiver = TrapReceiver(config.traps, sink=sink, tree=tree)
             await receiver.start()
@@ -92,6 +98,13 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+        freeze_heap()
+
+        def tick() -> None:
+            heap.tick()
+            loop.call_later(1.0, tick)
+
+        tick()
 
         def report() -> None:
             print(f"{counts['events']} {receiver.kernel_drops()} {counts['matches']}", flush=True)

@@ -52,6 +52,50 @@ def test_an_event_crosses_the_channel_unchanged(event: TrapEvent, claim: Any) ->
     assert all(type(vb.type) is SnmpType for vb in back.varbinds)
 
 
+@given(events=st.lists(_events, min_size=1, max_size=5))
+def test_events_through_a_varbind_cache_come_out_as_without_it(events: list[TrapEvent]) -> None:
+    """The agent keeps the varbinds it checked: an event sent twice comes out the same,
+    with the same varbinds, as through no cache."""
+    cache = workwire.VarbindCache(1000, TrapStats())
+    for event in events * 2:
+        item = marshal.loads(marshal.dumps(workwire.encode_event(event, None)))
+        back, _, _ = workwire.decode_event(item, cache)
+        assert back == workwire.decode_event(item)[0] == event
+        assert [type(vb.value) for vb in back.varbinds] == [type(vb.value) for vb in event.varbinds]
+
+
+def test_a_cached_varbind_is_taken_only_with_a_value_of_its_type() -> None:
+    """1 == 1.0 == True: a varbind equal to one kept, but whose value is of another type,
+    is checked afresh (a bool refused, a float kept a float)."""
+    cache = workwire.VarbindCache(1000, TrapStats())
+    bind = ("1.3.6.1.2.1.2.2.1.1.2", "INTEGER", 1, "IF-MIB::ifIndex", "2", "")
+    assert workwire.decode_event(_changed(5, (bind,)), cache)[0].varbinds[0].value == 1
+    assert cache.made  # kept
+    with pytest.raises(ValueError, match="event"):
+        workwire.decode_event(_changed(5, ((*bind[:2], True, *bind[3:]),)), cache)
+    (vb,) = workwire.decode_event(_changed(5, ((*bind[:2], 1.0, *bind[3:]),)), cache)[0].varbinds
+    assert type(vb.value) is float
+    # unhashable: refused as a varbind, not an error of the cache
+    with pytest.raises(ValueError, match="event"):
+        workwire.decode_event(_changed(5, ((*bind[:2], [1], *bind[3:]),)), cache)
+
+
+def test_the_varbind_cache_is_bounded_counted_and_skips_changing_values() -> None:
+    stats = TrapStats()
+    cache = workwire.VarbindCache(3, stats)
+    for n in range(7):
+        bind = (f"1.3.6.1.2.1.2.2.1.1.{n}", "INTEGER", n, "IF-MIB::ifIndex", str(n), "")
+        workwire.decode_event(_changed(5, (bind,)), cache)
+        assert len(cache.made) <= 3
+    assert stats.varbind_cache_evictions == 6  # emptied twice, 3 each time
+    ticks = ("1.3.6.1.2.1.1.3.0", "TimeTicks", 5, "SNMPv2-MIB::sysUpTime", "0", "")
+    workwire.decode_event(_changed(5, (ticks,)), cache)
+    assert ticks not in cache.made
+    none = workwire.VarbindCache(0, stats)
+    workwire.decode_event(_changed(5, ((*ticks[:1], "INTEGER", *ticks[2:]),)), none)
+    assert not none.made
+
+
 def test_frames_split_anywhere_come_out_whole_and_in_order() -> None:
     stream = b"".join(workwire.frame(workwire.STATS, {"n": n, "pad": "x" * n}) for n in range(50))
     reader = workwire.FrameReader()
