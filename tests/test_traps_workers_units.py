@@ -96,6 +96,48 @@ def test_the_varbind_cache_is_bounded_counted_and_skips_changing_values() -> Non
     assert not none.made
 
 
+def test_a_worker_s_kept_varbinds_are_written_once_per_frame_and_read_back_the_same() -> None:
+    """The same VarBind trap after trap (the v2c fast path's): encoded once, the same tuple
+    in every event, so a frame carries it once; the agent reads back equal events."""
+    stats = TrapStats()
+    encoder = workwire.VarbindEncoder(100, stats)
+    index = VarBind("1.3.6.1.2.1.2.2.1.1.3", SnmpType.INTEGER, 3, "IF-MIB::ifIndex", "3")
+    descr = VarBind("1.3.6.1.2.1.2.2.1.2.3", SnmpType.OCTET_STRING, b"Gi0/3", "IF-MIB::ifDescr")
+    base = workwire.decode_event(_GOOD)[0]
+    events = [
+        replace(
+            base,
+            varbinds=(VarBind("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, n), index, descr),
+        )
+        for n in range(50)
+    ]
+    plain = [workwire.encode_event(event, None) for event in events]
+    kept = [workwire.encode_event(event, None, encoder) for event in events]
+    assert kept == plain
+    assert kept[0][5][1] is kept[1][5][1] and kept[0][5][2] is kept[49][5][2]
+    assert kept[0][5][0] is not kept[1][5][0]  # the uptime: not kept
+    small, large = (workwire.frame(workwire.EVENTS, body) for body in (kept, plain))
+    assert len(small) < len(large) * 0.8
+    ((_, body),) = list(workwire.FrameReader().feed(small))
+    cache = workwire.VarbindCache(100, stats)
+    assert [got for got, _, _ in workwire.check_events(body, cache)] == events
+    assert stats.varbind_cache_evictions == 0
+
+
+def test_the_varbind_encoder_is_bounded_and_counted() -> None:
+    stats = TrapStats()
+    encoder = workwire.VarbindEncoder(2, stats)
+    binds = [VarBind(f"1.3.6.1.4.1.9.{n}", SnmpType.INTEGER, n) for n in range(5)]
+    assert encoder.encode(tuple(binds)) == tuple(
+        (vb.oid, "INTEGER", vb.value, "", "", "") for vb in binds
+    )
+    assert stats.varbind_cache_evictions == 4  # emptied twice, 2 each time
+    assert workwire.VarbindEncoder(0, stats).encode(tuple(binds[:1])) == (
+        (binds[0].oid, "INTEGER", 0, "", "", ""),
+    )
+    assert stats.varbind_cache_evictions == 4
+
+
 def test_frames_split_anywhere_come_out_whole_and_in_order() -> None:
     stream = b"".join(workwire.frame(workwire.STATS, {"n": n, "pad": "x" * n}) for n in range(50))
     reader = workwire.FrameReader()

@@ -51,6 +51,7 @@ __all__ = [
     "ClockClaim",
     "FrameReader",
     "VarbindCache",
+    "VarbindEncoder",
     "add_snapshot",
     "check_events",
     "check_recorded",
@@ -110,17 +111,18 @@ def frame(kind: str, body: Any) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
-def encode_event(event: TrapEvent, claim: ClockClaim | None) -> tuple[Any, ...]:
-    """``event`` (and its clock claim) as a tuple of builtin values."""
+def encode_event(
+    event: TrapEvent, claim: ClockClaim | None, varbinds: VarbindEncoder | None = None
+) -> tuple[Any, ...]:
+    """``event`` (and its clock claim) as a tuple of builtin values (``varbinds``: the
+    worker's encoded varbinds, kept)."""
     return (
         event.source,
         event.source_port,
         event.version,
         event.trap_oid,
         event.trap_name,
-        tuple(
-            (vb.oid, vb.type.value, vb.value, vb.name, vb.index, vb.label) for vb in event.varbinds
-        ),
+        (varbinds or _NO_ENCODER).encode(event.varbinds),
         event.uptime,
         event.received,
         event.device,
@@ -131,6 +133,43 @@ def encode_event(event: TrapEvent, claim: ClockClaim | None) -> tuple[Any, ...]:
         event.message_id,
         claim,
     )
+
+
+class VarbindEncoder:
+    """A worker's varbinds as :func:`encode_event` writes them, kept by the very
+    :class:`VarBind` (the v2c fast path hands the same one trap after trap: see
+    :mod:`netalert.traps.v2c`). An event's varbinds then are the same tuples frame after
+    frame: marshal writes a tuple it has written in the frame already as a reference, and
+    the agent reads it once. At most ``entries`` (emptied when full, counted in
+    ``stats.varbind_cache_evictions``); values that change trap after trap are not kept."""
+
+    __slots__ = ("_bound", "_kept", "_stats")
+
+    def __init__(self, entries: int, stats: TrapStats) -> None:
+        self._bound = entries
+        self._stats = stats
+        # id(varbind) -> (varbind, its tuple): the varbind kept alive keeps its id its own
+        self._kept: dict[int, tuple[VarBind, tuple[Any, ...]]] = {}
+
+    def encode(self, varbinds: tuple[VarBind, ...]) -> tuple[tuple[Any, ...], ...]:
+        kept = self._kept
+        out = []
+        for vb in varbinds:
+            hit = kept.get(id(vb))
+            if hit is not None and hit[0] is vb:
+                out.append(hit[1])
+                continue
+            item = (vb.oid, vb.type.value, vb.value, vb.name, vb.index, vb.label)
+            if vb.type not in _VARYING and self._bound:
+                if len(kept) >= self._bound:
+                    self._stats.varbind_cache_evictions += len(kept)
+                    kept.clear()
+                kept[id(vb)] = (vb, item)
+            out.append(item)
+        return tuple(out)
+
+
+_NO_ENCODER = VarbindEncoder(0, TrapStats())
 
 
 def decode_event(
@@ -146,6 +185,14 @@ def decode_event(
     Raises:
         ValueError: ``item`` is not what :func:`encode_event` (and the worker) make.
     """
+    return _decode(item, varbinds if varbinds is not None else _NO_CACHE, {})
+
+
+def _decode(
+    item: Any, cache: VarbindCache, seen: dict[int, VarBind]
+) -> tuple[TrapEvent, ClockClaim | None, Matched | None]:
+    """:func:`decode_event`; ``seen``: the varbinds made from the frame so far, by the id
+    of their tuple (marshal makes one tuple of what the worker wrote once)."""
     if type(item) is not tuple or tuple(map(type, item)) not in _EVENT_SHAPES:
         raise ValueError("event: not a tuple of 15 or 17 fields of the right types")
     matched = _checked_matches(item[15], item[16]) if len(item) == 17 else None
@@ -160,7 +207,7 @@ def decode_event(
         raise ValueError("event: a field out of range")
     if claim is not None and (version != "3" or not _is_claim(claim)):
         raise ValueError("event: a malformed SNMPv3 clock claim")
-    made = _varbinds(binds, varbinds if varbinds is not None else _NO_CACHE)
+    made = _varbinds(binds, cache, seen)
     return _trap_event(*item[:5], made, *item[6:14]), claim, matched
 
 
@@ -189,12 +236,18 @@ class VarbindCache:
 _NO_CACHE = VarbindCache(0, TrapStats())
 
 
-def _varbinds(binds: tuple[Any, ...], cache: VarbindCache) -> tuple[VarBind, ...]:
+def _varbinds(
+    binds: tuple[Any, ...], cache: VarbindCache, seen: dict[int, VarBind]
+) -> tuple[VarBind, ...]:
     """The varbinds of an encoded event, every field checked (or one checked before)."""
     made = cache.made
     types = _TYPES
     out = []
     for bind in binds:
+        varbind = seen.get(id(bind))  # the same object, checked earlier in this frame
+        if varbind is not None:
+            out.append(varbind)
+            continue
         # a key equal to a checked varbind is one: its text fields are equal text, and its
         # value is of the same type (1 == 1.0 == True: the type is compared too)
         try:
@@ -202,6 +255,7 @@ def _varbinds(binds: tuple[Any, ...], cache: VarbindCache) -> tuple[VarBind, ...
         except TypeError:  # unhashable: not a varbind, as the checks below find
             hit = None
         if hit is not None and type(hit.value) is type(bind[2]):
+            seen[id(bind)] = hit
             out.append(hit)
             continue
         if type(bind) is not tuple or len(bind) != 6:
@@ -221,6 +275,7 @@ def _varbinds(binds: tuple[Any, ...], cache: VarbindCache) -> tuple[VarBind, ...
         varbind = _varbind(oid, snmp_type, value, name, index, label)
         if snmp_type not in _VARYING:
             cache.keep(bind, varbind)
+            seen[id(bind)] = varbind
         out.append(varbind)
     return tuple(out)
 
@@ -282,7 +337,9 @@ def check_events(
         raise ValueError("events: not a list")
     if len(body) > MAX_EVENTS:
         raise ValueError(f"events: {len(body)} in one frame, more than {MAX_EVENTS}")
-    return [decode_event(item, varbinds) for item in body]
+    cache = varbinds if varbinds is not None else _NO_CACHE
+    seen: dict[int, VarBind] = {}  # the frame's body holds every tuple: ids stay theirs
+    return [_decode(item, cache, seen) for item in body]
 
 
 def _is_count(value: Any) -> bool:
