@@ -411,10 +411,19 @@ def test_a_worker_s_matches_pass_checked_and_anything_else_is_refused() -> None:
         (*_GOOD, "t1", (((*_MATCH[:1], "x", *_MATCH[2:]),), 0)),  # unknown kind
         (*_GOOD, "t1", (((*_MATCH[:3], {"a": 1}, *_MATCH[4:]),), 0)),  # a label not a string
         (*_GOOD, "t1", ((_MATCH,) * (workwire.MAX_EVENTS + 1), 0)),  # too many
+        # a label not a string, after a match whose labels passed
+        (*_GOOD, "t1", ((_MATCH, (*_MATCH[:3], {"ifIndex": b"3"}, *_MATCH[4:])), 0)),
     ]
     for item in bad:
         with pytest.raises(ValueError, match="event"):
             workwire.decode_event(item)
+    # in one frame, each label set is checked once, however often it comes: another is not
+    # taken for it
+    shared = (*_GOOD, "t1", ((_MATCH, _MATCH), 0))
+    other = (*_GOOD, "t1", (((*_MATCH[:3], {"ifIndex": 3}, *_MATCH[4:]),), 0))
+    assert len(workwire.check_events([shared, shared])) == 2
+    with pytest.raises(ValueError, match="event"):
+        workwire.check_events([shared, other])
 
 
 def test_a_worker_s_trap_cache_evictions_pass_and_unknown_caches_are_refused() -> None:

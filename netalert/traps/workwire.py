@@ -189,13 +189,14 @@ def decode_event(
 
 
 def _decode(
-    item: Any, cache: VarbindCache, seen: dict[int, VarBind]
+    item: Any, cache: VarbindCache, seen: dict[int, Any]
 ) -> tuple[TrapEvent, ClockClaim | None, Matched | None]:
     """:func:`decode_event`; ``seen``: the varbinds made from the frame so far, by the id
-    of their tuple (marshal makes one tuple of what the worker wrote once)."""
+    of their tuple, and its label sets checked, by theirs (marshal makes one object of
+    what the worker wrote once)."""
     if type(item) is not tuple or tuple(map(type, item)) not in _EVENT_SHAPES:
         raise ValueError("event: not a tuple of 15 or 17 fields of the right types")
-    matched = _checked_matches(item[15], item[16]) if len(item) == 17 else None
+    matched = _checked_matches(item[15], item[16], seen) if len(item) == 17 else None
     port, version, binds, uptime, received, storm_count, claim = _RANGED(item)
     if not (
         0 <= port <= 65535
@@ -237,7 +238,7 @@ _NO_CACHE = VarbindCache(0, TrapStats())
 
 
 def _varbinds(
-    binds: tuple[Any, ...], cache: VarbindCache, seen: dict[int, VarBind]
+    binds: tuple[Any, ...], cache: VarbindCache, seen: dict[int, Any]
 ) -> tuple[VarBind, ...]:
     """The varbinds of an encoded event, every field checked (or one checked before)."""
     made = cache.made
@@ -280,8 +281,9 @@ def _varbinds(
     return tuple(out)
 
 
-def _checked_matches(token: Any, matches: Any) -> Matched:
-    """A worker's ``(token, matches)`` (:meth:`TrapRules.matches`), every field checked."""
+def _checked_matches(token: Any, matches: Any, seen: dict[int, Any]) -> Matched:
+    """A worker's ``(token, matches)`` (:meth:`TrapRules.matches`), every field checked
+    (a label set ``seen`` in the frame before, once)."""
     if len(token) > _MAX_KEY:
         raise ValueError("event: a rule-set token not a short string")
     if not (type(matches) is tuple and len(matches) == 2):
@@ -293,8 +295,12 @@ def _checked_matches(token: Any, matches: Any) -> Matched:
         if type(match) is not tuple or tuple(map(type, match)) not in _MATCH_SHAPES:
             raise ValueError("event: a match not a tuple of 7 fields of the right types")
         labels = match[3]
-        if match[1] not in ("c", "o") or (labels is not None and not _is_labels(labels)):
-            raise ValueError("event: a match field of the wrong type")
+        if match[1] not in ("c", "o"):
+            raise ValueError("event: a match of an unknown kind")
+        if labels is not None and id(labels) not in seen:
+            if not _is_labels(labels):
+                raise ValueError("event: a match's labels not text")
+            seen[id(labels)] = labels
     return token, matches
 
 
@@ -338,7 +344,7 @@ def check_events(
     if len(body) > MAX_EVENTS:
         raise ValueError(f"events: {len(body)} in one frame, more than {MAX_EVENTS}")
     cache = varbinds if varbinds is not None else _NO_CACHE
-    seen: dict[int, VarBind] = {}  # the frame's body holds every tuple: ids stay theirs
+    seen: dict[int, Any] = {}  # the frame's body holds every object: ids stay theirs
     return [_decode(item, cache, seen) for item in body]
 
 
