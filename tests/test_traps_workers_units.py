@@ -172,6 +172,42 @@ def test_counters_of_workers_and_of_exited_ones_add_up() -> None:
     assert (total.datagrams, total.storm_keys, total.worker_restarts) == (14, 4, 2)
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.dictionaries(st.sampled_from(["1", "2c", "3"]), st.integers(0, 9)),
+            st.dictionaries(st.sampled_from(["bad_community", "malformed"]), st.integers(0, 9)),
+            st.integers(0, 9),
+            st.integers(0, 9),
+        ),
+        max_size=12,
+    )
+)
+def test_a_worker_s_new_counters_move_the_total_as_a_full_recount_would(
+    updates: list[tuple[int, dict[str, int], dict[str, int], int, int]],
+) -> None:
+    """The agent adds what changed since a worker's last counters (each STATS frame of
+    each worker, as often as it hands events over) instead of summing every worker's."""
+    snapshots: list[dict[str, Any]] = [{}, {}, {}]
+    total = TrapStats()
+    total.worker_restarts = 3  # the agent's own: not a worker's counter
+    for worker, received, rejected, datagrams, keys in updates:
+        stats = TrapStats(datagrams=datagrams, storm_keys=keys)
+        stats.received.update(received)
+        stats.rejected.update(rejected)
+        new = workwire.stats_snapshot(stats)
+        workwire.add_difference(total, snapshots[worker], new)
+        snapshots[worker] = new
+        expected = TrapStats(worker_restarts=3)
+        workwire.sum_stats(expected, snapshots)
+        for name in ("received", "rejected", "malformed_detail"):
+            got = {k: v for k, v in getattr(total, name).items() if v}
+            assert got == {k: v for k, v in getattr(expected, name).items() if v}
+        plain = {k: v for k, v in total.as_dict().items() if not isinstance(v, dict)}
+        assert plain == {k: v for k, v in expected.as_dict().items() if not isinstance(v, dict)}
+
+
 def test_a_deferred_time_window_keeps_the_claim_for_the_agent() -> None:
     worker = EngineClocks(clock=lambda: 0.0, defer=True)
     assert worker.admit(b"engine-1", 1, 1000, b"d1")

@@ -422,12 +422,18 @@ class TrapWorkers:
         try:
             for kind, body in worker.reader.feed(data):
                 if kind == workwire.EVENTS:
+                    evictions = self._own.varbind_cache_evictions
                     worker.pending.append(workwire.check_events(body, self._varbinds))
+                    self.stats.varbind_cache_evictions += (
+                        self._own.varbind_cache_evictions - evictions
+                    )
                 elif kind == workwire.STATS:
                     checked = workwire.check_stats(body)
                     _evicted(worker.snapshot, checked)
+                    # what changed since its last counters (a sum over every worker's, as
+                    # _recount makes, at each hand-over cost more than the traps of a small one)
+                    workwire.add_difference(self.stats, worker.snapshot, checked)
                     worker.snapshot = checked
-                    self._recount()
                 elif kind == workwire.RECORDED:
                     recorded = workwire.check_recorded(body)
                     for datagram, source, destination, when in recorded:

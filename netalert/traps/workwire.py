@@ -52,6 +52,7 @@ __all__ = [
     "FrameReader",
     "VarbindCache",
     "VarbindEncoder",
+    "add_difference",
     "add_snapshot",
     "check_events",
     "check_recorded",
@@ -490,6 +491,28 @@ def add_snapshot(total: dict[str, Any], snapshot: dict[str, Any]) -> None:
                 counts[key] = counts.get(key, 0) + count
         else:
             total[name] = total.get(name, 0) + value
+
+
+def add_difference(total: TrapStats, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Adds to ``total`` what changed from a worker's counters ``old`` to ``new`` (two of
+    its :func:`stats_snapshot`), as :func:`sum_stats` over every worker would set it."""
+    for name in _COUNTERS:
+        counts = getattr(total, name)
+        before = old.get(name) or {}
+        after = new.get(name) or {}
+        if after == before:
+            continue
+        for key, count in after.items():
+            change = count - before.get(key, 0)
+            if change:
+                counts[key] += change
+        for key, count in before.items():
+            if count and key not in after:
+                counts[key] -= count
+    for name in _INTS:
+        change = new.get(name, 0) - old.get(name, 0)
+        if change:
+            setattr(total, name, getattr(total, name) + change)
 
 
 def sum_stats(total: TrapStats, snapshots: Iterable[dict[str, Any]]) -> None:
