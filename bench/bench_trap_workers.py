@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,22 +59,16 @@ _STORMLESS = {
 
 def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
     """The receiver process: netalert's trap intake with ``workers`` and the trap rules."""
-    from netalert.config import load_config_text
+    from netalert.heap import HeapKeeper
     from netalert.mib import MibTree
     from netalert.rules.engine import RuleEngine
+    from netalert.service import freeze_heap
     from netalert.traps.receiver import TrapReceiver
     from netalert.traps.workers import TrapWorkers
 
     counts = {"events": 0, "matches": 0}
     tree = MibTree.builtin()
-    rules = load_config_text(trap_rules_text(TRAP_RULES))
-    traps = {"listen": [f"127.0.0.1:{port}"], "rcvbuf": rcvbuf, "workers": workers, **_STORMLESS}
-    config = rules.model_copy(
-        update={
-            "agent": rules.agent.model_copy(update={"state_dir": state}),
-            "traps": rules.traps.model_validate(traps),
-        }
-    )
+    config = _bench_config(workers, port, rcvbuf, state)
     engine = RuleEngine(config, tree)
 
     def sink(event: Any, matched: Any = None) -> None:
@@ -81,6 +77,10 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
 
     async def main() -> None:
         receiver: TrapReceiver | TrapWorkers
+        # the heap as `netalert run` keeps it: frozen once started, what came since frozen
+        # again every [agent] gc_freeze_interval (a collector walking the MIB tree costs more
+        # than the traps)
+        heap = HeapKeeper(interval=config.agent.gc_freeze_interval.total_seconds())
         if workers == 1:
             receiver = TrapReceiver(config.traps, sink=sink, tree=tree)
             await receiver.start()
@@ -92,6 +92,13 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+        freeze_heap()
+
+        def tick() -> None:
+            heap.tick()
+            loop.call_later(1.0, tick)
+
+        tick()
 
         def report() -> None:
             print(f"{counts['events']} {receiver.kernel_drops()} {counts['matches']}", flush=True)
@@ -299,6 +306,91 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _bench_config(workers: int, port: int, rcvbuf: int, state: str) -> Any:
+    """The receivers' config: the bench's trap rules, storm control out of the way."""
+    from netalert.config import load_config_text
+
+    rules = load_config_text(trap_rules_text(TRAP_RULES))
+    traps = {"listen": [f"127.0.0.1:{port}"], "rcvbuf": rcvbuf, "workers": workers, **_STORMLESS}
+    update = {"traps": rules.traps.model_validate(traps)}
+    if state:
+        update["agent"] = rules.agent.model_copy(update={"state_dir": state})
+    return rules.model_copy(update=update)
+
+
+def stages(rounds: int = 3) -> dict[str, float]:
+    """CPU µs per trap of each stage, in this one process (no sockets, no other process:
+    what the code costs, apart from the machine's scheduling): a worker's share (decode,
+    check, name, match, encode, frame), the agent's (unframe, check, observe), and the
+    agent's own receiver doing all of it (``workers = 1``). Best of 5 per round."""
+    import gc
+
+    from netalert.mib import MibTree
+    from netalert.rules.engine import RuleEngine
+    from netalert.traps import workwire
+    from netalert.traps.receiver import TrapReceiver
+    from netalert.traps.stats import TrapStats
+    from netalert.traps.worker import Matcher, WorkerReceiver
+
+    tree = MibTree.builtin()
+    config = _bench_config(2, 162, 1 << 20, "")
+    engine = RuleEngine(config, tree)
+    items: list[Any] = []
+    worker = WorkerReceiver(
+        config.traps, sink=lambda trap: None, tree=tree, state_dir=None, defer_window=True
+    )
+    worker.channel = SimpleNamespace(add=items.append)  # type: ignore[assignment]
+    worker.matcher = Matcher(engine.token, config, tree)
+    worker.encoder = workwire.VarbindEncoder(config.traps.varbind_cache_entries, worker.stats)
+    varbinds = workwire.VarbindCache(config.traps.varbind_cache_entries, TrapStats())
+    agent = TrapReceiver(config.traps, sink=engine.on_trap, tree=tree)
+    data = v2c_trap()
+    batch = [(f"127.0.0.{1 + n % 64}", 40000 + n) for n in range(256)]  # a worker's frame
+
+    def work() -> bytes:
+        items.clear()
+        for addr in batch:
+            worker.handle(data, addr)
+        return workwire.frame(workwire.EVENTS, items)
+
+    def take(frame: bytes) -> None:
+        for _, body in workwire.FrameReader().feed(frame):
+            for trap, _, matched in workwire.check_events(body, varbinds):
+                engine.on_trap(trap, matched)
+
+    def alone() -> None:
+        for addr in batch:
+            agent.handle(data, addr)
+
+    def cost(fn: Any, *args: Any) -> float:
+        best = math.inf
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(20):
+                fn(*args)
+            best = min(best, (time.process_time() - start) / 20 / len(batch) * 1e6)
+        return best
+
+    gc.collect()
+    gc.freeze()  # as netalert run does once started
+    frame = work()
+    out: dict[str, float] = {}
+    for _ in range(rounds):
+        got = {"worker": cost(work), "agent": cost(take, frame), "workers_1": cost(alone)}
+        for key, value in got.items():
+            out[key] = min(out.get(key, math.inf), value)
+    out["frame_bytes"] = len(frame) / len(batch)
+    out["handover"] = out["worker"] + out["agent"] - out["workers_1"]
+    print(
+        f"CPU µs per trap, one process: a worker {out['worker']:.1f}, the agent "
+        f"{out['agent']:.1f} (together {out['worker'] + out['agent']:.1f}); the agent alone "
+        f"(workers = 1) {out['workers_1']:.1f}, so the hand-over adds {out['handover']:.1f}; "
+        f"{out['frame_bytes']:.0f} bytes per trap in a frame",
+        flush=True,
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -316,7 +408,13 @@ def main() -> None:
     parser.add_argument("--loss-rate", type=float, default=10_000)
     parser.add_argument("--quick", action="store_true", help="3 levels of 2 s, 50,000 at 10,000/s")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--stages", action="store_true", help="CPU per trap of each stage only")
     args = parser.parse_args()
+    if args.stages:
+        figures = stages()
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
+        return
     if args.serve:
         serve(args.serve, args.workers, args.rcvbuf, args.state)
         return

@@ -97,3 +97,23 @@ def test_a_trap_no_rule_matches_makes_no_observation() -> None:
     rules = TrapRules(AGENT.rules, AGENT.policy.rules)
     event = link("linkDown", 3, "uplink", admin=1, device="sw1")
     assert rules.observed(event, ((), 0)) == []
+
+
+def test_a_repeated_trap_hands_over_the_same_labels_once_per_frame() -> None:
+    """The worker's matches of a trap seen again carry the very labels dict of the first
+    (kept with the alert's identity): marshal writes it once in a frame, and the agent
+    reads back one dict, equal to what the labels are."""
+    roomy = RuleEngine(load_config_text(RULES.replace("trap_cache_entries = 3", "")), TREE)
+    worker = TrapRules(roomy.rules, roomy.policy.rules)
+    event = link("linkDown", 3, "uplink", admin=1, device="sw1")
+    first, again = worker.matches(event), worker.matches(event)
+    labels = [match[3] for match in first[0] if match[3] is not None]
+    assert labels and all(type(found) is dict for found in labels)
+    assert [m[3] for m in first[0]] == [m[3] for m in again[0]]
+    assert all(a[3] is b[3] for a, b in zip(first[0], again[0], strict=True))
+    copied = tuple((*m[:3], m[3] and dict(m[3]), *m[4:]) for m in again[0])
+    assert len(marshal.dumps((first, again))) < len(marshal.dumps((first, (copied, 0))))
+    back_first, back_again = marshal.loads(marshal.dumps((first, again)))
+    assert back_first[0][0][3] is back_again[0][0][3]
+    observed = TrapRules(AGENT.rules, AGENT.policy.rules).observed(event, back_again)
+    assert [dict(o.labels or {}) for o in observed if o.labels] == labels

@@ -52,6 +52,92 @@ def test_an_event_crosses_the_channel_unchanged(event: TrapEvent, claim: Any) ->
     assert all(type(vb.type) is SnmpType for vb in back.varbinds)
 
 
+@given(events=st.lists(_events, min_size=1, max_size=5))
+def test_events_through_a_varbind_cache_come_out_as_without_it(events: list[TrapEvent]) -> None:
+    """The agent keeps the varbinds it checked: an event sent twice comes out the same,
+    with the same varbinds, as through no cache."""
+    cache = workwire.VarbindCache(1000, TrapStats())
+    for event in events * 2:
+        item = marshal.loads(marshal.dumps(workwire.encode_event(event, None)))
+        back, _, _ = workwire.decode_event(item, cache)
+        assert back == workwire.decode_event(item)[0] == event
+        assert [type(vb.value) for vb in back.varbinds] == [type(vb.value) for vb in event.varbinds]
+
+
+def test_a_cached_varbind_is_taken_only_with_a_value_of_its_type() -> None:
+    """1 == 1.0 == True: a varbind equal to one kept, but whose value is of another type,
+    is checked afresh (a bool refused, a float kept a float)."""
+    cache = workwire.VarbindCache(1000, TrapStats())
+    bind = ("1.3.6.1.2.1.2.2.1.1.2", "INTEGER", 1, "IF-MIB::ifIndex", "2", "")
+    assert workwire.decode_event(_changed(5, (bind,)), cache)[0].varbinds[0].value == 1
+    assert cache.made  # kept
+    with pytest.raises(ValueError, match="event"):
+        workwire.decode_event(_changed(5, ((*bind[:2], True, *bind[3:]),)), cache)
+    (vb,) = workwire.decode_event(_changed(5, ((*bind[:2], 1.0, *bind[3:]),)), cache)[0].varbinds
+    assert type(vb.value) is float
+    # unhashable: refused as a varbind, not an error of the cache
+    with pytest.raises(ValueError, match="event"):
+        workwire.decode_event(_changed(5, ((*bind[:2], [1], *bind[3:]),)), cache)
+
+
+def test_the_varbind_cache_is_bounded_counted_and_skips_changing_values() -> None:
+    stats = TrapStats()
+    cache = workwire.VarbindCache(3, stats)
+    for n in range(7):
+        bind = (f"1.3.6.1.2.1.2.2.1.1.{n}", "INTEGER", n, "IF-MIB::ifIndex", str(n), "")
+        workwire.decode_event(_changed(5, (bind,)), cache)
+        assert len(cache.made) <= 3
+    assert stats.varbind_cache_evictions == 6  # emptied twice, 3 each time
+    ticks = ("1.3.6.1.2.1.1.3.0", "TimeTicks", 5, "SNMPv2-MIB::sysUpTime", "0", "")
+    workwire.decode_event(_changed(5, (ticks,)), cache)
+    assert ticks not in cache.made
+    none = workwire.VarbindCache(0, stats)
+    workwire.decode_event(_changed(5, ((*ticks[:1], "INTEGER", *ticks[2:]),)), none)
+    assert not none.made
+
+
+def test_a_worker_s_kept_varbinds_are_written_once_per_frame_and_read_back_the_same() -> None:
+    """The same VarBind trap after trap (the v2c fast path's): encoded once, the same tuple
+    in every event, so a frame carries it once; the agent reads back equal events."""
+    stats = TrapStats()
+    encoder = workwire.VarbindEncoder(100, stats)
+    index = VarBind("1.3.6.1.2.1.2.2.1.1.3", SnmpType.INTEGER, 3, "IF-MIB::ifIndex", "3")
+    descr = VarBind("1.3.6.1.2.1.2.2.1.2.3", SnmpType.OCTET_STRING, b"Gi0/3", "IF-MIB::ifDescr")
+    base = workwire.decode_event(_GOOD)[0]
+    events = [
+        replace(
+            base,
+            varbinds=(VarBind("1.3.6.1.2.1.1.3.0", SnmpType.TIMETICKS, n), index, descr),
+        )
+        for n in range(50)
+    ]
+    plain = [workwire.encode_event(event, None) for event in events]
+    kept = [workwire.encode_event(event, None, encoder) for event in events]
+    assert kept == plain
+    assert kept[0][5][1] is kept[1][5][1] and kept[0][5][2] is kept[49][5][2]
+    assert kept[0][5][0] is not kept[1][5][0]  # the uptime: not kept
+    small, large = (workwire.frame(workwire.EVENTS, body) for body in (kept, plain))
+    assert len(small) < len(large) * 0.8
+    ((_, body),) = list(workwire.FrameReader().feed(small))
+    cache = workwire.VarbindCache(100, stats)
+    assert [got for got, _, _ in workwire.check_events(body, cache)] == events
+    assert stats.varbind_cache_evictions == 0
+
+
+def test_the_varbind_encoder_is_bounded_and_counted() -> None:
+    stats = TrapStats()
+    encoder = workwire.VarbindEncoder(2, stats)
+    binds = [VarBind(f"1.3.6.1.4.1.9.{n}", SnmpType.INTEGER, n) for n in range(5)]
+    assert encoder.encode(tuple(binds)) == tuple(
+        (vb.oid, "INTEGER", vb.value, "", "", "") for vb in binds
+    )
+    assert stats.varbind_cache_evictions == 4  # emptied twice, 2 each time
+    assert workwire.VarbindEncoder(0, stats).encode(tuple(binds[:1])) == (
+        (binds[0].oid, "INTEGER", 0, "", "", ""),
+    )
+    assert stats.varbind_cache_evictions == 4
+
+
 def test_frames_split_anywhere_come_out_whole_and_in_order() -> None:
     stream = b"".join(workwire.frame(workwire.STATS, {"n": n, "pad": "x" * n}) for n in range(50))
     reader = workwire.FrameReader()
@@ -84,6 +170,42 @@ def test_counters_of_workers_and_of_exited_ones_add_up() -> None:
     assert dict(total.received) == {"2c": 11, "3": 1}
     assert dict(total.rejected) == {"bad_community": 2}
     assert (total.datagrams, total.storm_keys, total.worker_restarts) == (14, 4, 2)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.dictionaries(st.sampled_from(["1", "2c", "3"]), st.integers(0, 9)),
+            st.dictionaries(st.sampled_from(["bad_community", "malformed"]), st.integers(0, 9)),
+            st.integers(0, 9),
+            st.integers(0, 9),
+        ),
+        max_size=12,
+    )
+)
+def test_a_worker_s_new_counters_move_the_total_as_a_full_recount_would(
+    updates: list[tuple[int, dict[str, int], dict[str, int], int, int]],
+) -> None:
+    """The agent adds what changed since a worker's last counters (each STATS frame of
+    each worker, as often as it hands events over) instead of summing every worker's."""
+    snapshots: list[dict[str, Any]] = [{}, {}, {}]
+    total = TrapStats()
+    total.worker_restarts = 3  # the agent's own: not a worker's counter
+    for worker, received, rejected, datagrams, keys in updates:
+        stats = TrapStats(datagrams=datagrams, storm_keys=keys)
+        stats.received.update(received)
+        stats.rejected.update(rejected)
+        new = workwire.stats_snapshot(stats)
+        workwire.add_difference(total, snapshots[worker], new)
+        snapshots[worker] = new
+        expected = TrapStats(worker_restarts=3)
+        workwire.sum_stats(expected, snapshots)
+        for name in ("received", "rejected", "malformed_detail"):
+            got = {k: v for k, v in getattr(total, name).items() if v}
+            assert got == {k: v for k, v in getattr(expected, name).items() if v}
+        plain = {k: v for k, v in total.as_dict().items() if not isinstance(v, dict)}
+        assert plain == {k: v for k, v in expected.as_dict().items() if not isinstance(v, dict)}
 
 
 def test_a_deferred_time_window_keeps_the_claim_for_the_agent() -> None:
@@ -325,10 +447,19 @@ def test_a_worker_s_matches_pass_checked_and_anything_else_is_refused() -> None:
         (*_GOOD, "t1", (((*_MATCH[:1], "x", *_MATCH[2:]),), 0)),  # unknown kind
         (*_GOOD, "t1", (((*_MATCH[:3], {"a": 1}, *_MATCH[4:]),), 0)),  # a label not a string
         (*_GOOD, "t1", ((_MATCH,) * (workwire.MAX_EVENTS + 1), 0)),  # too many
+        # a label not a string, after a match whose labels passed
+        (*_GOOD, "t1", ((_MATCH, (*_MATCH[:3], {"ifIndex": b"3"}, *_MATCH[4:])), 0)),
     ]
     for item in bad:
         with pytest.raises(ValueError, match="event"):
             workwire.decode_event(item)
+    # in one frame, each label set is checked once, however often it comes: another is not
+    # taken for it
+    shared = (*_GOOD, "t1", ((_MATCH, _MATCH), 0))
+    other = (*_GOOD, "t1", (((*_MATCH[:3], {"ifIndex": 3}, *_MATCH[4:]),), 0))
+    assert len(workwire.check_events([shared, shared])) == 2
+    with pytest.raises(ValueError, match="event"):
+        workwire.check_events([shared, other])
 
 
 def test_a_worker_s_trap_cache_evictions_pass_and_unknown_caches_are_refused() -> None:

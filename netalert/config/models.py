@@ -536,8 +536,9 @@ class TrapsConfig(Model):
         description="varbinds, and runs of varbinds after a trap's first, that the v2c fast "
         "path keeps decoded and named by their encoding (a device sends the same "
         "`ifIndex.3 = 3` trap after trap), in each of its two tables, so that one seen before "
-        "is not decoded and named again; a full table is emptied and starts over "
-        "(`netalert_trap_varbind_cache_evictions_total`)",
+        "is not decoded and named again; with `workers` above 1 also the bound of each "
+        "worker's varbinds kept encoded for the agent, and of the agent's kept checked; a "
+        "full table is emptied and starts over (`netalert_trap_varbind_cache_evictions_total`)",
     )
     slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = Field(
         8192,

@@ -46,8 +46,9 @@ _observation = maker(Observation)  # every field in order (the trap path's hot l
 
 # An alert's identity as a fired trap gives it: (rule, device, key labels in order).
 _LabelsKey = tuple[str, str, tuple[tuple[str, str], ...]]
-# ... and what follows from it: (labels, fingerprint, lookup key, labels label_text cut).
-_Identity = tuple[Mapping[str, str], str, str, int]
+# ... and what follows from it: (labels, fingerprint, lookup key, labels label_text cut,
+# the labels as a dict: one object, handed over by a trap worker trap after trap).
+_Identity = tuple[Mapping[str, str], str, str, int, dict[str, str]]
 # One observation of a trap as a trap worker hands it to the agent (builtin values only):
 # (rule, "o" occurred | "c" cleared, key, labels or None, fingerprint or None, value,
 # confirm index or None).
@@ -122,8 +123,9 @@ class TrapRules:
                 key = alert_key("trap", rule.name, trap.device, clear_key(key_labels(rule, trap)))
                 out.append((rule.name, "c", key, None, None, trap.trap, None))
             else:
-                all_labels, print_, key, value, index = self._occurred(rule, event, trap, labels)
-                out.append((rule.name, "o", key, dict(all_labels), print_, value, index))
+                identity, value, index = self._occurred(rule, event, trap, labels)
+                _, print_, key, _, plain = identity
+                out.append((rule.name, "o", key, plain, print_, value, index))
         return tuple(out), LABEL_STATS.cut - cut
 
     def _applicable(
@@ -204,23 +206,23 @@ class TrapRules:
                 fingerprint(all_labels),
                 alert_key("trap", rule.name, device, clear_key(own)),
                 LABEL_STATS.cut - cut,
+                dict(all_labels),
             ),
         )
 
     def _occurred(
         self, rule: TrapRule, event: TrapEvent, trap: TrapView, labels: Mapping[str, str]
-    ) -> tuple[Mapping[str, str], str, str, str, str | None]:
-        """A firing trap's alert labels, fingerprint and key, its value, its confirm index."""
-        all_labels, print_, key, _ = self._identity(
-            rule, trap.device, key_labels(rule, trap), labels
-        )
+    ) -> tuple[_Identity, str, str | None]:
+        """A firing trap's alert identity (labels, fingerprint, key), its value, its
+        confirm index."""
+        identity = self._identity(rule, trap.device, key_labels(rule, trap), labels)
         value = trap.trap
         if rule.value is not None:
             value = computed(rule.value, trap.names, NO_HISTORY, self.rules.max_label)
         index = None
         if rule.confirm is not None:
             index = confirm_index(rule, event, trap, self.rules.cache)
-        return all_labels, print_, key, value, index
+        return identity, value, index
 
     def _fire(
         self,
@@ -230,7 +232,7 @@ class TrapRules:
         labels: Mapping[str, str],
         context: Mapping[str, Any],
     ) -> Observation:
-        all_labels, print_, key, value, index = self._occurred(rule, event, trap, labels)
+        (all_labels, print_, key, _, _), value, index = self._occurred(rule, event, trap, labels)
         return _observation(
             policy=self._policies[rule.name],
             key=key,

@@ -250,6 +250,7 @@ class WorkerReceiver(TrapReceiver):
 
     channel: _Channel
     matcher: Matcher | None = None
+    encoder: workwire.VarbindEncoder | None = None
     _claim: workwire.ClockClaim | None = None
 
     def _v3_message(
@@ -267,7 +268,7 @@ class WorkerReceiver(TrapReceiver):
             self._claim = None
 
     def _deliver(self, trap: TrapEvent) -> None:
-        item = workwire.encode_event(trap, self._claim)
+        item = workwire.encode_event(trap, self._claim, self.encoder)
         matcher = self.matcher
         if matcher is not None:
             # a failure here: the agent matches the trap, and fails as it does with one worker
@@ -317,6 +318,7 @@ async def _serve(spec: WorkerSpec) -> int:
     )
     channel = _Channel(channel_sock, config.traps.worker_queue, receiver.stats)
     receiver.channel = channel
+    receiver.encoder = workwire.VarbindEncoder(traps.varbind_cache_entries, receiver.stats)
     receiver.matcher = _matcher(spec.rules, tree)
     _freeze()
     inherited = {wanted: socket.socket(fileno=fd) for wanted, fd in spec.listen_fds.items()}

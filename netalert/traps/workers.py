@@ -136,6 +136,8 @@ class TrapWorkers:
         self.stats = TrapStats()
         self._own = TrapStats()  # what this side counts: time-window refusals, sink failures
         self._retired: dict[str, Any] = {}  # the counters of workers that exited
+        # the varbinds of the workers' events, checked once (their evictions: this side's)
+        self._varbinds = workwire.VarbindCache(self.config.varbind_cache_entries, self._own)
         # the SNMPv3 time window, one table for every worker
         self._clocks = clocks if clocks is not None else EngineClocks()
         self._workers = [_Worker(n) for n in range(count)]
@@ -420,12 +422,18 @@ class TrapWorkers:
         try:
             for kind, body in worker.reader.feed(data):
                 if kind == workwire.EVENTS:
-                    worker.pending.append(workwire.check_events(body))
+                    evictions = self._own.varbind_cache_evictions
+                    worker.pending.append(workwire.check_events(body, self._varbinds))
+                    self.stats.varbind_cache_evictions += (
+                        self._own.varbind_cache_evictions - evictions
+                    )
                 elif kind == workwire.STATS:
                     checked = workwire.check_stats(body)
                     _evicted(worker.snapshot, checked)
+                    # what changed since its last counters (a sum over every worker's, as
+                    # _recount makes, at each hand-over cost more than the traps of a small one)
+                    workwire.add_difference(self.stats, worker.snapshot, checked)
                     worker.snapshot = checked
-                    self._recount()
                 elif kind == workwire.RECORDED:
                     recorded = workwire.check_recorded(body)
                     for datagram, source, destination, when in recorded:

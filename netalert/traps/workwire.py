@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import marshal
 import math
+import operator
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -49,6 +50,9 @@ __all__ = [
     "STATS",
     "ClockClaim",
     "FrameReader",
+    "VarbindCache",
+    "VarbindEncoder",
+    "add_difference",
     "add_snapshot",
     "check_events",
     "check_recorded",
@@ -76,6 +80,30 @@ Matched = tuple[str, Any]  # a worker's rule-set token and TrapRules.matches
 _TYPES = {kind.value: kind for kind in SnmpType}
 _varbind = maker(VarBind)
 _trap_event = maker(TrapEvent)
+# Values that change trap after trap: not kept by a VarbindCache (it would only fill).
+_VARYING = frozenset({SnmpType.TIMETICKS, SnmpType.COUNTER32, SnmpType.COUNTER64})
+_NONE = type(None)
+# The types of an encoded event's fields (encode_event's order), in every combination
+# a worker sends: uptime None or int, received float or int, no clock claim or one; with
+# a worker's matches after them (its rule-set token and TrapRules.matches), or without.
+_FIELDS = (str, int, str, str, str, tuple, int, float, str, str, str, bool, int, str, tuple)
+_EVENT_SHAPES = frozenset(
+    (*_FIELDS[:6], uptime, received, *_FIELDS[8:14], claim, *matched)
+    for uptime in (_NONE, int)
+    for received in (float, int)
+    for claim in (_NONE, tuple)
+    for matched in ((), (str, tuple))
+)
+# rule, kind, key, labels or None, fingerprint or None, value, index or None
+_MATCH_SHAPES = frozenset(
+    (str, str, str, labels, print_, str, index)
+    for labels in (_NONE, dict)
+    for print_ in (_NONE, str)
+    for index in (_NONE, str)
+)
+# the fields of an event checked for their range: port, version, varbinds, uptime, received,
+# storm count, clock claim
+_RANGED = operator.itemgetter(1, 2, 5, 6, 7, 12, 14)
 
 
 def frame(kind: str, body: Any) -> bytes:
@@ -84,17 +112,18 @@ def frame(kind: str, body: Any) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
-def encode_event(event: TrapEvent, claim: ClockClaim | None) -> tuple[Any, ...]:
-    """``event`` (and its clock claim) as a tuple of builtin values."""
+def encode_event(
+    event: TrapEvent, claim: ClockClaim | None, varbinds: VarbindEncoder | None = None
+) -> tuple[Any, ...]:
+    """``event`` (and its clock claim) as a tuple of builtin values (``varbinds``: the
+    worker's encoded varbinds, kept)."""
     return (
         event.source,
         event.source_port,
         event.version,
         event.trap_oid,
         event.trap_name,
-        tuple(
-            (vb.oid, vb.type.value, vb.value, vb.name, vb.index, vb.label) for vb in event.varbinds
-        ),
+        (varbinds or _NO_ENCODER).encode(event.varbinds),
         event.uptime,
         event.received,
         event.device,
@@ -107,52 +136,137 @@ def encode_event(event: TrapEvent, claim: ClockClaim | None) -> tuple[Any, ...]:
     )
 
 
-def decode_event(item: Any) -> tuple[TrapEvent, ClockClaim | None, Matched | None]:
+class VarbindEncoder:
+    """A worker's varbinds as :func:`encode_event` writes them, kept by the very
+    :class:`VarBind` (the v2c fast path hands the same one trap after trap: see
+    :mod:`netalert.traps.v2c`). An event's varbinds then are the same tuples frame after
+    frame: marshal writes a tuple it has written in the frame already as a reference, and
+    the agent reads it once. At most ``entries`` (emptied when full, counted in
+    ``stats.varbind_cache_evictions``); values that change trap after trap are not kept."""
+
+    __slots__ = ("_bound", "_kept", "_stats")
+
+    def __init__(self, entries: int, stats: TrapStats) -> None:
+        self._bound = entries
+        self._stats = stats
+        # id(varbind) -> (varbind, its tuple): the varbind kept alive keeps its id its own
+        self._kept: dict[int, tuple[VarBind, tuple[Any, ...]]] = {}
+
+    def encode(self, varbinds: tuple[VarBind, ...]) -> tuple[tuple[Any, ...], ...]:
+        kept = self._kept
+        out = []
+        for vb in varbinds:
+            hit = kept.get(id(vb))
+            if hit is not None and hit[0] is vb:
+                out.append(hit[1])
+                continue
+            item = (vb.oid, vb.type.value, vb.value, vb.name, vb.index, vb.label)
+            if vb.type not in _VARYING and self._bound:
+                if len(kept) >= self._bound:
+                    self._stats.varbind_cache_evictions += len(kept)
+                    kept.clear()
+                kept[id(vb)] = (vb, item)
+            out.append(item)
+        return tuple(out)
+
+
+_NO_ENCODER = VarbindEncoder(0, TrapStats())
+
+
+def decode_event(
+    item: Any, varbinds: VarbindCache | None = None
+) -> tuple[TrapEvent, ClockClaim | None, Matched | None]:
     """The event :func:`encode_event` encoded, its clock claim, and the worker's matches
     when it matched the trap (``(token, matches)`` after the event); every field checked.
+
+    Each field's type is checked at once, by the tuple of the fields' types (one of a
+    few shapes), then each range; ``varbinds`` keeps the varbinds already checked and
+    made, by their encoding (the same, trap after trap, but for the uptime).
 
     Raises:
         ValueError: ``item`` is not what :func:`encode_event` (and the worker) make.
     """
-    if type(item) is not tuple or len(item) not in (15, 17):
-        raise ValueError("event: not a tuple of 15 or 17 fields")
-    matched = _checked_matches(item[15], item[16]) if len(item) == 17 else None
-    item = item[:15]
-    source, port, version, trap_oid, trap_name, binds, uptime, received = item[:8]
-    device, community, user, inform, storm_count, message_id, claim = item[8:]
+    return _decode(item, varbinds if varbinds is not None else _NO_CACHE, {})
+
+
+def _decode(
+    item: Any, cache: VarbindCache, seen: dict[int, Any]
+) -> tuple[TrapEvent, ClockClaim | None, Matched | None]:
+    """:func:`decode_event`; ``seen``: the varbinds made from the frame so far, by the id
+    of their tuple, and its label sets checked, by theirs (marshal makes one object of
+    what the worker wrote once)."""
+    if type(item) is not tuple or tuple(map(type, item)) not in _EVENT_SHAPES:
+        raise ValueError("event: not a tuple of 15 or 17 fields of the right types")
+    matched = _checked_matches(item[15], item[16], seen) if len(item) == 17 else None
+    port, version, binds, uptime, received, storm_count, claim = _RANGED(item)
     if not (
-        type(source) is str
-        and type(port) is int
-        and 0 <= port <= 65535
-        and type(version) is str
+        0 <= port <= 65535
         and version in _VERSIONS
-        and type(trap_oid) is str
-        and type(trap_name) is str
-        and type(binds) is tuple
-        and (uptime is None or (type(uptime) is int and 0 <= uptime < _U64))
-        and type(received) in (float, int)
+        and (uptime is None or 0 <= uptime < _U64)
         and math.isfinite(received)
-        and type(device) is str
-        and type(community) is str
-        and type(user) is str
-        and type(inform) is bool
-        and type(storm_count) is int
         and 1 <= storm_count < _U64
-        and type(message_id) is str
     ):
-        raise ValueError("event: a field of the wrong type or out of range")
+        raise ValueError("event: a field out of range")
     if claim is not None and (version != "3" or not _is_claim(claim)):
         raise ValueError("event: a malformed SNMPv3 clock claim")
+    made = _varbinds(binds, cache, seen)
+    return _trap_event(*item[:5], made, *item[6:14]), claim, matched
+
+
+class VarbindCache:
+    """The varbinds the agent checked and made, by their encoding (at most ``entries``:
+    emptied when full, counted in ``stats.varbind_cache_evictions``), so that a varbind
+    sent again is taken as it is. Values that change trap after trap are not kept."""
+
+    __slots__ = ("_bound", "_stats", "made")
+
+    def __init__(self, entries: int, stats: TrapStats) -> None:
+        self._bound = entries
+        self._stats = stats
+        self.made: dict[tuple[Any, ...], VarBind] = {}
+
+    def keep(self, bind: tuple[Any, ...], varbind: VarBind) -> None:
+        made = self.made
+        if len(made) >= self._bound:
+            if not made:
+                return  # a cache of 0 entries keeps nothing
+            self._stats.varbind_cache_evictions += len(made)
+            made.clear()
+        made[bind] = varbind
+
+
+_NO_CACHE = VarbindCache(0, TrapStats())
+
+
+def _varbinds(
+    binds: tuple[Any, ...], cache: VarbindCache, seen: dict[int, Any]
+) -> tuple[VarBind, ...]:
+    """The varbinds of an encoded event, every field checked (or one checked before)."""
+    made = cache.made
     types = _TYPES
-    varbinds = []
+    out = []
     for bind in binds:
+        varbind = seen.get(id(bind))  # the same object, checked earlier in this frame
+        if varbind is not None:
+            out.append(varbind)
+            continue
+        # a key equal to a checked varbind is one: its text fields are equal text, and its
+        # value is of the same type (1 == 1.0 == True: the type is compared too)
+        try:
+            hit = made.get(bind)
+        except TypeError:  # unhashable: not a varbind, as the checks below find
+            hit = None
+        if hit is not None and type(hit.value) is type(bind[2]):
+            seen[id(bind)] = hit
+            out.append(hit)
+            continue
         if type(bind) is not tuple or len(bind) != 6:
             raise ValueError("event: a varbind not a tuple of 6 fields")
         oid, kind, value, name, index, label = bind
+        snmp_type = types.get(kind) if type(kind) is str else None
         if not (
-            type(oid) is str
-            and type(kind) is str
-            and kind in types
+            snmp_type is not None
+            and type(oid) is str
             and type(value) in _VALUES
             and (type(value) is not int or -_U64 < value < _U64)
             and type(name) is str
@@ -160,14 +274,18 @@ def decode_event(item: Any) -> tuple[TrapEvent, ClockClaim | None, Matched | Non
             and type(label) is str
         ):
             raise ValueError("event: a varbind field of the wrong type or out of range")
-        varbinds.append(_varbind(oid, types[kind], value, name, index, label))
-    event = _trap_event(*item[:5], tuple(varbinds), *item[6:14])
-    return event, claim, matched
+        varbind = _varbind(oid, snmp_type, value, name, index, label)
+        if snmp_type not in _VARYING:
+            cache.keep(bind, varbind)
+            seen[id(bind)] = varbind
+        out.append(varbind)
+    return tuple(out)
 
 
-def _checked_matches(token: Any, matches: Any) -> Matched:
-    """A worker's ``(token, matches)`` (:meth:`TrapRules.matches`), every field checked."""
-    if not (type(token) is str and len(token) <= _MAX_KEY):
+def _checked_matches(token: Any, matches: Any, seen: dict[int, Any]) -> Matched:
+    """A worker's ``(token, matches)`` (:meth:`TrapRules.matches`), every field checked
+    (a label set ``seen`` in the frame before, once)."""
+    if len(token) > _MAX_KEY:
         raise ValueError("event: a rule-set token not a short string")
     if not (type(matches) is tuple and len(matches) == 2):
         raise ValueError("event: matches not a (found, cut) pair")
@@ -175,28 +293,27 @@ def _checked_matches(token: Any, matches: Any) -> Matched:
     if not (type(found) is tuple and len(found) <= MAX_EVENTS and _is_count(cut)):
         raise ValueError("event: matches of the wrong shape")
     for match in found:
-        if not (type(match) is tuple and len(match) == 7):
-            raise ValueError("event: a match not a tuple of 7 fields")
-        rule, kind, key, labels, print_, value, index = match
-        if not (
-            type(rule) is str
-            and kind in ("c", "o")
-            and type(key) is str
-            and (labels is None or _is_labels(labels))
-            and (print_ is None or type(print_) is str)
-            and type(value) is str
-            and (index is None or type(index) is str)
-        ):
-            raise ValueError("event: a match field of the wrong type")
+        if type(match) is not tuple or tuple(map(type, match)) not in _MATCH_SHAPES:
+            raise ValueError("event: a match not a tuple of 7 fields of the right types")
+        labels = match[3]
+        if match[1] not in ("c", "o"):
+            raise ValueError("event: a match of an unknown kind")
+        if labels is not None and id(labels) not in seen:
+            if not _is_labels(labels):
+                raise ValueError("event: a match's labels not text")
+            seen[id(labels)] = labels
     return token, matches
 
 
-def _is_labels(labels: Any) -> bool:
-    return (
-        type(labels) is dict
-        and len(labels) <= _MAX_KEYS
-        and all(type(k) is str and type(v) is str for k, v in labels.items())
-    )
+def _is_labels(labels: dict[Any, Any]) -> bool:
+    if len(labels) > _MAX_KEYS:
+        return False
+    try:  # text only: str.join takes nothing else
+        "".join(labels)
+        "".join(labels.values())
+    except TypeError:
+        return False
+    return True
 
 
 def _is_claim(claim: Any) -> bool:
@@ -214,8 +331,11 @@ def _is_claim(claim: Any) -> bool:
     )
 
 
-def check_events(body: Any) -> list[tuple[TrapEvent, ClockClaim | None, Matched | None]]:
-    """The events (and clock claims) of an EVENTS frame's body, every one checked.
+def check_events(
+    body: Any, varbinds: VarbindCache | None = None
+) -> list[tuple[TrapEvent, ClockClaim | None, Matched | None]]:
+    """The events (and clock claims) of an EVENTS frame's body, every one checked
+    (``varbinds``: see :func:`decode_event`).
 
     Raises:
         ValueError: not a list of at most ``MAX_EVENTS`` encoded events.
@@ -224,7 +344,9 @@ def check_events(body: Any) -> list[tuple[TrapEvent, ClockClaim | None, Matched 
         raise ValueError("events: not a list")
     if len(body) > MAX_EVENTS:
         raise ValueError(f"events: {len(body)} in one frame, more than {MAX_EVENTS}")
-    return [decode_event(item) for item in body]
+    cache = varbinds if varbinds is not None else _NO_CACHE
+    seen: dict[int, Any] = {}  # the frame's body holds every object: ids stay theirs
+    return [_decode(item, cache, seen) for item in body]
 
 
 def _is_count(value: Any) -> bool:
@@ -369,6 +491,28 @@ def add_snapshot(total: dict[str, Any], snapshot: dict[str, Any]) -> None:
                 counts[key] = counts.get(key, 0) + count
         else:
             total[name] = total.get(name, 0) + value
+
+
+def add_difference(total: TrapStats, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Adds to ``total`` what changed from a worker's counters ``old`` to ``new`` (two of
+    its :func:`stats_snapshot`), as :func:`sum_stats` over every worker would set it."""
+    for name in _COUNTERS:
+        counts = getattr(total, name)
+        before = old.get(name) or {}
+        after = new.get(name) or {}
+        if after == before:
+            continue
+        for key, count in after.items():
+            change = count - before.get(key, 0)
+            if change:
+                counts[key] += change
+        for key, count in before.items():
+            if count and key not in after:
+                counts[key] -= count
+    for name in _INTS:
+        change = new.get(name, 0) - old.get(name, 0)
+        if change:
+            setattr(total, name, getattr(total, name) + change)
 
 
 def sum_stats(total: TrapStats, snapshots: Iterable[dict[str, Any]]) -> None:
