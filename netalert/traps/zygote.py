@@ -58,6 +58,7 @@ _REPLY_WITHIN = 30.0  # seconds the zygote has to fork a worker or load a tree
 _CODES_MAX = 256  # exit statuses kept for workers nobody asked about yet
 _WAIT_CHILDREN = 15.0  # seconds the zygote waits for its workers once the agent is gone
 _STOP_WITHIN = 10.0  # seconds the agent waits for the zygote to exit at the end
+_FOREVER = 365 * 86400.0
 ZYGOTE_NAME = b"netalert-zygote"  # its /proc/PID/comm (what ps and top show)
 WORKER_NAME = b"netalert-worker"
 
@@ -122,13 +123,28 @@ class Forked:
         self.returncode: int | None = None
 
     def _gone(self, timeout: float) -> bool:
-        if self._pidfd < 0:
+        if self.returncode is not None:
             return True
-        return bool(select.select([self._pidfd], [], [], timeout)[0])
+        if self._pidfd >= 0:
+            return bool(select.select([self._pidfd], [], [], timeout)[0])
+        # No pidfd (Linux before 5.3): the zygote's report, or its pid gone (reaped by init).
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(deadline - time.monotonic(), 0.0)
+            code = self._zygote.exit_code(self.pid, min(left, 0.1))
+            if code is not None:
+                self.returncode = code
+                return True
+            if not self._zygote.alive:
+                if not _running(self.pid):
+                    return True
+                time.sleep(min(left, 0.05))
+            if time.monotonic() >= deadline:
+                return False
 
     def poll(self) -> int | None:
         """The exit status (as ``Popen.returncode``) once the zygote reported it, else None."""
-        if self.returncode is None and self._gone(0):
+        if self.returncode is None and self._gone(0) and self.returncode is None:
             self.returncode = self._zygote.exit_code(self.pid, 0.05)
         return self.returncode
 
@@ -138,7 +154,7 @@ class Forked:
         Raises:
             subprocess.TimeoutExpired: it still runs after ``timeout`` seconds.
         """
-        if not self._gone(-1 if timeout is None else timeout):
+        if not self._gone(_FOREVER if timeout is None else timeout):
             raise subprocess.TimeoutExpired(f"trap worker {self.pid}", timeout or 0.0)
         if self.returncode is None:
             self.returncode = self._zygote.exit_code(self.pid, 1.0)
@@ -149,6 +165,9 @@ class Forked:
         if self._pidfd >= 0:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        elif not self._gone(0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
     def __del__(self) -> None:
         if self._pidfd >= 0:
@@ -185,7 +204,8 @@ class Zygote:
             kind, body = self._reply()
             if kind == "failed":
                 raise ZygoteError(f"the trap zygote could not fork a worker: {body}")
-            return Forked(self, int(body), self._reader.take(1)[0])
+            pid, with_pidfd = body
+            return Forked(self, int(pid), self._reader.take(1)[0] if with_pidfd else -1)
 
     def load(self, tree: TrapTree) -> None:
         """Replaces the tree the zygote forks workers with (a reload with other MIBs).
@@ -311,6 +331,14 @@ class Zygote:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
                 code = os.waitstatus_to_exitcode(status) if pid else "?"
         log.error(event("trap_zygote_exited", pid=self.pid, code=code, reason=why))
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _fd_bytes(fds: Sequence[int]) -> bytes:
@@ -516,12 +544,11 @@ def _fork(
     _close(fds)  # the worker's now: its channel ends when it does
     try:
         pidfd = os.pidfd_open(pid)
-    except OSError as exc:
-        os.kill(pid, signal.SIGKILL)
-        _send(sock, "failed", f"pidfd_open: {exc}")
+    except OSError:  # Linux before 5.3: the agent goes by the pid and our exit reports
+        _send(sock, "forked", (pid, False))
         return
     try:
-        _send(sock, "forked", pid, [pidfd])
+        _send(sock, "forked", (pid, True), [pidfd])
     finally:
         os.close(pidfd)
 
