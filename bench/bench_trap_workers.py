@@ -112,12 +112,12 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
 
 
 def _tree_cpu_ns(pid: int) -> int:
-    """CPU of ``pid`` and its children (the workers)."""
+    """CPU of ``pid`` and every process below it (the zygote, and the workers it forked)."""
     total = cpu_ns(pid)
     with contextlib.suppress(OSError):
         for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
             with contextlib.suppress(OSError):
-                total += cpu_ns(int(child))
+                total += _tree_cpu_ns(int(child))
     return total
 
 

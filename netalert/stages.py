@@ -52,8 +52,9 @@ log = logging.getLogger("netalert.service")
 
 
 def receiver_settings(config: Config) -> tuple[object, ...]:
-    """What the trap receiver is built from: a reload rebuilds it when this changes."""
-    return (config.traps, config.devices)
+    """What the trap receiver is built from: a reload rebuilds it when this changes (other
+    ``[mibs]``: traps are named with the new MIB tree, in the trap workers too)."""
+    return (config.traps, config.devices, config.mibs)
 
 
 def poller_settings(config: Config) -> tuple[object, ...]:

@@ -28,6 +28,7 @@ from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.traps.listen import BindError, open_udp_socket
 from netalert.traps.pcap import read_datagrams
 from netalert.traps.workers import TrapWorkers
+from netalert.traps.zygote import Forked, zygote_for
 from tests.support.ports import free_udp_port
 
 pytestmark = pytest.mark.daemon
@@ -360,3 +361,24 @@ async def test_the_workers_match_the_rule_set_in_force(tmp_path: Path, tree: Mib
         assert all([r for r, *_ in m[1][0]] == ["Any"] for _, m in matched)
     finally:
         await pool.stop()
+
+
+async def test_a_worker_without_a_pidfd_is_killed_and_waited_for_by_its_pid(
+    workers: Workers,
+) -> None:
+    """Linux before 5.3 has no pidfd: the agent goes by the worker's pid and the zygote's
+    report of its exit, and a killed worker is restarted all the same."""
+    await workers.ready()
+    victim = workers.pool._workers[0]
+    assert isinstance(victim.proc, Forked)
+    pid = victim.proc.pid
+    victim.proc = Forked(zygote_for(workers.pool._tree), pid, -1)  # as without pidfd_open
+    assert victim.proc.poll() is None
+    with pytest.raises(subprocess.TimeoutExpired):
+        victim.proc.wait(0.2)
+    victim.proc.kill()
+    assert victim.proc.wait(10) == -signal.SIGKILL
+    await workers.until(lambda: workers.pool.stats.worker_restarts == 1)
+    await workers.until(lambda: workers.pool.stats.workers == 2)
+    assert workers.pool._workers[0].proc is not None
+    assert workers.pool._workers[0].proc.pid != pid

@@ -33,6 +33,7 @@ from tests.support.fault_checks import assert_exactly_once, mail_config
 from tests.support.faults import AgentProcess, delivered, link_down, metric_values
 from tests.support.order import TIMING
 from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.procs import trap_workers
 from tests.support.smtp import SmtpServer
 from tests.test_traps_workers_e2e import _WORKERS, ENGINE, USER
 
@@ -52,10 +53,9 @@ def agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iterator[
 
 
 def _workers(agent: AgentProcess) -> list[int]:
+    """The agent's worker processes."""
     assert agent.proc is not None
-    children = Path(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children").read_text()
-    pids = [int(pid) for pid in children.split()]
-    return [p for p in pids if b"netalert.traps.worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return trap_workers(agent.proc.pid)
 
 
 def _memory(pid: int, field: str = "VmHWM") -> int:

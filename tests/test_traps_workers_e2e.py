@@ -18,6 +18,7 @@ import pytest
 from tests.support.fault_checks import assert_exactly_once, mail_config
 from tests.support.faults import AgentProcess, metric_values
 from tests.support.ports import free_tcp_port, free_udp_port
+from tests.support.procs import trap_workers
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.e2e
@@ -78,9 +79,7 @@ SENDERS = [
 def _workers(agent: AgentProcess) -> list[int]:
     """The agent's worker processes."""
     assert agent.proc is not None
-    children = Path(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children").read_text()
-    pids = [int(pid) for pid in children.split()]
-    return [p for p in pids if b"netalert.traps.worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return trap_workers(agent.proc.pid)
 
 
 def test_every_version_reaches_smtp_through_two_workers(

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,9 @@ def tree() -> MibTree:
     return MibTree.builtin()
 
 
-# a hostile worker: reads its spec, says READY, writes the frame in the file given, waits
+# a hostile worker: says READY, writes the frame in the file given, waits
 _HOSTILE = """
 import os, sys, time
-sys.stdin.buffer.read()
 with open(sys.argv[2], "rb") as file:
     data = file.read()
 with os.fdopen(int(sys.argv[1]), "wb") as channel:
@@ -123,14 +122,12 @@ def _hostile_start(data: bytes, path: Path) -> Any:
     calls = [0]
     path.write_bytes(workwire.frame(workwire.READY, 0) + data)
 
-    def start(fds: Iterable[int], channel: int) -> subprocess.Popen[bytes]:
+    def start(tree: Any, spec: Any, fds: Sequence[int]) -> Any:
         calls[0] += 1
         if calls[0] > 1:
-            return real(fds, channel)
-        return subprocess.Popen(
-            [sys.executable, "-c", _HOSTILE, str(channel), str(path)],
-            stdin=subprocess.PIPE,
-            pass_fds=(*fds, channel),
+            return real(tree, spec, fds)
+        return subprocess.Popen(  # its channel's end first, then its sockets
+            [sys.executable, "-c", _HOSTILE, str(fds[0]), str(path)], pass_fds=fds
         )
 
     return start
@@ -227,11 +224,11 @@ async def test_a_worker_that_cannot_be_started_is_tried_again(
     real = workers_module._start
     calls = [0]
 
-    def start(fds: Iterable[int], channel: int) -> subprocess.Popen[bytes]:
+    def start(tree: Any, spec: Any, fds: Sequence[int]) -> Any:
         calls[0] += 1
         if calls[0] in (2, 3):  # the first two restarts
             raise BlockingIOError(11, "Resource temporarily unavailable")
-        return real(fds, channel)
+        return real(tree, spec, fds)
 
     monkeypatch.setattr(workers_module, "_start", start)
     config = _config(tmp_path, free_udp_port(), workers=1)

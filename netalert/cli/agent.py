@@ -75,7 +75,14 @@ def run(
     except NetalertError as exc:  # e.g. an unusable state_dir: one line, no traceback
         raise fail(f"netalert: {exc}", 1) from None
     raise_descriptor_limit()  # one socket per polled device (gufo sessions)
+    from netalert.traps import zygote
+    from netalert.traps.workers import worker_count
+
+    if cfg.traps.enabled and worker_count(cfg.traps) > 1:
+        zygote.preload(prepared.tree)  # before the loop and its threads: the workers' fork
     try:
         run_loop(run_agent(prepared, config_path=path, recover=recover))
     except NetalertError as exc:
         raise fail(f"netalert: {exc}", 1) from None
+    finally:
+        zygote.shutdown()

@@ -1,8 +1,8 @@
 """A trap worker process: one SO_REUSEPORT socket per listen address, events to the agent.
 
-Started by :class:`netalert.traps.workers.TrapWorkers` as
-``python -m netalert.traps.worker`` with its sockets and a socketpair to the
-agent inherited, and a :class:`WorkerSpec` on stdin. It runs the same
+Forked by the zygote (:mod:`netalert.traps.zygote`) for
+:class:`netalert.traps.workers.TrapWorkers`, with the loaded MIB tree, its
+sockets and a socketpair to the agent, and a :class:`WorkerSpec` (:func:`run`). It runs the same
 :class:`~netalert.traps.receiver.TrapReceiver` as the agent does with one
 worker (access control, decoding, SNMPv3 security, inform Responses, storm
 folding, naming) and hands the events to the agent in batches
@@ -21,7 +21,6 @@ import os
 import pickle
 import signal
 import socket
-import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from netalert.traps import workwire
 from netalert.traps.receiver import TrapReceiver
 from netalert.traps.v3 import V3Notification
 
-__all__ = ["Matcher", "WorkerSpec", "main"]
+__all__ = ["Matcher", "WorkerSpec", "run"]
 
 log = logging.getLogger("netalert.traps")
 
@@ -57,7 +56,7 @@ _COUNTERS_DUE = (b"", 0)
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    """What a worker is told at start (pickled on its stdin by its parent, the agent)."""
+    """What a worker is told at start (by the agent, through the zygote)."""
 
     index: int
     config: Config
@@ -68,7 +67,6 @@ class WorkerSpec:
     engine_ids: tuple[tuple[bytes, str], ...]  # (engine ID, device) the poller learned so far
     wait_for_go: bool  # a reload's worker: read only once the agent says GO
     message_ids: bool  # [cluster]
-    tree: bytes  # the agent's MIB tree, pickled: every worker names traps as the agent would
     # the rule set in force (its token, the config it is compiled from), None: no matching
     rules: tuple[str, Config] | None = None
 
@@ -277,10 +275,14 @@ class WorkerReceiver(TrapReceiver):
         self.channel.add(item)
 
 
-def _freeze() -> None:
+def _freeze(*, everything: bool = True) -> None:
     """Moves what is alive now (the MIB tree, the compiled rules) out of the collector's
-    sight, as the agent does: a full collection walking them cost more than the traps."""
-    gc.unfreeze()
+    sight, as the agent does: a full collection walking them cost more than the traps.
+
+    Not ``everything``: what the zygote froze (the MIB tree) stays frozen, unwalked, so
+    its pages stay shared with the zygote and the other workers."""
+    if everything:
+        gc.unfreeze()
     gc.collect()
     gc.freeze()
 
@@ -296,12 +298,11 @@ def _matcher(rules: tuple[str, Config] | None, tree: MibTreeLike) -> Matcher | N
         return None
 
 
-async def _serve(spec: WorkerSpec) -> int:
+async def _serve(spec: WorkerSpec, tree: Any) -> int:
     loop = asyncio.get_running_loop()
     config = spec.config
     channel_sock = socket.socket(fileno=spec.channel_fd)
     channel_sock.setblocking(False)
-    tree = pickle.loads(spec.tree)  # noqa: S301 - from our parent, the agent
     traps = config.traps.model_copy(update={"record": None})  # the agent writes the file
     engines = _Engines(spec.engine_ids)
     receiver = WorkerReceiver(
@@ -320,7 +321,7 @@ async def _serve(spec: WorkerSpec) -> int:
     receiver.channel = channel
     receiver.encoder = workwire.VarbindEncoder(traps.varbind_cache_entries, receiver.stats)
     receiver.matcher = _matcher(spec.rules, tree)
-    _freeze()
+    _freeze(everything=False)
     inherited = {wanted: socket.socket(fileno=fd) for wanted, fd in spec.listen_fds.items()}
     await receiver.open(inherit=inherited)
     for sock in inherited.values():
@@ -386,14 +387,14 @@ async def _serve(spec: WorkerSpec) -> int:
     return 0
 
 
-def main() -> int:
-    """The worker process: reads its spec from stdin and serves until told to stop."""
+def run(spec: WorkerSpec, tree: Any) -> int:
+    """The worker process, forked by the zygote with ``tree`` (the agent's
+    :class:`~netalert.mib.MibTree`) loaded: serves until told to stop."""
     # Ctrl-C, SIGHUP and SIGTERM are the agent's: it reloads and stops its workers itself
     # (systemd sends SIGTERM to every process of the unit; a worker leaves when told to,
     # after handing over its last traps, or when the agent is gone).
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
-    spec: WorkerSpec = pickle.load(sys.stdin.buffer)  # from our parent, the agent  # noqa: S301
     agent = spec.config.agent
     from netalert.logs import setup_logging
 
@@ -404,9 +405,5 @@ def main() -> int:
     log.addFilter(lambda record: getattr(record.msg, "name", "") not in quiet)
     log.debug(event("trap_worker_started", worker=spec.index, pid=os.getpid()))
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_serve(spec))
+        return asyncio.run(_serve(spec, tree))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

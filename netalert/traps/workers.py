@@ -3,8 +3,9 @@
 With ``[traps] workers`` above 1 the agent binds, for each listen address,
 one socket per worker in a SO_REUSEPORT group (after checking that the
 address is free, so that a second agent cannot silently split the traps with
-this one), steers datagrams to the sockets by source address, and starts the
-workers (:mod:`netalert.traps.worker`) with their sockets. The agent keeps
+this one), steers datagrams to the sockets by source address, and has the
+zygote (:mod:`netalert.traps.zygote`, a process holding the loaded MIB tree)
+fork the workers (:mod:`netalert.traps.worker`) with their sockets. The agent keeps
 its own descriptor of every socket: a worker that dies is restarted on the
 same socket, and what arrived meanwhile waits in its receive buffer. Events
 come back in batches over a socketpair per worker (:mod:`netalert.traps.workwire`);
@@ -28,21 +29,20 @@ import os
 import pickle
 import socket
 import subprocess
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from netalert.errors import NetalertError
 from netalert.logs import RateLimiter, event
 from netalert.rules.trapcache import TRAP_CACHE_STATS
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.timeliness import EngineClocks
-from netalert.traps import workwire
+from netalert.traps import workwire, zygote
 from netalert.traps.listen import kernel_drops, open_reuseport_group, share_udp_socket
 from netalert.traps.pcap import PcapRecorder, open_recording, start_recording
 from netalert.traps.stats import RejectReason, TrapStats
@@ -82,10 +82,23 @@ def worker_count(config: TrapsConfig) -> int:
     return min(cores, AUTO_MAX)
 
 
+class Process(Protocol):
+    """A worker process as the agent handles it (:class:`~netalert.traps.zygote.Forked`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass(slots=True)
 class _Worker:
     index: int
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Process | None = None
     channel: socket.socket | None = None
     reader: workwire.FrameReader = field(default_factory=workwire.FrameReader)
     snapshot: dict[str, Any] = field(default_factory=dict)  # its latest counters
@@ -126,7 +139,7 @@ class TrapWorkers:
         self.config = config.traps
         self._config = config
         self._sink = sink
-        self._tree = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
+        self._tree = tree
         self._matched = matched
         self._rules: tuple[str, Config] | None = None  # the rule set the workers match with
         self._engines = engines
@@ -364,6 +377,7 @@ class TrapWorkers:
     # --- the workers -------------------------------------------------------------
 
     async def _spawn(self, worker: _Worker) -> None:
+        loop = asyncio.get_running_loop()
         here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fds = {wanted: group[worker.index].fileno() for wanted, group in self._sockets.items()}
         spec = WorkerSpec(
@@ -376,12 +390,13 @@ class TrapWorkers:
             engine_ids=self._learned(),
             wait_for_go=self._waiting,
             message_ids=self._message_ids,
-            tree=self._tree,
             rules=self._rules,
         )
-        try:
-            proc = _start(fds.values(), there.fileno())
-        except OSError:
+        try:  # in a thread: the zygote may have to be started first, or sent a new tree
+            proc = await loop.run_in_executor(
+                None, _start, self._tree, spec, [there.fileno(), *fds.values()]
+            )
+        except BaseException:
             here.close()
             raise
         finally:
@@ -392,10 +407,8 @@ class TrapWorkers:
         worker.ready.clear()
         worker.paused = False
         here.setblocking(False)
-        asyncio.get_running_loop().add_reader(here.fileno(), self._on_channel, worker)
+        loop.add_reader(here.fileno(), self._on_channel, worker)
         self.stats.workers = sum(1 for w in self._workers if w.channel is not None)
-        data = pickle.dumps(spec)
-        await asyncio.get_running_loop().run_in_executor(None, _feed, proc, data)
 
     def _send(self, worker: _Worker, kind: str, body: Any) -> None:
         if worker.channel is None:
@@ -548,7 +561,7 @@ class TrapWorkers:
         wait, worker.delay = worker.delay, min(worker.delay * 2, _RESTART_DELAY_MAX)
         asyncio.get_running_loop().call_later(wait, self._restart, worker, proc)
 
-    def _restart(self, worker: _Worker, old: subprocess.Popen[bytes] | None) -> None:
+    def _restart(self, worker: _Worker, old: Process | None) -> None:
         if old is not None:
             old.poll()  # reaped: no zombie left behind
         if self._stopping or worker.channel is not None:
@@ -608,6 +621,7 @@ class TrapWorkers:
 
     def _housekeeping(self) -> None:
         try:
+            zygote.pump()  # its reports of exits; a zygote that died is logged
             if self.recorder is not None:
                 self.recorder.flush()
         finally:
@@ -622,20 +636,11 @@ def _evicted(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
             TRAP_CACHE_STATS.evicted[cache] += count - before.get(cache, 0)
 
 
-def _start(fds: Iterable[int], channel: int) -> subprocess.Popen[bytes]:
-    """Starts a worker: our own module, by the running interpreter, with its descriptors."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "netalert.traps.worker"],
-        stdin=subprocess.PIPE,
-        pass_fds=(*fds, channel),
-    )
+def _start(tree: TrapTree, spec: WorkerSpec, fds: Sequence[int]) -> Process:
+    """Starts a worker (blocks: in a thread): forked by the zygote holding ``tree``, passed
+    ``fds`` (its channel's end, then its sockets in the order of ``spec.listen_fds``).
 
-
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    """Writes a worker's spec to its stdin (in a thread: the worker reads it once it runs)."""
-    assert proc.stdin is not None
-    try:
-        proc.stdin.write(data)
-        proc.stdin.close()
-    except OSError:
-        pass  # it died before reading: its channel's end says so and it is restarted
+    Raises:
+        OSError: the zygote cannot be started, or cannot fork (ZygoteError).
+    """
+    return zygote.zygote_for(tree).fork(spec, fds)
