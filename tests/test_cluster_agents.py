@@ -114,9 +114,14 @@ def _node(
     mib_cache: Path,
     *,
     lease: float = LEASE,
+    workers: int = 1,
 ) -> AgentProcess:
+    """A node, not started. ``workers = 1`` by default: the node receives its traps itself
+    (the subject here is the shared state, leases and mail; a trap worker is another Python
+    start, about a second of CPU); test_cluster_v3.py and test_cluster_kill.py run nodes
+    with the default workers."""
     http, traps = free_tcp_port(), free_udp_port()
-    text = _CONFIG.format(
+    text = _CONFIG.replace("[traps]\n", f"[traps]\nworkers = {workers}\n", 1).format(
         http=http,
         traps=traps,
         devices=_devices(),

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from netalert.config import load_config, load_config_text
 from netalert.config.types import HostPort, format_duration, parse_duration, parse_hostport
 from netalert.errors import ConfigError
+from tests.support.cli import netalert_in_process
 from tests.support.shared import sharing_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,7 +224,12 @@ def test_secret_and_file_both_given(tmp_path: Path) -> None:
 
 
 @pytest.mark.daemon
-def test_secrets_never_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_printed(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     (tmp_path / "pw").write_text("file-secret-XYZ\n")
     (tmp_path / "c.toml").write_text(
         "[smtp]\npassword_file = 'pw'\n"
@@ -232,16 +238,18 @@ def test_secrets_never_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         "priv_protocol = 'AES-128'\npriv_password = 'priv-secret-QRS'\n"
         "[[devices]]\nname = 'd'\naddress = '192.0.2.1'\ncredentials = 'v3'\n"
     )
-    env = {"COMM": "env-community-ABC", "AUTH": "env-auth-DEF", "PATH": "/usr/bin:/bin"}
-    env |= sharing_env()  # the run's MIB facts: seconds of CPU per fresh state directory
+    env = {"COMM": "env-community-ABC", "AUTH": "env-auth-DEF"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     secrets = ["file-secret-XYZ", "env-community-ABC", "env-auth-DEF", "priv-secret-QRS"]
-    ok = run_cli("check-config", "-c", str(tmp_path / "c.toml"), env=env)
+    # in this process (tests/support/cli.py): what check-config prints, not a process start
+    ok = netalert_in_process(capsys, "check-config", "-c", str(tmp_path / "c.toml"))
     assert ok.returncode == 0, ok.stderr
     # A broken config next to the secrets: the error output must not echo them either.
     (tmp_path / "bad.toml").write_text(
         "[snmp]\ncommunity = 12\n[smtp]\npassword = '${AUTH}'\nport = 'x'\n"
     )
-    bad = run_cli("check-config", "-c", str(tmp_path / "bad.toml"), env=env)
+    bad = netalert_in_process(capsys, "check-config", "-c", str(tmp_path / "bad.toml"))
     assert bad.returncode == 2
     with caplog.at_level(logging.DEBUG):
         config = load_config(tmp_path / "c.toml", env=env)
@@ -253,7 +261,9 @@ def test_secrets_never_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 
 
 @pytest.mark.daemon
-def test_check_config_refuses_hostile_values_one_line_each(tmp_path: Path) -> None:
+def test_check_config_refuses_hostile_values_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A planted config: a FIFO secret, a backtracking regex, a deep template, a NUL,
     a duration past the bound. One line each on stderr, exit 2, within the timeout."""
     os.mkfifo(tmp_path / "fifo")
@@ -277,7 +287,7 @@ def test_check_config_refuses_hostile_values_one_line_each(tmp_path: Path) -> No
         '[[rules]]\nname = "R"\ntrap = "*"\nseverity = "info"\n'
         'summary = "' + "{%if 1%}" * 900 + "x" + "{%endif%}" * 900 + '"\n'
     )
-    bad = run_cli("check-config", "-c", str(path), env=env)
+    bad = netalert_in_process(capsys, "check-config", "-c", str(path))  # the process: above
     assert bad.returncode == 2, bad.stderr
     lines = bad.stderr.splitlines()
     assert "Traceback" not in bad.stderr

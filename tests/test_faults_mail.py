@@ -12,11 +12,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.support.fault_checks import MAIL_RULE, assert_exactly_once, wait_mail
+from tests.support.fault_checks import MAIL_RULE, assert_exactly_once, mail_config, wait_mail
 from tests.support.faults import AgentProcess, alert_indexes, link_down, send_traps
+from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
 
 N = 50
@@ -25,8 +28,14 @@ STREAM_MAX = 3_000  # traps the mid-burst test sends at most (a minute at 50 a s
 
 
 @pytest.fixture
-def agent(mail_agent: AgentProcess) -> AgentProcess:
-    return mail_agent
+def agent(tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path) -> Iterator[AgentProcess]:
+    """The agent of ``mail_agent``, receiving its traps itself (``workers = 1``: these tests
+    are about the mail path; a trap worker is another Python start, about a second of CPU)."""
+    traps, http = free_udp_port(), free_tcp_port()
+    text = mail_config(traps=traps, smtp=smtp_server.port, http=http, workers=1)
+    proc = AgentProcess(tmp_path, text, http, mib_cache, traps_port=traps)
+    yield proc
+    proc.cleanup()
 
 
 def test_smtp_down_while_alerts_fire_each_mailed_once(

@@ -19,6 +19,7 @@ from netalert.notify.nflog import NflogEntry, NotificationLog, decide
 from netalert.notify.routes import compile_routes, group_key
 from netalert.notify.silences import SilenceStore, is_silenced
 from netalert.state import open_database
+from tests.support.cli import netalert_in_process
 
 F = frozenset
 HOUR = 3600.0
@@ -220,7 +221,9 @@ def test_nflog_persists(tmp_path: Path) -> None:
 
 
 @pytest.mark.daemon
-def test_silence_cli(tmp_path: Path) -> None:
+def test_silence_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Adding, expiring and a refused matcher as processes; the rest in this process
+    (``tests/support/cli.py``), which spares a Python start each."""
     cfg = tmp_path / "c.toml"
     cfg.write_text("[agent]\nstate_dir = 'state'\n")
 
@@ -233,19 +236,22 @@ def test_silence_cli(tmp_path: Path) -> None:
             check=False,
         )
 
+    def here(*args: str) -> subprocess.CompletedProcess[str]:
+        return netalert_in_process(capsys, "silence", *args, "-c", str(cfg))
+
     added = cli(
         "add", "--match", "device=sw1", "--for", "2h", "--comment", "card swap", "--author", "ops"
     )
     assert added.returncode == 0, added.stderr
     sid = added.stdout.strip()
-    listed = cli("list")
+    listed = here("list")
     assert sid in listed.stdout and "device=sw1" in listed.stdout and "card swap" in listed.stdout
     assert cli("expire", sid).returncode == 0
-    assert sid not in cli("list").stdout
-    assert cli("expire", sid).returncode == 1
+    assert sid not in here("list").stdout
+    assert here("expire", sid).returncode == 1
     bad = cli("add", "--match", "device", "--for", "1h", "--comment", "x")
     assert bad.returncode == 2
     assert bad.stderr.strip() == (
         "invalid matcher 'device': use name=value, name!=value, name=~regex"
     )
-    assert cli("add", "--match", "a=b", "--for", "soon", "--comment", "x").returncode == 2
+    assert here("add", "--match", "a=b", "--for", "soon", "--comment", "x").returncode == 2

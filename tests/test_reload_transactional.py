@@ -28,7 +28,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.fault_checks import MAIL_RULE, mail_config, wait_mail
-from tests.support.faults import AgentProcess, link_down, metric_values, send_traps
+from tests.support.faults import (
+    AgentProcess,
+    kept_running,
+    link_down,
+    metric_values,
+    send_traps,
+)
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.smtp import SmtpServer
 
@@ -148,12 +154,9 @@ def running(
         tmp_path_factory.mktemp("rejected"), text, http, mib_cache, traps_port=traps
     )
     try:
-        agent.start()
-        yield agent, smtp
-        code, _ = agent.terminate()
-        assert code == 0, agent.log()[-4000:]
+        with kept_running(agent):
+            yield agent, smtp
     finally:
-        agent.cleanup()
         smtp.stop()
 
 

@@ -4,6 +4,10 @@ A real agent receives real snmptrap traffic on a free loopback port while tcpdum
 captures that port on ``lo`` (and the agent records it itself, ``[traps] record``).
 ``netalert replay`` of either capture must print the same transitions, in the same
 order, for the same alerts (fingerprints), as the live agent logged.
+
+The replays of the live run and the one that mails run as processes; the others run
+the same command line in this process (``tests/support/cli.py``), which spares a Python
+start and the MIB tree's load each.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import pytest
 
 from netalert.traps.pcap import PcapRecorder, read_datagrams
+from tests.support.cli import netalert_in_process
 from tests.support.faults import AgentProcess, link_down
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.shared import python_path
@@ -112,6 +117,14 @@ def replay(config: Path, capture: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         env={**os.environ, "PYTHONPATH": python_path(ROOT)},
     )
+
+
+def replay_in_process(
+    capsys: pytest.CaptureFixture[str], config: Path, capture: Path
+) -> subprocess.CompletedProcess[str]:
+    """:func:`replay`'s command line, run in this process."""
+    args = ("replay", str(capture), "-c", str(config), "--as-fast-as-possible")
+    return netalert_in_process(capsys, *args)
 
 
 def on_disk(path: Path) -> int:
@@ -233,7 +246,7 @@ to = ["netops@example.org"]
 
 
 def test_v3_traps_replay_with_the_configured_users_and_a_relaxed_window(
-    tmp_path: Path, mib_cache: Path
+    tmp_path: Path, mib_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine = bytes.fromhex("80001f8880aabbccdd00112233")
 
@@ -266,7 +279,7 @@ def test_v3_traps_replay_with_the_configured_users_and_a_relaxed_window(
         recorder.write(data, ("192.0.2.10", 40000), ("127.0.0.1", 10162), 1.9e9 + offset)
     recorder.close()
 
-    result = replay(config, capture)
+    result = replay_in_process(capsys, config, capture)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 datagrams, 3 traps accepted, 1 refused (bad_digest 1)" in result.stdout
     assert "time window is relaxed for a recording: 2 traps accepted only because" in (
@@ -311,7 +324,9 @@ def test_netalert_traps_record_writes_accepted_and_refused_datagrams(tmp_path: P
     assert "received 1, rejected 1" in err
 
 
-def test_replay_mails_only_with_mail(tmp_path: Path, mib_cache: Path, smtp_server: Any) -> None:
+def test_replay_mails_only_with_mail(
+    tmp_path: Path, mib_cache: Path, smtp_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     shutil.copytree(mib_cache, tmp_path / "state" / "mibs")
     config = tmp_path / "config.toml"
     text = CONFIG.format(http=free_tcp_port(), traps=10162, smtp=smtp_server.port)
@@ -321,7 +336,7 @@ def test_replay_mails_only_with_mail(tmp_path: Path, mib_cache: Path, smtp_serve
     recorder.write(link_down(3), ("127.0.0.1", 40000), ("127.0.0.1", 10162), 1.9e9)
     recorder.close()
 
-    dry = replay(config, capture)
+    dry = replay_in_process(capsys, config, capture)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "notification routes[0] new to=netops@example.org alerts=1" in dry.stdout
     assert smtp_server.received() == []

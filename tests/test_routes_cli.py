@@ -1,6 +1,10 @@
 """``netalert routes test LABEL=VALUE...``: the route an alert takes, its receivers,
 what mutes it now and its group, from a real `netalert` process over a real state database
-(the silence is added with ``netalert silence add``, as an operator would)."""
+(the silence is added with ``netalert silence add``, as an operator would).
+
+The first test's commands are processes; the other cases run the same command line in
+this process (``tests/support/cli.py``): a process start and the MIB tree's load cost
+about a second of CPU each."""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import netalert_in_process
+from tests.support.shared import python_path, sharing_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +62,20 @@ def _netalert(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=cwd,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "USER": "tester"},
+        # no environment of the user's, but the run's MIB facts (seconds of CPU to extract)
+        env={
+            "PATH": "/usr/bin:/bin",
+            **sharing_env(),
+            "PYTHONPATH": python_path(ROOT),
+            "USER": "tester",
+        },
     )
+
+
+def _in_process(
+    capsys: pytest.CaptureFixture[str], *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return netalert_in_process(capsys, *args, cwd=cwd)
 
 
 @pytest.fixture
@@ -66,7 +85,9 @@ def workdir(tmp_path: Path, mib_cache: Path) -> Path:
     return tmp_path
 
 
-def test_the_path_receivers_mutes_and_group_of_an_alert(workdir: Path) -> None:
+def test_the_path_receivers_mutes_and_group_of_an_alert(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     added = _netalert(
         "silence",
         "add",
@@ -101,7 +122,8 @@ def test_the_path_receivers_mutes_and_group_of_an_alert(workdir: Path) -> None:
     assert "group: routes[1]{device='sw1'}" in out
     assert "group_wait 45s, group_interval 5m, repeat_interval 4h" in out
 
-    as_json = _netalert(
+    as_json = _in_process(
+        capsys,
         "routes",
         "test",
         "severity=critical",
@@ -119,14 +141,14 @@ def test_the_path_receivers_mutes_and_group_of_an_alert(workdir: Path) -> None:
     assert data["group"]["key"] == "pager{device='sw2',rule=''}"
 
 
-def test_no_route_and_bad_labels(workdir: Path) -> None:
+def test_no_route_and_bad_labels(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "config.toml").write_text(
         CONFIG.replace('[[routes]]\nto = ["netops@example.org"]\n', "")
     )
-    result = _netalert("routes", "test", "severity=info", cwd=workdir)
+    result = _in_process(capsys, "routes", "test", "severity=info", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "no route matches: this alert is not mailed" in result.stdout
-    bad = _netalert("routes", "test", "severity", cwd=workdir)
+    bad = _in_process(capsys, "routes", "test", "severity", cwd=workdir)
     assert bad.returncode == 2
     assert "LABEL=VALUE" in bad.stderr
 
@@ -157,10 +179,10 @@ to = ["rest@example.org"]
 """
 
 
-def test_the_tree_path_of_nested_routes(workdir: Path) -> None:
+def test_the_tree_path_of_nested_routes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "config.toml").write_text(TREE)
-    result = _netalert(
-        "routes", "test", "severity=critical", "device=core-1", "site=milano", cwd=workdir
+    result = _in_process(
+        capsys, "routes", "test", "severity=critical", "device=core-1", "site=milano", cwd=workdir
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1:10] == [
@@ -178,12 +200,14 @@ def test_the_tree_path_of_nested_routes(workdir: Path) -> None:
     assert "receivers: noc@example.org" in result.stdout  # inherited
     assert "  group_wait 5s, group_interval 5m" in result.stdout
 
-    lab = _netalert("routes", "test", "severity=warning", "site=lab", "--json", cwd=workdir)
+    lab = _in_process(
+        capsys, "routes", "test", "severity=warning", "site=lab", "--json", cwd=workdir
+    )
     data = json.loads(lab.stdout)
     assert [(r["route"], r["tree_path"]) for r in data["routes"]] == [("noc", ["noc"])]
     assert data["path"][2]["why"] == "no match (site='lab', wants !='lab')"
 
     (workdir / "config.toml").write_text(TREE.replace('"site!=lab"', '"site=~(lab"'))
-    bad = _netalert("routes", "test", "severity=warning", cwd=workdir)
+    bad = _in_process(capsys, "routes", "test", "severity=warning", cwd=workdir)
     assert bad.returncode == 2
     assert "routes[0].routes[1].match: invalid matcher 'site=~(lab'" in bad.stderr

@@ -6,6 +6,10 @@ broken test file exits 2 with ``FILE: path: message`` lines like check-config.
 Traps go through the receiver's decoding and access control, silences and
 routes through the dispatcher, mails through the renderer: only the clock is
 virtual.
+
+The user's loop and one broken file run ``netalert`` as a process; the other cases run
+the same command line in this process (``tests/support/cli.py``): a process start and
+the MIB tree's load cost a second of CPU each.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import netalert_in_process
+from tests.support.shared import python_path, sharing_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,7 +171,8 @@ def _netalert(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=cwd,
         timeout=90,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        # no environment of the user's, but the run's MIB facts (seconds of CPU to extract)
+        env={"PATH": "/usr/bin:/bin", **sharing_env(), "PYTHONPATH": python_path(ROOT)},
     )
 
 
@@ -204,11 +212,13 @@ def test_a_failing_rule_test_shows_the_diff_then_passes_once_the_rule_is_fixed(
     assert "rule tests: 3 passed, 0 failed" in fixed.stdout
 
 
-def test_a_notification_expectation_that_differs_shows_what_was_sent(workdir: Path) -> None:
+def test_a_notification_expectation_that_differs_shows_what_was_sent(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (workdir / "config.toml").write_text(CONFIG.replace("FOR", "30s"))
     text = TESTS.replace('body = "sw1 Gi0/3 is down"', 'body = "sw1 Gi0/4 is down"')
     (workdir / "rules_test.toml").write_text(text)
-    result = _netalert("test", "rules", "rules_test.toml", cwd=workdir)
+    result = netalert_in_process(capsys, "test", "rules", "rules_test.toml", cwd=workdir)
     assert result.returncode == 1, result.stdout + result.stderr
     assert '+ at=2m route="routes[0]" to="noc@example.org" reason=new subject="[FIRING]' in (
         result.stdout
@@ -216,39 +226,44 @@ def test_a_notification_expectation_that_differs_shows_what_was_sent(workdir: Pa
     assert 'body lacks "sw1 Gi0/4 is down"' in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (('expect]]\nat = "1m30s"', 'expect]]\nat = "soon"'), "tests[0].expect[0].at: invalid"),
-        (("[[tests.expect]]", "[[tests.expct]]"), "tests[0].expct: unknown key (did you mean"),
-        (
-            ('"IF-MIB::ifOperStatus.3" = "up up', '"IF-MIB::ifOperStatu.3" = "up up'),
-            "tests[0].polls.sw1.IF-MIB::ifOperStatu.3: unknown MIB name",
-        ),
-        (
-            ("upx6", "upx6 sideways"),
-            "tests[0].polls.sw1.IF-MIB::ifAdminStatus.3: 'sideways' is not one of its labels",
-        ),
-        (("[tests.polls.sw1]", "[tests.polls.sw9]"), "tests[0].polls.sw9: unknown device"),
-        (
-            ('community = "guess"', 'version = "3"\nuser = "nobody"'),
-            "tests[2].traps[0].user: 'nobody' is not a [[traps.users]] user (the config has: none)",
-        ),
-    ],
-)
+BROKEN = [
+    (('expect]]\nat = "1m30s"', 'expect]]\nat = "soon"'), "tests[0].expect[0].at: invalid"),
+    (("[[tests.expect]]", "[[tests.expct]]"), "tests[0].expct: unknown key (did you mean"),
+    (
+        ('"IF-MIB::ifOperStatus.3" = "up up', '"IF-MIB::ifOperStatu.3" = "up up'),
+        "tests[0].polls.sw1.IF-MIB::ifOperStatu.3: unknown MIB name",
+    ),
+    (
+        ("upx6", "upx6 sideways"),
+        "tests[0].polls.sw1.IF-MIB::ifAdminStatus.3: 'sideways' is not one of its labels",
+    ),
+    (("[tests.polls.sw1]", "[tests.polls.sw9]"), "tests[0].polls.sw9: unknown device"),
+    (
+        ('community = "guess"', 'version = "3"\nuser = "nobody"'),
+        "tests[2].traps[0].user: 'nobody' is not a [[traps.users]] user (the config has: none)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), BROKEN)
 def test_a_broken_test_file_exits_2_with_path_and_message(
-    workdir: Path, edit: tuple[str, str], message: str
+    workdir: Path, edit: tuple[str, str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (workdir / "config.toml").write_text(CONFIG.replace("FOR", "30s"))
     old, new = edit
     assert old in TESTS
     (workdir / "rules_test.toml").write_text(TESTS.replace(old, new, 1))
-    result = _netalert("test", "rules", "rules_test.toml", cwd=workdir)
+    if (edit, message) == BROKEN[0]:  # the exit code of a real process
+        result = _netalert("test", "rules", "rules_test.toml", cwd=workdir)
+    else:
+        result = netalert_in_process(capsys, "test", "rules", "rules_test.toml", cwd=workdir)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"rules_test.toml: {message}" in result.stderr, result.stderr
 
 
-def test_the_worked_example_of_the_docs_runs_as_written(tmp_path: Path, mib_cache: Path) -> None:
+def test_the_worked_example_of_the_docs_runs_as_written(
+    tmp_path: Path, mib_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # docs/rules.md "A worked example", steps 1 to 4: the config and the test file as
     # the docs show them give the output the docs show, and the fix makes both pass
     import re
@@ -262,12 +277,12 @@ def test_the_worked_example_of_the_docs_runs_as_written(tmp_path: Path, mib_cach
     shutil.copytree(mib_cache, tmp_path / "var" / "mibs")
     (tmp_path / "config.toml").write_text(config)
     (tmp_path / "linkdown_test.toml").write_text(tests)
-    first = _netalert("test", "rules", "linkdown_test.toml", cwd=tmp_path)
+    first = netalert_in_process(capsys, "test", "rules", "linkdown_test.toml", cwd=tmp_path)
     assert (first.returncode, first.stdout) == (1, shown.group(1)), first.stderr
 
     fixed = config.replace('severity = "warning"\n', 'severity = "warning"\nfor = "1m"\n', 1)
     assert fixed != config
     (tmp_path / "config.toml").write_text(fixed)
-    second = _netalert("test", "rules", "linkdown_test.toml", cwd=tmp_path)
+    second = netalert_in_process(capsys, "test", "rules", "linkdown_test.toml", cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "rule tests: 2 passed, 0 failed" in second.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -104,6 +105,8 @@ class Agent:
     ports: dict[str, int]
     device: Snmpd
     smtp: SmtpServer
+    mib_cache: Path | None = None  # copied into a fresh state directory (a start: ~1 s, not ~5)
+    workers: int | None = None  # [traps] workers (None: the default, one per core)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -116,9 +119,14 @@ class Agent:
 
     def write_config(self, extra: str = "") -> None:
         text = CONFIG.format(extra=extra, **self.ports)
+        if self.workers is not None:
+            text = text.replace("[traps]\n", f"[traps]\nworkers = {self.workers}\n", 1)
         self.config.write_text(text)
 
     def start(self) -> None:
+        mibs = self.directory / "state" / "mibs"
+        if self.mib_cache is not None and not mibs.exists():
+            shutil.copytree(self.mib_cache, mibs)
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "netalert", "run", "-c", str(self.config)],
@@ -197,7 +205,13 @@ class Agent:
 
 
 @pytest.fixture
-def agent(tmp_path: Path, snmpd_factory: SnmpdFactory, smtp_server: SmtpServer) -> Iterator[Agent]:
+def agent(
+    tmp_path: Path,
+    snmpd_factory: SnmpdFactory,
+    smtp_server: SmtpServer,
+    mib_cache: Path,
+) -> Iterator[Agent]:
+    """The agent, its config written, not started."""
     device = snmpd_factory(sys_name="edge-7")
     ports = {
         "http": free_tcp_port(),
@@ -205,7 +219,7 @@ def agent(tmp_path: Path, snmpd_factory: SnmpdFactory, smtp_server: SmtpServer) 
         "snmpd": device.port,
         "smtp": smtp_server.port,
     }
-    a = Agent(tmp_path, ports, device, smtp_server)
+    a = Agent(tmp_path, ports, device, smtp_server, mib_cache)
     a.write_config()
     yield a
     if a.proc is not None and a.proc.poll() is None:
@@ -272,7 +286,15 @@ async def test_trap_to_mail_reload_and_drain(agent: Agent) -> None:
     assert len(closing) == 1 and "traps=3" in closing[0], closing
 
 
+def receive_traps_in_the_agent(agent: Agent) -> None:
+    """``[traps] workers = 1``, for the tests whose subject is not trap intake: no trap
+    worker processes (each is another Python start, about a second of CPU)."""
+    agent.workers = 1
+    agent.write_config()
+
+
 async def test_outbox_survives_stop_while_mail_is_down(agent: Agent) -> None:
+    receive_traps_in_the_agent(agent)
     agent.start()
     agent.smtp.stop()
     agent.trap(LINK_DOWN, 5, 2)
@@ -298,6 +320,7 @@ async def test_status_page_shows_alert_from_real_trap(
     agent: Agent,
     browser: WebDriver,  # noqa: F811
 ) -> None:
+    receive_traps_in_the_agent(agent)
     agent.start()
     agent.trap(LINK_DOWN, 4, 2)
     await wait_subject(agent.smtp, "FIRING")

@@ -5,6 +5,10 @@ included, unless its firing mail already went out; then the resolution is
 mailed, silence or not. And ``netalert silence add`` warns (exit 0) when a
 matcher names a label no alert has and the config cannot produce.
 
+The first ``netalert silence add`` is a real process; the others run the same command
+line in this process (``tests/support/cli.py``), which spares a Python start and the
+imports each.
+
 snmpd serves UCD-SNMP-MIB's laLoadInt.1 and .2 through a ``pass`` script that
 reads the values from files the test writes.
 """
@@ -21,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import netalert_in_process
 from tests.support.faults import ROOT, AgentProcess
 from tests.support.ports import free_tcp_port
 from tests.support.smtp import ReceivedMessage, SmtpServer
@@ -113,17 +118,38 @@ def agent(
     proc.cleanup()
 
 
-def silence(agent: AgentProcess, *matchers: str) -> subprocess.CompletedProcess[str]:
+def _silence_args(agent: AgentProcess, matchers: tuple[str, ...]) -> list[str]:
     args = [arg for m in matchers for arg in ("--match", m)]
-    args += ["--for", "1h", "--comment", "maintenance", "-c", str(agent.config)]
+    return [
+        "silence",
+        "add",
+        *args,
+        "--for",
+        "1h",
+        "--comment",
+        "maintenance",
+        "-c",
+        str(agent.config),
+    ]
+
+
+def silence_process(agent: AgentProcess, *matchers: str) -> subprocess.CompletedProcess[str]:
+    """``netalert silence add`` as an operator runs it: a process of its own."""
     return subprocess.run(
-        [sys.executable, "-m", "netalert", "silence", "add", *args],
+        [sys.executable, "-m", "netalert", *_silence_args(agent, matchers)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         cwd=ROOT,
     )
+
+
+def silence(
+    capsys: pytest.CaptureFixture[str], agent: AgentProcess, *matchers: str
+) -> subprocess.CompletedProcess[str]:
+    """The same command line in this process: its exit code, stdout and stderr."""
+    return netalert_in_process(capsys, *_silence_args(agent, matchers))
 
 
 def wait_for(what: Callable[[], Any], agent: AgentProcess, within: float = 60.0) -> Any:
@@ -153,7 +179,10 @@ def alert_rows(agent: AgentProcess, state: str) -> set[str]:
 
 
 def test_resolution_mailed_only_for_alerts_told_before_their_silence(
-    agent: AgentProcess, device: Snmpd, smtp_server: SmtpServer
+    agent: AgentProcess,
+    device: Snmpd,
+    smtp_server: SmtpServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     set_load(device, 1, 500)
     set_load(device, 2, 500)
@@ -162,7 +191,7 @@ def test_resolution_mailed_only_for_alerts_told_before_their_silence(
     assert told(first) == ("FIRING", ["1", "2"])
     assert first.parsed().get_all("X-Netalert-Rule") == ["HighLoad"]
 
-    done = silence(agent, "laIndex=1")
+    done = silence_process(agent, "laIndex=1")
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     # row 2 resolves: its own mail; row 1 (silenced, told) is not listed
     set_load(device, 2, 5)
@@ -174,7 +203,7 @@ def test_resolution_mailed_only_for_alerts_told_before_their_silence(
     assert [told(m) for m in mails[2:]] == [("RESOLVED", ["1"])]
 
     # silenced before it fired: nothing at all, resolution included
-    assert silence(agent, "laIndex=2").returncode == 0
+    assert silence(capsys, agent, "laIndex=2").returncode == 0
     set_load(device, 2, 500)
     wait_for(lambda: "2" in alert_rows(agent, "firing"), agent)
     set_load(device, 2, 5)
@@ -186,17 +215,19 @@ def test_resolution_mailed_only_for_alerts_told_before_their_silence(
     assert len(smtp_server.received()) == 3  # the drain on stop has nothing to say either
 
 
-def test_silence_on_a_label_nobody_has_warns(agent: AgentProcess) -> None:
+def test_silence_on_a_label_nobody_has_warns(
+    agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
     agent.start()
-    typo = silence(agent, "laIdnex=1", "device=srv")
+    typo = silence(capsys, agent, "laIdnex=1", "device=srv")
     assert typo.returncode == 0, typo.stderr
     assert re.fullmatch(r"[0-9a-f]{8}\n", typo.stdout), typo.stdout
     assert typo.stderr == (
         "warning: no alert has a label 'laIdnex' and no rule gives one"
         " (labels: device, laIndex, rule, severity); this silence matches nothing\n"
     )
-    negated = silence(agent, "laIdnex!=1")
+    negated = silence(capsys, agent, "laIdnex!=1")
     assert negated.stderr.endswith("; 'laIdnex!=1' holds for every alert\n"), negated.stderr
     # the labels the config gives are known, whatever the operator
-    good = silence(agent, "laIndex=~1|2", "severity!=info")
+    good = silence(capsys, agent, "laIndex=~1|2", "severity!=info")
     assert (good.returncode, good.stderr) == (0, "")

@@ -83,15 +83,17 @@ async def replay(
     templates: MailTemplates,
     options: ReplayOptions,
     *,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     submit: Callable[[Sent], None] | None = None,
 ) -> int:
-    """Replays ``options.capture``; returns the exit code (0).
+    """Replays ``options.capture``, printing to ``out`` (default: ``sys.stdout`` as it is
+    when it runs); returns the exit code (0).
 
     Raises:
         ValueError: The capture is not pcap/pcapng or has an unknown link type.
         OSError: The capture cannot be read.
     """
+    out = sys.stdout if out is None else out
     config = prepared.config
     ports = options.ports or frozenset(a.with_default(162).port or 162 for a in config.traps.listen)
     now = [0.0]
@@ -187,8 +189,11 @@ def _traps(received: list[TrapEvent], pipeline: Pipeline, at: float) -> None:
         pipeline.trap(received.pop(0), at)
 
 
-async def run_replay(config_path: Path, options: ReplayOptions, *, out: TextIO = sys.stdout) -> int:
-    """Loads and prepares the config, replays; with ``options.mail`` delivers for real.
+async def run_replay(
+    config_path: Path, options: ReplayOptions, *, out: TextIO | None = None
+) -> int:
+    """Loads and prepares the config, replays to ``out`` (default: ``sys.stdout`` as it is
+    when it runs); with ``options.mail`` delivers for real.
 
     Mail goes through the config's outbox (``state_dir``) and SMTP server; the
     sender gets ``[agent] drain_timeout`` after the replay to deliver, and what
@@ -204,6 +209,7 @@ async def run_replay(config_path: Path, options: ReplayOptions, *, out: TextIO =
     from netalert.prepare import prepare
     from netalert.state import open_database
 
+    out = sys.stdout if out is None else out
     base_dir = config_path.resolve().parent  # noqa: ASYNC240 - once, before anything runs
     config = load_config(config_path)
     prepared = prepare(config, agent=False)

@@ -64,11 +64,15 @@ async def _run_all(paths: list[Path], out: TextIO, err: TextIO) -> int:
     return 1 if failed else 0
 
 
-def run_files(paths: list[Path], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_files(paths: list[Path], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Runs the rule tests of ``paths``; returns the exit code (0, 1 or 2).
 
+    The report goes to ``out`` and ``err``, by default ``sys.stdout`` and ``sys.stderr`` as
+    they are when it runs (not as they were at import: a caller may have redirected them).
     The stages' own log lines (a refused test trap, say) are errors-only here:
     the report is the output.
     """
     setup_logging("error")
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     return asyncio.run(_run_all(paths, out, err))

@@ -55,6 +55,7 @@ __all__ = [
     "blast",
     "delivered",
     "flood",
+    "kept_running",
     "link_down",
     "metric_values",
     "mib_cache",
@@ -306,6 +307,19 @@ class AgentProcess:
         match = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
         assert match is not None, f"{name} not in /metrics"
         return float(match.group(1))
+
+
+@contextlib.contextmanager
+def kept_running(agent: AgentProcess) -> Iterator[AgentProcess]:
+    """Starts ``agent`` for the tests of a module that share it (module-scoped fixtures);
+    at the end it must stop cleanly (exit 0) after all of them. Killed if it did not."""
+    try:
+        agent.start()
+        yield agent
+        code, _ = agent.terminate()
+        assert code == 0, agent.log()[-4000:]
+    finally:
+        agent.cleanup()
 
 
 def alert_indexes(agent: AgentProcess, rule: str) -> set[int]:
