@@ -120,8 +120,10 @@ def test_full_state_filesystem(tmp_path: Path, mib_cache: Path) -> None:
     open_database(seed).close()
     config = write_config(tmp_path, state)
     d, s = shlex.quote(str(disk)), shlex.quote(str(seed))
+    # room for the seed (the MIB cache and an empty database) and 1 MiB more, then filled
+    size = sum(f.stat().st_size for f in seed.rglob("*") if f.is_file()) // 2**20 + 2
     script = (
-        f"mount -t tmpfs -o size=8m tmpfs {d}\n"
+        f"mount -t tmpfs -o size={size}m tmpfs {d}\n"
         f"cp -r {s} {d}/state\n"
         # fill the rest of the filesystem: dd stops at ENOSPC
         f"dd if=/dev/zero of={d}/filler bs=64k 2>/dev/null || true\n"
