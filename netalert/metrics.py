@@ -289,8 +289,8 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_poll_answer_faults_total",
             "counter",
             "Answers the native backend could not take as they were: an error status, "
-            "tooBig (asked again smaller), OIDs not increasing, no progress, wrong count or "
-            "OIDs, exception values in a walk.",
+            "tooBig (asked again smaller), OIDs not increasing, no progress, a GET's values "
+            "not those asked, exception values in a walk.",
         ),
         Family(
             "netalert_poll_descriptors_exhausted_total",
