@@ -365,10 +365,10 @@ async def test_the_pending_table_stays_bounded(serve: Serve, client: NativeClien
 # --- answers of the wrong shape -------------------------------------------------------
 
 
+@pytest.mark.parametrize("oids", [[NAME, f"{DESCR}.1", f"{OPER}.2"], [NAME, f"{DESCR}.1", NAME]])
 async def test_a_get_answer_in_another_order_is_taken_by_name(
-    serve: Serve, client: NativeClient
+    serve: Serve, client: NativeClient, oids: list[str]
 ) -> None:
-    oids = [NAME, f"{DESCR}.1", f"{OPER}.2"]
     responder, target = await serve(lambda r: [(r.answer(r.right[::-1]), 0.0)])
     got = await client.get(target, oids)
     entries = {e[0]: e for e in responder.entries}

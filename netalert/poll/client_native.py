@@ -315,10 +315,10 @@ class NativeClient(SnmpClient):
             SnmpProtocolError: The answer names other OIDs than asked.
         """
         named = {vb[0]: vb for vb in varbinds}
-        stranger = next((name for name, _, _ in varbinds if name not in oids), "")
-        if len(named) != len(oids) or stranger:
+        if named.keys() != set(oids):
             self.faults["wrong_oids"] += 1
-            wrong = stranger or next(oid for oid in oids if oid not in named)
+            stranger = [name for name in named if name not in oids]
+            wrong = stranger[0] if stranger else next(oid for oid in oids if oid not in named)
             raise SnmpProtocolError(target, "an answer for other OIDs than asked", wrong)
         return tuple(named[oid] for oid in oids)
 
