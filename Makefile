@@ -27,7 +27,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+# Recorded walks of real devices for tests/test_poll_recordings.py (data only; its own
+# requirements pin a pysmi older than netalert's, so without them).
+RECORDINGS := $(VENV)/.snmpsim-data-1.0.1
+$(RECORDINGS): | $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps 'snmpsim-data==1.0.1'
+	touch $@
+
+venv: $(STAMP) $(RECORDINGS)
 
 # Debian packages the tests talk to: net-snmp's snmpd (the device), snmptrap/snmpinform
 # (the senders), snmptrapd (the bench's reference receiver) and headless Chromium for

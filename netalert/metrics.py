@@ -280,6 +280,13 @@ FAMILIES: Mapping[str, Family] = {
             "another address than asked) or stray (no request waits for them).",
         ),
         Family(
+            "netalert_poll_answer_faults_total",
+            "counter",
+            "Answers the native backend could not take as they were: an error status, "
+            "tooBig (asked again smaller), OIDs not increasing, no progress, a GET's values "
+            "not those asked, exception values in a walk.",
+        ),
+        Family(
             "netalert_poll_descriptors_exhausted_total",
             "counter",
             "Polls failed because no descriptor was left for a new session.",

@@ -64,8 +64,8 @@ def test_address_v3_json_and_explicit_oids(agent: Snmpd) -> None:
     assert names[("SNMPv2-MIB::sysName", "0")]["label"] == "edge-3"
     assert names[("SNMPv2-MIB::sysName", "0")]["value"] == {"hex": b"edge-3".hex()}
     assert names[("SNMPv2-MIB::sysUpTime", "0")]["type"] == "TimeTicks"
-    # gufo (the default backend) cannot tell noSuchObject from noSuchInstance
-    assert data["missing"] == [{"name": "SNMPv2-MIB::system.99.0", "kind": "noSuchInstance"}]
+    # the native backend (the default) keeps the agent's word: no such object
+    assert data["missing"] == [{"name": "SNMPv2-MIB::system.99.0", "kind": "noSuchObject"}]
 
 
 def test_timeout_and_auth_failure_exit_1(agent: Snmpd) -> None:
@@ -160,7 +160,7 @@ def test_quick_start_poll_of_an_unknown_device_names_the_configured_ones(
 
 
 def test_address_by_host_name(agent: Snmpd) -> None:
-    # gufo takes IP addresses only: the name is resolved first
+    # a host name is resolved first (gufo takes IP addresses only)
     code, out, err = run(PollOptions(f"localhost:{agent.port}", community="c0mm"))
     assert (code, err) == (0, "")
     assert "SNMPv2-MIB::sysName.0 = edge-3" in out.splitlines()

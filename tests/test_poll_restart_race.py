@@ -52,7 +52,9 @@ def tree() -> MibTree:
 
 
 def plan() -> DevicePlan:
-    return DevicePlan("sw1", Target("127.0.0.1"), get=(SYS_UPTIME,), walk=(IN_OCTETS,))
+    return DevicePlan(
+        "sw1", Target("127.0.0.1"), backend="gufo", get=(SYS_UPTIME,), walk=(IN_OCTETS,)
+    )
 
 
 # pysnmp reports a Counter32 as such; gufo-snmp hands every integer over untyped, and its

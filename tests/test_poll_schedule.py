@@ -59,7 +59,14 @@ def tree() -> MibTree:
 
 def plans(n: int, interval: float) -> list[DevicePlan]:
     return [
-        DevicePlan(f"d{i}", Target("127.0.0.1"), interval=interval, jitter=0.0, get=(SYS_UPTIME,))
+        DevicePlan(
+            f"d{i}",
+            Target("127.0.0.1"),
+            backend="gufo",
+            interval=interval,
+            jitter=0.0,
+            get=(SYS_UPTIME,),
+        )
         for i in range(n)
     ]
 

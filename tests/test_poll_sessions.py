@@ -62,6 +62,7 @@ async def test_more_devices_than_descriptors_all_get_polled(
         DevicePlan(
             f"d{i}",
             Target(agent.host, agent.port, "2c", community="public", timeout=2.0 + i / 1000),
+            backend="gufo",
         )
         for i in range(DEVICES)
     ]

@@ -65,3 +65,21 @@ def test_make_client_chooses_by_name(backend: str) -> None:
 def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown SNMP backend 'net-snmp'"):
         make_client("net-snmp")  # type: ignore[arg-type]
+
+
+def test_the_default_backend_is_native_and_the_others_stay_selectable() -> None:
+    """native is the default (config, a device's plan, `netalert poll` without a config);
+    gufo and pysnmp stay selectable, globally and per device."""
+    from netalert.cli.poll import PollOptions, _address_plan
+    from netalert.config.models import Device, SnmpDefaults
+    from netalert.mib import MibTree
+    from netalert.poll.client import Target
+    from netalert.poll.plan import DevicePlan
+
+    assert SnmpDefaults().backend == "native"
+    assert DevicePlan("d", Target("192.0.2.1")).backend == "native"
+    assert _address_plan(PollOptions("192.0.2.1"), MibTree.builtin()).backend == "native"
+    for backend in ("gufo", "pysnmp", "native"):
+        assert SnmpDefaults(backend=backend).backend == backend
+        device = Device(name="d", address="192.0.2.1", backend=backend)
+        assert device.backend == backend

@@ -15,6 +15,7 @@ import pytest
 from netalert.config import Config, load_config_text
 from netalert.mib import MibTree
 from netalert.poll.backends import make_client
+from netalert.poll.client import Backend
 from netalert.poll.plan import DevicePlan, build_plans
 from netalert.poll.poller import Poller, PollResult, Reachability
 from netalert.snmp.types import SnmpType
@@ -335,10 +336,13 @@ async def test_engine_registry_notifies_once(agent: Snmpd, tree: MibTree) -> Non
     assert poller.engines.get_by_engine(agent.engine_id) is heard[0]
 
 
-async def test_shared_client_serves_many_devices(agent: Snmpd, tree: MibTree) -> None:
-    client = make_client("gufo")
-    plans = [replace(one_plan(agent, tree), name=f"d{i}") for i in range(20)]
-    poller = Poller(plans, tree, clients={"gufo": client})
+@pytest.mark.parametrize("backend", ["native", "gufo"])
+async def test_shared_client_serves_many_devices(
+    agent: Snmpd, tree: MibTree, backend: Backend
+) -> None:
+    client = make_client(backend)
+    plans = [replace(one_plan(agent, tree), name=f"d{i}", backend=backend) for i in range(20)]
+    poller = Poller(plans, tree, clients={backend: client})
     try:
         results = await asyncio.gather(*(poller.poll(p.name) for p in plans))
     finally:

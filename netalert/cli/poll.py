@@ -116,7 +116,7 @@ def _address_plan(options: PollOptions, tree: MibTreeLike) -> DevicePlan:
     return DevicePlan(
         name=options.device,
         target=target,
-        backend=options.backend or (snmp.backend if snmp is not None else "gufo"),
+        backend=options.backend or (snmp.backend if snmp is not None else "native"),
     )
 
 

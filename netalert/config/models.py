@@ -302,15 +302,15 @@ class SnmpDefaults(Model):
     )
     max_sessions: Annotated[int, Field(ge=8, le=10_000_000)] = Field(
         50_000,
-        description="gufo sessions kept open (one UDP socket each, so a device's next poll "
-        "needs no new socket or v3 discovery); at most the descriptor limit (`LimitNOFILE`) "
-        "less a reserve of up to 1,024: past it the least recently used is dropped and "
-        "opened again at its next poll (`netalert_poll_session_evictions_total`)",
+        description="targets the native backend keeps state for (address, v3 engine and keys), "
+        "and gufo sessions kept open (one UDP socket each, at most the descriptor limit "
+        "`LimitNOFILE` less a reserve of up to 1,024): past it the least recently used is "
+        "dropped and made again at its next poll (`netalert_poll_session_evictions_total`)",
     )
     backend: Literal["gufo", "native", "pysnmp"] = Field(
-        "gufo",
-        description="`gufo` (gufo-snmp, fast), `native` (netalert's own, one shared socket) "
-        "or `pysnmp`; see [Backends](polling.md#backends)",
+        "native",
+        description="`native` (netalert's own SNMP, one shared socket), `gufo` (gufo-snmp, "
+        "a socket per device) or `pysnmp` (the reference); see [Backends](polling.md#backends)",
     )
 
 

@@ -44,7 +44,7 @@ from netalert.snmp.wire.berv3 import ScopedPdu
 from netalert.snmp.wire.request import ERROR_STATUS, community_message, pdu
 from netalert.snmp.wire.usmclient import Refusal, UsmPeer, UsmUser
 
-__all__ = ["NativeClient"]
+__all__ = ["FAULTS", "NativeClient"]
 
 _GET, _GET_NEXT, _GET_BULK, _RESPONSE = 0xA0, 0xA1, 0xA5, 0xA2
 _TOO_BIG, _NO_SUCH_NAME = 1, 2
@@ -54,6 +54,19 @@ _ABSENT = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, _END})
 _varbind = maker(VarBind)
 # (error-status, error-index, varbinds) of an answer
 _Answer = tuple[int, int, tuple[RawVarBind, ...]]
+# Answers the client could not take as they were, by why (netalert_poll_answer_faults_total):
+# an error status; tooBig (asked again smaller); a walk's OIDs not increasing; a GETBULK
+# answer that advanced no column; a GET answered with more or fewer values, or values of
+# other OIDs than asked; noSuchObject/noSuchInstance in a walk (that instance left out).
+FAULTS = (
+    "error_status",
+    "too_big",
+    "not_increasing",
+    "no_progress",
+    "wrong_count",
+    "wrong_oids",
+    "exception_in_walk",
+)
 
 
 class _Peer:
@@ -109,6 +122,7 @@ class NativeClient(SnmpClient):
         self.max_sessions = max_sessions
         self.stats = SessionStats(lambda: len(self._peers))
         self.exchanges = Exchanges()
+        self.faults = dict.fromkeys(FAULTS, 0)
         self._on_engine_id = on_engine_id
 
     # --- peers ----------------------------------------------------------------------
@@ -245,6 +259,7 @@ class NativeClient(SnmpClient):
     def _failed(
         self, target: Target, status: int, index: int, oids: Sequence[str]
     ) -> SnmpProtocolError:
+        self.faults["error_status"] += 1
         name = ERROR_STATUS[status] if 0 <= status < len(ERROR_STATUS) else f"error {status}"
         oid = oids[index - 1] if 0 < index <= len(oids) else ""
         return SnmpProtocolError(target, name, oid)
@@ -264,7 +279,10 @@ class NativeClient(SnmpClient):
         status, index, varbinds = await self._send(target, peer, _GET, oids)
         if status == 0:
             if len(varbinds) != len(oids):
+                self.faults["wrong_count"] += 1
                 raise SnmpProtocolError(target, f"{len(varbinds)} values for {len(oids)} OIDs")
+            if any(name != oid for oid, (name, _, _) in zip(oids, varbinds, strict=True)):
+                varbinds = self._by_name(target, oids, varbinds)
             return [
                 _varbind(oid, kind, value, "", "", "")
                 for oid, (_, kind, value) in zip(oids, varbinds, strict=True)
@@ -274,6 +292,7 @@ class NativeClient(SnmpClient):
         ):
             # too big: halves; v1's noSuchName names one OID for the whole PDU: one by one
             if status == _TOO_BIG:
+                self.faults["too_big"] += 1
                 half = len(oids) // 2
                 return await self._get(target, peer, oids[:half]) + await self._get(
                     target, peer, oids[half:]
@@ -285,6 +304,23 @@ class NativeClient(SnmpClient):
         if status == _NO_SUCH_NAME and target.version == "1":
             return [_varbind(oids[0], SnmpType.NO_SUCH_OBJECT, None, "", "", "")]
         raise self._failed(target, status, index, oids)
+
+    def _by_name(
+        self, target: Target, oids: list[str], varbinds: Sequence[RawVarBind]
+    ) -> tuple[RawVarBind, ...]:
+        """A GET answer's values in the order asked, when the agent sent them in another
+        order; values of other OIDs (or twice the same) are no answer to this GET.
+
+        Raises:
+            SnmpProtocolError: The answer names other OIDs than asked.
+        """
+        named = {vb[0]: vb for vb in varbinds}
+        if named.keys() != set(oids):
+            self.faults["wrong_oids"] += 1
+            stranger = [name for name in named if name not in oids]
+            wrong = stranger[0] if stranger else next(oid for oid in oids if oid not in named)
+            raise SnmpProtocolError(target, "an answer for other OIDs than asked", wrong)
+        return tuple(named[oid] for oid in oids)
 
     async def get_next(self, target: Target, oids: Sequence[str]) -> list[VarBind]:
         """See :meth:`SnmpClient.get_next`."""
@@ -324,12 +360,11 @@ class NativeClient(SnmpClient):
                 if v1 and status == _NO_SUCH_NAME:
                     break  # v1's end of the MIB view
                 if status == _TOO_BIG and repetitions > 1:
+                    self.faults["too_big"] += 1
                     repetitions //= 2
                     continue
                 raise self._failed(target, status, index, asked)
-            if not varbinds:
-                break
-            _take(columns, varbinds, target)
+            self._take(columns, varbinds, target)
         out = columns.outs[0]
         if not out:
             # Like snmpwalk: a walk of an instance returns that instance.
@@ -394,17 +429,16 @@ class NativeClient(SnmpClient):
             )
             if status:
                 if status == _TOO_BIG and repetitions > 1:
+                    self.faults["too_big"] += 1
                     size = max(1, size // 2)
                     continue
                 raise self._failed(target, status, index, asked)
             for oid, (name, kind, value) in zip(scalars, varbinds, strict=False):
-                if name == oid and kind is not _END:
+                if name == oid and kind not in _ABSENT:
                     found[oid] = _varbind(oid, kind, value, "", "", "")
             varbinds = varbinds[len(scalars) :]
             scalars = []
-            if not varbinds:
-                break
-            _take(columns, varbinds, target)
+            self._take(columns, varbinds, target)
         outs = columns.outs
         # Like snmpwalk, a walk of an instance returns that instance: with the rest
         missing = [oid for oid in wanted if oid not in found]
@@ -424,10 +458,12 @@ class NativeClient(SnmpClient):
         self._peers.clear()
         self.exchanges.close()
 
-
-def _take(columns: Columns, varbinds: Sequence[RawVarBind], target: Target) -> None:
-    """Hands a response's varbinds to the walked ``columns``; a fault is the agent's."""
-    try:
-        columns.take(varbinds)
-    except ColumnError as exc:
-        raise SnmpProtocolError(target, exc.reason, exc.oid) from None
+    def _take(self, columns: Columns, varbinds: Sequence[RawVarBind], target: Target) -> None:
+        """Hands a response's varbinds to the walked ``columns``; a fault is the agent's."""
+        try:
+            skipped = columns.take(varbinds)
+        except ColumnError as exc:
+            self.faults[exc.fault] += 1
+            raise SnmpProtocolError(target, exc.reason, exc.oid) from None
+        if skipped:
+            self.faults["exception_in_walk"] += skipped

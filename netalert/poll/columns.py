@@ -18,6 +18,7 @@ from netalert.snmp.wire.berenc import encode_oid
 __all__ = ["ColumnError", "Columns", "arcs", "encoded"]
 
 _END = SnmpType.END_OF_MIB_VIEW
+_NO_SUCH = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE})
 _varbind = maker(VarBind)
 # Arcs of the OIDs walks return, for the check that a walk advances, and walks' roots
 # encoded (where a decode may stop): the same ones device after device. Bounded.
@@ -49,12 +50,14 @@ def encoded(root: str) -> bytes:
 
 
 class ColumnError(Exception):
-    """An answer a walk cannot take: ``reason`` and the OID at fault."""
+    """An answer a walk cannot take: ``reason`` and the OID at fault; ``fault`` names
+    the reason for counting (``not_increasing``, ``no_progress``)."""
 
-    def __init__(self, reason: str, oid: str = "") -> None:
+    def __init__(self, reason: str, oid: str = "", *, fault: str = "not_increasing") -> None:
         super().__init__(reason)
         self.reason = reason
         self.oid = oid
+        self.fault = fault
 
 
 class Columns:
@@ -78,37 +81,53 @@ class Columns:
         """The active columns' roots, encoded, in the order of :meth:`asked`."""
         return tuple(encoded(self.roots[i]) for i in self.active)
 
-    def take(self, varbinds: Sequence[RawVarBind]) -> None:
-        """Takes an answer's rows (non-repeaters removed).
+    def take(self, varbinds: Sequence[RawVarBind]) -> int:
+        """Takes an answer's rows (non-repeaters removed). A noSuchObject or
+        noSuchInstance inside a column (no GETBULK answer's, but some agents send them)
+        is no value: that instance is left out and its walk goes on past it.
+
+        Returns:
+            How many such exception values were left out.
 
         Raises:
-            ColumnError: OIDs of a column that do not increase, or an answer that
-                advances no column.
+            ColumnError: OIDs of a column that do not increase (also an OID past its
+                subtree that is not past what was asked: the answer's values are not
+                where its columns are), or an answer that advances no column.
         """
         active, roots, outs, lasts = self.active, self.roots, self.outs, self._lasts
+        currents = self._currents
         width = len(active)
         ended: set[int] = set()
         grown = False
+        skipped = 0
         for at, (name, kind, value) in enumerate(varbinds):
             column = active[at % width]
             if column in ended:
                 continue
-            root = roots[column]
-            if kind is _END or not (name.startswith(root + ".") or name == root):
-                ended.add(column)  # past its subtree: this column's walk ends
+            if kind is _END:
+                ended.add(column)  # the agent's MIB view ends: so does this walk
                 continue
+            root = roots[column]
             key = arcs(name)
+            if not (name.startswith(root + ".") or name == root):
+                # past its subtree: this column's walk ends, at a successor of what it asked
+                if key <= (lasts[column] or arcs(currents[column])):
+                    raise ColumnError("OIDs not increasing", name)
+                ended.add(column)
+                continue
             last = lasts[column]
             if last is not None and key <= last:
                 raise ColumnError("OIDs not increasing", name)
             lasts[column] = key
-            outs[column].append(_varbind(name, kind, value, "", "", ""))
+            currents[column] = name
             grown = True
+            if kind in _NO_SUCH:
+                skipped += 1
+                continue
+            outs[column].append(_varbind(name, kind, value, "", "", ""))
             if len(outs[column]) >= self.max_varbinds:
                 ended.add(column)
         if not grown and not ended:
-            raise ColumnError("a GETBULK answer advanced no column")
+            raise ColumnError("a GETBULK answer advanced no column", fault="no_progress")
         self.active = [i for i in active if i not in ended]
-        for i in self.active:
-            if outs[i]:
-                self._currents[i] = outs[i][-1].oid
+        return skipped

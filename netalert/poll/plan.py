@@ -36,7 +36,7 @@ class DevicePlan:
 
     name: str
     target: Target
-    backend: Backend = "gufo"
+    backend: Backend = "native"
     interval: float = 60.0
     jitter: float = 0.1
     get: tuple[str, ...] = (SYS_UPTIME,)

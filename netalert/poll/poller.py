@@ -129,6 +129,8 @@ class PollerStats:
     sessions: list[tuple[int, SessionStats]] = field(default_factory=list)
     # datagrams dropped by the clients with shared sockets (native), by why
     datagrams: list[ExchangeStats] = field(default_factory=list)
+    # answers the native client could not take as they were, by why
+    faults: list[dict[str, int]] = field(default_factory=list)
 
 
 class _DeviceState:
@@ -218,6 +220,9 @@ class Poller:
         exchanges = getattr(client, "exchanges", None)
         if exchanges is not None:
             self.stats.datagrams.append(exchanges.stats)
+        faults = getattr(client, "faults", None)
+        if isinstance(faults, dict):
+            self.stats.faults.append(faults)
 
     def _learn_engine(self, target: Target, engine_id: bytes) -> None:
         device = self._by_target.get(target)

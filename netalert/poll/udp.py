@@ -134,6 +134,16 @@ class Exchanges:
             self._arm(loop, deadline)
         return future
 
+    @property
+    def waiting(self) -> int:
+        """Requests registered now (each until its answer, last timeout or cancel)."""
+        return len(self._waiters)
+
+    @property
+    def deadlines(self) -> int:
+        """Attempts' deadlines kept (an answered one until its deadline has passed)."""
+        return len(self._deadlines)
+
     def forget(self, key: int) -> None:
         """The request under ``key`` is over: answers to it are strays from now on."""
         self._waiters.pop(key, None)

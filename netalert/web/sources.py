@@ -100,6 +100,11 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
                 for reason in ("malformed", "spoofed", "stray")
             }
             out += counter_samples("netalert_poll_datagrams_dropped_total", "reason", dropped)
+        if stats.faults:
+            faults = {
+                reason: sum(counts[reason] for counts in stats.faults) for reason in stats.faults[0]
+            }
+            out += counter_samples("netalert_poll_answer_faults_total", "reason", faults)
         if durations is not None:
             out.append(durations.sample("netalert_poll_duration_seconds"))
         return out
