@@ -101,6 +101,23 @@ def test_a_changed_source_makes_a_new_snapshot(warm: tuple[Path, MibTree], vendo
     assert snapshot_path(state / "mibs", key_of(vendor)).is_file()
 
 
+def test_a_fresh_cache_keeps_the_builtin_facts_only_once_the_inputs_change(
+    vendor: Path, tmp_path: Path
+) -> None:
+    # A fresh state folder (every test's, a new install) needs the snapshot alone: the
+    # built-in facts' JSON (5 MB, a fifth of a second to write) is for the next
+    # compile, and there is one only when the inputs change.
+    state = tmp_path / "fresh"
+    load_mibs(config(vendor), state)
+    assert snapshot_path(state / "mibs", key_of(vendor)).is_file()
+    assert list((state / "mibs").glob("builtin-*.json")) == []
+    demo = vendor / f"{DEMO}.mib"
+    demo.write_text(demo.read_text().replace("failed(4)", "failed(4), unknown(5)"))
+    tree = load_mibs(config(vendor), state)
+    assert tree.enum_value(tree.node("demoSensorState"), "unknown") == 5
+    assert len(list((state / "mibs").glob("builtin-*.json"))) == 1
+
+
 def _truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
 

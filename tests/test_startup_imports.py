@@ -153,3 +153,20 @@ def test_rule_tests_import_nothing_of_the_agent(folder: Path) -> None:
     assert "rule tests: 1 passed, 0 failed" in str(found["stdout"])
     assert packages(found).isdisjoint(AGENT_ONLY), found["modules"]
     assert agent_modules(found) == []
+
+
+def test_the_trap_receiver_imports_neither_pysnmp_nor_cryptography() -> None:
+    # Only an SNMPv3 user needs pysnmp's engine and the fast path's ciphers (tens of ms
+    # of imports): the receiver, and every trap worker, import them when they build one.
+    code = (
+        "import json, sys\n"
+        "import netalert.traps.receiver, netalert.traps.v3\n"
+        "print(json.dumps(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('pysnmp', 'pyasn1', 'cryptography', 'pysmi'))))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **sharing_env()}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []

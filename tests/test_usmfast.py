@@ -46,7 +46,8 @@ from netalert.snmp.wire.usm import (
     refuses_level,
 )
 from netalert.traps.stats import RejectReason
-from netalert.traps.v3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, V3Engine, V3Notification
+from netalert.traps.v3 import V3Engine, V3Notification
+from netalert.traps.v3pysnmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 from tests.support.v3build import build_v3, int_tlv, master_key, varbind
 from tests.support.v3build import scoped_pdu as _scoped_pdu
 

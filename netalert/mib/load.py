@@ -24,7 +24,7 @@ from netalert.mib.loader import (
     scan_inputs,
 )
 from netalert.mib.report import CompileReport, net_snmp_notes
-from netalert.mib.snapshot import read_snapshot, snapshot_salt, write_snapshot
+from netalert.mib.snapshot import has_snapshot, read_snapshot, snapshot_salt, write_snapshot
 from netalert.mib.tree import MibTree
 
 __all__ = ["load_tree"]
@@ -51,7 +51,13 @@ def load_tree(
     end_start()  # the start-up is over; and before a compile: pysmi's garbage has cycles
     if tree is not None:
         return tree
-    facts, report, fallback = compile_inputs(inputs, state_dir, announce)
+    # A cache with no snapshot yet is a fresh one (a new state folder): the built-in
+    # facts' JSON would serve only a later compile, which a stale snapshot announces.
+    # Until then the snapshot is all the next start reads (see docs/mibs.md).
+    store_builtin = root is not None and has_snapshot(root)
+    facts, report, fallback = compile_inputs(
+        inputs, state_dir, announce, store_builtin=store_builtin
+    )
     with collector_paused():
         tree = MibTree(facts, report)
     if root is None:

@@ -136,12 +136,19 @@ def builtin_ready(cache: MibCache | None) -> bool:
     return key in _BUILTIN_MEMO or (cache is not None and cache.has_builtin(key))
 
 
-def builtin_facts(cache: MibCache | None) -> tuple[list[ModuleFacts], dict[str, str]]:
-    """The built-in modules' facts: from memory, the cache, or pysnmp (seconds)."""
+def builtin_facts(
+    cache: MibCache | None, *, store: bool = True
+) -> tuple[list[ModuleFacts], dict[str, str]]:
+    """The built-in modules' facts: from memory, the cache, or pysnmp (seconds).
+
+    With ``store`` False facts not read from ``cache`` are not written to it (5 MB
+    of JSON, a fifth of a second): see :func:`netalert.mib.load.load_tree`.
+    """
     key = _builtin_key()
+    store = store and cache is not None
     if key in _BUILTIN_MEMO:
         facts, failed = _BUILTIN_MEMO[key]
-        if cache is not None and not failed and not cache.has_builtin(key):
+        if cache is not None and store and not failed and not cache.has_builtin(key):
             cache.write_builtin(key, facts)
         return facts, failed
     cached = cache.read_builtin(key) if cache is not None else None
@@ -152,7 +159,7 @@ def builtin_facts(cache: MibCache | None) -> tuple[list[ModuleFacts], dict[str, 
     facts, failed = extract_builtin()
     _BUILTIN_MEMO[key] = (facts, failed)
     # A failure depends on this process (warnings, memory): retry next time.
-    if cache is not None and not failed:
+    if cache is not None and store and not failed:
         cache.write_builtin(key, facts)
     return facts, failed
 
@@ -245,9 +252,16 @@ def compile_mibs(
 
 
 def compile_inputs(
-    inputs: MibInputs, state_dir: Path | None, announce: Announce | None = announce_compile
+    inputs: MibInputs,
+    state_dir: Path | None,
+    announce: Announce | None = announce_compile,
+    *,
+    store_builtin: bool = True,
 ) -> tuple[list[ModuleFacts], CompileReport, tuple[str, ...]]:
     """:func:`compile_mibs` on scanned inputs; also the sources left for a built-in twin.
+
+    ``store_builtin`` False leaves the built-in facts out of the cache unless they are
+    there already (:func:`builtin_facts`).
 
     Raises:
         OSError: The cache folder cannot be written.
@@ -257,7 +271,7 @@ def compile_inputs(
     all_sources = inputs.sources
     if not builtin_ready(cache):  # an empty cache: the sources are compiled too
         notice(len(builtin_modules()) + len(all_sources))
-    builtin, builtin_failed = builtin_facts(cache)
+    builtin, builtin_failed = builtin_facts(cache, store=store_builtin)
     builtin_by_name = {f.name: f for f in builtin}
     searched = ", ".join(str(f) for f in inputs.folders) or "no folders"
     searched += f" and {len(builtin_by_name)} built-in modules"

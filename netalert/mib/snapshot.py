@@ -34,7 +34,13 @@ from typing import Any
 from netalert.logs import event
 from netalert.mib.node import MibNode
 
-__all__ = ["SNAPSHOT_FORMAT", "read_snapshot", "snapshot_salt", "write_snapshot"]
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "has_snapshot",
+    "read_snapshot",
+    "snapshot_salt",
+    "write_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,14 @@ def snapshot_salt() -> str:
 def snapshot_path(root: Path, key: str) -> Path:
     """The snapshot file of ``key`` under the cache folder ``root``."""
     return root / f"{_PREFIX}{key[:16]}{_SUFFIX}"
+
+
+def has_snapshot(root: Path) -> bool:
+    """Whether the cache folder ``root`` holds a snapshot of any key (a cache in use)."""
+    try:
+        return any(root.glob(f"{_PREFIX}*{_SUFFIX}"))
+    except OSError:
+        return False
 
 
 def read_snapshot(root: Path, key: str) -> Any:

@@ -40,6 +40,7 @@ from netalert.poll.client import (
     Target,
     oid_in_subtree,
 )
+from netalert.snmp.nomibcompiler import refuse_mib_compiler
 from netalert.snmp.types import SnmpType, Value, VarBind
 
 __all__ = ["PysnmpClient", "pysnmp_value"]
@@ -130,6 +131,7 @@ class PysnmpClient(SnmpClient):
     def _snmp_engine(self) -> Any:
         if self._engine is None:
             self._engine = SnmpEngine()
+            refuse_mib_compiler(self._engine)  # no pysmi parser, no MIB downloads
             if self._on_engine_id is not None:
                 self._engine.observer.register_observer(
                     self._observe, "rfc3412.prepareDataElements:response"

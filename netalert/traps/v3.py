@@ -31,16 +31,16 @@ import logging
 import os
 import secrets
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netalert.config.models import TrapUser
 from netalert.config.types import parse_engine_id
 from netalert.logs import event
-from netalert.snmp.types import SnmpType, maker
+from netalert.snmp.nomibcompiler import refuse_mib_compiler
+from netalert.snmp.types import maker
 from netalert.snmp.wire.ber import DecodeError, RawVarBind
 from netalert.snmp.wire.berv3 import (
     FLAG_AUTH,
@@ -50,22 +50,13 @@ from netalert.snmp.wire.berv3 import (
     decode_scoped_pdu,
 )
 from netalert.snmp.wire.timeliness import EngineClocks
-from netalert.snmp.wire.usm import FastTrap, UsmFast
 from netalert.traps.reportlimit import ReportLimiter
 from netalert.traps.stats import RejectReason
 
-with warnings.catch_warnings():
-    # pysnmp 7 imports pyasn1 modules that warn about deprecated APIs at import time.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from pysnmp.carrier.base import AbstractTransportDispatcher
-    from pysnmp.entity import config as pconfig
-    from pysnmp.entity import engine as pengine
-    from pysnmp.proto import rfc1902, rfc1905, rfc3411
-    from pysnmp.proto.api import v2c
+if TYPE_CHECKING:
+    from netalert.snmp.wire.usm import FastTrap
 
 __all__ = [
-    "AUTH_PROTOCOLS",
-    "PRIV_PROTOCOLS",
     "V3Engine",
     "V3Notification",
     "load_engine_id",
@@ -74,25 +65,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("netalert.traps")
-
-AUTH_PROTOCOLS: dict[str, Any] = {
-    "MD5": pconfig.USM_AUTH_HMAC96_MD5,
-    "SHA": pconfig.USM_AUTH_HMAC96_SHA,
-    "SHA-224": pconfig.USM_AUTH_HMAC128_SHA224,
-    "SHA-256": pconfig.USM_AUTH_HMAC192_SHA256,
-    "SHA-384": pconfig.USM_AUTH_HMAC256_SHA384,
-    "SHA-512": pconfig.USM_AUTH_HMAC384_SHA512,
-}
-# AES-192/256 as net-snmp does them: key extension of draft-blumenthal-aes-usm-04.
-PRIV_PROTOCOLS: dict[str, Any] = {
-    "DES": pconfig.USM_PRIV_CBC56_DES,
-    "AES-128": pconfig.USM_PRIV_CFB128_AES,
-    "AES-192": pconfig.USM_PRIV_CFB192_AES_BLUMENTHAL,
-    "AES-256": pconfig.USM_PRIV_CFB256_AES_BLUMENTHAL,
-}
-
-_UDP = pconfig.SNMP_UDP_DOMAIN
-_UDP6 = pconfig.SNMP_UDP6_DOMAIN
 
 # pysnmp's error indications (by class name) → our rejection reasons.
 _REASONS = {
@@ -105,22 +77,6 @@ _REASONS = {
     "DecryptionError": RejectReason.DECRYPT_ERROR,
     "NotInTimeWindow": RejectReason.NOT_IN_TIME_WINDOW,
     "UnsupportedSecurityLevel": RejectReason.BAD_SECURITY_LEVEL,
-}
-
-_TYPES = {
-    rfc1902.Integer32.tagSet: SnmpType.INTEGER,
-    rfc1902.OctetString.tagSet: SnmpType.OCTET_STRING,
-    rfc1902.ObjectIdentifier.tagSet: SnmpType.OID,
-    rfc1902.IpAddress.tagSet: SnmpType.IP_ADDRESS,
-    rfc1902.Counter32.tagSet: SnmpType.COUNTER32,
-    rfc1902.Gauge32.tagSet: SnmpType.GAUGE32,
-    rfc1902.TimeTicks.tagSet: SnmpType.TIMETICKS,
-    rfc1902.Opaque.tagSet: SnmpType.OPAQUE,
-    rfc1902.Counter64.tagSet: SnmpType.COUNTER64,
-    rfc1902.Null.tagSet: SnmpType.NULL,
-    rfc1905.NoSuchObject.tagSet: SnmpType.NO_SUCH_OBJECT,
-    rfc1905.NoSuchInstance.tagSet: SnmpType.NO_SUCH_INSTANCE,
-    rfc1905.EndOfMibView.tagSet: SnmpType.END_OF_MIB_VIEW,
 }
 
 
@@ -204,37 +160,6 @@ class V3Notification:
 _notification = maker(V3Notification)  # the fast path makes one per notification
 
 
-def _plain(oid: Any, value: Any) -> RawVarBind:
-    while hasattr(value, "getComponent"):  # unwrap the CHOICE layers
-        value = value.getComponent()
-    kind = _TYPES.get(value.tagSet, SnmpType.OCTET_STRING)
-    text = ".".join(map(str, oid))
-    if kind in (SnmpType.INTEGER, SnmpType.COUNTER32, SnmpType.GAUGE32, SnmpType.TIMETICKS):
-        return text, kind, int(value)
-    if kind is SnmpType.COUNTER64:
-        return text, kind, int(value)
-    if kind is SnmpType.IP_ADDRESS:
-        return text, kind, ".".join(map(str, value.asNumbers()))
-    if kind is SnmpType.OID:
-        return text, kind, ".".join(map(str, value))
-    if kind in (SnmpType.OCTET_STRING, SnmpType.OPAQUE):
-        return text, kind, value.asOctets()
-    return text, kind, None
-
-
-class _Dispatcher(AbstractTransportDispatcher):  # type: ignore[misc]
-    """pysnmp's transport seam: its outgoing messages go to our sockets."""
-
-    def __init__(self, send: Callable[[bytes, tuple[Any, ...]], None]) -> None:
-        super().__init__()
-        self._send = send
-
-    def send_message(
-        self, outgoingMessage: Any, transportDomain: Any, transportAddress: Any
-    ) -> None:
-        self._send(bytes(outgoingMessage), tuple(transportAddress))
-
-
 class V3Engine:
     """One pysnmp SnmpEngine receiving v3 notifications for the configured users."""
 
@@ -273,6 +198,12 @@ class V3Engine:
         Raises:
             ValueError: a user names a protocol pysnmp does not know.
         """
+        # pysnmp and the fast path's ciphers (cryptography) are imported here, by the
+        # agent with SNMPv3 users only: tens of milliseconds every other process saves.
+        from netalert.snmp.wire.usm import FastTrap, UsmFast
+        from netalert.traps import v3pysnmp as ps
+
+        self._fast_trap: type[FastTrap] = FastTrap
         users = list(users)
         self.engine_id = engine_id
         if clocks is None:
@@ -302,7 +233,8 @@ class V3Engine:
         # Not SnmpEngine(snmpEngineID=...): that persists engine boots under /tmp
         # and leaks the file handle. snmpEngineBoots stays 1; inform senders that
         # cached an older time are resynchronised by a notInTimeWindow Report.
-        self._engine = pengine.SnmpEngine()
+        self._engine = ps.pengine.SnmpEngine()
+        refuse_mib_compiler(self._engine)  # no pysmi parser, no MIB downloads
         (mib_engine_id,) = self._engine.get_mib_builder().import_symbols(
             "__SNMP-FRAMEWORK-MIB", "snmpEngineID"
         )
@@ -316,7 +248,7 @@ class V3Engine:
         if started is not None:
             engine_time.syntax = engine_time.syntax.clone(started)
         self._boots, self._started = int(boots.syntax), int(engine_time.syntax)
-        self._dispatcher = _Dispatcher(self._send_out)
+        self._dispatcher = ps.Dispatcher(self._send_out)
         self._engine.register_transport_dispatcher(self._dispatcher)
         self._users: dict[bytes, tuple[Any, Any, Any, Any]] = {}
         self._engine_ids: set[bytes] = set()
@@ -327,7 +259,7 @@ class V3Engine:
         self._header: V3Header | None = None
         self._engine.message_dispatcher.register_context_engine_id(
             b"",  # any contextEngineID
-            (v2c.SNMPv2TrapPDU.tagSet, v2c.InformRequestPDU.tagSet),
+            (ps.v2c.SNMPv2TrapPDU.tagSet, ps.v2c.InformRequestPDU.tagSet),
             self._process_pdu,
         )
         self._engine.observer.register_observer(
@@ -338,16 +270,19 @@ class V3Engine:
         self.add_engine_id(engine_id)  # informs: the sender uses our engine ID
 
     def _add_user(self, user: TrapUser) -> None:
-        auth = AUTH_PROTOCOLS[user.auth_protocol] if user.auth_protocol else pconfig.USM_AUTH_NONE
-        priv = PRIV_PROTOCOLS[user.priv_protocol] if user.priv_protocol else pconfig.USM_PRIV_NONE
-        auth_key = priv_key = None
-        # The 1 MB password hash is done once per user; each engine ID then only localizes.
-        if user.auth_password is not None:
-            secret = user.auth_password.get_secret_value()
-            auth_key = pconfig.AUTH_SERVICES[auth].hash_passphrase(secret)
-        if user.priv_password is not None:
-            secret = user.priv_password.get_secret_value()
-            priv_key = pconfig.PRIV_SERVICES[priv].hash_passphrase(auth, secret)
+        from netalert.traps import v3pysnmp as ps
+
+        pconfig = ps.pconfig
+        auth = (
+            ps.AUTH_PROTOCOLS[user.auth_protocol] if user.auth_protocol else pconfig.USM_AUTH_NONE
+        )
+        priv = (
+            ps.PRIV_PROTOCOLS[user.priv_protocol] if user.priv_protocol else pconfig.USM_PRIV_NONE
+        )
+        # The 1 MB password hashes are done once per user, by the fast path (the master
+        # keys pysnmp would compute, twice as fast); each engine ID then only localizes.
+        # A noAuthNoPriv user has none.
+        auth_key, priv_key = self._usm.master_keys(user.user.encode()) or (None, None)
         name = user.user.encode()
         self._users[name] = (auth, auth_key, priv, priv_key)
         for engine_id in self._engine_ids:
@@ -365,6 +300,9 @@ class V3Engine:
             self._register(name, engine_id)
 
     def _register(self, name: bytes, engine_id: bytes) -> None:
+        from netalert.traps import v3pysnmp as ps
+
+        pconfig = ps.pconfig
         auth, auth_key, priv, priv_key = self._users[name]
         pconfig.add_v3_user(
             self._engine,
@@ -373,7 +311,7 @@ class V3Engine:
             auth_key,
             priv,
             priv_key,
-            securityEngineId=v2c.OctetString(engine_id),
+            securityEngineId=ps.v2c.OctetString(engine_id),
             authKeyType=pconfig.USM_KEY_TYPE_MASTER,
             privKeyType=pconfig.USM_KEY_TYPE_MASTER,
         )
@@ -411,7 +349,7 @@ class V3Engine:
             finally:
                 self._probe = False
         outcome = self._usm.receive(data, header)
-        if isinstance(outcome, FastTrap):
+        if isinstance(outcome, self._fast_trap):
             if outcome.response:  # an inform: answered first, never rate-limited (a Response)
                 self._send(outcome.response, source)
             self._on_notification(
@@ -427,7 +365,7 @@ class V3Engine:
                 )
             )
             return None
-        if outcome is not None:
+        if isinstance(outcome, RejectReason):
             return outcome
         return self._pysnmp(data, source, header)
 
@@ -435,6 +373,8 @@ class V3Engine:
         self, data: bytes, source: tuple[Any, ...], header: V3Header
     ) -> RejectReason | None:
         """Runs one datagram through pysnmp's engine; the reason it was refused, or None."""
+        from netalert.traps import v3pysnmp as ps
+
         if len(data) > self._max_bytes:
             return RejectReason.TOO_LARGE  # bounded before pyasn1 spends on it
         self._failure = None
@@ -442,7 +382,7 @@ class V3Engine:
         self._accepted = self._stale = False
         self._source = source
         self._header = header
-        domain = _UDP6 if ":" in str(source[0]) else _UDP
+        domain = ps.UDP6 if ":" in str(source[0]) else ps.UDP
         try:
             self._engine.message_dispatcher.receive_message(self._engine, domain, source, data)
         except Exception:  # pysnmp bug or odd input: one datagram lost, counted, logged
@@ -538,6 +478,8 @@ class V3Engine:
         maxSizeResponseScopedPDU: Any,
         stateReference: Any,
     ) -> None:
+        from netalert.traps import v3pysnmp as ps
+
         header = self._header
         # Defence in depth behind _gate: whatever pysnmp decided, only a configured
         # user at exactly its level creates a notification.
@@ -558,16 +500,16 @@ class V3Engine:
         ):
             self._stale = True
             return
-        varbinds = v2c.apiPDU.get_varbinds(PDU)
+        varbinds = ps.v2c.apiPDU.get_varbinds(PDU)
         if len(varbinds) > self._max_varbinds:
             self._refused = RejectReason.TOO_MANY_VARBINDS
             return
-        inform = PDU.tagSet in rfc3411.CONFIRMED_CLASS_PDUS
+        inform = PDU.tagSet in ps.CONFIRMED
         if inform:
-            response = v2c.apiPDU.get_response(PDU)
-            v2c.apiPDU.set_error_status(response, 0)
-            v2c.apiPDU.set_error_index(response, 0)
-            v2c.apiPDU.set_varbinds(response, varbinds)
+            response = ps.v2c.apiPDU.get_response(PDU)
+            ps.v2c.apiPDU.set_error_status(response, 0)
+            ps.v2c.apiPDU.set_error_index(response, 0)
+            ps.v2c.apiPDU.set_varbinds(response, varbinds)
             self._responding = True
             try:
                 snmpEngine.message_dispatcher.return_response_pdu(
@@ -594,7 +536,7 @@ class V3Engine:
                 source=self._source,
                 user=str(securityName),
                 engine_id=bytes(contextEngineId),
-                varbinds=tuple(_plain(oid, value) for oid, value in varbinds),
+                varbinds=tuple(ps.plain(oid, value) for oid, value in varbinds),
                 inform=inform,
                 security_engine_id=header.engine_id if header is not None else b"",
                 authenticated=int(securityLevel) > 1,

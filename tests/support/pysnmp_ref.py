@@ -5,28 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from pyasn1.codec.ber import decoder as asn1_decoder
-from pysnmp.proto import api, rfc1155, rfc1902, rfc1905
+from pysnmp.proto import api, rfc1155
 
 from netalert.snmp.types import SnmpType
+from netalert.traps.v3pysnmp import TYPES
 
 __all__ = ["reference_decode"]
 
-_TYPES = {
-    rfc1902.Integer32.tagSet: SnmpType.INTEGER,
-    rfc1902.OctetString.tagSet: SnmpType.OCTET_STRING,
-    rfc1902.ObjectIdentifier.tagSet: SnmpType.OID,
-    rfc1902.IpAddress.tagSet: SnmpType.IP_ADDRESS,
-    rfc1902.Counter32.tagSet: SnmpType.COUNTER32,
-    rfc1902.Gauge32.tagSet: SnmpType.GAUGE32,
-    rfc1902.TimeTicks.tagSet: SnmpType.TIMETICKS,
-    rfc1902.Opaque.tagSet: SnmpType.OPAQUE,
-    rfc1902.Counter64.tagSet: SnmpType.COUNTER64,
-    rfc1902.Null.tagSet: SnmpType.NULL,
-    rfc1905.NoSuchObject.tagSet: SnmpType.NO_SUCH_OBJECT,
-    rfc1905.NoSuchInstance.tagSet: SnmpType.NO_SUCH_INSTANCE,
-    rfc1905.EndOfMibView.tagSet: SnmpType.END_OF_MIB_VIEW,
-    rfc1155.IpAddress.tagSet: SnmpType.IP_ADDRESS,
-}
+_TYPES = {**TYPES, rfc1155.IpAddress.tagSet: SnmpType.IP_ADDRESS}
 
 
 def _plain(value: Any) -> tuple[SnmpType, Any]:

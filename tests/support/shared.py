@@ -19,7 +19,8 @@ xdist controller, or the only process) makes a folder and names it in the enviro
 * pysnmp builds a pysmi parser of its own for each engine, at the engine's first name
   lookup (its MIB compiler, which the tests never use: every module it needs is compiled
   in): the pytest processes build it once (:func:`share_pysnmp_parser`), from the same
-  lark cache, instead of once per pysnmp client and trap receiver a test makes.
+  lark cache, instead of once per pysnmp engine a test makes (netalert's own engines never
+  build it: netalert.snmp.nomibcompiler).
 * :mod:`tests.support.ports` keeps its registry of handed-out ports there.
 
 Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).

@@ -263,6 +263,12 @@ class UsmFast:
             FLAG_AUTH | FLAG_PRIV if priv_master is not None else FLAG_AUTH,
         )
 
+    def master_keys(self, user: bytes) -> tuple[bytes, bytes | None] | None:
+        """A user's authentication and privacy master keys (RFC 3414 A.2), or None for
+        a noAuthNoPriv user: pysnmp's engine is given these instead of hashing again."""
+        found = self._users.get(user)
+        return (found.auth_master, found.priv_master) if found is not None else None
+
     def add_engine_id(self, engine_id: bytes) -> None:
         """Accepts traps from ``engine_id`` for every user; idempotent."""
         # RFC 3411 bounds; pysnmp treats any other length as a discovery probe.
