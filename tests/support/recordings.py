@@ -52,7 +52,7 @@ def recording(name: str) -> Path:
     spec = importlib.util.find_spec("snmpsim_data")
     if spec is None or spec.origin is None:
         message = f"{DISTRIBUTION} is not installed: run `make venv` (device recordings)"
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("NETALERT_REQUIRE_SNMPD"):  # make test sets it
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     data = Path(spec.origin).parent / "data"
