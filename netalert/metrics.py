@@ -537,6 +537,12 @@ FAMILIES: Mapping[str, Family] = {
             "within ack_wait).",
         ),
         Family(
+            "netalert_cluster_traps_handed_back_total",
+            "counter",
+            "Traps this node fetched and gave back unhandled because its lease of the "
+            "shard had lapsed or the shard was lost meanwhile; the shard's owner gets them.",
+        ),
+        Family(
             "netalert_cluster_usm_engines",
             "gauge",
             "SNMPv3 sender engines whose clock (boots, time) this node knows, its own "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from types import SimpleNamespace
@@ -166,8 +167,46 @@ async def test_a_poison_trap_is_given_up_after_max_deliver_without_stalling_its_
     await node.publish(after)
     await _until(lambda: tries.get(after.source, 0) >= 1, "the next trap handled", within=10.0)
     await _until(lambda: _rejected(node).get("undeliverable") == 1, "poison given up", 30.0)
-    assert tries[poison.source] == 3
+    # each of the 3 deliveries was tried, or handed back unhandled when the node's
+    # lease lapsed for a moment (a busy machine renews late)
+    assert tries[poison.source] + node.handed_back() == 3
+    assert "deliveries=3" in caplog.text
     assert await _drained(node) == {}
     await asyncio.sleep(4.5)  # past ack_wait: it is not delivered again
-    assert tries[poison.source] == 3
+    assert tries[poison.source] + node.handed_back() == 3
     assert "trap_undeliverable" in caplog.text and "192.0.2.66" in caplog.text
+
+
+async def test_a_trap_handed_back_while_the_lease_lapsed_is_counted_and_redelivered(
+    node_of: Callable[..., Awaitable[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A delivery that comes while the node's lease has lapsed is given back unhandled
+    (for the shard's owner), counted, and still counts towards max_deliver. (A CI run
+    saw this on a loaded machine: the poison test above found 2 tries for 3 deliveries.)"""
+    tries: list[int] = []
+
+    async def handler(trap: TrapEvent) -> None:
+        tries.append(1)
+        raise RuntimeError("cannot commit this one")
+
+    caplog.set_level(logging.INFO)
+    node: ClusterNode = await node_of(handler, "max_deliver = 3\n")
+    real = node.leases.lease_of
+    lapses: list[int] = []
+
+    def lease_of(shard: int) -> Any:
+        # the node's look at its lease for the trap's second delivery finds it lapsed
+        asked_for_a_delivery = "delivery" in sys._getframe(1).f_locals
+        if len(tries) == 1 and not lapses and asked_for_a_delivery:
+            lapses.append(shard)
+            return None
+        return real(shard)
+
+    node.leases.lease_of = lease_of  # type: ignore[method-assign]
+    await node.publish(_trap("192.0.2.67"))
+    await _until(lambda: _rejected(node).get("undeliverable") == 1, "poison given up", 30.0)
+    assert len(tries) == 2 and len(lapses) == 1
+    assert node.handed_back() == 1
+    assert "deliveries=3" in caplog.text
+    samples = {s.name: s.value for s in node.source()() if not s.labels}
+    assert samples["netalert_cluster_traps_handed_back_total"] == 1

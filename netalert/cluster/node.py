@@ -70,6 +70,7 @@ class NodeCounts:
     refused: int = 0  # traps the stream refused (a stream limit)
     consumed: int = 0  # traps of its shards processed and acknowledged
     redelivered: int = 0  # of those, delivered before (not acknowledged in time)
+    handed_back: int = 0  # delivered while the node's lease had lapsed: nak'd, unhandled
 
 
 def trap_message_id(trap: TrapEvent) -> str:
@@ -334,6 +335,13 @@ class ClusterNode(BaseStage):
         self._consumed = frozenset()
         if consumers is not None:
             await consumers.close()
+            self.counts.handed_back += consumers.handed_back
+
+    def handed_back(self) -> int:
+        """Traps fetched and given back unhandled (the lease lapsed or the shard was
+        lost meanwhile): delivered again to the shard's owner."""
+        consumers = self._consumers
+        return self.counts.handed_back + (consumers.handed_back if consumers else 0)
 
     async def drain(self, deadline: float) -> None:
         """Stops consuming, hands every shard back at once, closes NATS."""
@@ -411,6 +419,7 @@ class ClusterNode(BaseStage):
     async def _deliver(self, delivery: Delivery) -> None:
         handler = self._handler
         if handler is None or self.leases.lease_of(delivery.shard) is None:
+            self.counts.handed_back += 1
             await delivery.nak()  # no longer this node's: the shard's owner takes it
             return
         trap = delivery.trap
@@ -465,6 +474,7 @@ class ClusterNode(BaseStage):
                 MetricSample("netalert_cluster_publish_waiting", self._queue.qsize()),
                 MetricSample("netalert_cluster_traps_refused_total", counts.refused),
                 MetricSample("netalert_cluster_traps_redelivered_total", counts.redelivered),
+                MetricSample("netalert_cluster_traps_handed_back_total", self.handed_back()),
             ]
 
         return read

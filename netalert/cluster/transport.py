@@ -282,6 +282,7 @@ class ShardConsumers:
         self.wait = wait
         self.max_deliver = max_deliver
         self.handler_failures = 0
+        self.handed_back = 0  # fetched after the shard was lost: nak'd, for its owner
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._leaving: set[asyncio.Task[None]] = set()
 
@@ -334,6 +335,7 @@ class ShardConsumers:
                 failing = False
                 for delivery in deliveries:
                     if not self._wanted(shard):  # lost meanwhile: for the shard's owner
+                        self.handed_back += 1
                         with contextlib.suppress(nats.errors.Error):
                             await delivery.nak()
                         continue
