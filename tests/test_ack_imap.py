@@ -10,6 +10,8 @@ is in tests/test_ack_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -441,3 +443,58 @@ async def test_a_new_uidvalidity_reads_reused_uids_as_new_and_handled_messages_n
         assert h.stage.stats.replies == {"ack": 2, "help": 1, "unack": 1, "silence": 1}
     finally:
         await h.stop()
+
+
+def test_a_restart_of_the_test_server_ends_its_old_sessions(
+    dovecot: Dovecot, dovecot_ca_file: Path
+) -> None:
+    """The harness's restart leaves no old imap process serving a session (one that
+    could not run when the master told it to end, as on a loaded machine, is killed)."""
+    import imaplib
+    import signal
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(dovecot_ca_file))
+    session = imaplib.IMAP4_SSL(dovecot.host, dovecot.tls_port, ssl_context=context, timeout=5)
+    try:
+        session.login(dovecot.user, dovecot.password)
+        assert dovecot.proc is not None
+        imap = [pid for pid in _descendants(dovecot.proc.pid) if _comm(pid) == "imap"]
+        assert imap, "no imap process for the session"
+        for pid in imap:
+            os.kill(pid, signal.SIGSTOP)  # it cannot act on the master's word to end
+        dovecot.restart()
+        assert not [pid for pid in imap if _alive(pid)], "old imap processes left"
+        with pytest.raises((imaplib.IMAP4.abort, OSError)):
+            session.noop()
+    finally:
+        with contextlib.suppress(Exception):
+            session.shutdown()
+
+
+def _stat(pid: int | str) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    stat = _stat(pid)
+    return bool(stat) and stat[0] != "Z"
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {int(e): int(st[1]) for e in os.listdir("/proc") if e.isdigit() and (st := _stat(e))}
+    found, frontier = [], {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier}
+        found.extend(frontier)
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""

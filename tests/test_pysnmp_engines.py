@@ -100,3 +100,14 @@ def test_v3_engine_uses_netalerts_password_hash(
     assert bytes(priv_key) == password_to_master(b"alice-priv-pass", "sha1")
     assert engine._engine.get_mib_builder().get_mib_compiler() is NO_COMPILER
     assert no_parser == []
+
+
+def test_a_generated_engine_id_is_random_octets_not_the_host_name() -> None:
+    from netalert.traps.v3 import random_engine_id
+
+    ids = {random_engine_id() for _ in range(50)}
+    assert len(ids) == 50
+    for engine_id in ids:
+        assert engine_id[:5] == b"\x80\x00\x1f\x88\x05" and len(engine_id) == 17
+    # each random position takes many values over 50 IDs: no fixed or textual part
+    assert all(len({engine_id[i] for engine_id in ids}) > 20 for i in range(5, 17))
