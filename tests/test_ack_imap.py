@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from netalert.ack.config import AckConfig
 from netalert.ack.issuer import ReplyHeaders
@@ -29,6 +30,8 @@ from netalert.mail.outbox import Outbox
 from netalert.notify.silences import SilenceStore, is_silenced
 from netalert.state import open_database
 from tests.support.dovecot import Dovecot
+from tests.support.imapmitm import ImapRelay
+from tests.support.tcpproxy import TcpProxy
 
 OPERATOR = "oncall@example.org"
 WITHIN = 20.0
@@ -498,3 +501,88 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+async def test_a_session_gone_silent_in_idle_is_found_and_replaced(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca_file: Path
+) -> None:
+    """A link that drops everything without a reset (a NAT or firewall forgot the
+    connection) is found at the next IDLE refresh, within ``imap.timeout``; the reader
+    connects again and reads what came meanwhile."""
+    proxy = await TcpProxy.start(dovecot.host, dovecot.tls_port)
+    h = Harness(
+        tmp_path,
+        dovecot,
+        dovecot_ca_file,
+        idle_refresh="2s",
+        imap={
+            "host": dovecot.host,
+            "port": proxy.port,
+            "username": dovecot.user,
+            "password": dovecot.password,
+            "ca_file": str(dovecot_ca_file),
+            "timeout": "2s",
+        },
+    )
+    try:
+        headers, mid = h.mail()
+        h.start()
+        await h.until(lambda: h.stage.stats.idle)
+        proxy.cut()
+        h.dovecot.deliver(h.reply(headers, mid, "ack"))
+        await h.until(lambda: not h.stage.stats.connected, within=15.0)
+        assert h.stage.reader.handled == 0
+        await proxy.heal()
+        await h.handled(1)
+        assert h.stage.stats.replies == {"ack": 1}
+        assert h.stage.stats.connections["ok"] >= 2
+    finally:
+        await h.stop()
+        await proxy.close()
+
+
+@pytest.mark.parametrize("how", ["silence", "close"])
+@pytest.mark.parametrize("command", ["IDLE", "DONE", "UID", "SELECT"])
+async def test_a_link_failing_at_any_command_is_replaced_and_nothing_is_lost(
+    tmp_path: Path, dovecot: Dovecot, dovecot_ca: trustme.CA, how: str, command: str
+) -> None:
+    """Whatever the reader waits for when the link fails (the IDLE continuation, the
+    end of IDLE, a search or a fetch, the folder), it gives up within
+    ``imap.timeout``, connects again and handles each reply once."""
+    relay = await ImapRelay.start(dovecot.host, dovecot.tls_port, dovecot_ca)
+    ca_file = tmp_path / "relay-ca.pem"
+    dovecot_ca.cert_pem.write_to_path(str(ca_file))
+    h = Harness(
+        tmp_path,
+        dovecot,
+        ca_file,
+        idle_refresh="60s",
+        imap={
+            "host": dovecot.host,
+            "port": relay.port,
+            "username": dovecot.user,
+            "password": dovecot.password,
+            "ca_file": str(ca_file),
+            "timeout": "2s",
+        },
+    )
+    try:
+        headers, mid = h.mail()
+        h.dovecot.deliver(h.reply(headers, mid, "ack"))
+        relay.fail_after(command, how)  # type: ignore[arg-type]
+        h.start()
+        await h.handled(1)
+        await h.until(lambda: relay.failed.is_set() or h.stage.stats.idle)
+        if not relay.failed.is_set():  # not met before the first reply: met after it
+            h.dovecot.deliver(h.reply(headers, mid, "thanks"))
+            h.stage.reader.wake()
+        await h.until(relay.failed.is_set, within=10.0)
+        h.dovecot.deliver(h.reply(headers, mid, "unack"))
+        h.stage.reader.wake()
+        await h.until(lambda: h.stage.stats.replies.get("unack") == 1, within=15.0)
+        await asyncio.sleep(0.5)  # a second read of any would show here
+        assert h.stage.stats.replies["ack"] == 1
+        assert h.stage.stats.connections["failed"] >= 1
+    finally:
+        await h.stop()
+        await relay.close()

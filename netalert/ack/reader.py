@@ -207,7 +207,26 @@ class ImapReader:
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
         refresh = self.config.idle_refresh.total_seconds()
-        idle = await client.idle_start(timeout=refresh)
+        # aioimaplib waits for the server's continuation without a bound and does not
+        # notice a lost connection meanwhile: a link that failed as IDLE was sent
+        # held the reader for ever
+        starting = asyncio.ensure_future(client.idle_start(timeout=refresh))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait(
+                {starting, lost},
+                timeout=self.config.imap.timeout.total_seconds(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            lost.cancel()
+            if not starting.done():
+                starting.cancel()
+        if not starting.done() or starting.cancelled():
+            raise ImapError(
+                "connection lost at IDLE" if self._lost.is_set() else "no answer to IDLE"
+            )
+        idle = starting.result()
         self.stats.idle = True
         push = asyncio.ensure_future(client.wait_server_push(timeout=refresh + 5))
         waits = {
@@ -283,9 +302,12 @@ def _uidvalidity(lines: list[Any]) -> int:
 
 
 def _close(client: aioimaplib.IMAP4) -> None:
-    """Closes the session's connection (no LOGOUT: it ends on a failure or a stop)."""
+    """Closes the session's connection (no LOGOUT: it ends on a failure or a stop).
+
+    Aborted, not closed: a TLS close waits for the peer's answer (up to 30 s) on a
+    link that may be dead, and the socket stays open meanwhile."""
     transport = getattr(client.protocol, "transport", None)
     if transport is not None:
-        transport.close()
+        transport.abort()
     for task in (*client.tasks, *client.protocol.tasks, client._client_task):
         task.cancel()

@@ -108,8 +108,13 @@ class AckConfig(_Model):
         description="how often the folder is searched when the server has no IDLE",
     )
     idle_refresh: Duration = Field(
-        timedelta(minutes=25),
-        description="IDLE is restarted this often (servers end it after 30 minutes)",
+        timedelta(minutes=4),
+        description=(
+            "IDLE is restarted this often; a session that does not answer the restart "
+            "within imap.timeout is replaced. Below the 4-6 minutes after which cloud NAT "
+            "gateways and load balancers forget a quiet connection (servers end IDLE "
+            "after 30 minutes)"
+        ),
     )
     reconnect_max: Duration = Field(
         timedelta(minutes=5), description="cap of the exponential reconnect backoff"

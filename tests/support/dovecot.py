@@ -188,12 +188,17 @@ class Dovecot:
             proc.wait(timeout)
         # The master tells its imap processes to end, but on a loaded machine one was
         # seen still serving its session 20 s after a restart: a "restarted" server
-        # whose old sessions live on. What is left of the process group is killed.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        # whose old sessions live on. What is left of the process group is told again
+        # (and woken, should it be stopped), and killed if it does not end: a killed
+        # imap process can leave a Maildir lock the next server waits on.
+        for sig in (signal.SIGTERM, signal.SIGCONT):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
         deadline = time.monotonic() + timeout
         while _group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         if proc.stderr is not None:
             proc.stderr.close()
 
