@@ -61,6 +61,8 @@ class _Census:
         own, kids = _cpu()  # the rest: start-up, collection, session fixtures' ends
         self.rows[START][1] = own - sum(r[1] for m, r in self.rows.items() if m != START)
         self.rows[START][2] = kids - sum(r[2] for m, r in self.rows.items() if m != START)
+        if len(self.rows) == 1 and "PYTEST_XDIST_WORKER" not in os.environ:
+            self.rows[START][2] = 0.0  # the xdist controller: its children are the workers
         self.folder.mkdir(parents=True, exist_ok=True)
         name = os.environ.get("PYTEST_XDIST_WORKER", "main")
         path = self.folder / f"census-{name}-{os.getpid()}.json"
