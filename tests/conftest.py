@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import HealthCheck, settings
+
 pytest_plugins: list[str] = [
     "pytester",  # tests/test_tiers.py runs small sessions of its own
     "tests.support.shared",  # a folder the xdist workers share: ports, MIB facts, MIB cache
@@ -19,6 +21,13 @@ pytest_plugins: list[str] = [
     "tests.support.dovecot",  # a private Dovecot IMAP server ([ack] replies)
     "tests.support.order",  # the longest modules first, for pytest-xdist (make test)
 ]
+
+# The suite shares its cores with other jobs (4 xdist workers on 2 cores, other helpers' runs):
+# how fast hypothesis draws an input or runs an example says nothing about the code, so
+# neither is checked (tests/test_hypothesis_profile.py). A test's own @settings overrides the
+# keys it names.
+settings.register_profile("netalert", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile("netalert")
 
 # tests/soak/ (minutes of load each) runs only with `make soak`, which sets NETALERT_SOAK=1.
 collect_ignore: list[str] = [] if os.environ.get("NETALERT_SOAK") else ["soak"]

@@ -18,11 +18,9 @@ node that dies before it commits is JetStream's to redeliver, not tested here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -44,7 +42,7 @@ from tests.support.faults import AgentProcess, delivered, link_down
 from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.postgres import PostgresFactory
 from tests.support.smtp import SmtpServer
-from tests.support.tcpproxy import TcpProxy
+from tests.support.tcpproxy import ProxyThread
 from tests.test_cluster_pgstore import _grant, _migrate
 
 pytestmark = pytest.mark.e2e
@@ -204,31 +202,6 @@ def _senders(smtp: SmtpServer, index: int) -> list[str]:
         if f"fault-test ifIndex={index}" in body.get_content():
             out.append(str(parsed["From"]))
     return out
-
-
-class ProxyThread:
-    """A :class:`TcpProxy` on an event loop of its own thread (the test itself is sync)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.proxy = self._call(TcpProxy.start(host, port))
-
-    def _call(self, coro: object) -> TcpProxy:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)  # type: ignore[arg-type]
-
-    def cut(self) -> None:
-        self.loop.call_soon_threadsafe(self.proxy.cut)
-
-    def heal(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.proxy.heal(), self.loop).result(timeout=10)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.proxy.close(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture
