@@ -284,7 +284,8 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Answers the native backend could not take as they were: an error status, "
             "tooBig (asked again smaller), OIDs not increasing, no progress, a GET's values "
-            "not those asked, exception values in a walk.",
+            "not those asked, exception values in a walk; and the gufo backend's decoder "
+            "panics.",
         ),
         Family(
             "netalert_poll_descriptors_exhausted_total",

@@ -101,8 +101,9 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
             }
             out += counter_samples("netalert_poll_datagrams_dropped_total", "reason", dropped)
         if stats.faults:
+            reasons = dict.fromkeys(reason for counts in stats.faults for reason in counts)
             faults = {
-                reason: sum(counts[reason] for counts in stats.faults) for reason in stats.faults[0]
+                reason: sum(counts.get(reason, 0) for counts in stats.faults) for reason in reasons
             }
             out += counter_samples("netalert_poll_answer_faults_total", "reason", faults)
         if durations is not None:
