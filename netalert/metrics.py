@@ -197,7 +197,17 @@ FAMILIES: Mapping[str, Family] = {
         Family(
             "netalert_trap_record_shed_total",
             "counter",
-            "Datagrams not recorded: a trap worker held worker_queue of them for the agent.",
+            "Datagrams not recorded: a trap worker held worker_queue of them (or "
+            "worker_queue_bytes) for the agent.",
+        ),
+        Family(
+            "netalert_trap_worker_queue_full_total",
+            "counter",
+            "Traps a trap worker dropped because it held worker_queue events or "
+            "worker_queue_bytes for the agent, by the bound reached (also in "
+            "netalert_traps_dropped_total).",
+            ("bound",),
+            ("events", "bytes"),
         ),
         Family(
             "netalert_storm_folded_total",

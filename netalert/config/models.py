@@ -493,6 +493,12 @@ class TrapsConfig(Model):
         description="per worker: events waiting for the agent to take them; past it a trap "
         "is dropped (`netalert_traps_dropped_total`)",
     )
+    worker_queue_bytes: Annotated[int, Field(ge=65_536, le=1 << 34)] = Field(
+        16 * 1024 * 1024,
+        description="per worker: bytes of events and datagrams to record waiting for the "
+        "agent to take them (16 MiB; large traps reach it before `worker_queue`); past it a "
+        'trap is dropped (`netalert_trap_worker_queue_full_total{bound="bytes"}`)',
+    )
     # Storm control: a token bucket per source and one per source and trap OID;
     # traps past either are counted and folded into one event per storm_interval.
     storm_rate: Annotated[float, Field(gt=0)] = Field(

@@ -140,6 +140,11 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_trap_record_rotations_total", stats.record.rotations))
         out.append(MetricSample("netalert_trap_record_errors_total", stats.record.errors))
         out.append(MetricSample("netalert_trap_record_shed_total", stats.record_shed))
+        out += counter_samples(
+            "netalert_trap_worker_queue_full_total",
+            "bound",
+            {"events": stats.queue_full_events, "bytes": stats.queue_full_bytes},
+        )
         out.append(MetricSample("netalert_task_failures_total", stats.errors, {"task": "traps"}))
         out.append(MetricSample("netalert_trap_workers", stats.workers))
         out.append(MetricSample("netalert_trap_worker_restarts_total", stats.worker_restarts))
