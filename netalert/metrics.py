@@ -230,6 +230,12 @@ FAMILIES: Mapping[str, Family] = {
             "Trap workers that exited and were started again on the same socket.",
         ),
         Family(
+            "netalert_trap_worker_restart_delay_seconds",
+            "gauge",
+            "Seconds the next restart of the trap worker with the longest back-off waits "
+            "(0.2, doubling while it keeps exiting within a minute; [traps] worker_restart_max).",
+        ),
+        Family(
             "netalert_trap_worker_refused_total",
             "counter",
             "Frames from a trap worker the agent refused as malformed; the worker was restarted.",

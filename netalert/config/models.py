@@ -493,6 +493,12 @@ class TrapsConfig(Model):
         description="per worker: events waiting for the agent to take them; past it a trap "
         "is dropped (`netalert_traps_dropped_total`)",
     )
+    worker_restart_max: Duration = Field(
+        timedelta(seconds=10),
+        description="a trap worker that exits is started again after 0.2 s, twice as long "
+        "each time it exits again within a minute of its start, up to this (0.2s to 1h; "
+        "`netalert_trap_worker_restart_delay_seconds`)",
+    )
     worker_queue_bytes: Annotated[int, Field(ge=65_536, le=1 << 34)] = Field(
         16 * 1024 * 1024,
         description="per worker: bytes of events and datagrams to record waiting for the "
@@ -586,6 +592,13 @@ class TrapsConfig(Model):
         "that cannot be written stops the recording (logged, "
         "`netalert_trap_record_errors_total`), never the traps",
     )
+
+    @field_validator("worker_restart_max")
+    @classmethod
+    def _restart_max(cls, value: timedelta) -> timedelta:
+        if not 0.2 <= value.total_seconds() <= 3600:
+            raise ValueError("must be from 0.2s (the first wait) to 1h")
+        return value
 
     @field_validator("engine_id")
     @classmethod

@@ -59,6 +59,7 @@ class TrapStats:
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
+    worker_restart_delay: float = 0.0  # seconds the next restart waits (the longest back-off)
     worker_refused: int = 0  # frames from a trap worker the agent refused (it was restarted)
 
     def reject(self, reason: RejectReason) -> None:
@@ -90,5 +91,6 @@ class TrapStats:
             "errors": self.errors,
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,
+            "worker_restart_delay": self.worker_restart_delay,
             "worker_refused": self.worker_refused,
         }

@@ -148,6 +148,9 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_task_failures_total", stats.errors, {"task": "traps"}))
         out.append(MetricSample("netalert_trap_workers", stats.workers))
         out.append(MetricSample("netalert_trap_worker_restarts_total", stats.worker_restarts))
+        out.append(
+            MetricSample("netalert_trap_worker_restart_delay_seconds", stats.worker_restart_delay)
+        )
         out.append(MetricSample("netalert_trap_worker_refused_total", stats.worker_refused))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
