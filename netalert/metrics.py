@@ -197,7 +197,17 @@ FAMILIES: Mapping[str, Family] = {
         Family(
             "netalert_trap_record_shed_total",
             "counter",
-            "Datagrams not recorded: a trap worker held worker_queue of them for the agent.",
+            "Datagrams not recorded: a trap worker held worker_queue of them (or "
+            "worker_queue_bytes) for the agent.",
+        ),
+        Family(
+            "netalert_trap_worker_queue_full_total",
+            "counter",
+            "Traps a trap worker dropped because it held worker_queue events or "
+            "worker_queue_bytes for the agent, by the bound reached (also in "
+            "netalert_traps_dropped_total).",
+            ("bound",),
+            ("events", "bytes"),
         ),
         Family(
             "netalert_storm_folded_total",
@@ -218,6 +228,12 @@ FAMILIES: Mapping[str, Family] = {
             "netalert_trap_worker_restarts_total",
             "counter",
             "Trap workers that exited and were started again on the same socket.",
+        ),
+        Family(
+            "netalert_trap_worker_restart_delay_seconds",
+            "gauge",
+            "Seconds the next restart of the trap worker with the longest back-off waits "
+            "(0.2, doubling while it keeps exiting within a minute; [traps] worker_restart_max).",
         ),
         Family(
             "netalert_trap_worker_refused_total",
@@ -284,7 +300,8 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Answers the native backend could not take as they were: an error status, "
             "tooBig (asked again smaller), OIDs not increasing, no progress, a GET's values "
-            "not those asked, exception values in a walk.",
+            "not those asked, exception values in a walk; and the gufo backend's decoder "
+            "panics.",
         ),
         Family(
             "netalert_poll_descriptors_exhausted_total",

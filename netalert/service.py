@@ -246,7 +246,7 @@ class Agent:
 
     # --- [ack] (issue 17): replies to alert mails, read over IMAP ----------------------------
 
-    def _start_ack(self) -> None:
+    async def _start_ack(self) -> None:
         """Builds the ack stage of ``[ack]`` (if any), signs the mails, starts its reader."""
         config = self.config
         assert self.db is not None and self.mail is not None and self.engine is not None
@@ -263,7 +263,7 @@ class Agent:
 
         store, engine = self.store, self.engine
         assert store is not None
-        shared = self._shared_ack()  # [cluster]: the tables and the mailbox every node shares
+        shared = await self._shared_ack()  # [cluster]: the tables and the mailbox every node shares
         tables = self._ack_tables
 
         async def alert(fingerprint: str) -> Any:
@@ -298,7 +298,7 @@ class Agent:
         self._tasks.add(self._ack_task)
         self._ack_task.add_done_callback(self._tasks.discard)
 
-    def _shared_ack(self) -> SharedAck | None:
+    async def _shared_ack(self) -> SharedAck | None:
         """[cluster]: the ack tables, silences and token key every node shares, and the
         lock under which one node reads the mailbox; None on a single node.
 
@@ -313,7 +313,10 @@ class Agent:
         from netalert.cluster.ack import MailboxLock, PgAckTables, shared_key
 
         dsn = cluster.postgres.get_secret_value()
-        key = load_secret(ack.secret_file) if ack.secret_file is not None else shared_key(dsn)
+        if ack.secret_file is not None:
+            key = load_secret(ack.secret_file)
+        else:
+            key = await shared_key(dsn)  # off the loop: a reload may add [ack]
         tables = PgAckTables(dsn, refresh=cluster.silence_refresh.total_seconds())
         lock = MailboxLock(dsn, node=cluster.node, check=cluster.lease.total_seconds() / 3)
         self._ack_tables = tables
@@ -452,7 +455,7 @@ class Agent:
         self.status.attach(limits=(engine.limits, lambda: engine.rule_names))
         # [cluster]: the silences every node shares (PostgreSQL, read every silence_refresh)
         self.silences = SilenceStore(self.db) if side is None else side.silences
-        self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
+        await self._start_ack()  # [ack] (issue 17): the dispatcher asks it what is acknowledged
         self._new_dispatcher()
         self.status.attach(dispatcher=self.dispatcher)
         if side is not None:  # the shards held now are loaded, the next ones as they come
@@ -899,7 +902,7 @@ class Agent:
             self._attach(mail)
         if ack_changed:
             try:
-                self._start_ack()
+                await self._start_ack()
             except NetalertError as exc:  # its key file: the rest of the reload goes on
                 self.ack = None
                 log.error(event("ack_failed", error=exc))

@@ -111,6 +111,18 @@ DEVICE = '[[devices]]\nname = "sw1"\naddress = "192.0.2.1"\n'
             ["limits.max_alerts_per_mail: must be at least 0, got -1"],
         ),
         ("[traps]\nstorm_max_keys = 0\n", ["traps.storm_max_keys: must be at least 1, got 0"]),
+        (
+            "[traps]\nworker_queue_bytes = 1000\n",
+            ["traps.worker_queue_bytes: must be at least 65536, got 1000"],
+        ),
+        (
+            "[traps]\nworker_restart_max = '100ms'\n",
+            ["traps.worker_restart_max: must be from 0.2s (the first wait) to 1h"],
+        ),
+        (
+            "[traps]\nworker_restart_max = '2h'\n",
+            ["traps.worker_restart_max: must be from 0.2s (the first wait) to 1h"],
+        ),
     ],
 )
 def test_error_lines(text: str, expected: list[str]) -> None:

@@ -30,6 +30,7 @@ from netalert.traps import workers as workers_module
 from netalert.traps import workwire
 from netalert.traps.stats import RejectReason
 from netalert.web.sources import traps_source
+from tests.support.order import TIMING
 from tests.support.ports import free_udp_port
 from tests.test_traps_workers import _TRAP_ARGS, Workers, _capture, _config, _start
 
@@ -247,5 +248,36 @@ async def test_a_worker_that_cannot_be_started_is_tried_again(
         )
         await workers.until(lambda: len(got) == 1)
         assert pool.stats.worker_restarts == 1
+    finally:
+        await pool.stop()
+
+
+@TIMING  # wall-time bound: the last restart's wait
+async def test_a_crash_looping_worker_waits_at_most_worker_restart_max(
+    tmp_path: Path, tree: MibTree
+) -> None:
+    """Killed again and again within a minute of its start, a worker is started again after
+    0.2 s, doubling: up to ``[traps] worker_restart_max``, shown in /metrics."""
+    cap = 0.3
+    config = _config(tmp_path, free_udp_port(), workers=1, worker_restart_max=f"{cap}s")
+    pool, got = await _start(config, tree)
+    workers = Workers(pool, got)
+    kills = 6  # uncapped, the sixth restart would wait 6.4 s
+    try:
+        await workers.ready()
+        for _ in range(kills):
+            proc = pool._workers[0].proc
+            assert proc is not None
+            killed = time.monotonic()
+            proc.kill()
+            await workers.until(
+                lambda old=proc: pool._workers[0].proc is not old and pool.stats.workers > 0
+            )
+            waited = time.monotonic() - killed
+        assert waited < 4.0, f"the last restart waited {waited:.1f} s"
+        assert pool.stats.worker_restarts == kills
+        samples = {s.name: s.value for s in traps_source(pool.stats)() if not s.labels}
+        assert samples["netalert_trap_worker_restart_delay_seconds"] == cap
+        await workers.ready()
     finally:
         await pool.stop()

@@ -138,6 +138,74 @@ def test_the_varbind_encoder_is_bounded_and_counted() -> None:
     assert stats.varbind_cache_evictions == 4
 
 
+def test_long_values_are_not_kept_by_the_encoder_nor_the_agent() -> None:
+    """A long value comes as a new VarBind at every trap (the fast path keeps only short
+    ones): kept, a table of 8,192 would hold 8,192 of them."""
+    stats = TrapStats()
+    encoder = workwire.VarbindEncoder(100, stats)
+    cache = workwire.VarbindCache(100, stats)
+    base = workwire.decode_event(_GOOD)[0]
+    long = [VarBind(f"1.3.6.1.4.1.9.{n}", SnmpType.OCTET_STRING, b"x" * 129) for n in range(3)]
+    short = VarBind("1.3.6.1.4.1.9.9", SnmpType.OCTET_STRING, b"x" * 128)
+    text = VarBind("1.3.6.1.4.1.9.8", SnmpType.OCTET_STRING, "y" * 200)
+    event = replace(base, varbinds=(*long, short, text))
+    item = workwire.encode_event(event, None, encoder)
+    workwire.decode_event(item, cache)
+    assert [vb.value for vb, _ in encoder._kept.values()] == [b"x" * 128]
+    assert [vb.value for vb in cache.made.values()] == [b"x" * 128]
+
+
+async def _read_everything(channel: Any, there: socket.socket) -> list[tuple[str, Any]]:
+    """The agent reads again: every frame the channel held, once it has written them all."""
+    there.setblocking(False)
+    reader, got = workwire.FrameReader(), []
+    for _ in range(2000):
+        with contextlib.suppress(BlockingIOError):
+            got += reader.feed(there.recv(65536))
+        if channel.idle.is_set():
+            with contextlib.suppress(BlockingIOError):
+                for _ in range(1000):
+                    got += reader.feed(there.recv(65536))
+            break
+        await asyncio.sleep(0.001)
+    assert channel.idle.is_set()
+    return got
+
+
+async def test_a_worker_s_channel_holds_bounded_bytes_while_the_agent_does_not_read() -> None:
+    """Large events: the bytes bound is reached long before the count, and counted."""
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    here.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    here.setblocking(False)
+    stats = TrapStats()
+    bound = 256 * 1024
+    channel = worker_module._Channel(here, 10_000, stats, limit_bytes=bound)
+    try:
+        base = workwire.decode_event(_GOOD)[0]
+        datagram = (b"x" * 8000, ("127.0.0.1", 5000), ("127.0.0.1", 162), 1.0)
+        for n in range(2000):
+            value = b"%08d" % n * 1000
+            varbinds = (VarBind("1.3.6.1.4.1.9.1", SnmpType.OCTET_STRING, value),)
+            channel.add(workwire.encode_event(replace(base, varbinds=varbinds), None))
+            channel.record(datagram)
+            if n % 50 == 49:
+                await asyncio.sleep(0)  # the flush
+        await asyncio.sleep(0)
+        held = sum(len(data) for data, _ in channel._out)
+        assert held <= bound + 2 * 256 * 8100, held  # the bound, and a batch of each kind
+        assert stats.queue_full_bytes > 1500 and stats.queue_full_events == 0
+        assert stats.dropped == stats.queue_full_bytes
+        assert stats.record_shed > 1500
+        # the agent reads again: what was held arrives, and nothing is counted as held
+        got = await _read_everything(channel, there)
+        assert channel._bytes == 0
+        events = sum(len(body) for kind, body in got if kind == workwire.EVENTS)
+        assert events + stats.dropped == 2000
+    finally:
+        here.close()
+        there.close()
+
+
 def test_frames_split_anywhere_come_out_whole_and_in_order() -> None:
     stream = b"".join(workwire.frame(workwire.STATS, {"n": n, "pad": "x" * n}) for n in range(50))
     reader = workwire.FrameReader()
@@ -405,18 +473,7 @@ async def test_a_worker_s_channel_holds_bounded_frames_while_the_agent_does_not_
         assert sum(len(data) for data, _ in frames) < limit * 2 * 1200, len(frames)
         assert stats.record_shed > 0
         # the agent reads again: everything held arrives, the latest counters last
-        there.setblocking(False)
-        reader, got = workwire.FrameReader(), []
-        for _ in range(2000):
-            with contextlib.suppress(BlockingIOError):
-                got += reader.feed(there.recv(65536))
-            if channel.idle.is_set():
-                with contextlib.suppress(BlockingIOError):
-                    for _ in range(1000):
-                        got += reader.feed(there.recv(65536))
-                break
-            await asyncio.sleep(0.001)
-        assert channel.idle.is_set()
+        got = await _read_everything(channel, there)
         events = sum(len(body) for kind, body in got if kind == workwire.EVENTS)
         records = sum(len(body) for kind, body in got if kind == workwire.RECORDED)
         assert events + stats.dropped == 50 * 40

@@ -171,7 +171,7 @@ class ReplyHandler:
         firing = [a for a in alerts if a is not None and a.state is AlertState.FIRING]
         verb = command.verb
         if verb is Verb.SILENCE:
-            text = self._silence(command, issued, sender, now)
+            text = await self._silence(command, issued, sender, now)
             result = "silence"
         elif verb is Verb.RESOLVE:
             done = [a for a in firing if self.target.resolvable(a.fingerprint)]
@@ -231,14 +231,14 @@ class ReplyHandler:
             "unack",
         )
 
-    def _silence(self, command: Command, issued: IssuedToken, sender: str, now: float) -> str:
+    async def _silence(self, command: Command, issued: IssuedToken, sender: str, now: float) -> str:
         cap = self.config.max_silence.total_seconds()
         seconds = min(command.seconds, cap)
         comment = command.comment or "silenced by reply"
         made = []
         for alert in issued.alerts:
             matchers = [Matcher(k, "=", v) for k, v in sorted(alert.labels.items())]
-            silence = self.silences.add_matchers(
+            silence = await self.silences.add_matchers_async(
                 matchers, starts_at=now, ends_at=now + seconds, comment=comment, author=sender
             )
             made.append(silence.id)

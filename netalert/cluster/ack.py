@@ -38,7 +38,7 @@ from netalert.alerts.table import AlertRecord
 from netalert.cluster.leases import Lease
 from netalert.cluster.mail import PgWrite
 from netalert.cluster.pgstore import read_active, read_alert
-from netalert.cluster.shared import PgConnection, Refresher, in_thread
+from netalert.cluster.shared import PgConnection, Refresher, close_in_thread, in_thread
 from netalert.logs import event
 from netalert.metrics import MetricSample, Source
 
@@ -54,8 +54,9 @@ _MAILBOX_KEY = 0x6E612D696D617021
 _ACKS = "SELECT fingerprint, starts_at, author, at, comment, via FROM acks"
 
 
-def shared_key(dsn: str) -> bytes:
-    """The cluster's token key from PostgreSQL, made by the first node that asks.
+async def shared_key(dsn: str) -> bytes:
+    """The cluster's token key from PostgreSQL, made by the first node that asks; read in a
+    worker thread (a reload that adds ``[ack]`` reads it on a running node).
 
     Raises:
         StateError: PostgreSQL refused or cannot be reached.
@@ -73,10 +74,18 @@ def shared_key(dsn: str) -> bytes:
         return str(row[0])
 
     db = PgConnection(dsn)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-ack-key")
+
+    def read() -> str:
+        try:
+            return db.call("reading the ack key", get)
+        finally:
+            db.close()
+
     try:
-        return db.call("reading the ack key", get).encode("ascii")
+        return (await in_thread(pool, read, db.timeout * 2 + 1, db.interrupt)).encode("ascii")
     finally:
-        db.close()
+        pool.shutdown(wait=False)
 
 
 class PgAckTables:
@@ -288,10 +297,7 @@ class PgAckTables:
     async def stop(self) -> None:
         """Stops refreshing and closes the connections."""
         await self.refresher.stop()
-        self._db.interrupt()
-        closing = asyncio.get_running_loop().run_in_executor(self._pool, self._db.close)
-        await asyncio.wait({closing}, timeout=self._timeout)
-        self._pool.shutdown(wait=False)
+        await close_in_thread(self._pool, self._db.close, self._db.interrupt, self._timeout)
 
     def close(self) -> None:
         """Closes the connections (a shell's tables: no refresher started)."""

@@ -135,7 +135,7 @@ class ClusterSide:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.to_thread(self.cleanup.close)
-        await self.silences.refresher.stop()
+        await self.silences.stop()
         await self.outbox.stop()
         await self.state.stop()
 

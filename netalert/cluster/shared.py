@@ -8,6 +8,7 @@ old rows (schema 6).
   event loop; it gets the copy read last, and a task reads the table afresh every
   ``[cluster] silence_refresh`` in a worker thread: a silence made on any node counts on
   every node within that bound (a refresh that fails keeps the last copy, logged, counted).
+  What a node writes (the silence a reply by mail makes) is written in a worker thread too.
 * :class:`Cleanup`: every ``[limits] prune_interval`` a node deletes, ``[limits]
   prune_batch`` rows per transaction, what is older than ``[cluster] retention``: sent
   mails (with their notification row), the notification-log rows of groups told resolved
@@ -45,6 +46,7 @@ __all__ = [
     "PgSilenceStore",
     "Refresher",
     "SharedSilences",
+    "close_in_thread",
     "in_thread",
 ]
 
@@ -121,6 +123,20 @@ async def in_thread(
         if done:
             return future.result()
         interrupt()
+
+
+async def close_in_thread(
+    pool: ThreadPoolExecutor,
+    close: Callable[[], None],
+    interrupt: Callable[[], None],
+    wait: float,
+) -> None:
+    """Breaks a call still running in ``pool``, closes the connection there (its thread
+    owns it; given up after ``wait`` seconds), and lets the pool's thread end."""
+    interrupt()
+    closing = asyncio.get_running_loop().run_in_executor(pool, close)
+    await asyncio.wait({closing}, timeout=wait)
+    pool.shutdown(wait=False)
 
 
 class PgConnection:
@@ -248,10 +264,7 @@ class Refresher(Generic[T]):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._interrupt()
-        closing = asyncio.get_running_loop().run_in_executor(self._pool, self._close)
-        await asyncio.wait({closing}, timeout=self.timeout)
-        self._pool.shutdown(wait=False)
+        await close_in_thread(self._pool, self._close, self._interrupt, self.timeout)
 
 
 class PgSilenceStore(Silences):
@@ -322,12 +335,15 @@ class PgSilenceStore(Silences):
 
 
 class SharedSilences(Silences):
-    """A node's view of the shared silences (see the module docstring).
+    """A node's view of the shared silences (see the module docstring). A node writes them
+    from its event loop only, through the coroutines (a reply by mail): each statement runs
+    in a worker thread of its own on a connection of its own, so a slow one holds up the
+    reply, never the loop (it has no blocking :meth:`add_matchers` and :meth:`expire`).
 
     Args:
         store: The table (read in the refresher's worker thread).
         refresh: Seconds between two reads of the table.
-        timeout: Seconds a read may hang before its connection is broken.
+        timeout: Seconds a read or write may hang before its connection is broken.
         clock: Wall-clock seconds.
     """
 
@@ -341,7 +357,10 @@ class SharedSilences(Silences):
     ) -> None:
         self.store = store
         self.clock = clock
+        self.timeout = timeout
         self._silences: list[Silence] = []
+        self._writes = PgSilenceStore(store.dsn)  # the writer's, in self._pool
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-silence-write")
         self.refresher = Refresher(
             "cluster_silences",
             lambda: store.list(clock()),
@@ -355,7 +374,17 @@ class SharedSilences(Silences):
     def _keep(self, silences: list[Silence]) -> None:
         self._silences = silences
 
-    def add_matchers(
+    async def _write(self, call: Callable[[PgSilenceStore], T]) -> T:
+        """``call`` on the writer's connection, in its worker thread.
+
+        Raises:
+            StateError: PostgreSQL refused or cannot be reached.
+        """
+        return await in_thread(
+            self._pool, lambda: call(self._writes), self.timeout, self._writes.interrupt
+        )
+
+    async def add_matchers_async(
         self,
         parsed: Sequence[Matcher],
         *,
@@ -364,8 +393,13 @@ class SharedSilences(Silences):
         comment: str,
         author: str,
     ) -> Silence:
-        """Adds to the table (a reply by mail; a blocking call), counted here at once."""
-        silence = self._once(
+        """Adds to the table (a reply by mail), counted here at once, read again soon.
+
+        Raises:
+            NetalertError: An empty comment, or an end before the start.
+            StateError: PostgreSQL refused or cannot be reached.
+        """
+        silence = await self._write(
             lambda store: store.add_matchers(
                 parsed, starts_at=starts_at, ends_at=ends_at, comment=comment, author=author
             )
@@ -374,19 +408,20 @@ class SharedSilences(Silences):
         self.refresher.changed()
         return silence
 
-    def expire(self, silence_id: str, now: float) -> bool:
-        """Ends a silence in the table (a blocking call), then reads it again soon."""
-        done = self._once(lambda store: store.expire(silence_id, now))
+    async def expire_async(self, silence_id: str, now: float) -> bool:
+        """Ends a silence in the table, then reads it again soon.
+
+        Raises:
+            StateError: PostgreSQL refused or cannot be reached.
+        """
+        done = await self._write(lambda store: store.expire(silence_id, now))
         self.refresher.changed()
         return done
 
-    def _once(self, call: Callable[[PgSilenceStore], T]) -> T:
-        """``call`` on a connection of its own (the refresher's is its thread's)."""
-        store = PgSilenceStore(self.store.dsn)
-        try:
-            return call(store)
-        finally:
-            store.close()
+    async def stop(self) -> None:
+        """Stops reading, closes the reader's and the writer's connections."""
+        await self.refresher.stop()
+        await close_in_thread(self._pool, self._writes.close, self._writes.interrupt, self.timeout)
 
     def list(self, now: float, *, include_expired: bool = False) -> list[Silence]:
         """The silences as last read that have not ended at ``now`` (the read holds only

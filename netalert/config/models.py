@@ -493,6 +493,18 @@ class TrapsConfig(Model):
         description="per worker: events waiting for the agent to take them; past it a trap "
         "is dropped (`netalert_traps_dropped_total`)",
     )
+    worker_restart_max: Duration = Field(
+        timedelta(seconds=10),
+        description="a trap worker that exits is started again after 0.2 s, twice as long "
+        "each time it exits again within a minute of its start, up to this (0.2s to 1h; "
+        "`netalert_trap_worker_restart_delay_seconds`)",
+    )
+    worker_queue_bytes: Annotated[int, Field(ge=65_536, le=1 << 34)] = Field(
+        16 * 1024 * 1024,
+        description="per worker: bytes of events and datagrams to record waiting for the "
+        "agent to take them (16 MiB; large traps reach it before `worker_queue`); past it a "
+        'trap is dropped (`netalert_trap_worker_queue_full_total{bound="bytes"}`)',
+    )
     # Storm control: a token bucket per source and one per source and trap OID;
     # traps past either are counted and folded into one event per storm_interval.
     storm_rate: Annotated[float, Field(gt=0)] = Field(
@@ -580,6 +592,13 @@ class TrapsConfig(Model):
         "that cannot be written stops the recording (logged, "
         "`netalert_trap_record_errors_total`), never the traps",
     )
+
+    @field_validator("worker_restart_max")
+    @classmethod
+    def _restart_max(cls, value: timedelta) -> timedelta:
+        if not 0.2 <= value.total_seconds() <= 3600:
+            raise ValueError("must be from 0.2s (the first wait) to 1h")
+        return value
 
     @field_validator("engine_id")
     @classmethod

@@ -168,6 +168,30 @@ class Silences:
         """
         raise NotImplementedError
 
+    async def add_matchers_async(
+        self,
+        parsed: Sequence[Matcher],
+        *,
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        author: str,
+    ) -> Silence:
+        """:meth:`add_matchers` from the event loop (a reply by mail): SQLite's table is
+        local and its write short, made on the loop; the cluster's shared table is written
+        in a worker thread (``netalert.cluster.shared``).
+
+        Raises:
+            NetalertError: An empty comment, or an end before the start.
+        """
+        return self.add_matchers(
+            parsed, starts_at=starts_at, ends_at=ends_at, comment=comment, author=author
+        )
+
+    async def expire_async(self, silence_id: str, now: float) -> bool:
+        """:meth:`expire` from the event loop (as :meth:`add_matchers_async`)."""
+        return self.expire(silence_id, now)
+
     def add(
         self,
         matchers: Sequence[str],

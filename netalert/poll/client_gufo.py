@@ -17,6 +17,12 @@ What gufo cannot tell, and how the adapter copes:
 * A refused v3 request is "authentication failed": the adapter asks the pysnmp
   reference engine once to learn the report's name (unknownUserName,
   wrongDigest...). That slow path runs only on failure.
+* gufo-snmp 0.13's decoder panics on some malformed answers (a 4-byte datagram that
+  claims a longer length, from the device's address); pyo3 raises the panic as
+  ``pyo3_runtime.PanicException``, a BaseException that ``except Exception`` lets
+  through. The adapter makes it a failed request (:class:`SnmpProtocolError`), drops the
+  session (its state is unknown) and counts it in :attr:`GufoClient.faults`
+  (``decoder_panic``, in ``netalert_poll_answer_faults_total``).
 * An unbounded GETNEXT is not in gufo's API (its iterators stay in a subtree), so
   :meth:`GufoClient.get_next` goes through the shared pysnmp engine; the poll
   path never calls it.
@@ -137,6 +143,12 @@ def session_cap(configured: int, *, soft_limit: int | None = None) -> int:
     return max(8, min(configured, soft_limit - min(_RESERVE, soft_limit // 4)))
 
 
+def _panicked(exc: BaseException) -> bool:
+    """True for a Rust panic raised through pyo3 (its type exists once one happened)."""
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
 def _out_of_descriptors(exc: OSError) -> bool:
     """EMFILE/ENFILE, also as gufo-snmp raises them (no errno, "... (os error 24)")."""
     return exc.errno in _OUT_OF_DESCRIPTORS or any(
@@ -165,6 +177,8 @@ class GufoClient(SnmpClient):
         self._sessions: OrderedDict[Target, _Session] = OrderedDict()
         self.max_sessions = session_cap(max_sessions)
         self.stats = SessionStats(lambda: len(self._sessions))
+        # answers gufo could not take, by why (netalert_poll_answer_faults_total)
+        self.faults = {"decoder_panic": 0}
         self._on_engine_id = on_engine_id
         self._reference: SnmpClient | None = None
 
@@ -232,7 +246,12 @@ class GufoClient(SnmpClient):
         for attempt in (0, 1):
             entry = self._sessions.get(target)
             if entry is None:
-                entry = await self._open(target)
+                try:
+                    entry = await self._open(target)
+                except BaseException as exc:
+                    if _panicked(exc):  # a v3 discovery's answer
+                        raise self._panic(target, exc) from None
+                    raise
                 self._remember(target, entry)
             else:
                 self._sessions.move_to_end(target)
@@ -265,7 +284,17 @@ class GufoClient(SnmpClient):
                     raise
                 except GufoError as exc:
                     raise SnmpProtocolError(target, str(exc) or type(exc).__name__) from None
+                except BaseException as exc:
+                    if _panicked(exc):
+                        raise self._panic(target, exc) from None
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _panic(self, target: Target, exc: BaseException) -> SnmpProtocolError:
+        """A panic of gufo's decoder as the request's failure (module docstring)."""
+        self._sessions.pop(target, None)
+        self.faults["decoder_panic"] += 1
+        return SnmpProtocolError(target, f"an answer gufo-snmp could not decode ({exc})")
 
     def _remember(self, target: Target, entry: _Session) -> None:
         self._sessions[target] = entry

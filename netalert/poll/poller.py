@@ -501,6 +501,10 @@ class Poller:
             return
         except Exception:  # a scheduler job must never die
             log.exception(event("poll_crashed", device=name))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # nor of a native library's panic (pyo3's PanicException)
+            log.exception(event("poll_crashed", device=name))
 
     def _due(self, state: _DeviceState) -> float:
         """The scheduled time of the run starting now; runs skipped since the last one

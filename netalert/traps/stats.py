@@ -53,10 +53,13 @@ class TrapStats:
     datagrams: int = 0
     record: RecordStats = field(default_factory=RecordStats)  # [traps] record
     record_shed: int = 0  # datagrams a trap worker did not pass on to be recorded: agent behind
+    queue_full_events: int = 0  # traps a worker dropped: worker_queue events held (in dropped)
+    queue_full_bytes: int = 0  # traps a worker dropped: worker_queue_bytes held (in dropped)
     varbind_cache_evictions: int = 0  # varbinds dropped from the v2c fast path's cache
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
+    worker_restart_delay: float = 0.0  # seconds the next restart waits (the longest back-off)
     worker_refused: int = 0  # frames from a trap worker the agent refused (it was restarted)
 
     def reject(self, reason: RejectReason) -> None:
@@ -82,9 +85,12 @@ class TrapStats:
             "dropped": self.dropped,
             "recorded": self.record.recorded,
             "record_shed": self.record_shed,
+            "queue_full_events": self.queue_full_events,
+            "queue_full_bytes": self.queue_full_bytes,
             "varbind_cache_evictions": self.varbind_cache_evictions,
             "errors": self.errors,
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,
+            "worker_restart_delay": self.worker_restart_delay,
             "worker_refused": self.worker_refused,
         }

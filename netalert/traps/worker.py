@@ -7,8 +7,9 @@ sockets and a socketpair to the agent, and a :class:`WorkerSpec` (:func:`run`). 
 worker (access control, decoding, SNMPv3 security, inform Responses, storm
 folding, naming) and hands the events to the agent in batches
 (:mod:`netalert.traps.workwire`). Events the agent is too slow to take wait
-in a bounded queue (``[traps] worker_queue``); past it they are dropped and
-counted. It exits when the agent says so (after draining) or goes away.
+in a queue bounded in events (``[traps] worker_queue``) and in bytes
+(``worker_queue_bytes``); past either they are dropped and counted. It exits
+when the agent says so (after draining) or goes away.
 """
 
 from __future__ import annotations
@@ -86,11 +87,20 @@ class Matcher:
 
 
 class _Channel:
-    """The worker's end of the socketpair: batches out (bounded), commands in."""
+    """The worker's end of the socketpair: batches out (bounded), commands in.
 
-    def __init__(self, sock: socket.socket, limit: int, stats: Any) -> None:
+    What waits for the agent is bounded by ``limit`` events (and as many datagrams to
+    record) and by ``limit_bytes`` of frames not yet written: past either the next trap is
+    dropped, counted. The bytes are checked before a trap is taken, so at most one batch
+    (``_BATCH`` events, and the one frame of it) is held beyond them."""
+
+    def __init__(
+        self, sock: socket.socket, limit: int, stats: Any, *, limit_bytes: int = 1 << 34
+    ) -> None:
         self.sock = sock
         self._limit = limit
+        self._limit_bytes = limit_bytes
+        self._bytes = 0  # of the frames in _out not yet written
         self._stats = stats
         self._events: list[tuple[Any, ...]] = []
         self._recorded: list[tuple[Any, ...]] = []
@@ -108,6 +118,11 @@ class _Channel:
     def add(self, item: tuple[Any, ...]) -> None:
         if self._waiting + len(self._events) >= self._limit:
             self._stats.dropped += 1  # the agent is behind by worker_queue events
+            self._stats.queue_full_events += 1
+            return
+        if self._bytes >= self._limit_bytes:
+            self._stats.dropped += 1  # the agent is behind by worker_queue_bytes
+            self._stats.queue_full_bytes += 1
             return
         self._events.append(item)
         if len(self._events) >= _BATCH:
@@ -129,8 +144,8 @@ class _Channel:
                 self._write()
 
     def record(self, item: tuple[Any, ...]) -> None:
-        if self._records >= self._limit:
-            self._stats.record_shed += 1  # the agent is behind by worker_queue datagrams
+        if self._records >= self._limit or self._bytes >= self._limit_bytes:
+            self._stats.record_shed += 1  # the agent is behind by worker_queue (bytes)
             return
         self._records += 1
         self._recorded.append(item)
@@ -139,23 +154,23 @@ class _Channel:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def send(self, kind: str, body: Any) -> None:
-        self.idle.clear()
-        self._out.append((workwire.frame(kind, body), 0))
+        self._queue(workwire.frame(kind, body), 0)
         self._write()
+
+    def _queue(self, data: bytes, count: int) -> None:
+        self.idle.clear()
+        self._out.append((data, count))
+        self._bytes += len(data)
 
     def flush(self) -> None:
         self._scheduled = False
         if self._recorded:
-            self.idle.clear()
-            self._out.append(
-                (workwire.frame(workwire.RECORDED, self._recorded), -len(self._recorded))
-            )
+            self._queue(workwire.frame(workwire.RECORDED, self._recorded), -len(self._recorded))
             self._recorded = []
         if self._events:
             self.report()  # the counters first: the agent's metrics never lag its events
             count = len(self._events)
-            self.idle.clear()
-            self._out.append((workwire.frame(workwire.EVENTS, self._events), count))
+            self._queue(workwire.frame(workwire.EVENTS, self._events), count)
             self._waiting += count
             self._events = []
         self._write()
@@ -165,6 +180,7 @@ class _Channel:
             if self._out[0] is _COUNTERS_DUE:
                 self._counters_due = False
                 self._out[0] = (workwire.frame(workwire.STATS, self._reported), 0)
+                self._bytes += len(self._out[0][0])
             data, count = self._out[0]
             try:
                 sent = self.sock.send(data)
@@ -173,6 +189,7 @@ class _Channel:
             except OSError:
                 self.closed = True  # the agent went away: main() ends
                 return
+            self._bytes -= sent
             if sent < len(data):
                 self._out[0] = (data[sent:], count)
                 if not self._writing:
@@ -317,7 +334,12 @@ async def _serve(spec: WorkerSpec, tree: Any) -> int:
         engine_started=spec.engine_started,
         defer_window=True,
     )
-    channel = _Channel(channel_sock, config.traps.worker_queue, receiver.stats)
+    channel = _Channel(
+        channel_sock,
+        config.traps.worker_queue,
+        receiver.stats,
+        limit_bytes=config.traps.worker_queue_bytes,
+    )
     receiver.channel = channel
     receiver.encoder = workwire.VarbindEncoder(traps.varbind_cache_entries, receiver.stats)
     receiver.matcher = _matcher(spec.rules, tree)

@@ -60,8 +60,9 @@ __all__ = ["AUTO_MAX", "TrapWorkers", "worker_count"]
 log = logging.getLogger("netalert.traps")
 
 AUTO_MAX = 16  # workers = 0 starts one per core, up to this many
-_RESTART_DELAY = 0.2  # seconds before a worker that died is started again
-_RESTART_DELAY_MAX = 10.0  # ... doubling while it keeps dying within a minute of its start
+_RESTART_DELAY = 0.2  # seconds before a worker that died is started again, doubling
+# while it keeps dying within this many seconds of its start (up to worker_restart_max)
+_RAN_WELL = 60.0
 _START_WITHIN = 60.0  # seconds the workers have to open their sockets at start
 _STOP_WITHIN = 10.0  # seconds a worker has to drain and exit before it is killed
 # bytes read from a worker's channel at once (its frames are handed one per loop turn)
@@ -556,10 +557,30 @@ class TrapWorkers:
                 restarts=self.stats.worker_restarts,
             )
         )
-        if time.monotonic() - worker.started >= 60.0:
+        if time.monotonic() - worker.started >= _RAN_WELL:
             worker.delay = _RESTART_DELAY  # it ran a while: not a crash loop
-        wait, worker.delay = worker.delay, min(worker.delay * 2, _RESTART_DELAY_MAX)
+        wait = self._back_off(worker)
         asyncio.get_running_loop().call_later(wait, self._restart, worker, proc)
+
+    def _back_off(self, worker: _Worker) -> float:
+        """The wait before ``worker`` starts again; the next one doubles, up to
+        ``[traps] worker_restart_max``."""
+        cap = max(self.config.worker_restart_max.total_seconds(), _RESTART_DELAY)
+        wait, worker.delay = min(worker.delay, cap), min(worker.delay * 2, cap)
+        self._show_back_off()
+        return wait
+
+    def _show_back_off(self) -> None:
+        """``netalert_trap_worker_restart_delay_seconds``: the wait before the next restart of
+        the worker with the longest back-off (one that ran well starts over at 0.2 s)."""
+        now = time.monotonic()
+        self.stats.worker_restart_delay = max(
+            (
+                w.delay if w.channel is None or now - w.started < _RAN_WELL else _RESTART_DELAY
+                for w in self._workers
+            ),
+            default=0.0,
+        )
 
     def _restart(self, worker: _Worker, old: Process | None) -> None:
         if old is not None:
@@ -572,7 +593,7 @@ class TrapWorkers:
     def _spawned(self, worker: _Worker, task: asyncio.Future[None]) -> None:
         if task.cancelled() or task.exception() is None:
             return
-        wait, worker.delay = worker.delay, min(worker.delay * 2, _RESTART_DELAY_MAX)
+        wait = self._back_off(worker)
         log.error(
             event(
                 "trap_worker_start_failed", worker=worker.index, error=task.exception(), retry=wait
@@ -622,6 +643,7 @@ class TrapWorkers:
     def _housekeeping(self) -> None:
         try:
             zygote.pump()  # its reports of exits; a zygote that died is logged
+            self._show_back_off()
             if self.recorder is not None:
                 self.recorder.flush()
         finally:

@@ -82,6 +82,10 @@ _varbind = maker(VarBind)
 _trap_event = maker(TrapEvent)
 # Values that change trap after trap: not kept by a VarbindCache (it would only fill).
 _VARYING = frozenset({SnmpType.TIMETICKS, SnmpType.COUNTER32, SnmpType.COUNTER64})
+# Nor values longer than this: the v2c fast path hands again only the short varbinds it
+# keeps, so a long one is a new object trap after trap, and 8,192 kept of 64 KB each would
+# hold 512 MiB (in the worker and in the agent).
+_KEPT_MAX = 128
 _NONE = type(None)
 # The types of an encoded event's fields (encode_event's order), in every combination
 # a worker sends: uptime None or int, received float or int, no clock claim or one; with
@@ -142,7 +146,8 @@ class VarbindEncoder:
     :mod:`netalert.traps.v2c`). An event's varbinds then are the same tuples frame after
     frame: marshal writes a tuple it has written in the frame already as a reference, and
     the agent reads it once. At most ``entries`` (emptied when full, counted in
-    ``stats.varbind_cache_evictions``); values that change trap after trap are not kept."""
+    ``stats.varbind_cache_evictions``); values that change trap after trap, and long
+    ones, are not kept."""
 
     __slots__ = ("_bound", "_kept", "_stats")
 
@@ -160,8 +165,13 @@ class VarbindEncoder:
             if hit is not None and hit[0] is vb:
                 out.append(hit[1])
                 continue
-            item = (vb.oid, vb.type.value, vb.value, vb.name, vb.index, vb.label)
-            if vb.type not in _VARYING and self._bound:
+            value = vb.value
+            item = (vb.oid, vb.type.value, value, vb.name, vb.index, vb.label)
+            if (
+                vb.type not in _VARYING
+                and self._bound
+                and not (isinstance(value, bytes | str) and len(value) > _KEPT_MAX)
+            ):
                 if len(kept) >= self._bound:
                     self._stats.varbind_cache_evictions += len(kept)
                     kept.clear()
@@ -216,7 +226,8 @@ def _decode(
 class VarbindCache:
     """The varbinds the agent checked and made, by their encoding (at most ``entries``:
     emptied when full, counted in ``stats.varbind_cache_evictions``), so that a varbind
-    sent again is taken as it is. Values that change trap after trap are not kept."""
+    sent again is taken as it is. Values that change trap after trap, and long ones, are
+    not kept."""
 
     __slots__ = ("_bound", "_stats", "made")
 
@@ -226,6 +237,8 @@ class VarbindCache:
         self.made: dict[tuple[Any, ...], VarBind] = {}
 
     def keep(self, bind: tuple[Any, ...], varbind: VarBind) -> None:
+        if isinstance(bind[2], bytes | str) and len(bind[2]) > _KEPT_MAX:
+            return  # sent again only as a new object: it would only fill the table
         made = self.made
         if len(made) >= self._bound:
             if not made:
@@ -469,6 +482,8 @@ _INTS = (
     "storm_keys",
     "dropped",
     "record_shed",
+    "queue_full_events",
+    "queue_full_bytes",
     "varbind_cache_evictions",
     "datagrams",
     "errors",

@@ -101,8 +101,9 @@ def poller_source(stats: PollerStats, durations: HistogramCounts | None = None) 
             }
             out += counter_samples("netalert_poll_datagrams_dropped_total", "reason", dropped)
         if stats.faults:
+            reasons = dict.fromkeys(reason for counts in stats.faults for reason in counts)
             faults = {
-                reason: sum(counts[reason] for counts in stats.faults) for reason in stats.faults[0]
+                reason: sum(counts.get(reason, 0) for counts in stats.faults) for reason in reasons
             }
             out += counter_samples("netalert_poll_answer_faults_total", "reason", faults)
         if durations is not None:
@@ -139,9 +140,17 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_trap_record_rotations_total", stats.record.rotations))
         out.append(MetricSample("netalert_trap_record_errors_total", stats.record.errors))
         out.append(MetricSample("netalert_trap_record_shed_total", stats.record_shed))
+        out += counter_samples(
+            "netalert_trap_worker_queue_full_total",
+            "bound",
+            {"events": stats.queue_full_events, "bytes": stats.queue_full_bytes},
+        )
         out.append(MetricSample("netalert_task_failures_total", stats.errors, {"task": "traps"}))
         out.append(MetricSample("netalert_trap_workers", stats.workers))
         out.append(MetricSample("netalert_trap_worker_restarts_total", stats.worker_restarts))
+        out.append(
+            MetricSample("netalert_trap_worker_restart_delay_seconds", stats.worker_restart_delay)
+        )
         out.append(MetricSample("netalert_trap_worker_refused_total", stats.worker_refused))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
