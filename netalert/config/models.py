@@ -249,6 +249,12 @@ class MibsConfig(Model):
         description="folders of MIB sources searched after `paths`, before the built-in "
         "compiled modules",
     )
+    cache_max_bytes: Annotated[int, Field(ge=1_048_576, le=1 << 40)] = Field(
+        256 * 1024 * 1024,
+        description="the most bytes read of one file of the MIB cache under `state_dir/mibs` "
+        "(the tree's snapshot, a module's facts): a larger one is not read, and the tree is "
+        "built from the sources instead (logged as `event=mib_snapshot_untrusted`)",
+    )
 
 
 def _check_v3(

@@ -5,7 +5,8 @@ keyed by the installed pysnmp/pysnmp-mibs versions. ``modules/<MODULE>.json``
 holds the facts (or the failure) of one module compiled from a source, with
 the key of the inputs it came from (its bytes and, recursively, its imports').
 Files are written to a temporary name and renamed, so a reader never sees half
-a file; an unreadable file is a cache miss, never an error.
+a file; an unreadable file (or a link, a FIFO, one past ``[mibs] cache_max_bytes``)
+is a cache miss, never an error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from netalert.mib.compiler import CompileResult
 from netalert.mib.node import ModuleFacts
+from netalert.mib.snapshot import CACHE_MAX_BYTES
+from netalert.readfile import read_bounded
 
 __all__ = ["CACHE_FORMAT", "MibCache"]
 
@@ -28,8 +31,9 @@ CACHE_FORMAT = 1
 class MibCache:
     """Reads and writes the cache files of one state directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int = CACHE_MAX_BYTES) -> None:
         self.root = root
+        self.max_bytes = max_bytes  # read at most (a larger file is a miss)
 
     def has_builtin(self, key: str) -> bool:
         """Whether built-in facts are stored under ``key``."""
@@ -37,7 +41,7 @@ class MibCache:
 
     def read_builtin(self, key: str) -> list[ModuleFacts] | None:
         """The built-in facts stored under ``key``, or None."""
-        data = self._read(self.root / f"builtin-{key}.json")
+        data = self._read(self.root / f"builtin-{key}.json", self.max_bytes)
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
         try:
@@ -55,7 +59,7 @@ class MibCache:
 
     def read_module(self, module: str) -> tuple[str, ModuleFacts | CompileResult] | None:
         """The key and the cached facts or failure of a source module, or None."""
-        data = self._read(self.root / "modules" / f"{module}.json")
+        data = self._read(self.root / "modules" / f"{module}.json", self.max_bytes)
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
         try:
@@ -86,10 +90,10 @@ class MibCache:
         self._write(self.root / "modules" / f"{module}.json", data)
 
     @staticmethod
-    def _read(path: Path) -> Any:
+    def _read(path: Path, limit: int) -> Any:
+        # a FIFO (which would block), a link, a huge file: a miss, as a damaged one
         try:
-            with path.open("rb") as fh:
-                return json.load(fh)
+            return json.loads(read_bounded(path, limit, follow=False))
         except (OSError, ValueError):
             return None
 
