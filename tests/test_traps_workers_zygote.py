@@ -165,3 +165,32 @@ def test_a_reload_with_other_mibs_names_traps_with_them(
         assert code == 0, agent.log()[-4000:]
     finally:
         agent.cleanup()
+
+
+def test_a_stopped_worker_is_killed_and_started_again(
+    tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path
+) -> None:
+    """A worker that stops answering (SIGSTOP here; a loop it cannot leave, a machine
+    swapping) would leave the traps of its sources in its socket for ever: the agent
+    hears from each worker at least every second, and kills and restarts a silent one."""
+    ports = free_tcp_port(), free_udp_port()
+    text = _config(ports, smtp_server.port, workers=2)
+    text = text.replace("workers = 2\n", 'workers = 2\nworker_stall_timeout = "3s"\n')
+    agent = AgentProcess(tmp_path, text, ports[0], mib_cache, traps_port=ports[1])
+    try:
+        agent.start()
+        assert agent.proc is not None
+        victim, survivor = trap_workers(agent.proc.pid)
+        os.kill(victim, signal.SIGSTOP)
+        for n, source in enumerate(SOURCES):  # one of them waits in the victim's socket
+            _trap(agent, "1.3.6.1.6.3.1.1.5.3", n + 1, source)
+        wait_mail(smtp_server, 2, within=30)
+        assert not alive(victim) and alive(survivor)
+        assert "event=trap_worker_stalled" in agent.log(), agent.log()[-4000:]
+        body = agent.get("/metrics")[1]
+        assert metric_values(body, "netalert_trap_worker_stalls_total") == {"": 1.0}
+        assert metric_values(body, "netalert_trap_worker_restarts_total") == {"": 1.0}
+        code, _ = agent.terminate()
+        assert code == 0, agent.log()[-4000:]
+    finally:
+        agent.cleanup()

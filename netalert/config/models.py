@@ -499,6 +499,12 @@ class TrapsConfig(Model):
         description="per worker: events waiting for the agent to take them; past it a trap "
         "is dropped (`netalert_traps_dropped_total`)",
     )
+    worker_stall_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="a trap worker the agent has not heard from for this long (each says "
+        "something at least every second) is stuck: it is killed and started again on "
+        "the same socket (`netalert_trap_worker_stalls_total`); 2s to 1h",
+    )
     # Storm control: a token bucket per source and one per source and trap OID;
     # traps past either are counted and folded into one event per storm_interval.
     storm_rate: Annotated[float, Field(gt=0)] = Field(
@@ -611,6 +617,13 @@ class TrapsConfig(Model):
             except ValueError:
                 raise ValueError(f"invalid network {value!r}: use e.g. 192.0.2.0/24") from None
         return out
+
+    @field_validator("worker_stall_timeout")
+    @classmethod
+    def _stall_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=2) <= value <= timedelta(hours=1):
+            raise ValueError("must be between 2s and 1h")
+        return value
 
 
 class Rule(Model):

@@ -58,6 +58,7 @@ class TrapStats:
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
     worker_refused: int = 0  # frames from a trap worker the agent refused (it was restarted)
+    worker_stalls: int = 0  # trap workers silent past worker_stall_timeout (killed, restarted)
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -87,4 +88,5 @@ class TrapStats:
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,
             "worker_refused": self.worker_refused,
+            "worker_stalls": self.worker_stalls,
         }

@@ -143,6 +143,7 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
         out.append(MetricSample("netalert_trap_workers", stats.workers))
         out.append(MetricSample("netalert_trap_worker_restarts_total", stats.worker_restarts))
         out.append(MetricSample("netalert_trap_worker_refused_total", stats.worker_refused))
+        out.append(MetricSample("netalert_trap_worker_stalls_total", stats.worker_stalls))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out
