@@ -674,4 +674,4 @@ def _start(tree: TrapTree, spec: WorkerSpec, fds: Sequence[int]) -> Process:
     Raises:
         OSError: the zygote cannot be started, or cannot fork (ZygoteError).
     """
-    return zygote.zygote_for(tree).fork(spec, fds)
+    return zygote.start_worker(tree, spec, fds)

@@ -18,7 +18,8 @@ descriptor it was passed once the worker has it, so a worker's channel ends
 when the worker does. It leaves when the agent's end of the pair closes (a
 clean stop, or the agent killed): its workers see their own channels end
 then, and it waits for them before it exits. A zygote that dies is logged
-(``event=trap_zygote_exited``); the next worker start runs a new one.
+(``event=trap_zygote_exited``); the next worker start runs a new one, as does a
+start that finds it gone only by asking it (:func:`start_worker`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,16 @@ if TYPE_CHECKING:
     from netalert.traps.names import TrapTree
     from netalert.traps.worker import WorkerSpec
 
-__all__ = ["Forked", "Zygote", "ZygoteError", "preload", "pump", "shutdown", "zygote_for"]
+__all__ = [
+    "Forked",
+    "Zygote",
+    "ZygoteError",
+    "preload",
+    "pump",
+    "shutdown",
+    "start_worker",
+    "zygote_for",
+]
 
 log = logging.getLogger("netalert.traps")
 
@@ -400,6 +410,26 @@ def zygote_for(tree: TrapTree) -> Zygote:
         if zygote.tree is not tree:
             zygote.load(tree)
         return zygote
+
+
+def start_worker(tree: TrapTree, spec: WorkerSpec, fds: Sequence[int]) -> Forked:
+    """A worker forked by the zygote holding ``tree`` (:func:`zygote_for`), passed ``fds``.
+
+    A zygote found gone only by this request (killed since the agent last read its
+    end of the pair) is replaced, once: the start does not fail for it. Blocks.
+
+    Raises:
+        OSError: the new interpreter cannot be started.
+        ZygoteError: the zygote refused (it could not fork), or its replacement is gone too.
+    """
+    zygote = None
+    try:
+        zygote = zygote_for(tree)
+        return zygote.fork(spec, fds)
+    except ZygoteError:
+        if zygote is not None and zygote.alive:
+            raise  # it answered: it could not fork
+    return zygote_for(tree).fork(spec, fds)
 
 
 def _spawn(tree: TrapTree) -> Zygote:
