@@ -194,3 +194,45 @@ def test_a_stopped_worker_is_killed_and_started_again(
         assert code == 0, agent.log()[-4000:]
     finally:
         agent.cleanup()
+
+
+def _environ(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/environ").read_bytes()
+
+
+def test_the_zygote_and_the_workers_keep_none_of_the_agents_environment(
+    tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path
+) -> None:
+    """The agent's environment may hold secrets (``${VAR}`` in the config: an SMTP
+    password, a database's): a process that parses strangers' datagrams keeps only what
+    a Python needs (PATH, the locale, TZ...), forked (at start) or spawned (later)."""
+    secret = f"netalert-test-secret-{os.urandom(6).hex()}"
+    ports = free_tcp_port(), free_udp_port()
+    text = _config(ports, smtp_server.port, workers=2)
+    agent = AgentProcess(tmp_path, text, ports[0], mib_cache, traps_port=ports[1])
+    agent.env = {"NETALERT_TEST_SMTP_PASSWORD": secret, "TZ": "UTC"}
+    try:
+        agent.start()
+        assert agent.proc is not None
+        assert secret.encode() in _environ(agent.proc.pid)  # the control
+        (first,) = zygotes(agent.proc.pid)
+        victim, survivor = trap_workers(agent.proc.pid)
+        for pid in (first, victim, survivor):
+            assert secret.encode() not in _environ(pid), pid
+            assert b"\0TZ=UTC\0" in b"\0" + _environ(pid), pid
+        os.kill(first, signal.SIGKILL)  # the next worker comes from a spawned zygote
+        _until(lambda: "event=trap_zygote_exited" in agent.log(), agent)
+        os.kill(victim, signal.SIGKILL)
+        _until(lambda: len(trap_workers(agent.proc.pid)) == 1, agent)  # type: ignore[union-attr]
+        (second,) = zygotes(agent.proc.pid)
+        (new,) = trap_workers(agent.proc.pid)
+        for pid in (second, new):
+            assert secret.encode() not in _environ(pid), pid
+            assert b"\0TZ=UTC\0" in b"\0" + _environ(pid), pid
+        for n, source in enumerate(SOURCES):  # the workers work
+            _trap(agent, "1.3.6.1.6.3.1.1.5.3", n + 1, source)
+        wait_mail(smtp_server, 2, within=30)
+        code, _ = agent.terminate()
+        assert code == 0, agent.log()[-4000:]
+    finally:
+        agent.cleanup()

@@ -39,7 +39,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,10 @@ _STOP_WITHIN = 10.0  # seconds the agent waits for the zygote to exit at the end
 _FOREVER = 365 * 86400.0
 ZYGOTE_NAME = b"netalert-zygote"  # its /proc/PID/comm (what ps and top show)
 WORKER_NAME = b"netalert-worker"
+# What the zygote (and so every worker) keeps of the agent's environment, which may hold
+# secrets (`${VAR}` in the config): what a Python and its locale and clock need.
+_ENV_KEPT = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "HOME"})
+_ENV_KEPT_PREFIXES = ("LC_", "PYTHON")
 
 
 class ZygoteError(ConnectionError):
@@ -439,6 +443,7 @@ def _spawn(tree: TrapTree) -> Zygote:
             [sys.executable, "-m", "netalert.traps.zygote", str(there.fileno())],
             stdin=subprocess.PIPE,
             pass_fds=(there.fileno(),),
+            env=_kept_environment(os.environ),
         )
     except OSError:
         here.close()
@@ -481,9 +486,31 @@ def _name(name: bytes) -> None:
         comm.write(name)
 
 
+def _kept_environment(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k in _ENV_KEPT or k.startswith(_ENV_KEPT_PREFIXES)}
+
+
+def _forget_environment() -> None:
+    """Keeps only :func:`_kept_environment` of the environment, here and in the process's
+    start block (what ``/proc/PID/environ`` shows, which a fork copies from the agent)."""
+    kept = _kept_environment(os.environ)
+    os.environ.clear()  # unsetenv: C's environ no longer points into the start block
+    os.environ.update(kept)  # setenv copies
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
+        text = b"".join(os.fsencode(k) + b"=" + os.fsencode(v) + b"\0" for k, v in kept.items())
+        if 0 < start < end and len(text) <= end - start:
+            with open("/proc/self/mem", "r+b", buffering=0) as mem:
+                mem.seek(start)
+                mem.write(text.ljust(end - start, b"\0"))
+
+
 def _serve(sock: socket.socket, tree: TrapTree) -> None:
     """The zygote's loop: forks a worker per request, loads a tree, reports exits."""
     _name(ZYGOTE_NAME)
+    _forget_environment()
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the agent's to handle; we leave with it
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
