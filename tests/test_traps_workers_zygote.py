@@ -20,7 +20,7 @@ import pytest
 from tests.support.fault_checks import wait_mail
 from tests.support.faults import AgentProcess, metric_values
 from tests.support.ports import free_tcp_port, free_udp_port
-from tests.support.procs import alive, trap_workers, zygotes
+from tests.support.procs import alive, descendants, trap_workers, zygotes
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.e2e
@@ -100,14 +100,26 @@ def _summaries(smtp: SmtpServer) -> list[str]:
     return out
 
 
-def test_kill9_of_the_agent_leaves_no_worker_and_no_zygote(agent: AgentProcess) -> None:
+@pytest.mark.parametrize("phase", ["running", "reload", "stop"])
+def test_kill9_of_the_agent_leaves_no_worker_and_no_zygote(agent: AgentProcess, phase: str) -> None:
+    """At any phase: running, while a reload starts new workers (another MIB tree sent
+    to the zygote), while a stop drains them."""
     agent.start()
     assert agent.proc is not None
     workers, zygote = trap_workers(agent.proc.pid), zygotes(agent.proc.pid)
     assert len(workers) == 2 and len(zygote) == 1, agent.log()[-4000:]
     assert "event=trap_zygote_started" in agent.log() and "start=fork" in agent.log()
-    agent.kill9()
-    _until(lambda: not any(alive(pid) for pid in [*workers, *zygote]), agent, within=20)
+    if phase == "reload":
+        agent.config.write_text(agent.config_text.replace("[[rules]]", DEMO_MIBS + "[[rules]]"))
+        agent.proc.send_signal(signal.SIGHUP)
+        _until(lambda: len(trap_workers(agent.proc.pid)) > 2, agent)  # type: ignore[union-attr]
+    elif phase == "stop":
+        agent.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # the workers told to drain, the agent waiting for them
+    found = [*workers, *zygote, *descendants(agent.proc.pid)]
+    if agent.proc.poll() is None:
+        agent.kill9()
+    _until(lambda: not any(alive(pid) for pid in found), agent, within=20)
 
 
 def test_a_dead_zygote_is_logged_and_the_next_worker_start_runs_another(
