@@ -8,6 +8,7 @@ starts the next worker; a reload with other MIBs names traps with them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -248,3 +249,48 @@ def test_the_zygote_and_the_workers_keep_none_of_the_agents_environment(
         assert code == 0, agent.log()[-4000:]
     finally:
         agent.cleanup()
+
+
+def _held(pid: int) -> dict[int, str]:
+    out = {}
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+            out[int(fd.name)] = os.readlink(fd)
+    return out
+
+
+def _tcp_inodes() -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            inodes.add(f"socket:[{line.split()[9]}]")
+    return inodes
+
+
+def test_a_worker_holds_only_its_sockets_its_channel_and_its_output(
+    agent: AgentProcess,
+) -> None:
+    """No descriptor of the agent's reaches a worker but its output: not the state
+    database, not the web port, not another worker's socket; forked (the zygote of the
+    start) or spawned (a zygote run later)."""
+    agent.start()
+    assert agent.proc is not None
+    output = {_held(agent.proc.pid)[n] for n in (0, 1, 2)}  # stdin, stdout, stderr
+    (first,) = zygotes(agent.proc.pid)
+    checked = list(trap_workers(agent.proc.pid))
+    os.kill(first, signal.SIGKILL)
+    _until(lambda: "event=trap_zygote_exited" in agent.log(), agent)
+    os.kill(checked[0], signal.SIGKILL)
+    _until(lambda: len(trap_workers(agent.proc.pid)) == 1, agent)  # type: ignore[union-attr]
+    checked += trap_workers(agent.proc.pid)  # the spawned zygote's worker
+    agents = set(_held(agent.proc.pid).values())
+    tcp = _tcp_inodes()
+    assert tcp & agents, "the control: the agent holds its web port"
+    for pid in checked[1:]:
+        held = _held(pid)
+        files = {t for t in held.values() if t.startswith("/")}
+        assert files <= output, (pid, held)
+        assert not (set(held.values()) & tcp), (pid, held)
+        assert sum(t.startswith("socket:") for t in held.values()) <= 5, (pid, held)
+    code, _ = agent.terminate()
+    assert code == 0, agent.log()[-4000:]
