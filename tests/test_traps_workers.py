@@ -410,3 +410,23 @@ async def test_a_zygote_dead_before_the_first_worker_is_replaced(
         await helper.until(lambda: len(got) == 2)
     finally:
         await pool.stop()
+
+
+async def test_many_listen_addresses_reach_every_worker(tmp_path: Path, tree: MibTree) -> None:
+    """A worker gets one socket per listen address through the zygote (descriptors passed
+    in one message): 100 addresses, each answered by both workers."""
+    ports = [free_udp_port() for _ in range(100)]
+    config = _config(tmp_path, ports[0], listen=[f"127.0.0.1:{port}" for port in ports])
+    pool, got = await _start(config, tree)
+    try:
+        assert pool.stats.workers == 2
+        helper = Workers(pool, got)
+        for port in (ports[0], ports[-1]):
+            for source in SOURCES:
+                assert await helper.run(
+                    "snmptrap", "-v", "2c", "-c", "public", f"127.0.0.1:{port}",
+                    *_TRAP_ARGS, source=source,
+                ) == 0  # fmt: skip
+        await helper.until(lambda: len(got) == 4)
+    finally:
+        await pool.stop()

@@ -463,9 +463,10 @@ class TrapsConfig(Model):
     """``[traps]``: the trap and inform receiver."""
 
     enabled: bool = Field(True, description="run the trap and inform receiver")
-    listen: list[Address] = Field(
+    listen: Annotated[list[Address], Field(max_length=252)] = Field(
         [HostPort("0.0.0.0", 162)],
-        description="addresses to listen on (IPv4 and IPv6); IPv6 sockets are IPv6-only",
+        description="addresses to listen on (IPv4 and IPv6); IPv6 sockets are IPv6-only; at "
+        "most 252 (a trap worker gets a socket of each in one message)",
     )
     communities: list[SecretStr] = Field(
         [SecretStr("public")], description="accepted v1/v2c communities (secrets)"

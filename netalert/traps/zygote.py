@@ -63,7 +63,10 @@ __all__ = [
 log = logging.getLogger("netalert.traps")
 
 _HEAD = 4  # bytes of a frame's length
-_FDS_MAX = 64  # descriptors one request may pass (a worker's sockets and its channel)
+# descriptors one request may pass (a worker's channel, then a socket per listen address):
+# Linux's SCM_MAX_FD, the most one message carries ([traps] listen has at most LISTEN_MAX)
+_FDS_MAX = 253
+LISTEN_MAX = _FDS_MAX - 1
 _REPLY_WITHIN = 30.0  # seconds the zygote has to fork a worker or load a tree
 _CODES_MAX = 256  # exit statuses kept for workers nobody asked about yet
 _WAIT_CHILDREN = 15.0  # seconds the zygote waits for its workers once the agent is gone
@@ -116,8 +119,16 @@ class _Reader:
         return out
 
     def take(self, count: int) -> list[int]:
+        """The next ``count`` descriptors passed.
+
+        Raises:
+            ValueError: fewer came (those that did are closed: the next request starts clean).
+        """
         if len(self.fds) < count:
-            raise ValueError(f"{count} descriptors announced, {len(self.fds)} came")
+            came = len(self.fds)
+            _close(self.fds)
+            self.fds.clear()
+            raise ValueError(f"{count} descriptors announced, {came} came")
         return [self.fds.popleft() for _ in range(count)]
 
 
@@ -213,6 +224,10 @@ class Zygote:
         Raises:
             ZygoteError: the zygote is gone, or could not fork.
         """
+        if len(fds) > _FDS_MAX:
+            raise ZygoteError(
+                f"a trap worker takes at most {LISTEN_MAX} listen addresses, not {len(fds) - 1}"
+            )
         with self._lock:
             self._request(_frame("fork", (spec, len(fds))), fds)
             kind, body = self._reply()
@@ -535,7 +550,11 @@ def _serve(sock: socket.socket, tree: TrapTree) -> None:
         for kind, body in reader.frames():
             if kind == "fork":
                 spec, count = body
-                fds = reader.take(count)
+                try:
+                    fds = reader.take(count)
+                except ValueError as exc:  # not what the agent sends: refused, not fatal
+                    _send(sock, "failed", f"{exc}")
+                    continue
                 _fork(sock, spec, fds, tree, children, (wake_r, wake_w))
             elif kind == "tree":
                 try:
