@@ -359,3 +359,26 @@ def test_a_temporary_file_left_by_a_killed_writer_is_removed_later(
     demo.write_text(demo.read_text().replace("failed(4)", "failed(4), unknown(5)"))
     load_mibs(config(vendor), state)  # another key: a new snapshot is written
     assert not stale.exists() and young.exists()
+
+
+def test_a_reader_never_sees_a_half_written_snapshot(tmp_path: Path) -> None:
+    """Two agents sharing a state folder: one writes while the other reads. A read gives
+    a whole body, one or the other, never a part (written aside, then renamed)."""
+    root, key = tmp_path / "mibs", "k" * 64
+    bodies = [(key, tuple(range(n, n + 200_000)), (), 0, ()) for n in (1, 2)]
+    write_snapshot(root, key, bodies[0])
+    done = threading.Event()
+
+    def writer() -> None:
+        for n in range(40):
+            write_snapshot(root, key, bodies[n % 2])
+        done.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    reads = 0
+    while not done.is_set() or reads < 10:
+        assert read_snapshot(root, key) in bodies
+        reads += 1
+    thread.join(30)
+    assert [p.name for p in root.iterdir()] == [snapshot_path(root, key).name]
