@@ -361,7 +361,9 @@ def test_a_temporary_file_left_by_a_killed_writer_is_removed_later(
     assert not stale.exists() and young.exists()
 
 
-def test_a_reader_never_sees_a_half_written_snapshot(tmp_path: Path) -> None:
+def test_a_reader_never_sees_a_half_written_snapshot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Two agents sharing a state folder: one writes while the other reads. A read gives
     a whole body, one or the other, never a part (written aside, then renamed)."""
     root, key = tmp_path / "mibs", "k" * 64
@@ -378,7 +380,26 @@ def test_a_reader_never_sees_a_half_written_snapshot(tmp_path: Path) -> None:
     thread.start()
     reads = 0
     while not done.is_set() or reads < 10:
-        assert read_snapshot(root, key) in bodies
+        assert read_snapshot(root, key) in bodies, caplog.text
         reads += 1
     thread.join(30)
     assert [p.name for p in root.iterdir()] == [snapshot_path(root, key).name]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o664, 0o666])
+def test_a_module_cache_file_others_could_write_is_compiled_again(
+    warm: tuple[Path, MibTree], vendor: Path, mode: int
+) -> None:
+    """The per-module JSON feeds the tree the snapshot then keeps: one others could have
+    written (its key is no secret: the source's bytes) is not taken, as the snapshot is
+    not. 0644 is the control: a file of ours, tampered with, is used as it is."""
+    state, _ = warm
+    snapshot_path(state / "mibs", key_of(vendor)).unlink()
+    cached = state / "mibs" / "modules" / f"{DEMO}.json"
+    cached.write_text(cached.read_text().replace('"demoPortPoePower"', '"tampered"'))
+    cached.chmod(mode)
+    tree = load_mibs(config(vendor), state)
+    ours = mode == 0o644
+    assert (tree.find("tampered") is not None) == ours
+    assert (tree.find("demoPortPoePower") is None) == ours
+    assert verdicts(tree) == {DEMO: "up to date" if ours else "compiled"}

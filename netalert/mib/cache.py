@@ -5,27 +5,32 @@ keyed by the installed pysnmp/pysnmp-mibs versions. ``modules/<MODULE>.json``
 holds the facts (or the failure) of one module compiled from a source, with
 the key of the inputs it came from (its bytes and, recursively, its imports').
 Files are written to a temporary name and renamed, so a reader never sees half
-a file; an unreadable file (or a link, a FIFO, one past ``[mibs] cache_max_bytes``)
-is a cache miss, never an error.
+a file; an unreadable file, or one the snapshot's checks refuse (a link, a FIFO,
+another user's, writable by others, past ``[mibs] cache_max_bytes``:
+:func:`netalert.mib.snapshot.untrusted`), is a cache miss, never an error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from netalert.logs import event
 from netalert.mib.compiler import CompileResult
 from netalert.mib.node import ModuleFacts
-from netalert.mib.snapshot import CACHE_MAX_BYTES
-from netalert.readfile import read_bounded
+from netalert.mib.snapshot import CACHE_MAX_BYTES, untrusted
+from netalert.readfile import FileRefused, read_bounded
 
 __all__ = ["CACHE_FORMAT", "MibCache"]
 
 # Bump when ModuleFacts' JSON form or the conversion changes meaning.
 CACHE_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 class MibCache:
@@ -91,9 +96,13 @@ class MibCache:
 
     @staticmethod
     def _read(path: Path, limit: int) -> Any:
-        # a FIFO (which would block), a link, a huge file: a miss, as a damaged one
+        # What the tree (and its snapshot) will be made of: trusted as the snapshot is,
+        # or a miss (a FIFO, which would block, a link, a huge file, another's file).
         try:
-            return json.loads(read_bounded(path, limit, follow=False))
+            return json.loads(read_bounded(path, limit, follow=False, check=untrusted))
+        except FileRefused as exc:
+            log.warning(event("mib_cache_untrusted", path=path, reason=str(exc)))
+            return None
         except (OSError, ValueError):
             return None
 

@@ -45,6 +45,7 @@ __all__ = [
     "has_snapshot",
     "read_snapshot",
     "snapshot_salt",
+    "untrusted",
     "write_snapshot",
 ]
 
@@ -89,7 +90,7 @@ def read_snapshot(root: Path, key: str, *, limit: int = CACHE_MAX_BYTES) -> Any:
     (``limit``: the most bytes read, ``[mibs] cache_max_bytes``)."""
     path = snapshot_path(root, key)
     try:
-        data = read_bounded(path, limit, follow=False, check=_untrusted)
+        data = read_bounded(path, limit, follow=False, check=untrusted)
     except FileRefused as exc:
         log.warning(event("mib_snapshot_untrusted", path=path, reason=str(exc)))
         return None
@@ -152,10 +153,11 @@ def _remove_stale(root: Path) -> None:
             continue
 
 
-def _untrusted(info: os.stat_result) -> str:
+def untrusted(info: os.stat_result) -> str:
+    """Why a cache file with status ``info`` cannot be trusted ("": it can)."""
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
-    if info.st_nlink != 1:
+    if info.st_nlink > 1:  # 0: replaced since it was opened, by a whole new one
         return f"has {info.st_nlink} names (hard links)"
     if info.st_uid not in (os.geteuid(), 0):
         return f"owned by uid {info.st_uid}, not by this user or root"
