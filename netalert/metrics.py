@@ -241,6 +241,11 @@ FAMILIES: Mapping[str, Family] = {
             "Frames from a trap worker the agent refused as malformed; the worker was restarted.",
         ),
         Family(
+            "netalert_trap_worker_stalls_total",
+            "counter",
+            "Trap workers silent for [traps].worker_stall_timeout; each was killed and restarted.",
+        ),
+        Family(
             "netalert_trap_varbind_cache_evictions_total",
             "counter",
             "Varbinds (and runs of varbinds) dropped from the v2c fast path's tables of"

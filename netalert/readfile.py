@@ -9,8 +9,10 @@ without blocking, reads only a regular file, and at most ``limit`` bytes.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["FileRefused", "read_bounded", "why"]
@@ -22,20 +24,38 @@ class FileRefused(OSError):
     """The file is not a regular file, or is larger than the bound."""
 
 
-def read_bounded(path: Path | str, limit: int) -> bytes:
+def read_bounded(
+    path: Path | str,
+    limit: int,
+    *,
+    follow: bool = True,
+    check: Callable[[os.stat_result], str] | None = None,
+) -> bytes:
     """The bytes of ``path``, a regular file of at most ``limit`` bytes.
 
-    A file that grows while it is read is refused once it passes ``limit``.
+    A file that grows while it is read is refused once it passes ``limit``. Not
+    ``follow``: a symbolic link at ``path`` (its last part) is refused. ``check``
+    judges the opened file's status (what is read is what was checked: one open);
+    a non-empty answer refuses it, in those words.
 
     Raises:
         OSError: It cannot be opened; :class:`FileRefused` when it is not a
-            regular file or is too large (:func:`why` says it in words).
+            regular file, is too large or ``check`` refuses it (:func:`why` says
+            it in words).
     """
-    fd = os.open(path, _FLAGS)
+    try:
+        fd = os.open(path, _FLAGS if follow else _FLAGS | os.O_NOFOLLOW)
+    except OSError as exc:
+        if not follow and exc.errno == errno.ELOOP:
+            raise FileRefused("is a symbolic link") from None
+        raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused("is not a regular file")
+        refused = check(info) if check is not None else ""
+        if refused:
+            raise FileRefused(refused)
         if info.st_size > limit:
             raise FileRefused(f"is larger than {limit} bytes")
         chunks: list[bytes] = []

@@ -260,3 +260,16 @@ def test_a_rule_template_past_its_bounds_is_a_problem_not_a_traceback(
 
 def test_a_template_at_the_bound_compiles() -> None:
     compile_template("x" * MAX_TEMPLATE_CHARS)
+
+
+def test_more_trap_listen_addresses_than_a_worker_can_be_passed_are_refused() -> None:
+    # A trap worker gets one socket per listen address in one message (at most 253
+    # descriptors, its channel's included): past that the workers could not start.
+    listen = ", ".join(f'"127.0.0.1:{10000 + n}"' for n in range(253))
+    refused = problems(f"[traps]\nlisten = [{listen}]\n")
+    assert any("traps.listen" in line and "252" in line for line in refused), refused
+    load_config_text(  # 252 are fine
+        BASE + f"[traps]\nlisten = [{listen.rsplit(',', 1)[0]}]\n",
+        source=Path("/nonexistent/c.toml"),
+        env={},
+    )

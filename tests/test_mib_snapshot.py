@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
+import threading
+import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,3 +232,174 @@ def test_the_tree_pickles_as_its_state(warm: tuple[Path, MibTree]) -> None:
     assert copy.report == tree.report
     assert copy.nodes() == tree.nodes()
     assert copy.name("1.3.6.1.2.1.1.3.0") == "SNMPv2-MIB::sysUpTime.0"
+
+
+# --- what a hostile local user or a failing machine leaves at the cache's names ---------
+
+
+def _in_time(call: Callable[[], object], within: float = 10.0) -> object:
+    """``call()``'s result; fails (and unblocks it) when it does not return ``within`` s."""
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(within)
+    blocked = thread.is_alive()
+    if blocked:  # a reader stuck on a FIFO: a writer that closes at once lets it go
+        for fifo in _fifos:
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(within)
+    assert not blocked, f"still blocked after {within} s"
+    return result[0]
+
+
+_fifos: list[Path] = []
+
+
+def _fifo(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    os.mkfifo(path, 0o600)
+    _fifos.append(path)
+
+
+def test_a_fifo_at_the_snapshot_name_never_blocks_a_start(
+    warm: tuple[Path, MibTree], vendor: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state, first = warm
+    path = snapshot_path(state / "mibs", key_of(vendor))
+    _fifo(path)
+    tree = _in_time(lambda: load_mibs(config(vendor), state))
+    assert isinstance(tree, MibTree) and tree.state() == first.state()
+    assert "not a regular file" in caplog.text
+    assert path.is_file()  # a fresh one took its place
+
+
+def test_a_fifo_in_the_module_cache_never_blocks_a_compile(
+    warm: tuple[Path, MibTree], vendor: Path
+) -> None:
+    state, first = warm
+    snapshot_path(state / "mibs", key_of(vendor)).unlink()
+    _fifo(state / "mibs" / "modules" / f"{DEMO}.json")
+    tree = _in_time(lambda: load_mibs(config(vendor), state))
+    assert isinstance(tree, MibTree) and tree.state() == first.state()
+    assert verdicts(tree) == {DEMO: "compiled"}  # a cache miss: compiled again
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_a_link_at_the_snapshot_name_is_refused_and_replaced(
+    warm: tuple[Path, MibTree],
+    vendor: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    link: str,
+) -> None:
+    """A well-formed snapshot of ours, linked in from elsewhere: used, the link would let
+    whoever controls the other name (or its folder) choose the tree."""
+    state, _ = warm
+    planted = tmp_path / "elsewhere" / "tree.bin"
+    planted.parent.mkdir()
+    os.replace(_tampered(state, vendor), planted)
+    path = snapshot_path(state / "mibs", key_of(vendor))
+    if link == "symlink":
+        path.symlink_to(planted)
+    else:
+        os.link(planted, path)
+    tree = load_mibs(config(vendor), state)
+    assert tree.name("1.3.6.1.2.1.2.2.1.8.3") == "IF-MIB::ifOperStatus.3"
+    assert "event=mib_snapshot_untrusted" in caplog.text
+    assert not path.is_symlink() and path.stat().st_nlink == 1
+    assert planted.stat().st_nlink == 1 and planted.read_bytes() != path.read_bytes()
+
+
+def test_a_huge_snapshot_is_refused_unread(
+    warm: tuple[Path, MibTree], vendor: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file past the bound (sparse: no disk used) is refused by its size, not read."""
+    state, _ = warm
+    key = key_of(vendor)
+    path = snapshot_path(state / "mibs", key)
+    bound = MibsConfig().cache_max_bytes
+    with path.open("r+b") as fh:
+        fh.truncate(bound + 1)
+    tracemalloc.start()
+    try:
+        assert read_snapshot(state / "mibs", key, limit=bound) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    assert f"larger than {bound} bytes" in caplog.text
+
+
+def test_the_bound_is_the_configs(
+    warm: tuple[Path, MibTree], vendor: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state, first = warm
+    small = MibsConfig(paths=[vendor], system_paths=[], cache_max_bytes=1 << 20)
+    tree = load_mibs(small, state)  # the snapshot (megabytes) is refused, the tree is built
+    assert tree.state() == first.state()
+    assert verdicts(tree) == {DEMO: "up to date"}
+    assert f"larger than {1 << 20} bytes" in caplog.text
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_later(
+    warm: tuple[Path, MibTree], vendor: Path
+) -> None:
+    """kill -9 during a write leaves ``.tree-*.bin.XXXX`` behind; the next write removes
+    those older than an hour, never a younger one (another agent's write under way)."""
+    state, _ = warm
+    stale = state / "mibs" / ".tree-0123456789abcdef.bin.abcd1234"
+    young = state / "mibs" / ".tree-0123456789abcdef.bin.efgh5678"
+    for left in (stale, young):
+        left.write_bytes(b"netalert-mib-tree\n" + os.urandom(1024))
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    demo = vendor / f"{DEMO}.mib"
+    demo.write_text(demo.read_text().replace("failed(4)", "failed(4), unknown(5)"))
+    load_mibs(config(vendor), state)  # another key: a new snapshot is written
+    assert not stale.exists() and young.exists()
+
+
+def test_a_reader_never_sees_a_half_written_snapshot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two agents sharing a state folder: one writes while the other reads. A read gives
+    a whole body, one or the other, never a part (written aside, then renamed)."""
+    root, key = tmp_path / "mibs", "k" * 64
+    bodies = [(key, tuple(range(n, n + 200_000)), (), 0, ()) for n in (1, 2)]
+    write_snapshot(root, key, bodies[0])
+    done = threading.Event()
+
+    def writer() -> None:
+        for n in range(40):
+            write_snapshot(root, key, bodies[n % 2])
+        done.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    reads = 0
+    while not done.is_set() or reads < 10:
+        assert read_snapshot(root, key) in bodies, caplog.text
+        reads += 1
+    thread.join(30)
+    assert [p.name for p in root.iterdir()] == [snapshot_path(root, key).name]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o664, 0o666])
+def test_a_module_cache_file_others_could_write_is_compiled_again(
+    warm: tuple[Path, MibTree], vendor: Path, mode: int
+) -> None:
+    """The per-module JSON feeds the tree the snapshot then keeps: one others could have
+    written (its key is no secret: the source's bytes) is not taken, as the snapshot is
+    not. 0644 is the control: a file of ours, tampered with, is used as it is."""
+    state, _ = warm
+    snapshot_path(state / "mibs", key_of(vendor)).unlink()
+    cached = state / "mibs" / "modules" / f"{DEMO}.json"
+    cached.write_text(cached.read_text().replace('"demoPortPoePower"', '"tampered"'))
+    cached.chmod(mode)
+    tree = load_mibs(config(vendor), state)
+    ours = mode == 0o644
+    assert (tree.find("tampered") is not None) == ours
+    assert (tree.find("demoPortPoePower") is None) == ours
+    assert verdicts(tree) == {DEMO: "up to date" if ours else "compiled"}

@@ -14,9 +14,11 @@ it does not belong to, fails truthfully, and says why in a counter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import pytest
 
@@ -29,6 +31,8 @@ from netalert.snmp.wire.berv3 import decode_scoped_pdu, decode_v3_header
 from tests.support.v3build import build_v3, scoped_pdu, varbind
 
 pytestmark = pytest.mark.unit
+
+_T = TypeVar("_T")
 
 Entry = tuple[str, SnmpType, Value]
 END: Entry = ("1.3.6.1.9.9.9", SnmpType.END_OF_MIB_VIEW, None)
@@ -162,12 +166,15 @@ async def serve() -> AsyncIterator[Serve]:
     transports: list[asyncio.DatagramTransport] = []
 
     async def start(
-        script: Script = honest, entries: list[Entry] | None = None, **target: object
+        script: Script = honest,
+        entries: list[Entry] | None = None,
+        bind: str = "127.0.0.1",
+        **target: object,
     ) -> tuple[Responder, Target]:
         loop = asyncio.get_running_loop()
         transport, responder = await loop.create_datagram_endpoint(
             lambda: Responder(table() if entries is None else entries, script),
-            local_addr=("127.0.0.1", 0),
+            local_addr=(bind, 0),
         )
         transports.append(transport)
         port = transport.get_extra_info("sockname")[1]
@@ -178,7 +185,7 @@ async def serve() -> AsyncIterator[Serve]:
             "max_repetitions": 4,
         }
         options.update(target)
-        return responder, Target("127.0.0.1", port, **options)  # type: ignore[arg-type]
+        return responder, Target(bind, port, **options)  # type: ignore[arg-type]
 
     yield start  # type: ignore[misc]
     for transport in transports:
@@ -282,16 +289,26 @@ async def test_duplicated_answers_are_strays(serve: Serve, client: NativeClient)
     settled(client)
 
 
-@pytest.mark.parametrize("source", ["other-port", "other-address"])
+SPOOFERS = {  # the device's address, the spoofer's (port 0: any; None: the device's)
+    "other-port": ("127.0.0.1", ("127.0.0.1", 0)),
+    "other-address": ("127.0.0.1", ("127.0.0.2", None)),
+    "ipv6-other-port": ("::1", ("::1", 0)),  # a device on ::1, over the IPv6 socket
+}
+
+
+@pytest.mark.parametrize("source", sorted(SPOOFERS))
 async def test_an_answer_from_elsewhere_is_spoofed(
     serve: Serve, client: NativeClient, source: str
 ) -> None:
     """The right request-id, community and values, from another port of the agent's
     address or from the agent's port on another address: dropped as spoofed."""
+    device, (host, port) = SPOOFERS[source]
     forged: list[bytes] = []
-    responder, target = await serve(lambda r: forged.append(r.answer()) or [(r.answer(), 0.05)])
-    spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    spoofer.bind(("127.0.0.1", 0) if source == "other-port" else ("127.0.0.2", target.port))
+    responder, target = await serve(
+        lambda r: forged.append(r.answer()) or [(r.answer(), 0.05)], bind=device
+    )
+    spoofer = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    spoofer.bind((host, target.port if port is None else port))
     loop = asyncio.get_running_loop()
     original = responder.datagram_received
 
@@ -305,6 +322,82 @@ async def test_an_answer_from_elsewhere_is_spoofed(
     finally:
         spoofer.close()
     assert dropped(client) == {"malformed": 0, "spoofed": len(responder.requests), "stray": 0}
+    settled(client)
+
+
+async def test_a_device_answering_with_another_devices_request_id_is_spoofed(
+    serve: Serve, client: NativeClient
+) -> None:
+    """Two devices polled at once; the second answers its own request and, besides, the
+    first's (its request-id, community and OIDs, with forged values), which the first
+    has not answered yet: dropped as spoofed, the first's values are its own."""
+    first_requests: list[Request] = []
+
+    def slow(request: Request) -> Out:
+        first_requests.append(request)
+        return [(request.answer(), 0.2)]
+
+    def meddler(request: Request) -> Out:
+        out = [(request.answer(), 0.0)]
+        for theirs in first_requests:  # every request of the first device seen so far
+            forged = [(oid, SnmpType.OCTET_STRING, b"forged") for oid, _, _ in theirs.right]
+            out.append((theirs.answer(forged), 0.0))
+        return out
+
+    first, first_target = await serve(slow)
+    second, second_target = await serve(meddler)
+    got_first, got_second = await asyncio.gather(
+        poll(client, first_target), _later(poll(client, second_target), 0.05)
+    )
+    assert got_first == right_poll(first.entries)
+    assert got_second == right_poll(second.entries)
+    assert dropped(client)["spoofed"] > 0
+    assert dropped(client)["malformed"] == 0
+    settled(client)
+
+
+async def _later(call: Awaitable[_T], delay: float) -> _T:
+    await asyncio.sleep(delay)
+    return await call
+
+
+async def test_a_flood_of_unsolicited_datagrams_is_counted_and_polls_go_on(
+    serve: Serve, client: NativeClient
+) -> None:
+    """Thousands of datagrams to the poller's socket from a stranger (strays, garbage)
+    while it polls: each is dropped and counted, and the polls get their answers."""
+    responder, target = await serve()
+    await client.get(target, [NAME])  # the socket exists now
+    port = client.exchanges._sockets[socket.AF_INET].getsockname()[1]
+    asked = responder.requests[0]
+    stray = Request(asked, responder.right(asked))
+    datagrams = [stray.answer(request_id=0x7000_0000 + n) for n in range(64)] + [b"\x30\x00"]
+    stop = asyncio.Event()
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            while not stop.is_set():
+                for data in datagrams:
+                    with contextlib.suppress(BlockingIOError):
+                        sock.sendto(data, ("127.0.0.1", port))
+                        sent += 1
+                await asyncio.sleep(0)
+
+    flooding = asyncio.ensure_future(flood())
+    try:
+        for _ in range(20):
+            assert await poll(client, target) == right_poll(responder.entries)
+    finally:
+        stop.set()
+        await flooding
+    await asyncio.sleep(0.1)  # the last ones read
+    counted = dropped(client)
+    assert counted["spoofed"] == 0
+    assert counted["stray"] + counted["malformed"] <= sent
+    assert counted["stray"] > 1000 and counted["malformed"] > 10, (counted, sent)
     settled(client)
 
 

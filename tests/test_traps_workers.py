@@ -30,6 +30,7 @@ from netalert.traps.pcap import read_datagrams
 from netalert.traps.workers import TrapWorkers
 from netalert.traps.zygote import Forked, zygote_for
 from tests.support.ports import free_udp_port
+from tests.support.procs import alive
 
 pytestmark = pytest.mark.daemon
 
@@ -382,3 +383,50 @@ async def test_a_worker_without_a_pidfd_is_killed_and_waited_for_by_its_pid(
     await workers.until(lambda: workers.pool.stats.workers == 2)
     assert workers.pool._workers[0].proc is not None
     assert workers.pool._workers[0].proc.pid != pid
+
+
+async def test_a_zygote_dead_before_the_first_worker_is_replaced(
+    tmp_path: Path, tree: MibTree
+) -> None:
+    """The zygote killed (the OOM killer, an operator) between the agent's start and its
+    first worker, before the agent noticed: the workers start from a new zygote, not an
+    agent that fails to start."""
+    first = zygote_for(tree)
+    os.kill(first.pid, signal.SIGKILL)
+    for _ in range(500):
+        if not alive(first.pid):
+            break
+        await asyncio.sleep(0.01)
+    assert first.alive  # not noticed yet: its end of the pair was not read
+    pool, got = await _start(_config(tmp_path, free_udp_port()), tree)
+    try:
+        assert pool.stats.workers == 2
+        assert zygote_for(tree).pid != first.pid
+        helper = Workers(pool, got)
+        for source in SOURCES:
+            assert await helper.run(
+                "snmptrap", "-v", "2c", "-c", "public", helper.target(), *_TRAP_ARGS, source=source
+            ) == 0  # fmt: skip
+        await helper.until(lambda: len(got) == 2)
+    finally:
+        await pool.stop()
+
+
+async def test_many_listen_addresses_reach_every_worker(tmp_path: Path, tree: MibTree) -> None:
+    """A worker gets one socket per listen address through the zygote (descriptors passed
+    in one message): 100 addresses, each answered by both workers."""
+    ports = [free_udp_port() for _ in range(100)]
+    config = _config(tmp_path, ports[0], listen=[f"127.0.0.1:{port}" for port in ports])
+    pool, got = await _start(config, tree)
+    try:
+        assert pool.stats.workers == 2
+        helper = Workers(pool, got)
+        for port in (ports[0], ports[-1]):
+            for source in SOURCES:
+                assert await helper.run(
+                    "snmptrap", "-v", "2c", "-c", "public", f"127.0.0.1:{port}",
+                    *_TRAP_ARGS, source=source,
+                ) == 0  # fmt: skip
+        await helper.until(lambda: len(got) == 4)
+    finally:
+        await pool.stop()

@@ -8,6 +8,7 @@ starts the next worker; a reload with other MIBs names traps with them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from tests.support.fault_checks import wait_mail
 from tests.support.faults import AgentProcess, metric_values
 from tests.support.ports import free_tcp_port, free_udp_port
-from tests.support.procs import alive, trap_workers, zygotes
+from tests.support.procs import alive, descendants, trap_workers, zygotes
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.e2e
@@ -100,14 +101,26 @@ def _summaries(smtp: SmtpServer) -> list[str]:
     return out
 
 
-def test_kill9_of_the_agent_leaves_no_worker_and_no_zygote(agent: AgentProcess) -> None:
+@pytest.mark.parametrize("phase", ["running", "reload", "stop"])
+def test_kill9_of_the_agent_leaves_no_worker_and_no_zygote(agent: AgentProcess, phase: str) -> None:
+    """At any phase: running, while a reload starts new workers (another MIB tree sent
+    to the zygote), while a stop drains them."""
     agent.start()
     assert agent.proc is not None
     workers, zygote = trap_workers(agent.proc.pid), zygotes(agent.proc.pid)
     assert len(workers) == 2 and len(zygote) == 1, agent.log()[-4000:]
     assert "event=trap_zygote_started" in agent.log() and "start=fork" in agent.log()
-    agent.kill9()
-    _until(lambda: not any(alive(pid) for pid in [*workers, *zygote]), agent, within=20)
+    if phase == "reload":
+        agent.config.write_text(agent.config_text.replace("[[rules]]", DEMO_MIBS + "[[rules]]"))
+        agent.proc.send_signal(signal.SIGHUP)
+        _until(lambda: len(trap_workers(agent.proc.pid)) > 2, agent)  # type: ignore[union-attr]
+    elif phase == "stop":
+        agent.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # the workers told to drain, the agent waiting for them
+    found = [*workers, *zygote, *descendants(agent.proc.pid)]
+    if agent.proc.poll() is None:
+        agent.kill9()
+    _until(lambda: not any(alive(pid) for pid in found), agent, within=20)
 
 
 def test_a_dead_zygote_is_logged_and_the_next_worker_start_runs_another(
@@ -165,3 +178,119 @@ def test_a_reload_with_other_mibs_names_traps_with_them(
         assert code == 0, agent.log()[-4000:]
     finally:
         agent.cleanup()
+
+
+def test_a_stopped_worker_is_killed_and_started_again(
+    tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path
+) -> None:
+    """A worker that stops answering (SIGSTOP here; a loop it cannot leave, a machine
+    swapping) would leave the traps of its sources in its socket for ever: the agent
+    hears from each worker at least every second, and kills and restarts a silent one."""
+    ports = free_tcp_port(), free_udp_port()
+    text = _config(ports, smtp_server.port, workers=2)
+    text = text.replace("workers = 2\n", 'workers = 2\nworker_stall_timeout = "3s"\n')
+    agent = AgentProcess(tmp_path, text, ports[0], mib_cache, traps_port=ports[1])
+    try:
+        agent.start()
+        assert agent.proc is not None
+        victim, survivor = trap_workers(agent.proc.pid)
+        os.kill(victim, signal.SIGSTOP)
+        for n, source in enumerate(SOURCES):  # one of them waits in the victim's socket
+            _trap(agent, "1.3.6.1.6.3.1.1.5.3", n + 1, source)
+        wait_mail(smtp_server, 2, within=30)
+        assert not alive(victim) and alive(survivor)
+        assert "event=trap_worker_stalled" in agent.log(), agent.log()[-4000:]
+        body = agent.get("/metrics")[1]
+        assert metric_values(body, "netalert_trap_worker_stalls_total") == {"": 1.0}
+        assert metric_values(body, "netalert_trap_worker_restarts_total") == {"": 1.0}
+        code, _ = agent.terminate()
+        assert code == 0, agent.log()[-4000:]
+    finally:
+        agent.cleanup()
+
+
+def _environ(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/environ").read_bytes()
+
+
+def test_the_zygote_and_the_workers_keep_none_of_the_agents_environment(
+    tmp_path: Path, smtp_server: SmtpServer, mib_cache: Path
+) -> None:
+    """The agent's environment may hold secrets (``${VAR}`` in the config: an SMTP
+    password, a database's): a process that parses strangers' datagrams keeps only what
+    a Python needs (PATH, the locale, TZ...), forked (at start) or spawned (later)."""
+    secret = f"netalert-test-secret-{os.urandom(6).hex()}"
+    ports = free_tcp_port(), free_udp_port()
+    text = _config(ports, smtp_server.port, workers=2)
+    agent = AgentProcess(tmp_path, text, ports[0], mib_cache, traps_port=ports[1])
+    agent.env = {"NETALERT_TEST_SMTP_PASSWORD": secret, "TZ": "UTC"}
+    try:
+        agent.start()
+        assert agent.proc is not None
+        assert secret.encode() in _environ(agent.proc.pid)  # the control
+        (first,) = zygotes(agent.proc.pid)
+        victim, survivor = trap_workers(agent.proc.pid)
+        for pid in (first, victim, survivor):
+            assert secret.encode() not in _environ(pid), pid
+            assert b"\0TZ=UTC\0" in b"\0" + _environ(pid), pid
+        os.kill(first, signal.SIGKILL)  # the next worker comes from a spawned zygote
+        _until(lambda: "event=trap_zygote_exited" in agent.log(), agent)
+        os.kill(victim, signal.SIGKILL)
+        _until(lambda: len(trap_workers(agent.proc.pid)) == 1, agent)  # type: ignore[union-attr]
+        (second,) = zygotes(agent.proc.pid)
+        (new,) = trap_workers(agent.proc.pid)
+        for pid in (second, new):
+            assert secret.encode() not in _environ(pid), pid
+            assert b"\0TZ=UTC\0" in b"\0" + _environ(pid), pid
+        for n, source in enumerate(SOURCES):  # the workers work
+            _trap(agent, "1.3.6.1.6.3.1.1.5.3", n + 1, source)
+        wait_mail(smtp_server, 2, within=30)
+        code, _ = agent.terminate()
+        assert code == 0, agent.log()[-4000:]
+    finally:
+        agent.cleanup()
+
+
+def _held(pid: int) -> dict[int, str]:
+    out = {}
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+            out[int(fd.name)] = os.readlink(fd)
+    return out
+
+
+def _tcp_inodes() -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            inodes.add(f"socket:[{line.split()[9]}]")
+    return inodes
+
+
+def test_a_worker_holds_only_its_sockets_its_channel_and_its_output(
+    agent: AgentProcess,
+) -> None:
+    """No descriptor of the agent's reaches a worker but its output: not the state
+    database, not the web port, not another worker's socket; forked (the zygote of the
+    start) or spawned (a zygote run later)."""
+    agent.start()
+    assert agent.proc is not None
+    output = {_held(agent.proc.pid)[n] for n in (0, 1, 2)}  # stdin, stdout, stderr
+    (first,) = zygotes(agent.proc.pid)
+    checked = list(trap_workers(agent.proc.pid))
+    os.kill(first, signal.SIGKILL)
+    _until(lambda: "event=trap_zygote_exited" in agent.log(), agent)
+    os.kill(checked[0], signal.SIGKILL)
+    _until(lambda: len(trap_workers(agent.proc.pid)) == 1, agent)  # type: ignore[union-attr]
+    checked += trap_workers(agent.proc.pid)  # the spawned zygote's worker
+    agents = set(_held(agent.proc.pid).values())
+    tcp = _tcp_inodes()
+    assert tcp & agents, "the control: the agent holds its web port"
+    for pid in checked[1:]:
+        held = _held(pid)
+        files = {t for t in held.values() if t.startswith("/")}
+        assert files <= output, (pid, held)
+        assert not (set(held.values()) & tcp), (pid, held)
+        assert sum(t.startswith("socket:") for t in held.values()) <= 5, (pid, held)
+    code, _ = agent.terminate()
+    assert code == 0, agent.log()[-4000:]

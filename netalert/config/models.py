@@ -249,6 +249,12 @@ class MibsConfig(Model):
         description="folders of MIB sources searched after `paths`, before the built-in "
         "compiled modules",
     )
+    cache_max_bytes: Annotated[int, Field(ge=1_048_576, le=1 << 40)] = Field(
+        256 * 1024 * 1024,
+        description="the most bytes read of one file of the MIB cache under `state_dir/mibs` "
+        "(the tree's snapshot, a module's facts): a larger one is not read, and the tree is "
+        "built from the sources instead (logged as `event=mib_snapshot_untrusted`)",
+    )
 
 
 def _check_v3(
@@ -457,9 +463,10 @@ class TrapsConfig(Model):
     """``[traps]``: the trap and inform receiver."""
 
     enabled: bool = Field(True, description="run the trap and inform receiver")
-    listen: list[Address] = Field(
+    listen: Annotated[list[Address], Field(max_length=252)] = Field(
         [HostPort("0.0.0.0", 162)],
-        description="addresses to listen on (IPv4 and IPv6); IPv6 sockets are IPv6-only",
+        description="addresses to listen on (IPv4 and IPv6); IPv6 sockets are IPv6-only; at "
+        "most 252 (a trap worker gets a socket of each in one message)",
     )
     communities: list[SecretStr] = Field(
         [SecretStr("public")], description="accepted v1/v2c communities (secrets)"
@@ -504,6 +511,12 @@ class TrapsConfig(Model):
         description="per worker: bytes of events and datagrams to record waiting for the "
         "agent to take them (16 MiB; large traps reach it before `worker_queue`); past it a "
         'trap is dropped (`netalert_trap_worker_queue_full_total{bound="bytes"}`)',
+    )
+    worker_stall_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="a trap worker the agent has not heard from for this long (each says "
+        "something at least every second) is stuck: it is killed and started again on "
+        "the same socket (`netalert_trap_worker_stalls_total`); 2s to 1h",
     )
     # Storm control: a token bucket per source and one per source and trap OID;
     # traps past either are counted and folded into one event per storm_interval.
@@ -624,6 +637,13 @@ class TrapsConfig(Model):
             except ValueError:
                 raise ValueError(f"invalid network {value!r}: use e.g. 192.0.2.0/24") from None
         return out
+
+    @field_validator("worker_stall_timeout")
+    @classmethod
+    def _stall_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=2) <= value <= timedelta(hours=1):
+            raise ValueError("must be between 2s and 1h")
+        return value
 
 
 class Rule(Model):

@@ -31,4 +31,9 @@ def load_mibs(mibs_config: MibsConfig, state_dir: Path | None) -> MibTree:
     """
     from netalert.mib.load import load_tree
 
-    return load_tree(mibs_config.paths, mibs_config.system_paths, state_dir)
+    return load_tree(
+        mibs_config.paths,
+        mibs_config.system_paths,
+        state_dir,
+        max_bytes=mibs_config.cache_max_bytes,
+    )

@@ -5,31 +5,40 @@ keyed by the installed pysnmp/pysnmp-mibs versions. ``modules/<MODULE>.json``
 holds the facts (or the failure) of one module compiled from a source, with
 the key of the inputs it came from (its bytes and, recursively, its imports').
 Files are written to a temporary name and renamed, so a reader never sees half
-a file; an unreadable file is a cache miss, never an error.
+a file; an unreadable file, or one the snapshot's checks refuse (a link, a FIFO,
+another user's, writable by others, past ``[mibs] cache_max_bytes``:
+:func:`netalert.mib.snapshot.untrusted`), is a cache miss, never an error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from netalert.logs import event
 from netalert.mib.compiler import CompileResult
 from netalert.mib.node import ModuleFacts
+from netalert.mib.snapshot import CACHE_MAX_BYTES, untrusted
+from netalert.readfile import FileRefused, read_bounded
 
 __all__ = ["CACHE_FORMAT", "MibCache"]
 
 # Bump when ModuleFacts' JSON form or the conversion changes meaning.
 CACHE_FORMAT = 1
 
+log = logging.getLogger(__name__)
+
 
 class MibCache:
     """Reads and writes the cache files of one state directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int = CACHE_MAX_BYTES) -> None:
         self.root = root
+        self.max_bytes = max_bytes  # read at most (a larger file is a miss)
 
     def has_builtin(self, key: str) -> bool:
         """Whether built-in facts are stored under ``key``."""
@@ -37,7 +46,7 @@ class MibCache:
 
     def read_builtin(self, key: str) -> list[ModuleFacts] | None:
         """The built-in facts stored under ``key``, or None."""
-        data = self._read(self.root / f"builtin-{key}.json")
+        data = self._read(self.root / f"builtin-{key}.json", self.max_bytes)
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
         try:
@@ -55,7 +64,7 @@ class MibCache:
 
     def read_module(self, module: str) -> tuple[str, ModuleFacts | CompileResult] | None:
         """The key and the cached facts or failure of a source module, or None."""
-        data = self._read(self.root / "modules" / f"{module}.json")
+        data = self._read(self.root / "modules" / f"{module}.json", self.max_bytes)
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
         try:
@@ -86,10 +95,14 @@ class MibCache:
         self._write(self.root / "modules" / f"{module}.json", data)
 
     @staticmethod
-    def _read(path: Path) -> Any:
+    def _read(path: Path, limit: int) -> Any:
+        # What the tree (and its snapshot) will be made of: trusted as the snapshot is,
+        # or a miss (a FIFO, which would block, a link, a huge file, another's file).
         try:
-            with path.open("rb") as fh:
-                return json.load(fh)
+            return json.loads(read_bounded(path, limit, follow=False, check=untrusted))
+        except FileRefused as exc:
+            log.warning(event("mib_cache_untrusted", path=path, reason=str(exc)))
+            return None
         except (OSError, ValueError):
             return None
 

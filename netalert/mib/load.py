@@ -24,7 +24,13 @@ from netalert.mib.loader import (
     scan_inputs,
 )
 from netalert.mib.report import CompileReport, net_snmp_notes
-from netalert.mib.snapshot import has_snapshot, read_snapshot, snapshot_salt, write_snapshot
+from netalert.mib.snapshot import (
+    CACHE_MAX_BYTES,
+    has_snapshot,
+    read_snapshot,
+    snapshot_salt,
+    write_snapshot,
+)
 from netalert.mib.tree import MibTree
 
 __all__ = ["load_tree"]
@@ -38,8 +44,11 @@ def load_tree(
     state_dir: Path | None,
     *,
     announce: Announce | None = announce_compile,
+    max_bytes: int = CACHE_MAX_BYTES,
 ) -> MibTree:
     """The tree of the modules in ``paths``, ``system_paths`` and built in, with its report.
+
+    ``max_bytes`` bounds each cache file read (``[mibs] cache_max_bytes``).
 
     Raises:
         OSError: A compile was needed and the cache folder cannot be written.
@@ -47,7 +56,7 @@ def load_tree(
     inputs = scan_inputs(paths, system_paths)
     root = state_dir / "mibs" if state_dir is not None else None
     key = inputs_key(inputs, snapshot_salt())
-    tree = _from_snapshot(root, key, inputs) if root is not None else None
+    tree = _from_snapshot(root, key, inputs, max_bytes) if root is not None else None
     end_start()  # the start-up is over; and before a compile: pysmi's garbage has cycles
     if tree is not None:
         return tree
@@ -56,7 +65,7 @@ def load_tree(
     # Until then the snapshot is all the next start reads (see docs/mibs.md).
     store_builtin = root is not None and has_snapshot(root)
     facts, report, fallback = compile_inputs(
-        inputs, state_dir, announce, store_builtin=store_builtin
+        inputs, state_dir, announce, store_builtin=store_builtin, max_bytes=max_bytes
     )
     with collector_paused():
         tree = MibTree(facts, report)
@@ -67,9 +76,9 @@ def load_tree(
     return tree
 
 
-def _from_snapshot(root: Path, key: str, inputs: MibInputs) -> MibTree | None:
+def _from_snapshot(root: Path, key: str, inputs: MibInputs, max_bytes: int) -> MibTree | None:
     with collector_paused():
-        body = read_snapshot(root, key)
+        body = read_snapshot(root, key, limit=max_bytes)
         return _from_body(body, key, inputs) if body is not None else None
 
 

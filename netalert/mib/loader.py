@@ -28,6 +28,7 @@ from netalert.mib.cache import CACHE_FORMAT, MibCache
 from netalert.mib.compiler import CompileResult, compile_modules
 from netalert.mib.node import ModuleFacts, TypeFacts
 from netalert.mib.report import NET_SNMP_MODULES, CompileReport, net_snmp_notes
+from netalert.mib.snapshot import CACHE_MAX_BYTES
 from netalert.mib.sources import MibSource, SourceScan, scan_sources
 from netalert.mib.standins import MACRO_MODULES, macro_module_text, standin_text
 
@@ -257,16 +258,17 @@ def compile_inputs(
     announce: Announce | None = announce_compile,
     *,
     store_builtin: bool = True,
+    max_bytes: int = CACHE_MAX_BYTES,
 ) -> tuple[list[ModuleFacts], CompileReport, tuple[str, ...]]:
     """:func:`compile_mibs` on scanned inputs; also the sources left for a built-in twin.
 
     ``store_builtin`` False leaves the built-in facts out of the cache unless they are
-    there already (:func:`builtin_facts`).
+    there already (:func:`builtin_facts`). ``max_bytes`` bounds each cache file read.
 
     Raises:
         OSError: The cache folder cannot be written.
     """
-    cache = MibCache(state_dir / "mibs") if state_dir is not None else None
+    cache = MibCache(state_dir / "mibs", max_bytes) if state_dir is not None else None
     notice = _Notice(announce, cache)
     all_sources = inputs.sources
     if not builtin_ready(cache):  # an empty cache: the sources are compiled too

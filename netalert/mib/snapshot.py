@@ -10,8 +10,11 @@ imports, the built-in set, pysmi's version) plus Python's and the layout's, and
 is taken only when all of these checks pass; anything else is a miss, and the
 tree is built from the per-module cache and the snapshot written again:
 
-* the file is a regular file owned by this user or root and writable by no one
-  else (``marshal`` is not meant for data someone else could have written);
+* the name is the file itself (not a symbolic link, no other hard link to it), a
+  regular file (not a FIFO, which would block the start), owned by this user or
+  root and writable by no one else (``marshal`` is not meant for data someone
+  else could have written), of at most ``[mibs] cache_max_bytes``; it is opened
+  once and these are checked on what was opened, then read from it;
 * its header: the magic line, the format and the key asked for;
 * the SHA-256 of the body, against the header's (a truncated or damaged file);
 * the body decodes to the expected shape.
@@ -28,17 +31,21 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from netalert.logs import event
 from netalert.mib.node import MibNode
+from netalert.readfile import FileRefused, read_bounded
 
 __all__ = [
+    "CACHE_MAX_BYTES",
     "SNAPSHOT_FORMAT",
     "has_snapshot",
     "read_snapshot",
     "snapshot_salt",
+    "untrusted",
     "write_snapshot",
 ]
 
@@ -50,6 +57,9 @@ _MAGIC = b"netalert-mib-tree\n"
 _DIGEST = 32  # SHA-256
 _PREFIX = "tree-"
 _SUFFIX = ".bin"
+CACHE_MAX_BYTES = 256 * 1024 * 1024  # [mibs] cache_max_bytes' default
+# A temporary file this old is a writer's that was killed (kill -9, a crash): removed.
+_STALE_AFTER = 3600.0
 
 
 def snapshot_salt() -> str:
@@ -75,17 +85,15 @@ def has_snapshot(root: Path) -> bool:
         return False
 
 
-def read_snapshot(root: Path, key: str) -> Any:
-    """The body stored under ``key``, or None when there is none or it fails a check."""
+def read_snapshot(root: Path, key: str, *, limit: int = CACHE_MAX_BYTES) -> Any:
+    """The body stored under ``key``, or None when there is none or it fails a check
+    (``limit``: the most bytes read, ``[mibs] cache_max_bytes``)."""
     path = snapshot_path(root, key)
     try:
-        with path.open("rb") as fh:
-            info = os.fstat(fh.fileno())
-            why = _untrusted(info)
-            if why:
-                log.warning(event("mib_snapshot_untrusted", path=path, reason=why))
-                return None
-            data = fh.read()
+        data = read_bounded(path, limit, follow=False, check=untrusted)
+    except FileRefused as exc:
+        log.warning(event("mib_snapshot_untrusted", path=path, reason=str(exc)))
+        return None
     except OSError:
         return None
     header = _MAGIC + key.encode() + b"\n"
@@ -128,13 +136,29 @@ def write_snapshot(root: Path, key: str, body: Any) -> None:
         for old in root.glob(f"{_PREFIX}*{_SUFFIX}"):
             if old.name != path.name:
                 old.unlink(missing_ok=True)
+        _remove_stale(root)
     except (OSError, ValueError) as exc:
         log.info(event("mib_snapshot_unwritable", path=path, error=exc))
 
 
-def _untrusted(info: os.stat_result) -> str:
+def _remove_stale(root: Path) -> None:
+    """Removes the temporary files of writers killed mid-write (never a younger one:
+    another agent's write may be under way)."""
+    before = time.time() - _STALE_AFTER
+    for left in root.glob(f".{_PREFIX}*{_SUFFIX}.*"):
+        try:
+            if left.lstat().st_mtime < before:
+                left.unlink()
+        except OSError:
+            continue
+
+
+def untrusted(info: os.stat_result) -> str:
+    """Why a cache file with status ``info`` cannot be trusted ("": it can)."""
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
+    if info.st_nlink > 1:  # 0: replaced since it was opened, by a whole new one
+        return f"has {info.st_nlink} names (hard links)"
     if info.st_uid not in (os.geteuid(), 0):
         return f"owned by uid {info.st_uid}, not by this user or root"
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):

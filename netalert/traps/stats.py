@@ -61,6 +61,7 @@ class TrapStats:
     worker_restarts: int = 0  # trap workers that exited and were started again
     worker_restart_delay: float = 0.0  # seconds the next restart waits (the longest back-off)
     worker_refused: int = 0  # frames from a trap worker the agent refused (it was restarted)
+    worker_stalls: int = 0  # trap workers silent past worker_stall_timeout (killed, restarted)
 
     def reject(self, reason: RejectReason) -> None:
         """Counts one rejected datagram."""
@@ -93,4 +94,5 @@ class TrapStats:
             "worker_restarts": self.worker_restarts,
             "worker_restart_delay": self.worker_restart_delay,
             "worker_refused": self.worker_refused,
+            "worker_stalls": self.worker_stalls,
         }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import pickle
@@ -47,6 +48,9 @@ log = logging.getLogger("netalert.traps")
 # frames cost more per trap than the loop lag they save: measured with bench_trap_workers)
 _BATCH = 256
 _STATS_EVERY = 0.1  # seconds between two counter snapshots sent to the agent (if changed)
+# seconds between two counter snapshots sent even when unchanged: the agent's sign that the
+# worker runs (one it does not hear from for [traps] worker_stall_timeout is restarted)
+_ALIVE_EVERY = 1.0
 _AGENTS_LINES = frozenset({"traps_listening", "traps_stopped", "traps_rcvbuf_short"})
 _FIRST_WORKERS_LINES = frozenset({"traps_shared_source", "traps_device_unresolved"})
 _DRAIN_WITHIN = 8.0  # seconds to hand the last events to the agent when told to stop
@@ -131,11 +135,12 @@ class _Channel:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
-    def report(self) -> None:
-        """Sends the receiver's counters when they changed since last sent."""
+    def report(self, *, always: bool = False) -> None:
+        """Sends the receiver's counters when they changed since last sent (``always``:
+        even when they did not, as a sign of life)."""
         snapshot = workwire.stats_snapshot(self._stats)
         snapshot["trap_cache_evicted"] = dict(TRAP_CACHE_STATS.evicted)
-        if snapshot != self._reported:
+        if always or snapshot != self._reported:
             self._reported = snapshot
             if not self._counters_due:
                 self._counters_due = True
@@ -390,10 +395,12 @@ async def _serve(spec: WorkerSpec, tree: Any) -> int:
     channel.send(workwire.READY, spec.index)
 
     async def report() -> None:
-        # Refusals and storm folds make no event: their counters go every _STATS_EVERY.
-        while True:
+        # Refusals and storm folds make no event: their counters go every _STATS_EVERY,
+        # and at least every _ALIVE_EVERY (a worker the agent does not hear from is stuck).
+        ticks = max(round(_ALIVE_EVERY / _STATS_EVERY), 1)
+        for tick in itertools.count(1):
             await asyncio.sleep(_STATS_EVERY)
-            channel.report()
+            channel.report(always=tick % ticks == 0)
 
     reporter = asyncio.ensure_future(report())
     await done.wait()

@@ -104,6 +104,7 @@ class _Worker:
     reader: workwire.FrameReader = field(default_factory=workwire.FrameReader)
     snapshot: dict[str, Any] = field(default_factory=dict)  # its latest counters
     started: float = 0.0
+    heard: float = 0.0  # monotonic time of its last frame (or of its start)
     delay: float = _RESTART_DELAY
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # its sockets are open
     # batches read and checked, not yet handed
@@ -403,6 +404,7 @@ class TrapWorkers:
         finally:
             there.close()
         worker.proc, worker.channel, worker.started = proc, here, time.monotonic()
+        worker.heard = worker.started
         worker.reader = workwire.FrameReader()
         worker.snapshot = {}
         worker.ready.clear()
@@ -433,6 +435,7 @@ class TrapWorkers:
         if not data:
             self._exited_worker(worker)
             return
+        worker.heard = time.monotonic()
         try:
             for kind, body in worker.reader.feed(data):
                 if kind == workwire.EVENTS:
@@ -495,6 +498,7 @@ class TrapWorkers:
         loop = asyncio.get_running_loop()
         if worker.paused and len(worker.pending) < _PENDING_MAX // 2:
             worker.paused = False
+            worker.heard = time.monotonic()  # not read meanwhile: its silence was ours
             if worker.channel is not None:
                 loop.add_reader(worker.channel.fileno(), self._on_channel, worker)
         if worker.pending:
@@ -644,10 +648,37 @@ class TrapWorkers:
         try:
             zygote.pump()  # its reports of exits; a zygote that died is logged
             self._show_back_off()
+            self._stalled()
             if self.recorder is not None:
                 self.recorder.flush()
         finally:
             self._timer = asyncio.get_running_loop().call_later(1.0, self._housekeeping)
+
+    def _stalled(self) -> None:
+        """Kills the workers not heard from for ``worker_stall_timeout`` (each says
+        something every second): stopped, stuck in a loop, or starved. The traps of
+        their sources wait in their sockets; the end of the channel restarts them."""
+        now = time.monotonic()
+        limit = self.config.worker_stall_timeout.total_seconds()
+        for worker in self._workers:
+            proc = worker.proc
+            if worker.channel is None or proc is None or worker.paused:
+                continue  # gone (restarting), or not read by us: no verdict
+            silent = now - worker.heard
+            if silent < limit:
+                continue
+            worker.heard = now  # killed once; its channel's end follows
+            self.stats.worker_stalls += 1
+            log.error(
+                event(
+                    "trap_worker_stalled",
+                    worker=worker.index,
+                    pid=proc.pid,
+                    silent=f"{silent:.1f}s",
+                    stalls=self.stats.worker_stalls,
+                )
+            )
+            proc.kill()
 
 
 def _evicted(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -665,4 +696,4 @@ def _start(tree: TrapTree, spec: WorkerSpec, fds: Sequence[int]) -> Process:
     Raises:
         OSError: the zygote cannot be started, or cannot fork (ZygoteError).
     """
-    return zygote.zygote_for(tree).fork(spec, fds)
+    return zygote.start_worker(tree, spec, fds)

@@ -18,7 +18,8 @@ descriptor it was passed once the worker has it, so a worker's channel ends
 when the worker does. It leaves when the agent's end of the pair closes (a
 clean stop, or the agent killed): its workers see their own channels end
 then, and it waits for them before it exits. A zygote that dies is logged
-(``event=trap_zygote_exited``); the next worker start runs a new one.
+(``event=trap_zygote_exited``); the next worker start runs a new one, as does a
+start that finds it gone only by asking it (:func:`start_worker`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,12 +49,24 @@ if TYPE_CHECKING:
     from netalert.traps.names import TrapTree
     from netalert.traps.worker import WorkerSpec
 
-__all__ = ["Forked", "Zygote", "ZygoteError", "preload", "pump", "shutdown", "zygote_for"]
+__all__ = [
+    "Forked",
+    "Zygote",
+    "ZygoteError",
+    "preload",
+    "pump",
+    "shutdown",
+    "start_worker",
+    "zygote_for",
+]
 
 log = logging.getLogger("netalert.traps")
 
 _HEAD = 4  # bytes of a frame's length
-_FDS_MAX = 64  # descriptors one request may pass (a worker's sockets and its channel)
+# descriptors one request may pass (a worker's channel, then a socket per listen address):
+# Linux's SCM_MAX_FD, the most one message carries ([traps] listen has at most LISTEN_MAX)
+_FDS_MAX = 253
+LISTEN_MAX = _FDS_MAX - 1
 _REPLY_WITHIN = 30.0  # seconds the zygote has to fork a worker or load a tree
 _CODES_MAX = 256  # exit statuses kept for workers nobody asked about yet
 _WAIT_CHILDREN = 15.0  # seconds the zygote waits for its workers once the agent is gone
@@ -61,6 +74,10 @@ _STOP_WITHIN = 10.0  # seconds the agent waits for the zygote to exit at the end
 _FOREVER = 365 * 86400.0
 ZYGOTE_NAME = b"netalert-zygote"  # its /proc/PID/comm (what ps and top show)
 WORKER_NAME = b"netalert-worker"
+# What the zygote (and so every worker) keeps of the agent's environment, which may hold
+# secrets (`${VAR}` in the config): what a Python and its locale and clock need.
+_ENV_KEPT = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "HOME"})
+_ENV_KEPT_PREFIXES = ("LC_", "PYTHON")
 
 
 class ZygoteError(ConnectionError):
@@ -102,8 +119,16 @@ class _Reader:
         return out
 
     def take(self, count: int) -> list[int]:
+        """The next ``count`` descriptors passed.
+
+        Raises:
+            ValueError: fewer came (those that did are closed: the next request starts clean).
+        """
         if len(self.fds) < count:
-            raise ValueError(f"{count} descriptors announced, {len(self.fds)} came")
+            came = len(self.fds)
+            _close(self.fds)
+            self.fds.clear()
+            raise ValueError(f"{count} descriptors announced, {came} came")
         return [self.fds.popleft() for _ in range(count)]
 
 
@@ -199,6 +224,10 @@ class Zygote:
         Raises:
             ZygoteError: the zygote is gone, or could not fork.
         """
+        if len(fds) > _FDS_MAX:
+            raise ZygoteError(
+                f"a trap worker takes at most {LISTEN_MAX} listen addresses, not {len(fds) - 1}"
+            )
         with self._lock:
             self._request(_frame("fork", (spec, len(fds))), fds)
             kind, body = self._reply()
@@ -402,6 +431,26 @@ def zygote_for(tree: TrapTree) -> Zygote:
         return zygote
 
 
+def start_worker(tree: TrapTree, spec: WorkerSpec, fds: Sequence[int]) -> Forked:
+    """A worker forked by the zygote holding ``tree`` (:func:`zygote_for`), passed ``fds``.
+
+    A zygote found gone only by this request (killed since the agent last read its
+    end of the pair) is replaced, once: the start does not fail for it. Blocks.
+
+    Raises:
+        OSError: the new interpreter cannot be started.
+        ZygoteError: the zygote refused (it could not fork), or its replacement is gone too.
+    """
+    zygote = None
+    try:
+        zygote = zygote_for(tree)
+        return zygote.fork(spec, fds)
+    except ZygoteError:
+        if zygote is not None and zygote.alive:
+            raise  # it answered: it could not fork
+    return zygote_for(tree).fork(spec, fds)
+
+
 def _spawn(tree: TrapTree) -> Zygote:
     here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -409,6 +458,7 @@ def _spawn(tree: TrapTree) -> Zygote:
             [sys.executable, "-m", "netalert.traps.zygote", str(there.fileno())],
             stdin=subprocess.PIPE,
             pass_fds=(there.fileno(),),
+            env=_kept_environment(os.environ),
         )
     except OSError:
         here.close()
@@ -451,9 +501,31 @@ def _name(name: bytes) -> None:
         comm.write(name)
 
 
+def _kept_environment(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k in _ENV_KEPT or k.startswith(_ENV_KEPT_PREFIXES)}
+
+
+def _forget_environment() -> None:
+    """Keeps only :func:`_kept_environment` of the environment, here and in the process's
+    start block (what ``/proc/PID/environ`` shows, which a fork copies from the agent)."""
+    kept = _kept_environment(os.environ)
+    os.environ.clear()  # unsetenv: C's environ no longer points into the start block
+    os.environ.update(kept)  # setenv copies
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
+        text = b"".join(os.fsencode(k) + b"=" + os.fsencode(v) + b"\0" for k, v in kept.items())
+        if 0 < start < end and len(text) <= end - start:
+            with open("/proc/self/mem", "r+b", buffering=0) as mem:
+                mem.seek(start)
+                mem.write(text.ljust(end - start, b"\0"))
+
+
 def _serve(sock: socket.socket, tree: TrapTree) -> None:
     """The zygote's loop: forks a worker per request, loads a tree, reports exits."""
     _name(ZYGOTE_NAME)
+    _forget_environment()
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the agent's to handle; we leave with it
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -478,7 +550,11 @@ def _serve(sock: socket.socket, tree: TrapTree) -> None:
         for kind, body in reader.frames():
             if kind == "fork":
                 spec, count = body
-                fds = reader.take(count)
+                try:
+                    fds = reader.take(count)
+                except ValueError as exc:  # not what the agent sends: refused, not fatal
+                    _send(sock, "failed", f"{exc}")
+                    continue
                 _fork(sock, spec, fds, tree, children, (wake_r, wake_w))
             elif kind == "tree":
                 try:

@@ -152,6 +152,7 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
             MetricSample("netalert_trap_worker_restart_delay_seconds", stats.worker_restart_delay)
         )
         out.append(MetricSample("netalert_trap_worker_refused_total", stats.worker_refused))
+        out.append(MetricSample("netalert_trap_worker_stalls_total", stats.worker_stalls))
         if kernel_drops is not None:
             out.append(MetricSample("netalert_trap_socket_drops", kernel_drops()))
         return out
