@@ -512,8 +512,8 @@ class PgMailOutbox:
         """When the oldest unsent mail was queued, as last read."""
         return self._oldest
 
-    def sync(self) -> None:
-        """Nothing: a PostgreSQL commit is durable when it returns."""
+    async def synced(self) -> None:
+        """At once: a PostgreSQL commit is durable when it returns."""
 
     def settled(self) -> bool:
         """True when this node has nothing in hand: no mail uncommitted, claimed or being

@@ -383,9 +383,10 @@ class Outbox:
             )
         return fresh
 
-    def sync(self) -> None:
-        """Puts the durable commits made so far on disk (before a mail goes out)."""
-        self.db.writer.sync()
+    async def synced(self) -> None:
+        """Returns once the durable commits made so far are on disk (before a mail goes
+        out; the writer syncs them in a thread of its own)."""
+        await self.db.writer.synced()
 
     # ---- reading ---------------------------------------------------------------
 

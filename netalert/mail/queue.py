@@ -96,8 +96,8 @@ class MailQueue(Protocol):
         """When the oldest waiting mail was queued."""
         ...
 
-    def sync(self) -> None:
-        """Puts what was committed on disk before a mail goes out."""
+    async def synced(self) -> None:
+        """Returns once what was committed is on disk (before a mail goes out)."""
         ...
 
     def prune_threads(

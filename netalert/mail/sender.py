@@ -170,7 +170,7 @@ class Sender:
 
     async def _send_batch(self, entries: Sequence[OutboxEntry]) -> int:
         # a mail goes out only once its outbox row is on disk (group commit, see StateWriter)
-        self.outbox.sync()
+        await self.outbox.synced()
         for index, entry in enumerate(entries):
             now = self.clock()
             try:

@@ -11,8 +11,9 @@ agent runs; ``busy_timeout`` covers the short lock waits. Commits run with
 ``synchronous=NORMAL`` (the WAL is synced at checkpoints: the last commits may
 be lost on a power cut, never the database). A durable write (a new mail in the
 outbox) is followed by :meth:`Database.sync`, which fsyncs the WAL: that commit
-and every one before it are then on disk. The writer groups these syncs (one
-per event-loop turn), and the sender syncs before any SMTP attempt.
+and every one before it are then on disk. The writer groups these syncs (in the
+agent: in a thread of their own, one at a time), and the sender waits for them
+before any SMTP attempt.
 
 Stages write through :attr:`Database.writer` (:mod:`netalert.state.writer`),
 which holds writes in memory while the disk cannot take them. Opening checks
@@ -171,7 +172,8 @@ class Database:
             os.close(fd)
 
     def close(self) -> None:
-        """Writes what the writer has of this loop turn (see ``per_turn``), then closes.
+        """Writes what the writer has of this loop turn (see ``per_turn``), puts the
+        durable commits on disk, then closes.
 
         Raises:
             StateCorruptError: The database is damaged.
@@ -179,6 +181,7 @@ class Database:
         try:
             self.writer.end_turn()
         finally:
+            self.writer.close()
             self.conn.close()
 
     def _apply_page_limit(self, limit_file: Path) -> None:
