@@ -17,14 +17,23 @@ tree is built from the per-module cache and the snapshot written again:
 * the body decodes to the expected shape.
 
 ``pickle`` is not used: loading a pickle runs whatever code it names.
+
+A shared folder (``[mibs].shared_cache``) holds the snapshots of several keys, each
+under its own name, for every state folder of one user: :func:`place_snapshot` puts
+a snapshot file there, or from there into a state folder (a hard link, else a copy);
+the folder keeps the most recently used ones. It is used only when it is a folder of
+this user or root that nobody else can write to (:func:`untrusted_folder`), and each
+file in it passes the checks above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import marshal
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -37,8 +46,11 @@ from netalert.mib.node import MibNode
 __all__ = [
     "SNAPSHOT_FORMAT",
     "has_snapshot",
+    "place_snapshot",
     "read_snapshot",
     "snapshot_salt",
+    "untrusted_folder",
+    "used_snapshot",
     "write_snapshot",
 ]
 
@@ -104,10 +116,11 @@ def read_snapshot(root: Path, key: str) -> Any:
         return None
 
 
-def write_snapshot(root: Path, key: str, body: Any) -> None:
+def write_snapshot(root: Path, key: str, body: Any, *, keep: int = 1) -> Path | None:
     """Stores ``body`` under ``key`` (written aside, then renamed) and removes older
-    snapshots. A snapshot is an optimisation: a failure to write it is logged, never
-    raised."""
+    snapshots past the ``keep`` most recently used (this one included). A snapshot is
+    an optimisation: a failure to write it is logged, never raised. Returns its path,
+    or None when it could not be written."""
     path = snapshot_path(root, key)
     try:
         data = marshal.dumps(body)
@@ -125,16 +138,73 @@ def write_snapshot(root: Path, key: str, body: Any) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        for old in root.glob(f"{_PREFIX}*{_SUFFIX}"):
-            if old.name != path.name:
-                old.unlink(missing_ok=True)
+        _trim(root, path, keep)
     except (OSError, ValueError) as exc:
+        log.info(event("mib_snapshot_unwritable", path=path, error=exc))
+        return None
+    return path
+
+
+def place_snapshot(source: Path, root: Path, key: str, *, keep: int = 1) -> None:
+    """Puts the snapshot file ``source`` (of ``key``) into the folder ``root`` too: a hard
+    link (no copy of its megabytes) where both are on one file system, else a copy;
+    then keeps the ``keep`` most recently used there. Never raises: logged."""
+    path = snapshot_path(root, key)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{path.name}.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:
+            try:
+                os.link(source, tmp)
+            except OSError:  # another file system, or links refused
+                shutil.copyfile(source, tmp)
+                os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _trim(root, path, keep)
+    except OSError as exc:
         log.info(event("mib_snapshot_unwritable", path=path, error=exc))
 
 
+def used_snapshot(root: Path, key: str) -> None:
+    """Marks the snapshot of ``key`` in ``root`` as just used (its modification time)."""
+    with contextlib.suppress(OSError):
+        os.utime(snapshot_path(root, key))
+
+
+def untrusted_folder(folder: Path) -> str:
+    """Why the shared folder ``folder`` must not be used ("" when it may)."""
+    try:
+        info = folder.stat()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return "not a folder" if not stat.S_ISDIR(info.st_mode) else _foreign(info)
+
+
+def _trim(root: Path, path: Path, keep: int) -> None:
+    others = []
+    for old in root.glob(f"{_PREFIX}*{_SUFFIX}"):
+        if old.name != path.name:
+            try:
+                others.append((old.stat().st_mtime_ns, old))
+            except OSError:  # removed meanwhile
+                continue
+    others.sort(reverse=True)
+    for _, old in others[max(keep - 1, 0) :]:
+        old.unlink(missing_ok=True)
+    if keep > 1 and len(others) >= keep:
+        log.debug(event("mib_snapshots_removed", folder=root, count=len(others) - keep + 1))
+
+
 def _untrusted(info: os.stat_result) -> str:
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
+    return "not a regular file" if not stat.S_ISREG(info.st_mode) else _foreign(info)
+
+
+def _foreign(info: os.stat_result) -> str:
+    """Why someone other than this user or root could have written it ("" if nobody)."""
     if info.st_uid not in (os.geteuid(), 0):
         return f"owned by uid {info.st_uid}, not by this user or root"
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
