@@ -3,7 +3,8 @@
 The companion of tests/test_startup_imports.py for the agent itself: an agent with
 no status page (``http = ""``) serves no HTTP and must not import aiohttp (over
 100 ms of CPU: it loads the system's CA store when imported) at its start, nor at
-its stop; nor prometheus_client (40 ms), which only a scrape of ``/metrics`` needs.
+its stop; nor prometheus_client (40 ms), which only a scrape of ``/metrics`` needs;
+and an agent with no device (a trap receiver) no poll scheduler (APScheduler, 30 ms).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ workers = 1
 )
 
 
-def test_an_agent_without_status_page_imports_no_web_server_nor_exposition(tmp_path: Path) -> None:
+def test_a_trap_agent_without_status_page_imports_what_it_uses_only(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(CONFIG.format(port=free_udp_port()))
     env = {**os.environ, "PYTHONPATH": str(ROOT), **sharing_env(), "NETALERT_CONFIG": ""}
     env["NOTIFY_SOCKET"] = ""
@@ -69,5 +70,6 @@ def test_an_agent_without_status_page_imports_no_web_server_nor_exposition(tmp_p
     assert lines, log.read_text()
     modules = json.loads(lines[-1].removeprefix("PROBE "))["modules"]
     assert "netalert.service" in modules  # the probe saw the agent
-    unused = {"aiohttp", "prometheus_client"}  # the server, and /metrics' exposition
+    # the server, /metrics' exposition, and the poll scheduler of an agent with no device
+    unused = {"aiohttp", "prometheus_client", "apscheduler"}
     assert not [name for name in modules if name.split(".")[0] in unused], modules
