@@ -26,7 +26,7 @@ from netalert.prepare import Prepared
 from netalert.snmp.types import TrapEvent
 from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.snmp.wire.timeliness import EngineClocks
-from netalert.web.guard import HttpLimits
+from netalert.web.limits import HttpLimits
 
 if TYPE_CHECKING:
     from netalert.config.models import Config

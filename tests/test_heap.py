@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +52,38 @@ def test_interval_zero_leaves_the_collector_alone(unfrozen: None) -> None:
     keeper = HeapKeeper(interval=0)
     assert not keeper.tick(10**9)
     assert gc.get_freeze_count() == 0 and keeper.freezes == 0
+
+
+class _Cycle:
+    """Garbage only the cyclic collector frees."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_start_walks_only_what_came_after_start_up_a_reload_everything(
+    unfrozen: None,
+) -> None:
+    # The start's freeze walks what the stages made, not the start-up's frozen heap
+    # again (the MIB tree: a full pass is tens of ms of every agent start); a reload
+    # unfreezes first, so a replaced tree, and start-up's few cycles, are freed then.
+    from netalert.service import freeze_heap
+
+    enabled = gc.isenabled()
+    gc.disable()  # as at start-up (gcpause): nothing collects the cycle before the freeze
+    try:
+        during = _Cycle()
+        start_up = weakref.ref(during)
+        del during
+        gc.freeze()  # gcpause.end_start
+        after = _Cycle()
+        stages = weakref.ref(after)
+        del after
+        freeze_heap(start=True)
+        assert stages() is None
+        assert start_up() is not None
+        freeze_heap()
+        assert start_up() is None
+    finally:
+        if enabled:
+            gc.enable()

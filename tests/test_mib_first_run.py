@@ -25,6 +25,9 @@ CONFIG = """
 [agent]
 state_dir = "state"
 
+[mibs]
+shared_cache = ""  # a first compile: no tree another state folder of the run built
+
 [traps]
 enabled = false
 """

@@ -92,8 +92,14 @@ AGENT_ONLY = {"aiohttp", "prometheus_client", "dpkt", "apscheduler"}
 AGENT_MODULES = ("netalert.service", "netalert.web", "netalert.stages", "netalert.ack.stage")
 
 
-def probe(folder: Path, *args: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **sharing_env(), "NETALERT_CONFIG": ""}
+def probe(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        **sharing_env(),
+        "NETALERT_CONFIG": "",
+        **(env or {}),
+    }
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         capture_output=True,
@@ -146,6 +152,26 @@ def test_check_config_imports_nothing_of_the_agent(folder: Path) -> None:
     warm = probe(folder, "check-config", "-c", "config.toml")
     assert packages(warm).isdisjoint({"pysmi", "lark", *AGENT_ONLY}), warm["modules"]
     assert agent_modules(warm) == []
+
+
+def test_a_new_state_folder_takes_the_shared_tree_and_no_mib_compiler(
+    folder: Path, tmp_path: Path
+) -> None:
+    # A first start in a new state folder whose MIB files another state folder of this
+    # user loaded before: the tree comes from the shared cache, nothing is compiled.
+    env = {"NETALERT_MIB_SHARED_CACHE": str(tmp_path / "trees")}
+    # A MIB source to compile (the demo device's), so that a compile would import pysmi.
+    text = CONFIG.replace("paths = []", f'paths = ["{ROOT / "mibs"}"]', 1)
+    (folder / "config.toml").write_text(text)
+    first = probe(folder, "check-config", "-c", "config.toml", env=env)
+    assert "pysmi" in packages(first)  # the control: it compiled
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.toml").write_text(text.replace('"state"', '"other-state"'))
+    found = probe(other, "check-config", "-c", "config.toml", env=env)
+    assert str(found["stdout"]).startswith("config.toml: ok")
+    assert packages(found).isdisjoint({"pysmi", "lark"}), found["modules"]
+    assert list((other / "other-state" / "mibs").glob("tree-*.bin"))  # its own copy now
 
 
 def test_rule_tests_import_nothing_of_the_agent(folder: Path) -> None:

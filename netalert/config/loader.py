@@ -399,7 +399,13 @@ def _anchor(config: Config, base: Path) -> Config:
         return path if path.is_absolute() else base / path
 
     agent = config.agent.model_copy(update={"state_dir": at(config.agent.state_dir)})
-    mibs = config.mibs.model_copy(update={"paths": [at(p) for p in config.mibs.paths]})
+    shared = config.mibs.shared_cache
+    mibs = config.mibs.model_copy(
+        update={
+            "paths": [at(p) for p in config.mibs.paths],
+            "shared_cache": at(shared) if shared is not None else None,
+        }
+    )
     smtp = config.smtp
     update: dict[str, Any] = {}
     if smtp.ca_file is not None:

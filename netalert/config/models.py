@@ -9,6 +9,7 @@ models (:mod:`netalert.config.docs`), and a test fails when the two differ.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from datetime import time, timedelta
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -83,6 +85,11 @@ class Model(BaseModel):
     """Base of every config model: unknown keys are errors, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+def _empty_disables(value: Any) -> Any:
+    """``""`` for an optional setting: off (None)."""
+    return None if value == "" else value
 
 
 class AgentConfig(Model):
@@ -195,10 +202,7 @@ class AgentConfig(Model):
         "frozen, so the garbage collector's full passes walk only what is new; `0s`: never",
     )
 
-    @field_validator("http", mode="before")
-    @classmethod
-    def _empty_disables(cls, value: Any) -> Any:
-        return None if value == "" else value
+    _empty_http = field_validator("http", mode="before")(_empty_disables)
 
     @field_validator(
         "http_header_timeout",
@@ -220,6 +224,24 @@ class AgentConfig(Model):
         if value.total_seconds() < 0.1:
             raise ValueError("must be at least 100ms")
         return value
+
+
+SHARED_CACHE_ENV = "NETALERT_MIB_SHARED_CACHE"
+
+
+def default_shared_cache() -> Path | None:
+    """``[mibs].shared_cache`` when the config leaves it out: ``$NETALERT_MIB_SHARED_CACHE``
+    (empty: none), else the user's cache folder (``$XDG_CACHE_HOME``, ``~/.cache``)."""
+    if SHARED_CACHE_ENV in os.environ:
+        value = os.environ[SHARED_CACHE_ENV]
+        return Path(value) if value else None
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home folder (a system user): no shared cache
+            return None
+    return Path(base) / "netalert" / "mib-trees"
 
 
 class MibsConfig(Model):
@@ -254,6 +276,22 @@ class MibsConfig(Model):
         description="the most bytes read of one file of the MIB cache under `state_dir/mibs` "
         "(the tree's snapshot, a module's facts): a larger one is not read, and the tree is "
         "built from the sources instead (logged as `event=mib_snapshot_untrusted`)",
+    )
+    shared_cache: Annotated[Path | None, BeforeValidator(_empty_disables)] = Field(
+        default_factory=default_shared_cache,
+        description="a folder of loaded MIB trees shared by every state folder of this user: "
+        "a state folder without its own tree takes one built from the same MIB files from "
+        'there instead of compiling; `""` disables; see '
+        "[The cache on disk](mibs.md#the-cache-on-disk)",
+        json_schema_extra=shown_default(
+            f"`${SHARED_CACHE_ENV}`, else `$XDG_CACHE_HOME/netalert/mib-trees` "
+            "(`~/.cache/netalert/mib-trees`)"
+        ),
+    )
+    shared_cache_trees: Annotated[int, Field(ge=1, le=1000)] = Field(
+        8,
+        description="trees the shared cache keeps, one per set of MIB files; past it the "
+        "least recently used is removed",
     )
 
 

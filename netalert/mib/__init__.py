@@ -24,7 +24,9 @@ def load_mibs(mibs_config: MibsConfig, state_dir: Path | None) -> MibTree:
     ``mibs_config`` is the ``[mibs]`` section (``paths``, ``system_paths``). A
     broken MIB never raises: it is left out and listed in ``tree.report``.
     Call it at start, off the event loop: a first run compiles (seconds), later
-    runs read the cache's snapshot of the tree (a tenth of a second).
+    runs read the cache's snapshot of the tree (a tenth of a second), and so does a
+    first run whose MIB files another state folder of this user loaded before
+    (``mibs_config.shared_cache``).
 
     Raises:
         OSError: The cache under ``state_dir`` cannot be written.
@@ -36,4 +38,6 @@ def load_mibs(mibs_config: MibsConfig, state_dir: Path | None) -> MibTree:
         mibs_config.system_paths,
         state_dir,
         max_bytes=mibs_config.cache_max_bytes,
+        shared=mibs_config.shared_cache,
+        shared_trees=mibs_config.shared_cache_trees,
     )

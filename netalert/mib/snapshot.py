@@ -20,14 +20,23 @@ tree is built from the per-module cache and the snapshot written again:
 * the body decodes to the expected shape.
 
 ``pickle`` is not used: loading a pickle runs whatever code it names.
+
+A shared folder (``[mibs].shared_cache``) holds the snapshots of several keys, each
+under its own name, for every state folder of one user: :func:`place_snapshot` puts
+a snapshot file there, or from there into a state folder (a hard link, else a copy);
+the folder keeps the most recently used ones. It is used only when it is a folder of
+this user or root that nobody else can write to (:func:`untrusted_folder`), and each
+file in it passes the checks above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import marshal
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -43,9 +52,12 @@ __all__ = [
     "CACHE_MAX_BYTES",
     "SNAPSHOT_FORMAT",
     "has_snapshot",
+    "place_snapshot",
     "read_snapshot",
     "snapshot_salt",
     "untrusted",
+    "untrusted_folder",
+    "used_snapshot",
     "write_snapshot",
 ]
 
@@ -112,10 +124,11 @@ def read_snapshot(root: Path, key: str, *, limit: int = CACHE_MAX_BYTES) -> Any:
         return None
 
 
-def write_snapshot(root: Path, key: str, body: Any) -> None:
+def write_snapshot(root: Path, key: str, body: Any, *, keep: int = 1) -> Path | None:
     """Stores ``body`` under ``key`` (written aside, then renamed) and removes older
-    snapshots. A snapshot is an optimisation: a failure to write it is logged, never
-    raised."""
+    snapshots past the ``keep`` most recently used (this one included). A snapshot is
+    an optimisation: a failure to write it is logged, never raised. Returns its path,
+    or None when it could not be written."""
     path = snapshot_path(root, key)
     try:
         data = marshal.dumps(body)
@@ -133,12 +146,66 @@ def write_snapshot(root: Path, key: str, body: Any) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        for old in root.glob(f"{_PREFIX}*{_SUFFIX}"):
-            if old.name != path.name:
-                old.unlink(missing_ok=True)
+        _trim(root, path, keep)
         _remove_stale(root)
     except (OSError, ValueError) as exc:
         log.info(event("mib_snapshot_unwritable", path=path, error=exc))
+        return None
+    return path
+
+
+def place_snapshot(source: Path, root: Path, key: str, *, keep: int = 1) -> None:
+    """Puts a copy of the snapshot file ``source`` (of ``key``) into the folder ``root``
+    too, then keeps the ``keep`` most recently used there. Never raises: logged.
+
+    A copy, not a hard link: a cache file with more than one name is refused when read
+    (:func:`untrusted`), since a link planted in a state folder is how another file
+    would be passed off as the snapshot."""
+    path = snapshot_path(root, key)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{path.name}.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:
+            shutil.copyfile(source, tmp, follow_symlinks=False)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _trim(root, path, keep)
+    except OSError as exc:
+        log.info(event("mib_snapshot_unwritable", path=path, error=exc))
+
+
+def used_snapshot(root: Path, key: str) -> None:
+    """Marks the snapshot of ``key`` in ``root`` as just used (its modification time)."""
+    with contextlib.suppress(OSError):
+        os.utime(snapshot_path(root, key))
+
+
+def untrusted_folder(folder: Path) -> str:
+    """Why the shared folder ``folder`` must not be used ("" when it may)."""
+    try:
+        info = folder.stat()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return "not a folder" if not stat.S_ISDIR(info.st_mode) else _foreign(info)
+
+
+def _trim(root: Path, path: Path, keep: int) -> None:
+    others = []
+    for old in root.glob(f"{_PREFIX}*{_SUFFIX}"):
+        if old.name != path.name:
+            try:
+                others.append((old.stat().st_mtime_ns, old))
+            except OSError:  # removed meanwhile
+                continue
+    others.sort(reverse=True)
+    for _, old in others[max(keep - 1, 0) :]:
+        old.unlink(missing_ok=True)
+    if keep > 1 and len(others) >= keep:
+        log.debug(event("mib_snapshots_removed", folder=root, count=len(others) - keep + 1))
 
 
 def _remove_stale(root: Path) -> None:
@@ -159,6 +226,11 @@ def untrusted(info: os.stat_result) -> str:
         return "not a regular file"
     if info.st_nlink > 1:  # 0: replaced since it was opened, by a whole new one
         return f"has {info.st_nlink} names (hard links)"
+    return _foreign(info)
+
+
+def _foreign(info: os.stat_result) -> str:
+    """Why someone other than this user or root could have written it ("" if nobody)."""
     if info.st_uid not in (os.geteuid(), 0):
         return f"owned by uid {info.st_uid}, not by this user or root"
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):

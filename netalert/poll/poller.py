@@ -550,7 +550,12 @@ class Poller:
 
         With ``spread`` (the default) first polls are spread over each device's
         interval; without, every device is polled at once (tests, benchmarks).
+        A poller of no device (an agent that only receives traps) schedules nothing
+        and imports no scheduler (30 ms of CPU).
         """
+        self._stopping = False
+        if not self._devices:
+            return
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         from netalert.poll.schedule import StoppableExecutor
@@ -570,7 +575,6 @@ class Poller:
                 self._schedule(scheduler, name, now, spread=spread)
         scheduler.start()
         self._scheduler = scheduler
-        self._stopping = False
 
     def _schedule(self, scheduler: Any, name: str, now: datetime, *, spread: bool) -> None:
         from apscheduler.triggers.interval import IntervalTrigger

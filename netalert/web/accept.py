@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netalert.logs import event
-from netalert.web.guard import HttpStats
+from netalert.web.limits import HttpStats
 
 __all__ = ["AcceptErrorLog", "is_accept_error"]
 

@@ -30,21 +30,17 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from netalert.config.models import AgentConfig
 from netalert.logs import RateLimiter, event
+from netalert.web.limits import PHASES, HttpLimits, HttpStats, Phase
 
 __all__ = ["PHASES", "ConnectionGuard", "GuardedSite", "HttpLimits", "HttpStats", "Phase"]
 
 log = logging.getLogger(__name__)
-
-Phase = Literal["header", "body", "idle"]
-PHASES: tuple[Phase, ...] = ("header", "body", "idle")
 
 _REFUSAL_TEXT = b"too many connections\n"
 _REFUSAL = (
@@ -55,49 +51,6 @@ _REFUSAL = (
     b"Cache-Control: no-store\r\n"
     b"Connection: close\r\n\r\n" + _REFUSAL_TEXT
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HttpLimits:
-    """The bounds (seconds and a count) a :class:`ConnectionGuard` enforces."""
-
-    header_timeout: float
-    body_timeout: float
-    idle_timeout: float
-    max_connections: int
-    log_interval: float
-
-    @classmethod
-    def from_config(cls, agent: AgentConfig | None = None) -> HttpLimits:
-        """The ``[agent] http_*`` bounds (their defaults when ``agent`` is None)."""
-        agent = agent if agent is not None else AgentConfig()
-        return cls(
-            header_timeout=agent.http_header_timeout.total_seconds(),
-            body_timeout=agent.http_body_timeout.total_seconds(),
-            idle_timeout=agent.http_idle_timeout.total_seconds(),
-            max_connections=agent.http_max_connections,
-            log_interval=agent.http_log_interval.total_seconds(),
-        )
-
-    def timeout(self, phase: Phase) -> float:
-        """The deadline, in seconds from its start, of ``phase``."""
-        if phase == "header":
-            return self.header_timeout
-        if phase == "body":
-            return self.body_timeout
-        return self.idle_timeout
-
-
-@dataclass(slots=True)
-class HttpStats:
-    """Plain counters of the HTTP server, read by /metrics (they outlive a restart of it)."""
-
-    open: int = 0
-    max_connections: int = 0  # the cap in force (HttpLimits), exported next to ``open``
-    refused: int = 0
-    timeouts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PHASES, 0))
-    accept_errors: int = 0
-    clients_gone: int = 0  # answers not written: the client had closed the connection
 
 
 class ConnectionGuard:

@@ -27,8 +27,7 @@ from netalert.rules.trapcache import TRAP_CACHE_STATS
 from netalert.snmp.types import TrapEvent
 from netalert.traps.stats import TrapStats
 from netalert.web.accept import AcceptErrorLog
-from netalert.web.app import WebServer, create_app, start_web
-from netalert.web.guard import HttpLimits, HttpStats
+from netalert.web.limits import HttpLimits, HttpStats
 from netalert.web.live import LiveStatus
 from netalert.web.sources import (
     alerts_source,
@@ -45,6 +44,7 @@ from netalert.web.sources import (
 
 if TYPE_CHECKING:
     from netalert.alerts.limits import AlertLimits
+    from netalert.web.app import WebServer
 
 __all__ = ["AgentStatus", "descriptors_short"]
 
@@ -191,6 +191,10 @@ class AgentStatus:
         Raises:
             OSError: The address cannot be bound.
         """
+        # aiohttp only now: an agent without a status page never imports it (its CA
+        # store alone is a tenth of a second of CPU)
+        from netalert.web.app import create_app, start_web
+
         limits = limits if limits is not None else HttpLimits.from_config()
         app = create_app(self.live, self.metrics, problems=self.problems)
         server = await start_web(app, host, port, limits=limits, stats=self.http, sock=sock)

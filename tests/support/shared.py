@@ -21,6 +21,9 @@ xdist controller, or the only process) makes a folder and names it in the enviro
   in): the pytest processes build it once (:func:`share_pysnmp_parser`), from the same
   lark cache, instead of once per pysnmp engine a test makes (netalert's own engines never
   build it: netalert.snmp.nomibcompiler).
+* The MIB trees the tests' netalert processes load (``mib-trees``, their
+  ``[mibs].shared_cache``): a fresh state folder takes the tree another process of the run
+  built from the same MIB files. pytest's own processes have none.
 * :mod:`tests.support.ports` keeps its registry of handed-out ports there.
 
 Load with ``pytest_plugins = ["tests.support.shared"]`` (tests/conftest.py).
@@ -40,7 +43,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.site.sitecustomize import ENV, locked_in, shared_parser, wrap, wrap_parser
+from tests.support.site.sitecustomize import (
+    ENV,
+    TREES,
+    locked_in,
+    shared_parser,
+    wrap,
+    wrap_parser,
+)
 
 __all__ = [
     "ENV",
@@ -82,6 +92,10 @@ def pytest_configure(config: pytest.Config) -> None:
         made = Path(tempfile.mkdtemp(prefix="netalert-tests-"))
         os.environ[ENV] = str(made)
         config.stash[_MADE] = made
+    # No shared MIB tree cache in pytest's processes (their tests compile when they mean
+    # to, and nothing goes to the user's cache); the processes they start share the run's
+    # (site/sitecustomize.py).
+    os.environ[TREES] = ""
     # The Python processes the tests start load SITE's sitecustomize (the workers inherit).
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(SITE) not in paths:

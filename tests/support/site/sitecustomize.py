@@ -14,6 +14,13 @@ a MIB): the tables are kept in the folder through lark's own cache, which checks
 grammar, the options and lark's version before it uses them. Nothing else changes, and
 without the variable nothing does.
 
+The MIB trees too: the run's pytest processes set ``NETALERT_MIB_SHARED_CACHE`` empty (no
+shared tree cache, so that a test in them that compiles does compile), and a netalert
+process that inherits it empty shares the run's folder of trees (``mib-trees``) instead:
+a fresh state folder takes the tree an earlier process of the run loaded from the same
+MIB files (checked like any shared tree). A test that sets the variable itself, or the
+config's ``[mibs] shared_cache``, keeps its own.
+
 Also imported by the pytest processes themselves (as ``tests.support.site.sitecustomize``)
 for the same wrapper. Self-contained: it must import nothing of the test suite.
 """
@@ -146,5 +153,17 @@ def install() -> None:
         sys.meta_path.insert(0, _Finder())
 
 
+TREES = "NETALERT_MIB_SHARED_CACHE"  # netalert.config.models.SHARED_CACHE_ENV
+
+
+def share_trees() -> None:
+    """In a process the run started: the run's folder of MIB trees, unless a test chose."""
+    folder = os.environ.get(ENV)
+    if folder and os.environ.get(TREES) == "":
+        os.environ[TREES] = str(Path(folder) / "mib-trees")
+
+
 if os.environ.get(ENV):
     install()
+    if __name__ == "sitecustomize":  # a process the run started, not pytest's import
+        share_trees()
