@@ -1078,9 +1078,10 @@ class LimitsConfig(Model):
     )
     trap_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         4096,
-        description="entries of each of the trap rules' three caches (the rules a trap OID "
-        "matches; varbind names and indexes decoded through the MIB; alert labels, "
-        "fingerprints and keys), so that a "
+        description="entries of each of the trap rules' four caches (the rules a trap OID "
+        "matches and the names they read; varbind names and indexes decoded through the MIB; "
+        "alert labels, fingerprints and keys; which varbind gives each name, per list of "
+        "varbind names and indexes), so that a "
         "trap like one seen before is not worked out again; past it the least recently used "
         "entry is dropped (`netalert_trap_cache_evictions_total`)",
     )
