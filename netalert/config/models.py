@@ -540,6 +540,13 @@ class TrapsConfig(Model):
         "worker's varbinds kept encoded for the agent, and of the agent's kept checked; a "
         "full table is emptied and starts over (`netalert_trap_varbind_cache_evictions_total`)",
     )
+    name_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        50_000,
+        description="OIDs whose naming through the MIB (object, `MODULE::name`, index) the "
+        "receiver keeps, each named once: varbind OIDs, trap OIDs and OID values; with "
+        "`workers` above 1 in each worker; a full table is emptied and starts over "
+        "(`netalert_trap_name_cache_evictions_total`)",
+    )
     slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = Field(
         8192,
         description="a v3 message the fast path cannot take (an inform it cannot answer, "

@@ -54,6 +54,7 @@ class TrapStats:
     record: RecordStats = field(default_factory=RecordStats)  # [traps] record
     record_shed: int = 0  # datagrams a trap worker did not pass on to be recorded: agent behind
     varbind_cache_evictions: int = 0  # varbinds dropped from the v2c fast path's cache
+    name_cache_evictions: int = 0  # OIDs dropped from the receiver's naming cache
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
@@ -83,6 +84,7 @@ class TrapStats:
             "recorded": self.record.recorded,
             "record_shed": self.record_shed,
             "varbind_cache_evictions": self.varbind_cache_evictions,
+            "name_cache_evictions": self.name_cache_evictions,
             "errors": self.errors,
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,

@@ -470,6 +470,7 @@ _INTS = (
     "dropped",
     "record_shed",
     "varbind_cache_evictions",
+    "name_cache_evictions",
     "datagrams",
     "errors",
 )
