@@ -253,6 +253,12 @@ FAMILIES: Mapping[str, Family] = {
             " [traps] varbind_cache_entries.",
         ),
         Family(
+            "netalert_trap_name_cache_evictions_total",
+            "counter",
+            "OIDs dropped from the trap receiver's table of OIDs named through the MIB,"
+            " emptied when it holds [traps] name_cache_entries.",
+        ),
+        Family(
             "netalert_trap_storm_shed_total",
             "counter",
             "Traps neither passed nor folded: storm_max_keys folds were open (also in dropped).",

@@ -341,3 +341,41 @@ def test_the_cache_is_bounded_and_what_it_drops_is_counted() -> None:
     assert samples["netalert_trap_varbind_cache_evictions_total"] == stats.varbind_cache_evictions
     config = TrapsConfig.model_validate({"varbind_cache_entries": 5})
     assert config.varbind_cache_entries == 5
+
+
+def test_the_oid_naming_cache_is_bounded_by_config_and_what_it_drops_is_counted() -> None:
+    # each distinct OID's naming (node, MODULE::object, index) is kept until
+    # [traps] name_cache_entries are; then the table is emptied and its entries counted
+    config = TrapsConfig.model_validate({"name_cache_entries": 4})
+    receiver = TrapReceiver(config, sink=lambda event: None, tree=TREE)
+    looked_up: list[str] = []
+    lookup = TREE.lookup
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(TREE, name)
+
+        def lookup(self, oid: Any) -> Any:
+            looked_up.append(str(oid))
+            return lookup(oid)
+
+    receiver._namer.tree = Counting()  # type: ignore[assignment]
+    for n in range(1, 7):
+        data = encode_message(
+            version=1,
+            community=b"public",
+            pdu_type=PduType.TRAP_V2,
+            varbinds=[
+                (TRAP_OID, SnmpType.OID, TRAPS[0]),
+                (f"1.3.6.1.2.1.2.2.1.1.{n}", SnmpType.COUNTER32, n),  # never kept by v2c
+            ],
+        )
+        receiver.handle(data, ("127.0.0.1", 50162))
+        receiver.handle(data, ("127.0.0.1", 50162))  # named from the cache
+    # snmpTrapOID.0, the trap OID, 6 ifIndex: named once each while kept
+    assert looked_up.count("1.3.6.1.2.1.2.2.1.1.1") == 1
+    assert receiver.stats.name_cache_evictions == 8  # emptied twice, at 4 entries each
+    assert len(receiver._namer) <= 4
+    samples = {s.name: s.value for s in traps_source(receiver.stats)()}
+    assert samples["netalert_trap_name_cache_evictions_total"] == 8
+    assert TrapsConfig().name_cache_entries == 50_000

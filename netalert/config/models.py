@@ -603,6 +603,13 @@ class TrapsConfig(Model):
         "worker's varbinds kept encoded for the agent, and of the agent's kept checked; a "
         "full table is emptied and starts over (`netalert_trap_varbind_cache_evictions_total`)",
     )
+    name_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        50_000,
+        description="OIDs whose naming through the MIB (object, `MODULE::name`, index) the "
+        "receiver keeps, each named once: varbind OIDs, trap OIDs and OID values; with "
+        "`workers` above 1 in each worker; a full table is emptied and starts over "
+        "(`netalert_trap_name_cache_evictions_total`)",
+    )
     slow_path_max_bytes: Annotated[int, Field(ge=484, le=65535)] = Field(
         8192,
         description="a v3 message the fast path cannot take (an inform it cannot answer, "
@@ -1155,9 +1162,10 @@ class LimitsConfig(Model):
     )
     trap_cache_entries: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         4096,
-        description="entries of each of the trap rules' three caches (the rules a trap OID "
-        "matches; varbind names and indexes decoded through the MIB; alert labels, "
-        "fingerprints and keys), so that a "
+        description="entries of each of the trap rules' four caches (the rules a trap OID "
+        "matches and the names they read; varbind names and indexes decoded through the MIB; "
+        "alert labels, fingerprints and keys; which varbind gives each name, per list of "
+        "varbind names and indexes), so that a "
         "trap like one seen before is not worked out again; past it the least recently used "
         "entry is dropped (`netalert_trap_cache_evictions_total`)",
     )

@@ -1,10 +1,12 @@
 """Bounded caches of the trap path: what is the same trap after trap is worked out once.
 
 A device sends the same kinds of trap again and again (``linkDown`` of
-``ifIndex`` 3, then of 3 again): the rules its trap OID matches, the varbinds'
-index decoded through the MIB, and an alert's labels, fingerprint and key, are
-the same each time. The trap rules (:class:`~netalert.rules.trapflow.TrapRules`)
-keep them in three least-recently-used caches of ``[limits] trap_cache_entries`` entries each,
+``ifIndex`` 3, then of 3 again): the rules its trap OID matches (their plan,
+:mod:`~netalert.rules.trapplan`), the varbinds' index decoded through the MIB, an
+alert's labels, fingerprint and key, and where each name comes from in a list of
+varbinds (its layout), are the same each time. The trap rules
+(:class:`~netalert.rules.trapflow.TrapRules`) keep them in four least-recently-used
+caches of ``[limits] trap_cache_entries`` entries each,
 one set per rule set (a reload starts empty ones). A hit gives exactly what
 working it out again would (tests compare the two); past the bound the least
 recently used entry is dropped and counted in :data:`TRAP_CACHE_STATS`
@@ -25,7 +27,7 @@ V = TypeVar("V")
 
 TRAP_CACHE_ENTRIES = 4096  # [limits] trap_cache_entries: entries of each cache
 # the caches of the trap path, by the name the metric's ``cache`` label shows
-CACHES = ("matches", "index", "labels")
+CACHES = ("matches", "index", "labels", "layouts")
 
 
 @dataclass(slots=True)

@@ -7,8 +7,7 @@ decides what they do to the alerts (``for``, counts, confirm schedule).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from functools import partial
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from netalert.alerts import (
@@ -36,7 +35,8 @@ from netalert.rules.trapenv import (
     view,
 )
 from netalert.rules.trapenv import trap_device as trap_device_of
-from netalert.rules.trapindex import Hit, TrapIndex, scan
+from netalert.rules.trapindex import TrapIndex, scan
+from netalert.rules.trapplan import Layout, LayoutKey, TrapPlan, plan, planned_view
 from netalert.snmp.types import TrapEvent, maker
 
 __all__ = ["Matches", "TrapContext", "TrapRules", "trap_origin"]
@@ -75,25 +75,21 @@ class TrapRules:
         self.rules = rules
         self._named: Lru[tuple[str, str], Named] = Lru("index", rules.trap_cache)
         self._identities: Lru[_LabelsKey, _Identity] = Lru("labels", rules.trap_cache)
-        self._matches: Lru[tuple[str, str], Sequence[Hit]] = Lru("matches", rules.trap_cache)
+        self._matches: Lru[tuple[str, str], TrapPlan] = Lru("matches", rules.trap_cache)
+        self._layouts: Lru[LayoutKey, Layout] = Lru("layouts", rules.trap_cache)
         self._rules = {r.name: r for r in rules.trap}
         self._policies = policies
-        self._hits: Callable[[str, str], Sequence[Hit]] = (
-            partial(scan, rules.trap) if linear else self._indexed(TrapIndex(rules.trap))
-        )
+        self._index = TrapIndex(rules.trap)
+        self._applicable = self._scanned if linear else self._planned
 
-    def _indexed(self, index: TrapIndex) -> Callable[[str, str], Sequence[Hit]]:
-        """The index's hits for a trap OID and name, kept for the next such trap."""
-        matches = self._matches
-
-        def hits(trap_oid: str, trap_name: str) -> Sequence[Hit]:
-            key = (trap_oid, trap_name)
-            found = matches.get(key)
-            if found is None:
-                found = matches.put(key, tuple(index.hits(trap_oid, trap_name)))
-            return found
-
-        return hits
+    def _plan(self, trap_oid: str, trap_name: str) -> TrapPlan:
+        """The plan of a trap OID and name, kept for the next such trap."""
+        key = (trap_oid, trap_name)
+        found = self._matches.get(key)
+        if found is None:
+            hits = self._index.hits(trap_oid, trap_name)
+            found = self._matches.put(key, plan(hits, trap_oid, trap_name))
+        return found
 
     def convert(self, row: Row) -> dict[str, Any]:
         """A row's raw values as expressions see them (enums by label, octets as text...)."""
@@ -103,14 +99,14 @@ class TrapRules:
     def on_trap(self, event: TrapEvent) -> list[Observation]:
         """Matches one trap against the trap rules: what it fires, repeats or clears."""
         out: list[Observation] = []
-        context: dict[str, Any] | None = None
+        names: _LazyNames | None = None
         for rule, clears, trap, labels in self._applicable(event):
-            if context is None:  # per trap, once one rule matches it
-                context = {**trap.names, "varbinds": event.varbinds}
+            if names is None:  # per trap, once one rule matches it: read when rendered
+                names = _LazyNames(event, self)
             if clears:
-                out.append(self._clear(rule, event, trap, context))
+                out.append(self._clear(rule, event, trap, TrapContext(names, origin=False)))
             else:
-                out.append(self._fire(rule, event, trap, labels, context))
+                out.append(self._fire(rule, event, trap, labels, TrapContext(names, origin=True)))
         return out
 
     def matches(self, event: TrapEvent) -> Matches:
@@ -128,14 +124,35 @@ class TrapRules:
                 out.append((rule.name, "o", key, plain, print_, value, index))
         return tuple(out), LABEL_STATS.cut - cut
 
-    def _applicable(
+    def _planned(
         self, event: TrapEvent
     ) -> Iterator[tuple[TrapRule, bool, TrapView, Mapping[str, str]]]:
-        """The rules ``event`` fires (False) or clears (True), with its view and its
-        device's labels."""
+        """The rules ``event`` fires (False) or clears (True), with its view (the names
+        they read) and its device's labels: through the plan of its trap OID."""
+        found = self._plan(event.trap_oid, event.trap_name)
+        if not found.rules:
+            return
+        rules = self.rules
+        trap = planned_view(event, found, self._layouts, rules.cache, self._named)
+        device = trap.device
+        labels = rules.device_labels.get(device, _EMPTY)
+        names = trap.names
+        for rule, _fires, clears, scoped in found.rules:
+            if scoped and not applies(rule, device, labels):
+                continue
+            if clears:
+                yield rule, True, trap, labels
+            elif rule.where is None or truth(rule.where, names, NO_HISTORY) is True:
+                yield rule, False, trap, labels
+
+    def _scanned(
+        self, event: TrapEvent
+    ) -> Iterator[tuple[TrapRule, bool, TrapView, Mapping[str, str]]]:
+        """As :meth:`_planned`, the plain way: every rule tried in turn, the whole view
+        (the reference the plans are tested and benched against)."""
         trap: TrapView | None = None
         labels = _EMPTY
-        for rule, _fires, clears in self._hits(event.trap_oid, event.trap_name):
+        for rule, _fires, clears in scan(self.rules.trap, event.trap_oid, event.trap_name):
             if trap is None:  # per trap, once one rule may match it
                 trap = view(event, self.rules.cache, self._named)
                 labels = self.rules.device_labels.get(trap.device, _EMPTY)
@@ -243,9 +260,15 @@ class TrapRules:
             fire=None,
             clear=None,
             value=value,
-            context={**context, "trap_source": trap_origin(event)},
+            context=context,
             varbinds=event.varbinds,
-            extra={"trap": {k: trap.names[k] for k in ("source", "community", "version")}},
+            extra={
+                "trap": {
+                    "source": event.source,
+                    "community": event.community,
+                    "version": event.version,
+                }
+            },
             confirm_index=index,
             sample=True,
             phase=None,
@@ -261,7 +284,7 @@ class TrapRules:
             trap.device,
             Event.CLEARED,
             value=trap.trap,
-            context=dict(context),
+            context=context,
             varbinds=event.varbinds,
         )
 

@@ -1,7 +1,9 @@
 """Naming a decoded trap through the MIB layer: trap name, varbind names, labels, index.
 
 This runs for every trap that passes storm control, so each OID's naming
-(node, ``MODULE::object``, index) is cached here; values are labelled per trap.
+(node, ``MODULE::object``, index) is kept here, in a table of at most
+``[traps] name_cache_entries`` OIDs, emptied when full (its entries counted in
+``TrapStats.name_cache_evictions``); values are labelled per trap.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from netalert.present import octets_text, timeticks_text
 from netalert.snmp.naming import opaque_value
 from netalert.snmp.types import SnmpType, TrapEvent, Value, VarBind, maker
 from netalert.snmp.wire.ber import RawVarBind
+from netalert.traps.stats import TrapStats
 
 __all__ = ["TrapNamer", "TrapTree"]
 
@@ -42,10 +45,17 @@ def _plain_ticks(node: MibNode | None) -> bool:
 class TrapNamer:
     """Builds named :class:`TrapEvent` values; one per receiver."""
 
-    def __init__(self, tree: TrapTree, *, cache_size: int = 50_000) -> None:
+    def __init__(
+        self, tree: TrapTree, *, cache_size: int = 50_000, stats: TrapStats | None = None
+    ) -> None:
         self.tree = tree
         self._cache: dict[str, _Named] = {}
         self._cache_size = cache_size
+        self._stats = stats
+
+    def __len__(self) -> int:
+        """The OIDs whose naming is kept."""
+        return len(self._cache)
 
     def _named(self, oid: str) -> _Named:
         hit = self._cache.get(oid)
@@ -57,6 +67,9 @@ class TrapNamer:
             node, index = None, ""
         hit = (None, "", "") if node is None else (node, f"{node.module}::{node.name}", index)
         if len(self._cache) >= self._cache_size:
+            # Emptied, not trimmed: no bookkeeping per hit; the working set refills it at once.
+            if self._stats is not None:
+                self._stats.name_cache_evictions += len(self._cache)
             self._cache.clear()
         self._cache[oid] = hit
         return hit

@@ -121,7 +121,7 @@ class TrapReceiver:
         self.stats = TrapStats()
         self._sink = sink
         self._put = sink.put_nowait if isinstance(sink, asyncio.Queue) else sink
-        self._namer = TrapNamer(tree)
+        self._namer = TrapNamer(tree, cache_size=config.name_cache_entries, stats=self.stats)
         self._access = AccessPolicy(
             config.allow, (c.get_secret_value().encode() for c in config.communities)
         )

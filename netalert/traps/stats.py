@@ -56,6 +56,7 @@ class TrapStats:
     queue_full_events: int = 0  # traps a worker dropped: worker_queue events held (in dropped)
     queue_full_bytes: int = 0  # traps a worker dropped: worker_queue_bytes held (in dropped)
     varbind_cache_evictions: int = 0  # varbinds dropped from the v2c fast path's cache
+    name_cache_evictions: int = 0  # OIDs dropped from the receiver's naming cache
     errors: int = 0  # datagrams whose handling raised (netalert_task_failures_total{task="traps"})
     workers: int = 0  # trap worker processes running (0: the agent receives itself)
     worker_restarts: int = 0  # trap workers that exited and were started again
@@ -89,6 +90,7 @@ class TrapStats:
             "queue_full_events": self.queue_full_events,
             "queue_full_bytes": self.queue_full_bytes,
             "varbind_cache_evictions": self.varbind_cache_evictions,
+            "name_cache_evictions": self.name_cache_evictions,
             "errors": self.errors,
             "workers": self.workers,
             "worker_restarts": self.worker_restarts,

@@ -485,6 +485,7 @@ _INTS = (
     "queue_full_events",
     "queue_full_bytes",
     "varbind_cache_evictions",
+    "name_cache_evictions",
     "datagrams",
     "errors",
 )

@@ -136,6 +136,9 @@ def traps_source(stats: TrapStats, kernel_drops: Callable[[], int] | None = None
                 "netalert_trap_varbind_cache_evictions_total", stats.varbind_cache_evictions
             )
         )
+        out.append(
+            MetricSample("netalert_trap_name_cache_evictions_total", stats.name_cache_evictions)
+        )
         out.append(MetricSample("netalert_traps_recorded_total", stats.record.recorded))
         out.append(MetricSample("netalert_trap_record_rotations_total", stats.record.rotations))
         out.append(MetricSample("netalert_trap_record_errors_total", stats.record.errors))
