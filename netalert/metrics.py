@@ -96,6 +96,17 @@ class Family:
     preset: tuple[str, ...] = ()
 
 
+# netalert.poll.client_native.FAULTS and the gufo client's decoder_panic
+_ANSWER_FAULTS = (
+    "error_status",
+    "too_big",
+    "not_increasing",
+    "no_progress",
+    "wrong_count",
+    "wrong_oids",
+    "exception_in_walk",
+    "decoder_panic",
+)
 _MAIL_KINDS = ("auth", "tls", "timeout", "connection", "temporary", "rejected", "other")
 # supervised tasks and stage callbacks (netalert.supervise), exported from the first scrape
 _TASKS = ("ticker", "mail-sender", "mail-canary", "watchdog", "confirm", "traps", "poller")
@@ -294,6 +305,8 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Datagrams the native backend's shared sockets dropped: malformed, spoofed (from "
             "another address than asked) or stray (no request waits for them).",
+            ("reason",),
+            ("malformed", "spoofed", "stray"),
         ),
         Family(
             "netalert_poll_answer_faults_total",
@@ -302,6 +315,8 @@ FAMILIES: Mapping[str, Family] = {
             "tooBig (asked again smaller), OIDs not increasing, no progress, a GET's values "
             "not those asked, exception values in a walk; and the gufo backend's decoder "
             "panics.",
+            ("reason",),
+            _ANSWER_FAULTS,
         ),
         Family(
             "netalert_poll_descriptors_exhausted_total",
