@@ -96,8 +96,11 @@ class Family:
     preset: tuple[str, ...] = ()
 
 
-# netalert.poll.client_native.FAULTS and the gufo client's decoder_panic
-_ANSWER_FAULTS = (
+# Answers the native poll client could not take as they were, by why: an error status;
+# tooBig (asked again smaller); a walk's OIDs not increasing; a GETBULK answer that
+# advanced no column; a GET answered with more or fewer values, or values of other OIDs
+# than asked; noSuchObject/noSuchInstance in a walk (that instance left out).
+NATIVE_ANSWER_FAULTS = (
     "error_status",
     "too_big",
     "not_increasing",
@@ -105,7 +108,6 @@ _ANSWER_FAULTS = (
     "wrong_count",
     "wrong_oids",
     "exception_in_walk",
-    "decoder_panic",
 )
 _MAIL_KINDS = ("auth", "tls", "timeout", "connection", "temporary", "rejected", "other")
 # supervised tasks and stage callbacks (netalert.supervise), exported from the first scrape
@@ -316,7 +318,7 @@ FAMILIES: Mapping[str, Family] = {
             "not those asked, exception values in a walk; and the gufo backend's decoder "
             "panics.",
             ("reason",),
-            _ANSWER_FAULTS,
+            (*NATIVE_ANSWER_FAULTS, "decoder_panic"),  # decoder_panic: the gufo client
         ),
         Family(
             "netalert_poll_descriptors_exhausted_total",
