@@ -96,6 +96,19 @@ class Family:
     preset: tuple[str, ...] = ()
 
 
+# Answers the native poll client could not take as they were, by why: an error status;
+# tooBig (asked again smaller); a walk's OIDs not increasing; a GETBULK answer that
+# advanced no column; a GET answered with more or fewer values, or values of other OIDs
+# than asked; noSuchObject/noSuchInstance in a walk (that instance left out).
+NATIVE_ANSWER_FAULTS = (
+    "error_status",
+    "too_big",
+    "not_increasing",
+    "no_progress",
+    "wrong_count",
+    "wrong_oids",
+    "exception_in_walk",
+)
 _MAIL_KINDS = ("auth", "tls", "timeout", "connection", "temporary", "rejected", "other")
 # supervised tasks and stage callbacks (netalert.supervise), exported from the first scrape
 _TASKS = ("ticker", "mail-sender", "mail-canary", "watchdog", "confirm", "traps", "poller")
@@ -305,6 +318,8 @@ FAMILIES: Mapping[str, Family] = {
             "counter",
             "Datagrams the native backend's shared sockets dropped: malformed, spoofed (from "
             "another address than asked) or stray (no request waits for them).",
+            ("reason",),
+            ("malformed", "spoofed", "stray"),
         ),
         Family(
             "netalert_poll_answer_faults_total",
@@ -313,6 +328,8 @@ FAMILIES: Mapping[str, Family] = {
             "tooBig (asked again smaller), OIDs not increasing, no progress, a GET's values "
             "not those asked, exception values in a walk; and the gufo backend's decoder "
             "panics.",
+            ("reason",),
+            (*NATIVE_ANSWER_FAULTS, "decoder_panic"),  # decoder_panic: the gufo client
         ),
         Family(
             "netalert_poll_descriptors_exhausted_total",

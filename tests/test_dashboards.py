@@ -93,6 +93,9 @@ def test_rules_cover_what_goes_wrong_with_netalert_itself() -> None:
         "netalert_loop_lag_seconds",
         "netalert_http_connections",
         "netalert_http_max_connections",  # ... near the cap
+        "netalert_state_writable",  # the state disk full (docs/metrics.md's own list has it)
+        "netalert_polls_missed_total",  # polls that never ran ("alert on any rise")
+        "netalert_trap_worker_restart_delay_seconds",  # a trap worker crash-looping
     ):
         assert metric in exprs, metric
     rejected = [

@@ -218,6 +218,35 @@ async def test_the_drops_reach_the_metrics(serve: Serve) -> None:
     await client.close()
 
 
+async def test_the_drops_and_faults_are_scraped_by_reason() -> None:
+    """/metrics exports both families by reason, 0 included, as docs/metrics.md lists them.
+
+    The registry dropped every sample of these two families (declared without their
+    ``reason`` label) and logged ``metrics_problem`` at the agent's first scrape.
+    """
+    from netalert.metrics import FAMILIES, Metrics
+    from netalert.mib import MibTree
+    from netalert.poll.client_native import FAULTS as NATIVE_FAULTS
+    from netalert.poll.poller import Poller
+    from netalert.web.sources import poller_source
+
+    client = NativeClient()
+    poller = Poller([], MibTree([]), clients={"native": client})
+    client.exchanges.stats.stray = 3
+    client.faults["too_big"] = 2
+    metrics = Metrics()
+    metrics.register_source("poller", poller_source(poller.stats))
+    body, _ = metrics.render()
+    lines = set(body.decode().splitlines())
+    await client.close()
+    for reason, n in (("malformed", 0), ("spoofed", 0), ("stray", 3)):
+        assert f'netalert_poll_datagrams_dropped_total{{reason="{reason}"}} {n}.0' in lines
+    assert 'netalert_poll_answer_faults_total{reason="too_big"} 2.0' in lines
+    assert 'netalert_poll_answer_faults_total{reason="error_status"} 0.0' in lines
+    preset = FAMILIES["netalert_poll_answer_faults_total"].preset
+    assert set(NATIVE_FAULTS) | {"decoder_panic"} == set(preset)
+
+
 async def test_an_answer_from_another_address_is_dropped(serve: Serve) -> None:
     """The right request-id and community, sent from another port first: spoofed."""
     spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -356,3 +356,38 @@ def test_replay_mails_only_with_mail(
     (message,) = smtp_server.received()
     assert message.rcpt_tos == ("netops@example.org",)
     assert "LinkDown" in str(message.parsed()["Subject"])
+
+
+def test_a_capture_made_on_another_port_names_it(
+    tmp_path: Path, mib_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Traps captured on a port the config does not listen on are skipped, and the
+    summary says which port they went to and how to replay them, not just a count."""
+    shutil.copytree(mib_cache, tmp_path / "state" / "mibs")
+    config = tmp_path / "config.toml"
+    text = CONFIG.format(http=free_tcp_port(), traps=10162, smtp=free_tcp_port())
+    config.write_text(text.replace('record = "own.pcap"', 'record = ""'))
+    capture = tmp_path / "other.pcap"
+    recorder = PcapRecorder(capture, max_bytes=1 << 20, files=1)
+    for n, port in enumerate((10163, 10163, 20162)):
+        recorder.write(link_down(3), ("127.0.0.1", 40000), ("127.0.0.1", port), 1.9e9 + n)
+    recorder.close()
+
+    got = replay_in_process(capsys, config, capture)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert got.stdout.splitlines()[-1] == (
+        "replay: 0 datagrams, 0 traps accepted, 0 refused, 0 transitions, 0 notifications,"
+        " 3 to other ports skipped (10163: 2, 20162: 1; --port replays them)"
+    )
+
+    wide = tmp_path / "wide.pcap"  # a capture of all UDP: the line names five ports
+    recorder = PcapRecorder(wide, max_bytes=1 << 20, files=1)
+    for n, port in enumerate(range(30001, 30008)):
+        for _ in range(port - 30000):
+            recorder.write(link_down(3), ("127.0.0.1", 40000), ("127.0.0.1", port), 1.9e9 + n)
+    recorder.close()
+    got = replay_in_process(capsys, config, wide)
+    assert got.stdout.splitlines()[-1].endswith(
+        " 28 to other ports skipped (30007: 7, 30006: 6, 30005: 5, 30004: 4, 30003: 3,"
+        " 2 more ports; --port replays them)"
+    )

@@ -354,7 +354,7 @@ def test_a_failing_or_misshapen_source_does_not_break_the_scrape(
         first = scrape(metrics)
         scrape(metrics)
     assert 'netalert_polls_total{result="ok"} 4.0' in first
-    assert not any("wrong" in line or "no_such" in line for line in first)
+    assert not any('wrong="x"' in line or "netalert_no_such" in line for line in first)
     assert not any(line.startswith("netalert_outbox_pending") for line in first)
     messages = [r.getMessage() for r in caplog.records]
     # logged once each, not on every scrape

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from netalert.metrics import NATIVE_ANSWER_FAULTS
 from netalert.poll.client import (
     Backend,
     EngineCallback,
@@ -54,19 +55,8 @@ _ABSENT = frozenset({SnmpType.NO_SUCH_OBJECT, SnmpType.NO_SUCH_INSTANCE, _END})
 _varbind = maker(VarBind)
 # (error-status, error-index, varbinds) of an answer
 _Answer = tuple[int, int, tuple[RawVarBind, ...]]
-# Answers the client could not take as they were, by why (netalert_poll_answer_faults_total):
-# an error status; tooBig (asked again smaller); a walk's OIDs not increasing; a GETBULK
-# answer that advanced no column; a GET answered with more or fewer values, or values of
-# other OIDs than asked; noSuchObject/noSuchInstance in a walk (that instance left out).
-FAULTS = (
-    "error_status",
-    "too_big",
-    "not_increasing",
-    "no_progress",
-    "wrong_count",
-    "wrong_oids",
-    "exception_in_walk",
-)
+# Answers the client could not take as they were, by why (netalert_poll_answer_faults_total)
+FAULTS = NATIVE_ANSWER_FAULTS
 
 
 class _Peer:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,9 @@ def _labels(t: Transition) -> str:
     return " ".join(
         f"{k}={escape(v)}" for k, v in sorted(t.labels.items()) if k not in ("rule", "severity")
     )
+
+
+_PORTS_SHOWN = 5  # the ports named in the summary when a capture's traps went elsewhere
 
 
 def transition_line(at: float, t: Transition) -> str:
@@ -124,7 +128,8 @@ async def replay(
         keep=False,
     )
     await receiver.start(listen=False)
-    counts = {"datagrams": 0, "skipped": 0}
+    counts = {"datagrams": 0}
+    skipped: Counter[int] = Counter()  # datagrams to other ports, by port
     next_tick: float | None = None
     started = time.monotonic()
     first: float | None = None
@@ -141,7 +146,7 @@ async def replay(
     try:
         for datagram in read_datagrams(options.capture):
             if datagram.destination[1] not in ports:
-                counts["skipped"] += 1
+                skipped[datagram.destination[1]] += 1
                 continue
             if first is None:
                 first = datagram.time
@@ -168,11 +173,18 @@ async def replay(
     accepted = sum(stats.received.values())
     refused = sum(stats.rejected.values())
     reasons = " ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items()))
+    elsewhere = ""
+    if skipped:  # a capture made on another port: say which, and how to replay it
+        shown = skipped.most_common(_PORTS_SHOWN)  # a capture of all UDP has many ports
+        by_port = ", ".join(f"{port}: {n}" for port, n in shown)
+        if len(skipped) > len(shown):
+            by_port += f", {len(skipped) - len(shown)} more ports"
+        elsewhere = f", {skipped.total()} to other ports skipped ({by_port}; --port replays them)"
     print(
         f"replay: {counts['datagrams']} datagrams, {accepted} traps accepted,"
         f" {refused} refused{f' ({reasons})' if reasons else ''},"
         f" {pipeline.transitions} transitions, {pipeline.notifications} notifications"
-        f"{', ' + str(counts['skipped']) + ' to other ports skipped' if counts['skipped'] else ''}",
+        f"{elsewhere}",
         file=out,
     )
     if config.traps.users:
