@@ -400,7 +400,20 @@ def main() -> None:
     parser.add_argument(
         "--levels",
         type=lambda text: [float(x) for x in text.split(",")],
-        default=[5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000],
+        default=[
+            5_000,
+            10_000,
+            15_000,
+            20_000,
+            25_000,
+            30_000,
+            40_000,
+            50_000,
+            60_000,
+            80_000,
+            100_000,
+            120_000,
+        ],
     )
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--sources", type=int, default=64)
