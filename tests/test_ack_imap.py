@@ -61,7 +61,17 @@ def make_alert(device: str, index: str) -> Alert:
 class Harness:
     """The ack stage over a state database in ``tmp_path``, reading ``dovecot``."""
 
-    def __init__(self, tmp_path: Path, dovecot: Dovecot, ca_file: Path, **ack: Any) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        dovecot: Dovecot,
+        ca_file: Path,
+        *,
+        port: int | None = None,
+        timeout: str = "5s",
+        **ack: Any,
+    ) -> None:
+        """``port``: where the reader connects (a relay's), else Dovecot's TLS port."""
         self.dovecot = dovecot
         self.db = open_database(tmp_path / "state")
         self.outbox = Outbox(self.db)
@@ -72,11 +82,11 @@ class Harness:
         settings: dict[str, Any] = {
             "imap": {
                 "host": dovecot.host,
-                "port": dovecot.tls_port,
+                "port": port or dovecot.tls_port,
                 "username": dovecot.user,
                 "password": dovecot.password,
                 "ca_file": str(ca_file),
-                "timeout": "5s",
+                "timeout": timeout,
             },
             "reply_to": "alerts+{token}@example.org",
             "operators": [OPERATOR, "*@ops.example.org"],
@@ -511,18 +521,7 @@ async def test_a_session_gone_silent_in_idle_is_found_and_replaced(
     connects again and reads what came meanwhile."""
     proxy = await TcpProxy.start(dovecot.host, dovecot.tls_port)
     h = Harness(
-        tmp_path,
-        dovecot,
-        dovecot_ca_file,
-        idle_refresh="2s",
-        imap={
-            "host": dovecot.host,
-            "port": proxy.port,
-            "username": dovecot.user,
-            "password": dovecot.password,
-            "ca_file": str(dovecot_ca_file),
-            "timeout": "2s",
-        },
+        tmp_path, dovecot, dovecot_ca_file, port=proxy.port, timeout="2s", idle_refresh="2s"
     )
     try:
         headers, mid = h.mail()
@@ -544,27 +543,19 @@ async def test_a_session_gone_silent_in_idle_is_found_and_replaced(
 @pytest.mark.parametrize("how", ["silence", "close"])
 @pytest.mark.parametrize("command", ["IDLE", "DONE", "UID", "SELECT"])
 async def test_a_link_failing_at_any_command_is_replaced_and_nothing_is_lost(
-    tmp_path: Path, dovecot: Dovecot, dovecot_ca: trustme.CA, how: str, command: str
+    tmp_path: Path,
+    dovecot: Dovecot,
+    dovecot_ca: trustme.CA,
+    dovecot_ca_file: Path,
+    how: str,
+    command: str,
 ) -> None:
     """Whatever the reader waits for when the link fails (the IDLE continuation, the
     end of IDLE, a search or a fetch, the folder), it gives up within
     ``imap.timeout``, connects again and handles each reply once."""
     relay = await ImapRelay.start(dovecot.host, dovecot.tls_port, dovecot_ca)
-    ca_file = tmp_path / "relay-ca.pem"
-    dovecot_ca.cert_pem.write_to_path(str(ca_file))
     h = Harness(
-        tmp_path,
-        dovecot,
-        ca_file,
-        idle_refresh="60s",
-        imap={
-            "host": dovecot.host,
-            "port": relay.port,
-            "username": dovecot.user,
-            "password": dovecot.password,
-            "ca_file": str(ca_file),
-            "timeout": "2s",
-        },
+        tmp_path, dovecot, dovecot_ca_file, port=relay.port, timeout="2s", idle_refresh="60s"
     )
     try:
         headers, mid = h.mail()
