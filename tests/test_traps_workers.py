@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,89 @@ async def test_many_listen_addresses_reach_every_worker(tmp_path: Path, tree: Mi
         await helper.until(lambda: len(got) == 4)
     finally:
         await pool.stop()
+
+
+async def test_a_turn_of_the_agent_s_loop_hands_at_most_64_events(
+    tmp_path: Path, tree: MibTree
+) -> None:
+    """Workers gather events for [traps] worker_flush_interval, up to 256 in one batch; the
+    agent hands at most 64 of them to its sink per turn of its loop (as its own receiver
+    reads its socket), so a flood does not hold the web and the mail for a whole batch."""
+    config = _config(
+        tmp_path, free_udp_port(), storm_rate=1e9, storm_burst=10**9,
+        storm_trap_rate=1e9, storm_trap_burst=10**9, worker_flush_interval="100ms",
+    )  # fmt: skip
+    turns: list[int] = []
+    turn = 0
+    pool = TrapWorkers(config, sink=lambda event: turns.append(turn), tree=tree, count=2)
+    await pool.open()
+    pool.begin()
+
+    async def ticker() -> None:
+        nonlocal turn
+        while True:
+            turn += 1
+            await asyncio.sleep(0)  # once per turn of the loop
+
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        await Workers(pool, []).ready()
+        port = pool.addresses[0][1]
+        data = await _capture("snmptrap", "-v", "2c", "-c", "public")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            for _ in range(600):  # within the 100 ms: batches of 256, 256 and 88
+                sock.sendto(data, ("127.0.0.1", port))
+        await Workers(pool, []).until(lambda: len(turns) == 600)
+    finally:
+        ticking.cancel()
+        await pool.stop()
+    per_turn = [turns.count(t) for t in sorted(set(turns))]
+    assert max(per_turn) <= 64, per_turn
+    assert sum(per_turn) == 600
+
+
+async def test_a_turn_of_the_agent_s_loop_hands_events_for_5_ms_at_most(
+    tmp_path: Path, tree: MibTree
+) -> None:
+    """Events that cost the agent much (each opens an alert: rows, a mail group) are handed
+    for about 5 ms per turn of its loop, then the loop turns (the web, the mail, the other
+    workers), whatever the batch holds: here 2 ms each, so 3 per turn at most."""
+    config = _config(
+        tmp_path, free_udp_port(), storm_rate=1e9, storm_burst=10**9,
+        storm_trap_rate=1e9, storm_trap_burst=10**9, worker_flush_interval="100ms",
+    )  # fmt: skip
+    turns: list[int] = []
+    turn = 0
+
+    def costly(event: TrapEvent) -> None:
+        turns.append(turn)
+        until = time.perf_counter() + 0.002
+        while time.perf_counter() < until:
+            pass
+
+    pool = TrapWorkers(config, sink=costly, tree=tree, count=2)
+    await pool.open()
+    pool.begin()
+
+    async def ticker() -> None:
+        nonlocal turn
+        while True:
+            turn += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        await Workers(pool, []).ready()
+        port = pool.addresses[0][1]
+        data = await _capture("snmptrap", "-v", "2c", "-c", "public")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            for _ in range(60):
+                sock.sendto(data, ("127.0.0.1", port))
+        await Workers(pool, []).until(lambda: len(turns) == 60)
+    finally:
+        ticking.cancel()
+        await pool.stop()
+    per_turn = [turns.count(t) for t in sorted(set(turns))]
+    assert max(per_turn) <= 3, per_turn

@@ -524,3 +524,66 @@ def test_a_worker_s_trap_cache_evictions_pass_and_unknown_caches_are_refused() -
     assert workwire.check_stats(good) == good
     with pytest.raises(ValueError, match="stats"):
         workwire.check_stats(good | {"trap_cache_evicted": {"nosuchcache": 1}})
+
+
+async def test_a_worker_gathers_events_for_worker_flush_interval_into_one_frame() -> None:
+    """[traps] worker_flush_interval: the events of many turns of the worker's loop go to the
+    agent as one frame once the interval has passed (or at once, a full batch of 256); 0
+    sends at the end of each turn, as before."""
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    here.setblocking(False)
+    there.setblocking(False)
+    stats = TrapStats()
+
+    def frames() -> list[tuple[str, Any]]:
+        got: list[tuple[str, Any]] = []
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(1000):
+                got += reader.feed(there.recv(65536))
+        return [(kind, body) for kind, body in got if kind == workwire.EVENTS]
+
+    reader = workwire.FrameReader()
+    try:
+        # an interval no test run reaches: nothing goes but a full batch
+        channel = worker_module._Channel(here, 10_000, stats, flush_after=3600.0)
+        for _ in range(10):
+            channel.add(_GOOD)
+            await asyncio.sleep(0)
+        assert frames() == []
+        for _ in range(256 - 10):
+            channel.add(_GOOD)
+        assert [len(body) for _, body in frames()] == [256]
+        channel.add(_GOOD)
+        channel.flush()  # as at the stop
+        assert [len(body) for _, body in frames()] == [1]
+        # a short interval: ten turns' events in one frame when it has passed
+        channel = worker_module._Channel(here, 10_000, stats, flush_after=0.02)
+        for _ in range(10):
+            channel.add(_GOOD)
+            await asyncio.sleep(0)
+        got: list[tuple[str, Any]] = []
+        for _ in range(200):  # bounded: 2 s
+            got += frames()
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        assert [len(body) for _, body in got] == [10]
+        # 0: one frame per turn of the loop
+        channel = worker_module._Channel(here, 10_000, stats, flush_after=0.0)
+        for _ in range(3):
+            channel.add(_GOOD)
+            channel.add(_GOOD)
+            await asyncio.sleep(0)
+        assert [len(body) for _, body in frames()] == [2, 2, 2]
+    finally:
+        here.close()
+        there.close()
+
+
+def test_worker_flush_interval_is_bounded() -> None:
+    assert TrapsConfig.model_validate({}).worker_flush_interval.total_seconds() == 0.002
+    assert TrapsConfig.model_validate({"worker_flush_interval": "0"}).worker_flush_interval == (
+        TrapsConfig.model_validate({"worker_flush_interval": "0s"}).worker_flush_interval
+    )
+    with pytest.raises(ValueError, match="0 to 100ms"):
+        TrapsConfig.model_validate({"worker_flush_interval": "150ms"})

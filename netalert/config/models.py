@@ -550,6 +550,12 @@ class TrapsConfig(Model):
         "agent to take them (16 MiB; large traps reach it before `worker_queue`); past it a "
         'trap is dropped (`netalert_trap_worker_queue_full_total{bound="bytes"}`)',
     )
+    worker_flush_interval: Duration = Field(
+        timedelta(milliseconds=2),
+        description="how long a trap worker gathers events before it hands them to the "
+        "agent as one batch (or sooner, at 256): fewer, larger batches cost the agent less "
+        "per trap, at the price of this much delay; 0: at once (0 to 100ms)",
+    )
     worker_stall_timeout: Duration = Field(
         timedelta(seconds=10),
         description="a trap worker the agent has not heard from for this long (each says "
@@ -682,6 +688,13 @@ class TrapsConfig(Model):
             except ValueError:
                 raise ValueError(f"invalid network {value!r}: use e.g. 192.0.2.0/24") from None
         return out
+
+    @field_validator("worker_flush_interval")
+    @classmethod
+    def _flush_range(cls, value: timedelta) -> timedelta:
+        if value > timedelta(milliseconds=100):
+            raise ValueError("must be from 0 to 100ms")
+        return value
 
     @field_validator("worker_stall_timeout")
     @classmethod

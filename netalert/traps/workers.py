@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import pickle
 import socket
@@ -68,6 +69,12 @@ _STOP_WITHIN = 10.0  # seconds a worker has to drain and exit before it is kille
 # bytes read from a worker's channel at once (its frames are handed one per loop turn)
 _RECV = 64 * 1024
 _PENDING_MAX = 64  # batches read from a worker and not yet handed: past it, its channel waits
+# events handed per turn of the loop at most (a worker's batch may hold 256): as many as the
+# agent's own receiver takes from its socket in a turn, so the web and the mail get theirs
+_TURN = 64
+# ... and for this long at most (then the next event waits for the next turn): a trap that
+# opens an alert costs far more than one that repeats it
+_TURN_SECONDS = 0.005
 _RULES_WITHIN = 10.0  # seconds a worker has to take a new rule set before it is restarted
 
 
@@ -464,7 +471,7 @@ class TrapWorkers:
             self._refuse(worker, exc)
             return
         if worker.pending and not worker.draining:
-            # One batch (at most a receiver's batch of events) per turn of the loop, as the
+            # One batch (at most _TURN events of it) per turn of the loop, as the
             # agent's own receiver reads its socket, so the web and the mail get their turns.
             worker.draining = True
             asyncio.get_running_loop().call_soon(self._drain, worker)
@@ -494,7 +501,10 @@ class TrapWorkers:
 
     def _drain(self, worker: _Worker) -> None:
         if worker.pending:
-            self._events(worker.pending.popleft())
+            items = worker.pending.popleft()
+            handed = self._events(items, time.perf_counter() + _TURN_SECONDS, _TURN)
+            if handed < len(items):  # the rest on the next turn: a turn's lag stays bounded
+                worker.pending.appendleft(items[handed:])
         loop = asyncio.get_running_loop()
         if worker.paused and len(worker.pending) < _PENDING_MAX // 2:
             worker.paused = False
@@ -509,9 +519,18 @@ class TrapWorkers:
     def _events(
         self,
         items: list[tuple[TrapEvent, workwire.ClockClaim | None, workwire.Matched | None]],
-    ) -> None:
+        until: float = math.inf,
+        most: int = 1 << 62,
+    ) -> int:
+        """Hands ``items`` to the sink, at most ``most`` of them and until ``until``
+        (:func:`time.perf_counter`) has passed, at least one; returns how many."""
         clocks, sink, own, matched = self._clocks, self._sink, self._own, self._matched
+        clock = time.perf_counter
+        handed = 0
         for trap, claim, matches in items:
+            if handed and (handed >= most or clock() >= until):
+                return handed
+            handed += 1
             if claim is not None and not clocks.admit(*claim):
                 own.rejected[RejectReason.NOT_IN_TIME_WINDOW.value] += 1
                 own.received["3"] -= 1  # the worker counted it as received
@@ -537,6 +556,7 @@ class TrapWorkers:
                 self.stats.errors += 1
                 if self._log_limit.allow(("sink", type(exc).__name__), self._clock()):
                     log.error(event("trap_handling_failed", source=trap.source, error=f"{exc!r}"))
+        return handed
 
     def _exited_worker(self, worker: _Worker) -> None:
         snapshot = worker.snapshot
