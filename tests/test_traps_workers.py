@@ -433,19 +433,23 @@ async def test_many_listen_addresses_reach_every_worker(tmp_path: Path, tree: Mi
         await pool.stop()
 
 
-async def test_a_turn_of_the_agent_s_loop_hands_at_most_64_events(
-    tmp_path: Path, tree: MibTree
-) -> None:
-    """Workers gather events for [traps] worker_flush_interval, up to 256 in one batch; the
-    agent hands at most 64 of them to its sink per turn of its loop (as its own receiver
-    reads its socket), so a flood does not hold the web and the mail for a whole batch."""
+async def _events_per_turn(tmp_path: Path, tree: MibTree, count: int, cost: float) -> list[int]:
+    """How many events the agent handed to its sink in each turn of its loop, of ``count``
+    traps sent at once to workers that gather for 100 ms; each costs the sink ``cost`` s."""
     config = _config(
         tmp_path, free_udp_port(), storm_rate=1e9, storm_burst=10**9,
         storm_trap_rate=1e9, storm_trap_burst=10**9, worker_flush_interval="100ms",
     )  # fmt: skip
     turns: list[int] = []
     turn = 0
-    pool = TrapWorkers(config, sink=lambda event: turns.append(turn), tree=tree, count=2)
+
+    def sink(event: TrapEvent) -> None:
+        turns.append(turn)
+        until = time.perf_counter() + cost
+        while time.perf_counter() < until:
+            pass
+
+    pool = TrapWorkers(config, sink=sink, tree=tree, count=2)
     await pool.open()
     pool.begin()
 
@@ -462,13 +466,22 @@ async def test_a_turn_of_the_agent_s_loop_hands_at_most_64_events(
         data = await _capture("snmptrap", "-v", "2c", "-c", "public")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
-            for _ in range(600):  # within the 100 ms: batches of 256, 256 and 88
+            for _ in range(count):
                 sock.sendto(data, ("127.0.0.1", port))
-        await Workers(pool, []).until(lambda: len(turns) == 600)
+        await Workers(pool, []).until(lambda: len(turns) == count)
     finally:
         ticking.cancel()
         await pool.stop()
-    per_turn = [turns.count(t) for t in sorted(set(turns))]
+    return [turns.count(t) for t in sorted(set(turns))]
+
+
+async def test_a_turn_of_the_agent_s_loop_hands_at_most_64_events(
+    tmp_path: Path, tree: MibTree
+) -> None:
+    """Workers gather events for [traps] worker_flush_interval, up to 256 in one batch; the
+    agent hands at most 64 of them to its sink per turn of its loop (as its own receiver
+    reads its socket), so a flood does not hold the web and the mail for a whole batch."""
+    per_turn = await _events_per_turn(tmp_path, tree, 600, 0.0)  # batches of 256, 256, 88
     assert max(per_turn) <= 64, per_turn
     assert sum(per_turn) == 600
 
@@ -479,41 +492,5 @@ async def test_a_turn_of_the_agent_s_loop_hands_events_for_5_ms_at_most(
     """Events that cost the agent much (each opens an alert: rows, a mail group) are handed
     for about 5 ms per turn of its loop, then the loop turns (the web, the mail, the other
     workers), whatever the batch holds: here 2 ms each, so 3 per turn at most."""
-    config = _config(
-        tmp_path, free_udp_port(), storm_rate=1e9, storm_burst=10**9,
-        storm_trap_rate=1e9, storm_trap_burst=10**9, worker_flush_interval="100ms",
-    )  # fmt: skip
-    turns: list[int] = []
-    turn = 0
-
-    def costly(event: TrapEvent) -> None:
-        turns.append(turn)
-        until = time.perf_counter() + 0.002
-        while time.perf_counter() < until:
-            pass
-
-    pool = TrapWorkers(config, sink=costly, tree=tree, count=2)
-    await pool.open()
-    pool.begin()
-
-    async def ticker() -> None:
-        nonlocal turn
-        while True:
-            turn += 1
-            await asyncio.sleep(0)
-
-    ticking = asyncio.ensure_future(ticker())
-    try:
-        await Workers(pool, []).ready()
-        port = pool.addresses[0][1]
-        data = await _capture("snmptrap", "-v", "2c", "-c", "public")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            for _ in range(60):
-                sock.sendto(data, ("127.0.0.1", port))
-        await Workers(pool, []).until(lambda: len(turns) == 60)
-    finally:
-        ticking.cancel()
-        await pool.stop()
-    per_turn = [turns.count(t) for t in sorted(set(turns))]
+    per_turn = await _events_per_turn(tmp_path, tree, 60, 0.002)
     assert max(per_turn) <= 3, per_turn
