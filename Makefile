@@ -81,7 +81,7 @@ typecheck: venv
 # PYTEST_WORKERS=0 runs everything in one process (see docs/development.md). Both passes share one folder
 # (tests/support/shared.py): ports, MIB facts, the compiled MIB cache.
 PYTEST_WORKERS ?= 6
-TIMING_WORKERS ?= 5
+TIMING_WORKERS ?= 6
 pytest: venv debs
 	@shared=$$(mktemp -d -t netalert-tests-XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
 	export NETALERT_REQUIRE_SNMPD=1 NETALERT_TEST_SHARED="$$shared" && \

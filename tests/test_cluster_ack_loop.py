@@ -27,7 +27,7 @@ from netalert.ack.token import make_token
 from netalert.alerts.model import Alert
 from netalert.cluster.ack import PgAckTables, shared_key
 from netalert.cluster.shared import PgSilenceStore, SharedSilences
-from tests.support.order import TIMING
+from tests.support.order import LOAD
 from tests.test_cluster_pgstore import _migrate
 
 pytestmark = pytest.mark.daemon
@@ -75,7 +75,7 @@ async def _lag_during(
     return result, worst
 
 
-@TIMING  # wall-time bound: the loop's lag while each statement waits
+@LOAD  # wall-time bound: the loop's lag while each statement waits
 def test_reply_statements_leave_the_loop_turning(postgres: str) -> None:
     _migrate(postgres)
     tables = PgAckTables(postgres, refresh=60.0, timeout=5.0)
@@ -138,7 +138,7 @@ def _reply(token: str, body: str) -> bytes:
     ).encode()
 
 
-@TIMING  # wall-time bound: the loop's lag while the silence is written and expired
+@LOAD  # wall-time bound: the loop's lag while the silence is written and expired
 def test_a_silence_reply_and_its_expiry_leave_the_loop_turning(postgres: str) -> None:
     _migrate(postgres)
     key = b"k" * 32
@@ -199,7 +199,7 @@ def test_a_silence_reply_and_its_expiry_leave_the_loop_turning(postgres: str) ->
     assert not slow, f"the loop stood still (seconds) during: {slow}"
 
 
-@TIMING  # wall-time bound: the loop's lag while the key is read
+@LOAD  # wall-time bound: the loop's lag while the key is read
 def test_reading_the_shared_key_leaves_the_loop_turning(postgres: str) -> None:
     """A reload that adds ``[ack]`` to a running node reads the token key from PostgreSQL."""
     _migrate(postgres)

@@ -30,7 +30,7 @@ from netalert.traps import workers as workers_module
 from netalert.traps import workwire
 from netalert.traps.stats import RejectReason
 from netalert.web.sources import traps_source
-from tests.support.order import TIMING
+from tests.support.order import timing
 from tests.support.ports import free_udp_port
 from tests.test_traps_workers import _TRAP_ARGS, Workers, _capture, _config, _start
 
@@ -252,7 +252,7 @@ async def test_a_worker_that_cannot_be_started_is_tried_again(
         await pool.stop()
 
 
-@TIMING  # wall-time bound: the last restart's wait
+@timing("disk")  # wall-time bound: the last restart's wait (a short test, in a lane with room)
 async def test_a_crash_looping_worker_waits_at_most_worker_restart_max(
     tmp_path: Path, tree: MibTree
 ) -> None:
