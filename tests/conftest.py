@@ -7,6 +7,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 pytest_plugins: list[str] = [
+    "tests.support.gcstart",  # no cyclic GC until collection ends, then start-up frozen
     "pytester",  # tests/test_tiers.py runs small sessions of its own
     "tests.support.shared",  # a folder the xdist workers share: ports, MIB facts, MIB cache
     "tests.support.pyc",  # the test modules' asserts rewritten once per run, not per worker
