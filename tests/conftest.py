@@ -7,10 +7,12 @@ import os
 from hypothesis import HealthCheck, settings
 
 pytest_plugins: list[str] = [
+    "tests.support.gcstart",  # no cyclic GC until collection ends, then start-up frozen
     "pytester",  # tests/test_tiers.py runs small sessions of its own
     "tests.support.shared",  # a folder the xdist workers share: ports, MIB facts, MIB cache
     "tests.support.pyc",  # the test modules' asserts rewritten once per run, not per worker
     "tests.support.keycache",  # pysnmp hashes each SNMPv3 password once per process
+    "tests.support.mibcode",  # pysnmp compiles each of its MIB modules once per process
     "tests.support.tiers",  # unit / daemon / e2e: every test gets one, `make check` runs unit
     "tests.support.snmpd",  # net-snmp snmpd on a free loopback port
     "tests.support.smtp",  # aiosmtpd: plain, STARTTLS, implicit TLS, AUTH, faults

@@ -17,10 +17,10 @@ import pytest
 from netalert.alerting import Alerting
 from netalert.alerts.store import SqliteAlertStore
 from netalert.config import load_config
-from netalert.mib import MibTree
 from netalert.state import open_database
 from tests.support.cli import netalert_in_process
 from tests.support.polls import Device, unlabelled
+from tests.support.trees import builtin_tree
 
 pytestmark = [
     pytest.mark.daemon,  # `netalert` commands as processes
@@ -75,9 +75,7 @@ def netalert(
 def alerting(path: Path) -> Alerting:
     """The rule engine of the config at ``path`` on its SQLite state, as the agent has it."""
     config = load_config(path)
-    return Alerting(
-        config, MibTree.builtin(), SqliteAlertStore(open_database(config.agent.state_dir))
-    )
+    return Alerting(config, builtin_tree(), SqliteAlertStore(open_database(config.agent.state_dir)))
 
 
 def write(tmp_path: Path, expr: str) -> Path:

@@ -33,6 +33,7 @@ from netalert.state import open_database
 from netalert.traps.receiver import TrapReceiver
 from tests.support.ports import free_udp_port
 from tests.support.snmpd import PassScript, Snmpd, SnmpdFactory
+from tests.support.trees import builtin_tree
 
 # pysnmp_mibs' compiled modules call pysnmp's deprecated importSymbols/exportSymbols
 # while the built-in MIB tree reads them (attributed to the module file).
@@ -69,7 +70,7 @@ if found:
 
 @pytest.fixture(scope="module")
 def tree() -> MibTree:
-    return MibTree.builtin()
+    return builtin_tree()  # shared, read-only
 
 
 def sensor_config(agent: Snmpd, state_dir: Path) -> Config:

@@ -11,6 +11,7 @@ IpAddress, negative Integer32, empty and binary OCTET STRINGs included.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -35,8 +36,14 @@ DEVICES = {
 }
 
 
+@functools.cache
+def recorded_device(name: str) -> Recording:
+    """The recording ``name`` under :data:`PREFIX`, read once per process (read-only)."""
+    return load(recording(name), PREFIX)
+
+
 def agent_for(snmpd_factory: SnmpdFactory, tmp_path: Path, name: str) -> tuple[Snmpd, Recording]:
-    recorded = load(recording(name), PREFIX)
+    recorded = recorded_device(name)
     agent = snmpd_factory(
         community="public", users=[DEFAULT_USER], passes=[served(recorded, PREFIX, tmp_path)]
     )

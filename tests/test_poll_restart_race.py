@@ -17,6 +17,7 @@ from netalert.poll.counters import Point, counter_went_back
 from netalert.poll.plan import SYS_UPTIME, DevicePlan
 from netalert.poll.poller import Poller
 from netalert.snmp.types import SnmpType, VarBind
+from tests.support.trees import builtin_tree
 
 IN_OCTETS = "1.3.6.1.2.1.2.2.1.10"
 
@@ -48,7 +49,7 @@ class ScriptedAgent:
 
 @pytest.fixture(scope="module")
 def tree() -> MibTree:
-    return MibTree.builtin()
+    return builtin_tree()  # shared, read-only
 
 
 def plan() -> DevicePlan:

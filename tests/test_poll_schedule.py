@@ -26,6 +26,7 @@ from netalert.poll.plan import SYS_UPTIME, DevicePlan
 from netalert.poll.poller import Poller
 from netalert.snmp.types import SnmpType, VarBind
 from netalert.web.sources import poller_source
+from tests.support.trees import builtin_tree
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +55,7 @@ class QuickAgent:
 
 @pytest.fixture(scope="module")
 def tree() -> MibTree:
-    return MibTree.builtin()
+    return builtin_tree()  # shared, read-only
 
 
 def plans(n: int, interval: float) -> list[DevicePlan]:

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from netalert.mib import MibTree
 from netalert.poll.client import Target
 from netalert.poll.client_gufo import GufoClient, session_cap
 from netalert.poll.plan import DevicePlan
 from netalert.poll.poller import Poller
 from tests.support.snmpd import Snmpd, SnmpdFactory
+from tests.support.trees import builtin_tree
 
 pytestmark = pytest.mark.daemon
 
@@ -67,7 +67,7 @@ async def test_more_devices_than_descriptors_all_get_polled(
         for i in range(DEVICES)
     ]
     client = GufoClient()
-    poller = Poller(plans, MibTree.builtin(), clients={"gufo": client}, max_in_flight=16)
+    poller = Poller(plans, builtin_tree(), clients={"gufo": client}, max_in_flight=16)
     try:
         results = await asyncio.wait_for(
             asyncio.gather(*(poller.poll(p.name) for p in plans)), timeout=60

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from netalert.config.models import TrapsConfig
-from netalert.mib import MibTree
 from netalert.snmp.types import TrapEvent
 from netalert.traps.receiver import TrapReceiver
 from tests.support.ports import free_udp_port
+from tests.support.trees import builtin_tree
 from tests.support.v3build import build_v3, scoped_pdu, trap_varbinds, varbind
 
 ENGINE = bytes.fromhex("80000000c0ffee0102")
@@ -102,7 +102,7 @@ class Receivers:
 @pytest.fixture(scope="module")
 def receivers() -> Iterator[Receivers]:
     """Both receivers, started once for the module (each start hashes every password)."""
-    tree = MibTree.builtin()
+    tree = builtin_tree()
     result = Receivers()
     loop = asyncio.new_event_loop()
     try:

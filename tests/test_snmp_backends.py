@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from netalert.poll.backends import make_client
+from tests.support.trees import builtin_tree
 
 PACKAGE = Path(__file__).resolve().parents[1] / "netalert"
 ADAPTERS = {
@@ -72,13 +73,12 @@ def test_the_default_backend_is_native_and_the_others_stay_selectable() -> None:
     gufo and pysnmp stay selectable, globally and per device."""
     from netalert.cli.poll import PollOptions, _address_plan
     from netalert.config.models import Device, SnmpDefaults
-    from netalert.mib import MibTree
     from netalert.poll.client import Target
     from netalert.poll.plan import DevicePlan
 
     assert SnmpDefaults().backend == "native"
     assert DevicePlan("d", Target("192.0.2.1")).backend == "native"
-    assert _address_plan(PollOptions("192.0.2.1"), MibTree.builtin()).backend == "native"
+    assert _address_plan(PollOptions("192.0.2.1"), builtin_tree()).backend == "native"
     for backend in ("gufo", "pysnmp", "native"):
         assert SnmpDefaults(backend=backend).backend == backend
         device = Device(name="d", address="192.0.2.1", backend=backend)

@@ -22,6 +22,7 @@ from netalert.snmp.types import SnmpType
 from netalert.snmp.wire.engines import EngineRecord
 from tests.support.order import timing
 from tests.support.snmpd import DEFAULT_USER, PassScript, Snmpd, SnmpdFactory, V3User
+from tests.support.trees import builtin_tree
 
 # pysnmp_mibs' compiled modules call pysnmp's deprecated importSymbols/exportSymbols
 # while the MIB layer reads them; the warning is attributed to the module file,
@@ -37,7 +38,7 @@ MD5_DES = V3User("md5des", "MD5", "auth-pass-md5", "DES", "priv-pass-des")
 
 @pytest.fixture(scope="module")
 def tree() -> MibTree:
-    return MibTree.builtin()
+    return builtin_tree()  # shared, read-only
 
 
 def config_for(agent: Snmpd, *, credentials: str = "", extra: str = "") -> Config:

@@ -20,6 +20,7 @@ from netalert.snmp.wire.berenc import encode_message
 from netalert.snmp.wire.engines import EngineIdRegistry
 from netalert.traps.receiver import TrapReceiver
 from tests.support.ports import free_udp_port
+from tests.support.trees import builtin_tree
 
 ENGINE = "8000000001020304"
 LINK = [
@@ -41,7 +42,7 @@ NET_SNMP_PRIV = {"DES": "DES", "AES-128": "AES", "AES-192": "AES-192", "AES-256"
 
 @pytest.fixture(scope="module")
 def tree() -> MibTree:
-    return MibTree.builtin()
+    return builtin_tree()  # shared, read-only
 
 
 def _config(port: int, **extra: Any) -> TrapsConfig:

@@ -32,6 +32,7 @@ from netalert.traps.workers import TrapWorkers
 from netalert.traps.zygote import Forked, zygote_for
 from tests.support.ports import free_udp_port
 from tests.support.procs import alive
+from tests.support.trees import builtin_tree
 
 pytestmark = pytest.mark.daemon
 
@@ -44,7 +45,7 @@ SOURCES = ("127.0.0.1", "127.0.0.2")  # one per worker
 
 @pytest.fixture(scope="module")
 def tree() -> MibTree:
-    return MibTree.builtin()
+    return builtin_tree()  # shared, read-only
 
 
 def _config(tmp_path: Path, port: int, **traps: Any) -> Config:
@@ -251,7 +252,7 @@ async def test_a_second_agent_cannot_share_the_port(workers: Workers, tmp_path: 
     with pytest.raises(BindError, match="in use"):
         open_udp_socket("127.0.0.1", workers.port, 65536)
     second = TrapWorkers(
-        _config(tmp_path, workers.port), sink=lambda _: None, tree=MibTree.builtin(), count=2
+        _config(tmp_path, workers.port), sink=lambda _: None, tree=builtin_tree(), count=2
     )
     with pytest.raises(BindError, match="in use"):
         await second.open()

@@ -32,6 +32,7 @@ from netalert.traps.stats import RejectReason
 from netalert.web.sources import traps_source
 from tests.support.order import timing
 from tests.support.ports import free_udp_port
+from tests.support.trees import builtin_tree
 from tests.test_traps_workers import _TRAP_ARGS, Workers, _capture, _config, _start
 
 pytestmark = pytest.mark.daemon
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.daemon
 
 @pytest.fixture(scope="module")
 def tree() -> MibTree:
-    return MibTree.builtin()
+    return builtin_tree()  # shared, read-only
 
 
 # a hostile worker: says READY, writes the frame in the file given, waits
