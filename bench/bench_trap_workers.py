@@ -112,12 +112,15 @@ def serve(port: int, workers: int, rcvbuf: int, state: str) -> None:
 
 
 def _tree_cpu_ns(pid: int) -> int:
-    """CPU of ``pid`` and every process below it (the zygote, and the workers it forked)."""
+    """CPU of ``pid`` and every process below it (the zygote, and the workers it forked):
+    the children of each of its threads (the zygote is started from a thread of the
+    agent's, so the main thread's list alone misses it and its workers)."""
     total = cpu_ns(pid)
     with contextlib.suppress(OSError):
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        for task in Path(f"/proc/{pid}/task").iterdir():
             with contextlib.suppress(OSError):
-                total += _tree_cpu_ns(int(child))
+                for child in (task / "children").read_text().split():
+                    total += _tree_cpu_ns(int(child))
     return total
 
 
