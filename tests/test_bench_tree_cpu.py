@@ -17,7 +17,10 @@ pytestmark = pytest.mark.daemon
 # a parent that starts, from a thread that stays, a child that burns 0.3 s of CPU and waits
 _PARENT = """
 import subprocess, sys, threading, time
-code = "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.3: pass\\nprint('burnt', flush=True)\\ntime.sleep(60)"
+code = (
+    "import time\\nt = time.process_time()\\n"
+    "while time.process_time() - t < 0.3: pass\\ntime.sleep(60)"
+)
 def start():  # and stays, as an executor's thread does
     subprocess.Popen([sys.executable, "-c", code])
     time.sleep(60)
