@@ -70,6 +70,7 @@ MAX_EVENTS = 1024  # events in one EVENTS frame at most (a worker sends batches 
 _MAX_KEYS = 256  # keys of one counter dict of a STATS frame (malformed_detail: decoder reasons)
 _MAX_KEY = 128  # characters of one such key
 _U64 = 2**64
+_I63 = 2**63  # a count (_is_count)
 _VERSIONS = frozenset({"1", "2c", "3"})
 _REASONS = frozenset(reason.value for reason in RejectReason)
 _VALUES = frozenset({int, float, bytes, str, type(None)})  # netalert.snmp.types.Value
@@ -343,7 +344,9 @@ def _checked_matches(token: str, matches: tuple[Any, ...], seen: dict[int, Any])
     if len(matches) != 2:
         raise ValueError("event: matches not a (found, cut) pair")
     found, cut = matches
-    if not (type(found) is tuple and len(found) <= MAX_EVENTS and _is_count(cut)):
+    if not (
+        type(found) is tuple and len(found) <= MAX_EVENTS and type(cut) is int and 0 <= cut < _I63
+    ):
         raise ValueError("event: matches of the wrong shape")
     str_, none = str, None
     for match in found:
