@@ -321,13 +321,11 @@ def _bench_config(workers: int, port: int, rcvbuf: int, state: str) -> Any:
     return rules.model_copy(update=update)
 
 
-def stages(rounds: int = 3) -> dict[str, float]:
-    """CPU µs per trap of each stage, in this one process (no sockets, no other process:
-    what the code costs, apart from the machine's scheduling): a worker's share (decode,
-    check, name, match, encode, frame), the agent's (unframe, check, observe), and the
-    agent's own receiver doing all of it (``workers = 1``). Best of 5 per round."""
-    import gc
-
+def workloads() -> SimpleNamespace:
+    """The one-process workloads of :func:`stages` (and of ``bench.handover_instructions``):
+    ``work()`` a worker's frame of 256 traps (decode, check, name, match, encode, frame),
+    ``take(frame)`` the agent's share of it (unframe, check, observe), ``alone()`` the
+    agent's own receiver doing all of it (``workers = 1``) for the same 256 traps."""
     from netalert.mib import MibTree
     from netalert.rules.engine import RuleEngine
     from netalert.traps import workwire
@@ -365,13 +363,26 @@ def stages(rounds: int = 3) -> dict[str, float]:
         for addr in batch:
             agent.handle(data, addr)
 
+    return SimpleNamespace(work=work, take=take, alone=alone, traps=len(batch), tree=tree)
+
+
+def stages(rounds: int = 3) -> dict[str, float]:
+    """CPU µs per trap of each stage, in this one process (no sockets, no other process:
+    what the code costs, apart from the machine's scheduling): a worker's share (decode,
+    check, name, match, encode, frame), the agent's (unframe, check, observe), and the
+    agent's own receiver doing all of it (``workers = 1``). Best of 5 per round."""
+    import gc
+
+    loads = workloads()
+    work, take, alone, traps = loads.work, loads.take, loads.alone, loads.traps
+
     def cost(fn: Any, *args: Any) -> float:
         best = math.inf
         for _ in range(5):
             start = time.process_time()
             for _ in range(20):
                 fn(*args)
-            best = min(best, (time.process_time() - start) / 20 / len(batch) * 1e6)
+            best = min(best, (time.process_time() - start) / 20 / traps * 1e6)
         return best
 
     gc.collect()
@@ -382,7 +393,7 @@ def stages(rounds: int = 3) -> dict[str, float]:
         got = {"worker": cost(work), "agent": cost(take, frame), "workers_1": cost(alone)}
         for key, value in got.items():
             out[key] = min(out.get(key, math.inf), value)
-    out["frame_bytes"] = len(frame) / len(batch)
+    out["frame_bytes"] = len(frame) / traps
     out["handover"] = out["worker"] + out["agent"] - out["workers_1"]
     print(
         f"CPU µs per trap, one process: a worker {out['worker']:.1f}, the agent "

@@ -259,3 +259,30 @@ def test_the_fast_constructors_make_what_the_dataclasses_make(
     assert [getattr(made, name) for name in names] == list(values)
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(made, names[0], "x")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Base:
+    a: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Derived(_Base):
+    b: str
+
+
+@pytest.mark.parametrize("cls", [VarBind, TrapEvent, Message, TrapView, Observation])
+def test_the_trap_path_s_classes_are_made_through_a_twin(cls: type[object]) -> None:
+    """The fast constructors set plain slots of a twin class and turn it into ``cls``."""
+    twin = maker(cls).__globals__["_twin"]
+    assert twin is not None and twin.__slots__ == cls.__slots__  # type: ignore[attr-defined]
+
+
+def test_a_class_with_no_twin_is_made_through_its_slots() -> None:
+    """A class whose layout a twin cannot share (slots inherited) is still made right."""
+    make = maker(_Derived)
+    assert make.__globals__["_twin"] is None
+    made = make(1, "x")
+    assert type(made) is _Derived and made == _Derived(1, "x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.b = "y"  # type: ignore[misc]

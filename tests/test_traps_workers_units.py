@@ -519,6 +519,43 @@ def test_a_worker_s_matches_pass_checked_and_anything_else_is_refused() -> None:
         workwire.check_events([shared, other])
 
 
+# A value of each type a frame can carry (marshal's builtins), put in every field in turn.
+_ANY_TYPE = ("x", 1, True, 1.5, None, b"x", (), [], {}, frozenset(), 1j)
+
+
+@pytest.mark.parametrize("matched", [False, True])
+def test_an_event_field_of_a_shape_no_worker_sends_is_refused(matched: bool) -> None:
+    """The agent checks an event's fields one by one (not by looking the tuple of their
+    types up in ``_EVENT_SHAPES``): every field of any other type is still refused."""
+    good = (*_GOOD, "t1", ((_MATCH,), 0)) if matched else _GOOD
+    workwire.decode_event(good)
+    refused = 0
+    for position in range(len(good)):
+        for value in _ANY_TYPE:
+            item = (*good[:position], value, *good[position + 1 :])
+            if tuple(map(type, item)) in workwire._EVENT_SHAPES:
+                continue  # a shape a worker sends: its ranges are another test's
+            refused += 1
+            with pytest.raises(ValueError, match="event"):
+                workwire.decode_event(item)
+    assert refused >= len(good) * (len(_ANY_TYPE) - 3)
+
+
+def test_a_match_field_of_a_shape_no_worker_sends_is_refused() -> None:
+    """So are a match's fields (not looked up in ``_MATCH_SHAPES`` either)."""
+    refused = 0
+    for position in range(len(_MATCH)):
+        for value in _ANY_TYPE:
+            match = (*_MATCH[:position], value, *_MATCH[position + 1 :])
+            item = (*_GOOD, "t1", ((_MATCH, match), 0))
+            if tuple(map(type, match)) in workwire._MATCH_SHAPES and position != 1:
+                continue  # a shape a worker sends (a kind other than "c" or "o": refused)
+            refused += 1
+            with pytest.raises(ValueError, match="event"):
+                workwire.decode_event(item)
+    assert refused >= len(_MATCH) * (len(_ANY_TYPE) - 3)
+
+
 def test_a_worker_s_trap_cache_evictions_pass_and_unknown_caches_are_refused() -> None:
     good = workwire.stats_snapshot(TrapStats()) | {"trap_cache_evicted": {"matches": 2}}
     assert workwire.check_stats(good) == good

@@ -34,7 +34,6 @@ from netalert.rules.trapenv import (
     key_labels,
     view,
 )
-from netalert.rules.trapenv import trap_device as trap_device_of
 from netalert.rules.trapindex import TrapIndex, scan
 from netalert.rules.trapplan import Layout, LayoutKey, TrapPlan, plan, planned_view
 from netalert.snmp.types import TrapEvent, maker
@@ -43,6 +42,9 @@ __all__ = ["Matches", "TrapContext", "TrapRules", "trap_origin"]
 
 _EMPTY: Mapping[str, str] = {}
 _observation = maker(Observation)  # every field in order (the trap path's hot loop)
+# Read once: an Enum member is an attribute of a class with a __getattr__ (EnumType's),
+# which each read goes through (about 800 instructions, twice a trap in observed).
+_OCCURRED, _CLEARED = Event.OCCURRED, Event.CLEARED
 
 # An alert's identity as a fired trap gives it: (rule, device, key labels in order).
 _LabelsKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -173,16 +175,16 @@ class TrapRules:
         if not found:
             return []
         policies = self._policies
-        names = _LazyNames(event, self)
-        device = trap_device_of(event)
+        names = _lazy_names(event, self)
+        device = event.device or event.source  # trapenv.trap_device, inline (one call less)
         out: list[Observation] = []
-        make = _observation
+        make, context = _observation, _context
         for rule, kind, key, labels, print_, value, index in found:
             if kind == "c":  # as _clear makes it
                 out.append(
                     make(
-                        policies[rule], key, device, Event.CLEARED, None, None, None, None,
-                        value, TrapContext(names, origin=False), event.varbinds, None, None,
+                        policies[rule], key, device, _CLEARED, None, None, None, None,
+                        value, context(names, False), event.varbinds, None, None,
                         True, None, None,
                     )
                 )  # fmt: skip
@@ -196,8 +198,8 @@ class TrapRules:
             }
             out.append(  # as _fire makes it
                 make(
-                    policies[rule], key, device, Event.OCCURRED, labels, print_, None, None,
-                    value, TrapContext(names, origin=True), event.varbinds, extra, index,
+                    policies[rule], key, device, _OCCURRED, labels, print_, None, None,
+                    value, context(names, True), event.varbinds, extra, index,
                     True, None, None,
                 )
             )  # fmt: skip
@@ -416,3 +418,21 @@ class TrapContext(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(self._load())
+
+
+def _lazy_names(event: TrapEvent, rules: TrapRules) -> _LazyNames:
+    """``_LazyNames(event, rules)`` without ``type.__call__`` finding and calling
+    ``__init__`` (:meth:`TrapRules.observed` makes one per trap)."""
+    names = _new(_LazyNames)
+    names._event, names._rules, names._names = event, rules, None
+    return names
+
+
+def _context(names: _LazyNames, origin: bool) -> TrapContext:
+    """``TrapContext(names, origin=origin)`` so (one per observation)."""
+    context = _new(TrapContext)
+    context._names, context._origin, context._data = names, origin, None
+    return context
+
+
+_new = object.__new__

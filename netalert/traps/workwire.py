@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import marshal
 import math
-import operator
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -71,6 +70,7 @@ MAX_EVENTS = 1024  # events in one EVENTS frame at most (a worker sends batches 
 _MAX_KEYS = 256  # keys of one counter dict of a STATS frame (malformed_detail: decoder reasons)
 _MAX_KEY = 128  # characters of one such key
 _U64 = 2**64
+_I63 = 2**63  # a count (_is_count)
 _VERSIONS = frozenset({"1", "2c", "3"})
 _REASONS = frozenset(reason.value for reason in RejectReason)
 _VALUES = frozenset({int, float, bytes, str, type(None)})  # netalert.snmp.types.Value
@@ -90,6 +90,7 @@ _NONE = type(None)
 # The types of an encoded event's fields (encode_event's order), in every combination
 # a worker sends: uptime None or int, received float or int, no clock claim or one; with
 # a worker's matches after them (its rule-set token and TrapRules.matches), or without.
+# _decode checks them field by field (a test compares its checks with these shapes).
 _FIELDS = (str, int, str, str, str, tuple, int, float, str, str, str, bool, int, str, tuple)
 _EVENT_SHAPES = frozenset(
     (*_FIELDS[:6], uptime, received, *_FIELDS[8:14], claim, *matched)
@@ -98,16 +99,14 @@ _EVENT_SHAPES = frozenset(
     for claim in (_NONE, tuple)
     for matched in ((), (str, tuple))
 )
-# rule, kind, key, labels or None, fingerprint or None, value, index or None
+# rule, kind, key, labels or None, fingerprint or None, value, index or None (checked
+# field by field by _checked_matches: a test compares its checks with these shapes)
 _MATCH_SHAPES = frozenset(
     (str, str, str, labels, print_, str, index)
     for labels in (_NONE, dict)
     for print_ in (_NONE, str)
     for index in (_NONE, str)
 )
-# the fields of an event checked for their range: port, version, varbinds, uptime, received,
-# storm count, clock claim
-_RANGED = operator.itemgetter(1, 2, 5, 6, 7, 12, 14)
 
 
 def frame(kind: str, body: Any) -> bytes:
@@ -204,11 +203,48 @@ def _decode(
 ) -> tuple[TrapEvent, ClockClaim | None, Matched | None]:
     """:func:`decode_event`; ``seen``: the varbinds made from the frame so far, by the id
     of their tuple, and its label sets checked, by theirs (marshal makes one object of
-    what the worker wrote once)."""
-    if type(item) is not tuple or tuple(map(type, item)) not in _EVENT_SHAPES:
+    what the worker wrote once).
+
+    Each field is taken into a name and its type compared there (one of the few shapes
+    of ``_EVENT_SHAPES``: a tuple of the types is not made, hashed and looked up per
+    event), then its range."""
+    if type(item) is not tuple:
         raise ValueError("event: not a tuple of 15 or 17 fields of the right types")
-    matched = _checked_matches(item[15], item[16], seen) if len(item) == 17 else None
-    port, version, binds, uptime, received, storm_count, claim = _RANGED(item)
+    size = len(item)
+    if size == 17:
+        (
+            source, port, version, trap_oid, trap_name, binds, uptime, received, device,
+            community, user, inform, storm_count, message_id, claim, token, matches,
+        ) = item  # fmt: skip
+        if type(token) is not str or type(matches) is not tuple:
+            raise ValueError("event: not a tuple of 15 or 17 fields of the right types")
+        matched: Matched | None = _checked_matches(token, matches, seen)
+    elif size == 15:
+        (
+            source, port, version, trap_oid, trap_name, binds, uptime, received, device,
+            community, user, inform, storm_count, message_id, claim,
+        ) = item  # fmt: skip
+        matched = None
+    else:
+        raise ValueError("event: not a tuple of 15 or 17 fields of the right types")
+    str_, int_ = str, int
+    if not (
+        type(source) is str_
+        and type(port) is int_
+        and type(version) is str_
+        and type(trap_oid) is str_
+        and type(trap_name) is str_
+        and type(binds) is tuple
+        and (uptime is None or type(uptime) is int_)
+        and (type(received) is float or type(received) is int_)
+        and type(device) is str_
+        and type(community) is str_
+        and type(user) is str_
+        and type(inform) is bool
+        and type(storm_count) is int_
+        and type(message_id) is str_
+    ):
+        raise ValueError("event: not a tuple of 15 or 17 fields of the right types")
     if not (
         0 <= port <= 65535
         and version in _VERSIONS
@@ -220,7 +256,11 @@ def _decode(
     if claim is not None and (version != "3" or not _is_claim(claim)):
         raise ValueError("event: a malformed SNMPv3 clock claim")
     made = _varbinds(binds, cache, seen)
-    return _trap_event(*item[:5], made, *item[6:14]), claim, matched
+    event = _trap_event(
+        source, port, version, trap_oid, trap_name, made, uptime, received, device,
+        community, user, inform, storm_count, message_id,
+    )  # fmt: skip
+    return event, claim, matched
 
 
 class VarbindCache:
@@ -295,21 +335,35 @@ def _varbinds(
     return tuple(out)
 
 
-def _checked_matches(token: Any, matches: Any, seen: dict[int, Any]) -> Matched:
+def _checked_matches(token: str, matches: tuple[Any, ...], seen: dict[int, Any]) -> Matched:
     """A worker's ``(token, matches)`` (:meth:`TrapRules.matches`), every field checked
-    (a label set ``seen`` in the frame before, once)."""
+    (a label set ``seen`` in the frame before, once); each match's fields taken into
+    names and their types compared there (one of the shapes of ``_MATCH_SHAPES``)."""
     if len(token) > _MAX_KEY:
         raise ValueError("event: a rule-set token not a short string")
-    if not (type(matches) is tuple and len(matches) == 2):
+    if len(matches) != 2:
         raise ValueError("event: matches not a (found, cut) pair")
     found, cut = matches
-    if not (type(found) is tuple and len(found) <= MAX_EVENTS and _is_count(cut)):
+    if not (
+        type(found) is tuple and len(found) <= MAX_EVENTS and type(cut) is int and 0 <= cut < _I63
+    ):
         raise ValueError("event: matches of the wrong shape")
+    str_, none = str, None
     for match in found:
-        if type(match) is not tuple or tuple(map(type, match)) not in _MATCH_SHAPES:
+        if type(match) is not tuple or len(match) != 7:
             raise ValueError("event: a match not a tuple of 7 fields of the right types")
-        labels = match[3]
-        if match[1] not in ("c", "o"):
+        rule, kind, key, labels, print_, value, index = match
+        if not (
+            type(rule) is str_
+            and type(kind) is str_
+            and type(key) is str_
+            and (labels is none or type(labels) is dict)
+            and (print_ is none or type(print_) is str_)
+            and type(value) is str_
+            and (index is none or type(index) is str_)
+        ):
+            raise ValueError("event: a match not a tuple of 7 fields of the right types")
+        if kind not in ("c", "o"):
             raise ValueError("event: a match of an unknown kind")
         if labels is not None and id(labels) not in seen:
             if not _is_labels(labels):
