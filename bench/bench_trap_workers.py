@@ -118,8 +118,11 @@ def _tree_cpu_ns(pid: int) -> int:
     total = cpu_ns(pid)
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
+            children: list[str] = []
             with contextlib.suppress(OSError):
-                for child in (task / "children").read_text().split():
+                children = (task / "children").read_text().split()
+            for child in children:
+                with contextlib.suppress(OSError):  # it may exit meanwhile
                     total += _tree_cpu_ns(int(child))
     return total
 
