@@ -321,3 +321,34 @@ def test_hypothesis_any_numeric_oid(tree: MibTree, parts: list[int]) -> None:
     """Arbitrary numeric OIDs never crash naming and always parse back."""
     oid = tuple(parts)
     assert tree.oid(tree.name(oid)) == oid
+
+
+def test_a_tree_from_its_state_makes_only_the_nodes_asked_for(
+    tree: MibTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every start loads the tree from its snapshot; most of its ~23,000 nodes are never
+    # asked for, and making them all was a tenth of the start's CPU.
+    made: list[str] = []
+    real = MibNode.__init__
+
+    def counting(self: MibNode, *args: object, **kwargs: object) -> None:
+        made.append(str(args[1]) if len(args) > 1 else "")
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    state = tree.state()
+    monkeypatch.setattr(MibNode, "__init__", counting)
+    loaded = MibTree.from_state(state)
+    assert made == []
+    node = loaded.node("IF-MIB::ifOperStatus")
+    assert loaded.node("ifOperStatus") is node and loaded.lookup("1.3.6.1.2.1.2.2.1.8.4")[0] is node
+    assert loaded.name((1, 3, 6, 1, 2, 1, 2, 2, 1, 8, 4)) == "IF-MIB::ifOperStatus.4"
+    assert made == ["ifOperStatus"]
+    assert loaded.decode_index(node, "4") == tree.decode_index(tree.node("ifOperStatus"), "4")
+    monkeypatch.undo()
+    # and it is the same tree: every node, every OID's name, the state again
+    assert len(loaded) == len(tree) and loaded.modules == tree.modules
+    assert dict(loaded.nodes()) == dict(tree.nodes())
+    for full, one in tree.nodes().items():
+        assert loaded.name(one.oid) == tree.name(one.oid), full
+    assert loaded.state() == state
+    assert MibTree.from_state(loaded.state()).state() == state

@@ -605,3 +605,28 @@ def test_trap_rule_value_is_computed_from_the_trap() -> None:
     cleared = engine.on_trap(trap("linkUp", 3, 5), 5)
     assert cleared[0].value == "linkUp"
     assert cleared[0].annotations["summary"].startswith("resolved after 5s; was: sw1 link 3 down")
+
+
+def test_the_builtin_alerts_templates_compile_when_first_rendered() -> None:
+    # netalert's own templates are not compiled at start (no start renders them): each
+    # compiles, and renders its text, at first use.
+    from netalert.rules import describe
+    from netalert.rules.templates import DEFAULT_RESOLVED, EMPTY, BuiltinTemplate
+
+    own = [DEFAULT_RESOLVED, EMPTY]
+    for describer in (describe.UNREACHABLE, describe.SUMMARY):
+        own += [t for t in (describer._summary, describer._description, describer._resolved) if t]
+    assert all(isinstance(t, BuiltinTemplate) for t in own)
+    names = {
+        "device": "sw1",
+        "failures": 3,
+        "value": "timeout",
+        "fired_for": 90,
+        "firing_summary": "was down",
+        "suppressed": 2,
+        "cap": "max_alerts",
+        "labels": {"rule": "R"},
+    }
+    texts = [t.render(names) for t in own]
+    assert texts[0] == "resolved after 1m 30s; was: was down" and texts[1] == ""
+    assert all(texts[2:]) and "sw1 did not answer 3 SNMP polls in a row (timeout)" in texts

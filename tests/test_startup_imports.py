@@ -196,3 +196,57 @@ def test_the_trap_receiver_imports_neither_pysnmp_nor_cryptography() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+# PROBE, with the Jinja2 templates each start compiles listed as well (by name; a
+# template of the config's text is "<string>").
+JINJA_PROBE = (
+    """
+import atexit, json, sys
+import jinja2
+compiled = []
+real_compile = jinja2.Environment.compile
+def compile(self, source, name=None, *args, **kwargs):
+    compiled.append(name or "<string>")
+    return real_compile(self, source, name, *args, **kwargs)
+jinja2.Environment.compile = compile
+atexit.register(lambda: sys.stderr.write("JINJA " + json.dumps(compiled) + "\\n"))
+"""
+    + PROBE
+)
+
+
+def test_check_config_compiles_the_configs_templates_only(folder: Path) -> None:
+    # The config's templates are checked at every start (a syntax error stops it); the
+    # package's own (the default mails', the built-in alerts') compile when first used.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        **sharing_env(),
+        "NETALERT_CONFIG": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", JINJA_PROBE, "check-config", "-c", "config.toml"],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("config.toml: ok"), done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("JINJA ")]
+    assert json.loads(lines[-1].removeprefix("JINJA ")) == ["<string>"]  # the rule's summary
+    # and a template of the config that does not compile still stops it
+    broken = CONFIG.replace("{{ device }} {{ ifDescr }} is down", "{{ device }", 1)
+    (folder / "config.toml").write_text(broken)
+    done = subprocess.run(
+        [sys.executable, "-m", "netalert", "check-config", "-c", "config.toml"],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode != 0 and "summary" in done.stdout + done.stderr, done.stdout

@@ -125,16 +125,13 @@ class MailTemplates:
         """
         self.templates_dir = templates_dir
         # the package's own templates do not change while the agent runs: compiled once,
-        # rendered without a look at the files (a stat each) or the environment's cache
+        # when first rendered (not at every start: a hundredth of a second, and most
+        # starts, check-config's, send no mail), then rendered without a look at the
+        # files (a stat each) or the environment's cache
         self._default = _environment(
             jinja2.PackageLoader("netalert.mail", "templates"), auto_reload=False
         )
-        self._compiled = {name: self._default.get_template(name) for name in TEMPLATE_NAMES}
-        for template in self._compiled.values():
-            # A template's globals are a chain of its own and the environment's, walked
-            # twice per render; this environment is private and its globals never change,
-            # so one flat copy says the same at a fraction of the cost.
-            template.globals = dict(template.globals)
+        self._compiled: dict[str, jinja2.Template] = {}
         self._user: jinja2.Environment | None = None
         if templates_dir is None:
             return
@@ -172,7 +169,20 @@ class MailTemplates:
                         note="using the default",
                     )
                 )
-        return self._compiled[name].render(context)
+        return self._builtin(name).render(context)
+
+    def _builtin(self, name: str) -> jinja2.Template:
+        template = self._compiled.get(name)
+        if template is None:
+            if name not in TEMPLATE_NAMES:
+                raise KeyError(name)
+            template = self._default.get_template(name)
+            # A template's globals are a chain of its own and the environment's, walked
+            # twice per render; this environment is private and its globals never change,
+            # so one flat copy says the same at a fraction of the cost.
+            template.globals = dict(template.globals)
+            self._compiled[name] = template
+        return template
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,13 @@ from netalert.rules.scope import (
     trap_scope,
 )
 from netalert.rules.templatenames import rule_names, template_warnings
-from netalert.rules.templates import DEFAULT_RESOLVED_SUMMARY, TemplateProblem, compile_template
+from netalert.rules.templates import (
+    DEFAULT_RESOLVED,
+    EMPTY,
+    AnyTemplate,
+    TemplateProblem,
+    compile_template,
+)
 from netalert.rules.trapcache import TRAP_CACHE_ENTRIES
 
 __all__ = [
@@ -73,10 +79,10 @@ class PollRule:
     index_node: MibNodeLike | None
     index_names: frozenset[str]
     summary: Template
-    description: Template
+    description: AnyTemplate
     flap: FlapSettings
     value: Expr | None = None
-    resolved_summary: Template | None = None
+    resolved_summary: AnyTemplate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +128,10 @@ class TrapRule:
     match: Mapping[str, str]
     labels: Mapping[str, str]
     summary: Template
-    description: Template
+    description: AnyTemplate
     flap: FlapSettings
     value: Expr | None = None
-    resolved_summary: Template | None = None
+    resolved_summary: AnyTemplate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,19 +214,27 @@ def _expr(source: str, scope: Scope, where: str, problems: list[str]) -> Expr | 
 
 def _templates(
     rule: Rule, where: str, problems: list[str], default: str
-) -> tuple[Template, Template, Template] | None:
-    """The summary, description and resolved_summary templates (None: one failed)."""
-    out = []
-    for field_name, text in (
-        ("summary", rule.summary or default),
-        ("description", rule.description),
-        ("resolved_summary", rule.resolved_summary or DEFAULT_RESOLVED_SUMMARY),
+) -> tuple[Template, AnyTemplate, AnyTemplate] | None:
+    """The summary, description and resolved_summary templates (None: one failed).
+
+    A description or resolved_summary left out is netalert's own (empty, the default
+    "resolved after..."), one for every rule, compiled when first rendered.
+    """
+    try:
+        summary: Template | None = compile_template(rule.summary or default)
+    except TemplateProblem as exc:
+        problems.append(f"{where}.summary: {exc}")
+        summary = None
+    out: list[AnyTemplate] = []
+    for field_name, text, own in (
+        ("description", rule.description, EMPTY),
+        ("resolved_summary", rule.resolved_summary, DEFAULT_RESOLVED),
     ):
         try:
-            out.append(compile_template(text))
+            out.append(compile_template(text) if text else own)
         except TemplateProblem as exc:
             problems.append(f"{where}.{field_name}: {exc}")
-    return (out[0], out[1], out[2]) if len(out) == 3 else None
+    return (summary, out[0], out[1]) if summary is not None and len(out) == 2 else None
 
 
 def _flap(rule: Rule) -> FlapSettings:

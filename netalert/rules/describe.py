@@ -12,16 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2.environment import Template
-
 from netalert.alerts import Alert
 from netalert.rules.mibview import short_name
 from netalert.rules.scope import NodeCache
-from netalert.rules.templates import DEFAULT_RESOLVED_SUMMARY, compile_template, render
+from netalert.rules.templates import DEFAULT_RESOLVED, AnyTemplate, BuiltinTemplate, render
 
 __all__ = ["SUMMARY", "UNREACHABLE", "TemplateDescriber"]
-
-_DEFAULT_RESOLVED = compile_template(DEFAULT_RESOLVED_SUMMARY)
 
 
 class TemplateDescriber:
@@ -38,14 +34,14 @@ class TemplateDescriber:
 
     def __init__(
         self,
-        summary: Template | None = None,
-        description: Template | None = None,
-        resolved_summary: Template | None = None,
+        summary: AnyTemplate | None = None,
+        description: AnyTemplate | None = None,
+        resolved_summary: AnyTemplate | None = None,
         cache: NodeCache | None = None,
     ) -> None:
         self._summary = summary
         self._description = description
-        self._resolved = resolved_summary or _DEFAULT_RESOLVED
+        self._resolved = resolved_summary or DEFAULT_RESOLVED
         self._cache = cache
 
     def firing(self, alert: Alert, value: str, context: Mapping[str, Any]) -> dict[str, str] | None:
@@ -90,24 +86,24 @@ class TemplateDescriber:
 
 
 UNREACHABLE = TemplateDescriber(
-    compile_template(
+    BuiltinTemplate(
         "{{ device }} did not answer {{ failures }} SNMP poll{{ 's' if failures != 1 else '' }}"
         "{{ ' in a row' if failures != 1 else '' }} ({{ value }})"
     ),
-    compile_template(
+    BuiltinTemplate(
         "netalert got no answer from {{ device }}: {{ value }}. Its other poll alerts are held"
         " until it answers again."
     ),
     # Said of the past, and never with the value that cleared it ("answering").
-    compile_template("{{ device }} answers SNMP again (no answer for {{ fired_for | duration }})"),
+    BuiltinTemplate("{{ device }} answers SNMP again (no answer for {{ fired_for | duration }})"),
 )
 
 SUMMARY = TemplateDescriber(
-    compile_template(
+    BuiltinTemplate(
         "{{ suppressed }} more alert{{ '' if suppressed == 1 else 's' }} of rule"
         " {{ labels.rule }} suppressed: {{ cap }}"
     ),
-    compile_template(
+    BuiltinTemplate(
         "New {{ labels.rule }} alerts are not made, nor mailed, while {{ cap }}:"
         " {{ suppressed }} so far, counted in netalert_alerts_suppressed_total. This alert"
         " resolves once the rule is under its caps and nothing more was suppressed for"

@@ -28,8 +28,12 @@ from netalert.present import clip
 from netalert.units import FILTERS
 
 __all__ = [
+    "DEFAULT_RESOLVED",
     "DEFAULT_RESOLVED_SUMMARY",
+    "EMPTY",
     "GLOBALS",
+    "AnyTemplate",
+    "BuiltinTemplate",
     "TemplateProblem",
     "compile_template",
     "render",
@@ -80,12 +84,37 @@ def compile_template(text: str) -> Template:
         raise TemplateProblem("template nests too deeply: split it") from None
 
 
+class BuiltinTemplate:
+    """A template of netalert's own text (the built-in alerts'), compiled when it first
+    renders: most starts never render one, and compiling them all cost every start
+    (``check-config`` too) a few milliseconds."""
+
+    __slots__ = ("_template", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._template: Template | None = None
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        """Renders it as :meth:`jinja2.Template.render` does."""
+        if self._template is None:
+            self._template = compile_template(self.text)
+        return self._template.render(*args, **kwargs)
+
+
+AnyTemplate = Template | BuiltinTemplate
+
+# What a rule that leaves its description or resolved_summary out renders: one for all.
+EMPTY = BuiltinTemplate("")
+DEFAULT_RESOLVED = BuiltinTemplate(DEFAULT_RESOLVED_SUMMARY)
+
+
 def template_ast(text: str) -> nodes.Template:
     """The syntax tree of a template that compiles (to see which names it reads)."""
     return _ENV.parse(text)
 
 
-def render(template: Template, context: Mapping[str, Any], *, one_line: bool) -> str:
+def render(template: AnyTemplate, context: Mapping[str, Any], *, one_line: bool) -> str:
     """Renders a template; a failure renders as a short note rather than raising.
 
     A template that fails on some device's data (a filter on a missing value, a
