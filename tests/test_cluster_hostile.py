@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -173,13 +174,20 @@ async def test_a_poison_trap_is_given_up_after_max_deliver_without_stalling_its_
     await node.publish(after)
     await _until(lambda: tries.get(after.source, 0) >= 1, "the next trap handled", within=10.0)
     await _until(lambda: _rejected(node).get("undeliverable") == 1, "poison given up", 30.0)
-    # each of the 3 deliveries was tried, or handed back unhandled when the node's
-    # lease lapsed for a moment (a busy machine renews late)
-    assert tries[poison.source] + node.handed_back() == 3
-    assert "deliveries=3" in caplog.text
+    # Given up at its first try at or past the 3rd delivery. Each delivery was tried, or
+    # handed back unhandled when the node's lease lapsed for a moment (a busy machine
+    # renews late), or, rarely, never seen: a pull whose wait ran out just as NATS sent
+    # it (NATS counts that delivery and sends the trap again after ack_wait; seen once
+    # at load 3, 8 xdist workers: "deliveries=4" after 3 tries).
+    found = re.search(r"event=trap_undeliverable .*?deliveries=(\d+)", caplog.text)
+    assert found is not None, caplog.text
+    deliveries = int(found.group(1))
+    seen = tries[poison.source] + node.handed_back()
+    assert deliveries >= 3 and 1 <= seen <= deliveries, (deliveries, seen)
+    assert 1 <= tries[poison.source] <= 3  # tried at deliveries below 3, then given up
     assert await _drained(node) == {}
     await asyncio.sleep(4.5)  # past ack_wait: it is not delivered again
-    assert tries[poison.source] + node.handed_back() == 3
+    assert tries[poison.source] + node.handed_back() == seen
     assert "trap_undeliverable" in caplog.text and "192.0.2.66" in caplog.text
 
 
