@@ -80,7 +80,7 @@ typecheck: venv
 # run even when the first fails; the exit status is the first failure's.
 # PYTEST_WORKERS=0 runs everything in one process (see docs/development.md). Both passes share one folder
 # (tests/support/shared.py): ports, MIB facts, the compiled MIB cache.
-PYTEST_WORKERS ?= 8
+PYTEST_WORKERS ?= 6
 TIMING_WORKERS ?= 6
 pytest: venv debs
 	@shared=$$(mktemp -d -t netalert-tests-XXXXXX) && trap 'rm -rf "$$shared"' EXIT && \
