@@ -87,7 +87,7 @@ if TYPE_CHECKING:
     from netalert.traps.receiver import TrapReceiver
     from netalert.traps.workers import TrapWorkers
 
-__all__ = ["Agent", "Prepared", "prepare", "raise_descriptor_limit", "run_agent"]
+__all__ = ["Agent", "Prepared", "prepare", "raise_descriptor_limit", "run_agent", "stop_step"]
 
 log = logging.getLogger("netalert.service")
 
@@ -1017,10 +1017,7 @@ class Agent:
         return self.db.writer.held if self.db is not None else 0
 
     async def _step(self, name: str, step: Awaitable[None]) -> None:
-        try:
-            await step
-        except Exception as exc:  # one failing step must not keep the others from running
-            log.error(event("drain_step_failed", step=name, error=f"{type(exc).__name__}: {exc}"))
+        await stop_step(name, step)
 
     async def _final(self, deadline: float) -> None:
         """The notifications stage's drain: every due group flushed into the outbox."""
@@ -1161,3 +1158,28 @@ async def run_agent(
             f"({agent.db.writer.last_error}): the alert changes and mails they held are lost"
         )
     return agent
+
+
+# seconds a step of the stop may take before the log says which one it still waits for
+STEP_SLOW = 5.0
+
+
+async def stop_step(name: str, step: Awaitable[None]) -> None:
+    """Runs one stage's drain or stop: a failure is logged (the next step runs all the
+    same), and every :data:`STEP_SLOW` seconds it has not finished the log names it
+    (``event=drain_step_slow``), so a stop that hangs says where."""
+    task = asyncio.ensure_future(step)
+    started = time.monotonic()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=STEP_SLOW)
+            if done:
+                task.result()
+                return
+            waited = time.monotonic() - started
+            log.warning(event("drain_step_slow", step=name, waited=f"{waited:.0f}s"))
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    except Exception as exc:  # one failing step must not keep the others from running
+        log.error(event("drain_step_failed", step=name, error=f"{type(exc).__name__}: {exc}"))
