@@ -92,7 +92,10 @@ AGENT_ONLY = {"aiohttp", "prometheus_client", "dpkt", "apscheduler"}
 AGENT_MODULES = ("netalert.service", "netalert.web", "netalert.stages", "netalert.ack.stage")
 
 
-def probe(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+def _python(
+    folder: Path, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """This Python with ``argv`` in ``folder``, the package and the shared caches on hand."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -100,8 +103,8 @@ def probe(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[s
         "NETALERT_CONFIG": "",
         **(env or {}),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+    return subprocess.run(
+        [sys.executable, *argv],
         capture_output=True,
         text=True,
         cwd=folder,
@@ -109,6 +112,10 @@ def probe(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[s
         env=env,
         check=False,
     )
+
+
+def probe(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    done = _python(folder, "-c", PROBE, *args, env=env)
     lines = [line for line in done.stderr.splitlines() if line.startswith("PROBE ")]
     assert done.returncode == 0 and lines, done.stdout + done.stderr
     found: dict[str, object] = json.loads(lines[-1].removeprefix("PROBE "))
@@ -219,34 +226,12 @@ atexit.register(lambda: sys.stderr.write("JINJA " + json.dumps(compiled) + "\\n"
 def test_check_config_compiles_the_configs_templates_only(folder: Path) -> None:
     # The config's templates are checked at every start (a syntax error stops it); the
     # package's own (the default mails', the built-in alerts') compile when first used.
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        **sharing_env(),
-        "NETALERT_CONFIG": "",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", JINJA_PROBE, "check-config", "-c", "config.toml"],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    done = _python(folder, "-c", JINJA_PROBE, "check-config", "-c", "config.toml")
     assert done.returncode == 0 and done.stdout.startswith("config.toml: ok"), done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("JINJA ")]
     assert json.loads(lines[-1].removeprefix("JINJA ")) == ["<string>"]  # the rule's summary
     # and a template of the config that does not compile still stops it
     broken = CONFIG.replace("{{ device }} {{ ifDescr }} is down", "{{ device }", 1)
     (folder / "config.toml").write_text(broken)
-    done = subprocess.run(
-        [sys.executable, "-m", "netalert", "check-config", "-c", "config.toml"],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    done = _python(folder, "-m", "netalert", "check-config", "-c", "config.toml")
     assert done.returncode != 0 and "summary" in done.stdout + done.stderr, done.stdout
